@@ -1,0 +1,57 @@
+import path from 'node:path';
+import { loadConfig, type SettingsOverrides } from '../core/config/loader.ts';
+import { Kernel } from '../core/kernel.ts';
+import { createLogger } from '../core/logger.ts';
+import { defaultPlugins } from './default-plugins.ts';
+
+export interface ServeOptions {
+  config?: string;
+  port?: string;
+  domain?: string;
+  dataDir?: string;
+  listen?: string;
+}
+
+/** `ten serve`: runs until SIGINT or SIGTERM, then stops every instance gracefully. */
+export async function serve(options: ServeOptions): Promise<void> {
+  const overrides: SettingsOverrides = {};
+  if (options.port !== undefined) overrides.port = Number(options.port);
+  if (options.domain !== undefined) overrides.domain = options.domain;
+  if (options.listen !== undefined) overrides.listen = options.listen;
+  const dataDir = options.dataDir ?? process.env.TENEMENT_DATA_DIR;
+  if (dataDir !== undefined) overrides.dataDir = path.resolve(dataDir);
+  const config = await loadConfig({ file: options.config, overrides });
+  const log = createLogger();
+  const kernel = new Kernel({ config, plugins: defaultPlugins, logger: log });
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = (signal: string): void => {
+    if (stopping) {
+      log.warn('second signal: exiting without waiting for instances');
+      process.exit(1);
+    }
+    log.info({ signal }, 'shutting down: stopping instances');
+    stopping = kernel.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: String(error) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  try {
+    await kernel.start();
+  } catch (error) {
+    await kernel.stop().catch(() => undefined);
+    throw error;
+  }
+  const settings = config.settings;
+  process.stderr.write(
+    `tenement serving ${Object.keys(config.services).length} service(s) on ${kernel.url}\n` +
+      `  tenants: http://{id}.{service}.${settings.domain}:${kernel.url.split(':').pop()}/\n` +
+      `  config:  ${config.source.path}\n  data:    ${settings.dataDir}\n`,
+  );
+}

@@ -1,0 +1,167 @@
+import type { ServiceConfig } from './config/schema.ts';
+import { LogBuffer } from './log-buffer.ts';
+import type { ExitInfo, InstanceState, RunningHandle } from './types.ts';
+
+export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
+
+type StateListener = (state: InstanceState) => void;
+
+/** One copy of a service for one tenant. The supervisor owns its transitions; the proxy owns its counters. */
+export class Instance {
+  readonly key: string;
+  state: InstanceState = 'created';
+  weight: number;
+  handle: RunningHandle | null = null;
+  /** Bumped on every spawn so late events of a previous process are recognised and ignored. */
+  epoch = 0;
+
+  /** Requests being proxied right now; hibernation and drains wait for zero. */
+  inFlight = 0;
+  /** Last time proxied traffic started or finished (health checks do not count). */
+  lastActivity = Date.now();
+  startedAt: number | null = null;
+  readyAt: number | null = null;
+  stateSince = Date.now();
+
+  health: HealthStatus = 'unknown';
+  consecutiveHealthFailures = 0;
+  /** Restarts ever made, for display. */
+  restarts = 0;
+  /** When recent restarts happened, for the maxRestarts-in-window rule. */
+  restartTimes: number[] = [];
+  /** Exponent of the next backoff delay; reset after a stable run. */
+  backoffAttempt = 0;
+  lastExit: ExitInfo | null = null;
+  lastError: string | null = null;
+
+  readonly logs: LogBuffer;
+  private listeners: StateListener[] = [];
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(
+    readonly service: string,
+    readonly id: string,
+    public config: ServiceConfig,
+    logBufferBytes: number,
+  ) {
+    this.key = `${service}:${id}`;
+    this.weight = config.weight;
+    this.logs = new LogBuffer(logBufferBytes);
+  }
+
+  get port(): number | null {
+    return this.handle?.address.port ?? null;
+  }
+
+  /** Only the registry calls this, after checking the transition is allowed. */
+  setState(state: InstanceState): void {
+    this.state = state;
+    this.stateSince = Date.now();
+    const listeners = this.listeners;
+    for (const listener of listeners) listener(state);
+  }
+
+  /**
+   * Resolves with the first state in `targets` the instance reaches (or is already in); rejects on timeout or
+   * abort. Used by wake queues and readiness waits, so it never polls.
+   */
+  waitForState(targets: ReadonlySet<InstanceState>, timeoutMs: number, signal?: AbortSignal): Promise<InstanceState> {
+    if (targets.has(this.state)) return Promise.resolve(this.state);
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.listeners = this.listeners.filter((l) => l !== listener);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const listener: StateListener = (state) => {
+        if (!targets.has(state)) return;
+        done();
+        resolve(state);
+      };
+      const onAbort = (): void => {
+        done();
+        reject(signal?.reason ?? new Error('aborted'));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out after ${timeoutMs}ms waiting for ${this.key} to become ${[...targets].join(' or ')}`));
+      }, timeoutMs);
+      this.listeners.push(listener);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  requestStarted(): void {
+    this.inFlight += 1;
+    this.lastActivity = Date.now();
+  }
+
+  requestFinished(): void {
+    this.inFlight -= 1;
+    this.lastActivity = Date.now();
+    if (this.inFlight === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /** Resolves when no request is in flight, or after `timeoutMs`; true when it drained. */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.drainWaiters = this.drainWaiters.filter((w) => w !== onDrained);
+        resolve(false);
+      }, timeoutMs);
+      const onDrained = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.drainWaiters.push(onDrained);
+    });
+  }
+
+  /** A plain snapshot for APIs, logs and tests. */
+  toJSON(): InstanceSnapshot {
+    return {
+      key: this.key,
+      service: this.service,
+      id: this.id,
+      state: this.state,
+      tier: this.config.isolation,
+      health: this.health,
+      weight: this.weight,
+      pid: this.handle?.pid ?? null,
+      port: this.port,
+      inFlight: this.inFlight,
+      restarts: this.restarts,
+      startedAt: this.startedAt,
+      readyAt: this.readyAt,
+      lastActivity: this.lastActivity,
+      stateSince: this.stateSince,
+      lastExit: this.lastExit,
+      lastError: this.lastError,
+    };
+  }
+}
+
+export interface InstanceSnapshot {
+  key: string;
+  service: string;
+  id: string;
+  state: InstanceState;
+  tier: string;
+  health: HealthStatus;
+  weight: number;
+  pid: number | null;
+  port: number | null;
+  inFlight: number;
+  restarts: number;
+  startedAt: number | null;
+  readyAt: number | null;
+  lastActivity: number;
+  stateSince: number;
+  lastExit: ExitInfo | null;
+  lastError: string | null;
+}

@@ -1,0 +1,254 @@
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { splitCommand } from './command.ts';
+import { healthSettings } from './config/health.ts';
+import type { ResolvedConfig } from './config/loader.ts';
+import { DNS_LABEL, TIERS } from './config/schema.ts';
+import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { HookTimings, createHooks, type KernelHooks } from './hooks.ts';
+import type { Instance } from './instance.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { killOrphans } from './orphans.ts';
+import { setupPlugins, type PluginEntry } from './plugin.ts';
+import { PortAllocator } from './ports.ts';
+import { InstanceRegistry } from './registry.ts';
+import { createServer, type TenementServer } from './server.ts';
+import { Store } from './store.ts';
+import { Supervisor } from './supervisor.ts';
+import type { HealthResult, InstanceEvent, InstanceEventType } from './types.ts';
+
+export interface KernelOptions {
+  config: ResolvedConfig;
+  plugins: readonly PluginEntry[];
+  logger?: Logger;
+}
+
+/**
+ * The small core: it owns instances and their lifecycle and exposes hooks. It knows no tier and no feature;
+ * runtimes and plugins tap its hooks during `start()`.
+ */
+export class Kernel {
+  readonly config: ResolvedConfig;
+  readonly log: Logger;
+  readonly timings = new HookTimings();
+  readonly hooks: KernelHooks;
+  readonly instances: InstanceRegistry;
+  readonly supervisor: Supervisor;
+  readonly ports: PortAllocator;
+  readonly metricsRegistry = new Registry();
+  readonly startedAt = Date.now();
+  store!: Store;
+  server!: TenementServer;
+  /** Names of the plugins that were set up, in set-up order. */
+  plugins: string[] = [];
+  private readonly closers: Array<() => void | Promise<void>> = [];
+  private readonly pluginEntries: readonly PluginEntry[];
+  private state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
+
+  constructor(options: KernelOptions) {
+    this.config = options.config;
+    this.log = options.logger ?? createLogger();
+    this.pluginEntries = [...options.plugins, ...(options.config.plugins as PluginEntry[])];
+    this.hooks = createHooks(this.timings);
+    this.instances = new InstanceRegistry(this.config.settings.logBuffer, (instance, event) => this.onTransition(instance, event));
+    this.supervisor = new Supervisor(this);
+    const range = this.config.settings.portRange;
+    this.ports = new PortAllocator(range.from, range.to);
+  }
+
+  /** Registers cleanup to run when the kernel stops (timers, sockets), last registered first. */
+  onClose(closer: () => void | Promise<void>): void {
+    this.closers.push(closer);
+  }
+
+  get url(): string {
+    const address = this.server.http.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  }
+
+  instanceDir(service: string, id: string): string {
+    return path.join(this.config.settings.dataDir, 'instances', service, id);
+  }
+
+  splitCommand(command: string): [string, string[]] {
+    return splitCommand(command);
+  }
+
+  /** Boots: state store, orphan clean-up, plugins, the HTTP server, then the instances that should run. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new TenementError(ErrorCodes.INVALID_STATE, `kernel already ${this.state}`);
+    this.state = 'starting';
+    const settings = this.config.settings;
+    this.store = new Store(path.join(settings.dataDir, 'tenement.db'));
+    const orphans = killOrphans(path.join(settings.dataDir, 'instances'));
+    if (orphans.length > 0) {
+      this.log.warn({ orphans: orphans.map((o) => `${o.service}:${o.id} pid ${o.pid}`) }, 'killed processes left by a previous run');
+    }
+    // The server exists before plugins so they can add management routes in setup; it listens after.
+    this.server = await createServer(this);
+    this.plugins = await setupPlugins(this, this.pluginEntries);
+    this.checkTiers();
+    this.hooks.metrics.call(this.metricsRegistry);
+    await this.server.listen(settings.port, settings.listen);
+    this.state = 'started';
+    this.log.info({ url: this.url, domain: settings.domain, plugins: this.plugins }, 'tenement is serving');
+    this.restoreInstances();
+  }
+
+  private checkTiers(): void {
+    for (const [name, service] of Object.entries(this.config.services)) {
+      const hook = this.hooks.spawn.get(service.isolation);
+      if (!hook || hook.taps.length === 0) {
+        const provided = [...this.providedTiers()].join(', ') || 'none';
+        throw new TenementError(
+          ErrorCodes.TIER_UNAVAILABLE,
+          `services.${name}.isolation: the '${service.isolation}' tier is not provided by any loaded runtime (available: ${provided})`,
+        );
+      }
+    }
+  }
+
+  providedTiers(): string[] {
+    return TIERS.filter((tier) => (this.hooks.spawn.get(tier)?.taps.length ?? 0) > 0);
+  }
+
+  /** Desired state from the store and `instances` from the config: running ones start, hibernated ones stay. */
+  private restoreInstances(): void {
+    const toStart: Instance[] = [];
+    const known = new Set<string>();
+    for (const row of this.store.listInstances()) {
+      const service = this.config.services[row.service];
+      if (!service) {
+        this.log.warn({ instance: `${row.service}:${row.id}` }, 'stored instance of a service no longer in the config: skipped');
+        continue;
+      }
+      const instance = this.instances.create(row.service, row.id, service);
+      instance.weight = row.weight;
+      known.add(instance.key);
+      if (row.desired === 'running') toStart.push(instance);
+      else this.instances.transition(instance, row.desired, row.desired === 'hibernated' ? 'hibernated' : 'stopped', 'restored');
+    }
+    this.store.batch(() => {
+      for (const [service, ids] of Object.entries(this.config.instances)) {
+        for (const id of ids) {
+          if (known.has(`${service}:${id}`)) continue;
+          const instance = this.instances.create(service, id, this.config.services[service]!);
+          this.store.saveInstance(service, id, 'running', instance.weight);
+          toStart.push(instance);
+        }
+      }
+    });
+    for (const instance of toStart) void this.supervisor.start(instance, 'boot');
+  }
+
+  /** Graceful shutdown: stop taking requests, stop every instance (drain, SIGTERM, SIGKILL), close plugins. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped' || this.state === 'new') return;
+    this.state = 'stopping';
+    const closingServer = this.server?.close();
+    await this.supervisor.shutdown(this.instances.list());
+    for (const closer of [...this.closers].reverse()) {
+      try {
+        await closer();
+      } catch (error) {
+        this.log.warn({ err: errorMessage(error) }, 'plugin close failed');
+      }
+    }
+    await closingServer;
+    this.store?.close();
+    this.state = 'stopped';
+  }
+
+  // ---- operations used by the API, the CLI and plugins ----
+
+  private requireService(service: string): NonNullable<ResolvedConfig['services'][string]> {
+    const config = this.config.services[service];
+    if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
+    return config;
+  }
+
+  /** Registers an instance (persisted as desired-running) without starting it. */
+  createInstance(service: string, id: string): Instance {
+    const config = this.requireService(service);
+    if (!DNS_LABEL.test(id)) {
+      throw new TenementError(ErrorCodes.BAD_NAME, `instance id '${id}' is not a DNS label`, { status: 400 });
+    }
+    const existing = this.instances.get(service, id);
+    if (existing) return existing;
+    const instance = this.instances.create(service, id, config);
+    this.store.saveInstance(service, id, 'running', instance.weight);
+    return instance;
+  }
+
+  /** Creates the instance if needed and starts it; resolves when it is running (or its start failed). */
+  async spawnInstance(service: string, id: string): Promise<Instance> {
+    const instance = this.createInstance(service, id);
+    this.store.saveInstance(service, id, 'running', instance.weight);
+    await this.supervisor.start(instance, 'spawn');
+    return instance;
+  }
+
+  /** Stops the instance and forgets it (its data directory stays unless keepData is false). */
+  async removeInstance(instance: Instance, reason = 'stopped by request'): Promise<void> {
+    await this.supervisor.stop(instance, { to: 'stopped', reason });
+    this.store.removeInstance(instance.service, instance.id);
+    this.instances.remove(instance, reason);
+  }
+
+  async hibernate(instance: Instance, reason = 'idle'): Promise<void> {
+    if (instance.state !== 'running') return;
+    await this.supervisor.stop(instance, { to: 'hibernated', reason, drain: false });
+    this.store.saveInstance(instance.service, instance.id, 'hibernated', instance.weight);
+  }
+
+  setWeight(instance: Instance, weight: number): void {
+    if (!Number.isInteger(weight) || weight < 0 || weight > 100) {
+      throw new TenementError(ErrorCodes.BAD_NAME, `weight must be an integer from 0 to 100, got ${weight}`, { status: 400 });
+    }
+    instance.weight = weight;
+    const desired = instance.state === 'hibernated' ? 'hibernated' : 'running';
+    this.store.saveInstance(instance.service, instance.id, desired, weight);
+  }
+
+  /** Runs the service's health check once (http when it has a path, tcp otherwise). */
+  async checkHealth(instance: Instance, timeoutMs?: number): Promise<HealthResult> {
+    const check = healthSettings(instance.config, this.config.settings);
+    const hook = this.hooks.health.get(check.kind);
+    if (!hook || hook.taps.length === 0) return { ok: true, detail: `no '${check.kind}' health check plugin loaded` };
+    const probe = { path: check.path, timeoutMs: timeoutMs ?? check.timeoutMs };
+    const result = await hook
+      .promise(instance, probe)
+      .catch((error: unknown): HealthResult => ({ ok: false, detail: errorMessage(error) }));
+    return result ?? { ok: false, detail: 'no health check answered' };
+  }
+
+  /** An event that is not a state change (spawned, unhealthy, oom), delivered like transitions. */
+  emit(instance: Instance, type: InstanceEventType, reason?: string): void {
+    const event: InstanceEvent = {
+      type,
+      instance: instance.key,
+      service: instance.service,
+      id: instance.id,
+      from: instance.state,
+      to: instance.state,
+      at: Date.now(),
+    };
+    if (reason !== undefined) event.reason = reason;
+    this.deliver(event);
+  }
+
+  private onTransition(instance: Instance, event: InstanceEvent): void {
+    this.log.debug({ instance: instance.key, event: event.type, from: event.from, to: event.to, reason: event.reason }, 'state');
+    this.deliver(event);
+  }
+
+  private deliver(event: InstanceEvent): void {
+    if (this.hooks.stateChange.taps.length === 0) return;
+    // Listeners never hold up the lifecycle, and a failing listener never breaks it.
+    this.hooks.stateChange.promise(event).catch((error: unknown) => {
+      this.log.warn({ err: errorMessage(error), event: event.type, instance: event.instance }, 'stateChange listener failed');
+    });
+  }
+}

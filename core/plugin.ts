@@ -1,0 +1,139 @@
+import semver from 'semver';
+import { z } from 'zod';
+import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import type { Kernel } from './kernel.ts';
+
+/** The kernel's own version; plugins declare the range they work with in `kernel`. */
+export const KERNEL_VERSION = '1.0.0';
+
+export interface PluginDefinition<Options = void> {
+  name: string;
+  version: string;
+  /** Semver range of kernel versions this plugin works with, e.g. '^1'. */
+  kernel: string;
+  /** Plugins that must be set up before this one. */
+  dependencies?: string[];
+  /** Ordering bucket: 'pre' plugins are set up first, 'post' last. */
+  enforce?: 'pre' | 'post';
+  setup(kernel: Kernel, options: Options): void | Promise<void>;
+}
+
+/** A plugin, or a plugin with its options. */
+export type PluginEntry = PluginDefinition<never> | readonly [PluginDefinition<never>, unknown];
+
+const manifestSchema = z.object({
+  name: z.string().regex(/^[a-z0-9@][a-z0-9@/._-]*$/, 'expected a plugin name of lowercase letters, digits, @ / . _ -'),
+  version: z.string().refine((v) => semver.valid(v) !== null, 'expected a semver version like 1.0.0'),
+  kernel: z.string().refine((r) => semver.validRange(r) !== null, "expected a semver range like '^1'"),
+  dependencies: z.array(z.string()).optional(),
+  enforce: z.enum(['pre', 'post']).optional(),
+  setup: z.custom<(...args: unknown[]) => unknown>((f) => typeof f === 'function', 'expected a setup(kernel, options) function'),
+});
+
+interface LoadedPlugin {
+  definition: PluginDefinition<unknown>;
+  options: unknown;
+}
+
+function unpack(entry: unknown): LoadedPlugin {
+  if (Array.isArray(entry)) return { definition: entry[0] as PluginDefinition<unknown>, options: entry[1] };
+  return { definition: entry as PluginDefinition<unknown>, options: undefined };
+}
+
+function validate(plugins: LoadedPlugin[]): void {
+  const seen = new Set<string>();
+  plugins.forEach(({ definition }, index) => {
+    const result = manifestSchema.safeParse(definition);
+    const label =
+      typeof (definition as { name?: unknown } | null)?.name === 'string' ? `'${(definition as { name: string }).name}'` : `#${index + 1}`;
+    if (!result.success) {
+      const problems = result.error.issues.map((i) => `${i.path.join('.') || '(plugin)'}: ${i.message}`).join('; ');
+      throw new TenementError(ErrorCodes.PLUGIN_MANIFEST, `plugin ${label} has an invalid manifest: ${problems}`, {
+        plugin: label,
+        hook: 'register',
+      });
+    }
+    if (seen.has(definition.name)) {
+      throw new TenementError(ErrorCodes.PLUGIN_DUPLICATE, `plugin '${definition.name}' is registered twice`, {
+        plugin: definition.name,
+        hook: 'register',
+      });
+    }
+    seen.add(definition.name);
+    if (!semver.satisfies(KERNEL_VERSION, definition.kernel)) {
+      throw new TenementError(
+        ErrorCodes.PLUGIN_KERNEL_VERSION,
+        `plugin '${definition.name}' needs kernel ${definition.kernel} but this kernel is ${KERNEL_VERSION}`,
+        { plugin: definition.name, hook: 'register' },
+      );
+    }
+  });
+}
+
+const BUCKET = { pre: 0, normal: 1, post: 2 } as const;
+
+/**
+ * Orders plugins by bucket (pre, normal, post), then so each comes after its dependencies, keeping the given
+ * order otherwise. A dependency that is missing, in a later bucket, or part of a cycle stops start-up.
+ */
+export function orderPlugins(entries: readonly unknown[]): LoadedPlugin[] {
+  const plugins = entries.map(unpack);
+  validate(plugins);
+  const byName = new Map(plugins.map((p) => [p.definition.name, p]));
+  const bucketOf = (p: LoadedPlugin): number => BUCKET[p.definition.enforce ?? 'normal'];
+  for (const plugin of plugins) {
+    for (const dependency of plugin.definition.dependencies ?? []) {
+      const target = byName.get(dependency);
+      if (!target) {
+        throw new TenementError(
+          ErrorCodes.PLUGIN_MISSING_DEPENDENCY,
+          `plugin '${plugin.definition.name}' depends on '${dependency}', which is not registered`,
+          { plugin: plugin.definition.name, hook: 'register' },
+        );
+      }
+      if (bucketOf(target) > bucketOf(plugin)) {
+        throw new TenementError(
+          ErrorCodes.PLUGIN_MISSING_DEPENDENCY,
+          `plugin '${plugin.definition.name}' depends on '${dependency}', which is enforced '${target.definition.enforce}' and so set up after it`,
+          { plugin: plugin.definition.name, hook: 'register' },
+        );
+      }
+    }
+  }
+  const sorted = [...plugins].sort((a, b) => bucketOf(a) - bucketOf(b));
+  const ordered: LoadedPlugin[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (plugin: LoadedPlugin, chain: string[]): void => {
+    const name = plugin.definition.name;
+    if (state.get(name) === 'done') return;
+    if (state.get(name) === 'visiting') {
+      throw new TenementError(ErrorCodes.PLUGIN_MISSING_DEPENDENCY, `plugin dependency cycle: ${[...chain, name].join(' -> ')}`, {
+        plugin: name,
+        hook: 'register',
+      });
+    }
+    state.set(name, 'visiting');
+    for (const dependency of plugin.definition.dependencies ?? []) visit(byName.get(dependency)!, [...chain, name]);
+    state.set(name, 'done');
+    ordered.push(plugin);
+  };
+  for (const plugin of sorted) visit(plugin, []);
+  return ordered;
+}
+
+/** Sets plugins up one by one; a throwing setup stops start-up with the plugin's name in the error. */
+export async function setupPlugins(kernel: Kernel, entries: readonly unknown[]): Promise<string[]> {
+  const ordered = orderPlugins(entries);
+  for (const { definition, options } of ordered) {
+    try {
+      await definition.setup(kernel, options);
+    } catch (error) {
+      throw new TenementError(
+        ErrorCodes.PLUGIN_SETUP,
+        `plugin '${definition.name}' failed in setup: ${errorMessage(error)}`,
+        { plugin: definition.name, hook: 'setup', cause: error },
+      );
+    }
+  }
+  return ordered.map((p) => p.definition.name);
+}

@@ -1,0 +1,46 @@
+import net from 'node:net';
+import { ErrorCodes, TenementError } from './errors.ts';
+
+function isFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.unref();
+    probe.once('error', () => resolve(false));
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Hands out instance ports from a range, round-robin so a just-released port (whose old connections may still
+ * linger in TIME_WAIT or in a keep-alive pool) is the last to be reused. Each port is probed with a real bind,
+ * so a port taken by something outside Tenement is skipped rather than handed to a tenant.
+ */
+export class PortAllocator {
+  private readonly taken = new Set<number>();
+  private next: number;
+
+  constructor(
+    private readonly from: number,
+    private readonly to: number,
+    private readonly host = '127.0.0.1',
+  ) {
+    this.next = from;
+  }
+
+  async allocate(): Promise<number> {
+    const span = this.to - this.from + 1;
+    for (let tried = 0; tried < span; tried++) {
+      const port = this.next;
+      this.next = port >= this.to ? this.from : port + 1;
+      if (this.taken.has(port)) continue;
+      this.taken.add(port);
+      if (await isFree(port, this.host)) return port;
+      this.taken.delete(port);
+    }
+    throw new TenementError(ErrorCodes.NO_PORT, `no free port left in ${this.from}-${this.to}`, { status: 503, retryAfter: 5 });
+  }
+
+  release(port: number | null): void {
+    if (port !== null) this.taken.delete(port);
+  }
+}

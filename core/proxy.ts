@@ -1,0 +1,190 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.ts';
+import { sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
+import type { Instance } from './instance.ts';
+import type { KernelHooks } from './hooks.ts';
+import type { RouteTarget } from './types.ts';
+
+type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
+type Outcome = 'done' | 'refused';
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+function forwardedInfo(req: IncomingMessage): ForwardedInfo {
+  return {
+    remoteAddress: req.socket.remoteAddress ?? '',
+    proto: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+    host: req.headers.host,
+  };
+}
+
+const upstreamError = (code: string | undefined, instance: Instance, detail: string): HttpError =>
+  code === 'ECONNREFUSED'
+    ? { status: 502, code: ErrorCodes.UPSTREAM_REFUSED, message: `${instance.key} refused the connection` }
+    : { status: 502, code: ErrorCodes.UPSTREAM_ERROR, message: `${instance.key}: ${detail}` };
+
+/**
+ * The data plane: forwards a routed request to an instance and streams both bodies. It wakes instances that
+ * are not running through the `wake` hook, counts in-flight requests (for hibernation and drains), and maps
+ * every failure to a status: 502 refused or broken, 503 cannot wake, 504 too slow.
+ */
+export class Proxy {
+  /** Upstream connections are kept alive; idle ones are closed before a typical server's own 5 s timeout. */
+  private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, timeout: 4_000, scheduling: 'lifo' });
+
+  constructor(private readonly hooks: KernelHooks) {}
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  async forward(req: IncomingMessage, res: ServerResponse, target: InstanceTarget): Promise<void> {
+    const { candidates } = target;
+    const bodyless = !hasBody(req);
+    for (let i = 0; i < candidates.length; i++) {
+      const instance = candidates[i]!;
+      const last = i === candidates.length - 1;
+      if (instance.state !== 'running' || !instance.handle) {
+        try {
+          await this.wake(instance, res);
+        } catch (error) {
+          if (!last) continue;
+          return sendError(res, toHttpError(error));
+        }
+        if (res.destroyed) return;
+      }
+      const outcome = await this.attempt(instance, req, res, bodyless, bodyless && !last);
+      if (outcome === 'done') return;
+    }
+  }
+
+  private async wake(instance: Instance, res: { once(event: 'close', fn: () => void): unknown }): Promise<void> {
+    const abort = new AbortController();
+    res.once('close', () => abort.abort(new Error('client went away')));
+    const woken = await this.hooks.wake.promise({ instance, signal: abort.signal });
+    if (woken !== true || !instance.handle) {
+      throw new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} is ${instance.state} and nothing woke it`, {
+        status: 503,
+        retryAfter: 1,
+      });
+    }
+  }
+
+  private attempt(instance: Instance, req: IncomingMessage, res: ServerResponse, bodyless: boolean, mayFallBack: boolean): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      const { host, port } = instance.handle!.address;
+      let finished = false;
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        instance.requestFinished();
+      };
+      instance.requestStarted();
+      res.once('close', finish);
+
+      const send = (retried: boolean): void => {
+        const upstream = http.request({
+          host,
+          port,
+          method: req.method,
+          path: req.url,
+          headers: upstreamRequestHeaders(req.rawHeaders, forwardedInfo(req)),
+          agent: this.agent,
+          setHost: false,
+        });
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          upstream.destroy();
+        }, instance.config.requestTimeout);
+
+        upstream.once('response', (response) => {
+          clearTimeout(timer);
+          res.writeHead(response.statusCode ?? 502, response.statusMessage, clientResponseHeaders(response.rawHeaders));
+          response.pipe(res);
+          response.once('error', () => res.destroy());
+          resolve('done');
+        });
+        upstream.once('error', (error: NodeJS.ErrnoException) => {
+          clearTimeout(timer);
+          if (timedOut) {
+            sendError(res, {
+              status: 504,
+              code: ErrorCodes.UPSTREAM_TIMEOUT,
+              message: `${instance.key} did not answer within ${instance.config.requestTimeout}ms`,
+            });
+          } else if (res.headersSent) {
+            res.destroy();
+          } else if (error.code === 'ECONNREFUSED' && mayFallBack) {
+            finish();
+            return resolve('refused');
+          } else if (bodyless && !retried && upstream.reusedSocket && error.code === 'ECONNRESET') {
+            // A kept-alive connection the instance closed just as we reused it: safe to send again once.
+            return send(true);
+          } else {
+            sendError(res, upstreamError(error.code, instance, errorMessage(error)));
+          }
+          finish();
+          resolve('done');
+        });
+        res.once('close', () => {
+          if (!res.writableFinished) upstream.destroy();
+        });
+        if (bodyless) upstream.end();
+        else req.pipe(upstream);
+      };
+      send(false);
+    });
+  }
+
+  /** WebSocket (and any other) upgrades: the handshake goes through, then bytes flow both ways untouched. */
+  async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: InstanceTarget): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    let instance: Instance | undefined;
+    for (const candidate of target.candidates) {
+      try {
+        if (candidate.state !== 'running' || !candidate.handle) await this.wake(candidate, socket);
+        instance = candidate;
+        break;
+      } catch (error) {
+        if (candidate === target.candidates[target.candidates.length - 1]) return sendSocketError(socket, toHttpError(error));
+      }
+    }
+    if (!instance?.handle || socket.destroyed) return;
+    const chosen = instance;
+    const upstream = net.connect(chosen.handle!.address.port, chosen.handle!.address.host);
+    let connected = false;
+    let finished = false;
+    chosen.requestStarted();
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      chosen.requestFinished();
+      upstream.destroy();
+      // Before the upstream answered, an error response may still be flushing: let end() close the socket.
+      if (connected) socket.destroy();
+    };
+    upstream.once('connect', () => {
+      connected = true;
+      const headers = upstreamRequestHeaders(req.rawHeaders, forwardedInfo(req), true);
+      let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+      for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+      upstream.write(`${text}\r\n`);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+    upstream.once('error', (error: NodeJS.ErrnoException) => {
+      if (!connected) sendSocketError(socket, upstreamError(error.code, chosen, errorMessage(error)));
+      finish();
+    });
+    upstream.once('close', finish);
+    socket.once('close', finish);
+  }
+}

@@ -1,0 +1,137 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
+import type { Kernel } from './kernel.ts';
+import { Proxy } from './proxy.ts';
+import type { RequestInfo, RouteTarget } from './types.ts';
+
+export interface TenementServer {
+  http: http.Server;
+  /** The management app on the bare domain; plugins add routes to it during setup. */
+  management: FastifyInstance;
+  listen(port: number, host: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Host header to a bare, lowercased host name: port and trailing dot removed, IPv6 brackets kept. */
+export function hostnameOf(host: string | undefined): string | null {
+  if (!host) return null;
+  let name = host.trim().toLowerCase();
+  if (name.startsWith('[')) {
+    const end = name.indexOf(']');
+    return end > 0 ? name.slice(0, end + 1) : null;
+  }
+  const colon = name.indexOf(':');
+  if (colon !== -1) name = name.slice(0, colon);
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  return name.length > 0 ? name : null;
+}
+
+const BAD_HOST: HttpError = { status: 400, code: ErrorCodes.BAD_HOST, message: 'missing or malformed Host header' };
+const NO_ROUTE: HttpError = { status: 404, code: ErrorCodes.NOT_FOUND, message: 'no route for this host' };
+
+function requestInfo(req: IncomingMessage, hostname: string, upgrade: boolean): RequestInfo {
+  return {
+    hostname,
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    headers: req.headers,
+    remoteAddress: req.socket.remoteAddress ?? '',
+    upgrade,
+  };
+}
+
+/**
+ * One HTTP server for everything: each request is routed by the `route` hook, then either proxied to an
+ * instance or handed to the management app (Fastify) on the bare domain.
+ */
+export async function createServer(kernel: Kernel): Promise<TenementServer> {
+  const proxy = new Proxy(kernel.hooks);
+  let managementHandler: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
+
+  const route = async (req: IncomingMessage, upgrade: boolean): Promise<RouteTarget | HttpError> => {
+    const hostname = hostnameOf(req.headers.host);
+    if (!hostname) return BAD_HOST;
+    try {
+      return (await kernel.hooks.route.promise(requestInfo(req, hostname, upgrade))) ?? NO_ROUTE;
+    } catch (error) {
+      kernel.log.error({ err: errorMessage(error) }, 'route hook failed');
+      return toHttpError(error);
+    }
+  };
+
+  const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
+    route(req, false).then(
+      (target) => {
+        if (!('kind' in target)) return sendError(res, target);
+        switch (target.kind) {
+          case 'instances':
+            return proxy.forward(req, res, target).catch((error: unknown) => sendError(res, toHttpError(error)));
+          case 'management':
+            return managementHandler!(req, res);
+          case 'reject':
+            return sendError(res, target);
+        }
+      },
+      (error: unknown) => sendError(res, toHttpError(error)),
+    );
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    route(req, true).then(
+      (target) => {
+        if (!('kind' in target)) return sendSocketError(socket, target);
+        if (target.kind === 'instances') return proxy.upgrade(req, socket, head, target);
+        if (target.kind === 'reject') return sendSocketError(socket, target);
+        return sendSocketError(socket, { status: 404, code: ErrorCodes.NOT_FOUND, message: 'no upgrade endpoint here' });
+      },
+      (error: unknown) => sendSocketError(socket, toHttpError(error)),
+    );
+  };
+
+  const management = Fastify({
+    logger: false,
+    serverFactory: (handler) => {
+      managementHandler = handler;
+      const server = http.createServer(dispatch);
+      server.on('upgrade', onUpgrade);
+      // Long uploads stream through; only the headers have a deadline.
+      server.requestTimeout = 0;
+      server.headersTimeout = 60_000;
+      server.keepAliveTimeout = 30_000;
+      return server;
+    },
+  });
+  management.setErrorHandler((error: Error, _request, reply) => {
+    const status = (error as { statusCode?: number }).statusCode ?? 500;
+    const code = (error as { code?: string }).code ?? ErrorCodes.NOT_FOUND;
+    void reply.status(status).send({ error: { code: code.startsWith('TNM_ERR_') ? code : `TNM_ERR_${code}`, message: error.message } });
+  });
+  management.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({ error: { code: ErrorCodes.NOT_FOUND, message: `no endpoint ${request.method} ${request.url}` } });
+  });
+  management.get('/health', async () => ({
+    status: 'ok',
+    uptimeSeconds: Math.round((Date.now() - kernel.startedAt) / 1000),
+    instances: kernel.instances.size,
+  }));
+
+  return {
+    http: management.server,
+    management,
+    async listen(port, host) {
+      try {
+        await management.listen({ port, host });
+      } catch (error) {
+        throw new TenementError(ErrorCodes.SERVER_LISTEN, `cannot listen on ${host}:${port}: ${errorMessage(error)}`, { cause: error });
+      }
+    },
+    async close() {
+      proxy.close();
+      management.server.closeIdleConnections();
+      await management.close();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+
+export type DesiredState = 'running' | 'hibernated' | 'stopped';
+
+export interface StoredInstance {
+  service: string;
+  id: string;
+  desired: DesiredState;
+  weight: number;
+  pid: number | null;
+  pgid: number | null;
+}
+
+/**
+ * Versioned schema steps, applied in order inside one transaction each. Append only: a released step is never
+ * edited, so every database can be brought forward from any earlier version.
+ */
+export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'instances',
+    sql: `
+      CREATE TABLE instances (
+        service    TEXT NOT NULL,
+        id         TEXT NOT NULL,
+        desired    TEXT NOT NULL CHECK (desired IN ('running', 'hibernated', 'stopped')),
+        weight     INTEGER NOT NULL CHECK (weight BETWEEN 0 AND 100),
+        pid        INTEGER,
+        pgid       INTEGER,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (service, id)
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+/** Tenement's embedded state: `{dataDir}/tenement.db`, SQLite in WAL mode. */
+export class Store {
+  readonly db: Database.Database;
+  private readonly statements;
+
+  constructor(readonly file: string) {
+    try {
+      mkdirSync(path.dirname(file), { recursive: true });
+      this.db = new Database(file);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate();
+    } catch (error) {
+      throw new TenementError(ErrorCodes.STORE, `cannot open the state database ${file}: ${errorMessage(error)}`, { cause: error });
+    }
+    this.statements = {
+      upsert: this.db.prepare(
+        `INSERT INTO instances (service, id, desired, weight, updated_at) VALUES (@service, @id, @desired, @weight, @now)
+         ON CONFLICT (service, id) DO UPDATE SET desired = excluded.desired, weight = excluded.weight, updated_at = excluded.updated_at`,
+      ),
+      setProcess: this.db.prepare(`UPDATE instances SET pid = ?, pgid = ?, updated_at = ? WHERE service = ? AND id = ?`),
+      remove: this.db.prepare(`DELETE FROM instances WHERE service = ? AND id = ?`),
+      list: this.db.prepare(`SELECT service, id, desired, weight, pid, pgid FROM instances ORDER BY service, id`),
+    };
+  }
+
+  get schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    for (const step of MIGRATIONS) {
+      if (step.version <= current) continue;
+      this.db.transaction(() => {
+        this.db.exec(step.sql);
+        this.db.pragma(`user_version = ${step.version}`);
+      })();
+    }
+  }
+
+  saveInstance(service: string, id: string, desired: DesiredState, weight: number): void {
+    this.statements.upsert.run({ service, id, desired, weight, now: Date.now() });
+  }
+
+  saveProcess(service: string, id: string, pid: number | null, pgid: number | null): void {
+    this.statements.setProcess.run(pid, pgid, Date.now(), service, id);
+  }
+
+  removeInstance(service: string, id: string): void {
+    this.statements.remove.run(service, id);
+  }
+
+  listInstances(): StoredInstance[] {
+    return this.statements.list.all() as StoredInstance[];
+  }
+
+  /** Runs `work` in one transaction: many small writes at boot cost one fsync instead of one each. */
+  batch<T>(work: () => T): T {
+    return this.db.transaction(work)();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

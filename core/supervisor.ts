@@ -1,0 +1,308 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { backoffDelay } from './backoff.ts';
+import { healthSettings } from './config/health.ts';
+import { interpolate, type PlaceholderValues } from './config/interpolate.ts';
+import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import type { Instance } from './instance.ts';
+import type { Kernel } from './kernel.ts';
+import type { ExitInfo, InstanceState, SpawnSpec } from './types.ts';
+
+const READY_POLL_FIRST_MS = 2;
+const READY_POLL_MAX_MS = 100;
+const ANY_STATE_BUT = (state: InstanceState): ReadonlySet<InstanceState> =>
+  new Set<InstanceState>(
+    (['created', 'starting', 'running', 'restarting', 'stopping', 'stopped', 'hibernated', 'waking', 'failed'] as const).filter(
+      (s) => s !== state,
+    ),
+  );
+
+function describeExit(exit: ExitInfo): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Starts, stops and restarts instances, and applies the restart policy. It is the only writer of instance
+ * state (through the registry), so every transition is checked and emitted in one place.
+ */
+export class Supervisor {
+  private readonly pendingStarts = new Map<Instance, Promise<void>>();
+  private readonly restartTimers = new Map<Instance, NodeJS.Timeout>();
+  private closing = false;
+
+  constructor(private readonly kernel: Kernel) {}
+
+  /**
+   * Brings an instance up and resolves once it is ready (or its start failed, in which case the restart policy
+   * has already been applied). Concurrent calls share one spawn.
+   */
+  start(instance: Instance, reason = 'start'): Promise<void> {
+    const pending = this.pendingStarts.get(instance);
+    if (pending) return pending;
+    if (instance.state === 'running' || instance.state === 'stopping') return Promise.resolve();
+    this.cancelRestartTimer(instance);
+    const waking = instance.state === 'hibernated' || (instance.state === 'stopped' && reason === 'wake');
+    // The transition happens synchronously so a caller that starts and then waits sees the new state at once.
+    this.kernel.instances.transition(instance, waking ? 'waking' : 'starting', waking ? 'waking' : 'starting', reason);
+    const run = this.launch(instance, waking).finally(() => this.pendingStarts.delete(instance));
+    this.pendingStarts.set(instance, run);
+    return run;
+  }
+
+  private async launch(instance: Instance, waking: boolean): Promise<void> {
+    const epoch = ++instance.epoch;
+    const config = instance.config;
+    const startedAt = Date.now();
+    let port: number | null = null;
+    let exited: ExitInfo | null = null;
+    let exitNotify: (() => void) | null = null;
+    try {
+      port = await this.kernel.ports.allocate();
+      const dataDir = this.kernel.instanceDir(instance.service, instance.id);
+      await mkdir(dataDir, { recursive: true });
+      const spec = await this.kernel.hooks.beforeSpawn.promise(
+        this.buildSpec(instance, port, dataDir, (exit) => {
+          exited = exit;
+          exitNotify?.();
+          this.onExit(instance, epoch, exit);
+        }),
+      );
+      const hook = this.kernel.hooks.spawn.get(spec.tier);
+      if (!hook || hook.taps.length === 0) {
+        throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `no runtime plugin provides the '${spec.tier}' tier`, { status: 503 });
+      }
+      const handle = await hook.promise(spec);
+      if (!handle) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `the '${spec.tier}' runtime did not start ${instance.key}`);
+      if (epoch !== instance.epoch) {
+        // Stopped while the runtime was starting it.
+        await handle.stop({ graceMs: config.stopTimeout });
+        this.kernel.ports.release(port);
+        return;
+      }
+      instance.handle = handle;
+      instance.startedAt = startedAt;
+      this.kernel.store.saveProcess(instance.service, instance.id, handle.pid, handle.pgid);
+      this.kernel.emit(instance, 'spawned', `pid ${handle.pid ?? '-'} on port ${handle.address.port}`);
+
+      const deadline = startedAt + config.startupTimeout;
+      const exitedEarly = new Promise<void>((resolve) => {
+        exitNotify = resolve;
+        if (exited) resolve();
+      });
+      const ready = await this.waitReady(instance, epoch, deadline, exitedEarly, () => exited !== null);
+      if (epoch !== instance.epoch) return;
+      if (!ready) {
+        const why = exited ? describeExit(exited) : `not ready within ${config.startupTimeout}ms`;
+        throw new TenementError(
+          exited ? ErrorCodes.SPAWN_FAILED : ErrorCodes.STARTUP_TIMEOUT,
+          `${instance.key} ${exited ? 'exited during start-up' : 'did not become ready'}: ${why}`,
+        );
+      }
+      instance.readyAt = Date.now();
+      instance.health = 'healthy';
+      instance.consecutiveHealthFailures = 0;
+      instance.lastError = null;
+      instance.lastActivity = Date.now();
+      this.kernel.instances.transition(instance, 'running', waking ? 'woken' : 'ready', `ready in ${instance.readyAt - startedAt}ms`);
+      this.kernel.store.saveInstance(instance.service, instance.id, 'running', instance.weight);
+    } catch (error) {
+      if (epoch !== instance.epoch) {
+        // stop() owns the handle from here; only a port nobody holds yet is ours to give back.
+        if (!instance.handle) this.kernel.ports.release(port);
+        return;
+      }
+      instance.lastError = errorMessage(error);
+      this.kernel.log.warn({ instance: instance.key, err: instance.lastError }, 'start failed');
+      const handle = instance.handle;
+      instance.handle = null;
+      if (handle) await handle.stop({ graceMs: 0 }).catch(() => undefined);
+      this.kernel.ports.release(port);
+      this.kernel.store.saveProcess(instance.service, instance.id, null, null);
+      this.afterFailure(instance, instance.lastError, exited);
+    }
+  }
+
+  private buildSpec(instance: Instance, port: number, dataDir: string, onExit: (exit: ExitInfo) => void): SpawnSpec {
+    const config = instance.config;
+    const values: PlaceholderValues = {
+      service: instance.service,
+      id: instance.id,
+      port: String(port),
+      instance_dir: dataDir,
+      data_dir: this.kernel.config.settings.dataDir,
+    };
+    const command = interpolate(config.command, values);
+    const [program, args] = config.args
+      ? [command, config.args.map((a) => interpolate(a, values))]
+      : this.kernel.splitCommand(command);
+    const env: Record<string, string> = {};
+    for (const [name, value] of Object.entries(config.env)) env[name] = interpolate(value, values);
+    Object.assign(env, {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      TENEMENT_SERVICE: instance.service,
+      TENEMENT_INSTANCE: instance.id,
+    });
+    return {
+      service: instance.service,
+      id: instance.id,
+      tier: config.isolation,
+      command: program,
+      args,
+      env,
+      cwd: config.cwd ?? process.cwd(),
+      port,
+      host: '127.0.0.1',
+      dataDir,
+      config,
+      onLog: (stream, line) => {
+        const entry = { at: Date.now(), stream, line };
+        instance.logs.push(entry);
+        this.kernel.hooks.log.call(instance, entry);
+      },
+      onExit,
+    };
+  }
+
+  /** Polls readiness quickly at first (a cold start is measured in tens of milliseconds), then backs off. */
+  private async waitReady(
+    instance: Instance,
+    epoch: number,
+    deadline: number,
+    exitedEarly: Promise<void>,
+    hasExited: () => boolean,
+  ): Promise<boolean> {
+    const check = healthSettings(instance.config, this.kernel.config.settings);
+    let pause = READY_POLL_FIRST_MS;
+    while (Date.now() < deadline && epoch === instance.epoch && !hasExited()) {
+      const timeout = Math.max(1, Math.min(check.timeoutMs, deadline - Date.now()));
+      const result = await this.kernel.checkHealth(instance, timeout);
+      if (result.ok) return !hasExited() && epoch === instance.epoch;
+      const wait = Math.min(pause, Math.max(0, deadline - Date.now()));
+      await Promise.race([sleep(wait), exitedEarly]);
+      pause = Math.min(READY_POLL_MAX_MS, pause * 1.5);
+    }
+    return false;
+  }
+
+  private onExit(instance: Instance, epoch: number, exit: ExitInfo): void {
+    instance.lastExit = exit;
+    if (epoch !== instance.epoch) return;
+    this.kernel.log.info({ instance: instance.key, ...exit }, 'instance process ended');
+    // During start-up, launch() sees the exit and applies the policy itself.
+    if (instance.state !== 'running') return;
+    const port = instance.port;
+    instance.handle = null;
+    instance.epoch += 1;
+    this.kernel.ports.release(port);
+    this.kernel.store.saveProcess(instance.service, instance.id, null, null);
+    this.afterFailure(instance, describeExit(exit), exit);
+  }
+
+  /** The restart policy, with jittered exponential backoff and the maxRestarts-in-window rule. */
+  private afterFailure(instance: Instance, reason: string, exit: ExitInfo | null): void {
+    if (this.closing) return;
+    const config = instance.config;
+    const cleanExit = exit !== null && exit.code === 0 && exit.signal === null;
+    if (config.restart === 'never' || (config.restart === 'on-failure' && cleanExit)) {
+      this.kernel.instances.transition(instance, cleanExit ? 'stopped' : 'failed', cleanExit ? 'stopped' : 'failed', reason);
+      return;
+    }
+    const now = Date.now();
+    instance.restartTimes = instance.restartTimes.filter((t) => now - t < config.restartWindow);
+    if (instance.restartTimes.length >= config.maxRestarts) {
+      this.kernel.instances.transition(
+        instance,
+        'failed',
+        'failed',
+        `${reason}; gave up after ${instance.restartTimes.length} restarts within ${config.restartWindow}ms`,
+      );
+      return;
+    }
+    if (instance.readyAt !== null && now - instance.readyAt >= config.backoff.resetAfter) instance.backoffAttempt = 0;
+    const delay = backoffDelay(instance.backoffAttempt, config.backoff.base, config.backoff.max);
+    instance.backoffAttempt += 1;
+    instance.restartTimes.push(now);
+    instance.restarts += 1;
+    instance.health = 'unknown';
+    this.kernel.instances.transition(instance, 'restarting', 'restarting', `${reason}; restarting in ${delay}ms`);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(instance);
+      if (instance.state === 'restarting') void this.start(instance, 'restart');
+    }, delay);
+    this.restartTimers.set(instance, timer);
+  }
+
+  private cancelRestartTimer(instance: Instance): void {
+    const timer = this.restartTimers.get(instance);
+    if (timer) clearTimeout(timer);
+    this.restartTimers.delete(instance);
+  }
+
+  /**
+   * Stops an instance's process: drain in-flight requests (bounded), then the runtime's graceful stop
+   * (SIGTERM to the group, SIGKILL after stopTimeout). `to` is the state it ends in.
+   */
+  async stop(instance: Instance, options: { to: 'stopped' | 'hibernated'; reason: string; drain?: boolean }): Promise<void> {
+    this.cancelRestartTimer(instance);
+    const pending = this.pendingStarts.get(instance);
+    instance.epoch += 1;
+    if (pending) await pending.catch(() => undefined);
+    const handle = instance.handle;
+    if (instance.state === options.to) return;
+    if (handle) {
+      this.kernel.instances.transition(instance, 'stopping', 'stopping', options.reason);
+      if (options.drain !== false) await instance.drain(instance.config.drainTimeout);
+      await handle.stop({ graceMs: instance.config.stopTimeout }).catch((error: unknown) => {
+        this.kernel.log.warn({ instance: instance.key, err: errorMessage(error) }, 'stop failed');
+      });
+      instance.handle = null;
+      this.kernel.ports.release(handle.address.port);
+      this.kernel.store.saveProcess(instance.service, instance.id, null, null);
+    }
+    if (!instance.config.keepData) {
+      await rm(this.kernel.instanceDir(instance.service, instance.id), { recursive: true, force: true });
+    }
+    if (instance.state !== options.to) {
+      this.kernel.instances.transition(instance, options.to, options.to === 'hibernated' ? 'hibernated' : 'stopped', options.reason);
+    }
+    instance.health = 'unknown';
+  }
+
+  /** A manual restart: forgets earlier failures (so it also revives a `failed` instance) and starts afresh. */
+  async restart(instance: Instance, reason = 'manual restart'): Promise<void> {
+    instance.restartTimes = [];
+    instance.backoffAttempt = 0;
+    if (instance.handle || instance.state === 'restarting') await this.stop(instance, { to: 'stopped', reason });
+    await this.start(instance, reason);
+  }
+
+  /** Health checks failed `failures` times in a row: restart under the policy, as for a crash. */
+  async unhealthy(instance: Instance, detail: string): Promise<void> {
+    if (instance.state !== 'running' || !instance.handle) return;
+    instance.health = 'unhealthy';
+    this.kernel.emit(instance, 'unhealthy', detail);
+    const handle = instance.handle;
+    instance.epoch += 1;
+    this.kernel.instances.transition(instance, 'stopping', 'stopping', `unhealthy: ${detail}`);
+    await handle.stop({ graceMs: instance.config.stopTimeout }).catch(() => undefined);
+    instance.handle = null;
+    this.kernel.ports.release(handle.address.port);
+    this.kernel.store.saveProcess(instance.service, instance.id, null, null);
+    this.afterFailure(instance, `unhealthy: ${detail}`, null);
+  }
+
+  /** Stops everything for shutdown without touching desired state, so the next start brings it all back. */
+  async shutdown(instances: Instance[]): Promise<void> {
+    this.closing = true;
+    for (const timer of this.restartTimers.values()) clearTimeout(timer);
+    this.restartTimers.clear();
+    await Promise.all(
+      instances
+        .filter((i) => i.handle || this.pendingStarts.has(i))
+        .map((i) => this.stop(i, { to: 'stopped', reason: 'shutdown' }).catch(() => undefined)),
+    );
+  }
+}

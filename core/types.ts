@@ -1,0 +1,147 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ServiceConfig, Tier } from './config/schema.ts';
+import type { Instance } from './instance.ts';
+
+export type { Instance };
+
+export type InstanceState =
+  | 'created'
+  | 'starting'
+  | 'running'
+  | 'restarting'
+  | 'stopping'
+  | 'stopped'
+  | 'hibernated'
+  | 'waking'
+  | 'failed';
+
+/** Lifecycle events, one per transition, named by what happened rather than by the state reached. */
+export type InstanceEventType =
+  | 'created'
+  | 'starting'
+  | 'waking'
+  | 'spawned'
+  | 'ready'
+  | 'woken'
+  | 'unhealthy'
+  | 'exited'
+  | 'restarting'
+  | 'failed'
+  | 'stopping'
+  | 'hibernated'
+  | 'stopped'
+  | 'removed'
+  | 'oom';
+
+export interface InstanceEvent {
+  type: InstanceEventType;
+  /** `service:id` */
+  instance: string;
+  service: string;
+  id: string;
+  from: InstanceState;
+  to: InstanceState;
+  reason?: string;
+  at: number;
+}
+
+export type LogStream = 'stdout' | 'stderr';
+
+export interface LogLine {
+  at: number;
+  stream: LogStream;
+  line: string;
+}
+
+/** Everything a runtime needs to start one instance; `beforeSpawn` taps may rewrite it. */
+export interface SpawnSpec {
+  service: string;
+  id: string;
+  tier: Tier;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  port: number;
+  host: string;
+  /** The instance's own directory, exported as DATA_DIR. */
+  dataDir: string;
+  config: ServiceConfig;
+  /** Called for every complete line the instance writes. */
+  onLog(stream: LogStream, line: string): void;
+  /** Called once when the instance's main process ends, however it ends. */
+  onExit(exit: ExitInfo): void;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface InstanceStats {
+  pid: number | null;
+  /** Resident memory in bytes. */
+  memoryBytes: number | null;
+  /** CPU time consumed (user + system) in seconds. */
+  cpuSeconds: number | null;
+}
+
+/** What a runtime returns from `spawn`: enough for the kernel to reach, stop and inspect the instance. */
+export interface RunningHandle {
+  pid: number | null;
+  /** Process group id, persisted so a later run can kill orphans after a crash. */
+  pgid: number | null;
+  address: { host: string; port: number };
+  /** Signals the instance to stop and resolves once nothing of it is left. */
+  stop(options: { graceMs: number }): Promise<ExitInfo>;
+  stats(): Promise<InstanceStats>;
+}
+
+export interface RequestInfo {
+  /** Host name without port, lowercased. */
+  hostname: string;
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  remoteAddress: string;
+  upgrade: boolean;
+}
+
+export type RouteTarget =
+  | { kind: 'management' }
+  | {
+      kind: 'instances';
+      mode: 'direct' | 'weighted';
+      service: string;
+      /** In preference order: the proxy tries the next one when a candidate cannot be reached. */
+      candidates: Instance[];
+    }
+  | { kind: 'reject'; status: number; code: string; message: string };
+
+/** What to check and how long to wait: the service's health settings, with the caller's deadline. */
+export interface HealthProbe {
+  path: string | null;
+  timeoutMs: number;
+}
+
+export interface HealthResult {
+  ok: boolean;
+  detail?: string;
+  latencyMs?: number;
+}
+
+export interface WakeRequest {
+  instance: Instance;
+  /** Aborted when the waiting client goes away. */
+  signal?: AbortSignal;
+}
+
+/** Identity for the management API (tapped by auth plugins). */
+export interface AuthRequest {
+  headers: IncomingHttpHeaders;
+  remoteAddress: string;
+  method: string;
+  url: string;
+}
+
+export type Identity = { kind: 'admin'; name: string } | { kind: 'tenant'; tenant: string; name: string };

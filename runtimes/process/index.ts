@@ -1,0 +1,12 @@
+import { definePlugin } from '../../sdk/index.ts';
+import { spawnProcess } from './spawn-process.ts';
+
+/** The `process` tier: each instance is a plain process in its own process group. No isolation. */
+export default definePlugin({
+  name: 'runtime-process',
+  version: '1.0.0',
+  kernel: '^1',
+  setup(kernel) {
+    kernel.hooks.spawn.for('process').tapPromise('runtime-process', (spec) => spawnProcess(spec));
+  },
+});

@@ -1,0 +1,24 @@
+/**
+ * What users import: `defineConfig` for tenement.config.ts and `definePlugin` for plugins, with the kernel's
+ * types for hooks and instances.
+ */
+import type { ConfigInput } from '../core/config/schema.ts';
+import type { PluginDefinition } from '../core/plugin.ts';
+
+export type { ConfigInput, ServiceInput, Tier } from '../core/config/schema.ts';
+export type { PluginDefinition, PluginEntry } from '../core/plugin.ts';
+export type { Kernel } from '../core/kernel.ts';
+export type { KernelHooks } from '../core/hooks.ts';
+export type { Instance } from '../core/instance.ts';
+export type * from '../core/types.ts';
+export { TenementError, ErrorCodes } from '../core/errors.ts';
+
+/** Identity function that gives `tenement.config.ts` full type checking and completion. */
+export function defineConfig<const T extends ConfigInput>(config: T): T {
+  return config;
+}
+
+/** Identity function that types a plugin; the kernel validates the manifest again at load. */
+export function definePlugin<Options = void>(plugin: PluginDefinition<Options>): PluginDefinition<Options> {
+  return plugin;
+}
