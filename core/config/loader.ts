@@ -55,10 +55,15 @@ async function importConfigModule(file: string): Promise<unknown> {
   // tsx compiles TypeScript configs on the fly; plain JavaScript goes through the same door.
   const { tsImport } = await import('tsx/esm/api');
   const loaded = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
-  if (loaded.default === undefined) {
+  // Outside an ESM package a .ts config is compiled as CommonJS, and its default export arrives wrapped once more.
+  let value = loaded.default as { default?: unknown; __esModule?: boolean } | undefined;
+  if (value && typeof value === 'object' && 'default' in value && (value.__esModule || Object.keys(value).length === 1)) {
+    value = value.default as typeof value;
+  }
+  if (value === undefined) {
     throw new TenementError(ErrorCodes.CONFIG_LOAD, `${file} has no default export: export default defineConfig({...})`);
   }
-  return loaded.default;
+  return value;
 }
 
 export async function loadConfig(options: { file?: string; cwd?: string; overrides?: SettingsOverrides } = {}): Promise<ResolvedConfig> {
@@ -73,13 +78,42 @@ export async function loadConfig(options: { file?: string; cwd?: string; overrid
   return resolveConfig(raw, { path: file, dir: path.dirname(file) }, options.overrides);
 }
 
-function formatIssues(issues: z.core.$ZodIssue[]): string {
+type Issue = z.core.$ZodIssue;
+
+/** The message a user needs: for a union, the branch's own words (not "Invalid input"); for a record key, why. */
+function issueMessage(issue: Issue): string {
+  if (issue.code === 'invalid_union') {
+    const branches = issue.errors.flat();
+    const specific = branches.find((i) => i.code === 'custom') ?? branches.find((i) => i.code !== 'invalid_value');
+    if (specific) return issueMessage(specific);
+  }
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) return issueMessage(issue.issues[0]!);
+  return issue.message;
+}
+
+function formatIssues(issues: readonly Issue[]): string {
   return issues
     .map((issue) => {
       const where = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
-      return `  - ${where}: ${issue.message}`;
+      return `  - ${where}: ${issueMessage(issue)}`;
     })
     .join('\n');
+}
+
+/** Cross-field checks zod skips while other fields are invalid; run on the raw input so they are reported too. */
+function crossFieldIssues(raw: unknown): Issue[] {
+  const config = raw as { services?: unknown; instances?: unknown } | null;
+  if (typeof config !== 'object' || config === null) return [];
+  const services = typeof config.services === 'object' && config.services !== null ? Object.keys(config.services) : [];
+  const instances = typeof config.instances === 'object' && config.instances !== null ? Object.keys(config.instances) : [];
+  return instances
+    .filter((service) => !services.includes(service))
+    .map((service) => ({
+      code: 'custom',
+      path: ['instances', service],
+      message: `unknown service '${service}': expected one of the keys of services (${services.join(', ') || 'none defined'})`,
+      input: undefined,
+    }));
 }
 
 /** Validates a config object; every bad field is reported with its path, not just the first. */
@@ -92,7 +126,11 @@ export function resolveConfig(
   const result = configSchema.safeParse(withOverrides);
   if (!result.success) {
     const where = source.path ?? 'config';
-    throw new TenementError(ErrorCodes.CONFIG_INVALID, `invalid config ${where}:\n${formatIssues(result.error.issues)}`);
+    const issues = [...result.error.issues];
+    for (const extra of crossFieldIssues(withOverrides)) {
+      if (!issues.some((i) => i.path.join('.') === extra.path.join('.'))) issues.push(extra);
+    }
+    throw new TenementError(ErrorCodes.CONFIG_INVALID, `invalid config ${where}:\n${formatIssues(issues)}`);
   }
   const config = result.data;
   config.settings.dataDir = path.resolve(source.dir, config.settings.dataDir);

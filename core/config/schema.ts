@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.ts';
 import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
+import { splitCommand } from '../command.ts';
 
 /** Service names and instance ids are DNS labels: they become parts of a host name. */
 export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -91,6 +92,14 @@ export const serviceSchema = z
     wakeQueue: z.number().int().min(1).default(1024),
     /** Weight of a new instance in `{service}.{domain}` traffic, 0 to 100. */
     weight: z.number().int().min(0).max(100).default(100),
+  })
+  .superRefine((service, ctx) => {
+    if (service.args) return;
+    try {
+      splitCommand(service.command);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', path: ['command'], message: (error as Error).message });
+    }
   });
 
 const settingsSchema = z.strictObject({
