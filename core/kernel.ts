@@ -16,7 +16,7 @@ import { InstanceRegistry } from './registry.ts';
 import { createServer, type TenementServer } from './server.ts';
 import { Store } from './store.ts';
 import { Supervisor } from './supervisor.ts';
-import type { HealthResult, InstanceEvent, InstanceEventType } from './types.ts';
+import type { HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
 
 export interface KernelOptions {
   config: ResolvedConfig;
@@ -63,7 +63,7 @@ export class Kernel {
   }
 
   get url(): string {
-    const address = this.server.http.address() as AddressInfo;
+    const address = this.server.listener.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
   }
@@ -156,6 +156,7 @@ export class Kernel {
         this.log.warn({ err: errorMessage(error) }, 'plugin close failed');
       }
     }
+    this.server?.terminate();
     await closingServer;
     this.store?.close();
     this.state = 'stopped';
@@ -200,7 +201,8 @@ export class Kernel {
   async hibernate(instance: Instance, reason = 'idle'): Promise<void> {
     if (instance.state !== 'running') return;
     await this.supervisor.stop(instance, { to: 'hibernated', reason, drain: false });
-    this.store.saveInstance(instance.service, instance.id, 'hibernated', instance.weight);
+    // A removal or shutdown that came in during the stop has the last word (and may have closed the store).
+    if ((instance.state as InstanceState) === 'hibernated') this.store.saveInstance(instance.service, instance.id, 'hibernated', instance.weight);
   }
 
   setWeight(instance: Instance, weight: number): void {

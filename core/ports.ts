@@ -24,7 +24,9 @@ export class PortAllocator {
     private readonly to: number,
     private readonly host = '127.0.0.1',
   ) {
-    this.next = from;
+    // A random starting point keeps two servers (or parallel test kernels) on one host from racing for the
+    // same ports: a probe cannot reserve a port for a process that has not bound it yet.
+    this.next = from + Math.floor(Math.random() * (to - from + 1));
   }
 
   async allocate(): Promise<number> {

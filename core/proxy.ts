@@ -88,13 +88,17 @@ export class Proxy {
       instance.requestStarted();
       res.once('close', finish);
 
+      const headers = upstreamRequestHeaders(req.rawHeaders, forwardedInfo(req));
+      // A body of unknown length goes on chunked. Said explicitly: Node frames it by itself only for some methods
+      // and would send a DELETE's or GET's body raw, for the app to read as another request.
+      if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
       const send = (retried: boolean): void => {
         const upstream = http.request({
           host,
           port,
           method: req.method,
           path: req.url,
-          headers: upstreamRequestHeaders(req.rawHeaders, forwardedInfo(req)),
+          headers,
           agent: this.agent,
           setHost: false,
         });
@@ -121,7 +125,8 @@ export class Proxy {
             });
           } else if (res.headersSent) {
             res.destroy();
-          } else if (error.code === 'ECONNREFUSED' && mayFallBack) {
+          } else if (error.syscall === 'connect' && mayFallBack) {
+            // The instance never accepted the connection (refused, or reset while dying): try the next one.
             finish();
             return resolve('refused');
           } else if (bodyless && !retried && upstream.reusedSocket && error.code === 'ECONNRESET') {

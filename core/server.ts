@@ -1,18 +1,27 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import { sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
 import type { Kernel } from './kernel.ts';
 import { Proxy } from './proxy.ts';
+import { createDataPlane } from './dataplane/index.ts';
+import { UpstreamPool } from './dataplane/upstream-pool.ts';
 import type { RequestInfo, RouteTarget } from './types.ts';
 
 export interface TenementServer {
+  /** The listening socket: the fast data plane, or the node:http server itself when that is switched off. */
+  listener: net.Server;
+  /** Handles management requests and every request the fast path hands over. */
   http: http.Server;
   /** The management app on the bare domain; plugins add routes to it during setup. */
   management: FastifyInstance;
   listen(port: number, host: string): Promise<void>;
+  /** Stops accepting and closes idle connections; resolves once every connection is gone. */
   close(): Promise<void>;
+  /** Destroys the connections still open (after instances are stopped, nothing more will come on them). */
+  terminate(): void;
 }
 
 /** Host header to a bare, lowercased host name: port and trailing dot removed, IPv6 brackets kept. */
@@ -95,7 +104,8 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     logger: false,
     serverFactory: (handler) => {
       managementHandler = handler;
-      const server = http.createServer(dispatch);
+      // No Host header gets our JSON 400 (TNM_ERR_BAD_HOST) from `route`, not Node's bare one.
+      const server = http.createServer({ requireHostHeader: false }, dispatch);
       server.on('upgrade', onUpgrade);
       // Long uploads stream through; only the headers have a deadline.
       server.requestTimeout = 0;
@@ -118,20 +128,50 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     instances: kernel.instances.size,
   }));
 
+  const pool = new UpstreamPool();
+  const fastPath = process.env.TENEMENT_FAST_PROXY !== '0';
+  const dataPlane = fastPath
+    ? createDataPlane({
+        hooks: kernel.hooks,
+        pool,
+        log: kernel.log,
+        hostnameOf,
+        handoff: (socket) => management.server.emit('connection', socket),
+      })
+    : null;
+  const listener = dataPlane?.server ?? management.server;
+
   return {
+    listener,
     http: management.server,
     management,
     async listen(port, host) {
       try {
-        await management.listen({ port, host });
+        await management.ready();
+        await new Promise<void>((resolve, reject) => {
+          listener.once('error', reject);
+          listener.listen({ port, host }, () => {
+            listener.removeListener('error', reject);
+            resolve();
+          });
+        });
       } catch (error) {
         throw new TenementError(ErrorCodes.SERVER_LISTEN, `cannot listen on ${host}:${port}: ${errorMessage(error)}`, { cause: error });
       }
     },
     async close() {
-      proxy.close();
+      // Stop accepting; idle kept-alive connections go now, busy ones when their exchange ends.
+      const closed = new Promise<void>((resolve) => (listener.listening ? listener.close(() => resolve()) : resolve()));
+      dataPlane?.closeIdleConnections();
       management.server.closeIdleConnections();
-      await management.close();
+      await management.close().catch(() => undefined);
+      await closed;
+      proxy.close();
+      pool.close();
+    },
+    terminate() {
+      dataPlane?.closeAllConnections();
+      management.server.closeAllConnections();
     },
   };
 }

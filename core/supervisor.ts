@@ -250,6 +250,12 @@ export class Supervisor {
     const pending = this.pendingStarts.get(instance);
     instance.epoch += 1;
     if (pending) await pending.catch(() => undefined);
+    if (instance.state === 'stopping') {
+      // Another stop (a hibernation, an unhealthy restart) is already ending this process: let it finish and go
+      // on from where it left the instance, rather than fail on stopping -> stopping and return too early.
+      await instance.waitForState(ANY_STATE_BUT('stopping'), instance.config.stopTimeout + 10_000).catch(() => undefined);
+      this.cancelRestartTimer(instance);
+    }
     const handle = instance.handle;
     if (instance.state === options.to) return;
     if (handle) {

@@ -1,0 +1,190 @@
+import type net from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { KernelHooks } from '../hooks.ts';
+import { sendSocketError, toHttpError, type HttpError } from '../http-errors.ts';
+import type { Logger } from '../logger.ts';
+import type { RequestInfo, RouteTarget } from '../types.ts';
+import { Exchange } from './exchange.ts';
+import { MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from './http1.ts';
+import type { UpstreamPool } from './upstream-pool.ts';
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** A kept-alive client connection with no request in progress is closed after this long. */
+const IDLE_TIMEOUT_MS = 30_000;
+
+export interface DataPlaneContext {
+  hooks: KernelHooks;
+  pool: UpstreamPool;
+  log: Logger;
+  hostnameOf(host: string | undefined): string | null;
+  /** Gives the connection (with its unread bytes put back) to the node:http server for good. */
+  handoff(socket: net.Socket): void;
+}
+
+function headersObject(raw: readonly string[]): IncomingHttpHeaders {
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    headers[name] = headers[name] === undefined ? raw[i + 1]! : `${headers[name]}, ${raw[i + 1]}`;
+  }
+  return headers;
+}
+
+/** RequestInfo for the route hook, with the headers object built only if a plugin reads it. */
+function requestInfo(head: RequestHead, hostname: string, socket: net.Socket): RequestInfo {
+  let headers: IncomingHttpHeaders | undefined;
+  return {
+    hostname,
+    method: head.method,
+    url: head.target,
+    get headers() {
+      return (headers ??= headersObject(head.raw));
+    },
+    remoteAddress: socket.remoteAddress ?? '',
+    upgrade: false,
+  };
+}
+
+/**
+ * One client connection on the fast path. Requests are read one at a time (a pipelined request waits until
+ * the previous response is complete). Whatever the fast path does not handle (management, errors Tenement
+ * answers itself, upgrades, HTTP/1.0, unusual framing) is handed with the rest of the connection to the
+ * node:http server, which has the complete behaviour.
+ */
+export class ClientConnection {
+  private buffer: Buffer | null = null;
+  private exchange: Exchange | null = null;
+  private routing = false;
+  private clientEnded = false;
+  /** No longer ours: closed, or handed to node:http. */
+  closed = false;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly context: DataPlaneContext,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    socket.on('timeout', this.onTimeout);
+    socket.setTimeout(IDLE_TIMEOUT_MS);
+  }
+
+  /** Owned by the fast path with nothing in progress. */
+  get idle(): boolean {
+    return !this.closed && !this.exchange && !this.routing;
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.exchange) return this.exchange.onClientData(chunk);
+    this.stash(chunk);
+    if (!this.routing) this.next();
+  };
+
+  private readonly onEnd = (): void => {
+    this.clientEnded = true;
+    if (!this.exchange && !this.routing) this.socket.end();
+  };
+
+  private readonly onError = (): void => {
+    this.socket.destroy();
+  };
+
+  private readonly onClose = (): void => {
+    this.closed = true;
+    this.exchange?.abort();
+    this.exchange = null;
+  };
+
+  private readonly onTimeout = (): void => {
+    if (!this.exchange && !this.routing) this.socket.destroy();
+  };
+
+  /** Bytes that belong to a later request (or a body not yet forwardable). */
+  stash(chunk: Buffer): void {
+    this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
+  }
+
+  takeBuffer(): Buffer | null {
+    const buffer = this.buffer;
+    this.buffer = null;
+    return buffer;
+  }
+
+  private next(): void {
+    const buffer = this.buffer;
+    if (buffer === null || this.closed) return;
+    const end = buffer.indexOf(CRLFCRLF);
+    if (end === -1) {
+      if (buffer.length > MAX_HEAD_BYTES) this.handoff();
+      return;
+    }
+    const head = parseRequestHead(buffer, end);
+    const hostname = head ? this.context.hostnameOf(head.host) : null;
+    if (!head || !hostname) return this.handoff();
+    this.routing = true;
+    this.socket.pause();
+    this.socket.setTimeout(0);
+    this.context.hooks.route.promise(requestInfo(head, hostname, this.socket)).then(
+      (target: RouteTarget | undefined) => {
+        this.routing = false;
+        if (this.closed) return;
+        if (!target || target.kind !== 'instances') return this.handoff();
+        // Anything after the head is body or the next request; the exchange takes what is its own.
+        this.buffer = this.buffer!.length > end + 4 ? this.buffer!.subarray(end + 4) : null;
+        const exchange = new Exchange(this, head, target);
+        this.exchange = exchange;
+        void exchange.begin().catch((error: unknown) => this.failExchange(toHttpError(error)));
+      },
+      (error: unknown) => {
+        this.routing = false;
+        this.context.log.error({ err: String(error) }, 'route hook failed');
+        this.failExchange(toHttpError(error));
+      },
+    );
+  }
+
+  replaceExchange(previous: Exchange, next: Exchange): void {
+    if (this.exchange === previous) this.exchange = next;
+  }
+
+  /** The exchange finished cleanly: keep the connection for the next request, or close it. */
+  exchangeDone(keepOpen: boolean): void {
+    this.exchange = null;
+    if (this.closed) return;
+    if (!keepOpen || this.clientEnded) {
+      this.closed = true;
+      this.socket.end();
+      return;
+    }
+    this.socket.setTimeout(IDLE_TIMEOUT_MS);
+    this.socket.resume();
+    if (this.buffer) this.next();
+  }
+
+  /** An error answer ends the connection: what is left of the request on it cannot be trusted. */
+  failExchange(error: HttpError): void {
+    this.exchange = null;
+    if (this.closed) return;
+    this.closed = true;
+    sendSocketError(this.socket, error);
+  }
+
+  private handoff(): void {
+    const socket = this.socket;
+    this.closed = true;
+    socket.removeListener('data', this.onData);
+    socket.removeListener('end', this.onEnd);
+    socket.removeListener('error', this.onError);
+    socket.removeListener('close', this.onClose);
+    socket.removeListener('timeout', this.onTimeout);
+    socket.setTimeout(0);
+    socket.pause();
+    if (this.buffer) socket.unshift(this.buffer);
+    this.buffer = null;
+    this.context.handoff(socket);
+    socket.resume();
+  }
+}

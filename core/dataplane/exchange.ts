@@ -1,0 +1,349 @@
+import { ErrorCodes, errorMessage } from '../errors.ts';
+import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
+import { toHttpError, type HttpError } from '../http-errors.ts';
+import type { Instance } from '../instance.ts';
+import type { RouteTarget } from '../types.ts';
+import { wakeForRequest } from '../wake.ts';
+import { ChunkedScanner } from './chunked.ts';
+import { MAX_HEAD_BYTES, bodilessResponse, parseResponseHead, serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
+import type { UpstreamConnection, UpstreamOwner } from './upstream-pool.ts';
+import type { ClientConnection } from './client-connection.ts';
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** Methods a proxy may send twice (RFC 9110 9.2.1). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
+
+/**
+ * One request/response exchange on the fast path: the request head is rewritten, bodies are forwarded as raw
+ * bytes, and message boundaries are tracked (Content-Length, chunked, or until close) so both connections
+ * can be kept alive and reused. Failures before the response map to 502/503/504 like the node:http path.
+ */
+export class Exchange implements UpstreamOwner {
+  private instance!: Instance;
+  private upstream: UpstreamConnection | null = null;
+  private headBytes!: Buffer;
+  private readonly bodyless: boolean;
+  private requestLeft: number;
+  private readonly requestScanner: ChunkedScanner | null;
+  private requestDone: boolean;
+
+  private responseBuffer: Buffer | null = null;
+  private response: ResponseHead | null = null;
+  private responseLeft = 0;
+  private responseScanner: ChunkedScanner | null = null;
+  private responseUntilClose = false;
+  private responseComplete = false;
+  private gotResponseBytes = false;
+  private upstreamReusable = true;
+  /** Decided when the response head is sent: Connection: close went out with it. */
+  private closeClient = false;
+
+  private timer: NodeJS.Timeout | null = null;
+  private timedOut = false;
+  private retried = false;
+  private started = false;
+  private finished = false;
+
+  constructor(
+    private readonly client: ClientConnection,
+    private readonly head: RequestHead,
+    private readonly target: InstanceTarget,
+  ) {
+    this.bodyless = !head.chunked && head.contentLength <= 0;
+    this.requestLeft = head.chunked ? 0 : Math.max(0, head.contentLength);
+    this.requestScanner = head.chunked ? new ChunkedScanner() : null;
+    this.requestDone = this.bodyless;
+  }
+
+  async begin(): Promise<void> {
+    const { candidates } = this.target;
+    for (let i = 0; i < candidates.length; i++) {
+      const instance = candidates[i]!;
+      const last = i === candidates.length - 1;
+      if (instance.state !== 'running' || !instance.handle) {
+        try {
+          await wakeForRequest(this.client.context.hooks, instance, this.client.socket);
+        } catch (error) {
+          if (!last) continue;
+          return this.fail(toHttpError(error));
+        }
+        if (this.client.closed) return;
+      }
+      this.useInstance(instance, i);
+      return;
+    }
+  }
+
+  private candidateIndex = 0;
+
+  private useInstance(instance: Instance, index: number): void {
+    this.instance = instance;
+    this.candidateIndex = index;
+    this.started = true;
+    instance.requestStarted();
+    const socket = this.client.socket;
+    const headers = upstreamRequestHeaders(this.head.raw, {
+      remoteAddress: socket.remoteAddress ?? '',
+      proto: 'http',
+      host: this.head.host,
+    });
+    // The chunked body is forwarded as it came, so its framing header must go with it.
+    if (this.head.chunked) headers.push('Transfer-Encoding', 'chunked');
+    this.headBytes = serializeHead(`${this.head.method} ${this.head.target} HTTP/1.1`, headers);
+    this.timer = setTimeout(() => this.onTimeout(), instance.config.requestTimeout);
+    this.connect(false);
+  }
+
+  private connect(fresh: boolean): void {
+    const { host, port } = this.instance.handle!.address;
+    const pool = this.client.context.pool;
+    this.upstream = fresh ? pool.connect(host, port, this) : pool.acquire(host, port, this);
+    if (this.upstream.connected) this.onUpstreamConnect();
+  }
+
+  onUpstreamConnect(): void {
+    const upstream = this.upstream!;
+    upstream.socket.write(this.headBytes);
+    if (this.requestDone) return;
+    const pending = this.client.takeBuffer();
+    if (pending) this.forwardRequestBytes(pending);
+    if (!this.requestDone && !this.finished) this.client.socket.resume();
+  }
+
+  /** Body bytes from the client while this exchange owns the connection. */
+  onClientData(chunk: Buffer): void {
+    if (this.requestDone || !this.upstream?.connected) {
+      // The next pipelined request, or body bytes that arrived before the upstream connected.
+      this.client.stash(chunk);
+      this.client.socket.pause();
+      return;
+    }
+    this.forwardRequestBytes(chunk);
+  }
+
+  private forwardRequestBytes(bytes: Buffer): void {
+    let cut: number;
+    if (this.requestScanner) {
+      const end = this.requestScanner.scan(bytes);
+      if (this.requestScanner.error) {
+        return this.fail({ status: 400, code: ErrorCodes.BAD_HOST, message: `malformed chunked body: ${this.requestScanner.error}` });
+      }
+      cut = end === -1 ? bytes.length : end;
+      if (end !== -1) this.requestDone = true;
+    } else {
+      cut = Math.min(this.requestLeft, bytes.length);
+      this.requestLeft -= cut;
+      if (this.requestLeft === 0) this.requestDone = true;
+    }
+    if (cut < bytes.length) this.client.stash(bytes.subarray(cut));
+    const socket = this.upstream!.socket;
+    const flushed = socket.write(cut === bytes.length ? bytes : bytes.subarray(0, cut));
+    if (this.requestDone) {
+      this.client.socket.pause();
+      if (this.responseComplete) this.finish();
+    } else if (!flushed) {
+      this.client.socket.pause();
+      socket.once('drain', () => {
+        if (!this.requestDone && !this.finished) this.client.socket.resume();
+      });
+    }
+  }
+
+  onUpstreamData(chunk: Buffer): void {
+    if (this.finished) return;
+    this.gotResponseBytes = true;
+    let body = chunk;
+    while (!this.response) {
+      const buffer = this.responseBuffer ? Buffer.concat([this.responseBuffer, body]) : body;
+      const end = buffer.indexOf(CRLFCRLF);
+      if (end === -1) {
+        if (buffer.length > MAX_HEAD_BYTES) return this.badUpstream('response head too large');
+        this.responseBuffer = buffer;
+        return;
+      }
+      this.responseBuffer = null;
+      const head = parseResponseHead(buffer, end);
+      if (!head) return this.badUpstream('malformed response head');
+      body = buffer.subarray(end + 4);
+      if (head.status < 200) {
+        if (head.status === 101) return this.badUpstream('unexpected protocol switch');
+        // Interim responses (100, 103) go through; the final response follows.
+        this.client.socket.write(serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, clientResponseHeaders(head.raw)));
+        if (body.length === 0) return;
+        continue;
+      }
+      this.startResponse(head);
+      if (this.responseComplete) {
+        if (body.length > 0) this.upstreamReusable = false;
+        return this.onResponseComplete();
+      }
+    }
+    if (body.length > 0) this.forwardResponseBytes(body);
+  }
+
+  private startResponse(head: ResponseHead): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.response = head;
+    if (bodilessResponse(this.head.method, head.status)) this.responseComplete = true;
+    else if (head.chunked) this.responseScanner = new ChunkedScanner();
+    else if (head.contentLength >= 0) {
+      this.responseLeft = head.contentLength;
+      this.responseComplete = head.contentLength === 0;
+    } else this.responseUntilClose = true;
+    const headers = clientResponseHeaders(head.raw);
+    if (head.chunked) headers.push('Transfer-Encoding', transferEncoding(head.raw));
+    this.closeClient = this.head.close || this.responseUntilClose || !this.requestDone;
+    if (this.closeClient) headers.push('Connection', 'close');
+    this.client.socket.write(serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers));
+  }
+
+  private forwardResponseBytes(bytes: Buffer): void {
+    let cut: number;
+    if (this.responseScanner) {
+      const end = this.responseScanner.scan(bytes);
+      if (this.responseScanner.error) return this.abort();
+      cut = end === -1 ? bytes.length : end;
+      if (end !== -1) this.responseComplete = true;
+    } else if (this.responseUntilClose) {
+      cut = bytes.length;
+    } else {
+      cut = Math.min(this.responseLeft, bytes.length);
+      this.responseLeft -= cut;
+      if (this.responseLeft === 0) this.responseComplete = true;
+    }
+    // Bytes past the end of the response answer nothing we asked: this connection is not reused.
+    if (cut < bytes.length) this.upstreamReusable = false;
+    const flushed = this.client.socket.write(cut === bytes.length ? bytes : bytes.subarray(0, cut));
+    if (this.responseComplete) return this.onResponseComplete();
+    if (!flushed) {
+      const upstream = this.upstream!.socket;
+      upstream.pause();
+      this.client.socket.once('drain', () => upstream.resume());
+    }
+  }
+
+  private onResponseComplete(): void {
+    // An early answer (say, 413) before the client finished sending: neither connection can carry more.
+    if (!this.requestDone) this.upstreamReusable = false;
+    this.finish();
+  }
+
+  onUpstreamEnd(): void {
+    if (this.finished) return;
+    if (this.response && this.responseUntilClose) {
+      this.upstreamReusable = false;
+      this.responseComplete = true;
+      return this.finish();
+    }
+    this.onUpstreamGone(null);
+  }
+
+  onUpstreamError(error: NodeJS.ErrnoException): void {
+    if (!this.finished) this.onUpstreamGone(error);
+  }
+
+  onUpstreamClose(): void {
+    if (!this.finished) this.onUpstreamGone(null);
+  }
+
+  private onUpstreamGone(error: NodeJS.ErrnoException | null): void {
+    const upstream = this.upstream;
+    this.upstream = null;
+    upstream?.socket.destroy();
+    if (this.gotResponseBytes) return this.abort();
+    if (this.timedOut) {
+      return this.fail({
+        status: 504,
+        code: ErrorCodes.UPSTREAM_TIMEOUT,
+        message: `${this.instance.key} did not answer within ${this.instance.config.requestTimeout}ms`,
+      });
+    }
+    if (upstream?.reused && this.bodyless && !this.retried) {
+      // A kept-alive connection the instance closed just as we reused it: safe to send again once.
+      this.retried = true;
+      return this.connect(true);
+    }
+    // Nothing reached an instance that never accepted the connection (refused, or reset while dying), and the
+    // body is still unread: another candidate can take the request, whatever its method.
+    // A safe request that got no answer at all (the instance died holding it) may go to another one too.
+    const candidates = this.target.candidates;
+    const unanswered = upstream !== null && (!upstream.connected || (this.bodyless && SAFE_METHODS.has(this.head.method)));
+    if (unanswered && this.candidateIndex < candidates.length - 1) {
+      this.release();
+      this.started = false;
+      return void this.retryFrom(this.candidateIndex + 1);
+    }
+    const detail = error ? errorMessage(error) : 'connection closed before a response';
+    this.fail(
+      error?.code === 'ECONNREFUSED'
+        ? { status: 502, code: ErrorCodes.UPSTREAM_REFUSED, message: `${this.instance.key} refused the connection` }
+        : { status: 502, code: ErrorCodes.UPSTREAM_ERROR, message: `${this.instance.key}: ${detail}` },
+    );
+  }
+
+  private async retryFrom(index: number): Promise<void> {
+    const rest = this.target.candidates.slice(index);
+    const next = new Exchange(this.client, this.head, { ...this.target, candidates: rest });
+    this.client.replaceExchange(this, next);
+    await next.begin();
+  }
+
+  private onTimeout(): void {
+    this.timer = null;
+    this.timedOut = true;
+    this.upstream?.socket.destroy();
+  }
+
+  private badUpstream(why: string): void {
+    this.upstreamReusable = false;
+    if (this.response) return this.abort();
+    this.fail({ status: 502, code: ErrorCodes.UPSTREAM_ERROR, message: `${this.instance.key}: ${why}` });
+  }
+
+  /** Answers with an error and closes the client connection (its state mid-exchange is unknown). */
+  private fail(error: HttpError): void {
+    if (this.finished) return;
+    this.upstreamReusable = false;
+    this.release();
+    this.client.failExchange(error);
+  }
+
+  /** The client went away, or the stream broke after the response started: drop both sides. */
+  abort(): void {
+    if (this.finished) return;
+    this.upstreamReusable = false;
+    this.release();
+    this.client.socket.destroy();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.release();
+    this.client.exchangeDone(!this.closeClient);
+  }
+
+  /** Ends this exchange's claims: timer, in-flight count, upstream connection (back to the pool if clean). */
+  private release(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.started) this.instance.requestFinished();
+    const upstream = this.upstream;
+    this.upstream = null;
+    if (!upstream) return;
+    const clean = this.upstreamReusable && this.responseComplete && this.requestDone && !this.response?.close;
+    if (clean) this.client.context.pool.release(upstream);
+    else {
+      upstream.owner = null;
+      upstream.socket.destroy();
+    }
+  }
+}
+
+function transferEncoding(raw: readonly string[]): string {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'transfer-encoding') return raw[i + 1]!;
+  return 'chunked';
+}
