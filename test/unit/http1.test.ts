@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChunkedScanner } from '../../core/dataplane/chunked.ts';
+import { bodilessResponse, parseRequestHead, parseResponseHead, serializeHead } from '../../core/dataplane/http1.ts';
+
+const head = (text: string) => {
+  const buffer = Buffer.from(text, 'latin1');
+  return [buffer, buffer.indexOf('\r\n\r\n')] as const;
+};
+const request = (text: string) => parseRequestHead(...head(text));
+const response = (text: string) => parseResponseHead(...head(text));
+
+test('request heads: method, target, raw headers and framing', () => {
+  const parsed = request('POST /notes?x=1 HTTP/1.1\r\nHost: a.notes.localhost\r\nContent-Length: 12\r\nX-Thing:  spaced  \r\nConnection: close\r\n\r\n');
+  assert.deepEqual(parsed, {
+    method: 'POST',
+    target: '/notes?x=1',
+    raw: ['Host', 'a.notes.localhost', 'Content-Length', '12', 'X-Thing', 'spaced', 'Connection', 'close'],
+    host: 'a.notes.localhost',
+    contentLength: 12,
+    chunked: false,
+    close: true,
+  });
+  const chunked = request('PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n');
+  assert.equal(chunked?.chunked, true);
+  assert.equal(chunked?.contentLength, -1);
+});
+
+test('request heads the fast path leaves to node:http', () => {
+  for (const text of [
+    'GET / HTTP/1.0\r\nHost: h\r\n\r\n', // other versions
+    'GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n', // absolute form
+    'GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+    'POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n',
+    'GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n  folded\r\n\r\n', // obsolete line folding
+    'GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n', // two hosts
+    'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n',
+    'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n', // smuggling shape
+    'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n',
+    'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n',
+    'GET / HTTP/1.1\r\nBad Name: x\r\n\r\n',
+    'get / HTTP/1.1\r\nHost: h\r\n\r\n',
+  ]) {
+    assert.equal(request(text), null, JSON.stringify(text));
+  }
+});
+
+test('response heads: status, reason, framing and persistence', () => {
+  assert.deepEqual(response('HTTP/1.1 201 Created\r\nContent-Length: 5\r\nSet-Cookie: a\r\n\r\n'), {
+    status: 201, reason: 'Created', raw: ['Content-Length', '5', 'Set-Cookie', 'a'], contentLength: 5, chunked: false, close: false,
+  });
+  assert.equal(response('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n')?.chunked, true);
+  assert.equal(response('HTTP/1.0 200 OK\r\n\r\n')?.close, true);
+  assert.equal(response('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n')?.close, false);
+  assert.equal(response('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n')?.close, true);
+  assert.equal(response('HTTP/1.1 200\r\n\r\n')?.reason, '');
+  assert.equal(response('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n'), null);
+  assert.equal(response('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n'), null);
+  assert.equal(response('HTTP/2 200 OK\r\n\r\n'), null);
+  assert.equal(response('HTTP/1.1 2x0 OK\r\n\r\n'), null);
+});
+
+test('bodiless responses and head serialisation', () => {
+  assert.ok(bodilessResponse('HEAD', 200));
+  assert.ok(bodilessResponse('GET', 204));
+  assert.ok(bodilessResponse('GET', 304));
+  assert.ok(bodilessResponse('GET', 103));
+  assert.ok(!bodilessResponse('GET', 200));
+  assert.equal(serializeHead('HTTP/1.1 200 OK', ['A', 'b', 'Ü', 'é']).toString('latin1'), 'HTTP/1.1 200 OK\r\nA: b\r\nÜ: é\r\n\r\n');
+});
+
+test('chunked scanner finds the end across any split, with extensions and trailers', () => {
+  const body = Buffer.from('5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: yes\r\n\r\nNEXT');
+  const end = body.indexOf('NEXT');
+  for (let split = 1; split < body.length; split++) {
+    const scanner = new ChunkedScanner();
+    const first = scanner.scan(body.subarray(0, split));
+    const found = first !== -1 ? first : split + scanner.scan(body.subarray(split));
+    assert.equal(found, end, `split at ${split}`);
+    assert.equal(scanner.error, null);
+  }
+  const simple = new ChunkedScanner();
+  assert.equal(simple.scan(Buffer.from('0\r\n\r\n')), 5);
+  assert.ok(simple.done);
+});
+
+test('chunked scanner rejects broken framing', () => {
+  for (const text of ['x\r\n', '5\r\nhelloXX', '5\nhello', 'ffffffffffffffff1\r\n']) {
+    const scanner = new ChunkedScanner();
+    assert.equal(scanner.scan(Buffer.from(text)), -1);
+    assert.ok(scanner.error, text);
+  }
+});
