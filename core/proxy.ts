@@ -1,12 +1,13 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { ErrorCodes, errorMessage } from './errors.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.ts';
 import { sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
 import type { Instance } from './instance.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { RouteTarget } from './types.ts';
+import { wakeForRequest } from './wake.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 type Outcome = 'done' | 'refused';
@@ -52,7 +53,7 @@ export class Proxy {
       const last = i === candidates.length - 1;
       if (instance.state !== 'running' || !instance.handle) {
         try {
-          await this.wake(instance, res);
+          await wakeForRequest(this.hooks, instance, res);
         } catch (error) {
           if (!last) continue;
           return sendError(res, toHttpError(error));
@@ -61,18 +62,6 @@ export class Proxy {
       }
       const outcome = await this.attempt(instance, req, res, bodyless, bodyless && !last);
       if (outcome === 'done') return;
-    }
-  }
-
-  private async wake(instance: Instance, res: { once(event: 'close', fn: () => void): unknown }): Promise<void> {
-    const abort = new AbortController();
-    res.once('close', () => abort.abort(new Error('client went away')));
-    const woken = await this.hooks.wake.promise({ instance, signal: abort.signal });
-    if (woken !== true || !instance.handle) {
-      throw new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} is ${instance.state} and nothing woke it`, {
-        status: 503,
-        retryAfter: 1,
-      });
     }
   }
 
@@ -154,7 +143,7 @@ export class Proxy {
     let instance: Instance | undefined;
     for (const candidate of target.candidates) {
       try {
-        if (candidate.state !== 'running' || !candidate.handle) await this.wake(candidate, socket);
+        if (candidate.state !== 'running' || !candidate.handle) await wakeForRequest(this.hooks, candidate, socket);
         instance = candidate;
         break;
       } catch (error) {
