@@ -11,6 +11,8 @@ import { wakeForRequest } from './wake.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 type Outcome = 'done' | 'refused';
+/** Methods a proxy may send twice (RFC 9110 9.2.1). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
@@ -121,6 +123,10 @@ export class Proxy {
           } else if (bodyless && !retried && upstream.reusedSocket && error.code === 'ECONNRESET') {
             // A kept-alive connection the instance closed just as we reused it: safe to send again once.
             return send(true);
+          } else if (mayFallBack && error.code === 'ECONNRESET' && SAFE_METHODS.has(req.method ?? '')) {
+            // The instance died holding a safe request it never answered: the next candidate may take it.
+            finish();
+            return resolve('refused');
           } else {
             sendError(res, upstreamError(error.code, instance, errorMessage(error)));
           }

@@ -1,0 +1,218 @@
+// End to end host routing: which Host reaches which instance, the management surface, and the weighted
+// `{service}.{domain}` spread (weights, weight 0, dead and failed instances), on real processes.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { test, type TestContext } from 'node:test';
+import type { ServiceInput } from '../../core/config/schema.ts';
+import type { Instance } from '../../core/instance.ts';
+import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
+import { alive, echoService, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
+
+const TIMEOUT = 120_000;
+
+/** A started kernel with the serve plugins, closed after the test; every process it spawned must be gone. */
+async function kernelFor(t: TestContext, services: Record<string, ServiceInput>): Promise<{ kernel: TestKernel; spawns: Map<string, number> }> {
+  const kernel = await createTestKernel({ plugins: servePlugins, config: { services } });
+  const pids: number[] = [];
+  const spawns = new Map<string, number>();
+  kernel.hooks.stateChange.tapPromise('test-pids', async (event) => {
+    if (event.type !== 'spawned') return;
+    spawns.set(event.instance, (spawns.get(event.instance) ?? 0) + 1);
+    const pid = /pid (\d+)/.exec(event.reason ?? '')?.[1];
+    if (pid) pids.push(Number(pid));
+  });
+  t.after(async () => {
+    await kernel.close();
+    await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
+  });
+  return { kernel, spawns };
+}
+
+async function running(kernel: TestKernel, service: string, id: string): Promise<Instance> {
+  const instance = await kernel.spawnInstance(service, id);
+  assert.equal(instance.state, 'running', `${instance.key} did not start: ${instance.lastError}`);
+  return instance;
+}
+
+/** `total` requests to `host`, at most `parallel` at a time; returns every reply. */
+async function many(kernel: TestKernel, host: string, path: string, total: number, parallel = 4): Promise<Reply[]> {
+  const replies: Reply[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < total) {
+      next += 1;
+      replies.push(await request(kernel, host, path));
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return replies;
+}
+
+/** How many replies each instance (by its x-instance header) served; non-200s are counted under their status. */
+function tally(replies: readonly Reply[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const reply of replies) {
+    const key = reply.status === 200 ? String(reply.headers['x-instance']) : `HTTP ${reply.status}: ${reply.body}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+const show = (counts: Map<string, number>): string => JSON.stringify(Object.fromEntries(counts));
+
+test('host matching is case-insensitive and ignores the port and a trailing dot', { timeout: TIMEOUT }, async (t) => {
+  const { kernel } = await kernelFor(t, { echo: echoService() });
+  await running(kernel, 'echo', 'alice');
+  await running(kernel, 'echo', 'bob');
+  for (const host of ['alice.echo.localhost', 'ALICE.ECHO.LOCALHOST', 'Alice.Echo.LocalHost:8080', 'alice.echo.localhost:1', 'alice.echo.localhost.', 'alice.echo.localhost.:443']) {
+    const reply = await request(kernel, host, '/echo');
+    assert.equal(reply.status, 200, `${host}: ${reply.body}`);
+    assert.equal(reply.headers['x-instance'], 'echo:alice', host);
+  }
+  const bob = await request(kernel, 'BOB.echo.localhost:9999', '/echo');
+  assert.equal(bob.status, 200);
+  assert.equal(bob.headers['x-instance'], 'echo:bob');
+  assert.equal(kernel.instances.size, 2);
+});
+
+test('every request on one kept-alive client connection is routed by its own Host', { timeout: TIMEOUT }, async (t) => {
+  const { kernel } = await kernelFor(t, { echo: echoService() });
+  await running(kernel, 'echo', 'alice');
+  await running(kernel, 'echo', 'bob');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const base = new URL(kernel.url);
+  const get = (host: string, path: string): Promise<Reply & { localPort: number }> =>
+    new Promise((resolve, reject) => {
+      const req = http.get({ host: base.hostname, port: base.port, path, headers: { host }, agent }, (res) => {
+        const chunks: Buffer[] = [];
+        const localPort = res.socket.localPort ?? 0;
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), localPort }));
+        res.on('error', reject);
+      });
+      req.setTimeout(30_000, () => req.destroy(new Error(`${host}${path} timed out`)));
+      req.on('error', reject);
+    });
+  const sequence = ['alice', 'bob', 'alice', 'management', 'bob', 'bob', 'alice', 'unknown', 'alice'];
+  const ports = new Set<number>();
+  for (const step of sequence) {
+    if (step === 'management') {
+      const reply = await get('localhost', '/health');
+      assert.equal(reply.status, 200);
+      assert.equal((JSON.parse(reply.body) as { status: string }).status, 'ok');
+      continue;
+    }
+    const reply = await get(`${step}.echo.localhost`, '/echo');
+    if (step === 'unknown') {
+      assert.equal(reply.status, 404);
+      assert.equal((JSON.parse(reply.body) as { error: { code: string } }).error.code, 'TNM_ERR_UNKNOWN_INSTANCE');
+      continue;
+    }
+    assert.equal(reply.status, 200, `${step}: ${reply.body}`);
+    assert.equal(reply.headers['x-instance'], `echo:${step}`, `request for ${step}`);
+    ports.add(reply.localPort);
+  }
+  // The routed requests shared client connections rather than each getting a fresh one.
+  assert.ok(ports.size < 6, `client connections used: ${ports.size}`);
+});
+
+test('the bare domain and IP hosts go to management: /health answers JSON with status ok', { timeout: TIMEOUT }, async (t) => {
+  const { kernel, spawns } = await kernelFor(t, { echo: echoService() });
+  await running(kernel, 'echo', 'alice');
+  for (const host of ['localhost', 'LOCALHOST', 'localhost:8080', 'LocalHost:1', '127.0.0.1', '127.0.0.1:8080', '[::1]', '[::1]:8080', '10.1.2.3']) {
+    const reply = await request(kernel, host, '/health');
+    assert.equal(reply.status, 200, `${host}: ${reply.body}`);
+    assert.match(String(reply.headers['content-type']), /application\/json/, host);
+    const body = JSON.parse(reply.body) as { status: string; instances: number };
+    assert.equal(body.status, 'ok', host);
+    assert.equal(body.instances, 1, host);
+    assert.equal(reply.headers['x-instance'], undefined, `${host} reached an instance`);
+  }
+  // Management answers its own 404 for other paths, in the JSON error shape; no instance is involved.
+  const missing = await request(kernel, 'localhost', '/echo');
+  assert.equal(missing.status, 404);
+  assert.equal((JSON.parse(missing.body) as { error: { code: string } }).error.code, 'TNM_ERR_NOT_FOUND');
+  assert.deepEqual(Object.fromEntries(spawns), { 'echo:alice': 1 });
+});
+
+test('weighted {service}.localhost: an 80/20 split roughly follows the weights', { timeout: TIMEOUT }, async (t) => {
+  const { kernel } = await kernelFor(t, { echo: echoService() });
+  const heavy = await running(kernel, 'echo', 'heavy');
+  const light = await running(kernel, 'echo', 'light');
+  kernel.setWeight(heavy, 80);
+  kernel.setWeight(light, 20);
+  const counts = tally(await many(kernel, 'echo.localhost', '/echo', 200));
+  const heavyCount = counts.get('echo:heavy') ?? 0;
+  const lightCount = counts.get('echo:light') ?? 0;
+  assert.equal(heavyCount + lightCount, 200, `every request served by one of the two: ${show(counts)}`);
+  // Expected 160/40; these bounds are many standard deviations wide.
+  assert.ok(heavyCount >= 120 && heavyCount <= 190, `heavy got ${heavyCount}/200: ${show(counts)}`);
+  assert.ok(lightCount >= 10, `light got ${lightCount}/200: ${show(counts)}`);
+  // Case and port do not matter for the weighted host either.
+  const upper = await request(kernel, 'ECHO.localhost:8080', '/echo');
+  assert.equal(upper.status, 200);
+  assert.match(String(upper.headers['x-instance']), /^echo:(heavy|light)$/);
+});
+
+test('weighted: an instance at weight 0 gets exactly nothing; all at 0 is a 503', { timeout: TIMEOUT }, async (t) => {
+  const { kernel, spawns } = await kernelFor(t, { echo: echoService() });
+  const on = await running(kernel, 'echo', 'on');
+  const off = await running(kernel, 'echo', 'off');
+  kernel.setWeight(off, 0);
+  const counts = tally(await many(kernel, 'echo.localhost', '/echo', 100));
+  assert.deepEqual(Object.fromEntries(counts), { 'echo:on': 100 });
+  // Still directly reachable by its own host.
+  const direct = await request(kernel, 'off.echo.localhost', '/echo');
+  assert.equal(direct.status, 200);
+  assert.equal(direct.headers['x-instance'], 'echo:off');
+
+  kernel.setWeight(on, 0);
+  const none = await request(kernel, 'echo.localhost', '/echo');
+  assert.equal(none.status, 503);
+  assert.equal((JSON.parse(none.body) as { error: { code: string } }).error.code, 'TNM_ERR_NO_HEALTHY_INSTANCE');
+  assert.deepEqual(Object.fromEntries(spawns), { 'echo:on': 1, 'echo:off': 1 });
+});
+
+test('weighted: a dead instance (restarting after SIGKILL) is skipped, never a 502', { timeout: TIMEOUT }, async (t) => {
+  // A long backoff keeps the killed instance in `restarting` for the whole test.
+  const { kernel, spawns } = await kernelFor(t, { echo: echoService({ backoff: { base: '10m', max: '10m' } }) });
+  const survivor = await running(kernel, 'echo', 'survivor');
+  const victim = await running(kernel, 'echo', 'victim');
+  // The victim would get most of the traffic if it were up.
+  kernel.setWeight(survivor, 10);
+  kernel.setWeight(victim, 90);
+  const pid = victim.handle!.pid!;
+  process.kill(pid, 'SIGKILL');
+  // Right after the kill, before or while the kernel notices: connects to it are refused and fall back.
+  const early = tally(await many(kernel, 'echo.localhost', '/echo', 40));
+  assert.deepEqual(Object.fromEntries(early), { 'echo:survivor': 40 });
+  await waitFor(() => victim.state === 'restarting', 'the victim to be restarting', 15_000);
+  const late = tally(await many(kernel, 'echo.localhost', '/echo', 60));
+  assert.deepEqual(Object.fromEntries(late), { 'echo:survivor': 60 });
+  assert.equal(victim.state, 'restarting');
+  assert.ok(!alive(pid));
+  assert.deepEqual(Object.fromEntries(spawns), { 'echo:survivor': 1, 'echo:victim': 1 });
+});
+
+test('weighted: a failed instance never gets traffic', { timeout: TIMEOUT }, async (t) => {
+  const { kernel, spawns } = await kernelFor(t, { echo: echoService({ maxRestarts: 0 }) });
+  const good = await running(kernel, 'echo', 'good');
+  const broken = await running(kernel, 'echo', 'broken');
+  kernel.setWeight(good, 1);
+  kernel.setWeight(broken, 100);
+  process.kill(broken.handle!.pid!, 'SIGKILL');
+  await waitFor(() => broken.state === 'failed', 'the broken instance to be failed', 15_000);
+  const counts = tally(await many(kernel, 'echo.localhost', '/echo', 80));
+  assert.deepEqual(Object.fromEntries(counts), { 'echo:good': 80 });
+  assert.equal(broken.state, 'failed');
+  // Nothing tried to bring it back.
+  assert.deepEqual(Object.fromEntries(spawns), { 'echo:good': 1, 'echo:broken': 1 });
+
+  // With only the failed one left to choose from, the service has nothing to offer.
+  kernel.setWeight(good, 0);
+  const none = await request(kernel, 'echo.localhost', '/echo');
+  assert.equal(none.status, 503);
+  assert.equal((JSON.parse(none.body) as { error: { code: string } }).error.code, 'TNM_ERR_NO_HEALTHY_INSTANCE');
+  assert.deepEqual(Object.fromEntries(spawns), { 'echo:good': 1, 'echo:broken': 1 });
+});
