@@ -18,6 +18,9 @@ import { Store } from './store.ts';
 import { Supervisor } from './supervisor.ts';
 import type { HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
 
+/** Output kept in memory for a hibernated instance: enough to see why it last stopped. */
+const HIBERNATED_LOG_BYTES = 16_384;
+
 export interface KernelOptions {
   config: ResolvedConfig;
   plugins: readonly PluginEntry[];
@@ -193,7 +196,7 @@ export class Kernel {
 
   /** Stops the instance and forgets it (its data directory stays unless keepData is false). */
   async removeInstance(instance: Instance, reason = 'stopped by request'): Promise<void> {
-    await this.supervisor.stop(instance, { to: 'stopped', reason });
+    await this.supervisor.stop(instance, { to: 'stopped', reason, remove: true });
     this.store.removeInstance(instance.service, instance.id);
     this.instances.remove(instance, reason);
   }
@@ -201,6 +204,8 @@ export class Kernel {
   async hibernate(instance: Instance, reason = 'idle'): Promise<void> {
     if (instance.state !== 'running') return;
     await this.supervisor.stop(instance, { to: 'hibernated', reason, drain: false });
+    // A thousand sleeping tenants should not each hold a full log buffer in memory.
+    instance.logs.trimTo(HIBERNATED_LOG_BYTES);
     // A removal or shutdown that came in during the stop has the last word (and may have closed the store).
     if ((instance.state as InstanceState) === 'hibernated') this.store.saveInstance(instance.service, instance.id, 'hibernated', instance.weight);
   }

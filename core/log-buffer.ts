@@ -1,5 +1,13 @@
 import type { LogLine, LogStream } from './types.ts';
 
+/**
+ * What one kept line really costs on the heap: its characters plus the entry object, the string header and
+ * the array slot (measured at about 170 bytes for short lines). Counting only characters let a "1 MB"
+ * buffer of short lines hold almost 5 MB.
+ */
+const ENTRY_OVERHEAD_BYTES = 170;
+const cost = (entry: LogLine): number => entry.line.length + ENTRY_OVERHEAD_BYTES;
+
 /** Recent output of one instance, bounded by bytes so a chatty tenant cannot grow the host's memory. */
 export class LogBuffer {
   private readonly lines: LogLine[] = [];
@@ -10,16 +18,31 @@ export class LogBuffer {
 
   push(entry: LogLine): void {
     this.lines.push(entry);
-    this.bytes += entry.line.length + 16;
-    while (this.bytes > this.maxBytes && this.head < this.lines.length - 1) {
-      this.bytes -= this.lines[this.head]!.line.length + 16;
-      this.head += 1;
-    }
+    this.bytes += cost(entry);
+    this.dropOldest(this.maxBytes);
     // Compact occasionally instead of shifting on every push.
     if (this.head > 1024 && this.head * 2 > this.lines.length) {
       this.lines.splice(0, this.head);
       this.head = 0;
     }
+  }
+
+  private dropOldest(budget: number): void {
+    while (this.bytes > budget && this.head < this.lines.length - 1) {
+      this.bytes -= cost(this.lines[this.head]!);
+      this.head += 1;
+    }
+  }
+
+  /** Keeps only the newest lines within `bytes` (a hibernated instance keeps a short tail, not its full budget). */
+  trimTo(bytes: number): void {
+    this.dropOldest(bytes);
+    this.lines.splice(0, this.head);
+    this.head = 0;
+  }
+
+  get bytesUsed(): number {
+    return this.bytes;
   }
 
   get size(): number {

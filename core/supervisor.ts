@@ -7,8 +7,14 @@ import type { Instance } from './instance.ts';
 import type { Kernel } from './kernel.ts';
 import type { ExitInfo, InstanceState, SpawnSpec } from './types.ts';
 
-const READY_POLL_FIRST_MS = 2;
-const READY_POLL_MAX_MS = 100;
+/**
+ * Readiness is polled every few milliseconds while a start is young (a failed connect to a port nobody listens
+ * on costs microseconds, and every millisecond of lag is added to a cold wake), then less often for slow
+ * starters.
+ */
+const READY_POLL_FAST_MS = 3;
+const READY_POLL_FAST_FOR_MS = 3_000;
+const READY_POLL_SLOW_MS = 50;
 const ANY_STATE_BUT = (state: InstanceState): ReadonlySet<InstanceState> =>
   new Set<InstanceState>(
     (['created', 'starting', 'running', 'restarting', 'stopping', 'stopped', 'hibernated', 'waking', 'failed'] as const).filter(
@@ -30,6 +36,8 @@ export class Supervisor {
   private readonly pendingStarts = new Map<Instance, Promise<void>>();
   private readonly restartTimers = new Map<Instance, NodeJS.Timeout>();
   private closing = false;
+  /** Instances being removed: never started again, whatever request is still waiting for them. */
+  private readonly removed = new WeakSet<Instance>();
 
   constructor(private readonly kernel: Kernel) {}
 
@@ -41,6 +49,8 @@ export class Supervisor {
     const pending = this.pendingStarts.get(instance);
     if (pending) return pending;
     if (instance.state === 'running' || instance.state === 'stopping') return Promise.resolve();
+    // Shutting down, or removing it: a start now (a wake for a request still waiting) would outlive its owner.
+    if (this.closing || this.removed.has(instance)) return Promise.resolve();
     this.cancelRestartTimer(instance);
     const waking = instance.state === 'hibernated' || (instance.state === 'stopped' && reason === 'wake');
     // The transition happens synchronously so a caller that starts and then waits sees the new state at once.
@@ -175,14 +185,14 @@ export class Supervisor {
     hasExited: () => boolean,
   ): Promise<boolean> {
     const check = healthSettings(instance.config, this.kernel.config.settings);
-    let pause = READY_POLL_FIRST_MS;
+    const fastUntil = Date.now() + READY_POLL_FAST_FOR_MS;
     while (Date.now() < deadline && epoch === instance.epoch && !hasExited()) {
       const timeout = Math.max(1, Math.min(check.timeoutMs, deadline - Date.now()));
       const result = await this.kernel.checkHealth(instance, timeout);
       if (result.ok) return !hasExited() && epoch === instance.epoch;
+      const pause = Date.now() < fastUntil ? READY_POLL_FAST_MS : READY_POLL_SLOW_MS;
       const wait = Math.min(pause, Math.max(0, deadline - Date.now()));
       await Promise.race([sleep(wait), exitedEarly]);
-      pause = Math.min(READY_POLL_MAX_MS, pause * 1.5);
     }
     return false;
   }
@@ -245,7 +255,11 @@ export class Supervisor {
    * Stops an instance's process: drain in-flight requests (bounded), then the runtime's graceful stop
    * (SIGTERM to the group, SIGKILL after stopTimeout). `to` is the state it ends in.
    */
-  async stop(instance: Instance, options: { to: 'stopped' | 'hibernated'; reason: string; drain?: boolean }): Promise<void> {
+  async stop(
+    instance: Instance,
+    options: { to: 'stopped' | 'hibernated'; reason: string; drain?: boolean; remove?: boolean },
+  ): Promise<void> {
+    if (options.remove) this.removed.add(instance);
     this.cancelRestartTimer(instance);
     const pending = this.pendingStarts.get(instance);
     instance.epoch += 1;
@@ -255,6 +269,9 @@ export class Supervisor {
       // on from where it left the instance, rather than fail on stopping -> stopping and return too early.
       await instance.waitForState(ANY_STATE_BUT('stopping'), instance.config.stopTimeout + 10_000).catch(() => undefined);
       this.cancelRestartTimer(instance);
+      // A request waiting on that stop may have woken the instance the moment it ended: end that start too.
+      instance.epoch += 1;
+      await this.pendingStarts.get(instance)?.catch(() => undefined);
     }
     const handle = instance.handle;
     if (instance.state === options.to) return;

@@ -16,8 +16,10 @@ export default definePlugin({
     const domain = kernel.config.settings.domain;
     kernel.hooks.route.tapPromise('router', async (request): Promise<RouteTarget> => {
       const { hostname } = request;
-      if (hostname === domain || isIP(hostname.replace(/^\[|\]$/g, '')) !== 0) return { kind: 'management' };
+      if (hostname === domain) return { kind: 'management' };
+      // Only a host outside the domain can be an IP address; tenant hosts skip the check.
       const parsed = parseTenantHost(hostname, domain);
+      if ('status' in parsed && isIP(hostname.replace(/^\[|\]$/g, '')) !== 0) return { kind: 'management' };
       if ('status' in parsed) return { kind: 'reject', ...parsed };
       const service = kernel.config.services[parsed.service];
       if (!service) {

@@ -31,9 +31,22 @@ test('stdout and stderr lines are captured per instance, timestamped, and offere
   await waitFor(() => bob.logs.query({ search: 'hello-from-bob' }).length === 2, 'bob to log');
   assert.ok(seen.some(([key, line]) => key === 'echo:alice' && line.line === 'hello-from-alice'));
 
-  // The buffer is bounded: 200 more lines of ~40 bytes do not fit in 4KB, and the oldest go first.
+  // The buffer is bounded: 200 more lines do not fit in 4KB (each is charged its heap cost), oldest go first.
   for (let i = 0; i < 100; i++) await request(kernel, 'alice.echo.localhost', `/log?line=filler-${i}-${'x'.repeat(24)}`);
   await waitFor(() => alice.logs.query({ search: 'filler-99-' }).length === 2, 'the last filler line');
   assert.equal(alice.logs.query({ search: 'hello-from-alice' }).length, 0, 'the oldest lines were dropped');
   assert.ok(alice.logs.size < 200);
+});
+
+test('a hibernated instance keeps only a short tail of its output in memory', { timeout: 60_000 }, async (t) => {
+  const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { echo: echoService({ idleTimeout: false }) } } });
+  t.after(() => kernel.close());
+  const alice = await kernel.spawnInstance('echo', 'alice');
+  for (let i = 0; i < 150; i++) await request(kernel, 'alice.echo.localhost', `/log?line=${i}-${'y'.repeat(100)}`);
+  await waitFor(() => alice.logs.query({ search: '149-' }).length === 2, 'the last line');
+  assert.ok(alice.logs.bytesUsed > 40_000, `a running instance keeps its full buffer (${alice.logs.bytesUsed} bytes)`);
+  await kernel.hibernate(alice);
+  assert.equal(alice.state, 'hibernated');
+  assert.ok(alice.logs.bytesUsed <= 16_384, `kept ${alice.logs.bytesUsed} bytes`);
+  assert.equal(alice.logs.query({ limit: 1 })[0]!.line, `err:149-${'y'.repeat(100)}`);
 });

@@ -118,13 +118,18 @@ test('weighted order: running first by weight, weight 0 and failed never', () =>
 });
 
 test('log buffer keeps the newest lines within its byte budget', () => {
-  const buffer = new LogBuffer(1000);
+  const buffer = new LogBuffer(10_000);
   for (let i = 0; i < 500; i++) buffer.push({ at: i, stream: i % 2 ? 'stderr' : 'stdout', line: `line ${i}` });
-  assert.ok(buffer.size < 100 && buffer.size > 10);
+  // Each entry is charged its characters plus the heap overhead of an entry, so ~56 short lines fit.
+  assert.ok(buffer.size < 100 && buffer.size > 10, `kept ${buffer.size}`);
+  assert.ok(buffer.bytesUsed <= 10_000);
   const last = buffer.query({ limit: 3 });
   assert.deepEqual(last.map((l) => l.line), ['line 497', 'line 498', 'line 499']);
   assert.ok(buffer.query({ stream: 'stderr' }).every((l) => l.stream === 'stderr'));
   assert.deepEqual(buffer.query({ search: 'line 498' }).map((l) => l.at), [498]);
+  buffer.trimTo(1_000);
+  assert.ok(buffer.size >= 1 && buffer.size <= 6, `kept ${buffer.size} after trim`);
+  assert.equal(buffer.query({ limit: 1 })[0]!.line, 'line 499');
 });
 
 test('line splitter handles partial lines, CRLF and endless lines', () => {

@@ -1,0 +1,201 @@
+/**
+ * Footprint: resident memory of a `ten serve` process with 1,000 hibernated instances registered, against the
+ * same server with none. The instances are written to the state database (core/store.ts) as desired
+ * 'hibernated' before `ten serve` starts, so the kernel restores them without starting a process. Servers with
+ * 0 and 1,000 instances alternate, BENCH_FOOTPRINT_ROUNDS (2) times each; RSS is the median of samples taken
+ * after the server settles.
+ *
+ * A second figure, the JavaScript heap per instance, comes from kernels built in this process with 0 and 10,000
+ * hibernated instances and a forced GC before each reading (the RSS difference of two processes is too coarse
+ * to be read per instance: a few hundred KB against a couple of MB of noise).
+ *
+ *   node --import tsx bench/footprint.ts
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { defaultPlugins } from '../cli/default-plugins.ts';
+import { Store } from '../core/store.ts';
+import { createTestKernel } from '../core/test-kernel.ts';
+import {
+  type Goal,
+  MB,
+  ROOT,
+  fmt,
+  httpGet,
+  isMain,
+  makeTempDir,
+  median,
+  removeTempDir,
+  rssBytes,
+  sleep,
+  startTenServe,
+  table,
+} from './lib.ts';
+
+const NOTES_DIR = path.join(ROOT, 'examples', 'notes');
+const SETTLE_MS = 1_500;
+const SAMPLES = 6;
+const SAMPLE_EVERY_MS = 250;
+
+export interface FootprintResult {
+  instances: number;
+  rounds: number;
+  rssEmptyMb: number[];
+  rssFullMb: number[];
+  emptyMb: number;
+  fullMb: number;
+  /** (full - empty) / instances, KB. */
+  perInstanceKb: number;
+  /** JS heap per registered hibernated instance, measured in-process after GC (10x instances), KB. */
+  heapPerInstanceKb: number;
+  goals: Goal[];
+}
+
+const notesService = {
+  command: 'node app.mjs',
+  cwd: NOTES_DIR,
+  health: '/health',
+  idleTimeout: '5m',
+};
+
+function seedStore(dataDir: string, count: number): void {
+  const store = new Store(path.join(dataDir, 'tenement.db'));
+  try {
+    store.batch(() => {
+      for (let i = 0; i < count; i++) store.saveInstance('notes', `tenant-${String(i).padStart(4, '0')}`, 'hibernated', 100);
+    });
+  } finally {
+    store.close();
+  }
+}
+
+/** RSS of a `ten serve` with `count` hibernated instances: median of samples after it settles, in bytes. */
+async function serveRss(count: number): Promise<number> {
+  const dir = makeTempDir(`footprint-${count}`);
+  const dataDir = path.join(dir, 'data');
+  const config = path.join(dir, 'tenement.config.json');
+  writeFileSync(config, JSON.stringify({ settings: { domain: 'localhost', port: 0, dataDir }, services: { notes: notesService } }));
+  seedStore(dataDir, count);
+  const serve = await startTenServe({ config, dataDir });
+  try {
+    const health = await httpGet(serve.port, 'localhost', '/health');
+    const reported = (JSON.parse(health.body) as { instances?: number }).instances;
+    if (health.status !== 200 || reported !== count) {
+      throw new Error(`ten serve reports ${reported} instances (HTTP ${health.status}), expected ${count}:\n${serve.child.output()}`);
+    }
+    await sleep(SETTLE_MS);
+    const samples: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      samples.push(rssBytes(serve.child.pid));
+      await sleep(SAMPLE_EVERY_MS);
+    }
+    return median(samples);
+  } finally {
+    await serve.stop();
+    removeTempDir(dir);
+  }
+}
+
+function forcedGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+/** Heap growth per instance of a kernel in this process that restores `count` hibernated instances. */
+async function heapPerInstance(count: number): Promise<number> {
+  const gc = forcedGc();
+  // Closed kernels let go of their objects only after their close callbacks ran: collect over a few turns.
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await sleep(20);
+    }
+  };
+  const measure = async (n: number): Promise<number> => {
+    const dir = makeTempDir(`heap-${n}`);
+    const dataDir = path.join(dir, 'data');
+    seedStore(dataDir, n);
+    await settle();
+    const before = process.memoryUsage().heapUsed;
+    const kernel = await createTestKernel({
+      plugins: defaultPlugins,
+      config: { settings: { dataDir, listen: '127.0.0.1' }, services: { notes: notesService } },
+      dir: NOTES_DIR,
+    });
+    try {
+      if (kernel.instances.size !== n) throw new Error(`kernel restored ${kernel.instances.size} instances, expected ${n}`);
+      await settle();
+      return process.memoryUsage().heapUsed - before;
+    } finally {
+      await kernel.close();
+      removeTempDir(dir);
+    }
+  };
+  await measure(0); // warm-up: module-level caches, compiled code
+  const empty: number[] = [];
+  const full: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    empty.push(await measure(0));
+    full.push(await measure(count));
+  }
+  return (median(full) - median(empty)) / count;
+}
+
+export async function runFootprintBench(options: { instances?: number; rounds?: number; log?: (line: string) => void } = {}): Promise<FootprintResult> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const instances = options.instances ?? 1000;
+  const rounds = options.rounds ?? Number(process.env.BENCH_FOOTPRINT_ROUNDS ?? 2);
+  log(`footprint: ten serve RSS with 0 and ${instances} hibernated instances, ${rounds} rounds`);
+  const rssEmpty: number[] = [];
+  const rssFull: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    rssEmpty.push(await serveRss(0));
+    rssFull.push(await serveRss(instances));
+    log(`  round ${r + 1}: 0 -> ${fmt(rssEmpty[r]! / MB, 1)} MB, ${instances} -> ${fmt(rssFull[r]! / MB, 1)} MB`);
+  }
+  // Ten times as many instances, so the per-instance figure stands well above the noise of building a kernel.
+  const heapPerInstanceBytes = await heapPerInstance(instances * 10);
+  const emptyMb = median(rssEmpty) / MB;
+  const fullMb = median(rssFull) / MB;
+  return {
+    instances,
+    rounds,
+    rssEmptyMb: rssEmpty.map((b) => b / MB),
+    rssFullMb: rssFull.map((b) => b / MB),
+    emptyMb,
+    fullMb,
+    perInstanceKb: ((fullMb - emptyMb) * 1024) / instances,
+    heapPerInstanceKb: heapPerInstanceBytes / 1024,
+    goals: [
+      {
+        name: `RSS with ${instances} hibernated`,
+        measured: `${fmt(fullMb, 1)} MB`,
+        goal: '< 150 MB',
+        met: fullMb < 150,
+      },
+    ],
+  };
+}
+
+export function formatFootprint(result: FootprintResult): string {
+  return [
+    `== footprint: ten serve RSS, ${result.rounds} rounds (median) ==`,
+    table(
+      ['instances', 'RSS MB', 'rounds MB'],
+      [
+        ['0', fmt(result.emptyMb, 1), result.rssEmptyMb.map((v) => fmt(v, 1)).join(' / ')],
+        [String(result.instances), fmt(result.fullMb, 1), result.rssFullMb.map((v) => fmt(v, 1)).join(' / ')],
+      ],
+    ),
+    `ratio ${result.instances}/0: ${fmt(result.fullMb / result.emptyMb)}x; per hibernated instance: ${fmt(result.perInstanceKb, 1)} KB RSS, ${fmt(result.heapPerInstanceKb, 2)} KB JS heap (in-process, after GC)`,
+    `goal: < 150 MB with ${result.instances} hibernated`,
+  ].join('\n');
+}
+
+if (isMain(import.meta.url)) {
+  const result = await runFootprintBench();
+  process.stdout.write(`\n${formatFootprint(result)}\n`);
+  for (const goal of result.goals) process.stdout.write(`${goal.met ? 'MET ' : 'MISS'} ${goal.name}: ${goal.measured} (goal ${goal.goal})\n`);
+}

@@ -1,0 +1,136 @@
+/**
+ * `npm run bench`: the proxy, cold-wake and footprint benchmarks in sequence, then a summary table. Every figure
+ * is a ratio against a baseline measured in the same run (absolute times drift on shared machines).
+ *
+ *   npm run bench                  # all three, about 2 minutes
+ *   npm run bench -- --profile     # also profiles `ten serve` under proxy load (.bench-tmp/ten-serve-proxy.cpuprofile)
+ *   npm run bench -- proxy wake    # only some: proxy, wake, footprint
+ *
+ * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
+ * Results are also written to .bench-tmp/bench-results.json.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { formatColdWake, runColdWakeBench, type ColdWakeResult } from './cold-wake.ts';
+import { formatFootprint, runFootprintBench, type FootprintResult } from './footprint.ts';
+import { ROOT, fmt, fmtInt, requireTools, table, writeJson, type Goal } from './lib.ts';
+import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
+
+const NAMES = ['proxy', 'wake', 'footprint'] as const;
+type Name = (typeof NAMES)[number];
+
+const args = process.argv.slice(2);
+const chosen = args.filter((a): a is Name => (NAMES as readonly string[]).includes(a));
+const unknown = args.filter((a) => !a.startsWith('--') && !(NAMES as readonly string[]).includes(a));
+if (unknown.length > 0) {
+  process.stderr.write(`bench: unknown benchmark ${unknown.join(', ')}; expected any of ${NAMES.join(', ')}\n`);
+  process.exit(2);
+}
+const selected = new Set<Name>(chosen.length > 0 ? chosen : NAMES);
+const profile = args.includes('--profile');
+
+const started = Date.now();
+const out = (text: string): void => {
+  process.stdout.write(`${text}\n`);
+};
+const failures: string[] = [];
+let proxy: ProxyBenchResult | null = null;
+let wake: ColdWakeResult | null = null;
+let footprint: FootprintResult | null = null;
+
+async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
+  try {
+    return await run();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    failures.push(`${name}: ${message}`);
+    out(`\n!! ${name} benchmark failed: ${message}\n`);
+    return null;
+  }
+}
+
+out(`tenement benchmarks (${[...selected].join(', ')}), node ${process.version}, pid ${process.pid}\n`);
+
+if (selected.has('proxy')) {
+  let toolsOk = true;
+  try {
+    requireTools();
+  } catch (error) {
+    toolsOk = false;
+    const message = (error as Error).message;
+    failures.push(`proxy: ${message}`);
+    out(`!! proxy benchmark skipped: ${message}\n`);
+  }
+  if (toolsOk) {
+    proxy = await attempt('proxy', () => runProxyBench({ profile }));
+    if (proxy) out(`\n${formatProxy(proxy)}\n`);
+  }
+}
+if (selected.has('wake')) {
+  wake = await attempt('cold wake', () => runColdWakeBench());
+  if (wake) out(`\n${formatColdWake(wake)}\n`);
+}
+if (selected.has('footprint')) {
+  footprint = await attempt('footprint', () => runFootprintBench());
+  if (footprint) out(`\n${formatFootprint(footprint)}\n`);
+}
+
+// ---- summary ----
+
+const rows: string[][] = [];
+const goals: Goal[] = [];
+if (proxy) {
+  const r = proxy.ratios;
+  const med = (pick: (round: ProxyBenchResult['rounds'][number]) => number): number => {
+    const values = proxy!.rounds.map(pick).sort((a, b) => a - b);
+    return values[Math.floor(values.length / 2)]!;
+  };
+  const c = `c${proxy.connections}`;
+  rows.push(
+    ['proxy req/s vs nginx', `${fmtInt(med((x) => x.loaded.tenement.requestsPerSec))} req/s`, `nginx ${fmtInt(med((x) => x.loaded.nginx.requestsPerSec))}`, fmt(r.tenementVsNginxRps), '>= 0.70'],
+    ['proxy req/s vs direct', `${fmtInt(med((x) => x.loaded.tenement.requestsPerSec))} req/s`, `direct ${fmtInt(med((x) => x.loaded.direct.requestsPerSec))}`, fmt(r.tenementVsDirectRps), ''],
+    ['proxy req/s vs min node proxy', `${fmtInt(med((x) => x.loaded.tenement.requestsPerSec))} req/s`, `nodemin ${fmtInt(med((x) => x.loaded.nodemin.requestsPerSec))}`, fmt(r.tenementVsNodeminRps), ''],
+    ['proxy CPU per request vs nginx', `${fmt(med((x) => x.loaded.tenement.proxyCpuUsPerReq ?? NaN), 1)} us`, `nginx ${fmt(med((x) => x.loaded.nginx.proxyCpuUsPerReq ?? NaN), 1)} us`, fmt(r.tenementVsNginxCpu), ''],
+    ['proxy CPU per request vs min node', `${fmt(med((x) => x.loaded.tenement.proxyCpuUsPerReq ?? NaN), 1)} us`, `nodemin ${fmt(med((x) => x.loaded.nodemin.proxyCpuUsPerReq ?? NaN), 1)} us`, fmt(r.tenementVsNodeminCpu), ''],
+    ['nginx req/s vs direct', `${fmtInt(med((x) => x.loaded.nginx.requestsPerSec))} req/s`, `direct ${fmtInt(med((x) => x.loaded.direct.requestsPerSec))}`, fmt(r.nginxVsDirectRps), ''],
+    [`proxy added p50 (${c})`, `+${fmt(r.tenementAddedP50Ms)} ms`, `direct p50 ${fmt(med((x) => x.loaded.direct.p50Ms))} ms`, fmt(med((x) => x.loaded.tenement.p50Ms / x.loaded.direct.p50Ms)), '+ < 0.5 ms'],
+    [`nginx added p50 (${c})`, `+${fmt(r.nginxAddedP50Ms)} ms`, `direct p50 ${fmt(med((x) => x.loaded.direct.p50Ms))} ms`, fmt(med((x) => x.loaded.nginx.p50Ms / x.loaded.direct.p50Ms)), ''],
+    [`proxy added p99 (${c})`, `+${fmt(r.tenementAddedP99Ms)} ms`, `direct p99 ${fmt(med((x) => x.loaded.direct.p99Ms))} ms`, fmt(med((x) => x.loaded.tenement.p99Ms / x.loaded.direct.p99Ms)), ''],
+    ['proxy added p50 (c1)', `+${fmt(r.tenementAddedP50MsSingle, 3)} ms`, `direct p50 ${fmt(med((x) => x.single.direct.p50Ms), 3)} ms`, fmt(med((x) => x.single.tenement.p50Ms / x.single.direct.p50Ms)), ''],
+    ['nginx added p50 (c1)', `+${fmt(r.nginxAddedP50MsSingle, 3)} ms`, `direct p50 ${fmt(med((x) => x.single.direct.p50Ms), 3)} ms`, fmt(med((x) => x.single.nginx.p50Ms / x.single.direct.p50Ms)), ''],
+  );
+  goals.push(...proxy.goals);
+}
+if (wake) {
+  rows.push(['cold wake (median)', `${fmt(wake.tenementMedianMs, 1)} ms`, `bare start ${fmt(wake.bareMedianMs, 1)} ms`, fmt(wake.ratio), '<= 1.15']);
+  goals.push(...wake.goals);
+}
+if (footprint) {
+  rows.push(
+    [`RSS, ${footprint.instances} hibernated`, `${fmt(footprint.fullMb, 1)} MB`, `0 instances ${fmt(footprint.emptyMb, 1)} MB`, fmt(footprint.fullMb / footprint.emptyMb), '< 150 MB'],
+    ['per hibernated instance', `${fmt(footprint.perInstanceKb, 1)} KB RSS`, `${fmt(footprint.heapPerInstanceKb, 2)} KB heap`, '', ''],
+  );
+  goals.push(...footprint.goals);
+}
+
+out(`== summary (${fmt((Date.now() - started) / 1000, 0)} s) ==`);
+if (rows.length > 0) out(table(['figure', 'tenement', 'baseline (same run)', 'ratio', 'goal'], rows));
+if (goals.length > 0) {
+  out('');
+  for (const goal of goals) out(`${goal.met ? 'MET ' : 'MISS'}  ${goal.name}: ${goal.measured} (goal ${goal.goal})`);
+}
+if (proxy?.warnings.length) out(`\n${proxy.warnings.length} proxy warning(s): see above`);
+for (const failure of failures) out(`FAILED  ${failure}`);
+
+const resultsDir = path.join(ROOT, '.bench-tmp');
+mkdirSync(resultsDir, { recursive: true });
+writeJson(path.join(resultsDir, 'bench-results.json'), {
+  at: new Date().toISOString(),
+  node: process.version,
+  proxy,
+  wake,
+  footprint,
+  goals,
+  failures,
+});
+process.exitCode = failures.length > 0 ? 1 : 0;
