@@ -11,6 +11,8 @@ import type { UpstreamPool } from './upstream-pool.ts';
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** A kept-alive client connection with no request in progress is closed after this long. */
 const IDLE_TIMEOUT_MS = 30_000;
+/** Unread bytes a client may send ahead (pipelined requests, early body) before its socket is paused. */
+const MAX_STASHED_BYTES = 1 << 20;
 
 export interface DataPlaneContext {
   hooks: KernelHooks;
@@ -102,9 +104,18 @@ export class ClientConnection {
     if (!this.exchange && !this.routing) this.socket.destroy();
   };
 
-  /** Bytes that belong to a later request (or a body not yet forwardable). */
+  /**
+   * Bytes that belong to a later request (or a body not yet forwardable). Reading is not paused per request
+   * (each pause and resume costs the event loop two system calls); only a client that sends far ahead of
+   * its answers is paused.
+   */
   stash(chunk: Buffer): void {
     this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
+    if (this.buffer.length > MAX_STASHED_BYTES) this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (this.socket.isPaused()) this.socket.resume();
   }
 
   takeBuffer(): Buffer | null {
@@ -124,9 +135,8 @@ export class ClientConnection {
     const head = parseRequestHead(buffer, end);
     const hostname = head ? this.context.hostnameOf(head.host) : null;
     if (!head || !hostname) return this.handoff();
+    // The idle timeout stays armed (activity re-arms it); onTimeout ignores it while a request is in progress.
     this.routing = true;
-    this.socket.pause();
-    this.socket.setTimeout(0);
     this.context.hooks.route.promise(requestInfo(head, hostname, this.socket)).then(
       (target: RouteTarget | undefined) => {
         this.routing = false;
@@ -159,8 +169,7 @@ export class ClientConnection {
       this.socket.end();
       return;
     }
-    this.socket.setTimeout(IDLE_TIMEOUT_MS);
-    this.socket.resume();
+    this.resumeReading();
     if (this.buffer) this.next();
   }
 

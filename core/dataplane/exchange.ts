@@ -113,7 +113,7 @@ export class Exchange implements UpstreamOwner {
       if (pending) this.forwardRequestBytes(pending);
     }
     socket.uncork();
-    if (!this.requestDone && !this.finished) this.client.socket.resume();
+    if (!this.requestDone && !this.finished) this.client.resumeReading();
   }
 
   /** Body bytes from the client while this exchange owns the connection. */
@@ -121,7 +121,6 @@ export class Exchange implements UpstreamOwner {
     if (this.requestDone || !this.upstream?.connected) {
       // The next pipelined request, or body bytes that arrived before the upstream connected.
       this.client.stash(chunk);
-      this.client.socket.pause();
       return;
     }
     this.forwardRequestBytes(chunk);
@@ -145,12 +144,11 @@ export class Exchange implements UpstreamOwner {
     const socket = this.upstream!.socket;
     const flushed = socket.write(cut === bytes.length ? bytes : bytes.subarray(0, cut));
     if (this.requestDone) {
-      this.client.socket.pause();
       if (this.responseComplete) this.finish();
     } else if (!flushed) {
       this.client.socket.pause();
       socket.once('drain', () => {
-        if (!this.requestDone && !this.finished) this.client.socket.resume();
+        if (!this.requestDone && !this.finished) this.client.resumeReading();
       });
     }
   }
