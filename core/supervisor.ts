@@ -218,6 +218,8 @@ export class Supervisor {
     const cleanExit = exit !== null && exit.code === 0 && exit.signal === null;
     if (config.restart === 'never' || (config.restart === 'on-failure' && cleanExit)) {
       this.kernel.instances.transition(instance, cleanExit ? 'stopped' : 'failed', cleanExit ? 'stopped' : 'failed', reason);
+      // A clean exit is the app's own decision: a later run of Tenement leaves it stopped (a request wakes it).
+      if (cleanExit) this.kernel.store.saveInstance(instance.service, instance.id, 'stopped', instance.weight);
       return;
     }
     const now = Date.now();
@@ -285,7 +287,9 @@ export class Supervisor {
       this.kernel.ports.release(handle.address.port);
       this.kernel.store.saveProcess(instance.service, instance.id, null, null);
     }
-    if (!instance.config.keepData) {
+    // keepData: false makes the data live as long as the instance: hibernation and restarts keep it (they are
+    // meant to be invisible), removal deletes it.
+    if (!instance.config.keepData && options.remove) {
       await rm(this.kernel.instanceDir(instance.service, instance.id), { recursive: true, force: true });
     }
     if (instance.state !== options.to) {

@@ -16,6 +16,8 @@ const DOWN: ReadonlySet<InstanceState> = new Set(['created', 'stopped', 'hiberna
  */
 export class WakeQueues {
   private readonly waiting = new Map<Instance, number>();
+  /** Starts asked for by waiters, per instance: a waiter whose arrival predates a failed start gives up. */
+  private readonly attempts = new WeakMap<Instance, number>();
 
   constructor(private readonly kernel: Kernel) {}
 
@@ -44,7 +46,7 @@ export class WakeQueues {
   }
 
   private async untilRunning(instance: Instance, deadline: number, signal?: AbortSignal): Promise<true> {
-    let triggered = false;
+    const attemptsAtArrival = this.attempts.get(instance) ?? 0;
     for (;;) {
       const state = instance.state;
       if (state === 'running' && instance.handle) return true;
@@ -55,13 +57,16 @@ export class WakeQueues {
         });
       }
       if (DOWN.has(state)) {
-        if (triggered) {
+        // One start per queue: if a start was asked for since this request arrived and the instance is down
+        // again, that start failed, and every waiter gets the answer instead of trying once more each.
+        const attempts = this.attempts.get(instance) ?? 0;
+        if (attempts > attemptsAtArrival) {
           throw new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: ${instance.lastError ?? state}`, {
             status: 503,
             retryAfter: 1,
           });
         }
-        triggered = true;
+        this.attempts.set(instance, attempts + 1);
         void this.kernel.supervisor.start(instance, 'wake');
         continue;
       }

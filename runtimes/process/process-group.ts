@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import type { InstanceStats } from '../../core/types.ts';
 
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
@@ -10,7 +10,34 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-export const groupAlive = (pgid: number): boolean => signalGroup(pgid, 0);
+/**
+ * True while a process of the group is alive. kill(-pgid, 0) also counts zombies, which an init that reaps
+ * slowly (about once a second on these machines; never, when Tenement itself is PID 1 in a container) leaves
+ * behind; a zombie holds no port and no file, so the group is scanned and zombies are not counted.
+ */
+export function groupAlive(pgid: number): boolean {
+  if (!signalGroup(pgid, 0)) return false;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return true;
+  }
+  for (const entry of entries) {
+    const code = entry.charCodeAt(0);
+    if (code < 48 || code > 57) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    // Fields after the parenthesised command name: state ppid pgrp ...
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 3);
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
+  }
+  return false;
+}
 
 /** Resolves true once no process of the group is left, false at the deadline. */
 export async function waitGroupGone(pgid: number, deadline: number): Promise<boolean> {

@@ -112,8 +112,12 @@ describe('examples', { timeout: 180_000 }, () => {
         await post(kernel, 'carol.scratch.localhost', 'carol: temporary');
         const carolDir = path.join(dataDir, 'instances', 'scratch', 'carol');
         assert.match(readFileSync(path.join(carolDir, 'notes.json'), 'utf8'), /temporary/);
-        await kernel.removeInstance(kernel.instances.get('scratch', 'carol')!);
-        assert.equal(existsSync(carolDir), false, 'keepData: false deletes the instance directory on stop');
+        const carol = kernel.instances.get('scratch', 'carol')!;
+        await kernel.hibernate(carol);
+        assert.equal(carol.state, 'hibernated');
+        assert.ok(existsSync(path.join(carolDir, 'notes.json')), 'keepData: false still keeps the data across hibernation');
+        await kernel.removeInstance(carol);
+        assert.equal(existsSync(carolDir), false, 'keepData: false deletes the instance directory on removal');
         assert.ok(existsSync(aliceFile), "other tenants' data is untouched");
       } finally {
         await kernel.close();

@@ -203,3 +203,26 @@ describe('hibernation', { timeout: 120_000 }, () => {
     }
   });
 });
+
+test('a wake that fails answers every waiting request from one start, not one start each', { timeout: 60_000 }, async () => {
+  // The app exits cleanly at once; under restart: on-failure that leaves it `stopped`, so the wake failed.
+  const kernel = await createTestKernel({
+    plugins: servePlugins,
+    config: { services: { quitter: { command: 'node -e "process.exit(0)"', restart: 'on-failure', startupTimeout: '5s' } } },
+  });
+  try {
+    const events = recordEvents(kernel);
+    const instance = kernel.createInstance('quitter', 'a');
+    kernel.instances.transition(instance, 'hibernated', 'hibernated', 'test');
+    const replies = await Promise.all(Array.from({ length: 8 }, () => request(kernel, 'a.quitter.localhost', '/')));
+    assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([503]));
+    for (const reply of replies) assert.equal((JSON.parse(reply.body) as { error: { code: string } }).error.code, 'TNM_ERR_WAKE_FAILED');
+    assert.equal(events.filter((e) => e.type === 'spawned').length, 1, 'exactly one start for the whole queue');
+    // A later request is a new wave and may try again, once.
+    const later = await request(kernel, 'a.quitter.localhost', '/');
+    assert.equal(later.status, 503);
+    assert.equal(events.filter((e) => e.type === 'spawned').length, 2);
+  } finally {
+    await kernel.close();
+  }
+});
