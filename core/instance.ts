@@ -12,6 +12,8 @@ export class Instance {
   state: InstanceState = 'created';
   weight: number;
   handle: RunningHandle | null = null;
+  /** Coming back from hibernation (through any restarts on the way); its readiness is reported as `woken`. */
+  waking = false;
   /** Bumped on every spawn so late events of a previous process are recognised and ignored. */
   epoch = 0;
 

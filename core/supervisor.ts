@@ -53,14 +53,15 @@ export class Supervisor {
     if (this.closing || this.removed.has(instance)) return Promise.resolve();
     this.cancelRestartTimer(instance);
     const waking = instance.state === 'hibernated' || (instance.state === 'stopped' && reason === 'wake');
+    if (waking) instance.waking = true;
     // The transition happens synchronously so a caller that starts and then waits sees the new state at once.
     this.kernel.instances.transition(instance, waking ? 'waking' : 'starting', waking ? 'waking' : 'starting', reason);
-    const run = this.launch(instance, waking).finally(() => this.pendingStarts.delete(instance));
+    const run = this.launch(instance).finally(() => this.pendingStarts.delete(instance));
     this.pendingStarts.set(instance, run);
     return run;
   }
 
-  private async launch(instance: Instance, waking: boolean): Promise<void> {
+  private async launch(instance: Instance): Promise<void> {
     const epoch = ++instance.epoch;
     const config = instance.config;
     const startedAt = Date.now();
@@ -114,7 +115,9 @@ export class Supervisor {
       instance.consecutiveHealthFailures = 0;
       instance.lastError = null;
       instance.lastActivity = Date.now();
-      this.kernel.instances.transition(instance, 'running', waking ? 'woken' : 'ready', `ready in ${instance.readyAt - startedAt}ms`);
+      // A wake that needed a restart on the way is still a wake: the event says the instance is back.
+      this.kernel.instances.transition(instance, 'running', instance.waking ? 'woken' : 'ready', `ready in ${instance.readyAt - startedAt}ms`);
+      instance.waking = false;
       this.kernel.store.saveInstance(instance.service, instance.id, 'running', instance.weight);
     } catch (error) {
       if (epoch !== instance.epoch) {
@@ -217,6 +220,7 @@ export class Supervisor {
     const config = instance.config;
     const cleanExit = exit !== null && exit.code === 0 && exit.signal === null;
     if (config.restart === 'never' || (config.restart === 'on-failure' && cleanExit)) {
+      instance.waking = false;
       this.kernel.instances.transition(instance, cleanExit ? 'stopped' : 'failed', cleanExit ? 'stopped' : 'failed', reason);
       // A clean exit is the app's own decision: a later run of Tenement leaves it stopped (a request wakes it).
       if (cleanExit) this.kernel.store.saveInstance(instance.service, instance.id, 'stopped', instance.weight);
@@ -225,6 +229,7 @@ export class Supervisor {
     const now = Date.now();
     instance.restartTimes = instance.restartTimes.filter((t) => now - t < config.restartWindow);
     if (instance.restartTimes.length >= config.maxRestarts) {
+      instance.waking = false;
       this.kernel.instances.transition(
         instance,
         'failed',
@@ -292,6 +297,7 @@ export class Supervisor {
     if (!instance.config.keepData && options.remove) {
       await rm(this.kernel.instanceDir(instance.service, instance.id), { recursive: true, force: true });
     }
+    instance.waking = false;
     if (instance.state !== options.to) {
       this.kernel.instances.transition(instance, options.to, options.to === 'hibernated' ? 'hibernated' : 'stopped', options.reason);
     }

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import type { Kernel } from '../../core/kernel.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent } from '../../core/types.ts';
-import { alive, echoService, request, servePlugins, sleep, waitFor } from '../helpers.ts';
+import { ECHO_APP, alive, echoService, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 
 interface Recorded extends InstanceEvent {
   inFlight: number;
@@ -222,6 +222,26 @@ test('a wake that fails answers every waiting request from one start, not one st
     const later = await request(kernel, 'a.quitter.localhost', '/');
     assert.equal(later.status, 503);
     assert.equal(events.filter((e) => e.type === 'spawned').length, 2);
+  } finally {
+    await kernel.close();
+  }
+});
+
+test('a wake that needs a restart on the way still answers the waiting request and reports woken', { timeout: 60_000 }, async () => {
+  // The first start of each wake fails (it leaves a marker), the restart succeeds.
+  const script = `if [ -f "$DATA_DIR/failed-once" ]; then rm "$DATA_DIR/failed-once"; exec node ${JSON.stringify(ECHO_APP)}; else touch "$DATA_DIR/failed-once"; exit 1; fi`;
+  const kernel = await createTestKernel({
+    plugins: servePlugins,
+    config: { services: { flaky: { command: 'sh', args: ['-c', script], health: '/health', backoff: { base: '50ms' } } } },
+  });
+  try {
+    const events = recordEvents(kernel);
+    const instance = kernel.createInstance('flaky', 'a');
+    kernel.instances.transition(instance, 'hibernated', 'hibernated', 'test');
+    const reply = await request(kernel, 'a.flaky.localhost', '/pid');
+    assert.equal(reply.status, 200);
+    const types = events.filter((e) => e.instance === 'flaky:a').map((e) => e.type);
+    assert.deepEqual(types.slice(types.indexOf('waking')), ['waking', 'spawned', 'restarting', 'starting', 'spawned', 'woken']);
   } finally {
     await kernel.close();
   }
