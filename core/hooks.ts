@@ -16,6 +16,7 @@ import type {
   Instance,
   InstanceEvent,
   LogLine,
+  ProxiedRequest,
   RequestInfo,
   RouteTarget,
   RunningHandle,
@@ -26,27 +27,29 @@ import type {
 /**
  * The kernel's extension points. The tapable class of each hook is its contract:
  * a *BailHook* means the first tap that answers wins, a *WaterfallHook* passes each tap's result to the next,
- * a *ParallelHook* runs every tap at once and waits for all.
+ * a *ParallelHook* runs every tap at once and waits for all. A bail hook's tap returns undefined to pass.
  */
 export interface KernelHooks {
   /** Keyed by tier: the tier's runtime starts the instance and returns its handle. */
-  spawn: HookMap<AsyncSeriesBailHook<[SpawnSpec], RunningHandle>>;
+  spawn: HookMap<AsyncSeriesBailHook<[SpawnSpec], RunningHandle | undefined>>;
   /** Adjust env, limits and mounts before a runtime sees the spec. */
   beforeSpawn: AsyncSeriesWaterfallHook<[SpawnSpec]>;
   /** First plugin that returns a target wins. */
-  route: AsyncSeriesBailHook<[RequestInfo], RouteTarget>;
+  route: AsyncSeriesBailHook<[RequestInfo], RouteTarget | undefined>;
   /** Identity for the management API (and optional edge auth). */
-  auth: AsyncSeriesBailHook<[AuthRequest], Identity>;
+  auth: AsyncSeriesBailHook<[AuthRequest], Identity | undefined>;
   /** Keyed by check kind ('http', 'tcp', ...). */
-  health: HookMap<AsyncSeriesBailHook<[Instance, HealthProbe], HealthResult>>;
+  health: HookMap<AsyncSeriesBailHook<[Instance, HealthProbe], HealthResult | undefined>>;
   /** Bring a stopped, hibernated or restarting instance to `running`; resolves true once it is ready. */
-  wake: AsyncSeriesBailHook<[WakeRequest], true>;
+  wake: AsyncSeriesBailHook<[WakeRequest], true | undefined>;
   /** Plugins register collectors on the shared prom-client registry. */
   metrics: SyncHook<[Registry]>;
   /** Every lifecycle transition. */
   stateChange: AsyncParallelHook<[InstanceEvent]>;
   /** Every captured output line of every instance. */
   log: SyncHook<[Instance, LogLine]>;
+  /** Every proxied request once it has ended (answered, failed or abandoned). */
+  request: SyncHook<[ProxiedRequest]>;
 }
 
 export interface HookTiming {
@@ -148,14 +151,15 @@ function instrument<H>(hook: H, name: string, timings: HookTimings): H {
 
 export function createHooks(timings: HookTimings): KernelHooks {
   return {
-    spawn: new HookMap((tier) => instrument(new AsyncSeriesBailHook<[SpawnSpec], RunningHandle>(['spec']), `spawn:${tier}`, timings)),
+    spawn: new HookMap((tier) => instrument(new AsyncSeriesBailHook<[SpawnSpec], RunningHandle | undefined>(['spec']), `spawn:${tier}`, timings)),
     beforeSpawn: instrument(new AsyncSeriesWaterfallHook<[SpawnSpec]>(['spec']), 'beforeSpawn', timings),
-    route: instrument(new AsyncSeriesBailHook<[RequestInfo], RouteTarget>(['request']), 'route', timings),
-    auth: instrument(new AsyncSeriesBailHook<[AuthRequest], Identity>(['request']), 'auth', timings),
-    health: new HookMap((kind) => instrument(new AsyncSeriesBailHook<[Instance, HealthProbe], HealthResult>(['instance', 'probe']), `health:${kind}`, timings)),
-    wake: instrument(new AsyncSeriesBailHook<[WakeRequest], true>(['request']), 'wake', timings),
+    route: instrument(new AsyncSeriesBailHook<[RequestInfo], RouteTarget | undefined>(['request']), 'route', timings),
+    auth: instrument(new AsyncSeriesBailHook<[AuthRequest], Identity | undefined>(['request']), 'auth', timings),
+    health: new HookMap((kind) => instrument(new AsyncSeriesBailHook<[Instance, HealthProbe], HealthResult | undefined>(['instance', 'probe']), `health:${kind}`, timings)),
+    wake: instrument(new AsyncSeriesBailHook<[WakeRequest], true | undefined>(['request']), 'wake', timings),
     metrics: instrument(new SyncHook<[Registry]>(['registry']), 'metrics', timings),
     stateChange: instrument(new AsyncParallelHook<[InstanceEvent]>(['event']), 'stateChange', timings),
     log: instrument(new SyncHook<[Instance, LogLine]>(['instance', 'line']), 'log', timings),
+    request: instrument(new SyncHook<[ProxiedRequest]>(['request']), 'request', timings),
   };
 }

@@ -14,6 +14,7 @@ import { setupPlugins, type PluginEntry } from './plugin.ts';
 import { PortAllocator } from './ports.ts';
 import { InstanceRegistry } from './registry.ts';
 import { createServer, type TenementServer } from './server.ts';
+import type { ApiRouter } from './api/router.ts';
 import { Store } from './store.ts';
 import { Supervisor } from './supervisor.ts';
 import type { HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
@@ -58,6 +59,11 @@ export class Kernel {
     this.supervisor = new Supervisor(this);
     const range = this.config.settings.portRange;
     this.ports = new PortAllocator(range.from, range.to);
+  }
+
+  /** The management API: plugins add routes here during setup. */
+  get api(): ApiRouter {
+    return this.server.api;
   }
 
   /** Registers cleanup to run when the kernel stops (timers, sockets), last registered first. */

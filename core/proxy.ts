@@ -50,16 +50,28 @@ export class Proxy {
   async forward(req: IncomingMessage, res: ServerResponse, target: InstanceTarget): Promise<void> {
     const { candidates } = target;
     const bodyless = !hasBody(req);
+    const startedAt = performance.now();
+    let wakeMs = 0;
+    let current: Instance | null = null;
+    res.once('close', () => {
+      if (!current || this.hooks.request.taps.length === 0) return;
+      const status = res.headersSent ? res.statusCode : 0;
+      this.hooks.request.call({ instance: current, method: req.method ?? 'GET', status, durationMs: performance.now() - startedAt, wakeMs });
+    });
     for (let i = 0; i < candidates.length; i++) {
       const instance = candidates[i]!;
       const last = i === candidates.length - 1;
+      current = instance;
       if (instance.state !== 'running' || !instance.handle) {
+        const waitStarted = performance.now();
         try {
           await wakeForRequest(this.hooks, instance, res);
         } catch (error) {
           if (!last) continue;
+          wakeMs = performance.now() - waitStarted;
           return sendError(res, toHttpError(error));
         }
+        wakeMs = performance.now() - waitStarted;
         if (res.destroyed) return;
       }
       const outcome = await this.attempt(instance, req, res, bodyless, bodyless && !last);

@@ -2,10 +2,12 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { ErrorCodes, TenementError, errorMessage, isTenementError } from './errors.ts';
 import { sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
 import type { Kernel } from './kernel.ts';
 import { Proxy } from './proxy.ts';
+import { ApiRouter } from './api/router.ts';
+import { AuditLog } from './api/audit.ts';
 import { createDataPlane } from './dataplane/index.ts';
 import { UpstreamPool } from './dataplane/upstream-pool.ts';
 import type { RequestInfo, RouteTarget } from './types.ts';
@@ -17,6 +19,8 @@ export interface TenementServer {
   http: http.Server;
   /** The management app on the bare domain; plugins add routes to it during setup. */
   management: FastifyInstance;
+  /** Where plugins add management API routes (authenticated, validated, audited, documented). */
+  api: ApiRouter;
   listen(port: number, host: string): Promise<void>;
   /** Stops accepting and closes idle connections; resolves once every connection is gone. */
   close(): Promise<void>;
@@ -39,7 +43,7 @@ export function hostnameOf(host: string | undefined): string | null {
 }
 
 const BAD_HOST: HttpError = { status: 400, code: ErrorCodes.BAD_HOST, message: 'missing or malformed Host header' };
-const NO_ROUTE: HttpError = { status: 404, code: ErrorCodes.NOT_FOUND, message: 'no route for this host' };
+const MANAGEMENT: RouteTarget = { kind: 'management' };
 
 function requestInfo(req: IncomingMessage, hostname: string, upgrade: boolean): RequestInfo {
   return {
@@ -64,7 +68,8 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     const hostname = hostnameOf(req.headers.host);
     if (!hostname) return BAD_HOST;
     try {
-      return (await kernel.hooks.route.promise(requestInfo(req, hostname, upgrade))) ?? NO_ROUTE;
+      // Nothing claimed the request: the management app answers (its own routes, or a coded 404).
+      return (await kernel.hooks.route.promise(requestInfo(req, hostname, upgrade))) ?? MANAGEMENT;
     } catch (error) {
       kernel.log.error({ err: errorMessage(error) }, 'route hook failed');
       return toHttpError(error);
@@ -115,9 +120,17 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     },
   });
   management.setErrorHandler((error: Error, _request, reply) => {
+    if (isTenementError(error)) {
+      const http = toHttpError(error);
+      if (http.retryAfter !== undefined) void reply.header('retry-after', http.retryAfter);
+      if (http.status === 401) void reply.header('www-authenticate', 'Bearer realm="tenement"');
+      return void reply.status(http.status).send({ error: { code: http.code, message: http.message } });
+    }
+    // Fastify's own errors (bad JSON, wrong content type, body too large) are the client's: keep their status.
     const status = (error as { statusCode?: number }).statusCode ?? 500;
-    const code = (error as { code?: string }).code ?? ErrorCodes.NOT_FOUND;
-    void reply.status(status).send({ error: { code: code.startsWith('TNM_ERR_') ? code : `TNM_ERR_${code}`, message: error.message } });
+    const code = status < 500 ? ErrorCodes.BAD_REQUEST : ErrorCodes.HOOK_FAILED;
+    if (status >= 500) kernel.log.error({ err: error.message }, 'management request failed');
+    void reply.status(status).send({ error: { code, message: error.message } });
   });
   management.setNotFoundHandler((request, reply) => {
     void reply.status(404).send({ error: { code: ErrorCodes.NOT_FOUND, message: `no endpoint ${request.method} ${request.url}` } });
@@ -141,7 +154,10 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     : null;
   const listener = dataPlane?.server ?? management.server;
 
+  const api = new ApiRouter(management, kernel.hooks, new AuditLog(kernel.store));
+
   return {
+    api,
     listener,
     http: management.server,
     management,

@@ -35,7 +35,22 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    name: 'owner_migrations',
+    sql: `
+      CREATE TABLE owner_migrations (
+        owner   TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
+
+export interface MigrationStep {
+  version: number;
+  sql: string;
+}
 
 /** Tenement's embedded state: `{dataDir}/tenement.db`, SQLite in WAL mode. */
 export class Store {
@@ -75,6 +90,24 @@ export class Store {
       this.db.transaction(() => {
         this.db.exec(step.sql);
         this.db.pragma(`user_version = ${step.version}`);
+      })();
+    }
+  }
+
+  /**
+   * Schema steps owned by a plugin (or a kernel part), versioned separately from the kernel's own so each
+   * owner can add tables without coordinating version numbers. Applied in order, each in one transaction.
+   */
+  migrateOwner(owner: string, steps: readonly MigrationStep[]): void {
+    const row = this.db.prepare('SELECT version FROM owner_migrations WHERE owner = ?').get(owner) as { version: number } | undefined;
+    const current = row?.version ?? 0;
+    for (const step of [...steps].sort((a, b) => a.version - b.version)) {
+      if (step.version <= current) continue;
+      this.db.transaction(() => {
+        this.db.exec(step.sql);
+        this.db
+          .prepare('INSERT INTO owner_migrations (owner, version) VALUES (?, ?) ON CONFLICT (owner) DO UPDATE SET version = excluded.version')
+          .run(owner, step.version);
       })();
     }
   }

@@ -130,6 +130,17 @@ export interface HealthResult {
   latencyMs?: number;
 }
 
+/** One proxied request, reported on the `request` hook when it ends. */
+export interface ProxiedRequest {
+  instance: Instance;
+  method: string;
+  /** The status the client got; 0 when the exchange broke before a status was sent. */
+  status: number;
+  durationMs: number;
+  /** Time spent waiting for the instance to wake or restart (0 when it was running). */
+  wakeMs: number;
+}
+
 export interface WakeRequest {
   instance: Instance;
   /** Aborted when the waiting client goes away. */

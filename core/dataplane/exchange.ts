@@ -61,14 +61,18 @@ export class Exchange implements UpstreamOwner {
     for (let i = 0; i < candidates.length; i++) {
       const instance = candidates[i]!;
       const last = i === candidates.length - 1;
+      this.instance = instance;
       if (instance.state !== 'running' || !instance.handle) {
+        const waitStarted = performance.now();
         try {
           await wakeForRequest(this.client.context.hooks, instance, this.client.socket);
         } catch (error) {
           if (!last) continue;
+          this.wakeMs = performance.now() - waitStarted;
           return this.fail(toHttpError(error));
         }
-        if (this.client.closed) return;
+        this.wakeMs = performance.now() - waitStarted;
+        if (this.client.closed) return this.report();
       }
       this.useInstance(instance, i);
       return;
@@ -76,6 +80,26 @@ export class Exchange implements UpstreamOwner {
   }
 
   private candidateIndex = 0;
+  private readonly createdAt = performance.now();
+  private wakeMs = 0;
+  /** Status sent to the client, for the `request` hook. */
+  private status = 0;
+  private reported = false;
+
+  /** Tells `request` hook listeners (metrics) how this exchange ended; once. */
+  private report(): void {
+    if (this.reported || !this.instance) return;
+    this.reported = true;
+    const hook = this.client.context.hooks.request;
+    if (hook.taps.length === 0) return;
+    hook.call({
+      instance: this.instance,
+      method: this.head.method,
+      status: this.status,
+      durationMs: performance.now() - this.createdAt,
+      wakeMs: this.wakeMs,
+    });
+  }
 
   private useInstance(instance: Instance, index: number): void {
     this.instance = instance;
@@ -197,6 +221,7 @@ export class Exchange implements UpstreamOwner {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.response = head;
+    this.status = head.status;
     if (bodilessResponse(this.head.method, head.status)) this.responseComplete = true;
     else if (head.chunked) this.responseScanner = new ChunkedScanner();
     else if (head.contentLength >= 0) {
@@ -282,6 +307,8 @@ export class Exchange implements UpstreamOwner {
     const candidates = this.target.candidates;
     const unanswered = upstream !== null && (!upstream.connected || (this.bodyless && SAFE_METHODS.has(this.head.method)));
     if (unanswered && this.candidateIndex < candidates.length - 1) {
+      // The request is not over: the next candidate's exchange reports it.
+      this.reported = true;
       this.release();
       this.started = false;
       return void this.retryFrom(this.candidateIndex + 1);
@@ -316,6 +343,7 @@ export class Exchange implements UpstreamOwner {
   /** Answers with an error and closes the client connection (its state mid-exchange is unknown). */
   private fail(error: HttpError): void {
     if (this.finished) return;
+    this.status = error.status;
     this.upstreamReusable = false;
     this.release();
     this.client.failExchange(error);
@@ -342,6 +370,7 @@ export class Exchange implements UpstreamOwner {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.started) this.instance.requestFinished();
+    this.report();
     const upstream = this.upstream;
     this.upstream = null;
     if (!upstream) return;

@@ -1,0 +1,157 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z, z as zod } from 'zod';
+import { ErrorCodes, TenementError } from '../errors.ts';
+import type { KernelHooks } from '../hooks.ts';
+import { toHttpError } from '../http-errors.ts';
+import type { Identity } from '../types.ts';
+import type { AuditLog } from './audit.ts';
+import { requireAdmin } from './identity.ts';
+import { openApiDocument } from './openapi.ts';
+import { FailureLimiter } from './rate-limit.ts';
+import { parseInput } from './validate.ts';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** What a mutating call concerned, for the audit log; handlers fill it in as they learn it. */
+export interface AuditNote {
+  target: string | null;
+  instanceId: string | null;
+  detail: string | null;
+}
+
+export interface ApiContext<P, Q, B> {
+  /** null only on public routes. */
+  identity: Identity | null;
+  params: P;
+  query: Q;
+  body: B;
+  request: FastifyRequest;
+  reply: FastifyReply;
+  audit: AuditNote;
+}
+
+export interface ApiRoute<P = unknown, Q = unknown, B = unknown> {
+  method: HttpMethod;
+  url: string;
+  summary: string;
+  description?: string;
+  tags?: string[];
+  /** public: no token; token: any valid token (handlers scope tenants); admin: admin tokens only (else 403). */
+  access: 'public' | 'token' | 'admin';
+  params?: z.ZodType<P>;
+  query?: z.ZodType<Q>;
+  body?: z.ZodType<B>;
+  handler(context: ApiContext<P, Q, B>): unknown;
+}
+
+const auditQuery = zod.strictObject({
+  limit: zod.coerce.number().int().min(1).max(1000).default(100),
+  /** Page: entries with an id below this one (the `next` of the previous page). */
+  before: zod.coerce.number().int().min(1).optional(),
+});
+
+const MUTATING: ReadonlySet<HttpMethod> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * The one door to the management API: every route is authenticated through the `auth` hook (with per-address
+ * lock-out after repeated failures), validated with zod, scoped, audited when it changes something, and listed
+ * in the OpenAPI document.
+ */
+export class ApiRouter {
+  readonly routes: ApiRoute[] = [];
+  private readonly limiter = new FailureLimiter();
+
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly hooks: KernelHooks,
+    readonly auditLog: AuditLog,
+  ) {
+    this.route({
+      method: 'GET',
+      url: '/api/openapi.json',
+      summary: 'This API as an OpenAPI 3.1 document',
+      tags: ['meta'],
+      access: 'token',
+      handler: () => openApiDocument(this.routes),
+    });
+    this.route({
+      method: 'GET',
+      url: '/api/audit',
+      summary: 'Audit log of mutating calls, newest first (a tenant sees what concerned its own instances)',
+      tags: ['audit'],
+      access: 'token',
+      query: auditQuery,
+      handler: ({ identity, query }) => {
+        const entries = this.auditLog.list(identity!, query);
+        return { entries, next: entries.length === query.limit ? entries.at(-1)!.id : null };
+      },
+    });
+  }
+
+  /** Identity of the caller, or a 401 (429 while its address is locked out after failed attempts). */
+  async authenticate(request: FastifyRequest): Promise<Identity> {
+    const address = request.socket.remoteAddress ?? 'unknown';
+    const wait = this.limiter.retryAfter(address);
+    if (wait > 0) {
+      throw new TenementError(ErrorCodes.RATE_LIMITED, `too many failed attempts from ${address}; retry in ${wait}s`, {
+        status: 429,
+        retryAfter: wait,
+      });
+    }
+    const identity = await this.hooks.auth.promise({
+      headers: request.headers,
+      remoteAddress: address,
+      method: request.method,
+      url: request.url,
+    });
+    if (!identity) {
+      this.limiter.fail(address);
+      const why = request.headers.authorization ? 'invalid, expired or revoked token' : 'missing token: send Authorization: Bearer tnm_...';
+      throw new TenementError(ErrorCodes.UNAUTHORIZED, why, { status: 401 });
+    }
+    return identity;
+  }
+
+  route<P, Q, B>(definition: ApiRoute<P, Q, B>): void {
+    this.routes.push(definition as ApiRoute);
+    this.app.route({
+      method: definition.method,
+      url: definition.url,
+      handler: async (request, reply) => {
+        const identity = definition.access === 'public' ? null : await this.authenticate(request);
+        const audit: AuditNote = { target: null, instanceId: null, detail: null };
+        const audited = identity !== null && MUTATING.has(definition.method);
+        try {
+          if (definition.access === 'admin') requireAdmin(identity, definition.summary);
+          const context: ApiContext<P, Q, B> = {
+            identity,
+            params: definition.params ? parseInput(definition.params, request.params, 'params') : (request.params as P),
+            query: definition.query ? parseInput(definition.query, request.query, 'query') : (request.query as Q),
+            body: definition.body ? parseInput(definition.body, request.body, 'body') : (request.body as B),
+            request,
+            reply,
+            audit,
+          };
+          const result = await definition.handler(context);
+          if (audited) this.record(identity, definition, audit, reply.statusCode);
+          return result;
+        } catch (error) {
+          if (audited) this.record(identity, definition, { ...audit, detail: audit.detail ?? toHttpError(error).message }, toHttpError(error).status);
+          throw error;
+        }
+      },
+    });
+  }
+
+  private record(identity: Identity, route: ApiRoute, note: AuditNote, status: number): void {
+    this.auditLog.record({
+      actor: identity.name,
+      tenant: identity.kind === 'tenant' ? identity.tenant : null,
+      action: `${route.method} ${route.url}`,
+      target: note.target,
+      instanceId: note.instanceId,
+      status,
+      detail: note.detail,
+    });
+  }
+}
