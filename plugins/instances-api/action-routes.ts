@@ -1,0 +1,96 @@
+import type { Kernel } from '../../core/kernel.ts';
+import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import type { AuditNote } from '../../core/api/router.ts';
+import type { Instance } from '../../core/instance.ts';
+import type { Identity } from '../../core/types.ts';
+import { isUp, startFailure } from './start.ts';
+import { instanceParams, weightBody, type InstanceParams } from './schemas.ts';
+import { findInstance, viewOf } from './view.ts';
+
+const TAGS = ['instances'];
+
+/** Audited like every mutating call, naming the instance (so its tenant finds the entry in its audit log). */
+function target(kernel: Kernel, identity: Identity | null, params: InstanceParams, audit: AuditNote): Instance {
+  audit.target = `${params.service}:${params.id}`;
+  audit.instanceId = params.id;
+  return findInstance(kernel, identity, params.service, params.id);
+}
+
+/** Restart, hibernate, weight and a live health check of one instance. */
+export function actionRoutes(kernel: Kernel): void {
+  kernel.api.route({
+    method: 'POST',
+    url: '/api/instances/:service/:id/restart',
+    summary: 'Restart an instance (also revives a failed one); answers once it is running again',
+    tags: TAGS,
+    access: 'token',
+    params: instanceParams,
+    handler: async ({ identity, params, reply, audit }) => {
+      const instance = target(kernel, identity, params, audit);
+      await kernel.supervisor.restart(instance, 'restarted through the API');
+      if (!isUp(instance)) return startFailure(instance, reply, audit);
+      return viewOf(instance);
+    },
+  });
+
+  kernel.api.route({
+    method: 'POST',
+    url: '/api/instances/:service/:id/hibernate',
+    summary: 'Hibernate a running instance now (its next request wakes it)',
+    description: 'Does not wait for in-flight requests, like an idle hibernation. A hibernated instance answers as is; any other state is 409.',
+    tags: TAGS,
+    access: 'token',
+    params: instanceParams,
+    handler: async ({ identity, params, audit }) => {
+      const instance = target(kernel, identity, params, audit);
+      if (instance.state !== 'running' && instance.state !== 'hibernated') {
+        throw new TenementError(ErrorCodes.CONFLICT, `${instance.key} is ${instance.state}; only a running instance can be hibernated`, {
+          status: 409,
+        });
+      }
+      await kernel.hibernate(instance, 'hibernated through the API');
+      return viewOf(instance);
+    },
+  });
+
+  kernel.api.route({
+    method: 'PUT',
+    url: '/api/instances/:service/:id/weight',
+    summary: "Set an instance's share of {service}.{domain} traffic (0 to 100; 0 gets none); persisted",
+    tags: TAGS,
+    access: 'token',
+    params: instanceParams,
+    body: weightBody,
+    handler: ({ identity, params, body, audit }) => {
+      const instance = target(kernel, identity, params, audit);
+      audit.detail = `weight ${instance.weight} -> ${body.weight}`;
+      kernel.setWeight(instance, body.weight);
+      return viewOf(instance);
+    },
+  });
+
+  kernel.api.route({
+    method: 'GET',
+    url: '/api/instances/:service/:id/health',
+    summary: "Run the service's health check once, now",
+    description: 'Read-only: it changes neither the instance health, its failure count nor its restarts.',
+    tags: TAGS,
+    access: 'token',
+    params: instanceParams,
+    handler: async ({ identity, params }) => {
+      const instance = findInstance(kernel, identity, params.service, params.id);
+      if (!isUp(instance)) return { ok: false, detail: 'not running', latencyMs: null, state: instance.state, health: instance.health };
+      const started = performance.now();
+      // kernel.checkHealth only probes; counting failures and restarting is the health monitor's job alone.
+      const result = await kernel.checkHealth(instance);
+      const latencyMs = result.latencyMs ?? performance.now() - started;
+      return {
+        ok: result.ok,
+        detail: result.detail ?? null,
+        latencyMs: Math.round(latencyMs * 100) / 100,
+        state: instance.state,
+        health: instance.health,
+      };
+    },
+  });
+}

@@ -1,0 +1,79 @@
+import type { Kernel } from '../../core/kernel.ts';
+import { canAccess, requireAccess } from '../../core/api/identity.ts';
+import { isUp, settleStop, startFailure } from './start.ts';
+import { instanceParams, listQuery } from './schemas.ts';
+import { findInstance, viewOf } from './view.ts';
+
+const TAGS = ['instances'];
+
+/** Listing, reading, creating and removing instances. */
+export function instanceRoutes(kernel: Kernel): void {
+  kernel.api.route({
+    method: 'GET',
+    url: '/api/instances',
+    summary: 'Instances, sorted by service then id (a tenant sees only its own)',
+    tags: TAGS,
+    access: 'token',
+    query: listQuery,
+    handler: async ({ identity, query }) => {
+      const instances = kernel.instances
+        .list(query)
+        .filter((instance) => canAccess(identity, instance.id))
+        .sort((a, b) => (a.service === b.service ? compare(a.id, b.id) : compare(a.service, b.service)));
+      return { instances: await Promise.all(instances.map(viewOf)) };
+    },
+  });
+
+  kernel.api.route({
+    method: 'GET',
+    url: '/api/instances/:service/:id',
+    summary: 'One instance, with uptime, idle time, memory and CPU',
+    tags: TAGS,
+    access: 'token',
+    params: instanceParams,
+    handler: ({ identity, params }) => viewOf(findInstance(kernel, identity, params.service, params.id)),
+  });
+
+  kernel.api.route({
+    method: 'POST',
+    url: '/api/instances/:service/:id',
+    summary: 'Create and start an instance (201), or start an existing one (200); answers once it is running',
+    description: 'A tenant token may only spawn the instance whose id is its tenant. A start that fails answers 503 TNM_ERR_SPAWN_FAILED with the reason and the instance.',
+    tags: TAGS,
+    access: 'token',
+    params: instanceParams,
+    handler: async ({ identity, params, reply, audit }) => {
+      const { service, id } = params;
+      audit.target = `${service}:${id}`;
+      audit.instanceId = id;
+      requireAccess(identity, service, id);
+      const existing = kernel.instances.get(service, id);
+      if (existing) await settleStop(existing);
+      const instance = await kernel.spawnInstance(service, id);
+      if (!isUp(instance)) return startFailure(instance, reply, audit);
+      reply.code(existing ? 200 : 201);
+      return viewOf(instance);
+    },
+  });
+
+  kernel.api.route({
+    method: 'DELETE',
+    url: '/api/instances/:service/:id',
+    summary: 'Stop an instance (draining its in-flight requests) and forget it',
+    description: 'Its data directory is kept unless the service sets keepData: false.',
+    tags: TAGS,
+    access: 'token',
+    params: instanceParams,
+    handler: async ({ identity, params, audit }) => {
+      audit.target = `${params.service}:${params.id}`;
+      audit.instanceId = params.id;
+      const instance = findInstance(kernel, identity, params.service, params.id);
+      await kernel.removeInstance(instance, 'removed through the API');
+      return { removed: instance.key };
+    },
+  });
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
