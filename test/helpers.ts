@@ -1,9 +1,13 @@
+import { readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { ServiceInput } from '../core/config/schema.ts';
+import type { ConfigInput, ServiceInput } from '../core/config/schema.ts';
 import type { Kernel } from '../core/kernel.ts';
 import type { PluginEntry } from '../core/plugin.ts';
+import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
+import type { InstanceEvent } from '../core/types.ts';
 import health from '../plugins/health/index.ts';
 import hibernate from '../plugins/hibernate/index.ts';
 import router from '../plugins/router/index.ts';
@@ -27,7 +31,7 @@ export function request(
   kernel: Kernel | string,
   host: string,
   urlPath = '/',
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {},
+  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number; localAddress?: string } = {},
 ): Promise<Reply> {
   const base = new URL(typeof kernel === 'string' ? kernel : kernel.url);
   return new Promise((resolve, reject) => {
@@ -40,6 +44,7 @@ export function request(
         headers: { host, ...options.headers },
         agent: false,
         timeout: options.timeoutMs ?? 30_000,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -78,4 +83,72 @@ export function alive(pid: number): boolean {
 /** A service running the echo fixture, with overrides. */
 export function echoService(overrides: Partial<ServiceInput> = {}): ServiceInput {
   return { command: `node ${ECHO_APP}`, health: '/health', ...overrides };
+}
+
+/** The state letter of /proc/<pid>/stat ('R', 'S', 'Z', ...), or null when there is no such process. */
+export function procState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Gone for good: no process, or a zombie (it runs nothing and holds nothing; only its parent can reap it). */
+export function gone(pid: number): boolean {
+  return !alive(pid) || procState(pid) === 'Z';
+}
+
+/**
+ * A started kernel with the serve plugins, closed after the test; every process it spawned must be gone.
+ * `spawns` counts 'spawned' events per instance key; `events` is every lifecycle event, in order.
+ * `beforeClose` runs at teardown before the kernel is closed (e.g. to drop client sockets still open).
+ */
+export async function trackedKernel(
+  t: TestContext,
+  services: Record<string, ServiceInput>,
+  options: { settings?: ConfigInput['settings']; beforeClose?: () => void | Promise<void> } = {},
+): Promise<{ kernel: TestKernel; spawns: Map<string, number>; events: InstanceEvent[] }> {
+  const config: ConfigInput = options.settings === undefined ? { services } : { settings: options.settings, services };
+  const kernel = await createTestKernel({ plugins: servePlugins, config });
+  const pids: number[] = [];
+  const spawns = new Map<string, number>();
+  const events: InstanceEvent[] = [];
+  kernel.hooks.stateChange.tapPromise('test-pids', async (event) => {
+    events.push(event);
+    if (event.type !== 'spawned') return;
+    spawns.set(event.instance, (spawns.get(event.instance) ?? 0) + 1);
+    const pid = /pid (\d+)/.exec(event.reason ?? '')?.[1];
+    if (pid) pids.push(Number(pid));
+  });
+  t.after(async () => {
+    await options.beforeClose?.();
+    await kernel.close();
+    await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
+  });
+  return { kernel, spawns, events };
+}
+
+/**
+ * Records every lifecycle event as it is emitted. With `extra`, each recorded event is a copy carrying the fields
+ * `extra` returns, computed at the moment of emission (e.g. the instance's in-flight count).
+ */
+export function recordEvents(kernel: Kernel): InstanceEvent[];
+export function recordEvents<T extends object>(kernel: Kernel, extra: (event: InstanceEvent) => T): Array<InstanceEvent & T>;
+export function recordEvents(kernel: Kernel, extra?: (event: InstanceEvent) => object): InstanceEvent[] {
+  const events: InstanceEvent[] = [];
+  kernel.hooks.stateChange.tap('test', (event) => {
+    events.push(extra ? { ...event, ...extra(event) } : event);
+  });
+  return events;
+}
+
+/** Counts completed health checks of one kind ('http' or 'tcp'), with when they finished. */
+export function countChecks(kernel: Kernel, kind: 'http' | 'tcp'): number[] {
+  const at: number[] = [];
+  kernel.timings.onTiming((hook) => {
+    if (hook === `health:${kind}`) at.push(Date.now());
+  });
+  return at;
 }

@@ -5,21 +5,16 @@ import net from 'node:net';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
-import { FIXTURES, echoService, request, servePlugins } from '../helpers.ts';
+import { FIXTURES, echoService, request, servePlugins, trackedKernel } from '../helpers.ts';
 
 const RAW_APP = path.join(FIXTURES, 'raw-app.mjs');
 
+/** A tracked kernel (see trackedKernel) with a running `raw` and `echo` instance `a`. */
 async function kernelFor(t: TestContext): Promise<TestKernel> {
-  const kernel = await createTestKernel({
-    plugins: servePlugins,
-    config: {
-      services: {
-        raw: { command: `node ${RAW_APP}`, idleTimeout: false },
-        echo: echoService({ idleTimeout: false }),
-      },
-    },
+  const { kernel } = await trackedKernel(t, {
+    raw: { command: `node ${RAW_APP}`, idleTimeout: false },
+    echo: echoService({ idleTimeout: false }),
   });
-  t.after(() => kernel.close());
   await kernel.spawnInstance('raw', 'a');
   await kernel.spawnInstance('echo', 'a');
   return kernel;

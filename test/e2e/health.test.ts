@@ -6,27 +6,11 @@ import { describe, test } from 'node:test';
 import type { Kernel } from '../../core/kernel.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent } from '../../core/types.ts';
-import { ECHO_APP, alive, echoService, request, servePlugins, sleep, waitFor } from '../helpers.ts';
+import { ECHO_APP, alive, countChecks, echoService, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 
-interface Recorded extends InstanceEvent {
-  failures: number;
-}
-
-function recordEvents(kernel: Kernel): Recorded[] {
-  const events: Recorded[] = [];
-  kernel.hooks.stateChange.tap('test', (event) => {
-    events.push({ ...event, failures: kernel.instances.getByKey(event.instance)?.consecutiveHealthFailures ?? -1 });
-  });
-  return events;
-}
-
-/** Counts completed health checks of one kind ('http' or 'tcp'), with when they finished. */
-function countChecks(kernel: Kernel, kind: 'http' | 'tcp'): number[] {
-  const at: number[] = [];
-  kernel.timings.onTiming((hook) => {
-    if (hook === `health:${kind}`) at.push(Date.now());
-  });
-  return at;
+/** Every lifecycle event, with the instance's consecutive health failures at the moment it was emitted. */
+function recordWithFailures(kernel: Kernel): Array<InstanceEvent & { failures: number }> {
+  return recordEvents(kernel, (event) => ({ failures: kernel.instances.getByKey(event.instance)?.consecutiveHealthFailures ?? -1 }));
 }
 
 const HOST = 'a.echo.localhost';
@@ -41,7 +25,7 @@ describe('health checks', { timeout: 120_000 }, () => {
       },
     });
     try {
-      const events = recordEvents(kernel);
+      const events = recordWithFailures(kernel);
       const checks = countChecks(kernel, 'tcp');
       const instance = await kernel.spawnInstance('echo', 'a');
       assert.equal(instance.state, 'running');
@@ -81,7 +65,7 @@ describe('health checks', { timeout: 120_000 }, () => {
       },
     });
     try {
-      const events = recordEvents(kernel);
+      const events = recordWithFailures(kernel);
       const instance = await kernel.spawnInstance('echo', 'a');
       const pid = instance.handle!.pid!;
       const marker = path.join(kernel.instanceDir('echo', 'a'), 'unhealthy');
@@ -125,7 +109,7 @@ describe('health checks', { timeout: 120_000 }, () => {
       },
     });
     try {
-      const events = recordEvents(kernel);
+      const events = recordWithFailures(kernel);
       const checks = countChecks(kernel, 'http');
       const instance = kernel.createInstance('echo', 'a');
       // The app listens at once but answers its health path with 500 until the marker goes.
@@ -171,7 +155,7 @@ describe('health checks', { timeout: 120_000 }, () => {
       },
     });
     try {
-      const events = recordEvents(kernel);
+      const events = recordWithFailures(kernel);
       const instance = kernel.createInstance('echo', 'a');
       const starting = kernel.supervisor.start(instance, 'test');
       await waitFor(() => events.some((e) => e.type === 'spawned'), 'the process to be spawned', 30_000);

@@ -4,24 +4,11 @@ import { describe, test } from 'node:test';
 import type { Kernel } from '../../core/kernel.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent } from '../../core/types.ts';
-import { ECHO_APP, alive, echoService, request, servePlugins, sleep, waitFor } from '../helpers.ts';
-
-interface Recorded extends InstanceEvent {
-  inFlight: number;
-}
+import { ECHO_APP, countChecks, echoService, gone, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 
 /** Every lifecycle event, with the instance's in-flight count at the moment it was emitted. */
-function recordEvents(kernel: Kernel): Recorded[] {
-  const events: Recorded[] = [];
-  kernel.hooks.stateChange.tap('test', (event) => {
-    events.push({ ...event, inFlight: kernel.instances.getByKey(event.instance)?.inFlight ?? -1 });
-  });
-  return events;
-}
-
-/** A pid is gone when it does not exist or is a zombie waiting to be reaped. */
-function gone(pid: number): boolean {
-  return !alive(pid);
+function recordWithInFlight(kernel: Kernel): Array<InstanceEvent & { inFlight: number }> {
+  return recordEvents(kernel, (event) => ({ inFlight: kernel.instances.getByKey(event.instance)?.inFlight ?? -1 }));
 }
 
 const HOST = 'a.echo.localhost';
@@ -33,7 +20,7 @@ describe('hibernation', { timeout: 120_000 }, () => {
       config: { services: { echo: echoService({ idleTimeout: '300ms' }) } },
     });
     try {
-      const events = recordEvents(kernel);
+      const events = recordWithInFlight(kernel);
       const instance = await kernel.spawnInstance('echo', 'a');
       assert.equal(instance.state, 'running');
       const first = await request(kernel, HOST, '/pid');
@@ -76,10 +63,7 @@ describe('hibernation', { timeout: 120_000 }, () => {
       },
     });
     try {
-      const checks: number[] = [];
-      kernel.timings.onTiming((hook) => {
-        if (hook === 'health:http') checks.push(Date.now());
-      });
+      const checks = countChecks(kernel, 'http');
       const instance = await kernel.spawnInstance('echo', 'a');
       const reply = await request(kernel, HOST, '/pid');
       assert.equal(reply.status, 200);
@@ -102,7 +86,7 @@ describe('hibernation', { timeout: 120_000 }, () => {
       config: { services: { echo: echoService({ idleTimeout: '300ms' }) } },
     });
     try {
-      const events = recordEvents(kernel);
+      const events = recordWithInFlight(kernel);
       const instance = await kernel.spawnInstance('echo', 'a');
       const pid = instance.handle!.pid!;
       // Five times the idle timeout: the idle check runs many times while the request is open.
@@ -134,7 +118,7 @@ describe('hibernation', { timeout: 120_000 }, () => {
       },
     });
     try {
-      const events = recordEvents(kernel);
+      const events = recordWithInFlight(kernel);
       const instance = await kernel.spawnInstance('echo', 'a');
       const oldPid = instance.handle!.pid!;
       const hibernating = kernel.hibernate(instance);
@@ -165,7 +149,7 @@ describe('hibernation', { timeout: 120_000 }, () => {
       },
     });
     try {
-      const events = recordEvents(kernel);
+      const events = recordWithInFlight(kernel);
       const instance = await kernel.spawnInstance('echo', 'a');
       const oldPid = instance.handle!.pid!;
       await kernel.hibernate(instance);
@@ -211,7 +195,7 @@ test('a wake that fails answers every waiting request from one start, not one st
     config: { services: { quitter: { command: 'node -e "process.exit(0)"', restart: 'on-failure', startupTimeout: '5s' } } },
   });
   try {
-    const events = recordEvents(kernel);
+    const events = recordWithInFlight(kernel);
     const instance = kernel.createInstance('quitter', 'a');
     kernel.instances.transition(instance, 'hibernated', 'hibernated', 'test');
     const replies = await Promise.all(Array.from({ length: 8 }, () => request(kernel, 'a.quitter.localhost', '/')));
@@ -235,7 +219,7 @@ test('a wake that needs a restart on the way still answers the waiting request a
     config: { services: { flaky: { command: 'sh', args: ['-c', script], health: '/health', backoff: { base: '50ms' } } } },
   });
   try {
-    const events = recordEvents(kernel);
+    const events = recordWithInFlight(kernel);
     const instance = kernel.createInstance('flaky', 'a');
     kernel.instances.transition(instance, 'hibernated', 'hibernated', 'test');
     const reply = await request(kernel, 'a.flaky.localhost', '/pid');

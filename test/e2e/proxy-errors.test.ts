@@ -3,30 +3,11 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
-import { test, type TestContext } from 'node:test';
-import type { ServiceInput } from '../../core/config/schema.ts';
-import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
-import { alive, echoService, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
+import { test } from 'node:test';
+import type { TestKernel } from '../../core/test-kernel.ts';
+import { alive, echoService, request, trackedKernel, waitFor, type Reply } from '../helpers.ts';
 
 const TIMEOUT = 120_000;
-
-/** A started kernel with the serve plugins, closed after the test; every process it spawned must be gone. */
-async function kernelFor(t: TestContext, services: Record<string, ServiceInput>): Promise<{ kernel: TestKernel; spawns: Map<string, number> }> {
-  const kernel = await createTestKernel({ plugins: servePlugins, config: { services } });
-  const pids: number[] = [];
-  const spawns = new Map<string, number>();
-  kernel.hooks.stateChange.tapPromise('test-pids', async (event) => {
-    if (event.type !== 'spawned') return;
-    spawns.set(event.instance, (spawns.get(event.instance) ?? 0) + 1);
-    const pid = /pid (\d+)/.exec(event.reason ?? '')?.[1];
-    if (pid) pids.push(Number(pid));
-  });
-  t.after(async () => {
-    await kernel.close();
-    await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
-  });
-  return { kernel, spawns };
-}
 
 /** Asserts a reply is Tenement's own JSON error with this status and code; returns its message. */
 function assertError(reply: Reply, status: number, code: string, what = ''): string {
@@ -73,7 +54,7 @@ function rawExchange(kernel: TestKernel, text: string): Promise<Reply> {
 }
 
 test('malformed hosts are a 400 before any work', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, { echo: echoService({ autoCreate: true }) });
+  const { kernel, spawns } = await trackedKernel(t, { echo: echoService({ autoCreate: true }) });
   await kernel.spawnInstance('echo', 'alice');
   const cases: Array<[host: string, code: string]> = [
     ['a_b.echo.localhost', 'TNM_ERR_BAD_NAME'],
@@ -105,7 +86,7 @@ test('malformed hosts are a 400 before any work', { timeout: TIMEOUT }, async (t
 });
 
 test('unknown service, unknown host and unknown instance are 404s that create nothing', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, { echo: echoService() });
+  const { kernel, spawns } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   const before = kernel.instances.size;
   assertError(await request(kernel, 'alice.nosuch.localhost', '/echo'), 404, 'TNM_ERR_UNKNOWN_SERVICE');
@@ -121,14 +102,14 @@ test('unknown service, unknown host and unknown instance are 404s that create no
   assert.deepEqual(Object.fromEntries(spawns), { 'echo:alice': 1 });
 
   // A service with no instance at all has nothing to offer on its weighted host.
-  const empty = await kernelFor(t, { echo: echoService() });
+  const empty = await trackedKernel(t, { echo: echoService() });
   assertError(await request(empty.kernel, 'echo.localhost', '/echo'), 503, 'TNM_ERR_NO_HEALTHY_INSTANCE');
   assert.equal(empty.kernel.instances.size, 0);
   assert.equal(empty.spawns.size, 0);
 });
 
 test('autoCreate: true creates and starts an unknown instance on its first request', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, { auto: echoService({ autoCreate: true }), echo: echoService() });
+  const { kernel, spawns } = await trackedKernel(t, { auto: echoService({ autoCreate: true }), echo: echoService() });
   assert.equal(kernel.instances.size, 0);
   const first = await request(kernel, 'carol.auto.localhost', '/echo?first=1', { method: 'POST', body: 'hello' });
   assert.equal(first.status, 200, first.body);
@@ -145,7 +126,7 @@ test('autoCreate: true creates and starts an unknown instance on its first reque
 });
 
 test('wake failure: an app that dies at start is a 503 with Retry-After, and is not retried per request', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, {
+  const { kernel, spawns } = await trackedKernel(t, {
     crash: { command: 'node', args: ['-e', 'process.exit(3)'], maxRestarts: 0 },
     clean: { command: 'node', args: ['-e', 'process.exit(0)'], restart: 'on-failure' },
   });
@@ -171,7 +152,7 @@ test('wake failure: an app that dies at start is a 503 with Retry-After, and is 
 });
 
 test('wake timeout: an app that never listens is a 503 with Retry-After', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, {
+  const { kernel, spawns } = await trackedKernel(t, {
     // A long backoff so the kernel does not keep starting it again during the test.
     mute: { command: 'node', args: ['-e', 'setInterval(()=>{},1000)'], startupTimeout: '300ms', backoff: { base: '10m', max: '10m' } },
   });
@@ -188,7 +169,7 @@ test('wake timeout: an app that never listens is a 503 with Retry-After', { time
 test('wake queue full: requests beyond wakeQueue get 503 at once, the queued ones are served', { timeout: TIMEOUT }, async (t) => {
   const slowApp =
     "setTimeout(()=>require('http').createServer((q,s)=>s.end('up')).listen(Number(process.env.PORT),process.env.HOST),3000)";
-  const { kernel, spawns } = await kernelFor(t, {
+  const { kernel, spawns } = await trackedKernel(t, {
     slow: { command: 'node', args: ['-e', slowApp], wakeQueue: 2, startupTimeout: '60s' },
   });
   const slow = kernel.createInstance('slow', 's');
@@ -207,7 +188,7 @@ test('wake queue full: requests beyond wakeQueue get 503 at once, the queued one
 });
 
 test('upstream refused: a running app that stopped listening is a 502', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, { echo: echoService() });
+  const { kernel, spawns } = await trackedKernel(t, { echo: echoService() });
   const alice = await kernel.spawnInstance('echo', 'alice');
   const pid = alice.handle!.pid!;
   const closed = await request(kernel, 'alice.echo.localhost', '/close-listener');
@@ -227,7 +208,7 @@ test('upstream refused: a running app that stopped listening is a 502', { timeou
 });
 
 test('upstream slower than requestTimeout is a 504, and the instance keeps serving', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, { echo: echoService({ requestTimeout: '300ms' }) });
+  const { kernel, spawns } = await trackedKernel(t, { echo: echoService({ requestTimeout: '300ms' }) });
   const alice = await kernel.spawnInstance('echo', 'alice');
   const slow = await request(kernel, 'alice.echo.localhost', '/slow?ms=2000');
   const message = assertError(slow, 504, 'TNM_ERR_UPSTREAM_TIMEOUT');

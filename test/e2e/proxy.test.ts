@@ -3,27 +3,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
-import { test, type TestContext } from 'node:test';
-import type { ServiceInput } from '../../core/config/schema.ts';
-import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
-import { alive, echoService, request, servePlugins, waitFor } from '../helpers.ts';
+import { test } from 'node:test';
+import type { TestKernel } from '../../core/test-kernel.ts';
+import { echoService, request, trackedKernel } from '../helpers.ts';
 
 const TIMEOUT = 120_000;
-
-/** A started kernel with the serve plugins, closed after the test; every process it spawned must be gone. */
-async function kernelFor(t: TestContext, services: Record<string, ServiceInput> = { echo: echoService() }): Promise<TestKernel> {
-  const kernel = await createTestKernel({ plugins: servePlugins, config: { services } });
-  const pids: number[] = [];
-  kernel.hooks.stateChange.tapPromise('test-pids', async (event) => {
-    const pid = event.type === 'spawned' ? /pid (\d+)/.exec(event.reason ?? '')?.[1] : undefined;
-    if (pid) pids.push(Number(pid));
-  });
-  t.after(async () => {
-    await kernel.close();
-    await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
-  });
-  return kernel;
-}
 
 interface Exchange {
   status: number;
@@ -113,7 +97,7 @@ function pattern(bytes: number): Buffer {
 const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
 
 test('spawn and route: {id}.{service}.localhost reaches that instance, with PORT, HOST and DATA_DIR set', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   const alice = await kernel.spawnInstance('echo', 'alice');
   const bob = await kernel.spawnInstance('echo', 'bob');
   assert.equal(alice.state, 'running');
@@ -136,7 +120,7 @@ test('spawn and route: {id}.{service}.localhost reaches that instance, with PORT
 });
 
 test('method, path and query, headers and body pass through untouched', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   const body = JSON.stringify({ hello: 'world', n: [1, 2, 3], unicode: 'żółw ✓' });
   const reply = await exchange(kernel, {
@@ -185,7 +169,7 @@ test('method, path and query, headers and body pass through untouched', { timeou
 });
 
 test('request hop-by-hop headers are stripped and X-Forwarded-* added', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   const reply = await exchange(kernel, {
     path: '/echo',
@@ -225,7 +209,7 @@ test('request hop-by-hop headers are stripped and X-Forwarded-* added', { timeou
 });
 
 test('response status, reason and headers come back, hop-by-hop ones stripped', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   // Once on a connection that closes, once on one the client keeps alive (so Tenement adds its own hop headers).
   for (const connection of ['close', 'keep-alive']) {
@@ -255,7 +239,7 @@ test('response status, reason and headers come back, hop-by-hop ones stripped', 
 });
 
 test('a ~5 MB request body streams through with its Content-Length', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   const size = 5 * 1024 * 1024 + 17;
   const payload = pattern(size);
@@ -304,7 +288,7 @@ test('a ~5 MB request body streams through with its Content-Length', { timeout: 
 });
 
 test('an upload with Expect: 100-continue gets the interim answer, then streams through', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   const payload = pattern(2 * 1024 * 1024 + 5);
   const base = new URL(kernel.url);
@@ -343,7 +327,7 @@ test('an upload with Expect: 100-continue gets the interim answer, then streams 
 });
 
 test('HEAD answers headers only, and the connection stays in step', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.after(() => agent.destroy());
@@ -375,7 +359,7 @@ test('HEAD answers headers only, and the connection stays in step', { timeout: T
 });
 
 test('a chunked request body (no Content-Length) passes through, whatever the method', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   const pieces = ['first piece|', Buffer.from([0, 1, 2, 255, 254]), '|żółw|', 'x'.repeat(100_000), '|last'];
   const expected = Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
@@ -404,7 +388,7 @@ test('a chunked request body (no Content-Length) passes through, whatever the me
 });
 
 test('a ~5 MB response body comes back intact, with and without Content-Length', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   const size = 5 * 1024 * 1024 + 3;
   const expected = sha256(pattern(size));
@@ -424,7 +408,7 @@ test('a ~5 MB response body comes back intact, with and without Content-Length',
 });
 
 test('upstream connections are kept alive and reused', { timeout: TIMEOUT }, async (t) => {
-  const kernel = await kernelFor(t);
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await kernel.spawnInstance('echo', 'alice');
   const ports: string[] = [];
   // Each client request comes on its own fresh connection; the proxy's side should still reuse one.

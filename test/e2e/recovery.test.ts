@@ -1,14 +1,14 @@
 // `ten serve` as a real child process: crash it with kill -9 and start it again, or stop it with SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { findOrphans, signalQuietly } from '../../core/orphans.ts';
-import { ECHO_APP, ROOT, alive, request, sleep, waitFor } from '../helpers.ts';
+import { ECHO_APP, ROOT, alive, gone, procState, request, sleep, waitFor } from '../helpers.ts';
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -18,17 +18,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function procState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** No such process, or a zombie its new parent has not reaped yet. */
-const gone = (pid: number): boolean => !alive(pid) || procState(pid) === 'Z';
 /** Running (or sleeping), not merely a zombie. */
 const running = (pid: number): boolean => alive(pid) && procState(pid) !== 'Z';
 

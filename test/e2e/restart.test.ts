@@ -2,18 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Instance } from '../../core/instance.ts';
-import type { Kernel } from '../../core/kernel.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent } from '../../core/types.ts';
-import { alive, echoService, request, servePlugins, sleep, waitFor } from '../helpers.ts';
-
-function recordEvents(kernel: Kernel): InstanceEvent[] {
-  const events: InstanceEvent[] = [];
-  kernel.hooks.stateChange.tap('test', (event) => {
-    events.push(event);
-  });
-  return events;
-}
+import { alive, echoService, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 
 const count = (events: InstanceEvent[], type: InstanceEvent['type']): number => events.filter((e) => e.type === type).length;
 

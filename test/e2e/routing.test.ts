@@ -2,31 +2,12 @@
 // `{service}.{domain}` spread (weights, weight 0, dead and failed instances), on real processes.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { test, type TestContext } from 'node:test';
-import type { ServiceInput } from '../../core/config/schema.ts';
+import { test } from 'node:test';
 import type { Instance } from '../../core/instance.ts';
-import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
-import { alive, echoService, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
+import type { TestKernel } from '../../core/test-kernel.ts';
+import { alive, echoService, request, trackedKernel, waitFor, type Reply } from '../helpers.ts';
 
 const TIMEOUT = 120_000;
-
-/** A started kernel with the serve plugins, closed after the test; every process it spawned must be gone. */
-async function kernelFor(t: TestContext, services: Record<string, ServiceInput>): Promise<{ kernel: TestKernel; spawns: Map<string, number> }> {
-  const kernel = await createTestKernel({ plugins: servePlugins, config: { services } });
-  const pids: number[] = [];
-  const spawns = new Map<string, number>();
-  kernel.hooks.stateChange.tapPromise('test-pids', async (event) => {
-    if (event.type !== 'spawned') return;
-    spawns.set(event.instance, (spawns.get(event.instance) ?? 0) + 1);
-    const pid = /pid (\d+)/.exec(event.reason ?? '')?.[1];
-    if (pid) pids.push(Number(pid));
-  });
-  t.after(async () => {
-    await kernel.close();
-    await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
-  });
-  return { kernel, spawns };
-}
 
 async function running(kernel: TestKernel, service: string, id: string): Promise<Instance> {
   const instance = await kernel.spawnInstance(service, id);
@@ -61,7 +42,7 @@ function tally(replies: readonly Reply[]): Map<string, number> {
 const show = (counts: Map<string, number>): string => JSON.stringify(Object.fromEntries(counts));
 
 test('host matching is case-insensitive and ignores the port and a trailing dot', { timeout: TIMEOUT }, async (t) => {
-  const { kernel } = await kernelFor(t, { echo: echoService() });
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await running(kernel, 'echo', 'alice');
   await running(kernel, 'echo', 'bob');
   for (const host of ['alice.echo.localhost', 'ALICE.ECHO.LOCALHOST', 'Alice.Echo.LocalHost:8080', 'alice.echo.localhost:1', 'alice.echo.localhost.', 'alice.echo.localhost.:443']) {
@@ -76,7 +57,7 @@ test('host matching is case-insensitive and ignores the port and a trailing dot'
 });
 
 test('every request on one kept-alive client connection is routed by its own Host', { timeout: TIMEOUT }, async (t) => {
-  const { kernel } = await kernelFor(t, { echo: echoService() });
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   await running(kernel, 'echo', 'alice');
   await running(kernel, 'echo', 'bob');
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -118,7 +99,7 @@ test('every request on one kept-alive client connection is routed by its own Hos
 });
 
 test('the bare domain and IP hosts go to management: /health answers JSON with status ok', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, { echo: echoService() });
+  const { kernel, spawns } = await trackedKernel(t, { echo: echoService() });
   await running(kernel, 'echo', 'alice');
   for (const host of ['localhost', 'LOCALHOST', 'localhost:8080', 'LocalHost:1', '127.0.0.1', '127.0.0.1:8080', '[::1]', '[::1]:8080', '10.1.2.3']) {
     const reply = await request(kernel, host, '/health');
@@ -137,7 +118,7 @@ test('the bare domain and IP hosts go to management: /health answers JSON with s
 });
 
 test('weighted {service}.localhost: an 80/20 split roughly follows the weights', { timeout: TIMEOUT }, async (t) => {
-  const { kernel } = await kernelFor(t, { echo: echoService() });
+  const { kernel } = await trackedKernel(t, { echo: echoService() });
   const heavy = await running(kernel, 'echo', 'heavy');
   const light = await running(kernel, 'echo', 'light');
   kernel.setWeight(heavy, 80);
@@ -156,7 +137,7 @@ test('weighted {service}.localhost: an 80/20 split roughly follows the weights',
 });
 
 test('weighted: an instance at weight 0 gets exactly nothing; all at 0 is a 503', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, { echo: echoService() });
+  const { kernel, spawns } = await trackedKernel(t, { echo: echoService() });
   const on = await running(kernel, 'echo', 'on');
   const off = await running(kernel, 'echo', 'off');
   kernel.setWeight(off, 0);
@@ -176,7 +157,7 @@ test('weighted: an instance at weight 0 gets exactly nothing; all at 0 is a 503'
 
 test('weighted: a dead instance (restarting after SIGKILL) is skipped, never a 502', { timeout: TIMEOUT }, async (t) => {
   // A long backoff keeps the killed instance in `restarting` for the whole test.
-  const { kernel, spawns } = await kernelFor(t, { echo: echoService({ backoff: { base: '10m', max: '10m' } }) });
+  const { kernel, spawns } = await trackedKernel(t, { echo: echoService({ backoff: { base: '10m', max: '10m' } }) });
   const survivor = await running(kernel, 'echo', 'survivor');
   const victim = await running(kernel, 'echo', 'victim');
   // The victim would get most of the traffic if it were up.
@@ -196,7 +177,7 @@ test('weighted: a dead instance (restarting after SIGKILL) is skipped, never a 5
 });
 
 test('weighted: a failed instance never gets traffic', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, spawns } = await kernelFor(t, { echo: echoService({ maxRestarts: 0 }) });
+  const { kernel, spawns } = await trackedKernel(t, { echo: echoService({ maxRestarts: 0 }) });
   const good = await running(kernel, 'echo', 'good');
   const broken = await running(kernel, 'echo', 'broken');
   kernel.setWeight(good, 1);

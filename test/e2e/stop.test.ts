@@ -1,27 +1,11 @@
 // Stopping leaves nothing behind: the app, the processes it started, and apps that ignore SIGTERM.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import type { Instance } from '../../core/instance.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import { findOrphans, signalQuietly } from '../../core/orphans.ts';
-import { ECHO_APP, alive, echoService, request, servePlugins, sleep, waitFor, type Reply } from '../helpers.ts';
-
-/** The state letter of /proc/<pid>/stat ('R', 'S', 'Z', ...), or null when there is no such process. */
-function procState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** Gone for good: no process, or a zombie (it runs nothing and holds nothing; only its parent can reap it). */
-function gone(pid: number): boolean {
-  return !alive(pid) || procState(pid) === 'Z';
-}
+import { ECHO_APP, alive, echoService, gone, procState, request, servePlugins, sleep, waitFor, type Reply } from '../helpers.ts';
 
 /** Reports (as a test diagnostic) any pid that is only gone as a zombie: it is dead but not yet reaped. */
 function noteZombies(t: TestContext, pids: number[]): void {

@@ -5,31 +5,25 @@ import type { IncomingMessage } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import WebSocket from 'ws';
 import type { ServiceInput } from '../../core/config/schema.ts';
-import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
+import type { TestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent } from '../../core/types.ts';
-import { alive, echoService, request, servePlugins, waitFor } from '../helpers.ts';
+import { alive, echoService, request, trackedKernel, waitFor } from '../helpers.ts';
 
 const TIMEOUT = 120_000;
 
-/** A started kernel with the serve plugins, closed after the test; every process it spawned must be gone. */
-async function kernelFor(
+/**
+ * A tracked kernel (see trackedKernel) plus `sockets`: client sockets registered there that are still open at
+ * teardown are dropped before the kernel closes, so the kernel's drain has nothing to wait for.
+ */
+async function wsKernel(
   t: TestContext,
   services: Record<string, ServiceInput> = { echo: echoService() },
 ): Promise<{ kernel: TestKernel; events: InstanceEvent[]; sockets: WebSocket[] }> {
-  const kernel = await createTestKernel({ plugins: servePlugins, config: { services } });
-  const pids: number[] = [];
-  const events: InstanceEvent[] = [];
-  kernel.hooks.stateChange.tapPromise('test-events', async (event) => {
-    events.push(event);
-    const pid = event.type === 'spawned' ? /pid (\d+)/.exec(event.reason ?? '')?.[1] : undefined;
-    if (pid) pids.push(Number(pid));
-  });
-  // Client sockets still open are dropped first, so the kernel's drain has nothing to wait for.
   const sockets: WebSocket[] = [];
-  t.after(async () => {
-    for (const ws of sockets) ws.terminate();
-    await kernel.close();
-    await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
+  const { kernel, events } = await trackedKernel(t, services, {
+    beforeClose: () => {
+      for (const ws of sockets) ws.terminate();
+    },
   });
   return { kernel, events, sockets };
 }
@@ -102,7 +96,7 @@ function closed(ws: WebSocket): Promise<void> {
 }
 
 test('an upgrade through {id}.{service}.localhost echoes messages both ways', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, events, sockets } = await kernelFor(t);
+  const { kernel, events, sockets } = await wsKernel(t);
   const alice = await kernel.spawnInstance('echo', 'alice');
   assert.equal(alice.state, 'running');
   const ws = await connect(kernel, 'Alice.Echo.localhost:8080');
@@ -136,7 +130,7 @@ test('an upgrade through {id}.{service}.localhost echoes messages both ways', { 
 
 test('two WebSockets to two instances are independent', { timeout: TIMEOUT }, async (t) => {
   // A short drain: removing an instance waits at most this long for its open WebSocket.
-  const { kernel, sockets } = await kernelFor(t, { echo: echoService({ drainTimeout: '300ms' }) });
+  const { kernel, sockets } = await wsKernel(t, { echo: echoService({ drainTimeout: '300ms' }) });
   const alice = await kernel.spawnInstance('echo', 'alice');
   const bob = await kernel.spawnInstance('echo', 'bob');
   const a = await connect(kernel, 'alice.echo.localhost');
@@ -158,7 +152,7 @@ test('two WebSockets to two instances are independent', { timeout: TIMEOUT }, as
 });
 
 test('an upgrade wakes a hibernated instance', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, events, sockets } = await kernelFor(t);
+  const { kernel, events, sockets } = await wsKernel(t);
   const alice = await kernel.spawnInstance('echo', 'alice');
   const firstPid = alice.handle!.pid!;
   await kernel.hibernate(alice);
@@ -180,7 +174,7 @@ test('an upgrade wakes a hibernated instance', { timeout: TIMEOUT }, async (t) =
 });
 
 test('refused upgrades answer the JSON error and spawn nothing', { timeout: TIMEOUT }, async (t) => {
-  const { kernel, events, sockets } = await kernelFor(t);
+  const { kernel, events, sockets } = await wsKernel(t);
   await kernel.spawnInstance('echo', 'alice');
   const cases: Array<[host: string, status: number, code: string]> = [
     ['nobody.echo.localhost', 404, 'TNM_ERR_UNKNOWN_INSTANCE'],
