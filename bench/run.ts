@@ -4,7 +4,7 @@
  *
  *   npm run bench                  # all three, about 2 minutes
  *   npm run bench -- --profile     # also profiles `ten serve` under proxy load (.bench-tmp/ten-serve-proxy.cpuprofile)
- *   npm run bench -- proxy wake    # only some: proxy, wake, footprint
+ *   npm run bench -- proxy wake    # only some: proxy, wake, footprint, logs
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
  * Results are also written to .bench-tmp/bench-results.json.
@@ -13,10 +13,11 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { formatColdWake, runColdWakeBench, type ColdWakeResult } from './cold-wake.ts';
 import { formatFootprint, runFootprintBench, type FootprintResult } from './footprint.ts';
+import { formatLogsSearch, runLogsSearchBench, type LogsSearchResult } from './logs-search.ts';
 import { ROOT, fmt, fmtInt, requireTools, table, writeJson, type Goal } from './lib.ts';
 import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 
-const NAMES = ['proxy', 'wake', 'footprint'] as const;
+const NAMES = ['proxy', 'wake', 'footprint', 'logs'] as const;
 type Name = (typeof NAMES)[number];
 
 const args = process.argv.slice(2);
@@ -37,6 +38,7 @@ const failures: string[] = [];
 let proxy: ProxyBenchResult | null = null;
 let wake: ColdWakeResult | null = null;
 let footprint: FootprintResult | null = null;
+let logs: LogsSearchResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
   try {
@@ -73,6 +75,10 @@ if (selected.has('wake')) {
 if (selected.has('footprint')) {
   footprint = await attempt('footprint', () => runFootprintBench());
   if (footprint) out(`\n${formatFootprint(footprint)}\n`);
+}
+if (selected.has('logs')) {
+  logs = await attempt('logs search', () => runLogsSearchBench());
+  if (logs) out(`\n${formatLogsSearch(logs)}\n`);
 }
 
 // ---- summary ----
@@ -112,6 +118,11 @@ if (footprint) {
   );
   goals.push(...footprint.goals);
 }
+if (logs) {
+  const rare = logs.searches[0]!;
+  rows.push([`log search, rare word (${logs.lines / 1e6}M lines)`, `${fmt(rare.ftsMs, 2)} ms`, `LIKE scan ${fmt(rare.likeMs ?? NaN, 1)} ms`, fmt(rare.ftsMs / (rare.likeMs ?? NaN), 4), '< 1000 ms']);
+  goals.push(...logs.goals);
+}
 
 out(`== summary (${fmt((Date.now() - started) / 1000, 0)} s) ==`);
 if (rows.length > 0) out(table(['figure', 'tenement', 'baseline (same run)', 'ratio', 'goal'], rows));
@@ -130,6 +141,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   proxy,
   wake,
   footprint,
+  logs,
   goals,
   failures,
 });
