@@ -97,7 +97,7 @@ export class Kernel {
     }
     // The server exists before plugins so they can add management routes in setup; it listens after.
     this.server = await createServer(this);
-    this.plugins = await setupPlugins(this, this.pluginEntries);
+    this.plugins = await setupPlugins(this, this.pluginEntries, this.config.pluginOptions);
     this.checkTiers();
     this.hooks.metrics.call(this.metricsRegistry);
     await this.server.listen(settings.port, settings.listen);

@@ -122,11 +122,27 @@ export function orderPlugins(entries: readonly unknown[]): LoadedPlugin[] {
 }
 
 /** Sets plugins up one by one; a throwing setup stops start-up with the plugin's name in the error. */
-export async function setupPlugins(kernel: Kernel, entries: readonly unknown[]): Promise<string[]> {
+export async function setupPlugins(
+  kernel: Kernel,
+  entries: readonly unknown[],
+  optionsByName: Readonly<Record<string, unknown>> = {},
+): Promise<string[]> {
   const ordered = orderPlugins(entries);
+  const loaded = new Set(ordered.map((p) => p.definition.name));
+  for (const name of Object.keys(optionsByName)) {
+    if (!loaded.has(name)) {
+      throw new TenementError(
+        ErrorCodes.PLUGIN_MISSING_DEPENDENCY,
+        `pluginOptions.${name}: no plugin named '${name}' is loaded (loaded: ${[...loaded].join(', ')})`,
+        { plugin: name, hook: 'register' },
+      );
+    }
+  }
   for (const { definition, options } of ordered) {
     try {
-      await definition.setup(kernel, options);
+      // Options from the config's pluginOptions configure plugins the user did not list themselves (the
+      // ones `ten serve` loads by default) as well as their own.
+      await definition.setup(kernel, definition.name in optionsByName ? optionsByName[definition.name] : options);
     } catch (error) {
       throw new TenementError(
         ErrorCodes.PLUGIN_SETUP,

@@ -139,6 +139,8 @@ export const configSchema = z
     instances: z.record(z.string(), z.array(dnsLabel('an instance id'))).default({}),
     /** Extra plugins (objects made with `definePlugin`), or `[plugin, options]` pairs. */
     plugins: z.array(z.unknown()).default([]),
+    /** Options for plugins by name, including the ones loaded by default: `{ metrics: { public: false } }`. */
+    pluginOptions: z.record(z.string(), z.unknown()).default({}),
   })
   .superRefine((config, ctx) => {
     for (const service of Object.keys(config.instances)) {

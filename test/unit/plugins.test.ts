@@ -159,3 +159,18 @@ test('every lifecycle transition is emitted on stateChange', async () => {
     await kernel.close();
   }
 });
+
+test('pluginOptions configure plugins by name, and an unknown name is an error', async () => {
+  let seen: unknown;
+  const configurable = definePlugin<{ level: number } | undefined>({
+    name: 'configurable', version: '1.0.0', kernel: '^1',
+    setup(_kernel, options) { seen = options; },
+  });
+  const kernel = await createTestKernel({ plugins: [configurable], config: { pluginOptions: { configurable: { level: 3 } } } });
+  await kernel.close();
+  assert.deepEqual(seen, { level: 3 });
+  await assert.rejects(
+    createTestKernel({ plugins: [configurable], config: { pluginOptions: { nosuch: {} } } }),
+    /pluginOptions\.nosuch: no plugin named 'nosuch' is loaded \(loaded: configurable\)/,
+  );
+});
