@@ -1,14 +1,40 @@
+/** `ten`: the command line. Each command lives in cli/commands/; this file wires them and reports failures. */
 import { Command } from 'commander';
-import { loadConfig } from '../core/config/loader.ts';
 import { isTenementError, errorMessage } from '../core/errors.ts';
 import { KERNEL_VERSION } from '../core/plugin.ts';
-import { serve } from './serve.ts';
+import { CliError } from './client.ts';
+import { registerAudit } from './commands/audit.ts';
+import { examples } from './commands/common.ts';
+import { registerConfig } from './commands/config.ts';
+import { registerDeploy } from './commands/deploy.ts';
+import { registerDoctor } from './commands/doctor.ts';
+import { registerInit } from './commands/init.ts';
+import { registerInstanceCommands } from './commands/instances.ts';
+import { registerLogs } from './commands/logs.ts';
+import { registerPs } from './commands/ps.ts';
+import { registerToken } from './commands/token.ts';
+import type { ServeOptions } from './serve.ts';
+
+/** Every failure ends as one line on stderr, `ten: [TNM_ERR_CODE: ]message`, and exit code 1. */
+function fail(message: string, code: string | null = null): never {
+  process.stderr.write(`ten: ${code ? `${code}: ` : ''}${message}\n`);
+  process.exit(1);
+}
+
+// `ten logs -f | head`: a reader that went away is a normal end, not a crash.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
 
 const program = new Command()
   .name('ten')
   .description('Tenement: one server, many tenants. Runs one copy of your app per customer behind subdomain routing.')
   .version(KERNEL_VERSION)
-  .showHelpAfterError();
+  // Usage errors (unknown option, missing argument) in the same one-line form as every other failure.
+  .configureOutput({
+    outputError: (text, write) => write(`ten: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
+  });
 
 program
   .command('serve')
@@ -26,19 +52,38 @@ Examples:
   $ ten serve --config examples/notes/tenement.config.ts --port 8080
   $ curl http://alice.notes.localhost:8080/    # reaches the notes:alice instance`,
   )
-  .action(serve);
+  // Loaded on use: the kernel, the HTTP server and every plugin are a lot to import for a quick `ten ps`.
+  .action(async (options: ServeOptions) => (await import('./serve.ts')).serve(options));
 
-program
-  .command('config')
-  .description('Print the resolved config, or every error in it')
-  .option('-c, --config <file>', 'config file')
-  .action(async (options: { config?: string }) => {
-    const config = await loadConfig({ file: options.config });
-    process.stdout.write(`${JSON.stringify({ ...config, plugins: config.plugins.length }, null, 2)}\n`);
-  });
+registerInit(program);
+registerConfig(program);
+registerPs(program);
+registerInstanceCommands(program);
+registerLogs(program);
+registerDeploy(program);
+registerToken(program);
+registerAudit(program);
+registerDoctor(program);
+
+examples(program, [
+  ['ten init', 'write ./tenement.config.ts for the app here'],
+  ['ten serve', 'run it'],
+  ['ten spawn notes:alice', "start alice's copy"],
+  ['ten ps', 'what runs, with health and memory'],
+  ['ten logs notes:alice -f', 'follow her output'],
+  ['ten deploy notes:v2 && ten route notes --from v1 --to v2'],
+  ['ten doctor', 'what this host supports'],
+]);
+program.addHelpText(
+  'after',
+  `
+Client commands find the server and token by themselves next to a local config (its port, and
+{dataDir}/admin.token); elsewhere pass --server <url> and --token <token> (or TENEMENT_SERVER, TENEMENT_TOKEN).
+Run 'ten <command> --help' for a command's options and examples.`,
+);
 
 program.parseAsync().catch((error: unknown) => {
-  const code = isTenementError(error) ? `${error.code}: ` : '';
-  process.stderr.write(`ten: ${code}${errorMessage(error)}\n`);
-  process.exit(1);
+  if (error instanceof CliError) fail(error.message, error.code);
+  if (isTenementError(error)) fail(errorMessage(error), error.code);
+  fail(errorMessage(error));
 });

@@ -1,0 +1,246 @@
+/**
+ * The management API client behind every `ten` command that talks to a server: where the server is, which
+ * token to send, JSON requests with `{ error: { code, message } }` turned into one-line errors, and SSE streams.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import { findConfigFile, loadConfig, type ResolvedConfig } from '../core/config/loader.ts';
+import { errorMessage } from '../core/errors.ts';
+
+/** A failure to report as `ten: <code>: <message>`; `code` is the server's TNM_ERR_* when it sent one. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | null = null,
+    readonly status: number | null = null,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** The options every client command accepts (added by `clientOptions` in commands/common.ts). */
+export interface ClientFlags {
+  server?: string;
+  token?: string;
+  config?: string;
+  json?: boolean;
+}
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  /** Milliseconds without a response before giving up. */
+  timeoutMs?: number;
+}
+
+const DEFAULT_SERVER = 'http://127.0.0.1:8080';
+/** Long enough for a spawn that waits for a slow start; a hung server still ends the command eventually. */
+const DEFAULT_TIMEOUT_MS = 120_000;
+
+/** The local config, when one is found; an unreadable one found by walking up is ignored (it may not be ours). */
+async function localConfig(explicit: string | undefined): Promise<ResolvedConfig | null> {
+  let file: string;
+  try {
+    file = findConfigFile(explicit);
+  } catch (error) {
+    if (explicit || process.env.TENEMENT_CONFIG) throw error;
+    return null;
+  }
+  try {
+    return await loadConfig({ file });
+  } catch (error) {
+    if (explicit || process.env.TENEMENT_CONFIG) throw error;
+    return null;
+  }
+}
+
+/** The address `ten serve` listens on as a URL a local client can dial (wildcards become loopback). */
+function serverFromConfig(config: ResolvedConfig): string {
+  const listen = config.settings.listen;
+  const host = listen === '0.0.0.0' || listen === '::' || listen === '' ? '127.0.0.1' : listen.includes(':') ? `[${listen}]` : listen;
+  return `http://${host}:${config.settings.port}`;
+}
+
+interface TokenSource {
+  token: string | null;
+  /** Where the token came from, or where we looked, for the 401 hint. */
+  from: string;
+}
+
+function findToken(flags: ClientFlags, config: ResolvedConfig | null): TokenSource {
+  if (flags.token) return { token: flags.token, from: '--token' };
+  if (process.env.TENEMENT_TOKEN) return { token: process.env.TENEMENT_TOKEN, from: 'TENEMENT_TOKEN' };
+  // TENEMENT_DATA_DIR overrides settings.dataDir for `ten serve`, so the server wrote its token there.
+  const dataDir = process.env.TENEMENT_DATA_DIR ? path.resolve(process.env.TENEMENT_DATA_DIR) : config?.settings.dataDir;
+  if (!dataDir) return { token: null, from: 'no local tenement config or TENEMENT_DATA_DIR to find admin.token in' };
+  const file = path.join(dataDir, 'admin.token');
+  if (!existsSync(file)) return { token: null, from: `${file} does not exist` };
+  try {
+    const token = readFileSync(file, 'utf8').trim();
+    return token ? { token, from: file } : { token: null, from: `${file} is empty` };
+  } catch (error) {
+    return { token: null, from: `cannot read ${file}: ${errorMessage(error)}` };
+  }
+}
+
+export class Client {
+  private constructor(
+    readonly server: string,
+    private readonly auth: TokenSource,
+  ) {}
+
+  /** `--server`/TENEMENT_SERVER, else the local config's port; `--token`/TENEMENT_TOKEN, else its admin.token. */
+  static async connect(flags: ClientFlags): Promise<Client> {
+    const explicitServer = flags.server ?? (process.env.TENEMENT_SERVER || undefined);
+    const needConfig = explicitServer === undefined || (!flags.token && !process.env.TENEMENT_TOKEN && !process.env.TENEMENT_DATA_DIR);
+    const config = needConfig ? await localConfig(flags.config) : null;
+    const server = (explicitServer ?? (config ? serverFromConfig(config) : DEFAULT_SERVER)).replace(/\/+$/, '');
+    let url: URL;
+    try {
+      url = new URL(server);
+    } catch {
+      throw new CliError(`--server ${server} is not a URL (expected e.g. http://127.0.0.1:8080)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new CliError(`--server ${server}: only http:// and https:// servers are supported`);
+    }
+    return new Client(server, findToken(flags, config));
+  }
+
+  get<T>(urlPath: string, query?: Query): Promise<T> {
+    return this.request<T>('GET', urlPath, { query });
+  }
+
+  post<T>(urlPath: string, body?: unknown, timeoutMs?: number): Promise<T> {
+    return this.request<T>('POST', urlPath, { body: body ?? {}, timeoutMs });
+  }
+
+  put<T>(urlPath: string, body: unknown): Promise<T> {
+    return this.request<T>('PUT', urlPath, { body });
+  }
+
+  delete<T>(urlPath: string): Promise<T> {
+    return this.request<T>('DELETE', urlPath, {});
+  }
+
+  /** One JSON request; any status from 400 up becomes a CliError carrying the server's code and message. */
+  async request<T>(method: string, urlPath: string, options: RequestOptions = {}): Promise<T> {
+    const response = await this.send(method, urlPath, options);
+    const text = await readBody(response);
+    let parsed: unknown = null;
+    if (text.length > 0) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        if ((response.statusCode ?? 0) < 400) throw new CliError(`${method} ${urlPath}: the server answered with something that is not JSON`);
+      }
+    }
+    const status = response.statusCode ?? 0;
+    if (status >= 400) throw this.failure(status, parsed, text, `${method} ${urlPath}`);
+    return parsed as T;
+  }
+
+  /**
+   * Follows a server-sent event stream, calling `onData` with each event's parsed `data`, until the server
+   * closes it or `signal` aborts (then it resolves quietly).
+   */
+  async stream(urlPath: string, query: Query, onData: (data: unknown) => void, signal: AbortSignal): Promise<void> {
+    const response = await this.send('GET', urlPath, { query, timeoutMs: 0 }, signal);
+    const status = response.statusCode ?? 0;
+    if (status >= 400) {
+      const text = await readBody(response);
+      let parsed: unknown = null;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // the fallback message below names the status
+      }
+      throw this.failure(status, parsed, text, `GET ${urlPath}`);
+    }
+    response.setEncoding('utf8');
+    let buffer = '';
+    await new Promise<void>((resolve, reject) => {
+      signal.addEventListener('abort', () => resolve(), { once: true });
+      response.on('data', (chunk: string) => {
+        buffer += chunk;
+        // Events end with a blank line; a partial event waits for the rest.
+        let end: number;
+        while ((end = buffer.search(/\r?\n\r?\n/)) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '');
+          const data = block
+            .split(/\r?\n/)
+            .filter((line) => line.startsWith('data:'))
+            .map((line) => line.slice(5).replace(/^ /, ''))
+            .join('\n');
+          if (data === '') continue; // comments and keep-alives
+          try {
+            onData(JSON.parse(data));
+          } catch {
+            onData(data);
+          }
+        }
+      });
+      response.on('end', () => resolve());
+      response.on('error', (error) => (signal.aborted ? resolve() : reject(this.unreachable(error))));
+    });
+  }
+
+  private send(method: string, urlPath: string, options: RequestOptions, signal?: AbortSignal): Promise<IncomingMessage> {
+    const url = new URL(this.server + urlPath);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined && value !== '') url.searchParams.set(key, String(value));
+    }
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.auth.token) headers.authorization = `Bearer ${this.auth.token}`;
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
+    const transport = url.protocol === 'https:' ? https : http;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      // One connection per command, closed with it: nothing keeps the process alive afterwards.
+      const req = transport.request(url, { method, headers, agent: false, ...(signal ? { signal } : {}) }, resolve);
+      if (timeoutMs > 0) {
+        req.setTimeout(timeoutMs, () => req.destroy(new CliError(`${method} ${urlPath}: no answer from ${this.server} within ${Math.round(timeoutMs / 1000)}s`)));
+      }
+      req.on('error', (error) => reject(error instanceof CliError ? error : this.unreachable(error)));
+      req.end(payload);
+    });
+  }
+
+  private unreachable(error: Error): CliError {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ECONNREFUSED') return new CliError(`cannot reach the server at ${this.server}: is \`ten serve\` running?`);
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new CliError(`cannot reach the server at ${this.server}: unknown host`);
+    return new CliError(`cannot reach the server at ${this.server}: ${code ?? error.message}`);
+  }
+
+  private failure(status: number, parsed: unknown, text: string, what: string): CliError {
+    const body = parsed as { error?: { code?: unknown; message?: unknown } } | null;
+    const code = typeof body?.error?.code === 'string' ? body.error.code : null;
+    let message = typeof body?.error?.message === 'string' ? body.error.message : `${what} answered ${status}${text ? `: ${text.slice(0, 200).trim()}` : ''}`;
+    if (status === 401) {
+      message += this.auth.token
+        ? ` (token from ${this.auth.from})`
+        : `; pass --token <token> or set TENEMENT_TOKEN (${this.auth.from}; the server writes its admin token to {dataDir}/admin.token)`;
+    }
+    return new CliError(message.replace(/\s*\n\s*/g, ' '), code, status);
+  }
+}
+
+function readBody(response: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    response.on('data', (chunk: Buffer) => chunks.push(chunk));
+    response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    response.on('error', reject);
+  });
+}

@@ -1,0 +1,64 @@
+/** `ten ps`: every instance the server knows, as a table. */
+import type { Command } from 'commander';
+import type { InstanceView } from '../api-types.ts';
+import type { ClientFlags } from '../client.ts';
+import { color, healthColor, humanBytes, humanDuration, out, printJson, stateColor, table } from '../output.ts';
+import { checkLabel, clientOptions, connect, examples } from './common.ts';
+
+interface PsFlags extends ClientFlags {
+  service?: string;
+  state?: string;
+}
+
+const HEADERS = ['INSTANCE', 'STATE', 'HEALTH', 'TIER', 'PORT', 'UPTIME', 'IDLE', 'RESTARTS', 'WEIGHT', 'MEMORY'];
+
+function row(view: InstanceView): string[] {
+  const running = view.state === 'running';
+  return [
+    view.key,
+    stateColor(view.state),
+    healthColor(view.health ?? 'unknown'),
+    view.tier ?? '-',
+    running && view.port ? String(view.port) : '-',
+    running ? humanDuration(view.uptimeSeconds) : '-',
+    humanDuration(view.idleSeconds),
+    String(view.restarts ?? 0),
+    String(view.weight ?? '-'),
+    humanBytes(view.memoryBytes),
+  ];
+}
+
+/** '3 instances (2 running, 1 hibernated)' */
+function footer(views: InstanceView[]): string {
+  const byState = new Map<string, number>();
+  for (const view of views) byState.set(view.state, (byState.get(view.state) ?? 0) + 1);
+  const detail = [...byState].map(([state, n]) => `${n} ${state}`).join(', ');
+  return `${views.length} instance${views.length === 1 ? '' : 's'}${detail ? ` (${detail})` : ''}`;
+}
+
+export function registerPs(program: Command): void {
+  const command = program
+    .command('ps')
+    .description('List instances: state, health, port, uptime, idle time, restarts, weight, memory')
+    .option('-s, --service <service>', 'only this service')
+    .option('--state <state>', 'only instances in this state (running, hibernated, failed, ...)')
+    .action(async (flags: PsFlags) => {
+      if (flags.service) checkLabel(flags.service, 'service');
+      const client = await connect(flags);
+      const answer = await client.get<{ instances: InstanceView[] }>('/api/instances', { service: flags.service, state: flags.state });
+      if (flags.json) return printJson(answer);
+      const views = [...answer.instances].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      if (views.length === 0) {
+        const filter = [flags.service && `service ${flags.service}`, flags.state && `state ${flags.state}`].filter(Boolean).join(', ');
+        return out(color.dim(`no instances${filter ? ` (${filter})` : ''}`));
+      }
+      out(table(HEADERS, views.map(row)));
+      out(color.dim(footer(views)));
+    });
+  clientOptions(command, { json: true });
+  examples(command, [
+    ['ten ps'],
+    ['ten ps --service notes --state running'],
+    ['ten ps --json | jq ".instances[].key"', 'for scripts'],
+  ]);
+}
