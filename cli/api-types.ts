@@ -1,26 +1,13 @@
 /**
- * The shapes the management API answers with, as the CLI reads them. The CLI is a client like any other, so
- * these are declared from the documented API rather than imported from the plugins that serve it.
+ * The shapes the management API answers with, as the CLI reads them. Kernel-owned shapes are the kernel's own
+ * types (one source of truth, type-only imports); plugin-owned ones are declared from the documented API, as
+ * any client would.
  */
+import type { AuditEntry } from '../core/api/audit.ts';
+import type { InstanceSnapshot } from '../core/instance.ts';
 
-export interface InstanceView {
-  key: string;
-  service: string;
-  id: string;
-  state: string;
-  tier: string;
-  health: string;
-  weight: number;
-  pid: number | null;
-  port: number | null;
-  inFlight: number;
-  restarts: number;
-  startedAt: number | null;
-  readyAt: number | null;
-  lastActivity: number | null;
-  stateSince: number | null;
-  lastExit: unknown;
-  lastError: string | null;
+/** The kernel's instance snapshot (core/instance.ts) plus what the instances API adds. */
+export interface InstanceView extends InstanceSnapshot {
   uptimeSeconds: number | null;
   idleSeconds: number | null;
   memoryBytes: number | null;
@@ -55,14 +42,4 @@ export interface TokenView {
   lastUsedAt?: number | string | null;
 }
 
-export interface AuditEntryView {
-  id: number;
-  at: number;
-  actor: string;
-  tenant: string | null;
-  action: string;
-  target: string | null;
-  instanceId: string | null;
-  status: number;
-  detail: string | null;
-}
+export type AuditEntryView = AuditEntry;
