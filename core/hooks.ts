@@ -70,13 +70,18 @@ export class HookTimings {
     this.listeners.push(listener);
   }
 
-  record(hook: string, plugin: string, ms: number, error: unknown): void {
+  /** The counters of one tap, made once when it registers so a call costs no lookup. */
+  slot(hook: string, plugin: string): HookTiming {
     const key = `${hook}/${plugin}`;
     let timing = this.byTap.get(key);
     if (!timing) {
       timing = { calls: 0, errors: 0, totalMs: 0, maxMs: 0 };
       this.byTap.set(key, timing);
     }
+    return timing;
+  }
+
+  record(timing: HookTiming, hook: string, plugin: string, ms: number, error: unknown): void {
     timing.calls += 1;
     timing.totalMs += ms;
     if (ms > timing.maxMs) timing.maxMs = ms;
@@ -100,15 +105,16 @@ type AnyFn = (...args: unknown[]) => unknown;
 function instrumentTap(tap: Tap & { fn: AnyFn; type: string }, hook: string, timings: HookTimings): Tap {
   const fn = tap.fn;
   const plugin = tap.name;
+  const slot = timings.slot(hook, plugin);
   if (tap.type === 'promise') {
     tap.fn = async (...args: unknown[]) => {
       const started = performance.now();
       try {
         const result = await fn(...args);
-        timings.record(hook, plugin, performance.now() - started, undefined);
+        timings.record(slot, hook, plugin, performance.now() - started, undefined);
         return result;
       } catch (error) {
-        timings.record(hook, plugin, performance.now() - started, error);
+        timings.record(slot, hook, plugin, performance.now() - started, error);
         throw wrapError(error, hook, plugin);
       }
     };
@@ -118,7 +124,7 @@ function instrumentTap(tap: Tap & { fn: AnyFn; type: string }, hook: string, tim
       const callback = args.pop() as (error?: unknown, result?: unknown) => void;
       fn(...args, (error?: unknown, result?: unknown) => {
         const failed = error === null ? undefined : error;
-        timings.record(hook, plugin, performance.now() - started, failed);
+        timings.record(slot, hook, plugin, performance.now() - started, failed);
         callback(failed === undefined ? error : wrapError(failed, hook, plugin), result);
       });
     };
@@ -127,10 +133,10 @@ function instrumentTap(tap: Tap & { fn: AnyFn; type: string }, hook: string, tim
       const started = performance.now();
       try {
         const result = fn(...args);
-        timings.record(hook, plugin, performance.now() - started, undefined);
+        timings.record(slot, hook, plugin, performance.now() - started, undefined);
         return result;
       } catch (error) {
-        timings.record(hook, plugin, performance.now() - started, error);
+        timings.record(slot, hook, plugin, performance.now() - started, error);
         throw wrapError(error, hook, plugin);
       }
     };

@@ -32,19 +32,30 @@ function headersObject(raw: readonly string[]): IncomingHttpHeaders {
   return headers;
 }
 
-/** RequestInfo for the route hook, with the headers object built only if a plugin reads it. */
-function requestInfo(head: RequestHead, hostname: string, socket: net.Socket): RequestInfo {
-  let headers: IncomingHttpHeaders | undefined;
-  return {
-    hostname,
-    method: head.method,
-    url: head.target,
-    get headers() {
-      return (headers ??= headersObject(head.raw));
-    },
-    remoteAddress: socket.remoteAddress ?? '',
-    upgrade: false,
-  };
+/**
+ * RequestInfo for the route hook, with the headers object built only if a plugin reads it. A class keeps one
+ * shape for every request (an object literal with a getter would not), which the route taps' call sites like.
+ */
+class FastRequestInfo implements RequestInfo {
+  readonly upgrade = false;
+  readonly method: string;
+  readonly url: string;
+  readonly remoteAddress: string;
+  private parsedHeaders: IncomingHttpHeaders | undefined;
+
+  constructor(
+    private readonly head: RequestHead,
+    readonly hostname: string,
+    socket: net.Socket,
+  ) {
+    this.method = head.method;
+    this.url = head.target;
+    this.remoteAddress = socket.remoteAddress ?? '';
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return (this.parsedHeaders ??= headersObject(this.head.raw));
+  }
 }
 
 /**
@@ -137,7 +148,7 @@ export class ClientConnection {
     if (!head || !hostname) return this.handoff();
     // The idle timeout stays armed (activity re-arms it); onTimeout ignores it while a request is in progress.
     this.routing = true;
-    this.context.hooks.route.promise(requestInfo(head, hostname, this.socket)).then(
+    this.context.hooks.route.promise(new FastRequestInfo(head, hostname, this.socket)).then(
       (target: RouteTarget | undefined) => {
         this.routing = false;
         if (this.closed) return;
