@@ -110,6 +110,13 @@ export class Supervisor {
           `${instance.key} ${exited ? 'exited during start-up' : 'did not become ready'}: ${why}`,
         );
       }
+      if ((await handle.ownsAddress?.()) === false) {
+        throw new TenementError(
+          ErrorCodes.SPAWN_FAILED,
+          `${instance.key}: port ${handle.address.port} answers, but not from the instance's own processes (another program took it); starting again on another port`,
+        );
+      }
+      if (epoch !== instance.epoch) return;
       instance.readyAt = Date.now();
       instance.health = 'healthy';
       instance.consecutiveHealthFailures = 0;

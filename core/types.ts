@@ -95,6 +95,11 @@ export interface RunningHandle {
   /** Signals the instance to stop and resolves once nothing of it is left. */
   stop(options: { graceMs: number }): Promise<ExitInfo>;
   stats(): Promise<InstanceStats>;
+  /**
+   * Whether the listener on `address` is the instance's own (false: another program holds the port).
+   * Optional: a runtime that cannot tell leaves it out, or answers null.
+   */
+  ownsAddress?(): Promise<boolean | null>;
 }
 
 export interface RequestInfo {

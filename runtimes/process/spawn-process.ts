@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { LineSplitter } from '../../core/log-buffer.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
+import { groupOwnsListener } from './listener-owner.ts';
 import { processStats, signalGroup, waitGroupGone } from './process-group.ts';
 
 /**
@@ -68,6 +69,9 @@ export function spawnProcess(spec: SpawnSpec): Promise<RunningHandle> {
         },
         async stats() {
           return processStats(pid);
+        },
+        async ownsAddress() {
+          return groupOwnsListener(pid, spec.port);
         },
       });
     });

@@ -1,11 +1,12 @@
 // Stopping leaves nothing behind: the app, the processes it started, and apps that ignore SIGTERM.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import type { Instance } from '../../core/instance.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import { findOrphans, signalQuietly } from '../../core/orphans.ts';
-import { ECHO_APP, alive, echoService, gone, procState, request, servePlugins, sleep, waitFor, type Reply } from '../helpers.ts';
+import { ECHO_APP, alive, echoService, gone, procState, request, servePlugins, sleep, trackedKernel, waitFor, type Reply } from '../helpers.ts';
 
 /** Reports (as a test diagnostic) any pid that is only gone as a zombie: it is dead but not yet reaped. */
 function noteZombies(t: TestContext, pids: number[]): void {
@@ -257,4 +258,32 @@ describe('stopping', { timeout: 120_000 }, () => {
       await kernel.close();
     }
   });
+});
+
+test('a port taken by another program before the app binds it is noticed: the instance restarts on another port', { timeout: 60_000 }, async (t) => {
+  // The app binds late; in between, a stranger takes its port. The stranger answers health checks, but the
+  // kernel sees that the listener is not the instance's own and starts it again elsewhere.
+  const app = `setTimeout(() => require('http').createServer((q, s) => s.end('app ' + process.pid)).listen(process.env.PORT, '127.0.0.1'), 400)`;
+  const { kernel, events } = await trackedKernel(t, { late: { command: 'node', args: ['-e', app], backoff: { base: '50ms' } } });
+  const strangers: net.Server[] = [];
+  t.after(() => strangers.forEach((s) => s.close()));
+  let first = true;
+  kernel.hooks.stateChange.tap('stranger', (event) => {
+    if (event.type !== 'spawned' || !first) return;
+    first = false;
+    const port = Number(/on port (\d+)/.exec(event.reason ?? '')?.[1]);
+    const stranger = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.end('HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nstranger');
+    });
+    stranger.listen(port, '127.0.0.1');
+    strangers.push(stranger);
+  });
+  const instance = await kernel.spawnInstance('late', 'a');
+  await waitFor(() => instance.state === 'running', 'the instance to run on a port of its own', 20_000);
+  const reply = await request(kernel, 'a.late.localhost', '/');
+  assert.equal(reply.status, 200);
+  assert.match(reply.body, /^app \d+$/, 'the answer comes from the app, never from the stranger');
+  assert.ok(events.some((e) => e.type === 'restarting' && /another program took it/.test(e.reason ?? '')));
+  assert.notEqual(instance.port, (strangers[0]!.address() as net.AddressInfo).port);
 });
