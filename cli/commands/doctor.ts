@@ -67,11 +67,16 @@ export function diagnose(): DoctorReport {
   return {
     node: { version: process.version, ok: major >= 20, required: '>=20' },
     platform: { os: os.platform(), release: os.release(), arch: os.arch() },
-    tiers: TIERS.map((tier) =>
-      BUILT_IN_TIERS.includes(tier)
-        ? { tier, available: true, note: 'runtime included' }
-        : { tier, available: false, note: 'not available in this build' },
-    ),
+    tiers: TIERS.map((tier) => {
+      if (BUILT_IN_TIERS.includes(tier)) return { tier, available: true, note: 'runtime included' };
+      // The namespace runtime is included; it needs bwrap on the host (docs/isolation.md).
+      if (tier === 'namespace') {
+        return onPath('bwrap')
+          ? { tier, available: true, note: 'runtime included (bwrap found)' }
+          : { tier, available: false, note: 'needs bwrap: apt-get install bubblewrap' };
+      }
+      return { tier, available: false, note: 'not available in this build' };
+    }),
     cgroup: cgroupInfo(),
     kvm: existsSync('/dev/kvm'),
     tools: TOOLS.map((tool) => {

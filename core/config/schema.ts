@@ -67,6 +67,16 @@ const backoff = z.strictObject({
   resetAfter: duration.default(60_000),
 });
 
+/** Per-instance resource limits, enforced by the cgroups plugin (docs/limits.md). */
+const limits = z.strictObject({
+  /** Memory (RSS + page cache) the instance's processes may use together; over it, the kernel OOM-kills one. */
+  memory: size.optional(),
+  /** CPU time as a fraction of one core per period: 0.5 = half a core, 2 = two cores. */
+  cpu: z.number().positive().max(1024).optional(),
+  /** Processes and threads the instance may have at once. */
+  pids: z.number().int().min(1).optional(),
+});
+
 export const serviceSchema = z
   .strictObject({
     command: interpolated.min(1, 'expected the command that starts one instance'),
@@ -92,6 +102,9 @@ export const serviceSchema = z
     wakeQueue: z.number().int().min(1).default(1024),
     /** Weight of a new instance in `{service}.{domain}` traffic, 0 to 100. */
     weight: z.number().int().min(0).max(100).default(100),
+    limits: limits.optional(),
+    /** The uid (or user name) this service's tenants run as when Tenement runs as root (namespace tier; docs/isolation.md). */
+    user: z.union([z.number().int().min(1), z.string().min(1)]).optional(),
   })
   .superRefine((service, ctx) => {
     if (service.args) return;
@@ -125,6 +138,11 @@ const settingsSchema = z.strictObject({
     .strictObject({ from: port.min(1024), to: port.min(1024) })
     .refine((r) => r.from <= r.to, 'expected from <= to')
     .default({ from: 30_000, to: 39_999 }),
+  /** Uids for services without `user` when Tenement runs as root: each service gets a stable one (docs/isolation.md). */
+  tenantUids: z
+    .strictObject({ from: z.number().int().min(1), to: z.number().int().min(1) })
+    .refine((r) => r.from <= r.to, 'expected from <= to')
+    .default({ from: 100_000, to: 165_535 }),
   /** Bytes of recent output kept in memory per instance. */
   logBuffer: size.default(1_000_000),
 });

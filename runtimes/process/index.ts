@@ -1,5 +1,5 @@
+import { spawnGroup } from '../../core/process/spawn-group.ts';
 import { definePlugin } from '../../sdk/index.ts';
-import { spawnProcess } from './spawn-process.ts';
 
 /** The `process` tier: each instance is a plain process in its own process group. No isolation. */
 export default definePlugin({
@@ -7,6 +7,10 @@ export default definePlugin({
   version: '1.0.0',
   kernel: '^1',
   setup(kernel) {
-    kernel.hooks.spawn.for('process').tapPromise('runtime-process', (spec) => spawnProcess(spec));
+    kernel.hooks.spawn
+      .for('process')
+      .tapPromise('runtime-process', (spec) =>
+        spawnGroup(spec, { program: spec.command, args: spec.args, env: { ...process.env, ...spec.env } }),
+      );
   },
 });

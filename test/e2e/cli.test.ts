@@ -61,7 +61,7 @@ test('ten serve refuses a tier no runtime provides, naming the service and the t
   );
   const { code, stderr } = await ten(['serve'], dir);
   assert.equal(code, 1);
-  assert.match(stderr, /TNM_ERR_TIER_UNAVAILABLE: services\.web\.isolation: the 'sandbox' tier is not provided by any loaded runtime \(available: process\)/);
+  assert.match(stderr, /TNM_ERR_TIER_UNAVAILABLE: services\.web\.isolation: the 'sandbox' tier is not provided by any loaded runtime \(available: process, namespace\)/);
 });
 
 test('a missing config says where it looked and how to fix it', { timeout: 60_000 }, async (t) => {

@@ -1,5 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
-import type { InstanceStats } from '../../core/types.ts';
+import type { InstanceStats } from '../types.ts';
 
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   try {
@@ -46,6 +46,40 @@ export async function waitGroupGone(pgid: number, deadline: number): Promise<boo
     await new Promise((resolve) => setTimeout(resolve, pause));
   }
   return true;
+}
+
+/** The pids of every live descendant of `root` (children, grandchildren, ...), from the ppid in /proc. */
+export function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    const code = entry.charCodeAt(0);
+    if (code < 48 || code > 57) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 2);
+      if (fields[0] === 'Z') continue;
+      const ppid = Number(fields[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const found: number[] = [];
+  const queue = [...(children.get(root) ?? [])];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    found.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return found;
 }
 
 const CLOCK_TICKS = 100;

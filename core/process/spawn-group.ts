@@ -1,20 +1,41 @@
 import { spawn } from 'node:child_process';
-import { LineSplitter } from '../../core/log-buffer.ts';
-import { ErrorCodes, TenementError } from '../../core/errors.ts';
-import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
+import { LineSplitter } from '../log-buffer.ts';
+import { ErrorCodes, TenementError } from '../errors.ts';
+import type { ExitInfo, InstanceStats, RunningHandle, SpawnSpec } from '../types.ts';
 import { groupOwnsListener } from './listener-owner.ts';
-import { processStats, signalGroup, waitGroupGone } from './process-group.ts';
+import { processStats, signalGroup, waitGroupGone } from './group.ts';
+
+/** What to run for a spawn: the program (the app itself, or a launcher like bwrap that runs it) and its env. */
+export interface GroupLaunch {
+  program: string;
+  args: readonly string[];
+  /** The whole environment of the program (nothing is inherited implicitly). */
+  env: NodeJS.ProcessEnv;
+}
 
 /**
- * Starts the instance as the leader of a new process group (detached), so a stop can signal every process it
- * started. When the leader ends, whatever is left of its group is killed: a crashed app's children must not
- * keep its port or its data.
+ * How a runtime whose instance is more than one plain process group (a launcher in front of the app) wants it
+ * stopped and inspected. Every field defaults to the plain-process behaviour on the group led by the leader.
  */
-export function spawnProcess(spec: SpawnSpec): Promise<RunningHandle> {
+export interface GroupControl {
+  /** Delivers the graceful stop signal (SIGTERM). Default: to the whole group. */
+  terminate?(leader: number): void;
+  /** Whether the listener on `port` is the instance's; null when it cannot tell. Default: a group member holds it. */
+  ownsListener?(leader: number, port: number): boolean | null;
+  /** Memory and CPU of the instance. Default: the leader's. */
+  stats?(leader: number): InstanceStats;
+}
+
+/**
+ * Starts `launch.program` as the leader of a new process group (detached), so a stop can signal every process
+ * it started. When the leader ends, whatever is left of its group is killed: a crashed app's children must not
+ * keep its port or its data. Shared by the runtimes that run local processes (process, namespace).
+ */
+export function spawnGroup(spec: SpawnSpec, launch: GroupLaunch, control: GroupControl = {}): Promise<RunningHandle> {
   return new Promise((resolve, reject) => {
-    const child = spawn(spec.command, spec.args, {
+    const child = spawn(launch.program, launch.args, {
       cwd: spec.cwd,
-      env: { ...process.env, ...spec.env },
+      env: launch.env,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -29,7 +50,7 @@ export function spawnProcess(spec: SpawnSpec): Promise<RunningHandle> {
 
     child.once('error', (error: NodeJS.ErrnoException) => {
       if (child.pid !== undefined) return;
-      const hint = error.code === 'ENOENT' ? `command not found: ${spec.command} (cwd ${spec.cwd})` : error.message;
+      const hint = error.code === 'ENOENT' ? `command not found: ${launch.program} (cwd ${spec.cwd})` : error.message;
       reject(new TenementError(ErrorCodes.SPAWN_FAILED, `cannot start ${spec.service}:${spec.id}: ${hint}`, { cause: error }));
     });
 
@@ -55,7 +76,9 @@ export function spawnProcess(spec: SpawnSpec): Promise<RunningHandle> {
         async stop({ graceMs }) {
           stopping = true;
           const deadline = Date.now() + graceMs;
-          signalGroup(pid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
+          if (graceMs <= 0) signalGroup(pid, 'SIGKILL');
+          else if (control.terminate) control.terminate(pid);
+          else signalGroup(pid, 'SIGTERM');
           const leaderGone = await Promise.race([
             exited().then(() => true),
             new Promise<false>((done) => setTimeout(() => done(false), graceMs).unref()),
@@ -68,10 +91,10 @@ export function spawnProcess(spec: SpawnSpec): Promise<RunningHandle> {
           return result;
         },
         async stats() {
-          return processStats(pid);
+          return control.stats ? control.stats(pid) : processStats(pid);
         },
         async ownsAddress() {
-          return groupOwnsListener(pid, spec.port);
+          return control.ownsListener ? control.ownsListener(pid, spec.port) : groupOwnsListener(pid, spec.port);
         },
       });
     });

@@ -52,6 +52,14 @@ export function groupOwnsListener(pgid: number, port: number): boolean | null {
   return groupMembers(pgid).some((pid) => pid !== pgid && holdsSocket(pid, inodes));
 }
 
+/** Whether one of `pids` holds the socket listening on `port`; null when /proc cannot tell. */
+export function processesOwnListener(pids: readonly number[], port: number): boolean | null {
+  const inodes = listeningInodes(port);
+  if (inodes === null) return null;
+  if (inodes.size === 0) return false;
+  return pids.some((pid) => holdsSocket(pid, inodes));
+}
+
 function holdsSocket(pid: number, inodes: ReadonlySet<string>): boolean {
   let fds: string[];
   try {

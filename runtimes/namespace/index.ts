@@ -1,0 +1,17 @@
+import { definePlugin } from '../../sdk/index.ts';
+import { spawnSandbox } from './spawn-sandbox.ts';
+
+/**
+ * The `namespace` tier: each instance runs under bubblewrap with its own pid, ipc, uts, mount and user
+ * namespaces, a read-only host file system and one writable folder (its DATA_DIR). docs/isolation.md.
+ */
+export default definePlugin({
+  name: 'runtime-namespace',
+  version: '1.0.0',
+  kernel: '^1',
+  setup(kernel) {
+    kernel.hooks.spawn.for('namespace').tapPromise('runtime-namespace', (spec) =>
+      spawnSandbox(spec, { dataRoot: kernel.config.settings.dataDir, tenantUids: kernel.config.settings.tenantUids }),
+    );
+  },
+});

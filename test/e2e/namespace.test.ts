@@ -1,0 +1,174 @@
+// The namespace tier end to end: the probe app under bwrap, behind a real kernel, reporting what it sees.
+import assert from 'node:assert/strict';
+import { accessSync, chmodSync, constants, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import type { ServiceInput } from '../../core/config/schema.ts';
+import { createTestKernel } from '../../core/test-kernel.ts';
+import type { SpawnSpec } from '../../core/types.ts';
+import namespaceRuntime from '../../runtimes/namespace/index.ts';
+import { FIXTURES, request, servePlugins, waitFor } from '../helpers.ts';
+
+const PROBE_APP = path.join(FIXTURES, 'probe-app.mjs');
+const hasBwrap = (process.env.PATH ?? '').split(':').some((dir) => {
+  try {
+    accessSync(path.join(dir, 'bwrap'), constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+});
+const skip = hasBwrap ? false : 'needs bwrap (apt-get install bubblewrap)';
+const asRoot = process.getuid?.() === 0;
+const plugins = [...servePlugins, namespaceRuntime];
+
+function probeService(overrides: Partial<ServiceInput> = {}): ServiceInput {
+  return { command: `node ${PROBE_APP}`, health: '/health', isolation: 'namespace', cwd: FIXTURES, ...overrides };
+}
+
+interface Attempt {
+  ok: boolean;
+  code?: string;
+}
+interface Probe {
+  pids: number[];
+  hostname: string;
+  uid: number;
+  capEff: string | null;
+  writable: Record<'/' | '/usr' | '/tmp' | 'dataDir', Attempt>;
+  read: Attempt | null;
+  kill: Attempt | null;
+  mount: { ok: boolean };
+  env: Record<string, string>;
+}
+
+async function getJson<T>(host: string, kernel: Parameters<typeof request>[0], url: string): Promise<T> {
+  const reply = await request(kernel, host, url);
+  assert.ok(reply.status < 600, reply.body);
+  return JSON.parse(reply.body) as T;
+}
+
+/** Host pids of the processes whose environment names this DATA_DIR (bwrap, the app and its children). */
+function processesOf(dataDir: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(`DATA_DIR=${dataDir}`)) found.push(Number(entry));
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return found;
+}
+
+describe('namespace tier', { timeout: 120_000, skip }, () => {
+  test('a tenant sees only itself: pids, hostname, uid, capabilities, file system, signals, mount, env', async (t) => {
+    process.env.TENEMENT_TEST_SECRET = 'do-not-leak';
+    t.after(() => delete process.env.TENEMENT_TEST_SECRET);
+    const secretDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-secret-'));
+    t.after(() => rmSync(secretDir, { recursive: true, force: true }));
+    const secret = path.join(secretDir, 'root-only');
+    writeFileSync(secret, 'secret');
+    chmodSync(secret, 0o600);
+
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService() } } });
+    t.after(() => kernel.close());
+    const instance = await kernel.spawnInstance('probe', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+
+    const probe = await getJson<Probe>('a.probe.localhost', kernel, `/probe?read=${encodeURIComponent(secret)}&kill=${process.pid}`);
+    assert.ok(probe.pids.length <= 6, `only the sandbox's own processes are visible: ${probe.pids.join(' ')}`);
+    assert.ok(probe.pids.includes(1), 'bwrap is pid 1 of its own pid namespace');
+    assert.equal(probe.hostname, 'a-probe');
+    if (asRoot) assert.notEqual(probe.uid, 0, 'a tenant never runs as root');
+    assert.equal(probe.capEff, '0000000000000000', 'no capabilities');
+    assert.equal(probe.writable['/'].ok, false, '/ is read-only');
+    assert.equal(probe.writable['/usr'].ok, false, '/usr is read-only');
+    assert.equal(probe.writable['/tmp'].ok, true, '/tmp is writable');
+    assert.equal(probe.writable.dataDir.ok, true, 'DATA_DIR is writable');
+    assert.equal(probe.read?.ok, false, 'a root-only host file cannot be read');
+    assert.equal(probe.kill?.ok, false, 'a host process cannot be signalled');
+    assert.ok(['EPERM', 'ESRCH'].includes(probe.kill?.code ?? ''), String(probe.kill?.code));
+    assert.equal(probe.mount.ok, false, 'mount fails');
+    assert.equal(probe.env.TENEMENT_TEST_SECRET, undefined, "the host's environment does not leak in");
+    assert.equal(probe.env.DATA_DIR, kernel.instanceDir('probe', 'a'));
+    assert.equal(probe.env.HOME, probe.env.DATA_DIR);
+    assert.equal(probe.env.PORT, String(instance.port));
+
+    const stats = await instance.handle!.stats();
+    assert.ok((stats.memoryBytes ?? 0) > 0, 'stats cover the sandbox');
+    assert.equal(await instance.handle!.ownsAddress!(), true, 'the listener is recognised as the sandbox');
+  });
+
+  test("tenants do not see each other's /tmp or DATA_DIR", async (t) => {
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService() } } });
+    t.after(() => kernel.close());
+    await kernel.spawnInstance('probe', 'a');
+    await kernel.spawnInstance('probe', 'b');
+    const aData = kernel.instanceDir('probe', 'a');
+
+    assert.equal((await request(kernel, 'a.probe.localhost', '/write?path=/tmp/from-a')).status, 200);
+    assert.equal((await request(kernel, 'a.probe.localhost', `/write?path=${aData}/mine`)).status, 200);
+    assert.deepEqual(await getJson('a.probe.localhost', kernel, '/exists?path=/tmp/from-a'), { exists: true });
+    assert.deepEqual(await getJson('b.probe.localhost', kernel, '/exists?path=/tmp/from-a'), { exists: false });
+    assert.deepEqual(await getJson('b.probe.localhost', kernel, `/exists?path=${aData}/mine`), { exists: false });
+    assert.deepEqual(await getJson('b.probe.localhost', kernel, `/exists?path=${path.join(kernel.config.settings.dataDir, 'tenement.db')}`), {
+      exists: false,
+    });
+    assert.equal((await request(kernel, 'b.probe.localhost', `/write?path=${aData}/theirs`)).status, 500);
+    assert.equal(readFileSync(path.join(aData, 'mine'), 'utf8'), 'probe', "the file lands in a's DATA_DIR on the host");
+  });
+
+  test('hibernate, wake and stop leave no process behind', async (t) => {
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService({ idleTimeout: '300ms' }) } } });
+    t.after(() => kernel.close());
+    const instance = await kernel.spawnInstance('probe', 'a');
+    const dataDir = kernel.instanceDir('probe', 'a');
+    assert.equal((await request(kernel, 'a.probe.localhost', '/spawn-child')).status, 200);
+    assert.ok(processesOf(dataDir).length >= 3, 'bwrap, the app and its child run');
+
+    await waitFor(() => instance.state === 'hibernated', 'the idle sandbox to hibernate', 20_000);
+    await waitFor(() => processesOf(dataDir).length === 0, 'no process of the hibernated sandbox', 10_000);
+
+    const woken = await getJson<Probe>('a.probe.localhost', kernel, '/probe');
+    assert.equal(woken.hostname, 'a-probe');
+    assert.ok(processesOf(dataDir).length >= 2, 'a wake starts the sandbox again');
+    await request(kernel, 'a.probe.localhost', '/spawn-child');
+    await kernel.removeInstance(instance);
+    await waitFor(() => processesOf(dataDir).length === 0, 'no process of the stopped sandbox', 10_000);
+  });
+
+  test('without bwrap on PATH the spawn fails with TNM_ERR_TIER_UNAVAILABLE naming the package', async (t) => {
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService() } } });
+    t.after(() => kernel.close());
+    const savedPath = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    t.after(() => {
+      process.env.PATH = savedPath;
+    });
+    const spec: SpawnSpec = {
+      service: 'probe',
+      id: 'x',
+      tier: 'namespace',
+      command: 'node',
+      args: [PROBE_APP],
+      env: {},
+      cwd: FIXTURES,
+      port: 1,
+      host: '127.0.0.1',
+      dataDir: kernel.instanceDir('probe', 'x'),
+      config: kernel.config.services.probe!,
+      onLog: () => undefined,
+      onExit: () => undefined,
+    };
+    await assert.rejects(kernel.hooks.spawn.get('namespace')!.promise(spec), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'TNM_ERR_TIER_UNAVAILABLE');
+      assert.match(error.message, /apt-get install bubblewrap/);
+      return true;
+    });
+  });
+});
