@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import type { ConfigInput, ServiceInput } from '../../core/config/schema.ts';
+import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
+import type { InstanceEvent } from '../../core/types.ts';
+import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
+import { detectCgroups, missingFor } from '../../plugins/cgroups/detect.ts';
+import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
+import { FIXTURES, alive, gone, request, servePlugins, sleep, waitFor } from '../helpers.ts';
+
+const BOMBS = path.join(FIXTURES, 'bombs.mjs');
+const host = detectCgroups();
+const missing = missingFor(host, ['memory', 'cpu', 'pids']);
+const skip = missing ? `this host cannot enforce cgroup limits: ${missing}` : false;
+
+function bombs(overrides: Partial<ServiceInput> = {}): ServiceInput {
+  return { command: `node ${BOMBS}`, health: '/health', backoff: { base: 50, max: 200 }, ...overrides };
+}
+
+async function boot(
+  t: TestContext,
+  services: Record<string, ServiceInput>,
+  settings: ConfigInput['settings'] = {},
+): Promise<{ kernel: TestKernel; events: InstanceEvent[] }> {
+  const kernel = await createTestKernel({ plugins: [...servePlugins, staticAuth, cgroups], config: { settings, services } });
+  const events: InstanceEvent[] = [];
+  kernel.hooks.stateChange.tap('test-events', (event) => {
+    events.push(event);
+  });
+  t.after(() => kernel.close());
+  return { kernel, events };
+}
+
+/** The instance's cgroup directory in every hierarchy the plugin uses. */
+function cgroupDirs(kernel: TestKernel, service: string, id: string): string[] {
+  const scope = cgroupScope(kernel.config.settings.dataDir);
+  return [...new Set(Object.values(host.roots))].map((root) => path.join(root, scope, service, id));
+}
+
+/** utime + stime of a process (all its threads), in clock ticks. */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+describe('cgroups plugin', { skip, timeout: 120_000 }, () => {
+  test('a memory bomb is OOM-killed, reported as oom, and restarted', async (t) => {
+    const { kernel, events } = await boot(t, { mem: bombs({ limits: { memory: '64MiB' } }) });
+    const instance = await kernel.spawnInstance('mem', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    const firstPid = instance.handle!.pid!;
+    const reply = await request(kernel, 'a.mem.localhost', '/alloc');
+    assert.equal(reply.status, 200);
+    await waitFor(() => events.some((e) => e.type === 'oom'), 'an oom event', 30_000);
+    const oom = events.find((e) => e.type === 'oom')!;
+    assert.match(oom.reason ?? '', /memory limit of 64 MiB/);
+    // The restart policy applies as for any crash: back up on a new process.
+    await waitFor(() => instance.state === 'running' && instance.handle?.pid !== firstPid, 'a restart after the OOM kill', 30_000);
+    assert.ok(instance.restarts >= 1);
+    assert.equal(instance.lastExit?.signal, 'SIGKILL');
+    const afterOom = events.slice(events.indexOf(oom));
+    assert.ok(afterOom.some((e) => e.type === 'restarting'), 'restarting follows the oom event');
+    // The API shows the limits, the live cgroup's use, and the count of OOM kills; another tenant sees nothing.
+    const view = await request(kernel, 'localhost', '/api/instances/mem/a/limits', { headers: ADMIN });
+    assert.equal(view.status, 200, view.body);
+    const body = JSON.parse(view.body) as { limits: { memory: number }; cgroupVersion: number; cgroup: string; oomKills: number; usage: { memoryBytes: number } };
+    assert.equal(body.limits.memory, 64 * 1024 * 1024);
+    assert.equal(body.cgroupVersion, host.version);
+    assert.ok(body.oomKills >= 1 && body.cgroup.endsWith('/mem/a') && body.usage.memoryBytes > 0, view.body);
+    assert.equal((await request(kernel, 'localhost', '/api/instances/mem/a/limits', { headers: tenant('b') })).status, 404);
+  });
+
+  test('a fork bomb is capped by pids and the host keeps answering', async (t) => {
+    const { kernel } = await boot(t, { forks: bombs({ limits: { pids: 32 } }) });
+    const instance = await kernel.spawnInstance('forks', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    const reply = await request(kernel, 'a.forks.localhost', '/fork?n=100');
+    const result = JSON.parse(reply.body) as { ok: number; failed: number };
+    t.diagnostic(`fork?n=100 under pids 32: ${reply.body}`);
+    assert.ok(result.ok < 100 && result.failed > 0, `expected refused forks, got ${reply.body}`);
+    const pidsDir = path.join(host.roots.pids!, cgroupScope(kernel.config.settings.dataDir), 'forks', 'a');
+    assert.ok(Number(readFileSync(path.join(pidsDir, 'pids.current'), 'utf8')) <= 32);
+    // The kernel answers, and so does the capped instance itself.
+    assert.equal((await request(kernel, 'localhost', '/health')).status, 200);
+    assert.equal((await request(kernel, 'a.forks.localhost', '/health')).status, 200);
+  });
+
+  test('a CPU hog is held near its quota', async (t) => {
+    const { kernel } = await boot(t, { hog: bombs({ limits: { cpu: 0.2 } }) });
+    const instance = await kernel.spawnInstance('hog', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    const pid = instance.handle!.pid!;
+    assert.equal((await request(kernel, 'a.hog.localhost', '/spin?ms=6000')).body, 'spinning');
+    await sleep(300);
+    const before = cpuTicks(pid);
+    const startedAt = Date.now();
+    await sleep(1500);
+    const share = (cpuTicks(pid) - before) / 100 / ((Date.now() - startedAt) / 1000);
+    t.diagnostic(`CPU share with cpu: 0.2 = ${(share * 100).toFixed(1)}% of one core`);
+    assert.ok(share < 0.4, `expected under 40% of a core, got ${(share * 100).toFixed(1)}%`);
+    // Stats now come from the cgroup (every process of the instance).
+    const stats = await instance.handle!.stats();
+    assert.ok((stats.cpuSeconds ?? 0) > 0 && (stats.memoryBytes ?? 0) > 0, JSON.stringify(stats));
+  });
+
+  test('stop empties and removes the cgroup directories', async (t) => {
+    const { kernel } = await boot(t, { lim: bombs({ limits: { memory: '256MB', cpu: 1, pids: 64 } }) });
+    const instance = await kernel.spawnInstance('lim', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    const pid = instance.handle!.pid!;
+    const dirs = cgroupDirs(kernel, 'lim', 'a');
+    for (const dir of dirs) assert.ok(existsSync(dir), `${dir} exists while running`);
+    const membership = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    assert.match(membership, new RegExp(`memory:/${cgroupScope(kernel.config.settings.dataDir)}/lim/a`));
+    const forked = JSON.parse((await request(kernel, 'a.lim.localhost', '/fork?n=3')).body) as { ok: number };
+    assert.equal(forked.ok, 3);
+    await kernel.supervisor.stop(instance, { to: 'stopped', reason: 'test' });
+    await waitFor(() => dirs.every((dir) => !existsSync(dir)), 'the cgroup directories to be removed');
+    assert.ok(gone(pid));
+  });
+
+  test('an instance without limits gets no cgroup', async (t) => {
+    const { kernel } = await boot(t, { plain: bombs() });
+    const instance = await kernel.spawnInstance('plain', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    for (const dir of cgroupDirs(kernel, 'plain', 'a')) assert.ok(!existsSync(path.dirname(dir)), `${dir} should not exist`);
+    assert.doesNotMatch(readFileSync(`/proc/${instance.handle!.pid!}/cgroup`, 'utf8'), /tenement/);
+    // Not wrapped: the runtime started node itself.
+    assert.match(readFileSync(`/proc/${instance.handle!.pid!}/cmdline`, 'latin1'), /^node\0/);
+  });
+
+  test('cgroups left by a previous run are emptied and removed at start-up', async (t) => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-cgroups-'));
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+    const leftover = path.join(host.roots.memory!, cgroupScope(dataDir), 'old', 'x');
+    mkdirSync(leftover, { recursive: true });
+    const sleeper = spawn('sleep', ['60'], { stdio: 'ignore', detached: true });
+    await new Promise((resolve) => sleeper.once('spawn', resolve));
+    writeFileSync(path.join(leftover, 'cgroup.procs'), String(sleeper.pid));
+    t.after(() => {
+      if (alive(sleeper.pid!)) process.kill(sleeper.pid!, 'SIGKILL');
+    });
+    await boot(t, { plain: bombs() }, { dataDir });
+    await waitFor(() => gone(sleeper.pid!), 'the leftover process to be killed');
+    assert.ok(!existsSync(leftover), 'the leftover cgroup is removed');
+  });
+});
+
+test('limits on a host without usable cgroups fail the start, naming what is missing; others run', async (t) => {
+  const empty = mkdtempSync(path.join(os.tmpdir(), 'tenement-no-cgroups-'));
+  t.after(() => rmSync(empty, { recursive: true, force: true }));
+  const kernel = await createTestKernel({
+    plugins: [...servePlugins, [cgroups, { root: empty }]],
+    config: { services: { lim: bombs({ limits: { memory: '64MB' }, restart: 'never' }), plain: bombs() } },
+  });
+  t.after(() => kernel.close());
+  const limited = await kernel.spawnInstance('lim', 'a');
+  assert.equal(limited.state, 'failed');
+  assert.match(limited.lastError ?? '', /lim:a has limits, but this host cannot enforce them: memory: no cgroup v1 'memory' hierarchy/);
+  assert.equal(limited.handle, null);
+  const plain = await kernel.spawnInstance('plain', 'a');
+  assert.equal(plain.state, 'running', plain.lastError ?? '');
+});
