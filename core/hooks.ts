@@ -21,6 +21,7 @@ import type {
   RouteTarget,
   RunningHandle,
   SpawnSpec,
+  TierProbe,
   WakeRequest,
 } from './types.ts';
 
@@ -32,6 +33,8 @@ import type {
 export interface KernelHooks {
   /** Keyed by tier: the tier's runtime starts the instance and returns its handle. */
   spawn: HookMap<AsyncSeriesBailHook<[SpawnSpec], RunningHandle | undefined>>;
+  /** Keyed by tier: whether the host can run the tier now (a runtime without a probe is trusted). */
+  probe: HookMap<AsyncSeriesBailHook<[], TierProbe | undefined>>;
   /** Adjust env, limits and mounts before a runtime sees the spec. */
   beforeSpawn: AsyncSeriesWaterfallHook<[SpawnSpec]>;
   /** First plugin that returns a target wins. */
@@ -158,6 +161,7 @@ function instrument<H>(hook: H, name: string, timings: HookTimings): H {
 export function createHooks(timings: HookTimings): KernelHooks {
   return {
     spawn: new HookMap((tier) => instrument(new AsyncSeriesBailHook<[SpawnSpec], RunningHandle | undefined>(['spec']), `spawn:${tier}`, timings)),
+    probe: new HookMap((tier) => instrument(new AsyncSeriesBailHook<[], TierProbe | undefined>([]), `probe:${tier}`, timings)),
     beforeSpawn: instrument(new AsyncSeriesWaterfallHook<[SpawnSpec]>(['spec']), 'beforeSpawn', timings),
     route: instrument(new AsyncSeriesBailHook<[RequestInfo], RouteTarget | undefined>(['request']), 'route', timings),
     auth: instrument(new AsyncSeriesBailHook<[AuthRequest], Identity | undefined>(['request']), 'auth', timings),

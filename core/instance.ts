@@ -1,4 +1,4 @@
-import type { ServiceConfig } from './config/schema.ts';
+import type { ServiceConfig, Tier } from './config/schema.ts';
 import { LogBuffer } from './log-buffer.ts';
 import type { ExitInfo, InstanceState, RunningHandle } from './types.ts';
 
@@ -12,6 +12,8 @@ export class Instance {
   state: InstanceState = 'created';
   weight: number;
   handle: RunningHandle | null = null;
+  /** The tier it runs on: the service's isolation, or the fallback chosen at start-up. */
+  tier: Tier;
   /** Coming back from hibernation (through any restarts on the way); its readiness is reported as `woken`. */
   waking = false;
   /** Bumped on every spawn so late events of a previous process are recognised and ignored. */
@@ -47,6 +49,7 @@ export class Instance {
     logBufferBytes: number,
   ) {
     this.key = `${service}:${id}`;
+    this.tier = config.isolation;
     this.weight = config.weight;
     this.logs = new LogBuffer(logBufferBytes);
   }
@@ -131,7 +134,7 @@ export class Instance {
       service: this.service,
       id: this.id,
       state: this.state,
-      tier: this.config.isolation,
+      tier: this.tier,
       health: this.health,
       weight: this.weight,
       pid: this.handle?.pid ?? null,

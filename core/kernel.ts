@@ -4,7 +4,8 @@ import { Registry } from 'prom-client';
 import { splitCommand } from './command.ts';
 import { healthSettings } from './config/health.ts';
 import type { ResolvedConfig } from './config/loader.ts';
-import { DNS_LABEL, TIERS } from './config/schema.ts';
+import { DNS_LABEL } from './config/schema.ts';
+import { chooseTiers, providedTiers, type TierChoice } from './tiers.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import { HookTimings, createHooks, type KernelHooks } from './hooks.ts';
 import type { Instance } from './instance.ts';
@@ -44,6 +45,7 @@ export class Kernel {
   readonly startedAt = Date.now();
   store!: Store;
   server!: TenementServer;
+  private tiers = new Map<string, TierChoice>();
   /** Names of the plugins that were set up, in set-up order. */
   plugins: string[] = [];
   private readonly closers: Array<() => void | Promise<void>> = [];
@@ -98,7 +100,7 @@ export class Kernel {
     // The server exists before plugins so they can add management routes in setup; it listens after.
     this.server = await createServer(this);
     this.plugins = await setupPlugins(this, this.pluginEntries, this.config.pluginOptions);
-    this.checkTiers();
+    this.tiers = await chooseTiers(this.config.services, this.hooks, this.log);
     this.hooks.metrics.call(this.metricsRegistry);
     await this.server.listen(settings.port, settings.listen);
     this.state = 'started';
@@ -106,21 +108,13 @@ export class Kernel {
     this.restoreInstances();
   }
 
-  private checkTiers(): void {
-    for (const [name, service] of Object.entries(this.config.services)) {
-      const hook = this.hooks.spawn.get(service.isolation);
-      if (!hook || hook.taps.length === 0) {
-        const provided = [...this.providedTiers()].join(', ') || 'none';
-        throw new TenementError(
-          ErrorCodes.TIER_UNAVAILABLE,
-          `services.${name}.isolation: the '${service.isolation}' tier is not provided by any loaded runtime (available: ${provided})`,
-        );
-      }
-    }
+  providedTiers(): string[] {
+    return providedTiers(this.hooks);
   }
 
-  providedTiers(): string[] {
-    return TIERS.filter((tier) => (this.hooks.spawn.get(tier)?.taps.length ?? 0) > 0);
+  /** The tier a service runs on: its isolation, or the fallback chosen at start-up. */
+  tierOf(service: string): TierChoice {
+    return this.tiers.get(service) ?? { tier: this.config.services[service]?.isolation ?? 'process', fallbackReason: null };
   }
 
   /** Desired state from the store and `instances` from the config: running ones start, hibernated ones stay. */
@@ -134,6 +128,7 @@ export class Kernel {
         continue;
       }
       const instance = this.instances.create(row.service, row.id, service);
+      instance.tier = this.tierOf(row.service).tier;
       instance.weight = row.weight;
       known.add(instance.key);
       if (row.desired === 'running') toStart.push(instance);
@@ -144,6 +139,7 @@ export class Kernel {
         for (const id of ids) {
           if (known.has(`${service}:${id}`)) continue;
           const instance = this.instances.create(service, id, this.config.services[service]!);
+          instance.tier = this.tierOf(service).tier;
           this.store.saveInstance(service, id, 'running', instance.weight);
           toStart.push(instance);
         }
@@ -188,6 +184,7 @@ export class Kernel {
     const existing = this.instances.get(service, id);
     if (existing) return existing;
     const instance = this.instances.create(service, id, config);
+    instance.tier = this.tierOf(service).tier;
     this.store.saveInstance(service, id, 'running', instance.weight);
     return instance;
   }

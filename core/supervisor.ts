@@ -94,7 +94,9 @@ export class Supervisor {
       instance.handle = handle;
       instance.startedAt = startedAt;
       this.kernel.store.saveProcess(instance.service, instance.id, handle.pid, handle.pgid);
-      this.kernel.emit(instance, 'spawned', `pid ${handle.pid ?? '-'} on port ${handle.address.port}`);
+      const fallback = this.kernel.tierOf(instance.service).fallbackReason;
+      const tier = fallback ? `tier ${instance.tier}, a fallback (${fallback})` : `tier ${instance.tier}`;
+      this.kernel.emit(instance, 'spawned', `pid ${handle.pid ?? '-'} on port ${handle.address.port} (${tier})`);
 
       const deadline = startedAt + config.startupTimeout;
       const exitedEarly = new Promise<void>((resolve) => {
@@ -168,7 +170,7 @@ export class Supervisor {
     return {
       service: instance.service,
       id: instance.id,
-      tier: config.isolation,
+      tier: instance.tier,
       command: program,
       args,
       env,

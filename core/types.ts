@@ -102,6 +102,13 @@ export interface RunningHandle {
   ownsAddress?(): Promise<boolean | null>;
 }
 
+/** What a runtime's probe says about its tier on this host. */
+export interface TierProbe {
+  available: boolean;
+  /** Why not, and how to fix it (e.g. which package to install). */
+  reason?: string;
+}
+
 export interface RequestInfo {
   /** Host name without port, lowercased. */
   hostname: string;

@@ -87,6 +87,8 @@ export const serviceSchema = z
       .union([z.string().startsWith('/', 'expected an HTTP path starting with /'), healthCheck])
       .optional(),
     isolation: z.enum(TIERS).default('process'),
+    /** Tiers to use, in order, when the host cannot provide `isolation`. */
+    fallback: z.array(z.enum(TIERS)).default([]),
     idleTimeout: optionalDuration.default(300_000),
     startupTimeout: duration.default(10_000),
     requestTimeout: duration.default(30_000),

@@ -61,12 +61,12 @@ export function trackInstances(kernel: Kernel, state: MetricsState, registry: Re
 
   new Gauge({
     name: 'tenement_instance_state',
-    help: "1 for each instance's current lifecycle state (only the current state is reported).",
-    labelNames: ['service', 'instance', 'state'],
+    help: "1 for each instance's current lifecycle state (only the current state is reported), with the tier it runs on.",
+    labelNames: ['service', 'instance', 'state', 'tier'],
     registers: [registry],
     collect() {
       this.reset();
-      for (const [instance, series] of state.instances()) this.set({ ...series.labels, state: instance.state }, 1);
+      for (const [instance, series] of state.instances()) this.set({ ...series.labels, state: instance.state, tier: instance.tier }, 1);
     },
   });
 

@@ -1,4 +1,5 @@
 import { definePlugin } from '../../sdk/index.ts';
+import { hostTools } from './host-tools.ts';
 import { spawnSandbox } from './spawn-sandbox.ts';
 
 /**
@@ -10,6 +11,14 @@ export default definePlugin({
   version: '1.0.0',
   kernel: '^1',
   setup(kernel) {
+    kernel.hooks.probe.for('namespace').tapPromise('runtime-namespace', async () => {
+      try {
+        hostTools(process.getuid?.() === 0);
+        return { available: true };
+      } catch (error) {
+        return { available: false, reason: (error as Error).message };
+      }
+    });
     kernel.hooks.spawn.for('namespace').tapPromise('runtime-namespace', (spec) =>
       spawnSandbox(spec, { dataRoot: kernel.config.settings.dataDir, tenantUids: kernel.config.settings.tenantUids }),
     );

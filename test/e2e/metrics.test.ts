@@ -156,7 +156,7 @@ test('requests, wakes, restarts, health failures and usage are measured; the exp
 
   assert.equal(value(samples, 'tenement_instances', { service: 'echo', state: 'running' }), 2);
   assert.equal(value(samples, 'tenement_instances', { service: 'echo', state: 'hibernated' }), 0);
-  assert.equal(value(samples, 'tenement_instance_state', { service: 'echo', instance: 'echo:alice', state: 'running' }), 1);
+  assert.equal(value(samples, 'tenement_instance_state', { service: 'echo', instance: 'echo:alice', state: 'running', tier: 'process' }), 1);
   assert.equal(value(samples, 'tenement_proxy_in_flight_requests', { service: 'echo' }), 0);
   for (const instance of ['echo:alice', 'echo:bob']) {
     assert.ok(value(samples, 'tenement_instance_cpu_seconds_total', { service: 'echo', instance })! > 0, `${instance} used some CPU`);
