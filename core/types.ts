@@ -67,6 +67,12 @@ export interface SpawnSpec {
   /** The instance's own directory, exported as DATA_DIR. */
   dataDir: string;
   config: ServiceConfig;
+  /**
+   * cgroup.procs files the instance's outermost process joins before it starts (set by a limits plugin).
+   * A runtime honours it by entering them from outside its sandbox, where the host's cgroup files are
+   * writable; the local-process runtimes do it in `spawnGroup`.
+   */
+  cgroupProcs?: readonly string[];
   /** Called for every complete line the instance writes. */
   onLog(stream: LogStream, line: string): void;
   /** Called once when the instance's main process ends, however it ends. */

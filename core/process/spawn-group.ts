@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { LineSplitter } from '../log-buffer.ts';
 import { ErrorCodes, TenementError } from '../errors.ts';
 import type { ExitInfo, InstanceStats, RunningHandle, SpawnSpec } from '../types.ts';
+import { wrapCommand } from './cgroup-wrap.ts';
 import { groupOwnsListener } from './listener-owner.ts';
 import { processStats, signalGroup, waitGroupGone } from './group.ts';
 
@@ -32,8 +33,10 @@ export interface GroupControl {
  * keep its port or its data. Shared by the runtimes that run local processes (process, namespace).
  */
 export function spawnGroup(spec: SpawnSpec, launch: GroupLaunch, control: GroupControl = {}): Promise<RunningHandle> {
+  // Joining cgroups happens here, outside any sandbox the launcher builds: every process below inherits them.
+  const start = spec.cgroupProcs?.length ? wrapCommand(spec.cgroupProcs, launch.program, launch.args) : { command: launch.program, args: launch.args };
   return new Promise((resolve, reject) => {
-    const child = spawn(launch.program, launch.args, {
+    const child = spawn(start.command, start.args, {
       cwd: spec.cwd,
       env: launch.env,
       detached: true,

@@ -6,9 +6,10 @@ import { removeTree } from './cgroupfs.ts';
 import { TOP, detectCgroups, missingFor, neededControllers, type CgroupHost } from './detect.ts';
 import { InstanceCgroup } from './instance-cgroup.ts';
 import { limitsRoute } from './routes.ts';
-import { wrapCommand } from './wrap.ts';
 
 /** States in which an instance's process has ended: its cgroup is emptied and removed then. */
+/** Tiers whose runtime honours spec.cgroupProcs (core/process/spawn-group.ts joins them before the launcher). */
+const CGROUP_TIERS: ReadonlySet<string> = new Set(['process', 'namespace']);
 const ENDED: ReadonlySet<InstanceState> = new Set(['restarting', 'failed', 'stopped', 'hibernated']);
 
 /**
@@ -80,12 +81,11 @@ export default definePlugin<CgroupsOptions | undefined>({
       const needed = limits ? neededControllers(limits) : [];
       if (!limits || needed.length === 0) return spec;
       const key = `${spec.service}:${spec.id}`;
-      if (spec.tier !== 'process') {
-        // The wrapper joins the cgroups from inside the runtime's command; a sandbox (its own user namespace,
-        // no host /sys) cannot write there. Such a runtime has to enter the cgroups from outside first.
+      if (!CGROUP_TIERS.has(spec.tier)) {
+        // The runtime must enter the cgroups from outside its sandbox (spec.cgroupProcs); these tiers do.
         throw new TenementError(
           ErrorCodes.TIER_UNAVAILABLE,
-          `${key}: limits are enforced for the 'process' tier only; the '${spec.tier}' runtime does not put its sandbox into cgroups yet`,
+          `${key}: limits are enforced for the ${[...CGROUP_TIERS].join(' and ')} tiers; the '${spec.tier}' runtime does not put its instances into cgroups yet`,
           { status: 503 },
         );
       }
@@ -113,7 +113,7 @@ export default definePlugin<CgroupsOptions | undefined>({
       const onExit = spec.onExit;
       return {
         ...spec,
-        ...wrapCommand(cgroup.procsFiles, spec.command, spec.args),
+        cgroupProcs: cgroup.procsFiles,
         onExit(exit: ExitInfo) {
           // Read before the supervisor moves on (and the cgroup is removed): the counter names the cause.
           const oomAfter = cgroup.oomKills();

@@ -8,6 +8,8 @@ import type { ConfigInput, ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent } from '../../core/types.ts';
 import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
+import namespaceRuntime from '../../runtimes/namespace/index.ts';
+import { findProgram } from '../../runtimes/namespace/host-tools.ts';
 import { detectCgroups, missingFor } from '../../plugins/cgroups/detect.ts';
 import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
 import { FIXTURES, alive, gone, request, servePlugins, sleep, waitFor } from '../helpers.ts';
@@ -16,6 +18,7 @@ const BOMBS = path.join(FIXTURES, 'bombs.mjs');
 const host = detectCgroups();
 const missing = missingFor(host, ['memory', 'cpu', 'pids']);
 const skip = missing ? `this host cannot enforce cgroup limits: ${missing}` : false;
+const bwrapMissing = findProgram('bwrap', process.env.PATH ?? '', '/') ? false : 'needs bwrap (apt-get install bubblewrap)';
 
 function bombs(overrides: Partial<ServiceInput> = {}): ServiceInput {
   return { command: `node ${BOMBS}`, health: '/health', backoff: { base: 50, max: 200 }, ...overrides };
@@ -122,6 +125,32 @@ describe('cgroups plugin', { skip, timeout: 120_000 }, () => {
     await kernel.supervisor.stop(instance, { to: 'stopped', reason: 'test' });
     await waitFor(() => dirs.every((dir) => !existsSync(dir)), 'the cgroup directories to be removed');
     assert.ok(gone(pid));
+  });
+
+  test('limits hold in the namespace tier too: the sandbox joins its cgroups from outside', { skip: bwrapMissing }, async (t) => {
+    const kernel = await createTestKernel({
+      plugins: [...servePlugins, namespaceRuntime, cgroups],
+      config: {
+        services: {
+          mem: bombs({ isolation: 'namespace', limits: { memory: '64MiB' } }),
+          forks: bombs({ isolation: 'namespace', limits: { pids: 32 } }),
+        },
+      },
+    });
+    t.after(() => kernel.close());
+    const events: InstanceEvent[] = [];
+    kernel.hooks.stateChange.tap('test-events', (event) => {
+      events.push(event);
+    });
+    const forks = await kernel.spawnInstance('forks', 'a');
+    assert.equal(forks.state, 'running', forks.lastError ?? '');
+    assert.equal(forks.tier, 'namespace');
+    const result = JSON.parse((await request(kernel, 'a.forks.localhost', '/fork?n=100')).body) as { ok: number; failed: number };
+    assert.ok(result.ok < 100 && result.failed > 0, `expected refused forks in the sandbox, got ${JSON.stringify(result)}`);
+    const mem = await kernel.spawnInstance('mem', 'a');
+    assert.equal(mem.state, 'running', mem.lastError ?? '');
+    await request(kernel, 'a.mem.localhost', '/alloc');
+    await waitFor(() => events.some((e) => e.type === 'oom' && e.instance === 'mem:a'), 'an oom event from the sandbox', 30_000);
   });
 
   test('an instance without limits gets no cgroup', async (t) => {

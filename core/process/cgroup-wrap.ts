@@ -1,5 +1,6 @@
 /**
- * The start command, rewritten so the process joins its cgroups before it becomes the app: a tiny `sh` writes
+ * The start command, rewritten so the process joins its cgroups before it becomes the app (or the launcher,
+ * like bwrap, that runs the app): a tiny `sh` writes
  * its own pid into each cgroup.procs file, then execs the real program in place (same pid, so the runtime's
  * handle, process group and exit status are the app's). Every process the app starts inherits the cgroups.
  *
