@@ -59,6 +59,23 @@ export function request(
   });
 }
 
+/** A management API call on the bare domain, with a JSON body when one is given. */
+export function apiCall(
+  kernel: Kernel,
+  method: string,
+  url: string,
+  headers: Record<string, string>,
+  body?: unknown,
+  localAddress?: string,
+): Promise<Reply> {
+  return request(kernel, 'localhost', url, {
+    method,
+    headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    ...(localAddress ? { localAddress } : {}),
+  });
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `condition` until it is true or `timeoutMs` passes (then throws with `what`). */

@@ -9,8 +9,9 @@ import { test, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import authBearer from '../../plugins/auth-bearer/index.ts';
+import type { TokenInfo } from '../../plugins/auth-bearer/tokens.ts';
 import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
-import { echoService, request, servePlugins, sleep, type Reply } from '../helpers.ts';
+import { apiCall, echoService, type Reply, request, servePlugins, sleep } from '../helpers.ts';
 
 const TOKEN_SHAPE = /^tnm_[A-Za-z0-9_-]{43}$/;
 
@@ -24,45 +25,21 @@ interface Created {
   expiresAt: number | null;
 }
 
-interface Listed {
-  id: string;
-  name: string;
-  kind: 'admin' | 'tenant';
-  tenant: string | null;
-  createdAt: number;
-  expiresAt: number | null;
-  revokedAt: number | null;
-  lastUsedAt: number | null;
-}
+type Listed = TokenInfo;
 
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 const adminFile = (kernel: TestKernel): string => path.join(kernel.config.settings.dataDir, 'admin.token');
 const adminToken = (kernel: TestKernel): string => readFileSync(adminFile(kernel), 'utf8').trim();
 
-function call(
-  kernel: TestKernel,
-  method: string,
-  url: string,
-  headers: Record<string, string>,
-  body?: unknown,
-  localAddress?: string,
-): Promise<Reply> {
-  return request(kernel, 'localhost', url, {
-    method,
-    headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    ...(localAddress ? { localAddress } : {}),
-  });
-}
 
 async function createToken(kernel: TestKernel, by: Record<string, string>, body: Record<string, unknown>): Promise<Created> {
-  const reply = await call(kernel, 'POST', '/api/tokens', by, body);
+  const reply = await apiCall(kernel, 'POST', '/api/tokens', by, body);
   assert.equal(reply.status, 201, reply.body);
   return JSON.parse(reply.body) as Created;
 }
 
 async function listTokens(kernel: TestKernel, by: Record<string, string>): Promise<{ raw: string; tokens: Listed[] }> {
-  const reply = await call(kernel, 'GET', '/api/tokens', by);
+  const reply = await apiCall(kernel, 'GET', '/api/tokens', by);
   assert.equal(reply.status, 200, reply.body);
   return { raw: reply.body, tokens: (JSON.parse(reply.body) as { tokens: Listed[] }).tokens };
 }
@@ -99,7 +76,7 @@ test('the admin token is written to admin.token with mode 0600 and works', { tim
   assert.equal(tokens[0]!.revokedAt, null);
   assert.ok(tokens[0]!.lastUsedAt !== null, 'using a token records when');
   // The scheme name is case-insensitive.
-  assert.equal((await call(kernel, 'GET', '/api/tokens', { authorization: `bearer ${token}` })).status, 200);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', { authorization: `bearer ${token}` })).status, 200);
 });
 
 test('a restart on the same data dir keeps the admin token; a revoked one is replaced', { timeout: 60_000 }, async (t) => {
@@ -121,9 +98,9 @@ test('a restart on the same data dir keeps the admin token; a revoked one is rep
   assert.equal(tokens.filter((k) => k.kind === 'admin').length, 1, 'no second admin token was made');
 
   // Revoke the admin token with itself; the next start writes a new one.
-  const revoked = await call(second, 'DELETE', `/api/tokens/${tokens[0]!.id}`, bearer(token));
+  const revoked = await apiCall(second, 'DELETE', `/api/tokens/${tokens[0]!.id}`, bearer(token));
   assert.equal(revoked.status, 200);
-  assert.equal((await call(second, 'GET', '/api/tokens', bearer(token))).status, 401);
+  assert.equal((await apiCall(second, 'GET', '/api/tokens', bearer(token))).status, 401);
   await second.close();
 
   const third = await boot();
@@ -139,7 +116,7 @@ test('a restart on the same data dir keeps the admin token; a revoked one is rep
       ['admin', 'admin', true],
     ].sort((a, b) => Number(a[2]) - Number(b[2])),
   );
-  assert.equal((await call(third, 'GET', '/api/tokens', bearer(token))).status, 401, 'the revoked one stays revoked');
+  assert.equal((await apiCall(third, 'GET', '/api/tokens', bearer(token))).status, 401, 'the revoked one stays revoked');
 });
 
 test('missing, unknown and malformed tokens get 401', { timeout: 60_000 }, async (t) => {
@@ -157,12 +134,12 @@ test('missing, unknown and malformed tokens get 401', { timeout: 60_000 }, async
     { authorization: `Bearer ${valid} extra` },
   ];
   for (const headers of attempts) {
-    const reply = await call(kernel, 'GET', '/api/tokens', headers);
+    const reply = await apiCall(kernel, 'GET', '/api/tokens', headers);
     assert.equal(reply.status, 401, `${JSON.stringify(headers)} → ${reply.status}`);
     assert.equal(JSON.parse(reply.body).error.code, 'TNM_ERR_UNAUTHORIZED');
     assert.match(String(reply.headers['www-authenticate']), /Bearer/);
   }
-  assert.equal((await call(kernel, 'GET', '/api/tokens', bearer(valid))).status, 200);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', bearer(valid))).status, 200);
 });
 
 test('an admin creates tenant tokens; they work and get 403 on token management', { timeout: 60_000 }, async (t) => {
@@ -177,24 +154,24 @@ test('an admin creates tenant tokens; they work and get 403 on token management'
   assert.equal(created.expiresAt! - created.createdAt, 30 * 86_400_000);
 
   const alice = bearer(created.token);
-  assert.equal((await call(kernel, 'GET', '/api/audit', alice)).status, 200, 'a tenant token is a valid token');
+  assert.equal((await apiCall(kernel, 'GET', '/api/audit', alice)).status, 200, 'a tenant token is a valid token');
   for (const [method, url, body] of [
     ['GET', '/api/tokens', undefined],
     ['POST', '/api/tokens', { name: 'mine', tenant: 'alice' }],
     ['DELETE', `/api/tokens/${created.id}`, undefined],
   ] as const) {
-    const reply = await call(kernel, method, url, alice, body);
+    const reply = await apiCall(kernel, method, url, alice, body);
     assert.equal(reply.status, 403, `${method} ${url}`);
     assert.equal(JSON.parse(reply.body).error.code, 'TNM_ERR_FORBIDDEN');
   }
-  assert.equal((await call(kernel, 'GET', '/api/audit', alice)).status, 200, 'still valid after the 403s');
+  assert.equal((await apiCall(kernel, 'GET', '/api/audit', alice)).status, 200, 'still valid after the 403s');
 
   // An admin token is one made without a tenant; expiresIn also takes milliseconds.
   const second = await createToken(kernel, admin, { name: 'ci', expiresIn: 3_600_000 });
   assert.equal(second.kind, 'admin');
   assert.equal(second.tenant, null);
   assert.equal(second.expiresAt! - second.createdAt, 3_600_000);
-  assert.equal((await call(kernel, 'GET', '/api/tokens', bearer(second.token))).status, 200);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', bearer(second.token))).status, 200);
   const forever = await createToken(kernel, admin, { name: 'no expiry', tenant: 'bob' });
   assert.equal(forever.expiresAt, null);
 
@@ -207,7 +184,7 @@ test('an admin creates tenant tokens; they work and get 403 on token management'
     [{ name: 'x', expiresIn: 0 }, 'body.expiresIn'],
     [{ name: 'x', kind: 'admin' }, 'body'],
   ] as const) {
-    const reply = await call(kernel, 'POST', '/api/tokens', admin, body);
+    const reply = await apiCall(kernel, 'POST', '/api/tokens', admin, body);
     assert.equal(reply.status, 400, JSON.stringify(body));
     assert.match(JSON.parse(reply.body).error.message, new RegExp(field.replace('.', '\\.')));
   }
@@ -219,9 +196,9 @@ test('an expired token gets 401', { timeout: 60_000 }, async (t) => {
   const short = await createToken(kernel, admin, { name: 'short', tenant: 'alice', expiresIn: '3s' });
   assert.equal(short.expiresAt! - short.createdAt, 3_000);
   // Only meaningful while the token is still young; a very slow machine skips this check rather than flake.
-  if (Date.now() < short.expiresAt! - 500) assert.equal((await call(kernel, 'GET', '/api/audit', bearer(short.token))).status, 200);
+  if (Date.now() < short.expiresAt! - 500) assert.equal((await apiCall(kernel, 'GET', '/api/audit', bearer(short.token))).status, 200);
   await sleep(Math.max(0, short.expiresAt! - Date.now()) + 100);
-  const reply = await call(kernel, 'GET', '/api/audit', bearer(short.token));
+  const reply = await apiCall(kernel, 'GET', '/api/audit', bearer(short.token));
   assert.equal(reply.status, 401);
   assert.match(JSON.parse(reply.body).error.message, /expired/);
   const { tokens } = await listTokens(kernel, admin);
@@ -232,18 +209,18 @@ test('a revoked token gets 401 at once; revoking an unknown id is 404', { timeou
   const kernel = await bearerKernel(t);
   const admin = bearer(adminToken(kernel));
   const made = await createToken(kernel, admin, { name: 'temp', tenant: 'bob' });
-  assert.equal((await call(kernel, 'GET', '/api/audit', bearer(made.token))).status, 200);
-  const revoked = await call(kernel, 'DELETE', `/api/tokens/${made.id}`, admin);
+  assert.equal((await apiCall(kernel, 'GET', '/api/audit', bearer(made.token))).status, 200);
+  const revoked = await apiCall(kernel, 'DELETE', `/api/tokens/${made.id}`, admin);
   assert.equal(revoked.status, 200);
   assert.deepEqual(JSON.parse(revoked.body), { id: made.id, revoked: true });
-  assert.equal((await call(kernel, 'GET', '/api/audit', bearer(made.token))).status, 401);
+  assert.equal((await apiCall(kernel, 'GET', '/api/audit', bearer(made.token))).status, 401);
   const { tokens } = await listTokens(kernel, admin);
   const entry = tokens.find((k) => k.id === made.id)!;
   assert.ok(entry.revokedAt !== null && entry.revokedAt >= made.createdAt);
   // Revoking again is harmless and keeps the first time.
-  assert.equal((await call(kernel, 'DELETE', `/api/tokens/${made.id}`, admin)).status, 200);
+  assert.equal((await apiCall(kernel, 'DELETE', `/api/tokens/${made.id}`, admin)).status, 200);
   assert.equal((await listTokens(kernel, admin)).tokens.find((k) => k.id === made.id)!.revokedAt, entry.revokedAt);
-  const missing = await call(kernel, 'DELETE', '/api/tokens/tok_0000000000000000', admin);
+  const missing = await apiCall(kernel, 'DELETE', '/api/tokens/tok_0000000000000000', admin);
   assert.equal(missing.status, 404);
   assert.equal(JSON.parse(missing.body).error.code, 'TNM_ERR_NOT_FOUND');
 });
@@ -263,7 +240,7 @@ test('secrets appear only in the create response: never in the list, the audit l
   for (const token of tokens) {
     assert.deepEqual(Object.keys(token).sort(), ['createdAt', 'expiresAt', 'id', 'kind', 'lastUsedAt', 'name', 'revokedAt', 'tenant']);
   }
-  const audit = (await call(kernel, 'GET', '/api/audit', admin)).body;
+  const audit = (await apiCall(kernel, 'GET', '/api/audit', admin)).body;
   for (const secret of secrets) {
     assert.ok(!raw.includes(secret), 'the list holds no secret');
     assert.ok(!raw.includes(sha(secret)), 'the list holds no hash');
@@ -293,13 +270,13 @@ test('failed attempts lock out that address only: 429 with Retry-After, another 
   const valid = adminToken(kernel);
   const unknown = `tnm_${'A'.repeat(43)}`;
   for (let i = 0; i < 10; i++) {
-    assert.equal((await call(kernel, 'GET', '/api/tokens', bearer(unknown), undefined, '127.0.0.3')).status, 401);
+    assert.equal((await apiCall(kernel, 'GET', '/api/tokens', bearer(unknown), undefined, '127.0.0.3')).status, 401);
   }
-  const locked = await call(kernel, 'GET', '/api/tokens', bearer(valid), undefined, '127.0.0.3');
+  const locked = await apiCall(kernel, 'GET', '/api/tokens', bearer(valid), undefined, '127.0.0.3');
   assert.equal(locked.status, 429, 'even a valid token waits on the locked address');
   assert.ok(Number(locked.headers['retry-after']) >= 1);
   assert.equal(JSON.parse(locked.body).error.code, 'TNM_ERR_RATE_LIMITED');
-  assert.equal((await call(kernel, 'GET', '/api/tokens', bearer(valid), undefined, '127.0.0.2')).status, 200);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', bearer(valid), undefined, '127.0.0.2')).status, 200);
 });
 
 test('token creation and revocation are audited under the acting token name', { timeout: 60_000 }, async (t) => {
@@ -307,10 +284,10 @@ test('token creation and revocation are audited under the acting token name', { 
   const admin = bearer(adminToken(kernel));
   const ci = await createToken(kernel, admin, { name: 'ci-admin' });
   const made = await createToken(kernel, bearer(ci.token), { name: 'deploy', tenant: 'alice' });
-  assert.equal((await call(kernel, 'DELETE', `/api/tokens/${made.id}`, admin)).status, 200);
-  assert.equal((await call(kernel, 'GET', '/api/tokens', bearer(made.token))).status, 401);
+  assert.equal((await apiCall(kernel, 'DELETE', `/api/tokens/${made.id}`, admin)).status, 200);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', bearer(made.token))).status, 401);
 
-  const audit = await call(kernel, 'GET', '/api/audit?limit=10', admin);
+  const audit = await apiCall(kernel, 'GET', '/api/audit?limit=10', admin);
   const entries = (JSON.parse(audit.body) as { entries: Array<{ actor: string; action: string; target: string; status: number; detail: string | null }> }).entries;
   assert.deepEqual(
     entries.map((e) => [e.actor, e.action, e.target, e.status]),
@@ -327,13 +304,13 @@ test('bearer tokens and another auth scheme work side by side', { timeout: 60_00
   const kernel = await bearerKernel(t, [staticAuth]);
   // The static scheme's admin can manage bearer tokens, and what it makes works.
   const made = await createToken(kernel, ADMIN, { name: 'from-static', tenant: 'carol' });
-  assert.equal((await call(kernel, 'GET', '/api/audit', bearer(made.token))).status, 200);
-  assert.equal((await call(kernel, 'GET', '/api/tokens', bearer(adminToken(kernel)))).status, 200);
-  assert.equal((await call(kernel, 'GET', '/api/tokens', ADMIN)).status, 200);
-  assert.equal((await call(kernel, 'GET', '/api/tokens', tenant('carol'))).status, 403);
-  assert.equal((await call(kernel, 'GET', '/api/tokens', { authorization: 'Static nobody' })).status, 401);
-  assert.equal((await call(kernel, 'GET', '/api/tokens', bearer(`tnm_${'z'.repeat(43)}`))).status, 401);
-  const audit = JSON.parse((await call(kernel, 'GET', '/api/audit', ADMIN)).body) as { entries: Array<{ actor: string }> };
+  assert.equal((await apiCall(kernel, 'GET', '/api/audit', bearer(made.token))).status, 200);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', bearer(adminToken(kernel)))).status, 200);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', ADMIN)).status, 200);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', tenant('carol'))).status, 403);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', { authorization: 'Static nobody' })).status, 401);
+  assert.equal((await apiCall(kernel, 'GET', '/api/tokens', bearer(`tnm_${'z'.repeat(43)}`))).status, 401);
+  const audit = JSON.parse((await apiCall(kernel, 'GET', '/api/audit', ADMIN)).body) as { entries: Array<{ actor: string }> };
   assert.equal(audit.entries[0]!.actor, 'static:admin');
 });
 
@@ -347,9 +324,9 @@ test('tenant traffic is not authenticated: the app sees its Authorization header
     assert.equal(reply.status, 200);
     assert.equal((JSON.parse(reply.body) as { headers: Record<string, string> }).headers.authorization, foreign);
   }
-  const api = await call(kernel, 'GET', '/api/tokens', bearer(adminToken(kernel)), undefined, '127.0.0.4');
+  const api = await apiCall(kernel, 'GET', '/api/tokens', bearer(adminToken(kernel)), undefined, '127.0.0.4');
   assert.equal(api.status, 200);
-  const doc = JSON.parse((await call(kernel, 'GET', '/api/openapi.json', bearer(adminToken(kernel)))).body) as {
+  const doc = JSON.parse((await apiCall(kernel, 'GET', '/api/openapi.json', bearer(adminToken(kernel)))).body) as {
     paths: Record<string, Record<string, { tags: string[]; 'x-tenement-access'?: string }>>;
   };
   assert.deepEqual(doc.paths['/api/tokens']!.post!.tags, ['tokens']);

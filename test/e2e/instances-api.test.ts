@@ -10,7 +10,7 @@ import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import instancesApi from '../../plugins/instances-api/index.ts';
 import type { InstanceView } from '../../plugins/instances-api/view.ts';
 import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
-import { alive, echoService, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
+import { alive, apiCall, echoService, type Reply, request, servePlugins, waitFor } from '../helpers.ts';
 
 const plugins = [...servePlugins, staticAuth, instancesApi];
 
@@ -23,22 +23,6 @@ async function apiKernel(t: TestContext, config: ConfigInput): Promise<TestKerne
   return kernel;
 }
 
-function call(
-  kernel: TestKernel,
-  method: string,
-  url: string,
-  headers: Record<string, string>,
-  body?: unknown,
-  localAddress?: string,
-): Promise<Reply> {
-  const json: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
-  return request(kernel, 'localhost', url, {
-    method,
-    headers: { ...headers, ...json },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    ...(localAddress ? { localAddress } : {}),
-  });
-}
 
 type Json = Record<string, unknown> & { error?: { code: string; message: string } };
 const parse = (reply: Reply): Json => JSON.parse(reply.body) as Json;
@@ -69,7 +53,7 @@ test('every endpoint answers 401 without a token or with an invalid one, and cha
     // Each endpoint from its own loopback address: the per-address lock-out stays out of the way.
     const from = `127.0.0.${20 + index}`;
     for (const headers of [{}, { authorization: 'Static nobody' }] as Array<Record<string, string>>) {
-      const reply = await call(kernel, method, url, headers, body, from);
+      const reply = await apiCall(kernel, method, url, headers, body, from);
       assert.equal(reply.status, 401, `${method} ${url} with ${JSON.stringify(headers)}`);
       assert.equal(parse(reply).error?.code, 'TNM_ERR_UNAUTHORIZED');
     }
@@ -87,7 +71,7 @@ test('list: sorted by service then id, filtered by service and state, tenants se
   });
   await running(kernel, 'web:alice', 'echo:bob', 'echo:alice');
 
-  const all = parse(await call(kernel, 'GET', '/api/instances', ADMIN)).instances as InstanceView[];
+  const all = parse(await apiCall(kernel, 'GET', '/api/instances', ADMIN)).instances as InstanceView[];
   assert.deepEqual(all.map((i) => i.key), ['echo:alice', 'echo:bob', 'web:alice']);
   for (const instance of all) {
     assert.equal(instance.state, 'running');
@@ -99,29 +83,29 @@ test('list: sorted by service then id, filtered by service and state, tenants se
     assert.equal(instance.weight, 100);
   }
 
-  const echo = parse(await call(kernel, 'GET', '/api/instances?service=echo', ADMIN)).instances as InstanceView[];
+  const echo = parse(await apiCall(kernel, 'GET', '/api/instances?service=echo', ADMIN)).instances as InstanceView[];
   assert.deepEqual(echo.map((i) => i.key), ['echo:alice', 'echo:bob']);
 
-  assert.equal((await call(kernel, 'POST', '/api/instances/echo/bob/hibernate', ADMIN)).status, 200);
-  const sleeping = parse(await call(kernel, 'GET', '/api/instances?state=hibernated', ADMIN)).instances as InstanceView[];
+  assert.equal((await apiCall(kernel, 'POST', '/api/instances/echo/bob/hibernate', ADMIN)).status, 200);
+  const sleeping = parse(await apiCall(kernel, 'GET', '/api/instances?state=hibernated', ADMIN)).instances as InstanceView[];
   assert.deepEqual(sleeping.map((i) => i.key), ['echo:bob']);
   assert.equal(sleeping[0]!.uptimeSeconds, null);
   assert.equal(sleeping[0]!.memoryBytes, null);
   assert.equal(sleeping[0]!.cpuSeconds, null);
   assert.equal(sleeping[0]!.pid, null);
-  const awake = parse(await call(kernel, 'GET', '/api/instances?service=echo&state=running', ADMIN)).instances as InstanceView[];
+  const awake = parse(await apiCall(kernel, 'GET', '/api/instances?service=echo&state=running', ADMIN)).instances as InstanceView[];
   assert.deepEqual(awake.map((i) => i.key), ['echo:alice']);
 
-  const mine = parse(await call(kernel, 'GET', '/api/instances', tenant('alice'))).instances as InstanceView[];
+  const mine = parse(await apiCall(kernel, 'GET', '/api/instances', tenant('alice'))).instances as InstanceView[];
   assert.deepEqual(mine.map((i) => i.key), ['echo:alice', 'web:alice']);
-  const bobs = parse(await call(kernel, 'GET', '/api/instances?state=running', tenant('bob'))).instances as InstanceView[];
+  const bobs = parse(await apiCall(kernel, 'GET', '/api/instances?state=running', tenant('bob'))).instances as InstanceView[];
   assert.deepEqual(bobs, [], "bob's only instance is hibernated");
-  assert.deepEqual(parse(await call(kernel, 'GET', '/api/instances', tenant('carol'))).instances, []);
+  assert.deepEqual(parse(await apiCall(kernel, 'GET', '/api/instances', tenant('carol'))).instances, []);
 
-  const badState = await call(kernel, 'GET', '/api/instances?state=asleep', ADMIN);
+  const badState = await apiCall(kernel, 'GET', '/api/instances?state=asleep', ADMIN);
   assert.equal(badState.status, 400);
   assert.match(parse(badState).error!.message, /query\.state/);
-  const badService = await call(kernel, 'GET', '/api/instances?service=Not_A_Label', ADMIN);
+  const badService = await apiCall(kernel, 'GET', '/api/instances?service=Not_A_Label', ADMIN);
   assert.equal(badService.status, 400);
   assert.match(parse(badService).error!.message, /query\.service/);
 });
@@ -129,17 +113,17 @@ test('list: sorted by service then id, filtered by service and state, tenants se
 test("get one: admin and its own tenant see it; another tenant's looks exactly like a missing one", { timeout: 60_000 }, async (t) => {
   const kernel = await apiKernel(t, { services: { echo: echoService() }, instances: { echo: ['alice'] } });
   await running(kernel, 'echo:alice');
-  const admin = await call(kernel, 'GET', '/api/instances/echo/alice', ADMIN);
+  const admin = await apiCall(kernel, 'GET', '/api/instances/echo/alice', ADMIN);
   assert.equal(admin.status, 200);
   assert.equal(view(admin).key, 'echo:alice');
   assert.equal(view(admin).pid, kernel.instances.get('echo', 'alice')!.handle!.pid);
-  const own = await call(kernel, 'GET', '/api/instances/echo/alice', tenant('alice'));
+  const own = await apiCall(kernel, 'GET', '/api/instances/echo/alice', tenant('alice'));
   assert.equal(own.status, 200);
   assert.equal(view(own).key, 'echo:alice');
 
-  const other = await call(kernel, 'GET', '/api/instances/echo/alice', tenant('bob'));
-  const missing = await call(kernel, 'GET', '/api/instances/echo/bob', tenant('bob'));
-  const missingAdmin = await call(kernel, 'GET', '/api/instances/echo/zed', ADMIN);
+  const other = await apiCall(kernel, 'GET', '/api/instances/echo/alice', tenant('bob'));
+  const missing = await apiCall(kernel, 'GET', '/api/instances/echo/bob', tenant('bob'));
+  const missingAdmin = await apiCall(kernel, 'GET', '/api/instances/echo/zed', ADMIN);
   for (const reply of [other, missing, missingAdmin]) {
     assert.equal(reply.status, 404);
     assert.equal(parse(reply).error?.code, 'TNM_ERR_UNKNOWN_INSTANCE');
@@ -147,7 +131,7 @@ test("get one: admin and its own tenant see it; another tenant's looks exactly l
   assert.equal(parse(other).error!.message, "unknown instance 'echo:alice'");
   assert.equal(parse(missingAdmin).error!.message, "unknown instance 'echo:zed'");
   for (const bad of ['/api/instances/echo/Alice', '/api/instances/echo/-x', `/api/instances/echo/${'a'.repeat(64)}`, '/api/instances/e_cho/alice']) {
-    const reply = await call(kernel, 'GET', bad, ADMIN);
+    const reply = await apiCall(kernel, 'GET', bad, ADMIN);
     assert.equal(reply.status, 400, bad);
     assert.equal(parse(reply).error?.code, 'TNM_ERR_BAD_REQUEST');
   }
@@ -160,7 +144,7 @@ test('spawn: 201 when created, 200 when it existed; tenants spawn only their own
       crash: { command: 'node', args: ['-e', "console.error('crash: no config'); process.exit(3)"], restart: 'never' },
     },
   });
-  const made = await call(kernel, 'POST', '/api/instances/echo/alice', ADMIN);
+  const made = await apiCall(kernel, 'POST', '/api/instances/echo/alice', ADMIN);
   assert.equal(made.status, 201);
   assert.equal(view(made).state, 'running', 'answered once it is running');
   assert.ok(alive(view(made).pid!));
@@ -168,28 +152,28 @@ test('spawn: 201 when created, 200 when it existed; tenants spawn only their own
   assert.equal(reached.status, 200);
   assert.equal(JSON.parse(reached.body).instance, 'echo:alice');
 
-  const again = await call(kernel, 'POST', '/api/instances/echo/alice', ADMIN);
+  const again = await apiCall(kernel, 'POST', '/api/instances/echo/alice', ADMIN);
   assert.equal(again.status, 200);
   assert.equal(view(again).pid, view(made).pid, 'the running process is kept');
 
-  const own = await call(kernel, 'POST', '/api/instances/echo/bob', tenant('bob'));
+  const own = await apiCall(kernel, 'POST', '/api/instances/echo/bob', tenant('bob'));
   assert.equal(own.status, 201);
   assert.equal(view(own).key, 'echo:bob');
-  assert.equal((await call(kernel, 'POST', '/api/instances/echo/bob', tenant('bob'))).status, 200);
+  assert.equal((await apiCall(kernel, 'POST', '/api/instances/echo/bob', tenant('bob'))).status, 200);
 
-  const others = await call(kernel, 'POST', '/api/instances/echo/carol', tenant('bob'));
+  const others = await apiCall(kernel, 'POST', '/api/instances/echo/carol', tenant('bob'));
   assert.equal(others.status, 404);
   assert.equal(parse(others).error?.code, 'TNM_ERR_UNKNOWN_INSTANCE');
   assert.equal(kernel.instances.get('echo', 'carol'), undefined, 'nothing was spawned');
-  const existingOther = await call(kernel, 'POST', '/api/instances/echo/alice', tenant('bob'));
+  const existingOther = await apiCall(kernel, 'POST', '/api/instances/echo/alice', tenant('bob'));
   assert.equal(existingOther.status, 404);
 
-  const unknown = await call(kernel, 'POST', '/api/instances/nope/alice', ADMIN);
+  const unknown = await apiCall(kernel, 'POST', '/api/instances/nope/alice', ADMIN);
   assert.equal(unknown.status, 404);
   assert.equal(parse(unknown).error?.code, 'TNM_ERR_UNKNOWN_SERVICE');
-  assert.equal((await call(kernel, 'POST', '/api/instances/echo/Bad', ADMIN)).status, 400);
+  assert.equal((await apiCall(kernel, 'POST', '/api/instances/echo/Bad', ADMIN)).status, 400);
 
-  const crashed = await call(kernel, 'POST', '/api/instances/crash/alice', ADMIN);
+  const crashed = await apiCall(kernel, 'POST', '/api/instances/crash/alice', ADMIN);
   assert.equal(crashed.status, 503);
   const body = parse(crashed) as Json & { error: { lastError: string; logs: string[] }; instance: InstanceView };
   assert.equal(body.error.code, 'TNM_ERR_SPAWN_FAILED');
@@ -206,22 +190,22 @@ test('remove stops the process and forgets the instance; tenants remove only the
   const alicePid = kernel.instances.get('echo', 'alice')!.handle!.pid!;
   const bobPid = kernel.instances.get('echo', 'bob')!.handle!.pid!;
 
-  const denied = await call(kernel, 'DELETE', '/api/instances/echo/bob', tenant('alice'));
+  const denied = await apiCall(kernel, 'DELETE', '/api/instances/echo/bob', tenant('alice'));
   assert.equal(denied.status, 404);
   assert.equal(kernel.instances.get('echo', 'bob')?.state, 'running');
 
-  const removed = await call(kernel, 'DELETE', '/api/instances/echo/alice', tenant('alice'));
+  const removed = await apiCall(kernel, 'DELETE', '/api/instances/echo/alice', tenant('alice'));
   assert.equal(removed.status, 200);
   assert.deepEqual(parse(removed), { removed: 'echo:alice' });
   assert.equal(kernel.instances.get('echo', 'alice'), undefined);
   await waitFor(() => !alive(alicePid), 'the removed process to be gone');
-  assert.equal((await call(kernel, 'GET', '/api/instances/echo/alice', ADMIN)).status, 404);
+  assert.equal((await apiCall(kernel, 'GET', '/api/instances/echo/alice', ADMIN)).status, 404);
   assert.equal((await request(kernel, 'alice.echo.localhost', '/')).status, 404);
   assert.ok(!kernel.store.listInstances().some((row) => row.id === 'alice'), 'gone from the state store too');
 
-  assert.deepEqual(parse(await call(kernel, 'DELETE', '/api/instances/echo/bob', ADMIN)), { removed: 'echo:bob' });
+  assert.deepEqual(parse(await apiCall(kernel, 'DELETE', '/api/instances/echo/bob', ADMIN)), { removed: 'echo:bob' });
   await waitFor(() => !alive(bobPid), 'bob to be gone');
-  assert.equal((await call(kernel, 'DELETE', '/api/instances/echo/bob', ADMIN)).status, 404);
+  assert.equal((await apiCall(kernel, 'DELETE', '/api/instances/echo/bob', ADMIN)).status, 404);
 });
 
 test('restart gives a new process; hibernate stops it and keeps it listed; its next request wakes it', { timeout: 90_000 }, async (t) => {
@@ -229,30 +213,30 @@ test('restart gives a new process; hibernate stops it and keeps it listed; its n
   await running(kernel, 'echo:alice', 'echo:bob');
   const before = kernel.instances.get('echo', 'alice')!.handle!.pid!;
 
-  const restarted = await call(kernel, 'POST', '/api/instances/echo/alice/restart', tenant('alice'));
+  const restarted = await apiCall(kernel, 'POST', '/api/instances/echo/alice/restart', tenant('alice'));
   assert.equal(restarted.status, 200);
   assert.equal(view(restarted).state, 'running');
   assert.notEqual(view(restarted).pid, before);
   assert.ok(alive(view(restarted).pid!));
   await waitFor(() => !alive(before), 'the old process to be gone');
-  assert.equal((await call(kernel, 'POST', '/api/instances/echo/bob/restart', tenant('alice'))).status, 404);
+  assert.equal((await apiCall(kernel, 'POST', '/api/instances/echo/bob/restart', tenant('alice'))).status, 404);
 
   const pid = view(restarted).pid!;
-  const hibernated = await call(kernel, 'POST', '/api/instances/echo/alice/hibernate', tenant('alice'));
+  const hibernated = await apiCall(kernel, 'POST', '/api/instances/echo/alice/hibernate', tenant('alice'));
   assert.equal(hibernated.status, 200);
   assert.equal(view(hibernated).state, 'hibernated');
   assert.equal(view(hibernated).pid, null);
   await waitFor(() => !alive(pid), 'the hibernated process to be gone');
-  assert.equal((await call(kernel, 'POST', '/api/instances/echo/alice/hibernate', ADMIN)).status, 200, 'already asleep is fine');
-  assert.equal((await call(kernel, 'POST', '/api/instances/echo/bob/hibernate', tenant('alice'))).status, 404);
+  assert.equal((await apiCall(kernel, 'POST', '/api/instances/echo/alice/hibernate', ADMIN)).status, 200, 'already asleep is fine');
+  assert.equal((await apiCall(kernel, 'POST', '/api/instances/echo/bob/hibernate', tenant('alice'))).status, 404);
 
   const woken = await request(kernel, 'alice.echo.localhost', '/echo');
   assert.equal(woken.status, 200);
-  assert.equal(view(await call(kernel, 'GET', '/api/instances/echo/alice', ADMIN)).state, 'running');
+  assert.equal(view(await apiCall(kernel, 'GET', '/api/instances/echo/alice', ADMIN)).state, 'running');
 
   // Restart also brings a hibernated instance back.
-  await call(kernel, 'POST', '/api/instances/echo/bob/hibernate', ADMIN);
-  const revived = await call(kernel, 'POST', '/api/instances/echo/bob/restart', ADMIN);
+  await apiCall(kernel, 'POST', '/api/instances/echo/bob/hibernate', ADMIN);
+  const revived = await apiCall(kernel, 'POST', '/api/instances/echo/bob/restart', ADMIN);
   assert.equal(revived.status, 200);
   assert.equal(view(revived).state, 'running');
 });
@@ -265,13 +249,13 @@ test('weight is validated, scoped and persisted across a restart of Tenement on 
   const first = await createTestKernel({ plugins, config });
   try {
     await running(first, 'echo:alice', 'echo:bob');
-    const set = await call(first, 'PUT', '/api/instances/echo/alice/weight', tenant('alice'), { weight: 7 });
+    const set = await apiCall(first, 'PUT', '/api/instances/echo/alice/weight', tenant('alice'), { weight: 7 });
     assert.equal(set.status, 200);
     assert.equal(view(set).weight, 7);
-    assert.equal((await call(first, 'PUT', '/api/instances/echo/bob/weight', ADMIN, { weight: 0 })).status, 200);
-    assert.equal((await call(first, 'PUT', '/api/instances/echo/bob/weight', tenant('alice'), { weight: 50 })).status, 404);
+    assert.equal((await apiCall(first, 'PUT', '/api/instances/echo/bob/weight', ADMIN, { weight: 0 })).status, 200);
+    assert.equal((await apiCall(first, 'PUT', '/api/instances/echo/bob/weight', tenant('alice'), { weight: 50 })).status, 404);
     for (const bad of [{ weight: 101 }, { weight: -1 }, { weight: 2.5 }, { weight: '5' }, {}, { weight: 5, extra: 1 }]) {
-      const reply = await call(first, 'PUT', '/api/instances/echo/alice/weight', ADMIN, bad);
+      const reply = await apiCall(first, 'PUT', '/api/instances/echo/alice/weight', ADMIN, bad);
       assert.equal(reply.status, 400, JSON.stringify(bad));
       assert.match(parse(reply).error!.message, /body/);
     }
@@ -283,8 +267,8 @@ test('weight is validated, scoped and persisted across a restart of Tenement on 
   const second = await createTestKernel({ plugins, config });
   t.after(() => second.close());
   await running(second, 'echo:alice', 'echo:bob');
-  assert.equal(view(await call(second, 'GET', '/api/instances/echo/alice', ADMIN)).weight, 7);
-  assert.equal(view(await call(second, 'GET', '/api/instances/echo/bob', ADMIN)).weight, 0);
+  assert.equal(view(await apiCall(second, 'GET', '/api/instances/echo/alice', ADMIN)).weight, 7);
+  assert.equal(view(await apiCall(second, 'GET', '/api/instances/echo/bob', ADMIN)).weight, 0);
 });
 
 test('the live health check reports without side effects: no failure count, no health change, no restart', { timeout: 90_000 }, async (t) => {
@@ -297,19 +281,19 @@ test('the live health check reports without side effects: no failure count, no h
   const alice = kernel.instances.get('echo', 'alice')!;
   const pid = alice.handle!.pid;
 
-  const good = parse(await call(kernel, 'GET', '/api/instances/echo/alice/health', tenant('alice')));
+  const good = parse(await apiCall(kernel, 'GET', '/api/instances/echo/alice/health', tenant('alice')));
   assert.equal(good.ok, true);
   assert.equal(good.detail, 'HTTP 200');
   assert.equal(typeof good.latencyMs, 'number');
   assert.equal(good.state, 'running');
   assert.equal(good.health, 'healthy');
-  const tcp = parse(await call(kernel, 'GET', '/api/instances/plain/alice/health', ADMIN));
+  const tcp = parse(await apiCall(kernel, 'GET', '/api/instances/plain/alice/health', ADMIN));
   assert.equal(tcp.ok, true, 'a service without a health path is checked by connecting');
 
   // The fixture's /health answers 500 while this file exists.
   writeFileSync(path.join(kernel.instanceDir('echo', 'alice'), 'unhealthy'), '');
   for (let i = 0; i < 5; i++) {
-    const bad = parse(await call(kernel, 'GET', '/api/instances/echo/alice/health', ADMIN));
+    const bad = parse(await apiCall(kernel, 'GET', '/api/instances/echo/alice/health', ADMIN));
     assert.equal(bad.ok, false);
     assert.equal(bad.detail, 'HTTP 500');
     assert.equal(bad.health, 'healthy', 'the recorded health is the monitor’s, not this check’s');
@@ -320,9 +304,9 @@ test('the live health check reports without side effects: no failure count, no h
   assert.equal(alice.state, 'running');
   assert.equal(alice.handle?.pid, pid, 'five failed checks over a threshold of one restarted nothing');
 
-  assert.equal((await call(kernel, 'GET', '/api/instances/echo/bob/health', tenant('alice'))).status, 404);
-  await call(kernel, 'POST', '/api/instances/echo/bob/hibernate', ADMIN);
-  const asleep = parse(await call(kernel, 'GET', '/api/instances/echo/bob/health', tenant('bob')));
+  assert.equal((await apiCall(kernel, 'GET', '/api/instances/echo/bob/health', tenant('alice'))).status, 404);
+  await apiCall(kernel, 'POST', '/api/instances/echo/bob/hibernate', ADMIN);
+  const asleep = parse(await apiCall(kernel, 'GET', '/api/instances/echo/bob/health', tenant('bob')));
   assert.equal(asleep.ok, false);
   assert.equal(asleep.detail, 'not running');
   assert.equal(asleep.state, 'hibernated');
@@ -331,16 +315,16 @@ test('the live health check reports without side effects: no failure count, no h
 
 test('mutating calls are audited with their target and instance; tenants read only their own entries', { timeout: 90_000 }, async (t) => {
   const kernel = await apiKernel(t, { services: { echo: echoService() } });
-  await call(kernel, 'POST', '/api/instances/echo/alice', tenant('alice'));
-  await call(kernel, 'PUT', '/api/instances/echo/alice/weight', ADMIN, { weight: 30 });
-  await call(kernel, 'POST', '/api/instances/echo/alice/restart', ADMIN);
-  await call(kernel, 'POST', '/api/instances/echo/alice/hibernate', ADMIN);
-  await call(kernel, 'POST', '/api/instances/echo/bob', tenant('alice'));
-  await call(kernel, 'DELETE', '/api/instances/echo/alice', tenant('alice'));
-  await call(kernel, 'GET', '/api/instances/echo/alice', ADMIN);
+  await apiCall(kernel, 'POST', '/api/instances/echo/alice', tenant('alice'));
+  await apiCall(kernel, 'PUT', '/api/instances/echo/alice/weight', ADMIN, { weight: 30 });
+  await apiCall(kernel, 'POST', '/api/instances/echo/alice/restart', ADMIN);
+  await apiCall(kernel, 'POST', '/api/instances/echo/alice/hibernate', ADMIN);
+  await apiCall(kernel, 'POST', '/api/instances/echo/bob', tenant('alice'));
+  await apiCall(kernel, 'DELETE', '/api/instances/echo/alice', tenant('alice'));
+  await apiCall(kernel, 'GET', '/api/instances/echo/alice', ADMIN);
 
   type Entry = { actor: string; action: string; target: string; instanceId: string; status: number; detail: string | null };
-  const entries = (parse(await call(kernel, 'GET', '/api/audit', ADMIN)).entries as Entry[]).reverse();
+  const entries = (parse(await apiCall(kernel, 'GET', '/api/audit', ADMIN)).entries as Entry[]).reverse();
   assert.deepEqual(
     entries.map((e) => [e.actor, e.action, e.target, e.instanceId, e.status]),
     [
@@ -354,22 +338,22 @@ test('mutating calls are audited with their target and instance; tenants read on
     'reads are not audited',
   );
   assert.equal(entries[1]!.detail, 'weight 100 -> 30');
-  const mine = parse(await call(kernel, 'GET', '/api/audit', tenant('alice'))).entries as Entry[];
+  const mine = parse(await apiCall(kernel, 'GET', '/api/audit', tenant('alice'))).entries as Entry[];
   assert.ok(mine.length === 5 && mine.every((e) => e.instanceId === 'alice'));
 });
 
 test('tenants get 403 on deploy and route, and nothing changes', { timeout: 60_000 }, async (t) => {
   const kernel = await apiKernel(t, { services: { echo: echoService() }, instances: { echo: ['alice'] } });
   await running(kernel, 'echo:alice');
-  const deploy = await call(kernel, 'POST', '/api/deploy', tenant('alice'), { service: 'echo', version: 'v2' });
+  const deploy = await apiCall(kernel, 'POST', '/api/deploy', tenant('alice'), { service: 'echo', version: 'v2' });
   assert.equal(deploy.status, 403);
   assert.equal(parse(deploy).error?.code, 'TNM_ERR_FORBIDDEN');
-  const route = await call(kernel, 'POST', '/api/route', tenant('alice'), { service: 'echo', from: 'alice', to: 'alice' });
+  const route = await apiCall(kernel, 'POST', '/api/route', tenant('alice'), { service: 'echo', from: 'alice', to: 'alice' });
   assert.equal(route.status, 403);
   assert.equal(parse(route).error?.code, 'TNM_ERR_FORBIDDEN');
   assert.deepEqual([...kernel.instances.list()].map((i) => [i.key, i.weight]), [['echo:alice', 100]]);
 
-  const doc = parse(await call(kernel, 'GET', '/api/openapi.json', ADMIN)) as { paths: Record<string, Record<string, unknown>> };
+  const doc = parse(await apiCall(kernel, 'GET', '/api/openapi.json', ADMIN)) as { paths: Record<string, Record<string, unknown>> };
   for (const p of ['/api/instances', '/api/instances/{service}/{id}', '/api/instances/{service}/{id}/weight', '/api/deploy', '/api/route']) {
     assert.ok(doc.paths[p], `${p} is documented`);
   }
