@@ -20,5 +20,7 @@ export function canTransition(from: InstanceState, to: InstanceState): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
-/** States in which an instance has (or is getting) a live process. */
-export const LIVE_STATES: ReadonlySet<InstanceState> = new Set(['starting', 'running', 'waking', 'stopping']);
+/** Every state but `state`: what to wait for when waiting for an instance to leave one. */
+export function statesOtherThan(state: InstanceState): ReadonlySet<InstanceState> {
+  return new Set((Object.keys(TRANSITIONS) as InstanceState[]).filter((s) => s !== state));
+}

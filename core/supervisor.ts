@@ -3,9 +3,10 @@ import { backoffDelay } from './backoff.ts';
 import { healthSettings } from './config/health.ts';
 import { interpolate, type PlaceholderValues } from './config/interpolate.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { statesOtherThan } from './lifecycle.ts';
 import type { Instance } from './instance.ts';
 import type { Kernel } from './kernel.ts';
-import type { ExitInfo, InstanceState, SpawnSpec } from './types.ts';
+import type { ExitInfo, SpawnSpec } from './types.ts';
 
 /**
  * Readiness is polled every few milliseconds while a start is young (a failed connect to a port nobody listens
@@ -15,12 +16,6 @@ import type { ExitInfo, InstanceState, SpawnSpec } from './types.ts';
 const READY_POLL_FAST_MS = 3;
 const READY_POLL_FAST_FOR_MS = 3_000;
 const READY_POLL_SLOW_MS = 50;
-const ANY_STATE_BUT = (state: InstanceState): ReadonlySet<InstanceState> =>
-  new Set<InstanceState>(
-    (['created', 'starting', 'running', 'restarting', 'stopping', 'stopped', 'hibernated', 'waking', 'failed'] as const).filter(
-      (s) => s !== state,
-    ),
-  );
 
 function describeExit(exit: ExitInfo): string {
   return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
@@ -283,7 +278,7 @@ export class Supervisor {
     if (instance.state === 'stopping') {
       // Another stop (a hibernation, an unhealthy restart) is already ending this process: let it finish and go
       // on from where it left the instance, rather than fail on stopping -> stopping and return too early.
-      await instance.waitForState(ANY_STATE_BUT('stopping'), instance.config.stopTimeout + 10_000).catch(() => undefined);
+      await instance.waitForState(statesOtherThan('stopping'), instance.config.stopTimeout + 10_000).catch(() => undefined);
       this.cancelRestartTimer(instance);
       // A request waiting on that stop may have woken the instance the moment it ended: end that start too.
       instance.epoch += 1;

@@ -43,11 +43,3 @@ export function parseSize(value: string | number): number | undefined {
   const unit = SIZE_UNITS[(match[2] || 'b').toLowerCase()];
   return unit === undefined ? undefined : Math.round(Number(match[1]) * unit);
 }
-
-export function formatDuration(ms: number): string {
-  if (ms < 1_000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${Math.floor(ms / 1_000)}s`;
-  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m`;
-  if (ms < 86_400_000) return `${Math.floor(ms / 3_600_000)}h`;
-  return `${Math.floor(ms / 86_400_000)}d`;
-}

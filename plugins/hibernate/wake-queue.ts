@@ -1,12 +1,9 @@
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { Instance } from '../../core/instance.ts';
 import type { Kernel } from '../../core/kernel.ts';
+import { statesOtherThan } from '../../core/lifecycle.ts';
 import type { InstanceState } from '../../core/types.ts';
 
-const ALL_STATES: readonly InstanceState[] = [
-  'created', 'starting', 'running', 'restarting', 'stopping', 'stopped', 'hibernated', 'waking', 'failed',
-];
-const otherThan = (state: InstanceState): ReadonlySet<InstanceState> => new Set(ALL_STATES.filter((s) => s !== state));
 const DOWN: ReadonlySet<InstanceState> = new Set(['created', 'stopped', 'hibernated']);
 
 /**
@@ -73,7 +70,7 @@ export class WakeQueues {
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw this.timeout(instance);
       try {
-        await instance.waitForState(otherThan(state), remaining, signal);
+        await instance.waitForState(statesOtherThan(state), remaining, signal);
       } catch (error) {
         if (signal?.aborted) throw error;
         throw this.timeout(instance);

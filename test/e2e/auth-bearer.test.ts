@@ -11,7 +11,7 @@ import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import authBearer from '../../plugins/auth-bearer/index.ts';
 import type { TokenInfo } from '../../plugins/auth-bearer/tokens.ts';
 import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
-import { apiCall, echoService, type Reply, request, servePlugins, sleep } from '../helpers.ts';
+import { apiCall, echoService, request, servePlugins, sleep } from '../helpers.ts';
 
 const TOKEN_SHAPE = /^tnm_[A-Za-z0-9_-]{43}$/;
 
