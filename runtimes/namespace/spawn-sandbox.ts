@@ -5,7 +5,7 @@ import type { RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { bwrapArgs, sandboxHostname } from './bwrap-args.ts';
 import { findProgram, hostTools, installRoot } from './host-tools.ts';
 import { sandboxOwnsListener, sandboxStats, terminateSandbox } from './sandbox-tree.ts';
-import { assertReachable, prepareDataDir, tenantUser } from './tenant-user.ts';
+import { assertReachable, prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
 
 const TENANT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Already visible inside through the base layout. */

@@ -1,7 +1,7 @@
 import { chmod, chown, lstat, readdir, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import { ErrorCodes, TenementError } from '../errors.ts';
 
 export interface TenantUser {
   uid: number;
