@@ -53,7 +53,15 @@ export interface KernelHooks {
   log: SyncHook<[Instance, LogLine]>;
   /** Every proxied request once it has ended (answered, failed or abandoned). */
   request: SyncHook<[ProxiedRequest]>;
+  /**
+   * Plugins add what they know of an instance (OOM kills, storage use...) to what the API shows of it: each tap
+   * sets its own keys on `facts`. Runs for every instance view, so taps should read cached figures, not scan.
+   */
+  describe: AsyncParallelHook<[Instance, InstanceFacts]>;
 }
+
+/** Plugin-provided fields of an instance view, keyed by what they describe (`oomKills`, `storage`...). */
+export type InstanceFacts = Record<string, unknown>;
 
 export interface HookTiming {
   calls: number;
@@ -171,5 +179,6 @@ export function createHooks(timings: HookTimings): KernelHooks {
     stateChange: instrument(new AsyncParallelHook<[InstanceEvent]>(['event']), 'stateChange', timings),
     log: instrument(new SyncHook<[Instance, LogLine]>(['instance', 'line']), 'log', timings),
     request: instrument(new SyncHook<[ProxiedRequest]>(['request']), 'request', timings),
+    describe: instrument(new AsyncParallelHook<[Instance, InstanceFacts]>(['instance', 'facts']), 'describe', timings),
   };
 }

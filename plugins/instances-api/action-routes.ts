@@ -28,8 +28,8 @@ export function actionRoutes(kernel: Kernel): void {
     handler: async ({ identity, params, reply, audit }) => {
       const instance = target(kernel, identity, params, audit);
       await kernel.supervisor.restart(instance, 'restarted through the API');
-      if (!isUp(instance)) return startFailure(instance, reply, audit);
-      return viewOf(instance);
+      if (!isUp(instance)) return startFailure(kernel, instance, reply, audit);
+      return viewOf(kernel, instance);
     },
   });
 
@@ -49,7 +49,7 @@ export function actionRoutes(kernel: Kernel): void {
         });
       }
       await kernel.hibernate(instance, 'hibernated through the API');
-      return viewOf(instance);
+      return viewOf(kernel, instance);
     },
   });
 
@@ -65,7 +65,7 @@ export function actionRoutes(kernel: Kernel): void {
       const instance = target(kernel, identity, params, audit);
       audit.detail = `weight ${instance.weight} -> ${body.weight}`;
       kernel.setWeight(instance, body.weight);
-      return viewOf(instance);
+      return viewOf(kernel, instance);
     },
   });
 

@@ -83,7 +83,7 @@ export function deployRoute(kernel: Kernel): void {
       if (outcome.ok) {
         audit.detail = `deployed at weight ${weight}`;
         reply.code(201);
-        return viewOf(instance);
+        return viewOf(kernel, instance);
       }
 
       const lastError = instance.lastError;

@@ -20,7 +20,7 @@ export function instanceRoutes(kernel: Kernel): void {
         .list(query)
         .filter((instance) => canAccess(identity, instance.id))
         .sort((a, b) => (a.service === b.service ? compare(a.id, b.id) : compare(a.service, b.service)));
-      return { instances: await Promise.all(instances.map(viewOf)) };
+      return { instances: await Promise.all(instances.map((instance) => viewOf(kernel, instance))) };
     },
   });
 
@@ -31,7 +31,7 @@ export function instanceRoutes(kernel: Kernel): void {
     tags: TAGS,
     access: 'token',
     params: instanceParams,
-    handler: ({ identity, params }) => viewOf(findInstance(kernel, identity, params.service, params.id)),
+    handler: ({ identity, params }) => viewOf(kernel, findInstance(kernel, identity, params.service, params.id)),
   });
 
   kernel.api.route({
@@ -50,9 +50,9 @@ export function instanceRoutes(kernel: Kernel): void {
       const existing = kernel.instances.get(service, id);
       if (existing) await settleStop(existing);
       const instance = await kernel.spawnInstance(service, id);
-      if (!isUp(instance)) return startFailure(instance, reply, audit);
+      if (!isUp(instance)) return startFailure(kernel, instance, reply, audit);
       reply.code(existing ? 200 : 201);
-      return viewOf(instance);
+      return viewOf(kernel, instance);
     },
   });
 

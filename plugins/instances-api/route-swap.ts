@@ -45,7 +45,7 @@ export function routeSwapRoute(kernel: Kernel): void {
         kernel.setWeight(source, 0);
         kernel.setWeight(destination, 100);
       });
-      return { from: await viewOf(source), to: await viewOf(destination) };
+      return { from: await viewOf(kernel, source), to: await viewOf(kernel, destination) };
     },
   });
 }

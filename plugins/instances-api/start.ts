@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import type { Instance } from '../../core/instance.ts';
+import type { Kernel } from '../../core/kernel.ts';
 import type { AuditNote } from '../../core/api/router.ts';
 import { ErrorCodes } from '../../core/errors.ts';
 import type { InstanceState } from '../../core/types.ts';
@@ -35,14 +36,14 @@ export interface StartFailure {
  * The answer for a start that did not end in `running`: 503 with why (the instance's lastError and its last
  * output) and the view, so the caller sees the state the restart policy left it in.
  */
-export async function startFailure(instance: Instance, reply: FastifyReply, audit: AuditNote): Promise<StartFailure> {
+export async function startFailure(kernel: Kernel, instance: Instance, reply: FastifyReply, audit: AuditNote): Promise<StartFailure> {
   // lastError already names the instance ("notes:alice exited during start-up: ...").
   const message = instance.lastError ?? `${instance.key} did not start (it is ${instance.state})`;
   audit.detail = message;
   reply.code(503);
   return {
     error: { code: ErrorCodes.SPAWN_FAILED, message, lastError: instance.lastError, logs: lastLogLines(instance) },
-    instance: await viewOf(instance),
+    instance: await viewOf(kernel, instance),
   };
 }
 

@@ -3,6 +3,7 @@ import type { Instance, InstanceSnapshot } from '../../core/instance.ts';
 import { requireAccess } from '../../core/api/identity.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { Identity } from '../../core/types.ts';
+import type { InstanceFacts } from '../../core/hooks.ts';
 
 /** What the API shows of an instance: its snapshot plus ages and resource use, computed at the moment asked. */
 export interface InstanceView extends InstanceSnapshot {
@@ -14,22 +15,28 @@ export interface InstanceView extends InstanceSnapshot {
   memoryBytes: number | null;
   /** CPU time its process used; null when it is not running (or the runtime cannot tell). */
   cpuSeconds: number | null;
+  /** What other plugins know of it (the `describe` hook): `oomKills`, `storage`... */
+  facts: InstanceFacts;
 }
 
 const seconds = (ms: number): number => Math.max(0, Math.floor(ms / 1000));
 
-export async function viewOf(instance: Instance): Promise<InstanceView> {
+export async function viewOf(kernel: Kernel, instance: Instance): Promise<InstanceView> {
   const snapshot = instance.toJSON();
   const now = Date.now();
   const running = instance.state === 'running' && instance.handle !== null;
   // A process can end between the state check and the read of /proc: that is "no numbers", not an error.
   const stats = running ? await instance.handle!.stats().catch(() => null) : null;
+  const facts: InstanceFacts = {};
+  // A failing describe tap costs its facts, never the view.
+  await kernel.hooks.describe.promise(instance, facts).catch((error: unknown) => kernel.log.warn({ err: error }, 'describe hook failed'));
   return {
     ...snapshot,
     uptimeSeconds: running && instance.readyAt !== null ? seconds(now - instance.readyAt) : null,
     idleSeconds: seconds(now - instance.lastActivity),
     memoryBytes: stats?.memoryBytes ?? null,
     cpuSeconds: stats?.cpuSeconds ?? null,
+    facts,
   };
 }
 
