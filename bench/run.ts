@@ -4,7 +4,8 @@
  *
  *   npm run bench                  # all three, about 2 minutes
  *   npm run bench -- --profile     # also profiles `ten serve` under proxy load (.bench-tmp/ten-serve-proxy.cpuprofile)
- *   npm run bench -- proxy wake    # only some: proxy, wake, footprint, logs
+ *   npm run bench -- proxy wake    # only some: proxy, wake, footprint, logs, wasm, isolation
+ *   npm run bench -- isolation     # every isolation tier the host has, against the process tier (not in the default set)
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
  * Results are also written to .bench-tmp/bench-results.json.
@@ -13,12 +14,16 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { formatColdWake, runColdWakeBench, type ColdWakeResult } from './cold-wake.ts';
 import { formatFootprint, runFootprintBench, type FootprintResult } from './footprint.ts';
+import { formatIsolation, runIsolationBench, type IsolationResult } from './isolation.ts';
 import { formatLogsSearch, runLogsSearchBench, type LogsSearchResult } from './logs-search.ts';
 import { ROOT, fmt, fmtInt, requireTools, table, writeJson, type Goal } from './lib.ts';
 import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
+import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'wake', 'footprint', 'logs'] as const;
+const NAMES = ['proxy', 'wake', 'footprint', 'logs', 'wasm', 'isolation'] as const;
 type Name = (typeof NAMES)[number];
+/** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
+const OPT_IN: ReadonlySet<Name> = new Set(['isolation']);
 
 const args = process.argv.slice(2);
 const chosen = args.filter((a): a is Name => (NAMES as readonly string[]).includes(a));
@@ -27,7 +32,7 @@ if (unknown.length > 0) {
   process.stderr.write(`bench: unknown benchmark ${unknown.join(', ')}; expected any of ${NAMES.join(', ')}\n`);
   process.exit(2);
 }
-const selected = new Set<Name>(chosen.length > 0 ? chosen : NAMES);
+const selected = new Set<Name>(chosen.length > 0 ? chosen : NAMES.filter((name) => !OPT_IN.has(name)));
 const profile = args.includes('--profile');
 
 const started = Date.now();
@@ -39,6 +44,8 @@ let proxy: ProxyBenchResult | null = null;
 let wake: ColdWakeResult | null = null;
 let footprint: FootprintResult | null = null;
 let logs: LogsSearchResult | null = null;
+let isolation: IsolationResult | null = null;
+let wasm: WasmBenchResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
   try {
@@ -79,6 +86,14 @@ if (selected.has('footprint')) {
 if (selected.has('logs')) {
   logs = await attempt('logs search', () => runLogsSearchBench());
   if (logs) out(`\n${formatLogsSearch(logs)}\n`);
+}
+if (selected.has('wasm')) {
+  wasm = await attempt('wasm', () => runWasmBench());
+  if (wasm) out(`\n${formatWasm(wasm)}\n`);
+}
+if (selected.has('isolation')) {
+  isolation = await attempt('isolation', () => runIsolationBench());
+  if (isolation) out(`\n${formatIsolation(isolation)}\n`);
 }
 
 // ---- summary ----
@@ -123,6 +138,22 @@ if (logs) {
   rows.push([`log search, rare word (${logs.lines / 1e6}M lines)`, `${fmt(rare.ftsMs, 2)} ms`, `LIKE scan ${fmt(rare.likeMs ?? NaN, 1)} ms`, fmt(rare.ftsMs / (rare.likeMs ?? NaN), 4), '< 1000 ms']);
   goals.push(...logs.goals);
 }
+if (isolation) {
+  const base = isolation.tiers.find((t) => t.tier === 'process');
+  for (const t of isolation.tiers) {
+    if (t.tier === 'process' || !base) continue;
+    rows.push([`${t.tier} wake (median)`, `${fmt(t.wakeMedianMs, 0)} ms`, `process ${fmt(base.wakeMedianMs, 0)} ms`, fmt(t.wakeMedianMs / base.wakeMedianMs), '']);
+  }
+  goals.push(...isolation.goals);
+}
+if (wasm) {
+  const c = wasm.c;
+  rows.push(
+    ['wasm C cold start (hibernated -> 200)', `${fmt(c.coldStartMs.p50, 2)} ms`, `warm ${fmt(c.warmProxyMs.p50, 2)} ms`, fmt(c.coldStartMs.p50 / c.warmProxyMs.p50), '< 10 ms'],
+    ['wasm C run via pool vs in-thread', `${fmt(c.poolRunMs.p50, 3)} ms`, `in-thread ${fmt(c.inThreadRunMs.p50, 3)} ms`, fmt(c.poolRunMs.p50 / c.inThreadRunMs.p50), '+ < 1 ms'],
+  );
+  goals.push(...wasm.goals);
+}
 
 out(`== summary (${fmt((Date.now() - started) / 1000, 0)} s) ==`);
 if (rows.length > 0) out(table(['figure', 'tenement', 'baseline (same run)', 'ratio', 'goal'], rows));
@@ -142,6 +173,8 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   wake,
   footprint,
   logs,
+  isolation,
+  wasm,
   goals,
   failures,
 });

@@ -6,13 +6,20 @@ import hibernate from '../plugins/hibernate/index.ts';
 import instancesApi from '../plugins/instances-api/index.ts';
 import logs from '../plugins/logs/index.ts';
 import metrics from '../plugins/metrics/index.ts';
+import network from '../plugins/network/index.ts';
 import router from '../plugins/router/index.ts';
+import storage from '../plugins/storage/index.ts';
+import wasmPlugins from '../plugins/wasm-plugins/index.ts';
+import microvmRuntime from '../runtimes/microvm/index.ts';
 import namespaceRuntime from '../runtimes/namespace/index.ts';
 import processRuntime from '../runtimes/process/index.ts';
+import sandboxRuntime from '../runtimes/sandbox/index.ts';
+import wasmRuntime from '../runtimes/wasm/index.ts';
 
 /**
- * What `ten serve` loads before the config's own plugins: the process and namespace runtimes, resource limits
- * (cgroups; a no-op for services without `limits`), routing, health checks and
- * hibernation, then the management surface (bearer tokens, the instances API, logs, metrics).
+ * What `ten serve` loads before the config's own plugins: a runtime per tier (process, namespace, sandbox, microvm,
+ * wasm), resource limits (cgroups), storage quotas (a no-op without `limits.storage`), private networking (a no-op
+ * for `network: 'host'`), routing, health checks and hibernation, then the management surface (bearer tokens, the
+ * instances API, logs, metrics) and sandboxed WASM plugins (a no-op when none are configured).
  */
-export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, cgroups, router, health, hibernate, authBearer, instancesApi, logs, metrics];
+export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, wasmPlugins];

@@ -5,12 +5,16 @@ import { KERNEL_VERSION } from '../core/plugin.ts';
 import { CliError } from './client.ts';
 import { registerAudit } from './commands/audit.ts';
 import { examples } from './commands/common.ts';
+import { registerBuild } from './commands/build.ts';
 import { registerConfig } from './commands/config.ts';
 import { registerDeploy } from './commands/deploy.ts';
 import { registerDoctor } from './commands/doctor.ts';
+import { registerGc } from './commands/gc.ts';
 import { registerInit } from './commands/init.ts';
 import { registerInstanceCommands } from './commands/instances.ts';
 import { registerLogs } from './commands/logs.ts';
+import { registerMicrovm } from './commands/microvm.ts';
+import { registerPlugin } from './commands/plugin.ts';
 import { registerPs } from './commands/ps.ts';
 import { registerToken } from './commands/token.ts';
 import type { ServeOptions } from './serve.ts';
@@ -61,9 +65,13 @@ registerPs(program);
 registerInstanceCommands(program);
 registerLogs(program);
 registerDeploy(program);
+registerBuild(program);
 registerToken(program);
 registerAudit(program);
 registerDoctor(program);
+registerMicrovm(program);
+registerPlugin(program);
+registerGc(program);
 
 examples(program, [
   ['ten init', 'write ./tenement.config.ts for the app here'],

@@ -1,5 +1,6 @@
 import type { ServiceConfig, Tier } from './config/schema.ts';
 import { LogBuffer } from './log-buffer.ts';
+import { describeAddress } from './upstream-address.ts';
 import type { ExitInfo, InstanceState, RunningHandle } from './types.ts';
 
 export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
@@ -139,6 +140,7 @@ export class Instance {
       weight: this.weight,
       pid: this.handle?.pid ?? null,
       port: this.port,
+      address: this.handle ? describeAddress(this.handle.address) : null,
       inFlight: this.inFlight,
       restarts: this.restarts,
       startedAt: this.startedAt,
@@ -161,6 +163,8 @@ export interface InstanceSnapshot {
   weight: number;
   pid: number | null;
   port: number | null;
+  /** Where the proxy reaches it: `host:port`, or `unix:/path` for a socket listener. */
+  address: string | null;
   inFlight: number;
   restarts: number;
   startedAt: number | null;

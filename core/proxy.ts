@@ -1,5 +1,4 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, errorMessage } from './errors.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.ts';
@@ -8,6 +7,7 @@ import type { Instance } from './instance.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { RouteTarget } from './types.ts';
 import { wakeForRequest } from './wake.ts';
+import { connectUpstream, unixPath } from './upstream-address.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 type Outcome = 'done' | 'refused';
@@ -81,7 +81,8 @@ export class Proxy {
 
   private attempt(instance: Instance, req: IncomingMessage, res: ServerResponse, bodyless: boolean, mayFallBack: boolean): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
-      const { host, port } = instance.handle!.address;
+      const address = instance.handle!.address;
+      const socketPath = unixPath(address);
       let finished = false;
       const finish = (): void => {
         if (finished) return;
@@ -97,8 +98,7 @@ export class Proxy {
       if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
       const send = (retried: boolean): void => {
         const upstream = http.request({
-          host,
-          port,
+          ...(socketPath ? { socketPath } : { host: address.host, port: address.port }),
           method: req.method,
           path: req.url,
           headers,
@@ -170,7 +170,7 @@ export class Proxy {
     }
     if (!instance?.handle || socket.destroyed) return;
     const chosen = instance;
-    const upstream = net.connect(chosen.handle!.address.port, chosen.handle!.address.host);
+    const upstream = connectUpstream(chosen.handle!.address);
     let connected = false;
     let finished = false;
     chosen.requestStarted();

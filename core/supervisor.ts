@@ -6,7 +6,9 @@ import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import { statesOtherThan } from './lifecycle.ts';
 import type { Instance } from './instance.ts';
 import type { Kernel } from './kernel.ts';
-import type { ExitInfo, SpawnSpec } from './types.ts';
+import type { ExitInfo, SpawnSpec, UpstreamAddress } from './types.ts';
+import { pinSocket, type SocketPin } from './socket-pin.ts';
+import { instanceSocketPath } from './socket-path.ts';
 
 /**
  * Readiness is polled every few milliseconds while a start is young (a failed connect to a port nobody listens
@@ -33,6 +35,8 @@ export class Supervisor {
   private closing = false;
   /** Instances being removed: never started again, whatever request is still waiting for them. */
   private readonly removed = new WeakSet<Instance>();
+  /** Pinned Unix sockets of instances with `listen: 'socket'` (see pinSocket). */
+  private readonly pins = new Map<Instance, SocketPin>();
 
   constructor(private readonly kernel: Kernel) {}
 
@@ -67,6 +71,8 @@ export class Supervisor {
       port = await this.kernel.ports.allocate();
       const dataDir = this.kernel.instanceDir(instance.service, instance.id);
       await mkdir(dataDir, { recursive: true });
+      // A socket left by the previous run would make the app's bind fail with EADDRINUSE (rm never follows links).
+      if (config.listen === 'socket') await rm(instanceSocketPath(dataDir), { force: true });
       const spec = await this.kernel.hooks.beforeSpawn.promise(
         this.buildSpec(instance, port, dataDir, (exit) => {
           exited = exit;
@@ -91,7 +97,9 @@ export class Supervisor {
       this.kernel.store.saveProcess(instance.service, instance.id, handle.pid, handle.pgid);
       const fallback = this.kernel.tierOf(instance.service).fallbackReason;
       const tier = fallback ? `tier ${instance.tier}, a fallback (${fallback})` : `tier ${instance.tier}`;
-      this.kernel.emit(instance, 'spawned', `pid ${handle.pid ?? '-'} on port ${handle.address.port} (${tier})`);
+      const { host, port: boundPort, socketPath } = handle.address;
+      const where = socketPath ? `socket ${socketPath}` : `port ${boundPort}${host === '127.0.0.1' ? '' : ` of ${host}`}`;
+      this.kernel.emit(instance, 'spawned', `pid ${handle.pid ?? '-'} on ${where} (${tier})`);
 
       const deadline = startedAt + config.startupTimeout;
       const exitedEarly = new Promise<void>((resolve) => {
@@ -110,9 +118,12 @@ export class Supervisor {
       if ((await handle.ownsAddress?.()) === false) {
         throw new TenementError(
           ErrorCodes.SPAWN_FAILED,
-          `${instance.key}: port ${handle.address.port} answers, but not from the instance's own processes (another program took it); starting again on another port`,
+          handle.address.socketPath
+            ? `${instance.key}: socket ${handle.address.socketPath} answers, but not from the instance's own processes; starting again`
+            : `${instance.key}: port ${handle.address.port} answers, but not from the instance's own processes (another program took it); starting again on another port`,
         );
       }
+      if (handle.address.socketPath) this.pinSocket(instance, handle.address, dataDir);
       if (epoch !== instance.epoch) return;
       instance.readyAt = Date.now();
       instance.health = 'healthy';
@@ -140,6 +151,23 @@ export class Supervisor {
     }
   }
 
+  /**
+   * From readiness on, the proxy connects to the socket it just checked, not to whatever the path names later.
+   * The previous run's pin closes only now: a request that still held that run's address has long ended, and
+   * the fd number cannot come back as another instance's pin while someone may use it.
+   */
+  private pinSocket(instance: Instance, address: UpstreamAddress, dataDir: string): void {
+    const pin = pinSocket(address.socketPath!, dataDir);
+    this.pins.get(instance)?.close();
+    this.pins.set(instance, pin);
+    address.pinnedPath = pin.path;
+  }
+
+  private unpinSocket(instance: Instance): void {
+    this.pins.get(instance)?.close();
+    this.pins.delete(instance);
+  }
+
   private buildSpec(instance: Instance, port: number, dataDir: string, onExit: (exit: ExitInfo) => void): SpawnSpec {
     const config = instance.config;
     const values: PlaceholderValues = {
@@ -155,14 +183,16 @@ export class Supervisor {
       : this.kernel.splitCommand(command);
     const env: Record<string, string> = {};
     for (const [name, value] of Object.entries(config.env)) env[name] = interpolate(value, values);
-    Object.assign(env, {
-      PORT: String(port),
-      HOST: '127.0.0.1',
+    // Where to listen: HOST:PORT, or SOCKET_PATH alone (an app that sees PORT would listen there too).
+    // A network plugin may move HOST (a private namespace's own address) in beforeSpawn.
+    const socketPath = config.listen === 'socket' ? instanceSocketPath(dataDir) : undefined;
+    Object.assign(env, socketPath ? { SOCKET_PATH: socketPath } : { PORT: String(port), HOST: '127.0.0.1' }, {
       DATA_DIR: dataDir,
       TENEMENT_SERVICE: instance.service,
       TENEMENT_INSTANCE: instance.id,
     });
     return {
+      ...(socketPath ? { socketPath } : {}),
       service: instance.service,
       id: instance.id,
       tier: instance.tier,
@@ -298,6 +328,7 @@ export class Supervisor {
     }
     // keepData: false makes the data live as long as the instance: hibernation and restarts keep it (they are
     // meant to be invisible), removal deletes it.
+    if (options.remove) this.unpinSocket(instance);
     if (!instance.config.keepData && options.remove) {
       await rm(this.kernel.instanceDir(instance.service, instance.id), { recursive: true, force: true });
     }
@@ -341,5 +372,6 @@ export class Supervisor {
         .filter((i) => i.handle || this.pendingStarts.has(i))
         .map((i) => this.stop(i, { to: 'stopped', reason: 'shutdown' }).catch(() => undefined)),
     );
+    for (const instance of [...this.pins.keys()]) this.unpinSocket(instance);
   }
 }

@@ -31,7 +31,9 @@ export type InstanceEventType =
   | 'hibernated'
   | 'stopped'
   | 'removed'
-  | 'oom';
+  | 'oom'
+  /** Not a transition: storage use crossed `limits.storageWarn` of `limits.storage` (once per crossing). */
+  | 'storage-warning';
 
 export interface InstanceEvent {
   type: InstanceEventType;
@@ -73,6 +75,13 @@ export interface SpawnSpec {
    * writable; the local-process runtimes do it in `spawnGroup`.
    */
   cgroupProcs?: readonly string[];
+  /**
+   * Path of a network namespace file (/run/netns/NAME) the instance runs in (set by the network plugin). A
+   * runtime enters it before its launcher starts; the local-process runtimes do it in `spawnGroup`.
+   */
+  netns?: string;
+  /** Unix socket the app listens on instead of HOST:PORT (`listen: 'socket'`), exported as SOCKET_PATH. */
+  socketPath?: string;
   /** Called for every complete line the instance writes. */
   onLog(stream: LogStream, line: string): void;
   /** Called once when the instance's main process ends, however it ends. */
@@ -92,12 +101,25 @@ export interface InstanceStats {
   cpuSeconds: number | null;
 }
 
+/** An instance's listener: TCP at host:port, or the Unix socket at socketPath when set. */
+export interface UpstreamAddress {
+  host: string;
+  port: number;
+  socketPath?: string;
+  /**
+   * The socket pinned once the instance is ready (`/proc/self/fd/N`, set by the supervisor): connections go
+   * there, so a tenant that later swaps its socket file for a link cannot redirect the proxy.
+   */
+  pinnedPath?: string;
+}
+
 /** What a runtime returns from `spawn`: enough for the kernel to reach, stop and inspect the instance. */
 export interface RunningHandle {
   pid: number | null;
   /** Process group id, persisted so a later run can kill orphans after a crash. */
   pgid: number | null;
-  address: { host: string; port: number };
+  /** Where the proxy reaches the instance: `socketPath` when set (a Unix socket), else host:port. */
+  address: UpstreamAddress;
   /** Signals the instance to stop and resolves once nothing of it is left. */
   stop(options: { graceMs: number }): Promise<ExitInfo>;
   stats(): Promise<InstanceStats>;
@@ -113,6 +135,8 @@ export interface TierProbe {
   available: boolean;
   /** Why not, and how to fix it (e.g. which package to install). */
   reason?: string;
+  /** Worth knowing even when available: 'emulated (TCG): slow', the platform chosen... (`ten doctor` prints it). */
+  note?: string;
 }
 
 export interface RequestInfo {

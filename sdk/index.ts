@@ -12,6 +12,8 @@ export type { KernelHooks } from '../core/hooks.ts';
 export type { Instance } from '../core/instance.ts';
 export type * from '../core/types.ts';
 export { TenementError, ErrorCodes } from '../core/errors.ts';
+// TypeScript handlers for isolation: 'wasm' (`ten build`); the helpers themselves live in sdk/wasm.ts.
+export type { Request as WasmRequest, Response as WasmResponse, Handler as WasmHandler } from './wasm.ts';
 
 /** Identity function that gives `tenement.config.ts` full type checking and completion. */
 export function defineConfig<const T extends ConfigInput>(config: T): T {

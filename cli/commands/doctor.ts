@@ -1,14 +1,15 @@
-/** `ten doctor`: what this host offers Tenement. Local only: it needs no server and never fails. */
+/**
+ * `ten doctor`: what this host offers Tenement. Local only: it needs no server. Each isolation tier is checked
+ * for real (cli/tier-check.ts); it exits non-zero only when the process tier, which every host must run, fails.
+ */
 import { accessSync, constants, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { TIERS } from '../../core/config/schema.ts';
+import { loadConfig } from '../../core/config/loader.ts';
 import { color, out, printJson } from '../output.ts';
+import { checkTiers, type TierCheckOptions, type TierReport } from '../tier-check.ts';
 import { examples } from './common.ts';
-
-/** Tiers this build ships a runtime for (runtimes/): `ten serve` loads them all. */
-const BUILT_IN_TIERS: readonly string[] = ['process'];
 
 /** Tools a tier, a feature or the benchmarks use, and the Debian package that provides each. */
 const TOOLS: ReadonlyArray<{ name: string; package: string | null; purpose: string }> = [
@@ -24,7 +25,7 @@ const TOOLS: ReadonlyArray<{ name: string; package: string | null; purpose: stri
 export interface DoctorReport {
   node: { version: string; ok: boolean; required: string };
   platform: { os: string; release: string; arch: string };
-  tiers: Array<{ tier: string; available: boolean; note: string }>;
+  tiers: TierReport[];
   cgroup: { version: 1 | 2 | null; controllers: string[]; path: string };
   kvm: boolean;
   tools: Array<{ name: string; found: boolean; path: string | null; package: string | null; install: string; purpose: string }>;
@@ -62,21 +63,12 @@ function cgroupInfo(root = '/sys/fs/cgroup'): DoctorReport['cgroup'] {
   }
 }
 
-export function diagnose(): DoctorReport {
+export async function diagnose(options: TierCheckOptions = {}): Promise<DoctorReport> {
   const major = Number(process.versions.node.split('.')[0]);
   return {
     node: { version: process.version, ok: major >= 20, required: '>=20' },
     platform: { os: os.platform(), release: os.release(), arch: os.arch() },
-    tiers: TIERS.map((tier) => {
-      if (BUILT_IN_TIERS.includes(tier)) return { tier, available: true, note: 'runtime included' };
-      // The namespace runtime is included; it needs bwrap on the host (docs/isolation.md).
-      if (tier === 'namespace') {
-        return onPath('bwrap')
-          ? { tier, available: true, note: 'runtime included (bwrap found)' }
-          : { tier, available: false, note: 'needs bwrap: apt-get install bubblewrap' };
-      }
-      return { tier, available: false, note: 'not available in this build' };
-    }),
+    tiers: await checkTiers(options),
     cgroup: cgroupInfo(),
     kvm: existsSync('/dev/kvm'),
     tools: TOOLS.map((tool) => {
@@ -87,14 +79,41 @@ export function diagnose(): DoctorReport {
   };
 }
 
+/**
+ * The data directory `ten serve` would use here (--data-dir, TENEMENT_DATA_DIR, the config's, ./tenement-data).
+ * The check never runs instances there (a live server's clean-up would be at stake); it only reads what was
+ * prepared in it for a tier: the microvm guest of `ten microvm prepare`, in <dataDir>/.microvm.
+ */
+async function servedDataDir(explicit: string | undefined): Promise<string> {
+  const chosen = explicit ?? process.env.TENEMENT_DATA_DIR;
+  if (chosen) return path.resolve(chosen);
+  try {
+    return (await loadConfig()).settings.dataDir;
+  } catch {
+    return path.resolve('tenement-data');
+  }
+}
+
+function usePreparedGuests(dataDir: string): void {
+  // Set even when missing: the microvm probe's "not prepared in <dir>" then names the folder `ten serve` reads.
+  process.env.TENEMENT_MICROVM_DIR ||= path.join(dataDir, '.microvm');
+}
+
+/** 'works (answered in 85 ms)', or 'not working: <reason and fix>'. */
+function tierStatus(tier: TierReport): string {
+  if (tier.status === 'works') return `${color.green('works')} ${color.dim(`(started, answered and stopped; first answer in ${tier.answeredMs} ms)`)}`;
+  if (tier.status === 'available') return `${color.green('available')} ${color.dim('(probed; nothing started)')}`;
+  return `${color.red(tier.status)} ${color.dim(tier.reason ?? '')}`;
+}
+
 function render(report: DoctorReport): void {
   const label = (text: string): string => color.bold(text.padEnd(10));
   const pad = ' '.repeat(10);
   out(`${label('node')}${report.node.version} ${report.node.ok ? color.green('ok') : color.red(`too old: Tenement needs Node ${report.node.required}`)}`);
   out(`${label('platform')}${report.platform.os} ${report.platform.release} ${report.platform.arch}`);
   report.tiers.forEach((tier, i) => {
-    const status = tier.available ? color.green('available') : color.gray(tier.note);
-    out(`${i === 0 ? label('tiers') : pad}${tier.tier.padEnd(20)}${status}`);
+    out(`${i === 0 ? label('tiers') : pad}${tier.tier.padEnd(20)}${tierStatus(tier)}`);
+    if (tier.note) out(`${pad}${' '.repeat(20)}${color.yellow(tier.note)}`);
   });
   const cgroup = report.cgroup.version === null ? color.yellow(`none found at ${report.cgroup.path}`) : `v${report.cgroup.version}`;
   const controllers = report.cgroup.controllers.length > 0 ? ` (${report.cgroup.controllers.join(' ')})` : '';
@@ -109,12 +128,22 @@ function render(report: DoctorReport): void {
 export function registerDoctor(program: Command): void {
   const command = program
     .command('doctor')
-    .description('Show what this host supports: Node, isolation tiers, cgroups, KVM and the tools tiers use (always exits 0)')
+    .description(
+      'Check what this host supports: Node, cgroups, KVM, the tools tiers use, and each isolation tier for real ' +
+        '(a tiny app started, requested and stopped in it). Exits 1 only when the process tier does not work',
+    )
     .option('--json', 'print the report as JSON')
-    .action((flags: { json?: boolean }) => {
-      const report = diagnose();
+    .option('--timeout <seconds>', 'deadline of each tier (the microvm tier gets four times it)', '15')
+    .option('--probe-only', "only ask each runtime's probe; start no instance")
+    .option('--data-dir <dir>', "the data directory of `ten serve`, whose prepared guests (microvm) to use; default: the config's")
+    .action(async (flags: { json?: boolean; timeout: string; probeOnly?: boolean; dataDir?: string }) => {
+      const seconds = Number(flags.timeout);
+      if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`--timeout: expected a number of seconds, got '${flags.timeout}'`);
+      usePreparedGuests(await servedDataDir(flags.dataDir));
+      const report = await diagnose({ timeoutMs: seconds * 1000, probeOnly: flags.probeOnly === true });
       if (flags.json) printJson(report);
       else render(report);
+      if (!report.tiers.find((tier) => tier.tier === 'process')?.works) process.exitCode = 1;
     });
-  examples(command, [['ten doctor'], ['ten doctor --json | jq .tools']]);
+  examples(command, [['ten doctor'], ['ten doctor --json | jq ".tiers[] | select(.works | not)"', 'what does not work, and why'], ['ten doctor --probe-only', 'start nothing']]);
 }

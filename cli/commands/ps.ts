@@ -10,7 +10,24 @@ interface PsFlags extends ClientFlags {
   state?: string;
 }
 
-const HEADERS = ['INSTANCE', 'STATE', 'HEALTH', 'TIER', 'PORT', 'UPTIME', 'IDLE', 'RESTARTS', 'WEIGHT', 'MEMORY'];
+const HEADERS = ['INSTANCE', 'STATE', 'HEALTH', 'TIER', 'PORT', 'UPTIME', 'IDLE', 'RESTARTS', 'OOM', 'WEIGHT', 'MEMORY'];
+
+/** OOM kills from the cgroups plugin (the `describe` hook's facts); '-' when no plugin counts them. */
+function oomKills(view: InstanceView & { facts?: Record<string, unknown> }): string {
+  const count = view.facts?.oomKills;
+  return typeof count === 'number' ? String(count) : '-';
+}
+
+/**
+ * DATA_DIR use against its limit from the storage plugin ('12.6MB/21.6MB'); '-' for instances without one. The
+ * column is shown only when some instance has a limit.
+ */
+function storage(view: InstanceView & { facts?: Record<string, unknown> }): string {
+  const fact = view.facts?.storage as { usedBytes?: unknown; limitBytes?: unknown } | null | undefined;
+  if (typeof fact?.usedBytes !== 'number' || typeof fact.limitBytes !== 'number') return '-';
+  const text = `${humanBytes(fact.usedBytes)}/${humanBytes(fact.limitBytes)}`;
+  return fact.limitBytes > 0 && fact.usedBytes / fact.limitBytes >= 0.9 ? color.yellow(text) : text;
+}
 
 function row(view: InstanceView): string[] {
   const running = view.state === 'running';
@@ -23,6 +40,7 @@ function row(view: InstanceView): string[] {
     running ? humanDuration(view.uptimeSeconds) : '-',
     humanDuration(view.idleSeconds),
     String(view.restarts ?? 0),
+    oomKills(view),
     String(view.weight ?? '-'),
     humanBytes(view.memoryBytes),
   ];
@@ -39,7 +57,7 @@ function footer(views: InstanceView[]): string {
 export function registerPs(program: Command): void {
   const command = program
     .command('ps')
-    .description('List instances: state, health, port, uptime, idle time, restarts, weight, memory')
+    .description('List instances: state, health, tier, port, uptime, idle time, restarts, OOM kills, weight, memory, storage')
     .option('-s, --service <service>', 'only this service')
     .option('--state <state>', 'only instances in this state (running, hibernated, failed, ...)')
     .action(async (flags: PsFlags) => {
@@ -52,7 +70,9 @@ export function registerPs(program: Command): void {
         const filter = [flags.service && `service ${flags.service}`, flags.state && `state ${flags.state}`].filter(Boolean).join(', ');
         return out(color.dim(`no instances${filter ? ` (${filter})` : ''}`));
       }
-      out(table(HEADERS, views.map(row)));
+      const withStorage = views.some((view) => storage(view) !== '-');
+      const rows = views.map((view) => (withStorage ? [...row(view), storage(view)] : row(view)));
+      out(table(withStorage ? [...HEADERS, 'STORAGE'] : HEADERS, rows));
       out(color.dim(footer(views)));
     });
   clientOptions(command, { json: true });

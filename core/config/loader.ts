@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { ErrorCodes, TenementError, errorMessage } from '../errors.ts';
 import { configSchema, type Config } from './schema.ts';
+import { mergeSidecar, resolvePluginSpecifiers } from './plugin-records.ts';
 
 export const CONFIG_FILE_NAMES = [
   'tenement.config.ts',
@@ -71,6 +72,8 @@ export async function loadConfig(options: { file?: string; cwd?: string; overrid
   let raw: unknown;
   try {
     raw = await importConfigModule(file);
+    // Plugins recorded by `ten plugin add`: the sidecar of a code config, and package names to import.
+    raw = await resolvePluginSpecifiers(mergeSidecar(raw, file), file);
   } catch (error) {
     if (error instanceof TenementError) throw error;
     throw new TenementError(ErrorCodes.CONFIG_LOAD, `cannot load ${file}: ${errorMessage(error)}`, { cause: error });

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { parseDuration, parseSize } from './units.ts';
 import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
 import { splitCommand } from '../command.ts';
+import { quote } from 'shell-quote';
+import { ipv4Aligned, parseCidr } from './cidr.ts';
 
 /** Service names and instance ids are DNS labels: they become parts of a host name. */
 export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -40,6 +42,27 @@ const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return bytes;
 });
 
+/** Smallest `limits.storage`: below it an ext4 image is mostly journal and inode tables. */
+export const STORAGE_MIN_BYTES = 16 * 1024 * 1024;
+
+/**
+ * What happens to an instance's data when it is removed: `true` keeps it, `false` deletes it at once, a
+ * duration ('7d', '12h') deletes it that long after the removal (storage plugin, `ten gc`). Output: a boolean, or
+ * the retention in milliseconds.
+ */
+const keepData = z.union([z.boolean(), z.string(), z.number()]).transform((value, ctx): boolean | number => {
+  if (typeof value === 'boolean') return value;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected true (keep the data of a removed instance), false (delete it on removal) or a retention like '7d', '12h' or '30m' (delete it that long after the removal), got ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
 const interpolated = z.string().superRefine((text, ctx) => {
   for (const name of unknownPlaceholders(text)) {
     ctx.addIssue({
@@ -67,6 +90,46 @@ const backoff = z.strictObject({
   resetAfter: duration.default(60_000),
 });
 
+/** An address or CIDR a private instance may reach (docs/network.md). */
+const egressEntry = z.string().transform((value, ctx) => {
+  try {
+    return parseCidr(value).text;
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** Where veth pairs of private instances take their addresses: one /30 per instance. */
+const networkSettings = z.strictObject({
+  range: z
+    .string()
+    .default('10.231.0.0/16')
+    .superRefine((value, ctx) => {
+      let cidr;
+      try {
+        cidr = parseCidr(value);
+      } catch (error) {
+        return ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+      if (cidr.family !== 4) return ctx.addIssue({ code: 'custom', message: `expected an IPv4 range like 10.231.0.0/16, got ${JSON.stringify(value)}` });
+      if (cidr.prefix > 29) return ctx.addIssue({ code: 'custom', message: `expected a range of at least /29 (two instances), got /${cidr.prefix}` });
+      if (!ipv4Aligned(cidr)) ctx.addIssue({ code: 'custom', message: `${value} has host bits set: expected the network address of the range` });
+    }),
+});
+
+/** How a wasm service's requests run in the shared worker pool (docs/wasm.md). */
+const wasmOptions = z.strictObject({
+  /** Wall-clock deadline of one request in the pool (queue wait included); past it the worker is replaced and the request gets 504. */
+  timeout: duration.default(10_000),
+  /** A new instance for every request instead of one kept per tenant (WASI CGI modules always start fresh). */
+  fresh: z.boolean().default(false),
+  /** Requests of one instance in the pool (running or queued) beyond which new ones get 503 at once. */
+  maxQueue: z.number().int().min(1).default(256),
+  /** Largest request body passed to the guest; a bigger one gets 413. */
+  maxBody: size.default(10_000_000),
+});
+
 /** Per-instance resource limits, enforced by the cgroups plugin (docs/limits.md). */
 const limits = z.strictObject({
   /** Memory (RSS + page cache) the instance's processes may use together; over it, the kernel OOM-kills one. */
@@ -75,11 +138,21 @@ const limits = z.strictObject({
   cpu: z.number().positive().max(1024).optional(),
   /** Processes and threads the instance may have at once. */
   pids: z.number().int().min(1).optional(),
+  /**
+   * Size of the instance's DATA_DIR: a hard limit (ENOSPC past it), enforced by a loop-mounted ext4 image of
+   * this size (storage plugin, docs/storage.md). ext4's own metadata takes part of it (about 12% at 64MiB).
+   */
+  storage: size
+    .refine((bytes) => bytes >= STORAGE_MIN_BYTES, `expected at least 16MiB: a smaller ext4 image is mostly its own metadata`)
+    .optional(),
+  /** Share of the storage limit in use at which a 'storage-warning' event is emitted (once per crossing). */
+  storageWarn: z.number().gt(0, 'expected a share of the limit above 0, like 0.9').max(1, 'expected a share of the limit up to 1, like 0.9').default(0.9),
 });
 
 export const serviceSchema = z
   .strictObject({
-    command: interpolated.min(1, 'expected the command that starts one instance'),
+    /** Required, except for isolation 'wasm' (which runs `module`). */
+    command: interpolated.min(1, 'expected the command that starts one instance').optional(),
     args: z.array(interpolated).optional(),
     cwd: z.string().optional(),
     env: z.record(z.string(), interpolated).default({}),
@@ -98,24 +171,54 @@ export const serviceSchema = z
     backoff: backoff.default({ base: 500, max: 30_000, resetAfter: 60_000 }),
     maxRestarts: z.number().int().min(0).default(5),
     restartWindow: duration.default(300_000),
-    keepData: z.boolean().default(true),
+    keepData: keepData.default(true),
     autoCreate: z.boolean().default(false),
     /** Requests that may wait for one instance to wake; more get 503 at once. */
     wakeQueue: z.number().int().min(1).default(1024),
     /** Weight of a new instance in `{service}.{domain}` traffic, 0 to 100. */
     weight: z.number().int().min(0).max(100).default(100),
     limits: limits.optional(),
-    /** The uid (or user name) this service's tenants run as when Tenement runs as root (namespace tier; docs/isolation.md). */
+    /** The uid (or user name) this service's tenants run as when Tenement runs as root, in every tier (docs/isolation.md). */
     user: z.union([z.number().int().min(1), z.string().min(1)]).optional(),
+    /** isolation 'wasm': the .wasm file to serve, a component or a WASI preview 1 CGI module, relative to cwd (docs/wasm.md). */
+    module: z.string().min(1, 'expected the path of a .wasm file').optional(),
+    /** isolation 'wasm': deadline, instance reuse and queue bound of the service's requests (docs/wasm.md). */
+    wasm: wasmOptions.optional(),
+    /** host: the host's network; private: own network namespace behind a veth; none: loopback only (docs/network.md). */
+    network: z.enum(['host', 'private', 'none']).default('host'),
+    /** Addresses or CIDRs a `private` instance may connect to; everything else is refused (docs/network.md). */
+    egress: z.array(egressEntry).optional(),
+    /** port: listen on HOST:PORT; socket: on the Unix socket SOCKET_PATH (in DATA_DIR). */
+    listen: z.enum(['port', 'socket']).default('port'),
   })
   .superRefine((service, ctx) => {
-    if (service.args) return;
+    if (service.egress && service.network !== 'private') {
+      ctx.addIssue({ code: 'custom', path: ['egress'], message: `egress applies only to network: 'private' (this service has network: '${service.network}')` });
+    }
+    if (service.network === 'none' && service.listen !== 'socket') {
+      ctx.addIssue({ code: 'custom', path: ['listen'], message: "network: 'none' has loopback only, so the proxy cannot reach a port: set listen: 'socket'" });
+    }
+  })
+  .superRefine((service, ctx) => {
+    if (service.isolation === 'wasm') {
+      if (service.module === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['module'], message: "expected the .wasm file to serve (a component or a WASI preview 1 module) for isolation: 'wasm'" });
+      }
+    } else {
+      if (service.command === undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: 'expected the command that starts one instance' });
+      if (service.module !== undefined) ctx.addIssue({ code: 'custom', path: ['module'], message: `module is only used with isolation: 'wasm' (this service has isolation: '${service.isolation}')` });
+    }
+  })
+  .superRefine((service, ctx) => {
+    if (service.args || service.command === undefined) return;
     try {
       splitCommand(service.command);
     } catch (error) {
       ctx.addIssue({ code: 'custom', path: ['command'], message: (error as Error).message });
     }
-  });
+  })
+  // A wasm service's "command" is its module, so every spawn spec still names what it runs.
+  .transform(({ command, ...service }) => ({ ...service, command: command ?? quote([service.module ?? '']) }));
 
 const settingsSchema = z.strictObject({
   dataDir: z.string().min(1).default('./tenement-data'),
@@ -147,6 +250,8 @@ const settingsSchema = z.strictObject({
     .default({ from: 100_000, to: 165_535 }),
   /** Bytes of recent output kept in memory per instance. */
   logBuffer: size.default(1_000_000),
+  /** Addresses for private instances' veth pairs (docs/network.md). */
+  network: networkSettings.default({ range: '10.231.0.0/16' }),
 });
 
 const SETTINGS_DEFAULTS = settingsSchema.parse({});

@@ -120,9 +120,9 @@ export class Exchange implements UpstreamOwner {
   }
 
   private connect(fresh: boolean): void {
-    const { host, port } = this.instance.handle!.address;
+    const address = this.instance.handle!.address;
     const pool = this.client.context.pool;
-    this.upstream = fresh ? pool.connect(host, port, this) : pool.acquire(host, port, this);
+    this.upstream = fresh ? pool.connect(address, this) : pool.acquire(address, this);
     if (this.upstream.connected) this.onUpstreamConnect();
   }
 

@@ -1,4 +1,6 @@
-import net from 'node:net';
+import type net from 'node:net';
+import type { UpstreamAddress } from '../types.ts';
+import { connectUpstream, upstreamKey } from '../upstream-address.ts';
 
 /** Receives what an upstream connection says while an exchange owns it. */
 export interface UpstreamOwner {
@@ -53,8 +55,8 @@ export class UpstreamPool {
     private readonly maxIdlePerAddress = 128,
   ) {}
 
-  acquire(host: string, port: number, owner: UpstreamOwner): UpstreamConnection {
-    const key = `${host}:${port}`;
+  acquire(address: UpstreamAddress, owner: UpstreamOwner): UpstreamConnection {
+    const key = upstreamKey(address);
     const list = this.idle.get(key);
     while (list && list.length > 0) {
       const connection = list.pop()!;
@@ -65,12 +67,12 @@ export class UpstreamPool {
       connection.reused = true;
       return connection;
     }
-    return this.connect(host, port, owner);
+    return this.connect(address, owner);
   }
 
   /** A new connection, bypassing idle ones (after a stale keep-alive failed). */
-  connect(host: string, port: number, owner: UpstreamOwner): UpstreamConnection {
-    const connection = new UpstreamConnection(net.connect(port, host), `${host}:${port}`, this);
+  connect(address: UpstreamAddress, owner: UpstreamOwner): UpstreamConnection {
+    const connection = new UpstreamConnection(connectUpstream(address), upstreamKey(address), this);
     connection.owner = owner;
     return connection;
   }

@@ -3,8 +3,9 @@ import { LineSplitter } from '../log-buffer.ts';
 import { ErrorCodes, TenementError } from '../errors.ts';
 import type { ExitInfo, InstanceStats, RunningHandle, SpawnSpec } from '../types.ts';
 import { wrapCommand } from './cgroup-wrap.ts';
-import { groupOwnsListener } from './listener-owner.ts';
-import { processStats, signalGroup, waitGroupGone } from './group.ts';
+import { groupOwnsListener, processesOwnUnixListener } from './listener-owner.ts';
+import { descendants, processStats, signalGroup, waitGroupGone } from './group.ts';
+import { enterNetns } from './netns-enter.ts';
 
 /** What to run for a spawn: the program (the app itself, or a launcher like bwrap that runs it) and its env. */
 export interface GroupLaunch {
@@ -21,8 +22,13 @@ export interface GroupLaunch {
 export interface GroupControl {
   /** Delivers the graceful stop signal (SIGTERM). Default: to the whole group. */
   terminate?(leader: number): void;
-  /** Whether the listener on `port` is the instance's; null when it cannot tell. Default: a group member holds it. */
-  ownsListener?(leader: number, port: number): boolean | null;
+  /**
+   * Whether the listener on `port` is the instance's; null when it cannot tell. Default: a group member holds it.
+   * `netDir` is where the instance's network namespace lists its sockets (/proc/net, or /proc/LEADER/net).
+   */
+  ownsListener?(leader: number, port: number, netDir: string): boolean | null;
+  /** The same for a Unix socket at `socketPath`. Default: the leader or one of its descendants holds it. */
+  ownsSocket?(leader: number, socketPath: string, netDir: string): boolean | null;
   /** Memory and CPU of the instance. Default: the leader's. */
   stats?(leader: number): InstanceStats;
 }
@@ -34,7 +40,9 @@ export interface GroupControl {
  */
 export function spawnGroup(spec: SpawnSpec, launch: GroupLaunch, control: GroupControl = {}): Promise<RunningHandle> {
   // Joining cgroups happens here, outside any sandbox the launcher builds: every process below inherits them.
-  const start = spec.cgroupProcs?.length ? wrapCommand(spec.cgroupProcs, launch.program, launch.args) : { command: launch.program, args: launch.args };
+  const joined = spec.cgroupProcs?.length ? wrapCommand(spec.cgroupProcs, launch.program, launch.args) : { command: launch.program, args: launch.args };
+  // The network namespace is entered the same way, first (nsenter execs in place: same pid, same group).
+  const start = spec.netns ? enterNetns(spec.netns, joined.command, joined.args) : joined;
   return new Promise((resolve, reject) => {
     const child = spawn(start.command, start.args, {
       cwd: spec.cwd,
@@ -75,7 +83,7 @@ export function spawnGroup(spec: SpawnSpec, launch: GroupLaunch, control: GroupC
       resolve({
         pid,
         pgid: pid,
-        address: { host: spec.host, port: spec.port },
+        address: spec.socketPath ? { host: spec.host, port: spec.port, socketPath: spec.socketPath } : { host: spec.host, port: spec.port },
         async stop({ graceMs }) {
           stopping = true;
           const deadline = Date.now() + graceMs;
@@ -97,7 +105,14 @@ export function spawnGroup(spec: SpawnSpec, launch: GroupLaunch, control: GroupC
           return control.stats ? control.stats(pid) : processStats(pid);
         },
         async ownsAddress() {
-          return control.ownsListener ? control.ownsListener(pid, spec.port) : groupOwnsListener(pid, spec.port);
+          // Sockets are listed per network namespace: the instance's is the one its leader is in.
+          const netDir = spec.netns ? `/proc/${pid}/net` : '/proc/net';
+          if (spec.socketPath) {
+            return control.ownsSocket
+              ? control.ownsSocket(pid, spec.socketPath, netDir)
+              : processesOwnUnixListener([pid, ...descendants(pid)], spec.socketPath, netDir);
+          }
+          return control.ownsListener ? control.ownsListener(pid, spec.port, netDir) : groupOwnsListener(pid, spec.port, netDir);
         },
       });
     });

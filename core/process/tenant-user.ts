@@ -1,4 +1,4 @@
-import { chmod, chown, lstat, readdir, stat } from 'node:fs/promises';
+import { chmod, lchown, lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes, TenementError } from '../errors.ts';
@@ -55,12 +55,13 @@ export function tenantUser(service: string, user: string | number | undefined, r
   return resolved;
 }
 
+/** lchown throughout: a tenant's symlink to a host file must never get that file chowned to the tenant. */
 async function chownTree(dir: string, user: TenantUser): Promise<void> {
-  await chown(dir, user.uid, user.gid);
+  await lchown(dir, user.uid, user.gid);
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) await chownTree(full, user);
-    else await chown(full, user.uid, user.gid).catch(() => undefined);
+    else await lchown(full, user.uid, user.gid).catch(() => undefined);
   }
 }
 
@@ -71,7 +72,8 @@ async function chownTree(dir: string, user: TenantUser): Promise<void> {
  */
 export async function prepareDataDir(dataRoot: string, dataDir: string, user: TenantUser): Promise<void> {
   const info = await stat(dataDir);
-  if (info.uid !== user.uid || info.gid !== user.gid) await chownTree(dataDir, user);
+  // DATA_DIR itself may be Tenement's link to a storage mount: resolve that one, follow nothing inside.
+  if (info.uid !== user.uid || info.gid !== user.gid) await chownTree(await realpath(dataDir), user);
   await chmod(dataDir, 0o700);
   const relative = path.relative(dataRoot, path.dirname(dataDir));
   if (relative.startsWith('..')) return;

@@ -4,12 +4,20 @@ import { definePlugin, ErrorCodes, TenementError } from '../../sdk/index.ts';
 import type { ExitInfo, InstanceEvent, InstanceState, SpawnSpec } from '../../sdk/index.ts';
 import { removeTree } from './cgroupfs.ts';
 import { TOP, detectCgroups, missingFor, neededControllers, type CgroupHost } from './detect.ts';
-import { InstanceCgroup } from './instance-cgroup.ts';
+import { InstanceCgroup, type Limits } from './instance-cgroup.ts';
 import { limitsRoute } from './routes.ts';
 
+/**
+ * Tiers whose runtime honours spec.cgroupProcs (they launch through core/process/spawn-group.ts, which joins the
+ * cgroups before the launcher: bwrap, runsc or qemu): each of their instances gets a cgroup to be killed by.
+ */
+const CGROUP_TIERS: ReadonlySet<string> = new Set(['process', 'namespace', 'sandbox', 'microvm']);
+/**
+ * Tiers whose limits are the cgroup's. A microVM's memory is its guest's RAM, sized by its runtime: a cgroup
+ * limit on qemu would OOM-kill the whole VM rather than a process in it.
+ */
+const LIMIT_TIERS: ReadonlySet<string> = new Set(['process', 'namespace', 'sandbox']);
 /** States in which an instance's process has ended: its cgroup is emptied and removed then. */
-/** Tiers whose runtime honours spec.cgroupProcs (core/process/spawn-group.ts joins them before the launcher). */
-const CGROUP_TIERS: ReadonlySet<string> = new Set(['process', 'namespace']);
 const ENDED: ReadonlySet<InstanceState> = new Set(['restarting', 'failed', 'stopped', 'hibernated']);
 
 /**
@@ -32,9 +40,10 @@ function formatBytes(bytes: number): string {
 }
 
 /**
- * Per-instance memory, CPU and pids limits with cgroups (v2 when the unified hierarchy offers the controllers,
- * v1 otherwise), OOM-kill detection, and CPU/memory figures taken from the cgroup. Services without `limits`
- * are left alone: no cgroup, no wrapper.
+ * Every instance of a tier whose runtime joins cgroups gets its own cgroup, with or without `limits`: stop and
+ * clean-up kill by cgroup, so a daemon that left the process group (setsid, double fork) goes too. On top:
+ * memory, CPU and pids limits (v2 when the unified hierarchy offers the controllers, v1 otherwise), OOM-kill
+ * detection (an `oom` event, and `oomKills` in every instance view), and CPU/memory figures from the cgroup.
  */
 export interface CgroupsOptions {
   /** Where the cgroup hierarchies are mounted (default /sys/fs/cgroup). */
@@ -76,20 +85,29 @@ export default definePlugin<CgroupsOptions | undefined>({
       cleaning.set(key, run);
     };
 
+    let warnedNoCgroups = false;
     kernel.hooks.beforeSpawn.tapPromise('cgroups', async (spec: SpawnSpec): Promise<SpawnSpec> => {
-      const limits = spec.config.limits;
-      const needed = limits ? neededControllers(limits) : [];
-      if (!limits || needed.length === 0) return spec;
+      const limits: Limits = spec.config.limits ?? {};
+      const needed = neededControllers(limits);
       const key = `${spec.service}:${spec.id}`;
-      if (!CGROUP_TIERS.has(spec.tier)) {
+      if (needed.length === 0) {
+        // No limit to enforce: a cgroup only to kill by (and measure). Tiers that do not join cgroups, and hosts
+        // that offer none (not root, read-only /sys), run without one, as before.
+        if (!CGROUP_TIERS.has(spec.tier)) return spec;
+        if (Object.keys(host.roots).length === 0) {
+          if (!warnedNoCgroups) kernel.log.debug({ problems: host.problems }, 'cgroups: none usable; instances are killed by process group only');
+          warnedNoCgroups = true;
+          return spec;
+        }
+      } else if (!LIMIT_TIERS.has(spec.tier)) {
         // The runtime must enter the cgroups from outside its sandbox (spec.cgroupProcs); these tiers do.
         throw new TenementError(
           ErrorCodes.TIER_UNAVAILABLE,
-          `${key}: limits are enforced for the ${[...CGROUP_TIERS].join(' and ')} tiers; the '${spec.tier}' runtime does not put its instances into cgroups yet`,
+          `${key}: limits are enforced for the ${[...LIMIT_TIERS].join(', ')} tiers; the '${spec.tier}' runtime does not put its instances into cgroups yet`,
           { status: 503 },
         );
       }
-      const missing = missingFor(host, needed);
+      const missing = needed.length > 0 ? missingFor(host, needed) : null;
       if (missing) {
         throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${key} has limits, but this host cannot enforce them: ${missing}`, {
           status: 503,
@@ -103,6 +121,10 @@ export default definePlugin<CgroupsOptions | undefined>({
         cgroup.create();
       } catch (error) {
         await cgroup.destroy().catch(() => undefined);
+        if (needed.length === 0) {
+          kernel.log.warn({ instance: key, err: (error as Error).message }, 'cgroups: cannot create the instance cgroup; it is killed by process group only');
+          return spec;
+        }
         throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${key}: cannot set up its cgroup: ${(error as Error).message}`, {
           status: 503,
           cause: error,
@@ -118,9 +140,11 @@ export default definePlugin<CgroupsOptions | undefined>({
           // Read before the supervisor moves on (and the cgroup is removed): the counter names the cause.
           const oomAfter = cgroup.oomKills();
           const instance = kernel.instances.get(spec.service, spec.id);
-          if (instance && oomAfter !== null && oomAfter > oomBefore && limits.memory !== undefined) {
+          if (instance && oomAfter !== null && oomAfter > oomBefore) {
             oomKills.set(key, (oomKills.get(key) ?? 0) + oomAfter - oomBefore);
-            kernel.emit(instance, 'oom', `killed for exceeding its memory limit of ${formatBytes(limits.memory)}`);
+            // Without a limit of its own, the kernel counts the kill here too when the host (or a parent cgroup) ran out.
+            const why = limits.memory !== undefined ? `for exceeding its memory limit of ${formatBytes(limits.memory)}` : 'by the kernel: the host ran out of memory';
+            kernel.emit(instance, 'oom', `killed ${why}`);
           }
           onExit(exit);
         },
@@ -140,9 +164,22 @@ export default definePlugin<CgroupsOptions | undefined>({
           const usage = cgroup.usage();
           return { pid: own.pid, memoryBytes: usage.memoryBytes ?? own.memoryBytes, cpuSeconds: usage.cpuSeconds ?? own.cpuSeconds };
         };
+        // The runtime's stop ends its process group (a graceful SIGTERM first); whatever left the group (a
+        // setsid daemon) is still in the cgroup and is killed before the stop counts as done.
+        const stopGroup = handle.stop.bind(handle);
+        handle.stop = async (options) => {
+          const exit = await stopGroup(options);
+          await cgroup.empty();
+          return exit;
+        };
         return;
       }
       if (event.type === 'removed' || ENDED.has(event.to)) release(event.instance);
+    });
+
+    // Cached counts only: this runs for every instance view.
+    kernel.hooks.describe.tapPromise('cgroups', async (instance, facts) => {
+      facts.oomKills = oomKills.get(instance.key) ?? 0;
     });
 
     kernel.onClose(async () => {

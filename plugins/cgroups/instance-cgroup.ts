@@ -129,6 +129,11 @@ export class InstanceCgroup {
     return { memoryBytes, cpuSeconds };
   }
 
+  /** SIGKILLs every process left in it (in every hierarchy: a v1 process may have been moved out of one). */
+  async empty(): Promise<void> {
+    for (const dir of this.uniqueDirs) await emptyCgroup(dir);
+  }
+
   /** Kills whatever is left in it and removes every directory. Returns the directories it could not remove. */
   async destroy(): Promise<string[]> {
     const left: string[] = [];

@@ -1,12 +1,14 @@
 import http from 'node:http';
-import net from 'node:net';
-import type { HealthProbe, HealthResult } from '../../core/types.ts';
+import type { HealthProbe, HealthResult, UpstreamAddress } from '../../core/types.ts';
+import { connectUpstream, unixPath } from '../../core/upstream-address.ts';
 
 /** GET the health path on a fresh connection; any 2xx is healthy. */
-export function httpCheck(host: string, port: number, probe: HealthProbe): Promise<HealthResult> {
+export function httpCheck(address: UpstreamAddress, probe: HealthProbe): Promise<HealthResult> {
   const started = performance.now();
+  const socketPath = unixPath(address);
+  const target = socketPath ? { socketPath } : { host: address.host, port: address.port };
   return new Promise((resolve) => {
-    const request = http.get({ host, port, path: probe.path ?? '/', agent: false, timeout: probe.timeoutMs }, (response) => {
+    const request = http.get({ ...target, path: probe.path ?? '/', agent: false, timeout: probe.timeoutMs }, (response) => {
       response.resume();
       const status = response.statusCode ?? 0;
       const ok = status >= 200 && status < 300;
@@ -17,11 +19,11 @@ export function httpCheck(host: string, port: number, probe: HealthProbe): Promi
   });
 }
 
-/** A TCP connect to the instance's port: healthy while it accepts. */
-export function tcpCheck(host: string, port: number, probe: HealthProbe): Promise<HealthResult> {
+/** A connect to the instance's port (or Unix socket): healthy while it accepts. */
+export function tcpCheck(address: UpstreamAddress, probe: HealthProbe): Promise<HealthResult> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
+    const socket = connectUpstream(address);
     socket.setTimeout(probe.timeoutMs);
     const done = (result: HealthResult): void => {
       socket.destroy();

@@ -16,10 +16,10 @@ export default definePlugin({
   kernel: '^1',
   setup(kernel) {
     kernel.hooks.health.for('http').tapPromise('health', (instance, probe) =>
-      instance.handle ? httpCheck(instance.handle.address.host, instance.handle.address.port, probe) : Promise.resolve(NOT_RUNNING),
+      instance.handle ? httpCheck(instance.handle.address, probe) : Promise.resolve(NOT_RUNNING),
     );
     kernel.hooks.health.for('tcp').tapPromise('health', (instance, probe) =>
-      instance.handle ? tcpCheck(instance.handle.address.host, instance.handle.address.port, probe) : Promise.resolve(NOT_RUNNING),
+      instance.handle ? tcpCheck(instance.handle.address, probe) : Promise.resolve(NOT_RUNNING),
     );
 
     const lastCheck = new WeakMap<Instance, number>();

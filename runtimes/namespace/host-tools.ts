@@ -1,20 +1,7 @@
-import { accessSync, constants, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
-
-/** The first executable called `name` on `searchPath`, or null. A name with a slash is taken as a path. */
-export function findProgram(name: string, searchPath: string, cwd: string): string | null {
-  const candidates = name.includes('/') ? [path.resolve(cwd, name)] : searchPath.split(':').filter(Boolean).map((dir) => path.join(dir, name));
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return null;
-}
+import { findProgram } from '../../core/process/tenant-launch.ts';
 
 /** Directory a program is installed in: `/opt/node-v20/bin/node` -> `/opt/node-v20` (its lib/ goes along). */
 export function installRoot(program: string): string {

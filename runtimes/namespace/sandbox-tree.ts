@@ -32,8 +32,8 @@ export function terminateSandbox(leader: number): void {
   }
 }
 
-export function sandboxOwnsListener(leader: number, port: number): boolean | null {
-  return processesOwnListener(sandboxProcesses(leader), port);
+export function sandboxOwnsListener(leader: number, port: number, netDir: string): boolean | null {
+  return processesOwnListener(sandboxProcesses(leader), port, netDir);
 }
 
 /** Memory and CPU of the whole sandbox (bwrap's two processes are about 3.5 MB). */

@@ -3,7 +3,8 @@ import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import { spawnGroup } from '../../core/process/spawn-group.ts';
 import type { RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { bwrapArgs, sandboxHostname } from './bwrap-args.ts';
-import { findProgram, hostTools, installRoot } from './host-tools.ts';
+import { findProgram } from '../../core/process/tenant-launch.ts';
+import { hostTools, installRoot } from './host-tools.ts';
 import { sandboxOwnsListener, sandboxStats, terminateSandbox } from './sandbox-tree.ts';
 import { assertReachable, prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
 

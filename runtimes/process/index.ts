@@ -1,16 +1,36 @@
+import path from 'node:path';
 import { spawnGroup } from '../../core/process/spawn-group.ts';
+import { dropPrivilegesArgs, findSetpriv, resolveTenantProgram, tenantEnv } from '../../core/process/tenant-launch.ts';
+import { prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
 import { definePlugin } from '../../sdk/index.ts';
 
-/** The `process` tier: each instance is a plain process in its own process group. No isolation. */
+/**
+ * The `process` tier: each instance is a plain process in its own process group, no namespaces. It is never
+ * root: when Tenement runs as root, the tenant is started through setpriv as the service's uid with no
+ * capabilities, and owns its DATA_DIR. Its environment is its own (tenantEnv), not Tenement's. docs/isolation.md.
+ */
 export default definePlugin({
   name: 'runtime-process',
   version: '1.0.0',
   kernel: '^1',
   setup(kernel) {
-    kernel.hooks.spawn
-      .for('process')
-      .tapPromise('runtime-process', (spec) =>
-        spawnGroup(spec, { program: spec.command, args: spec.args, env: { ...process.env, ...spec.env } }),
-      );
+    const asRoot = process.getuid?.() === 0;
+    kernel.hooks.probe.for('process').tapPromise('runtime-process', async () => {
+      try {
+        if (asRoot) findSetpriv('process');
+        return { available: true };
+      } catch (error) {
+        return { available: false, reason: (error as Error).message };
+      }
+    });
+    kernel.hooks.spawn.for('process').tapPromise('runtime-process', async (spec) => {
+      const user = asRoot ? tenantUser(spec.service, spec.config.user, kernel.config.settings.tenantUids) : null;
+      const program = await resolveTenantProgram(spec, user);
+      const env = tenantEnv(spec, user);
+      if (!user) return spawnGroup(spec, { program, args: spec.args, env });
+      const setpriv = findSetpriv('process');
+      await prepareDataDir(path.resolve(kernel.config.settings.dataDir), spec.dataDir, user);
+      return spawnGroup(spec, { program: setpriv, args: [...dropPrivilegesArgs(user), program, ...spec.args], env });
+    });
   },
 });

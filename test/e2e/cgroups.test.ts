@@ -9,7 +9,7 @@ import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent } from '../../core/types.ts';
 import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
-import { findProgram } from '../../runtimes/namespace/host-tools.ts';
+import { findProgram } from '../../core/process/tenant-launch.ts';
 import { detectCgroups, missingFor } from '../../plugins/cgroups/detect.ts';
 import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
 import { FIXTURES, alive, gone, request, servePlugins, sleep, waitFor } from '../helpers.ts';
@@ -44,6 +44,11 @@ function cgroupDirs(kernel: TestKernel, service: string, id: string): string[] {
   return [...new Set(Object.values(host.roots))].map((root) => path.join(root, scope, service, id));
 }
 
+function processGroup(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
 /** utime + stime of a process (all its threads), in clock ticks. */
 function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -76,6 +81,10 @@ describe('cgroups plugin', { skip, timeout: 120_000 }, () => {
     assert.equal(body.cgroupVersion, host.version);
     assert.ok(body.oomKills >= 1 && body.cgroup.endsWith('/mem/a') && body.usage.memoryBytes > 0, view.body);
     assert.equal((await request(kernel, 'localhost', '/api/instances/mem/a/limits', { headers: tenant('b') })).status, 404);
+    // And every instance view (the describe hook) carries the count, for `ten ps`.
+    const facts: Record<string, unknown> = {};
+    await kernel.hooks.describe.promise(instance, facts);
+    assert.ok(Number(facts.oomKills) >= 1, JSON.stringify(facts));
   });
 
   test('a fork bomb is capped by pids and the host keeps answering', async (t) => {
@@ -153,14 +162,31 @@ describe('cgroups plugin', { skip, timeout: 120_000 }, () => {
     await waitFor(() => events.some((e) => e.type === 'oom' && e.instance === 'mem:a'), 'an oom event from the sandbox', 30_000);
   });
 
-  test('an instance without limits gets no cgroup', async (t) => {
+  test('an instance without limits gets its own cgroup, with no limit set', async (t) => {
     const { kernel } = await boot(t, { plain: bombs() });
     const instance = await kernel.spawnInstance('plain', 'a');
     assert.equal(instance.state, 'running', instance.lastError ?? '');
-    for (const dir of cgroupDirs(kernel, 'plain', 'a')) assert.ok(!existsSync(path.dirname(dir)), `${dir} should not exist`);
-    assert.doesNotMatch(readFileSync(`/proc/${instance.handle!.pid!}/cgroup`, 'utf8'), /tenement/);
-    // Not wrapped: the runtime started node itself.
-    assert.match(readFileSync(`/proc/${instance.handle!.pid!}/cmdline`, 'latin1'), /^node\0/);
+    const dirs = cgroupDirs(kernel, 'plain', 'a');
+    for (const dir of dirs) assert.ok(existsSync(dir), `${dir} exists while running`);
+    assert.match(readFileSync(`/proc/${instance.handle!.pid!}/cgroup`, 'utf8'), new RegExp(`pids:/${cgroupScope(kernel.config.settings.dataDir)}/plain/a`));
+    assert.equal(readFileSync(path.join(host.roots.pids!, cgroupScope(kernel.config.settings.dataDir), 'plain', 'a', 'pids.max'), 'utf8').trim(), 'max');
+    await kernel.supervisor.stop(instance, { to: 'stopped', reason: 'test' });
+    await waitFor(() => dirs.every((dir) => !existsSync(dir)), 'the cgroup directories to be removed');
+  });
+
+  test('stop kills a daemon that double-forked out of the process group (setsid), by its cgroup', async (t) => {
+    const { kernel } = await boot(t, { plain: bombs() });
+    const instance = await kernel.spawnInstance('plain', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    const daemon = Number((await request(kernel, 'a.plain.localhost', '/daemon')).body);
+    t.after(() => {
+      if (alive(daemon)) process.kill(daemon, 'SIGKILL');
+    });
+    assert.ok(daemon > 0 && alive(daemon));
+    assert.notEqual(processGroup(daemon), instance.handle!.pgid, 'the daemon left the instance process group');
+    await kernel.supervisor.stop(instance, { to: 'stopped', reason: 'test' });
+    // Killed before the stop resolves, not at some later clean-up.
+    assert.ok(gone(daemon), `daemon ${daemon} is still alive after the stop`);
   });
 
   test('cgroups left by a previous run are emptied and removed at start-up', async (t) => {
@@ -178,6 +204,19 @@ describe('cgroups plugin', { skip, timeout: 120_000 }, () => {
     await waitFor(() => gone(sleeper.pid!), 'the leftover process to be killed');
     assert.ok(!existsSync(leftover), 'the leftover cgroup is removed');
   });
+});
+
+test('control: without the cgroups plugin the daemon outlives the stop (what the cgroup test guards against)', { timeout: 30_000 }, async (t) => {
+  const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { plain: bombs() } } });
+  t.after(() => kernel.close());
+  const instance = await kernel.spawnInstance('plain', 'a');
+  const daemon = Number((await request(kernel, 'a.plain.localhost', '/daemon')).body);
+  t.after(() => {
+    if (alive(daemon)) process.kill(daemon, 'SIGKILL');
+  });
+  await kernel.supervisor.stop(instance, { to: 'stopped', reason: 'test' });
+  await sleep(100);
+  assert.ok(!gone(daemon), 'a process-group stop alone misses the daemon');
 });
 
 test('limits on a host without usable cgroups fail the start, naming what is missing; others run', async (t) => {

@@ -3,7 +3,7 @@
 // found without flags.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,8 +56,11 @@ function freePort(): Promise<number> {
   });
 }
 
+/** 0755, like a project folder: run as root, tenants run as their own uid and must reach the data dir inside. */
 function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
 }
 
 /** Pids of live processes whose DATA_DIR is inside `dataDir`: the instances of our server. */
@@ -151,8 +154,8 @@ describe('ten client commands against a real ten serve', { timeout: 600_000 }, (
     assert.equal(result.code, 0, result.stderr);
     noAnsi(result.stdout);
     const lines = result.stdout.trimEnd().split('\n');
-    assert.match(lines[0]!, /^INSTANCE +STATE +HEALTH +TIER +PORT +UPTIME +IDLE +RESTARTS +WEIGHT +MEMORY$/);
-    assert.match(lines[1]!, /^web:alice +running +healthy +process +\d+ +\d+[smhd]\S* +\d+[smhd]\S* +0 +100 +[\d.]+[KMG]?B$/);
+    assert.match(lines[0]!, /^INSTANCE +STATE +HEALTH +TIER +PORT +UPTIME +IDLE +RESTARTS +OOM +WEIGHT +MEMORY$/);
+    assert.match(lines[1]!, /^web:alice +running +healthy +process +\d+ +\d+[smhd]\S* +\d+[smhd]\S* +0 +0 +100 +[\d.]+[KMG]?B$/);
     assert.match(lines[2]!, /^web:bob +running /);
     assert.equal(lines[3], '2 instances (2 running)');
 
@@ -420,29 +423,69 @@ test('init scaffolds tenement.config.ts from the project files and refuses to ov
   assertOneLineFailure(await ten(['init', '--name', 'Bad_Name'], other), /TNM_ERR_BAD_NAME/);
 });
 
-test('doctor --json reports the host and exits 0', { timeout: 60_000 }, async (t) => {
+interface DoctorTier {
+  tier: string;
+  status: 'works' | 'available' | 'missing' | 'unavailable' | 'failed';
+  works: boolean;
+  answeredMs: number | null;
+  note: string | null;
+  reason: string | null;
+}
+
+test('doctor --json starts a tiny app in each tier the host can run, and says why the others do not work', { timeout: 120_000 }, async (t) => {
   const dir = tempDir('tenement-cli-doctor-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const result = await ten(['doctor', '--json'], dir);
+  const result = await ten(['doctor', '--json', '--timeout', '20'], dir);
   assert.equal(result.code, 0, result.stderr);
   const report = JSON.parse(result.stdout) as {
     node: { version: string; ok: boolean };
-    tiers: Array<{ tier: string; available: boolean; note: string }>;
+    tiers: DoctorTier[];
     cgroup: { version: number | null; controllers: string[] };
     tools: Array<{ name: string; found: boolean; path: string | null; package: string | null }>;
   };
   assert.equal(report.node.version, process.version);
-  assert.deepEqual(report.tiers.find((t) => t.tier === 'process'), { tier: 'process', available: true, note: 'runtime included' });
-  assert.equal(report.tiers.find((t) => t.tier === 'sandbox')?.note, 'not available in this build');
+  assert.deepEqual(report.tiers.map((tier) => tier.tier), ['process', 'namespace', 'sandbox', 'microvm', 'wasm']);
+  const byTier = new Map(report.tiers.map((tier) => [tier.tier, tier]));
+  const proc = byTier.get('process')!;
+  assert.equal(proc.status, 'works', proc.reason ?? '');
+  assert.ok((proc.answeredMs ?? 0) > 0, 'the process tier was started and answered');
+  if (report.tools.find((tool) => tool.name === 'bwrap')?.found) {
+    const ns = byTier.get('namespace')!;
+    assert.equal(ns.status, 'works', ns.reason ?? '');
+    assert.ok((ns.answeredMs ?? 0) > 0);
+  }
+  for (const tier of report.tiers) {
+    if (!tier.works) assert.ok((tier.reason ?? '').length > 10, `${tier.tier} says why it does not work: ${JSON.stringify(tier)}`);
+  }
   assert.ok([1, 2, null].includes(report.cgroup.version));
   assert.deepEqual(
     report.tools.map((tool) => tool.name),
     ['bwrap', 'runsc', 'qemu-system-x86_64', 'firecracker', 'criu', 'promtool', 'nginx'],
   );
   assert.equal(report.tools.find((tool) => tool.name === 'bwrap')?.package, 'bubblewrap');
-  const human = await ten(['doctor'], dir);
-  assert.equal(human.code, 0);
-  assert.match(human.stdout, /^tiers +process +available$/m);
+});
+
+test('doctor names the fix for a tier whose host tool is missing; the human report lists each tier', { timeout: 120_000 }, async (t) => {
+  const dir = tempDir('tenement-cli-doctor-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // No bwrap on PATH: the namespace tier is unavailable, with the package to install. The process tier still works.
+  const result = await ten(['doctor', '--json', '--probe-only'], dir, { PATH: '/nonexistent' });
+  assert.equal(result.code, 0, result.stderr);
+  const tiers = (JSON.parse(result.stdout) as { tiers: DoctorTier[] }).tiers;
+  const ns = tiers.find((tier) => tier.tier === 'namespace')!;
+  assert.equal(ns.status, 'unavailable');
+  assert.match(ns.reason ?? '', /apt-get install bubblewrap/);
+  assert.equal(tiers.find((tier) => tier.tier === 'process')?.status, 'available');
+  const human = await ten(['doctor', '--probe-only'], dir, { PATH: '/nonexistent' });
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^tiers +process +available \(probed; nothing started\)/m);
+  assert.match(human.stdout, /^ +namespace +unavailable .*apt-get install bubblewrap/m);
+  // A process tier that does not answer in time (1 ms here) is the one failure that makes doctor exit 1.
+  const failing = await ten(['doctor', '--json', '--timeout', '0.001'], dir);
+  assert.equal(failing.code, 1, failing.stderr);
+  const proc = (JSON.parse(failing.stdout) as { tiers: DoctorTier[] }).tiers.find((tier) => tier.tier === 'process')!;
+  assert.equal(proc.status, 'failed');
+  assert.match(proc.reason ?? '', /took longer than/);
 });
 
 test('every command has a description and an Examples section in --help', { timeout: 300_000 }, async (t) => {

@@ -53,17 +53,6 @@ test('a bad config fails ten config and ten serve with every field path, exit co
   }
 });
 
-test('ten serve refuses a tier no runtime provides, naming the service and the tier', { timeout: 60_000 }, async (t) => {
-  const dir = tempDir(t);
-  writeFileSync(
-    path.join(dir, 'tenement.config.json'),
-    JSON.stringify({ settings: { port: 0, dataDir: path.join(dir, 'data') }, services: { web: { command: 'node a.js', isolation: 'sandbox' } } }),
-  );
-  const { code, stderr } = await ten(['serve'], dir);
-  assert.equal(code, 1);
-  assert.match(stderr, /TNM_ERR_TIER_UNAVAILABLE: services\.web\.isolation: the 'sandbox' tier is not provided by any loaded runtime \(available: process, namespace\)/);
-});
-
 test('a missing config says where it looked and how to fix it', { timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
   const { code, stderr } = await ten(['serve'], dir);

@@ -1,7 +1,7 @@
 // `ten serve` as a real child process: crash it with kill -9 and start it again, or stop it with SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -102,6 +102,8 @@ async function pidOf(url: string, host: string): Promise<number> {
 
 function setup(): { dir: string; dataDir: string; configFile: string; port: Promise<number> } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-recovery-'));
+  // Like a project folder: run as root, tenants run as their own uid and must reach the data dir inside.
+  chmodSync(dir, 0o755);
   const dataDir = path.join(dir, 'data');
   dataDirs.add(dir);
   const configFile = path.join(dir, 'tenement.config.json');

@@ -1,0 +1,280 @@
+/**
+ * TypeScript functions as components (examples/wasm-hello): build, transpile, instantiate, warm call, RSS per
+ * live instance (in this thread), then through the kernel: cold start (first request after hibernation,
+ * artifacts on disk), warm latency via the proxy, and requests/s against the same handler written as a plain
+ * Node HTTP server behind the kernel (process tier), printed as a ratio.
+ *
+ *   node --import tsx bench/wasm-component.ts
+ *
+ * Env: BENCH_WASM_SAMPLES (300), BENCH_WASM_CYCLES (15), BENCH_WASM_INSTANCES (50), BENCH_WASM_SECONDS (3).
+ * Needs @bytecodealliance/jco (devDependency) and, for the throughput rows, wrk (apt-get install wrk).
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { defaultPlugins } from '../cli/default-plugins.ts';
+import { createTestKernel } from '../core/test-kernel.ts';
+import {
+  buildComponent,
+  handleHttp,
+  instantiateComponent,
+  prepareComponent,
+  type ComponentInstance,
+  type WasmHttpRequest,
+} from '../core/wasm/component/index.ts';
+import { forgetPreparedComponents } from '../core/wasm/component/prepare.ts';
+import {
+  type Goal,
+  ROOT,
+  findBinary,
+  fmt,
+  fmtInt,
+  httpGet,
+  isMain,
+  makeTempDir,
+  median,
+  percentile,
+  removeTempDir,
+  runWrk,
+  sleep,
+  table,
+  waitForOk,
+} from './lib.ts';
+
+const MEMORY_PAGES = 1024;
+const TS_HOST = 'bench.hello.localhost';
+const NATIVE_HOST = 'bench.native.localhost';
+
+interface Spread {
+  p50: number;
+  p99: number;
+}
+const spread = (values: number[]): Spread => ({ p50: median(values), p99: percentile(values, 99) });
+
+export interface ComponentBenchResult {
+  componentBytes: number;
+  buildMs: number;
+  /** First prepare: sha256 + transpile (jco-transpile) + compile. */
+  transpileMs: number;
+  /** Prepare again from the artifacts on disk (what a restarted server does): read + compile. */
+  prepareFromDiskMs: number;
+  instantiateMs: Spread;
+  warmCallUs: Spread;
+  rssPerInstanceMb: number;
+  /** Through the kernel; null when the tier could not serve the function (error in `tierError`). */
+  coldStartMs: (Spread & { cycles: number }) | null;
+  warmProxyMs: Spread | null;
+  tsRps: number | null;
+  nativeRps: number | null;
+  tierError: string | null;
+  goals: Goal[];
+}
+
+const NATIVE_APP = `// The same handler as examples/wasm-hello/hello.ts, as a plain Node HTTP server.
+import http from 'node:http';
+http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const url = new URL(req.url, 'http://x');
+    const name = url.searchParams.get('name') ?? 'world';
+    console.log(req.method + ' ' + url.pathname + ' for ' + name);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ hello: name, method: req.method, path: url.pathname, bytes: Buffer.concat(chunks).length,
+      agent: req.headers['user-agent'] ?? null, at: new Date().toISOString() }));
+  });
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+async function timeEach(count: number, run: () => unknown): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    await run();
+    samples.push(performance.now() - started);
+  }
+  return samples;
+}
+
+const request: WasmHttpRequest = {
+  method: 'GET',
+  path: '/bench',
+  query: 'name=bench',
+  headers: [['user-agent', 'bench']],
+  body: new Uint8Array(0),
+};
+
+export async function runComponentBench(options: { log?: (line: string) => void } = {}): Promise<ComponentBenchResult> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const samples = Number(process.env.BENCH_WASM_SAMPLES ?? 300);
+  const cycles = Number(process.env.BENCH_WASM_CYCLES ?? 15);
+  const live = Number(process.env.BENCH_WASM_INSTANCES ?? 50);
+  const seconds = Number(process.env.BENCH_WASM_SECONDS ?? 3);
+  const dir = makeTempDir('wasm-component');
+  try {
+    log('wasm components: examples/wasm-hello (TypeScript, QuickJS)');
+    const wasm = path.join(dir, 'hello.wasm');
+    const built = await buildComponent({ source: path.join(ROOT, 'examples', 'wasm-hello', 'hello.ts'), out: wasm });
+    log(`  build ${fmt(built.ms / 1000, 1)} s (cached by source hash after the first), ${fmtInt(built.bytes)} bytes`);
+
+    const cacheDir = path.join(dir, 'artifacts');
+    let started = performance.now();
+    await prepareComponent(wasm, { cacheDir, memoryPages: MEMORY_PAGES });
+    const transpileMs = performance.now() - started;
+    forgetPreparedComponents();
+    started = performance.now();
+    const artifact = await prepareComponent(wasm, { cacheDir, memoryPages: MEMORY_PAGES });
+    const prepareFromDiskMs = performance.now() - started;
+    log(`  prepare: transpile ${fmt(transpileMs, 0)} ms the first time, ${fmt(prepareFromDiskMs, 1)} ms from disk`);
+
+    const host = { dataDir: null, log: () => undefined };
+    await instantiateComponent(artifact, host); // glue import, lazy compilation warm-up
+    const instantiate = await timeEach(Math.min(samples, 100), () => instantiateComponent(artifact, host));
+    const instance = await instantiateComponent(artifact, host);
+    for (let i = 0; i < 200; i++) handleHttp(instance, request);
+    const warmCall = (await timeEach(samples * 10, () => handleHttp(instance, request))).map((ms) => ms * 1000);
+
+    (globalThis as { gc?: () => void }).gc?.();
+    const before = process.memoryUsage().rss;
+    const kept: ComponentInstance[] = [];
+    for (let i = 0; i < live; i++) {
+      const one = await instantiateComponent(artifact, host);
+      handleHttp(one, request); // touch the pages a request uses
+      kept.push(one);
+    }
+    (globalThis as { gc?: () => void }).gc?.();
+    const rssPerInstanceMb = (process.memoryUsage().rss - before) / live / 1_048_576;
+    log(`  instantiate p50 ${fmt(median(instantiate), 2)} ms, warm call p50 ${fmt(median(warmCall), 1)} µs, ${fmt(rssPerInstanceMb, 2)} MB RSS per live instance (${kept.length})`);
+
+    const result: ComponentBenchResult = {
+      componentBytes: built.bytes,
+      buildMs: built.ms,
+      transpileMs,
+      prepareFromDiskMs,
+      instantiateMs: spread(instantiate),
+      warmCallUs: spread(warmCall),
+      rssPerInstanceMb,
+      coldStartMs: null,
+      warmProxyMs: null,
+      tsRps: null,
+      nativeRps: null,
+      tierError: null,
+      goals: [],
+    };
+    kept.length = 0;
+    try {
+      await tierFigures(dir, wasm, result, { samples, cycles, seconds, log });
+    } catch (error) {
+      result.tierError = (error as Error).message.split('\n')[0] ?? String(error);
+      log(`  through the kernel: failed: ${result.tierError}`);
+    }
+    result.goals = goals(result);
+    return result;
+  } finally {
+    removeTempDir(dir);
+  }
+}
+
+async function tierFigures(
+  dir: string,
+  wasm: string,
+  result: ComponentBenchResult,
+  o: { samples: number; cycles: number; seconds: number; log: (line: string) => void },
+): Promise<void> {
+  writeFileSync(path.join(dir, 'native.mjs'), NATIVE_APP);
+  const kernel = await createTestKernel({
+    plugins: defaultPlugins,
+    config: {
+      settings: { port: 0, listen: '127.0.0.1', dataDir: path.join(dir, 'data') },
+      services: {
+        hello: { isolation: 'wasm', module: wasm, limits: { memory: `${MEMORY_PAGES * 64}KiB` }, idleTimeout: false, startupTimeout: '60s' },
+        native: { command: 'node native.mjs', cwd: dir, idleTimeout: false, startupTimeout: '30s' },
+      },
+      instances: { hello: ['bench'], native: ['bench'] },
+      pluginOptions: { metrics: { processMetrics: false } },
+    },
+  });
+  try {
+    const port = Number(new URL(kernel.url).port);
+    await waitForOk(port, TS_HOST, 60_000, `${TS_HOST} through the kernel`);
+    await waitForOk(port, NATIVE_HOST, 30_000, `${NATIVE_HOST} through the kernel`);
+    const instance = kernel.instances.get('hello', 'bench')!;
+    const cold: number[] = [];
+    for (let cycle = 0; cycle <= o.cycles; cycle++) {
+      await kernel.hibernate(instance, 'benchmark');
+      await sleep(100);
+      const started = performance.now();
+      const reply = await httpGet(port, TS_HOST, '/?name=cold');
+      if (reply.status !== 200) throw new Error(`cold request answered ${reply.status}: ${reply.body.slice(0, 200)}`);
+      if (cycle > 0) cold.push(performance.now() - started);
+    }
+    result.coldStartMs = { ...spread(cold), cycles: o.cycles };
+    result.warmProxyMs = spread(await timeEach(o.samples, () => httpGet(port, TS_HOST, '/?name=warm')));
+    o.log(`  through the kernel: cold start p50 ${fmt(result.coldStartMs.p50, 2)} ms, warm GET p50 ${fmt(result.warmProxyMs.p50, 3)} ms`);
+
+    const wrk = findBinary('wrk');
+    if (!wrk) {
+      o.log('  wrk not found (apt-get install wrk): throughput rows skipped');
+      return;
+    }
+    // Alternating rounds, best of each: the two share 2 cores with the load generator.
+    const ts: number[] = [];
+    const native: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      ts.push((await runWrk({ binary: wrk, port, host: TS_HOST, threads: 1, connections: 16, seconds: o.seconds })).requestsPerSec);
+      native.push((await runWrk({ binary: wrk, port, host: NATIVE_HOST, threads: 1, connections: 16, seconds: o.seconds })).requestsPerSec);
+    }
+    result.tsRps = Math.max(...ts);
+    result.nativeRps = Math.max(...native);
+    o.log(`  req/s through the proxy (wrk -c16): TS component ${fmtInt(result.tsRps)}, native Node ${fmtInt(result.nativeRps)}, ratio ${fmt(result.tsRps / result.nativeRps)}`);
+  } finally {
+    await kernel.close();
+  }
+}
+
+function goals(r: ComponentBenchResult): Goal[] {
+  const out: Goal[] = [
+    { name: 'TS memory per live instance', measured: `${fmt(r.rssPerInstanceMb, 2)} MB`, goal: '< 3 MB', met: r.rssPerInstanceMb < 3 },
+  ];
+  if (r.coldStartMs) {
+    out.push({ name: 'TS cold start (hibernated -> 200)', measured: `${fmt(r.coldStartMs.p50, 2)} ms`, goal: '< 25 ms', met: r.coldStartMs.p50 < 25 });
+  }
+  if (r.tsRps !== null && r.nativeRps !== null) {
+    const ratio = r.tsRps / r.nativeRps;
+    out.push({ name: 'TS function req/s vs native Node handler', measured: fmt(ratio), goal: '>= 0.50', met: ratio >= 0.5 });
+  }
+  return out;
+}
+
+export function formatComponentBench(r: ComponentBenchResult): string {
+  const row = (name: string, s: Spread | null, digits = 3, unit = 'ms'): string[] =>
+    s ? [name, `${fmt(s.p50, digits)} ${unit}`, `${fmt(s.p99, digits)} ${unit}`] : [name, 'n/a', 'n/a'];
+  const lines = [
+    `== wasm components: examples/wasm-hello (TypeScript, ${fmtInt(r.componentBytes)} bytes; transpiled in ${fmt(r.transpileMs, 0)} ms, from disk in ${fmt(r.prepareFromDiskMs, 1)} ms) ==`,
+    table(
+      ['figure', 'p50', 'p99'],
+      [
+        row('instantiate (in-thread, modules compiled)', r.instantiateMs, 2),
+        row('warm call handle() in-thread', r.warmCallUs, 1, 'µs'),
+        row(`cold start: hibernated -> 200 via proxy (${r.coldStartMs?.cycles ?? 0} cycles)`, r.coldStartMs, 2),
+        row('warm GET via proxy (new connection each)', r.warmProxyMs),
+      ],
+    ),
+    table(
+      ['figure', 'value'],
+      [
+        ['RSS per live instance', `${fmt(r.rssPerInstanceMb, 2)} MB`],
+        ['req/s via proxy, TS component (wrk -c16)', r.tsRps === null ? 'n/a' : fmtInt(r.tsRps)],
+        ['req/s via proxy, native Node server (wrk -c16)', r.nativeRps === null ? 'n/a' : fmtInt(r.nativeRps)],
+        ['ratio TS / native', r.tsRps === null || r.nativeRps === null ? 'n/a' : fmt(r.tsRps / r.nativeRps)],
+      ],
+    ),
+  ];
+  if (r.tierError) lines.push(`through the kernel: FAILED: ${r.tierError}`);
+  for (const goal of r.goals) lines.push(`${goal.met ? 'MET ' : 'MISS'}  ${goal.name}: ${goal.measured} (goal ${goal.goal})`);
+  return lines.join('\n');
+}
+
+if (isMain(import.meta.url)) {
+  const result = await runComponentBench();
+  process.stdout.write(`\n${formatComponentBench(result)}\n`);
+}

@@ -1,0 +1,97 @@
+/**
+ * The engine seam: everything that depends on the WebAssembly engine (V8 here) in one small module, so a
+ * wasmtime engine can replace it: what a binary is, compiling with a memory cap, instantiating, and telling a
+ * trap from an out-of-memory from a host error by what the engine throws.
+ */
+import v8 from 'node:v8';
+import { WASM_PAGE_BYTES, capMemory } from './cap-memory.ts';
+import type { WasmFailureKind } from './types.ts';
+
+export type BinaryKind = 'module' | 'component';
+
+/** Default per-function memory cap: 128 MiB. */
+export const DEFAULT_MEMORY_PAGES = 2048;
+/** Process-wide cap on any wasm memory, a backstop under the per-module caps: 1 GiB, raised for bigger caps. */
+const BACKSTOP_MIN_PAGES = 16_384;
+
+let enabled = false;
+let backstopPages = 0;
+
+/**
+ * V8 flags the runtime needs, set before the first compile (they are process-wide; pool workers inherit them).
+ * QuickJS components use extended constant expressions, behind a flag in Node 20 (and refused in NODE_OPTIONS).
+ */
+export function enableWasmFeatures(): void {
+  if (enabled) return;
+  enabled = true;
+  v8.setFlagsFromString('--experimental-wasm-extended-const');
+  raiseMemoryBackstop(BACKSTOP_MIN_PAGES);
+}
+
+/** Makes sure no cap below `pages` is enforced process-wide (`--wasm-max-mem-pages`, read at each grow). */
+export function raiseMemoryBackstop(pages: number): void {
+  if (pages <= backstopPages) return;
+  backstopPages = pages;
+  v8.setFlagsFromString(`--wasm-max-mem-pages=${pages}`);
+}
+
+/** Pages for a byte limit (service `limits.memory`), at least one. */
+export function memoryPagesFor(bytes: number | undefined): number {
+  if (bytes === undefined) return DEFAULT_MEMORY_PAGES;
+  return Math.max(1, Math.floor(bytes / WASM_PAGE_BYTES));
+}
+
+/**
+ * A core module or a component, by the preamble: magic `\0asm`, then a 16-bit version and a 16-bit layer
+ * (layer 0: core module, version 1; layer 1: component).
+ */
+export function binaryKind(bytes: Uint8Array): BinaryKind {
+  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+    throw new Error('not a WebAssembly binary (it does not start with \\0asm)');
+  }
+  const layer = bytes[6]! | (bytes[7]! << 8);
+  if (layer === 1) return 'component';
+  if (layer === 0) return 'module';
+  throw new Error(`unknown WebAssembly binary layer ${layer}`);
+}
+
+/** Compiles a core module once, with its memories capped at `capPages`; the result is shared with workers. */
+export function compileModule(bytes: Uint8Array, capPages: number): WebAssembly.Module {
+  enableWasmFeatures();
+  raiseMemoryBackstop(capPages);
+  return new WebAssembly.Module(capMemory(bytes, capPages));
+}
+
+/** Writes the cap into a module's memories without compiling it (for on-disk artifacts). */
+export { capMemory };
+
+export function instantiateModule(module: WebAssembly.Module, imports: WebAssembly.Imports): WebAssembly.Instance {
+  return new WebAssembly.Instance(module, imports);
+}
+
+const OOM_MESSAGE = /out of memory|could not allocate memory|cannot allocate wasm memory|unable to grow instance memory|maximum memory size exceeded/i;
+
+/**
+ * What kind of failure an error from guest code is. `memoryBytes`/`capBytes` (when known) turn a trap of a
+ * guest whose memory reached its cap into 'out-of-memory': allocators abort (`unreachable`) when grow fails.
+ */
+export function classifyGuestError(
+  error: unknown,
+  memory?: { usedBytes: number; capBytes: number },
+): { kind: WasmFailureKind; message: string } {
+  const message = error instanceof Error ? error.message : String(error);
+  const name = error instanceof Error ? error.constructor.name : typeof error;
+  if (OOM_MESSAGE.test(message)) return { kind: 'out-of-memory', message };
+  const trapped =
+    error instanceof WebAssembly.RuntimeError ||
+    (error instanceof RangeError && /call stack/i.test(message)) ||
+    /wasm trap|unreachable|cannot enter component instance/i.test(message);
+  if (trapped) {
+    // Within one MiB of the cap: the guest ran out of room, and its trap is how its allocator said so.
+    if (memory && memory.usedBytes >= memory.capBytes - 16 * WASM_PAGE_BYTES) {
+      return { kind: 'out-of-memory', message: `${message} (memory at its cap of ${memory.capBytes / 1_048_576} MiB)` };
+    }
+    return { kind: 'trap', message: name === 'RuntimeError' ? message : `${name}: ${message}` };
+  }
+  return { kind: 'error', message: name === 'Error' ? message : `${name}: ${message}` };
+}

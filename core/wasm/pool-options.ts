@@ -1,0 +1,27 @@
+import { z } from 'zod';
+import type { WasmPoolOptions } from './types.ts';
+
+/** Options of the kernel's wasm pool, set as `pluginOptions['runtime-wasm']` (docs/wasm.md). */
+export const poolOptionsSchema = z
+  .strictObject({
+    /** Pool worker threads; default one per core. */
+    threads: z.number().int().min(1).max(256).optional(),
+    /** Calls (functions and plugins) waiting for a worker beyond which new ones fail at once (503). */
+    maxQueue: z.number().int().min(1).optional(),
+    /** JS heap cap of each worker in MB (wasm memories are capped per function by `limits.memory`). */
+    workerHeapMb: z.number().int().min(16).optional(),
+  })
+  .default({});
+
+export type PoolOptionsInput = z.input<typeof poolOptionsSchema>;
+
+/** Where the options live in the config: under the wasm runtime plugin's name. */
+export const POOL_OPTIONS_KEY = 'runtime-wasm';
+
+export function toPoolOptions(options: z.output<typeof poolOptionsSchema>): WasmPoolOptions {
+  return {
+    ...(options.threads !== undefined && { threads: options.threads }),
+    ...(options.maxQueue !== undefined && { maxQueue: options.maxQueue }),
+    ...(options.workerHeapMb !== undefined && { maxOldGenerationSizeMb: options.workerHeapMb }),
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * The worker pool guest code runs in (piscina): one thread per core, kept for the life of the pool. Every call
+ * has a wall-clock deadline: past it piscina terminates the worker running it (a wasm loop cannot be
+ * interrupted any other way) and starts a replacement, and the other workers' calls are unaffected. A full
+ * queue fails calls at once ('overloaded'). Guest failures come back as outcomes, never as exceptions.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { BroadcastChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { enableWasmFeatures } from './engine.ts';
+import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
+import { now, type PoolBroadcast, type WasiValue, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
+import type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
+import type { WasmCallOptions, WasmCallOutcome, WasmFailureKind, WasmPoolOptions } from './types.ts';
+
+/** A core module compiled once on the main thread, with its memory cap written in (see module-cache.ts). */
+export interface CompiledModule {
+  hash: string;
+  module: WebAssembly.Module;
+  capPages: number;
+}
+
+export interface WasiCallOptions {
+  instanceKey: string;
+  deadlineMs: number;
+  args: string[];
+  env: Record<string, string>;
+  stdin: Uint8Array;
+  dataDir: string | null;
+  /** Where the guest sees `dataDir`. */
+  preopenAs: string;
+}
+
+export interface ComponentHttpOptions {
+  instanceKey: string;
+  deadlineMs: number;
+  fresh: boolean;
+  dataDir: string | null;
+  request: WasmHttpRequest;
+}
+
+type Outcome<V> =
+  | (Extract<WasmCallOutcome, { ok: true }> & { value: V })
+  | Extract<WasmCallOutcome, { ok: false }>;
+
+let entry: WorkerEntry | null = null;
+
+export class WasmPool {
+  readonly threads: number;
+  private readonly piscina: Piscina<WorkerTask, WorkerResult>;
+  private readonly channel: BroadcastChannel;
+  private readonly generations = new Map<string, number>();
+  /** Instances kept per worker thread, by key. */
+  private readonly live = new Map<number, Map<string, number>>();
+  private closed = false;
+
+  constructor(options: WasmPoolOptions = {}) {
+    enableWasmFeatures();
+    this.threads = Math.max(1, options.threads ?? os.availableParallelism());
+    const channelName = `tenement-wasm-${randomUUID()}`;
+    this.channel = new BroadcastChannel(channelName);
+    this.channel.unref();
+    const workerData: WorkerData = { channel: channelName, maxInstances: options.maxInstancesPerWorker ?? 2000 };
+    entry ??= workerEntry();
+    this.piscina = new Piscina<WorkerTask, WorkerResult>({
+      filename: entry.filename,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      // The default (0) would end idle workers and pay the start-up again on the next burst.
+      idleTimeout: Infinity,
+      maxQueue: options.maxQueue ?? 1024,
+      // Idle workers then wait on their event loop (not in Atomics.wait), so they see drop broadcasts at once.
+      atomics: 'disabled',
+      concurrentTasksPerWorker: 1,
+      execArgv: entry.execArgv,
+      workerData,
+      resourceLimits: { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb ?? 256 },
+    });
+    this.piscina.on('message', (notice: WorkerNotice) => {
+      if (notice?.type === 'dropped') this.live.get(notice.threadId)?.delete(notice.key);
+    });
+    this.piscina.on('workerDestroy', (worker: { id: number }) => this.live.delete(worker.id));
+    // A worker that dies outside a task (it should not) must not take the host down with an unhandled 'error'.
+    this.piscina.on('error', () => undefined);
+  }
+
+  /** Calls an export of a component instance kept for `instanceKey` (or a fresh one). */
+  callComponent(artifact: ComponentArtifact, options: WasmCallOptions): Promise<WasmCallOutcome> {
+    const task = {
+      op: 'call' as const,
+      ...this.taskBase(componentKey(artifact), options.instanceKey),
+      fresh: options.fresh ?? false,
+      dataDir: options.dataDir ?? null,
+      exportName: options.exportName,
+      args: options.args,
+    };
+    return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs);
+  }
+
+  /** Serves one HTTP request with a component that targets Tenement's handler world. */
+  serveComponent(artifact: ComponentArtifact, options: ComponentHttpOptions): Promise<Outcome<WasmHttpResponse>> {
+    const task = {
+      op: 'http' as const,
+      ...this.taskBase(componentKey(artifact), options.instanceKey),
+      fresh: options.fresh,
+      dataDir: options.dataDir,
+      request: options.request,
+    };
+    return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs) as Promise<Outcome<WasmHttpResponse>>;
+  }
+
+  /** Runs a WASI preview 1 command once on a fresh instance (a command's `_start` runs once). */
+  runWasi(compiled: CompiledModule, options: WasiCallOptions): Promise<Outcome<WasiValue>> {
+    const task = {
+      op: 'wasi' as const,
+      ...this.taskBase(compiled.hash, options.instanceKey),
+      capPages: compiled.capPages,
+      args: options.args,
+      env: options.env,
+      stdin: options.stdin,
+      dataDir: options.dataDir,
+      preopenAs: options.preopenAs,
+    };
+    return this.dispatch(task, () => ({ ...task, module: compiled.module }), options.deadlineMs) as Promise<Outcome<WasiValue>>;
+  }
+
+  /**
+   * Forgets every instance kept for `instanceKey` (a hibernated or stopped tenant): no later call reuses one,
+   * and workers free them as soon as they are idle.
+   */
+  dropInstances(instanceKey: string): void {
+    const generation = (this.generations.get(instanceKey) ?? 0) + 1;
+    this.generations.set(instanceKey, generation);
+    if (!this.closed) this.channel.postMessage({ drop: instanceKey, generation } satisfies PoolBroadcast);
+  }
+
+  /** Instances kept in workers now, for one key or (without one) all. */
+  liveInstances(filter?: (key: string) => boolean): number {
+    let total = 0;
+    for (const byKey of this.live.values()) {
+      for (const [key, count] of byKey) if (!filter || filter(key)) total += count;
+    }
+    return total;
+  }
+
+  /** Calls waiting for a worker. */
+  get queueSize(): number {
+    return this.piscina.queueSize;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.channel.close();
+    await this.piscina.destroy();
+  }
+
+  private taskBase(hash: string, instanceKey: string) {
+    return { hash, instanceKey, generation: this.generations.get(instanceKey) ?? 0, submittedAt: now() };
+  }
+
+  private async dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number): Promise<WasmCallOutcome> {
+    if (this.closed) return failure('error', 'the wasm pool is closed');
+    const submittedAt = now();
+    // A timer cleared when the call ends, rather than AbortSignal.timeout: that one keeps every signal and its
+    // timer alive until the deadline, thousands per second under load.
+    const deadline = new AbortController();
+    const signal = deadline.signal;
+    const timer = setTimeout(() => deadline.abort(), Math.max(1, deadlineMs));
+    try {
+      let result = await this.piscina.run(task, { signal });
+      // The worker that took it lacks the code: send it again with the code (another worker may take it).
+      if (result.miss) result = await this.piscina.run({ ...withCode(), submittedAt: now() }, { signal });
+      if (result.miss) return failure('error', 'worker did not take the code it was sent');
+      this.track(result.threadId, task.instanceKey, result.live, result.evicted);
+      const timing = { queueMs: result.queueMs, runMs: result.runMs, instantiated: result.instantiated };
+      if (!result.ok) return { ok: false, kind: result.kind, message: result.message, logs: result.logs, timing };
+      return { ok: true, value: result.value, logs: result.logs, timing };
+    } catch (error) {
+      const elapsed = now() - submittedAt;
+      if (signal.aborted) return failure('timeout', `deadline of ${deadlineMs}ms passed (after ${Math.round(elapsed)}ms; a worker running it is replaced)`);
+      const message = error instanceof Error ? error.message : String(error);
+      if (/queue is at limit/i.test(message)) return failure('overloaded', `the wasm pool queue is full (${this.piscina.queueSize} waiting)`);
+      const code = (error as { code?: string }).code;
+      if (code === 'ERR_WORKER_OUT_OF_MEMORY') return failure('out-of-memory', `a worker ran out of JS heap: ${message}`);
+      return failure('error', message);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private track(threadId: number, key: string, live: number, evicted: string[]): void {
+    let byKey = this.live.get(threadId);
+    if (!byKey) this.live.set(threadId, (byKey = new Map()));
+    for (const gone of evicted) byKey.delete(gone);
+    if (live > 0) byKey.set(key, live);
+    else byKey.delete(key);
+  }
+}
+
+/** Workers key components by hash and cap: one component served with two memory caps is two sets of modules. */
+const componentKey = (artifact: ComponentArtifact): string => `${artifact.hash}-p${artifact.memoryPages}`;
+
+function failure(kind: WasmFailureKind, message: string): WasmCallOutcome & { ok: false } {
+  return { ok: false, kind, message, logs: [] };
+}

@@ -1,0 +1,46 @@
+/** Types shared by the pool (main thread), its worker and the wasm callers (tier, plugins). */
+
+export interface WasmLogLine {
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
+export type WasmFailureKind = 'trap' | 'timeout' | 'exit' | 'out-of-memory' | 'overloaded' | 'error';
+
+/** Where the time of one call went: waiting for a worker, then running in it (instantiation included). */
+export interface WasmCallTiming {
+  queueMs: number;
+  runMs: number;
+  /** Whether the call made a new instance (not reused, or fresh). */
+  instantiated: boolean;
+}
+
+export type WasmCallOutcome =
+  | { ok: true; value: unknown; logs: WasmLogLine[]; timing?: WasmCallTiming }
+  | { ok: false; kind: WasmFailureKind; message: string; logs: WasmLogLine[]; timing?: WasmCallTiming };
+
+export type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
+
+export interface WasmCallOptions {
+  exportName: string;
+  args: unknown[];
+  /** Wall-clock deadline; the worker running the call is terminated when it passes. */
+  deadlineMs: number;
+  /** Instances are reused per key (e.g. `service:id` or `plugin:name`) and never shared across keys. */
+  instanceKey: string;
+  /** A new instance for this call, discarded afterwards. */
+  fresh?: boolean;
+  /** Host directory preopened as the guest's only file system (null: none). */
+  dataDir?: string | null;
+}
+
+export interface WasmPoolOptions {
+  /** Worker threads; default: the number of cores. */
+  threads?: number;
+  /** Calls waiting for a worker before new ones fail with 'overloaded'; default 1024. */
+  maxQueue?: number;
+  /** JS heap cap per worker in MB (wasm memory is capped separately, per module). */
+  maxOldGenerationSizeMb?: number;
+  /** Idle instances one worker keeps at most; the least recently used go first (each wasm memory reserves ~10 GB of address space). */
+  maxInstancesPerWorker?: number;
+}

@@ -1,0 +1,24 @@
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+
+/**
+ * Names of one Tenement's (one data directory's) network objects: `tn` + 6 hex of the data dir's hash, so two
+ * servers or parallel tests never remove each other's namespaces, and interface names stay within Linux's
+ * 15 characters. netns `tn1a2b3c-<seq>`, host-side veth `tn1a2b3cv<seq>` (seq in base 36, unique per run).
+ */
+export interface NetNames {
+  /** Prefix of every namespace of this scope. */
+  netnsPrefix: string;
+  /** Prefix of every host-side veth of this scope. */
+  vethPrefix: string;
+}
+
+export function netNames(dataDir: string): NetNames {
+  const scope = `tn${createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 6)}`;
+  return { netnsPrefix: `${scope}-`, vethPrefix: `${scope}v` };
+}
+
+/** At most 6 base-36 digits, so a veth name is at most 15 characters. */
+export function sequenceName(seq: number): string {
+  return (seq % 36 ** 6).toString(36);
+}

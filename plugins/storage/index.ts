@@ -1,0 +1,129 @@
+import { errorMessage } from '../../core/errors.ts';
+import { definePlugin } from '../../sdk/index.ts';
+import type { InstanceEvent, SpawnSpec } from '../../sdk/index.ts';
+import { collectGarbage, type GcReport } from './gc.ts';
+import { StorageLayout } from './layout.ts';
+import { LINK_BLIND_TIERS, pointAtMount } from './link-blind.ts';
+import { registerStorageMetrics } from './metrics.ts';
+import { resolveOptions, type StorageOptions } from './options.ts';
+import { RetentionLedger } from './retention.ts';
+import { gcRoute } from './routes.ts';
+import { readUsage } from './usage.ts';
+import { Volumes } from './volumes.ts';
+import { StorageWarnings } from './warnings.ts';
+
+/** Tiers whose runtime enforces `limits.storage` on its own. */
+const SELF_LIMITING_TIERS: ReadonlySet<string> = new Set(['microvm']);
+
+export type { StorageOptions } from './options.ts';
+export type { GcReport } from './gc.ts';
+
+/**
+ * Hard per-instance storage limits and data clean-up (docs/storage.md). `limits.storage` gives an instance a
+ * sparse ext4 image of that size, loop-mounted and linked as its DATA_DIR, so a tenant writing past it gets
+ * ENOSPC and nobody else notices. Usage goes to the API (`facts.storage`), `ten ps` and metrics, with a
+ * 'storage-warning' event past `limits.storageWarn`. Removing an instance releases its mount and deletes its
+ * data now (`keepData: false`), never (`true`) or after a retention (`'7d'`, deleted by gc: `ten gc`, or the
+ * plugin's own timer).
+ */
+export default definePlugin<StorageOptions | undefined>({
+  name: 'storage',
+  version: '1.0.0',
+  kernel: '^1',
+  async setup(kernel, rawOptions) {
+    const options = resolveOptions(rawOptions);
+    const layout = new StorageLayout(kernel.config.settings.dataDir);
+    const volumes = new Volumes(layout, (service, id) => kernel.instanceDir(service, id), kernel.log);
+    const ledger = new RetentionLedger(layout.retentionFile);
+    const warnings = new StorageWarnings(kernel, volumes);
+
+    const adopted = await volumes.adoptExisting();
+    if (adopted.length > 0) kernel.log.info({ instances: adopted }, 'storage: mounts of the previous run adopted');
+
+    kernel.hooks.beforeSpawn.tapPromise('storage', async (spec: SpawnSpec): Promise<SpawnSpec> => {
+      const key = `${spec.service}:${spec.id}`;
+      // Back before its retention ran out: its data is its own again.
+      if (ledger.has(key)) await ledger.drop(key);
+      // The microvm runtime already gives its guest an ext4 disk of limits.storage (runtimes/microvm/data-image.ts):
+      // a second image around it would only shave another 10-20% off the tenant's space.
+      if (SELF_LIMITING_TIERS.has(spec.tier)) return spec;
+      const started = performance.now();
+      const result = await volumes.attach(spec.service, spec.id, spec.config.limits?.storage);
+      if (!result) return spec;
+      if (result.actions.length > 0) {
+        const ms = Math.round((performance.now() - started) * 10) / 10;
+        kernel.log.info({ instance: key, image: result.volume.image, ms }, `storage: ${result.actions.join(', ')}`);
+      }
+      if (result.warning) {
+        kernel.log.warn({ instance: key }, result.warning);
+        const instance = kernel.instances.get(spec.service, spec.id);
+        if (instance) kernel.emit(instance, 'storage-warning', result.warning);
+      }
+      // DATA_DIR keeps its path: it is now a link to the mount point (except for runtimes that cannot follow it).
+      return LINK_BLIND_TIERS.has(spec.tier) ? pointAtMount(spec, result.volume.mountPoint) : spec;
+    });
+
+    kernel.hooks.stateChange.tapPromise('storage', async (event: InstanceEvent) => {
+      if (event.type !== 'removed') return;
+      const { service, id } = event;
+      warnings.forget(event.instance);
+      const keepData = kernel.config.services[service]?.keepData ?? true;
+      try {
+        // The kernel has stopped its processes and (keepData: false) deleted DATA_DIR, which was only the link.
+        const freed = await volumes.detach(service, id, keepData === false);
+        if (keepData === false && freed > 0) kernel.log.info({ instance: event.instance, freedBytes: freed }, 'storage: image deleted');
+        if (typeof keepData === 'number') {
+          const now = Date.now();
+          await ledger.add({ service, id, removedAt: now, deleteAt: now + keepData });
+        }
+      } catch (error) {
+        kernel.log.warn({ instance: event.instance, err: errorMessage(error) }, 'storage: could not release the storage of a removed instance (ten gc retries)');
+      }
+    });
+
+    kernel.hooks.describe.tapPromise('storage', async (instance, facts) => {
+      const volume = volumes.get(instance.key);
+      if (!volume) return;
+      const usage = readUsage(volume.mountPoint, volume.imageBytes);
+      facts.storage = volume.warning && usage ? { ...usage, warning: volume.warning } : usage;
+    });
+    kernel.hooks.metrics.tap('storage', (registry) => registerStorageMetrics(kernel, volumes, registry));
+
+    let gcRunning: Promise<GcReport> | null = null;
+    const runGc = (): Promise<GcReport> => {
+      gcRunning ??= collectGarbage(kernel, layout, volumes, ledger).finally(() => {
+        gcRunning = null;
+      });
+      return gcRunning;
+    };
+    gcRoute(kernel, runGc);
+
+    // Before the server listens the registry is still empty (instances are restored after it): every instance
+    // would look removed, so timers do nothing until then.
+    const serving = (): boolean => kernel.server.listener.listening;
+    const poll = setInterval(() => {
+      if (serving()) warnings.check();
+    }, options.pollMs);
+    poll.unref();
+    const gcTimer =
+      options.gcMs === false
+        ? null
+        : setInterval(() => {
+            if (!serving()) return;
+            void runGc().then(
+              (report) => {
+                if (report.deleted.length + report.unmounted.length + report.errors.length > 0) kernel.log.info({ ...report }, 'storage: gc');
+              },
+              (error: unknown) => kernel.log.warn({ err: errorMessage(error) }, 'storage: gc failed'),
+            );
+          }, options.gcMs);
+    gcTimer?.unref();
+
+    // Mounts stay at shutdown: the next run adopts them, and an instance's next start needs no mount.
+    kernel.onClose(async () => {
+      clearInterval(poll);
+      if (gcTimer) clearInterval(gcTimer);
+      await gcRunning?.catch(() => undefined);
+    });
+  },
+});

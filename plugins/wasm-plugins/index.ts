@@ -1,0 +1,104 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
+import { prepareComponent, type ComponentArtifact } from '../../core/wasm/component/index.ts';
+import { sharedWasmPool } from '../../core/wasm/index.ts';
+import { definePlugin } from '../../sdk/index.ts';
+import { pluginsRoute } from './api.ts';
+import { builtPlugin } from './build.ts';
+import { parseWasmPluginsOptions, type WasmPluginConfig, type WasmPluginsOptions } from './options.ts';
+import { PluginMetrics, PluginRunner, type PluginPool } from './runner.ts';
+import { tapEvents, tapTenantTraffic } from './taps.ts';
+
+export type { WasmPluginsOptions };
+
+/** The world's exports as the component lists them, by config hook name. */
+const EXPORT_OF = { auth: 'auth', route: 'route', 'on-event': 'on-event' } as const;
+
+/** The plugin world's own types, the log, the clock and randomness; nothing that reaches the host's files, environment or network. */
+const ALLOWED_IMPORT = /^tenement:(plugin\/[a-z-]+|http\/(log|runtime))(@[0-9.]+)?$/;
+
+/** A component is built for the plugin world when it exports what its config says it implements, and imports only the log and runtime. */
+function checkArtifact(plugin: WasmPluginConfig, artifact: ComponentArtifact, index: number): void {
+  const where = `pluginOptions.wasm-plugins.plugins.${index} ('${plugin.name}', ${plugin.path})`;
+  // The world imports only log and runtime: anything else (WASI, tenant data) would be a capability plugins are not granted.
+  const refused = artifact.imports.filter((name) => !ALLOWED_IMPORT.test(name));
+  if (refused.length > 0) {
+    throw new TenementError(
+      ErrorCodes.CONFIG_INVALID,
+      `${where}: the component imports ${refused.join(', ')}; plugins may import only tenement:http/log and runtime (no file system, environment or network)`,
+    );
+  }
+  const exported = new Set(artifact.exports.map((name) => name.replace(/@.*$/, '')));
+  const missing = plugin.hooks.filter((hook) => !exported.has(EXPORT_OF[hook]) && !exported.has(hook.replace(/-(.)/g, (_m, c: string) => c.toUpperCase())));
+  if (missing.length > 0) {
+    throw new TenementError(
+      ErrorCodes.CONFIG_INVALID,
+      `${where}: the component does not export ${missing.join(', ')} (it exports ${artifact.exports.join(', ') || 'nothing'}); ` +
+        "build it for the 'plugin' world of sdk/wit/plugin.wit (`ten plugin add source.ts` does)",
+    );
+  }
+}
+
+/**
+ * The world's records live in a types-only interface, which the component lists as an import though it has
+ * nothing to link (jco's glue never reads it); the pool's instantiation links only what is listed, so it is left out.
+ */
+function withoutTypeImports(artifact: ComponentArtifact): ComponentArtifact {
+  return { ...artifact, imports: artifact.imports.filter((name) => !/^tenement:plugin\/types(@|$)/.test(name)) };
+}
+
+/**
+ * Sandboxed user plugins: WebAssembly components of the `plugin` world (sdk/wit/plugin.wit), listed in
+ * `pluginOptions['wasm-plugins'].plugins`. Each is compiled once (cached by content hash), and called in the
+ * shared wasm pool under its deadline on the hooks its entry lists: `auth` and `route` on tenant traffic (taps on
+ * the kernel's `route` hook, ahead of the router), `on-event` on every lifecycle event. A plugin that traps,
+ * times out or answers garbage counts as no answer (or a 503 for a failClosed `auth`); the host keeps serving.
+ * Also serves GET /api/plugins, the list of loaded plugins and their hooks. See docs/plugins.md.
+ */
+export default definePlugin<WasmPluginsOptions | undefined>({
+  name: 'wasm-plugins',
+  version: '1.0.0',
+  kernel: '^1',
+  // Its `route` taps must precede the router's (they also carry a lower stage).
+  enforce: 'pre',
+  async setup(kernel, rawOptions) {
+    const plugins = parseWasmPluginsOptions(rawOptions, kernel.config.source.dir);
+    const runners: PluginRunner[] = [];
+    pluginsRoute(kernel, runners);
+    if (plugins.length === 0) return;
+
+    const metrics = new PluginMetrics();
+    kernel.hooks.metrics.tap('wasm-plugins', (registry) => metrics.register(registry));
+    const cacheDir = path.join(kernel.config.settings.dataDir, 'wasm-cache');
+    const pool: PluginPool = sharedWasmPool(kernel);
+    for (const [index, plugin] of plugins.entries()) {
+      if (!existsSync(plugin.path)) {
+        throw new TenementError(ErrorCodes.CONFIG_INVALID, `pluginOptions.wasm-plugins.plugins.${index}.path: ${plugin.path} does not exist`);
+      }
+      let component = plugin.path;
+      let artifact: ComponentArtifact;
+      try {
+        if (!component.endsWith('.wasm')) component = await builtPlugin(component, path.join(cacheDir, 'plugin-builds'));
+        artifact = await prepareComponent(component, { cacheDir, memoryPages: plugin.memoryPages });
+      } catch (error) {
+        throw new TenementError(
+          ErrorCodes.CONFIG_INVALID,
+          `pluginOptions.wasm-plugins.plugins.${index}.path: cannot load ${plugin.path} as a plugin component: ${errorMessage(error)}`,
+          { cause: error },
+        );
+      }
+      checkArtifact(plugin, artifact, index);
+      artifact = withoutTypeImports(artifact);
+      runners.push(new PluginRunner(plugin, artifact, pool, metrics, kernel.log));
+      kernel.log.info({ plugin: plugin.name, hooks: plugin.hooks, hash: artifact.hash }, 'wasm plugin loaded');
+    }
+    // Registered after the pool's own closer, so it runs before it (closers run last registered first).
+    kernel.onClose(() => {
+      for (const runner of runners) runner.close();
+    });
+    await Promise.all(runners.map((runner) => runner.warmUp()));
+    tapTenantTraffic(kernel, runners);
+    tapEvents(kernel, runners);
+  },
+});

@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { spawnGroup } from '../../core/process/spawn-group.ts';
+import { SYSTEM_PATH, resolveTenantProgram, tenantEnv } from '../../core/process/tenant-launch.ts';
+import { assertReachable, prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
+import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
+import { ociSpec, sandboxHostname } from './oci-spec.ts';
+import { globalFlags, runsc, type SandboxPaths } from './runsc.ts';
+import { killAll, sandboxOwnsListener, sandboxOwnsSocket, sandboxProcesses, sandboxStats, waitGone } from './sandbox-tree.ts';
+
+export interface SandboxSettings {
+  runsc: string;
+  dataRoot: string;
+  paths: SandboxPaths;
+  tenantUids: { from: number; to: number };
+}
+
+const slug = (text: string): string => text.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 24);
+
+/**
+ * A container id unique per run: a restart or a wake never meets the previous run's state, even while that
+ * is still being deleted. runsc accepts [\w+.-]; the sentry's control socket name includes the id, so it
+ * stays short.
+ */
+export function containerId(service: string, id: string): string {
+  return `${slug(service)}-${slug(id)}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Whether runsc still keeps state for the container (an attached `runsc run` deletes its own on exit). */
+function hasState(state: string, id: string): boolean {
+  try {
+    return readdirSync(state).some((name) => name.startsWith(`${id}_`) || name === id);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Host tasks a sandbox may need for `tenantTasks` tasks of its tenant: runsc, the gofer and the sentry are Go
+ * programs with threads of their own (about 40 together with an idle node app), and under ptrace each tenant
+ * process costs the host up to about nine (its stub process and the sentry threads that trace it; measured:
+ * 53 `sleep` children took the host from 40 to 499 tasks).
+ */
+export const hostTasksFor = (tenantTasks: number): number => 10 * tenantTasks + 128;
+
+/**
+ * limits.pids is enforced inside the sandbox (RLIMIT_NPROC: the tenant's fork gets EAGAIN). The host cgroup's
+ * pids.max, written by the cgroups plugin as the same number, would count the sandbox's own threads too and
+ * kill the sentry (the whole instance) long before the tenant reached its limit; it stays as a backstop,
+ * widened to what a sandbox running that many tenant tasks needs on the host.
+ */
+async function widenHostPidsLimit(procsFiles: readonly string[], tenantTasks: number): Promise<void> {
+  for (const procs of procsFiles) {
+    const file = path.join(path.dirname(procs), 'pids.max');
+    let current: string;
+    try {
+      current = (await readFile(file, 'utf8')).trim();
+    } catch {
+      continue; // Not the pids hierarchy.
+    }
+    if (current !== 'max' && Number(current) < hostTasksFor(tenantTasks)) await writeFile(file, String(hostTasksFor(tenantTasks)));
+  }
+}
+
+/**
+ * Starts one instance as a gVisor container: writes its bundle, then `runsc run` (attached: it stays the
+ * instance's leader, so spawnGroup's log capture, cgroup joining, exit detection and stop apply as for any
+ * local process). The tenant is the service's uid when Tenement is root, with no capabilities.
+ */
+export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): Promise<RunningHandle> {
+  const asRoot = process.getuid?.() === 0;
+  const dataRoot = path.resolve(settings.dataRoot);
+  const cwd = path.resolve(spec.cwd);
+  const tenant = asRoot ? tenantUser(spec.service, spec.config.user, settings.tenantUids) : null;
+  const program = await resolveTenantProgram(spec, tenant);
+  if (tenant) {
+    await prepareDataDir(dataRoot, spec.dataDir, tenant);
+    // The sentry checks permissions like Linux: an unreachable cwd would fail inside with a bare EACCES.
+    await assertReachable(cwd, tenant, 'the working directory');
+  }
+
+  const { state, bundles } = settings.paths;
+  const id = containerId(spec.service, spec.id);
+  const bundle = path.join(bundles, id);
+  await mkdir(bundle, { recursive: true, mode: 0o700 });
+  const config = ociSpec({
+    program,
+    args: spec.args,
+    cwd,
+    env: tenantEnv(spec, tenant),
+    dataRoot,
+    dataDir: spec.dataDir,
+    hostname: sandboxHostname(spec.service, spec.id),
+    user: tenant ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+    ...(spec.netns ? { netns: spec.netns } : {}),
+    ...(spec.config.limits?.pids !== undefined ? { maxTasks: spec.config.limits.pids } : {}),
+  });
+  if (spec.config.limits?.pids !== undefined && spec.cgroupProcs) await widenHostPidsLimit(spec.cgroupProcs, spec.config.limits.pids);
+  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+
+  // Gone once per run, whichever comes first: the stop, or the exit of a crashed or finished app.
+  let cleaning: Promise<void> | null = null;
+  const cleanUp = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      // The sandbox is dead by now: deleting its state needs no control socket, hence no netns.
+      if (hasState(state, id)) await runsc(settings.runsc, state, ['delete', '-force', id]);
+      await rm(bundle, { recursive: true, force: true });
+    })());
+
+  const control = (signal: 'SIGTERM' | 'SIGKILL') => runsc(settings.runsc, state, ['kill', id, signal], spec.netns);
+  const args = [...globalFlags(state), ...(spec.socketPath ? ['--host-uds=create'] : []), 'run', '--bundle', bundle, id];
+  // runsc's own environment: the ids the orphan scan of a later run recognises, nothing of Tenement's.
+  const launcherEnv = {
+    PATH: SYSTEM_PATH,
+    DATA_DIR: spec.dataDir,
+    ...(spec.env.TENEMENT_SERVICE ? { TENEMENT_SERVICE: spec.env.TENEMENT_SERVICE } : {}),
+    ...(spec.env.TENEMENT_INSTANCE ? { TENEMENT_INSTANCE: spec.env.TENEMENT_INSTANCE } : {}),
+  };
+
+  let handle: RunningHandle;
+  try {
+    handle = await spawnGroup(
+      {
+        ...spec,
+        onExit(exit: ExitInfo) {
+          spec.onExit(exit);
+          void cleanUp();
+        },
+      },
+      { program: settings.runsc, args, env: launcherEnv },
+      {
+        // The app gets SIGTERM inside the sandbox; when it exits, `runsc run` exits with its status.
+        terminate(leader) {
+          void control('SIGTERM').then((result) => {
+            // Not started far enough to take signals: ending runsc ends the sentry (parent-death signal).
+            if (!result.ok) {
+              try {
+                process.kill(leader, 'SIGTERM');
+              } catch {
+                // Already gone.
+              }
+            }
+          });
+        },
+        ownsListener: sandboxOwnsListener,
+        ownsSocket: sandboxOwnsSocket,
+        stats: sandboxStats,
+      },
+    );
+  } catch (error) {
+    await rm(bundle, { recursive: true, force: true });
+    throw error;
+  }
+
+  const leader = handle.pid!;
+  const stopGroup = handle.stop.bind(handle);
+  return {
+    ...handle,
+    async stop({ graceMs }) {
+      const tree = sandboxProcesses(leader);
+      // After the grace, the container is killed through runsc first (spawnGroup then kills runsc itself).
+      const hard = graceMs > 0 ? setTimeout(() => void control('SIGKILL'), Math.max(0, graceMs - 50)) : null;
+      hard?.unref();
+      const exit = await stopGroup({ graceMs });
+      if (hard) clearTimeout(hard);
+      // The sentry and its stubs are outside runsc's process group: they die with runsc, a moment later.
+      if (!(await waitGone(tree, Date.now() + 3_000))) {
+        killAll(tree);
+        await waitGone(tree, Date.now() + 5_000);
+      }
+      await cleanUp();
+      return exit;
+    },
+  };
+}

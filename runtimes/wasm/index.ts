@@ -1,0 +1,93 @@
+import path from 'node:path';
+import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
+import { memoryPagesFor } from '../../core/wasm/engine.ts';
+import { ModuleCache } from '../../core/wasm/module-cache.ts';
+import { poolOptionsSchema, type PoolOptionsInput } from '../../core/wasm/pool-options.ts';
+import { sharedWasmPool } from '../../core/wasm/shared.ts';
+import type { WasmPool } from '../../core/wasm/pool.ts';
+import type { SpawnSpec } from '../../core/types.ts';
+import { definePlugin } from '../../sdk/index.ts';
+import { startFunctionServer, type FunctionSettings } from './function-server.ts';
+import { WasmMetrics } from './metrics.ts';
+
+export type WasmRuntimeOptions = PoolOptionsInput;
+
+const DEFAULTS: FunctionSettings = { timeoutMs: 10_000, fresh: false, maxQueue: 256, maxBody: 10_000_000 };
+
+/**
+ * The `wasm` tier: a service with `isolation: 'wasm'` and `module: './fn.wasm'` (a component of Tenement's HTTP
+ * handler world, or a WASI preview 1 module speaking CGI) runs in the kernel's shared worker pool. Each
+ * instance is a loopback HTTP server in this process (pid null) that hands requests to the pool, so routing,
+ * auth, metrics, logs and hibernation work unchanged. Code is compiled once per content hash; each tenant's
+ * DATA_DIR is its guest's only file system. docs/wasm.md.
+ */
+export default definePlugin<WasmRuntimeOptions | undefined>({
+  name: 'runtime-wasm',
+  version: '1.0.0',
+  kernel: '^1',
+  setup(kernel, rawOptions) {
+    // The pool reads these options itself (whoever makes it first); they are checked here, at start-up.
+    const parsed = poolOptionsSchema.safeParse(rawOptions);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ');
+      throw new TenementError(ErrorCodes.CONFIG_INVALID, `runtime-wasm options: ${problems}`);
+    }
+    const cache = new ModuleCache(path.join(kernel.config.settings.dataDir, 'wasm-cache'));
+    let pool: WasmPool | null = null;
+    const getPool = (): WasmPool => (pool ??= sharedWasmPool(kernel));
+    const wasmServices = () => Object.entries(kernel.config.services).filter(([, s]) => s.isolation === 'wasm').map(([name]) => name);
+    // Workers take a moment to start, and a component's first preparation (transpiling) takes a while: do both
+    // with the kernel, in the background, so a first request only waits for what is still left.
+    if (wasmServices().length > 0) getPool();
+    for (const name of wasmServices()) {
+      const service = kernel.config.services[name]!;
+      if (!service.module) continue;
+      const file = path.resolve(service.cwd ?? process.cwd(), service.module);
+      cache.load(file, memoryPagesFor(service.limits?.memory)).catch((error: unknown) => {
+        kernel.log.warn({ service: name, module: file, err: errorMessage(error) }, 'cannot load the wasm module; its instances will fail to start');
+      });
+    }
+
+    const metrics = new WasmMetrics(() => pool, wasmServices);
+    kernel.hooks.metrics.tap('runtime-wasm', (registry) => metrics.register(registry));
+
+    kernel.hooks.probe.for('wasm').tapPromise('runtime-wasm', async () =>
+      typeof WebAssembly === 'object' ? { available: true } : { available: false, reason: 'this Node.js has no WebAssembly' },
+    );
+
+    // `limits.memory` of a wasm service is its guest memory cap, enforced here, not a cgroup: the instance has no
+    // process of its own. Hide the process limits from cgroup plugins (they run later in this waterfall; other
+    // limits, e.g. storage, stay); the spawn reads them from the service's config.
+    kernel.hooks.beforeSpawn.tapPromise({ name: 'runtime-wasm', stage: -100 }, async (spec: SpawnSpec) => {
+      if (spec.tier !== 'wasm' || !spec.config.limits) return spec;
+      const { memory: _cap, cpu, pids, ...rest } = spec.config.limits;
+      if (cpu !== undefined || pids !== undefined) {
+        kernel.log.warn({ service: spec.service }, 'limits.cpu and limits.pids do not apply to wasm services (they share the pool); use wasm.timeout');
+      }
+      return { ...spec, config: { ...spec.config, limits: rest } };
+    });
+
+    kernel.hooks.spawn.for('wasm').tapPromise('runtime-wasm', async (spec) => {
+      const service = kernel.config.services[spec.service] ?? spec.config;
+      if (!service.module) {
+        throw new TenementError(ErrorCodes.CONFIG_INVALID, `services.${spec.service}.module: expected the .wasm file to serve`);
+      }
+      const file = path.resolve(spec.cwd, service.module);
+      const capPages = memoryPagesFor(service.limits?.memory);
+      let code;
+      try {
+        code = await cache.load(file, capPages);
+      } catch (error) {
+        throw new TenementError(ErrorCodes.SPAWN_FAILED, `cannot load ${spec.service}'s module ${file}: ${errorMessage(error)}`);
+      }
+      const wasm = service.wasm;
+      const settings: FunctionSettings = {
+        timeoutMs: wasm?.timeout ?? DEFAULTS.timeoutMs,
+        fresh: wasm?.fresh ?? DEFAULTS.fresh,
+        maxQueue: wasm?.maxQueue ?? DEFAULTS.maxQueue,
+        maxBody: wasm?.maxBody ?? DEFAULTS.maxBody,
+      };
+      return startFunctionServer(spec, code, getPool(), settings, metrics);
+    });
+  },
+});

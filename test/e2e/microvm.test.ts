@@ -1,0 +1,142 @@
+// The microvm tier end to end: the probe app in a QEMU microVM (emulated here: TCG), behind a real kernel.
+// TCG boots take seconds, so the tests are few and each boot is used for several assertions.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import type { ServiceInput } from '../../core/config/schema.ts';
+import { createTestKernel } from '../../core/test-kernel.ts';
+import { requireGuest } from '../../runtimes/microvm/availability.ts';
+import { DATA_IMAGE } from '../../runtimes/microvm/data-image.ts';
+import { detectHypervisor } from '../../runtimes/microvm/hypervisor.ts';
+import { prepareGuest } from '../../runtimes/microvm/prepare.ts';
+import microvmRuntime from '../../runtimes/microvm/index.ts';
+import { FIXTURES, request, servePlugins, waitFor } from '../helpers.ts';
+
+const PROBE_APP = path.join(FIXTURES, 'probe-app.mjs');
+// One prepared guest shared by every run (CI prepares it on first use, from the Debian mirror).
+process.env.TENEMENT_MICROVM_DIR ??= path.join(os.tmpdir(), 'tenement-microvm-guest');
+const GUEST_DIR = process.env.TENEMENT_MICROVM_DIR;
+const hypervisor = detectHypervisor();
+const skip = hypervisor.qemu ? false : 'needs qemu-system-x86_64 (apt-get install qemu-system-x86)';
+const plugins = [...servePlugins, microvmRuntime];
+
+function probeService(overrides: Partial<ServiceInput> = {}): ServiceInput {
+  // Generous start-up: an emulated boot plus Node's start takes 5-15 s, more on a loaded machine.
+  return { command: `node ${PROBE_APP}`, health: '/health', isolation: 'microvm', cwd: FIXTURES, startupTimeout: '120s', ...overrides };
+}
+
+async function getJson<T>(kernel: Parameters<typeof request>[0], url: string): Promise<T> {
+  const reply = await request(kernel, 'a.probe.localhost', url);
+  assert.equal(reply.status, 200, reply.body);
+  return JSON.parse(reply.body) as T;
+}
+
+/** QEMU processes started for this instance (their command line names its data image). */
+function qemuProcessesOf(dataDir: string): number[] {
+  const image = path.join(dataDir, DATA_IMAGE);
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'latin1');
+        return cmdline.includes('qemu-system') && cmdline.includes(image);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** A TCP listener on the host's loopback, standing for a local service a tenant should not reach. */
+async function loopbackService(t: { after(fn: () => void): void }): Promise<number> {
+  const server = net.createServer((socket) => socket.end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  return (server.address() as net.AddressInfo).port;
+}
+
+describe('microvm tier', { timeout: 600_000, skip }, () => {
+  before(() => {
+    try {
+      requireGuest(GUEST_DIR, hypervisor);
+    } catch {
+      // Not prepared (or for another node binary): prepare it now, as `ten microvm prepare` would.
+      prepareGuest(GUEST_DIR, { log: (line) => console.log(`# microvm prepare: ${line}`) });
+    }
+  });
+
+  test('the app runs in its own kernel as a non-root uid, serves over the proxy, keeps DATA_DIR across a restart, and stop leaves no QEMU', async (t) => {
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService() } } });
+    t.after(() => kernel.close());
+    const instance = await kernel.spawnInstance('probe', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    const dataDir = kernel.instanceDir('probe', 'a');
+
+    const { release } = await getJson<{ release: string }>(kernel, '/kernel');
+    assert.notEqual(release, os.release(), "the guest runs its own kernel, not the host's");
+    assert.match(release, /cloud-amd64/);
+    const probe = await getJson<{ uid: number; capEff: string; env: Record<string, string>; writable: Record<string, { ok: boolean }> }>(kernel, '/probe');
+    assert.notEqual(probe.uid, 0, 'the guest init drops to an unprivileged uid');
+    assert.equal(probe.capEff, '0000000000000000', 'no capabilities');
+    assert.equal(probe.env.DATA_DIR, dataDir);
+    assert.equal(probe.env.PORT, String(instance.port));
+    assert.equal(probe.writable['/usr']?.ok, false, 'the host tools are read-only');
+    assert.equal(probe.writable.dataDir?.ok, true, 'DATA_DIR is writable');
+    const logs = instance.logs.query({}).map((line) => line.line).join('\n');
+    if (hypervisor.accel === 'tcg') assert.match(logs, /emulated \(QEMU TCG/, 'the instance log says it is emulated');
+    const [qemu] = qemuProcessesOf(dataDir);
+    assert.ok(qemu, 'a QEMU process runs for the instance');
+    if (process.getuid?.() === 0) {
+      const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${qemu}/status`, 'utf8'))?.[1];
+      assert.notEqual(uid, '0', 'QEMU itself does not run as root');
+    }
+
+    // Documented (docs/microvm.md): on the host network, QEMU's 10.0.2.2 is the host's loopback.
+    const local = await loopbackService(t);
+    assert.deepEqual(await getJson(kernel, `/connect?host=10.0.2.2&port=${local}`), { ok: true });
+
+    assert.equal((await request(kernel, 'a.probe.localhost', `/write?path=${dataDir}/kept`)).status, 200);
+    await kernel.supervisor.restart(instance);
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    assert.deepEqual(await getJson(kernel, `/exists?path=${dataDir}/kept`), { exists: true }, 'DATA_DIR survives a restart');
+    const onHost = spawnSync('debugfs', ['-R', 'cat /kept', path.join(dataDir, DATA_IMAGE)], { encoding: 'utf8' });
+    if (onHost.status === 0) assert.equal(onHost.stdout, 'probe', 'the data lives in the image in DATA_DIR on the host');
+
+    await kernel.removeInstance(instance);
+    await waitFor(() => qemuProcessesOf(dataDir).length === 0, 'no QEMU process of the stopped instance', 15_000);
+    assert.deepEqual(readdirSync(path.join(GUEST_DIR, 'run')).filter((entry) => entry.startsWith('probe-a-')), [], 'per-run files are removed');
+  });
+
+  test("network 'private' without the network plugin: the forwarded port works, the host's loopback does not", async (t) => {
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService({ network: 'private' }) } } });
+    t.after(() => kernel.close());
+    const instance = await kernel.spawnInstance('probe', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    const local = await loopbackService(t);
+    const attempt = await getJson<{ ok: boolean }>(kernel, `/connect?host=10.0.2.2&port=${local}`);
+    assert.equal(attempt.ok, false, "QEMU's restrict=on cuts the guest off from the host");
+  });
+
+  test('without a prepared guest the spawn fails with TNM_ERR_TIER_UNAVAILABLE naming the prepare command', async (t) => {
+    const empty = mkdtempSync(path.join(os.tmpdir(), 'tenement-microvm-empty-'));
+    const saved = process.env.TENEMENT_MICROVM_DIR;
+    process.env.TENEMENT_MICROVM_DIR = empty;
+    t.after(() => {
+      process.env.TENEMENT_MICROVM_DIR = saved;
+      rmSync(empty, { recursive: true, force: true });
+    });
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService({ restart: 'never' }) } } });
+    t.after(() => kernel.close());
+    const probe = await kernel.hooks.probe.get('microvm')!.promise();
+    assert.equal(probe?.available, false);
+    assert.match(probe?.reason ?? '', /ten microvm prepare/);
+    const instance = await kernel.spawnInstance('probe', 'a');
+    assert.notEqual(instance.state, 'running');
+    assert.match(instance.lastError ?? '', /TNM_ERR_TIER_UNAVAILABLE|not prepared/);
+    assert.match(instance.lastError ?? '', /ten microvm prepare/);
+  });
+});

@@ -1,0 +1,295 @@
+// TypeScript handlers as WebAssembly components: built with `jco componentize` (QuickJS), prepared once per
+// hash, run in-thread through instantiateComponent + handleHttp, then served by the wasm tier through the
+// kernel's proxy. Builds are cached by source hash (~/.cache/tenement/components), so only a first run pays ~5 s
+// per component.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { ServiceInput } from '../../core/config/schema.ts';
+import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
+import {
+  buildComponent,
+  handleHttp,
+  instantiateComponent,
+  prepareComponent,
+  type ComponentArtifact,
+  type GuestHost,
+  type WasmHttpRequest,
+} from '../../core/wasm/component/index.ts';
+import { MAX_FILE_BYTES, tenantDataImports } from '../../core/wasm/component/tenant-data.ts';
+import wasmRuntime from '../../runtimes/wasm/index.ts';
+import { FIXTURES, ROOT, request, servePlugins } from '../helpers.ts';
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-component-'));
+// The examples are built where their configs expect them (what `npm run build` there does; gitignored).
+const HELLO_DIR = path.join(ROOT, 'examples', 'wasm-hello');
+const KV_DIR = path.join(ROOT, 'examples', 'wasm-kv');
+const HELLO = path.join(HELLO_DIR, 'hello.wasm');
+const KV = path.join(KV_DIR, 'counter.wasm');
+const PROBE = path.join(work, 'probe.wasm');
+const HOST_SECRET = 'TENEMENT_WASM_COMPONENT_SECRET';
+
+function jcoMissing(): string | false {
+  try {
+    import.meta.resolve('@bytecodealliance/jco');
+    return false;
+  } catch {
+    return 'needs @bytecodealliance/jco (npm install: it is a devDependency)';
+  }
+}
+const skip = jcoMissing();
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function req(method: string, target: string, body = ''): WasmHttpRequest {
+  const [pathPart, query = ''] = target.split('?') as [string, string?];
+  return { method, path: pathPart, query, headers: [['user-agent', 'node-test']], body: encoder.encode(body) };
+}
+
+interface Captured extends GuestHost {
+  lines: string[];
+}
+function host(dataDir: string | null): Captured {
+  const lines: string[] = [];
+  return { dataDir, lines, log: (stream, line) => lines.push(`${stream}: ${line}`) };
+}
+
+describe('wasm components (TypeScript handlers)', { skip, timeout: 300_000 }, () => {
+  const cacheDir = path.join(work, 'artifacts');
+  let hello: ComponentArtifact;
+  let kv: ComponentArtifact;
+  let probe: ComponentArtifact;
+
+  before(async () => {
+    // Serialised by buildComponent itself; cached by the hash of the sources.
+    await buildComponent({ source: path.join(HELLO_DIR, 'hello.ts'), out: HELLO });
+    await buildComponent({ source: path.join(KV_DIR, 'counter.ts'), out: KV });
+    await buildComponent({ source: path.join(FIXTURES, 'wasm-component', 'probe.ts'), out: PROBE });
+    hello = await prepareComponent(HELLO, { cacheDir, memoryPages: 1024 });
+    kv = await prepareComponent(KV, { cacheDir, memoryPages: 1024 });
+    probe = await prepareComponent(PROBE, { cacheDir, memoryPages: 1024 });
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  test('builds a TS handler into a component of the handler world, transpiled once per hash', async () => {
+    assert.equal(hello.world, 'tenement:http/handler');
+    assert.deepEqual(hello.exports, ['handle']);
+    assert.ok(existsSync(new URL(hello.jsPath)), 'the transpiled glue is on disk');
+    assert.ok(Object.keys(hello.modules).length > 0);
+    assert.ok(Object.values(hello.modules).every((m) => m instanceof WebAssembly.Module));
+    // Same bytes, same artifact dir, no second transpile.
+    const again = await prepareComponent(HELLO, { cacheDir, memoryPages: 1024 });
+    assert.equal(again.jsPath, hello.jsPath);
+    assert.equal(again.hash, hello.hash);
+    // The artifact crosses to workers by structured clone.
+    const cloned = structuredClone(hello);
+    assert.equal(cloned.jsPath, hello.jsPath);
+    assert.ok(Object.values(cloned.modules).every((m) => m instanceof WebAssembly.Module));
+  });
+
+  test('`ten build` writes the component and says so; a missing source is a one-line error', () => {
+    const out = path.join(work, 'cli', 'hello.wasm');
+    const printed = execFileSync(process.execPath, [path.join(ROOT, 'bin', 'ten.mjs'), 'build', path.join(HELLO_DIR, 'hello.ts'), '-o', out], { encoding: 'utf8' });
+    assert.match(printed, /^built .*hello\.wasm \(1\.\d MB\) in /);
+    const bytes = readFileSync(out);
+    assert.deepEqual([...bytes.subarray(0, 8)], [0, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00], 'a component (layer 1)');
+
+    const missing = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'ten.mjs'), 'build', path.join(work, 'nope.ts')], { encoding: 'utf8' });
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /TNM_ERR_CONFIG_INVALID: source: .*nope\.ts does not exist/);
+  });
+
+  test('calls the hello handler in-thread; console.log reaches the host log', async () => {
+    const guest = host(null);
+    const instance = await instantiateComponent(hello, guest);
+    const res = handleHttp(instance, req('GET', '/greet?name=alice'));
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.headers, [['content-type', 'application/json']]);
+    const body = JSON.parse(decoder.decode(res.body)) as Record<string, unknown>;
+    assert.equal(body.hello, 'alice');
+    assert.equal(body.path, '/greet');
+    assert.equal(body.agent, 'node-test');
+    assert.equal(new Date(body.at as string).getUTCFullYear(), new Date().getUTCFullYear(), 'Date works through the host clock');
+    assert.ok(guest.lines.includes('stdout: GET /greet for alice'), guest.lines.join('\n'));
+    // The instance is reused: a second call works on it.
+    assert.equal(handleHttp(instance, req('POST', '/x', 'abc')).status, 200);
+  });
+
+  test('a trap poisons only that instance: the error is logged, a fresh instance serves the next call', async () => {
+    const guest = host(null);
+    const instance = await instantiateComponent(probe, guest);
+    assert.equal(decoder.decode(handleHttp(instance, req('GET', '/calls')).body), '1');
+    assert.equal(decoder.decode(handleHttp(instance, req('GET', '/calls')).body), '2');
+    assert.throws(() => handleHttp(instance, req('GET', '/trap')));
+    assert.equal(instance.poisoned, true);
+    assert.throws(() => handleHttp(instance, req('GET', '/calls')), /poisoned/);
+    assert.ok(guest.lines.some((l) => l.startsWith('stderr: handler threw:') && l.includes('trap requested')), guest.lines.join('\n'));
+
+    const fresh = await instantiateComponent(probe, host(null));
+    assert.equal(decoder.decode(handleHttp(fresh, req('GET', '/calls')).body), '1', 'a fresh instance has fresh state');
+  });
+
+  test('the memory cap holds inside a component: an allocation past it fails that call only', async () => {
+    // 1024 pages = 64 MiB for the QuickJS heap.
+    const guest = host(null);
+    const instance = await instantiateComponent(probe, guest);
+    assert.equal(decoder.decode(handleHttp(instance, req('GET', '/alloc?mb=8')).body), String(8 * 1024 * 1024));
+    assert.throws(() => handleHttp(instance, req('GET', '/alloc?mb=200')));
+    const fresh = await instantiateComponent(probe, host(null));
+    assert.equal(handleHttp(fresh, req('GET', '/calls')).status, 200);
+  });
+
+  test('kv: per-tenant counters in each DATA_DIR, surviving a new instance', async () => {
+    const alice = path.join(work, 'kv-data', 'alice');
+    const bob = path.join(work, 'kv-data', 'bob');
+    const a = await instantiateComponent(kv, host(alice));
+    const b = await instantiateComponent(kv, host(bob));
+    const count = (i: typeof a, method: string, target: string) =>
+      (JSON.parse(decoder.decode(handleHttp(i, req(method, target)).body)) as { count: number }).count;
+    assert.equal(count(a, 'POST', '/increment'), 1);
+    assert.equal(count(a, 'POST', '/increment'), 2);
+    assert.equal(count(b, 'POST', '/increment'), 1);
+    assert.equal(readFileSync(path.join(alice, 'count.json'), 'utf8'), '{"count":2}');
+    assert.equal(readFileSync(path.join(bob, 'count.json'), 'utf8'), '{"count":1}');
+    const restarted = await instantiateComponent(kv, host(alice));
+    assert.equal(count(restarted, 'GET', '/'), 2);
+  });
+
+  test('tenant-data cannot leave DATA_DIR: no "..", no absolute path, no symlink out', async () => {
+    const root = path.join(work, 'escape');
+    const mine = path.join(root, 'mine');
+    const theirs = path.join(root, 'theirs');
+    mkdirSync(mine, { recursive: true });
+    mkdirSync(theirs, { recursive: true });
+    writeFileSync(path.join(theirs, 'secret.txt'), 'their secret');
+    writeFileSync(path.join(mine, 'note.txt'), 'mine');
+    symlinkSync(path.join(theirs, 'secret.txt'), path.join(mine, 'link.txt'));
+    const guest = await instantiateComponent(probe, host(mine));
+    const read = (name: string) => {
+      const res = handleHttp(guest, req('GET', `/read?name=${encodeURIComponent(name)}`));
+      return { status: res.status, body: decoder.decode(res.body) };
+    };
+    assert.deepEqual(read('note.txt'), { status: 200, body: 'mine' });
+    for (const name of ['../theirs/secret.txt', '..', '/etc/passwd', 'sub/file', '.hidden', '']) {
+      const res = read(name);
+      assert.equal(res.status, 400, `${name}: ${res.body}`);
+      assert.match(res.body, /invalid name/);
+    }
+    const link = read('link.txt');
+    assert.equal(link.status, 400, link.body);
+    assert.match(link.body, /symbolic link/);
+    assert.ok(!link.body.includes(root), 'errors carry no host path');
+
+    // Writing through the link replaces the link in our dir, never their file.
+    const written = handleHttp(guest, req('POST', '/write?name=link.txt', 'overwritten'));
+    assert.equal(written.status, 204, decoder.decode(written.body));
+    assert.equal(readFileSync(path.join(theirs, 'secret.txt'), 'utf8'), 'their secret');
+    assert.equal(readFileSync(path.join(mine, 'link.txt'), 'utf8'), 'overwritten');
+    const escaped = handleHttp(guest, req('POST', '/write?name=..%2Ftheirs%2Fsecret.txt', 'x'));
+    assert.equal(escaped.status, 400);
+    assert.equal(readdirSync(theirs).join(), 'secret.txt');
+
+    // Without a data dir, storage calls fail cleanly.
+    assert.equal(tenantDataImports(null).read('x').tag, 'err');
+  });
+
+  test('tenant-data host side: atomic writes, names, remove, size cap', () => {
+    const dir = path.join(work, 'host-side');
+    const data = tenantDataImports(dir);
+    assert.deepEqual(data.names(), { tag: 'ok', val: [] }, 'a missing dir is empty, not an error');
+    assert.deepEqual(data.write('a.txt', encoder.encode('one')), { tag: 'ok', val: undefined });
+    assert.deepEqual(data.write('b-2_x.json', encoder.encode('{}')), { tag: 'ok', val: undefined });
+    writeFileSync(path.join(dir, '.dotfile'), 'not listed');
+    assert.deepEqual(data.names(), { tag: 'ok', val: ['a.txt', 'b-2_x.json'] });
+    assert.deepEqual(data.read('missing'), { tag: 'ok', val: undefined });
+    assert.deepEqual(data.remove('a.txt'), { tag: 'ok', val: true });
+    assert.deepEqual(data.remove('a.txt'), { tag: 'ok', val: false });
+    const big = data.write('big', new Uint8Array(MAX_FILE_BYTES + 1));
+    assert.equal(big.tag, 'err');
+    assert.ok(!existsSync(path.join(dir, 'big')));
+    assert.deepEqual(readdirSync(dir).sort(), ['.dotfile', 'b-2_x.json'], 'no temporary files left behind');
+  });
+
+  test('the guest sees no host environment', async () => {
+    process.env[HOST_SECRET] = 'hunter2';
+    try {
+      const guest = await instantiateComponent(probe, host(null));
+      const res = handleHttp(guest, req('GET', '/env'));
+      const text = decoder.decode(res.body);
+      assert.equal(res.status, 200, text);
+      assert.ok(!text.includes('hunter2') && !text.includes(HOST_SECRET), text);
+      const seen = JSON.parse(text) as { env: unknown; globals: string[] };
+      assert.equal(seen.env, 'no process');
+      assert.ok(!seen.globals.includes('process') && !seen.globals.includes('require'), seen.globals.join());
+    } finally {
+      delete process.env[HOST_SECRET];
+    }
+  });
+
+  describe('through the wasm tier and the kernel proxy', () => {
+    let kernel: TestKernel | null = null;
+    const dataDir = path.join(work, 'tier-data');
+    // The examples' own service definitions, their module made absolute (the kernel has one cwd) and with
+    // room to transpile on the first spawn (seconds on a loaded 2-core machine).
+    const example = async (dir: string, name: string): Promise<ServiceInput> => {
+      const config = (await import(path.join(dir, 'tenement.config.ts'))) as { default: { services: Record<string, ServiceInput> } };
+      const service = config.default.services[name]!;
+      assert.equal(service.isolation, 'wasm');
+      return { ...service, module: path.resolve(dir, service.module!), startupTimeout: '60s' };
+    };
+    const boot = async () =>
+      createTestKernel({
+        plugins: [...servePlugins, wasmRuntime],
+        config: { settings: { dataDir }, services: { hello: await example(HELLO_DIR, 'hello'), kv: await example(KV_DIR, 'kv') } },
+      });
+    after(async () => {
+      await kernel?.close();
+    });
+
+    test('serves the TypeScript function over HTTP; a guest error is a 500 and the next request works', async () => {
+      kernel = await boot();
+      const reply = await request(kernel, 'alice.hello.localhost', '/hi?name=bob', { headers: { 'user-agent': 'tier-test' } });
+      assert.equal(reply.status, 200, reply.body);
+      assert.equal(reply.headers['content-type'], 'application/json');
+      const body = JSON.parse(reply.body) as Record<string, unknown>;
+      assert.equal(body.hello, 'bob');
+      assert.equal(body.agent, 'tier-test');
+
+      const boom = await request(kernel, 'alice.hello.localhost', '/boom');
+      assert.equal(boom.status, 500);
+      const again = await request(kernel, 'alice.hello.localhost', '/hi');
+      assert.equal(again.status, 200, again.body);
+
+      const lines = kernel.instances.get('hello', 'alice')!.logs.query().map((e) => `${e.stream}: ${e.line}`);
+      assert.ok(lines.includes('stdout: GET /hi for bob'), lines.join('\n'));
+      assert.ok(lines.some((l) => l.includes('boom requested')), lines.join('\n'));
+    });
+
+    test('kv: alice and bob count separately; the counts survive hibernation and a restart of the server', async () => {
+      kernel ??= await boot();
+      const post = async (tenant: string) => {
+        const reply = await request(kernel!, `${tenant}.kv.localhost`, '/increment', { method: 'POST' });
+        assert.equal(reply.status, 200, reply.body);
+        return (JSON.parse(reply.body) as { count: number }).count;
+      };
+      assert.equal(await post('alice'), 1);
+      assert.equal(await post('alice'), 2);
+      assert.equal(await post('bob'), 1);
+      // Hibernation drops the instance; the next request wakes a fresh one that reads the count from disk.
+      const alice = kernel.instances.get('kv', 'alice')!;
+      await kernel.hibernate(alice, 'test');
+      assert.equal(alice.state, 'hibernated');
+      assert.equal(await post('alice'), 3);
+      await kernel.close();
+      kernel = await boot();
+      const reply = await request(kernel, 'alice.kv.localhost', '/');
+      assert.equal(reply.status, 200, reply.body);
+      assert.equal((JSON.parse(reply.body) as { count: number }).count, 3);
+      assert.equal(await post('bob'), 2);
+    });
+  });
+});
