@@ -11,7 +11,8 @@ export function monitorCommand(socket: string, command: string, timeoutMs = 5_00
     let sent = false;
     const timer = setTimeout(() => {
       client.destroy();
-      reject(new Error(`QEMU monitor did not answer '${command}' within ${timeoutMs}ms`));
+      // `commandSent` tells a caller whether retrying could run the command twice.
+      reject(Object.assign(new Error(`QEMU monitor did not answer '${command}' within ${timeoutMs}ms`), { commandSent: sent }));
     }, timeoutMs);
     client.setEncoding('utf8');
     client.on('data', (chunk: string) => {

@@ -206,7 +206,7 @@ function guestPath(): string {
 /** Adds the host -> guest port forward through the monitor; a failure (port taken meanwhile) ends the VM. */
 function addForward(socket: string, spec: SpawnSpec, context: VmContext, pid: number, started: number, marker: string): void {
   const rule = `tcp:${spec.host}:${spec.port}-:${spec.port}`;
-  monitorCommand(socket, `hostfwd_add net0 ${rule}`)
+  forwardWithRetries(socket, `hostfwd_add net0 ${rule}`)
     .then((reply) => {
       if (reply) throw new Error(reply);
       const uptime = /uptime=([\d.]+)/.exec(marker)?.[1];
@@ -223,4 +223,24 @@ function addForward(socket: string, spec: SpawnSpec, context: VmContext, pid: nu
         }
       }
     });
+}
+
+/**
+ * The monitor shares QEMU's main loop with the emulated CPU: on a loaded host under TCG it can take seconds to
+ * answer: it gets 15 s, and a connection that failed before the command went out is retried. QEMU's own
+ * refusal of the rule (a non-empty reply, e.g. the port was taken meanwhile) ends the VM.
+ */
+async function forwardWithRetries(socket: string, command: string, attempts = 3): Promise<string> {
+  let lastError: Error | null = null;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await monitorCommand(socket, command, 15_000);
+    } catch (error) {
+      lastError = error as Error;
+      // Once the command went out, a retry could add the rule twice (and fail on its own port): give up.
+      if ((error as { commandSent?: boolean }).commandSent) break;
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+  throw lastError ?? new Error('QEMU monitor unreachable');
 }

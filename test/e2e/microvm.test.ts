@@ -115,7 +115,8 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
     const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService({ network: 'private' }) } } });
     t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('probe', 'a');
-    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    const why = () => [instance.lastError ?? '', ...instance.logs.query({ limit: 15 }).map((entry) => entry.line)].join('\n');
+    assert.equal(instance.state, 'running', why());
     const local = await loopbackService(t);
     const attempt = await getJson<{ ok: boolean }>(kernel, `/connect?host=10.0.2.2&port=${local}`);
     assert.equal(attempt.ok, false, "QEMU's restrict=on cuts the guest off from the host");
