@@ -6,7 +6,8 @@
  *
  *   node --import tsx bench/wasm-component.ts
  *
- * Env: BENCH_WASM_SAMPLES (300), BENCH_WASM_CYCLES (15), BENCH_WASM_INSTANCES (50), BENCH_WASM_SECONDS (3).
+ * Env: BENCH_WASM_SAMPLES (300), BENCH_WASM_CYCLES (15), BENCH_WASM_INSTANCES (50), BENCH_WASM_SECONDS (3),
+ * BENCH_WASM_THREADS (the kernel's pool threads; unset: the runtime's default).
  * Needs @bytecodealliance/jco (devDependency) and, for the throughput rows, wrk (apt-get install wrk).
  */
 import { writeFileSync } from 'node:fs';
@@ -190,7 +191,10 @@ async function tierFigures(
         native: { command: 'node native.mjs', cwd: dir, idleTimeout: false, startupTimeout: '30s' },
       },
       instances: { hello: ['bench'], native: ['bench'] },
-      pluginOptions: { metrics: { processMetrics: false } },
+      pluginOptions: {
+        metrics: { processMetrics: false },
+        ...(process.env.BENCH_WASM_THREADS ? { 'runtime-wasm': { threads: Number(process.env.BENCH_WASM_THREADS) } } : {}),
+      },
     },
   });
   try {

@@ -8,6 +8,7 @@ import type { KernelHooks } from './hooks.ts';
 import type { RouteTarget } from './types.ts';
 import { wakeForRequest } from './wake.ts';
 import { connectUpstream, unixPath } from './upstream-address.ts';
+import { serveInProcess } from './proxy-in-process.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 type Outcome = 'done' | 'refused';
@@ -74,6 +75,9 @@ export class Proxy {
         wakeMs = performance.now() - waitStarted;
         if (res.destroyed) return;
       }
+      // An instance in this process (the wasm tier) takes the request directly: no connection to make.
+      const inProcess = instance.handle!.inProcess;
+      if (inProcess) return serveInProcess(instance, inProcess, req, res);
       const outcome = await this.attempt(instance, req, res, bodyless, bodyless && !last);
       if (outcome === 'done') return;
     }

@@ -128,6 +128,41 @@ export interface RunningHandle {
    * Optional: a runtime that cannot tell leaves it out, or answers null.
    */
   ownsAddress?(): Promise<boolean | null>;
+  /**
+   * Set by a runtime whose instance lives in this process (the wasm tier): the proxy hands it each request
+   * directly instead of connecting to `address`, saving a second HTTP parse and two loopback crossings.
+   * `address` stays valid (the fallback, and direct access for tools). Optional: the others leave it out.
+   */
+  inProcess?: InProcessHandler;
+}
+
+/** One request for an in-process instance, as the proxy would have forwarded it. */
+export interface InProcessRequest {
+  method: string;
+  /** Path and query as the client sent them (`/a?b=1`). */
+  target: string;
+  /**
+   * Name/value pairs, flat like `rawHeaders`, rewritten as for a proxied request: hop-by-hop headers removed,
+   * X-Forwarded-For/-Proto/-Host added. Framing headers describe the client's message; `body` is whole.
+   */
+  headers: string[];
+  body: Uint8Array;
+  /** The client's address (the proxy's own when the request came through the loopback server). */
+  remoteAddress: string;
+}
+
+/** The instance's whole answer; the proxy frames it (Content-Length, keep-alive) for the client. */
+export interface InProcessResponse {
+  status: number;
+  headers: [string, string][];
+  body: Uint8Array;
+}
+
+export interface InProcessHandler {
+  /** Largest request body `serve` accepts: the proxy answers a bigger one 413 without calling it. */
+  maxBody: number;
+  /** Answers one request; rejects only when the instance cannot take it at all (stopped): a 502 then. */
+  serve(request: InProcessRequest): Promise<InProcessResponse>;
 }
 
 /** What a runtime's probe says about its tier on this host. */

@@ -1,6 +1,7 @@
 /**
  * Finds where a chunked body ends without decoding it: the bytes are forwarded untouched, so all the proxy
  * needs is the boundary to know when the message is complete and the connection can carry the next one.
+ * An in-process instance takes the body whole instead: give it `onData` and it gets the decoded data too.
  */
 const enum State {
   Size,
@@ -25,6 +26,8 @@ export class ChunkedScanner {
   private remaining = 0;
   /** Set when the framing is broken; the connection must then be closed. */
   error: string | null = null;
+
+  constructor(private readonly onData: ((data: Buffer) => void) | null = null) {}
 
   get done(): boolean {
     return this.state === State.Done;
@@ -72,6 +75,7 @@ export class ChunkedScanner {
           break;
         case State.Data: {
           const take = Math.min(this.remaining, length - i);
+          if (this.onData !== null) this.onData(buffer.subarray(i, i + take));
           i += take;
           this.remaining -= take;
           if (this.remaining === 0) this.state = State.DataCr;

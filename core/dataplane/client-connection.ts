@@ -14,6 +14,12 @@ const IDLE_TIMEOUT_MS = 30_000;
 /** Unread bytes a client may send ahead (pipelined requests, early body) before its socket is paused. */
 const MAX_STASHED_BYTES = 1 << 20;
 
+/** Whoever owns the connection while a request is in progress: a proxied Exchange or a DirectExchange. */
+export interface ClientExchange {
+  onClientData(chunk: Buffer): void;
+  abort(): void;
+}
+
 export interface DataPlaneContext {
   hooks: KernelHooks;
   pool: UpstreamPool;
@@ -66,7 +72,7 @@ class FastRequestInfo implements RequestInfo {
  */
 export class ClientConnection {
   private buffer: Buffer | null = null;
-  private exchange: Exchange | null = null;
+  private exchange: ClientExchange | null = null;
   private routing = false;
   private clientEnded = false;
   /** No longer ours: closed, or handed to node:http. */
@@ -167,7 +173,7 @@ export class ClientConnection {
     );
   }
 
-  replaceExchange(previous: Exchange, next: Exchange): void {
+  replaceExchange(previous: ClientExchange, next: ClientExchange): void {
     if (this.exchange === previous) this.exchange = next;
   }
 

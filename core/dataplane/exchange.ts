@@ -8,6 +8,7 @@ import { ChunkedScanner } from './chunked.ts';
 import { MAX_HEAD_BYTES, bodilessResponse, parseResponseHead, serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-pool.ts';
 import type { ClientConnection } from './client-connection.ts';
+import { DirectExchange } from './direct-exchange.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** Methods a proxy may send twice (RFC 9110 9.2.1). */
@@ -104,6 +105,16 @@ export class Exchange implements UpstreamOwner {
   private useInstance(instance: Instance, index: number): void {
     this.instance = instance;
     this.candidateIndex = index;
+    const inProcess = instance.handle!.inProcess;
+    if (inProcess) {
+      // Served in this process: no connection to make. This exchange ends here without a word; the direct one
+      // owns the client connection from now on and reports the request.
+      this.finished = true;
+      this.reported = true;
+      const direct = new DirectExchange(this.client, this.head, instance, inProcess, this.createdAt, this.wakeMs);
+      this.client.replaceExchange(this, direct);
+      return direct.start();
+    }
     this.started = true;
     instance.requestStarted();
     const socket = this.client.socket;

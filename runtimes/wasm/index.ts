@@ -17,8 +17,9 @@ const DEFAULTS: FunctionSettings = { timeoutMs: 10_000, fresh: false, maxQueue: 
 /**
  * The `wasm` tier: a service with `isolation: 'wasm'` and `module: './fn.wasm'` (a component of Tenement's HTTP
  * handler world, or a WASI preview 1 module speaking CGI) runs in the kernel's shared worker pool. Each
- * instance is a loopback HTTP server in this process (pid null) that hands requests to the pool, so routing,
- * auth, metrics, logs and hibernation work unchanged. Code is compiled once per content hash; each tenant's
+ * instance lives in this process (pid null): the kernel's proxy hands it requests directly (its handle's
+ * `inProcess`), and it keeps a loopback HTTP server as its address, so routing, auth, metrics, logs and
+ * hibernation work unchanged. Code is compiled once per content hash; each tenant's
  * DATA_DIR is its guest's only file system. docs/wasm.md.
  */
 export default definePlugin<WasmRuntimeOptions | undefined>({

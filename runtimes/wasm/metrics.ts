@@ -16,6 +16,7 @@ export class WasmMetrics {
   private duration: Histogram<'service'> | null = null;
   private queueWait: Histogram<'service'> | null = null;
   private instantiations: Counter<'service'> | null = null;
+  private loopback: Counter<'service' | 'instance'> | null = null;
 
   constructor(
     private readonly pool: () => WasmPool | null,
@@ -49,6 +50,12 @@ export class WasmMetrics {
       labelNames: ['service'],
       registers: [registry],
     });
+    this.loopback = new Counter({
+      name: 'tenement_wasm_loopback_requests_total',
+      help: "Requests that reached a wasm instance through its own loopback HTTP server (tools, or a proxy that does not call it in-process) rather than directly from the kernel's proxy.",
+      labelNames: ['service', 'instance'],
+      registers: [registry],
+    });
     const pool = this.pool;
     const services = this.services;
     new Gauge({
@@ -72,6 +79,10 @@ export class WasmMetrics {
         this.set(pool()?.queueSize ?? 0);
       },
     });
+  }
+
+  countLoopback(service: string, instance: string): void {
+    this.loopback?.inc({ service, instance });
   }
 
   observe(service: string, instance: string, outcome: InvocationOutcome, timing: WasmCallTiming | undefined): void {

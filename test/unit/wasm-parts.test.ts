@@ -68,6 +68,15 @@ test('CGI environment: request variables, headers as HTTP_*, no Proxy', () => {
   assert.equal(env.GREETING, 'hi');
 });
 
+test("cgiEnv: the service's env cannot override a CGI variable, and odd names stay plain variables", () => {
+  const base = JSON.parse('{"PATH_INFO":"/spoofed","__proto__":"x","HTTP_X_A":"from-env"}') as Record<string, string>;
+  const env = cgiEnv({ method: 'GET', path: '/real', query: '', headers: [['X-A', 'from-client']], body: new Uint8Array() }, { serverName: 'h', serverPort: 1, remoteAddr: '' }, base);
+  assert.equal(env.PATH_INFO, '/real');
+  assert.equal(Object.getPrototypeOf(env), Object.prototype);
+  assert.ok(Object.keys(env).includes('__proto__'));
+  assert.equal(env.HTTP_X_A, 'from-env, from-client');
+});
+
 test('CGI response: Status, Location, headers and body; malformed output is refused', () => {
   const text = (s: string) => new TextEncoder().encode(s);
   const ok = parseCgiResponse(text('Content-Type: text/plain\r\nX-A: 1\r\n\r\nhello\r\n\r\nworld'));

@@ -1,0 +1,141 @@
+import { STATUS_CODES } from 'node:http';
+import { ErrorCodes } from '../errors.ts';
+import { upstreamRequestHeaders } from '../headers.ts';
+import type { HttpError } from '../http-errors.ts';
+import { bodyTooLarge, callInProcess, clientAnswer, isHttpError, requestTimedOut, type ClientAnswer } from '../in-process.ts';
+import type { Instance } from '../instance.ts';
+import type { InProcessHandler } from '../types.ts';
+import { ChunkedScanner } from './chunked.ts';
+import { serializeHead, type RequestHead } from './http1.ts';
+import type { ClientConnection } from './client-connection.ts';
+
+/**
+ * One exchange with an instance served in this process (`RunningHandle.inProcess`, the wasm tier): the body
+ * is read whole off the client connection (Content-Length or chunked, bounded by the handler's maxBody), the
+ * handler is called, and its answer is framed with a Content-Length. No upstream connection, no second parse.
+ * In-flight counting, the request timeout and the `request` hook behave as for a proxied Exchange, which
+ * hands its connection to this one once it has picked (and woken) the instance.
+ */
+export class DirectExchange {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private requestLeft: number;
+  private readonly scanner: ChunkedScanner | null;
+  private requestDone: boolean;
+  private timer: NodeJS.Timeout | null = null;
+  private finished = false;
+  private status = 0;
+
+  constructor(
+    private readonly client: ClientConnection,
+    private readonly head: RequestHead,
+    private readonly instance: Instance,
+    private readonly handler: InProcessHandler,
+    /** From the Exchange that chose the instance: the request's start and its wait for a wake. */
+    private readonly createdAt: number,
+    private readonly wakeMs: number,
+  ) {
+    this.requestLeft = head.chunked ? 0 : Math.max(0, head.contentLength);
+    this.scanner = head.chunked ? new ChunkedScanner((data) => this.take(data)) : null;
+    this.requestDone = !head.chunked && this.requestLeft === 0;
+  }
+
+  start(): void {
+    this.instance.requestStarted();
+    this.timer = setTimeout(() => this.fail(requestTimedOut(this.instance)), this.instance.config.requestTimeout);
+    // A declared length over the limit is refused before a byte of it is read.
+    if (this.requestLeft > this.handler.maxBody) return this.answer(clientAnswer(bodyTooLarge()));
+    const pending = this.client.takeBuffer();
+    if (pending && !this.requestDone) this.consume(pending);
+    else if (pending) this.client.stash(pending);
+    if (this.requestDone) void this.call();
+    else this.client.resumeReading();
+  }
+
+  /** Body bytes (or, once the body is complete, the next pipelined request) from the client. */
+  onClientData(chunk: Buffer): void {
+    if (this.requestDone || this.finished) return this.client.stash(chunk);
+    this.consume(chunk);
+    if (this.requestDone && !this.finished) void this.call();
+  }
+
+  private consume(bytes: Buffer): void {
+    let cut: number;
+    if (this.scanner) {
+      const end = this.scanner.scan(bytes);
+      if (this.scanner.error) {
+        return this.fail({ status: 400, code: ErrorCodes.BAD_HOST, message: `malformed chunked body: ${this.scanner.error}` });
+      }
+      cut = end === -1 ? bytes.length : end;
+      if (end !== -1) this.requestDone = true;
+    } else {
+      cut = Math.min(this.requestLeft, bytes.length);
+      this.take(cut === bytes.length ? bytes : bytes.subarray(0, cut));
+      this.requestLeft -= cut;
+      if (this.requestLeft === 0) this.requestDone = true;
+    }
+    if (cut < bytes.length) this.client.stash(bytes.subarray(cut));
+    // Over the limit (a chunked body has no length up front): answered now, the rest of it never read.
+    if (this.size > this.handler.maxBody) {
+      this.requestDone = false;
+      this.answer(clientAnswer(bodyTooLarge()));
+    }
+  }
+
+  private take(data: Buffer): void {
+    this.size += data.length;
+    if (this.size <= this.handler.maxBody) this.chunks.push(data);
+  }
+
+  private async call(): Promise<void> {
+    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    const remoteAddress = this.client.socket.remoteAddress ?? '';
+    const headers = upstreamRequestHeaders(this.head.raw, { remoteAddress, proto: 'http', host: this.head.host });
+    const result = await callInProcess(this.instance, this.handler, { method: this.head.method, target: this.head.target, headers, body, remoteAddress });
+    if (this.finished) return;
+    if (isHttpError(result)) return this.fail(result);
+    this.answer(clientAnswer(result));
+  }
+
+  private answer(answer: ClientAnswer): void {
+    if (this.finished) return;
+    this.status = answer.status;
+    // An answer before the whole body arrived (413) leaves the connection mid-message: it cannot carry more.
+    const close = this.head.close || !this.requestDone;
+    if (close) answer.headers.push('Connection', 'close');
+    const socket = this.client.socket;
+    // Head and body leave in one write (writev).
+    socket.cork();
+    socket.write(serializeHead(`HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? 'Unknown'}`, answer.headers));
+    if (this.head.method !== 'HEAD' && answer.body.length > 0) socket.write(answer.body);
+    socket.uncork();
+    this.release();
+    this.client.exchangeDone(!close);
+  }
+
+  /** Answers with an error and closes the client connection (its state mid-exchange is unknown). */
+  private fail(error: HttpError): void {
+    if (this.finished) return;
+    this.status = error.status;
+    this.release();
+    this.client.failExchange(error);
+  }
+
+  /** The client went away. */
+  abort(): void {
+    if (this.finished) return;
+    this.release();
+    this.client.socket.destroy();
+  }
+
+  /** Ends this exchange's claims (timer, in-flight count) and tells `request` hook listeners how it ended. */
+  private release(): void {
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.instance.requestFinished();
+    const hook = this.client.context.hooks.request;
+    if (hook.taps.length === 0) return;
+    hook.call({ instance: this.instance, method: this.head.method, status: this.status, durationMs: performance.now() - this.createdAt, wakeMs: this.wakeMs });
+  }
+}
