@@ -9,6 +9,8 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Instance } from '../core/instance.ts';
+import type { Kernel } from '../core/kernel.ts';
 import { killOrphans } from '../core/orphans.ts';
 
 export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -196,6 +198,23 @@ export function httpGet(port: number, host: string, urlPath = '/', timeoutMs = 1
     req.once('error', reject);
     req.end();
   });
+}
+
+/**
+ * Hibernated -> first 200 through the kernel's proxy (`port`), ms, for `cycles` cycles after one warm-up cycle
+ * that is not kept. The pause after each hibernation keeps the wake from overlapping the stop.
+ */
+export async function coldStarts(kernel: Kernel, instance: Instance, port: number, host: string, urlPath: string, cycles: number): Promise<number[]> {
+  const cold: number[] = [];
+  for (let cycle = 0; cycle <= cycles; cycle++) {
+    await kernel.hibernate(instance, 'benchmark');
+    await sleep(100);
+    const started = performance.now();
+    const reply = await httpGet(port, host, urlPath);
+    if (reply.status !== 200) throw new Error(`cold request answered ${reply.status}: ${reply.body.slice(0, 200)}`);
+    if (cycle > 0) cold.push(performance.now() - started);
+  }
+  return cold;
 }
 
 /** Polls until a GET answers 200, or throws after `timeoutMs` with the last error. */
@@ -441,9 +460,32 @@ export function percentile(values: readonly number[], p: number): number {
 
 export const mean = (values: readonly number[]): number => values.reduce((sum, v) => sum + v, 0) / values.length;
 
+/** The median and 99th percentile of a set of samples. */
+export interface Spread {
+  p50: number;
+  p99: number;
+}
+
+export const spread = (values: readonly number[]): Spread => ({ p50: median(values), p99: percentile(values, 99) });
+
+/** Runs `run` `count` times, one after the other; the duration of each, in ms. */
+export async function timeEach(count: number, run: () => unknown): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    await run();
+    samples.push(performance.now() - started);
+  }
+  return samples;
+}
+
 export const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 export const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
 export const fmtPct = (ratio: number): string => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(0)}%` : 'n/a');
+
+/** A table row: the figure's name, then its p50 and p99 with their unit ('n/a' for a figure not measured). */
+export const spreadRow = (name: string, s: Spread | null, digits = 3, unit = 'ms'): string[] =>
+  s ? [name, `${fmt(s.p50, digits)} ${unit}`, `${fmt(s.p99, digits)} ${unit}`] : [name, 'n/a', 'n/a'];
 
 /** A plain text table, columns left-aligned except those whose cells all look numeric. */
 export function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {

@@ -25,7 +25,9 @@ import {
 import { forgetPreparedComponents } from '../core/wasm/component/prepare.ts';
 import {
   type Goal,
+  type Spread,
   ROOT,
+  coldStarts,
   findBinary,
   fmt,
   fmtInt,
@@ -33,23 +35,18 @@ import {
   isMain,
   makeTempDir,
   median,
-  percentile,
   removeTempDir,
   runWrk,
-  sleep,
+  spread,
+  spreadRow,
   table,
+  timeEach,
   waitForOk,
 } from './lib.ts';
 
 const MEMORY_PAGES = 1024;
 const TS_HOST = 'bench.hello.localhost';
 const NATIVE_HOST = 'bench.native.localhost';
-
-interface Spread {
-  p50: number;
-  p99: number;
-}
-const spread = (values: number[]): Spread => ({ p50: median(values), p99: percentile(values, 99) });
 
 export interface ComponentBenchResult {
   componentBytes: number;
@@ -85,16 +82,6 @@ http.createServer((req, res) => {
   });
 }).listen(Number(process.env.PORT), '127.0.0.1');
 `;
-
-async function timeEach(count: number, run: () => unknown): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const started = performance.now();
-    await run();
-    samples.push(performance.now() - started);
-  }
-  return samples;
-}
 
 const request: WasmHttpRequest = {
   method: 'GET',
@@ -202,15 +189,7 @@ async function tierFigures(
     await waitForOk(port, TS_HOST, 60_000, `${TS_HOST} through the kernel`);
     await waitForOk(port, NATIVE_HOST, 30_000, `${NATIVE_HOST} through the kernel`);
     const instance = kernel.instances.get('hello', 'bench')!;
-    const cold: number[] = [];
-    for (let cycle = 0; cycle <= o.cycles; cycle++) {
-      await kernel.hibernate(instance, 'benchmark');
-      await sleep(100);
-      const started = performance.now();
-      const reply = await httpGet(port, TS_HOST, '/?name=cold');
-      if (reply.status !== 200) throw new Error(`cold request answered ${reply.status}: ${reply.body.slice(0, 200)}`);
-      if (cycle > 0) cold.push(performance.now() - started);
-    }
+    const cold = await coldStarts(kernel, instance, port, TS_HOST, '/?name=cold', o.cycles);
     result.coldStartMs = { ...spread(cold), cycles: o.cycles };
     result.warmProxyMs = spread(await timeEach(o.samples, () => httpGet(port, TS_HOST, '/?name=warm')));
     o.log(`  through the kernel: cold start p50 ${fmt(result.coldStartMs.p50, 2)} ms, warm GET p50 ${fmt(result.warmProxyMs.p50, 3)} ms`);
@@ -250,17 +229,15 @@ function goals(r: ComponentBenchResult): Goal[] {
 }
 
 export function formatComponentBench(r: ComponentBenchResult): string {
-  const row = (name: string, s: Spread | null, digits = 3, unit = 'ms'): string[] =>
-    s ? [name, `${fmt(s.p50, digits)} ${unit}`, `${fmt(s.p99, digits)} ${unit}`] : [name, 'n/a', 'n/a'];
   const lines = [
     `== wasm components: examples/wasm-hello (TypeScript, ${fmtInt(r.componentBytes)} bytes; transpiled in ${fmt(r.transpileMs, 0)} ms, from disk in ${fmt(r.prepareFromDiskMs, 1)} ms) ==`,
     table(
       ['figure', 'p50', 'p99'],
       [
-        row('instantiate (in-thread, modules compiled)', r.instantiateMs, 2),
-        row('warm call handle() in-thread', r.warmCallUs, 1, 'µs'),
-        row(`cold start: hibernated -> 200 via proxy (${r.coldStartMs?.cycles ?? 0} cycles)`, r.coldStartMs, 2),
-        row('warm GET via proxy (new connection each)', r.warmProxyMs),
+        spreadRow('instantiate (in-thread, modules compiled)', r.instantiateMs, 2),
+        spreadRow('warm call handle() in-thread', r.warmCallUs, 1, 'µs'),
+        spreadRow(`cold start: hibernated -> 200 via proxy (${r.coldStartMs?.cycles ?? 0} cycles)`, r.coldStartMs, 2),
+        spreadRow('warm GET via proxy (new connection each)', r.warmProxyMs),
       ],
     ),
     table(

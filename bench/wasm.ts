@@ -21,7 +21,9 @@ import { runWasiCommand } from '../core/wasm/wasi-run.ts';
 import type { WasmPool } from '../core/wasm/pool.ts';
 import {
   type Goal,
+  type Spread,
   ROOT,
+  coldStarts,
   findBinary,
   fmt,
   fmtInt,
@@ -29,21 +31,17 @@ import {
   isMain,
   makeTempDir,
   median,
-  percentile,
   removeTempDir,
   runWrk,
-  sleep,
+  spread,
+  spreadRow,
   table,
+  timeEach,
   waitForOk,
 } from './lib.ts';
 
 const HOST = 'bench.hello-c.localhost';
 const CAP_PAGES = 512;
-
-export interface Spread {
-  p50: number;
-  p99: number;
-}
 
 export interface CFigures {
   moduleBytes: number;
@@ -74,8 +72,6 @@ export interface WasmBenchResult {
   goals: Goal[];
 }
 
-const spread = (values: number[]): Spread => ({ p50: median(values), p99: percentile(values, 99) });
-
 function buildHandler(dir: string): string {
   const out = path.join(dir, 'handler.wasm');
   try {
@@ -84,16 +80,6 @@ function buildHandler(dir: string): string {
     throw new Error(`cannot build examples/wasm-c with clang (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32): ${(error as Error).message.split('\n')[0]}`);
   }
   return out;
-}
-
-async function timeEach(count: number, run: () => unknown): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const started = performance.now();
-    await run();
-    samples.push(performance.now() - started);
-  }
-  return samples;
 }
 
 /** Calls in flight at once for `seconds`; returns completed calls per second. */
@@ -140,15 +126,7 @@ async function cFigures(kernel: TestKernel, pool: WasmPool, wasmFile: string, lo
   const port = Number(new URL(kernel.url).port);
   await waitForOk(port, HOST, 20_000, `${HOST} through the kernel`);
   const instance = kernel.instances.get('hello-c', 'bench')!;
-  const cold: number[] = [];
-  for (let cycle = 0; cycle <= cycles; cycle++) {
-    await kernel.hibernate(instance, 'benchmark');
-    await sleep(100);
-    const started = performance.now();
-    const reply = await httpGet(port, HOST, '/');
-    if (reply.status !== 200) throw new Error(`cold request answered ${reply.status}: ${reply.body.slice(0, 200)}`);
-    if (cycle > 0) cold.push(performance.now() - started);
-  }
+  const cold = await coldStarts(kernel, instance, port, HOST, '/', cycles);
   log(`  cold start (hibernated -> 200) p50 ${fmt(median(cold), 2)} ms over ${cycles} cycles`);
   const fnPort = instance.handle!.address.port;
   const warmProxy = await timeEach(samples, () => httpGet(port, HOST, '/'));
@@ -254,18 +232,17 @@ export async function runWasmBench(options: { log?: (line: string) => void } = {
 
 export function formatWasm(result: WasmBenchResult): string {
   const c = result.c;
-  const row = (name: string, s: Spread, digits = 3, unit = 'ms'): string[] => [name, `${fmt(s.p50, digits)} ${unit}`, `${fmt(s.p99, digits)} ${unit}`];
   const lines = [
     `== wasm: examples/wasm-c (${fmtInt(c.moduleBytes)} bytes, compiled once in ${fmt(c.compileMs, 2)} ms) ==`,
     table(
       ['figure', 'p50', 'p99'],
       [
-        row('instantiate (new WASI + link + new Instance)', c.instantiateUs, 1, 'µs'),
-        row('run in-thread (instantiate + _start + CGI output)', c.inThreadRunMs),
-        row('run through the pool (one at a time)', c.poolRunMs),
-        row(`cold start: hibernated -> 200 via proxy (${c.coldStartMs.cycles} cycles)`, c.coldStartMs),
-        row('warm GET via proxy (new connection each)', c.warmProxyMs),
-        row("warm GET to the function's own server", c.warmDirectMs),
+        spreadRow('instantiate (new WASI + link + new Instance)', c.instantiateUs, 1, 'µs'),
+        spreadRow('run in-thread (instantiate + _start + CGI output)', c.inThreadRunMs),
+        spreadRow('run through the pool (one at a time)', c.poolRunMs),
+        spreadRow(`cold start: hibernated -> 200 via proxy (${c.coldStartMs.cycles} cycles)`, c.coldStartMs),
+        spreadRow('warm GET via proxy (new connection each)', c.warmProxyMs),
+        spreadRow("warm GET to the function's own server", c.warmDirectMs),
       ],
     ),
     table(

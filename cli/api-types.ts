@@ -1,7 +1,8 @@
 /**
  * The shapes the management API answers with, as the CLI reads them. Kernel-owned shapes are the kernel's own
  * types (one source of truth, type-only imports); plugin-owned ones are declared from the documented API, as
- * any client would.
+ * any client would, unless the plugin exports the shape from its index for clients (imported type-only too: the
+ * CLI loads no plugin code for it).
  */
 import type { AuditEntry } from '../core/api/audit.ts';
 import type { InstanceSnapshot } from '../core/instance.ts';
@@ -43,3 +44,6 @@ export interface TokenView {
 }
 
 export type AuditEntryView = AuditEntry;
+
+/** The answer of POST /api/gc (docs/storage.md): the storage plugin's report, exported from its index. */
+export type { GcReport as GcReportView } from '../plugins/storage/index.ts';

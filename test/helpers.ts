@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
@@ -6,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { ConfigInput, ServiceInput } from '../core/config/schema.ts';
 import type { Kernel } from '../core/kernel.ts';
 import type { PluginEntry } from '../core/plugin.ts';
+import { SYSTEM_PATH, findProgram } from '../core/process/tenant-launch.ts';
 import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
 import type { InstanceEvent } from '../core/types.ts';
 import health from '../plugins/health/index.ts';
@@ -59,6 +61,13 @@ export function request(
   });
 }
 
+/** GET `url` from the instance at `host` through the kernel: asserts a 200 (the body is the message) and parses it. */
+export async function getJson<T>(kernel: Kernel | string, host: string, url: string, options: { timeoutMs?: number } = {}): Promise<T> {
+  const reply = await request(kernel, host, url, options);
+  assert.equal(reply.status, 200, reply.body);
+  return JSON.parse(reply.body) as T;
+}
+
 /** A management API call on the bare domain, with a JSON body when one is given. */
 export function apiCall(
   kernel: Kernel,
@@ -85,6 +94,11 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, what:
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** True when `program` is found the way the runtimes look for a tool: on PATH, then in the system folders. */
+export function onPath(program: string): boolean {
+  return (findProgram(program, process.env.PATH ?? '', '/') ?? findProgram(program, SYSTEM_PATH, '/')) !== null;
 }
 
 /** True while a process with this pid exists (zombies included). */

@@ -1,19 +1,9 @@
 /** `ten gc`: the storage clean-up now, rather than at the storage plugin's next round. */
 import type { Command } from 'commander';
+import type { GcReportView } from '../api-types.ts';
 import type { ClientFlags } from '../client.ts';
 import { color, dateTime, humanBytes, out, printJson, table } from '../output.ts';
 import { clientOptions, connect, examples } from './common.ts';
-
-/** The answer of POST /api/gc (plugins/storage, docs/storage.md). */
-export interface GcReportView {
-  deleted: Array<{ instance: string; freedBytes: number; reason: string }>;
-  unmounted: string[];
-  pending: Array<{ instance: string; deleteAt: number }>;
-  errors: Array<{ instance: string; error: string }>;
-  freedBytes: number;
-  logs: string;
-  durationMs: number;
-}
 
 export function registerGc(program: Command): void {
   const command = program

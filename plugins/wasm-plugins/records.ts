@@ -1,13 +1,8 @@
 import type { InstanceEvent, RequestInfo } from '../../core/types.ts';
+import type { PluginInstanceEvent, PluginRequest } from './guest-types.ts';
 
-/** The WIT `request` record (sdk/wit/plugin.wit) as jco lowers it: camelCase fields, headers as pairs. */
-export interface RequestRecord {
-  method: string;
-  host: string;
-  path: string;
-  headers: Array<[string, string]>;
-  remoteAddress: string;
-}
+/** The WIT `request` record (sdk/wit/plugin.wit) as jco lowers it: the very shape a guest receives. */
+export type RequestRecord = PluginRequest;
 
 export function requestRecord(request: RequestInfo): RequestRecord {
   const headers: Array<[string, string]> = [];
@@ -19,14 +14,11 @@ export function requestRecord(request: RequestInfo): RequestRecord {
   return { method: request.method, host: request.hostname, path: request.url, headers, remoteAddress: request.remoteAddress };
 }
 
-/** The WIT `instance-event` record: `at` is a u64, so a bigint; a missing reason is `undefined` (option none). */
-export interface EventRecord {
-  type: string;
-  instance: string;
-  service: string;
-  id: string;
-  from: string;
-  to: string;
+/**
+ * The WIT `instance-event` record as the host lowers it: the guest's shape, with `at` (a u64) always a bigint
+ * and a missing reason passed as `undefined` (option none).
+ */
+export interface EventRecord extends Omit<PluginInstanceEvent, 'reason' | 'at'> {
   reason: string | undefined;
   at: bigint;
 }

@@ -1,11 +1,12 @@
 import path from 'node:path';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import { spawnGroup } from '../../core/process/spawn-group.ts';
+import { treeOwnsListener, treeStats } from '../../core/process/tree.ts';
 import type { RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { bwrapArgs, sandboxHostname } from './bwrap-args.ts';
 import { findProgram } from '../../core/process/tenant-launch.ts';
 import { hostTools, installRoot } from './host-tools.ts';
-import { sandboxOwnsListener, sandboxStats, terminateSandbox } from './sandbox-tree.ts';
+import { terminateSandbox } from './sandbox-tree.ts';
 import { assertReachable, prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
 
 const TENANT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -68,5 +69,5 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
     user && tools.setpriv
       ? { program: tools.setpriv, args: [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', tools.bwrap, ...sandbox], env }
       : { program: tools.bwrap, args: sandbox, env };
-  return spawnGroup(spec, launch, { terminate: terminateSandbox, ownsListener: sandboxOwnsListener, stats: sandboxStats });
+  return spawnGroup(spec, launch, { terminate: terminateSandbox, ownsListener: treeOwnsListener, stats: treeStats });
 }

@@ -1,34 +1,14 @@
-import { readFileSync } from 'node:fs';
-import { descendants, processStats } from '../../core/process/group.ts';
-import { processesOwnListener, processesOwnUnixListener } from '../../core/process/listener-owner.ts';
-import type { InstanceStats } from '../../core/types.ts';
-
 /**
  * The host processes of one sandbox: the leader is `runsc run` (attached); below it the gofer (in its process
  * group), the sentry `runsc-sandbox` (its own session; it dies with `runsc run` through its parent-death
  * signal) and the ptrace stubs that hold the app's memory. The app's own processes exist only inside the
- * sentry: the host sees none of them.
+ * sentry: the host sees none of them. So the instance's stats are the whole tree's (runsc, gofer, sentry,
+ * stubs), and with --network=host, where the sentry opens the app's sockets on the host, so is its listener
+ * (core/process/tree.ts).
  */
-export function sandboxProcesses(leader: number): number[] {
-  return [leader, ...descendants(leader)];
-}
-
-/** Memory and CPU of the whole sandbox tree (runsc, gofer, sentry, stubs): what the instance costs the host. */
-export function sandboxStats(leader: number): InstanceStats {
-  let memoryBytes: number | null = null;
-  let cpuSeconds: number | null = null;
-  for (const pid of sandboxProcesses(leader)) {
-    const stats = processStats(pid);
-    if (stats.memoryBytes !== null) memoryBytes = (memoryBytes ?? 0) + stats.memoryBytes;
-    if (stats.cpuSeconds !== null) cpuSeconds = (cpuSeconds ?? 0) + stats.cpuSeconds;
-  }
-  return { pid: leader, memoryBytes, cpuSeconds };
-}
-
-/** With --network=host the sentry opens the app's sockets on the host: the listener is held by the tree. */
-export function sandboxOwnsListener(leader: number, port: number, netDir: string): boolean | null {
-  return processesOwnListener(sandboxProcesses(leader), port, netDir);
-}
+import { readFileSync } from 'node:fs';
+import { processesOwnUnixListener } from '../../core/process/listener-owner.ts';
+import { processTree } from '../../core/process/tree.ts';
 
 /**
  * With --host-uds=create the gofer creates and binds the app's socket on the host and hands it to the sentry.
@@ -36,7 +16,7 @@ export function sandboxOwnsListener(leader: number, port: number, netDir: string
  * socket shows in the gofer's list, not in the instance's (`netDir`), so every namespace of the tree is read.
  */
 export function sandboxOwnsSocket(leader: number, socketPath: string, netDir: string): boolean | null {
-  const tree = sandboxProcesses(leader);
+  const tree = processTree(leader);
   let answer = processesOwnUnixListener(tree, socketPath, netDir);
   for (const pid of tree) {
     if (answer === true) return true;

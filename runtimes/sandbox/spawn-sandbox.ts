@@ -3,12 +3,13 @@ import { readdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { spawnGroup } from '../../core/process/spawn-group.ts';
+import { processTree, treeOwnsListener, treeStats } from '../../core/process/tree.ts';
 import { SYSTEM_PATH, resolveTenantProgram, tenantEnv } from '../../core/process/tenant-launch.ts';
 import { assertReachable, prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
 import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { ociSpec, sandboxHostname } from './oci-spec.ts';
 import { globalFlags, runsc, type SandboxPaths } from './runsc.ts';
-import { killAll, sandboxOwnsListener, sandboxOwnsSocket, sandboxProcesses, sandboxStats, waitGone } from './sandbox-tree.ts';
+import { killAll, sandboxOwnsSocket, waitGone } from './sandbox-tree.ts';
 
 export interface SandboxSettings {
   runsc: string;
@@ -144,9 +145,9 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
             }
           });
         },
-        ownsListener: sandboxOwnsListener,
+        ownsListener: treeOwnsListener,
         ownsSocket: sandboxOwnsSocket,
-        stats: sandboxStats,
+        stats: treeStats,
       },
     );
   } catch (error) {
@@ -159,7 +160,7 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
   return {
     ...handle,
     async stop({ graceMs }) {
-      const tree = sandboxProcesses(leader);
+      const tree = processTree(leader);
       // After the grace, the container is killed through runsc first (spawnGroup then kills runsc itself).
       const hard = graceMs > 0 ? setTimeout(() => void control('SIGKILL'), Math.max(0, graceMs - 50)) : null;
       hard?.unref();

@@ -1,11 +1,11 @@
 // The fast data plane on raw sockets: framing of every kind, pipelining, keep-alive reuse, and the hand-over
 // of a connection to node:http for what the fast path leaves alone (management, HTTP/1.0, Expect).
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import { FIXTURES, echoService, request, servePlugins, trackedKernel } from '../helpers.ts';
+import { rawExchange } from '../raw-http.ts';
 
 const RAW_APP = path.join(FIXTURES, 'raw-app.mjs');
 
@@ -20,42 +20,12 @@ async function kernelFor(t: TestContext): Promise<TestKernel> {
   return kernel;
 }
 
-/** Opens a raw connection, writes `text`, and collects everything until the server closes or `until` matches. */
-function exchange(kernel: TestKernel, writes: string[], until: (text: string) => boolean, gapMs = 0): Promise<string> {
-  const url = new URL(kernel.url);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(url.port), url.hostname);
-    let text = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`timed out; got so far:\n${text}`));
-    }, 10_000);
-    const done = (): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(text);
-    };
-    socket.on('data', (data) => {
-      text += data.toString('latin1');
-      if (until(text)) done();
-    });
-    socket.on('end', done);
-    socket.on('error', reject);
-    socket.on('connect', async () => {
-      for (const chunk of writes) {
-        socket.write(chunk);
-        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
-      }
-    });
-  });
-}
-
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
 
 test('content-length, chunked (with trailer), 204 and interim responses keep their framing', { timeout: 60_000 }, async (t) => {
   const kernel = await kernelFor(t);
   const get = (p: string) => `GET ${p} HTTP/1.1\r\nHost: a.raw.localhost\r\n\r\n`;
-  const text = await exchange(kernel, [get('/length'), get('/chunked'), get('/no-content'), get('/interim'), get('/length')], (s) => count(s, 'HTTP/1.1 ') === 6 && s.endsWith('length'), 30);
+  const { text } = await rawExchange(kernel, [get('/length'), get('/chunked'), get('/no-content'), get('/interim'), get('/length')], (s) => count(s, 'HTTP/1.1 ') === 6 && s.endsWith('length'), { gapMs: 30 });
   const parts = text.split('HTTP/1.1 ').slice(1);
   assert.deepEqual(parts.map((p) => p.slice(0, 3)), ['200', '200', '204', '103', '200', '200']);
   assert.match(parts[0]!, /X-Framing: length\r\n\r\nlength$/);
@@ -68,7 +38,7 @@ test('content-length, chunked (with trailer), 204 and interim responses keep the
 
 test('a body delimited by the upstream closing reaches the client, which is then closed', { timeout: 60_000 }, async (t) => {
   const kernel = await kernelFor(t);
-  const text = await exchange(kernel, ['GET /close HTTP/1.1\r\nHost: a.raw.localhost\r\n\r\n'], () => false);
+  const { text } = await rawExchange(kernel, ['GET /close HTTP/1.1\r\nHost: a.raw.localhost\r\n\r\n'], () => false);
   assert.match(text, /^HTTP\/1.1 200 OK\r\n/);
   assert.match(text, /Connection: close\r\n/);
   assert.ok(text.endsWith('\r\n\r\nuntil the end'), text);
@@ -77,14 +47,14 @@ test('a body delimited by the upstream closing reaches the client, which is then
 test('HEAD gets headers only, even when they announce a length', { timeout: 60_000 }, async (t) => {
   const kernel = await kernelFor(t);
   const head = 'HEAD /head-me HTTP/1.1\r\nHost: a.raw.localhost\r\n\r\n';
-  const text = await exchange(kernel, [head, 'GET /length HTTP/1.1\r\nHost: a.raw.localhost\r\n\r\n'], (s) => s.endsWith('length'));
+  const { text } = await rawExchange(kernel, [head, 'GET /length HTTP/1.1\r\nHost: a.raw.localhost\r\n\r\n'], (s) => s.endsWith('length'));
   assert.match(text, /^HTTP\/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nHTTP\/1.1 200 OK\r\n/);
 });
 
 test('pipelined requests are answered in order on one connection, and upstream connections are reused', { timeout: 60_000 }, async (t) => {
   const kernel = await kernelFor(t);
   const get = 'GET /conn HTTP/1.1\r\nHost: a.raw.localhost\r\n\r\n';
-  const text = await exchange(kernel, [get.repeat(10)], (s) => count(s, 'HTTP/1.1 200') === 10 && /\r\n\r\n\d+$/.test(s));
+  const { text } = await rawExchange(kernel, [get.repeat(10)], (s) => count(s, 'HTTP/1.1 200') === 10 && /\r\n\r\n\d+$/.test(s));
   const ports = [...text.matchAll(/\r\n\r\n(\d+)/g)].map((m) => m[1]);
   assert.equal(ports.length, 10);
   assert.equal(new Set(ports).size, 1, `one upstream connection for sequential requests: ${ports.join(',')}`);
@@ -94,11 +64,11 @@ test('a request body split across writes and pipelined with the next request is 
   const kernel = await kernelFor(t);
   const post = 'POST /echo HTTP/1.1\r\nHost: a.echo.localhost\r\nContent-Length: 10\r\n\r\n';
   const chunked = 'POST /echo HTTP/1.1\r\nHost: a.echo.localhost\r\nTransfer-Encoding: chunked\r\n\r\n';
-  const text = await exchange(
+  const { text } = await rawExchange(
     kernel,
     [post + '01234', '56789' + chunked + '3\r\nabc', '\r\n0\r\n\r\nGET /pid HTTP/1.1\r\nHost: a.echo.localhost\r\n\r\n'],
     (s) => count(s, 'HTTP/1.1 200') === 3 && /\r\n\r\n\d+$/.test(s),
-    30,
+    { gapMs: 30 },
   );
   const bodies = [...text.matchAll(/"body":"([^"]*)"/g)].map((m) => m[1]);
   assert.deepEqual(bodies, ['0123456789', 'abc']);
@@ -106,7 +76,7 @@ test('a request body split across writes and pipelined with the next request is 
 
 test('the same connection can go from a tenant to management and back (handed to node:http)', { timeout: 60_000 }, async (t) => {
   const kernel = await kernelFor(t);
-  const text = await exchange(
+  const { text } = await rawExchange(
     kernel,
     [
       'GET /length HTTP/1.1\r\nHost: a.raw.localhost\r\n\r\n',
@@ -114,7 +84,7 @@ test('the same connection can go from a tenant to management and back (handed to
       'GET /length HTTP/1.1\r\nHost: a.raw.localhost\r\n\r\n',
     ],
     (s) => count(s, 'HTTP/1.1 200') === 3 && s.endsWith('length'),
-    30,
+    { gapMs: 30 },
   );
   assert.match(text, /"status":"ok"/);
   assert.equal(count(text, '\r\n\r\nlength'), 2);
@@ -122,13 +92,13 @@ test('the same connection can go from a tenant to management and back (handed to
 
 test('HTTP/1.0 and Expect: 100-continue requests are served through node:http', { timeout: 60_000 }, async (t) => {
   const kernel = await kernelFor(t);
-  const old = await exchange(kernel, ['GET /length HTTP/1.0\r\nHost: a.raw.localhost\r\n\r\n'], () => false);
+  const { text: old } = await rawExchange(kernel, ['GET /length HTTP/1.0\r\nHost: a.raw.localhost\r\n\r\n'], () => false);
   assert.match(old, /^HTTP\/1.1 200 OK\r\n[\s\S]*\r\n\r\nlength$/);
-  const expect = await exchange(
+  const { text: expect } = await rawExchange(
     kernel,
     ['POST /echo HTTP/1.1\r\nHost: a.echo.localhost\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n', 'data'],
     (s) => s.includes('"body":"data"'),
-    50,
+    { gapMs: 50 },
   );
   assert.match(expect, /"body":"data"/);
 });

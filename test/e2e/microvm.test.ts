@@ -14,9 +14,9 @@ import { DATA_IMAGE } from '../../runtimes/microvm/data-image.ts';
 import { detectHypervisor } from '../../runtimes/microvm/hypervisor.ts';
 import { prepareGuest } from '../../runtimes/microvm/prepare.ts';
 import microvmRuntime from '../../runtimes/microvm/index.ts';
-import { FIXTURES, request, servePlugins, waitFor } from '../helpers.ts';
+import { getJson, request, servePlugins, waitFor } from '../helpers.ts';
+import { probeService, type Probe } from '../probe.ts';
 
-const PROBE_APP = path.join(FIXTURES, 'probe-app.mjs');
 // One prepared guest shared by every run (CI prepares it on first use, from the Debian mirror).
 process.env.TENEMENT_MICROVM_DIR ??= path.join(os.tmpdir(), 'tenement-microvm-guest');
 const GUEST_DIR = process.env.TENEMENT_MICROVM_DIR;
@@ -24,15 +24,9 @@ const hypervisor = detectHypervisor();
 const skip = hypervisor.qemu ? false : 'needs qemu-system-x86_64 (apt-get install qemu-system-x86)';
 const plugins = [...servePlugins, microvmRuntime];
 
-function probeService(overrides: Partial<ServiceInput> = {}): ServiceInput {
+function microvmProbe(overrides: Partial<ServiceInput> = {}): ServiceInput {
   // Generous start-up: an emulated boot plus Node's start takes 5-15 s, more on a loaded machine.
-  return { command: `node ${PROBE_APP}`, health: '/health', isolation: 'microvm', cwd: FIXTURES, startupTimeout: '120s', ...overrides };
-}
-
-async function getJson<T>(kernel: Parameters<typeof request>[0], url: string): Promise<T> {
-  const reply = await request(kernel, 'a.probe.localhost', url);
-  assert.equal(reply.status, 200, reply.body);
-  return JSON.parse(reply.body) as T;
+  return probeService({ isolation: 'microvm', startupTimeout: '120s', ...overrides });
 }
 
 /** QEMU processes started for this instance (their command line names its data image). */
@@ -53,7 +47,10 @@ function qemuProcessesOf(dataDir: string): number[] {
 
 /** A TCP listener on the host's loopback, standing for a local service a tenant should not reach. */
 async function loopbackService(t: { after(fn: () => void): void }): Promise<number> {
-  const server = net.createServer((socket) => socket.end());
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined); // a reset by the guest's probe is not a failure
+    socket.end();
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => server.close());
   return (server.address() as net.AddressInfo).port;
@@ -70,17 +67,21 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
   });
 
   test('the app runs in its own kernel as a non-root uid, serves over the proxy, keeps DATA_DIR across a restart, and stop leaves no QEMU', async (t) => {
-    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService() } } });
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: microvmProbe() } } });
     t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('probe', 'a');
     assert.equal(instance.state, 'running', instance.lastError ?? '');
     const dataDir = kernel.instanceDir('probe', 'a');
 
-    const { release } = await getJson<{ release: string }>(kernel, '/kernel');
+    const { release } = await getJson<{ release: string }>(kernel, 'a.probe.localhost', '/kernel');
     assert.notEqual(release, os.release(), "the guest runs its own kernel, not the host's");
     assert.match(release, /cloud-amd64/);
-    const probe = await getJson<{ uid: number; capEff: string; env: Record<string, string>; writable: Record<string, { ok: boolean }> }>(kernel, '/probe');
+    // Inside the guest, pid 1 is its root init: a root-only file of it, a signal to it and a mount must all fail.
+    const probe = await getJson<Probe>(kernel, 'a.probe.localhost', '/probe?read=/proc/1/environ&kill=1');
     assert.notEqual(probe.uid, 0, 'the guest init drops to an unprivileged uid');
+    assert.equal(probe.read?.ok, false, 'a root-only file is not readable');
+    assert.equal(probe.kill?.ok, false, 'a process it does not own cannot be signalled');
+    assert.equal(probe.mount.ok, false, 'mount fails');
     assert.equal(probe.capEff, '0000000000000000', 'no capabilities');
     assert.equal(probe.env.DATA_DIR, dataDir);
     assert.equal(probe.env.PORT, String(instance.port));
@@ -97,12 +98,12 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
 
     // Documented (docs/microvm.md): on the host network, QEMU's 10.0.2.2 is the host's loopback.
     const local = await loopbackService(t);
-    assert.deepEqual(await getJson(kernel, `/connect?host=10.0.2.2&port=${local}`), { ok: true });
+    assert.deepEqual(await getJson(kernel, 'a.probe.localhost', `/connect?host=10.0.2.2&port=${local}`), { ok: true });
 
     assert.equal((await request(kernel, 'a.probe.localhost', `/write?path=${dataDir}/kept`)).status, 200);
     await kernel.supervisor.restart(instance);
     assert.equal(instance.state, 'running', instance.lastError ?? '');
-    assert.deepEqual(await getJson(kernel, `/exists?path=${dataDir}/kept`), { exists: true }, 'DATA_DIR survives a restart');
+    assert.deepEqual(await getJson(kernel, 'a.probe.localhost', `/exists?path=${dataDir}/kept`), { exists: true }, 'DATA_DIR survives a restart');
     const onHost = spawnSync('debugfs', ['-R', 'cat /kept', path.join(dataDir, DATA_IMAGE)], { encoding: 'utf8' });
     if (onHost.status === 0) assert.equal(onHost.stdout, 'probe', 'the data lives in the image in DATA_DIR on the host');
 
@@ -112,13 +113,13 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
   });
 
   test("network 'private' without the network plugin: the forwarded port works, the host's loopback does not", async (t) => {
-    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService({ network: 'private' }) } } });
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: microvmProbe({ network: 'private' }) } } });
     t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('probe', 'a');
     const why = () => [instance.lastError ?? '', ...instance.logs.query({ limit: 15 }).map((entry) => entry.line)].join('\n');
     assert.equal(instance.state, 'running', why());
     const local = await loopbackService(t);
-    const attempt = await getJson<{ ok: boolean }>(kernel, `/connect?host=10.0.2.2&port=${local}`);
+    const attempt = await getJson<{ ok: boolean }>(kernel, 'a.probe.localhost', `/connect?host=10.0.2.2&port=${local}`);
     assert.equal(attempt.ok, false, "QEMU's restrict=on cuts the guest off from the host");
   });
 
@@ -130,7 +131,7 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
       process.env.TENEMENT_MICROVM_DIR = saved;
       rmSync(empty, { recursive: true, force: true });
     });
-    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService({ restart: 'never' }) } } });
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: microvmProbe({ restart: 'never' }) } } });
     t.after(() => kernel.close());
     const probe = await kernel.hooks.probe.get('microvm')!.promise();
     assert.equal(probe?.available, false);

@@ -1,7 +1,7 @@
 // The sandbox tier end to end: the probe app in a real gVisor sandbox (runsc), behind a real kernel.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,54 +10,20 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
-import type { SpawnSpec } from '../../core/types.ts';
 import cgroups from '../../plugins/cgroups/index.ts';
 import network from '../../plugins/network/index.ts';
 import sandboxRuntime from '../../runtimes/sandbox/index.ts';
 import { globalFlags, sandboxPaths } from '../../runtimes/sandbox/runsc.ts';
-import { FIXTURES, gone, recordEvents, request, servePlugins, waitFor } from '../helpers.ts';
+import { FIXTURES, getJson, gone, onPath, recordEvents, request, servePlugins, waitFor } from '../helpers.ts';
+import { assertConfined, assertTierUnavailable, probeService, type Attempt, type Probe } from '../probe.ts';
 
-const PROBE_APP = path.join(FIXTURES, 'probe-app.mjs');
 const BOMBS = path.join(FIXTURES, 'bombs.mjs');
 const NET_APP = path.join(FIXTURES, 'net-app.mjs');
-const hasRunsc = (process.env.PATH ?? '').split(':').some((dir) => {
-  try {
-    accessSync(path.join(dir, 'runsc'), constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-});
-const skip = hasRunsc ? false : 'needs runsc (apt-get install runsc)';
-const onPath = (name: string): boolean => ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((dir) => existsSync(path.join(dir, name)));
+const skip = onPath('runsc') ? false : 'needs runsc (apt-get install runsc)';
 const asRoot = process.getuid?.() === 0;
 const plugins = [...servePlugins, sandboxRuntime];
 
-function probeService(overrides: Partial<ServiceInput> = {}): ServiceInput {
-  return { command: `node ${PROBE_APP}`, health: '/health', isolation: 'sandbox', cwd: FIXTURES, ...overrides };
-}
-
-interface Attempt {
-  ok: boolean;
-  code?: string;
-}
-interface Probe {
-  pids: number[];
-  hostname: string;
-  uid: number;
-  capEff: string | null;
-  writable: Record<'/' | '/usr' | '/tmp' | 'dataDir', Attempt>;
-  read: Attempt | null;
-  kill: Attempt | null;
-  mount: { ok: boolean };
-  env: Record<string, string>;
-}
-
-async function getJson<T>(host: string, kernel: Parameters<typeof request>[0], url: string): Promise<T> {
-  const reply = await request(kernel, host, url);
-  assert.ok(reply.status < 600, reply.body);
-  return JSON.parse(reply.body) as T;
-}
+const sandboxProbe = (overrides: Partial<ServiceInput> = {}): ServiceInput => probeService({ isolation: 'sandbox', ...overrides });
 
 /**
  * Host processes of this data dir's sandboxes: every runsc process (run, gofer, sentry) names the state root
@@ -107,7 +73,7 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
     writeFileSync(secret, 'secret');
     chmodSync(secret, 0o600);
 
-    const kernel = await createTestKernel({ plugins, config: { services: { probe: probeService() } } });
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: sandboxProbe() } } });
     t.after(() => kernel.close());
     const tier = await kernel.hooks.probe.get('sandbox')!.promise();
     assert.equal(tier?.available, true, `the probe starts a real container: ${tier?.reason}`);
@@ -115,23 +81,14 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
     assert.equal(a.state, 'running', a.lastError ?? '');
     assert.equal(b.state, 'running', b.lastError ?? '');
 
-    const { release } = await getJson<{ release: string }>('a.probe.localhost', kernel, '/kernel');
+    const { release } = await getJson<{ release: string }>(kernel, 'a.probe.localhost', '/kernel');
     assert.notEqual(release, os.release(), "gVisor's kernel answers, not the host's");
 
-    const probe = await getJson<Probe>('a.probe.localhost', kernel, `/probe?read=${encodeURIComponent(secret)}&kill=${process.pid}`);
+    const probe = await getJson<Probe>(kernel, 'a.probe.localhost', `/probe?read=${encodeURIComponent(secret)}&kill=${process.pid}`);
     assert.ok(probe.pids.length <= 4, `only the sandbox's own processes are visible: ${probe.pids.join(' ')}`);
     assert.ok(probe.pids.includes(1), 'the app is pid 1 of its sandbox');
-    assert.equal(probe.hostname, 'a-probe');
-    if (asRoot) assert.notEqual(probe.uid, 0, 'a tenant never runs as root');
-    assert.equal(probe.capEff, '0000000000000000', 'no capabilities');
-    assert.equal(probe.writable['/'].ok, false, '/ is read-only');
-    assert.equal(probe.writable['/usr'].ok, false, '/usr is read-only');
-    assert.equal(probe.writable['/tmp'].ok, true, '/tmp is writable');
-    assert.equal(probe.writable.dataDir.ok, true, 'DATA_DIR is writable');
+    assertConfined(probe);
     assert.deepEqual(probe.read, { ok: false, code: 'EACCES' }, 'a root-only host file is visible but cannot be read');
-    assert.equal(probe.kill?.ok, false, 'a host process cannot be signalled');
-    assert.equal(probe.mount.ok, false, 'mount fails');
-    assert.equal(probe.env.TENEMENT_TEST_SECRET, undefined, "the host's environment does not leak in");
     assert.equal(probe.env.DATA_DIR, kernel.instanceDir('probe', 'a'));
     assert.equal(probe.env.PORT, String(a.port));
 
@@ -143,9 +100,9 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
     assert.equal((await request(kernel, 'a.probe.localhost', `/write?path=${secretDir}/new`)).status, 500);
     assert.equal((await request(kernel, 'a.probe.localhost', '/write?path=/tmp/from-a')).status, 200);
     // The neighbour sees neither a's DATA_DIR, nor a's /tmp, nor Tenement's own files.
-    assert.deepEqual(await getJson('b.probe.localhost', kernel, `/exists?path=${aData}/mine`), { exists: false });
-    assert.deepEqual(await getJson('b.probe.localhost', kernel, '/exists?path=/tmp/from-a'), { exists: false });
-    assert.deepEqual(await getJson('b.probe.localhost', kernel, `/exists?path=${path.join(kernel.config.settings.dataDir, 'tenement.db')}`), {
+    assert.deepEqual(await getJson(kernel, 'b.probe.localhost', `/exists?path=${aData}/mine`), { exists: false });
+    assert.deepEqual(await getJson(kernel, 'b.probe.localhost', '/exists?path=/tmp/from-a'), { exists: false });
+    assert.deepEqual(await getJson(kernel, 'b.probe.localhost', `/exists?path=${path.join(kernel.config.settings.dataDir, 'tenement.db')}`), {
       exists: false,
     });
     assert.equal((await request(kernel, 'b.probe.localhost', `/write?path=${aData}/theirs`)).status, 500);
@@ -158,7 +115,7 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
   test('hibernate, wake, crash-restart and stop leave no container, process or bundle behind', async (t) => {
     const kernel = await createTestKernel({
       plugins,
-      config: { services: { probe: probeService({ idleTimeout: '400ms', backoff: { base: 50 } }) } },
+      config: { services: { probe: sandboxProbe({ idleTimeout: '400ms', backoff: { base: 50 } }) } },
     });
     t.after(() => kernel.close());
     const dataRoot = kernel.config.settings.dataDir;
@@ -172,7 +129,7 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
     assert.deepEqual(containers(dataRoot), [], 'no container kept while hibernated');
     assert.deepEqual(bundles(dataRoot), [], 'no bundle kept while hibernated');
 
-    const woken = await getJson<Probe>('a.probe.localhost', kernel, '/probe');
+    const woken = await getJson<Probe>(kernel, 'a.probe.localhost', '/probe');
     assert.equal(woken.hostname, 'a-probe', 'a request wakes the sandbox');
 
     // A crash: the app exits 3 inside the sandbox; runsc exits with it; the supervisor starts a fresh container.
@@ -291,15 +248,15 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
     assert.equal(iso.state, 'running', iso.lastError ?? '');
 
     assert.equal(priv.handle?.address.host, `${range}.2`, 'reached through its veth address');
-    const whoPriv = await getJson<{ interfaces: Record<string, string[]> }>('a.priv.localhost', kernel, '/whoami');
+    const whoPriv = await getJson<{ interfaces: Record<string, string[]> }>(kernel, 'a.priv.localhost', '/whoami');
     assert.deepEqual(whoPriv.interfaces.eth0, [`${range}.2`]);
-    assert.equal((await getJson<Attempt>('a.priv.localhost', kernel, `/connect?host=127.0.0.1&port=${hostPort}`)).ok, false, "no host loopback");
+    assert.equal((await getJson<Attempt>(kernel, 'a.priv.localhost', `/connect?host=127.0.0.1&port=${hostPort}`)).ok, false, "no host loopback");
     assert.equal(await priv.handle!.ownsAddress!(), true);
 
     assert.equal(iso.handle?.address.socketPath, path.join(kernel.instanceDir('iso', 'a'), 'app.sock'));
-    const whoIso = await getJson<{ interfaces: Record<string, string[]> }>('a.iso.localhost', kernel, '/whoami');
+    const whoIso = await getJson<{ interfaces: Record<string, string[]> }>(kernel, 'a.iso.localhost', '/whoami');
     assert.deepEqual(Object.keys(whoIso.interfaces), ['lo']);
-    assert.equal((await getJson<Attempt>('a.iso.localhost', kernel, `/connect?host=127.0.0.1&port=${hostPort}`)).ok, false, "no host loopback");
+    assert.equal((await getJson<Attempt>(kernel, 'a.iso.localhost', `/connect?host=127.0.0.1&port=${hostPort}`)).ok, false, "no host loopback");
     assert.equal(await iso.handle!.ownsAddress!(), true, 'the socket is held by the sandbox (its gofer)');
 
     // runsc kill must reach a sentry whose control socket lives in the instance's namespace.
@@ -312,31 +269,12 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
   test('a missing runsc fails the probe and the spawn with TNM_ERR_TIER_UNAVAILABLE naming the package', async (t) => {
     const kernel = await createTestKernel({
       plugins: [...servePlugins, [sandboxRuntime, { runsc: '/nonexistent/runsc' }]],
-      config: { services: { probe: probeService() } },
+      config: { services: { probe: sandboxProbe() } },
     });
     t.after(() => kernel.close());
     const probe = await kernel.hooks.probe.get('sandbox')!.promise();
     assert.equal(probe?.available, false);
     assert.match(probe?.reason ?? '', /apt-get install runsc/);
-    const spec: SpawnSpec = {
-      service: 'probe',
-      id: 'x',
-      tier: 'sandbox',
-      command: 'node',
-      args: [PROBE_APP],
-      env: {},
-      cwd: FIXTURES,
-      port: 1,
-      host: '127.0.0.1',
-      dataDir: kernel.instanceDir('probe', 'x'),
-      config: kernel.config.services.probe!,
-      onLog: () => undefined,
-      onExit: () => undefined,
-    };
-    await assert.rejects(kernel.hooks.spawn.get('sandbox')!.promise(spec), (error: Error & { code?: string }) => {
-      assert.equal(error.code, 'TNM_ERR_TIER_UNAVAILABLE');
-      assert.match(error.message, /apt-get install runsc/);
-      return true;
-    });
+    await assertTierUnavailable(kernel, 'sandbox', /apt-get install runsc/);
   });
 });

@@ -2,11 +2,11 @@
 // limit, usage in the API and metrics, the warning event, mounts across a restart, removal and retention via gc.
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { configSchema, type ConfigInput, type ServiceInput } from '../../core/config/schema.ts';
+import { configSchema, type ConfigInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent, SpawnSpec } from '../../core/types.ts';
 import authBearer from '../../plugins/auth-bearer/index.ts';
@@ -18,21 +18,10 @@ import type { StorageUsage } from '../../plugins/storage/usage.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
 import sandboxRuntime from '../../runtimes/sandbox/index.ts';
 import { ADMIN, staticAuth } from '../fixtures/static-auth.ts';
-import { FIXTURES, ROOT, apiCall, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
+import { ROOT, apiCall, onPath, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
+import { probeService } from '../probe.ts';
 
-const PROBE_APP = path.join(FIXTURES, 'probe-app.mjs');
 const MIB = 1024 * 1024;
-
-function onPath(program: string): boolean {
-  return ['/usr/local/sbin', '/usr/sbin', '/sbin', ...(process.env.PATH ?? '').split(':')].some((dir) => {
-    try {
-      accessSync(path.join(dir, program), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 function whyNot(): string | false {
   if (process.getuid?.() !== 0) return 'needs root (loop mounts)';
@@ -47,10 +36,6 @@ const skipNamespace = skip || (onPath('bwrap') ? false : 'needs bwrap (apt-get i
 const skipSandbox = skip || (onPath('runsc') ? false : 'needs runsc (apt-get install runsc)');
 
 const plugins = [...servePlugins, staticAuth, instancesApi, storage];
-
-function probeService(overrides: Partial<ServiceInput> = {}): ServiceInput {
-  return { command: `node ${PROBE_APP}`, health: '/health', cwd: FIXTURES, limits: { storage: '24MiB' }, ...overrides };
-}
 
 /** Our mounts (mount point -> device), from mountinfo. */
 function mountsUnder(dir: string): Map<string, string> {

@@ -7,29 +7,12 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
-import { FIXTURES, request, servePlugins } from '../helpers.ts';
+import { getJson, servePlugins } from '../helpers.ts';
+import { probeService, type Probe } from '../probe.ts';
 
-const PROBE_APP = path.join(FIXTURES, 'probe-app.mjs');
 const skip = process.getuid?.() === 0 ? false : 'Tenement is not root here: tenants already run as its own unprivileged user';
 
-interface Attempt {
-  ok: boolean;
-  code?: string;
-}
-interface Probe {
-  uid: number;
-  gid: number;
-  capEff: string | null;
-  writable: Record<'dataDir', Attempt>;
-  read: Attempt | null;
-  kill: Attempt | null;
-  mount: { ok: boolean; stderr: string };
-  env: Record<string, string>;
-}
-
-function probeService(overrides: Partial<ServiceInput> = {}): ServiceInput {
-  return { command: `node ${PROBE_APP}`, health: '/health', cwd: FIXTURES, restart: 'never', ...overrides };
-}
+const probeNoRestart = (overrides: Partial<ServiceInput> = {}): ServiceInput => probeService({ restart: 'never', ...overrides });
 
 describe('process tier as root', { skip, timeout: 60_000 }, () => {
   test('the tenant is not root: no capabilities, cannot read root files, signal or mount; owns its DATA_DIR', async (t) => {
@@ -43,15 +26,13 @@ describe('process tier as root', { skip, timeout: 60_000 }, () => {
     writeFileSync(secret, 'secret');
     chmodSync(secret, 0o600);
 
-    const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { probe: probeService() } } });
+    const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { probe: probeNoRestart() } } });
     t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('probe', 'a');
     assert.equal(instance.state, 'running', instance.lastError ?? '');
     assert.equal(instance.tier, 'process');
 
-    const reply = await request(kernel, 'a.probe.localhost', `/probe?read=${encodeURIComponent(secret)}&kill=${process.pid}`);
-    assert.equal(reply.status, 200, reply.body);
-    const probe = JSON.parse(reply.body) as Probe;
+    const probe = await getJson<Probe>(kernel, 'a.probe.localhost', `/probe?read=${encodeURIComponent(secret)}&kill=${process.pid}`);
     assert.notEqual(probe.uid, 0, 'uid is not 0');
     assert.notEqual(probe.gid, 0, 'gid is not 0');
     assert.equal(probe.capEff, '0000000000000000', 'no effective capabilities');
@@ -69,11 +50,11 @@ describe('process tier as root', { skip, timeout: 60_000 }, () => {
   });
 
   test("a service's `user` is the uid its tenants run as", async (t) => {
-    const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { probe: probeService({ user: 65534 }) } } });
+    const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { probe: probeNoRestart({ user: 65534 }) } } });
     t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('probe', 'a');
     assert.equal(instance.state, 'running', instance.lastError ?? '');
-    const probe = JSON.parse((await request(kernel, 'a.probe.localhost', '/probe')).body) as Probe;
+    const probe = await getJson<Probe>(kernel, 'a.probe.localhost', '/probe');
     assert.equal(probe.uid, 65534);
     assert.equal(statSync(kernel.instanceDir('probe', 'a')).uid, 65534);
   });
@@ -90,7 +71,7 @@ describe('process tier as root', { skip, timeout: 60_000 }, () => {
     t.after(() => {
       process.env.PATH = savedPath;
     });
-    const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { tool: probeService({ command: 'tenement-test-tool' }) } } });
+    const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { tool: probeNoRestart({ command: 'tenement-test-tool' }) } } });
     t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('tool', 'a');
     assert.equal(instance.state, 'failed');

@@ -4,9 +4,7 @@
 // at zero, on the fast data plane and on the node:http path alike, while framing, limits, timeouts, metrics
 // and in-flight counting behave as for a proxied request.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,32 +12,20 @@ import type { ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import metrics from '../../plugins/metrics/index.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
-import { FIXTURES, ROOT, request, servePlugins } from '../helpers.ts';
+import { request, servePlugins } from '../helpers.ts';
+import { rawExchange, type RawAnswer } from '../raw-http.ts';
+import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-dispatch-'));
-const HANDLER = path.join(work, 'handler.wasm');
-const GUEST = path.join(work, 'guest.wasm');
-
-function build(): string | false {
-  try {
-    execFileSync('clang', ['--target=wasm32-wasi', '-O2', path.join(ROOT, 'examples', 'wasm-c', 'handler.c'), '-o', HANDLER], { stdio: 'pipe' });
-    execFileSync('clang', ['--target=wasm32-wasi', '-O2', path.join(FIXTURES, 'wasm', 'guest.c'), '-o', GUEST], { stdio: 'pipe' });
-    return false;
-  } catch (error) {
-    return `needs clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32): ${(error as Error).message.split('\n')[0]}`;
-  }
-}
-const skip = build();
+const { handler: HANDLER, guest: GUEST, skip } = buildCGuests(work);
 after(() => rmSync(work, { recursive: true, force: true }));
 
-const fn = (module: string, overrides: Partial<ServiceInput> = {}): ServiceInput => ({ isolation: 'wasm', module, autoCreate: true, ...overrides });
-
 const SERVICES: Record<string, ServiceInput> = {
-  hello: fn(HANDLER, { wasm: { maxBody: 1000 } }),
+  hello: wasmFunction(HANDLER, { wasm: { maxBody: 1000 } }),
   // The function's own deadline (a 504 from the runtime) ...
-  spin: fn(GUEST, { wasm: { timeout: '300ms' } }),
+  spin: wasmFunction(GUEST, { wasm: { timeout: '300ms' } }),
   // ... and the proxy's requestTimeout, shorter than the function's (a coded 504 from the kernel).
-  slow: fn(GUEST, { requestTimeout: '300ms', wasm: { timeout: '1500ms' } }),
+  slow: wasmFunction(GUEST, { requestTimeout: '300ms', wasm: { timeout: '1500ms' } }),
 };
 
 async function bootKernel(): Promise<TestKernel> {
@@ -58,36 +44,9 @@ async function loopbackRequests(kernel: TestKernel, service: string): Promise<nu
   return total;
 }
 
-/** One raw connection: writes each chunk (with a pause between), collects until `until` matches or the server closes. */
-function raw(kernel: TestKernel, writes: (string | Buffer)[], until: (text: string) => boolean, gapMs = 20): Promise<{ text: string; closed: boolean }> {
-  const url = new URL(kernel.url);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(url.port), url.hostname);
-    let text = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`timed out; got so far:\n${text}`));
-    }, 15_000);
-    const done = (closed: boolean): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ text, closed });
-    };
-    socket.on('data', (data) => {
-      text += data.toString('latin1');
-      if (until(text)) done(false);
-    });
-    socket.on('end', () => done(true));
-    // The server may close while the client is still sending a refused body.
-    socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' || error.code === 'EPIPE' ? done(true) : reject(error)));
-    socket.on('connect', async () => {
-      for (const chunk of writes) {
-        if (socket.destroyed) return;
-        socket.write(chunk);
-        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
-      }
-    });
-  });
+/** One raw connection (see rawExchange), with a pause between writes; a reset counts as the server closing. */
+function raw(kernel: TestKernel, writes: (string | Buffer)[], until: (text: string) => boolean, gapMs = 20): Promise<RawAnswer> {
+  return rawExchange(kernel, writes, until, { gapMs, timeoutMs: 15_000, resetIsClose: true });
 }
 
 const count = (text: string, needle: string): number => text.split(needle).length - 1;

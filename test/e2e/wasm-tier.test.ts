@@ -1,42 +1,24 @@
 // The wasm tier end to end: C guests (WASI preview 1, CGI) built with clang, served through a real kernel and
 // its proxy, running in the shared worker pool.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import { sharedWasmPool } from '../../core/wasm/shared.ts';
 import cgroups from '../../plugins/cgroups/index.ts';
 import metrics from '../../plugins/metrics/index.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
-import { FIXTURES, ROOT, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
+import { ROOT, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
+import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-'));
-const HANDLER = path.join(work, 'handler.wasm');
-const GUEST = path.join(work, 'guest.wasm');
-
-/** Builds the C guests; null when it worked, else why the tests skip. */
-function build(): string | false {
-  try {
-    execFileSync('clang', ['--target=wasm32-wasi', '-O2', path.join(ROOT, 'examples', 'wasm-c', 'handler.c'), '-o', HANDLER], { stdio: 'pipe' });
-    execFileSync('clang', ['--target=wasm32-wasi', '-O2', path.join(FIXTURES, 'wasm', 'guest.c'), '-o', GUEST], { stdio: 'pipe' });
-    return false;
-  } catch (error) {
-    return `needs clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32): ${(error as Error).message.split('\n')[0]}`;
-  }
-}
-const skip = build();
+const { handler: HANDLER, guest: GUEST, skip } = buildCGuests(work);
 
 const HOST_SECRET = 'TENEMENT_WASM_TEST_SECRET';
 const hostFile = path.join(work, 'host-secret.txt');
 writeFileSync(hostFile, 'not for guests\n');
-
-function fn(module: string, overrides: Partial<ServiceInput> = {}): ServiceInput {
-  return { isolation: 'wasm', module, autoCreate: true, ...overrides };
-}
 
 describe('wasm tier', { skip }, () => {
   let kernel: TestKernel;
@@ -47,12 +29,12 @@ describe('wasm tier', { skip }, () => {
       plugins: [...servePlugins, wasmRuntime, cgroups, metrics],
       config: {
         services: {
-          hello: fn(HANDLER),
-          spin: fn(GUEST, { wasm: { timeout: '300ms' } }),
-          bomb: fn(GUEST, { limits: { memory: '16MB' } }),
-          guest: fn(GUEST, { env: { PROBE_FILE: hostFile, GREETING: 'hi' } }),
-          sock: fn(HANDLER, { listen: 'socket' }),
-          tight: fn(GUEST, { wasm: { timeout: '2s', maxQueue: 1 } }),
+          hello: wasmFunction(HANDLER),
+          spin: wasmFunction(GUEST, { wasm: { timeout: '300ms' } }),
+          bomb: wasmFunction(GUEST, { limits: { memory: '16MB' } }),
+          guest: wasmFunction(GUEST, { env: { PROBE_FILE: hostFile, GREETING: 'hi' } }),
+          sock: wasmFunction(HANDLER, { listen: 'socket' }),
+          tight: wasmFunction(GUEST, { wasm: { timeout: '2s', maxQueue: 1 } }),
         },
       },
     });
@@ -207,8 +189,8 @@ describe('wasm tier with a component', { skip: componentSkip }, () => {
       config: {
         services: {
           // The first start transpiles the component (seconds on a busy machine); later ones reuse the artifacts.
-          ts: fn(COMPONENT, { startupTimeout: '60s' }),
-          tsfresh: fn(COMPONENT, { startupTimeout: '60s', wasm: { fresh: true } }),
+          ts: wasmFunction(COMPONENT, { startupTimeout: '60s' }),
+          tsfresh: wasmFunction(COMPONENT, { startupTimeout: '60s', wasm: { fresh: true } }),
         },
       },
     });
