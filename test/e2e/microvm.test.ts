@@ -14,7 +14,7 @@ import { DATA_IMAGE } from '../../runtimes/microvm/data-image.ts';
 import { detectHypervisor } from '../../runtimes/microvm/hypervisor.ts';
 import { prepareGuest } from '../../runtimes/microvm/prepare.ts';
 import microvmRuntime from '../../runtimes/microvm/index.ts';
-import { getJson, request, servePlugins, waitFor } from '../helpers.ts';
+import { getJson, recordEvents, request, servePlugins, waitFor } from '../helpers.ts';
 import { probeService, type Probe } from '../probe.ts';
 
 // One prepared guest shared by every run (CI prepares it on first use, from the Debian mirror).
@@ -101,9 +101,19 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
     assert.deepEqual(await getJson(kernel, 'a.probe.localhost', `/connect?host=10.0.2.2&port=${local}`), { ok: true });
 
     assert.equal((await request(kernel, 'a.probe.localhost', `/write?path=${dataDir}/kept`)).status, 200);
-    await kernel.supervisor.restart(instance);
-    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    // A crash: the app exits 3 inside the guest, the guest reports it and powers off, the policy boots it again.
+    const events = recordEvents(kernel);
+    const pidBefore = instance.handle!.pid;
+    await request(kernel, 'a.probe.localhost', '/exit?code=3');
+    await waitFor(() => instance.state === 'running' && instance.handle?.pid !== pidBefore, 'the crashed VM to be restarted', 180_000);
+    assert.ok(events.some((e) => e.type === 'restarting' && /exited with code 3/.test(e.reason ?? '')), "the app's own exit status is reported, not QEMU's");
     assert.deepEqual(await getJson(kernel, 'a.probe.localhost', `/exists?path=${dataDir}/kept`), { exists: true }, 'DATA_DIR survives a restart');
+
+    // Hibernate frees the VM; the next request boots it again and waits for it.
+    await kernel.hibernate(instance);
+    assert.equal(instance.state, 'hibernated');
+    await waitFor(() => qemuProcessesOf(dataDir).length === 0, 'no QEMU process while hibernated', 15_000);
+    assert.deepEqual(await getJson(kernel, 'a.probe.localhost', `/exists?path=${dataDir}/kept`, { timeoutMs: 180_000 }), { exists: true }, 'a request wakes it');
     const onHost = spawnSync('debugfs', ['-R', 'cat /kept', path.join(dataDir, DATA_IMAGE)], { encoding: 'utf8' });
     if (onHost.status === 0) assert.equal(onHost.stdout, 'probe', 'the data lives in the image in DATA_DIR on the host');
 

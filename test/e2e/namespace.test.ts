@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import type { ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
-import { getJson, onPath, request, servePlugins, waitFor } from '../helpers.ts';
+import { getJson, onPath, recordEvents, request, servePlugins, waitFor } from '../helpers.ts';
 import { assertConfined, assertTierUnavailable, probeService, type Probe } from '../probe.ts';
 
 const skip = onPath('bwrap') ? false : 'needs bwrap (apt-get install bubblewrap)';
@@ -80,8 +80,8 @@ describe('namespace tier', { timeout: 120_000, skip }, () => {
     assert.equal(readFileSync(path.join(aData, 'mine'), 'utf8'), 'probe', "the file lands in a's DATA_DIR on the host");
   });
 
-  test('hibernate, wake and stop leave no process behind', async (t) => {
-    const kernel = await createTestKernel({ plugins, config: { services: { probe: namespaceProbe({ idleTimeout: '300ms' }) } } });
+  test('hibernate, wake, crash-restart and stop leave no process behind', async (t) => {
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: namespaceProbe({ idleTimeout: '300ms', backoff: { base: 50 } }) } } });
     t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('probe', 'a');
     const dataDir = kernel.instanceDir('probe', 'a');
@@ -94,6 +94,14 @@ describe('namespace tier', { timeout: 120_000, skip }, () => {
     const woken = await getJson<Probe>(kernel, 'a.probe.localhost', '/probe');
     assert.equal(woken.hostname, 'a-probe');
     assert.ok(processesOf(dataDir).length >= 2, 'a wake starts the sandbox again');
+    // A crash: the app exits 3 inside the sandbox; bwrap ends with it, the policy starts a new sandbox.
+    const events = recordEvents(kernel);
+    const pidBefore = instance.handle!.pid;
+    await request(kernel, 'a.probe.localhost', '/exit?code=3');
+    await waitFor(() => instance.state === 'running' && instance.handle?.pid !== pidBefore, 'the crashed sandbox to be restarted', 20_000);
+    assert.ok(events.some((e) => e.type === 'restarting' && /exited with code 3/.test(e.reason ?? '')), 'the crash is reported with its status');
+    assert.equal((await getJson<Probe>(kernel, 'a.probe.localhost', '/probe')).hostname, 'a-probe');
+
     await request(kernel, 'a.probe.localhost', '/spawn-child');
     await kernel.removeInstance(instance);
     await waitFor(() => processesOf(dataDir).length === 0, 'no process of the stopped sandbox', 10_000);
