@@ -12,7 +12,7 @@ import type { Instance } from './instance.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { killOrphans } from './orphans.ts';
 import { setupPlugins, type PluginEntry } from './plugin.ts';
-import { PortAllocator } from './ports.ts';
+import { PortAllocator, ephemeralOverlap } from './ports.ts';
 import { InstanceRegistry } from './registry.ts';
 import { createServer, type TenementServer } from './server.ts';
 import type { ApiRouter } from './api/router.ts';
@@ -61,6 +61,13 @@ export class Kernel {
     this.supervisor = new Supervisor(this);
     const range = this.config.settings.portRange;
     this.ports = new PortAllocator(range.from, range.to);
+    const overlap = ephemeralOverlap(range.from, range.to);
+    if (overlap) {
+      this.log.warn(
+        { portRange: range, ephemeral: overlap },
+        'settings.portRange overlaps the ephemeral ports of outgoing connections (net.ipv4.ip_local_port_range): a client socket can take an instance port before the app binds it; choose a range outside it',
+      );
+    }
   }
 
   /** The management API: plugins add routes here during setup. */

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { ErrorCodes, TenementError } from './errors.ts';
 
@@ -45,4 +46,23 @@ export class PortAllocator {
   release(port: number | null): void {
     if (port !== null) this.taken.delete(port);
   }
+}
+
+/**
+ * The part of [from, to] the kernel also hands out as ephemeral ports for outgoing connections
+ * (net.ipv4.ip_local_port_range), or null. An instance port in that range can be taken by any client socket
+ * between Tenement's probe and the app's bind (seconds for a booting microVM), so the default range avoids it.
+ */
+export function ephemeralOverlap(from: number, to: number): { from: number; to: number } | null {
+  let text: string;
+  try {
+    text = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+  } catch {
+    return null;
+  }
+  const [low, high] = text.trim().split(/\s+/).map(Number);
+  if (low === undefined || high === undefined || Number.isNaN(low) || Number.isNaN(high)) return null;
+  const start = Math.max(from, low);
+  const end = Math.min(to, high);
+  return start <= end ? { from: start, to: end } : null;
 }

@@ -242,7 +242,8 @@ const settingsSchema = z.strictObject({
   portRange: z
     .strictObject({ from: port.min(1024), to: port.min(1024) })
     .refine((r) => r.from <= r.to, 'expected from <= to')
-    .default({ from: 30_000, to: 39_999 }),
+    // Below Linux's ephemeral range (32768-60999 by default), where client sockets could take an instance's port.
+    .default({ from: 20_000, to: 29_999 }),
   /** Uids for services without `user` when Tenement runs as root: each service gets a stable one (docs/isolation.md). */
   tenantUids: z
     .strictObject({ from: z.number().int().min(1), to: z.number().int().min(1) })
