@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import { parsePluginOptions } from '../../core/plugin-options.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { tenantExposition } from './exposition.ts';
 import { trackHealthFailures } from './health-failures.ts';
@@ -29,12 +29,7 @@ export default definePlugin<MetricsOptions | undefined>({
   version: '1.0.0',
   kernel: '^1',
   setup(kernel, rawOptions) {
-    const parsed = optionsSchema.safeParse(rawOptions);
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ');
-      throw new TenementError(ErrorCodes.CONFIG_INVALID, `metrics options: ${problems}`);
-    }
-    const options = parsed.data;
+    const options = parsePluginOptions('metrics', optionsSchema, rawOptions);
     const registry = kernel.metricsRegistry;
     const state = new MetricsState(kernel);
 

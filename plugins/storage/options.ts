@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../../core/config/units.ts';
-import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import { parsePluginOptions } from '../../core/plugin-options.ts';
 
 /** What a config may pass as `pluginOptions.storage` (durations like '5s', '10m', or milliseconds). */
 export interface StorageOptions {
@@ -28,10 +28,6 @@ const schema = z
   .default({ pollInterval: 5_000, gcInterval: 600_000 });
 
 export function resolveOptions(raw: StorageOptions | undefined): { pollMs: number; gcMs: number | false } {
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ');
-    throw new TenementError(ErrorCodes.CONFIG_INVALID, `storage options: ${problems}`);
-  }
-  return { pollMs: parsed.data.pollInterval, gcMs: parsed.data.gcInterval };
+  const options = parsePluginOptions('storage', schema, raw);
+  return { pollMs: options.pollInterval, gcMs: options.gcInterval };
 }

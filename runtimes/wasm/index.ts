@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
+import { parsePluginOptions } from '../../core/plugin-options.ts';
 import { memoryPagesFor } from '../../core/wasm/engine.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { poolOptionsSchema, type PoolOptionsInput } from '../../core/wasm/pool-options.ts';
@@ -28,11 +29,7 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
   kernel: '^1',
   setup(kernel, rawOptions) {
     // The pool reads these options itself (whoever makes it first); they are checked here, at start-up.
-    const parsed = poolOptionsSchema.safeParse(rawOptions);
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ');
-      throw new TenementError(ErrorCodes.CONFIG_INVALID, `runtime-wasm options: ${problems}`);
-    }
+    parsePluginOptions('runtime-wasm', poolOptionsSchema, rawOptions);
     const cache = new ModuleCache(path.join(kernel.config.settings.dataDir, 'wasm-cache'));
     let pool: WasmPool | null = null;
     const getPool = (): WasmPool => (pool ??= sharedWasmPool(kernel));
