@@ -5,9 +5,9 @@ import type { HttpError } from '../http-errors.ts';
 import { bodyTooLarge, callInProcess, clientAnswer, isHttpError, requestTimedOut, type ClientAnswer } from '../in-process.ts';
 import type { Instance } from '../instance.ts';
 import type { InProcessHandler } from '../types.ts';
-import { ChunkedScanner } from './chunked.ts';
 import { serializeHead, type RequestHead } from './http1.ts';
 import type { ClientConnection } from './client-connection.ts';
+import { RequestBodyFraming } from './request-body.ts';
 
 /**
  * One exchange with an instance served in this process (`RunningHandle.inProcess`, the wasm tier): the body
@@ -19,9 +19,9 @@ import type { ClientConnection } from './client-connection.ts';
 export class DirectExchange {
   private readonly chunks: Buffer[] = [];
   private size = 0;
-  private requestLeft: number;
-  private readonly scanner: ChunkedScanner | null;
-  private requestDone: boolean;
+  private readonly body: RequestBodyFraming;
+  /** Over maxBody: answered 413 before the body ended, so the connection cannot carry another request. */
+  private refused = false;
   private timer: NodeJS.Timeout | null = null;
   private finished = false;
   private status = 0;
@@ -35,16 +35,19 @@ export class DirectExchange {
     private readonly createdAt: number,
     private readonly wakeMs: number,
   ) {
-    this.requestLeft = head.chunked ? 0 : Math.max(0, head.contentLength);
-    this.scanner = head.chunked ? new ChunkedScanner((data) => this.take(data)) : null;
-    this.requestDone = !head.chunked && this.requestLeft === 0;
+    this.body = new RequestBodyFraming(head, (data) => this.take(data));
+  }
+
+  /** The whole body is here (and was accepted): the next bytes are the next request's. */
+  private get requestDone(): boolean {
+    return this.body.done && !this.refused;
   }
 
   start(): void {
     this.instance.requestStarted();
     this.timer = setTimeout(() => this.fail(requestTimedOut(this.instance)), this.instance.config.requestTimeout);
     // A declared length over the limit is refused before a byte of it is read.
-    if (this.requestLeft > this.handler.maxBody) return this.answer(clientAnswer(bodyTooLarge()));
+    if (this.body.declaredLeft > this.handler.maxBody) return this.answer(clientAnswer(bodyTooLarge()));
     const pending = this.client.takeBuffer();
     if (pending && !this.requestDone) this.consume(pending);
     else if (pending) this.client.stash(pending);
@@ -60,24 +63,12 @@ export class DirectExchange {
   }
 
   private consume(bytes: Buffer): void {
-    let cut: number;
-    if (this.scanner) {
-      const end = this.scanner.scan(bytes);
-      if (this.scanner.error) {
-        return this.fail({ status: 400, code: ErrorCodes.BAD_HOST, message: `malformed chunked body: ${this.scanner.error}` });
-      }
-      cut = end === -1 ? bytes.length : end;
-      if (end !== -1) this.requestDone = true;
-    } else {
-      cut = Math.min(this.requestLeft, bytes.length);
-      this.take(cut === bytes.length ? bytes : bytes.subarray(0, cut));
-      this.requestLeft -= cut;
-      if (this.requestLeft === 0) this.requestDone = true;
-    }
+    const cut = this.body.measure(bytes);
+    if (this.body.error) return this.fail({ status: 400, code: ErrorCodes.BAD_HOST, message: `malformed chunked body: ${this.body.error}` });
     if (cut < bytes.length) this.client.stash(bytes.subarray(cut));
     // Over the limit (a chunked body has no length up front): answered now, the rest of it never read.
     if (this.size > this.handler.maxBody) {
-      this.requestDone = false;
+      this.refused = true;
       this.answer(clientAnswer(bodyTooLarge()));
     }
   }

@@ -9,6 +9,7 @@ import { MAX_HEAD_BYTES, bodilessResponse, parseResponseHead, serializeHead, typ
 import type { UpstreamConnection, UpstreamOwner } from './upstream-pool.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { DirectExchange } from './direct-exchange.ts';
+import { RequestBodyFraming } from './request-body.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** Methods a proxy may send twice (RFC 9110 9.2.1). */
@@ -25,9 +26,7 @@ export class Exchange implements UpstreamOwner {
   private upstream: UpstreamConnection | null = null;
   private headBytes!: Buffer;
   private readonly bodyless: boolean;
-  private requestLeft: number;
-  private readonly requestScanner: ChunkedScanner | null;
-  private requestDone: boolean;
+  private readonly body: RequestBodyFraming;
 
   private responseBuffer: Buffer | null = null;
   private response: ResponseHead | null = null;
@@ -52,9 +51,12 @@ export class Exchange implements UpstreamOwner {
     private readonly target: InstanceTarget,
   ) {
     this.bodyless = !head.chunked && head.contentLength <= 0;
-    this.requestLeft = head.chunked ? 0 : Math.max(0, head.contentLength);
-    this.requestScanner = head.chunked ? new ChunkedScanner() : null;
-    this.requestDone = this.bodyless;
+    this.body = new RequestBodyFraming(head);
+  }
+
+  /** The client has sent the whole request body (the next bytes are the next request's). */
+  private get requestDone(): boolean {
+    return this.body.done;
   }
 
   async begin(): Promise<void> {
@@ -162,19 +164,8 @@ export class Exchange implements UpstreamOwner {
   }
 
   private forwardRequestBytes(bytes: Buffer): void {
-    let cut: number;
-    if (this.requestScanner) {
-      const end = this.requestScanner.scan(bytes);
-      if (this.requestScanner.error) {
-        return this.fail({ status: 400, code: ErrorCodes.BAD_HOST, message: `malformed chunked body: ${this.requestScanner.error}` });
-      }
-      cut = end === -1 ? bytes.length : end;
-      if (end !== -1) this.requestDone = true;
-    } else {
-      cut = Math.min(this.requestLeft, bytes.length);
-      this.requestLeft -= cut;
-      if (this.requestLeft === 0) this.requestDone = true;
-    }
+    const cut = this.body.measure(bytes);
+    if (this.body.error) return this.fail({ status: 400, code: ErrorCodes.BAD_HOST, message: `malformed chunked body: ${this.body.error}` });
     if (cut < bytes.length) this.client.stash(bytes.subarray(cut));
     const socket = this.upstream!.socket;
     const flushed = socket.write(cut === bytes.length ? bytes : bytes.subarray(0, cut));
