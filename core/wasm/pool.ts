@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { Deadline } from './deadline.ts';
 import { enableWasmFeatures } from './engine.ts';
 import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
 import { now, type PoolBroadcast, type WasiValue, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
@@ -163,15 +164,11 @@ export class WasmPool {
   private async dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number): Promise<WasmCallOutcome> {
     if (this.closed) return failure('error', 'the wasm pool is closed');
     const submittedAt = now();
-    // A timer cleared when the call ends, rather than AbortSignal.timeout: that one keeps every signal and its
-    // timer alive until the deadline, thousands per second under load.
-    const deadline = new AbortController();
-    const signal = deadline.signal;
-    const timer = setTimeout(() => deadline.abort(), Math.max(1, deadlineMs));
+    const deadline = new Deadline(deadlineMs);
     try {
-      let result = await this.piscina.run(task, { signal });
+      let result = await this.piscina.run(task, { signal: deadline });
       // The worker that took it lacks the code: send it again with the code (another worker may take it).
-      if (result.miss) result = await this.piscina.run({ ...withCode(), submittedAt: now() }, { signal });
+      if (result.miss) result = await this.piscina.run({ ...withCode(), submittedAt: now() }, { signal: deadline });
       if (result.miss) return failure('error', 'worker did not take the code it was sent');
       this.track(result.threadId, task.instanceKey, result.live, result.evicted);
       const timing = { queueMs: result.queueMs, runMs: result.runMs, instantiated: result.instantiated };
@@ -179,14 +176,14 @@ export class WasmPool {
       return { ok: true, value: result.value, logs: result.logs, timing };
     } catch (error) {
       const elapsed = now() - submittedAt;
-      if (signal.aborted) return failure('timeout', `deadline of ${deadlineMs}ms passed (after ${Math.round(elapsed)}ms; a worker running it is replaced)`);
+      if (deadline.aborted) return failure('timeout', `deadline of ${deadlineMs}ms passed (after ${Math.round(elapsed)}ms; a worker running it is replaced)`);
       const message = error instanceof Error ? error.message : String(error);
       if (/queue is at limit/i.test(message)) return failure('overloaded', `the wasm pool queue is full (${this.piscina.queueSize} waiting)`);
       const code = (error as { code?: string }).code;
       if (code === 'ERR_WORKER_OUT_OF_MEMORY') return failure('out-of-memory', `a worker ran out of JS heap: ${message}`);
       return failure('error', message);
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
     }
   }
 

@@ -45,7 +45,8 @@ export function workerEntry(): WorkerEntry {
       // not there yet
     }
     if (!current || Buffer.compare(current, code) !== 0) writeFileSync(file, code);
-    return { filename: pathToFileURL(file).href, execArgv: [] };
+    // Only profiling flags pass to workers (`node --cpu-prof` then profiles each worker too); tsx's loader must not.
+    return { filename: pathToFileURL(file).href, execArgv: process.execArgv.filter((flag) => flag.startsWith('--cpu-prof')) };
   } catch {
     return { filename: pathToFileURL(WORKER_TS).href, execArgv: ['--import', import.meta.resolve('tsx')] };
   }

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { resolveConfig } from '../../core/config/loader.ts';
 import { TenementError } from '../../core/errors.ts';
 import { capMemory } from '../../core/wasm/cap-memory.ts';
+import { Deadline } from '../../core/wasm/deadline.ts';
 import { binaryKind, memoryPagesFor } from '../../core/wasm/engine.ts';
 import { cgiEnv, parseCgiResponse } from '../../runtimes/wasm/cgi.ts';
 
@@ -109,4 +110,27 @@ test('config: wasm services need a module and no command; other tiers need a com
   assert.match(problem({ services: { app: { isolation: 'process' } } }), /services\.app\.command.*expected the command/);
   assert.match(problem({ services: { app: { command: 'node a.js', module: './x.wasm' } } }), /module is only used with isolation: 'wasm'/);
   assert.match(problem({ services: { fn: { isolation: 'wasm', module: 'f.wasm', wasm: { timeout: 'soon' } } } }), /services\.fn\.wasm\.timeout/);
+});
+
+test('Deadline: aborts once at its time, tells its one listener, and never after clear()', async () => {
+  const late = new Deadline(5);
+  let told = 0;
+  late.once('abort', () => told++);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal(late.aborted, true);
+  assert.equal(told, 1);
+
+  const cleared = new Deadline(5);
+  cleared.once('abort', () => told++);
+  cleared.clear();
+  const removed = new Deadline(5);
+  const listener = (): void => {
+    told++;
+  };
+  removed.once('abort', listener);
+  removed.removeListener('abort', listener);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal(cleared.aborted, false, 'a cleared deadline never aborts');
+  assert.equal(removed.aborted, true, 'without a listener it still aborts');
+  assert.equal(told, 1, 'no listener was told after clear() or removeListener()');
 });
