@@ -25,7 +25,7 @@ interface Manifest {
 }
 
 const MANIFEST = 'manifest.json';
-const MANIFEST_VERSION = 3;
+const MANIFEST_VERSION = 4;
 const GLUE = 'component.js';
 /** In-memory artifacts by hash and cap: the compiled modules are the expensive part. */
 const prepared = new Map<string, Promise<ComponentArtifact>>();
@@ -53,9 +53,21 @@ function withDebugFlagReadOnce(text: string): string {
   return shim + text.replaceAll(DEBUG_LOG_CHECK, 'if (!__tenementJcoDebug) { return; }');
 }
 
+/**
+ * Even with the flag read once, each of the ~130 `_debugLog(...)` statements builds its arguments (object
+ * literals, spread arrays) before `_debugLog` returns, several per guest call and per host import. Guarded, the
+ * arguments are only built when debugging. Every call site is a statement of its own line.
+ */
+const DEBUG_LOG_STATEMENT = /^(\s*)_debugLog\(/gm;
+function withDebugArgumentsSkipped(text: string): string {
+  if (!text.includes('__tenementJcoDebug')) return text;
+  return text.replace(DEBUG_LOG_STATEMENT, '$1if (__tenementJcoDebug) _debugLog(');
+}
+
 /** Rewrites of jco's generated glue that keep its behaviour and remove per-call costs (measured). */
 function tuneGlue(glue: Uint8Array): Uint8Array {
-  return new TextEncoder().encode(withDebugFlagReadOnce(withoutJspiProbes(new TextDecoder().decode(glue))));
+  const text = new TextDecoder().decode(glue);
+  return new TextEncoder().encode(withDebugArgumentsSkipped(withDebugFlagReadOnce(withoutJspiProbes(text))));
 }
 
 async function transpile(bytes: Uint8Array, dir: string): Promise<Manifest> {
