@@ -523,6 +523,21 @@ export function cpuMicros(pid: number): number {
 
 export const cpuMicrosOf = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
 
+/** CPU time used so far by each thread of this process (its /proc/self/task/<tid>/stat), in microseconds. */
+export function threadCpuMicros(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS_PER_SEC);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
 /** Every descendant of a process, deepest last. */
 export function descendants(pid: number): number[] {
   const out: number[] = [];

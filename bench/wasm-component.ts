@@ -28,6 +28,8 @@ import {
   type Spread,
   ROOT,
   coldStarts,
+  cpuMicrosOf,
+  descendants,
   findBinary,
   fmt,
   fmtInt,
@@ -40,6 +42,7 @@ import {
   spread,
   spreadRow,
   table,
+  threadCpuMicros,
   timeEach,
   waitForOk,
 } from './lib.ts';
@@ -63,6 +66,8 @@ export interface ComponentBenchResult {
   warmProxyMs: Spread | null;
   tsRps: number | null;
   nativeRps: number | null;
+  /** CPU per request over the throughput rounds, in µs: where each side's time goes. */
+  cpuPerRequest: { tsMain: number; tsOtherThreads: number; nativeTenement: number; nativeApp: number } | null;
   tierError: string | null;
   goals: Goal[];
 }
@@ -145,6 +150,7 @@ export async function runComponentBench(options: { log?: (line: string) => void 
       warmProxyMs: null,
       tsRps: null,
       nativeRps: null,
+      cpuPerRequest: null,
       tierError: null,
       goals: [],
     };
@@ -202,13 +208,44 @@ async function tierFigures(
     // Alternating rounds, best of each: the two share 2 cores with the load generator.
     const ts: number[] = [];
     const native: number[] = [];
+    const app = kernel.instances.get('native', 'bench')!.handle!.pid!;
+    // CPU per request of each side, from the threads' and the app's own counters: what the ratio is made of.
+    // A warm-up round each, not counted: V8 tiers the guest's hot wasm functions up to optimized code in background
+    // threads during the first seconds of load (up to half the CPU then), and the native app's JIT warms up too.
+    await runWrk({ binary: wrk, port, host: TS_HOST, threads: 1, connections: 16, seconds: 2 });
+    await runWrk({ binary: wrk, port, host: NATIVE_HOST, threads: 1, connections: 16, seconds: 2 });
+    const cpu = { tsMain: 0, tsOther: 0, tsRequests: 0, nativeTenement: 0, nativeApp: 0, nativeRequests: 0 };
     for (let round = 0; round < 2; round++) {
-      ts.push((await runWrk({ binary: wrk, port, host: TS_HOST, threads: 1, connections: 16, seconds: o.seconds })).requestsPerSec);
-      native.push((await runWrk({ binary: wrk, port, host: NATIVE_HOST, threads: 1, connections: 16, seconds: o.seconds })).requestsPerSec);
+      let before = threadCpuMicros();
+      const tsRun = await runWrk({ binary: wrk, port, host: TS_HOST, threads: 1, connections: 16, seconds: o.seconds });
+      let after = threadCpuMicros();
+      ts.push(tsRun.requestsPerSec);
+      cpu.tsMain += (after.get(process.pid) ?? 0) - (before.get(process.pid) ?? 0);
+      for (const [tid, micros] of after) if (tid !== process.pid) cpu.tsOther += micros - (before.get(tid) ?? 0);
+      cpu.tsRequests += tsRun.requests;
+      before = threadCpuMicros();
+      const appBefore = cpuMicrosOf([app, ...descendants(app)]);
+      const nativeRun = await runWrk({ binary: wrk, port, host: NATIVE_HOST, threads: 1, connections: 16, seconds: o.seconds });
+      after = threadCpuMicros();
+      native.push(nativeRun.requestsPerSec);
+      for (const [tid, micros] of after) cpu.nativeTenement += micros - (before.get(tid) ?? 0);
+      cpu.nativeApp += cpuMicrosOf([app, ...descendants(app)]) - appBefore;
+      cpu.nativeRequests += nativeRun.requests;
     }
     result.tsRps = Math.max(...ts);
     result.nativeRps = Math.max(...native);
+    result.cpuPerRequest = {
+      tsMain: cpu.tsMain / cpu.tsRequests,
+      tsOtherThreads: cpu.tsOther / cpu.tsRequests,
+      nativeTenement: cpu.nativeTenement / cpu.nativeRequests,
+      nativeApp: cpu.nativeApp / cpu.nativeRequests,
+    };
+    const c = result.cpuPerRequest;
     o.log(`  req/s through the proxy (wrk -c16): TS component ${fmtInt(result.tsRps)}, native Node ${fmtInt(result.nativeRps)}, ratio ${fmt(result.tsRps / result.nativeRps)}`);
+    o.log(
+      `  CPU per request: TS ${fmtInt(c.tsMain + c.tsOtherThreads)} µs (main thread ${fmtInt(c.tsMain)}, pool workers and V8 threads ${fmtInt(c.tsOtherThreads)}); ` +
+        `native ${fmtInt(c.nativeTenement + c.nativeApp)} µs (Tenement ${fmtInt(c.nativeTenement)}, the app ${fmtInt(c.nativeApp)})`,
+    );
   } finally {
     await kernel.close();
   }
@@ -247,6 +284,14 @@ export function formatComponentBench(r: ComponentBenchResult): string {
         ['req/s via proxy, TS component (wrk -c16)', r.tsRps === null ? 'n/a' : fmtInt(r.tsRps)],
         ['req/s via proxy, native Node server (wrk -c16)', r.nativeRps === null ? 'n/a' : fmtInt(r.nativeRps)],
         ['ratio TS / native', r.tsRps === null || r.nativeRps === null ? 'n/a' : fmt(r.tsRps / r.nativeRps)],
+        ...(r.cpuPerRequest
+          ? [
+              ['CPU µs/request, TS: main thread', fmtInt(r.cpuPerRequest.tsMain)],
+              ['CPU µs/request, TS: pool workers + V8 threads', fmtInt(r.cpuPerRequest.tsOtherThreads)],
+              ['CPU µs/request, native: Tenement', fmtInt(r.cpuPerRequest.nativeTenement)],
+              ['CPU µs/request, native: the app', fmtInt(r.cpuPerRequest.nativeApp)],
+            ]
+          : []),
       ],
     ),
   ];
