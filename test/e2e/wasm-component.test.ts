@@ -133,6 +133,16 @@ describe('wasm components (TypeScript handlers)', { skip, timeout: 300_000 }, ()
     assert.equal(decoder.decode(handleHttp(fresh, req('GET', '/calls')).body), '1', 'a fresh instance has fresh state');
   });
 
+  test('a handler that returns a Promise (async) fails the call with a message saying so, not an empty 200', async () => {
+    const guest = host(null);
+    const instance = await instantiateComponent(probe, guest);
+    assert.throws(() => handleHttp(instance, req('GET', '/async')));
+    assert.ok(
+      guest.lines.some((l) => l.startsWith('stderr: handler threw:') && l.includes('async handlers are not supported')),
+      guest.lines.join('\n'),
+    );
+  });
+
   test('the memory cap holds inside a component: an allocation past it fails that call only', async () => {
     // 1024 pages = 64 MiB for the QuickJS heap.
     const guest = host(null);

@@ -26,6 +26,10 @@ export function handle(req) {
   try {
     if (typeof handler.handle !== 'function') throw new TypeError('the handler module must export a function `handle`');
     const res = handler.handle(req) ?? {};
+    // An async handler's promise would otherwise read as an empty 200: a call has no event loop to settle it.
+    if (typeof res.then === 'function') {
+      throw new TypeError('handle() returned a Promise: async handlers are not supported (a call is synchronous); return the response object itself');
+    }
     return { status: res.status ?? 200, headers: toHeaders(res.headers), body: toBody(res.body) };
   } catch (error) {
     console.error('handler threw:', error);
