@@ -116,6 +116,8 @@ const networkSettings = z.strictObject({
       if (cidr.prefix > 29) return ctx.addIssue({ code: 'custom', message: `expected a range of at least /29 (two instances), got /${cidr.prefix}` });
       if (!ipv4Aligned(cidr)) ctx.addIssue({ code: 'custom', message: `${value} has host bits set: expected the network address of the range` });
     }),
+  /** Forward and masquerade private instances' traffic to allowed addresses off this host (host-wide ip_forward; docs/network.md). */
+  nat: z.boolean().default(false),
 });
 
 /** How a wasm service's requests run in the shared worker pool (docs/wasm.md). */
@@ -252,7 +254,7 @@ const settingsSchema = z.strictObject({
   /** Bytes of recent output kept in memory per instance. */
   logBuffer: size.default(1_000_000),
   /** Addresses for private instances' veth pairs (docs/network.md). */
-  network: networkSettings.default({ range: '10.231.0.0/16' }),
+  network: networkSettings.default({ range: '10.231.0.0/16', nat: false }),
 });
 
 const SETTINGS_DEFAULTS = settingsSchema.parse({});

@@ -2,8 +2,11 @@ import { definePlugin, ErrorCodes, TenementError } from '../../sdk/index.ts';
 import type { InstanceEvent, InstanceState, SpawnSpec } from '../../sdk/index.ts';
 import { AddressPool } from './addresses.ts';
 import { findNetTools, missingTools } from './commands.ts';
+import { HostNat, removeNatTable } from './nat.ts';
+import { natTableName } from './nat-rules.ts';
 import { netNames, sequenceName } from './names.ts';
 import { createIsolated, createPrivate, deleteNet, leftovers, type InstanceNet } from './netns.ts';
+import { offHostEntries } from './off-host.ts';
 
 /** States in which an instance's process has ended: its namespace goes then (a new run gets a fresh one). */
 const ENDED: ReadonlySet<InstanceState> = new Set(['restarting', 'failed', 'stopped', 'hibernated']);
@@ -41,6 +44,28 @@ export default definePlugin<NetworkOptions | undefined>({
       if (left.netns.length + left.veths.length > 0) kernel.log.warn({ ...left }, 'network: removed namespaces left by a previous run');
     }
 
+    // Outbound NAT (settings.network.nat): only for private services that allow addresses off this host.
+    const natTable = natTableName(names.scope);
+    if (tools.nft && process.getuid?.() === 0) await removeNatTable(tools.nft, natTable).catch(() => undefined); // a crashed run's
+    const offHost = new Map<string, string[]>();
+    for (const [service, config] of Object.entries(kernel.config.services)) {
+      const entries = config.network === 'private' ? offHostEntries(config.egress ?? [], range) : [];
+      if (entries.length > 0) offHost.set(service, entries);
+    }
+    const natOn = kernel.config.settings.network.nat;
+    const nat =
+      natOn && offHost.size > 0 && tools.nft
+        ? new HostNat({ nft: tools.nft, table: natTable, range, vethPrefix: names.vethPrefix, allowed: [...new Set([...offHost.values()].flat())] }, kernel.log)
+        : null;
+    if (!natOn) {
+      for (const [service, entries] of offHost) {
+        kernel.log.warn(
+          { service, egress: entries },
+          `network: ${service} allows ${entries.join(', ')} in egress, off this host, but settings.network.nat is off: this host neither forwards nor NATs ${range}, so its instances cannot reach them; set settings.network.nat: true (docs/network.md)`,
+        );
+      }
+    }
+
     const release = (key: string): void => {
       const net = live.get(key);
       if (!net || !tools.ip) return;
@@ -71,6 +96,13 @@ export default definePlugin<NetworkOptions | undefined>({
         const net = await createIsolated({ ...tools, ip: tools.ip! }, netns);
         kernel.log.debug({ service, netns, ms: Math.round(performance.now() - started) }, 'network: namespace ready');
         return net;
+      }
+      if (nat && offHost.has(service)) {
+        await nat.ensure().catch((error: unknown) => {
+          throw new TenementError(ErrorCodes.SPAWN_FAILED, `${who}: cannot set up outbound NAT (settings.network.nat): ${(error as Error).message}`, {
+            cause: error,
+          });
+        });
       }
       const addresses = pool.allocate();
       if (!addresses) {
@@ -145,6 +177,7 @@ export default definePlugin<NetworkOptions | undefined>({
       spares.clear();
       for (const net of unused) if (net && tools.ip) await deleteNet({ ip: tools.ip }, net);
       await Promise.all(cleaning.values());
+      await nat?.close();
     });
   },
 });

@@ -7,6 +7,8 @@ import path from 'node:path';
  * 15 characters. netns `tn1a2b3c-<seq>`, host-side veth `tn1a2b3cv<seq>` (seq in base 36, unique per run).
  */
 export interface NetNames {
+  /** `tn` + 6 hex: names the host-side objects of this data directory (also its nftables NAT table). */
+  scope: string;
   /** Prefix of every namespace of this scope. */
   netnsPrefix: string;
   /** Prefix of every host-side veth of this scope. */
@@ -15,7 +17,7 @@ export interface NetNames {
 
 export function netNames(dataDir: string): NetNames {
   const scope = `tn${createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 6)}`;
-  return { netnsPrefix: `${scope}-`, vethPrefix: `${scope}v` };
+  return { scope, netnsPrefix: `${scope}-`, vethPrefix: `${scope}v` };
 }
 
 /** At most 6 base-36 digits, so a veth name is at most 15 characters. */

@@ -61,7 +61,7 @@ export async function createPrivate(
         'link set lo up',
         `addr add ${cidr(addresses.guest)} dev eth0`,
         'link set eth0 up',
-        // Allowed addresses beyond the host side leave through the host (which must route or NAT them).
+        // Allowed addresses beyond the host side leave through the host (settings.network.nat forwards and NATs them).
         `route add default via ${addresses.host} dev eth0`,
         '',
       ].join('\n'),
