@@ -4,7 +4,7 @@
  *
  *   npm run bench                  # all three, about 2 minutes
  *   npm run bench -- --profile     # also profiles `ten serve` under proxy load (.bench-tmp/ten-serve-proxy.cpuprofile)
- *   npm run bench -- proxy wake    # only some: proxy, wake, footprint, logs, wasm, isolation
+ *   npm run bench -- proxy wake    # only some: proxy, wake, footprint, logs, wasm, cli, isolation
  *   npm run bench -- isolation     # every isolation tier the host has, against the process tier (not in the default set)
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
@@ -12,6 +12,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { formatCli, runCliBench, type CliBenchResult } from './cli.ts';
 import { formatColdWake, runColdWakeBench, type ColdWakeResult } from './cold-wake.ts';
 import { formatFootprint, runFootprintBench, type FootprintResult } from './footprint.ts';
 import { formatIsolation, runIsolationBench, type IsolationResult } from './isolation.ts';
@@ -20,7 +21,7 @@ import { ROOT, fmt, fmtInt, requireTools, table, writeJson, type Goal } from './
 import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'wake', 'footprint', 'logs', 'wasm', 'isolation'] as const;
+const NAMES = ['proxy', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
 const OPT_IN: ReadonlySet<Name> = new Set(['isolation']);
@@ -46,6 +47,7 @@ let footprint: FootprintResult | null = null;
 let logs: LogsSearchResult | null = null;
 let isolation: IsolationResult | null = null;
 let wasm: WasmBenchResult | null = null;
+let cli: CliBenchResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
   try {
@@ -90,6 +92,10 @@ if (selected.has('logs')) {
 if (selected.has('wasm')) {
   wasm = await attempt('wasm', () => runWasmBench());
   if (wasm) out(`\n${formatWasm(wasm)}\n`);
+}
+if (selected.has('cli')) {
+  cli = await attempt('cli', () => runCliBench());
+  if (cli) out(`\n${formatCli(cli)}\n`);
 }
 if (selected.has('isolation')) {
   isolation = await attempt('isolation', () => runIsolationBench());
@@ -154,6 +160,12 @@ if (wasm) {
   );
   goals.push(...wasm.goals);
 }
+if (cli) {
+  for (const c of cli.cases.filter((x) => x.name === 'ten --help' || x.name.startsWith('ten ps --server'))) {
+    rows.push([`${c.name} (median)`, `${fmt(c.medianMs, 0)} ms`, `node+tsx ${fmt(cli.tsxMs, 0)} ms`, fmt(c.vsTsx), c.name === 'ten --help' ? '<= 1.5' : '']);
+  }
+  goals.push(...cli.goals);
+}
 
 out(`== summary (${fmt((Date.now() - started) / 1000, 0)} s) ==`);
 if (rows.length > 0) out(table(['figure', 'tenement', 'baseline (same run)', 'ratio', 'goal'], rows));
@@ -175,6 +187,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   logs,
   isolation,
   wasm,
+  cli,
   goals,
   failures,
 });

@@ -3,10 +3,9 @@
  * token to send, JSON requests with `{ error: { code, message } }` turned into one-line errors, and SSE streams.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
-import { findConfigFile, loadConfig, type ResolvedConfig } from '../core/config/loader.ts';
+import type { ResolvedConfig } from '../core/config/loader.ts';
 import { errorMessage } from '../core/errors.ts';
 
 /** A failure to report as `ten: <code>: <message>`; `code` is the server's TNM_ERR_* when it sent one. */
@@ -44,6 +43,8 @@ const DEFAULT_TIMEOUT_MS = 120_000;
 
 /** The local config, when one is found; an unreadable one found by walking up is ignored (it may not be ours). */
 async function localConfig(explicit: string | undefined): Promise<ResolvedConfig | null> {
+  // Loaded on use: the loader brings the config schema (zod); a command given --server and --token never needs it.
+  const { findConfigFile, loadConfig } = await import('../core/config/loader.ts');
   let file: string;
   try {
     file = findConfigFile(explicit);
@@ -191,7 +192,7 @@ export class Client {
     });
   }
 
-  private send(method: string, urlPath: string, options: RequestOptions, signal?: AbortSignal): Promise<IncomingMessage> {
+  private async send(method: string, urlPath: string, options: RequestOptions, signal?: AbortSignal): Promise<IncomingMessage> {
     const url = new URL(this.server + urlPath);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined && value !== '') url.searchParams.set(key, String(value));
@@ -203,7 +204,8 @@ export class Client {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const transport = url.protocol === 'https:' ? https : http;
+    // Loaded on use: every command imports this file (for CliError), `ten --help` makes no request.
+    const transport = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
       // One connection per command, closed with it: nothing keeps the process alive afterwards.

@@ -1,7 +1,12 @@
-/** `ten`: the command line. Each command lives in cli/commands/; this file wires them and reports failures. */
+/**
+ * `ten`: the command line. Each command lives in cli/commands/; this file wires them and reports failures.
+ * Every command module is loaded for any `ten` call (for --help and parsing), so it imports only cheap modules at
+ * its top; what an action needs beyond that (the config loader and zod, the kernel, runtimes) it imports inside the
+ * action with `await import(...)`. bench/cli.ts measures it; test/e2e/cli-startup.test.ts guards it.
+ */
 import { Command } from 'commander';
 import { isTenementError, errorMessage } from '../core/errors.ts';
-import { KERNEL_VERSION } from '../core/plugin.ts';
+import { KERNEL_VERSION } from '../core/version.ts';
 import { CliError } from './client.ts';
 import { registerAudit } from './commands/audit.ts';
 import { examples } from './commands/common.ts';

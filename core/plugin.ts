@@ -2,9 +2,10 @@ import semver from 'semver';
 import { z } from 'zod';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import type { Kernel } from './kernel.ts';
+import { KERNEL_VERSION } from './version.ts';
 
-/** The kernel's own version; plugins declare the range they work with in `kernel`. */
-export const KERNEL_VERSION = '1.0.0';
+// Defined in version.ts (no semver or zod behind it, for `ten --version`); exported here for every other importer.
+export { KERNEL_VERSION };
 
 export interface PluginDefinition<Options = void> {
   name: string;

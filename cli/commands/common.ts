@@ -1,6 +1,6 @@
 /** Pieces every command shares: the client flags, `service:id` arguments, number/duration flags, examples. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { DNS_LABEL } from '../../core/config/schema.ts';
+import { DNS_LABEL } from '../../core/config/names.ts';
 import { parseDuration } from '../../core/config/units.ts';
 import { CliError, Client, type ClientFlags } from '../client.ts';
 

@@ -6,9 +6,8 @@ import { accessSync, constants, existsSync, readFileSync, readdirSync, statSync 
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../core/config/loader.ts';
 import { color, out, printJson } from '../output.ts';
-import { checkTiers, type TierCheckOptions, type TierReport } from '../tier-check.ts';
+import type { TierCheckOptions, TierReport } from '../tier-check.ts';
 import { examples } from './common.ts';
 
 /** Tools a tier, a feature or the benchmarks use, and the Debian package that provides each. */
@@ -64,6 +63,8 @@ function cgroupInfo(root = '/sys/fs/cgroup'): DoctorReport['cgroup'] {
 }
 
 export async function diagnose(options: TierCheckOptions = {}): Promise<DoctorReport> {
+  // Loaded on use: the tier check boots a kernel with every runtime, far too much for `ten --help` to import.
+  const { checkTiers } = await import('../tier-check.ts');
   const major = Number(process.versions.node.split('.')[0]);
   return {
     node: { version: process.version, ok: major >= 20, required: '>=20' },
@@ -88,6 +89,7 @@ async function servedDataDir(explicit: string | undefined): Promise<string> {
   const chosen = explicit ?? process.env.TENEMENT_DATA_DIR;
   if (chosen) return path.resolve(chosen);
   try {
+    const { loadConfig } = await import('../../core/config/loader.ts');
     return (await loadConfig()).settings.dataDir;
   } catch {
     return path.resolve('tenement-data');

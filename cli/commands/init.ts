@@ -3,7 +3,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CONFIG_FILE_NAMES } from '../../core/config/loader.ts';
 import { CliError } from '../client.ts';
 import { color, out } from '../output.ts';
 import { checkLabel, examples } from './common.ts';
@@ -103,9 +102,11 @@ export function registerInit(program: Command): void {
     .description('Write ./tenement.config.ts for the app in this directory (Node, Python, Go, Rust detected); never overwrites')
     .option('--name <service>', 'service name (default: the package or directory name)')
     .option('--command <command>', 'command that starts the app (default: detected)')
-    .action((flags: InitFlags) => {
+    .action(async (flags: InitFlags) => {
       const dir = process.cwd();
       if (flags.name !== undefined) checkLabel(flags.name, 'service name');
+      // Loaded on use: the loader brings the config schema (zod), which only this action needs, for its file names.
+      const { CONFIG_FILE_NAMES } = await import('../../core/config/loader.ts');
       const existing = CONFIG_FILE_NAMES.find((file) => existsSync(path.join(dir, file)));
       if (existing) throw new CliError(`${path.join(dir, existing)} already exists; edit it, or remove it to start over`);
       const detected = detect(dir);

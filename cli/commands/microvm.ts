@@ -1,10 +1,7 @@
 /** `ten microvm prepare`: builds the microVM guest (kernel, initramfs, node image) once. Local only: no server. */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../core/config/loader.ts';
-import { guestDirFor, type MicrovmOptions } from '../../runtimes/microvm/guest-dir.ts';
-import { detectHypervisor } from '../../runtimes/microvm/hypervisor.ts';
-import { prepareGuest } from '../../runtimes/microvm/prepare.ts';
+import type { MicrovmOptions } from '../../runtimes/microvm/guest-dir.ts';
 import { out, printJson } from '../output.ts';
 import { examples } from './common.ts';
 
@@ -17,9 +14,11 @@ interface PrepareFlags {
 
 /** --dir, else $TENEMENT_MICROVM_DIR, else the config's pluginOptions['runtime-microvm'].guestDir or {dataDir}/.microvm. */
 async function guestDir(flags: PrepareFlags): Promise<string> {
+  const { guestDirFor } = await import('../../runtimes/microvm/guest-dir.ts');
   if (flags.dir) return path.resolve(flags.dir);
   if (process.env.TENEMENT_MICROVM_DIR) return path.resolve(process.env.TENEMENT_MICROVM_DIR);
   try {
+    const { loadConfig } = await import('../../core/config/loader.ts');
     const config = await loadConfig({ file: flags.config });
     return guestDirFor(config.settings.dataDir, config.pluginOptions['runtime-microvm'] as MicrovmOptions | undefined);
   } catch (error) {
@@ -42,6 +41,9 @@ export function registerMicrovm(program: Command): void {
     .option('--kernel-package <name>', 'a specific linux-image-*-cloud-amd64 package (default: what linux-image-cloud-amd64 depends on)')
     .option('--json', 'print the manifest as JSON')
     .action(async (flags: PrepareFlags) => {
+      // Loaded on use: building the guest is this action's business alone.
+      const { prepareGuest } = await import('../../runtimes/microvm/prepare.ts');
+      const { detectHypervisor } = await import('../../runtimes/microvm/hypervisor.ts');
       const dir = await guestDir(flags);
       const started = Date.now();
       const manifest = prepareGuest(dir, { kernelPackage: flags.kernelPackage, log: flags.json ? undefined : (line) => out(line) });

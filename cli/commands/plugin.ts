@@ -7,7 +7,6 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, openSync, readFileSync, readSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { findConfigFile, loadConfig } from '../../core/config/loader.ts';
 import { WASM_PLUGINS_KEY, addPluginRecord, importPlugin, removePluginRecord } from '../../core/config/plugin-records.ts';
 import { CliError, type ClientFlags } from '../client.ts';
 import { color, out, printJson, table } from '../output.ts';
@@ -133,6 +132,7 @@ function wasmDetail(plugin: { path: string; capabilities: string[]; failClosed: 
 
 /** Without a server: what the config would load (kernel plugins' hooks are only known once they are set up). */
 async function listFromConfig(flags: ClientFlags): Promise<{ listing: ServerListing; rows: PluginRow[] }> {
+  const { loadConfig } = await import('../../core/config/loader.ts');
   const config = await loadConfig({ file: flags.config });
   const { defaultPlugins } = await import('../default-plugins.ts');
   const { parseWasmPluginsOptions } = await import('../../plugins/wasm-plugins/options.ts');
@@ -200,6 +200,8 @@ export function registerPlugin(program: Command): void {
     .option('--timeout <duration>', 'deadline of one call (default 100ms)')
     .option('--memory <size>', 'memory cap (default 32MB)')
     .action(async (target: string, flags: AddFlags) => {
+      // Loaded on use: the loader brings the config schema (zod), which `ten --help` does not need.
+      const { findConfigFile } = await import('../../core/config/loader.ts');
       const configFile = findConfigFile(flags.config);
       if (/\.(wasm|[mc]?ts|[mc]?js)$/.test(target)) await addWasm(target, configFile, flags);
       else await addNpm(target, configFile);
@@ -221,7 +223,8 @@ export function registerPlugin(program: Command): void {
     .command('remove <name>')
     .description('Remove a plugin recorded by `ten plugin add` (an npm package stays installed)')
     .option('-c, --config <file>', 'config file (default: $TENEMENT_CONFIG, else tenement.config.* found from the cwd up)')
-    .action((name: string, flags: { config?: string }) => {
+    .action(async (name: string, flags: { config?: string }) => {
+      const { findConfigFile } = await import('../../core/config/loader.ts');
       const configFile = findConfigFile(flags.config);
       if (!removePluginRecord(configFile, name)) throw new CliError(`no plugin '${name}' recorded for ${configFile}`, 'TNM_ERR_NOT_FOUND');
       out(`removed plugin '${name}'; restart \`ten serve\` to unload it`);

@@ -4,9 +4,10 @@ import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
 import { splitCommand } from '../command.ts';
 import { quote } from 'shell-quote';
 import { ipv4Aligned, parseCidr } from './cidr.ts';
+import { DNS_LABEL } from './names.ts';
 
-/** Service names and instance ids are DNS labels: they become parts of a host name. */
-export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+// Defined in names.ts (no zod behind it, for the CLI); exported here too, where every other importer finds it.
+export { DNS_LABEL };
 export const TIERS = ['process', 'namespace', 'sandbox', 'microvm', 'wasm'] as const;
 export type Tier = (typeof TIERS)[number];
 

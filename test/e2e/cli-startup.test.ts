@@ -1,0 +1,66 @@
+// A quick `ten` command loads only what it uses: the modules each one imports, recorded by a module load hook in
+// a real `ten` child process. How long that takes is bench/cli.ts's business; this guards the lazy imports that
+// keep it short (a heavy module back at the top of a command file fails here).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ROOT } from '../helpers.ts';
+
+const TEN = path.join(ROOT, 'bin', 'ten.mjs');
+const MARK = 'TEN_MODULE_LOADED ';
+
+/** A load hook writing each file URL it loads to stderr, registered before bin/ten.mjs runs (and registers tsx). */
+const HOOK = `import { writeSync } from 'node:fs';
+export async function load(url, context, next) {
+  if (url.startsWith('file:')) writeSync(2, ${JSON.stringify(MARK)} + url + '\\n');
+  return next(url, context);
+}`;
+const REGISTER = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOK)}`)});`;
+
+/** What a quick command must not load: the config schema and zod, the plugin loader and semver, the kernel, plugins, runtimes. */
+const HEAVY = [/\/node_modules\/zod\//, /\/node_modules\/semver\//, /\/core\/config\/(schema|loader)\.ts$/, /\/core\/(plugin|kernel)\.ts$/, /\/plugins\//, /\/runtimes\//];
+
+/** Runs `ten args`; its exit code and the repository-relative paths of the files it loaded. */
+function loadedBy(args: string[]): Promise<{ code: number; stdout: string; loaded: string[] }> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('TENEMENT_')) env[key] = value;
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, TEN, ...args], { cwd: ROOT, env, timeout: 30_000 }, (error, stdout, stderr) => {
+      const loaded = stderr
+        .split('\n')
+        .filter((line) => line.startsWith(MARK))
+        .map((line) => path.relative(ROOT, new URL(line.slice(MARK.length).replace(/\?.*$/, '')).pathname));
+      resolve({ code: error ? Number((error as { code?: unknown }).code ?? 1) : 0, stdout, loaded });
+    });
+  });
+}
+
+function assertLight(loaded: string[], what: string): void {
+  const heavy = loaded.filter((file) => HEAVY.some((pattern) => pattern.test(`/${file}`)));
+  assert.deepEqual(heavy, [], `${what} loaded modules it does not use`);
+}
+
+test('ten --help, ten --version and each command --help load neither the config schema, zod, the kernel nor any plugin', { timeout: 60_000 }, async () => {
+  for (const args of [['--help'], ['--version'], ['ps', '--help'], ['config', '--help'], ['doctor', '--help'], ['microvm', 'prepare', '--help'], ['plugin', 'add', '--help']]) {
+    const { code, stdout, loaded } = await loadedBy(args);
+    assert.equal(code, 0, `ten ${args.join(' ')}`);
+    assert.ok(stdout.length > 0, `ten ${args.join(' ')} printed nothing`);
+    // The hook saw the CLI itself: an empty list would pass the check below for the wrong reason.
+    assert.ok(loaded.includes(path.join('cli', 'commands', 'ps.ts')), `the load hook recorded ${loaded.join(', ') || 'nothing'}`);
+    assertLight(loaded, `ten ${args.join(' ')}`);
+  }
+});
+
+test('ten ps with --server and --token reads no config: it loads no config loader or zod', { timeout: 30_000 }, async () => {
+  // Port 1 on loopback: nothing listens, so the request fails fast after the client was built.
+  const { code, loaded } = await loadedBy(['ps', '--server', 'http://127.0.0.1:1', '--token', 'none']);
+  assert.equal(code, 1);
+  assert.ok(loaded.includes(path.join('cli', 'client.ts')));
+  assertLight(loaded, 'ten ps --server --token');
+});
+
+test('a command that needs the config still loads it: ten config --help does not, ten config does', { timeout: 30_000 }, async () => {
+  const { loaded } = await loadedBy(['config', '--config', path.join(ROOT, 'examples', 'quickstart', 'tenement.config.ts')]);
+  assert.ok(loaded.includes(path.join('core', 'config', 'loader.ts')), 'ten config ran without the config loader');
+});
