@@ -185,7 +185,8 @@ describe('ten serve recovery', { timeout: 240_000 }, () => {
       assert.doesNotMatch(serve.output(), /"instance":"sleepy:c","event":"(starting|spawned|waking)"/);
       const c = await pidOf(serve.url, 'c.sleepy.localhost');
       assert.ok(running(c));
-      assert.match(serve.output(), /"instance":"sleepy:c","event":"woken"/);
+      // The log line travels through the child's stdout pipe: it may arrive after the response does.
+      await waitFor(() => /"instance":"sleepy:c","event":"woken"/.test(serve.output()), 'the woken event in the log of ten serve', 10_000);
 
       const processes = instanceProcesses(dataDir);
       const all = [...processes.values()].flat();
