@@ -19,12 +19,12 @@ function configError(raw: unknown): string {
 
 const service = (fields: object) => ({ services: { web: { command: 'node app.js', ...fields } } });
 
-test('defaults: host network, port listener, range 10.231.0.0/16', () => {
+test('defaults: host network, port listener, range 10.231.0.0/16, no NAT', () => {
   const config = resolveConfig(service({}), source);
   assert.equal(config.services.web!.network, 'host');
   assert.equal(config.services.web!.listen, 'port');
   assert.equal(config.services.web!.egress, undefined);
-  assert.deepEqual(config.settings.network, { range: '10.231.0.0/16' });
+  assert.deepEqual(config.settings.network, { range: '10.231.0.0/16', nat: false });
 });
 
 test('egress takes addresses and CIDRs of both families, normalised to CIDRs', () => {
