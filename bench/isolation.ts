@@ -14,14 +14,17 @@
  *   node --import tsx bench/isolation.ts          (or: npm run bench -- isolation)
  *
  * Env: BENCH_ISOLATION_SAMPLES (7; the microvm tier takes at most 3: an emulated boot takes seconds),
- *      BENCH_ISOLATION_REQUESTS (300 per tier, in 3 rounds).
+ *      BENCH_ISOLATION_REQUESTS (300 per tier, in 3 rounds),
+ *      BENCH_ISOLATION_TIERS (comma-separated tiers to measure, e.g. `process,sandbox`; default all),
+ *      BENCH_SANDBOX_WARM (the sandbox runtime's warmSandboxes option; default: the runtime's default, off).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { pluginsWithAllRuntimes } from '../cli/tier-runtimes.ts';
 import { TIERS, type ServiceInput, type Tier } from '../core/config/schema.ts';
 import type { Instance } from '../core/instance.ts';
+import type { PluginDefinition, PluginEntry } from '../core/plugin.ts';
 import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
 import { BENCH_DIR, type Goal, MB, descendants, fmt, isMain, makeTempDir, median, percentile, removeTempDir, sleep, table } from './lib.ts';
 
@@ -61,7 +64,10 @@ export interface IsolationResult {
 
 const service = (tier: Tier): string => `iso-${tier}`;
 
-/** Pids of the instance: its cgroup's processes when it has one of ours, else the leader and its descendants. */
+/**
+ * Pids of the instance: its cgroup's processes when it has one of ours, else the leader and its descendants, plus,
+ * for a sandbox started in a warm sandbox, that sandbox's sentry tree and root gofer (not below the leader).
+ */
 function instancePids(leader: number): number[] {
   try {
     const membership = readFileSync(`/proc/${leader}/cgroup`, 'utf8');
@@ -73,7 +79,29 @@ function instancePids(leader: number): number[] {
   } catch {
     // No v1 pids hierarchy (or the process is gone): the process tree below.
   }
-  return [leader, ...descendants(leader)];
+  return [...new Set([leader, ...descendants(leader), ...warmSandboxPids(leader)])];
+}
+
+/**
+ * The leader is `runsc … --root=STATE … run … ID`: when runsc's state file for ID names another sandbox (a warm
+ * one the container joined), that sandbox's sentry, its descendants and its gofer, from its own state file.
+ */
+function warmSandboxPids(leader: number): number[] {
+  try {
+    const args = readFileSync(`/proc/${leader}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const state = args.find((arg) => arg.startsWith('--root='))?.slice('--root='.length);
+    const id = args.at(-1);
+    if (!state || !id || !args.includes('run')) return [];
+    const own = readdirSync(state).find((name) => name.startsWith(`${id}_sandbox:`) && name.endsWith('.state'));
+    const sandbox = own?.slice(`${id}_sandbox:`.length, -'.state'.length);
+    if (!sandbox || sandbox === id) return [];
+    const meta = JSON.parse(readFileSync(path.join(state, `${sandbox}_sandbox:${sandbox}.state`), 'utf8')) as { goferPid?: number; sandbox?: { pid?: number } };
+    const sentry = meta.sandbox?.pid;
+    if (!sentry) return [];
+    return [sentry, ...descendants(sentry), ...(meta.goferPid ? [meta.goferPid] : [])];
+  } catch {
+    return [];
+  }
 }
 
 function memAvailable(): number {
@@ -149,8 +177,15 @@ export async function runIsolationBench(options: { samples?: number; requests?: 
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const samples = options.samples ?? Number(process.env.BENCH_ISOLATION_SAMPLES ?? 7);
   const requests = options.requests ?? Number(process.env.BENCH_ISOLATION_REQUESTS ?? 300);
+  const only = process.env.BENCH_ISOLATION_TIERS ? new Set(process.env.BENCH_ISOLATION_TIERS.split(',').map((t) => t.trim())) : null;
   const dir = makeTempDir('isolation');
-  const { plugins, loadErrors } = await pluginsWithAllRuntimes({ exclude: ['auth-bearer'] });
+  const loaded = await pluginsWithAllRuntimes({ exclude: ['auth-bearer'] });
+  const { loadErrors } = loaded;
+  // BENCH_SANDBOX_WARM=N: the sandbox runtime keeps N warm sandboxes (its warmSandboxes option; default off).
+  const warm = process.env.BENCH_SANDBOX_WARM ? Number(process.env.BENCH_SANDBOX_WARM) : null;
+  const plugins: PluginEntry[] = loaded.plugins.map((entry) =>
+    warm !== null && !Array.isArray(entry) && (entry as PluginDefinition<never>).name === 'runtime-sandbox' ? [entry as PluginDefinition<never>, { warmSandboxes: warm }] : entry,
+  );
   const services: Record<string, ServiceInput> = {};
   for (const tier of TIERS) {
     if (NOT_THIS_APP.has(tier)) continue;
@@ -175,6 +210,10 @@ export async function runIsolationBench(options: { samples?: number; requests?: 
   for (const tier of TIERS) {
     if (NOT_THIS_APP.has(tier)) {
       skipped.push({ tier, reason: 'its instances are WebAssembly modules, not this node app (see bench/wasm.ts)' });
+      continue;
+    }
+    if (only && !only.has(tier)) {
+      skipped.push({ tier, reason: 'not in BENCH_ISOLATION_TIERS' });
       continue;
     }
     if ((kernel.hooks.spawn.get(tier)?.taps.length ?? 0) === 0) {

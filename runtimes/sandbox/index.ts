@@ -2,12 +2,19 @@ import { definePlugin } from '../../sdk/index.ts';
 import type { TierProbe } from '../../sdk/index.ts';
 import { removeLeftovers } from './leftovers.ts';
 import { probeSandbox } from './probe.ts';
-import { findRunsc, sandboxPaths } from './runsc.ts';
+import { findRunsc, sandboxFlags, sandboxPaths } from './runsc.ts';
 import { spawnSandbox } from './spawn-sandbox.ts';
+import { WarmPool } from './warm-pool.ts';
 
 export interface SandboxOptions {
   /** Path of the runsc binary (default: `runsc` on PATH). */
   runsc?: string;
+  /**
+   * Booted, empty sandboxes kept ready per kind of instance (TCP, Unix socket), so a start or a wake skips
+   * gVisor's boot (docs/sandbox.md, "Warm sandboxes"). Each costs about 38 MB of host memory per server (not
+   * per instance). Default 0 (off): on this runsc it saves about 25 ms of a 350 ms wake.
+   */
+  warmSandboxes?: number;
 }
 
 /**
@@ -34,6 +41,27 @@ export default definePlugin<SandboxOptions | undefined>({
       if (left.length > 0) kernel.log.warn({ containers: left }, 'runtime-sandbox: removed gVisor containers left by a previous run');
     }
 
+    const warmSandboxes = options?.warmSandboxes ?? 0;
+    if (!Number.isInteger(warmSandboxes) || warmSandboxes < 0) {
+      throw new Error(`runtime-sandbox: warmSandboxes must be a whole number >= 0 (got ${String(warmSandboxes)})`);
+    }
+    let pool: WarmPool | undefined;
+    if (binary && warmSandboxes > 0) {
+      const created = new WarmPool({
+        runsc: binary,
+        paths,
+        dataRoot: kernel.config.settings.dataDir,
+        size: warmSandboxes,
+        onError: (error) => kernel.log.warn({ err: error }, 'runtime-sandbox: warm sandbox not available; starts boot their own'),
+      });
+      pool = created;
+      kernel.onClose(() => created.close());
+      // The kinds of sandbox this config runs in the host's network namespace (a private one boots its own).
+      const services = Object.values(kernel.config.services).filter((s) => s.isolation === 'sandbox' && s.network === 'host');
+      if (services.some((s) => s.listen === 'port')) created.prewarm(sandboxFlags(false));
+      if (services.some((s) => s.listen === 'socket')) created.prewarm(sandboxFlags(true));
+    }
+
     // One real probe per server: starting a container takes about half a second.
     let probed: Promise<TierProbe> | null = null;
     kernel.hooks.probe.for('sandbox').tapPromise('runtime-sandbox', () => (probed ??= probeSandbox(configured, paths)));
@@ -43,6 +71,7 @@ export default definePlugin<SandboxOptions | undefined>({
         dataRoot: kernel.config.settings.dataDir,
         paths,
         tenantUids: kernel.config.settings.tenantUids,
+        ...(pool ? { pool } : {}),
       }),
     );
   },

@@ -15,7 +15,15 @@ export interface SandboxLayout {
   netns?: string;
   /** limits.pids: tasks (processes and threads) the tenant may have, enforced by gVisor's kernel (RLIMIT_NPROC). */
   maxTasks?: number;
+  /** Absent: a sandbox of its own. Otherwise the root container of a warm sandbox, or a container joining one. */
+  role?: SandboxRole;
 }
+
+/**
+ * runsc reads the CRI annotations to put several containers in one sandbox: the first is the sandbox's root,
+ * the next ones name it. Each container still gets its own pid, mount, ipc and uts namespaces in the sentry.
+ */
+export type SandboxRole = { kind: 'sandbox' } | { kind: 'container'; sandboxId: string };
 
 interface Mount {
   destination: string;
@@ -40,6 +48,7 @@ export interface OciSpec {
   hostname: string;
   mounts: Mount[];
   linux: { namespaces: Array<{ type: string; path?: string }> };
+  annotations?: Record<string, string>;
 }
 
 const inside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`);
@@ -95,7 +104,14 @@ export function ociSpec(layout: SandboxLayout): OciSpec {
     hostname: layout.hostname,
     mounts,
     linux: { namespaces },
+    ...(layout.role ? { annotations: roleAnnotations(layout.role) } : {}),
   };
+}
+
+function roleAnnotations(role: SandboxRole): Record<string, string> {
+  return role.kind === 'sandbox'
+    ? { 'io.kubernetes.cri.container-type': 'sandbox' }
+    : { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': role.sandboxId };
 }
 
 /** `{id}-{service}`, cut to a valid host name label. */

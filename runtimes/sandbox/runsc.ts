@@ -49,6 +49,14 @@ export function globalFlags(state: string): string[] {
   return [`--root=${state}`, '--platform=ptrace', '--network=host', '--ignore-cgroups'];
 }
 
+/**
+ * Flags that hold for a whole sandbox, by how the instance listens: on a Unix socket, the gofer must create
+ * the app's socket on the host (--host-uds=create), or it would only exist inside the sentry.
+ */
+export function sandboxFlags(listensOnSocket: boolean): string[] {
+  return listensOnSocket ? ['--host-uds=create'] : [];
+}
+
 export interface RunscResult {
   ok: boolean;
   stdout: string;

@@ -16,7 +16,11 @@ import { processTree } from '../../core/process/tree.ts';
  * socket shows in the gofer's list, not in the instance's (`netDir`), so every namespace of the tree is read.
  */
 export function sandboxOwnsSocket(leader: number, socketPath: string, netDir: string): boolean | null {
-  const tree = processTree(leader);
+  return treeOwnsSocket(processTree(leader), socketPath, netDir);
+}
+
+/** The same for a given set of host processes (a sandbox whose processes are not all below one leader). */
+export function treeOwnsSocket(tree: readonly number[], socketPath: string, netDir: string): boolean | null {
   let answer = processesOwnUnixListener(tree, socketPath, netDir);
   for (const pid of tree) {
     if (answer === true) return true;
@@ -26,7 +30,8 @@ export function sandboxOwnsSocket(leader: number, socketPath: string, netDir: st
   return answer;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process runs (a zombie, dead but not yet reaped, does not). */
+export function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';

@@ -3,19 +3,24 @@ import { readdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { spawnGroup } from '../../core/process/spawn-group.ts';
-import { processTree, treeOwnsListener, treeStats } from '../../core/process/tree.ts';
+import { processStats } from '../../core/process/group.ts';
+import { processesOwnListener } from '../../core/process/listener-owner.ts';
+import { processTree } from '../../core/process/tree.ts';
 import { SYSTEM_PATH, resolveTenantProgram, tenantEnv } from '../../core/process/tenant-launch.ts';
 import { assertReachable, prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
-import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
+import type { ExitInfo, InstanceStats, RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { ociSpec, sandboxHostname } from './oci-spec.ts';
-import { globalFlags, runsc, type SandboxPaths } from './runsc.ts';
-import { killAll, sandboxOwnsSocket, waitGone } from './sandbox-tree.ts';
+import { globalFlags, runsc, sandboxFlags, type SandboxPaths } from './runsc.ts';
+import { killAll, treeOwnsSocket, waitGone } from './sandbox-tree.ts';
+import { destroyWarm, warmProcesses, type WarmPool, type WarmSandbox } from './warm-pool.ts';
 
 export interface SandboxSettings {
   runsc: string;
   dataRoot: string;
   paths: SandboxPaths;
   tenantUids: { from: number; to: number };
+  /** Booted, empty sandboxes a start may use instead of booting its own (absent: always boot). */
+  pool?: WarmPool;
 }
 
 const slug = (text: string): string => text.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 24);
@@ -84,34 +89,50 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
 
   const { state, bundles } = settings.paths;
   const id = containerId(spec.service, spec.id);
-  const bundle = path.join(bundles, id);
-  await mkdir(bundle, { recursive: true, mode: 0o700 });
-  const config = ociSpec({
-    program,
-    args: spec.args,
-    cwd,
-    env: tenantEnv(spec, tenant),
-    dataRoot,
-    dataDir: spec.dataDir,
-    hostname: sandboxHostname(spec.service, spec.id),
-    user: tenant ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
-    ...(spec.netns ? { netns: spec.netns } : {}),
-    ...(spec.config.limits?.pids !== undefined ? { maxTasks: spec.config.limits.pids } : {}),
-  });
+  const hostname = sandboxHostname(spec.service, spec.id);
+  // Sandbox-wide flags: a warm sandbox must have been booted with the same ones.
+  const flags = sandboxFlags(spec.socketPath !== undefined);
   if (spec.config.limits?.pids !== undefined && spec.cgroupProcs) await widenHostPidsLimit(spec.cgroupProcs, spec.config.limits.pids);
-  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+  const warm = await adoptWarm(spec, settings, flags, hostname);
+  const bundle = path.join(bundles, id);
+  try {
+    await mkdir(bundle, { recursive: true, mode: 0o700 });
+    const config = ociSpec({
+      program,
+      args: spec.args,
+      cwd,
+      env: tenantEnv(spec, tenant),
+      dataRoot,
+      dataDir: spec.dataDir,
+      hostname,
+      user: tenant ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+      ...(spec.netns ? { netns: spec.netns } : {}),
+      ...(spec.config.limits?.pids !== undefined ? { maxTasks: spec.config.limits.pids } : {}),
+      ...(warm ? { role: { kind: 'container' as const, sandboxId: warm.id } } : {}),
+    });
+    await writeFile(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+  } catch (error) {
+    if (warm) await destroyWarm(settings.runsc, settings.paths, warm);
+    await rm(bundle, { recursive: true, force: true });
+    throw error;
+  }
 
   // Gone once per run, whichever comes first: the stop, or the exit of a crashed or finished app.
   let cleaning: Promise<void> | null = null;
   const cleanUp = (): Promise<void> =>
     (cleaning ??= (async () => {
+      // A warm sandbox served this run only: it goes with it (its idle root container would keep it up).
+      if (warm) await destroyWarm(settings.runsc, settings.paths, warm);
       // The sandbox is dead by now: deleting its state needs no control socket, hence no netns.
       if (hasState(state, id)) await runsc(settings.runsc, state, ['delete', '-force', id]);
       await rm(bundle, { recursive: true, force: true });
     })());
 
   const control = (signal: 'SIGTERM' | 'SIGKILL') => runsc(settings.runsc, state, ['kill', id, signal], spec.netns);
-  const args = [...globalFlags(state), ...(spec.socketPath ? ['--host-uds=create'] : []), 'run', '--bundle', bundle, id];
+  const args = [...globalFlags(state), ...flags, 'run', '--bundle', bundle, id];
+  // The instance's host processes: `runsc run` and its gofer, plus, in a warm sandbox, that sandbox's sentry,
+  // stubs and root gofer (which are not below `runsc run`).
+  const processes = (leader: number): number[] => (warm ? [...processTree(leader), ...warmProcesses(warm)] : processTree(leader));
   // runsc's own environment: the ids the orphan scan of a later run recognises, nothing of Tenement's.
   const launcherEnv = {
     PATH: SYSTEM_PATH,
@@ -145,12 +166,13 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
             }
           });
         },
-        ownsListener: treeOwnsListener,
-        ownsSocket: sandboxOwnsSocket,
-        stats: treeStats,
+        ownsListener: (leader, port, netDir) => processesOwnListener(processes(leader), port, netDir),
+        ownsSocket: (leader, socketPath, netDir) => treeOwnsSocket(processes(leader), socketPath, netDir),
+        stats: (leader) => sumStats(leader, processes(leader)),
       },
     );
   } catch (error) {
+    if (warm) await destroyWarm(settings.runsc, settings.paths, warm);
     await rm(bundle, { recursive: true, force: true });
     throw error;
   }
@@ -160,12 +182,14 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
   return {
     ...handle,
     async stop({ graceMs }) {
-      const tree = processTree(leader);
+      const tree = processes(leader);
       // After the grace, the container is killed through runsc first (spawnGroup then kills runsc itself).
       const hard = graceMs > 0 ? setTimeout(() => void control('SIGKILL'), Math.max(0, graceMs - 50)) : null;
       hard?.unref();
       const exit = await stopGroup({ graceMs });
       if (hard) clearTimeout(hard);
+      // A warm sandbox's sentry outlives the instance's container (its root container idles): end it now.
+      if (warm) await cleanUp();
       // The sentry and its stubs are outside runsc's process group: they die with runsc, a moment later.
       if (!(await waitGone(tree, Date.now() + 3_000))) {
         killAll(tree);
@@ -175,4 +199,48 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
       return exit;
     },
   };
+}
+
+/**
+ * A warm sandbox for this start, made the instance's: its processes join the instance's cgroups and it takes
+ * the instance's host name. Null (the start boots its own sandbox) when there is none, when the instance has
+ * a network namespace of its own (warm sandboxes are in the host's), or when adopting it failed.
+ */
+async function adoptWarm(spec: SpawnSpec, settings: SandboxSettings, flags: readonly string[], hostname: string): Promise<WarmSandbox | null> {
+  const warm = spec.netns ? null : (settings.pool?.take(flags) ?? null);
+  if (!warm) return null;
+  // Independent of each other, and both must be done before the instance's container starts.
+  const [joined, named] = await Promise.all([
+    !spec.cgroupProcs?.length || joinCgroups(spec.cgroupProcs, warmProcesses(warm)),
+    settings.pool!.name(warm, hostname),
+  ]);
+  if (joined && named) return warm;
+  await destroyWarm(settings.runsc, settings.paths, warm);
+  return null;
+}
+
+/** Memory and CPU of the instance's host processes, summed. */
+function sumStats(leader: number, pids: readonly number[]): InstanceStats {
+  let memoryBytes: number | null = null;
+  let cpuSeconds: number | null = null;
+  for (const pid of pids) {
+    const stats = processStats(pid);
+    if (stats.memoryBytes !== null) memoryBytes = (memoryBytes ?? 0) + stats.memoryBytes;
+    if (stats.cpuSeconds !== null) cpuSeconds = (cpuSeconds ?? 0) + stats.cpuSeconds;
+  }
+  return { pid: leader, memoryBytes, cpuSeconds };
+}
+
+/**
+ * Moves a warm sandbox's running processes into the instance's cgroups (what a cold start gets by starting
+ * runsc in them): everything they start from now on, the app's stubs included, is counted and limited there.
+ * Memory the idle sandbox already had stays charged where it was booted. False when a cgroup cannot be joined.
+ */
+async function joinCgroups(procsFiles: readonly string[], pids: readonly number[]): Promise<boolean> {
+  try {
+    for (const file of procsFiles) for (const pid of pids) await writeFile(file, String(pid));
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -61,6 +61,67 @@ function bundles(dataDir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
 
+/**
+ * With `warmSandboxes` on, the runtime keeps one booted, empty sandbox ready (runtimes/sandbox/warm-pool.ts):
+ * what belongs to an instance is everything else. A warm sandbox an instance ran in is destroyed with it, so at
+ * most one (the refill) may be left once no instance runs: a leaked used one would make two.
+ */
+const isWarm = (name: string): boolean => name.startsWith('warm-');
+const instanceContainers = (dataDir: string): string[] => containers(dataDir).filter((id) => !isWarm(id));
+const instanceBundles = (dataDir: string): string[] => bundles(dataDir).filter((name) => !isWarm(name));
+
+/** processesOf without the warm sandboxes' processes: those naming a warm bundle, and their stubs below them. */
+function instanceProcessesOf(dataRoot: string): number[] {
+  const warmBundles = `${sandboxPaths(dataRoot).bundles}/warm-`;
+  const all = processesOf(dataRoot);
+  const warm = new Set<number>();
+  const parentOf = (pid: number): number => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return 0;
+    }
+  };
+  for (const pid of all) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').some((arg) => arg.includes(warmBundles))) warm.add(pid);
+    } catch {
+      // Gone.
+    }
+  }
+  const underWarm = (pid: number): boolean => {
+    for (let at = pid, hops = 0; at > 1 && hops < 64; at = parentOf(at), hops++) if (warm.has(at)) return true;
+    return false;
+  };
+  return all.filter((pid) => !underWarm(pid));
+}
+
+function describeProcess(pid: number): string {
+  try {
+    return `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ').slice(0, 300)}`;
+  } catch {
+    return `${pid} (gone)`;
+  }
+}
+
+/**
+ * Only the idle warm sandbox is left. A crashed run's sandbox is destroyed in the background (nobody waits for a
+ * crashed process's stop), so its last `runsc delete` may still be running for a moment.
+ */
+async function assertOnlyIdleWarm(dataRoot: string): Promise<void> {
+  await waitFor(
+    () => instanceProcessesOf(dataRoot).length + instanceContainers(dataRoot).length + instanceBundles(dataRoot).length === 0,
+    'the background clean-up of a crashed run',
+    5_000,
+  ).catch(() => undefined);
+  const left = instanceProcessesOf(dataRoot);
+  assert.deepEqual(left, [], `no process of an instance: ${left.map(describeProcess).join('; ')}`);
+  assert.deepEqual(instanceContainers(dataRoot), [], 'no container of an instance');
+  assert.deepEqual(instanceBundles(dataRoot), [], 'no bundle of an instance');
+  assert.ok(containers(dataRoot).filter(isWarm).length <= 1, `at most the one idle warm sandbox: ${containers(dataRoot).join(' ')}`);
+}
+
 describe('sandbox tier', { timeout: 180_000, skip }, () => {
   test('a tenant sees its own kernel and only itself: pids, uid, capabilities, files, signals, mount, env, neighbours', async (t) => {
     process.env.TENEMENT_TEST_SECRET = 'do-not-leak';
@@ -145,6 +206,45 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
     assert.deepEqual(processesOf(dataRoot), [], 'no process of the stopped sandbox');
     assert.deepEqual(containers(dataRoot), [], 'no container after stop');
     assert.deepEqual(bundles(dataRoot), [], 'no bundle after stop');
+  });
+
+  test('hibernate, wake, crash-restart and stop leave no container, process or bundle behind (warm sandboxes on)', async (t) => {
+    const kernel = await createTestKernel({
+      // With the pool: its starts, crash clean-up and stops are the ones with the most to leave behind.
+      plugins: [...servePlugins, [sandboxRuntime, { warmSandboxes: 1 }]],
+      config: { services: { probe: sandboxProbe({ idleTimeout: '400ms', backoff: { base: 50 } }) } },
+    });
+    t.after(() => kernel.close());
+    const dataRoot = kernel.config.settings.dataDir;
+    const events = recordEvents(kernel);
+    const instance = await kernel.spawnInstance('probe', 'a');
+    assert.equal(instanceContainers(dataRoot).length, 1);
+    assert.ok(processesOf(dataRoot).length >= 4, 'runsc, its gofer, its sentry and a stub run');
+
+    await waitFor(() => instance.state === 'hibernated', 'the idle sandbox to hibernate', 20_000);
+    await waitFor(() => instanceProcessesOf(dataRoot).length === 0, 'no process of the hibernated sandbox', 10_000);
+    await waitFor(() => containers(dataRoot).filter(isWarm).length <= 1, 'the used warm sandbox to go', 10_000);
+    await assertOnlyIdleWarm(dataRoot);
+
+    const woken = await getJson<Probe>(kernel, 'a.probe.localhost', '/probe');
+    assert.equal(woken.hostname, 'a-probe', 'a request wakes the sandbox');
+
+    // A crash: the app exits 3 inside the sandbox; runsc exits with it; the supervisor starts a fresh container.
+    const before = instanceContainers(dataRoot);
+    const pidBefore = instance.handle!.pid;
+    await request(kernel, 'a.probe.localhost', '/exit?code=3');
+    await waitFor(() => events.some((e) => e.type === 'restarting' && /exited with code 3/.test(e.reason ?? '')), 'the crash to be seen');
+    await waitFor(() => instance.state === 'running' && instance.handle?.pid !== pidBefore, 'the restart');
+    assert.equal((await request(kernel, 'a.probe.localhost', '/health')).status, 200);
+    await waitFor(() => instanceContainers(dataRoot).length === 1 && instanceContainers(dataRoot)[0] !== before[0], 'only the new container');
+
+    await kernel.removeInstance(instance);
+    await assertOnlyIdleWarm(dataRoot);
+    // Closing the server destroys the idle warm sandbox too: nothing at all is left.
+    await kernel.close();
+    assert.deepEqual(processesOf(dataRoot), [], 'no process after close');
+    assert.deepEqual(containers(dataRoot), [], 'no container after close');
+    assert.deepEqual(bundles(dataRoot), [], 'no bundle after close');
   });
 
   test('an app that ignores SIGTERM is killed through runsc after stopTimeout, leaving nothing', async (t) => {
