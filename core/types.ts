@@ -55,6 +55,18 @@ export interface LogLine {
   line: string;
 }
 
+/**
+ * The instance cgroup's owner (a limits plugin) lets the runtime change what only the runtime knows it needs,
+ * so each cgroup file keeps one writer.
+ */
+export interface CgroupControl {
+  /**
+   * Raises the host's pids limit to at least `tasks`. For a runtime whose own threads count against it: gVisor
+   * enforces `limits.pids` inside the sandbox, while the sentry's threads would hit the same number on the host.
+   */
+  raisePidsMax(tasks: number): Promise<void>;
+}
+
 /** Everything a runtime needs to start one instance; `beforeSpawn` taps may rewrite it. */
 export interface SpawnSpec {
   service: string;
@@ -75,6 +87,8 @@ export interface SpawnSpec {
    * writable; the local-process runtimes do it in `spawnGroup`.
    */
   cgroupProcs?: readonly string[];
+  /** What a runtime may adjust in the instance's cgroup for its own tier's needs (set with `cgroupProcs`). */
+  cgroup?: CgroupControl;
   /**
    * Path of a network namespace file (/run/netns/NAME) the instance runs in (set by the network plugin). A
    * runtime enters it before its launcher starts; the local-process runtimes do it in `spawnGroup`.

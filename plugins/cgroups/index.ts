@@ -136,6 +136,7 @@ export default definePlugin<CgroupsOptions | undefined>({
       return {
         ...spec,
         cgroupProcs: cgroup.procsFiles,
+        cgroup: { raisePidsMax: async (tasks: number) => cgroup.raisePidsMax(tasks) },
         onExit(exit: ExitInfo) {
           // Read before the supervisor moves on (and the cgroup is removed): the counter names the cause.
           const oomAfter = cgroup.oomKills();

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Controller, CgroupHost } from './detect.ts';
 import { emptyCgroup, readKey, readNumber, removeDir, writeText } from './cgroupfs.ts';
@@ -80,6 +80,14 @@ export class InstanceCgroup {
       }
     }
     if (pids !== undefined) this.write('pids', 'pids.max', String(pids));
+  }
+
+  /** Raises pids.max to `tasks` when it is lower (a runtime's own threads count too: see CgroupControl). */
+  raisePidsMax(tasks: number): void {
+    const dir = this.dirs.get('pids');
+    if (!dir) return;
+    const current = readFileSync(path.join(dir, 'pids.max'), 'utf8').trim();
+    if (current !== 'max' && Number(current) < tasks) this.write('pids', 'pids.max', String(tasks));
   }
 
   private write(controller: Controller, file: string, value: string): void {

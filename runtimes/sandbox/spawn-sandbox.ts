@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { spawnGroup } from '../../core/process/spawn-group.ts';
 import { processStats } from '../../core/process/group.ts';
@@ -52,25 +52,6 @@ function hasState(state: string, id: string): boolean {
 export const hostTasksFor = (tenantTasks: number): number => 10 * tenantTasks + 128;
 
 /**
- * limits.pids is enforced inside the sandbox (RLIMIT_NPROC: the tenant's fork gets EAGAIN). The host cgroup's
- * pids.max, written by the cgroups plugin as the same number, would count the sandbox's own threads too and
- * kill the sentry (the whole instance) long before the tenant reached its limit; it stays as a backstop,
- * widened to what a sandbox running that many tenant tasks needs on the host.
- */
-async function widenHostPidsLimit(procsFiles: readonly string[], tenantTasks: number): Promise<void> {
-  for (const procs of procsFiles) {
-    const file = path.join(path.dirname(procs), 'pids.max');
-    let current: string;
-    try {
-      current = (await readFile(file, 'utf8')).trim();
-    } catch {
-      continue; // Not the pids hierarchy.
-    }
-    if (current !== 'max' && Number(current) < hostTasksFor(tenantTasks)) await writeFile(file, String(hostTasksFor(tenantTasks)));
-  }
-}
-
-/**
  * Starts one instance as a gVisor container: writes its bundle, then `runsc run` (attached: it stays the
  * instance's leader, so spawnGroup's log capture, cgroup joining, exit detection and stop apply as for any
  * local process). The tenant is the service's uid when Tenement is root, with no capabilities.
@@ -92,7 +73,11 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
   const hostname = sandboxHostname(spec.service, spec.id);
   // Sandbox-wide flags: a warm sandbox must have been booted with the same ones.
   const flags = sandboxFlags(spec.socketPath !== undefined);
-  if (spec.config.limits?.pids !== undefined && spec.cgroupProcs) await widenHostPidsLimit(spec.cgroupProcs, spec.config.limits.pids);
+  // limits.pids is enforced inside the sandbox (RLIMIT_NPROC: the tenant's fork gets EAGAIN). The host cgroup's
+  // pids.max, set by the cgroups plugin to the same number, would count the sandbox's own threads too and kill
+  // the sentry (the whole instance) long before the tenant reached its limit: it stays as a backstop, raised to
+  // what a sandbox running that many tenant tasks needs on the host.
+  if (spec.config.limits?.pids !== undefined) await spec.cgroup?.raisePidsMax(hostTasksFor(spec.config.limits.pids));
   const warm = await adoptWarm(spec, settings, flags, hostname);
   const bundle = path.join(bundles, id);
   try {

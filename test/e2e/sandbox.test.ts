@@ -10,10 +10,12 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
-import cgroups from '../../plugins/cgroups/index.ts';
+import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
+import { detectCgroups } from '../../plugins/cgroups/detect.ts';
 import network from '../../plugins/network/index.ts';
 import sandboxRuntime from '../../runtimes/sandbox/index.ts';
 import { globalFlags, sandboxPaths } from '../../runtimes/sandbox/runsc.ts';
+import { hostTasksFor } from '../../runtimes/sandbox/spawn-sandbox.ts';
 import { FIXTURES, getJson, gone, onPath, recordEvents, request, servePlugins, waitFor } from '../helpers.ts';
 import { assertConfined, assertTierUnavailable, probeService, type Attempt, type Probe } from '../probe.ts';
 
@@ -315,6 +317,9 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
     const events = recordEvents(kernel);
     const instance = await kernel.spawnInstance('bomb', 'a');
     assert.equal(instance.state, 'running', instance.lastError ?? '');
+    // gVisor enforces the 64 inside; the host's pids.max is the backstop the runtime had the cgroups plugin raise.
+    const pidsMax = path.join(detectCgroups().roots.pids!, cgroupScope(kernel.config.settings.dataDir), 'bomb', 'a', 'pids.max');
+    assert.equal(readFileSync(pidsMax, 'utf8').trim(), String(hostTasksFor(64)));
 
     const forks = JSON.parse((await request(kernel, 'a.bomb.localhost', '/fork?n=100')).body) as { ok: number; failed: number };
     assert.ok(forks.failed > 0 && forks.ok < 64, `the pids limit refuses forks: ${JSON.stringify(forks)}`);
