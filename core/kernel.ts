@@ -6,6 +6,7 @@ import { healthSettings } from './config/health.ts';
 import type { ResolvedConfig } from './config/loader.ts';
 import { DNS_LABEL } from './config/schema.ts';
 import { chooseTiers, providedTiers, type TierChoice } from './tiers.ts';
+import { DEFAULT_TIER_TRAITS, sameTraits, type TierTraits } from './tier-traits.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import { HookTimings, createHooks, type KernelHooks } from './hooks.ts';
 import type { Instance } from './instance.ts';
@@ -46,6 +47,7 @@ export class Kernel {
   store!: Store;
   server!: TenementServer;
   private tiers = new Map<string, TierChoice>();
+  private readonly traits = new Map<string, TierTraits>();
   /** Names of the plugins that were set up, in set-up order. */
   plugins: string[] = [];
   private readonly closers: Array<() => void | Promise<void>> = [];
@@ -117,6 +119,28 @@ export class Kernel {
 
   providedTiers(): string[] {
     return providedTiers(this.hooks);
+  }
+
+  /**
+   * A runtime says what its tier does with the parts other plugins put on the spawn spec (cgroups, DATA_DIR's
+   * link), in its setup: those plugins read `tierTraits` instead of naming tiers. Unstated traits keep their
+   * defaults; a second runtime of the same tier must state the same ones.
+   */
+  declareTier(tier: string, traits: Partial<TierTraits>): void {
+    const full: TierTraits = { ...DEFAULT_TIER_TRAITS, ...traits };
+    const known = this.traits.get(tier);
+    if (known && !sameTraits(known, full)) {
+      throw new TenementError(
+        ErrorCodes.CONFLICT,
+        `tier '${tier}' was declared twice with different traits: ${JSON.stringify(known)} and ${JSON.stringify(full)}`,
+      );
+    }
+    this.traits.set(tier, full);
+  }
+
+  /** What the runtime of `tier` declared (DEFAULT_TIER_TRAITS when none did). */
+  tierTraits(tier: string): Readonly<TierTraits> {
+    return this.traits.get(tier) ?? DEFAULT_TIER_TRAITS;
   }
 
   /** The tier a service runs on: its isolation, or the fallback chosen at start-up. */

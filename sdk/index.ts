@@ -10,6 +10,7 @@ export type { PluginDefinition, PluginEntry } from '../core/plugin.ts';
 export type { Kernel } from '../core/kernel.ts';
 export type { KernelHooks } from '../core/hooks.ts';
 export type { Instance } from '../core/instance.ts';
+export type { TierTraits } from '../core/tier-traits.ts';
 export type * from '../core/types.ts';
 export { TenementError, ErrorCodes } from '../core/errors.ts';
 // TypeScript handlers for isolation: 'wasm' (`ten build`); the helpers themselves live in sdk/wasm.ts.

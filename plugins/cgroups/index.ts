@@ -7,16 +7,6 @@ import { TOP, detectCgroups, missingFor, neededControllers, type CgroupHost } fr
 import { InstanceCgroup, type Limits } from './instance-cgroup.ts';
 import { limitsRoute } from './routes.ts';
 
-/**
- * Tiers whose runtime honours spec.cgroupProcs (they launch through core/process/spawn-group.ts, which joins the
- * cgroups before the launcher: bwrap, runsc or qemu): each of their instances gets a cgroup to be killed by.
- */
-const CGROUP_TIERS: ReadonlySet<string> = new Set(['process', 'namespace', 'sandbox', 'microvm']);
-/**
- * Tiers whose limits are the cgroup's. A microVM's memory is its guest's RAM, sized by its runtime: a cgroup
- * limit on qemu would OOM-kill the whole VM rather than a process in it.
- */
-const LIMIT_TIERS: ReadonlySet<string> = new Set(['process', 'namespace', 'sandbox']);
 /** States in which an instance's process has ended: its cgroup is emptied and removed then. */
 const ENDED: ReadonlySet<InstanceState> = new Set(['restarting', 'failed', 'stopped', 'hibernated']);
 
@@ -90,20 +80,22 @@ export default definePlugin<CgroupsOptions | undefined>({
       const limits: Limits = spec.config.limits ?? {};
       const needed = neededControllers(limits);
       const key = `${spec.service}:${spec.id}`;
+      const traits = kernel.tierTraits(spec.tier);
       if (needed.length === 0) {
         // No limit to enforce: a cgroup only to kill by (and measure). Tiers that do not join cgroups, and hosts
         // that offer none (not root, read-only /sys), run without one, as before.
-        if (!CGROUP_TIERS.has(spec.tier)) return spec;
+        if (traits.cgroups === 'none') return spec;
         if (Object.keys(host.roots).length === 0) {
           if (!warnedNoCgroups) kernel.log.debug({ problems: host.problems }, 'cgroups: none usable; instances are killed by process group only');
           warnedNoCgroups = true;
           return spec;
         }
-      } else if (!LIMIT_TIERS.has(spec.tier)) {
-        // The runtime must enter the cgroups from outside its sandbox (spec.cgroupProcs); these tiers do.
+      } else if (traits.cgroups !== 'limits') {
+        // The runtime must enter the cgroups from outside its sandbox (spec.cgroupProcs), and they must bound the app.
+        const bounded = kernel.providedTiers().filter((tier) => kernel.tierTraits(tier).cgroups === 'limits');
         throw new TenementError(
           ErrorCodes.TIER_UNAVAILABLE,
-          `${key}: limits are enforced for the ${[...LIMIT_TIERS].join(', ')} tiers; the '${spec.tier}' runtime does not put its instances into cgroups yet`,
+          `${key}: limits are enforced by cgroup for the ${bounded.join(', ')} tiers; the '${spec.tier}' runtime ${traits.cgroups === 'none' ? 'does not put its instances into cgroups' : 'does not let cgroup limits bound its instances'}`,
           { status: 503 },
         );
       }

@@ -3,7 +3,7 @@ import { definePlugin } from '../../sdk/index.ts';
 import type { InstanceEvent, SpawnSpec } from '../../sdk/index.ts';
 import { collectGarbage, type GcReport } from './gc.ts';
 import { StorageLayout } from './layout.ts';
-import { LINK_BLIND_TIERS, pointAtMount } from './link-blind.ts';
+import { pointAtMount } from './link-blind.ts';
 import { registerStorageMetrics } from './metrics.ts';
 import { resolveOptions, type StorageOptions } from './options.ts';
 import { RetentionLedger } from './retention.ts';
@@ -11,9 +11,6 @@ import { gcRoute } from './routes.ts';
 import { readUsage } from './usage.ts';
 import { Volumes } from './volumes.ts';
 import { StorageWarnings } from './warnings.ts';
-
-/** Tiers whose runtime enforces `limits.storage` on its own. */
-const SELF_LIMITING_TIERS: ReadonlySet<string> = new Set(['microvm']);
 
 export type { StorageOptions } from './options.ts';
 export type { GcReport } from './gc.ts';
@@ -44,9 +41,10 @@ export default definePlugin<StorageOptions | undefined>({
       const key = `${spec.service}:${spec.id}`;
       // Back before its retention ran out: its data is its own again.
       if (ledger.has(key)) await ledger.drop(key);
-      // The microvm runtime already gives its guest an ext4 disk of limits.storage (runtimes/microvm/data-image.ts):
-      // a second image around it would only shave another 10-20% off the tenant's space.
-      if (SELF_LIMITING_TIERS.has(spec.tier)) return spec;
+      // A runtime that enforces limits.storage itself (the microvm's data disk of that size) needs no image around
+      // it: a second one would only shave another 10-20% off the tenant's space.
+      const traits = kernel.tierTraits(spec.tier);
+      if (traits.enforcesStorageLimit) return spec;
       const started = performance.now();
       const result = await volumes.attach(spec.service, spec.id, spec.config.limits?.storage);
       if (!result) return spec;
@@ -60,7 +58,7 @@ export default definePlugin<StorageOptions | undefined>({
         if (instance) kernel.emit(instance, 'storage-warning', result.warning);
       }
       // DATA_DIR keeps its path: it is now a link to the mount point (except for runtimes that cannot follow it).
-      return LINK_BLIND_TIERS.has(spec.tier) ? pointAtMount(spec, result.volume.mountPoint) : spec;
+      return traits.followsDataDirLink ? spec : pointAtMount(spec, result.volume.mountPoint);
     });
 
     kernel.hooks.stateChange.tapPromise('storage', async (event: InstanceEvent) => {

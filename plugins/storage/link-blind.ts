@@ -1,18 +1,14 @@
 import type { SpawnSpec } from '../../core/types.ts';
 
-/**
- * Tiers whose runtime cannot follow DATA_DIR's link to the mount point. runsc, given the link as a bind mount,
- * resolves it on the host side and mounts the image at the link's target inside the sandbox, where DATA_DIR's
- * own path then does not exist (ENOENT for the app). These tiers get the mount point itself as DATA_DIR.
- */
-export const LINK_BLIND_TIERS: ReadonlySet<string> = new Set(['sandbox']);
-
 /** sun_path holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
+ * For runtimes that cannot follow DATA_DIR's link to the mount point (`TierTraits.followsDataDirLink` false:
+ * runsc, given the link as a bind mount, resolves it on the host side and mounts the image at the link's target
+ * inside the sandbox, where DATA_DIR's own path then does not exist, ENOENT for the app).
  * The spec with DATA_DIR moved from the link to the mount point: the data dir the runtime binds, and every
  * mention of the link's path in the environment, the arguments and the socket path (`{instance_dir}` was
  * interpolated into them before the spec reached this hook). Only whole path components are replaced.

@@ -16,6 +16,9 @@ export default definePlugin<MicrovmOptions | undefined>({
   version: '1.0.0',
   kernel: '^1',
   setup(kernel, options) {
+    // QEMU joins the instance cgroups (kill and figures by cgroup), but a cgroup limit on it would kill the whole VM:
+    // the guest's RAM is sized from limits.memory here, and its data disk is limits.storage (data-image.ts).
+    kernel.declareTier('microvm', { cgroups: 'membership', enforcesStorageLimit: true });
     const guestDir = guestDirFor(kernel.config.settings.dataDir, options);
     const hypervisor = detectHypervisor();
     let tscKhz: number | null = null;

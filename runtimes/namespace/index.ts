@@ -11,6 +11,8 @@ export default definePlugin({
   version: '1.0.0',
   kernel: '^1',
   setup(kernel) {
+    // bwrap starts inside the instance cgroups (spawnGroup joins them first): limits bound the app.
+    kernel.declareTier('namespace', { cgroups: 'limits' });
     kernel.hooks.probe.for('namespace').tapPromise('runtime-namespace', async () => {
       try {
         hostTools(process.getuid?.() === 0);

@@ -14,6 +14,8 @@ export default definePlugin({
   version: '1.0.0',
   kernel: '^1',
   setup(kernel) {
+    // Joins the instance cgroups in spawnGroup, and the app is the process the limits bound.
+    kernel.declareTier('process', { cgroups: 'limits' });
     const asRoot = process.getuid?.() === 0;
     kernel.hooks.probe.for('process').tapPromise('runtime-process', async () => {
       try {

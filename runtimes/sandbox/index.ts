@@ -27,6 +27,9 @@ export default definePlugin<SandboxOptions | undefined>({
   version: '1.0.0',
   kernel: '^1',
   async setup(kernel, options) {
+    // runsc starts inside the instance cgroups, so limits bound the sandbox; runsc resolves a symlinked
+    // DATA_DIR on the host side and mounts it at the link's target, where the app would not find it.
+    kernel.declareTier('sandbox', { cgroups: 'limits', followsDataDirLink: false });
     const paths = sandboxPaths(kernel.config.settings.dataDir);
     const configured = options?.runsc;
 

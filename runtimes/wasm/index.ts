@@ -28,6 +28,8 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
   version: '1.0.0',
   kernel: '^1',
   setup(kernel, rawOptions) {
+    // Instances live in this process and the shared pool: no cgroup of their own; limits.memory is the guest's cap.
+    kernel.declareTier('wasm', { cgroups: 'none' });
     // The pool reads these options itself (whoever makes it first); they are checked here, at start-up.
     parsePluginOptions('runtime-wasm', poolOptionsSchema, rawOptions);
     const cache = new ModuleCache(path.join(kernel.config.settings.dataDir, 'wasm-cache'));

@@ -9,6 +9,7 @@ import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent } from '../../core/types.ts';
 import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
+import microvmRuntime from '../../runtimes/microvm/index.ts';
 import { findProgram } from '../../core/process/tenant-launch.ts';
 import { detectCgroups, missingFor } from '../../plugins/cgroups/detect.ts';
 import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
@@ -233,4 +234,17 @@ test('limits on a host without usable cgroups fail the start, naming what is mis
   assert.equal(limited.handle, null);
   const plain = await kernel.spawnInstance('plain', 'a');
   assert.equal(plain.state, 'running', plain.lastError ?? '');
+});
+
+test("limits on a tier whose runtime does not let cgroups bound it (microvm: guest RAM) fail the start, naming the tiers that do", async (t) => {
+  const kernel = await createTestKernel({
+    plugins: [...servePlugins, microvmRuntime, cgroups],
+    config: { services: { vm: bombs({ isolation: 'microvm', limits: { memory: '512MB' }, restart: 'never' }) } },
+  });
+  t.after(() => kernel.close());
+  // Refused in beforeSpawn by the cgroups plugin, from the runtime's declared traits: no VM is started.
+  const vm = await kernel.spawnInstance('vm', 'a');
+  assert.equal(vm.state, 'failed');
+  assert.match(vm.lastError ?? '', /vm:a: limits are enforced by cgroup for the process tiers; the 'microvm' runtime does not let cgroup limits bound its instances/);
+  assert.equal(vm.handle, null);
 });

@@ -1,0 +1,25 @@
+/**
+ * What a tier's runtime does with what other plugins hand it on the spawn spec, declared by the runtime
+ * (`kernel.declareTier`) so that no other plugin names tiers. A tier nobody declared gets DEFAULT_TIER_TRAITS,
+ * the assumptions that are safe for a runtime Tenement knows nothing about.
+ */
+export interface TierTraits {
+  /**
+   * The instance and its cgroup (SpawnSpec.cgroupProcs):
+   * - `limits`: the runtime joins the cgroups from outside its sandbox, and cgroup limits bound the app;
+   * - `membership`: it joins them (stop and orphan clean-up kill by cgroup, figures come from it), but a cgroup
+   *   limit would not bound the app as the config means (a VM's memory is its guest's RAM, sized by the runtime);
+   * - `none`: it does not join them (its instances have no process of their own, or it cannot).
+   */
+  cgroups: 'limits' | 'membership' | 'none';
+  /** The runtime enforces `limits.storage` itself (e.g. a VM's data disk of that size). */
+  enforcesStorageLimit: boolean;
+  /** The runtime can bind DATA_DIR when it is a symbolic link; if not, it is given the link's target instead. */
+  followsDataDirLink: boolean;
+}
+
+export const DEFAULT_TIER_TRAITS: Readonly<TierTraits> = Object.freeze({ cgroups: 'none', enforcesStorageLimit: false, followsDataDirLink: true });
+
+export function sameTraits(a: TierTraits, b: TierTraits): boolean {
+  return a.cgroups === b.cgroups && a.enforcesStorageLimit === b.enforcesStorageLimit && a.followsDataDirLink === b.followsDataDirLink;
+}
