@@ -16,9 +16,9 @@ export default definePlugin<MicrovmOptions | undefined>({
   version: '1.0.0',
   kernel: '^1',
   setup(kernel, options) {
-    // QEMU joins the instance cgroups (kill and figures by cgroup), but a cgroup limit on it would kill the whole VM:
-    // the guest's RAM is sized from limits.memory here, and its data disk is limits.storage (data-image.ts).
-    kernel.declareTier('microvm', { cgroups: 'membership', enforcesStorageLimit: true });
+    // QEMU starts inside the instance cgroups, so memory and CPU limits bound the VM as a whole: the guest's RAM
+    // is sized to fit under limits.memory with QEMU's own overhead (spawn-vm.ts). Its data disk is limits.storage.
+    kernel.declareTier('microvm', { cgroups: 'limits', enforcesStorageLimit: true });
     const guestDir = guestDirFor(kernel.config.settings.dataDir, options);
     const hypervisor = detectHypervisor();
     let tscKhz: number | null = null;

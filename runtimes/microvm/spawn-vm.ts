@@ -79,6 +79,14 @@ export async function spawnVm(spec: SpawnSpec, context: VmContext): Promise<Runn
       `services.${spec.service}.listen: 'socket' is not supported by the microvm tier (the proxy reaches the guest through a forwarded port)`,
     );
   }
+  if (spec.config.limits?.pids !== undefined) {
+    // On the host, pids.max would count QEMU's threads (its I/O workers among them), not the guest's processes.
+    throw new TenementError(
+      ErrorCodes.TIER_UNAVAILABLE,
+      `services.${spec.service}.limits.pids is not enforced inside a microVM guest (a host limit would count QEMU's threads, not the app's processes): remove it, or use the sandbox tier`,
+      { status: 503 },
+    );
+  }
   const asRoot = process.getuid?.() === 0;
   const user: TenantUser = asRoot
     ? tenantUser(spec.service, spec.config.user, context.tenantUids)

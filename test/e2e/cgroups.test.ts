@@ -6,10 +6,10 @@ import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import type { ConfigInput, ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
+import { definePlugin } from '../../sdk/index.ts';
 import type { InstanceEvent } from '../../core/types.ts';
 import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
-import microvmRuntime from '../../runtimes/microvm/index.ts';
 import { findProgram } from '../../core/process/tenant-launch.ts';
 import { detectCgroups, missingFor } from '../../plugins/cgroups/detect.ts';
 import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
@@ -236,13 +236,26 @@ test('limits on a host without usable cgroups fail the start, naming what is mis
   assert.equal(plain.state, 'running', plain.lastError ?? '');
 });
 
-test("limits on a tier whose runtime does not let cgroups bound it (microvm: guest RAM) fail the start, naming the tiers that do", async (t) => {
+test("limits on a tier whose runtime declares cgroup membership only fail the start, naming the tiers that take them", async (t) => {
+  // A runtime of the microvm tier that joins cgroups without letting their limits bound its instances (what a VM
+  // runtime sizing guest RAM some other way would declare). The cgroups plugin refuses in beforeSpawn, so this
+  // runtime's spawn is never reached.
+  const membershipOnly = definePlugin({
+    name: 'runtime-membership-only',
+    version: '1.0.0',
+    kernel: '^1',
+    setup(kernel) {
+      kernel.declareTier('microvm', { cgroups: 'membership' });
+      kernel.hooks.spawn.for('microvm').tapPromise('runtime-membership-only', async () => {
+        throw new Error('not reached: the cgroups plugin refuses the limits first');
+      });
+    },
+  });
   const kernel = await createTestKernel({
-    plugins: [...servePlugins, microvmRuntime, cgroups],
+    plugins: [...servePlugins, membershipOnly, cgroups],
     config: { services: { vm: bombs({ isolation: 'microvm', limits: { memory: '512MB' }, restart: 'never' }) } },
   });
   t.after(() => kernel.close());
-  // Refused in beforeSpawn by the cgroups plugin, from the runtime's declared traits: no VM is started.
   const vm = await kernel.spawnInstance('vm', 'a');
   assert.equal(vm.state, 'failed');
   assert.match(vm.lastError ?? '', /vm:a: limits are enforced by cgroup for the process tiers; the 'microvm' runtime does not let cgroup limits bound its instances/);

@@ -14,6 +14,8 @@ import { DATA_IMAGE } from '../../runtimes/microvm/data-image.ts';
 import { detectHypervisor } from '../../runtimes/microvm/hypervisor.ts';
 import { prepareGuest } from '../../runtimes/microvm/prepare.ts';
 import microvmRuntime from '../../runtimes/microvm/index.ts';
+import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
+import { detectCgroups, missingFor } from '../../plugins/cgroups/detect.ts';
 import { getJson, recordEvents, request, servePlugins, waitFor } from '../helpers.ts';
 import { probeService, type Probe } from '../probe.ts';
 
@@ -23,6 +25,8 @@ const GUEST_DIR = process.env.TENEMENT_MICROVM_DIR;
 const hypervisor = detectHypervisor();
 const skip = hypervisor.qemu ? false : 'needs qemu-system-x86_64 (apt-get install qemu-system-x86)';
 const plugins = [...servePlugins, microvmRuntime];
+const cgroupHost = detectCgroups();
+const cgroupsMissing = missingFor(cgroupHost, ['memory', 'cpu']);
 
 function microvmProbe(overrides: Partial<ServiceInput> = {}): ServiceInput {
   // Generous start-up: an emulated boot plus Node's start takes 5-15 s, more on a loaded machine.
@@ -67,7 +71,12 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
   });
 
   test('the app runs in its own kernel as a non-root uid, serves over the proxy, keeps DATA_DIR across a restart, and stop leaves no QEMU', async (t) => {
-    const kernel = await createTestKernel({ plugins, config: { services: { probe: microvmProbe() } } });
+    // With the cgroups plugin (where the host has them): limits.memory bounds QEMU as a whole, guest RAM fits under it.
+    const withCgroups = !cgroupsMissing;
+    const kernel = await createTestKernel({
+      plugins: withCgroups ? [...plugins, cgroups] : plugins,
+      config: { services: { probe: microvmProbe(withCgroups ? { limits: { memory: '640MiB', cpu: 1 } } : {}) } },
+    });
     t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('probe', 'a');
     assert.equal(instance.state, 'running', instance.lastError ?? '');
@@ -91,6 +100,14 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
     if (hypervisor.accel === 'tcg') assert.match(logs, /emulated \(QEMU TCG/, 'the instance log says it is emulated');
     const [qemu] = qemuProcessesOf(dataDir);
     assert.ok(qemu, 'a QEMU process runs for the instance');
+    if (withCgroups) {
+      const memoryCgroup = path.join(cgroupHost.roots.memory!, cgroupScope(kernel.config.settings.dataDir), 'probe', 'a');
+      assert.ok(readFileSync(path.join(memoryCgroup, 'cgroup.procs'), 'utf8').split('\n').includes(String(qemu)), 'QEMU runs in the instance memory cgroup');
+      const limitFile = cgroupHost.version === 1 ? 'memory.limit_in_bytes' : 'memory.max';
+      assert.equal(readFileSync(path.join(memoryCgroup, limitFile), 'utf8').trim(), String(640 * 1024 * 1024), 'limits.memory bounds the VM as a whole');
+      const args = readFileSync(`/proc/${qemu}/cmdline`, 'latin1').split('\0');
+      assert.equal(args[args.indexOf('-m') + 1], '512', 'guest RAM is the limit minus QEMU\'s own 128 MiB');
+    }
     if (process.getuid?.() === 0) {
       const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${qemu}/status`, 'utf8'))?.[1];
       assert.notEqual(uid, '0', 'QEMU itself does not run as root');
@@ -150,5 +167,14 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
     assert.notEqual(instance.state, 'running');
     assert.match(instance.lastError ?? '', /TNM_ERR_TIER_UNAVAILABLE|not prepared/);
     assert.match(instance.lastError ?? '', /ten microvm prepare/);
+  });
+
+  test('limits.pids is refused, not silently applied to QEMU\'s threads', async (t) => {
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: microvmProbe({ restart: 'never', limits: { pids: 64 } }) } } });
+    t.after(() => kernel.close());
+    const instance = await kernel.spawnInstance('probe', 'a');
+    assert.equal(instance.state, 'failed');
+    assert.match(instance.lastError ?? '', /services\.probe\.limits\.pids is not enforced inside a microVM guest/);
+    assert.deepEqual(qemuProcessesOf(kernel.instanceDir('probe', 'a')), [], 'no VM was started');
   });
 });
