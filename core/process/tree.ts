@@ -12,9 +12,14 @@ export function processTree(leader: number): number[] {
 
 /** Memory and CPU of a whole process tree, summed: what the instance costs the host, launcher included. */
 export function treeStats(leader: number): InstanceStats {
+  return processesStats(leader, processTree(leader));
+}
+
+/** Memory and CPU of the given processes, summed, reported for `leader` (a tree plus processes outside it). */
+export function processesStats(leader: number, pids: readonly number[]): InstanceStats {
   let memoryBytes: number | null = null;
   let cpuSeconds: number | null = null;
-  for (const pid of processTree(leader)) {
+  for (const pid of pids) {
     const stats = processStats(pid);
     if (stats.memoryBytes !== null) memoryBytes = (memoryBytes ?? 0) + stats.memoryBytes;
     if (stats.cpuSeconds !== null) cpuSeconds = (cpuSeconds ?? 0) + stats.cpuSeconds;

@@ -3,12 +3,11 @@ import { readdirSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { spawnGroup } from '../../core/process/spawn-group.ts';
-import { processStats } from '../../core/process/group.ts';
 import { processesOwnListener } from '../../core/process/listener-owner.ts';
-import { processTree } from '../../core/process/tree.ts';
+import { processTree, processesStats } from '../../core/process/tree.ts';
 import { SYSTEM_PATH, resolveTenantProgram, tenantEnv } from '../../core/process/tenant-launch.ts';
 import { assertReachable, prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
-import type { ExitInfo, InstanceStats, RunningHandle, SpawnSpec } from '../../core/types.ts';
+import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { ociSpec, sandboxHostname } from './oci-spec.ts';
 import { globalFlags, runsc, sandboxFlags, type SandboxPaths } from './runsc.ts';
 import { killAll, treeOwnsSocket, waitGone } from './sandbox-tree.ts';
@@ -153,7 +152,7 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
         },
         ownsListener: (leader, port, netDir) => processesOwnListener(processes(leader), port, netDir),
         ownsSocket: (leader, socketPath, netDir) => treeOwnsSocket(processes(leader), socketPath, netDir),
-        stats: (leader) => sumStats(leader, processes(leader)),
+        stats: (leader) => processesStats(leader, processes(leader)),
       },
     );
   } catch (error) {
@@ -202,18 +201,6 @@ async function adoptWarm(spec: SpawnSpec, settings: SandboxSettings, flags: read
   if (joined && named) return warm;
   await destroyWarm(settings.runsc, settings.paths, warm);
   return null;
-}
-
-/** Memory and CPU of the instance's host processes, summed. */
-function sumStats(leader: number, pids: readonly number[]): InstanceStats {
-  let memoryBytes: number | null = null;
-  let cpuSeconds: number | null = null;
-  for (const pid of pids) {
-    const stats = processStats(pid);
-    if (stats.memoryBytes !== null) memoryBytes = (memoryBytes ?? 0) + stats.memoryBytes;
-    if (stats.cpuSeconds !== null) cpuSeconds = (cpuSeconds ?? 0) + stats.cpuSeconds;
-  }
-  return { pid: leader, memoryBytes, cpuSeconds };
 }
 
 /**
