@@ -511,14 +511,7 @@ const CLOCK_TICKS_PER_SEC = 100;
 
 /** User + system CPU time a process has used so far (all its threads), in microseconds; 0 once it is gone. */
 export function cpuMicros(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
-    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS_PER_SEC;
-  } catch {
-    return 0;
-  }
+  return statCpuMicros(`/proc/${pid}/stat`) ?? 0;
 }
 
 export const cpuMicrosOf = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
@@ -527,15 +520,22 @@ export const cpuMicrosOf = (pids: readonly number[]): number => pids.reduce((sum
 export function threadCpuMicros(): Map<number, number> {
   const out = new Map<number, number>();
   for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS_PER_SEC);
-    } catch {
-      // the thread ended meanwhile
-    }
+    const micros = statCpuMicros(`/proc/self/task/${tid}/stat`);
+    if (micros !== null) out.set(Number(tid), micros); // null: the thread ended meanwhile
   }
   return out;
+}
+
+/** utime + stime of a /proc `stat` file (a process's, or one thread's), in microseconds; null when it is gone. */
+function statCpuMicros(file: string): number | null {
+  try {
+    const stat = readFileSync(file, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS_PER_SEC;
+  } catch {
+    return null;
+  }
 }
 
 /** Every descendant of a process, deepest last. */

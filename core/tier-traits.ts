@@ -21,5 +21,5 @@ export interface TierTraits {
 export const DEFAULT_TIER_TRAITS: Readonly<TierTraits> = Object.freeze({ cgroups: 'none', enforcesStorageLimit: false, followsDataDirLink: true });
 
 export function sameTraits(a: TierTraits, b: TierTraits): boolean {
-  return a.cgroups === b.cgroups && a.enforcesStorageLimit === b.enforcesStorageLimit && a.followsDataDirLink === b.followsDataDirLink;
+  return (Object.keys(DEFAULT_TIER_TRAITS) as (keyof TierTraits)[]).every((trait) => a[trait] === b[trait]);
 }
