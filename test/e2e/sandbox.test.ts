@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import type { ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
@@ -124,6 +124,58 @@ async function assertOnlyIdleWarm(dataRoot: string): Promise<void> {
   assert.ok(containers(dataRoot).filter(isWarm).length <= 1, `at most the one idle warm sandbox: ${containers(dataRoot).join(' ')}`);
 }
 
+/**
+ * One sandboxed instance through hibernation, a wake, a crash and its restart, and removal, checking after each
+ * that nothing of it is left. With `warm`, the runtime keeps one warm sandbox: the idle one belongs to the pool
+ * (at most one may be left), and only closing the server removes it.
+ */
+async function hibernateWakeCrashStop(t: TestContext, warm: boolean): Promise<void> {
+  const kernel = await createTestKernel({
+    plugins: warm ? [...servePlugins, [sandboxRuntime, { warmSandboxes: 1 }]] : plugins,
+    config: { services: { probe: sandboxProbe({ idleTimeout: '400ms', backoff: { base: 50 } }) } },
+  });
+  t.after(() => kernel.close());
+  const dataRoot = kernel.config.settings.dataDir;
+  const ownContainers = warm ? instanceContainers : containers;
+  const ownProcesses = warm ? instanceProcessesOf : processesOf;
+  const nothingLeft = async (when: string): Promise<void> => {
+    if (warm) return assertOnlyIdleWarm(dataRoot);
+    assert.deepEqual(processesOf(dataRoot), [], `no process ${when}`);
+    assert.deepEqual(containers(dataRoot), [], `no container ${when}`);
+    assert.deepEqual(bundles(dataRoot), [], `no bundle ${when}`);
+  };
+  const events = recordEvents(kernel);
+  const instance = await kernel.spawnInstance('probe', 'a');
+  assert.equal(ownContainers(dataRoot).length, 1);
+  assert.ok(processesOf(dataRoot).length >= 4, 'runsc, its gofer, its sentry and a stub run');
+
+  await waitFor(() => instance.state === 'hibernated', 'the idle sandbox to hibernate', 20_000);
+  await waitFor(() => ownProcesses(dataRoot).length === 0, 'no process of the hibernated sandbox', 10_000);
+  if (warm) await waitFor(() => containers(dataRoot).filter(isWarm).length <= 1, 'the used warm sandbox to go', 10_000);
+  await nothingLeft('kept while hibernated');
+
+  const woken = await getJson<Probe>(kernel, 'a.probe.localhost', '/probe');
+  assert.equal(woken.hostname, 'a-probe', 'a request wakes the sandbox');
+
+  // A crash: the app exits 3 inside the sandbox; runsc exits with it; the supervisor starts a fresh container.
+  const before = ownContainers(dataRoot);
+  const pidBefore = instance.handle!.pid;
+  await request(kernel, 'a.probe.localhost', '/exit?code=3');
+  await waitFor(() => events.some((e) => e.type === 'restarting' && /exited with code 3/.test(e.reason ?? '')), 'the crash to be seen');
+  await waitFor(() => instance.state === 'running' && instance.handle?.pid !== pidBefore, 'the restart');
+  assert.equal((await request(kernel, 'a.probe.localhost', '/health')).status, 200);
+  await waitFor(() => ownContainers(dataRoot).length === 1 && ownContainers(dataRoot)[0] !== before[0], 'only the new container');
+
+  await kernel.removeInstance(instance);
+  await nothingLeft('after stop');
+  if (!warm) return;
+  // Closing the server destroys the idle warm sandbox too: nothing at all is left.
+  await kernel.close();
+  assert.deepEqual(processesOf(dataRoot), [], 'no process after close');
+  assert.deepEqual(containers(dataRoot), [], 'no container after close');
+  assert.deepEqual(bundles(dataRoot), [], 'no bundle after close');
+}
+
 describe('sandbox tier', { timeout: 180_000, skip }, () => {
   test('a tenant sees its own kernel and only itself: pids, uid, capabilities, files, signals, mount, env, neighbours', async (t) => {
     process.env.TENEMENT_TEST_SECRET = 'do-not-leak';
@@ -175,79 +227,11 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
     assert.equal(await a.handle!.ownsAddress!(), true, "the listener is recognised as the sandbox's");
   });
 
-  test('hibernate, wake, crash-restart and stop leave no container, process or bundle behind', async (t) => {
-    const kernel = await createTestKernel({
-      plugins,
-      config: { services: { probe: sandboxProbe({ idleTimeout: '400ms', backoff: { base: 50 } }) } },
-    });
-    t.after(() => kernel.close());
-    const dataRoot = kernel.config.settings.dataDir;
-    const events = recordEvents(kernel);
-    const instance = await kernel.spawnInstance('probe', 'a');
-    assert.equal(containers(dataRoot).length, 1);
-    assert.ok(processesOf(dataRoot).length >= 4, 'runsc, its gofer, its sentry and a stub run');
+  test('hibernate, wake, crash-restart and stop leave no container, process or bundle behind', (t) => hibernateWakeCrashStop(t, false));
 
-    await waitFor(() => instance.state === 'hibernated', 'the idle sandbox to hibernate', 20_000);
-    await waitFor(() => processesOf(dataRoot).length === 0, 'no process of the hibernated sandbox', 10_000);
-    assert.deepEqual(containers(dataRoot), [], 'no container kept while hibernated');
-    assert.deepEqual(bundles(dataRoot), [], 'no bundle kept while hibernated');
-
-    const woken = await getJson<Probe>(kernel, 'a.probe.localhost', '/probe');
-    assert.equal(woken.hostname, 'a-probe', 'a request wakes the sandbox');
-
-    // A crash: the app exits 3 inside the sandbox; runsc exits with it; the supervisor starts a fresh container.
-    const before = containers(dataRoot);
-    const pidBefore = instance.handle!.pid;
-    await request(kernel, 'a.probe.localhost', '/exit?code=3');
-    await waitFor(() => events.some((e) => e.type === 'restarting' && /exited with code 3/.test(e.reason ?? '')), 'the crash to be seen');
-    await waitFor(() => instance.state === 'running' && instance.handle?.pid !== pidBefore, 'the restart');
-    assert.equal((await request(kernel, 'a.probe.localhost', '/health')).status, 200);
-    await waitFor(() => containers(dataRoot).length === 1 && containers(dataRoot)[0] !== before[0], 'only the new container');
-
-    await kernel.removeInstance(instance);
-    assert.deepEqual(processesOf(dataRoot), [], 'no process of the stopped sandbox');
-    assert.deepEqual(containers(dataRoot), [], 'no container after stop');
-    assert.deepEqual(bundles(dataRoot), [], 'no bundle after stop');
-  });
-
-  test('hibernate, wake, crash-restart and stop leave no container, process or bundle behind (warm sandboxes on)', async (t) => {
-    const kernel = await createTestKernel({
-      // With the pool: its starts, crash clean-up and stops are the ones with the most to leave behind.
-      plugins: [...servePlugins, [sandboxRuntime, { warmSandboxes: 1 }]],
-      config: { services: { probe: sandboxProbe({ idleTimeout: '400ms', backoff: { base: 50 } }) } },
-    });
-    t.after(() => kernel.close());
-    const dataRoot = kernel.config.settings.dataDir;
-    const events = recordEvents(kernel);
-    const instance = await kernel.spawnInstance('probe', 'a');
-    assert.equal(instanceContainers(dataRoot).length, 1);
-    assert.ok(processesOf(dataRoot).length >= 4, 'runsc, its gofer, its sentry and a stub run');
-
-    await waitFor(() => instance.state === 'hibernated', 'the idle sandbox to hibernate', 20_000);
-    await waitFor(() => instanceProcessesOf(dataRoot).length === 0, 'no process of the hibernated sandbox', 10_000);
-    await waitFor(() => containers(dataRoot).filter(isWarm).length <= 1, 'the used warm sandbox to go', 10_000);
-    await assertOnlyIdleWarm(dataRoot);
-
-    const woken = await getJson<Probe>(kernel, 'a.probe.localhost', '/probe');
-    assert.equal(woken.hostname, 'a-probe', 'a request wakes the sandbox');
-
-    // A crash: the app exits 3 inside the sandbox; runsc exits with it; the supervisor starts a fresh container.
-    const before = instanceContainers(dataRoot);
-    const pidBefore = instance.handle!.pid;
-    await request(kernel, 'a.probe.localhost', '/exit?code=3');
-    await waitFor(() => events.some((e) => e.type === 'restarting' && /exited with code 3/.test(e.reason ?? '')), 'the crash to be seen');
-    await waitFor(() => instance.state === 'running' && instance.handle?.pid !== pidBefore, 'the restart');
-    assert.equal((await request(kernel, 'a.probe.localhost', '/health')).status, 200);
-    await waitFor(() => instanceContainers(dataRoot).length === 1 && instanceContainers(dataRoot)[0] !== before[0], 'only the new container');
-
-    await kernel.removeInstance(instance);
-    await assertOnlyIdleWarm(dataRoot);
-    // Closing the server destroys the idle warm sandbox too: nothing at all is left.
-    await kernel.close();
-    assert.deepEqual(processesOf(dataRoot), [], 'no process after close');
-    assert.deepEqual(containers(dataRoot), [], 'no container after close');
-    assert.deepEqual(bundles(dataRoot), [], 'no bundle after close');
-  });
+  // With the pool: its starts, crash clean-up and stops are the ones with the most to leave behind.
+  test('hibernate, wake, crash-restart and stop leave no container, process or bundle behind (warm sandboxes on)', (t) =>
+    hibernateWakeCrashStop(t, true));
 
   test('an app that ignores SIGTERM is killed through runsc after stopTimeout, leaving nothing', async (t) => {
     const stubborn = "process.on('SIGTERM', () => console.log('ignoring SIGTERM')); require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT, process.env.HOST)";
