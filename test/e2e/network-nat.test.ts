@@ -6,31 +6,21 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import type { ConfigInput, ServiceInput } from '../../core/config/schema.ts';
+import type { ConfigInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import network from '../../plugins/network/index.ts';
 import { natTableName } from '../../plugins/network/nat-rules.ts';
 import { netNames } from '../../plugins/network/names.ts';
-import { FIXTURES, getJson, onPath, servePlugins, waitFor } from '../helpers.ts';
+import { getJson, servePlugins, waitFor } from '../helpers.ts';
+import { netService, privateNetworkSkip, tenantRange, type Connect } from '../private-network.ts';
 
-const NET_APP = path.join(FIXTURES, 'net-app.mjs');
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root (network namespaces, forwarding)'
-    : !onPath('ip')
-      ? 'needs ip (apt-get install iproute2)'
-      : !onPath('nft')
-        ? 'needs nft (apt-get install nftables)'
-        : !onPath('nsenter')
-          ? 'needs nsenter (apt-get install util-linux)'
-          : false;
+const skip = privateNetworkSkip('network namespaces, forwarding');
 const plugins = [...servePlugins, network];
 
 const random = (n: number): number => Math.floor(Math.random() * n);
-/** The tenants' range: 10.200-249.x.0/24, as in network.test.ts; the first instance is .2, the second .6. */
-const RANGE_BASE = `10.${200 + random(50)}.${random(256)}`;
-const RANGE = `${RANGE_BASE}.0/24`;
+/** The tenants' range; the first instance is .2, the second .6. */
+const { base: RANGE_BASE, range: RANGE } = tenantRange();
 const FIRST_GUEST = `${RANGE_BASE}.2`;
 /** The outside machine: a /30 of 10.254.0.0/16 (never inside RANGE): the host's side .1, the server .2. */
 const OUTSIDE_BASE = `10.254.${random(256)}.${4 * random(64)}`;
@@ -43,10 +33,6 @@ const OUTSIDE = {
 const TAG = random(36 ** 4).toString(36).padStart(4, '0');
 const OUTSIDE_NETNS = `tnatout-${TAG}`;
 const OUTSIDE_VETH = `natout${TAG}`;
-
-function netService(overrides: Partial<ServiceInput> = {}): ServiceInput {
-  return { command: `node ${NET_APP}`, health: '/health', cwd: FIXTURES, ...overrides };
-}
 
 /** A kernel closed after the test unless the test closed it itself (`closeNow`). */
 async function kernelWith(t: TestContext, config: ConfigInput, start = true): Promise<TestKernel & { closeNow(): Promise<void> }> {
@@ -61,10 +47,6 @@ async function kernelWith(t: TestContext, config: ConfigInput, start = true): Pr
   });
 }
 
-interface Connect {
-  ok: boolean;
-  code?: string;
-}
 const connect = (kernel: TestKernel, host: string, to: string, port: number): Promise<Connect> =>
   getJson<Connect>(kernel, host, `/connect?host=${to}&port=${port}`, { timeoutMs: 5_000 });
 

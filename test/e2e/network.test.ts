@@ -6,37 +6,21 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import type { ConfigInput, ServiceInput } from '../../core/config/schema.ts';
+import type { ConfigInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import network from '../../plugins/network/index.ts';
 import { netNames } from '../../plugins/network/names.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
-import { FIXTURES, getJson, onPath, request, servePlugins, waitFor } from '../helpers.ts';
+import { getJson, onPath, request, servePlugins, waitFor } from '../helpers.ts';
+import { netService, privateNetworkSkip, tenantRange, type Connect } from '../private-network.ts';
 import { rawExchange } from '../raw-http.ts';
 
-const NET_APP = path.join(FIXTURES, 'net-app.mjs');
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root (network namespaces)'
-    : !onPath('ip')
-      ? 'needs ip (apt-get install iproute2)'
-      : !onPath('nft')
-        ? 'needs nft (apt-get install nftables)'
-        : !onPath('nsenter')
-          ? 'needs nsenter (apt-get install util-linux)'
-          : false;
+const skip = privateNetworkSkip('network namespaces');
 const plugins = [...servePlugins, network];
 
-/** A /24 of its own per test file run, so parallel runs and other servers on 10.231.0.0/16 do not collide. */
-const RANGE_BASE = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 256)}`;
-const RANGE = `${RANGE_BASE}.0/24`;
-/** The first private instance takes the first /30: host side .1, guest .2; the second .5 and .6. */
+const { base: RANGE_BASE, range: RANGE } = tenantRange();
 const FIRST = { host: `${RANGE_BASE}.1`, guest: `${RANGE_BASE}.2` };
 const SECOND = { host: `${RANGE_BASE}.5`, guest: `${RANGE_BASE}.6` };
-
-function netService(overrides: Partial<ServiceInput> = {}): ServiceInput {
-  return { command: `node ${NET_APP}`, health: '/health', cwd: FIXTURES, ...overrides };
-}
 
 async function kernelWith(t: TestContext, config: ConfigInput, extra = plugins): Promise<TestKernel> {
   const kernel = await createTestKernel({ plugins: extra, config: { ...config, settings: { network: { range: RANGE }, ...config.settings } } });
@@ -50,10 +34,6 @@ const getJsonSoon = <T>(kernel: TestKernel, host: string, url: string): Promise<
 interface Whoami {
   env: { HOST?: string; PORT?: string; SOCKET_PATH?: string };
   interfaces: Record<string, string[]>;
-}
-interface Connect {
-  ok: boolean;
-  code?: string;
 }
 
 /** Namespaces and host-side veths of a kernel's scope that exist right now. */
