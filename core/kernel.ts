@@ -5,6 +5,7 @@ import { splitCommand } from './command.ts';
 import { healthSettings } from './config/health.ts';
 import type { ResolvedConfig } from './config/loader.ts';
 import { DNS_LABEL } from './config/schema.ts';
+import { serviceConfig } from './config/lookup.ts';
 import { chooseTiers, providedTiers, type TierChoice } from './tiers.ts';
 import { DEFAULT_TIER_TRAITS, sameTraits, type TierTraits } from './tier-traits.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
@@ -17,7 +18,8 @@ import { PortAllocator, ephemeralOverlap } from './ports.ts';
 import { InstanceRegistry } from './registry.ts';
 import { createServer, type TenementServer } from './server.ts';
 import type { ApiRouter } from './api/router.ts';
-import { Store } from './store.ts';
+import type { Store } from './store.ts';
+import { openSealedStore } from './state-dir.ts';
 import { Supervisor } from './supervisor.ts';
 import type { HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
 
@@ -101,7 +103,8 @@ export class Kernel {
     if (this.state !== 'new') throw new TenementError(ErrorCodes.INVALID_STATE, `kernel already ${this.state}`);
     this.state = 'starting';
     const settings = this.config.settings;
-    this.store = new Store(path.join(settings.dataDir, 'tenement.db'));
+    // Modes checked and fixed (0700/0711 folders, 0600 files) before SQLite creates anything: core/state-dir.ts.
+    this.store = openSealedStore(settings.dataDir, Object.keys(this.config.services), this.log);
     const orphans = killOrphans(path.join(settings.dataDir, 'instances'));
     if (orphans.length > 0) {
       this.log.warn({ orphans: orphans.map((o) => `${o.service}:${o.id} pid ${o.pid}`) }, 'killed processes left by a previous run');
@@ -145,7 +148,7 @@ export class Kernel {
 
   /** The tier a service runs on: its isolation, or the fallback chosen at start-up. */
   tierOf(service: string): TierChoice {
-    return this.tiers.get(service) ?? { tier: this.config.services[service]?.isolation ?? 'process', fallbackReason: null };
+    return this.tiers.get(service) ?? { tier: serviceConfig(this.config, service)?.isolation ?? 'process', fallbackReason: null };
   }
 
   /** Desired state from the store and `instances` from the config: running ones start, hibernated ones stay. */
@@ -153,7 +156,7 @@ export class Kernel {
     const toStart: Instance[] = [];
     const known = new Set<string>();
     for (const row of this.store.listInstances()) {
-      const service = this.config.services[row.service];
+      const service = serviceConfig(this.config, row.service);
       if (!service) {
         this.log.warn({ instance: `${row.service}:${row.id}` }, 'stored instance of a service no longer in the config: skipped');
         continue;
@@ -169,7 +172,7 @@ export class Kernel {
       for (const [service, ids] of Object.entries(this.config.instances)) {
         for (const id of ids) {
           if (known.has(`${service}:${id}`)) continue;
-          const instance = this.instances.create(service, id, this.config.services[service]!);
+          const instance = this.instances.create(service, id, serviceConfig(this.config, service)!);
           instance.tier = this.tierOf(service).tier;
           this.store.saveInstance(service, id, 'running', instance.weight);
           toStart.push(instance);
@@ -201,7 +204,7 @@ export class Kernel {
   // ---- operations used by the API, the CLI and plugins ----
 
   private requireService(service: string): NonNullable<ResolvedConfig['services'][string]> {
-    const config = this.config.services[service];
+    const config = serviceConfig(this.config, service);
     if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
     return config;
   }

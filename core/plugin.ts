@@ -1,5 +1,6 @@
 import semver from 'semver';
 import { z } from 'zod';
+import { PLUGIN_NAME } from './config/names.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import { KERNEL_VERSION } from './version.ts';
@@ -23,7 +24,7 @@ export interface PluginDefinition<Options = void> {
 export type PluginEntry = PluginDefinition<never> | readonly [PluginDefinition<never>, unknown];
 
 const manifestSchema = z.object({
-  name: z.string().regex(/^[a-z0-9@][a-z0-9@/._-]*$/, 'expected a plugin name of lowercase letters, digits, @ / . _ -'),
+  name: z.string().regex(PLUGIN_NAME, 'expected a plugin name of lowercase letters, digits, @ / . _ -'),
   version: z.string().refine((v) => semver.valid(v) !== null, 'expected a semver version like 1.0.0'),
   kernel: z.string().refine((r) => semver.validRange(r) !== null, "expected a semver range like '^1'"),
   dependencies: z.array(z.string()).optional(),
@@ -143,7 +144,7 @@ export async function setupPlugins(
     try {
       // Options from the config's pluginOptions configure plugins the user did not list themselves (the
       // ones `ten serve` loads by default) as well as their own.
-      await definition.setup(kernel, definition.name in optionsByName ? optionsByName[definition.name] : options);
+      await definition.setup(kernel, Object.hasOwn(optionsByName, definition.name) ? optionsByName[definition.name] : options);
     } catch (error) {
       throw new TenementError(
         ErrorCodes.PLUGIN_SETUP,

@@ -119,6 +119,30 @@ function crossFieldIssues(raw: unknown): Issue[] {
     }));
 }
 
+/** How deep protoKeyIssues looks: services.x.env is depth 3; plugin options may nest a little more. */
+const PROTO_WALK_DEPTH = 8;
+
+/**
+ * Own `__proto__` keys (a JSON config can carry them) that zod would drop without a word: a config naming a
+ * service, an instance list, a plugin's options or an env variable `__proto__` is reported, not half-applied.
+ * Only plain data is walked: plugin objects (with their setup functions) are the plugins' own business.
+ */
+function protoKeyIssues(value: unknown, where: PropertyKey[] = [], depth = 0): Issue[] {
+  if (typeof value !== 'object' || value === null || depth > PROTO_WALK_DEPTH) return [];
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return [];
+  const issues: Issue[] = [];
+  for (const [key, child] of Object.entries(value)) {
+    if (depth === 0 && key === 'plugins') continue;
+    if (key === '__proto__') {
+      issues.push({ code: 'custom', path: [...where, key], message: "'__proto__' cannot be a name here: expected a DNS label or a plugin name", input: undefined });
+      continue;
+    }
+    issues.push(...protoKeyIssues(child, [...where, key], depth + 1));
+  }
+  return issues;
+}
+
 /** Validates a config object; every bad field is reported with its path, not just the first. */
 export function resolveConfig(
   raw: unknown,
@@ -127,9 +151,10 @@ export function resolveConfig(
 ): ResolvedConfig {
   const withOverrides = applyOverrides(raw, overrides);
   const result = configSchema.safeParse(withOverrides);
-  if (!result.success) {
+  const protoIssues = protoKeyIssues(withOverrides);
+  if (!result.success || protoIssues.length > 0) {
     const where = source.path ?? 'config';
-    const issues = [...result.error.issues];
+    const issues = [...(result.success ? [] : result.error.issues), ...protoIssues];
     for (const extra of crossFieldIssues(withOverrides)) {
       if (!issues.some((i) => i.path.join('.') === extra.path.join('.'))) issues.push(extra);
     }

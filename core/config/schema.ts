@@ -4,7 +4,7 @@ import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
 import { splitCommand } from '../command.ts';
 import { quote } from 'shell-quote';
 import { ipv4Aligned, parseCidr } from './cidr.ts';
-import { DNS_LABEL } from './names.ts';
+import { DNS_LABEL, PLUGIN_NAME } from './names.ts';
 
 // Defined in names.ts (no zod behind it, for the CLI); exported here too, where every other importer finds it.
 export { DNS_LABEL };
@@ -265,15 +265,17 @@ export const configSchema = z
     settings: settingsSchema.default(SETTINGS_DEFAULTS),
     services: z.record(dnsLabel('a service name'), serviceSchema).default({}),
     /** Instances started at boot: `{ notes: ['alice', 'bob'] }`. */
-    instances: z.record(z.string(), z.array(dnsLabel('an instance id'))).default({}),
+    instances: z.record(dnsLabel('a service name'), z.array(dnsLabel('an instance id'))).default({}),
     /** Extra plugins (objects made with `definePlugin`), or `[plugin, options]` pairs. */
     plugins: z.array(z.unknown()).default([]),
     /** Options for plugins by name, including the ones loaded by default: `{ metrics: { public: false } }`. */
-    pluginOptions: z.record(z.string(), z.unknown()).default({}),
+    pluginOptions: z
+      .record(z.string().regex(PLUGIN_NAME, 'expected the name of a loaded plugin (lowercase letters, digits, @ / . _ -)'), z.unknown())
+      .default({}),
   })
   .superRefine((config, ctx) => {
     for (const service of Object.keys(config.instances)) {
-      if (!(service in config.services)) {
+      if (!Object.hasOwn(config.services, service)) {
         ctx.addIssue({
           code: 'custom',
           path: ['instances', service],

@@ -30,7 +30,8 @@ export interface DataPlaneContext {
 }
 
 function headersObject(raw: readonly string[]): IncomingHttpHeaders {
-  const headers: Record<string, string> = {};
+  // Null prototype, as node:http's req.headers: a header named `constructor` or `__proto__` is just a header.
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     headers[name] = headers[name] === undefined ? raw[i + 1]! : `${headers[name]}, ${raw[i + 1]}`;

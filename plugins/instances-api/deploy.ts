@@ -2,6 +2,7 @@ import type { Kernel } from '../../core/kernel.ts';
 import type { Instance } from '../../core/instance.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import { healthSettings } from '../../core/config/health.ts';
+import { serviceConfig } from '../../core/config/lookup.ts';
 import { deployBody } from './schemas.ts';
 import { isUp } from './start.ts';
 import { lastLogLines, viewOf } from './view.ts';
@@ -64,7 +65,7 @@ export function deployRoute(kernel: Kernel): void {
       const { service, version } = body;
       audit.target = `${service}:${version}`;
       audit.instanceId = version;
-      const config = kernel.config.services[service];
+      const config = serviceConfig(kernel.config, service);
       if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
       if (kernel.instances.get(service, version)) {
         throw new TenementError(ErrorCodes.CONFLICT, `${service}:${version} already exists; remove it first or deploy another version`, {

@@ -1,5 +1,6 @@
 import type { Kernel } from '../../core/kernel.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import { serviceConfig } from '../../core/config/lookup.ts';
 import type { Instance } from '../../core/instance.ts';
 import { routeBody } from './schemas.ts';
 import { isUp } from './start.ts';
@@ -29,7 +30,7 @@ export function routeSwapRoute(kernel: Kernel): void {
       audit.target = `${service}:${to}`;
       audit.instanceId = to;
       audit.detail = `traffic ${service}:${from} -> ${service}:${to}`;
-      if (!kernel.config.services[service]) {
+      if (!serviceConfig(kernel.config, service)) {
         throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
       }
       if (from === to) throw new TenementError(ErrorCodes.BAD_REQUEST, 'from and to are the same instance', { status: 400 });

@@ -1,3 +1,4 @@
+import { serviceConfig } from '../../core/config/lookup.ts';
 import { definePlugin, ErrorCodes, TenementError } from '../../sdk/index.ts';
 import type { InstanceEvent, InstanceState, SpawnSpec } from '../../sdk/index.ts';
 import { AddressPool } from './addresses.ts';
@@ -84,7 +85,7 @@ export default definePlugin<NetworkOptions | undefined>({
 
     /** A fresh namespace for one run of `service`: errors name the instance (or the service, for a spare). */
     const create = async (service: string, who: string): Promise<InstanceNet> => {
-      const config = kernel.config.services[service]!;
+      const config = serviceConfig(kernel.config, service)!;
       const network = config.network as 'private' | 'none';
       const missing = missingTools(tools, network);
       if (missing) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${who}: ${missing}`, { status: 503 });

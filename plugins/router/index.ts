@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { serviceConfig } from '../../core/config/lookup.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { parseTenantHost } from './parse-host.ts';
 import { weightedOrder } from './weighted.ts';
@@ -21,7 +22,7 @@ export default definePlugin({
       const parsed = parseTenantHost(hostname, domain);
       if ('status' in parsed && isIP(hostname.replace(/^\[|\]$/g, '')) !== 0) return { kind: 'management' };
       if ('status' in parsed) return { kind: 'reject', ...parsed };
-      const service = kernel.config.services[parsed.service];
+      const service = serviceConfig(kernel.config, parsed.service);
       if (!service) {
         return { kind: 'reject', status: 404, code: 'TNM_ERR_UNKNOWN_SERVICE', message: `unknown service '${parsed.service}'` };
       }

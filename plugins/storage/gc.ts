@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { serviceConfig } from '../../core/config/lookup.ts';
 import { errorMessage } from '../../core/errors.ts';
 import type { Kernel } from '../../core/kernel.ts';
 import type { StorageLayout } from './layout.ts';
@@ -58,7 +59,7 @@ export async function collectGarbage(kernel: Kernel, layout: StorageLayout, volu
   };
   const now = Date.now();
   const exists = (service: string, id: string): boolean => kernel.instances.get(service, id) !== undefined;
-  const keepDataOf = (service: string): boolean | number | undefined => kernel.config.services[service]?.keepData;
+  const keepDataOf = (service: string): boolean | number | undefined => serviceConfig(kernel.config, service)?.keepData;
 
   const deleteData = async (service: string, id: string, reason: string): Promise<void> => {
     const key = `${service}:${id}`;

@@ -1,3 +1,4 @@
+import { serviceConfig } from '../../core/config/lookup.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import type { InstanceEvent, SpawnSpec } from '../../sdk/index.ts';
@@ -65,7 +66,7 @@ export default definePlugin<StorageOptions | undefined>({
       if (event.type !== 'removed') return;
       const { service, id } = event;
       warnings.forget(event.instance);
-      const keepData = kernel.config.services[service]?.keepData ?? true;
+      const keepData = serviceConfig(kernel.config, service)?.keepData ?? true;
       try {
         // The kernel has stopped its processes and (keepData: false) deleted DATA_DIR, which was only the link.
         const freed = await volumes.detach(service, id, keepData === false);

@@ -45,7 +45,7 @@ const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
 const capabilities = z.record(z.string(), z.boolean()).superRefine((granted, ctx) => {
   for (const [name, on] of Object.entries(granted)) {
     if ((CAPABILITIES as readonly string[]).includes(name)) continue;
-    const why = NOT_GRANTABLE[name];
+    const why = Object.hasOwn(NOT_GRANTABLE, name) ? NOT_GRANTABLE[name] : undefined;
     ctx.addIssue({
       code: 'custom',
       path: [name],

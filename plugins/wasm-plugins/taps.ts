@@ -1,3 +1,4 @@
+import { serviceConfig } from '../../core/config/lookup.ts';
 import type { Kernel } from '../../core/kernel.ts';
 import type { Instance, InstanceEvent, InstanceState, RequestInfo, RouteTarget } from '../../core/types.ts';
 import { readAuthAnswer, readRouteAnswer } from './answers.ts';
@@ -110,7 +111,7 @@ function routeTo(kernel: Kernel, runner: PluginRunner, value: unknown): RouteTar
     runner.count('route', 'no-answer');
     return undefined;
   }
-  const service = kernel.config.services[answer.service];
+  const service = serviceConfig(kernel.config, answer.service);
   if (!service) {
     runner.failed('route', 'invalid', `routes to unknown service '${answer.service}'`);
     return undefined;

@@ -53,7 +53,7 @@ export class FunctionDispatcher {
     // The guest's environment: the service's own env, with DATA_DIR where the guest sees it. No host variables
     // (PATH, HOME, secrets) and no host paths.
     const userEnv: Record<string, string> = {};
-    for (const name of Object.keys(spec.config.env)) if (spec.env[name] !== undefined) userEnv[name] = spec.env[name]!;
+    for (const name of Object.keys(spec.config.env)) if (Object.hasOwn(spec.env, name) && spec.env[name] !== undefined) userEnv[name] = spec.env[name]!;
     this.baseEnv = { ...userEnv, DATA_DIR: GUEST_DATA_DIR, TENEMENT_SERVICE: spec.service, TENEMENT_INSTANCE: spec.id };
   }
 

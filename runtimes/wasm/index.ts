@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { serviceConfig } from '../../core/config/lookup.ts';
 import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
 import { parsePluginOptions } from '../../core/plugin-options.ts';
 import { memoryPagesFor } from '../../core/wasm/engine.ts';
@@ -40,7 +41,7 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
     // with the kernel, in the background, so a first request only waits for what is still left.
     if (wasmServices().length > 0) getPool();
     for (const name of wasmServices()) {
-      const service = kernel.config.services[name]!;
+      const service = serviceConfig(kernel.config, name)!;
       if (!service.module) continue;
       const file = path.resolve(service.cwd ?? process.cwd(), service.module);
       cache.load(file, memoryPagesFor(service.limits?.memory)).catch((error: unknown) => {
@@ -68,7 +69,7 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
     });
 
     kernel.hooks.spawn.for('wasm').tapPromise('runtime-wasm', async (spec) => {
-      const service = kernel.config.services[spec.service] ?? spec.config;
+      const service = serviceConfig(kernel.config, spec.service) ?? spec.config;
       if (!service.module) {
         throw new TenementError(ErrorCodes.CONFIG_INVALID, `services.${spec.service}.module: expected the .wasm file to serve`);
       }
