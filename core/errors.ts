@@ -36,6 +36,8 @@ export const ErrorCodes = {
   UNAUTHORIZED: 'TNM_ERR_UNAUTHORIZED',
   FORBIDDEN: 'TNM_ERR_FORBIDDEN',
   RATE_LIMITED: 'TNM_ERR_RATE_LIMITED',
+  /** A service with autoCreate already has its `max` instances: an unknown id is not created (503). */
+  AUTO_CREATE_LIMIT: 'TNM_ERR_AUTO_CREATE_LIMIT',
   CONFLICT: 'TNM_ERR_CONFLICT',
   DEPLOY_FAILED: 'TNM_ERR_DEPLOY_FAILED',
   STORE: 'TNM_ERR_STORE',

@@ -207,8 +207,11 @@ export class Kernel {
     return config;
   }
 
-  /** Registers an instance (persisted as desired-running) without starting it. */
-  createInstance(service: string, id: string): Instance {
+  /**
+   * Registers an instance (persisted as desired-running) without starting it; `weight` (default: the service's)
+   * is set before anything can route to it. An existing instance is returned as it is.
+   */
+  createInstance(service: string, id: string, options: { weight?: number } = {}): Instance {
     const config = this.requireService(service);
     if (!DNS_LABEL.test(id)) {
       throw new TenementError(ErrorCodes.BAD_NAME, `instance id '${id}' is not a DNS label`, { status: 400 });
@@ -217,6 +220,7 @@ export class Kernel {
     if (existing) return existing;
     const instance = this.instances.create(service, id, config);
     instance.tier = this.tierOf(service).tier;
+    if (options.weight !== undefined) instance.weight = options.weight;
     this.store.saveInstance(service, id, 'running', instance.weight);
     return instance;
   }

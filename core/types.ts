@@ -207,7 +207,7 @@ export type RouteTarget =
       /** In preference order: the proxy tries the next one when a candidate cannot be reached. */
       candidates: Instance[];
     }
-  | { kind: 'reject'; status: number; code: string; message: string };
+  | { kind: 'reject'; status: number; code: string; message: string; retryAfter?: number };
 
 /** What to check and how long to wait: the service's health settings, with the caller's deadline. */
 export interface HealthProbe {

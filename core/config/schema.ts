@@ -152,6 +152,42 @@ const limits = z.strictObject({
   storageWarn: z.number().gt(0, 'expected a share of the limit above 0, like 0.9').max(1, 'expected a share of the limit up to 1, like 0.9').default(0.9),
 });
 
+/** What `autoCreate: true` means: at most 100 instances, each client address creating at most 10 a minute. */
+export const AUTO_CREATE_DEFAULTS = { max: 100, perAddress: { count: 10, window: 60_000 } } as const;
+
+/**
+ * Instances created on their first request, bounded (plugins/router/auto-create.ts): `max` instances in the
+ * service (however they were made), `perAddress.count` creations per client address per `perAddress.window`.
+ * Output: false, or the bounds with defaults filled in.
+ */
+const autoCreate = z
+  .union([
+    z.boolean(),
+    z.strictObject({
+      max: z.number().int().min(1).default(AUTO_CREATE_DEFAULTS.max),
+      perAddress: z
+        .strictObject({
+          count: z.number().int().min(1).default(AUTO_CREATE_DEFAULTS.perAddress.count),
+          window: duration
+            .refine((ms) => ms > 0, 'expected a window above 0, like 1m')
+            .default(AUTO_CREATE_DEFAULTS.perAddress.window),
+        })
+        .default({ ...AUTO_CREATE_DEFAULTS.perAddress }),
+    }),
+  ])
+  .transform((value) =>
+    value === false ? false : value === true ? { max: AUTO_CREATE_DEFAULTS.max, perAddress: { ...AUTO_CREATE_DEFAULTS.perAddress } } : value,
+  );
+
+/**
+ * What a tenant token may do with this service beyond acting on its own instances (docs/auth.md): create its
+ * instance, and give it a weight in `{service}.{domain}` traffic up to `maxWeight` (0: never in the pool).
+ */
+const tenantGrant = z.strictObject({
+  create: z.boolean().default(false),
+  maxWeight: z.number().int().min(0).max(100).default(0),
+});
+
 export const serviceSchema = z
   .strictObject({
     /** Required, except for isolation 'wasm' (which runs `module`). */
@@ -175,7 +211,9 @@ export const serviceSchema = z
     maxRestarts: z.number().int().min(0).default(5),
     restartWindow: duration.default(300_000),
     keepData: keepData.default(true),
-    autoCreate: z.boolean().default(false),
+    autoCreate: autoCreate.default(false),
+    /** Tenant tokens' grant: create their own instance, weights up to maxWeight. Default: neither. */
+    tenants: tenantGrant.default({ create: false, maxWeight: 0 }),
     /** Requests that may wait for one instance to wake; more get 503 at once. */
     wakeQueue: z.number().int().min(1).default(1024),
     /** Weight of a new instance in `{service}.{domain}` traffic, 0 to 100. */

@@ -1,4 +1,5 @@
 import type { Kernel } from '../../core/kernel.ts';
+import { requireWeight } from '../../core/api/identity.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { AuditNote } from '../../core/api/router.ts';
 import type { Instance } from '../../core/instance.ts';
@@ -57,6 +58,7 @@ export function actionRoutes(kernel: Kernel): void {
     method: 'PUT',
     url: '/api/instances/:service/:id/weight',
     summary: "Set an instance's share of {service}.{domain} traffic (0 to 100; 0 gets none); persisted",
+    description: "A tenant token may set its own instance's weight only where the service grants tenants.maxWeight, up to it (else 403).",
     tags: TAGS,
     access: 'token',
     params: instanceParams,
@@ -64,6 +66,7 @@ export function actionRoutes(kernel: Kernel): void {
     handler: ({ identity, params, body, audit }) => {
       const instance = target(kernel, identity, params, audit);
       audit.detail = `weight ${instance.weight} -> ${body.weight}`;
+      requireWeight(identity, instance.service, instance.config.tenants, body.weight);
       kernel.setWeight(instance, body.weight);
       return viewOf(kernel, instance);
     },

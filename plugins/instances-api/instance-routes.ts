@@ -1,5 +1,7 @@
 import type { Kernel } from '../../core/kernel.ts';
-import { canAccess, requireAccess } from '../../core/api/identity.ts';
+import { canAccess, createdWeight, requireAccess, requireCreate } from '../../core/api/identity.ts';
+import { serviceConfig } from '../../core/config/lookup.ts';
+import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import { isUp, settleStop, startFailure } from './start.ts';
 import { instanceParams, listQuery } from './schemas.ts';
 import { findInstance, viewOf } from './view.ts';
@@ -38,7 +40,10 @@ export function instanceRoutes(kernel: Kernel): void {
     method: 'POST',
     url: '/api/instances/:service/:id',
     summary: 'Create and start an instance (201), or start an existing one (200); answers once it is running',
-    description: 'A tenant token may only spawn the instance whose id is its tenant. A start that fails answers 503 TNM_ERR_SPAWN_FAILED with the reason and the instance.',
+    description:
+      'A tenant token may only start the instance whose id is its tenant, and create it only where the service grants ' +
+      'tenants.create (else 403); an instance a tenant creates gets weight min(weight, tenants.maxWeight). A start that ' +
+      'fails answers 503 TNM_ERR_SPAWN_FAILED with the reason and the instance.',
     tags: TAGS,
     access: 'token',
     params: instanceParams,
@@ -47,8 +52,15 @@ export function instanceRoutes(kernel: Kernel): void {
       audit.target = `${service}:${id}`;
       audit.instanceId = id;
       requireAccess(identity, service, id);
+      const config = serviceConfig(kernel.config, service);
+      if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
       const existing = kernel.instances.get(service, id);
       if (existing) await settleStop(existing);
+      else {
+        requireCreate(identity, service, config.tenants);
+        // Registered with its weight before anything can route to it; spawnInstance then starts it.
+        kernel.createInstance(service, id, { weight: createdWeight(identity, config) });
+      }
       const instance = await kernel.spawnInstance(service, id);
       if (!isUp(instance)) return startFailure(kernel, instance, reply, audit);
       reply.code(existing ? 200 : 201);

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { serviceConfig } from '../../core/config/lookup.ts';
 import { definePlugin } from '../../sdk/index.ts';
+import { autoCreate, autoCreates } from './auto-create.ts';
 import { parseTenantHost } from './parse-host.ts';
 import { weightedOrder } from './weighted.ts';
 import type { RouteTarget } from '../../core/types.ts';
@@ -28,7 +29,11 @@ export default definePlugin({
       }
       if (parsed.id !== null) {
         let instance = kernel.instances.get(parsed.service, parsed.id);
-        if (!instance && service.autoCreate) instance = kernel.createInstance(parsed.service, parsed.id);
+        if (!instance && autoCreates(service)) {
+          const created = autoCreate(kernel, parsed.service, service, parsed.id, request.remoteAddress);
+          if ('kind' in created) return created;
+          instance = created;
+        }
         if (!instance) {
           return {
             kind: 'reject',

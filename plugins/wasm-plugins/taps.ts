@@ -1,6 +1,7 @@
 import { serviceConfig } from '../../core/config/lookup.ts';
 import type { Kernel } from '../../core/kernel.ts';
 import type { Instance, InstanceEvent, InstanceState, RequestInfo, RouteTarget } from '../../core/types.ts';
+import { autoCreate, autoCreates } from '../router/auto-create.ts';
 import { readAuthAnswer, readRouteAnswer } from './answers.ts';
 import { eventRecord, requestRecord, type RequestRecord } from './records.ts';
 import type { CallResult, PluginRunner } from './runner.ts';
@@ -45,7 +46,7 @@ export function tapTenantTraffic(kernel: Kernel, runners: readonly PluginRunner[
       if (!request.hostname.endsWith(suffix)) return undefined;
       const result = await runner.call('route', [recordOf(request)]);
       if (!result.ok) return undefined;
-      return routeTo(kernel, runner, result.value);
+      return routeTo(kernel, runner, result.value, request.remoteAddress);
     });
   }
 }
@@ -101,7 +102,7 @@ function authorize(runner: PluginRunner, result: CallResult): RouteTarget | unde
   return { kind: 'reject', status: answer.status, code: 'TNM_ERR_PLUGIN_DENIED', message: answer.message || `denied by plugin '${runner.name}'` };
 }
 
-function routeTo(kernel: Kernel, runner: PluginRunner, value: unknown): RouteTarget | undefined {
+function routeTo(kernel: Kernel, runner: PluginRunner, value: unknown, address: string): RouteTarget | undefined {
   const answer = readRouteAnswer(value);
   if (answer === undefined) {
     runner.failed('route', 'invalid', `not a route target: ${preview(value)}`);
@@ -117,7 +118,13 @@ function routeTo(kernel: Kernel, runner: PluginRunner, value: unknown): RouteTar
     return undefined;
   }
   if (answer.instance !== null) {
-    const instance = kernel.instances.get(answer.service, answer.instance) ?? (service.autoCreate ? kernel.createInstance(answer.service, answer.instance) : undefined);
+    let instance = kernel.instances.get(answer.service, answer.instance);
+    if (!instance && autoCreates(service)) {
+      // Within the service's autoCreate bounds, as for the router's own hosts: a refusal is the client's answer.
+      const created = autoCreate(kernel, answer.service, service, answer.instance, address);
+      if ('kind' in created) return created;
+      instance = created;
+    }
     if (!instance) {
       runner.failed('route', 'invalid', `routes to unknown instance '${answer.service}:${answer.instance}'`);
       return undefined;

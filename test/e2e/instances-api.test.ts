@@ -137,10 +137,11 @@ test("get one: admin and its own tenant see it; another tenant's looks exactly l
   }
 });
 
-test('spawn: 201 when created, 200 when it existed; tenants spawn only their own id; a failed start is 503', { timeout: 90_000 }, async (t) => {
+test('spawn: 201 when created, 200 when it existed; tenants spawn only their own id, and create it only with the grant; a failed start is 503', { timeout: 90_000 }, async (t) => {
   const kernel = await apiKernel(t, {
     services: {
-      echo: echoService(),
+      echo: echoService({ tenants: { create: true } }),
+      closed: echoService(),
       crash: { command: 'node', args: ['-e', "console.error('crash: no config'); process.exit(3)"], restart: 'never' },
     },
   });
@@ -159,7 +160,18 @@ test('spawn: 201 when created, 200 when it existed; tenants spawn only their own
   const own = await apiCall(kernel, 'POST', '/api/instances/echo/bob', tenant('bob'));
   assert.equal(own.status, 201);
   assert.equal(view(own).key, 'echo:bob');
+  assert.equal(view(own).weight, 0, 'a tenant-created instance stays out of echo.localhost traffic (tenants.maxWeight 0)');
   assert.equal((await apiCall(kernel, 'POST', '/api/instances/echo/bob', tenant('bob'))).status, 200);
+
+  // Without tenants.create on the service, creating needs the admin token; starting an existing own one does not.
+  const ungranted = await apiCall(kernel, 'POST', '/api/instances/closed/bob', tenant('bob'));
+  assert.equal(ungranted.status, 403);
+  assert.equal(parse(ungranted).error?.code, 'TNM_ERR_FORBIDDEN');
+  assert.equal(kernel.instances.get('closed', 'bob'), undefined, 'nothing was created');
+  assert.ok(!kernel.store.listInstances().some((row) => row.service === 'closed'), 'nothing was persisted');
+  assert.equal((await apiCall(kernel, 'POST', '/api/instances/closed/bob', ADMIN)).status, 201);
+  await apiCall(kernel, 'POST', '/api/instances/closed/bob/hibernate', ADMIN);
+  assert.equal((await apiCall(kernel, 'POST', '/api/instances/closed/bob', tenant('bob'))).status, 200, 'its own existing instance starts');
 
   const others = await apiCall(kernel, 'POST', '/api/instances/echo/carol', tenant('bob'));
   assert.equal(others.status, 404);
@@ -244,16 +256,27 @@ test('restart gives a new process; hibernate stops it and keeps it listed; its n
 test('weight is validated, scoped and persisted across a restart of Tenement on the same data dir', { timeout: 90_000 }, async (t) => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-weight-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  const config: ConfigInput = { settings: { dataDir, ...QUIET }, services: { echo: echoService() }, instances: { echo: ['alice', 'bob'] } };
+  const config: ConfigInput = {
+    settings: { dataDir, ...QUIET },
+    services: { echo: echoService({ tenants: { maxWeight: 10 } }), plain: echoService() },
+    instances: { echo: ['alice', 'bob'], plain: ['alice'] },
+  };
 
   const first = await createTestKernel({ plugins, config });
   try {
-    await running(first, 'echo:alice', 'echo:bob');
+    await running(first, 'echo:alice', 'echo:bob', 'plain:alice');
     const set = await apiCall(first, 'PUT', '/api/instances/echo/alice/weight', tenant('alice'), { weight: 7 });
     assert.equal(set.status, 200);
     assert.equal(view(set).weight, 7);
     assert.equal((await apiCall(first, 'PUT', '/api/instances/echo/bob/weight', ADMIN, { weight: 0 })).status, 200);
     assert.equal((await apiCall(first, 'PUT', '/api/instances/echo/bob/weight', tenant('alice'), { weight: 50 })).status, 404);
+    // A tenant sets its own weight only up to the service's tenants.maxWeight, and not at all without it.
+    const above = await apiCall(first, 'PUT', '/api/instances/echo/alice/weight', tenant('alice'), { weight: 11 });
+    assert.equal(above.status, 403);
+    assert.equal(parse(above).error?.code, 'TNM_ERR_FORBIDDEN');
+    const ungranted = await apiCall(first, 'PUT', '/api/instances/plain/alice/weight', tenant('alice'), { weight: 0 });
+    assert.equal(ungranted.status, 403);
+    assert.equal(first.instances.get('plain', 'alice')!.weight, 100);
     for (const bad of [{ weight: 101 }, { weight: -1 }, { weight: 2.5 }, { weight: '5' }, {}, { weight: 5, extra: 1 }]) {
       const reply = await apiCall(first, 'PUT', '/api/instances/echo/alice/weight', ADMIN, bad);
       assert.equal(reply.status, 400, JSON.stringify(bad));
@@ -314,7 +337,7 @@ test('the live health check reports without side effects: no failure count, no h
 });
 
 test('mutating calls are audited with their target and instance; tenants read only their own entries', { timeout: 90_000 }, async (t) => {
-  const kernel = await apiKernel(t, { services: { echo: echoService() } });
+  const kernel = await apiKernel(t, { services: { echo: echoService({ tenants: { create: true } }) } });
   await apiCall(kernel, 'POST', '/api/instances/echo/alice', tenant('alice'));
   await apiCall(kernel, 'PUT', '/api/instances/echo/alice/weight', ADMIN, { weight: 30 });
   await apiCall(kernel, 'POST', '/api/instances/echo/alice/restart', ADMIN);
@@ -337,7 +360,7 @@ test('mutating calls are audited with their target and instance; tenants read on
     ],
     'reads are not audited',
   );
-  assert.equal(entries[1]!.detail, 'weight 100 -> 30');
+  assert.equal(entries[1]!.detail, 'weight 0 -> 30', 'alice created it at weight 0 (tenants.maxWeight)');
   const mine = parse(await apiCall(kernel, 'GET', '/api/audit', tenant('alice'))).entries as Entry[];
   assert.ok(mine.length === 5 && mine.every((e) => e.instanceId === 'alice'));
 });
