@@ -1,12 +1,18 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { ErrorCodes, TenementError } from './errors.ts';
+import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+
+/** Bind errors that say something about the port; any other (EMFILE, ENOMEM...) is about this host. */
+const PORT_TAKEN: ReadonlySet<string> = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL']);
 
 function isFree(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const probe = net.createServer();
     probe.unref();
-    probe.once('error', () => resolve(false));
+    probe.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== undefined && PORT_TAKEN.has(error.code)) resolve(false);
+      else reject(error);
+    });
     probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve(true)));
   });
 }
@@ -37,7 +43,21 @@ export class PortAllocator {
       this.next = port >= this.to ? this.from : port + 1;
       if (this.taken.has(port)) continue;
       this.taken.add(port);
-      if (await isFree(port, this.host)) return port;
+      let free: boolean;
+      try {
+        free = await isFree(port, this.host);
+      } catch (error) {
+        // Out of descriptors or memory: every other port would fail the same way, and "no free port" would
+        // send the operator looking in the wrong place.
+        this.taken.delete(port);
+        const code = (error as NodeJS.ErrnoException).code ?? 'error';
+        throw new TenementError(ErrorCodes.SPAWN_FAILED, `cannot probe a port for the instance: ${code} (${errorMessage(error)})`, {
+          status: 503,
+          retryAfter: 5,
+          cause: error,
+        });
+      }
+      if (free) return port;
       this.taken.delete(port);
     }
     throw new TenementError(ErrorCodes.NO_PORT, `no free port left in ${this.from}-${this.to}`, { status: 503, retryAfter: 5 });

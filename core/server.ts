@@ -168,6 +168,9 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
           listener.once('error', reject);
           listener.listen({ port, host }, () => {
             listener.removeListener('error', reject);
+            // From here on an error is a failed accept (EMFILE at the fd limit): that one connection is lost,
+            // the server goes on, and unlistened it would end the process.
+            listener.on('error', (error: NodeJS.ErrnoException) => kernel.log.warn({ err: errorMessage(error), code: error.code }, 'accepting a connection failed'));
             resolve();
           });
         });

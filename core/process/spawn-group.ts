@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { LineSplitter } from '../log-buffer.ts';
 import { ErrorCodes, TenementError } from '../errors.ts';
 import type { ExitInfo, InstanceStats, RunningHandle, SpawnSpec } from '../types.ts';
@@ -43,13 +43,31 @@ export function spawnGroup(spec: SpawnSpec, launch: GroupLaunch, control: GroupC
   const joined = spec.cgroupProcs?.length ? wrapCommand(spec.cgroupProcs, launch.program, launch.args) : { command: launch.program, args: launch.args };
   // The network namespace is entered the same way, first (nsenter execs in place: same pid, same group).
   const start = spec.netns ? enterNetns(spec.netns, joined.command, joined.args) : joined;
+  const failed = (error: NodeJS.ErrnoException): TenementError => {
+    const hint = error.code === 'ENOENT' ? `command not found: ${launch.program} (cwd ${spec.cwd})` : error.message;
+    return new TenementError(ErrorCodes.SPAWN_FAILED, `cannot start ${spec.service}:${spec.id}: ${hint}`, { cause: error });
+  };
   return new Promise((resolve, reject) => {
-    const child = spawn(start.command, start.args, {
-      cwd: spec.cwd,
-      env: launch.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+    let child: ChildProcess;
+    try {
+      child = spawn(start.command, start.args, {
+        cwd: spec.cwd,
+        env: launch.env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (error) {
+      // Node throws (rather than emits) system errors it does not expect at run time, ENOMEM among them.
+      reject(failed(error as NodeJS.ErrnoException));
+      return;
+    }
+    // First, before anything that could throw: at the fd limit Node emits EMFILE on the next tick and leaves
+    // stdout and stderr null, and an `error` nobody listens to ends the whole server.
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      if (child.pid !== undefined) return;
+      reject(failed(error));
     });
+    if (!child.stdout || !child.stderr) return;
     const stdout = new LineSplitter((line) => spec.onLog('stdout', line));
     const stderr = new LineSplitter((line) => spec.onLog('stderr', line));
     child.stdout.on('data', (chunk: Buffer) => stdout.write(chunk));
@@ -58,12 +76,6 @@ export function spawnGroup(spec: SpawnSpec, launch: GroupLaunch, control: GroupC
     let exit: ExitInfo | null = null;
     const exitWaiters: Array<(exit: ExitInfo) => void> = [];
     let stopping = false;
-
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      if (child.pid !== undefined) return;
-      const hint = error.code === 'ENOENT' ? `command not found: ${launch.program} (cwd ${spec.cwd})` : error.message;
-      reject(new TenementError(ErrorCodes.SPAWN_FAILED, `cannot start ${spec.service}:${spec.id}: ${hint}`, { cause: error }));
-    });
 
     child.once('exit', (code, signal) => {
       exit = { code, signal };

@@ -37,9 +37,10 @@ export function missingTools(tools: NetTools, network: 'private' | 'none'): stri
 export function run(program: string, args: readonly string[], input = ''): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(program, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'] });
+    // First: a failed spawn (EMFILE) emits `error` and leaves the streams null.
+    child.once('error', reject);
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
     child.once('close', (code) => {
       if (code === 0) resolve();
       else reject(new Error(`${[program, ...args].join(' ')}: ${stderr.trim() || `exit ${code}`}`));

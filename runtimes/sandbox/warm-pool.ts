@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -187,8 +187,17 @@ export class WarmPool {
     output.on('error', () => undefined);
     // Attached, like an instance's runsc: it reaps the gofer and the sentry, and deletes the state itself when
     // the sentry dies (a detached sandbox's `runsc delete` takes over a second).
-    const child = spawn(binary, [...globalFlags(paths.state), ...flags, 'run', '--bundle', bundle, id], { env: { PATH: SYSTEM_PATH }, stdio, detached: true });
-    for (const fd of stdio) closeSync(fd);
+    let child: ChildProcess;
+    try {
+      child = spawn(binary, [...globalFlags(paths.state), ...flags, 'run', '--bundle', bundle, id], { env: { PATH: SYSTEM_PATH }, stdio, detached: true });
+    } catch (error) {
+      // A system error Node throws (ENOMEM) must not leave our FIFO ends open.
+      input.destroy();
+      output.destroy();
+      throw error;
+    } finally {
+      for (const fd of stdio) closeSync(fd);
+    }
     const warm: WarmSandbox = { id, bundle, flags, leader: child.pid ?? 0, pid: 0, control: { input, output }, gone: false, exited: Promise.resolve(), hold: () => child.ref() };
     warm.exited = new Promise<void>((resolve) => {
       child.once('exit', () => resolve());

@@ -123,13 +123,17 @@ function runJco(bin: string, args: string[], cwd: string): Promise<{ ok: boolean
     });
     // A build that runs away (it can grow to gigabytes on some init errors) is cut off.
     const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
+    // Before the streams: a spawn that fails (EMFILE) leaves them null and emits `error` on the next tick.
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
     let output = '';
     const collect = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-8000);
     };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
-    child.on('error', reject);
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolvePromise({ ok: code === 0, why: signal ?? `exit ${code}`, output });
