@@ -41,6 +41,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  containFaults(kernel);
 
   try {
     await kernel.start();
@@ -54,4 +55,16 @@ export async function serve(options: ServeOptions): Promise<void> {
       `  tenants: http://{id}.{service}.${settings.domain}:${kernel.url.split(':').pop()}/\n` +
       `  config:  ${config.source.path}\n  data:    ${settings.dataDir}\n`,
   );
+}
+
+/**
+ * The last line of defence. Known tenant-triggered paths (spawn errors, EMFILE, plugin taps) are contained
+ * where they happen; whatever still reaches the process is logged with its stack, counted in
+ * tenement_internal_errors_total{where="uncaughtException"|"unhandledRejection"}, and the server keeps
+ * serving: its state is kept per instance, and ending every tenant's service because of one error in one
+ * request or instance is the worse failure. The counter should stay at 0; alert on it.
+ */
+function containFaults(kernel: Kernel): void {
+  process.on('unhandledRejection', (reason: unknown) => kernel.faults.record('unhandledRejection', reason));
+  process.on('uncaughtException', (error: Error, origin: string) => kernel.faults.record('uncaughtException', error, { origin }));
 }

@@ -71,14 +71,35 @@ export interface HookTiming {
 }
 
 export type HookTimingListener = (hook: string, plugin: string, ms: number, error: unknown) => void;
+export type HookFaultListener = (hook: string, plugin: string, error: unknown) => void;
+
+/**
+ * Hooks whose callers only observe (nothing waits for an answer): a tap that throws or rejects there is
+ * contained where it happened, so a broken plugin can neither take the server down (a `log` tap runs inside an
+ * instance's output stream) nor keep the other plugins' taps from running.
+ */
+const OBSERVER_HOOKS: ReadonlySet<string> = new Set(['log', 'request', 'stateChange', 'describe']);
+/** Hooks where an uncoded error is a plugin's bug worth counting; elsewhere (spawn, health) failing is an answer. */
+const FAULT_HOOKS: ReadonlySet<string> = new Set([...OBSERVER_HOOKS, 'route', 'auth', 'metrics']);
 
 /** Per `hook/plugin` call counts and durations, filled by the interceptors; metrics and tracing read them. */
 export class HookTimings {
   readonly byTap = new Map<string, HookTiming>();
   private readonly listeners: HookTimingListener[] = [];
+  private readonly faultListeners: HookFaultListener[] = [];
 
   onTiming(listener: HookTimingListener): void {
     this.listeners.push(listener);
+  }
+
+  /** Called for each uncoded error of a tap in a hook where failing is a bug (FAULT_HOOKS). */
+  onFault(listener: HookFaultListener): void {
+    this.faultListeners.push(listener);
+  }
+
+  fault(hook: string, plugin: string, error: unknown): void {
+    if (isTenementError(error) || !FAULT_HOOKS.has(hook)) return;
+    for (const listener of this.faultListeners) listener(hook, plugin, error);
   }
 
   /** The counters of one tap, made once when it registers so a call costs no lookup. */
@@ -112,11 +133,21 @@ function wrapError(error: unknown, hook: string, plugin: string): unknown {
 
 type AnyFn = (...args: unknown[]) => unknown;
 
-/** Wraps every tap's function so each call is timed and its errors name the plugin and the hook. */
+/**
+ * Wraps every tap's function so each call is timed and its errors name the plugin and the hook. In observer
+ * hooks a failing tap is recorded and reported (timings.fault) and the call goes on as if it had returned.
+ */
 function instrumentTap(tap: Tap & { fn: AnyFn; type: string }, hook: string, timings: HookTimings): Tap {
   const fn = tap.fn;
   const plugin = tap.name;
   const slot = timings.slot(hook, plugin);
+  const contain = OBSERVER_HOOKS.has(hook);
+  /** Records a failure; returns what to throw, or undefined when it is contained. */
+  const failed = (started: number, error: unknown): unknown => {
+    timings.record(slot, hook, plugin, performance.now() - started, error);
+    timings.fault(hook, plugin, error);
+    return contain ? undefined : wrapError(error, hook, plugin);
+  };
   if (tap.type === 'promise') {
     tap.fn = async (...args: unknown[]) => {
       const started = performance.now();
@@ -125,30 +156,50 @@ function instrumentTap(tap: Tap & { fn: AnyFn; type: string }, hook: string, tim
         timings.record(slot, hook, plugin, performance.now() - started, undefined);
         return result;
       } catch (error) {
-        timings.record(slot, hook, plugin, performance.now() - started, error);
-        throw wrapError(error, hook, plugin);
+        const thrown = failed(started, error);
+        if (thrown !== undefined) throw thrown;
+        return undefined;
       }
     };
   } else if (tap.type === 'async') {
     tap.fn = (...args: unknown[]) => {
       const started = performance.now();
       const callback = args.pop() as (error?: unknown, result?: unknown) => void;
-      fn(...args, (error?: unknown, result?: unknown) => {
-        const failed = error === null ? undefined : error;
-        timings.record(slot, hook, plugin, performance.now() - started, failed);
-        callback(failed === undefined ? error : wrapError(failed, hook, plugin), result);
-      });
+      let answered = false;
+      const done = (error?: unknown, result?: unknown): void => {
+        if (answered) return;
+        answered = true;
+        const failure = error === null ? undefined : error;
+        if (failure === undefined) {
+          timings.record(slot, hook, plugin, performance.now() - started, undefined);
+          return callback(error, result);
+        }
+        const thrown = failed(started, failure);
+        callback(thrown, thrown === undefined ? undefined : result);
+      };
+      try {
+        fn(...args, done);
+      } catch (error) {
+        done(error);
+      }
     };
   } else {
     tap.fn = (...args: unknown[]) => {
       const started = performance.now();
       try {
         const result = fn(...args);
+        // An `async` function tapped with tap() in a hook that ignores results: its rejection would be
+        // unhandled (and end the process), so it is recorded like a throw.
+        if (contain && result instanceof Promise) {
+          result.then(undefined, (error: unknown) => failed(started, error));
+          return undefined;
+        }
         timings.record(slot, hook, plugin, performance.now() - started, undefined);
         return result;
       } catch (error) {
-        timings.record(slot, hook, plugin, performance.now() - started, error);
-        throw wrapError(error, hook, plugin);
+        const thrown = failed(started, error);
+        if (thrown !== undefined) throw thrown;
+        return undefined;
       }
     };
   }

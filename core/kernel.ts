@@ -9,6 +9,7 @@ import { serviceConfig } from './config/lookup.ts';
 import { chooseTiers, providedTiers, type TierChoice } from './tiers.ts';
 import { DEFAULT_TIER_TRAITS, sameTraits, type TierTraits } from './tier-traits.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { Faults } from './faults.ts';
 import { HookTimings, createHooks, type KernelHooks } from './hooks.ts';
 import type { Instance } from './instance.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -39,6 +40,8 @@ export class Kernel {
   readonly config: ResolvedConfig;
   readonly log: Logger;
   readonly timings = new HookTimings();
+  /** Unexpected errors contained instead of ending the server (plugin taps, unhandled rejections), counted. */
+  readonly faults: Faults;
   readonly hooks: KernelHooks;
   readonly instances: InstanceRegistry;
   readonly supervisor: Supervisor;
@@ -60,6 +63,8 @@ export class Kernel {
     this.log = options.logger ?? createLogger();
     this.pluginEntries = [...options.plugins, ...(options.config.plugins as PluginEntry[])];
     this.hooks = createHooks(this.timings);
+    this.faults = new Faults(this.log);
+    this.timings.onFault((hook, plugin, error) => this.faults.record(`hook:${hook}`, error, { plugin, hook }));
     this.instances = new InstanceRegistry(this.config.settings.logBuffer, (instance, event) => this.onTransition(instance, event));
     this.supervisor = new Supervisor(this);
     const range = this.config.settings.portRange;

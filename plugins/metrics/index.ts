@@ -4,7 +4,7 @@ import { definePlugin } from '../../sdk/index.ts';
 import { tenantExposition } from './exposition.ts';
 import { trackHealthFailures } from './health-failures.ts';
 import { trackInstances } from './instances.ts';
-import { trackHooks, trackProcess } from './process.ts';
+import { trackFaults, trackHooks, trackProcess } from './process.ts';
 import { MetricsState } from './series.ts';
 import { trackTraffic } from './traffic.ts';
 
@@ -37,6 +37,7 @@ export default definePlugin<MetricsOptions | undefined>({
     trackInstances(kernel, state, registry);
     trackHealthFailures(kernel, state, registry);
     trackHooks(kernel, registry);
+    trackFaults(kernel, registry);
     if (options.processMetrics) trackProcess(registry);
 
     if (options.public) {

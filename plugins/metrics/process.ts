@@ -35,3 +35,17 @@ export function trackHooks(kernel: Kernel, registry: Registry): void {
   family('tenement_hook_errors_total', 'Calls of each plugin tap that threw or rejected, by hook.', (t) => t.errors);
   family('tenement_hook_duration_seconds_total', 'Time spent in each plugin tap, by hook.', (t) => t.totalMs / 1000);
 }
+
+/** Unexpected errors the server contained instead of ending (kernel.faults), by where they happened. */
+export function trackFaults(kernel: Kernel, registry: Registry): void {
+  new Counter({
+    name: 'tenement_internal_errors_total',
+    help: 'Unexpected errors contained instead of ending the server: a plugin tap that threw (where="hook:<name>"), an unhandled rejection or an uncaught exception.',
+    labelNames: ['where'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [where, count] of kernel.faults.counts()) this.inc({ where }, count);
+    },
+  });
+}
