@@ -37,6 +37,8 @@ export class Supervisor {
   private readonly removed = new WeakSet<Instance>();
   /** Pinned Unix sockets of instances with `listen: 'socket'` (see pinSocket). */
   private readonly pins = new Map<Instance, SocketPin>();
+  /** Failures (a failed start, a crash, failed health checks) per instance, each counted by afterFailure. */
+  private readonly failureCounts = new WeakMap<Instance, number>();
 
   constructor(private readonly kernel: Kernel) {}
 
@@ -204,6 +206,7 @@ export class Supervisor {
       host: '127.0.0.1',
       dataDir,
       config,
+      user: this.kernel.tierTraits(instance.tier).tenantUid ? this.kernel.uids.userFor(instance.service, instance.id, config) : null,
       onLog: (stream, line) => {
         const entry = { at: Date.now(), stream, line };
         instance.logs.push(entry);
@@ -248,8 +251,22 @@ export class Supervisor {
     this.afterFailure(instance, describeExit(exit), exit);
   }
 
+  /**
+   * How many times the instance has failed so far: a request waiting for it to wake gives up when this rises,
+   * but not when a deliberate stop (an API restart or stop) takes it down on the way.
+   */
+  failures(instance: Instance): number {
+    return this.failureCounts.get(instance) ?? 0;
+  }
+
+  /** Whether the instance is being (or was) removed: no start will be made for it again. */
+  isRemoved(instance: Instance): boolean {
+    return this.removed.has(instance);
+  }
+
   /** The restart policy, with jittered exponential backoff and the maxRestarts-in-window rule. */
   private afterFailure(instance: Instance, reason: string, exit: ExitInfo | null): void {
+    this.failureCounts.set(instance, this.failures(instance) + 1);
     if (this.closing) return;
     const config = instance.config;
     const cleanExit = exit !== null && exit.code === 0 && exit.signal === null;

@@ -13,8 +13,6 @@ const DOWN: ReadonlySet<InstanceState> = new Set(['created', 'stopped', 'hiberna
  */
 export class WakeQueues {
   private readonly waiting = new Map<Instance, number>();
-  /** Starts asked for by waiters, per instance: a waiter whose arrival predates a failed start gives up. */
-  private readonly attempts = new WeakMap<Instance, number>();
 
   constructor(private readonly kernel: Kernel) {}
 
@@ -43,7 +41,11 @@ export class WakeQueues {
   }
 
   private async untilRunning(instance: Instance, deadline: number, signal?: AbortSignal): Promise<true> {
-    const attemptsAtArrival = this.attempts.get(instance) ?? 0;
+    const supervisor = this.kernel.supervisor;
+    // Only a failure of the instance since this request arrived ends the wait early. A stop that is not a
+    // failure (an API restart's stop, an API stop) leaves it down too, and then this request simply wakes it
+    // again: the restart's own start, if it follows, joins the same spawn, so both end in one running process.
+    const failuresAtArrival = supervisor.failures(instance);
     for (;;) {
       const state = instance.state;
       if (state === 'running' && instance.handle) return true;
@@ -54,17 +56,16 @@ export class WakeQueues {
         });
       }
       if (DOWN.has(state)) {
-        // One start per queue: if a start was asked for since this request arrived and the instance is down
-        // again, that start failed, and every waiter gets the answer instead of trying once more each.
-        const attempts = this.attempts.get(instance) ?? 0;
-        if (attempts > attemptsAtArrival) {
+        // One start per queue: a start that failed gives every waiter the answer instead of trying once more each.
+        if (supervisor.failures(instance) > failuresAtArrival) {
           throw new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: ${instance.lastError ?? state}`, {
             status: 503,
             retryAfter: 1,
           });
         }
-        this.attempts.set(instance, attempts + 1);
-        void this.kernel.supervisor.start(instance, 'wake');
+        void supervisor.start(instance, 'wake');
+        // start() moves the state at once unless it refuses: the instance is being removed, or the server stops.
+        if (DOWN.has(instance.state)) throw this.refused(instance);
         continue;
       }
       const remaining = deadline - Date.now();
@@ -76,6 +77,13 @@ export class WakeQueues {
         throw this.timeout(instance);
       }
     }
+  }
+
+  private refused(instance: Instance): TenementError {
+    if (this.kernel.supervisor.isRemoved(instance)) {
+      return new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `${instance.key} was removed while this request waited for it`, { status: 404 });
+    }
+    return new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: the server is shutting down`, { status: 503, retryAfter: 5 });
   }
 
   private timeout(instance: Instance): TenementError {
