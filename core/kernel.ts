@@ -16,10 +16,12 @@ import { createLogger, type Logger } from './logger.ts';
 import { killOrphans } from './orphans.ts';
 import { setupPlugins, type PluginEntry } from './plugin.ts';
 import { PortAllocator, ephemeralOverlap } from './ports.ts';
+import { InstanceUids } from './process/instance-uids.ts';
 import { InstanceRegistry } from './registry.ts';
 import { createServer, type TenementServer } from './server.ts';
 import type { ApiRouter } from './api/router.ts';
-import { Store } from './store.ts';
+import type { Store } from './store.ts';
+import { openSealedStore } from './state-dir.ts';
 import { Supervisor } from './supervisor.ts';
 import type { HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
 
@@ -49,6 +51,8 @@ export class Kernel {
   readonly metricsRegistry = new Registry();
   readonly startedAt = Date.now();
   store!: Store;
+  /** Who each instance runs as when Tenement is root: a uid of its own (docs/isolation.md). */
+  uids!: InstanceUids;
   server!: TenementServer;
   private tiers = new Map<string, TierChoice>();
   private readonly traits = new Map<string, TierTraits>();
@@ -107,7 +111,17 @@ export class Kernel {
     if (this.state !== 'new') throw new TenementError(ErrorCodes.INVALID_STATE, `kernel already ${this.state}`);
     this.state = 'starting';
     const settings = this.config.settings;
-    this.store = new Store(path.join(settings.dataDir, 'tenement.db'));
+    // Modes checked and fixed (0700/0711 folders, 0600 files) before SQLite creates anything: core/state-dir.ts.
+    this.store = openSealedStore(settings.dataDir, Object.keys(this.config.services), this.log);
+    this.uids = new InstanceUids({
+      store: this.store,
+      range: settings.tenantUids,
+      services: this.config.services,
+      asRoot: process.getuid?.() === 0,
+      log: this.log,
+      instanceDir: (service, id) => this.instanceDir(service, id),
+      exists: (service, id) => this.instances.get(service, id) !== undefined,
+    });
     const orphans = killOrphans(path.join(settings.dataDir, 'instances'));
     if (orphans.length > 0) {
       this.log.warn({ orphans: orphans.map((o) => `${o.service}:${o.id} pid ${o.pid}`) }, 'killed processes left by a previous run');
@@ -243,6 +257,8 @@ export class Kernel {
     await this.supervisor.stop(instance, { to: 'stopped', reason, remove: true });
     this.store.removeInstance(instance.service, instance.id);
     this.instances.remove(instance, reason);
+    // Its uid goes back to the range only with its data (keepData: false); kept data keeps its owner's uid.
+    this.uids.release(instance.service, instance.id);
   }
 
   async hibernate(instance: Instance, reason = 'idle'): Promise<void> {

@@ -16,9 +16,19 @@ export interface TierTraits {
   enforcesStorageLimit: boolean;
   /** The runtime can bind DATA_DIR when it is a symbolic link; if not, it is given the link's target instead. */
   followsDataDirLink: boolean;
+  /**
+   * The runtime starts processes as SpawnSpec.user, so each instance is given a uid of its own when Tenement is
+   * root. False for a tier with no processes of its own (its instances reserve no uid).
+   */
+  tenantUid: boolean;
 }
 
-export const DEFAULT_TIER_TRAITS: Readonly<TierTraits> = Object.freeze({ cgroups: 'none', enforcesStorageLimit: false, followsDataDirLink: true });
+export const DEFAULT_TIER_TRAITS: Readonly<TierTraits> = Object.freeze({
+  cgroups: 'none',
+  enforcesStorageLimit: false,
+  followsDataDirLink: true,
+  tenantUid: true,
+});
 
 export function sameTraits(a: TierTraits, b: TierTraits): boolean {
   return (Object.keys(DEFAULT_TIER_TRAITS) as (keyof TierTraits)[]).every((trait) => a[trait] === b[trait]);

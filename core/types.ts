@@ -96,6 +96,12 @@ export interface SpawnSpec {
   netns?: string;
   /** Unix socket the app listens on instead of HOST:PORT (`listen: 'socket'`), exported as SOCKET_PATH. */
   socketPath?: string;
+  /**
+   * The uid and gid the instance's processes run as, set by the kernel when Tenement is root: the instance's
+   * own uid from `settings.tenantUids`, or the service's `user`. null when Tenement is not root (the tenant
+   * runs as Tenement's own user); a runtime refuses a spec without it as root (specUser).
+   */
+  user?: { uid: number; gid: number } | null;
   /** Called for every complete line the instance writes. */
   onLog(stream: LogStream, line: string): void;
   /** Called once when the instance's main process ends, however it ends. */

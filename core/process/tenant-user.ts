@@ -1,21 +1,15 @@
-import { chmod, lchown, lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, lstat, realpath, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes, TenementError } from '../errors.ts';
+import type { SpawnSpec } from '../types.ts';
+
+const CHOWN_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface TenantUser {
   uid: number;
   gid: number;
-}
-
-/** FNV-1a, 32 bits: a stable spread of service names over the uid range (no state to keep). */
-function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash;
 }
 
 function fromPasswd(name: string): TenantUser | null {
@@ -32,36 +26,59 @@ function fromPasswd(name: string): TenantUser | null {
   return null;
 }
 
+/** A service's `user` as a number: what no instance uid may be (the allocator keeps clear of it). */
+export function explicitUid(user: string | number | undefined): number | null {
+  if (typeof user === 'number') return user;
+  return user !== undefined && /^\d+$/.test(user) ? Number(user) : null;
+}
+
 /**
- * The uid a service's tenants run as when Tenement is root: the service's `user` (a number, or a name from
- * /etc/passwd with its primary group), else `tenantUids.from + fnv1a(service) % size`. The hash keeps the uid
- * of a service the same across restarts and config edits (the DATA_DIRs stay owned by it); two services may
- * share a uid, which the mount namespace still keeps apart. Never 0: tenants do not run as root.
+ * The uid a service's `user` names (a number, or a name from /etc/passwd with its primary group): every
+ * instance of that service runs as it, the operator's choice. Never 0: tenants do not run as root.
  */
-export function tenantUser(service: string, user: string | number | undefined, range: { from: number; to: number }): TenantUser {
-  let resolved: TenantUser | null;
-  if (user === undefined) {
-    const uid = range.from + (fnv1a(service) % (range.to - range.from + 1));
-    resolved = { uid, gid: uid };
-  } else if (typeof user === 'number' || /^\d+$/.test(user)) {
-    resolved = { uid: Number(user), gid: Number(user) };
-  } else {
-    resolved = fromPasswd(user);
-    if (!resolved) throw new TenementError(ErrorCodes.SPAWN_FAILED, `services.${service}.user: no user '${user}' in /etc/passwd`);
-  }
+export function explicitUser(service: string, user: string | number): TenantUser {
+  const uid = explicitUid(user);
+  const resolved = uid !== null ? { uid, gid: uid } : fromPasswd(String(user));
+  if (!resolved) throw new TenementError(ErrorCodes.SPAWN_FAILED, `services.${service}.user: no user '${user}' in /etc/passwd`);
   if (resolved.uid === 0 || resolved.gid === 0) {
     throw new TenementError(ErrorCodes.SPAWN_FAILED, `services.${service}.user: tenants never run as root (uid/gid 0)`);
   }
   return resolved;
 }
 
-/** lchown throughout: a tenant's symlink to a host file must never get that file chowned to the tenant. */
+/**
+ * The uid a runtime starts the instance as: null when Tenement is not root (the tenant is Tenement's own
+ * unprivileged user), else `spec.user`, resolved by the kernel (docs/isolation.md). A spec without one is
+ * refused rather than started as root.
+ */
+export function specUser(spec: Pick<SpawnSpec, 'service' | 'id' | 'user'>): TenantUser | null {
+  if (process.getuid?.() !== 0) return null;
+  if (!spec.user) {
+    throw new TenementError(ErrorCodes.SPAWN_FAILED, `${spec.service}:${spec.id}: no tenant uid was resolved for it (SpawnSpec.user); a tenant never runs as root`);
+  }
+  if (spec.user.uid === 0 || spec.user.gid === 0) {
+    throw new TenementError(ErrorCodes.SPAWN_FAILED, `${spec.service}:${spec.id}: tenants never run as root (uid/gid 0)`);
+  }
+  return spec.user;
+}
+
+/**
+ * Gives a whole tree to the tenant's uid without following a single link: GNU chown -R -P walks with
+ * descriptors (openat with O_NOFOLLOW, a device and inode check on each step down), so a tenant that swaps a
+ * folder for a link to /etc while the walk runs gets nothing chowned outside its tree, which a walk by path
+ * names cannot promise. Only what the tree's previous owner owns changes hands (`--from`): a hard link to a
+ * file of root or of another account, planted in the tree, keeps its owner. Entries it could not change (one
+ * deleted meanwhile) are left; the root itself must change.
+ */
 async function chownTree(dir: string, user: TenantUser): Promise<void> {
-  await lchown(dir, user.uid, user.gid);
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) await chownTree(full, user);
-    else await lchown(full, user.uid, user.gid).catch(() => undefined);
+  const previous = (await lstat(dir)).uid;
+  const args = ['-R', '-P', '-h', `--from=${previous}`, '--', `${user.uid}:${user.gid}`, dir];
+  await new Promise<void>((resolve) => {
+    execFile('chown', args, { env: { PATH: CHOWN_PATH } }, () => resolve());
+  });
+  const root = await lstat(dir);
+  if (root.uid !== user.uid || root.gid !== user.gid) {
+    throw new TenementError(ErrorCodes.SPAWN_FAILED, `cannot give ${dir} to the tenant uid ${user.uid}: chown -R left it owned by ${root.uid}:${root.gid}`);
   }
 }
 

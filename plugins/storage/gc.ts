@@ -68,6 +68,8 @@ export async function collectGarbage(kernel: Kernel, layout: StorageLayout, volu
       const dataDir = kernel.instanceDir(service, id);
       freed += await diskUsage(dataDir);
       await rm(dataDir, { recursive: true, force: true });
+      // No data left for its uid to own: the uid goes back to settings.tenantUids (kept if it was re-created).
+      kernel.uids.release(service, id);
       report.deleted.push({ instance: key, freedBytes: freed, reason });
       report.freedBytes += freed;
     } catch (error) {

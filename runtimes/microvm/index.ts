@@ -42,7 +42,6 @@ export default definePlugin<MicrovmOptions | undefined>({
         hypervisor,
         tscKhz,
         dataRoot: kernel.config.settings.dataDir,
-        tenantUids: kernel.config.settings.tenantUids,
         log: kernel.log,
       });
     });

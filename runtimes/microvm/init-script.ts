@@ -56,6 +56,9 @@ hostname "$TNM_HOSTNAME"
 mkdir -p "$TNM_CWD" "$TNM_DATA" || fail "cannot create $TNM_CWD or $TNM_DATA"
 mount -o ro "$(findfs LABEL=tnm-app)" "$TNM_CWD" || fail "cannot mount the app image at $TNM_CWD"
 mount -o rw,noatime "$(findfs LABEL=tnm-data)" "$TNM_DATA" || fail "cannot mount the data image at $TNM_DATA"
+# A data image written under another uid (the instance's uid changed: one uid per instance since issue 18) is
+# handed over whole; links are changed themselves, never followed.
+[ "$(stat -c %u "$TNM_DATA")" = "$TNM_UID" ] || chown -R -h "$TNM_UID:$TNM_GID" "$TNM_DATA"
 chown "$TNM_UID:$TNM_GID" "$TNM_DATA"
 
 ip link set lo up

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import { spawnGroup } from '../../core/process/spawn-group.ts';
-import { assertReachable, prepareDataDir, tenantUser, type TenantUser } from '../../core/process/tenant-user.ts';
+import { assertReachable, prepareDataDir, specUser, type TenantUser } from '../../core/process/tenant-user.ts';
 import type { ExitInfo, LogStream, RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { appImage } from './app-image.ts';
 import { DEFAULT_DATA_BYTES, ensureDataImage } from './data-image.ts';
@@ -22,7 +22,6 @@ export interface VmContext {
   hypervisor: Hypervisor;
   tscKhz: number;
   dataRoot: string;
-  tenantUids: { from: number; to: number };
   log: { info(fields: object, message: string): void; warn(fields: object, message: string): void };
 }
 
@@ -88,9 +87,7 @@ export async function spawnVm(spec: SpawnSpec, context: VmContext): Promise<Runn
     );
   }
   const asRoot = process.getuid?.() === 0;
-  const user: TenantUser = asRoot
-    ? tenantUser(spec.service, spec.config.user, context.tenantUids)
-    : { uid: process.getuid?.() ?? 1000, gid: process.getgid?.() ?? 1000 };
+  const user: TenantUser = specUser(spec) ?? { uid: process.getuid?.() ?? 1000, gid: process.getgid?.() ?? 1000 };
   if (asRoot) {
     await prepareDataDir(path.resolve(context.dataRoot), spec.dataDir, user);
     await assertReachable(guestDir, user, 'the microvm guest folder');

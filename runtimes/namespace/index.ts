@@ -22,7 +22,7 @@ export default definePlugin({
       }
     });
     kernel.hooks.spawn.for('namespace').tapPromise('runtime-namespace', (spec) =>
-      spawnSandbox(spec, { dataRoot: kernel.config.settings.dataDir, tenantUids: kernel.config.settings.tenantUids }),
+      spawnSandbox(spec, { dataRoot: kernel.config.settings.dataDir }),
     );
   },
 });

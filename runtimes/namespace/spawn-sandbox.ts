@@ -7,7 +7,7 @@ import { bwrapArgs, sandboxHostname } from './bwrap-args.ts';
 import { findProgram } from '../../core/process/tenant-launch.ts';
 import { hostTools, installRoot } from './host-tools.ts';
 import { terminateSandbox } from './sandbox-tree.ts';
-import { assertReachable, prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
+import { assertReachable, prepareDataDir, specUser } from '../../core/process/tenant-user.ts';
 
 const TENANT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Already visible inside through the base layout. */
@@ -15,7 +15,6 @@ const BASE_ROOTS = ['/usr', '/etc', '/bin', '/sbin', '/lib', '/lib64'];
 
 export interface SandboxSettings {
   dataRoot: string;
-  tenantUids: { from: number; to: number };
 }
 
 const under = (dir: string, roots: readonly string[]): boolean => roots.some((root) => dir === root || dir.startsWith(`${root}/`));
@@ -44,9 +43,8 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
     if (!under(root, BASE_ROOTS) && !under(root, [cwd])) extraReadOnly.add(root);
   }
 
-  let user = null;
-  if (asRoot) {
-    user = tenantUser(spec.service, spec.config.user, settings.tenantUids);
+  const user = specUser(spec);
+  if (user) {
     await prepareDataDir(dataRoot, spec.dataDir, user);
     await assertReachable(cwd, user, 'the working directory');
     for (const dir of extraReadOnly) await assertReachable(dir, user, 'the program folder');

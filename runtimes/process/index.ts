@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { spawnGroup } from '../../core/process/spawn-group.ts';
 import { dropPrivilegesArgs, findSetpriv, resolveTenantProgram, tenantEnv } from '../../core/process/tenant-launch.ts';
-import { prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
+import { prepareDataDir, specUser } from '../../core/process/tenant-user.ts';
 import { definePlugin } from '../../sdk/index.ts';
 
 /**
  * The `process` tier: each instance is a plain process in its own process group, no namespaces. It is never
- * root: when Tenement runs as root, the tenant is started through setpriv as the service's uid with no
+ * root: when Tenement runs as root, the tenant is started through setpriv as the instance's uid with no
  * capabilities, and owns its DATA_DIR. Its environment is its own (tenantEnv), not Tenement's. docs/isolation.md.
  */
 export default definePlugin({
@@ -26,7 +26,7 @@ export default definePlugin({
       }
     });
     kernel.hooks.spawn.for('process').tapPromise('runtime-process', async (spec) => {
-      const user = asRoot ? tenantUser(spec.service, spec.config.user, kernel.config.settings.tenantUids) : null;
+      const user = specUser(spec);
       const program = await resolveTenantProgram(spec, user);
       const env = tenantEnv(spec, user);
       if (!user) return spawnGroup(spec, { program, args: spec.args, env });

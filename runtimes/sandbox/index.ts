@@ -73,7 +73,6 @@ export default definePlugin<SandboxOptions | undefined>({
         runsc: findRunsc(configured),
         dataRoot: kernel.config.settings.dataDir,
         paths,
-        tenantUids: kernel.config.settings.tenantUids,
         ...(pool ? { pool } : {}),
       }),
     );

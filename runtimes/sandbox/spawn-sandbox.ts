@@ -6,7 +6,7 @@ import { spawnGroup } from '../../core/process/spawn-group.ts';
 import { processesOwnListener } from '../../core/process/listener-owner.ts';
 import { processTree, processesStats } from '../../core/process/tree.ts';
 import { SYSTEM_PATH, resolveTenantProgram, tenantEnv } from '../../core/process/tenant-launch.ts';
-import { assertReachable, prepareDataDir, tenantUser } from '../../core/process/tenant-user.ts';
+import { assertReachable, prepareDataDir, specUser } from '../../core/process/tenant-user.ts';
 import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { ociSpec, sandboxHostname } from './oci-spec.ts';
 import { globalFlags, runsc, sandboxFlags, type SandboxPaths } from './runsc.ts';
@@ -17,7 +17,6 @@ export interface SandboxSettings {
   runsc: string;
   dataRoot: string;
   paths: SandboxPaths;
-  tenantUids: { from: number; to: number };
   /** Booted, empty sandboxes a start may use instead of booting its own (absent: always boot). */
   pool?: WarmPool;
 }
@@ -53,13 +52,12 @@ export const hostTasksFor = (tenantTasks: number): number => 10 * tenantTasks + 
 /**
  * Starts one instance as a gVisor container: writes its bundle, then `runsc run` (attached: it stays the
  * instance's leader, so spawnGroup's log capture, cgroup joining, exit detection and stop apply as for any
- * local process). The tenant is the service's uid when Tenement is root, with no capabilities.
+ * local process). The tenant is the instance's uid (spec.user) when Tenement is root, with no capabilities.
  */
 export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): Promise<RunningHandle> {
-  const asRoot = process.getuid?.() === 0;
   const dataRoot = path.resolve(settings.dataRoot);
   const cwd = path.resolve(spec.cwd);
-  const tenant = asRoot ? tenantUser(spec.service, spec.config.user, settings.tenantUids) : null;
+  const tenant = specUser(spec);
   const program = await resolveTenantProgram(spec, tenant);
   if (tenant) {
     await prepareDataDir(dataRoot, spec.dataDir, tenant);

@@ -30,7 +30,8 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
   kernel: '^1',
   setup(kernel, rawOptions) {
     // Instances live in this process and the shared pool: no cgroup of their own; limits.memory is the guest's cap.
-    kernel.declareTier('wasm', { cgroups: 'none' });
+    // No process of its own either: its instances run as nobody's uid and reserve none.
+    kernel.declareTier('wasm', { cgroups: 'none', tenantUid: false });
     // The pool reads these options itself (whoever makes it first); they are checked here, at start-up.
     parsePluginOptions('runtime-wasm', poolOptionsSchema, rawOptions);
     const cache = new ModuleCache(path.join(kernel.config.settings.dataDir, 'wasm-cache'));
