@@ -11,7 +11,7 @@
  * Component (TypeScript) figures: `ts` in the result, filled by `runComponentFigures` below (see its comment).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultPlugins } from '../cli/default-plugins.ts';
 import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
@@ -116,7 +116,9 @@ async function cFigures(kernel: TestKernel, pool: WasmPool, wasmFile: string, lo
     return new WebAssembly.Instance(module, { wasi_snapshot_preview1: wrapped });
   };
   const instantiateUs = (await timeEach(samples, link)).map((ms) => ms * 1000);
-  const inThread = await timeEach(samples, () => runWasiCommand(module, input));
+  const devNull = openSync('/dev/null', 'r+');
+  const inThread = await timeEach(samples, () => runWasiCommand(module, input, devNull));
+  closeSync(devNull);
   const compiled = { hash: 'bench-c', module, capPages: CAP_PAGES };
   const poolCall = () => pool.runWasi(compiled, { ...input, instanceKey: 'bench', deadlineMs: 5_000 });
   await timeEach(20, poolCall);

@@ -8,6 +8,12 @@ export const poolOptionsSchema = z
     threads: z.number().int().min(1).max(256).optional(),
     /** Calls (functions and plugins) waiting for a worker beyond which new ones fail at once (503). */
     maxQueue: z.number().int().min(1).optional(),
+    /**
+     * Threads one instance (a tenant of a wasm service, or a wasm plugin) may hold at once; default one less than
+     * `threads` (at least 1), so a runaway tenant always leaves a thread to the others. Larger than `threads`
+     * means all of them.
+     */
+    maxThreadsPerInstance: z.number().int().min(1).max(256).optional(),
     /** JS heap cap of each worker in MB (wasm memories are capped per function by `limits.memory`). */
     workerHeapMb: z.number().int().min(16).optional(),
   })
@@ -22,6 +28,7 @@ export function toPoolOptions(options: z.output<typeof poolOptionsSchema>): Wasm
   return {
     ...(options.threads !== undefined && { threads: options.threads }),
     ...(options.maxQueue !== undefined && { maxQueue: options.maxQueue }),
+    ...(options.maxThreadsPerInstance !== undefined && { maxThreadsPerKey: options.maxThreadsPerInstance }),
     ...(options.workerHeapMb !== undefined && { maxOldGenerationSizeMb: options.workerHeapMb }),
   };
 }

@@ -3,12 +3,17 @@
  * has a wall-clock deadline: past it piscina terminates the worker running it (a wasm loop cannot be
  * interrupted any other way) and starts a replacement, and the other workers' calls are unaffected. A full
  * queue fails calls at once ('overloaded'). Guest failures come back as outcomes, never as exceptions.
+ * Calls reach piscina only when a thread is free for them: each caller key holds at most its share of the
+ * threads and waits in its own lane, and free threads go to the lanes in turn (fair-share.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import os from 'node:os';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { Deadline } from './deadline.ts';
+import { FairShare } from './fair-share.ts';
+import { closeDescriptorsUnder } from './fd-sweep.ts';
 import { enableWasmFeatures } from './engine.ts';
 import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
 import { now, type PoolBroadcast, type WasiValue, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
@@ -49,7 +54,13 @@ let entry: WorkerEntry | null = null;
 
 export class WasmPool {
   readonly threads: number;
+  /** Threads one caller key (a tenant, a plugin) may hold at once. */
+  readonly maxThreadsPerKey: number;
   private readonly piscina: Piscina<WorkerTask, WorkerResult>;
+  private readonly share: FairShare;
+  private readonly maxQueue: number;
+  /** /dev/null for WASI guests' stdio, one for every worker: a worker terminated at a deadline closes nothing. */
+  private readonly devNull: number;
   private readonly channel: BroadcastChannel;
   private readonly generations = new Map<string, number>();
   /** Instances kept per worker thread, by key. */
@@ -59,10 +70,14 @@ export class WasmPool {
   constructor(options: WasmPoolOptions = {}) {
     enableWasmFeatures();
     this.threads = Math.max(1, options.threads ?? os.availableParallelism());
+    this.maxThreadsPerKey = Math.min(this.threads, options.maxThreadsPerKey ?? defaultShare(this.threads));
+    this.share = new FairShare(this.threads, this.maxThreadsPerKey);
+    this.maxQueue = options.maxQueue ?? 1024;
     const channelName = `tenement-wasm-${randomUUID()}`;
     this.channel = new BroadcastChannel(channelName);
     this.channel.unref();
-    const workerData: WorkerData = { channel: channelName, maxInstances: options.maxInstancesPerWorker ?? 2000 };
+    this.devNull = openSync('/dev/null', 'r+');
+    const workerData: WorkerData = { channel: channelName, maxInstances: options.maxInstancesPerWorker ?? 2000, devNull: this.devNull };
     entry ??= workerEntry();
     this.piscina = new Piscina<WorkerTask, WorkerResult>({
       filename: entry.filename,
@@ -70,7 +85,8 @@ export class WasmPool {
       maxThreads: this.threads,
       // The default (0) would end idle workers and pay the start-up again on the next burst.
       idleTimeout: Infinity,
-      maxQueue: options.maxQueue ?? 1024,
+      // Calls wait in the fair share's lanes; piscina queues only while a terminated worker is being replaced.
+      maxQueue: this.maxQueue,
       // Idle workers then wait on their event loop (not in Atomics.wait), so they see drop broadcasts at once.
       atomics: 'disabled',
       concurrentTasksPerWorker: 1,
@@ -147,7 +163,12 @@ export class WasmPool {
 
   /** Calls waiting for a worker. */
   get queueSize(): number {
-    return this.piscina.queueSize;
+    return this.share.waiting + this.piscina.queueSize;
+  }
+
+  /** Calls running in workers now. */
+  get running(): number {
+    return this.share.running;
   }
 
   async close(): Promise<void> {
@@ -155,6 +176,7 @@ export class WasmPool {
     this.closed = true;
     this.channel.close();
     await this.piscina.destroy();
+    closeSync(this.devNull);
   }
 
   private taskBase(hash: string, instanceKey: string) {
@@ -164,7 +186,18 @@ export class WasmPool {
   private async dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number): Promise<WasmCallOutcome> {
     if (this.closed) return failure('error', 'the wasm pool is closed');
     const submittedAt = now();
+    let lane = this.share.enter(task.instanceKey);
+    if (lane === null && this.share.waiting >= this.maxQueue) {
+      return failure('overloaded', `the wasm pool queue is full (${this.share.waiting} waiting)`);
+    }
     const deadline = new Deadline(deadlineMs);
+    if (lane === null) {
+      lane = await this.share.wait(task.instanceKey, deadline);
+      if (lane === null) {
+        deadline.clear();
+        return failure('timeout', `deadline of ${deadlineMs}ms passed while waiting for a thread (${this.maxThreadsPerKey} of ${this.threads} may run for one instance at once)`);
+      }
+    }
     try {
       let result = await this.piscina.run(task, { signal: deadline });
       // The worker that took it lacks the code: send it again with the code (another worker may take it).
@@ -176,6 +209,11 @@ export class WasmPool {
       return { ok: true, value: result.value, logs: result.logs, timing };
     } catch (error) {
       const elapsed = now() - submittedAt;
+      if (deadline.aborted && task.op === 'wasi' && task.dataDir !== null) {
+        // Its worker is terminated with the request's descriptors open (uvwasi closes them only on fd_close).
+        const dataDir = task.dataDir;
+        this.share.hold(lane, () => closeDescriptorsUnder(dataDir));
+      }
       if (deadline.aborted) return failure('timeout', `deadline of ${deadlineMs}ms passed (after ${Math.round(elapsed)}ms; a worker running it is replaced)`);
       const message = error instanceof Error ? error.message : String(error);
       if (/queue is at limit/i.test(message)) return failure('overloaded', `the wasm pool queue is full (${this.piscina.queueSize} waiting)`);
@@ -184,6 +222,7 @@ export class WasmPool {
       return failure('error', message);
     } finally {
       deadline.clear();
+      this.share.leave(lane);
     }
   }
 
@@ -195,6 +234,9 @@ export class WasmPool {
     else byKey.delete(key);
   }
 }
+
+/** With N threads one key may hold N-1 (at least 1): a runaway tenant always leaves a thread to the others. */
+export const defaultShare = (threads: number): number => Math.max(1, threads - 1);
 
 /** Workers key components by hash and cap: one component served with two memory caps is two sets of modules. */
 const componentKey = (artifact: ComponentArtifact): string => `${artifact.hash}-p${artifact.memoryPages}`;

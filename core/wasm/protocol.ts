@@ -77,6 +77,8 @@ export type WorkerNotice = { type: 'dropped'; threadId: number; key: string };
 
 export interface WorkerData {
   channel: string;
+  /** The pool's /dev/null descriptor, shared by every worker for WASI guests' stdio. */
+  devNull: number;
   /** Instances one worker keeps at most (least recently used go first). */
   maxInstances: number;
 }

@@ -5,7 +5,10 @@ export interface WasmLogLine {
   line: string;
 }
 
-export type WasmFailureKind = 'trap' | 'timeout' | 'exit' | 'out-of-memory' | 'overloaded' | 'error';
+export type WasmFailureKind = 'trap' | 'timeout' | 'exit' | 'out-of-memory' | 'output-too-large' | 'overloaded' | 'error';
+
+/** The largest response a guest may produce (a CGI module's stdout, a component's body); past it the call fails. */
+export const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 
 /** Where the time of one call went: waiting for a worker, then running in it (instantiation included). */
 export interface WasmCallTiming {
@@ -41,6 +44,8 @@ export interface WasmPoolOptions {
   maxQueue?: number;
   /** JS heap cap per worker in MB (wasm memory is capped separately, per module). */
   maxOldGenerationSizeMb?: number;
+  /** Threads one caller key (a tenant's instance, a plugin) may hold at once; default max(1, threads - 1). */
+  maxThreadsPerKey?: number;
   /** Idle instances one worker keeps at most; the least recently used go first (each wasm memory reserves ~10 GB of address space). */
   maxInstancesPerWorker?: number;
 }

@@ -5,12 +5,11 @@
  * from memory: stdin from the request body, stdout captured, stderr turned into log lines. Nothing else of the
  * host: no host env, no other files, no sockets (preview 1 only has preopened ones, and none are given).
  */
-import { openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { TextDecoder } from 'node:util';
 import { classifyGuestError, instantiateModule } from './engine.ts';
 import { WASM_PAGE_BYTES } from './cap-memory.ts';
-import type { WasmFailureKind, WasmLogLine } from './types.ts';
+import { MAX_OUTPUT_BYTES, type WasmFailureKind, type WasmLogLine } from './types.ts';
 
 // node:wasi warns once per thread, when it loads, that it is experimental: on every pool worker's stderr. It is
 // loaded here, behind a filter for that one warning, rather than by a static import (evaluated before any code).
@@ -26,11 +25,15 @@ const { WASI } = createRequire(import.meta.url)('node:wasi') as typeof import('n
 const ERRNO_SUCCESS = 0;
 const ERRNO_BADF = 8;
 const ERRNO_FBIG = 22;
+const ERRNO_MFILE = 33;
 const ERRNO_NOTSUP = 58;
-/** Output a guest may write to stdout for one request. */
-const MAX_STDOUT_BYTES = 64 * 1024 * 1024;
 /** A stderr line longer than this is cut, so one runaway write cannot flood the logs. */
 const MAX_LOG_LINE = 16_384;
+/**
+ * Files one request may hold open at once. Each is a descriptor of the whole Tenement process (the fd table is
+ * shared by every thread): without a bound one guest could open the same file until every tenant got EMFILE.
+ */
+export const MAX_GUEST_FILES = 128;
 
 export interface WasiRunInput {
   args: string[];
@@ -47,9 +50,10 @@ export type WasiRunResult =
   | { ok: true; exitCode: number; stdout: Uint8Array; logs: WasmLogLine[] }
   | { ok: false; kind: WasmFailureKind; message: string; logs: WasmLogLine[] };
 
-// The guest's fds 0-2 map to /dev/null in uvwasi, so a call we do not intercept (fstat, seek) touches nothing
-// of the host's own stdio. Opened once per worker and never closed (fd_close on 0-2 is intercepted).
-let devNull: number | null = null;
+type Preview1 = Record<string, (...args: never[]) => number>;
+
+/** node:wasi's preview 1 function names, read once per worker from a WASI with no preopens (it opens nothing). */
+let importNames: string[] | null = null;
 
 class LineSplitter {
   private partial = '';
@@ -78,36 +82,41 @@ class LineSplitter {
   }
 }
 
-export function runWasiCommand(module: WebAssembly.Module, input: WasiRunInput): WasiRunResult {
-  devNull ??= openSync('/dev/null', 'r+');
+/**
+ * `devNull`: the host descriptor of /dev/null that serves the guest's fds 0-2, so a call we do not intercept
+ * (fstat, seek) touches nothing of the host's own stdio. The pool opens it once for all its workers (a worker
+ * that is terminated at a deadline could not close one of its own).
+ */
+export function runWasiCommand(module: WebAssembly.Module, input: WasiRunInput, devNull: number): WasiRunResult {
   const logs: WasmLogLine[] = [];
   const stderr = new LineSplitter('stderr', logs);
   const stdoutChunks: Uint8Array[] = [];
   let stdoutBytes = 0;
+  let outputTooLarge = false;
   let stdinOffset = 0;
   let memory: WebAssembly.Memory | null = null;
+  const stdio = { returnOnExit: true, stdin: devNull, stdout: devNull, stderr: devNull } as const;
 
-  const wasi = new WASI({
-    version: 'preview1',
-    args: input.args,
-    env: input.env,
-    preopens: input.dataDir === null ? {} : { [input.preopenAs]: input.dataDir },
-    returnOnExit: true,
-    stdin: devNull,
-    stdout: devNull,
-    stderr: devNull,
-  });
-  const base = wasi.getImportObject() as { wasi_snapshot_preview1: Record<string, (...args: number[]) => number> };
+  // The request's node:wasi is made only once the instance exists: it opens the preopen (a host descriptor)
+  // when constructed, and uvwasi never closes its descriptors, not even when the WASI object is collected;
+  // only an fd_close does. So every descriptor it opens is closed in `finally` below, whatever the guest did.
+  let wasi: InstanceType<typeof WASI> | null = null;
+  let native: Preview1 = {};
+  /** Highest guest fd that may be open: the preopen is fd 3, and uvwasi gives each new file the lowest free one. */
+  let highestFd = 2;
+  let openFiles = 0;
+  importNames ??= Object.keys(new WASI({ version: 'preview1', ...stdio }).wasiImport);
   // Every import is a JS closure: linking node:wasi's native functions directly costs V8 ~2-6 ms per instance
   // (measured: 51 KB module, 2-6 ms direct vs 0.3 ms wrapped, new WASI included). Rest args keep each call's
   // exact argument count, which uvwasi checks.
   const preview1: Record<string, (...args: number[]) => number> = {};
-  for (const [name, fn] of Object.entries(base.wasi_snapshot_preview1)) preview1[name] = (...args: number[]) => fn(...args);
+  for (const name of importNames) preview1[name] = (...args: number[]) => (native[name] as (...a: number[]) => number)(...args);
+  const call = (name: string, ...args: number[]): number => (native[name] as (...a: number[]) => number)(...args);
   const view = () => new DataView(memory!.buffer);
 
   /** Copies the guest's iovecs out (stdout/stderr writes). */
   preview1.fd_write = (fd: number, iovs: number, iovsLen: number, nwritten: number): number => {
-    if (fd !== 1 && fd !== 2) return base.wasi_snapshot_preview1.fd_write!(fd, iovs, iovsLen, nwritten);
+    if (fd !== 1 && fd !== 2) return call('fd_write', fd, iovs, iovsLen, nwritten);
     const data = view();
     let total = 0;
     for (let i = 0; i < iovsLen; i++) {
@@ -116,7 +125,11 @@ export function runWasiCommand(module: WebAssembly.Module, input: WasiRunInput):
       if (len === 0) continue;
       const chunk = new Uint8Array(memory!.buffer, ptr, len);
       if (fd === 1) {
-        if (stdoutBytes + len > MAX_STDOUT_BYTES) return ERRNO_FBIG;
+        // The response would be cut: the request fails as a whole rather than serve part of it as a 200.
+        if (stdoutBytes + len > MAX_OUTPUT_BYTES) {
+          outputTooLarge = true;
+          return ERRNO_FBIG;
+        }
         stdoutChunks.push(chunk.slice());
         stdoutBytes += len;
       } else {
@@ -129,7 +142,7 @@ export function runWasiCommand(module: WebAssembly.Module, input: WasiRunInput):
   };
   /** Serves stdin from the request body. */
   preview1.fd_read = (fd: number, iovs: number, iovsLen: number, nread: number): number => {
-    if (fd !== 0) return base.wasi_snapshot_preview1.fd_read!(fd, iovs, iovsLen, nread);
+    if (fd !== 0) return call('fd_read', fd, iovs, iovsLen, nread);
     const data = view();
     let total = 0;
     for (let i = 0; i < iovsLen && stdinOffset < input.stdin.length; i++) {
@@ -143,12 +156,30 @@ export function runWasiCommand(module: WebAssembly.Module, input: WasiRunInput):
     data.setUint32(nread, total, true);
     return ERRNO_SUCCESS;
   };
-  // Closing or renumbering over 0-2 would close the worker's shared /dev/null descriptor in the host process.
-  preview1.fd_close = (fd: number): number => (fd <= 2 ? ERRNO_SUCCESS : base.wasi_snapshot_preview1.fd_close!(fd));
-  preview1.fd_renumber = (from: number, to: number): number =>
-    from <= 2 || to <= 2 ? ERRNO_BADF : base.wasi_snapshot_preview1.fd_renumber!(from, to);
-  preview1.fd_pwrite = (fd: number, ...rest: number[]): number =>
-    fd <= 2 ? ERRNO_NOTSUP : base.wasi_snapshot_preview1.fd_pwrite!(fd, ...rest);
+  /** Counts the guest's open files (bounded) and remembers the highest fd, for the closing sweep. */
+  preview1.path_open = (...args: number[]): number => {
+    if (openFiles >= MAX_GUEST_FILES) return ERRNO_MFILE;
+    const result = call('path_open', ...args);
+    if (result === ERRNO_SUCCESS) {
+      openFiles++;
+      highestFd = Math.max(highestFd, view().getUint32(args[8]!, true));
+    }
+    return result;
+  };
+  // Closing or renumbering over 0-2 would close the shared /dev/null descriptor in the host process.
+  preview1.fd_close = (fd: number): number => {
+    if (fd <= 2) return ERRNO_SUCCESS;
+    const result = call('fd_close', fd);
+    if (result === ERRNO_SUCCESS && fd > 3) openFiles--;
+    return result;
+  };
+  preview1.fd_renumber = (from: number, to: number): number => {
+    if (from <= 2 || to <= 2) return ERRNO_BADF;
+    const result = call('fd_renumber', from, to);
+    if (result === ERRNO_SUCCESS && from !== to) openFiles--;
+    return result;
+  };
+  preview1.fd_pwrite = (fd: number, ...rest: number[]): number => (fd <= 2 ? ERRNO_NOTSUP : call('fd_pwrite', fd, ...rest));
 
   let instance: WebAssembly.Instance;
   try {
@@ -162,13 +193,31 @@ export function runWasiCommand(module: WebAssembly.Module, input: WasiRunInput):
   }
   memory = exported;
   try {
+    wasi = new WASI({ version: 'preview1', args: input.args, env: input.env, preopens: input.dataDir === null ? {} : { [input.preopenAs]: input.dataDir }, ...stdio });
+    native = wasi.wasiImport as Preview1;
+    if (input.dataDir !== null) highestFd = 3;
     const exitCode = wasi.start(instance);
     stderr.end();
+    if (outputTooLarge) {
+      return { ok: false, kind: 'output-too-large', message: `the guest wrote more than ${MAX_OUTPUT_BYTES} bytes to stdout`, logs };
+    }
     return { ok: true, exitCode, stdout: concat(stdoutChunks, stdoutBytes), logs };
   } catch (error) {
     stderr.end();
     const capBytes = input.capPages * WASM_PAGE_BYTES;
     return { ok: false, ...classifyGuestError(error, { usedBytes: memory.buffer.byteLength, capBytes }), logs };
+  } finally {
+    if (wasi) closeAll(highestFd, call);
+  }
+}
+
+/** Closes fds 3..highest (the preopen and whatever the guest left open); the already closed answer EBADF. */
+function closeAll(highest: number, call: (name: string, ...args: number[]) => number): void {
+  try {
+    for (let fd = 3; fd <= highest; fd++) call('fd_close', fd);
+  } catch {
+    // node:wasi refuses calls until start() has set the memory; start() throws before that only for an
+    // instance without exported memory, which is refused above before the WASI is made.
   }
 }
 

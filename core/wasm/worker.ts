@@ -11,8 +11,8 @@ import { now, type PoolBroadcast, type WorkerData, type WorkerNotice, type Worke
 // tsx fallback a dynamic import() of a .ts file, or a top-level await, fails inside a worker thread.
 import { handleHttp } from './component/http.ts';
 import { instantiateComponent } from './component/instantiate.ts';
-import type { ComponentArtifact, ComponentInstance, GuestHost } from './component/types.ts';
-import type { WasmLogLine } from './types.ts';
+import type { ComponentArtifact, ComponentInstance, GuestHost, WasmHttpResponse } from './component/types.ts';
+import { MAX_OUTPUT_BYTES, type WasmLogLine } from './types.ts';
 
 const options = workerData as WorkerData;
 const MAX_CODE_ENTRIES = 512;
@@ -68,7 +68,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   const base = { threadId, queueMs, evicted: [] as string[] };
 
   if (task.op === 'wasi') {
-    const result = runWasiCommand(entry as WebAssembly.Module, task);
+    const result = runWasiCommand(entry as WebAssembly.Module, task, options.devNull);
     const runMs = now() - startedAt;
     if (!result.ok) return { ...base, ok: false, kind: result.kind, message: result.message, logs: result.logs, live: 0, runMs, instantiated: true };
     return { ...base, ok: true, value: { exitCode: result.exitCode, stdout: result.stdout }, logs: result.logs, live: 0, runMs, instantiated: true };
@@ -90,6 +90,12 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
       instantiated = true;
     }
     const value = task.op === 'http' ? handleHttp(slot.instance, task.request) : slot.instance.call(task.exportName, task.args);
+    if (task.op === 'http' && (value as WasmHttpResponse).body.length > MAX_OUTPUT_BYTES) {
+      // The instance is fine (it answered): kept for its tenant's next request; only this answer is refused.
+      const evicted = task.fresh ? [] : remember(kept, task.instanceKey, slot, options.maxInstances);
+      const message = `the handler returned a body of ${(value as WasmHttpResponse).body.length} bytes, over the limit of ${MAX_OUTPUT_BYTES}`;
+      return { ...base, evicted, ok: false, kind: 'output-too-large', message, logs, live: task.fresh ? 0 : 1, runMs: now() - startedAt, instantiated };
+    }
     const evicted = task.fresh ? [] : remember(kept, task.instanceKey, slot, options.maxInstances);
     return { ...base, evicted, ok: true, value, logs, live: task.fresh ? 0 : 1, runMs: now() - startedAt, instantiated };
   } catch (error) {

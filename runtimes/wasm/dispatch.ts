@@ -4,11 +4,12 @@
  * the shared pool (CGI for WASI modules, handleHttp for components) and answers with the guest's response, or
  * with 500 (trap, exit, out of memory), 503 (queue full) or 504 (deadline) and a log line.
  */
+import { ErrorCodes } from '../../core/errors.ts';
 import type { InProcessRequest, InProcessResponse, SpawnSpec } from '../../core/types.ts';
 import type { WasmHttpRequest } from '../../core/wasm/component/types.ts';
 import type { LoadedCode } from '../../core/wasm/module-cache.ts';
 import type { WasmPool } from '../../core/wasm/pool.ts';
-import type { WasmCallOutcome, WasmFailureKind } from '../../core/wasm/types.ts';
+import { MAX_OUTPUT_BYTES, type WasmCallOutcome, type WasmFailureKind } from '../../core/wasm/types.ts';
 import { cgiEnv, parseCgiResponse } from './cgi.ts';
 import type { WasmMetrics } from './metrics.ts';
 import { instanceKeyOf } from './metrics.ts';
@@ -27,6 +28,8 @@ const STATUS_BY_KIND: Record<WasmFailureKind, number> = {
   trap: 500,
   exit: 500,
   'out-of-memory': 500,
+  // The guest answered, but more than a response may hold: a bad upstream answer, never a cut 200.
+  'output-too-large': 502,
   error: 500,
   overloaded: 503,
   timeout: 504,
@@ -90,6 +93,10 @@ export class FunctionDispatcher {
 
   private fail(kind: WasmFailureKind, message: string, method: string, path: string): InProcessResponse {
     this.spec.onLog('stderr', `[wasm] ${method} ${path}: ${kind}: ${message}`);
+    if (kind === 'output-too-large') {
+      const error = { code: ErrorCodes.WASM_OUTPUT_TOO_LARGE, message: `the function's response is larger than ${MAX_OUTPUT_BYTES} bytes` };
+      return { status: 502, headers: [['content-type', 'application/json']], body: Buffer.from(JSON.stringify({ error })) };
+    }
     const text = kind === 'overloaded' ? 'function overloaded, try again' : kind === 'timeout' ? 'function timed out' : `function failed (${kind})`;
     return { status: STATUS_BY_KIND[kind], headers: [['content-type', 'text/plain; charset=utf-8']], body: Buffer.from(`${text}\n`) };
   }

@@ -26,7 +26,7 @@ export class WasmMetrics {
   register(registry: Registry): void {
     this.invocations = new Counter({
       name: 'tenement_wasm_invocations_total',
-      help: 'Requests served by wasm functions, by outcome (ok, trap, timeout, exit, out-of-memory, overloaded, error).',
+      help: 'Requests served by wasm functions, by outcome (ok, trap, timeout, exit, out-of-memory, output-too-large, overloaded, error).',
       labelNames: ['service', 'instance', 'outcome'],
       registers: [registry],
     });
