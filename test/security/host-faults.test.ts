@@ -104,7 +104,9 @@ test('at the fd limit: spawns and port probes fail with EMFILE as coded errors, 
   assert.equal(starved.status, 503, starved.body);
   assert.match(errorCode(starved) ?? '', /^TNM_ERR_/);
   assert.ok(!serve.exited(), `ten serve is up after a spawn at the fd limit:\n${serve.output().slice(-3000)}`);
-  await waitFor(() => /spawn[^"\n]*EMFILE/.test(serve.output()), 'the log to name EMFILE for the spawn', 10_000);
+  await waitFor(() => /cannot start sleepy:b: spawn [^"\n]*EMFILE/.test(serve.output()), 'the log to name EMFILE for the spawn', 10_000);
+  // Contained where it happened (a coded start failure), not by the process-wide last resort.
+  assert.doesNotMatch(serve.output(), /internal error contained \(uncaught/);
 
   // None free: the port probe itself fails, and says why instead of "no free port".
   setSoftFdLimit(serve.pid, limitLeaving(serve.pid, 0));
@@ -123,6 +125,7 @@ test('at the fd limit: spawns and port probes fail with EMFILE as coded errors, 
   setSoftFdLimit(serve.pid, original);
   await waitFor(async () => (await request(serve.url, 'b.sleepy.localhost', '/pid').catch(() => null))?.status === 200, 'sleepy:b to serve again', 60_000);
   assert.equal((await request(serve.url, 'a.echo.localhost', '/pid')).status, 200);
+  assert.doesNotMatch(serve.output(), /internal error contained/);
   assert.ok(!serve.exited());
 });
 
