@@ -20,7 +20,8 @@ import { InstanceUids } from './process/instance-uids.ts';
 import { InstanceRegistry } from './registry.ts';
 import { createServer, type TenementServer } from './server.ts';
 import type { ApiRouter } from './api/router.ts';
-import { Store } from './store.ts';
+import type { Store } from './store.ts';
+import { openSealedStore } from './state-dir.ts';
 import { Supervisor } from './supervisor.ts';
 import type { HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
 
@@ -110,7 +111,8 @@ export class Kernel {
     if (this.state !== 'new') throw new TenementError(ErrorCodes.INVALID_STATE, `kernel already ${this.state}`);
     this.state = 'starting';
     const settings = this.config.settings;
-    this.store = new Store(path.join(settings.dataDir, 'tenement.db'));
+    // Modes checked and fixed (0700/0711 folders, 0600 files) before SQLite creates anything: core/state-dir.ts.
+    this.store = openSealedStore(settings.dataDir, Object.keys(this.config.services), this.log);
     this.uids = new InstanceUids({
       store: this.store,
       range: settings.tenantUids,

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
@@ -52,21 +52,68 @@ export interface MigrationStep {
   sql: string;
 }
 
-/** Tenement's embedded state: `{dataDir}/tenement.db`, SQLite in WAL mode. */
+export interface StoreOptions {
+  /**
+   * What in the data dir shows that a server ran here before (e.g. "admin.token exists"), or null. A database
+   * with no tables next to such state was truncated or replaced: opening it would silently start a fresh state
+   * (every token invalid, a new admin token, no instances), so the store refuses instead.
+   */
+  priorState?: string | null;
+}
+
+const RECOVER_HINT = 'restore it from a backup; to start over on purpose, move the data dir aside';
+
+/**
+ * An existing database with no schema (0 bytes, or no tables and user_version 0) next to earlier state is
+ * refused. Checked before any pragma: setting WAL mode would already write a header into it.
+ */
+function refuseBlank(db: Database.Database, file: string, priorState: string): void {
+  const tables = (db.prepare('SELECT count(*) AS n FROM sqlite_master').get() as { n: number }).n;
+  if (tables > 0 || (db.pragma('user_version', { simple: true }) as number) !== 0) return;
+  throw new TenementError(
+    ErrorCodes.STORE,
+    `the state database ${file} is empty (${statSync(file).size} bytes, no tables) but ${priorState}: it was truncated or replaced, ` +
+      `and starting on it would start a fresh state (every token invalid, a new admin token, no instances). Refusing to start: ${RECOVER_HINT} (or delete ${file} and admin.token next to it)`,
+  );
+}
+
+/** Tenement's embedded state: `{dataDir}/tenement.db`, SQLite in WAL mode, mode 0600 whatever the umask. */
 export class Store {
   readonly db: Database.Database;
   private readonly statements;
 
-  constructor(readonly file: string) {
+  constructor(
+    readonly file: string,
+    options: StoreOptions = {},
+  ) {
+    let db: Database.Database | null = null;
     try {
       mkdirSync(path.dirname(file), { recursive: true });
-      this.db = new Database(file);
+      // SQLite would create the file 0644 (less the umask) and give the WAL and SHM the same mode: create it
+      // 0600 first. 'wx' also tells a new database from an existing one, however empty that one is.
+      let existed = false;
+      try {
+        closeSync(openSync(file, 'wx', 0o600));
+        chmodSync(file, 0o600);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        existed = true;
+      }
+      db = new Database(file);
+      this.db = db;
+      if (existed && options.priorState) refuseBlank(db, file, options.priorState);
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('busy_timeout = 5000');
       this.migrate();
     } catch (error) {
-      throw new TenementError(ErrorCodes.STORE, `cannot open the state database ${file}: ${errorMessage(error)}`, { cause: error });
+      if (db?.open) db.close();
+      if (error instanceof TenementError) throw error;
+      throw new TenementError(
+        ErrorCodes.STORE,
+        `cannot open the state database ${file}: ${errorMessage(error)}; check that it is Tenement's database and readable by this user, or ${RECOVER_HINT}`,
+        { cause: error },
+      );
     }
     this.statements = {
       upsert: this.db.prepare(
