@@ -7,7 +7,7 @@ import type { Identity } from '../types.ts';
 import type { AuditLog } from './audit.ts';
 import { requireAdmin } from './identity.ts';
 import { openApiDocument } from './openapi.ts';
-import { FailureLimiter } from './rate-limit.ts';
+import { FailureLimiter, failureKey } from './rate-limit.ts';
 import { parseInput } from './validate.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -53,9 +53,9 @@ const auditQuery = zod.strictObject({
 const MUTATING: ReadonlySet<HttpMethod> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
- * The one door to the management API: every route is authenticated through the `auth` hook (with per-address
- * lock-out after repeated failures), validated with zod, scoped, audited when it changes something, and listed
- * in the OpenAPI document.
+ * The one door to the management API: every route is authenticated through the `auth` hook (failing attempts
+ * throttled per credential prefix and address, successes never), validated with zod, scoped, audited when it
+ * changes something, and listed in the OpenAPI document.
  */
 export class ApiRouter {
   readonly routes: ApiRoute[] = [];
@@ -88,28 +88,30 @@ export class ApiRouter {
     });
   }
 
-  /** Identity of the caller, or a 401 (429 while its address is locked out after failed attempts). */
+  /**
+   * Identity of the caller, or a 401; a 429 instead once the same credential prefix from the same address has
+   * failed too often. The token is checked first: a valid one is never refused, whatever anyone else sent.
+   */
   async authenticate(request: FastifyRequest): Promise<Identity> {
-    const address = request.socket.remoteAddress ?? 'unknown';
-    const wait = this.limiter.retryAfter(address);
-    if (wait > 0) {
-      throw new TenementError(ErrorCodes.RATE_LIMITED, `too many failed attempts from ${address}; retry in ${wait}s`, {
-        status: 429,
-        retryAfter: wait,
-      });
-    }
+    const address = request.socket.remoteAddress ?? 'unix';
     const identity = await this.hooks.auth.promise({
       headers: request.headers,
       remoteAddress: address,
       method: request.method,
       url: request.url,
     });
-    if (!identity) {
-      this.limiter.fail(address);
-      const why = request.headers.authorization ? 'invalid, expired or revoked token' : 'missing token: send Authorization: Bearer tnm_...';
-      throw new TenementError(ErrorCodes.UNAUTHORIZED, why, { status: 401 });
+    if (identity) return identity;
+    const key = failureKey(request.headers.authorization, address);
+    const wait = this.limiter.retryAfter(key);
+    if (wait > 0) {
+      throw new TenementError(ErrorCodes.RATE_LIMITED, `too many failed attempts with this token from ${address}; retry in ${wait}s`, {
+        status: 429,
+        retryAfter: wait,
+      });
     }
-    return identity;
+    this.limiter.fail(key);
+    const why = request.headers.authorization ? 'invalid, expired or revoked token' : 'missing token: send Authorization: Bearer tnm_...';
+    throw new TenementError(ErrorCodes.UNAUTHORIZED, why, { status: 401 });
   }
 
   route<P, Q, B>(definition: ApiRoute<P, Q, B>): void {
