@@ -2,9 +2,10 @@
  * The management API client behind every `ten` command that talks to a server: where the server is, which
  * token to send, JSON requests with `{ error: { code, message } }` turned into one-line errors, and SSE streams.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
+import { apiSocketPath } from '../core/api/socket-path.ts';
 import type { ResolvedConfig } from '../core/config/loader.ts';
 import { errorMessage } from '../core/errors.ts';
 
@@ -73,11 +74,34 @@ interface TokenSource {
   from: string;
 }
 
-function findToken(flags: ClientFlags, config: ResolvedConfig | null): TokenSource {
+/** The local server's data dir: TENEMENT_DATA_DIR (it overrides settings.dataDir for `ten serve`), else the config's. */
+function localDataDir(config: ResolvedConfig | null): string | undefined {
+  return process.env.TENEMENT_DATA_DIR ? path.resolve(process.env.TENEMENT_DATA_DIR) : config?.settings.dataDir;
+}
+
+function isSocket(file: string): boolean {
+  try {
+    return lstatSync(file).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The management API socket of the local server, when it is there: in the known data dir (as the config places
+ * it), else in the default data dir under the cwd. Only root (the server's user) can connect to it.
+ */
+function localSocket(config: ResolvedConfig | null): string | null {
+  const dataDir = localDataDir(config) ?? path.resolve('tenement-data');
+  const file = apiSocketPath(dataDir, config?.settings.api ?? { tcp: true, socket: true });
+  return file && isSocket(file) ? file : null;
+}
+
+function findToken(flags: ClientFlags, config: ResolvedConfig | null, socket: string | null): TokenSource {
   if (flags.token) return { token: flags.token, from: '--token' };
   if (process.env.TENEMENT_TOKEN) return { token: process.env.TENEMENT_TOKEN, from: 'TENEMENT_TOKEN' };
   // TENEMENT_DATA_DIR overrides settings.dataDir for `ten serve`, so the server wrote its token there.
-  const dataDir = process.env.TENEMENT_DATA_DIR ? path.resolve(process.env.TENEMENT_DATA_DIR) : config?.settings.dataDir;
+  const dataDir = localDataDir(config) ?? (socket ? path.resolve('tenement-data') : undefined);
   if (!dataDir) return { token: null, from: 'no local tenement config or TENEMENT_DATA_DIR to find admin.token in' };
   const file = path.join(dataDir, 'admin.token');
   if (!existsSync(file)) return { token: null, from: `${file} does not exist` };
@@ -90,12 +114,23 @@ function findToken(flags: ClientFlags, config: ResolvedConfig | null): TokenSour
 }
 
 export class Client {
+  /** The local server's management API socket, preferred over TCP while it answers; null: TCP only. */
+  private socket: string | null;
+
   private constructor(
     readonly server: string,
     private readonly auth: TokenSource,
-  ) {}
+    socket: string | null,
+    /** False when the config takes the API off TCP: a socket that fails is then the error to report. */
+    private readonly tcpFallback = true,
+  ) {
+    this.socket = socket;
+  }
 
-  /** `--server`/TENEMENT_SERVER, else the local config's port; `--token`/TENEMENT_TOKEN, else its admin.token. */
+  /**
+   * `--server`/TENEMENT_SERVER (always TCP), else the local server's socket in its data dir when there is one,
+   * else the local config's port; `--token`/TENEMENT_TOKEN, else its admin.token.
+   */
   static async connect(flags: ClientFlags): Promise<Client> {
     const explicitServer = flags.server ?? (process.env.TENEMENT_SERVER || undefined);
     const needConfig = explicitServer === undefined || (!flags.token && !process.env.TENEMENT_TOKEN && !process.env.TENEMENT_DATA_DIR);
@@ -110,7 +145,8 @@ export class Client {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new CliError(`--server ${server}: only http:// and https:// servers are supported`);
     }
-    return new Client(server, findToken(flags, config));
+    const socket = explicitServer === undefined ? localSocket(config) : null;
+    return new Client(server, findToken(flags, config, socket), socket, config?.settings.api.tcp ?? true);
   }
 
   get<T>(urlPath: string, query?: Query): Promise<T> {
@@ -192,7 +228,26 @@ export class Client {
     });
   }
 
+  /** Where requests go, for messages: the socket while it is used, else the server URL. */
+  get target(): string {
+    return this.socket ? `unix:${this.socket}` : this.server;
+  }
+
   private async send(method: string, urlPath: string, options: RequestOptions, signal?: AbortSignal): Promise<IncomingMessage> {
+    if (this.socket) {
+      try {
+        return await this.sendOnce(method, urlPath, options, signal, this.socket);
+      } catch (error) {
+        // Nobody there (a stale socket), or not ours to use (not root): the TCP listener may still answer.
+        const code = (error as { socketCode?: string }).socketCode;
+        if (!this.tcpFallback || (code !== 'ECONNREFUSED' && code !== 'ENOENT' && code !== 'EACCES')) throw error;
+        this.socket = null;
+      }
+    }
+    return this.sendOnce(method, urlPath, options, signal, null);
+  }
+
+  private async sendOnce(method: string, urlPath: string, options: RequestOptions, signal: AbortSignal | undefined, socketPath: string | null): Promise<IncomingMessage> {
     const url = new URL(this.server + urlPath);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined && value !== '') url.searchParams.set(key, String(value));
@@ -205,24 +260,32 @@ export class Client {
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
     // Loaded on use: every command imports this file (for CliError), `ten --help` makes no request.
-    const transport = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+    const transport = url.protocol === 'https:' && !socketPath ? await import('node:https') : await import('node:http');
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
       // One connection per command, closed with it: nothing keeps the process alive afterwards.
-      const req = transport.request(url, { method, headers, agent: false, ...(signal ? { signal } : {}) }, resolve);
+      const common = { method, agent: false as const, ...(signal ? { signal } : {}) };
+      // On the socket the management app answers whatever the Host: no routing there.
+      const req = socketPath
+        ? transport.request({ ...common, socketPath, path: url.pathname + url.search, headers: { ...headers, host: 'localhost' } }, resolve)
+        : transport.request(url, { ...common, headers }, resolve);
       if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => req.destroy(new CliError(`${method} ${urlPath}: no answer from ${this.server} within ${Math.round(timeoutMs / 1000)}s`)));
+        req.setTimeout(timeoutMs, () => req.destroy(new CliError(`${method} ${urlPath}: no answer from ${this.target} within ${Math.round(timeoutMs / 1000)}s`)));
       }
-      req.on('error', (error) => reject(error instanceof CliError ? error : this.unreachable(error)));
+      req.on('error', (error) => {
+        const failure = error instanceof CliError ? error : this.unreachable(error);
+        if (socketPath) Object.assign(failure, { socketCode: (error as NodeJS.ErrnoException).code });
+        reject(failure);
+      });
       req.end(payload);
     });
   }
 
   private unreachable(error: Error): CliError {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ECONNREFUSED') return new CliError(`cannot reach the server at ${this.server}: is \`ten serve\` running?`);
-    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new CliError(`cannot reach the server at ${this.server}: unknown host`);
-    return new CliError(`cannot reach the server at ${this.server}: ${code ?? error.message}`);
+    if (code === 'ECONNREFUSED') return new CliError(`cannot reach the server at ${this.target}: is \`ten serve\` running?`);
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new CliError(`cannot reach the server at ${this.target}: unknown host`);
+    return new CliError(`cannot reach the server at ${this.target}: ${code ?? error.message}`);
   }
 
   private failure(status: number, parsed: unknown, text: string, what: string): CliError {

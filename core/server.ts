@@ -8,6 +8,7 @@ import type { Kernel } from './kernel.ts';
 import { Proxy } from './proxy.ts';
 import { ApiRouter } from './api/router.ts';
 import { AuditLog } from './api/audit.ts';
+import { createApiSocket, type ApiSocket } from './api/socket.ts';
 import { createDataPlane } from './dataplane/index.ts';
 import { UpstreamPool } from './dataplane/upstream-pool.ts';
 import type { RequestInfo, RouteTarget } from './types.ts';
@@ -21,6 +22,8 @@ export interface TenementServer {
   management: FastifyInstance;
   /** Where plugins add management API routes (authenticated, validated, audited, documented). */
   api: ApiRouter;
+  /** The management API's Unix socket (settings.api.socket); its path is null when it serves none. */
+  apiSocket: ApiSocket;
   listen(port: number, host: string): Promise<void>;
   /** Stops accepting and closes idle connections; resolves once every connection is gone. */
   close(): Promise<void>;
@@ -156,8 +159,18 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
 
   const api = new ApiRouter(management, kernel.hooks, new AuditLog(kernel.store));
 
+  // The management API on a Unix socket in the data dir, and off TCP under settings.api.tcp: false.
+  const apiSocket = createApiSocket({
+    dataDir: kernel.config.settings.dataDir,
+    api: kernel.config.settings.api,
+    management,
+    handler: (req, res) => managementHandler!(req, res),
+    log: kernel.log,
+  });
+
   return {
     api,
+    apiSocket,
     listener,
     http: management.server,
     management,
@@ -177,20 +190,24 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       } catch (error) {
         throw new TenementError(ErrorCodes.SERVER_LISTEN, `cannot listen on ${host}:${port}: ${errorMessage(error)}`, { cause: error });
       }
+      await apiSocket.listen();
     },
     async close() {
       // Stop accepting; idle kept-alive connections go now, busy ones when their exchange ends.
       const closed = new Promise<void>((resolve) => (listener.listening ? listener.close(() => resolve()) : resolve()));
       dataPlane?.closeIdleConnections();
       management.server.closeIdleConnections();
+      const socketClosed = apiSocket.close();
       await management.close().catch(() => undefined);
       await closed;
+      await socketClosed;
       proxy.close();
       pool.close();
     },
     terminate() {
       dataPlane?.closeAllConnections();
       management.server.closeAllConnections();
+      apiSocket.terminate();
     },
   };
 }

@@ -294,6 +294,16 @@ const settingsSchema = z.strictObject({
   logBuffer: size.default(1_000_000),
   /** Addresses for private instances' veth pairs (docs/network.md). */
   network: networkSettings.default({ range: '10.231.0.0/16', nat: false }),
+  /** Where the management API is served: the TCP listener and a Unix socket (docs/api.md#where-the-api-listens). */
+  api: z
+    .strictObject({
+      /** false: `/api/*` on the TCP listener answers 404 whatever the Host, so tenants cannot reach it; the socket serves it. */
+      tcp: z.boolean().default(true),
+      /** true: `{dataDir}/api.sock`; a path (relative to dataDir); false: no socket. Mode 0600, owned by the server's user. */
+      socket: z.union([z.boolean(), z.string().min(1)]).default(true),
+    })
+    .refine((api) => api.tcp || api.socket !== false, 'tcp: false needs socket: the management API would be served nowhere')
+    .default({ tcp: true, socket: true }),
 });
 
 const SETTINGS_DEFAULTS = settingsSchema.parse({});
