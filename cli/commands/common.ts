@@ -7,7 +7,7 @@ import { CliError, Client, type ClientFlags } from '../client.ts';
 /** Adds --server, --token, --config (and --json for commands that read) to a command that talks to a server. */
 export function clientOptions(command: Command, options: { json?: boolean } = {}): Command {
   command
-    .option('--server <url>', 'server URL (env TENEMENT_SERVER; default: the local config\'s port on 127.0.0.1, else http://127.0.0.1:8080)')
+    .option('--server <url>', 'server URL, always TCP (env TENEMENT_SERVER; default: the local server\'s api.sock in its data dir, else the local config\'s port on 127.0.0.1, else http://127.0.0.1:8080)')
     .option('--token <token>', 'API token (env TENEMENT_TOKEN; default: {dataDir}/admin.token of the local config)')
     .option('-c, --config <file>', 'local config to find the server and token from (env TENEMENT_CONFIG; default: found from the cwd up)');
   if (options.json) command.option('--json', 'print the raw JSON answer');

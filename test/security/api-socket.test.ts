@@ -182,3 +182,27 @@ test('ten ps talks over the socket with the config, also with settings.api.tcp f
   assert.equal(tcp.code, 1, tcp.stdout);
   assert.match(tcp.stderr, /TNM_ERR_NOT_FOUND.*Unix socket only/);
 });
+
+test('ten falls back to TCP when the socket in the data dir is stale (left by a crash), and says where it could not connect otherwise', { timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  const dataDir = path.join(dir, 'data');
+  // The server serves its socket elsewhere; a crashed run left api.sock, with nobody behind it.
+  const kernel = await socketKernel(t, dataDir, { socket: 'served.sock' });
+  const stale = path.join(dataDir, 'api.sock');
+  await new Promise<void>((resolve) => {
+    spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`]).on('exit', () => resolve());
+  });
+  assert.ok(lstatSync(stale).isSocket());
+  const port = new URL(kernel.url).port;
+  writeFileSync(path.join(dir, 'tenement.config.json'), JSON.stringify({ settings: { port: Number(port), dataDir } }));
+
+  const listed = await ten(['token', 'list', '--json'], dir);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.equal((JSON.parse(listed.stdout) as { tokens: unknown[] }).tokens.length, 1, 'answered over TCP with the admin token from the data dir');
+
+  // With the API off TCP there is nothing to fall back to: the socket's own failure is the message.
+  writeFileSync(path.join(dir, 'tenement.config.json'), JSON.stringify({ settings: { port: Number(port), dataDir, api: { tcp: false } } }));
+  const refused = await ten(['token', 'list'], dir);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /cannot reach the server at unix:.*api\.sock: is `ten serve` running\?/);
+});
