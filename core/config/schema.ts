@@ -285,7 +285,7 @@ const settingsSchema = z.strictObject({
     .refine((r) => r.from <= r.to, 'expected from <= to')
     // Below Linux's ephemeral range (32768-60999 by default), where client sockets could take an instance's port.
     .default({ from: 20_000, to: 29_999 }),
-  /** Uids for services without `user` when Tenement runs as root: each service gets a stable one (docs/isolation.md). */
+  /** Uids for instances of services without `user` when Tenement runs as root: one per instance, kept in the state database (docs/isolation.md). */
   tenantUids: z
     .strictObject({ from: z.number().int().min(1), to: z.number().int().min(1) })
     .refine((r) => r.from <= r.to, 'expected from <= to')

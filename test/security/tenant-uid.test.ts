@@ -23,12 +23,15 @@ import type { ServiceInput, Tier } from '../../core/config/schema.ts';
 import type { Kernel } from '../../core/kernel.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
-import { FIXTURES, getJson, onPath, servePlugins, waitFor } from '../helpers.ts';
+import sandboxRuntime from '../../runtimes/sandbox/index.ts';
+import storage from '../../plugins/storage/index.ts';
+import { ADMIN, staticAuth } from '../fixtures/static-auth.ts';
+import { FIXTURES, apiCall, getJson, onPath, servePlugins, waitFor } from '../helpers.ts';
 
 const NEIGHBOUR_APP = path.join(FIXTURES, 'neighbour-app.mjs');
 const asRoot = process.getuid?.() === 0;
 const skipNotRoot = asRoot ? false : 'Tenement is not root here: every tenant runs as its own unprivileged user';
-const plugins = [...servePlugins, namespaceRuntime];
+const plugins = [...servePlugins, namespaceRuntime, sandboxRuntime];
 
 interface Attempt {
   ok: boolean;
@@ -95,6 +98,7 @@ function ownerOf(dir: string): { uid: number; gid: number; mode: string } {
 const tiers: Array<{ tier: Tier; skip: string | false }> = [
   { tier: 'process', skip: skipNotRoot },
   { tier: 'namespace', skip: skipNotRoot || (onPath('bwrap') ? false : 'needs bwrap (apt-get install bubblewrap)') },
+  { tier: 'sandbox', skip: skipNotRoot || (onPath('runsc') ? false : 'needs runsc (apt-get install runsc)') },
 ];
 
 for (const { tier, skip } of tiers) {
@@ -108,12 +112,13 @@ for (const { tier, skip } of tiers) {
       const aDir = kernel.instanceDir('notes', 'a');
       assert.deepEqual(ownerOf(aDir), { uid: a.uid, gid: a.gid, mode: '700' }, "a's DATA_DIR is a's alone");
       await getJson(kernel, 'a.notes.localhost', '/seed');
-      const aPid = appPid(aDir);
-      assert.equal(uidOf(aPid), a.uid);
+      // gVisor runs the app in its own kernel: the host process to aim at is the sandbox's runsc.
+      const aPid = tier === 'sandbox' ? kernel.instances.get('notes', 'a')!.handle!.pid! : appPid(aDir);
+      if (tier !== 'sandbox') assert.equal(uidOf(aPid), a.uid);
 
       const reach = await getJson<Reach>(kernel, 'b.notes.localhost', `/reach?pid=${aPid}&dir=${encodeURIComponent(aDir)}`);
-      // The process tier sees a's directory and process and is refused them (EACCES, EPERM); the namespace tier
-      // does not even see them (a tmpfs over the data dir, a pid namespace of its own).
+      // The process tier sees a's directory and process and is refused them (EACCES, EPERM); the namespace and
+      // sandbox tiers do not even see them (a tmpfs over the data dir, a pid namespace or kernel of their own).
       const denied = tier === 'process' ? { files: ['EACCES'], process: ['EPERM'], proc: ['EACCES'] } : { files: ['ENOENT'], process: ['ESRCH'], proc: ['ENOENT'] };
       for (const attempt of ['list', 'read', 'write'] as const) {
         assert.equal(reach[attempt].ok, false, `b cannot ${attempt} a's DATA_DIR`);
@@ -130,7 +135,7 @@ for (const { tier, skip } of tiers) {
       assert.equal(lstatSync(path.join(aDir, 'intruder'), { throwIfNoEntry: false }), undefined, 'nothing was written into a');
       assert.equal(readFileSync(path.join(aDir, 'secret'), 'utf8'), 'secret of this tenant');
       assert.equal(kernel.instances.get('notes', 'a')?.state, 'running', 'a is still running');
-      assert.equal(uidOf(aPid), a.uid, 'and is the same process');
+      if (tier !== 'sandbox') assert.equal(uidOf(aPid), a.uid, 'and is the same process');
       assert.notEqual(a.uid, b.uid, 'a and b run as different uids');
     });
   });
@@ -187,6 +192,39 @@ describe('one uid per instance: allocation, persistence, release', { skip: skipN
     const again = await running(kernel, 'kept', 'a');
     assert.equal(again.uid, kept.uid, 'the re-created instance runs as the owner of its kept files');
     assert.equal(readFileSync(path.join(kernel.instanceDir('kept', 'a'), 'secret'), 'utf8'), 'secret of this tenant');
+  });
+
+  test("data deleted by gc after its keepData retention gives the uid back", async (t) => {
+    const dataDir = dataDirFor(t);
+    const kernel = await createTestKernel({
+      plugins: [...plugins, storage, staticAuth],
+      config: { settings: { dataDir }, services: { notes: neighbour({ keepData: '50ms' }) }, pluginOptions: { storage: { gcInterval: false } } },
+    });
+    t.after(() => kernel.close());
+    const a = await running(kernel, 'notes', 'a');
+    await kernel.removeInstance(kernel.instances.get('notes', 'a')!);
+    assert.deepEqual(kernel.uids.list().map((row) => row.uid), [a.uid], 'kept while the data waits for its retention');
+    await waitFor(
+      async () => {
+        const report = JSON.parse((await apiCall(kernel, 'POST', '/api/gc', ADMIN)).body) as { deleted: Array<{ instance: string }> };
+        return report.deleted.some((entry) => entry.instance === 'notes:a');
+      },
+      'gc to delete the data once its retention passed',
+      20_000,
+    );
+    assert.deepEqual(kernel.uids.list(), [], 'gc deleted the data: the uid is free');
+  });
+
+  test('data deleted by hand while Tenement was down gives the uid back at the next start', async (t) => {
+    const dataDir = dataDirFor(t);
+    const first = await kernelOn(t, dataDir, { notes: neighbour() });
+    await running(first, 'notes', 'a');
+    await first.removeInstance(first.instances.get('notes', 'a')!);
+    assert.equal(first.uids.list().length, 1, 'kept with its data (keepData: true)');
+    await first.close();
+    rmSync(path.join(dataDir, 'instances', 'notes', 'a'), { recursive: true, force: true });
+    const second = await kernelOn(t, dataDir, { notes: neighbour() });
+    assert.deepEqual(second.uids.list(), []);
   });
 
   test('a DATA_DIR of the per-service uid is handed to the instance uid whole, following no link', async (t) => {
