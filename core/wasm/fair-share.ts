@@ -1,8 +1,8 @@
 /**
  * Who gets the pool's next free thread. Each caller key (a tenant's `fn/<service>:<id>`, a plugin's
  * `plugin/<name>`) has its own lane: at most `perKey` of its calls run at once, the rest wait in the lane, and
- * free threads go to the lanes round-robin. So a runaway tenant queues behind itself, never in front of
- * others, and (with `perKey` below the thread count) always leaves a thread to everyone else.
+ * a free thread goes to the waiting lane served least recently. So a runaway tenant queues behind itself,
+ * never in front of others, and (with `perKey` below the thread count) always leaves a thread to the others.
  *
  * The common case costs no allocation beyond the lane: a call that finds a thread free and its lane under its
  * share takes it at once (`enter`); only a call that must wait gets a promise and a deadline listener.
@@ -18,6 +18,8 @@ interface Waiter {
 
 export class Lane {
   running = 0;
+  /** When this lane last got a thread (the scheduler's grant count); a new lane has never had one. */
+  servedAt = 0;
   readonly waiting: Waiter[] = [];
   /** Set by `hold`: the lane takes no thread until this has run, once none of its calls runs. */
   cleanup: (() => void) | null = null;
@@ -34,9 +36,9 @@ export class FairShare {
   waiting = 0;
   /** Lanes with a call running or waiting, by key; an idle lane is forgotten. */
   private readonly lanes = new Map<string, Lane>();
-  /** Lanes with waiting calls, served round-robin from `cursor`. */
+  /** Lanes with waiting calls. */
   private readonly ring: Lane[] = [];
-  private cursor = 0;
+  private grants = 0;
 
   constructor(
     /** Threads of the pool. */
@@ -61,6 +63,7 @@ export class FairShare {
     }
     lane.running++;
     this.running++;
+    lane.servedAt = ++this.grants;
     return lane;
   }
 
@@ -116,27 +119,22 @@ export class FairShare {
 
   private pump(): void {
     while (this.running < this.slots && this.ring.length > 0) {
-      let granted = false;
-      for (let step = 0; step < this.ring.length; step++) {
-        const at = (this.cursor + step) % this.ring.length;
+      let best = -1;
+      for (let at = 0; at < this.ring.length; at++) {
         const lane = this.ring[at]!;
         if (lane.running >= this.perKey || lane.cleanup !== null) continue;
-        const waiter = lane.waiting.shift()!;
-        this.waiting--;
-        lane.running++;
-        this.running++;
-        if (lane.waiting.length === 0) {
-          this.ring.splice(at, 1);
-          this.cursor = this.ring.length === 0 ? 0 : at % this.ring.length;
-        } else {
-          this.cursor = (at + 1) % this.ring.length;
-        }
-        waiter.deadline.off('abort', waiter.onAbort);
-        waiter.resolve(lane);
-        granted = true;
-        break;
+        if (best === -1 || lane.servedAt < this.ring[best]!.servedAt) best = at;
       }
-      if (!granted) return;
+      if (best === -1) return;
+      const lane = this.ring[best]!;
+      const waiter = lane.waiting.shift()!;
+      this.waiting--;
+      lane.running++;
+      this.running++;
+      lane.servedAt = ++this.grants;
+      if (lane.waiting.length === 0) this.ring.splice(best, 1);
+      waiter.deadline.off('abort', waiter.onAbort);
+      waiter.resolve(lane);
     }
   }
 
@@ -148,11 +146,7 @@ export class FairShare {
     this.waiting--;
     if (lane.waiting.length === 0) {
       const at = this.ring.indexOf(lane);
-      if (at !== -1) {
-        this.ring.splice(at, 1);
-        if (at < this.cursor) this.cursor--;
-        if (this.cursor >= this.ring.length) this.cursor = 0;
-      }
+      if (at !== -1) this.ring.splice(at, 1);
       if (lane.running === 0 && lane.cleanup === null) this.lanes.delete(lane.key);
     }
     waiter.resolve(null);
