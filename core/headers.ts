@@ -14,6 +14,13 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/**
+ * Names Connection can never make hop-by-hop: the message's framing and its Host were decided on them, and the
+ * forwarded head must say exactly what is forwarded (dropping Content-Length while forwarding the body is
+ * request smuggling). Transfer-Encoding is hop-by-hop anyway and re-added by the proxy when the body is chunked.
+ */
+const NEVER_LISTED = new Set(['close', 'keep-alive', 'host', 'content-length', 'transfer-encoding']);
+
 /** Names listed in the Connection header are hop-by-hop for this message too. */
 function connectionListed(raw: readonly string[]): Set<string> | null {
   let listed: Set<string> | null = null;
@@ -21,7 +28,7 @@ function connectionListed(raw: readonly string[]): Set<string> | null {
     if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
       for (const token of raw[i + 1]!.split(',')) {
         const name = token.trim().toLowerCase();
-        if (name && name !== 'close' && name !== 'keep-alive') (listed ??= new Set()).add(name);
+        if (name && !NEVER_LISTED.has(name)) (listed ??= new Set()).add(name);
       }
     }
   }

@@ -49,3 +49,32 @@ export function sendSocketError(socket: Duplex, error: HttpError): void {
   if (error.retryAfter !== undefined) lines.push(`Retry-After: ${error.retryAfter}`);
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }
+
+/** A request whose framing is malformed or ambiguous: 400, and the connection closes (nothing after it can be trusted). */
+export function badFraming(reason: string): HttpError {
+  return { status: 400, code: ErrorCodes.BAD_REQUEST_FRAMING, message: `malformed request: ${reason}` };
+}
+
+/** How long a refused connection may take to read its error before it is destroyed (the client may still be sending). */
+const LINGER_MS = 2_000;
+
+/**
+ * node:http's `clientError`: llhttp refused what the client sent (control bytes, bare LF, obs-fold, CL with TE,
+ * a bad chunk...), or its headers were too large or too slow. A coded answer instead of Node's bare one, unless
+ * a response is already on the wire (then the connection is only closed), and the connection closes.
+ */
+export function answerClientError(error: NodeJS.ErrnoException & { reason?: string }, socket: Duplex): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  // A client gone mid-request (reset, or FIN before its request was complete) gets nothing: it is not reading.
+  if (error.code === 'ECONNRESET' || error.code === 'HPE_INVALID_EOF_STATE' || !socket.writable || inFlight?.headersSent) {
+    return void socket.destroy();
+  }
+  const answer: HttpError =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? { status: 431, code: ErrorCodes.BAD_REQUEST, message: 'request header fields too large' }
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? { status: 408, code: ErrorCodes.BAD_REQUEST, message: 'request headers not received in time' }
+        : badFraming(error.reason ?? error.code ?? 'unparseable request');
+  sendSocketError(socket, answer);
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
+}

@@ -8,6 +8,7 @@ import type { KernelHooks } from './hooks.ts';
 import type { RouteTarget } from './types.ts';
 import { wakeForRequest } from './wake.ts';
 import { connectUpstream, unixPath } from './upstream-address.ts';
+import { responseFramingProblem } from './dataplane/http1.ts';
 import { serveInProcess } from './proxy-in-process.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
@@ -26,6 +27,34 @@ function forwardedInfo(req: IncomingMessage): ForwardedInfo {
     proto: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
     host: req.headers.host,
   };
+}
+
+/** See ClientConnection.probe: how long after the first interim response a second one tells a closed client apart. */
+const PROBE_GAP_MS = 50;
+
+/**
+ * The client sent FIN while its request waits for an answer: it may have half-closed (still reading) or closed.
+ * An interim 100 is written, and again a little later: a closed client's kernel resets the connection on the
+ * first, the second fails, and the response closes (which aborts the upstream request). HTTP/1.1 clients only.
+ */
+function probeOnEnd(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMinor < 1 && req.httpVersionMajor === 1) return;
+  const socket = req.socket;
+  let timer: NodeJS.Timeout | null = null;
+  const probe = (): void => {
+    if (res.headersSent || res.destroyed) return;
+    res.writeContinue();
+    timer = setTimeout(() => {
+      timer = null;
+      if (!res.headersSent && !res.destroyed) res.writeContinue();
+    }, PROBE_GAP_MS);
+  };
+  if (socket.readableEnded) return probe();
+  socket.once('end', probe);
+  res.once('close', () => {
+    socket.removeListener('end', probe);
+    if (timer) clearTimeout(timer);
+  });
 }
 
 const upstreamError = (code: string | undefined, instance: Instance, detail: string): HttpError =>
@@ -59,6 +88,7 @@ export class Proxy {
       const status = res.headersSent ? res.statusCode : 0;
       this.hooks.request.call({ instance: current, method: req.method ?? 'GET', status, durationMs: performance.now() - startedAt, wakeMs });
     });
+    probeOnEnd(req, res);
     for (let i = 0; i < candidates.length; i++) {
       const instance = candidates[i]!;
       const last = i === candidates.length - 1;
@@ -117,6 +147,16 @@ export class Proxy {
 
         upstream.once('response', (response) => {
           clearTimeout(timer);
+          const problem = responseFramingProblem(response.rawHeaders);
+          if (problem !== null) {
+            // Framed one way by node and another by whoever listed the header: answered by neither.
+            upstream.destroy();
+            response.destroy();
+            res.shouldKeepAlive = false;
+            sendError(res, upstreamError(undefined, instance, problem));
+            finish();
+            return resolve('done');
+          }
           res.writeHead(response.statusCode ?? 502, response.statusMessage, clientResponseHeaders(response.rawHeaders));
           response.pipe(res);
           response.once('error', () => res.destroy());

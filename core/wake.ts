@@ -4,16 +4,23 @@ import type { Instance } from './instance.ts';
 
 /**
  * Brings a non-running instance up for a waiting request through the `wake` hook. The wait is abandoned when
- * `client` closes, so a caller that gave up does not hold a place in the wake queue.
+ * `client` closes, so a caller that gave up does not hold a place in the wake queue. The close listener is
+ * removed when the wait ends: a kept-alive connection sees many wakes.
  */
 export async function wakeForRequest(
   hooks: KernelHooks,
   instance: Instance,
-  client: { once(event: 'close', listener: () => void): unknown },
+  client: { once(event: 'close', listener: () => void): unknown; removeListener(event: 'close', listener: () => void): unknown },
 ): Promise<void> {
   const abort = new AbortController();
-  client.once('close', () => abort.abort(new Error('client went away')));
-  const woken = await hooks.wake.promise({ instance, signal: abort.signal });
+  const onClose = (): void => abort.abort(new Error('client went away'));
+  client.once('close', onClose);
+  let woken: boolean | undefined;
+  try {
+    woken = await hooks.wake.promise({ instance, signal: abort.signal });
+  } finally {
+    client.removeListener('close', onClose);
+  }
   if (woken !== true || !instance.handle) {
     throw new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} is ${instance.state} and nothing woke it`, {
       status: 503,

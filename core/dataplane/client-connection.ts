@@ -1,11 +1,12 @@
 import type net from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { KernelHooks } from '../hooks.ts';
+import { ErrorCodes } from '../errors.ts';
 import { sendSocketError, toHttpError, type HttpError } from '../http-errors.ts';
 import type { Logger } from '../logger.ts';
 import type { RequestInfo, RouteTarget } from '../types.ts';
 import { Exchange } from './exchange.ts';
-import { MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from './http1.ts';
+import { MAX_HEAD_BYTES, hasBareLf, parseRequestHead, type RequestHead } from './http1.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -13,10 +14,20 @@ const CRLFCRLF = Buffer.from('\r\n\r\n');
 const IDLE_TIMEOUT_MS = 30_000;
 /** Unread bytes a client may send ahead (pipelined requests, early body) before its socket is paused. */
 const MAX_STASHED_BYTES = 1 << 20;
+/**
+ * A client that sent FIN with its request complete may have half-closed (still reading) or closed outright:
+ * TCP looks the same until something is written. An interim response is written (every HTTP/1.1 client reads
+ * and skips 1xx, RFC 9110 §15.2), and again this long after: a closed client's kernel answers the first with a
+ * reset, so the second fails and the exchange is dropped; a half-closed client just gets its answer.
+ */
+const PROBE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+const PROBE_GAP_MS = 50;
 
 /** Whoever owns the connection while a request is in progress: a proxied Exchange or a DirectExchange. */
 export interface ClientExchange {
   onClientData(chunk: Buffer): void;
+  /** The client sent FIN: a request still incomplete is abandoned; a complete one may be a half-close. */
+  onClientEnd(): void;
   abort(): void;
 }
 
@@ -75,7 +86,10 @@ export class ClientConnection {
   private buffer: Buffer | null = null;
   private exchange: ClientExchange | null = null;
   private routing = false;
-  private clientEnded = false;
+  /** The client sent FIN: it sends nothing more (it may still read). */
+  clientEnded = false;
+  private probeTimer: NodeJS.Timeout | null = null;
+  private probed = false;
   /** No longer ours: closed, or handed to node:http. */
   closed = false;
 
@@ -99,13 +113,16 @@ export class ClientConnection {
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.exchange) return this.exchange.onClientData(chunk);
+    // Refused (400 sent, closing): what follows is not read.
+    if (this.closed) return;
     this.stash(chunk);
     if (!this.routing) this.next();
   };
 
   private readonly onEnd = (): void => {
     this.clientEnded = true;
-    if (!this.exchange && !this.routing) this.socket.end();
+    if (this.exchange) this.exchange.onClientEnd();
+    else if (!this.routing) this.socket.end();
   };
 
   private readonly onError = (): void => {
@@ -114,6 +131,7 @@ export class ClientConnection {
 
   private readonly onClose = (): void => {
     this.closed = true;
+    this.stopProbe();
     this.exchange?.abort();
     this.exchange = null;
   };
@@ -136,6 +154,11 @@ export class ClientConnection {
     if (this.socket.isPaused()) this.socket.resume();
   }
 
+  /** Bytes received and not yet given to an exchange. */
+  get hasStash(): boolean {
+    return this.buffer !== null;
+  }
+
   takeBuffer(): Buffer | null {
     const buffer = this.buffer;
     this.buffer = null;
@@ -143,14 +166,24 @@ export class ClientConnection {
   }
 
   private next(): void {
-    const buffer = this.buffer;
+    let buffer = this.buffer;
     if (buffer === null || this.closed) return;
+    // Empty lines before a request line are ignored (RFC 9112 §2.2), as llhttp does.
+    let skip = 0;
+    while (buffer.length >= skip + 2 && buffer[skip] === 13 && buffer[skip + 1] === 10) skip += 2;
+    if (skip > 0) {
+      buffer = this.buffer = buffer.length > skip ? buffer.subarray(skip) : null;
+      if (buffer === null) return;
+    }
     const end = buffer.indexOf(CRLFCRLF);
     if (end === -1) {
+      // A head delimited by bare LFs never gets its CRLFCRLF: refused now rather than waited on.
+      if (hasBareLf(buffer)) return this.reject('bare LF in the request head');
       if (buffer.length > MAX_HEAD_BYTES) this.handoff();
       return;
     }
     const head = parseRequestHead(buffer, end);
+    if (typeof head === 'string') return this.reject(head);
     const hostname = head ? this.context.hostnameOf(head.host) : null;
     if (!head || !hostname) return this.handoff();
     // The idle timeout stays armed (activity re-arms it); onTimeout ignores it while a request is in progress.
@@ -164,6 +197,7 @@ export class ClientConnection {
         this.buffer = this.buffer!.length > end + 4 ? this.buffer!.subarray(end + 4) : null;
         const exchange = new Exchange(this, head, target);
         this.exchange = exchange;
+        if (this.clientEnded) exchange.onClientEnd();
         void exchange.begin().catch((error: unknown) => this.failExchange(toHttpError(error)));
       },
       (error: unknown) => {
@@ -178,9 +212,29 @@ export class ClientConnection {
     if (this.exchange === previous) this.exchange = next;
   }
 
+  /**
+   * Finds out whether a client that sent FIN (with its request complete) still reads: see PROBE. Only while no
+   * response head has gone out (`awaitingHead`): after that, the response's own bytes do the same.
+   */
+  probe(awaitingHead: () => boolean): void {
+    if (this.probed || this.closed) return;
+    this.probed = true;
+    this.socket.write(PROBE);
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      if (!this.closed && awaitingHead()) this.socket.write(PROBE);
+    }, PROBE_GAP_MS);
+  }
+
+  private stopProbe(): void {
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = null;
+  }
+
   /** The exchange finished cleanly: keep the connection for the next request, or close it. */
   exchangeDone(keepOpen: boolean): void {
     this.exchange = null;
+    this.stopProbe();
     if (this.closed) return;
     if (!keepOpen || this.clientEnded) {
       this.closed = true;
@@ -194,9 +248,16 @@ export class ClientConnection {
   /** An error answer ends the connection: what is left of the request on it cannot be trusted. */
   failExchange(error: HttpError): void {
     this.exchange = null;
+    this.stopProbe();
     if (this.closed) return;
     this.closed = true;
     sendSocketError(this.socket, error);
+  }
+
+  /** A request whose framing is malformed or ambiguous: 400, and the connection closes (nothing after it can be trusted). */
+  private reject(reason: string): void {
+    this.buffer = null;
+    this.failExchange({ status: 400, code: ErrorCodes.BAD_REQUEST_FRAMING, message: `malformed request: ${reason}` });
   }
 
   private handoff(): void {

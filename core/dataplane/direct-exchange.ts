@@ -53,6 +53,12 @@ export class DirectExchange {
     else if (pending) this.client.stash(pending);
     if (this.requestDone) void this.call();
     else this.client.resumeReading();
+    if (this.client.clientEnded) this.onClientEnd();
+  }
+
+  /** The client sent FIN: a body it never finished is abandoned; a complete request is answered (a half-close). */
+  onClientEnd(): void {
+    if (!this.finished && !this.body.done) this.abort();
   }
 
   /** Body bytes (or, once the body is complete, the next pipelined request) from the client. */
@@ -64,7 +70,7 @@ export class DirectExchange {
 
   private consume(bytes: Buffer): void {
     const cut = this.body.measure(bytes);
-    if (this.body.error) return this.fail({ status: 400, code: ErrorCodes.BAD_HOST, message: `malformed chunked body: ${this.body.error}` });
+    if (this.body.error) return this.fail({ status: 400, code: ErrorCodes.BAD_REQUEST_FRAMING, message: `malformed chunked body: ${this.body.error}` });
     if (cut < bytes.length) this.client.stash(bytes.subarray(cut));
     // Over the limit (a chunked body has no length up front): answered now, the rest of it never read.
     if (this.size > this.handler.maxBody) {

@@ -119,15 +119,7 @@ export class Exchange implements UpstreamOwner {
     }
     this.started = true;
     instance.requestStarted();
-    const socket = this.client.socket;
-    const headers = upstreamRequestHeaders(this.head.raw, {
-      remoteAddress: socket.remoteAddress ?? '',
-      proto: 'http',
-      host: this.head.host,
-    });
-    // The chunked body is forwarded as it came, so its framing header must go with it.
-    if (this.head.chunked) headers.push('Transfer-Encoding', 'chunked');
-    this.headBytes = serializeHead(`${this.head.method} ${this.head.target} HTTP/1.1`, headers);
+    this.headBytes = forwardedRequestHead(this.head, this.client.socket.remoteAddress ?? '');
     this.timer = setTimeout(() => this.onTimeout(), instance.config.requestTimeout);
     this.connect(false);
   }
@@ -151,6 +143,26 @@ export class Exchange implements UpstreamOwner {
     }
     socket.uncork();
     if (!this.requestDone && !this.finished) this.client.resumeReading();
+    this.checkClientEnd();
+  }
+
+  /** The client sent FIN (see ClientConnection.probe). */
+  onClientEnd(): void {
+    this.checkClientEnd();
+  }
+
+  /**
+   * After the client's FIN: a request it never finished is abandoned at once (upstream aborted, in-flight
+   * dropped); a complete one may be a half-close, which keeps its answer, so the client is probed instead.
+   * Body bytes still stashed before the upstream connected are measured first (onUpstreamConnect calls again).
+   */
+  private checkClientEnd(): void {
+    if (!this.client.clientEnded || this.finished) return;
+    if (!this.requestDone) {
+      if (this.upstream?.connected || !this.client.hasStash) this.abort();
+      return;
+    }
+    if (!this.response) this.client.probe(() => !this.finished && !this.response);
   }
 
   /** Body bytes from the client while this exchange owns the connection. */
@@ -165,7 +177,7 @@ export class Exchange implements UpstreamOwner {
 
   private forwardRequestBytes(bytes: Buffer): void {
     const cut = this.body.measure(bytes);
-    if (this.body.error) return this.fail({ status: 400, code: ErrorCodes.BAD_HOST, message: `malformed chunked body: ${this.body.error}` });
+    if (this.body.error) return this.fail({ status: 400, code: ErrorCodes.BAD_REQUEST_FRAMING, message: `malformed chunked body: ${this.body.error}` });
     if (cut < bytes.length) this.client.stash(bytes.subarray(cut));
     const socket = this.upstream!.socket;
     const flushed = socket.write(cut === bytes.length ? bytes : bytes.subarray(0, cut));
@@ -201,7 +213,7 @@ export class Exchange implements UpstreamOwner {
       }
       this.responseBuffer = null;
       const head = parseResponseHead(buffer, end);
-      if (!head) return this.badUpstream('malformed response head');
+      if (typeof head === 'string') return this.badUpstream(head);
       body = buffer.subarray(end + 4);
       if (head.status < 200) {
         if (head.status === 101) return this.badUpstream('unexpected protocol switch');
@@ -230,18 +242,15 @@ export class Exchange implements UpstreamOwner {
       this.responseLeft = head.contentLength;
       this.responseComplete = head.contentLength === 0;
     } else this.responseUntilClose = true;
-    const headers = clientResponseHeaders(head.raw);
-    if (head.chunked) headers.push('Transfer-Encoding', transferEncoding(head.raw));
     this.closeClient = this.head.close || this.responseUntilClose || !this.requestDone;
-    if (this.closeClient) headers.push('Connection', 'close');
-    this.client.socket.write(serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers));
+    this.client.socket.write(forwardedResponseHead(head, this.closeClient));
   }
 
   private forwardResponseBytes(bytes: Buffer): void {
     let cut: number;
     if (this.responseScanner) {
       const end = this.responseScanner.scan(bytes);
-      if (this.responseScanner.error) return this.abort();
+      if (this.responseScanner.error) return this.badUpstream(this.responseScanner.error);
       cut = end === -1 ? bytes.length : end;
       if (end !== -1) this.responseComplete = true;
     } else if (this.responseUntilClose) {
@@ -383,6 +392,25 @@ export class Exchange implements UpstreamOwner {
       upstream.socket.destroy();
     }
   }
+}
+
+/**
+ * The head sent upstream: framing was decided on the client's head, and the forwarded one says exactly that
+ * (Content-Length kept whatever Connection lists; a chunked body, forwarded as it came, with its
+ * Transfer-Encoding), then hop-by-hop headers dropped and X-Forwarded-* added.
+ */
+export function forwardedRequestHead(head: RequestHead, remoteAddress: string): Buffer {
+  const headers = upstreamRequestHeaders(head.raw, { remoteAddress, proto: 'http', host: head.host });
+  if (head.chunked) headers.push('Transfer-Encoding', 'chunked');
+  return serializeHead(`${head.method} ${head.target} HTTP/1.1`, headers);
+}
+
+/** The response head sent to the client, framed as the upstream framed it (its body is forwarded untouched). */
+export function forwardedResponseHead(head: ResponseHead, close: boolean): Buffer {
+  const headers = clientResponseHeaders(head.raw);
+  if (head.chunked) headers.push('Transfer-Encoding', transferEncoding(head.raw));
+  if (close) headers.push('Connection', 'close');
+  return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers);
 }
 
 function transferEncoding(raw: readonly string[]): string {

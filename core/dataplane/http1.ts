@@ -1,12 +1,31 @@
 /**
  * Just enough HTTP/1.1 to proxy the common case quickly: request and response heads parsed from raw bytes,
- * and the facts needed to find where each message's body ends. Anything unusual returns null and the request
- * takes the fully featured node:http path instead, so this parser can afford to be strict and small.
+ * and the facts needed to find where each message's body ends.
+ *
+ * Framing is decided here, strictly, before any header is rewritten (RFC 9112 §6, RFC 9110 §5.5): a head
+ * with a control byte, a bare CR or LF, obs-fold, two Host headers, Content-Length with Transfer-Encoding,
+ * a Transfer-Encoding other than `chunked`, or a bad or repeated Content-Length is refused (a string, the
+ * reason), never guessed at: a proxy that frames a message one way while the app frames it another lets a
+ * client smuggle a request past it. Heads that are well formed but unusual (HTTP/1.0, upgrades, Expect,
+ * absolute-form and asterisk-form targets, CONNECT) return null and take the node:http path, which is
+ * just as strict (llhttp, plus `nodeRequestProblem` below).
  */
+import { METHODS } from 'node:http';
 
+/** tchar (RFC 9110 §5.6.2), as a byte table for the chunk scanner and a regex for names. */
+export const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const METHOD = /^[A-Z]{1,20}$/;
+/** Any control byte but HTAB, or a CR or LF that is not part of a CRLF: one scan over the whole head. */
+const BAD_BYTES = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
+/** Request targets are visible ASCII only (no space, no control, no obs-text), as llhttp requires. */
+const TARGET = /^[\x21-\x7e]+$/;
 const DIGITS = /^\d{1,15}$/;
+/** reg-name or IP literal, optional port: anything else in Host is not a host. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d*)?$/;
+const ABSOLUTE = /^https?:\/\//i;
+/** Methods llhttp knows; CONNECT has no origin-form target and goes to node:http. */
+const FAST_METHODS = new Set(METHODS.filter((m) => m !== 'CONNECT'));
 
 export const MAX_HEAD_BYTES = 64 * 1024;
 
@@ -33,113 +52,213 @@ export interface ResponseHead {
   close: boolean;
 }
 
+/** Removes optional whitespace (SP and HTAB only: String#trim would also eat obs-text such as 0xA0). */
+export function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value.charCodeAt(start) === 32 || value.charCodeAt(start) === 9)) start++;
+  while (end > start && (value.charCodeAt(end - 1) === 32 || value.charCodeAt(end - 1) === 9)) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
 function connectionTokens(value: string): string[] {
-  return value.toLowerCase().split(',').map((t) => t.trim());
+  return value.toLowerCase().split(',').map(trimOws);
+}
+
+/** Connection may not list these: they frame the message, and a recipient that dropped them would read it differently. */
+const FRAMING_NAMES = new Set(['content-length', 'transfer-encoding']);
+
+/** The authority of an absolute-form target, lowercased (`http://a.example:80/x` → `a.example:80`). */
+export function absoluteAuthority(target: string): string {
+  const rest = target.slice(target.indexOf('//') + 2);
+  let end = rest.length;
+  for (const stop of ['/', '?', '#']) {
+    const at = rest.indexOf(stop);
+    if (at !== -1 && at < end) end = at;
+  }
+  return rest.slice(0, end).toLowerCase();
+}
+
+/** True when `buffer` holds an LF not preceded by CR: a head that is not CRLF-delimited, refused at once. */
+export function hasBareLf(buffer: Buffer): boolean {
+  for (let i = buffer.indexOf(10); i !== -1; i = buffer.indexOf(10, i + 1)) if (i === 0 || buffer[i - 1] !== 13) return true;
+  return false;
 }
 
 /**
- * Parses the head in `buffer[0, end)` (end is the index of the blank line's CRLFCRLF). Returns null for
- * anything the fast path does not handle: other HTTP versions, upgrades, Expect, absolute targets, obsolete
- * line folding, ambiguous framing.
+ * Parses the head in `buffer[0, end)` (end is the index of the blank line's CRLFCRLF). Returns the head, a
+ * string (why it is refused: answer 400 and close), or null (well formed, but node:http serves it).
  */
-export function parseRequestHead(buffer: Buffer, end: number): RequestHead | null {
-  const lines = buffer.toString('latin1', 0, end).split('\r\n');
+export function parseRequestHead(buffer: Buffer, end: number): RequestHead | string | null {
+  const text = buffer.toString('latin1', 0, end);
+  if (BAD_BYTES.test(text)) return 'control character, bare CR or bare LF in the request head';
+  const lines = text.split('\r\n');
   const requestLine = lines[0]!;
   const firstSpace = requestLine.indexOf(' ');
   const lastSpace = requestLine.lastIndexOf(' ');
-  if (firstSpace <= 0 || lastSpace === firstSpace) return null;
-  if (requestLine.slice(lastSpace + 1) !== 'HTTP/1.1') return null;
+  if (firstSpace <= 0 || lastSpace === firstSpace) return 'malformed request line';
+  const version = requestLine.slice(lastSpace + 1);
   const method = requestLine.slice(0, firstSpace);
   const target = requestLine.slice(firstSpace + 1, lastSpace);
-  if (!METHOD.test(method) || target.charCodeAt(0) !== 47 /* / */ || target.includes(' ')) return null;
+  if (!FAST_METHODS.has(method)) return method === 'CONNECT' ? null : 'unknown method';
+  if (!TARGET.test(target)) return 'malformed request target';
+  if (version !== 'HTTP/1.1') return version === 'HTTP/1.0' ? null : 'unsupported HTTP version';
+  const first = target.charCodeAt(0);
+  let handoff = first !== 47; /* not origin-form: `*` or absolute-form, checked below */
+  if (handoff && first !== 42 && !ABSOLUTE.test(target)) return 'malformed request target';
 
   const raw: string[] = [];
   let host: string | undefined;
   let contentLength = -1;
   let chunked = false;
+  let transferEncoding = false;
   let close = false;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
-    if (colon <= 0) return null;
+    if (colon <= 0) return 'malformed header line';
     const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return null;
-    const value = line.slice(colon + 1).trim();
+    // Also refuses obs-fold: a continuation line starts with whitespace, which no name may hold.
+    if (!TOKEN.test(name)) return 'malformed header name';
+    const value = trimOws(line.slice(colon + 1));
     switch (name.length) {
       case 4:
         if (name.toLowerCase() === 'host') {
-          if (host !== undefined) return null;
+          if (host !== undefined) return 'more than one Host header';
+          if (!HOST.test(value)) return 'malformed Host header';
           host = value;
         }
         break;
       case 6:
-        if (name.toLowerCase() === 'expect') return null;
+        if (name.toLowerCase() === 'expect') handoff = true;
         break;
       case 7:
-        if (name.toLowerCase() === 'upgrade') return null;
+        if (name.toLowerCase() === 'upgrade') handoff = true;
         break;
       case 10:
         if (name.toLowerCase() === 'connection') {
           const tokens = connectionTokens(value);
-          if (tokens.includes('upgrade')) return null;
+          if (tokens.includes('upgrade')) handoff = true;
           if (tokens.includes('close')) close = true;
         }
         break;
       case 14:
         if (name.toLowerCase() === 'content-length') {
-          if (contentLength !== -1 || !DIGITS.test(value)) return null;
+          if (contentLength !== -1) return 'more than one Content-Length header';
+          // llhttp refuses HTAB around a length or a coding; so does this parser, rather than guess.
+          if (line.includes('\t', colon)) return 'malformed Content-Length';
+          if (!DIGITS.test(value)) return 'malformed Content-Length';
           contentLength = Number(value);
         }
         break;
       case 17:
         if (name.toLowerCase() === 'transfer-encoding') {
-          if (chunked || value.toLowerCase() !== 'chunked') return null;
+          if (transferEncoding) return 'more than one Transfer-Encoding header';
+          if (line.includes('\t', colon)) return 'Transfer-Encoding other than chunked';
+          transferEncoding = true;
+          if (value.toLowerCase() !== 'chunked') return 'Transfer-Encoding other than chunked';
           chunked = true;
         }
         break;
     }
     raw.push(name, value);
   }
-  if (chunked && contentLength !== -1) return null;
+  if (chunked && contentLength !== -1) return 'both Content-Length and Transfer-Encoding';
+  if (first !== 47 && first !== 42 && host !== undefined && absoluteAuthority(target) !== host.toLowerCase()) {
+    return 'absolute-form target names another host than Host';
+  }
+  if (handoff) return null;
   return { method, target, raw, host, contentLength, chunked, close };
 }
 
-/** Parses a response head; null when it is malformed or its framing is ambiguous (then the exchange is a 502). */
-export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | null {
-  const lines = buffer.toString('latin1', 0, end).split('\r\n');
+/**
+ * What llhttp lets through on the node:http path but the fast path refuses, checked on Node's parsed request
+ * before it is routed: the same rules, so a request is framed alike whichever path takes it. Null when fine.
+ */
+export function nodeRequestProblem(method: string, url: string, rawHeaders: readonly string[]): string | null {
+  let host: string | undefined;
+  let hosts = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (++hosts > 1) return 'more than one Host header';
+      host = trimOws(rawHeaders[i + 1]!);
+      if (!HOST.test(host)) return 'malformed Host header';
+    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      if (trimOws(rawHeaders[i + 1]!).toLowerCase() !== 'chunked') return 'Transfer-Encoding other than chunked';
+    }
+  }
+  const first = url.charCodeAt(0);
+  if (first === 47) return null;
+  if (first === 42) return url === '*' && method === 'OPTIONS' ? null : 'malformed request target';
+  if (!ABSOLUTE.test(url)) return 'malformed request target';
+  if (host !== undefined && absoluteAuthority(url) !== host.toLowerCase()) return 'absolute-form target names another host than Host';
+  return null;
+}
+
+/** A response Node's client accepted that the fast path would refuse: Connection listing a framing header. */
+export function responseFramingProblem(rawHeaders: readonly string[]): string | null {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
+    for (const token of connectionTokens(rawHeaders[i + 1]!)) if (FRAMING_NAMES.has(token)) return `Connection lists ${token}`;
+  }
+  return null;
+}
+
+/**
+ * Parses a response head: the head, or a string saying why it cannot be framed unambiguously (then the exchange
+ * is a 502, or cut if the response had started, and neither connection is reused).
+ */
+export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | string {
+  const text = buffer.toString('latin1', 0, end);
+  if (BAD_BYTES.test(text)) return 'control character, bare CR or bare LF in the response head';
+  const lines = text.split('\r\n');
   const statusLine = lines[0]!;
   const version = statusLine.slice(0, 8);
-  if ((version !== 'HTTP/1.1' && version !== 'HTTP/1.0') || statusLine.charCodeAt(8) !== 32) return null;
-  const status = Number(statusLine.slice(9, 12));
-  if (!Number.isInteger(status) || status < 100 || status > 999) return null;
+  if ((version !== 'HTTP/1.1' && version !== 'HTTP/1.0') || statusLine.charCodeAt(8) !== 32) return 'malformed status line';
+  const code = statusLine.slice(9, 12);
+  if (!/^\d{3}$/.test(code) || (statusLine.length > 12 && statusLine.charCodeAt(12) !== 32)) return 'malformed status line';
+  const status = Number(code);
+  if (status < 100) return 'malformed status line';
   const reason = statusLine.slice(13);
   const raw: string[] = [];
   let contentLength = -1;
   let chunked = false;
+  let transferEncoding = false;
   let close = version === 'HTTP/1.0';
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
-    if (colon <= 0) return null;
+    if (colon <= 0) return 'malformed header line';
     const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return null;
-    const value = line.slice(colon + 1).trim();
+    if (!TOKEN.test(name)) return 'malformed header name';
+    const value = trimOws(line.slice(colon + 1));
     const lower = name.length === 10 || name.length === 14 || name.length === 17 ? name.toLowerCase() : '';
     if (lower === 'connection') {
       const tokens = connectionTokens(value);
+      for (const token of tokens) if (FRAMING_NAMES.has(token)) return `Connection lists ${token}`;
       if (tokens.includes('close')) close = true;
       else if (tokens.includes('keep-alive')) close = false;
     } else if (lower === 'content-length') {
-      if (!DIGITS.test(value) || (contentLength !== -1 && contentLength !== Number(value))) return null;
+      if (contentLength !== -1) return 'more than one Content-Length header';
+      if (line.includes('\t', colon)) return 'malformed Content-Length';
+      if (!DIGITS.test(value)) return 'malformed Content-Length';
       contentLength = Number(value);
     } else if (lower === 'transfer-encoding') {
-      const codings = value.toLowerCase().split(',').map((c) => c.trim());
-      if (codings.at(-1) !== 'chunked') return null;
+      if (transferEncoding) return 'more than one Transfer-Encoding header';
+      if (line.includes('\t', colon)) return 'Transfer-Encoding with HTAB';
+      transferEncoding = true;
+      const codings = connectionTokens(value);
+      // chunked last, once: anything else leaves the body's end to the connection's close, or to guesswork.
+      if (codings.at(-1) !== 'chunked' || codings.indexOf('chunked') !== codings.length - 1 || !codings.every((c) => TOKEN.test(c))) {
+        return 'Transfer-Encoding does not end in chunked';
+      }
       chunked = true;
     }
     raw.push(name, value);
   }
-  if (chunked && contentLength !== -1) return null;
+  if (chunked && contentLength !== -1) return 'both Content-Length and Transfer-Encoding';
   return { status, reason, raw, contentLength, chunked, close };
 }
 

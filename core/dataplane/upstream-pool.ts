@@ -80,7 +80,10 @@ export class UpstreamPool {
   release(connection: UpstreamConnection): void {
     connection.owner = null;
     const socket = connection.socket;
-    if (socket.destroyed || !socket.writable) return void socket.destroy();
+    // Bytes not yet sent (the app answered before reading all of the request) or not yet read (more than the
+    // response) would become part of the next exchange on this connection: it is closed instead.
+    if (socket.destroyed || !socket.writable || socket.writableLength > 0 || socket.readableLength > 0) return void socket.destroy();
+    if (socket.isPaused()) socket.resume();
     let list = this.idle.get(connection.key);
     if (!list) this.idle.set(connection.key, (list = []));
     if (list.length >= this.maxIdlePerAddress) return void socket.destroy();
