@@ -3,7 +3,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorCodes, TenementError, errorMessage, isTenementError } from './errors.ts';
-import { sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
+import { answerClientError, badFraming, sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
+import { nodeRequestProblem } from './dataplane/http1.ts';
 import type { Kernel } from './kernel.ts';
 import { Proxy } from './proxy.ts';
 import { ApiRouter } from './api/router.ts';
@@ -80,6 +81,12 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
   };
 
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
+    // What llhttp lets through but the fast path refuses (two Hosts, a foreign absolute-form target...).
+    const problem = nodeRequestProblem(req.method ?? '', req.url ?? '', req.rawHeaders);
+    if (problem !== null) {
+      res.shouldKeepAlive = false;
+      return sendError(res, badFraming(problem));
+    }
     route(req, false).then(
       (target) => {
         if (!('kind' in target)) return sendError(res, target);
@@ -97,6 +104,8 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
   };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const problem = nodeRequestProblem(req.method ?? '', req.url ?? '', req.rawHeaders);
+    if (problem !== null) return sendSocketError(socket, badFraming(problem));
     route(req, true).then(
       (target) => {
         if (!('kind' in target)) return sendSocketError(socket, target);
@@ -113,8 +122,16 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     serverFactory: (handler) => {
       managementHandler = handler;
       // No Host header gets our JSON 400 (TNM_ERR_BAD_HOST) from `route`, not Node's bare one.
-      const server = http.createServer({ requireHostHeader: false }, dispatch);
+      // llhttp stays strict (no insecureHTTPParser) and repeated headers stay repeated, for nodeRequestProblem.
+      const server = http.createServer({ requireHostHeader: false, insecureHTTPParser: false, joinDuplicateHeaders: false }, dispatch);
       server.on('upgrade', onUpgrade);
+      server.on('clientError', answerClientError);
+      // Not a forward proxy: CONNECT gets a status rather than a silently closed connection.
+      server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
+        sendSocketError(socket, { status: 405, code: ErrorCodes.BAD_REQUEST, message: 'CONNECT is not supported here' }),
+      );
+      // A client that half-closes after its request (shutdown(SHUT_WR)) still gets its answer (Proxy probes it).
+      (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
       // Long uploads stream through; only the headers have a deadline.
       server.requestTimeout = 0;
       server.headersTimeout = 60_000;
