@@ -6,6 +6,7 @@
  *   npm run bench -- --profile     # also profiles `ten serve` under proxy load (.bench-tmp/ten-serve-proxy.cpuprofile)
  *   npm run bench -- proxy wake    # only some: proxy, wake, footprint, logs, wasm, cli, isolation
  *   npm run bench -- isolation     # every isolation tier the host has, against the process tier (not in the default set)
+ *   npm run bench -- soak          # the churn soak, 30 minutes (SOAK_MINUTES; not in the default set)
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
  * Results are also written to .bench-tmp/bench-results.json.
@@ -19,12 +20,13 @@ import { formatIsolation, runIsolationBench, type IsolationResult } from './isol
 import { formatLogsSearch, runLogsSearchBench, type LogsSearchResult } from './logs-search.ts';
 import { ROOT, fmt, fmtInt, requireTools, table, writeJson, type Goal } from './lib.ts';
 import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
+import { formatSoak, runSoakBench, soakOptionsFromEnv, type SoakResult } from './soak.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation'] as const;
+const NAMES = ['proxy', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation', 'soak'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
-const OPT_IN: ReadonlySet<Name> = new Set(['isolation']);
+const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak']);
 
 const args = process.argv.slice(2);
 const chosen = args.filter((a): a is Name => (NAMES as readonly string[]).includes(a));
@@ -48,6 +50,7 @@ let logs: LogsSearchResult | null = null;
 let isolation: IsolationResult | null = null;
 let wasm: WasmBenchResult | null = null;
 let cli: CliBenchResult | null = null;
+let soak: SoakResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
   try {
@@ -100,6 +103,10 @@ if (selected.has('cli')) {
 if (selected.has('isolation')) {
   isolation = await attempt('isolation', () => runIsolationBench());
   if (isolation) out(`\n${formatIsolation(isolation)}\n`);
+}
+if (selected.has('soak')) {
+  soak = await attempt('soak', () => runSoakBench(soakOptionsFromEnv()));
+  if (soak) out(`\n${formatSoak(soak)}\n`);
 }
 
 // ---- summary ----
@@ -167,6 +174,14 @@ if (cli) {
   goals.push(...cli.goals);
 }
 
+if (soak) {
+  const first = soak.samples[0];
+  const last = soak.samples[soak.samples.length - 1];
+  rows.push(['soak errors', `${fmtInt(soak.errors)} of ${fmtInt(soak.requests)}`, `raced deletions ${fmtInt(soak.raced)}`, '', '0']);
+  if (first && last) rows.push(['soak RSS, last vs first sample', `${fmt(last.rssMb, 1)} MB`, `${fmt(first.rssMb, 1)} MB`, fmt(last.rssMb / first.rssMb), '']);
+  goals.push(...soak.goals);
+}
+
 out(`== summary (${fmt((Date.now() - started) / 1000, 0)} s) ==`);
 if (rows.length > 0) out(table(['figure', 'tenement', 'baseline (same run)', 'ratio', 'goal'], rows));
 if (goals.length > 0) {
@@ -188,6 +203,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   isolation,
   wasm,
   cli,
+  soak,
   goals,
   failures,
 });

@@ -1,7 +1,7 @@
 // `ten serve` as a real child process for the security tests that must see the whole server survive (or not).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,60 +85,6 @@ export function writeJsonConfig(dir: string, config: unknown): string {
   const file = path.join(dir, 'tenement.config.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
   return file;
-}
-
-/** Open descriptors of a process. */
-export function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-/** Threads of a process (/proc/PID/status). */
-export function threadCount(pid: number): number {
-  return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-}
-
-/** Resident memory of a process in bytes (/proc/PID/status VmRSS). */
-export function rssBytes(pid: number): number {
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-}
-
-/** Listening TCP sockets a process holds (its socket inodes found in /proc/net/tcp{,6} in state 0A). */
-export function listenerCount(pid: number): number {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const link = readLinkQuiet(`/proc/${pid}/fd/${fd}`);
-      const match = link ? /^socket:\[(\d+)\]$/.exec(link) : null;
-      if (match) inodes.add(match[1]!);
-    } catch {
-      // Closed meanwhile.
-    }
-  }
-  let count = 0;
-  for (const table of [`/proc/${pid}/net/tcp`, `/proc/${pid}/net/tcp6`, `/proc/${pid}/net/unix`]) {
-    let text = '';
-    try {
-      text = readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (table.endsWith('unix')) {
-        // Num RefCount Protocol Flags Type St Inode Path: flags 00010000 is __SO_ACCEPTCON (a listener).
-        if (cols[3] === '00010000' && inodes.has(cols[6] ?? '')) count += 1;
-      } else if (cols[3] === '0A' && inodes.has(cols[9] ?? '')) count += 1;
-    }
-  }
-  return count;
-}
-
-function readLinkQuiet(file: string): string | null {
-  try {
-    return readlinkSync(file);
-  } catch {
-    return null;
-  }
 }
 
 /** The admin token `ten serve` wrote to its data directory. */

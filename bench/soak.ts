@@ -1,0 +1,464 @@
+/**
+ * Churn soak: steady load over many tenants of a small Node app behind a real `ten serve` while instances
+ * hibernate (a short idleTimeout, and through the API), wake, restart (API), get created and deleted (API).
+ * Prints, every sample interval, the server's RSS, open descriptors, listening sockets, threads, requests and
+ * errors. Loopback only; every loop is bounded by the run's duration.
+ *
+ *   npm run bench -- soak                          # 30 minutes
+ *   SOAK_MINUTES=5 SOAK_TENANTS=20 SOAK_RPS=150 npm run bench -- soak
+ *   node --import tsx bench/soak.ts                # alone
+ *
+ * Env: SOAK_MINUTES (30), SOAK_TENANTS (30), SOAK_CONCURRENCY (8), SOAK_RPS (200, all workers together),
+ * SOAK_CHURN_MS (500: one API action per interval), SOAK_SAMPLE_SECONDS (60), SOAK_WARMUP_SECONDS (30).
+ *
+ * Every request is sorted into one of three counts: served (the tenant's own app answered), raced (a coded
+ * Tenement answer to a request whose tenant was being deleted while it ran: documented and retryable, the
+ * tenant is gone), and errors (anything else: a 5xx, a hang-up, a timeout, another tenant's answer).
+ */
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { BENCH_DIR, MB, fmt, fmtInt, isMain, makeTempDir, removeTempDir, sleep, startTenServe, type Goal } from './lib.ts';
+
+const APP = path.join(BENCH_DIR, 'fixtures', 'soak-app.mjs');
+const SERVICE = 'soak';
+
+export interface SoakOptions {
+  minutes: number;
+  tenants: number;
+  concurrency: number;
+  /** Requests per second, all workers together. */
+  rps: number;
+  /** One API action (hibernate, restart, or delete one tenant and create another) per interval. */
+  churnEveryMs: number;
+  sampleEveryMs: number;
+  /** Load before the descriptor baseline is taken (pools, JIT and caches settle). */
+  warmupMs: number;
+  print?: (line: string) => void;
+}
+
+export function soakOptionsFromEnv(defaults: Partial<SoakOptions> = {}): SoakOptions {
+  const num = (name: string, fallback: number): number => {
+    const value = Number(process.env[name]);
+    return process.env[name] !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
+  };
+  return {
+    minutes: num('SOAK_MINUTES', defaults.minutes ?? 30),
+    tenants: Math.round(num('SOAK_TENANTS', defaults.tenants ?? 30)),
+    concurrency: Math.round(num('SOAK_CONCURRENCY', defaults.concurrency ?? 8)),
+    rps: num('SOAK_RPS', defaults.rps ?? 200),
+    churnEveryMs: num('SOAK_CHURN_MS', defaults.churnEveryMs ?? 500),
+    sampleEveryMs: num('SOAK_SAMPLE_SECONDS', (defaults.sampleEveryMs ?? 60_000) / 1000) * 1000,
+    warmupMs: num('SOAK_WARMUP_SECONDS', (defaults.warmupMs ?? 30_000) / 1000) * 1000,
+  };
+}
+
+export interface SoakSample {
+  /** Seconds since the load started. */
+  at: number;
+  rssMb: number;
+  fds: number;
+  listenSockets: number;
+  threads: number;
+  /** In this interval. */
+  requests: number;
+  errors: number;
+  raced: number;
+  actions: number;
+  running: number;
+  hibernated: number;
+  /** MaxListenersExceededWarning lines the server printed so far (an event listener leak shows here). */
+  listenerWarnings: number;
+}
+
+export interface SoakResult {
+  options: Omit<SoakOptions, 'print'>;
+  samples: SoakSample[];
+  requests: number;
+  served: number;
+  raced: number;
+  errors: number;
+  errorKinds: Record<string, number>;
+  /** The answers of raced requests, by status and code. */
+  raceKinds: Record<string, number>;
+  /** API actions by kind and outcome (`restart 200`, `hibernate 409`...). */
+  actions: Record<string, number>;
+  /** Slowest request (ms) and how many took over 2.5 s. */
+  maxLatencyMs: number;
+  slowOver2500ms: number;
+  /** Descriptors with every tenant hibernated and no client connected: after warm-up, and at the end. */
+  quietFds: { afterWarmup: number; end: number };
+  /** RSS of each sample from minute 5 on, against the minute-5 sample (null before minute 6). */
+  rssFromMinute5: { min: number; max: number } | null;
+  internalErrors: number;
+  serverExited: boolean;
+  goals: Goal[];
+}
+
+// ---- /proc readers for a child process ----
+
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+export function threadCount(pid: number): number {
+  return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+}
+
+function rssOf(pid: number): number {
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+}
+
+/** Listening sockets (TCP, and Unix stream listeners) among the process's descriptors. */
+export function listenSocketCount(pid: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let link = '';
+    try {
+      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const match = /^socket:\[(\d+)\]$/.exec(link);
+    if (match) inodes.add(match[1]!);
+  }
+  let count = 0;
+  for (const table of ['tcp', 'tcp6', 'unix']) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      // unix: Num RefCount Protocol Flags Type St Inode; flag 00010000 is __SO_ACCEPTCON (listening).
+      if (table === 'unix' ? cols[3] === '00010000' && inodes.has(cols[6] ?? '') : cols[3] === '0A' && inodes.has(cols[9] ?? '')) count += 1;
+    }
+  }
+  return count;
+}
+
+// ---- HTTP ----
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+function send(port: number, host: string, method: string, urlPath: string, options: { agent?: http.Agent | false; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path: urlPath, headers: { host, ...options.headers }, agent: options.agent ?? false, timeout: options.timeoutMs ?? 60_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function codeOf(body: string): string | null {
+  try {
+    return (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? null;
+  } catch {
+    return null;
+  }
+}
+
+interface Tenant {
+  id: string;
+  state: 'live' | 'deleting' | 'deleted';
+  /** An API action on it is running: the churn loop takes one tenant at a time. */
+  busy: boolean;
+}
+
+/** Runs the soak against a fresh `ten serve` and returns every figure; prints a line per sample. */
+export async function runSoakBench(options: SoakOptions): Promise<SoakResult> {
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const dir = makeTempDir('soak');
+  const dataDir = path.join(dir, 'data');
+  const configFile = path.join(dir, 'tenement.config.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      settings: { domain: 'localhost', dataDir, listen: '127.0.0.1' },
+      services: {
+        [SERVICE]: { command: `node ${APP}`, health: '/', idleTimeout: '2s', startupTimeout: '30s', wakeQueue: 1000 },
+      },
+    }),
+  );
+  const serve = await startTenServe({ config: configFile, dataDir, timeoutMs: 60_000 });
+  const pid = serve.child.pid;
+  let listenerWarnings = 0;
+  serve.child.process.stderr?.on('data', (chunk: Buffer) => {
+    listenerWarnings += chunk.toString('utf8').split('MaxListenersExceededWarning').length - 1;
+  });
+  const token = readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+  const api = (method: string, urlPath: string): Promise<Answer> =>
+    send(serve.port, 'localhost', method, urlPath, { headers: { authorization: `Bearer ${token}` } });
+
+  const result: SoakResult = {
+    options: { minutes: options.minutes, tenants: options.tenants, concurrency: options.concurrency, rps: options.rps, churnEveryMs: options.churnEveryMs, sampleEveryMs: options.sampleEveryMs, warmupMs: options.warmupMs },
+    samples: [],
+    requests: 0,
+    served: 0,
+    raced: 0,
+    errors: 0,
+    errorKinds: {},
+    raceKinds: {},
+    actions: {},
+    maxLatencyMs: 0,
+    slowOver2500ms: 0,
+    quietFds: { afterWarmup: 0, end: 0 },
+    rssFromMinute5: null,
+    internalErrors: 0,
+    serverExited: false,
+    goals: [],
+  };
+  const countError = (kind: string): void => {
+    result.errors += 1;
+    result.errorKinds[kind] = (result.errorKinds[kind] ?? 0) + 1;
+  };
+
+  let nextId = 0;
+  const tenants: Tenant[] = [];
+  const live = (): Tenant[] => tenants.filter((t) => t.state === 'live');
+  const create = async (): Promise<void> => {
+    const tenant: Tenant = { id: `t${nextId++}`, state: 'deleted', busy: true };
+    const answer = await api('POST', `/api/instances/${SERVICE}/${tenant.id}`).catch((e: Error) => ({ status: 0, body: e.message }));
+    result.actions[`create ${answer.status}`] = (result.actions[`create ${answer.status}`] ?? 0) + 1;
+    if (answer.status === 200 || answer.status === 201) {
+      tenant.state = 'live';
+      tenant.busy = false;
+      tenants.push(tenant);
+    }
+  };
+
+  try {
+    for (let i = 0; i < options.tenants; i += 4) await Promise.all(Array.from({ length: Math.min(4, options.tenants - i) }, () => create()));
+
+    let stopped = false;
+    let paused = false;
+    let interval = { requests: 0, errors: 0, raced: 0, actions: 0 };
+
+    // Skewed traffic: tenant i of the live list is picked with weight 1/(i+1)^2, so the head is busy and the
+    // tail quiet enough to hibernate on its idleTimeout and be woken again by a later request.
+    const weight = (i: number): number => 1 / ((i + 1) * (i + 1));
+    const pick = (): Tenant | null => {
+      const list = live();
+      if (list.length === 0) return null;
+      let total = 0;
+      for (let i = 0; i < list.length; i++) total += weight(i);
+      let r = Math.random() * total;
+      for (let i = 0; i < list.length; i++) {
+        r -= weight(i);
+        if (r <= 0) return list[i]!;
+      }
+      return list[list.length - 1]!;
+    };
+
+    const agents: http.Agent[] = [];
+    const worker = async (): Promise<void> => {
+      let agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      agents.push(agent);
+      const gapMs = (options.concurrency * 1000) / options.rps;
+      let next = performance.now();
+      while (!stopped) {
+        if (paused) {
+          agent.destroy();
+          while (paused && !stopped) await sleep(100);
+          agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+          agents.push(agent);
+          next = performance.now();
+          continue;
+        }
+        next += gapMs;
+        const wait = next - performance.now();
+        if (wait > 0) await sleep(wait);
+        else if (wait < -1000) next = performance.now();
+        const tenant = pick();
+        if (!tenant) {
+          await sleep(50);
+          continue;
+        }
+        const started = performance.now();
+        result.requests += 1;
+        interval.requests += 1;
+        let answer: Answer | null = null;
+        let failure = '';
+        try {
+          answer = await send(serve.port, `${tenant.id}.${SERVICE}.localhost`, 'GET', '/', { agent });
+        } catch (error) {
+          failure = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+        }
+        const ms = performance.now() - started;
+        if (ms > result.maxLatencyMs) result.maxLatencyMs = ms;
+        if (ms > 2500) result.slowOver2500ms += 1;
+        if (answer && answer.status === 200 && answer.body === `tenant ${tenant.id}`) {
+          result.served += 1;
+          continue;
+        }
+        const code = answer ? codeOf(answer.body) : null;
+        if (tenant.state !== 'live' && code !== null) {
+          result.raced += 1;
+          const kind = `${answer!.status} ${code}`;
+          result.raceKinds[kind] = (result.raceKinds[kind] ?? 0) + 1;
+          interval.raced += 1;
+          continue;
+        }
+        interval.errors += 1;
+        countError(answer ? `${answer.status} ${code ?? answer.body.slice(0, 60)}` : `client: ${failure}`);
+      }
+    };
+
+    const act = async (): Promise<void> => {
+      const candidates = live().filter((t) => !t.busy);
+      if (candidates.length === 0) return;
+      const tenant = candidates[Math.floor(Math.random() * candidates.length)]!;
+      const roll = Math.random();
+      const kind = roll < 0.4 ? 'hibernate' : roll < 0.8 ? 'restart' : 'replace';
+      tenant.busy = true;
+      interval.actions += 1;
+      try {
+        if (kind === 'replace') {
+          tenant.state = 'deleting';
+          const answer = await api('DELETE', `/api/instances/${SERVICE}/${tenant.id}`).catch((e: Error) => ({ status: 0, body: e.message }));
+          result.actions[`delete ${answer.status}`] = (result.actions[`delete ${answer.status}`] ?? 0) + 1;
+          tenant.state = 'deleted';
+          tenants.splice(tenants.indexOf(tenant), 1);
+          await create();
+          return;
+        }
+        const answer = await api('POST', `/api/instances/${SERVICE}/${tenant.id}/${kind}`).catch((e: Error) => ({ status: 0, body: e.message }));
+        result.actions[`${kind} ${answer.status}`] = (result.actions[`${kind} ${answer.status}`] ?? 0) + 1;
+      } finally {
+        tenant.busy = false;
+      }
+    };
+
+    const churn = async (): Promise<void> => {
+      const running = new Set<Promise<void>>();
+      while (!stopped) {
+        await sleep(options.churnEveryMs);
+        if (paused || stopped) continue;
+        // At most a few actions at once: a slow restart must not pile up behind the interval.
+        if (running.size >= 4) continue;
+        const action = act().catch(() => undefined);
+        running.add(action);
+        void action.then(() => running.delete(action));
+      }
+      await Promise.all(running);
+    };
+
+    /** Load paused, every tenant hibernated, client connections closed: the server's own descriptors. */
+    const quietFds = async (): Promise<number> => {
+      paused = true;
+      await sleep(500);
+      for (const agent of agents) agent.destroy();
+      for (const tenant of live()) await api('POST', `/api/instances/${SERVICE}/${tenant.id}/hibernate`).catch(() => undefined);
+      // Upstream keep-alive sockets to the stopped apps and closed client sockets go within a few seconds.
+      await sleep(6_000);
+      const fds = fdCount(pid);
+      paused = false;
+      return fds;
+    };
+
+    const workers = Array.from({ length: options.concurrency }, () => worker());
+    const churning = churn();
+    const loadStarted = Date.now();
+    await sleep(options.warmupMs);
+    result.quietFds.afterWarmup = await quietFds();
+    interval = { requests: 0, errors: 0, raced: 0, actions: 0 };
+    print(`soak: ${options.tenants} tenants, ${options.concurrency} workers at ${options.rps} req/s, an API action every ${options.churnEveryMs} ms; descriptors after warm-up (quiet): ${result.quietFds.afterWarmup}`);
+    print('  time   RSS MB    fds  listen  threads  requests  errors  raced  actions  running  hibernated  listener-warnings');
+
+    const end = loadStarted + options.minutes * 60_000;
+    let minute5Rss: number | null = null;
+    while (Date.now() < end) {
+      await sleep(Math.min(options.sampleEveryMs, Math.max(0, end - Date.now())));
+      if (serve.child.process.exitCode !== null || serve.child.process.signalCode !== null) {
+        result.serverExited = true;
+        break;
+      }
+      const view = await api('GET', '/api/instances').catch(() => null);
+      const states = view?.status === 200 ? ((JSON.parse(view.body) as { instances?: Array<{ state: string }> }).instances ?? []) : [];
+      const sample: SoakSample = {
+        at: Math.round((Date.now() - loadStarted) / 1000),
+        rssMb: rssOf(pid) / MB,
+        fds: fdCount(pid),
+        listenSockets: listenSocketCount(pid),
+        threads: threadCount(pid),
+        ...interval,
+        running: states.filter((s) => s.state === 'running').length,
+        hibernated: states.filter((s) => s.state === 'hibernated').length,
+        listenerWarnings,
+      };
+      interval = { requests: 0, errors: 0, raced: 0, actions: 0 };
+      result.samples.push(sample);
+      if (sample.at >= 300 && minute5Rss === null) minute5Rss = sample.rssMb;
+      print(
+        `${`${Math.floor(sample.at / 60)}:${String(sample.at % 60).padStart(2, '0')}`.padStart(6)} ${fmt(sample.rssMb, 1).padStart(8)} ${String(sample.fds).padStart(6)} ${String(sample.listenSockets).padStart(7)} ${String(sample.threads).padStart(8)} ${String(sample.requests).padStart(9)} ${String(sample.errors).padStart(7)} ${String(sample.raced).padStart(6)} ${String(sample.actions).padStart(8)} ${String(sample.running).padStart(8)} ${String(sample.hibernated).padStart(11)} ${String(sample.listenerWarnings).padStart(18)}`,
+      );
+    }
+    stopped = true;
+    await Promise.all(workers);
+    await churning;
+    if (!result.serverExited) {
+      paused = true;
+      result.quietFds.end = await quietFds();
+      const metrics = await send(serve.port, 'localhost', 'GET', '/metrics').catch(() => null);
+      for (const match of metrics?.body.matchAll(/^tenement_internal_errors_total\{[^}]*\} (\d+)/gm) ?? []) result.internalErrors += Number(match[1]);
+    }
+    for (const agent of agents) agent.destroy();
+
+    const late = minute5Rss === null ? [] : result.samples.filter((s) => s.at >= 300).map((s) => s.rssMb / minute5Rss!);
+    result.rssFromMinute5 = late.length >= 2 ? { min: Math.min(...late), max: Math.max(...late) } : null;
+    result.goals.push(
+      { name: 'soak: every request served (raced deletions apart)', measured: `${fmtInt(result.errors)} errors of ${fmtInt(result.requests)}`, goal: '0', met: result.errors === 0 && !result.serverExited },
+      {
+        name: 'soak: descriptors flat (quiet, end vs after warm-up)',
+        measured: `${result.quietFds.end} vs ${result.quietFds.afterWarmup}`,
+        goal: '<= +5',
+        met: result.quietFds.end - result.quietFds.afterWarmup <= 5,
+      },
+    );
+    if (result.rssFromMinute5) {
+      result.goals.push({
+        name: 'soak: RSS from minute 5 on, against minute 5',
+        measured: `${fmt(result.rssFromMinute5.min, 3)}-${fmt(result.rssFromMinute5.max, 3)}`,
+        goal: 'within 0.90-1.10',
+        met: result.rssFromMinute5.min >= 0.9 && result.rssFromMinute5.max <= 1.1,
+      });
+    }
+    return result;
+  } finally {
+    await serve.stop();
+    removeTempDir(dir);
+  }
+}
+
+export function formatSoak(result: SoakResult): string {
+  const lines = [
+    `== churn soak (${result.options.minutes} min, ${result.options.tenants} tenants) ==`,
+    `requests ${fmtInt(result.requests)}: served ${fmtInt(result.served)}, raced a deletion ${fmtInt(result.raced)}${result.raced > 0 ? ` (${Object.entries(result.raceKinds).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}, errors ${fmtInt(result.errors)}`,
+    `slowest ${fmt(result.maxLatencyMs, 0)} ms; over 2.5 s: ${result.slowOver2500ms}`,
+    `descriptors, quiet: ${result.quietFds.afterWarmup} after warm-up, ${result.quietFds.end} at the end`,
+    `RSS from minute 5 on, against minute 5: ${result.rssFromMinute5 ? `${fmt(result.rssFromMinute5.min, 3)} to ${fmt(result.rssFromMinute5.max, 3)}` : 'n/a (shorter than 6 minutes)'}`,
+    `tenement_internal_errors_total: ${result.internalErrors}${result.serverExited ? '; THE SERVER EXITED' : ''}`,
+    `API actions: ${Object.entries(result.actions).sort().map(([k, v]) => `${k}: ${v}`).join(', ')}`,
+  ];
+  if (result.errors > 0) lines.push(`errors by kind: ${Object.entries(result.errorKinds).map(([k, v]) => `${k}: ${v}`).join('; ')}`);
+  return lines.join('\n');
+}
+
+if (isMain(import.meta.url)) {
+  const result = await runSoakBench(soakOptionsFromEnv());
+  process.stdout.write(`\n${formatSoak(result)}\n`);
+  for (const goal of result.goals) process.stdout.write(`${goal.met ? 'MET ' : 'MISS'}  ${goal.name}: ${goal.measured} (goal ${goal.goal})\n`);
+}
