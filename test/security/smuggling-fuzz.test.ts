@@ -1,0 +1,88 @@
+// Bounded mutation fuzzer: seeded smuggling shapes (CL.TE, TE.CL, obfuscated Transfer-Encoding, Connection
+// listing framing headers, bare LF/CR, obs-fold, chunk extensions and sizes), mutated byte by byte, sent over raw
+// sockets through a real kernel to the lenient counting backend, each followed by a pipelined canary request.
+// Invariants: no request the client never put on a request line (`/smuggled-*`) reaches the backend, and no
+// canary ever lands inside another request's body. Runs for a fixed time per path, prints the cases run.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { HOST, backendStats, countingKernel, rawSend } from './smuggling-kernel.ts';
+
+const BUDGET_MS = Number(process.env.TENEMENT_FUZZ_MS ?? 15_000);
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const TE = ['chunked', ' chunked', 'chunked ', 'Chunked', 'chunked, chunked', 'identity', 'gzip, chunked', 'chunked, identity', '\tchunked', 'chunked\x0b', 'xchunked', 'chunk', '"chunked"'];
+
+function shape(random: () => number, i: number): string {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const hidden = `GET /smuggled-${i} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;
+  const chunkedHidden = `0\r\n\r\n${hidden}`;
+  const te = pick(TE);
+  const sep = pick(['\r\n', '\r\n', '\n', '\r']);
+  switch (Math.floor(random() * 10)) {
+    case 0: // CL.TE
+      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${chunkedHidden.length}\r\nTransfer-Encoding: ${te}\r\n\r\n${chunkedHidden}`;
+    case 1: // TE.CL
+      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: ${te}\r\nContent-Length: 3\r\n\r\n${(hidden.length + 2).toString(16)}\r\nxx${hidden}\r\n0\r\n\r\n`;
+    case 2: // Connection strips a framing header
+      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nConnection: ${pick(['content-length', 'Content-Length, close', 'transfer-encoding', 'keep-alive, content-length'])}\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`;
+    case 3: // header injection through a line separator
+      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nX-A: a${sep}Transfer-Encoding: chunked\r\nContent-Length: ${chunkedHidden.length}\r\n\r\n${chunkedHidden}`;
+    case 4: // obs-fold hiding Transfer-Encoding
+      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nX-A: a\r\n${pick([' ', '\t'])}Transfer-Encoding: chunked\r\nContent-Length: ${chunkedHidden.length}\r\n\r\n${chunkedHidden}`;
+    case 5: // two Content-Lengths
+      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 0\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`;
+    case 6: // chunk extension or size hiding a request
+      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n${pick(['0;a\n', '0\n', '0 \r\n', `${'0'.repeat(20)}1\r\n`, '0;\x00\r\n'])}\r\n${hidden}`;
+    case 7: // request line tricks
+      return `${pick(['GET', 'POST', 'GET\t', 'G\x00ET'])} ${pick(['/a', `/a${sep}${hidden}`, `http://b.count.localhost/`, '/a b'])} HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`;
+    case 8: // two Hosts
+      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nHost: b.count.localhost\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`;
+    default: // plain, with a body that looks like a request
+      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`;
+  }
+}
+
+function mutate(random: () => number, text: string): string {
+  let out = text;
+  for (let n = Math.floor(random() * 3); n > 0; n--) {
+    const at = Math.floor(random() * out.indexOf('\r\n\r\n') + 1);
+    const byte = String.fromCharCode([0, 9, 10, 13, 32, 11, 127, 0xa0][Math.floor(random() * 8)]!);
+    out = random() < 0.5 ? out.slice(0, at) + byte + out.slice(at) : out.slice(0, at) + byte + out.slice(at + 1);
+  }
+  return out;
+}
+
+for (const { name, fast, seed } of [
+  { name: 'fast path', fast: true, seed: 0xf00d },
+  { name: 'node:http path', fast: false, seed: 0xbeef },
+]) {
+  test(`fuzz (${name}): one client request never becomes two backend requests`, { timeout: BUDGET_MS + 120_000 }, async (t) => {
+    const kernel = await countingKernel(t, fast);
+    const random = prng(seed);
+    const deadline = Date.now() + BUDGET_MS;
+    let cases = 0;
+    let refused = 0;
+    while (Date.now() < deadline) {
+      const data = (random() < 0.7 ? mutate(random, shape(random, cases)) : shape(random, cases)) + `GET /__canary-${cases} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;
+      // Either refused (400 and closed), answered twice, or left waiting for a body the client never sent.
+      const { text } = await rawSend(kernel, data, (s) => s.includes(`/__canary-${cases}"`), 1_000);
+      if (/^HTTP\/1\.1 400 /.test(text)) refused++;
+      cases++;
+    }
+    const stats = await backendStats(kernel);
+    console.log(`fuzz ${name}: ${cases} cases in ${BUDGET_MS} ms, ${refused} refused with 400, backend parsed ${stats.heads} heads`);
+    assert.equal(stats.smuggled, 0, `${name}: smuggled requests reached the backend: ${stats.paths.filter((p) => p.startsWith('/smuggled')).join(' ')}`);
+    assert.equal(stats.canaryInBody, 0, `${name}: a pipelined canary landed inside a body`);
+    assert.ok(cases > 20, `${name}: ran ${cases} cases`);
+  });
+}
