@@ -26,7 +26,10 @@ export function buildCGuests(dir: string): CGuests {
   }
 }
 
-/** A wasm function service for `module`, its instances created on first request. */
+/**
+ * A wasm function service for `module`, its instances created on first request; the tests make many tenants from
+ * one loopback address, more than autoCreate's default 10 a minute.
+ */
 export function wasmFunction(module: string, overrides: Partial<ServiceInput> = {}): ServiceInput {
-  return { isolation: 'wasm', module, autoCreate: true, ...overrides };
+  return { isolation: 'wasm', module, autoCreate: { perAddress: { count: 1_000 } }, ...overrides };
 }
