@@ -80,10 +80,8 @@ export class WakeQueues {
   }
 
   private refused(instance: Instance): TenementError {
-    if (this.kernel.supervisor.isRemoved(instance)) {
-      return new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `${instance.key} was removed while this request waited for it`, { status: 404 });
-    }
-    return new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: the server is shutting down`, { status: 503, retryAfter: 5 });
+    const why = this.kernel.supervisor.isRemoved(instance) ? 'it was removed while this request waited' : 'the server is shutting down';
+    return new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: ${why}`, { status: 503, retryAfter: 5 });
   }
 
   private timeout(instance: Instance): TenementError {
