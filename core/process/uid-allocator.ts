@@ -84,7 +84,13 @@ export class UidAllocator {
     const db = store.db;
     this.statements = {
       get: db.prepare('SELECT uid FROM tenant_uids WHERE service = ? AND id = ?'),
-      takenIn: db.prepare('SELECT uid FROM tenant_uids WHERE uid BETWEEN ? AND ? ORDER BY uid'),
+      taken: db.prepare('SELECT 1 FROM tenant_uids WHERE uid = ?').pluck(),
+      // The first uid after `uid` not held by an instance: the end of the run of held uids that starts at `uid`.
+      nextFree: db
+        .prepare(
+          'SELECT uid + 1 FROM (SELECT uid, LEAD(uid) OVER (ORDER BY uid) AS next FROM tenant_uids WHERE uid >= ?) WHERE next IS NULL OR next > uid + 1 LIMIT 1',
+        )
+        .pluck(),
       insert: db.prepare('INSERT INTO tenant_uids (uid, service, id, assigned_at) VALUES (?, ?, ?, ?)'),
       remove: db.prepare('DELETE FROM tenant_uids WHERE service = ? AND id = ?'),
       list: db.prepare('SELECT service, id, uid FROM tenant_uids ORDER BY uid'),
@@ -100,12 +106,18 @@ export class UidAllocator {
     // The range was changed, or an account took the uid since: the instance moves (prepareDataDir re-chowns).
     return this.store.batch(() => {
       if (stored !== undefined) this.statements.remove.run(service, id);
-      const taken = new Set((this.statements.takenIn.all(this.range.from, this.range.to) as Array<{ uid: number }>).map((row) => row.uid));
-      // Ends after at most |taken| + |hostIds| + |reserved| + 1 steps, or at the range's end.
-      for (let uid = this.range.from; uid <= this.range.to; uid++) {
-        if (taken.has(uid) || !usable(uid)) continue;
-        this.statements.insert.run(uid, service, id, Date.now());
-        return uid;
+      // Each step skips a whole run of uids held by instances (one index lookup) or one host account's uid:
+      // at most (runs of held uids + host accounts in the range + 1) steps, whatever the number of instances.
+      let uid = this.range.from;
+      while (uid <= this.range.to) {
+        if (this.statements.taken.get(uid) !== undefined) {
+          uid = this.statements.nextFree.get(uid) as number;
+        } else if (!usable(uid)) {
+          uid += 1;
+        } else {
+          this.statements.insert.run(uid, service, id, Date.now());
+          return uid;
+        }
       }
       throw new TenementError(
         ErrorCodes.NO_TENANT_UID,

@@ -26,6 +26,7 @@ import namespaceRuntime from '../../runtimes/namespace/index.ts';
 import sandboxRuntime from '../../runtimes/sandbox/index.ts';
 import storage from '../../plugins/storage/index.ts';
 import { ADMIN, staticAuth } from '../fixtures/static-auth.ts';
+import { DATA_IMAGE, ensureDataImage } from '../../runtimes/microvm/data-image.ts';
 import { FIXTURES, apiCall, getJson, onPath, servePlugins, waitFor } from '../helpers.ts';
 
 const NEIGHBOUR_APP = path.join(FIXTURES, 'neighbour-app.mjs');
@@ -250,6 +251,22 @@ describe('one uid per instance: allocation, persistence, release', { skip: skipN
     assert.equal(lstatSync(path.join(instanceDir, 'link')).uid, 0, 'the link is not the tree owner: left alone');
     assert.equal(statSync(hostFile).uid, 0, 'the file it names keeps its owner');
     assert.equal(statSync(path.join(instanceDir, 'hardlink')).uid, 0, 'a hard link to a host file keeps its owner');
+  });
+
+  test('the microvm data image: a planted link or hard link to a host file is refused, never chowned', (t) => {
+    const dataDir = dataDirFor(t);
+    const hostFile = path.join(dataDir, 'host-file');
+    writeFileSync(hostFile, 'host');
+    const instanceDir = path.join(dataDir, 'instance');
+    mkdirSync(instanceDir);
+    const tenant = { uid: 100_000 + 777, gid: 100_000 + 777 };
+    // What a tenant of another tier (or QEMU's uid) can leave in its DATA_DIR before the service moves to microvm.
+    symlinkSync(hostFile, path.join(instanceDir, DATA_IMAGE));
+    assert.throws(() => ensureDataImage(instanceDir, tenant, 16 * 1024 * 1024), /cannot be opened as a file \(ELOOP\)/);
+    rmSync(path.join(instanceDir, DATA_IMAGE));
+    linkSync(hostFile, path.join(instanceDir, DATA_IMAGE));
+    assert.throws(() => ensureDataImage(instanceDir, tenant, 16 * 1024 * 1024), /not a regular file of its own \(2 names\)/);
+    assert.deepEqual(ownerOf(hostFile), { uid: 0, gid: 0, mode: '644' }, 'the host file keeps its owner and mode');
   });
 
   test("a service's explicit `user` is every instance's uid (the operator's choice), and reserves no uid", async (t) => {
