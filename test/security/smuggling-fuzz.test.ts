@@ -33,8 +33,8 @@ function shape(random: () => number, i: number): string {
       return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${chunkedHidden.length}\r\nTransfer-Encoding: ${te}\r\n\r\n${chunkedHidden}`;
     case 1: // TE.CL
       return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: ${te}\r\nContent-Length: 3\r\n\r\n${(hidden.length + 2).toString(16)}\r\nxx${hidden}\r\n0\r\n\r\n`;
-    case 2: // Connection strips a framing header
-      return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nConnection: ${pick(['content-length', 'Content-Length, close', 'transfer-encoding', 'keep-alive, content-length'])}\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`;
+    case 2: // Connection strips a framing header (node's client sends a DELETE's or GET's body unframed)
+      return `${pick(['POST', 'DELETE', 'GET', 'OPTIONS'])} /a HTTP/1.1\r\nHost: ${HOST}\r\nConnection: ${pick(['content-length', 'Content-Length, close', 'transfer-encoding', 'keep-alive, content-length'])}\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`;
     case 3: // header injection through a line separator
       return `POST /a HTTP/1.1\r\nHost: ${HOST}\r\nX-A: a${sep}Transfer-Encoding: chunked\r\nContent-Length: ${chunkedHidden.length}\r\n\r\n${chunkedHidden}`;
     case 4: // obs-fold hiding Transfer-Encoding
