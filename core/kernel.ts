@@ -112,7 +112,7 @@ export class Kernel {
     this.state = 'starting';
     const settings = this.config.settings;
     // Modes checked and fixed (0700/0711 folders, 0600 files) before SQLite creates anything: core/state-dir.ts.
-    this.store = openSealedStore(settings.dataDir, Object.keys(this.config.services), this.log);
+    this.store = openSealedStore(settings.dataDir, this.config.services, this.log);
     this.uids = new InstanceUids({
       store: this.store,
       range: settings.tenantUids,

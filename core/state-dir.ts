@@ -14,6 +14,14 @@ import { Store } from './store.ts';
 export const STATE_FILES = ['tenement.db', 'tenement.db-wal', 'tenement.db-shm', 'tenement.db-journal', 'admin.token'] as const;
 export const STATE_FILE_MODE = 0o600;
 
+/**
+ * Top-level folders a tenant uid has to pass through: `instances` (its DATA_DIR), `.storage` (its storage mount
+ * under `.storage/mnt`), `.microvm` (the guest images QEMU reads as that uid). Each keeps the modes its owner
+ * gives it; every other folder in the data dir is Tenement's alone (`wasm-cache`, `.sandbox`, a plugin's own)
+ * and is 0700, unless a service's `cwd` lies inside it.
+ */
+export const TENANT_PASSAGES: ReadonlySet<string> = new Set(['instances', '.storage', '.microvm']);
+
 /** Mode of the data dir, `instances/` and each service folder in it. */
 export function passageMode(asRoot = process.getuid?.() === 0): number {
   return asRoot ? 0o711 : 0o700;
@@ -63,11 +71,27 @@ export function sealStateFiles(dataDir: string, log: Logger): void {
   }
 }
 
+/** What the sealing needs to know of a service: its name (the map key) and its resolved `cwd`. */
+export type SealedServices = Readonly<Record<string, { cwd?: string | undefined }>>;
+
+/** The top-level folders of the data dir that hold a service's cwd (an unusual layout bwrap-args supports). */
+function cwdPassages(dataDir: string, services: SealedServices): Set<string> {
+  const passages = new Set<string>();
+  for (const service of Object.values(services)) {
+    if (!service.cwd) continue;
+    const relative = path.relative(path.resolve(dataDir), path.resolve(service.cwd));
+    const top = relative.split(path.sep)[0];
+    if (top && top !== '..' && !path.isAbsolute(relative)) passages.add(top);
+  }
+  return passages;
+}
+
 /**
  * Creates the data dir when it is new and seals it: modes of the root, `instances/` and its service folders
- * (created now for every configured service, so none is born with the umask's 0755), and the state files.
+ * (created now for every configured service, so none is born with the umask's 0755), the other top-level
+ * folders (0700), and the state files.
  */
-export function sealStateDir(dataDir: string, services: readonly string[], log: Logger): void {
+export function sealStateDir(dataDir: string, services: SealedServices, log: Logger): void {
   const passage = passageMode();
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -80,10 +104,15 @@ export function sealStateDir(dataDir: string, services: readonly string[], log: 
     const instances = path.join(dataDir, 'instances');
     mkdirSync(instances, { recursive: true, mode: 0o700 });
     sealDir(instances, passage, log, true);
-    for (const service of services) mkdirSync(path.join(instances, service), { recursive: true, mode: 0o700 });
+    for (const service of Object.keys(services)) mkdirSync(path.join(instances, service), { recursive: true, mode: 0o700 });
     for (const entry of readdirSync(instances, { withFileTypes: true })) {
       // A service folder only: what is inside belongs to the tenants (each DATA_DIR is theirs, 0700).
       if (entry.isDirectory()) sealDir(path.join(instances, entry.name), passage, log, false);
+    }
+    const passages = cwdPassages(dataDir, services);
+    for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || TENANT_PASSAGES.has(entry.name) || passages.has(entry.name)) continue;
+      sealDir(path.join(dataDir, entry.name), 0o700, log, false);
     }
     sealStateFiles(dataDir, log);
   } catch (error) {
@@ -117,7 +146,7 @@ export function priorState(dataDir: string): string | null {
 }
 
 /** The kernel's store, opened in a sealed data dir: modes checked and fixed first, files 0600 once SQLite made them. */
-export function openSealedStore(dataDir: string, services: readonly string[], log: Logger): Store {
+export function openSealedStore(dataDir: string, services: SealedServices, log: Logger): Store {
   sealStateDir(dataDir, services, log);
   const store = new Store(path.join(dataDir, 'tenement.db'), { priorState: priorState(dataDir) });
   sealStateFiles(dataDir, log);

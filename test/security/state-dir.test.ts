@@ -107,32 +107,44 @@ test('a new data dir is sealed whatever the umask: folders 0711 (0700 without ro
   for (const name of STATE_FILES) assert.equal(mode(path.join(dataDir, name)), '0600', `${name} after writes`);
 });
 
-test('a looser existing data dir is tightened at start, with a warning naming each path and its old mode', { timeout: 60_000 }, async (t) => {
+test('a looser existing data dir is tightened at start, with a warning naming each path and its old mode; tenant passages keep theirs', { timeout: 60_000 }, async (t) => {
   const dataDir = path.join(parentDir(t), 'data');
-  const first = makeKernel(dataDir, { services: { web: { command: 'node app.js' } } });
+  // An unusual but supported layout: a service's cwd inside the data dir, which its tenants must reach.
+  const appDir = path.join(dataDir, 'apps', 'web');
+  const services = { web: { command: 'node app.js', cwd: appDir } };
+  mkdirSync(appDir, { recursive: true, mode: 0o755 });
+  const first = makeKernel(dataDir, { services });
   await first.start();
   await first.stop();
+  const folder = asRoot ? 0o711 : 0o700;
   // What a hand-made or older data dir looks like: world-listable folders, world-readable files.
-  const loose: Array<[string, number]> = [
-    [dataDir, 0o755],
-    [path.join(dataDir, 'instances'), 0o777],
-    [path.join(dataDir, 'instances', 'web'), 0o755],
-    [path.join(dataDir, 'tenement.db'), 0o644],
-    [path.join(dataDir, 'admin.token'), 0o644],
+  const loose: Array<[string, number, number]> = [
+    [dataDir, 0o755, folder],
+    [path.join(dataDir, 'instances'), 0o777, folder],
+    [path.join(dataDir, 'instances', 'web'), 0o755, folder],
+    [path.join(dataDir, 'tenement.db'), 0o644, 0o600],
+    [path.join(dataDir, 'admin.token'), 0o644, 0o600],
+    // A folder only Tenement reads (compiled wasm, runsc state, a plugin's own): nobody else's business.
+    [path.join(dataDir, 'wasm-cache'), 0o755, 0o700],
   ];
+  mkdirSync(path.join(dataDir, 'wasm-cache'));
   for (const [file, bits] of loose) chmodSync(file, bits);
+  // Folders tenants pass through keep the modes their owners gave them.
+  mkdirSync(path.join(dataDir, '.storage'), { mode: 0o711 });
+  chmodSync(path.join(dataDir, '.storage'), 0o711);
 
   const { logger, lines } = capturingLogger();
-  await startKernel(t, dataDir, { services: { web: { command: 'node app.js' } }, logger });
-  const folder = asRoot ? '0711' : '0700';
-  for (const [file, bits] of loose) {
-    const isFile = file.endsWith('.db') || file.endsWith('.token');
+  await startKernel(t, dataDir, { services, logger });
+  for (const [file, bits, fixed] of loose) {
     const warning = lines.find((line) => line.path === file);
     assert.ok(warning, `a warning names ${file}: ${JSON.stringify(lines)}`);
     assert.equal(warning.level, 40, 'logged as a warning');
     assert.equal(warning.mode, `0${bits.toString(8)}`, 'with its old mode');
-    assert.equal(mode(file), isFile ? '0600' : folder, `${file} is fixed`);
+    assert.equal(mode(file), `0${fixed.toString(8)}`, `${file} is fixed`);
   }
+  assert.equal(mode(path.join(dataDir, '.storage')), '0711', '.storage (storage mounts) is a tenant passage');
+  assert.equal(mode(path.join(dataDir, 'apps')), '0755', "the folder of a service's cwd is left reachable");
+  assert.ok(!lines.some((line) => line.path?.startsWith(path.join(dataDir, 'apps')) || line.path === path.join(dataDir, '.storage')), JSON.stringify(lines));
 });
 
 const snoopService = (isolation: 'process' | 'namespace' | 'sandbox', dataDir: string): ServiceInput => ({
@@ -172,10 +184,12 @@ describe('a tenant cannot read the state directory', { skip: asRoot ? false : 'n
   for (const { tier, skip } of TIERS) {
     test(`${tier} tier: cannot list the data dir, read tenement.db, its WAL or admin.token, list its neighbours or connect to api.sock`, { skip, timeout: 120_000 }, async (t) => {
       const dataDir = path.join(parentDir(t), 'data');
-      const kernel = await startKernel(t, dataDir, {
-        services: { web: snoopService(tier, dataDir) },
-        plugins: [...servePlugins, namespaceRuntime, sandboxRuntime, authBearer],
-      });
+      const options = { services: { web: snoopService(tier, dataDir) }, plugins: [...servePlugins, namespaceRuntime, sandboxRuntime, authBearer] };
+      // A first run leaves the plugins' folders (.sandbox...), which the second start seals before spawning.
+      const first = makeKernel(dataDir, options);
+      await first.start();
+      await first.stop();
+      const kernel = await startKernel(t, dataDir, options);
       for (const id of ['alice', 'bob']) {
         const instance = await kernel.spawnInstance('web', id);
         assert.equal(instance.state, 'running', instance.lastError ?? '');
