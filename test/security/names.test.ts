@@ -448,3 +448,25 @@ test('config keys named like prototype members: legit ones are data, the others 
   assert.equal(answer.status, 200, answer.body);
   assert.deepEqual(JSON.parse(answer.body), { c: 'c', t: 't', v: 'v' });
 });
+
+test('a stored instance of a service named constructor that left the config is skipped at boot, not started with Object as its config', { timeout: 120_000 }, async (t) => {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-names-gone-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const first = await createTestKernel({
+    plugins: defaultPlugins,
+    config: { settings: { dataDir, ...QUIET }, services: { constructor: echoService() }, instances: { constructor: ['bob'] } },
+  });
+  await waitFor(() => first.instances.get('constructor', 'bob')?.state === 'running', 'constructor:bob running', 30_000);
+  await first.close();
+
+  const second = await createTestKernel({ plugins: defaultPlugins, config: { settings: { dataDir, ...QUIET }, services: { web: echoService() } } });
+  try {
+    assert.equal(second.instances.size, 0, 'the stored constructor:bob is skipped');
+    const answer = await call(second, 'GET', '/echo', {}, undefined, 'bob.constructor.localhost');
+    assert.equal(answer.status, 404);
+    assert.equal(codeOf(answer), 'TNM_ERR_UNKNOWN_SERVICE');
+    await assertServing(second, 'the request');
+  } finally {
+    await second.close();
+  }
+});
