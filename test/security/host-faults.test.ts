@@ -112,6 +112,9 @@ test('at the fd limit: spawns and port probes fail with EMFILE as coded errors, 
   setSoftFdLimit(serve.pid, limitLeaving(serve.pid, 0));
   const probe = await viaAgent(agent, serve.url, 'b.sleepy.localhost', '/pid');
   assert.equal(probe.status, 503, probe.body);
+  // A running tenant: served on a pooled upstream connection, or a coded 5xx when a new one cannot be opened.
+  const running = await viaAgent(agent, serve.url, 'a.echo.localhost', '/pid');
+  assert.ok(running.status === 200 || /^TNM_ERR_/.test(errorCode(running) ?? ''), `${running.status} ${running.body}`);
   // A new connection cannot even be accepted: it is lost, the server is not.
   await request(serve.url, 'a.echo.localhost', '/pid', { timeoutMs: 3_000 }).catch(() => undefined);
   assert.ok(!serve.exited(), `ten serve is up after accepts and probes at the fd limit:\n${serve.output().slice(-3000)}`);
