@@ -191,7 +191,10 @@ function instrumentTap(tap: Tap & { fn: AnyFn; type: string }, hook: string, tim
         // An `async` function tapped with tap() in a hook that ignores results: its rejection would be
         // unhandled (and end the process), so it is recorded like a throw.
         if (contain && result instanceof Promise) {
-          result.then(undefined, (error: unknown) => failed(started, error));
+          result.then(
+            () => timings.record(slot, hook, plugin, performance.now() - started, undefined),
+            (error: unknown) => failed(started, error),
+          );
           return undefined;
         }
         timings.record(slot, hook, plugin, performance.now() - started, undefined);
