@@ -6,6 +6,8 @@
 export class Deadline {
   aborted = false;
   reason: string | undefined;
+  /** A call still waiting for a thread (fair-share.ts): told first, so it leaves its lane. */
+  waiter: { expire(): void } | null = null;
   private listener: (() => void) | null = null;
   private readonly timer: NodeJS.Timeout;
 
@@ -35,6 +37,9 @@ export class Deadline {
   private fire(): void {
     this.aborted = true;
     this.reason = 'deadline';
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.expire();
     const listener = this.listener;
     this.listener = null;
     listener?.();

@@ -1,19 +1,39 @@
 /**
  * Who gets the pool's next free thread. Each caller key (a tenant's `fn/<service>:<id>`, a plugin's
- * `plugin/<name>`) has its own lane: at most `perKey` of its calls run at once, the rest wait in the lane, and
- * a free thread goes to the waiting lane served least recently. So a runaway tenant queues behind itself,
- * never in front of others, and (with `perKey` below the thread count) always leaves a thread to the others.
+ * `plugin/<name>`) has its own lane: its calls beyond what it may run now wait in the lane, and a free thread
+ * goes to the waiting lane served least recently. A runaway tenant queues behind itself, never in front of
+ * others.
  *
- * The common case costs no allocation beyond the lane: a call that finds a thread free and its lane under its
- * share takes it at once (`enter`); only a call that must wait gets a promise and a deadline listener.
+ * A lane holds at most `perKey` threads while any other lane waits. When nobody else waits it may borrow the
+ * rest (one tenant alone gets the whole pool), unless one of its calls ran into its deadline in the last
+ * `STRIKE_MS`: such a tenant keeps to its share even when the pool is idle, so (with `perKey` below the thread
+ * count) a thread is always left to the others. Calls cannot be preempted: another tenant arriving while a
+ * well-behaved tenant borrows waits for one of its calls to end, then gets the thread.
+ *
+ * The common case allocates nothing but the lane: a call that may run now takes the thread at once (`enter`);
+ * only a call that must wait gets a promise and a waiter, which the call's deadline expires directly.
  */
 import type { Deadline } from './deadline.ts';
 
-interface Waiter {
-  lane: Lane;
-  deadline: Deadline;
-  resolve: (lane: Lane | null) => void;
-  onAbort: () => void;
+/** How long a lane whose call ran into its deadline keeps to its share, idle pool or not. */
+export const STRIKE_MS = 60_000;
+/** Struck keys remembered at most (the oldest go first): a bound on what clients can make us keep. */
+const MAX_STRIKES = 4096;
+/** How long a held lane waits, once its calls ended, for a terminated worker's thread to be gone. */
+const SETTLE_MS = 100;
+
+class Waiter {
+  constructor(
+    readonly lane: Lane,
+    readonly deadline: Deadline,
+    readonly resolve: (lane: Lane | null) => void,
+    private readonly share: FairShare,
+  ) {}
+
+  /** Called by the deadline when it passes while the call still waits. */
+  expire(): void {
+    this.share.abandon(this);
+  }
 }
 
 export class Lane {
@@ -26,9 +46,6 @@ export class Lane {
   constructor(readonly key: string) {}
 }
 
-/** How long a held lane waits, once its calls ended, for a terminated worker's thread to be gone. */
-const SETTLE_MS = 100;
-
 export class FairShare {
   /** Calls holding a thread now. */
   running = 0;
@@ -39,18 +56,20 @@ export class FairShare {
   /** Lanes with waiting calls. */
   private readonly ring: Lane[] = [];
   private grants = 0;
+  /** Keys whose call ran into its deadline, with when that was (insertion order: oldest first). */
+  private readonly strikes = new Map<string, number>();
 
   constructor(
     /** Threads of the pool. */
     readonly slots: number,
-    /** Threads one key may hold at once. */
+    /** Threads one key may hold while others wait (and always, once struck). */
     readonly perKey: number,
   ) {}
 
   /**
-   * Takes a thread for `key` now when that is fair, else null (then `wait`). Fair means a thread is free and
-   * the key is under its share: every waiting call belongs to a lane at its share (a free thread would have
-   * gone to it), so taking the thread passes no one.
+   * Takes a thread for `key` now when that is fair, else null (then `wait`). Fair: a thread is free and the
+   * key is under its share, or nobody waits and the key may borrow. Whoever waits while a thread is free is
+   * in a lane that may not take it, so taking it passes no one.
    */
   enter(key: string): Lane | null {
     if (this.running >= this.slots) return null;
@@ -58,7 +77,7 @@ export class FairShare {
     if (lane === undefined) {
       lane = new Lane(key);
       this.lanes.set(key, lane);
-    } else if (lane.running >= this.perKey || lane.cleanup !== null) {
+    } else if (lane.cleanup !== null || (lane.running >= this.perKey && (this.waiting > 0 || this.struck(key)))) {
       return null;
     }
     lane.running++;
@@ -76,13 +95,20 @@ export class FairShare {
     }
     const target = lane;
     return new Promise<Lane | null>((resolve) => {
-      const waiter: Waiter = { lane: target, deadline, resolve, onAbort: () => this.abandon(waiter) };
+      const waiter = new Waiter(target, deadline, resolve, this);
       if (target.waiting.push(waiter) === 1) this.ring.push(target);
       this.waiting++;
-      deadline.once('abort', waiter.onAbort);
+      deadline.waiter = waiter;
       // A thread may be free for this key already (its share was full when it asked, a call ended since).
       this.pump();
     });
+  }
+
+  /** One of `key`'s calls ran into its deadline: it keeps to its share for STRIKE_MS. */
+  strike(key: string): void {
+    this.strikes.delete(key);
+    this.strikes.set(key, Date.now());
+    if (this.strikes.size > MAX_STRIKES) this.strikes.delete(this.strikes.keys().next().value as string);
   }
 
   /**
@@ -106,39 +132,8 @@ export class FairShare {
     if (this.waiting > 0) this.pump();
   }
 
-  private release(lane: Lane): void {
-    const cleanup = lane.cleanup;
-    lane.cleanup = null;
-    try {
-      cleanup?.();
-    } finally {
-      if (lane.running === 0 && lane.waiting.length === 0) this.lanes.delete(lane.key);
-      this.pump();
-    }
-  }
-
-  private pump(): void {
-    while (this.running < this.slots && this.ring.length > 0) {
-      let best = -1;
-      for (let at = 0; at < this.ring.length; at++) {
-        const lane = this.ring[at]!;
-        if (lane.running >= this.perKey || lane.cleanup !== null) continue;
-        if (best === -1 || lane.servedAt < this.ring[best]!.servedAt) best = at;
-      }
-      if (best === -1) return;
-      const lane = this.ring[best]!;
-      const waiter = lane.waiting.shift()!;
-      this.waiting--;
-      lane.running++;
-      this.running++;
-      lane.servedAt = ++this.grants;
-      if (lane.waiting.length === 0) this.ring.splice(best, 1);
-      waiter.deadline.off('abort', waiter.onAbort);
-      waiter.resolve(lane);
-    }
-  }
-
-  private abandon(waiter: Waiter): void {
+  /** The deadline of a waiting call passed: it leaves its lane unanswered by the pool. */
+  abandon(waiter: Waiter): void {
     const { lane } = waiter;
     const index = lane.waiting.indexOf(waiter);
     if (index === -1) return;
@@ -150,5 +145,55 @@ export class FairShare {
       if (lane.running === 0 && lane.cleanup === null) this.lanes.delete(lane.key);
     }
     waiter.resolve(null);
+  }
+
+  private struck(key: string): boolean {
+    const at = this.strikes.get(key);
+    if (at === undefined) return false;
+    if (Date.now() - at < STRIKE_MS) return true;
+    this.strikes.delete(key);
+    return false;
+  }
+
+  private release(lane: Lane): void {
+    const cleanup = lane.cleanup;
+    lane.cleanup = null;
+    try {
+      cleanup?.();
+    } finally {
+      if (lane.running === 0 && lane.waiting.length === 0) this.lanes.delete(lane.key);
+      this.pump();
+    }
+  }
+
+  /**
+   * Gives free threads to waiting lanes: first to lanes under their share, least recently served first; then,
+   * threads nobody under their share wants, to lanes that may borrow (none struck), the same way.
+   */
+  private pump(): void {
+    while (this.running < this.slots && this.ring.length > 0) {
+      let best = -1;
+      let borrower = -1;
+      for (let at = 0; at < this.ring.length; at++) {
+        const lane = this.ring[at]!;
+        if (lane.cleanup !== null) continue;
+        if (lane.running < this.perKey) {
+          if (best === -1 || lane.servedAt < this.ring[best]!.servedAt) best = at;
+        } else if (best === -1 && !this.struck(lane.key)) {
+          if (borrower === -1 || lane.servedAt < this.ring[borrower]!.servedAt) borrower = at;
+        }
+      }
+      const chosen = best !== -1 ? best : borrower;
+      if (chosen === -1) return;
+      const lane = this.ring[chosen]!;
+      const waiter = lane.waiting.shift()!;
+      this.waiting--;
+      lane.running++;
+      this.running++;
+      lane.servedAt = ++this.grants;
+      if (lane.waiting.length === 0) this.ring.splice(chosen, 1);
+      waiter.deadline.waiter = null;
+      waiter.resolve(lane);
+    }
   }
 }

@@ -9,9 +9,9 @@ export const poolOptionsSchema = z
     /** Calls (functions and plugins) waiting for a worker beyond which new ones fail at once (503). */
     maxQueue: z.number().int().min(1).optional(),
     /**
-     * Threads one instance (a tenant of a wasm service, or a wasm plugin) may hold at once; default one less than
-     * `threads` (at least 1), so a runaway tenant always leaves a thread to the others. Larger than `threads`
-     * means all of them.
+     * Threads one instance (a tenant of a wasm service, or a wasm plugin) may hold while others wait, and
+     * always for a minute after one of its calls ran into its deadline; default one less than `threads` (at
+     * least 1), so a runaway tenant leaves a thread to the others. Alone, an instance may use every thread.
      */
     maxThreadsPerInstance: z.number().int().min(1).max(256).optional(),
     /** JS heap cap of each worker in MB (wasm memories are capped per function by `limits.memory`). */

@@ -54,7 +54,7 @@ let entry: WorkerEntry | null = null;
 
 export class WasmPool {
   readonly threads: number;
-  /** Threads one caller key (a tenant, a plugin) may hold at once. */
+  /** Threads one caller key (a tenant, a plugin) may hold while others wait, and always after a timeout. */
   readonly maxThreadsPerKey: number;
   private readonly piscina: Piscina<WorkerTask, WorkerResult>;
   private readonly share: FairShare;
@@ -209,6 +209,7 @@ export class WasmPool {
       return { ok: true, value: result.value, logs: result.logs, timing };
     } catch (error) {
       const elapsed = now() - submittedAt;
+      if (deadline.aborted) this.share.strike(task.instanceKey);
       if (deadline.aborted && task.op === 'wasi' && task.dataDir !== null) {
         // Its worker is terminated with the request's descriptors open (uvwasi closes them only on fd_close).
         const dataDir = task.dataDir;
@@ -235,7 +236,7 @@ export class WasmPool {
   }
 }
 
-/** With N threads one key may hold N-1 (at least 1): a runaway tenant always leaves a thread to the others. */
+/** With N threads one key may hold N-1 (at least 1) while others wait: a runaway tenant leaves one to them. */
 export const defaultShare = (threads: number): number => Math.max(1, threads - 1);
 
 /** Workers key components by hash and cap: one component served with two memory caps is two sets of modules. */

@@ -44,7 +44,10 @@ export interface WasmPoolOptions {
   maxQueue?: number;
   /** JS heap cap per worker in MB (wasm memory is capped separately, per module). */
   maxOldGenerationSizeMb?: number;
-  /** Threads one caller key (a tenant's instance, a plugin) may hold at once; default max(1, threads - 1). */
+  /**
+   * Threads one caller key (a tenant's instance, a plugin) may hold while another key waits, and always once
+   * one of its calls ran into its deadline; default max(1, threads - 1). Alone, a key may use every thread.
+   */
   maxThreadsPerKey?: number;
   /** Idle instances one worker keeps at most; the least recently used go first (each wasm memory reserves ~10 GB of address space). */
   maxInstancesPerWorker?: number;
