@@ -62,6 +62,8 @@ export class Exchange implements UpstreamOwner {
   async begin(): Promise<void> {
     const { candidates } = this.target;
     for (let i = 0; i < candidates.length; i++) {
+      // Abandoned already (the client's FIN came with an unfinished request): nothing is started.
+      if (this.finished) return;
       const instance = candidates[i]!;
       const last = i === candidates.length - 1;
       this.instance = instance;
@@ -75,7 +77,7 @@ export class Exchange implements UpstreamOwner {
           return this.fail(toHttpError(error));
         }
         this.wakeMs = performance.now() - waitStarted;
-        if (this.client.closed) return this.report();
+        if (this.client.closed || this.finished) return this.report();
       }
       this.useInstance(instance, i);
       return;

@@ -46,6 +46,15 @@ test('a client that closes in the middle of its request body aborts the exchange
     socket.end();
     await waitFor(() => instance.inFlight === 0, `${name}: the in-flight count to drop after FIN mid-body`, 10_000);
     socket.destroy();
+    // The head and the FIN together, no body byte: abandoned before any upstream request is made.
+    const early = await connect(kernel);
+    early.on('error', () => undefined);
+    early.end(`POST /never-sent HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 100\r\n\r\n`);
+    await new Promise((resolve) => early.once('close', resolve));
+    await getJson(kernel, HOST, '/after');
+    assert.equal(instance.inFlight, 0, name);
+    const stats = await getJson<{ paths: string[] }>(kernel, HOST, '/__stats');
+    assert.ok(!stats.paths.includes('/never-sent'), `${name}: ${stats.paths.join(' ')}`);
   }
 });
 
