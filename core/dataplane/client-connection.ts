@@ -235,14 +235,20 @@ export class ClientConnection {
   exchangeDone(keepOpen: boolean): void {
     this.exchange = null;
     this.stopProbe();
+    this.probed = false;
     if (this.closed) return;
-    if (!keepOpen || this.clientEnded) {
+    if (!keepOpen) {
       this.closed = true;
       this.socket.end();
       return;
     }
     this.resumeReading();
     if (this.buffer) this.next();
+    // A half-closed client's pipelined requests are all answered; then the connection closes.
+    if (this.clientEnded && !this.exchange && !this.routing && !this.closed) {
+      this.closed = true;
+      this.socket.end();
+    }
   }
 
   /** An error answer ends the connection: what is left of the request on it cannot be trusted. */

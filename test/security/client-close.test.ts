@@ -65,10 +65,11 @@ test('a true half-close (write side shut, still reading) gets its answer', { tim
     let text = '';
     const ended = new Promise<void>((resolve) => socket.on('end', resolve));
     socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-    socket.end(`GET /half HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    // Two pipelined requests, then the write side shut: both are answered, in order, then the connection closes.
+    socket.end(`GET /half HTTP/1.1\r\nHost: ${HOST}\r\n\r\nGET /half-2 HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
     await Promise.race([ended, new Promise((_, reject) => setTimeout(() => reject(new Error(`${name}: no answer: ${text}`)), 10_000))]);
     socket.destroy();
-    assert.match(text, /HTTP\/1\.1 200 OK\r\n[\s\S]*"path":"\/half"/, `${name}: ${text}`);
+    assert.match(text, /HTTP\/1\.1 200 OK\r\n[\s\S]*"path":"\/half"[\s\S]*HTTP\/1\.1 200 OK\r\n[\s\S]*"path":"\/half-2"/, `${name}: ${text}`);
   }
 });
 
