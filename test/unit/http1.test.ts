@@ -101,13 +101,23 @@ test('chunked scanner finds the end across any split, with extensions and traile
     assert.equal(found, end, `split at ${split}`);
     assert.equal(scanner.error, null);
   }
+  for (const text of ['1;a\r\nx\r\n0\r\n\r\n', '1;a=b;c="d \\" e"\r\nx\r\n0\r\nT:\tv \r\nU: w\r\n\r\n']) {
+    const scanner = new ChunkedScanner();
+    assert.equal(scanner.scan(Buffer.from(text, 'latin1')), text.length, text);
+    assert.equal(scanner.error, null);
+  }
   const simple = new ChunkedScanner();
   assert.equal(simple.scan(Buffer.from('0\r\n\r\n')), 5);
   assert.ok(simple.done);
 });
 
 test('chunked scanner rejects broken framing', () => {
-  for (const text of ['x\r\n', '5\r\nhelloXX', '5\nhello', 'ffffffffffffffff1\r\n']) {
+  for (const text of [
+    'x\r\n', '5\r\nhelloXX', '5\nhello', 'ffffffffffffffff1\r\n',
+    '1 \r\n', '1\t\r\n', '1;\r\n', '1; a\r\n', '1;a=\x01\r\n', '1;a\nb\r\n', '1;a="b"c\r\n', `1;${'a'.repeat(5000)}\r\n`,
+    '1\r\nx\r\n0\r\nX: a\nb\r\n\r\n', '1\r\nx\r\n0\r\n X: a\r\n\r\n', '1\r\nx\r\n0\r\nX : a\r\n\r\n', '1\r\nx\r\n0\r\n\n',
+    `1\r\nx\r\n0\r\nX: ${'a'.repeat(20_000)}\r\n\r\n`,
+  ]) {
     const scanner = new ChunkedScanner();
     assert.equal(scanner.scan(Buffer.from(text)), -1);
     assert.ok(scanner.error, text);
