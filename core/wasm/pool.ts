@@ -210,8 +210,9 @@ export class WasmPool {
     } catch (error) {
       const elapsed = now() - submittedAt;
       if (deadline.aborted) this.share.strike(task.instanceKey);
-      if (deadline.aborted && task.op === 'wasi' && task.dataDir !== null) {
-        // Its worker is terminated with the request's descriptors open (uvwasi closes them only on fd_close).
+      if (deadline.aborted && task.dataDir !== null) {
+        // Its worker is terminated with the request's descriptors open: a WASI guest's (uvwasi closes them only
+        // on fd_close), or a component's file import cut between its open and its close (no finally runs).
         const dataDir = task.dataDir;
         this.share.hold(lane, () => closeDescriptorsUnder(dataDir));
       }
