@@ -124,6 +124,8 @@ export function createApiSocket(options: {
           }
         });
         chmodSync(file, 0o600);
+        // After listen, an error is a failed accept (EMFILE at the fd limit): one connection lost, not the server.
+        socketServer.on('error', (error: NodeJS.ErrnoException) => log.warn({ err: errorMessage(error), code: error.code }, 'accepting an API socket connection failed'));
       } catch (error) {
         socketServer.close();
         throw new TenementError(ErrorCodes.SERVER_LISTEN, `cannot listen on the management API socket ${file}: ${errorMessage(error)}`, { cause: error });

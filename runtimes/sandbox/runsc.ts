@@ -72,9 +72,14 @@ export function runsc(runscPath: string, state: string, args: readonly string[],
   const full = [...globalFlags(state), ...args];
   const start = netns ? enterNetns(netns, runscPath, full) : { command: runscPath, args: full };
   return new Promise((resolve) => {
-    execFile(start.command, start.args, { timeout: timeoutMs, env: { PATH: SYSTEM_PATH }, encoding: 'utf8' }, (error, stdout, stderr) => {
-      resolve({ ok: !error, stdout, stderr: stderr.trim() || (error ? error.message : '') });
-    });
+    // Callers expect an answer, never a rejection: a spawn Node refuses at once (EMFILE, ENOMEM) is a failed run too.
+    try {
+      execFile(start.command, start.args, { timeout: timeoutMs, env: { PATH: SYSTEM_PATH }, encoding: 'utf8' }, (error, stdout, stderr) => {
+        resolve({ ok: !error, stdout, stderr: stderr.trim() || (error ? error.message : '') });
+      });
+    } catch (error) {
+      resolve({ ok: false, stdout: '', stderr: (error as Error).message });
+    }
   });
 }
 

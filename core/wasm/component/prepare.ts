@@ -147,7 +147,8 @@ async function readManifest(dir: string): Promise<Manifest | null> {
 
 async function load(wasmPath: string, hash: string, bytes: Uint8Array, opts: PrepareComponentOptions): Promise<ComponentArtifact> {
   const dir = join(opts.cacheDir, hash);
-  await mkdir(dirname(dir), { recursive: true });
+  // 0700: a tenant of the process tier must not list or read other services' compiled code in the data dir.
+  await mkdir(dirname(dir), { recursive: true, mode: 0o700 });
   let manifest = await readManifest(dir);
   if (!manifest) {
     await rm(dir, { recursive: true, force: true });
