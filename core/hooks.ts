@@ -13,7 +13,7 @@ import type {
   HealthProbe,
   HealthResult,
   Identity,
-  Instance,
+  InstanceView,
   InstanceEvent,
   LogLine,
   ProxiedRequest,
@@ -37,12 +37,17 @@ export interface KernelHooks {
   probe: HookMap<AsyncSeriesBailHook<[], TierProbe | undefined>>;
   /** Adjust env, limits and mounts before a runtime sees the spec. */
   beforeSpawn: AsyncSeriesWaterfallHook<[SpawnSpec]>;
+  /**
+   * Wrap the handle a runtime returned (each tap returns the handle to use: the same, or one that delegates to
+   * it), e.g. stats from a cgroup, or a stop that also empties it. The spec is the one the runtime got.
+   */
+  afterSpawn: AsyncSeriesWaterfallHook<[RunningHandle, SpawnSpec]>;
   /** First plugin that returns a target wins. */
   route: AsyncSeriesBailHook<[RequestInfo], RouteTarget | undefined>;
   /** Identity for the management API (and optional edge auth). */
   auth: AsyncSeriesBailHook<[AuthRequest], Identity | undefined>;
   /** Keyed by check kind ('http', 'tcp', ...). */
-  health: HookMap<AsyncSeriesBailHook<[Instance, HealthProbe], HealthResult | undefined>>;
+  health: HookMap<AsyncSeriesBailHook<[InstanceView, HealthProbe], HealthResult | undefined>>;
   /** Bring a stopped, hibernated or restarting instance to `running`; resolves true once it is ready. */
   wake: AsyncSeriesBailHook<[WakeRequest], true | undefined>;
   /** Plugins register collectors on the shared prom-client registry. */
@@ -50,14 +55,14 @@ export interface KernelHooks {
   /** Every lifecycle transition. */
   stateChange: AsyncParallelHook<[InstanceEvent]>;
   /** Every captured output line of every instance. */
-  log: SyncHook<[Instance, LogLine]>;
+  log: SyncHook<[InstanceView, LogLine]>;
   /** Every proxied request once it has ended (answered, failed or abandoned). */
   request: SyncHook<[ProxiedRequest]>;
   /**
    * Plugins add what they know of an instance (OOM kills, storage use...) to what the API shows of it: each tap
    * sets its own keys on `facts`. Runs for every instance view, so taps should read cached figures, not scan.
    */
-  describe: AsyncParallelHook<[Instance, InstanceFacts]>;
+  describe: AsyncParallelHook<[InstanceView, InstanceFacts]>;
 }
 
 /** Plugin-provided fields of an instance view, keyed by what they describe (`oomKills`, `storage`...). */
@@ -225,14 +230,15 @@ export function createHooks(timings: HookTimings): KernelHooks {
     spawn: new HookMap((tier) => instrument(new AsyncSeriesBailHook<[SpawnSpec], RunningHandle | undefined>(['spec']), `spawn:${tier}`, timings)),
     probe: new HookMap((tier) => instrument(new AsyncSeriesBailHook<[], TierProbe | undefined>([]), `probe:${tier}`, timings)),
     beforeSpawn: instrument(new AsyncSeriesWaterfallHook<[SpawnSpec]>(['spec']), 'beforeSpawn', timings),
+    afterSpawn: instrument(new AsyncSeriesWaterfallHook<[RunningHandle, SpawnSpec]>(['handle', 'spec']), 'afterSpawn', timings),
     route: instrument(new AsyncSeriesBailHook<[RequestInfo], RouteTarget | undefined>(['request']), 'route', timings),
     auth: instrument(new AsyncSeriesBailHook<[AuthRequest], Identity | undefined>(['request']), 'auth', timings),
-    health: new HookMap((kind) => instrument(new AsyncSeriesBailHook<[Instance, HealthProbe], HealthResult | undefined>(['instance', 'probe']), `health:${kind}`, timings)),
+    health: new HookMap((kind) => instrument(new AsyncSeriesBailHook<[InstanceView, HealthProbe], HealthResult | undefined>(['instance', 'probe']), `health:${kind}`, timings)),
     wake: instrument(new AsyncSeriesBailHook<[WakeRequest], true | undefined>(['request']), 'wake', timings),
     metrics: instrument(new SyncHook<[Registry]>(['registry']), 'metrics', timings),
     stateChange: instrument(new AsyncParallelHook<[InstanceEvent]>(['event']), 'stateChange', timings),
-    log: instrument(new SyncHook<[Instance, LogLine]>(['instance', 'line']), 'log', timings),
+    log: instrument(new SyncHook<[InstanceView, LogLine]>(['instance', 'line']), 'log', timings),
     request: instrument(new SyncHook<[ProxiedRequest]>(['request']), 'request', timings),
-    describe: instrument(new AsyncParallelHook<[Instance, InstanceFacts]>(['instance', 'facts']), 'describe', timings),
+    describe: instrument(new AsyncParallelHook<[InstanceView, InstanceFacts]>(['instance', 'facts']), 'describe', timings),
   };
 }

@@ -7,10 +7,42 @@ export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
 
 type StateListener = (state: InstanceState) => void;
 
-/** One copy of a service for one tenant. The supervisor owns its transitions; the proxy owns its counters. */
-export class Instance {
+/**
+ * An instance as plugins see it (PluginContext.instances, hook arguments): read-only. Changes go through
+ * `ctx.lifecycle`, so the supervisor's state machine sees every one.
+ */
+export interface InstanceView {
   readonly key: string;
-  state: InstanceState = 'created';
+  readonly service: string;
+  readonly id: string;
+  readonly state: InstanceState;
+  readonly weight: number;
+  readonly handle: Readonly<RunningHandle> | null;
+  readonly tier: Tier;
+  readonly waking: boolean;
+  /** Bumped on every spawn and stop: an answer computed for an earlier epoch is about a process that is gone. */
+  readonly epoch: number;
+  readonly inFlight: number;
+  readonly lastActivity: number;
+  readonly startedAt: number | null;
+  readonly readyAt: number | null;
+  readonly stateSince: number;
+  readonly health: HealthStatus;
+  readonly consecutiveHealthFailures: number;
+  readonly restarts: number;
+  readonly lastExit: ExitInfo | null;
+  readonly lastError: string | null;
+  readonly config: ServiceConfig;
+  readonly port: number | null;
+  readonly logs: Pick<LogBuffer, 'query' | 'size' | 'bytesUsed'>;
+  waitForState(targets: ReadonlySet<InstanceState>, timeoutMs: number, signal?: AbortSignal): Promise<InstanceState>;
+  toJSON(): InstanceSnapshot;
+}
+
+/** One copy of a service for one tenant. The supervisor owns its transitions; the proxy owns its counters. */
+export class Instance implements InstanceView {
+  readonly key: string;
+  #state: InstanceState = 'created';
   weight: number;
   handle: RunningHandle | null = null;
   /** The tier it runs on: the service's isolation, or the fallback chosen at start-up. */
@@ -59,9 +91,13 @@ export class Instance {
     return this.handle?.address.port ?? null;
   }
 
+  get state(): InstanceState {
+    return this.#state;
+  }
+
   /** Only the registry calls this, after checking the transition is allowed. */
   setState(state: InstanceState): void {
-    this.state = state;
+    this.#state = state;
     this.stateSince = Date.now();
     const listeners = this.listeners;
     for (const listener of listeners) listener(state);

@@ -15,6 +15,7 @@ import type { Instance } from './instance.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { killOrphans } from './orphans.ts';
 import { setupPlugins, type PluginEntry } from './plugin.ts';
+import { kernelAccess } from './kernel-access.ts';
 import { PortAllocator, ephemeralOverlap } from './ports.ts';
 import { InstanceUids } from './process/instance-uids.ts';
 import { InstanceRegistry } from './registry.ts';
@@ -59,6 +60,8 @@ export class Kernel {
   /** Names of the plugins that were set up, in set-up order. */
   plugins: string[] = [];
   private readonly closers: Array<() => void | Promise<void>> = [];
+  /** Plugins' `ctx.instances.watch` listeners: every event, synchronously, after the state changed. */
+  private readonly watchers = new Set<(event: InstanceEvent) => void>();
   private readonly pluginEntries: readonly PluginEntry[];
   private state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
 
@@ -128,7 +131,7 @@ export class Kernel {
     }
     // The server exists before plugins so they can add management routes in setup; it listens after.
     this.server = await createServer(this);
-    this.plugins = await setupPlugins(this, this.pluginEntries, this.config.pluginOptions);
+    this.plugins = await setupPlugins(this, kernelAccess(this), this.pluginEntries, this.config.pluginOptions);
     this.tiers = await chooseTiers(this.config.services, this.hooks, this.log);
     this.hooks.metrics.call(this.metricsRegistry);
     await this.server.listen(settings.port, settings.listen);
@@ -311,7 +314,20 @@ export class Kernel {
     this.deliver(event);
   }
 
+  /** Calls `listener` with every lifecycle event; returns the unsubscribe. A throwing listener is contained. */
+  watchEvents(listener: (event: InstanceEvent) => void): () => void {
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
+  }
+
   private deliver(event: InstanceEvent): void {
+    for (const watcher of this.watchers) {
+      try {
+        watcher(event);
+      } catch (error) {
+        this.faults.record('watch', error, { event: event.type, instance: event.instance });
+      }
+    }
     if (this.hooks.stateChange.taps.length === 0) return;
     // Listeners never hold up the lifecycle, and a failing listener never breaks it.
     this.hooks.stateChange.promise(event).catch((error: unknown) => {

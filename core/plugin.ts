@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PLUGIN_NAME } from './config/names.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import type { Kernel } from './kernel.ts';
+import { createPluginContext, type KernelAccess, type PluginContext } from './plugin-context.ts';
 import { KERNEL_VERSION } from './version.ts';
 
 // Defined in version.ts (no semver or zod behind it, for `ten --version`); exported here for every other importer.
@@ -17,7 +18,8 @@ export interface PluginDefinition<Options = void> {
   dependencies?: string[];
   /** Ordering bucket: 'pre' plugins are set up first, 'post' last. */
   enforce?: 'pre' | 'post';
-  setup(kernel: Kernel, options: Options): void | Promise<void>;
+  /** Taps hooks, adds routes, declares tiers: through its own context, never the kernel itself. */
+  setup(ctx: PluginContext<Options>): void | Promise<void>;
 }
 
 /** A plugin, or a plugin with its options. */
@@ -29,7 +31,7 @@ const manifestSchema = z.object({
   kernel: z.string().refine((r) => semver.validRange(r) !== null, "expected a semver range like '^1'"),
   dependencies: z.array(z.string()).optional(),
   enforce: z.enum(['pre', 'post']).optional(),
-  setup: z.custom<(...args: unknown[]) => unknown>((f) => typeof f === 'function', 'expected a setup(kernel, options) function'),
+  setup: z.custom<(...args: unknown[]) => unknown>((f) => typeof f === 'function', 'expected a setup(ctx) function'),
 });
 
 interface LoadedPlugin {
@@ -126,6 +128,7 @@ export function orderPlugins(entries: readonly unknown[]): LoadedPlugin[] {
 /** Sets plugins up one by one; a throwing setup stops start-up with the plugin's name in the error. */
 export async function setupPlugins(
   kernel: Kernel,
+  access: KernelAccess,
   entries: readonly unknown[],
   optionsByName: Readonly<Record<string, unknown>> = {},
 ): Promise<string[]> {
@@ -144,7 +147,8 @@ export async function setupPlugins(
     try {
       // Options from the config's pluginOptions configure plugins the user did not list themselves (the
       // ones `ten serve` loads by default) as well as their own.
-      await definition.setup(kernel, Object.hasOwn(optionsByName, definition.name) ? optionsByName[definition.name] : options);
+      const own = Object.hasOwn(optionsByName, definition.name) ? optionsByName[definition.name] : options;
+      await definition.setup(createPluginContext(kernel, definition, own, access));
     } catch (error) {
       throw new TenementError(
         ErrorCodes.PLUGIN_SETUP,

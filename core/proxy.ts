@@ -4,6 +4,7 @@ import { ErrorCodes, errorMessage } from './errors.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.ts';
 import { sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
 import type { Instance } from './instance.ts';
+import { instanceOf } from './plugin-context.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { RouteTarget } from './types.ts';
 import { wakeForRequest } from './wake.ts';
@@ -90,7 +91,7 @@ export class Proxy {
     });
     probeOnEnd(req, res);
     for (let i = 0; i < candidates.length; i++) {
-      const instance = candidates[i]!;
+      const instance = instanceOf(candidates[i]!);
       const last = i === candidates.length - 1;
       current = instance;
       if (instance.state !== 'running' || !instance.handle) {
@@ -203,7 +204,8 @@ export class Proxy {
   async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: InstanceTarget): Promise<void> {
     socket.on('error', () => socket.destroy());
     let instance: Instance | undefined;
-    for (const candidate of target.candidates) {
+    for (const view of target.candidates) {
+      const candidate = instanceOf(view);
       try {
         if (candidate.state !== 'running' || !candidate.handle) await wakeForRequest(this.hooks, candidate, socket);
         instance = candidate;

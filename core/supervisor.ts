@@ -86,8 +86,16 @@ export class Supervisor {
       if (!hook || hook.taps.length === 0) {
         throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `no runtime plugin provides the '${spec.tier}' tier`, { status: 503 });
       }
-      const handle = await hook.promise(spec);
-      if (!handle) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `the '${spec.tier}' runtime did not start ${instance.key}`);
+      const spawned = await hook.promise(spec);
+      if (!spawned) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `the '${spec.tier}' runtime did not start ${instance.key}`);
+      let handle = spawned;
+      try {
+        handle = this.kernel.hooks.afterSpawn.taps.length === 0 ? spawned : await this.kernel.hooks.afterSpawn.promise(spawned, spec);
+      } catch (error) {
+        // A wrapper that failed leaves a process nobody holds: stop it before the failure takes its course.
+        await spawned.stop({ graceMs: 0 }).catch(() => undefined);
+        throw error;
+      }
       if (epoch !== instance.epoch) {
         // Stopped while the runtime was starting it.
         await handle.stop({ graceMs: config.stopTimeout });

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ServiceConfig, Tier } from './config/schema.ts';
-import type { Instance } from './instance.ts';
+import type { Instance, InstanceView } from './instance.ts';
 
-export type { Instance };
+export type { Instance, InstanceView };
 
 export type InstanceState =
   | 'created'
@@ -211,7 +211,7 @@ export type RouteTarget =
       mode: 'direct' | 'weighted';
       service: string;
       /** In preference order: the proxy tries the next one when a candidate cannot be reached. */
-      candidates: Instance[];
+      candidates: InstanceView[];
     }
   | { kind: 'reject'; status: number; code: string; message: string; retryAfter?: number };
 
@@ -229,7 +229,7 @@ export interface HealthResult {
 
 /** One proxied request, reported on the `request` hook when it ends. */
 export interface ProxiedRequest {
-  instance: Instance;
+  instance: InstanceView;
   method: string;
   /** The status the client got; 0 when the exchange broke before a status was sent. */
   status: number;
@@ -239,7 +239,7 @@ export interface ProxiedRequest {
 }
 
 export interface WakeRequest {
-  instance: Instance;
+  instance: InstanceView;
   /** Aborted when the waiting client goes away. */
   signal?: AbortSignal;
 }

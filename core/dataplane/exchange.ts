@@ -2,6 +2,7 @@ import { ErrorCodes, errorMessage } from '../errors.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
 import { toHttpError, type HttpError } from '../http-errors.ts';
 import type { Instance } from '../instance.ts';
+import { instanceOf } from '../plugin-context.ts';
 import type { RouteTarget } from '../types.ts';
 import { wakeForRequest } from '../wake.ts';
 import { ChunkedScanner } from './chunked.ts';
@@ -64,7 +65,7 @@ export class Exchange implements UpstreamOwner {
     for (let i = 0; i < candidates.length; i++) {
       // Abandoned already (the client's FIN came with an unfinished request): nothing is started.
       if (this.finished) return;
-      const instance = candidates[i]!;
+      const instance = instanceOf(candidates[i]!);
       const last = i === candidates.length - 1;
       this.instance = instance;
       if (instance.state !== 'running' || !instance.handle) {

@@ -97,7 +97,7 @@ test('weighted order: running first by weight, weight 0 and failed never', () =>
   const make = (id: string, weight: number, state: Instance['state'], running = state === 'running'): Instance => {
     const instance = new Instance('s', id, config, 1000);
     instance.weight = weight;
-    instance.state = state;
+    instance.setState(state);
     if (running) instance.handle = { pid: 1, pgid: 1, address: { host: '127.0.0.1', port: 1 }, stop: async () => ({ code: 0, signal: null }), stats: async () => ({ pid: 1, memoryBytes: 0, cpuSeconds: 0 }) };
     return instance;
   };

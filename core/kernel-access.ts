@@ -1,0 +1,63 @@
+import { ownValue } from './config/lookup.ts';
+import type { ServiceConfig } from './config/schema.ts';
+import { ErrorCodes, TenementError } from './errors.ts';
+import type { Kernel } from './kernel.ts';
+import { instanceOf, type KernelAccess } from './plugin-context.ts';
+
+/**
+ * The parts of every PluginContext that carry no plugin name: read-only instance views, lifecycle capabilities
+ * over the supervisor, service configs by own key, and tier declarations. Made once per kernel.
+ */
+export function kernelAccess(kernel: Kernel): KernelAccess {
+  const services = kernel.config.services as Readonly<Record<string, ServiceConfig>>;
+  return {
+    services: {
+      get: (name) => ownValue(services, name),
+      names: () => Object.keys(services),
+      entries: () => Object.entries(services),
+    },
+    instances: {
+      get: (service, id) => kernel.instances.get(service, id),
+      getByKey: (key) => kernel.instances.getByKey(key),
+      list: (filter) => kernel.instances.list(filter),
+      ofService: (service) => kernel.instances.ofService(service),
+      get size() {
+        return kernel.instances.size;
+      },
+      watch: (listener) => kernel.watchEvents(listener),
+    },
+    lifecycle: {
+      create: (service, id, options) => kernel.createInstance(service, id, options),
+      start: (view, reason) => kernel.supervisor.start(instanceOf(view), reason),
+      restart: (view, reason) => kernel.supervisor.restart(instanceOf(view), reason),
+      hibernate: (view, reason) => kernel.hibernate(instanceOf(view), reason),
+      remove: (view, reason) => kernel.removeInstance(instanceOf(view), reason),
+      setWeight: (view, weight) => kernel.setWeight(instanceOf(view), weight),
+      markHealthy(view) {
+        const instance = instanceOf(view);
+        instance.consecutiveHealthFailures = 0;
+        instance.health = 'healthy';
+      },
+      markCheckFailed(view) {
+        const instance = instanceOf(view);
+        instance.consecutiveHealthFailures += 1;
+        return instance.consecutiveHealthFailures;
+      },
+      markUnhealthy: (view, detail) => kernel.supervisor.unhealthy(instanceOf(view), detail),
+      isRemoved: (view) => kernel.supervisor.isRemoved(instanceOf(view)),
+      failures: (view) => kernel.supervisor.failures(instanceOf(view)),
+      emit(view, type, reason) {
+        if (type === 'created' || type === 'removed') {
+          throw new TenementError(ErrorCodes.INVALID_STATE, `'${type}' is the registry's own event: create or remove the instance instead`);
+        }
+        kernel.emit(instanceOf(view), type, reason);
+      },
+    },
+    tiers: {
+      declare: (tier, traits) => kernel.declareTier(tier, traits),
+      traits: (tier) => kernel.tierTraits(tier),
+      provided: () => kernel.providedTiers(),
+      of: (service) => kernel.tierOf(service),
+    },
+  };
+}
