@@ -13,11 +13,11 @@ export default definePlugin({
   name: 'runtime-process',
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel) {
+  setup(ctx) {
     // Joins the instance cgroups in spawnGroup, and the app is the process the limits bound.
-    kernel.declareTier('process', { cgroups: 'limits' });
+    ctx.tiers.declare('process', { cgroups: 'limits' });
     const asRoot = process.getuid?.() === 0;
-    kernel.hooks.probe.for('process').tapPromise('runtime-process', async () => {
+    ctx.hooks.probe.for('process').tap(async () => {
       try {
         if (asRoot) findSetpriv('process');
         return { available: true };
@@ -25,13 +25,13 @@ export default definePlugin({
         return { available: false, reason: (error as Error).message };
       }
     });
-    kernel.hooks.spawn.for('process').tapPromise('runtime-process', async (spec) => {
+    ctx.hooks.spawn.for('process').tap(async (spec) => {
       const user = specUser(spec);
       const program = await resolveTenantProgram(spec, user);
       const env = tenantEnv(spec, user);
       if (!user) return spawnGroup(spec, { program, args: spec.args, env });
       const setpriv = findSetpriv('process');
-      await prepareDataDir(path.resolve(kernel.config.settings.dataDir), spec.dataDir, user);
+      await prepareDataDir(path.resolve(ctx.settings.dataDir), spec.dataDir, user);
       return spawnGroup(spec, { program: setpriv, args: [...dropPrivilegesArgs(user), program, ...spec.args], env });
     });
   },
