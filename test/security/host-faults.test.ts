@@ -174,19 +174,19 @@ export default definePlugin({
   name: 'bad-plugin',
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel) {
-    kernel.hooks.stateChange.tap('bad-plugin', () => fail('stateChange'));
-    kernel.hooks.stateChange.tapPromise('bad-plugin', async () => fail('stateChange (async)'));
-    kernel.hooks.log.tap('bad-plugin', () => fail('log'));
-    kernel.hooks.log.tap('bad-plugin', async () => fail('log (an async function in a sync hook)'));
-    kernel.hooks.request.tap('bad-plugin', () => fail('request'));
-    kernel.hooks.request.tap('bad-plugin', () => {
+  setup(ctx) {
+    ctx.hooks.stateChange.tap(() => fail('stateChange'));
+    ctx.hooks.stateChange.tap(async () => fail('stateChange (async)'));
+    ctx.hooks.log.tap(() => fail('log'));
+    ctx.hooks.log.tap(async () => fail('log (an async function in a sync hook)'));
+    ctx.hooks.request.tap(() => fail('request'));
+    ctx.hooks.request.tap(() => {
       // A promise of its own that nobody awaits: an unhandled rejection.
       void Promise.reject(new Error('boom unhandled'));
     });
-    kernel.hooks.describe.tapPromise('bad-plugin', async () => fail('describe'));
+    ctx.hooks.describe.tap(async () => fail('describe'));
     // Before the router, which would answer for any name under the domain.
-    kernel.hooks.route.tapPromise({ name: 'bad-plugin', stage: -10 }, async (info) => (info.hostname.startsWith('boom.') ? fail('route') : undefined));
+    ctx.hooks.route.tap(async (info) => (info.hostname.startsWith('boom.') ? fail('route') : undefined), { stage: -10 });
   },
 });
 `;

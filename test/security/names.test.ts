@@ -425,7 +425,7 @@ test('config keys named like prototype members: legit ones are data, the others 
   // A plugin named constructor gets its own options, not Object.prototype.constructor.
   const seen: unknown[] = [];
   const named = (name: string) =>
-    definePlugin<unknown>({ name, version: '1.0.0', kernel: '^1', setup: (_kernel, options) => void seen.push(options) });
+    definePlugin<unknown>({ name, version: '1.0.0', kernel: '^1', setup: (ctx) => void seen.push(ctx.config) });
   const kernel = await createTestKernel({
     plugins: [named('constructor'), named('tostring'), named('valueof')],
     config: { pluginOptions: { valueof: { x: 1 } } },

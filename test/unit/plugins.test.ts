@@ -82,7 +82,7 @@ test('plugins get options from [plugin, options] entries', async () => {
   let seen: unknown;
   const withOptions = definePlugin<{ greeting: string }>({
     name: 'opts', version: '1.0.0', kernel: '^1',
-    setup(_kernel, options) { seen = options; },
+    setup(ctx) { seen = ctx.config; },
   });
   const kernel = await createTestKernel({ plugins: [[withOptions, { greeting: 'hi' }] as const] });
   await kernel.close();
@@ -108,13 +108,13 @@ test('hook interceptors time every tap and wrap its errors with the plugin and h
   const kernel = await createTestKernel({
     plugins: [
       plugin('first', {
-        setup(k) {
-          k.hooks.route.tapPromise('first', async () => undefined as never);
+        setup(ctx) {
+          ctx.hooks.route.tap(async () => undefined);
         },
       }),
       plugin('broken', {
-        setup(k) {
-          k.hooks.route.tapPromise('broken', async () => {
+        setup(ctx) {
+          ctx.hooks.route.tap(async () => {
             throw new Error('lookup table missing');
           });
         },
@@ -164,7 +164,7 @@ test('pluginOptions configure plugins by name, and an unknown name is an error',
   let seen: unknown;
   const configurable = definePlugin<{ level: number } | undefined>({
     name: 'configurable', version: '1.0.0', kernel: '^1',
-    setup(_kernel, options) { seen = options; },
+    setup(ctx) { seen = ctx.config; },
   });
   const kernel = await createTestKernel({ plugins: [configurable], config: { pluginOptions: { configurable: { level: 3 } } } });
   await kernel.close();
