@@ -10,10 +10,10 @@ export default definePlugin({
   name: 'runtime-namespace',
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel) {
+  setup(ctx) {
     // bwrap starts inside the instance cgroups (spawnGroup joins them first): limits bound the app.
-    kernel.declareTier('namespace', { cgroups: 'limits' });
-    kernel.hooks.probe.for('namespace').tapPromise('runtime-namespace', async () => {
+    ctx.tiers.declare('namespace', { cgroups: 'limits' });
+    ctx.hooks.probe.for('namespace').tap(async () => {
       try {
         hostTools(process.getuid?.() === 0);
         return { available: true };
@@ -21,8 +21,8 @@ export default definePlugin({
         return { available: false, reason: (error as Error).message };
       }
     });
-    kernel.hooks.spawn.for('namespace').tapPromise('runtime-namespace', (spec) =>
-      spawnSandbox(spec, { dataRoot: kernel.config.settings.dataDir }),
+    ctx.hooks.spawn.for('namespace').tap((spec) =>
+      spawnSandbox(spec, { dataRoot: ctx.settings.dataDir }),
     );
   },
 });

@@ -26,11 +26,12 @@ export default definePlugin<SandboxOptions | undefined>({
   name: 'runtime-sandbox',
   version: '1.0.0',
   kernel: '^1',
-  async setup(kernel, options) {
+  async setup(ctx) {
+    const options = ctx.config;
     // runsc starts inside the instance cgroups, so limits bound the sandbox; runsc resolves a symlinked
     // DATA_DIR on the host side and mounts it at the link's target, where the app would not find it.
-    kernel.declareTier('sandbox', { cgroups: 'limits', followsDataDirLink: false });
-    const paths = sandboxPaths(kernel.config.settings.dataDir);
+    ctx.tiers.declare('sandbox', { cgroups: 'limits', followsDataDirLink: false });
+    const paths = sandboxPaths(ctx.settings.dataDir);
     const configured = options?.runsc;
 
     let binary: string | null = null;
@@ -41,37 +42,37 @@ export default definePlugin<SandboxOptions | undefined>({
     }
     if (binary) {
       const left = await removeLeftovers(binary, paths);
-      if (left.length > 0) kernel.log.warn({ containers: left }, 'runtime-sandbox: removed gVisor containers left by a previous run');
+      if (left.length > 0) ctx.log.warn({ containers: left }, 'removed gVisor containers left by a previous run');
     }
 
     const warmSandboxes = options?.warmSandboxes ?? 0;
     if (!Number.isInteger(warmSandboxes) || warmSandboxes < 0) {
-      throw new Error(`runtime-sandbox: warmSandboxes must be a whole number >= 0 (got ${String(warmSandboxes)})`);
+      throw new Error(`warmSandboxes must be a whole number >= 0 (got ${String(warmSandboxes)})`);
     }
     let pool: WarmPool | undefined;
     if (binary && warmSandboxes > 0) {
       const created = new WarmPool({
         runsc: binary,
         paths,
-        dataRoot: kernel.config.settings.dataDir,
+        dataRoot: ctx.settings.dataDir,
         size: warmSandboxes,
-        onError: (error) => kernel.log.warn({ err: error }, 'runtime-sandbox: warm sandbox not available; starts boot their own'),
+        onError: (error) => ctx.log.warn({ err: error }, 'warm sandbox not available; starts boot their own'),
       });
       pool = created;
-      kernel.onClose(() => created.close());
+      ctx.onClose(() => created.close());
       // The kinds of sandbox this config runs in the host's network namespace (a private one boots its own).
-      const services = Object.values(kernel.config.services).filter((s) => s.isolation === 'sandbox' && s.network === 'host');
+      const services = ctx.services.entries().map(([, s]) => s).filter((s) => s.isolation === 'sandbox' && s.network === 'host');
       if (services.some((s) => s.listen === 'port')) created.prewarm(sandboxFlags(false));
       if (services.some((s) => s.listen === 'socket')) created.prewarm(sandboxFlags(true));
     }
 
     // One real probe per server: starting a container takes about half a second.
     let probed: Promise<TierProbe> | null = null;
-    kernel.hooks.probe.for('sandbox').tapPromise('runtime-sandbox', () => (probed ??= probeSandbox(configured, paths)));
-    kernel.hooks.spawn.for('sandbox').tapPromise('runtime-sandbox', (spec) =>
+    ctx.hooks.probe.for('sandbox').tap(() => (probed ??= probeSandbox(configured, paths)));
+    ctx.hooks.spawn.for('sandbox').tap((spec) =>
       spawnSandbox(spec, {
         runsc: findRunsc(configured),
-        dataRoot: kernel.config.settings.dataDir,
+        dataRoot: ctx.settings.dataDir,
         paths,
         ...(pool ? { pool } : {}),
       }),
