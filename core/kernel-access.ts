@@ -59,5 +59,8 @@ export function kernelAccess(kernel: Kernel): KernelAccess {
       provided: () => kernel.providedTiers(),
       of: (service) => kernel.tierOf(service),
     },
+    tenantUids: {
+      release: (service, id) => kernel.uids.release(service, id),
+    },
   };
 }

@@ -108,6 +108,12 @@ export interface TierDirectory {
   of(service: string): TierChoice;
 }
 
+/** Tenant uids (settings.tenantUids), for a plugin that deletes what an instance left behind. */
+export interface TenantUids {
+  /** Frees the instance's uid once nothing of it is left (no registered instance, no DATA_DIR); true when freed. */
+  release(service: string, id: string): boolean;
+}
+
 export interface PluginContext<Options = unknown> {
   readonly name: string;
   /** The plugin's own options: `pluginOptions[name]`, or the second element of a `[plugin, options]` entry. */
@@ -125,6 +131,7 @@ export interface PluginContext<Options = unknown> {
   /** The management API: routes are authenticated, validated, audited and documented there. */
   readonly api: ApiRouter;
   readonly tiers: TierDirectory;
+  readonly tenantUids: TenantUids;
   /** The shared prom-client registry, for collectors registered in setup or in a `metrics` tap. */
   readonly metrics: Registry;
   /** Contained failures, counted as `tenement_internal_errors_total{where}`. */
@@ -134,6 +141,11 @@ export interface PluginContext<Options = unknown> {
   checkHealth(instance: InstanceView, timeoutMs?: number): Promise<HealthResult>;
   /** The base URL the server listens on (after start-up). */
   readonly url: string;
+  /**
+   * Whether the server listens: stored instances are restored right after, so before it the instance directory
+   * is empty and every instance would look removed (timers that clean up after removed instances wait for it).
+   */
+  readonly serving: boolean;
   /** Names of the plugins set up, in order (after start-up). */
   readonly plugins: readonly string[];
   /** Call counts and durations per `hook/plugin`. */
@@ -219,12 +231,16 @@ export function createPluginContext<Options>(
       return kernel.api;
     },
     tiers: access.tiers,
+    tenantUids: access.tenantUids,
     metrics: kernel.metricsRegistry,
     faults: kernel.faults,
     paths: { dataDir: kernel.config.settings.dataDir, instanceDir: (service, id) => kernel.instanceDir(service, id) },
     checkHealth: (instance, timeoutMs) => kernel.checkHealth(instanceOf(instance), timeoutMs),
     get url() {
       return kernel.url;
+    },
+    get serving() {
+      return kernel.server?.listener.listening === true;
     },
     get plugins() {
       return kernel.plugins;
@@ -239,4 +255,5 @@ export interface KernelAccess {
   instances: InstanceDirectory;
   lifecycle: Lifecycle;
   tiers: TierDirectory;
+  tenantUids: TenantUids;
 }
