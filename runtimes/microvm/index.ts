@@ -15,25 +15,26 @@ export default definePlugin<MicrovmOptions | undefined>({
   name: 'runtime-microvm',
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel, options) {
+  setup(ctx) {
+    const options = ctx.config;
     // QEMU starts inside the instance cgroups, so memory and CPU limits bound the VM as a whole: the guest's RAM
     // is sized to fit under limits.memory with QEMU's own overhead (spawn-vm.ts). Its data disk is limits.storage.
-    kernel.declareTier('microvm', { cgroups: 'limits', enforcesStorageLimit: true });
-    const guestDir = guestDirFor(kernel.config.settings.dataDir, options);
+    ctx.tiers.declare('microvm', { cgroups: 'limits', enforcesStorageLimit: true });
+    const guestDir = guestDirFor(ctx.settings.dataDir, options);
     const hypervisor = detectHypervisor();
     let tscKhz: number | null = null;
     let warned = false;
     const stale = removeStaleRunDirs(guestDir);
-    if (stale.length > 0) kernel.log.warn({ dirs: stale }, 'microvm: removed per-run folders left by a previous run');
-    kernel.hooks.probe.for('microvm').tapPromise('runtime-microvm', async () => {
+    if (stale.length > 0) ctx.log.warn({ dirs: stale }, 'removed per-run folders left by a previous run');
+    ctx.hooks.probe.for('microvm').tap(async () => {
       const probe = probeMicrovm(guestDir, hypervisor);
       if (probe.available && hypervisor.accel === 'tcg' && !warned) {
         warned = true;
-        kernel.log.warn({ guestDir, why: hypervisor.accelReason }, 'microvm: no usable KVM; guests run EMULATED (TCG) and are slow');
+        ctx.log.warn({ guestDir, why: hypervisor.accelReason }, 'no usable KVM; guests run EMULATED (TCG) and are slow');
       }
       return probe;
     });
-    kernel.hooks.spawn.for('microvm').tapPromise('runtime-microvm', async (spec) => {
+    ctx.hooks.spawn.for('microvm').tap(async (spec) => {
       const manifest = requireGuest(guestDir, hypervisor);
       tscKhz ??= hostTscKhz();
       return spawnVm(spec, {
@@ -41,8 +42,8 @@ export default definePlugin<MicrovmOptions | undefined>({
         manifest,
         hypervisor,
         tscKhz,
-        dataRoot: kernel.config.settings.dataDir,
-        log: kernel.log,
+        dataRoot: ctx.settings.dataDir,
+        log: ctx.log,
       });
     });
   },

@@ -182,7 +182,7 @@ export async function spawnVm(spec: SpawnSpec, context: VmContext): Promise<Runn
     pid = handle.pid ?? 0;
     context.log.info(
       { instance: `${spec.service}:${spec.id}`, pid, accel: hypervisor.accel, memoryMiB: memoryMiB(spec) },
-      emulated ? 'microvm: QEMU started (emulated, TCG: slow)' : 'microvm: QEMU started (KVM)',
+      emulated ? 'QEMU started (emulated, TCG: slow)' : 'QEMU started (KVM)',
     );
     return handle;
   } catch (error) {
@@ -219,7 +219,7 @@ function addForward(socket: string, spec: SpawnSpec, context: VmContext, pid: nu
     })
     .catch((error: Error) => {
       spec.onLog('stderr', `[tenement] microvm: cannot forward ${spec.host}:${spec.port} to the guest: ${error.message}`);
-      context.log.warn({ instance: `${spec.service}:${spec.id}`, err: error.message }, 'microvm: port forward failed; stopping the VM');
+      context.log.warn({ instance: `${spec.service}:${spec.id}`, err: error.message }, 'port forward failed; stopping the VM');
       if (pid) {
         try {
           process.kill(pid, 'SIGKILL');
