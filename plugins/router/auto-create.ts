@@ -2,8 +2,8 @@ import { isIPv6 } from 'node:net';
 import { createdWeight } from '../../core/api/identity.ts';
 import type { ServiceConfig } from '../../core/config/schema.ts';
 import { ErrorCodes } from '../../core/errors.ts';
-import type { Instance } from '../../core/instance.ts';
-import type { Kernel } from '../../core/kernel.ts';
+import type { InstanceView } from '../../core/instance.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 
 export type AutoCreateBounds = Exclude<ServiceConfig['autoCreate'], false>;
 
@@ -83,11 +83,18 @@ export class AddressAllowance {
   }
 }
 
-const allowances = new WeakMap<Kernel, Map<string, AddressAllowance>>();
+/** What auto-creation needs of a plugin's context: the instances of a service, and creating one. */
+export type AutoCreateContext = Pick<PluginContext, 'instances' | 'lifecycle'>;
 
-function allowanceOf(kernel: Kernel, service: string, bounds: AutoCreateBounds): AddressAllowance {
-  let byService = allowances.get(kernel);
-  if (!byService) allowances.set(kernel, (byService = new Map()));
+/**
+ * Allowances per server, keyed by its lifecycle (one object per kernel, shared by every plugin's context), so
+ * the router and the wasm plugins' routes draw on the same allowance of an address.
+ */
+const allowances = new WeakMap<AutoCreateContext['lifecycle'], Map<string, AddressAllowance>>();
+
+function allowanceOf(ctx: AutoCreateContext, service: string, bounds: AutoCreateBounds): AddressAllowance {
+  let byService = allowances.get(ctx.lifecycle);
+  if (!byService) allowances.set(ctx.lifecycle, (byService = new Map()));
   let allowance = byService.get(service);
   if (!allowance) byService.set(service, (allowance = new AddressAllowance(bounds.perAddress.count, bounds.perAddress.window)));
   return allowance;
@@ -100,14 +107,14 @@ function allowanceOf(kernel: Kernel, service: string, bounds: AutoCreateBounds):
  * (min(weight, tenants.maxWeight)), so visitors cannot add instances to `{service}.{domain}` traffic.
  */
 export function autoCreate(
-  kernel: Kernel,
+  ctx: AutoCreateContext,
   service: string,
   config: ServiceConfig & { autoCreate: AutoCreateBounds },
   id: string,
   address: string,
-): Instance | AutoCreateRefusal {
+): InstanceView | AutoCreateRefusal {
   const bounds = config.autoCreate;
-  if (kernel.instances.ofService(service).length >= bounds.max) {
+  if (ctx.instances.ofService(service).length >= bounds.max) {
     return {
       kind: 'reject',
       status: 503,
@@ -115,7 +122,7 @@ export function autoCreate(
       message: `service '${service}' has its autoCreate limit of ${bounds.max} instances; '${id}' was not created`,
     };
   }
-  const allowance = allowanceOf(kernel, service, bounds);
+  const allowance = allowanceOf(ctx, service, bounds);
   const wait = allowance.retryAfter(address);
   if (wait > 0) {
     return {
@@ -127,7 +134,7 @@ export function autoCreate(
     };
   }
   allowance.take(address);
-  return kernel.createInstance(service, id, { weight: createdWeight(null, config) });
+  return ctx.lifecycle.create(service, id, { weight: createdWeight(null, config) });
 }
 
 /** Whether a service creates unknown ids on their first request. */

@@ -1,10 +1,55 @@
 import { isIP } from 'node:net';
-import { serviceConfig } from '../../core/config/lookup.ts';
+import type { ServiceConfig } from '../../core/config/schema.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
+import type { RequestInfo, RouteTarget } from '../../core/types.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { autoCreate, autoCreates } from './auto-create.ts';
 import { parseTenantHost } from './parse-host.ts';
 import { weightedOrder } from './weighted.ts';
-import type { RouteTarget } from '../../core/types.ts';
+
+/** `{id}.{service}.{domain}`: that one instance, auto-created on its first request where the service allows it. */
+function routeToInstance(ctx: PluginContext, service: string, config: ServiceConfig, id: string, request: RequestInfo): RouteTarget {
+  let instance = ctx.instances.get(service, id);
+  if (!instance && autoCreates(config)) {
+    const created = autoCreate(ctx, service, config, id, request.remoteAddress);
+    if ('kind' in created) return created;
+    instance = created;
+  }
+  if (!instance) {
+    return { kind: 'reject', status: 404, code: 'TNM_ERR_UNKNOWN_INSTANCE', message: `unknown instance '${service}:${id}'` };
+  }
+  return { kind: 'instances', mode: 'direct', service, candidates: [instance] };
+}
+
+/** `{service}.{domain}`: the service's instances that can take traffic, drawn by weight. */
+function routeToService(ctx: PluginContext, service: string): RouteTarget {
+  const candidates = weightedOrder(ctx.instances.ofService(service));
+  if (candidates.length === 0) {
+    return {
+      kind: 'reject',
+      status: 503,
+      code: 'TNM_ERR_NO_HEALTHY_INSTANCE',
+      message: `service '${service}' has no instance that can take traffic (weight above 0 and not failed)`,
+    };
+  }
+  return { kind: 'instances', mode: 'weighted', service, candidates };
+}
+
+function route(ctx: PluginContext, request: RequestInfo): RouteTarget {
+  const domain = ctx.settings.domain;
+  const { hostname } = request;
+  if (hostname === domain) return { kind: 'management' };
+  // Only a host outside the domain can be an IP address; tenant hosts skip the check.
+  const parsed = parseTenantHost(hostname, domain);
+  if ('status' in parsed && isIP(hostname.replace(/^\[|\]$/g, '')) !== 0) return { kind: 'management' };
+  if ('status' in parsed) return { kind: 'reject', ...parsed };
+  const config = ctx.services.get(parsed.service);
+  if (!config) {
+    return { kind: 'reject', status: 404, code: 'TNM_ERR_UNKNOWN_SERVICE', message: `unknown service '${parsed.service}'` };
+  }
+  if (parsed.id !== null) return routeToInstance(ctx, parsed.service, config, parsed.id, request);
+  return routeToService(ctx, parsed.service);
+}
 
 /**
  * Host routing: `{id}.{service}.{domain}` goes to one instance, `{service}.{domain}` is spread over the
@@ -14,46 +59,7 @@ export default definePlugin({
   name: 'router',
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel) {
-    const domain = kernel.config.settings.domain;
-    kernel.hooks.route.tapPromise('router', async (request): Promise<RouteTarget> => {
-      const { hostname } = request;
-      if (hostname === domain) return { kind: 'management' };
-      // Only a host outside the domain can be an IP address; tenant hosts skip the check.
-      const parsed = parseTenantHost(hostname, domain);
-      if ('status' in parsed && isIP(hostname.replace(/^\[|\]$/g, '')) !== 0) return { kind: 'management' };
-      if ('status' in parsed) return { kind: 'reject', ...parsed };
-      const service = serviceConfig(kernel.config, parsed.service);
-      if (!service) {
-        return { kind: 'reject', status: 404, code: 'TNM_ERR_UNKNOWN_SERVICE', message: `unknown service '${parsed.service}'` };
-      }
-      if (parsed.id !== null) {
-        let instance = kernel.instances.get(parsed.service, parsed.id);
-        if (!instance && autoCreates(service)) {
-          const created = autoCreate(kernel, parsed.service, service, parsed.id, request.remoteAddress);
-          if ('kind' in created) return created;
-          instance = created;
-        }
-        if (!instance) {
-          return {
-            kind: 'reject',
-            status: 404,
-            code: 'TNM_ERR_UNKNOWN_INSTANCE',
-            message: `unknown instance '${parsed.service}:${parsed.id}'`,
-          };
-        }
-        return { kind: 'instances', mode: 'direct', service: parsed.service, candidates: [instance] };
-      }
-      const candidates = weightedOrder(kernel.instances.ofService(parsed.service));
-      if (candidates.length === 0) {
-        return {
-          kind: 'reject',
-          status: 503,
-          code: 'TNM_ERR_NO_HEALTHY_INSTANCE',
-          message: `service '${parsed.service}' has no instance that can take traffic (weight above 0 and not failed)`,
-        };
-      }
-      return { kind: 'instances', mode: 'weighted', service: parsed.service, candidates };
-    });
+  setup(ctx) {
+    ctx.hooks.route.tap((request) => route(ctx, request));
   },
 });
