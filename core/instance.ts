@@ -29,6 +29,8 @@ export interface InstanceView {
   readonly stateSince: number;
   readonly health: HealthStatus;
   readonly consecutiveHealthFailures: number;
+  /** Failed periodic health checks ever counted for this instance (never reset: a counter for metrics). */
+  readonly failedHealthChecks: number;
   readonly restarts: number;
   readonly lastExit: ExitInfo | null;
   readonly lastError: string | null;
@@ -62,6 +64,7 @@ export class Instance implements InstanceView {
 
   health: HealthStatus = 'unknown';
   consecutiveHealthFailures = 0;
+  failedHealthChecks = 0;
   /** Restarts ever made, for display. */
   restarts = 0;
   /** When recent restarts happened, for the maxRestarts-in-window rule. */

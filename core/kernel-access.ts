@@ -41,6 +41,7 @@ export function kernelAccess(kernel: Kernel): KernelAccess {
       markCheckFailed(view) {
         const instance = instanceOf(view);
         instance.consecutiveHealthFailures += 1;
+        instance.failedHealthChecks += 1;
         return instance.consecutiveHealthFailures;
       },
       markUnhealthy: (view, detail) => kernel.supervisor.unhealthy(instanceOf(view), detail),

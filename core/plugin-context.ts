@@ -17,6 +17,8 @@ import type { Logger } from './logger.ts';
 import type { MigrationStep } from './store.ts';
 import type { TierTraits } from './tier-traits.ts';
 import type { TierChoice } from './tiers.ts';
+import type { WasmPool } from './wasm/pool.ts';
+import { sharedWasmPool } from './wasm/shared.ts';
 import type { HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
 
 /** Where a tap runs among the others of its hook: lower first. `enforce: 'pre'` plugins default to -100, 'post' to 100. */
@@ -136,7 +138,10 @@ export interface PluginContext<Options = unknown> {
   readonly metrics: Registry;
   /** Contained failures, counted as `tenement_internal_errors_total{where}`. */
   readonly faults: Faults;
-  readonly paths: { readonly dataDir: string; instanceDir(service: string, id: string): string };
+  /** configDir: the config file's folder, against which relative paths in options are resolved. */
+  readonly paths: { readonly dataDir: string; readonly configDir: string; instanceDir(service: string, id: string): string };
+  /** The server's one wasm pool, shared by the wasm tier and wasm plugins (made on first use, closed at stop). */
+  wasmPool(): WasmPool;
   /** Runs the service's health check once (it changes nothing: counting and restarting are the caller's). */
   checkHealth(instance: InstanceView, timeoutMs?: number): Promise<HealthResult>;
   /** The base URL the server listens on (after start-up). */
@@ -234,7 +239,12 @@ export function createPluginContext<Options>(
     tenantUids: access.tenantUids,
     metrics: kernel.metricsRegistry,
     faults: kernel.faults,
-    paths: { dataDir: kernel.config.settings.dataDir, instanceDir: (service, id) => kernel.instanceDir(service, id) },
+    paths: {
+      dataDir: kernel.config.settings.dataDir,
+      configDir: kernel.config.source.dir,
+      instanceDir: (service, id) => kernel.instanceDir(service, id),
+    },
+    wasmPool: () => sharedWasmPool(kernel),
     checkHealth: (instance, timeoutMs) => kernel.checkHealth(instanceOf(instance), timeoutMs),
     get url() {
       return kernel.url;
