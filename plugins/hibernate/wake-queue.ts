@@ -1,7 +1,7 @@
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
-import type { Instance } from '../../core/instance.ts';
-import type { Kernel } from '../../core/kernel.ts';
+import type { InstanceView } from '../../core/instance.ts';
 import { statesOtherThan } from '../../core/lifecycle.ts';
+import type { Lifecycle } from '../../core/plugin-context.ts';
 import type { InstanceState } from '../../core/types.ts';
 
 const DOWN: ReadonlySet<InstanceState> = new Set(['created', 'stopped', 'hibernated']);
@@ -12,15 +12,15 @@ const DOWN: ReadonlySet<InstanceState> = new Set(['created', 'stopped', 'hiberna
  * order they were added), or all at once with a 503 when it cannot be woken in time.
  */
 export class WakeQueues {
-  private readonly waiting = new Map<Instance, number>();
+  private readonly waiting = new Map<InstanceView, number>();
 
-  constructor(private readonly kernel: Kernel) {}
+  constructor(private readonly lifecycle: Pick<Lifecycle, 'start' | 'failures' | 'isRemoved'>) {}
 
-  depth(instance: Instance): number {
+  depth(instance: InstanceView): number {
     return this.waiting.get(instance) ?? 0;
   }
 
-  async wait(instance: Instance, signal?: AbortSignal): Promise<true> {
+  async wait(instance: InstanceView, signal?: AbortSignal): Promise<true> {
     if (instance.state === 'running' && instance.handle) return true;
     const config = instance.config;
     const depth = this.depth(instance);
@@ -40,12 +40,12 @@ export class WakeQueues {
     }
   }
 
-  private async untilRunning(instance: Instance, deadline: number, signal?: AbortSignal): Promise<true> {
-    const supervisor = this.kernel.supervisor;
+  private async untilRunning(instance: InstanceView, deadline: number, signal?: AbortSignal): Promise<true> {
+    const lifecycle = this.lifecycle;
     // Only a failure of the instance since this request arrived ends the wait early. A stop that is not a
     // failure (an API restart's stop, an API stop) leaves it down too, and then this request simply wakes it
     // again: the restart's own start, if it follows, joins the same spawn, so both end in one running process.
-    const failuresAtArrival = supervisor.failures(instance);
+    const failuresAtArrival = lifecycle.failures(instance);
     for (;;) {
       const state = instance.state;
       if (state === 'running' && instance.handle) return true;
@@ -57,13 +57,13 @@ export class WakeQueues {
       }
       if (DOWN.has(state)) {
         // One start per queue: a start that failed gives every waiter the answer instead of trying once more each.
-        if (supervisor.failures(instance) > failuresAtArrival) {
+        if (lifecycle.failures(instance) > failuresAtArrival) {
           throw new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: ${instance.lastError ?? state}`, {
             status: 503,
             retryAfter: 1,
           });
         }
-        void supervisor.start(instance, 'wake');
+        void lifecycle.start(instance, 'wake');
         // start() moves the state at once unless it refuses: the instance is being removed, or the server stops.
         if (DOWN.has(instance.state)) throw this.refused(instance);
         continue;
@@ -79,12 +79,12 @@ export class WakeQueues {
     }
   }
 
-  private refused(instance: Instance): TenementError {
-    const why = this.kernel.supervisor.isRemoved(instance) ? 'it was removed while this request waited' : 'the server is shutting down';
+  private refused(instance: InstanceView): TenementError {
+    const why = this.lifecycle.isRemoved(instance) ? 'it was removed while this request waited' : 'the server is shutting down';
     return new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: ${why}`, { status: 503, retryAfter: 5 });
   }
 
-  private timeout(instance: Instance): TenementError {
+  private timeout(instance: InstanceView): TenementError {
     return new TenementError(
       ErrorCodes.WAKE_TIMEOUT,
       `${instance.key} was not ready within ${instance.config.startupTimeout}ms (state ${instance.state})`,
