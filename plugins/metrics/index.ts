@@ -21,27 +21,27 @@ export type MetricsOptions = z.input<typeof optionsSchema>;
 
 /**
  * Prometheus metrics: proxied requests, wakes, instance states, restarts, health check failures and each
- * instance's CPU and memory, on the kernel's prom-client registry. GET /metrics serves them to Prometheus;
+ * instance's CPU and memory, on the server's prom-client registry. GET /metrics serves them to Prometheus;
  * GET /api/metrics serves the same to any token, scoped to a tenant's own instances for tenant tokens.
  */
 export default definePlugin<MetricsOptions | undefined>({
   name: 'metrics',
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel, rawOptions) {
-    const options = parsePluginOptions('metrics', optionsSchema, rawOptions);
-    const registry = kernel.metricsRegistry;
-    const state = new MetricsState(kernel);
+  setup(ctx) {
+    const options = parsePluginOptions(ctx.name, optionsSchema, ctx.config);
+    const registry = ctx.metrics;
+    const state = new MetricsState(ctx.instances, ctx.services);
 
-    trackTraffic(kernel, state, registry);
-    trackInstances(kernel, state, registry);
-    trackHealthFailures(kernel, state, registry);
-    trackHooks(kernel, registry);
-    trackFaults(kernel, registry);
+    trackTraffic(ctx.hooks, state, registry);
+    trackInstances(ctx.instances, state, registry);
+    trackHealthFailures(state, registry);
+    trackHooks(ctx.timings, registry);
+    trackFaults(ctx.faults, registry);
     if (options.processMetrics) trackProcess(registry);
 
     if (options.public) {
-      kernel.api.route({
+      ctx.api.route({
         method: 'GET',
         url: '/metrics',
         summary: 'Every metric in the Prometheus text format, for scrapers (no token)',
@@ -53,7 +53,7 @@ export default definePlugin<MetricsOptions | undefined>({
         },
       });
     }
-    kernel.api.route({
+    ctx.api.route({
       method: 'GET',
       url: '/api/metrics',
       summary: "Metrics in the Prometheus text format; a tenant token sees only its own instances' series",

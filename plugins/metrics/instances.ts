@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Instance } from '../../core/instance.ts';
-import type { Kernel } from '../../core/kernel.ts';
+import type { InstanceView } from '../../core/instance.ts';
+import type { InstanceDirectory } from '../../core/plugin-context.ts';
 import type { InstanceStats } from '../../core/types.ts';
 import { STATES, type InstanceSeries, type MetricsState } from './series.ts';
 
@@ -9,7 +9,7 @@ const STATS_TIMEOUT_MS = 2_000;
 
 type Usage = Array<{ series: InstanceSeries; stats: InstanceStats }>;
 
-function statsWithin(instance: Instance, ms: number): Promise<InstanceStats | null> {
+function statsWithin(instance: InstanceView, ms: number): Promise<InstanceStats | null> {
   const handle = instance.handle;
   if (!handle) return Promise.resolve(null);
   return new Promise((resolve) => {
@@ -31,7 +31,7 @@ function statsWithin(instance: Instance, ms: number): Promise<InstanceStats | nu
  * Gauges over the instance registry, computed when scraped: instances by state, in-flight requests, each
  * instance's state, restarts and resource usage. Series of instances that are gone disappear with them.
  */
-export function trackInstances(kernel: Kernel, state: MetricsState, registry: Registry): void {
+export function trackInstances(instances: InstanceDirectory, state: MetricsState, registry: Registry): void {
   // Every configured service (MetricsState knows them all from the start).
   const services = (): string[] => [...state.services()].map((s) => s.labels.service);
 
@@ -43,7 +43,7 @@ export function trackInstances(kernel: Kernel, state: MetricsState, registry: Re
     collect() {
       this.reset();
       for (const service of services()) for (const s of STATES) this.set({ service, state: s }, 0);
-      for (const instance of kernel.instances.list()) this.inc({ service: instance.service, state: instance.state });
+      for (const instance of instances.list()) this.inc({ service: instance.service, state: instance.state });
     },
   });
 
@@ -55,7 +55,7 @@ export function trackInstances(kernel: Kernel, state: MetricsState, registry: Re
     collect() {
       this.reset();
       for (const service of services()) this.set({ service }, 0);
-      for (const instance of kernel.instances.list()) if (instance.inFlight > 0) this.inc({ service: instance.service }, instance.inFlight);
+      for (const instance of instances.list()) if (instance.inFlight > 0) this.inc({ service: instance.service }, instance.inFlight);
     },
   });
 

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, type Registry } from 'prom-client';
-import type { Kernel } from '../../core/kernel.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 
 /**
  * prom-client's defaults that are gauges named `..._total` (promtool rejects a non-counter with that suffix);
@@ -14,7 +14,7 @@ export function trackProcess(registry: Registry): void {
 }
 
 /** Calls, errors and time per hook and plugin, from the kernel's hook instrumentation. */
-export function trackHooks(kernel: Kernel, registry: Registry): void {
+export function trackHooks(timings: PluginContext['timings'], registry: Registry): void {
   const labelsOf = (key: string): { hook: string; plugin: string } => {
     const slash = key.indexOf('/');
     return { hook: key.slice(0, slash), plugin: key.slice(slash + 1) };
@@ -27,7 +27,7 @@ export function trackHooks(kernel: Kernel, registry: Registry): void {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [key, timing] of kernel.timings.byTap) this.inc(labelsOf(key), pick(timing));
+        for (const [key, timing] of timings.byTap) this.inc(labelsOf(key), pick(timing));
       },
     });
   };
@@ -36,8 +36,8 @@ export function trackHooks(kernel: Kernel, registry: Registry): void {
   family('tenement_hook_duration_seconds_total', 'Time spent in each plugin tap, by hook.', (t) => t.totalMs / 1000);
 }
 
-/** Unexpected errors the server contained instead of ending (kernel.faults), by where they happened. */
-export function trackFaults(kernel: Kernel, registry: Registry): void {
+/** Unexpected errors the server contained instead of ending (ctx.faults), by where they happened. */
+export function trackFaults(faults: PluginContext['faults'], registry: Registry): void {
   new Counter({
     name: 'tenement_internal_errors_total',
     help: 'Unexpected errors contained instead of ending the server: a plugin tap that threw (where="hook:<name>"), an unhandled rejection or an uncaught exception.',
@@ -45,7 +45,7 @@ export function trackFaults(kernel: Kernel, registry: Registry): void {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [where, count] of kernel.faults.counts()) this.inc({ where }, count);
+      for (const [where, count] of faults.counts()) this.inc({ where }, count);
     },
   });
 }

@@ -1,5 +1,5 @@
-import type { Instance } from '../../core/instance.ts';
-import type { Kernel } from '../../core/kernel.ts';
+import type { InstanceView } from '../../core/instance.ts';
+import type { InstanceDirectory, ServiceDirectory } from '../../core/plugin-context.ts';
 import type { InstanceState } from '../../core/types.ts';
 import { BucketCounts } from './histogram.ts';
 
@@ -41,13 +41,9 @@ export class InstanceSeries {
   readonly labels: { service: string; instance: string };
   /** Requests by CODE_CLASSES index. */
   readonly requests = new Float64Array(CODE_CLASSES.length);
-  /** Failed health checks counted so far (see health-failures.ts). */
-  healthFailures = 0;
-  /** `instance.consecutiveHealthFailures` when last looked at. */
-  seenConsecutiveFailures = 0;
 
   constructor(
-    instance: Instance,
+    instance: InstanceView,
     readonly service: ServiceSeries,
   ) {
     this.labels = { service: instance.service, instance: instance.key };
@@ -56,16 +52,19 @@ export class InstanceSeries {
 
 /**
  * The plugin's counters, kept outside prom-client so that the proxy's hot path only adds numbers. Series are
- * keyed by the Instance object and listed through the kernel's registry, so an instance that is removed takes
+ * keyed by the instance's view and listed through the instance directory, so an instance that is removed takes
  * its series with it, and one created again under the same name starts from zero (a counter reset).
  */
 export class MetricsState {
-  private readonly byInstance = new WeakMap<Instance, InstanceSeries>();
+  private readonly byInstance = new WeakMap<InstanceView, InstanceSeries>();
   private readonly byService = new Map<string, ServiceSeries>();
 
-  constructor(private readonly kernel: Kernel) {
+  constructor(
+    private readonly directory: InstanceDirectory,
+    services: ServiceDirectory,
+  ) {
     // Every configured service reports its histograms from the start, so rate() has a zero to start from.
-    for (const name of Object.keys(kernel.config.services)) this.service(name);
+    for (const name of services.names()) this.service(name);
   }
 
   service(name: string): ServiceSeries {
@@ -82,18 +81,18 @@ export class MetricsState {
   }
 
   /** The series of a registered instance; null for one already removed (a request that ended after it went). */
-  of(instance: Instance): InstanceSeries | null {
+  of(instance: InstanceView): InstanceSeries | null {
     const known = this.byInstance.get(instance);
     if (known) return known;
-    if (this.kernel.instances.getByKey(instance.key) !== instance) return null;
+    if (this.directory.getByKey(instance.key) !== instance) return null;
     const series = new InstanceSeries(instance, this.service(instance.service));
     this.byInstance.set(instance, series);
     return series;
   }
 
   /** Registered instances with their series. */
-  *instances(): Iterable<[Instance, InstanceSeries]> {
-    for (const instance of this.kernel.instances.list()) {
+  *instances(): Iterable<[InstanceView, InstanceSeries]> {
+    for (const instance of this.directory.list()) {
       const series = this.of(instance);
       if (series) yield [instance, series];
     }

@@ -1,5 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
-import type { Kernel } from '../../core/kernel.ts';
+import type { PluginHooks } from '../../core/plugin-context.ts';
 import { SnapshotHistogram } from './histogram.ts';
 import { CODE_CLASSES, REQUEST_BUCKETS, WAKE_BUCKETS, type MetricsState } from './series.ts';
 
@@ -11,8 +11,8 @@ const WAKE_ABANDONED = new Set(['failed', 'stopped', 'hibernated', 'removed']);
  * listener runs on the proxy's hot path once per request, so it only does array arithmetic; prom-client sees
  * the numbers when it is scraped.
  */
-export function trackTraffic(kernel: Kernel, state: MetricsState, registry: Registry): void {
-  kernel.hooks.request.tap('metrics', (request) => {
+export function trackTraffic(hooks: PluginHooks, state: MetricsState, registry: Registry): void {
+  hooks.request.tap((request) => {
     const series = state.of(request.instance);
     if (!series) return;
     const status = request.status;
@@ -24,7 +24,7 @@ export function trackTraffic(kernel: Kernel, state: MetricsState, registry: Regi
   // From the `waking` transition to the `woken` event of the same instance: the whole wake as the lifecycle saw
   // it (restarts on the way included), once per wake however many requests were waiting for it.
   const wakingSince = new Map<string, number>();
-  kernel.hooks.stateChange.tap('metrics', (event) => {
+  hooks.stateChange.tap((event) => {
     if (event.type === 'waking') {
       wakingSince.set(event.instance, performance.now());
     } else if (event.type === 'woken') {
