@@ -1,59 +1,111 @@
 /**
- * Coded errors, in the spirit of Fastify's FST_ERR_*: the code is stable and greppable, the message is for
- * humans, and `plugin`/`hook` say where a failure came from so a stack trace is rarely needed.
+ * Coded errors, in the spirit of Fastify's FST_ERR_* and its createError: the code is stable and greppable, the
+ * message is for humans, each code's HTTP status is defined once with it (ERRORS below), and `plugin`/`hook`
+ * say where a failure came from so a stack trace is rarely needed.
  */
-export const ErrorCodes = {
-  CONFIG_NOT_FOUND: 'TNM_ERR_CONFIG_NOT_FOUND',
-  CONFIG_INVALID: 'TNM_ERR_CONFIG_INVALID',
-  CONFIG_LOAD: 'TNM_ERR_CONFIG_LOAD',
-  PLUGIN_MANIFEST: 'TNM_ERR_PLUGIN_MANIFEST',
-  PLUGIN_DUPLICATE: 'TNM_ERR_PLUGIN_DUPLICATE',
-  PLUGIN_MISSING_DEPENDENCY: 'TNM_ERR_PLUGIN_MISSING_DEPENDENCY',
-  PLUGIN_KERNEL_VERSION: 'TNM_ERR_PLUGIN_KERNEL_VERSION',
-  PLUGIN_SETUP: 'TNM_ERR_PLUGIN_SETUP',
-  HOOK_FAILED: 'TNM_ERR_HOOK_FAILED',
-  TIER_UNAVAILABLE: 'TNM_ERR_TIER_UNAVAILABLE',
-  SPAWN_FAILED: 'TNM_ERR_SPAWN_FAILED',
-  STARTUP_TIMEOUT: 'TNM_ERR_STARTUP_TIMEOUT',
-  NO_PORT: 'TNM_ERR_NO_PORT',
-  NO_TENANT_UID: 'TNM_ERR_NO_TENANT_UID',
-  INVALID_STATE: 'TNM_ERR_INVALID_STATE',
-  INSTANCE_FAILED: 'TNM_ERR_INSTANCE_FAILED',
-  INSTANCE_STOPPED: 'TNM_ERR_INSTANCE_STOPPED',
-  UNKNOWN_SERVICE: 'TNM_ERR_UNKNOWN_SERVICE',
-  UNKNOWN_INSTANCE: 'TNM_ERR_UNKNOWN_INSTANCE',
-  UNKNOWN_HOST: 'TNM_ERR_UNKNOWN_HOST',
-  BAD_HOST: 'TNM_ERR_BAD_HOST',
-  BAD_NAME: 'TNM_ERR_BAD_NAME',
-  WAKE_QUEUE_FULL: 'TNM_ERR_WAKE_QUEUE_FULL',
-  WAKE_TIMEOUT: 'TNM_ERR_WAKE_TIMEOUT',
-  WAKE_FAILED: 'TNM_ERR_WAKE_FAILED',
-  NO_HEALTHY_INSTANCE: 'TNM_ERR_NO_HEALTHY_INSTANCE',
-  UPSTREAM_REFUSED: 'TNM_ERR_UPSTREAM_REFUSED',
-  UPSTREAM_TIMEOUT: 'TNM_ERR_UPSTREAM_TIMEOUT',
-  UPSTREAM_ERROR: 'TNM_ERR_UPSTREAM_ERROR',
-  NOT_FOUND: 'TNM_ERR_NOT_FOUND',
-  BAD_REQUEST: 'TNM_ERR_BAD_REQUEST',
-  /** A request whose HTTP/1.1 framing is malformed or ambiguous (control bytes, CL with TE, two Hosts...): 400, connection closed. */
-  BAD_REQUEST_FRAMING: 'TNM_ERR_BAD_REQUEST_FRAMING',
-  UNAUTHORIZED: 'TNM_ERR_UNAUTHORIZED',
-  FORBIDDEN: 'TNM_ERR_FORBIDDEN',
-  RATE_LIMITED: 'TNM_ERR_RATE_LIMITED',
-  /** A service with autoCreate already has its `max` instances: an unknown id is not created (503). */
-  AUTO_CREATE_LIMIT: 'TNM_ERR_AUTO_CREATE_LIMIT',
-  CONFLICT: 'TNM_ERR_CONFLICT',
-  DEPLOY_FAILED: 'TNM_ERR_DEPLOY_FAILED',
-  STORE: 'TNM_ERR_STORE',
-  SERVER_LISTEN: 'TNM_ERR_SERVER_LISTEN',
-  WASM_OUTPUT_TOO_LARGE: 'TNM_ERR_WASM_OUTPUT_TOO_LARGE',
-} as const;
 
-export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+export interface ErrorSpec {
+  /** What a client is answered when this error reaches it. */
+  readonly status: number;
+  /** A client may try the same request again later (a Retry-After usually says when). */
+  readonly retryable?: boolean;
+}
+
+/** Every code, without its `TNM_ERR_` prefix, with the one status it answers. */
+const ERRORS = {
+  CONFIG_NOT_FOUND: { status: 500 },
+  CONFIG_INVALID: { status: 500 },
+  CONFIG_LOAD: { status: 500 },
+  PLUGIN_MANIFEST: { status: 500 },
+  PLUGIN_DUPLICATE: { status: 500 },
+  PLUGIN_MISSING_DEPENDENCY: { status: 500 },
+  PLUGIN_KERNEL_VERSION: { status: 500 },
+  PLUGIN_SETUP: { status: 500 },
+  /** A sandboxed (wasm) auth plugin denied the request; its answer may name a more precise 4xx. */
+  PLUGIN_DENIED: { status: 403 },
+  /** A fail-closed sandboxed plugin could not decide (trapped, timed out, answered nonsense). */
+  PLUGIN_UNAVAILABLE: { status: 503, retryable: true },
+  HOOK_FAILED: { status: 500 },
+  TIER_UNAVAILABLE: { status: 503 },
+  SPAWN_FAILED: { status: 503, retryable: true },
+  STARTUP_TIMEOUT: { status: 503, retryable: true },
+  NO_PORT: { status: 503, retryable: true },
+  NO_TENANT_UID: { status: 503, retryable: true },
+  /** An internal state machine refused a step (a kernel started twice, a transition the graph lacks). */
+  INVALID_STATE: { status: 500 },
+  INSTANCE_FAILED: { status: 503, retryable: true },
+  INSTANCE_STOPPED: { status: 503, retryable: true },
+  /** The server is shutting down: ask again (elsewhere, or once it is back). */
+  SHUTTING_DOWN: { status: 503, retryable: true },
+  UNKNOWN_SERVICE: { status: 404 },
+  UNKNOWN_INSTANCE: { status: 404 },
+  UNKNOWN_HOST: { status: 404 },
+  /** A Host header that is missing, empty or not `{id}.{service}.{domain}` / `{service}.{domain}`. */
+  BAD_HOST: { status: 400 },
+  /** A service or instance name that is not a DNS label. */
+  BAD_NAME: { status: 400 },
+  WAKE_QUEUE_FULL: { status: 503, retryable: true },
+  WAKE_TIMEOUT: { status: 503, retryable: true },
+  WAKE_FAILED: { status: 503, retryable: true },
+  NO_HEALTHY_INSTANCE: { status: 503, retryable: true },
+  UPSTREAM_REFUSED: { status: 502 },
+  UPSTREAM_TIMEOUT: { status: 504 },
+  UPSTREAM_ERROR: { status: 502 },
+  NOT_FOUND: { status: 404 },
+  BAD_REQUEST: { status: 400 },
+  /** A request whose HTTP/1.1 framing is malformed or ambiguous (control bytes, CL with TE, two Hosts...): 400, connection closed. */
+  BAD_REQUEST_FRAMING: { status: 400 },
+  /** CONNECT, on a server that is not a forward proxy. */
+  METHOD_NOT_ALLOWED: { status: 405 },
+  /** The request head was not received within the headers timeout. */
+  REQUEST_TIMEOUT: { status: 408 },
+  /** The request head is larger than the parser accepts. */
+  HEADERS_TOO_LARGE: { status: 431 },
+  UNAUTHORIZED: { status: 401 },
+  FORBIDDEN: { status: 403 },
+  RATE_LIMITED: { status: 429, retryable: true },
+  /** A service with autoCreate already has its `max` instances: an unknown id is not created (503). */
+  AUTO_CREATE_LIMIT: { status: 503, retryable: true },
+  CONFLICT: { status: 409 },
+  /** A deploy whose new instance did not become healthy (its answer is 504 when it ran out of time). */
+  DEPLOY_FAILED: { status: 502 },
+  STORE: { status: 500 },
+  SERVER_LISTEN: { status: 500 },
+  WASM_OUTPUT_TOO_LARGE: { status: 502 },
+} as const satisfies Record<string, ErrorSpec>;
+
+type ErrorName = keyof typeof ERRORS;
+
+export type ErrorCode = `TNM_ERR_${ErrorName}`;
+
+/** `ErrorCodes.BAD_HOST === 'TNM_ERR_BAD_HOST'`: the names code uses, derived from the table so none lacks a status. */
+export const ErrorCodes = Object.freeze(
+  Object.fromEntries(Object.keys(ERRORS).map((name) => [name, `TNM_ERR_${name}`])),
+) as { readonly [K in ErrorName]: `TNM_ERR_${K}` };
+
+const SPECS: ReadonlyMap<string, ErrorSpec> = new Map(Object.entries(ERRORS).map(([name, spec]) => [`TNM_ERR_${name}`, spec]));
+
+/** Every code with its status, for documentation and tests. */
+export function errorTable(): ReadonlyMap<ErrorCode, ErrorSpec> {
+  return SPECS as ReadonlyMap<ErrorCode, ErrorSpec>;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && SPECS.has(value);
+}
+
+/** The status a code answers with (500 for a string that is no code, e.g. from an untyped plugin). */
+export function statusOf(code: ErrorCode): number {
+  return SPECS.get(code)?.status ?? 500;
+}
 
 export interface TenementErrorOptions {
   plugin?: string;
   hook?: string;
-  /** HTTP status to answer with when this error reaches a client. */
+  /**
+   * HTTP status to answer with when this error reaches a client; the code's own status (ERRORS) when absent.
+   * Only for an answer that is chosen at run time (a sandboxed plugin's deny).
+   */
   status?: number;
   /** Seconds a client should wait before retrying (503s). */
   retryAfter?: number;
@@ -73,13 +125,47 @@ export class TenementError extends Error {
     this.code = code;
     this.plugin = options.plugin;
     this.hook = options.hook;
-    this.status = options.status ?? 500;
+    this.status = options.status ?? statusOf(code);
     this.retryAfter = options.retryAfter;
   }
 }
 
 export function isTenementError(error: unknown): error is TenementError {
   return error instanceof TenementError;
+}
+
+/**
+ * What a plugin's failure in `hook` becomes (Rollup's pluginCode): a coded error keeps its code, status and
+ * message and gains the plugin and hook it surfaced in (unless it already names where it came from, e.g. a
+ * nested hook); anything else is a HOOK_FAILED naming both.
+ */
+export function pluginError(error: unknown, plugin: string, hook: string): TenementError {
+  if (!isTenementError(error)) {
+    return new TenementError(ErrorCodes.HOOK_FAILED, `plugin '${plugin}' failed in hook '${hook}': ${errorMessage(error)}`, {
+      plugin,
+      hook,
+      cause: error,
+    });
+  }
+  if (error.plugin !== undefined && error.hook !== undefined) return error;
+  const located = new TenementError(error.code, error.message, {
+    plugin: error.plugin ?? plugin,
+    hook: error.hook ?? hook,
+    status: error.status,
+    retryAfter: error.retryAfter,
+    cause: error.cause,
+  });
+  if (error.stack !== undefined) located.stack = error.stack;
+  return located;
+}
+
+/** The fields a log line carries for an error: its message, and its code, plugin and hook when it has them. */
+export function errorFields(error: unknown): { err: string; code?: ErrorCode; plugin?: string; hook?: string } {
+  if (!isTenementError(error)) return { err: errorMessage(error) };
+  const fields: { err: string; code?: ErrorCode; plugin?: string; hook?: string } = { err: error.message, code: error.code };
+  if (error.plugin !== undefined) fields.plugin = error.plugin;
+  if (error.hook !== undefined) fields.hook = error.hook;
+  return fields;
 }
 
 export function errorMessage(error: unknown): string {

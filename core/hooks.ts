@@ -7,7 +7,7 @@ import {
   type Tap,
 } from 'tapable';
 import type { Registry } from 'prom-client';
-import { ErrorCodes, TenementError, errorMessage, isTenementError } from './errors.ts';
+import { isTenementError, pluginError } from './errors.ts';
 import type {
   AuthRequest,
   HealthProbe,
@@ -127,15 +127,6 @@ export class HookTimings {
   }
 }
 
-function wrapError(error: unknown, hook: string, plugin: string): unknown {
-  if (isTenementError(error)) return error;
-  return new TenementError(ErrorCodes.HOOK_FAILED, `plugin '${plugin}' failed in hook '${hook}': ${errorMessage(error)}`, {
-    plugin,
-    hook,
-    cause: error,
-  });
-}
-
 type AnyFn = (...args: unknown[]) => unknown;
 
 /**
@@ -151,7 +142,7 @@ function instrumentTap(tap: Tap & { fn: AnyFn; type: string }, hook: string, tim
   const failed = (started: number, error: unknown): unknown => {
     timings.record(slot, hook, plugin, performance.now() - started, error);
     timings.fault(hook, plugin, error);
-    return contain ? undefined : wrapError(error, hook, plugin);
+    return contain ? undefined : pluginError(error, plugin, hook);
   };
   if (tap.type === 'promise') {
     tap.fn = async (...args: unknown[]) => {

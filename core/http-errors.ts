@@ -1,22 +1,34 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import { ErrorCodes, isTenementError, errorMessage } from './errors.ts';
+import { ErrorCodes, isTenementError, errorMessage, statusOf, type ErrorCode } from './errors.ts';
 
 export interface HttpError {
   status: number;
-  code: string;
+  code: ErrorCode;
   message: string;
   retryAfter?: number;
+  /** Where the error came from (a plugin's tap): for logs and the management API, never sent on the edge. */
+  plugin?: string;
+  hook?: string;
+}
+
+/** An answer with its code's own status (core/errors.ts). */
+export function httpError(code: ErrorCode, message: string, retryAfter?: number): HttpError {
+  const out: HttpError = { status: statusOf(code), code, message };
+  if (retryAfter !== undefined) out.retryAfter = retryAfter;
+  return out;
 }
 
 export function toHttpError(error: unknown): HttpError {
   if (isTenementError(error)) {
     const out: HttpError = { status: error.status, code: error.code, message: error.message };
     if (error.retryAfter !== undefined) out.retryAfter = error.retryAfter;
+    if (error.plugin !== undefined) out.plugin = error.plugin;
+    if (error.hook !== undefined) out.hook = error.hook;
     return out;
   }
-  return { status: 500, code: ErrorCodes.HOOK_FAILED, message: errorMessage(error) };
+  return httpError(ErrorCodes.HOOK_FAILED, errorMessage(error));
 }
 
 /** Every error Tenement itself answers is JSON `{ "error": { "code", "message" } }`. */
@@ -52,7 +64,7 @@ export function sendSocketError(socket: Duplex, error: HttpError): void {
 
 /** A request whose framing is malformed or ambiguous: 400, and the connection closes (nothing after it can be trusted). */
 export function badFraming(reason: string): HttpError {
-  return { status: 400, code: ErrorCodes.BAD_REQUEST_FRAMING, message: `malformed request: ${reason}` };
+  return httpError(ErrorCodes.BAD_REQUEST_FRAMING, `malformed request: ${reason}`);
 }
 
 /** How long a refused connection may take to read its error before it is destroyed (the client may still be sending). */
@@ -71,9 +83,9 @@ export function answerClientError(error: NodeJS.ErrnoException & { reason?: stri
   }
   const answer: HttpError =
     error.code === 'HPE_HEADER_OVERFLOW'
-      ? { status: 431, code: ErrorCodes.BAD_REQUEST, message: 'request header fields too large' }
+      ? httpError(ErrorCodes.HEADERS_TOO_LARGE, 'request header fields too large')
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? { status: 408, code: ErrorCodes.BAD_REQUEST, message: 'request headers not received in time' }
+        ? httpError(ErrorCodes.REQUEST_TIMEOUT, 'request headers not received in time')
         : badFraming(error.reason ?? error.code ?? 'unparseable request');
   sendSocketError(socket, answer);
   setTimeout(() => socket.destroy(), LINGER_MS).unref();

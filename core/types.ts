@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ServiceConfig, Tier } from './config/schema.ts';
+import type { ErrorCode } from './errors.ts';
 import type { Instance, InstanceView } from './instance.ts';
 
 export type { Instance, InstanceView };
@@ -213,7 +214,8 @@ export type RouteTarget =
       /** In preference order: the proxy tries the next one when a candidate cannot be reached. */
       candidates: InstanceView[];
     }
-  | { kind: 'reject'; status: number; code: string; message: string; retryAfter?: number };
+  /** An answer instead of a proxy: `status` is normally the code's own (statusOf, core/errors.ts). */
+  | { kind: 'reject'; status: number; code: ErrorCode; message: string; retryAfter?: number };
 
 /** What to check and how long to wait: the service's health settings, with the caller's deadline. */
 export interface HealthProbe {

@@ -1,7 +1,7 @@
 import { isIPv6 } from 'node:net';
 import { createdWeight } from '../../core/api/identity.ts';
 import type { ServiceConfig } from '../../core/config/schema.ts';
-import { ErrorCodes } from '../../core/errors.ts';
+import { ErrorCodes, type ErrorCode } from '../../core/errors.ts';
 import type { InstanceView } from '../../core/instance.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 
@@ -10,7 +10,7 @@ export type AutoCreateBounds = Exclude<ServiceConfig['autoCreate'], false>;
 export interface AutoCreateRefusal {
   kind: 'reject';
   status: 429 | 503;
-  code: string;
+  code: ErrorCode;
   message: string;
   retryAfter?: number;
 }
