@@ -1,11 +1,9 @@
 import path from 'node:path';
-import { serviceConfig } from '../../core/config/lookup.ts';
 import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
 import { parsePluginOptions } from '../../core/plugin-options.ts';
 import { memoryPagesFor } from '../../core/wasm/engine.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { poolOptionsSchema, type PoolOptionsInput } from '../../core/wasm/pool-options.ts';
-import { sharedWasmPool } from '../../core/wasm/shared.ts';
 import type { WasmPool } from '../../core/wasm/pool.ts';
 import type { SpawnSpec } from '../../core/types.ts';
 import { definePlugin } from '../../sdk/index.ts';
@@ -28,49 +26,50 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
   name: 'runtime-wasm',
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel, rawOptions) {
+  setup(ctx) {
     // Instances live in this process and the shared pool: no cgroup of their own; limits.memory is the guest's cap.
     // No process of its own either: its instances run as nobody's uid and reserve none.
-    kernel.declareTier('wasm', { cgroups: 'none', tenantUid: false });
+    ctx.tiers.declare('wasm', { cgroups: 'none', tenantUid: false });
     // The pool reads these options itself (whoever makes it first); they are checked here, at start-up.
-    parsePluginOptions('runtime-wasm', poolOptionsSchema, rawOptions);
-    const cache = new ModuleCache(path.join(kernel.config.settings.dataDir, 'wasm-cache'));
+    parsePluginOptions(ctx.name, poolOptionsSchema, ctx.config);
+    const cache = new ModuleCache(path.join(ctx.settings.dataDir, 'wasm-cache'));
     let pool: WasmPool | null = null;
-    const getPool = (): WasmPool => (pool ??= sharedWasmPool(kernel));
-    const wasmServices = () => Object.entries(kernel.config.services).filter(([, s]) => s.isolation === 'wasm').map(([name]) => name);
+    const getPool = (): WasmPool => (pool ??= ctx.wasmPool());
+    const wasmServices = () => ctx.services.entries().filter(([, s]) => s.isolation === 'wasm').map(([name]) => name);
     // Workers take a moment to start, and a component's first preparation (transpiling) takes a while: do both
-    // with the kernel, in the background, so a first request only waits for what is still left.
+    // at start-up, in the background, so a first request only waits for what is still left.
     if (wasmServices().length > 0) getPool();
     for (const name of wasmServices()) {
-      const service = serviceConfig(kernel.config, name)!;
+      const service = ctx.services.get(name)!;
       if (!service.module) continue;
       const file = path.resolve(service.cwd ?? process.cwd(), service.module);
       cache.load(file, memoryPagesFor(service.limits?.memory)).catch((error: unknown) => {
-        kernel.log.warn({ service: name, module: file, err: errorMessage(error) }, 'cannot load the wasm module; its instances will fail to start');
+        ctx.log.warn({ service: name, module: file, err: errorMessage(error) }, 'cannot load the wasm module; its instances will fail to start');
       });
     }
 
     const metrics = new WasmMetrics(() => pool, wasmServices);
-    kernel.hooks.metrics.tap('runtime-wasm', (registry) => metrics.register(registry));
+    ctx.hooks.metrics.tap((registry) => metrics.register(registry));
 
-    kernel.hooks.probe.for('wasm').tapPromise('runtime-wasm', async () =>
+    ctx.hooks.probe.for('wasm').tap(async () =>
       typeof WebAssembly === 'object' ? { available: true } : { available: false, reason: 'this Node.js has no WebAssembly' },
     );
 
     // `limits.memory` of a wasm service is its guest memory cap, enforced here, not a cgroup: the instance has no
     // process of its own. Hide the process limits from cgroup plugins (they run later in this waterfall; other
     // limits, e.g. storage, stay); the spawn reads them from the service's config.
-    kernel.hooks.beforeSpawn.tapPromise({ name: 'runtime-wasm', stage: -100 }, async (spec: SpawnSpec) => {
+    const hideProcessLimits = (spec: SpawnSpec): SpawnSpec => {
       if (spec.tier !== 'wasm' || !spec.config.limits) return spec;
       const { memory: _cap, cpu, pids, ...rest } = spec.config.limits;
       if (cpu !== undefined || pids !== undefined) {
-        kernel.log.warn({ service: spec.service }, 'limits.cpu and limits.pids do not apply to wasm services (they share the pool); use wasm.timeout');
+        ctx.log.warn({ service: spec.service }, 'limits.cpu and limits.pids do not apply to wasm services (they share the pool); use wasm.timeout');
       }
       return { ...spec, config: { ...spec.config, limits: rest } };
-    });
+    };
+    ctx.hooks.beforeSpawn.tap(hideProcessLimits, { stage: -100 });
 
-    kernel.hooks.spawn.for('wasm').tapPromise('runtime-wasm', async (spec) => {
-      const service = serviceConfig(kernel.config, spec.service) ?? spec.config;
+    ctx.hooks.spawn.for('wasm').tap(async (spec) => {
+      const service = ctx.services.get(spec.service) ?? spec.config;
       if (!service.module) {
         throw new TenementError(ErrorCodes.CONFIG_INVALID, `services.${spec.service}.module: expected the .wasm file to serve`);
       }
