@@ -165,7 +165,7 @@ export async function runLogsSearchBench(): Promise<LogsSearchResult> {
   const dir = makeTempDir('logs');
   const state = new Store(path.join(dir, 'tenement.db'));
   try {
-    const store = LogStore.open(state);
+    const store = LogStore.open({ migrate: (steps) => state.migrateOwner('logs', steps), db: state.db });
     // The load is a fixture, not what is measured: without an fsync per checkpoint it takes seconds, not a minute.
     state.db.pragma('synchronous = OFF');
     process.stdout.write(`logs search: writing ${fmtInt(total)} lines through the plugin's store... `);

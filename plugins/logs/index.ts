@@ -19,9 +19,9 @@ export default definePlugin<LogsOptions | undefined>({
   name: 'logs',
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel, rawOptions) {
-    const options = resolveOptions(rawOptions);
-    const store = LogStore.open(kernel.store);
+  setup(ctx) {
+    const options = resolveOptions(ctx.config);
+    const store = LogStore.open(ctx.store);
     const live = new LiveStreams(options.keepAliveMs);
     let counters: LogCounters | null = null;
     let open = true;
@@ -31,7 +31,7 @@ export default definePlugin<LogsOptions | undefined>({
       { maxBytes: options.maxBytes, maxAgeMs: options.maxAgeMs, perInstanceMaxBytes: options.perInstanceMaxBytes },
       {
         onDeleted: (lines) => counters?.deleted.inc(lines),
-        onError: (error) => kernel.log.warn({ err: errorMessage(error) }, 'log retention failed'),
+        onError: (error) => ctx.log.warn({ err: errorMessage(error) }, 'log retention failed'),
       },
     );
     const writer = new LogWriter(store, {
@@ -43,19 +43,19 @@ export default definePlugin<LogsOptions | undefined>({
       },
       onError: (error, dropped) => {
         counters?.lost.inc(dropped);
-        kernel.log.warn({ err: errorMessage(error), lines: dropped }, 'could not store instance log lines');
+        ctx.log.warn({ err: errorMessage(error), lines: dropped }, 'could not store instance log lines');
       },
     });
 
-    kernel.hooks.log.tap('logs', (instance, entry) => {
+    ctx.hooks.log.tap((instance, entry) => {
       const record = { at: entry.at, service: instance.service, id: instance.id, stream: entry.stream, line: entry.line };
       writer.add(record);
       live.publish(record);
     });
-    kernel.hooks.metrics.tap('logs', (registry) => {
+    ctx.hooks.metrics.tap((registry) => {
       counters = registerLogMetrics(registry, store, live);
     });
-    registerRoutes(kernel, { store, writer, live, isOpen: () => open });
+    registerRoutes(ctx.api, { store, writer, live, isOpen: () => open });
 
     // Age limits need a clock even when nothing is logged; the first run also trims what a previous run left.
     const timer = setInterval(() => void retention.enforce(), options.retentionMs);
@@ -63,7 +63,7 @@ export default definePlugin<LogsOptions | undefined>({
     void retention.enforce();
 
     // Closers run after every instance has stopped (their last lines are captured) and before the store closes.
-    kernel.onClose(async () => {
+    ctx.onClose(async () => {
       open = false;
       clearInterval(timer);
       live.closeAll();

@@ -1,5 +1,5 @@
-import type { Kernel } from '../../core/kernel.ts';
 import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 import type { LiveStreams } from './live.ts';
 import { MAX_LIMIT, logsQuery, scopedFilter, streamQuery } from './query.ts';
 import type { LogFilter } from './sql.ts';
@@ -10,7 +10,7 @@ export interface RouteDeps {
   store: LogStore;
   writer: LogWriter;
   live: LiveStreams;
-  /** False once the kernel is stopping: no new streams. */
+  /** False once the server is stopping: no new streams. */
   isOpen(): boolean;
 }
 
@@ -28,8 +28,8 @@ function runQuery(deps: RouteDeps, filter: LogFilter, limit: number): LogRecord[
   }
 }
 
-export function registerRoutes(kernel: Kernel, deps: RouteDeps): void {
-  kernel.api.route({
+export function registerRoutes(api: PluginContext['api'], deps: RouteDeps): void {
+  api.route({
     method: 'GET',
     url: '/api/logs',
     summary: 'Stored output lines of instances, the newest `limit` that match, oldest first',
@@ -46,7 +46,7 @@ export function registerRoutes(kernel: Kernel, deps: RouteDeps): void {
     },
   });
 
-  kernel.api.route({
+  api.route({
     method: 'GET',
     url: '/api/logs/stream',
     summary: 'Live output lines as Server-Sent Events (data: {at, service, id, stream, line})',

@@ -1,7 +1,7 @@
 import type { MigrationStep } from '../../core/store.ts';
 
 /**
- * The logs plugin's tables in `{dataDir}/tenement.db`, applied with `store.migrateOwner('logs', ...)`.
+ * The logs plugin's tables in `{dataDir}/tenement.db`, applied with `ctx.store.migrate(...)` (versioned under the plugin's name, 'logs').
  * Append only: a released step is never edited.
  *
  * - `log_lines`: one row per captured line. `seq` (the rowid) is capture order and the FTS rowid. Every index

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Store } from '../../core/store.ts';
+import type { PluginStore } from '../../core/plugin-context.ts';
 import type { LogStream } from '../../core/types.ts';
 import { buildQuery, type LogFilter } from './sql.ts';
 import { LOG_MIGRATIONS } from './schema.ts';
@@ -68,9 +68,9 @@ export class LogStore {
   private readonly queries = new Map<string, Database.Statement>();
   private readonly statements;
 
-  /** Applies the plugin's migrations to the kernel's store (or any Store, as the benchmark does). */
-  static open(store: Store): LogStore {
-    store.migrateOwner('logs', LOG_MIGRATIONS);
+  /** Applies the plugin's migrations through its store (versioned under the plugin's name, 'logs'). */
+  static open(store: Pick<PluginStore, 'migrate' | 'db'>): LogStore {
+    store.migrate(LOG_MIGRATIONS);
     return new LogStore(store.db);
   }
 
