@@ -1,6 +1,7 @@
 import { ownValue } from './config/lookup.ts';
 import type { ServiceConfig } from './config/schema.ts';
 import { ErrorCodes, TenementError } from './errors.ts';
+import type { InstanceFacts } from './hooks.ts';
 import type { Kernel } from './kernel.ts';
 import { instanceOf, type KernelAccess } from './plugin-context.ts';
 
@@ -25,10 +26,16 @@ export function kernelAccess(kernel: Kernel): KernelAccess {
         return kernel.instances.size;
       },
       watch: (listener) => kernel.watchEvents(listener),
+      async describe(view) {
+        const facts: InstanceFacts = {};
+        await kernel.hooks.describe.promise(view, facts).catch((error: unknown) => kernel.log.warn({ err: error }, 'describe hook failed'));
+        return facts;
+      },
     },
     lifecycle: {
       create: (service, id, options) => kernel.createInstance(service, id, options),
       start: (view, reason) => kernel.supervisor.start(instanceOf(view), reason),
+      spawn: (service, id) => kernel.spawnInstance(service, id),
       restart: (view, reason) => kernel.supervisor.restart(instanceOf(view), reason),
       hibernate: (view, reason) => kernel.hibernate(instanceOf(view), reason),
       remove: (view, reason) => kernel.removeInstance(instanceOf(view), reason),

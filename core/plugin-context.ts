@@ -10,7 +10,7 @@ import type { ApiRouter } from './api/router.ts';
 import type { ServiceConfig, Settings } from './config/schema.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import type { Faults } from './faults.ts';
-import type { KernelHooks } from './hooks.ts';
+import type { InstanceFacts, KernelHooks } from './hooks.ts';
 import { Instance, type InstanceView } from './instance.ts';
 import type { Kernel } from './kernel.ts';
 import type { Logger } from './logger.ts';
@@ -58,6 +58,8 @@ export interface InstanceDirectory {
   readonly size: number;
   /** Every lifecycle event (transitions and notices), after the state changed; returns an unsubscribe. */
   watch(listener: (event: InstanceEvent) => void): () => void;
+  /** What plugins know of it (the `describe` hook: `oomKills`, `storage`...); a failing tap costs its facts only. */
+  describe(instance: InstanceView): Promise<InstanceFacts>;
 }
 
 /** Changes to instances, each through the supervisor's state machine. */
@@ -66,6 +68,8 @@ export interface Lifecycle {
   create(service: string, id: string, options?: { weight?: number }): InstanceView;
   /** Starts it (creating it if needed); resolves once it is running or its start failed. Concurrent calls share one spawn. */
   start(instance: InstanceView, reason?: string): Promise<void>;
+  /** Creates it if needed, records that it should run (also across a server restart, even if this start fails) and starts it. */
+  spawn(service: string, id: string): Promise<InstanceView>;
   /** A manual restart: forgets earlier failures, stops and starts afresh. */
   restart(instance: InstanceView, reason?: string): Promise<void>;
   hibernate(instance: InstanceView, reason?: string): Promise<void>;
