@@ -15,10 +15,10 @@ export default definePlugin({
   name: OWNER,
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel) {
-    const tokens = new TokenStore(kernel.store);
+  setup(ctx) {
+    const tokens = new TokenStore(ctx.store);
 
-    kernel.hooks.auth.tapPromise(OWNER, async ({ headers }) => {
+    ctx.hooks.auth.tap(({ headers }) => {
       const match = BEARER.exec(headers.authorization ?? '');
       // Another scheme, or a bearer token that is not ours: leave it to other auth plugins (or the 401).
       if (!match) return undefined;
@@ -26,7 +26,7 @@ export default definePlugin({
       return token ? identityOf(token) : undefined;
     });
 
-    ensureAdminToken(tokens, kernel.config.settings.dataDir, kernel.log);
-    registerRoutes(kernel, tokens);
+    ensureAdminToken(tokens, ctx.paths.dataDir, ctx.log);
+    registerRoutes(ctx.api, tokens);
   },
 });

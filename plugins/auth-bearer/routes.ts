@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DNS_LABEL } from '../../core/config/schema.ts';
 import { parseDuration } from '../../core/config/units.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
-import type { Kernel } from '../../core/kernel.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 import type { TokenStore } from './tokens.ts';
 
 /** Ten years: far enough for anything meant to expire, small enough that the arithmetic stays exact. */
@@ -30,8 +30,8 @@ const createBody = z.strictObject({
 const idParams = z.strictObject({ id: z.string().min(1).max(64) });
 
 /** Token management: admin tokens only (the router answers 403 to tenant tokens). */
-export function registerRoutes(kernel: Kernel, tokens: TokenStore): void {
-  kernel.api.route({
+export function registerRoutes(api: PluginContext['api'], tokens: TokenStore): void {
+  api.route({
     method: 'POST',
     url: '/api/tokens',
     summary: 'Create a token (a tenant token with `tenant`, else an admin token); the secret is returned only here',
@@ -49,7 +49,7 @@ export function registerRoutes(kernel: Kernel, tokens: TokenStore): void {
     },
   });
 
-  kernel.api.route({
+  api.route({
     method: 'GET',
     url: '/api/tokens',
     summary: 'List tokens (never their secrets), revoked and expired ones included',
@@ -58,7 +58,7 @@ export function registerRoutes(kernel: Kernel, tokens: TokenStore): void {
     handler: () => ({ tokens: tokens.list() }),
   });
 
-  kernel.api.route({
+  api.route({
     method: 'DELETE',
     url: '/api/tokens/:id',
     summary: 'Revoke a token; it stops working at once',
@@ -68,7 +68,7 @@ export function registerRoutes(kernel: Kernel, tokens: TokenStore): void {
     handler: ({ params, audit }) => {
       audit.target = `token:${params.id}`;
       const revoked = tokens.revoke(params.id);
-      if (!revoked) throw new TenementError(ErrorCodes.NOT_FOUND, `unknown token '${params.id}'`, { status: 404 });
+      if (!revoked) throw new TenementError(ErrorCodes.NOT_FOUND, `unknown token '${params.id}'`);
       audit.detail = `${revoked.kind} token '${revoked.name}'`;
       return { id: revoked.id, revoked: true };
     },

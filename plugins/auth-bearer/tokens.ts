@@ -1,7 +1,8 @@
-import type { Store } from '../../core/store.ts';
+import type { PluginStore } from '../../core/plugin-context.ts';
 import type { Identity } from '../../core/types.ts';
 import { generateId, generateToken, hashToken, isTokenShaped, sameHash } from './secret.ts';
 
+/** The plugin's name, which is also the owner its table's migrations are versioned under (keep it). */
 export const OWNER = 'auth-bearer';
 
 /** This plugin's own table, versioned under its own name (append-only steps). */
@@ -54,8 +55,8 @@ const COLUMNS = `id, name, kind, tenant, created_at AS createdAt, expires_at AS 
 export class TokenStore {
   private readonly statements;
 
-  constructor(store: Store) {
-    store.migrateOwner(OWNER, MIGRATIONS);
+  constructor(store: Pick<PluginStore, 'migrate' | 'db'>) {
+    store.migrate(MIGRATIONS);
     const db = store.db;
     this.statements = {
       insert: db.prepare(
