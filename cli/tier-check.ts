@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TIERS, type ServiceInput, type Tier } from '../core/config/schema.ts';
 import { errorMessage } from '../core/errors.ts';
-import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
+import { bootKernel, type BootedKernel } from '../core/boot.ts';
 import type { Instance } from '../core/instance.ts';
 import type { TierProbe } from '../core/types.ts';
 import { pluginsWithAllRuntimes } from './tier-runtimes.ts';
@@ -64,7 +64,7 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
   return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
-async function probeTier(kernel: TestKernel, tier: Tier, timeoutMs: number): Promise<TierProbe> {
+async function probeTier(kernel: BootedKernel, tier: Tier, timeoutMs: number): Promise<TierProbe> {
   const hook = kernel.hooks.probe.get(tier);
   if (!hook || hook.taps.length === 0) return { available: true };
   try {
@@ -75,7 +75,7 @@ async function probeTier(kernel: TestKernel, tier: Tier, timeoutMs: number): Pro
 }
 
 /** GET / through the kernel's proxy with the instance's host name. */
-function getThroughProxy(kernel: TestKernel, host: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+function getThroughProxy(kernel: BootedKernel, host: string, timeoutMs: number): Promise<{ status: number; body: string }> {
   const url = new URL(kernel.url);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: url.hostname, port: url.port, path: '/', headers: { host }, agent: false, timeout: timeoutMs }, (res) => {
@@ -105,7 +105,7 @@ function failureDetail(instance: Instance | undefined): string {
 type StartResult = Pick<TierReport, 'status' | 'works' | 'answeredMs' | 'reason'>;
 const failed = (reason: string): StartResult => ({ status: 'failed', works: false, answeredMs: null, reason });
 
-async function startTier(kernel: TestKernel, tier: Tier, timeoutMs: number): Promise<StartResult> {
+async function startTier(kernel: BootedKernel, tier: Tier, timeoutMs: number): Promise<StartResult> {
   const service = serviceName(tier);
   const started = performance.now();
   try {
@@ -151,9 +151,9 @@ export async function checkTiers(options: TierCheckOptions = {}): Promise<TierRe
       stopTimeout: 2_000,
     };
   }
-  let kernel: TestKernel | null = null;
+  let kernel: BootedKernel | null = null;
   try {
-    kernel = await createTestKernel({
+    kernel = await bootKernel({
       plugins,
       config: { settings: { dataDir: path.join(dir, 'data'), listen: '127.0.0.1' }, services },
       dir,
