@@ -1,4 +1,4 @@
-import type { Kernel } from '../../core/kernel.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 import type { PluginRunner } from './runner.ts';
 
 export interface KernelPluginView {
@@ -25,9 +25,9 @@ export interface WasmPluginView {
 }
 
 /** Taps by plugin: every tap is registered through the hooks' interceptor, which makes its timing slot. */
-function hooksByTap(kernel: Kernel): Map<string, string[]> {
+function hooksByTap(timings: PluginContext['timings']): Map<string, string[]> {
   const byTap = new Map<string, string[]>();
-  for (const key of kernel.timings.byTap.keys()) {
+  for (const key of timings.byTap.keys()) {
     const slash = key.lastIndexOf('/');
     const hook = key.slice(0, slash);
     const tap = key.slice(slash + 1);
@@ -37,16 +37,16 @@ function hooksByTap(kernel: Kernel): Map<string, string[]> {
 }
 
 /** GET /api/plugins (admin): what is loaded and which hooks each plugin taps. */
-export function pluginsRoute(kernel: Kernel, runners: readonly PluginRunner[]): void {
-  kernel.api.route({
+export function pluginsRoute(ctx: Pick<PluginContext, 'api' | 'timings' | 'plugins'>, runners: readonly PluginRunner[]): void {
+  ctx.api.route({
     method: 'GET',
     url: '/api/plugins',
     summary: 'Loaded plugins: kernel plugins with the hooks they tap, sandboxed (wasm) plugins with hooks, grants and call counts',
     tags: ['plugins'],
     access: 'admin',
     handler: () => {
-      const taps = hooksByTap(kernel);
-      const kernelPlugins: KernelPluginView[] = kernel.plugins.map((name) => ({ name, kind: 'kernel', hooks: taps.get(name) ?? [] }));
+      const taps = hooksByTap(ctx.timings);
+      const kernelPlugins: KernelPluginView[] = ctx.plugins.map((name) => ({ name, kind: 'kernel', hooks: taps.get(name) ?? [] }));
       const wasm: WasmPluginView[] = runners.map((runner) => ({
         name: runner.name,
         kind: 'wasm',

@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
 import { prepareComponent, type ComponentArtifact } from '../../core/wasm/component/index.ts';
-import { sharedWasmPool } from '../../core/wasm/index.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { pluginsRoute } from './api.ts';
 import { builtPlugin } from './build.ts';
@@ -62,16 +61,16 @@ export default definePlugin<WasmPluginsOptions | undefined>({
   kernel: '^1',
   // Its `route` taps must precede the router's (they also carry a lower stage).
   enforce: 'pre',
-  async setup(kernel, rawOptions) {
-    const plugins = parseWasmPluginsOptions(rawOptions, kernel.config.source.dir);
+  async setup(ctx) {
+    const plugins = parseWasmPluginsOptions(ctx.config, ctx.paths.configDir);
     const runners: PluginRunner[] = [];
-    pluginsRoute(kernel, runners);
+    pluginsRoute(ctx, runners);
     if (plugins.length === 0) return;
 
     const metrics = new PluginMetrics();
-    kernel.hooks.metrics.tap('wasm-plugins', (registry) => metrics.register(registry));
-    const cacheDir = path.join(kernel.config.settings.dataDir, 'wasm-cache');
-    const pool: PluginPool = sharedWasmPool(kernel);
+    ctx.hooks.metrics.tap((registry) => metrics.register(registry));
+    const cacheDir = path.join(ctx.paths.dataDir, 'wasm-cache');
+    const pool: PluginPool = ctx.wasmPool();
     for (const [index, plugin] of plugins.entries()) {
       if (!existsSync(plugin.path)) {
         throw new TenementError(ErrorCodes.CONFIG_INVALID, `pluginOptions.wasm-plugins.plugins.${index}.path: ${plugin.path} does not exist`);
@@ -90,15 +89,15 @@ export default definePlugin<WasmPluginsOptions | undefined>({
       }
       checkArtifact(plugin, artifact, index);
       artifact = withoutTypeImports(artifact);
-      runners.push(new PluginRunner(plugin, artifact, pool, metrics, kernel.log));
-      kernel.log.info({ plugin: plugin.name, hooks: plugin.hooks, hash: artifact.hash }, 'wasm plugin loaded');
+      runners.push(new PluginRunner(plugin, artifact, pool, metrics, ctx.log));
+      ctx.log.info({ wasmPlugin: plugin.name, hooks: plugin.hooks, hash: artifact.hash }, 'wasm plugin loaded');
     }
     // Registered after the pool's own closer, so it runs before it (closers run last registered first).
-    kernel.onClose(() => {
+    ctx.onClose(() => {
       for (const runner of runners) runner.close();
     });
     await Promise.all(runners.map((runner) => runner.warmUp()));
-    tapTenantTraffic(kernel, runners);
-    tapEvents(kernel, runners);
+    tapTenantTraffic(ctx, runners);
+    tapEvents(ctx.hooks, runners);
   },
 });

@@ -26,7 +26,7 @@ const WARM_UP_REQUEST = { method: '', host: '', path: '', headers: [], remoteAdd
 /** One warning per plugin and hook per this long; the ones in between are counted, not logged. */
 const WARN_EVERY_MS = 10_000;
 
-/** Metrics shared by every plugin; registered on the kernel's registry through the `metrics` hook. */
+/** Metrics shared by every plugin; registered on the server's registry through the `metrics` hook. */
 export class PluginMetrics {
   readonly calls = new Counter({
     name: 'tenement_wasm_plugin_calls_total',
@@ -55,7 +55,7 @@ export class PluginRunner {
   readonly recentLogs: string[] = [];
   private readonly warned = new Map<string, { at: number; suppressed: number }>();
   private warming: Promise<void> | null = null;
-  /** Set when the kernel stops: calls cut short by the pool closing are neither counted nor logged. */
+  /** Set when the server stops: calls cut short by the pool closing are neither counted nor logged. */
   private closed = false;
 
   constructor(
@@ -152,7 +152,7 @@ export class PluginRunner {
     this.warned.set(key, { at: now, suppressed: 0 });
     const fallback = hook === 'auth' && this.config.failClosed ? 'answered 503 (failClosed)' : 'treated as no answer';
     this.log.warn(
-      { plugin: this.name, hook, outcome, err: message, ...(last?.suppressed ? { suppressed: last.suppressed } : {}) },
+      { wasmPlugin: this.name, hook, outcome, err: message, ...(last?.suppressed ? { suppressed: last.suppressed } : {}) },
       `wasm plugin '${this.name}' failed in '${hook}' (${outcome}): ${fallback}`,
     );
   }
@@ -161,7 +161,7 @@ export class PluginRunner {
   private forwardLogs(lines: WasmLogLine[]): void {
     if (!this.config.capabilities.log || lines.length === 0) return;
     for (const { stream, line } of lines) {
-      this.log.info({ plugin: this.name, stream }, line);
+      this.log.info({ wasmPlugin: this.name, stream }, line);
       this.recentLogs.push(line);
     }
     if (this.recentLogs.length > RECENT_LOG_LINES) this.recentLogs.splice(0, this.recentLogs.length - RECENT_LOG_LINES);

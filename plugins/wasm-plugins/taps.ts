@@ -1,7 +1,6 @@
-import { serviceConfig } from '../../core/config/lookup.ts';
-import type { Kernel } from '../../core/kernel.ts';
-import type { Instance, InstanceEvent, InstanceState, RequestInfo, RouteTarget } from '../../core/types.ts';
-import { autoCreate, autoCreates } from '../router/auto-create.ts';
+import { autoCreate, autoCreates } from '../../core/auto-create.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
+import type { InstanceEvent, InstanceState, InstanceView, RequestInfo, RouteTarget } from '../../core/types.ts';
 import { readAuthAnswer, readRouteAnswer } from './answers.ts';
 import { eventRecord, requestRecord, type RequestRecord } from './records.ts';
 import type { CallResult, PluginRunner } from './runner.ts';
@@ -12,13 +11,16 @@ const ROUTE_STAGE = -100;
 /** Events waiting for one plugin's `on-event`; past it new ones are dropped (and counted). */
 const EVENT_BACKLOG = 256;
 
+/** What routing to an instance needs of the context: services, instances, and auto-creation within bounds. */
+type RouteContext = Pick<PluginContext, 'services' | 'instances' | 'lifecycle'>;
+
 /**
  * Tenant traffic passes the `route` hook, so `auth` is a route tap that answers a `reject` target on deny and
  * passes (undefined) otherwise. Only hosts under the domain are tenant traffic: the management API keeps its
  * own auth and is never subject to a plugin. A plugin is only called for the hooks its config lists.
  */
-export function tapTenantTraffic(kernel: Kernel, runners: readonly PluginRunner[]): void {
-  const suffix = `.${kernel.config.settings.domain}`;
+export function tapTenantTraffic(ctx: RouteContext & Pick<PluginContext, 'settings' | 'hooks'>, runners: readonly PluginRunner[]): void {
+  const suffix = `.${ctx.settings.domain}`;
   // One record per request, however many plugins look at it.
   const records = new WeakMap<RequestInfo, RequestRecord>();
   const recordOf = (request: RequestInfo): RequestRecord => {
@@ -32,22 +34,22 @@ export function tapTenantTraffic(kernel: Kernel, runners: readonly PluginRunner[
 
   const rejected = new RecentRejects();
   for (const runner of runners.filter((r) => r.declares('auth'))) {
-    kernel.hooks.route.tapPromise({ name: `wasm:${runner.name}`, stage: AUTH_STAGE }, async (request) => {
+    ctx.hooks.route.tap(async (request) => {
       if (!request.hostname.endsWith(suffix)) return undefined;
       const again = rejected.take(runner, request);
       if (again) return again;
       const target = authorize(runner, await runner.call('auth', [recordOf(request)]));
       if (target) rejected.remember(runner, request, target);
       return target;
-    });
+    }, { stage: AUTH_STAGE });
   }
   for (const runner of runners.filter((r) => r.declares('route'))) {
-    kernel.hooks.route.tapPromise({ name: `wasm:${runner.name}`, stage: ROUTE_STAGE }, async (request) => {
+    ctx.hooks.route.tap(async (request) => {
       if (!request.hostname.endsWith(suffix)) return undefined;
       const result = await runner.call('route', [recordOf(request)]);
       if (!result.ok) return undefined;
-      return routeTo(kernel, runner, result.value, request.remoteAddress);
-    });
+      return routeTo(ctx, runner, result.value, request.remoteAddress);
+    }, { stage: ROUTE_STAGE });
   }
 }
 
@@ -102,7 +104,7 @@ function authorize(runner: PluginRunner, result: CallResult): RouteTarget | unde
   return { kind: 'reject', status: answer.status, code: 'TNM_ERR_PLUGIN_DENIED', message: answer.message || `denied by plugin '${runner.name}'` };
 }
 
-function routeTo(kernel: Kernel, runner: PluginRunner, value: unknown, address: string): RouteTarget | undefined {
+function routeTo(ctx: RouteContext, runner: PluginRunner, value: unknown, address: string): RouteTarget | undefined {
   const answer = readRouteAnswer(value);
   if (answer === undefined) {
     runner.failed('route', 'invalid', `not a route target: ${preview(value)}`);
@@ -112,16 +114,16 @@ function routeTo(kernel: Kernel, runner: PluginRunner, value: unknown, address: 
     runner.count('route', 'no-answer');
     return undefined;
   }
-  const service = serviceConfig(kernel.config, answer.service);
+  const service = ctx.services.get(answer.service);
   if (!service) {
     runner.failed('route', 'invalid', `routes to unknown service '${answer.service}'`);
     return undefined;
   }
   if (answer.instance !== null) {
-    let instance = kernel.instances.get(answer.service, answer.instance);
+    let instance = ctx.instances.get(answer.service, answer.instance);
     if (!instance && autoCreates(service)) {
       // Within the service's autoCreate bounds, as for the router's own hosts: a refusal is the client's answer.
-      const created = autoCreate(kernel, answer.service, service, answer.instance, address);
+      const created = autoCreate(ctx, answer.service, service, answer.instance, address);
       if ('kind' in created) return created;
       instance = created;
     }
@@ -132,7 +134,7 @@ function routeTo(kernel: Kernel, runner: PluginRunner, value: unknown, address: 
     runner.count('route', 'routed');
     return { kind: 'instances', mode: 'direct', service: answer.service, candidates: [instance] };
   }
-  const candidates = trafficCandidates(kernel.instances.ofService(answer.service));
+  const candidates = trafficCandidates(ctx.instances.ofService(answer.service));
   if (candidates.length === 0) {
     runner.failed('route', 'invalid', `routes to service '${answer.service}', which has no instance that can take traffic`);
     return undefined;
@@ -144,7 +146,7 @@ function routeTo(kernel: Kernel, runner: PluginRunner, value: unknown, address: 
 const WAKEABLE: ReadonlySet<InstanceState> = new Set(['created', 'starting', 'waking', 'restarting', 'hibernated', 'stopped']);
 
 /** Running instances first, then wakeable ones, each drawn by weight (the router's rule, plugins not sharing code). */
-function trafficCandidates(instances: readonly Instance[]): Instance[] {
+function trafficCandidates(instances: readonly InstanceView[]): InstanceView[] {
   const keyed = instances
     .filter((i) => i.weight > 0 && ((i.state === 'running' && i.handle) || WAKEABLE.has(i.state)))
     .map((i) => [(i.state === 'running' ? 1 : 0) + Math.random() ** (1 / i.weight), i] as const);
@@ -155,11 +157,11 @@ function trafficCandidates(instances: readonly Instance[]): Instance[] {
  * Every lifecycle event goes to each `on-event` plugin in order, one call at a time per plugin, without ever
  * holding up the lifecycle: the tap queues the call and returns.
  */
-export function tapEvents(kernel: Kernel, runners: readonly PluginRunner[]): void {
+export function tapEvents(hooks: PluginContext['hooks'], runners: readonly PluginRunner[]): void {
   for (const runner of runners.filter((r) => r.declares('on-event'))) {
     let tail: Promise<unknown> = Promise.resolve();
     let pending = 0;
-    kernel.hooks.stateChange.tapPromise(`wasm:${runner.name}`, async (event: InstanceEvent) => {
+    hooks.stateChange.tap((event: InstanceEvent) => {
       if (pending >= EVENT_BACKLOG) {
         runner.failed('on-event', 'dropped', `${EVENT_BACKLOG} events already waiting`);
         return;
