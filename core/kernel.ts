@@ -225,7 +225,7 @@ export class Kernel {
 
   private requireService(service: string): NonNullable<ResolvedConfig['services'][string]> {
     const config = serviceConfig(this.config, service);
-    if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
+    if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`);
     return config;
   }
 
@@ -236,7 +236,7 @@ export class Kernel {
   createInstance(service: string, id: string, options: { weight?: number } = {}): Instance {
     const config = this.requireService(service);
     if (!DNS_LABEL.test(id)) {
-      throw new TenementError(ErrorCodes.BAD_NAME, `instance id '${id}' is not a DNS label`, { status: 400 });
+      throw new TenementError(ErrorCodes.BAD_NAME, `instance id '${id}' is not a DNS label`);
     }
     const existing = this.instances.get(service, id);
     if (existing) return existing;
@@ -275,7 +275,7 @@ export class Kernel {
 
   setWeight(instance: Instance, weight: number): void {
     if (!Number.isInteger(weight) || weight < 0 || weight > 100) {
-      throw new TenementError(ErrorCodes.BAD_NAME, `weight must be an integer from 0 to 100, got ${weight}`, { status: 400 });
+      throw new TenementError(ErrorCodes.BAD_REQUEST, `weight must be an integer from 0 to 100, got ${weight}`);
     }
     instance.weight = weight;
     const desired = instance.state === 'hibernated' ? 'hibernated' : 'running';

@@ -52,7 +52,6 @@ export class PortAllocator {
         this.taken.delete(port);
         const code = (error as NodeJS.ErrnoException).code ?? 'error';
         throw new TenementError(ErrorCodes.SPAWN_FAILED, `cannot probe a port for the instance: ${code} (${errorMessage(error)})`, {
-          status: 503,
           retryAfter: 5,
           cause: error,
         });
@@ -60,7 +59,7 @@ export class PortAllocator {
       if (free) return port;
       this.taken.delete(port);
     }
-    throw new TenementError(ErrorCodes.NO_PORT, `no free port left in ${this.from}-${this.to}`, { status: 503, retryAfter: 5 });
+    throw new TenementError(ErrorCodes.NO_PORT, `no free port left in ${this.from}-${this.to}`, { retryAfter: 5 });
   }
 
   release(port: number | null): void {

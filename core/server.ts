@@ -2,8 +2,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { ErrorCodes, TenementError, errorMessage, isTenementError } from './errors.ts';
-import { answerClientError, badFraming, sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
+import { ErrorCodes, TenementError, errorFields, errorMessage, isTenementError } from './errors.ts';
+import { answerClientError, badFraming, httpError, sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
 import { nodeRequestProblem } from './dataplane/http1.ts';
 import type { Kernel } from './kernel.ts';
 import { Proxy } from './proxy.ts';
@@ -46,7 +46,7 @@ export function hostnameOf(host: string | undefined): string | null {
   return name.length > 0 ? name : null;
 }
 
-const BAD_HOST: HttpError = { status: 400, code: ErrorCodes.BAD_HOST, message: 'missing or malformed Host header' };
+const BAD_HOST: HttpError = httpError(ErrorCodes.BAD_HOST, 'missing or malformed Host header');
 const MANAGEMENT: RouteTarget = { kind: 'management' };
 
 function requestInfo(req: IncomingMessage, hostname: string, upgrade: boolean): RequestInfo {
@@ -75,7 +75,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       // Nothing claimed the request: the management app answers (its own routes, or a coded 404).
       return (await kernel.hooks.route.promise(requestInfo(req, hostname, upgrade))) ?? MANAGEMENT;
     } catch (error) {
-      kernel.log.error({ err: errorMessage(error) }, 'route hook failed');
+      kernel.log.error(errorFields(error), 'route hook failed');
       return toHttpError(error);
     }
   };
@@ -111,7 +111,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
         if (!('kind' in target)) return sendSocketError(socket, target);
         if (target.kind === 'instances') return proxy.upgrade(req, socket, head, target);
         if (target.kind === 'reject') return sendSocketError(socket, target);
-        return sendSocketError(socket, { status: 404, code: ErrorCodes.NOT_FOUND, message: 'no upgrade endpoint here' });
+        return sendSocketError(socket, httpError(ErrorCodes.NOT_FOUND, 'no upgrade endpoint here'));
       },
       (error: unknown) => sendSocketError(socket, toHttpError(error)),
     );
@@ -128,7 +128,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       server.on('clientError', answerClientError);
       // Not a forward proxy: CONNECT gets a status rather than a silently closed connection.
       server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
-        sendSocketError(socket, { status: 405, code: ErrorCodes.BAD_REQUEST, message: 'CONNECT is not supported here' }),
+        sendSocketError(socket, httpError(ErrorCodes.METHOD_NOT_ALLOWED, 'CONNECT is not supported here')),
       );
       // A client that half-closes after its request (shutdown(SHUT_WR)) still gets its answer (Proxy probes it).
       (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
@@ -144,7 +144,9 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       const http = toHttpError(error);
       if (http.retryAfter !== undefined) void reply.header('retry-after', http.retryAfter);
       if (http.status === 401) void reply.header('www-authenticate', 'Bearer realm="tenement"');
-      return void reply.status(http.status).send({ error: { code: http.code, message: http.message } });
+      // Where it came from (a plugin's tap) is for operators: the management API says it, the edge does not.
+      const origin = http.plugin === undefined ? {} : { plugin: http.plugin, hook: http.hook };
+      return void reply.status(http.status).send({ error: { code: http.code, message: http.message, ...origin } });
     }
     // Fastify's own errors (bad JSON, wrong content type, body too large) are the client's: keep their status.
     const status = (error as { statusCode?: number }).statusCode ?? 500;

@@ -84,7 +84,7 @@ export class Supervisor {
       );
       const hook = this.kernel.hooks.spawn.get(spec.tier);
       if (!hook || hook.taps.length === 0) {
-        throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `no runtime plugin provides the '${spec.tier}' tier`, { status: 503 });
+        throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `no runtime plugin provides the '${spec.tier}' tier`);
       }
       const spawned = await hook.promise(spec);
       if (!spawned) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `the '${spec.tier}' runtime did not start ${instance.key}`);

@@ -12,14 +12,14 @@ export function canAccess(identity: Identity | null, instanceId: string): boolea
 
 export function requireAdmin(identity: Identity | null, what: string): void {
   if (identity?.kind !== 'admin') {
-    throw new TenementError(ErrorCodes.FORBIDDEN, `${what} needs an admin token`, { status: 403 });
+    throw new TenementError(ErrorCodes.FORBIDDEN, `${what} needs an admin token`);
   }
 }
 
 /** A tenant asking for another tenant's instance learns nothing: the answer is the same as for no instance. */
 export function requireAccess(identity: Identity | null, service: string, id: string): void {
   if (!canAccess(identity, id)) {
-    throw new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `unknown instance '${service}:${id}'`, { status: 404 });
+    throw new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `unknown instance '${service}:${id}'`);
   }
 }
 
@@ -33,7 +33,6 @@ export function requireCreate(identity: Identity | null, service: string, grant:
     throw new TenementError(
       ErrorCodes.FORBIDDEN,
       `creating an instance of '${service}' needs an admin token (or tenants: { create: true } on the service)`,
-      { status: 403 },
     );
   }
 }
@@ -55,6 +54,5 @@ export function requireWeight(identity: Identity | null, service: string, grant:
     grant.maxWeight > 0
       ? `a tenant token may set a weight up to ${grant.maxWeight} in '${service}' (tenants.maxWeight), not ${weight}`
       : `changing a weight in '${service}' needs an admin token (or tenants: { maxWeight: N } on the service)`,
-    { status: 403 },
   );
 }

@@ -105,13 +105,12 @@ export class ApiRouter {
     const wait = this.limiter.retryAfter(key);
     if (wait > 0) {
       throw new TenementError(ErrorCodes.RATE_LIMITED, `too many failed attempts with this token from ${address}; retry in ${wait}s`, {
-        status: 429,
         retryAfter: wait,
       });
     }
     this.limiter.fail(key);
     const why = request.headers.authorization ? 'invalid, expired or revoked token' : 'missing token: send Authorization: Bearer tnm_...';
-    throw new TenementError(ErrorCodes.UNAUTHORIZED, why, { status: 401 });
+    throw new TenementError(ErrorCodes.UNAUTHORIZED, why);
   }
 
   route<P, Q, B>(definition: ApiRoute<P, Q, B>): void {

@@ -9,5 +9,5 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown, where: 'para
     const path = [where, ...issue.path.map(String)].join('.');
     return `${path}: ${issue.message}`;
   });
-  throw new TenementError(ErrorCodes.BAD_REQUEST, problems.join('; '), { status: 400 });
+  throw new TenementError(ErrorCodes.BAD_REQUEST, problems.join('; '));
 }

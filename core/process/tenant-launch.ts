@@ -98,7 +98,6 @@ export function findSetpriv(tier: string): string {
     throw new TenementError(
       ErrorCodes.TIER_UNAVAILABLE,
       `the '${tier}' tier run as root needs setpriv to drop to the tenant's uid, and it is not installed: apt-get install util-linux`,
-      { status: 503 },
     );
   }
   return setpriv;

@@ -122,7 +122,6 @@ export class UidAllocator {
       throw new TenementError(
         ErrorCodes.NO_TENANT_UID,
         `no free tenant uid for ${service}:${id}: all ${this.range.to - this.range.from + 1} uids of settings.tenantUids (${this.range.from}-${this.range.to}) are held by instances or host accounts; widen settings.tenantUids, or remove instances and their data`,
-        { status: 503 },
       );
     });
   }

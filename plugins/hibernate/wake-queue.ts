@@ -26,7 +26,6 @@ export class WakeQueues {
     const depth = this.depth(instance);
     if (depth >= config.wakeQueue) {
       throw new TenementError(ErrorCodes.WAKE_QUEUE_FULL, `${depth} requests are already waiting for ${instance.key} to wake`, {
-        status: 503,
         retryAfter: Math.max(1, Math.ceil(config.startupTimeout / 1000)),
       });
     }
@@ -51,7 +50,6 @@ export class WakeQueues {
       if (state === 'running' && instance.handle) return true;
       if (state === 'failed') {
         throw new TenementError(ErrorCodes.INSTANCE_FAILED, `${instance.key} has failed: ${instance.lastError ?? 'too many restarts'}; restart it manually`, {
-          status: 503,
           retryAfter: 30,
         });
       }
@@ -59,7 +57,6 @@ export class WakeQueues {
         // One start per queue: a start that failed gives every waiter the answer instead of trying once more each.
         if (lifecycle.failures(instance) > failuresAtArrival) {
           throw new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: ${instance.lastError ?? state}`, {
-            status: 503,
             retryAfter: 1,
           });
         }
@@ -81,14 +78,14 @@ export class WakeQueues {
 
   private refused(instance: InstanceView): TenementError {
     const why = this.lifecycle.isRemoved(instance) ? 'it was removed while this request waited' : 'the server is shutting down';
-    return new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: ${why}`, { status: 503, retryAfter: 5 });
+    return new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} could not be woken: ${why}`, { retryAfter: 5 });
   }
 
   private timeout(instance: InstanceView): TenementError {
     return new TenementError(
       ErrorCodes.WAKE_TIMEOUT,
       `${instance.key} was not ready within ${instance.config.startupTimeout}ms (state ${instance.state})`,
-      { status: 503, retryAfter: Math.max(1, Math.ceil(instance.config.startupTimeout / 1000)) },
+      { retryAfter: Math.max(1, Math.ceil(instance.config.startupTimeout / 1000)) },
     );
   }
 }

@@ -1,9 +1,9 @@
-import type { Kernel } from '../../core/kernel.ts';
-import type { Instance } from '../../core/instance.ts';
+import type { InstanceView } from '../../core/instance.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import { healthSettings } from '../../core/config/health.ts';
-import { serviceConfig } from '../../core/config/lookup.ts';
-import { deployBody } from './schemas.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
+import type { ApiContext } from '../../core/api/router.ts';
+import { deployBody, type DeployBody } from './schemas.ts';
 import { isUp } from './start.ts';
 import { lastLogLines, viewOf } from './view.ts';
 
@@ -31,14 +31,14 @@ async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
  * Starts the new version and waits for it to be running with a passing health check. The first start must
  * succeed: a version that exits or never gets ready is a failed deploy, not something to retry with backoff.
  */
-async function startHealthy(kernel: Kernel, instance: Instance, deadline: number): Promise<Outcome> {
-  const started = await within(kernel.supervisor.start(instance, 'deploy'), deadline - Date.now());
+async function startHealthy(ctx: PluginContext, instance: InstanceView, deadline: number): Promise<Outcome> {
+  const started = await within(ctx.lifecycle.start(instance, 'deploy'), deadline - Date.now());
   if (!started) return { ok: false, timedOut: true, reason: `not running within the deploy timeout (it is ${instance.state})` };
   if (!isUp(instance)) return { ok: false, timedOut: false, reason: instance.lastError ?? `it is ${instance.state}` };
-  const check = healthSettings(instance.config, kernel.config.settings);
+  const check = healthSettings(instance.config, ctx.settings);
   let last = 'no health check ran';
   while (Date.now() < deadline && isUp(instance)) {
-    const result = await kernel.checkHealth(instance, Math.max(1, Math.min(check.timeoutMs, deadline - Date.now())));
+    const result = await ctx.checkHealth(instance, Math.max(1, Math.min(check.timeoutMs, deadline - Date.now())));
     if (result.ok && isUp(instance)) return { ok: true };
     last = result.detail ?? 'health check failed';
     await sleep(Math.min(RECHECK_MS, Math.max(0, deadline - Date.now())));
@@ -47,9 +47,45 @@ async function startHealthy(kernel: Kernel, instance: Instance, deadline: number
   return { ok: false, timedOut: true, reason: `no passing health check within the deploy timeout (last: ${last})` };
 }
 
+/** Registers, weighs and starts `{service}:{version}`; a version that does not become healthy is removed again. */
+async function deploy(ctx: PluginContext, { body, reply, audit }: ApiContext<unknown, unknown, DeployBody>): Promise<unknown> {
+  const { service, version } = body;
+  audit.target = `${service}:${version}`;
+  audit.instanceId = version;
+  const config = ctx.services.get(service);
+  if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
+  if (ctx.instances.get(service, version)) {
+    throw new TenementError(ErrorCodes.CONFLICT, `${service}:${version} already exists; remove it first or deploy another version`, {
+      status: 409,
+    });
+  }
+  const weight = body.weight ?? (ctx.instances.ofService(service).some(isUp) ? 0 : 100);
+  const timeoutMs = body.timeout ?? config.startupTimeout;
+  const deadline = Date.now() + timeoutMs;
+
+  // Registered, weighted, then started, all before anything else can run: the router never sees this
+  // version with the service's default weight, so a weight-0 deploy never gets a request.
+  const instance = ctx.lifecycle.create(service, version);
+  ctx.lifecycle.setWeight(instance, weight);
+  const outcome = await startHealthy(ctx, instance, deadline);
+  if (outcome.ok) {
+    audit.detail = `deployed at weight ${weight}`;
+    reply.code(201);
+    return viewOf(ctx.instances, instance);
+  }
+
+  const lastError = instance.lastError;
+  const logs = lastLogLines(instance);
+  await ctx.lifecycle.remove(instance, 'deploy failed');
+  const message = `deploy of ${instance.key} failed: ${outcome.reason}`;
+  audit.detail = message;
+  reply.code(outcome.timedOut ? 504 : 502);
+  return { error: { code: ErrorCodes.DEPLOY_FAILED, message, lastError, logs } };
+}
+
 /** `POST /api/deploy`: a new version of a service, started beside the running ones at a chosen weight. */
-export function deployRoute(kernel: Kernel): void {
-  kernel.api.route({
+export function deployRoute(ctx: PluginContext): void {
+  ctx.api.route({
     method: 'POST',
     url: '/api/deploy',
     summary: 'Start a new version of a service as instance {service}:{version} and wait until it is healthy',
@@ -61,39 +97,6 @@ export function deployRoute(kernel: Kernel): void {
     tags: ['deploy'],
     access: 'admin',
     body: deployBody,
-    handler: async ({ body, reply, audit }) => {
-      const { service, version } = body;
-      audit.target = `${service}:${version}`;
-      audit.instanceId = version;
-      const config = serviceConfig(kernel.config, service);
-      if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
-      if (kernel.instances.get(service, version)) {
-        throw new TenementError(ErrorCodes.CONFLICT, `${service}:${version} already exists; remove it first or deploy another version`, {
-          status: 409,
-        });
-      }
-      const weight = body.weight ?? (kernel.instances.ofService(service).some(isUp) ? 0 : 100);
-      const timeoutMs = body.timeout ?? config.startupTimeout;
-      const deadline = Date.now() + timeoutMs;
-
-      // Registered, weighted, then started, all before anything else can run: the router never sees this
-      // version with the service's default weight, so a weight-0 deploy never gets a request.
-      const instance = kernel.createInstance(service, version);
-      kernel.setWeight(instance, weight);
-      const outcome = await startHealthy(kernel, instance, deadline);
-      if (outcome.ok) {
-        audit.detail = `deployed at weight ${weight}`;
-        reply.code(201);
-        return viewOf(kernel, instance);
-      }
-
-      const lastError = instance.lastError;
-      const logs = lastLogLines(instance);
-      await kernel.removeInstance(instance, 'deploy failed');
-      const message = `deploy of ${instance.key} failed: ${outcome.reason}`;
-      audit.detail = message;
-      reply.code(outcome.timedOut ? 504 : 502);
-      return { error: { code: ErrorCodes.DEPLOY_FAILED, message, lastError, logs } };
-    },
+    handler: (context) => deploy(ctx, context),
   });
 }

@@ -22,7 +22,7 @@ function runQuery(deps: RouteDeps, filter: LogFilter, limit: number): LogRecord[
     return deps.store.query(filter, limit);
   } catch (error) {
     if (/fts5|MATCH/i.test(errorMessage(error))) {
-      throw new TenementError(ErrorCodes.BAD_REQUEST, `query.search: cannot search for this text: ${errorMessage(error)}`, { status: 400 });
+      throw new TenementError(ErrorCodes.BAD_REQUEST, `query.search: cannot search for this text: ${errorMessage(error)}`);
     }
     throw error;
   }
@@ -60,7 +60,7 @@ export function registerRoutes(api: PluginContext['api'], deps: RouteDeps): void
     handler: ({ identity, query, reply }) => {
       const filter = scopedFilter(identity, query);
       if (!deps.isOpen()) {
-        throw new TenementError(ErrorCodes.INVALID_STATE, 'the server is shutting down', { status: 503, retryAfter: 1 });
+        throw new TenementError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down', { retryAfter: 1 });
       }
       // Flush, query and subscribe happen in one synchronous run: no line can fall between backfill and live.
       const backfill = filter.since !== undefined ? runQuery(deps, filter, MAX_LIMIT) : [];

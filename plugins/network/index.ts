@@ -88,7 +88,7 @@ export default definePlugin<NetworkOptions | undefined>({
       const config = serviceConfig(kernel.config, service)!;
       const network = config.network as 'private' | 'none';
       const missing = missingTools(tools, network);
-      if (missing) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${who}: ${missing}`, { status: 503 });
+      if (missing) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${who}: ${missing}`);
       const netns = `${names.netnsPrefix}${sequenceName(seq)}`;
       const veth = `${names.vethPrefix}${sequenceName(seq)}`;
       seq += 1;
@@ -108,7 +108,6 @@ export default definePlugin<NetworkOptions | undefined>({
       const addresses = pool.allocate();
       if (!addresses) {
         throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${who}: no free /30 left in settings.network.range ${range}: use a larger range`, {
-          status: 503,
         });
       }
       try {

@@ -95,7 +95,7 @@ export class Volumes {
   private requireTools(key: string): Ext4Tools {
     this.tools ??= findExt4Tools();
     if ('problem' in this.tools) {
-      throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${key} has limits.storage, but this host cannot enforce it: ${this.tools.problem}`, { status: 503 });
+      throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${key} has limits.storage, but this host cannot enforce it: ${this.tools.problem}`);
     }
     return this.tools.tools;
   }

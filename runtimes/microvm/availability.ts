@@ -9,21 +9,19 @@ import { toolFiles, toolsKey } from './tools-image.ts';
 export function requireGuest(guestDir: string, hypervisor: Hypervisor): GuestManifest {
   if (!hypervisor.qemu) {
     const firecracker = hypervisor.firecracker ? ` (firecracker is on PATH at ${hypervisor.firecracker}, but this build drives QEMU only)` : '';
-    throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `the 'microvm' tier needs qemu-system-x86_64${firecracker}: apt-get install qemu-system-x86`, { status: 503 });
+    throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `the 'microvm' tier needs qemu-system-x86_64${firecracker}: apt-get install qemu-system-x86`);
   }
   const manifest = readManifest(guestDir);
   if (!manifest) {
     throw new TenementError(
       ErrorCodes.TIER_UNAVAILABLE,
       `the microvm guest (kernel, initramfs, node image) is not prepared in ${guestDir}: run '${PREPARE_COMMAND}' (needs apt access to the Debian mirror and busybox-static)`,
-      { status: 503 },
     );
   }
   if (toolsKey(toolFiles()) !== manifest.toolsKey) {
     throw new TenementError(
       ErrorCodes.TIER_UNAVAILABLE,
       `the microvm guest in ${guestDir} was prepared for another node binary (${process.execPath} changed): run '${PREPARE_COMMAND}' again`,
-      { status: 503 },
     );
   }
   return manifest;

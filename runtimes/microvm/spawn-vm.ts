@@ -70,7 +70,7 @@ function exitFromCode(code: number): ExitInfo {
 export async function spawnVm(spec: SpawnSpec, context: VmContext): Promise<RunningHandle> {
   const { hypervisor, manifest, guestDir } = context;
   if (!hypervisor.qemu) {
-    throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, "the 'microvm' tier needs qemu-system-x86_64: apt-get install qemu-system-x86", { status: 503 });
+    throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, "the 'microvm' tier needs qemu-system-x86_64: apt-get install qemu-system-x86");
   }
   if (spec.socketPath) {
     throw new TenementError(
@@ -83,7 +83,6 @@ export async function spawnVm(spec: SpawnSpec, context: VmContext): Promise<Runn
     throw new TenementError(
       ErrorCodes.TIER_UNAVAILABLE,
       `services.${spec.service}.limits.pids is not enforced inside a microVM guest (a host limit would count QEMU's threads, not the app's processes): remove it, or use the sandbox tier`,
-      { status: 503 },
     );
   }
   const asRoot = process.getuid?.() === 0;

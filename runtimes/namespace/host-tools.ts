@@ -18,7 +18,6 @@ export function hostTools(asRoot: boolean): { bwrap: string; setpriv: string | n
     throw new TenementError(
       ErrorCodes.TIER_UNAVAILABLE,
       "the 'namespace' tier needs bubblewrap (bwrap), which is not on PATH: apt-get install bubblewrap",
-      { status: 503 },
     );
   }
   if (!asRoot) return { bwrap, setpriv: null };
@@ -27,7 +26,6 @@ export function hostTools(asRoot: boolean): { bwrap: string; setpriv: string | n
     throw new TenementError(
       ErrorCodes.TIER_UNAVAILABLE,
       "the 'namespace' tier run as root needs setpriv to drop to the tenant's uid, which is not on PATH: apt-get install util-linux",
-      { status: 503 },
     );
   }
   return { bwrap, setpriv };

@@ -32,7 +32,6 @@ export function findRunsc(configured?: string): string {
     throw new TenementError(
       ErrorCodes.TIER_UNAVAILABLE,
       `the 'sandbox' tier needs gVisor's runsc, which is not installed ${where}: apt-get install runsc`,
-      { status: 503 },
     );
   }
   return runsc;
