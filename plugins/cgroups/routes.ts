@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { requireAccess } from '../../core/api/identity.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 import { ErrorCodes, TenementError } from '../../sdk/index.ts';
-import type { Kernel } from '../../sdk/index.ts';
+import type { CgroupSet } from './cgroup-set.ts';
 import type { CgroupHost } from './detect.ts';
-import type { InstanceCgroup } from './instance-cgroup.ts';
 
 const params = z.object({ service: z.string().min(1), id: z.string().min(1) });
 
@@ -18,13 +18,8 @@ export interface LimitsView {
 }
 
 /** GET /api/instances/:service/:id/limits: what is enforced on one instance and what it uses now. */
-export function limitsRoute(
-  kernel: Kernel,
-  host: CgroupHost,
-  live: ReadonlyMap<string, InstanceCgroup>,
-  oomKills: ReadonlyMap<string, number>,
-): void {
-  kernel.api.route({
+export function limitsRoute(ctx: Pick<PluginContext, 'api' | 'instances'>, host: CgroupHost, cgroups: CgroupSet): void {
+  ctx.api.route({
     method: 'GET',
     url: '/api/instances/:service/:id/limits',
     summary: "An instance's resource limits, its cgroup's memory and CPU use, and its OOM kills",
@@ -33,15 +28,15 @@ export function limitsRoute(
     params,
     handler: ({ identity, params: p }): LimitsView => {
       requireAccess(identity, p.service, p.id);
-      const instance = kernel.instances.get(p.service, p.id);
-      if (!instance) throw new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `unknown instance '${p.service}:${p.id}'`, { status: 404 });
-      const cgroup = live.get(instance.key);
+      const instance = ctx.instances.get(p.service, p.id);
+      if (!instance) throw new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `unknown instance '${p.service}:${p.id}'`);
+      const cgroup = cgroups.get(instance.key);
       return {
         limits: instance.config.limits ?? null,
         cgroupVersion: host.version,
         cgroup: cgroup?.relPath ?? null,
         usage: cgroup ? cgroup.usage() : null,
-        oomKills: oomKills.get(instance.key) ?? 0,
+        oomKills: cgroups.oomKillsOf(instance.key),
       };
     },
   });

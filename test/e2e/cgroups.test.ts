@@ -244,9 +244,9 @@ test("limits on a tier whose runtime declares cgroup membership only fail the st
     name: 'runtime-membership-only',
     version: '1.0.0',
     kernel: '^1',
-    setup(kernel) {
-      kernel.declareTier('microvm', { cgroups: 'membership' });
-      kernel.hooks.spawn.for('microvm').tapPromise('runtime-membership-only', async () => {
+    setup(ctx) {
+      ctx.tiers.declare('microvm', { cgroups: 'membership' });
+      ctx.hooks.spawn.for('microvm').tap(async () => {
         throw new Error('not reached: the cgroups plugin refuses the limits first');
       });
     },
