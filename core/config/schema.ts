@@ -1,50 +1,33 @@
 import { z } from 'zod';
-import { parseDuration, parseSize } from './units.ts';
+import { parseDuration } from './units.ts';
+import { duration, size } from './fields.ts';
+import { composeSchema, type ComposedSchema, type FieldShape } from './compose.ts';
+import { FIRST_PARTY, FIRST_PARTY_TIERS, type FirstPartyTier } from './first-party.ts';
+import { storageServiceFields } from '../../plugins/storage/schema.ts';
+import { networkServiceFields, networkSettingsFields } from '../../plugins/network/schema.ts';
+import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
 import { splitCommand } from '../command.ts';
 import { quote } from 'shell-quote';
-import { ipv4Aligned, parseCidr } from './cidr.ts';
 import { DNS_LABEL, PLUGIN_NAME } from './names.ts';
 
 // Defined in names.ts (no zod behind it, for the CLI); exported here too, where every other importer finds it.
 export { DNS_LABEL };
-export const TIERS = ['process', 'namespace', 'sandbox', 'microvm', 'wasm'] as const;
-export type Tier = (typeof TIERS)[number];
+/** The first-party tiers (`ten doctor` checks these); the config accepts the tiers of the loaded runtimes. */
+export const TIERS = FIRST_PARTY_TIERS;
+/** A tier name: the first-party ones are spelled out for completion, a third-party runtime's are accepted too. */
+export type Tier = FirstPartyTier | (string & {});
+export { STORAGE_MIN_BYTES } from '../../plugins/storage/schema.ts';
 
 const dnsLabel = (what: string) =>
   z
     .string()
     .regex(DNS_LABEL, `expected a DNS label for ${what}: lowercase letters, digits and '-', 1 to 63 characters`);
 
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected a duration like '500ms', '30s', '5m', '1h' or a number of milliseconds, got ${JSON.stringify(value)}`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
-
 /** A duration that can also be switched off with `false` or 0 (stored as 0). */
 const optionalDuration = z.union([z.literal(false), duration]).transform((value) => (value === false ? 0 : value));
 
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const bytes = parseSize(value);
-  if (bytes === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected a size like '512KB', '256MB', '1GiB' or a number of bytes, got ${JSON.stringify(value)}`,
-    });
-    return z.NEVER;
-  }
-  return bytes;
-});
 
-/** Smallest `limits.storage`: below it an ext4 image is mostly journal and inode tables. */
-export const STORAGE_MIN_BYTES = 16 * 1024 * 1024;
 
 /**
  * What happens to an instance's data when it is removed: `true` keeps it, `false` deletes it at once, a
@@ -91,49 +74,9 @@ const backoff = z.strictObject({
   resetAfter: duration.default(60_000),
 });
 
-/** An address or CIDR a private instance may reach (docs/network.md). */
-const egressEntry = z.string().transform((value, ctx) => {
-  try {
-    return parseCidr(value).text;
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
 
-/** Where veth pairs of private instances take their addresses: one /30 per instance. */
-const networkSettings = z.strictObject({
-  range: z
-    .string()
-    .default('10.231.0.0/16')
-    .superRefine((value, ctx) => {
-      let cidr;
-      try {
-        cidr = parseCidr(value);
-      } catch (error) {
-        return ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      }
-      if (cidr.family !== 4) return ctx.addIssue({ code: 'custom', message: `expected an IPv4 range like 10.231.0.0/16, got ${JSON.stringify(value)}` });
-      if (cidr.prefix > 29) return ctx.addIssue({ code: 'custom', message: `expected a range of at least /29 (two instances), got /${cidr.prefix}` });
-      if (!ipv4Aligned(cidr)) ctx.addIssue({ code: 'custom', message: `${value} has host bits set: expected the network address of the range` });
-    }),
-  /** Forward and masquerade private instances' traffic to allowed addresses off this host (host-wide ip_forward; docs/network.md). */
-  nat: z.boolean().default(false),
-});
 
-/** How a wasm service's requests run in the shared worker pool (docs/wasm.md). */
-const wasmOptions = z.strictObject({
-  /** Wall-clock deadline of one request in the pool (queue wait included); past it the worker is replaced and the request gets 504. */
-  timeout: duration.default(10_000),
-  /** A new instance for every request instead of one kept per tenant (WASI CGI modules always start fresh). */
-  fresh: z.boolean().default(false),
-  /** Requests of one instance in the pool (running or queued) beyond which new ones get 503 at once. */
-  maxQueue: z.number().int().min(1).default(256),
-  /** Largest request body passed to the guest; a bigger one gets 413. */
-  maxBody: size.default(10_000_000),
-});
-
-/** Per-instance resource limits, enforced by the cgroups plugin (docs/limits.md). */
+/** Per-instance resource limits, enforced by the cgroups plugin (docs/limits.md); other plugins add their own. */
 const limits = z.strictObject({
   /** Memory (RSS + page cache) the instance's processes may use together; over it, the kernel OOM-kills one. */
   memory: size.optional(),
@@ -141,15 +84,7 @@ const limits = z.strictObject({
   cpu: z.number().positive().max(1024).optional(),
   /** Processes and threads the instance may have at once. */
   pids: z.number().int().min(1).optional(),
-  /**
-   * Size of the instance's DATA_DIR: a hard limit (ENOSPC past it), enforced by a loop-mounted ext4 image of
-   * this size (storage plugin, docs/storage.md). ext4's own metadata takes part of it (about 12% at 64MiB).
-   */
-  storage: size
-    .refine((bytes) => bytes >= STORAGE_MIN_BYTES, `expected at least 16MiB: a smaller ext4 image is mostly its own metadata`)
-    .optional(),
-  /** Share of the storage limit in use at which a 'storage-warning' event is emitted (once per crossing). */
-  storageWarn: z.number().gt(0, 'expected a share of the limit above 0, like 0.9').max(1, 'expected a share of the limit up to 1, like 0.9').default(0.9),
+  // storage and storageWarn: the storage plugin's fragment (plugins/storage/schema.ts), merged in.
 });
 
 /** What `autoCreate: true` means: at most 100 instances, each client address creating at most 10 a minute. */
@@ -188,8 +123,11 @@ const tenantGrant = z.strictObject({
   maxWeight: z.number().int().min(0).max(100).default(0),
 });
 
-export const serviceSchema = z
-  .strictObject({
+/** A tier's name; whether some loaded runtime registers it is checked with the service (tierIssues). */
+const tierName = z.custom<Tier>((value) => typeof value === 'string', 'expected the name of a tier, like process or sandbox');
+
+/** The fields of `services.<name>` core owns; plugins add theirs (core/config/compose.ts). */
+const coreServiceFields = {
     /** Required, except for isolation 'wasm' (which runs `module`). */
     command: interpolated.min(1, 'expected the command that starts one instance').optional(),
     args: z.array(interpolated).optional(),
@@ -198,9 +136,10 @@ export const serviceSchema = z
     health: z
       .union([z.string().startsWith('/', 'expected an HTTP path starting with /'), healthCheck])
       .optional(),
-    isolation: z.enum(TIERS).default('process'),
+    /** A tier some loaded runtime registers (checked in buildServiceSchema). */
+    isolation: tierName.default('process'),
     /** Tiers to use, in order, when the host cannot provide `isolation`. */
-    fallback: z.array(z.enum(TIERS)).default([]),
+    fallback: z.array(tierName).default([]),
     idleTimeout: optionalDuration.default(300_000),
     startupTimeout: duration.default(10_000),
     requestTimeout: duration.default(30_000),
@@ -223,45 +162,11 @@ export const serviceSchema = z
     user: z.union([z.number().int().min(1), z.string().min(1)]).optional(),
     /** isolation 'wasm': the .wasm file to serve, a component or a WASI preview 1 CGI module, relative to cwd (docs/wasm.md). */
     module: z.string().min(1, 'expected the path of a .wasm file').optional(),
-    /** isolation 'wasm': deadline, instance reuse and queue bound of the service's requests (docs/wasm.md). */
-    wasm: wasmOptions.optional(),
-    /** host: the host's network; private: own network namespace behind a veth; none: loopback only (docs/network.md). */
-    network: z.enum(['host', 'private', 'none']).default('host'),
-    /** Addresses or CIDRs a `private` instance may connect to; everything else is refused (docs/network.md). */
-    egress: z.array(egressEntry).optional(),
     /** port: listen on HOST:PORT; socket: on the Unix socket SOCKET_PATH (in DATA_DIR). */
     listen: z.enum(['port', 'socket']).default('port'),
-  })
-  .superRefine((service, ctx) => {
-    if (service.egress && service.network !== 'private') {
-      ctx.addIssue({ code: 'custom', path: ['egress'], message: `egress applies only to network: 'private' (this service has network: '${service.network}')` });
-    }
-    if (service.network === 'none' && service.listen !== 'socket') {
-      ctx.addIssue({ code: 'custom', path: ['listen'], message: "network: 'none' has loopback only, so the proxy cannot reach a port: set listen: 'socket'" });
-    }
-  })
-  .superRefine((service, ctx) => {
-    if (service.isolation === 'wasm') {
-      if (service.module === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['module'], message: "expected the .wasm file to serve (a component or a WASI preview 1 module) for isolation: 'wasm'" });
-      }
-    } else {
-      if (service.command === undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: 'expected the command that starts one instance' });
-      if (service.module !== undefined) ctx.addIssue({ code: 'custom', path: ['module'], message: `module is only used with isolation: 'wasm' (this service has isolation: '${service.isolation}')` });
-    }
-  })
-  .superRefine((service, ctx) => {
-    if (service.args || service.command === undefined) return;
-    try {
-      splitCommand(service.command);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', path: ['command'], message: (error as Error).message });
-    }
-  })
-  // A wasm service's "command" is its module, so every spawn spec still names what it runs.
-  .transform(({ command, ...service }) => ({ ...service, command: command ?? quote([service.module ?? '']) }));
+};
 
-const settingsSchema = z.strictObject({
+const coreSettingsFields = {
   dataDir: z.string().min(1).default('./tenement-data'),
   domain: z
     .string()
@@ -292,8 +197,6 @@ const settingsSchema = z.strictObject({
     .default({ from: 100_000, to: 165_535 }),
   /** Bytes of recent output kept in memory per instance. */
   logBuffer: size.default(1_000_000),
-  /** Addresses for private instances' veth pairs (docs/network.md). */
-  network: networkSettings.default({ range: '10.231.0.0/16', nat: false }),
   /** Where the management API is served: the TCP listener and a Unix socket (docs/api.md#where-the-api-listens). */
   api: z
     .strictObject({
@@ -304,34 +207,131 @@ const settingsSchema = z.strictObject({
     })
     .refine((api) => api.tcp || api.socket !== false, 'tcp: false needs socket: the management API would be served nowhere')
     .default({ tcp: true, socket: true }),
-});
 
-const SETTINGS_DEFAULTS = settingsSchema.parse({});
+};
 
-export const configSchema = z
-  .strictObject({
-    settings: settingsSchema.default(SETTINGS_DEFAULTS),
-    services: z.record(dnsLabel('a service name'), serviceSchema).default({}),
-    /** Instances started at boot: `{ notes: ['alice', 'bob'] }`. */
-    instances: z.record(dnsLabel('a service name'), z.array(dnsLabel('an instance id'))).default({}),
-    /** Extra plugins (objects made with `definePlugin`), or `[plugin, options]` pairs. */
-    plugins: z.array(z.unknown()).default([]),
-    /** Options for plugins by name, including the ones loaded by default: `{ metrics: { public: false } }`. */
-    pluginOptions: z
-      .record(z.string().regex(PLUGIN_NAME, 'expected the name of a loaded plugin (lowercase letters, digits, @ / . _ -)'), z.unknown())
-      .default({}),
-  })
-  .superRefine((config, ctx) => {
-    for (const service of Object.keys(config.instances)) {
-      if (!Object.hasOwn(config.services, service)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['instances', service],
-          message: `unknown service '${service}': expected one of the keys of services (${Object.keys(config.services).join(', ') || 'none defined'})`,
-        });
+/** Core's own fields, the base the loaded plugins' fragments are merged into. */
+export const CORE_FIELDS: { serviceFields: FieldShape; settingsFields: FieldShape } = {
+  serviceFields: coreServiceFields,
+  settingsFields: coreSettingsFields,
+};
+
+/** `isolation` and `fallback` name tiers some loaded runtime registers; an unknown one names the plugin that has it. */
+function tierIssues(service: { isolation: string; fallback: readonly string[] }, tiers: ReadonlyMap<string, string>, ctx: z.RefinementCtx): void {
+  const check = (tier: string, path: PropertyKey[]): void => {
+    if (tiers.has(tier)) return;
+    const known = firstPartyTierOwner(tier);
+    const hint = known ? ` ('${tier}' is registered by the plugin '${known}', which is not loaded)` : '';
+    ctx.addIssue({ code: 'custom', path, message: `unknown tier '${tier}': expected one of ${[...tiers.keys()].join(', ') || 'none (no runtime loaded)'}${hint}` });
+  };
+  check(service.isolation, ['isolation']);
+  service.fallback.forEach((tier, index) => check(tier, ['fallback', index]));
+}
+
+function firstPartyTierOwner(tier: string): string | undefined {
+  return FIRST_PARTY.find((c) => c.tiers?.some((t) => t.name === tier))?.name;
+}
+
+type CoreServiceOutput = z.output<z.ZodObject<typeof coreServiceFields>>;
+
+/** The schema of `services.<name>`: core's fields and the loaded plugins' (`fields` includes core's). */
+export function buildServiceSchema<F extends FieldShape>(fields: F, tiers: ReadonlyMap<string, string>) {
+  // The checks read core's fields (always there) and, loosely, plugin fields that may be absent.
+  const core = (service: unknown) => service as CoreServiceOutput & { network?: string; egress?: unknown };
+  return z
+    .strictObject(fields)
+    .superRefine((raw, ctx) => {
+      const service = core(raw);
+      tierIssues(service, tiers, ctx);
+      // network and egress are the network plugin's fields: these checks apply when it is loaded.
+      const { network, egress } = service;
+      if (egress !== undefined && network !== undefined && network !== 'private') {
+        ctx.addIssue({ code: 'custom', path: ['egress'], message: `egress applies only to network: 'private' (this service has network: '${network}')` });
       }
-    }
-  });
+      if (network === 'none' && service.listen !== 'socket') {
+        ctx.addIssue({ code: 'custom', path: ['listen'], message: "network: 'none' has loopback only, so the proxy cannot reach a port: set listen: 'socket'" });
+      }
+    })
+    .superRefine((raw, ctx) => {
+      const service = core(raw);
+      if (service.isolation === 'wasm') {
+        if (service.module === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['module'], message: "expected the .wasm file to serve (a component or a WASI preview 1 module) for isolation: 'wasm'" });
+        }
+      } else {
+        if (service.command === undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: 'expected the command that starts one instance' });
+        if (service.module !== undefined) ctx.addIssue({ code: 'custom', path: ['module'], message: `module is only used with isolation: 'wasm' (this service has isolation: '${service.isolation}')` });
+      }
+    })
+    .superRefine((raw, ctx) => {
+      const service = core(raw);
+      if (service.args || service.command === undefined) return;
+      try {
+        splitCommand(service.command);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', path: ['command'], message: (error as Error).message });
+      }
+    })
+    // A wasm service's "command" is its module, so every spawn spec still names what it runs.
+    .transform((raw) => {
+      const { command, ...service } = raw as z.output<z.ZodObject<F, z.core.$strict>> & { command?: string; module?: string };
+      return { ...service, command: command ?? quote([service.module ?? '']) };
+    });
+}
+
+export function buildSettingsSchema<F extends FieldShape>(fields: F) {
+  return z.strictObject(fields);
+}
+
+/** The whole config, for the fields and tiers of a set of loaded plugins (core/config/loader.ts). */
+export function buildConfigSchema<S extends FieldShape, T extends FieldShape>(composed: { serviceFields: S; settingsFields: T; tiers: ReadonlyMap<string, string> }) {
+  const settingsSchema = buildSettingsSchema(composed.settingsFields);
+  const settingsDefaults = settingsSchema.parse({});
+  const serviceSchema = buildServiceSchema(composed.serviceFields, composed.tiers);
+  return z
+    .strictObject({
+      settings: settingsSchema.default(settingsDefaults as never),
+      services: z.record(dnsLabel('a service name'), serviceSchema).default({}),
+      /** Instances started at boot: `{ notes: ['alice', 'bob'] }`. */
+      instances: z.record(dnsLabel('a service name'), z.array(dnsLabel('an instance id'))).default({}),
+      /** Extra plugins (objects made with `definePlugin`), or `[plugin, options]` pairs. */
+      plugins: z.array(z.unknown()).default([]),
+      /** Options for plugins by name, including the ones loaded by default: `{ metrics: { public: false } }`. */
+      pluginOptions: z
+        .record(z.string().regex(PLUGIN_NAME, 'expected the name of a loaded plugin (lowercase letters, digits, @ / . _ -)'), z.unknown())
+        .default({}),
+    })
+    .superRefine((config, ctx) => {
+      for (const service of Object.keys(config.instances)) {
+        if (!Object.hasOwn(config.services, service)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['instances', service],
+            message: `unknown service '${service}': expected one of the keys of services (${Object.keys(config.services).join(', ') || 'none defined'})`,
+          });
+        }
+      }
+    });
+}
+
+/**
+ * The first-party plugins' fields, spelled out so the types below (and the SDK's ConfigInput) know them. At
+ * run time the loader composes the schema of the plugins actually loaded (composeSchema), the same way.
+ */
+const firstPartyServiceFields = {
+  ...coreServiceFields,
+  ...networkServiceFields,
+  ...wasmServiceFields,
+  limits: z.strictObject({ ...limits.shape, ...storageServiceFields.limits.unwrap().shape }).optional(),
+};
+const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields };
+
+/** Everything `ten serve` loads by default, composed: what plugins see as ServiceConfig and Settings. */
+export const FIRST_PARTY_SCHEMA: ComposedSchema = composeSchema(CORE_FIELDS, FIRST_PARTY);
+
+export const serviceSchema = buildServiceSchema(firstPartyServiceFields, FIRST_PARTY_SCHEMA.tiers);
+const settingsSchema = buildSettingsSchema(firstPartySettingsFields);
+export const configSchema = buildConfigSchema({ serviceFields: firstPartyServiceFields, settingsFields: firstPartySettingsFields, tiers: FIRST_PARTY_SCHEMA.tiers });
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
