@@ -9,6 +9,19 @@ export type { ConfigInput, ServiceInput, Tier } from '../core/config/schema.ts';
 export type { PluginDefinition, PluginEntry } from '../core/plugin.ts';
 export type { Kernel } from '../core/kernel.ts';
 export type { KernelHooks } from '../core/hooks.ts';
+// What a trusted plugin's setup(ctx) receives (docs/architecture.md#the-plugin-context).
+export type {
+  PluginContext,
+  PluginHooks,
+  PluginHook,
+  PluginHookMap,
+  TapOptions,
+  InstanceDirectory,
+  Lifecycle,
+  ServiceDirectory,
+  PluginStore,
+  TierDirectory,
+} from '../core/plugin-context.ts';
 export type { Instance } from '../core/instance.ts';
 export type { TierTraits } from '../core/tier-traits.ts';
 export type * from '../core/types.ts';
