@@ -9,7 +9,7 @@ import processRuntime from '../../runtimes/process/index.ts';
 import sandboxRuntime from '../../runtimes/sandbox/index.ts';
 
 const declaring = (name: string, traits: { cgroups: 'limits' | 'none' }) =>
-  definePlugin({ name, version: '1.0.0', kernel: '^1', setup: (kernel) => kernel.declareTier('process', traits) });
+  definePlugin({ name, version: '1.0.0', kernel: '^1', setup: (ctx) => ctx.tiers.declare('process', traits) });
 
 test('tier traits: what the runtimes declare, and the safe defaults for a tier nobody declared', async (t) => {
   const kernel = await createTestKernel({ plugins: [processRuntime, [sandboxRuntime, { runsc: '/nonexistent/runsc' }]], config: { services: {} } });
