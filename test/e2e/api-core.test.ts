@@ -13,8 +13,8 @@ const widgets = definePlugin({
   name: 'widgets',
   version: '1.0.0',
   kernel: '^1',
-  setup(kernel) {
-    kernel.api.route({
+  setup(ctx) {
+    ctx.api.route({
       method: 'POST',
       url: '/api/widgets/:id',
       summary: 'Make a widget',
@@ -29,7 +29,7 @@ const widgets = definePlugin({
         return { id: params.id, size: body.size, by: identity!.name };
       },
     });
-    kernel.api.route({
+    ctx.api.route({
       method: 'DELETE',
       url: '/api/widgets',
       summary: 'Delete every widget',

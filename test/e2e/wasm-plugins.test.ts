@@ -225,7 +225,7 @@ test('`ten plugin add` on a TypeScript config writes the sidecar the loader merg
   writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'tenement-plugin-hello', version: '1.0.0', type: 'module', main: 'index.js' }));
   writeFileSync(
     path.join(pkg, 'index.js'),
-    "export default { name: 'hello', version: '1.0.0', kernel: '^1', setup(kernel) { kernel.hooks.stateChange.tapPromise('hello', async () => {}); } };\n",
+    "export default { name: 'hello', version: '1.0.0', kernel: '^1', setup(ctx) { ctx.hooks.stateChange.tap(async () => {}); } };\n",
   );
   const npm = ten(['plugin', 'add', './pkg'], dir);
   assert.equal(npm.status, 0, npm.stderr + npm.stdout);
