@@ -1,16 +1,37 @@
-import type { Kernel } from '../../core/kernel.ts';
+import type { ApiContext } from '../../core/api/router.ts';
 import { canAccess, createdWeight, requireAccess, requireCreate } from '../../core/api/identity.ts';
-import { serviceConfig } from '../../core/config/lookup.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 import { isUp, settleStop, startFailure } from './start.ts';
-import { instanceParams, listQuery } from './schemas.ts';
+import { instanceParams, listQuery, type InstanceParams } from './schemas.ts';
 import { findInstance, viewOf } from './view.ts';
 
 const TAGS = ['instances'];
 
+/** `POST /api/instances/:service/:id`: creates the instance if it is new (where the caller may), then starts it. */
+async function startInstance(ctx: PluginContext, { identity, params, reply, audit }: ApiContext<InstanceParams, unknown, unknown>): Promise<unknown> {
+  const { service, id } = params;
+  audit.target = `${service}:${id}`;
+  audit.instanceId = id;
+  requireAccess(identity, service, id);
+  const config = ctx.services.get(service);
+  if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
+  const existing = ctx.instances.get(service, id);
+  if (existing) await settleStop(existing);
+  else {
+    requireCreate(identity, service, config.tenants);
+    // Registered with its weight before anything can route to it; spawn then starts it.
+    ctx.lifecycle.create(service, id, { weight: createdWeight(identity, config) });
+  }
+  const instance = await ctx.lifecycle.spawn(service, id);
+  if (!isUp(instance)) return startFailure(ctx.instances, instance, reply, audit);
+  reply.code(existing ? 200 : 201);
+  return viewOf(ctx.instances, instance);
+}
+
 /** Listing, reading, creating and removing instances. */
-export function instanceRoutes(kernel: Kernel): void {
-  kernel.api.route({
+export function instanceRoutes(ctx: PluginContext): void {
+  ctx.api.route({
     method: 'GET',
     url: '/api/instances',
     summary: 'Instances, sorted by service then id (a tenant sees only its own)',
@@ -18,25 +39,25 @@ export function instanceRoutes(kernel: Kernel): void {
     access: 'token',
     query: listQuery,
     handler: async ({ identity, query }) => {
-      const instances = kernel.instances
+      const instances = ctx.instances
         .list(query)
         .filter((instance) => canAccess(identity, instance.id))
         .sort((a, b) => (a.service === b.service ? compare(a.id, b.id) : compare(a.service, b.service)));
-      return { instances: await Promise.all(instances.map((instance) => viewOf(kernel, instance))) };
+      return { instances: await Promise.all(instances.map((instance) => viewOf(ctx.instances, instance))) };
     },
   });
 
-  kernel.api.route({
+  ctx.api.route({
     method: 'GET',
     url: '/api/instances/:service/:id',
     summary: 'One instance, with uptime, idle time, memory and CPU',
     tags: TAGS,
     access: 'token',
     params: instanceParams,
-    handler: ({ identity, params }) => viewOf(kernel, findInstance(kernel, identity, params.service, params.id)),
+    handler: ({ identity, params }) => viewOf(ctx.instances, findInstance(ctx.instances, identity, params.service, params.id)),
   });
 
-  kernel.api.route({
+  ctx.api.route({
     method: 'POST',
     url: '/api/instances/:service/:id',
     summary: 'Create and start an instance (201), or start an existing one (200); answers once it is running',
@@ -47,28 +68,10 @@ export function instanceRoutes(kernel: Kernel): void {
     tags: TAGS,
     access: 'token',
     params: instanceParams,
-    handler: async ({ identity, params, reply, audit }) => {
-      const { service, id } = params;
-      audit.target = `${service}:${id}`;
-      audit.instanceId = id;
-      requireAccess(identity, service, id);
-      const config = serviceConfig(kernel.config, service);
-      if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
-      const existing = kernel.instances.get(service, id);
-      if (existing) await settleStop(existing);
-      else {
-        requireCreate(identity, service, config.tenants);
-        // Registered with its weight before anything can route to it; spawnInstance then starts it.
-        kernel.createInstance(service, id, { weight: createdWeight(identity, config) });
-      }
-      const instance = await kernel.spawnInstance(service, id);
-      if (!isUp(instance)) return startFailure(kernel, instance, reply, audit);
-      reply.code(existing ? 200 : 201);
-      return viewOf(kernel, instance);
-    },
+    handler: (context) => startInstance(ctx, context),
   });
 
-  kernel.api.route({
+  ctx.api.route({
     method: 'DELETE',
     url: '/api/instances/:service/:id',
     summary: 'Stop an instance (draining its in-flight requests) and forget it',
@@ -79,8 +82,8 @@ export function instanceRoutes(kernel: Kernel): void {
     handler: async ({ identity, params, audit }) => {
       audit.target = `${params.service}:${params.id}`;
       audit.instanceId = params.id;
-      const instance = findInstance(kernel, identity, params.service, params.id);
-      await kernel.removeInstance(instance, 'removed through the API');
+      const instance = findInstance(ctx.instances, identity, params.service, params.id);
+      await ctx.lifecycle.remove(instance, 'removed through the API');
       return { removed: instance.key };
     },
   });

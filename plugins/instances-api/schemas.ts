@@ -50,6 +50,7 @@ export const deployBody = z.strictObject({
   weight: weight.optional(),
   timeout: duration.optional(),
 });
+export type DeployBody = z.output<typeof deployBody>;
 
 export const routeBody = z.strictObject({
   service: dnsLabel('the service'),

@@ -1,12 +1,12 @@
-import type { Kernel } from '../../core/kernel.ts';
-import type { Instance, InstanceSnapshot } from '../../core/instance.ts';
+import type { InstanceSnapshot, InstanceView } from '../../core/instance.ts';
 import { requireAccess } from '../../core/api/identity.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
-import type { Identity } from '../../core/types.ts';
 import type { InstanceFacts } from '../../core/hooks.ts';
+import type { InstanceDirectory } from '../../core/plugin-context.ts';
+import type { Identity } from '../../core/types.ts';
 
 /** What the API shows of an instance: its snapshot plus ages and resource use, computed at the moment asked. */
-export interface InstanceView extends InstanceSnapshot {
+export interface ApiInstanceView extends InstanceSnapshot {
   /** Seconds since it last became ready; null when it is not running. */
   uptimeSeconds: number | null;
   /** Seconds since proxied traffic last started or finished. */
@@ -21,15 +21,13 @@ export interface InstanceView extends InstanceSnapshot {
 
 const seconds = (ms: number): number => Math.max(0, Math.floor(ms / 1000));
 
-export async function viewOf(kernel: Kernel, instance: Instance): Promise<InstanceView> {
+export async function viewOf(instances: Pick<InstanceDirectory, 'describe'>, instance: InstanceView): Promise<ApiInstanceView> {
   const snapshot = instance.toJSON();
   const now = Date.now();
   const running = instance.state === 'running' && instance.handle !== null;
   // A process can end between the state check and the read of /proc: that is "no numbers", not an error.
   const stats = running ? await instance.handle!.stats().catch(() => null) : null;
-  const facts: InstanceFacts = {};
-  // A failing describe tap costs its facts, never the view.
-  await kernel.hooks.describe.promise(instance, facts).catch((error: unknown) => kernel.log.warn({ err: error }, 'describe hook failed'));
+  const facts = await instances.describe(instance);
   return {
     ...snapshot,
     uptimeSeconds: running && instance.readyAt !== null ? seconds(now - instance.readyAt) : null,
@@ -44,14 +42,14 @@ export async function viewOf(kernel: Kernel, instance: Instance): Promise<Instan
  * The instance the caller asked for. A tenant asking for another tenant's instance gets the same 404 as for a
  * missing one, so ids of other tenants cannot be probed.
  */
-export function findInstance(kernel: Kernel, identity: Identity | null, service: string, id: string): Instance {
+export function findInstance(instances: Pick<InstanceDirectory, 'get'>, identity: Identity | null, service: string, id: string): InstanceView {
   requireAccess(identity, service, id);
-  const instance = kernel.instances.get(service, id);
+  const instance = instances.get(service, id);
   if (!instance) throw new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `unknown instance '${service}:${id}'`, { status: 404 });
   return instance;
 }
 
 /** The last lines an instance wrote, for error answers that should say why it did not come up. */
-export function lastLogLines(instance: Instance, limit = 20): string[] {
+export function lastLogLines(instance: InstanceView, limit = 20): string[] {
   return instance.logs.query({ limit }).map((entry) => `${entry.stream}: ${entry.line}`);
 }

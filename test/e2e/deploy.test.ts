@@ -8,7 +8,7 @@ import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import instancesApi from '../../plugins/instances-api/index.ts';
-import type { InstanceView } from '../../plugins/instances-api/view.ts';
+import type { ApiInstanceView as InstanceView } from '../../plugins/instances-api/view.ts';
 import { ADMIN, staticAuth } from '../fixtures/static-auth.ts';
 import { ECHO_APP, alive, echoService, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
 
