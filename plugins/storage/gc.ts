@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { serviceConfig } from '../../core/config/lookup.ts';
 import { errorMessage } from '../../core/errors.ts';
-import type { Kernel } from '../../core/kernel.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 import type { StorageLayout } from './layout.ts';
 import type { RetentionLedger } from './retention.ts';
 import type { Volumes } from './volumes.ts';
@@ -46,7 +45,9 @@ async function listDir(dir: string): Promise<string[]> {
  *   (scheduled from now: when they were removed is not known).
  * An instance that exists again (the same id re-created) is never touched and leaves the schedule.
  */
-export async function collectGarbage(kernel: Kernel, layout: StorageLayout, volumes: Volumes, ledger: RetentionLedger): Promise<GcReport> {
+export async function collectGarbage(
+  ctx: Pick<PluginContext, 'instances' | 'services' | 'paths' | 'tenantUids'>,
+  layout: StorageLayout, volumes: Volumes, ledger: RetentionLedger): Promise<GcReport> {
   const started = performance.now();
   const report: GcReport = {
     deleted: [],
@@ -58,18 +59,18 @@ export async function collectGarbage(kernel: Kernel, layout: StorageLayout, volu
     durationMs: 0,
   };
   const now = Date.now();
-  const exists = (service: string, id: string): boolean => kernel.instances.get(service, id) !== undefined;
-  const keepDataOf = (service: string): boolean | number | undefined => serviceConfig(kernel.config, service)?.keepData;
+  const exists = (service: string, id: string): boolean => ctx.instances.get(service, id) !== undefined;
+  const keepDataOf = (service: string): boolean | number | undefined => ctx.services.get(service)?.keepData;
 
   const deleteData = async (service: string, id: string, reason: string): Promise<void> => {
     const key = `${service}:${id}`;
     try {
       let freed = await volumes.detach(service, id, true);
-      const dataDir = kernel.instanceDir(service, id);
+      const dataDir = ctx.paths.instanceDir(service, id);
       freed += await diskUsage(dataDir);
       await rm(dataDir, { recursive: true, force: true });
       // No data left for its uid to own: the uid goes back to settings.tenantUids (kept if it was re-created).
-      kernel.uids.release(service, id);
+      ctx.tenantUids.release(service, id);
       report.deleted.push({ instance: key, freedBytes: freed, reason });
       report.freedBytes += freed;
     } catch (error) {
@@ -99,7 +100,7 @@ export async function collectGarbage(kernel: Kernel, layout: StorageLayout, volu
       if (file.endsWith('.img')) orphans.add(`${service}:${file.slice(0, -4)}`);
     }
   }
-  const instancesRoot = path.join(kernel.config.settings.dataDir, 'instances');
+  const instancesRoot = path.join(ctx.paths.dataDir, 'instances');
   for (const service of await listDir(instancesRoot)) {
     if (typeof keepDataOf(service) !== 'number' && keepDataOf(service) !== false) continue;
     for (const id of await listDir(path.join(instancesRoot, service))) orphans.add(`${service}:${id}`);
@@ -124,7 +125,7 @@ export async function collectGarbage(kernel: Kernel, layout: StorageLayout, volu
       continue;
     }
     await deleteData(entry.service, entry.id, `removed at ${new Date(entry.removedAt).toISOString()}; its keepData retention has passed`);
-    if (!existsSync(kernel.instanceDir(entry.service, entry.id))) await ledger.drop(key);
+    if (!existsSync(ctx.paths.instanceDir(entry.service, entry.id))) await ledger.drop(key);
   }
   report.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
   return report;

@@ -1,9 +1,9 @@
-import type { Kernel } from '../../core/kernel.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 import type { GcReport } from './gc.ts';
 
 /** POST /api/gc: runs the clean-up now (admin only) and reports what it freed. */
-export function gcRoute(kernel: Kernel, runGc: () => Promise<GcReport>): void {
-  kernel.api.route({
+export function gcRoute(api: PluginContext['api'], runGc: () => Promise<GcReport>): void {
+  api.route({
     method: 'POST',
     url: '/api/gc',
     summary: 'Delete the data of removed instances whose keepData retention has passed, release unused mounts',

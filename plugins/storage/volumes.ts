@@ -242,7 +242,7 @@ export class Volumes {
       const fs = statfsSync(this.layout.root);
       const free = fs.bavail * fs.bsize;
       if (promised > free) {
-        this.log.warn({ promisedBytes: promised, hostFreeBytes: free }, 'storage: the storage limits of the mounted instances exceed the free space of the host disk');
+        this.log.warn({ promisedBytes: promised, hostFreeBytes: free }, 'the storage limits of the mounted instances exceed the free space of the host disk');
       }
     })().catch(() => undefined);
   }
@@ -272,7 +272,7 @@ export class Volumes {
   private async release(volume: Volume, deleteData: boolean): Promise<number> {
     if (this.currentMounts().has(volume.mountPoint)) {
       const how = await unmount(volume.mountPoint);
-      if (how === 'detached') this.log.warn({ instance: volume.key }, 'storage: its mount was busy and was detached lazily');
+      if (how === 'detached') this.log.warn({ instance: volume.key }, 'its mount was busy and was detached lazily');
     }
     this.mounted.delete(volume.key);
     if (!deleteData) return 0;

@@ -1,4 +1,4 @@
-import type { Kernel } from '../../core/kernel.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
 import { fullness, readUsage } from './usage.ts';
 import type { Volumes } from './volumes.ts';
 
@@ -15,13 +15,13 @@ export class StorageWarnings {
   private readonly above = new Set<string>();
 
   constructor(
-    private readonly kernel: Kernel,
+    private readonly ctx: Pick<PluginContext, 'instances' | 'lifecycle' | 'log'>,
     private readonly volumes: Volumes,
   ) {}
 
   check(): void {
     for (const volume of this.volumes.list()) {
-      const instance = this.kernel.instances.get(volume.service, volume.id);
+      const instance = this.ctx.instances.get(volume.service, volume.id);
       if (!instance) continue;
       const usage = readUsage(volume.mountPoint, volume.imageBytes);
       if (!usage) continue;
@@ -37,8 +37,8 @@ export class StorageWarnings {
       const detail = inodes
         ? `${usage.inodesUsed} of ${usage.inodesLimit} files (${percent(share)})`
         : `${mib(usage.usedBytes)} of ${mib(usage.limitBytes)} (${percent(share)})`;
-      this.kernel.log.warn({ instance: volume.key, ...usage }, 'storage: instance is near its limit');
-      this.kernel.emit(instance, 'storage-warning', `storage use ${detail} is at or above its warning threshold of ${percent(threshold)}`);
+      this.ctx.log.warn({ instance: volume.key, ...usage }, 'instance is near its limit');
+      this.ctx.lifecycle.emit(instance, 'storage-warning', `storage use ${detail} is at or above its warning threshold of ${percent(threshold)}`);
     }
   }
 
