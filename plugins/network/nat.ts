@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import type { Kernel } from '../../sdk/index.ts';
+import type { Logger } from '../../core/logger.ts';
 import { run } from './commands.ts';
 import { deleteTableScript, natRuleset } from './nat-rules.ts';
 
@@ -25,7 +25,7 @@ export class HostNat {
 
   constructor(
     private readonly options: HostNatOptions,
-    private readonly log: Kernel['log'],
+    private readonly log: Logger,
   ) {}
 
   /** Loads the table and turns forwarding on, once; a failure is thrown to each caller and retried by the next. */
@@ -46,7 +46,7 @@ export class HostNat {
     this.loading = null;
     await loading.catch(() => undefined);
     await removeNatTable(this.options.nft, this.options.table).catch((error: unknown) => {
-      this.log.warn({ table: this.options.table, err: (error as Error).message }, `network: could not remove nft table ip ${this.options.table}`);
+      this.log.warn({ table: this.options.table, err: (error as Error).message }, `could not remove nft table ip ${this.options.table}`);
     });
   }
 
@@ -58,10 +58,10 @@ export class HostNat {
       await writeFile(IP_FORWARD, '1\n');
       this.log.warn(
         { table: this.options.table, allowed: this.options.allowed },
-        'network: settings.network.nat turned on IPv4 forwarding for the whole host (net.ipv4.ip_forward=1); it stays on after shutdown',
+        'settings.network.nat turned on IPv4 forwarding for the whole host (net.ipv4.ip_forward=1); it stays on after shutdown',
       );
     }
-    this.log.info({ table: this.options.table, range: this.options.range, allowed: this.options.allowed }, 'network: outbound NAT for private instances is on');
+    this.log.info({ table: this.options.table, range: this.options.range, allowed: this.options.allowed }, 'outbound NAT for private instances is on');
   }
 }
 
