@@ -1,21 +1,18 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ErrorCodes, errorMessage } from './errors.ts';
+import { errorMessage } from './errors.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardedInfo } from './headers.ts';
-import { sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
-import type { Instance } from './instance.ts';
-import { instanceOf } from './plugin-context.ts';
+import { sendError, sendSocketError } from './http-errors.ts';
+import { Instance } from './instance.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { RouteTarget } from './types.ts';
-import { wakeForRequest } from './wake.ts';
 import { connectUpstream, unixPath } from './upstream-address.ts';
 import { responseFramingProblem } from './dataplane/http1.ts';
+import { RequestContext, decideAfterFailure, pickCandidate, reportRequest, upstreamFailure } from './dataplane/policy.ts';
 import { serveInProcess } from './proxy-in-process.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
-type Outcome = 'done' | 'refused';
-/** Methods a proxy may send twice (RFC 9110 9.2.1). */
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+type Outcome = 'done' | 'next-candidate';
 
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
@@ -58,15 +55,14 @@ function probeOnEnd(req: IncomingMessage, res: ServerResponse): void {
   });
 }
 
-const upstreamError = (code: string | undefined, instance: Instance, detail: string): HttpError =>
-  code === 'ECONNREFUSED'
-    ? { status: 502, code: ErrorCodes.UPSTREAM_REFUSED, message: `${instance.key} refused the connection` }
-    : { status: 502, code: ErrorCodes.UPSTREAM_ERROR, message: `${instance.key}: ${detail}` };
+/** llhttp refused what the upstream sent: it answered, badly. */
+const isParseError = (error: NodeJS.ErrnoException): boolean => error.code?.startsWith('HPE_') === true;
 
 /**
- * The data plane: forwards a routed request to an instance and streams both bodies. It wakes instances that
- * are not running through the `wake` hook, counts in-flight requests (for hibernation and drains), and maps
- * every failure to a status: 502 refused or broken, 503 cannot wake, 504 too slow.
+ * The node:http data plane: forwards a routed request to an instance and streams both bodies, counting
+ * in-flight requests (for hibernation and drains). Which instance, wake, failover, resend, the answer to a
+ * failure (502 refused or broken, 503 cannot wake, 504 too slow) and reporting follow the proxy policy
+ * (dataplane/policy.ts), as on the fast path.
  */
 export class Proxy {
   /** Upstream connections are kept alive; idle ones are closed before a typical server's own 5 s timeout. */
@@ -79,42 +75,24 @@ export class Proxy {
   }
 
   async forward(req: IncomingMessage, res: ServerResponse, target: InstanceTarget): Promise<void> {
-    const { candidates } = target;
-    const bodyless = !hasBody(req);
-    const startedAt = performance.now();
-    let wakeMs = 0;
-    let current: Instance | null = null;
+    const ctx = new RequestContext(req.method ?? 'GET', !hasBody(req), target.candidates);
     res.once('close', () => {
-      if (!current || this.hooks.request.taps.length === 0) return;
-      const status = res.headersSent ? res.statusCode : 0;
-      this.hooks.request.call({ instance: current, method: req.method ?? 'GET', status, durationMs: performance.now() - startedAt, wakeMs });
+      ctx.status = res.headersSent ? res.statusCode : 0;
+      reportRequest(this.hooks, ctx);
     });
     probeOnEnd(req, res);
-    for (let i = 0; i < candidates.length; i++) {
-      const instance = instanceOf(candidates[i]!);
-      const last = i === candidates.length - 1;
-      current = instance;
-      if (instance.state !== 'running' || !instance.handle) {
-        const waitStarted = performance.now();
-        try {
-          await wakeForRequest(this.hooks, instance, res);
-        } catch (error) {
-          if (!last) continue;
-          wakeMs = performance.now() - waitStarted;
-          return sendError(res, toHttpError(error));
-        }
-        wakeMs = performance.now() - waitStarted;
-        if (res.destroyed) return;
-      }
+    for (let from = 0; ; from = ctx.attempt + 1) {
+      const picked = await pickCandidate(ctx, this.hooks, res, from);
+      if (picked === null || res.destroyed) return;
+      if (!(picked instanceof Instance)) return sendError(res, picked);
       // An instance in this process (the wasm tier) takes the request directly: no connection to make.
-      const inProcess = instance.handle!.inProcess;
-      if (inProcess) return serveInProcess(instance, inProcess, req, res);
-      const outcome = await this.attempt(instance, req, res, bodyless, bodyless && !last);
-      if (outcome === 'done') return;
+      const inProcess = picked.handle!.inProcess;
+      if (inProcess) return serveInProcess(picked, inProcess, req, res);
+      if ((await this.attempt(ctx, picked, req, res)) === 'done') return;
     }
   }
 
-  private attempt(instance: Instance, req: IncomingMessage, res: ServerResponse, bodyless: boolean, mayFallBack: boolean): Promise<Outcome> {
+  private attempt(ctx: RequestContext, instance: Instance, req: IncomingMessage, res: ServerResponse): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       const address = instance.handle!.address;
       const socketPath = unixPath(address);
@@ -126,12 +104,13 @@ export class Proxy {
       };
       instance.requestStarted();
       res.once('close', finish);
+      ctx.retried = false;
 
       const headers = upstreamRequestHeaders(req.rawHeaders, forwardedInfo(req));
       // A body of unknown length goes on chunked. Said explicitly: Node frames it by itself only for some methods
       // and would send a DELETE's or GET's body raw, for the app to read as another request.
       if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
-      const send = (retried: boolean): void => {
+      const send = (): void => {
         const upstream = http.request({
           ...(socketPath ? { socketPath } : { host: address.host, port: address.port }),
           method: req.method,
@@ -154,7 +133,7 @@ export class Proxy {
             upstream.destroy();
             response.destroy();
             res.shouldKeepAlive = false;
-            sendError(res, upstreamError(undefined, instance, problem));
+            sendError(res, upstreamFailure(instance, false, undefined, problem));
             finish();
             return resolve('done');
           }
@@ -165,56 +144,47 @@ export class Proxy {
         });
         upstream.once('error', (error: NodeJS.ErrnoException) => {
           clearTimeout(timer);
-          if (timedOut) {
-            sendError(res, {
-              status: 504,
-              code: ErrorCodes.UPSTREAM_TIMEOUT,
-              message: `${instance.key} did not answer within ${instance.config.requestTimeout}ms`,
-            });
-          } else if (res.headersSent) {
-            res.destroy();
-          } else if (error.syscall === 'connect' && mayFallBack) {
-            // The instance never accepted the connection (refused, or reset while dying): try the next one.
-            finish();
-            return resolve('refused');
-          } else if (bodyless && !retried && upstream.reusedSocket && error.code === 'ECONNRESET') {
-            // A kept-alive connection the instance closed just as we reused it: safe to send again once.
-            return send(true);
-          } else if (mayFallBack && error.code === 'ECONNRESET' && SAFE_METHODS.has(req.method ?? '')) {
-            // The instance died holding a safe request it never answered: the next candidate may take it.
-            finish();
-            return resolve('refused');
-          } else {
-            sendError(res, upstreamError(error.code, instance, errorMessage(error)));
+          const decision = decideAfterFailure({
+            attempt: ctx.attempt,
+            candidates: ctx.candidates.length,
+            connected: error.syscall !== 'connect',
+            answered: res.headersSent || isParseError(error),
+            timedOut,
+            bodyless: ctx.bodyless,
+            // The body is piped from the start: once anything was tried, it is gone.
+            bodySent: !ctx.bodyless,
+            method: ctx.method,
+            reused: upstream.reusedSocket,
+            retried: ctx.retried,
+          });
+          if (decision === 'resend-fresh') {
+            ctx.retried = true;
+            return send();
           }
           finish();
+          if (decision === 'next-candidate') return resolve('next-candidate');
+          if (res.headersSent) res.destroy();
+          else sendError(res, upstreamFailure(instance, timedOut, error.code, errorMessage(error)));
           resolve('done');
         });
         res.once('close', () => {
           if (!res.writableFinished) upstream.destroy();
         });
-        if (bodyless) upstream.end();
+        if (ctx.bodyless) upstream.end();
         else req.pipe(upstream);
       };
-      send(false);
+      send();
     });
   }
 
   /** WebSocket (and any other) upgrades: the handshake goes through, then bytes flow both ways untouched. */
   async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: InstanceTarget): Promise<void> {
     socket.on('error', () => socket.destroy());
-    let instance: Instance | undefined;
-    for (const view of target.candidates) {
-      const candidate = instanceOf(view);
-      try {
-        if (candidate.state !== 'running' || !candidate.handle) await wakeForRequest(this.hooks, candidate, socket);
-        instance = candidate;
-        break;
-      } catch (error) {
-        if (candidate === target.candidates[target.candidates.length - 1]) return sendSocketError(socket, toHttpError(error));
-      }
-    }
-    if (!instance?.handle || socket.destroyed) return;
+    // Upgrades are not reported through the `request` hook (a connection, not a request): the context only picks.
+    const ctx = new RequestContext(req.method ?? 'GET', true, target.candidates);
+    const instance = await pickCandidate(ctx, this.hooks, socket, 0);
+    if (instance === null || socket.destroyed) return;
+    if (!(instance instanceof Instance)) return sendSocketError(socket, instance);
     const chosen = instance;
     const upstream = connectUpstream(chosen.handle!.address);
     let connected = false;
@@ -239,7 +209,7 @@ export class Proxy {
       socket.pipe(upstream);
     });
     upstream.once('error', (error: NodeJS.ErrnoException) => {
-      if (!connected) sendSocketError(socket, upstreamError(error.code, chosen, errorMessage(error)));
+      if (!connected) sendSocketError(socket, upstreamFailure(chosen, false, error.code, errorMessage(error)));
       finish();
     });
     upstream.once('close', finish);

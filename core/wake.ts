@@ -2,6 +2,13 @@ import { ErrorCodes, TenementError } from './errors.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { Instance } from './instance.ts';
 
+/** Whoever waits for the wake: the client's socket or response, whose close abandons the wait. */
+export interface WaitingClient {
+  readonly destroyed: boolean;
+  once(event: 'close', listener: () => void): unknown;
+  removeListener(event: 'close', listener: () => void): unknown;
+}
+
 /**
  * Brings a non-running instance up for a waiting request through the `wake` hook. The wait is abandoned when
  * `client` closes, so a caller that gave up does not hold a place in the wake queue. The close listener is
@@ -10,7 +17,7 @@ import type { Instance } from './instance.ts';
 export async function wakeForRequest(
   hooks: KernelHooks,
   instance: Instance,
-  client: { once(event: 'close', listener: () => void): unknown; removeListener(event: 'close', listener: () => void): unknown },
+  client: WaitingClient,
 ): Promise<void> {
   const abort = new AbortController();
   const onClose = (): void => abort.abort(new Error('client went away'));
@@ -23,7 +30,6 @@ export async function wakeForRequest(
   }
   if (woken !== true || !instance.handle) {
     throw new TenementError(ErrorCodes.WAKE_FAILED, `${instance.key} is ${instance.state} and nothing woke it`, {
-      status: 503,
       retryAfter: 1,
     });
   }

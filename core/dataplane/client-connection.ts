@@ -198,7 +198,7 @@ export class ClientConnection {
         const exchange = new Exchange(this, head, target);
         this.exchange = exchange;
         if (this.clientEnded) exchange.onClientEnd();
-        void exchange.begin().catch((error: unknown) => this.failExchange(toHttpError(error)));
+        exchange.begin(0);
       },
       (error: unknown) => {
         this.routing = false;

@@ -8,6 +8,7 @@ import type { InProcessHandler } from '../types.ts';
 import { serializeHead, type RequestHead } from './http1.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { RequestBodyFraming } from './request-body.ts';
+import { reportRequest, type RequestContext } from './policy.ts';
 
 /**
  * One exchange with an instance served in this process (`RunningHandle.inProcess`, the wasm tier): the body
@@ -24,16 +25,14 @@ export class DirectExchange {
   private refused = false;
   private timer: NodeJS.Timeout | null = null;
   private finished = false;
-  private status = 0;
 
   constructor(
     private readonly client: ClientConnection,
     private readonly head: RequestHead,
     private readonly instance: Instance,
     private readonly handler: InProcessHandler,
-    /** From the Exchange that chose the instance: the request's start and its wait for a wake. */
-    private readonly createdAt: number,
-    private readonly wakeMs: number,
+    /** The request's policy context (the Exchange that chose and woke the instance): reported through it. */
+    private readonly ctx: RequestContext,
   ) {
     this.body = new RequestBodyFraming(head, (data) => this.take(data));
   }
@@ -96,7 +95,7 @@ export class DirectExchange {
 
   private answer(answer: ClientAnswer): void {
     if (this.finished) return;
-    this.status = answer.status;
+    this.ctx.status = answer.status;
     // An answer before the whole body arrived (413) leaves the connection mid-message: it cannot carry more.
     const close = this.head.close || !this.requestDone;
     if (close) answer.headers.push('Connection', 'close');
@@ -113,7 +112,7 @@ export class DirectExchange {
   /** Answers with an error and closes the client connection (its state mid-exchange is unknown). */
   private fail(error: HttpError): void {
     if (this.finished) return;
-    this.status = error.status;
+    this.ctx.status = error.status;
     this.release();
     this.client.failExchange(error);
   }
@@ -131,8 +130,6 @@ export class DirectExchange {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.instance.requestFinished();
-    const hook = this.client.context.hooks.request;
-    if (hook.taps.length === 0) return;
-    hook.call({ instance: this.instance, method: this.head.method, status: this.status, durationMs: performance.now() - this.createdAt, wakeMs: this.wakeMs });
+    reportRequest(this.client.context.hooks, this.ctx);
   }
 }

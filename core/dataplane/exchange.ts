@@ -1,32 +1,28 @@
 import { ErrorCodes, errorMessage } from '../errors.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
 import { toHttpError, type HttpError } from '../http-errors.ts';
-import type { Instance } from '../instance.ts';
-import { instanceOf } from '../plugin-context.ts';
+import { Instance } from '../instance.ts';
 import type { RouteTarget } from '../types.ts';
-import { wakeForRequest } from '../wake.ts';
 import { ChunkedScanner } from './chunked.ts';
 import { MAX_HEAD_BYTES, bodilessResponse, parseResponseHead, serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-pool.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { DirectExchange } from './direct-exchange.ts';
 import { RequestBodyFraming } from './request-body.ts';
+import { RequestContext, decideAfterFailure, pickCandidate, reportRequest, upstreamFailure } from './policy.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-/** Methods a proxy may send twice (RFC 9110 9.2.1). */
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 
 /**
  * One request/response exchange on the fast path: the request head is rewritten, bodies are forwarded as raw
  * bytes, and message boundaries are tracked (Content-Length, chunked, or until close) so both connections
- * can be kept alive and reused. Failures before the response map to 502/503/504 like the node:http path.
+ * can be kept alive and reused. Which instance, wake, failover, resend and reporting follow the proxy policy
+ * (policy.ts), as on the node:http path; the exchange is the request's policy context itself.
  */
-export class Exchange implements UpstreamOwner {
-  private instance!: Instance;
+export class Exchange extends RequestContext implements UpstreamOwner {
   private upstream: UpstreamConnection | null = null;
-  private headBytes!: Buffer;
-  private readonly bodyless: boolean;
+  private headBytes: Buffer | null = null;
   private readonly body: RequestBodyFraming;
 
   private responseBuffer: Buffer | null = null;
@@ -42,16 +38,16 @@ export class Exchange implements UpstreamOwner {
 
   private timer: NodeJS.Timeout | null = null;
   private timedOut = false;
-  private retried = false;
+  /** The current candidate counts this request in flight. */
   private started = false;
   private finished = false;
 
   constructor(
     private readonly client: ClientConnection,
     private readonly head: RequestHead,
-    private readonly target: InstanceTarget,
+    target: InstanceTarget,
   ) {
-    this.bodyless = !head.chunked && head.contentLength <= 0;
+    super(head.method, !head.chunked && head.contentLength <= 0, target.candidates);
     this.body = new RequestBodyFraming(head);
   }
 
@@ -60,75 +56,53 @@ export class Exchange implements UpstreamOwner {
     return this.body.done;
   }
 
-  async begin(): Promise<void> {
-    const { candidates } = this.target;
-    for (let i = 0; i < candidates.length; i++) {
-      // Abandoned already (the client's FIN came with an unfinished request): nothing is started.
-      if (this.finished) return;
-      const instance = instanceOf(candidates[i]!);
-      const last = i === candidates.length - 1;
-      this.instance = instance;
-      if (instance.state !== 'running' || !instance.handle) {
-        const waitStarted = performance.now();
-        try {
-          await wakeForRequest(this.client.context.hooks, instance, this.client.socket);
-        } catch (error) {
-          if (!last) continue;
-          this.wakeMs = performance.now() - waitStarted;
-          return this.fail(toHttpError(error));
-        }
-        this.wakeMs = performance.now() - waitStarted;
-        if (this.client.closed || this.finished) return this.report();
-      }
-      this.useInstance(instance, i);
-      return;
+  /**
+   * Phase 1 (policy.ts) from candidate `from` on. A running candidate is used at once; a wake answers later.
+   * Abandoned already (the client's FIN came with an unfinished request): nothing is started.
+   */
+  begin(from: number): void {
+    if (this.finished) return;
+    try {
+      const picked = pickCandidate(this, this.client.context.hooks, this.client.socket, from);
+      if (picked instanceof Instance) return this.useInstance(picked);
+      picked.then(
+        (result) => this.woken(result),
+        (error: unknown) => this.fail(toHttpError(error)),
+      );
+    } catch (error) {
+      this.fail(toHttpError(error));
     }
   }
 
-  private candidateIndex = 0;
-  private readonly createdAt = performance.now();
-  private wakeMs = 0;
-  /** Status sent to the client, for the `request` hook. */
-  private status = 0;
-  private reported = false;
-
-  /** Tells `request` hook listeners (metrics) how this exchange ended; once. */
-  private report(): void {
-    if (this.reported || !this.instance) return;
-    this.reported = true;
-    const hook = this.client.context.hooks.request;
-    if (hook.taps.length === 0) return;
-    hook.call({
-      instance: this.instance,
-      method: this.head.method,
-      status: this.status,
-      durationMs: performance.now() - this.createdAt,
-      wakeMs: this.wakeMs,
-    });
+  private woken(result: Instance | HttpError | null): void {
+    if (this.client.closed || this.finished || result === null) return this.report();
+    if (result instanceof Instance) return this.useInstance(result);
+    this.fail(result);
   }
 
-  private useInstance(instance: Instance, index: number): void {
-    this.instance = instance;
-    this.candidateIndex = index;
+  private report(): void {
+    reportRequest(this.client.context.hooks, this);
+  }
+
+  private useInstance(instance: Instance): void {
     const inProcess = instance.handle!.inProcess;
     if (inProcess) {
       // Served in this process: no connection to make. This exchange ends here without a word; the direct one
-      // owns the client connection from now on and reports the request.
+      // owns the client connection from now on and reports the request (this context).
       this.finished = true;
-      this.reported = true;
-      const direct = new DirectExchange(this.client, this.head, instance, inProcess, this.createdAt, this.wakeMs);
+      const direct = new DirectExchange(this.client, this.head, instance, inProcess, this);
       this.client.replaceExchange(this, direct);
       return direct.start();
     }
     this.started = true;
     instance.requestStarted();
-    this.headBytes = forwardedRequestHead(this.head, this.client.socket.remoteAddress ?? '');
+    this.headBytes ??= forwardedRequestHead(this.head, this.client.socket.remoteAddress ?? '');
     this.timer = setTimeout(() => this.onTimeout(), instance.config.requestTimeout);
     this.connect(false);
   }
 
   private connect(fresh: boolean): void {
-    const address = this.instance.handle!.address;
+    const address = this.instance!.handle!.address;
     const pool = this.client.context.pool;
     this.upstream = fresh ? pool.connect(address, this) : pool.acquire(address, this);
     if (this.upstream.connected) this.onUpstreamConnect();
@@ -139,7 +113,7 @@ export class Exchange implements UpstreamOwner {
     // Head and the body bytes already here leave in one write (writev): a syscall per request is most of
     // the proxy's cost on loopback.
     socket.cork();
-    socket.write(this.headBytes);
+    socket.write(this.headBytes!);
     if (!this.requestDone) {
       const pending = this.client.takeBuffer();
       if (pending) this.forwardRequestBytes(pending);
@@ -298,48 +272,42 @@ export class Exchange implements UpstreamOwner {
     if (!this.finished) this.onUpstreamGone(null);
   }
 
+  /** Phase 3 (policy.ts): the upstream failed or closed before the exchange finished. */
   private onUpstreamGone(error: NodeJS.ErrnoException | null): void {
     const upstream = this.upstream;
     this.upstream = null;
-    upstream?.socket.destroy();
-    if (this.gotResponseBytes) return this.abort();
-    if (this.timedOut) {
-      return this.fail({
-        status: 504,
-        code: ErrorCodes.UPSTREAM_TIMEOUT,
-        message: `${this.instance.key} did not answer within ${this.instance.config.requestTimeout}ms`,
-      });
+    if (upstream) {
+      // Its close still to come is not this exchange's business any more (it may be on another connection by then).
+      upstream.owner = null;
+      upstream.socket.destroy();
     }
-    if (upstream?.reused && this.bodyless && !this.retried) {
-      // A kept-alive connection the instance closed just as we reused it: safe to send again once.
+    const connected = upstream === null || upstream.connected;
+    const decision = decideAfterFailure({
+      attempt: this.attempt,
+      candidates: this.candidates.length,
+      connected,
+      answered: this.gotResponseBytes,
+      timedOut: this.timedOut,
+      bodyless: this.bodyless,
+      // Body bytes wait in the client connection's stash until the upstream connects.
+      bodySent: connected && !this.bodyless,
+      method: this.method,
+      reused: upstream !== null && upstream.reused,
+      retried: this.retried,
+    });
+    if (decision === 'resend-fresh') {
       this.retried = true;
       return this.connect(true);
     }
-    // Nothing reached an instance that never accepted the connection (refused, or reset while dying), and the
-    // body is still unread: another candidate can take the request, whatever its method.
-    // A safe request that got no answer at all (the instance died holding it) may go to another one too.
-    const candidates = this.target.candidates;
-    const unanswered = upstream !== null && (!upstream.connected || (this.bodyless && SAFE_METHODS.has(this.head.method)));
-    if (unanswered && this.candidateIndex < candidates.length - 1) {
-      // The request is not over: the next candidate's exchange reports it.
-      this.reported = true;
-      this.release();
-      this.started = false;
-      return void this.retryFrom(this.candidateIndex + 1);
+    if (decision === 'next-candidate') {
+      // The request is not over: only this attempt's claims end.
+      this.endAttempt();
+      this.retried = false;
+      return this.begin(this.attempt + 1);
     }
+    if (this.gotResponseBytes) return this.abort();
     const detail = error ? errorMessage(error) : 'connection closed before a response';
-    this.fail(
-      error?.code === 'ECONNREFUSED'
-        ? { status: 502, code: ErrorCodes.UPSTREAM_REFUSED, message: `${this.instance.key} refused the connection` }
-        : { status: 502, code: ErrorCodes.UPSTREAM_ERROR, message: `${this.instance.key}: ${detail}` },
-    );
-  }
-
-  private async retryFrom(index: number): Promise<void> {
-    const rest = this.target.candidates.slice(index);
-    const next = new Exchange(this.client, this.head, { ...this.target, candidates: rest });
-    this.client.replaceExchange(this, next);
-    await next.begin();
+    this.fail(upstreamFailure(this.instance!, this.timedOut, error?.code, detail));
   }
 
   private onTimeout(): void {
@@ -351,7 +319,7 @@ export class Exchange implements UpstreamOwner {
   private badUpstream(why: string): void {
     this.upstreamReusable = false;
     if (this.response) return this.abort();
-    this.fail({ status: 502, code: ErrorCodes.UPSTREAM_ERROR, message: `${this.instance.key}: ${why}` });
+    this.fail(upstreamFailure(this.instance!, false, undefined, why));
   }
 
   /** Answers with an error and closes the client connection (its state mid-exchange is unknown). */
@@ -377,14 +345,22 @@ export class Exchange implements UpstreamOwner {
     this.client.exchangeDone(!this.closeClient);
   }
 
-  /** Ends this exchange's claims: timer, in-flight count, upstream connection (back to the pool if clean). */
+  /** Ends this exchange's claims and reports the request. */
   private release(): void {
     if (this.finished) return;
     this.finished = true;
+    this.endAttempt();
+    this.report();
+  }
+
+  /** Ends the current attempt's claims: timer, in-flight count, upstream connection (back to the pool if clean). */
+  private endAttempt(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.started) this.instance.requestFinished();
-    this.report();
+    if (this.started) {
+      this.started = false;
+      this.instance!.requestFinished();
+    }
     const upstream = this.upstream;
     this.upstream = null;
     if (!upstream) return;

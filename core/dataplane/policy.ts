@@ -1,0 +1,161 @@
+/**
+ * The proxy policy, once for every path that forwards a tenant request (the fast path's Exchange, the
+ * node:http Proxy, later the edge and fleet forwarding). Each path owns its bytes; what it does with a request
+ * is decided here, in named phases over one per-request context (Pingora's `ctx` and phases):
+ *
+ *  1. pick      `pickCandidate`     — from a candidate index on, the first instance running or woken for it;
+ *  2. send      (the path's own)    — connect, write, stream the answer;
+ *  3. failure   `decideAfterFailure` — a failure before the answer: send again on a fresh connection, go to
+ *                                     the next candidate (phase 1 from attempt + 1), or fail; `upstreamFailure`
+ *                                     is the answer a failure gets;
+ *  4. report    `reportRequest`     — the `request` hook, once per request, however it ended.
+ */
+import { ErrorCodes } from '../errors.ts';
+import type { KernelHooks } from '../hooks.ts';
+import { toHttpError, type HttpError } from '../http-errors.ts';
+import { Instance, type InstanceView } from '../instance.ts';
+import { instanceOf } from '../plugin-context.ts';
+import { wakeForRequest, type WaitingClient } from '../wake.ts';
+
+/** Methods a proxy may send twice (RFC 9110 §9.2.1; TRACE left out, as most proxies refuse it): the one definition. */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export function isSafeMethod(method: string): boolean {
+  return SAFE_METHODS.has(method);
+}
+
+/**
+ * What the policy knows of one request, whichever path carries it. The fast path's Exchange is one (it extends
+ * this class, so the context costs no allocation of its own); the node:http path makes one per request.
+ */
+export class RequestContext {
+  /** Index in `candidates` of the instance in use (or being woken). */
+  attempt = 0;
+  instance: Instance | null = null;
+  /** Time spent waiting for wakes, every candidate's. */
+  wakeMs = 0;
+  /** The current candidate was already sent the request again on a fresh connection. */
+  retried = false;
+  /** The status the client got; 0 when none was sent. */
+  status = 0;
+  reported = false;
+  readonly startedAt = performance.now();
+
+  constructor(
+    readonly method: string,
+    /** No request body: the request can be sent again whole. */
+    readonly bodyless: boolean,
+    readonly candidates: readonly InstanceView[],
+  ) {}
+}
+
+/**
+ * Phase 1: the instance to send the request to, from candidate `from` on. A running candidate is returned at
+ * once (no promise: the common case on the hot path); otherwise the candidates are woken in order through the
+ * `wake` hook and the promise settles with the first awake, the last one's wake error, or null when the client
+ * left (or there is no candidate). `ctx.attempt` and `ctx.instance` name the candidate in use throughout.
+ */
+export function pickCandidate(
+  ctx: RequestContext,
+  hooks: KernelHooks,
+  client: WaitingClient,
+  from: number,
+): Instance | Promise<Instance | HttpError | null> {
+  const view = ctx.candidates[from];
+  if (view === undefined) return Promise.resolve(null);
+  const instance = instanceOf(view);
+  ctx.attempt = from;
+  ctx.instance = instance;
+  if (instance.state === 'running' && instance.handle) return instance;
+  return wakeCandidates(ctx, hooks, client, from);
+}
+
+async function wakeCandidates(ctx: RequestContext, hooks: KernelHooks, client: WaitingClient, from: number): Promise<Instance | HttpError | null> {
+  const { candidates } = ctx;
+  for (let i = from; i < candidates.length; i++) {
+    // A client gone while an earlier candidate woke is not worth waking another for.
+    if (client.destroyed) return null;
+    const instance = instanceOf(candidates[i]!);
+    ctx.attempt = i;
+    ctx.instance = instance;
+    if (instance.state === 'running' && instance.handle) return instance;
+    const waitStarted = performance.now();
+    try {
+      await wakeForRequest(hooks, instance, client);
+    } catch (error) {
+      ctx.wakeMs += performance.now() - waitStarted;
+      if (i < candidates.length - 1) continue;
+      return toHttpError(error);
+    }
+    ctx.wakeMs += performance.now() - waitStarted;
+    return client.destroyed ? null : instance;
+  }
+  return null;
+}
+
+/** What a path knows when its upstream fails before the request was answered. */
+export interface FailureFacts {
+  /** Index of the failing candidate, and how many there are. */
+  attempt: number;
+  candidates: number;
+  /** The instance accepted the connection. */
+  connected: boolean;
+  /** Response bytes came back (some may have reached the client): nothing can be sent again. */
+  answered: boolean;
+  /** The request timeout fired: the instance holds the request. */
+  timedOut: boolean;
+  bodyless: boolean;
+  /** Body bytes left for the instance (the node:http path pipes them at once; the fast path holds them until connected). */
+  bodySent: boolean;
+  method: string;
+  /** The connection was a kept-alive one, reused for this request. */
+  reused: boolean;
+  /** This candidate was already sent the request again once. */
+  retried: boolean;
+}
+
+export type FailureDecision = 'resend-fresh' | 'next-candidate' | 'fail';
+
+/** Phase 3: what to do after a failure. Pure: the decision table is test/unit/proxy-policy.test.ts. */
+export function decideAfterFailure(facts: FailureFacts): FailureDecision {
+  if (facts.answered || facts.timedOut) return 'fail';
+  // The request can go out again whole: no body, or one still unread off the client.
+  const replayable = facts.bodyless || !facts.bodySent;
+  // A kept-alive connection the instance closed just as we reused it: sent again once on a new connection.
+  if (facts.reused && replayable && !facts.retried) return 'resend-fresh';
+  if (facts.attempt >= facts.candidates - 1 || !replayable) return 'fail';
+  // Nothing reached an instance that never accepted the connection (refused, or reset while dying): another
+  // candidate can take the request, whatever its method.
+  if (!facts.connected) return 'next-candidate';
+  // A safe request the instance never answered (it died holding it) may go to another one too.
+  return isSafeMethod(facts.method) ? 'next-candidate' : 'fail';
+}
+
+/** The answer to a failure decided 'fail' before any response: 504 too slow, 502 refused or broken. */
+export function upstreamFailure(instance: Instance, timedOut: boolean, code: string | undefined, detail: string): HttpError {
+  if (timedOut) {
+    return {
+      status: 504,
+      code: ErrorCodes.UPSTREAM_TIMEOUT,
+      message: `${instance.key} did not answer within ${instance.config.requestTimeout}ms`,
+    };
+  }
+  return code === 'ECONNREFUSED'
+    ? { status: 502, code: ErrorCodes.UPSTREAM_REFUSED, message: `${instance.key} refused the connection` }
+    : { status: 502, code: ErrorCodes.UPSTREAM_ERROR, message: `${instance.key}: ${detail}` };
+}
+
+/** Phase 4: tells `request` hook listeners (metrics) how the request ended; once, and only once it had an instance. */
+export function reportRequest(hooks: KernelHooks, ctx: RequestContext): void {
+  if (ctx.reported || ctx.instance === null) return;
+  ctx.reported = true;
+  const hook = hooks.request;
+  if (hook.taps.length === 0) return;
+  hook.call({
+    instance: ctx.instance,
+    method: ctx.method,
+    status: ctx.status,
+    durationMs: performance.now() - ctx.startedAt,
+    wakeMs: ctx.wakeMs,
+  });
+}
