@@ -174,9 +174,12 @@ interface Tappable {
   tapPromise?(options: { name: string; stage: number }, fn: (...args: unknown[]) => Promise<unknown>): void;
 }
 
-/** A hook whose taps run in order and may answer asynchronously (taps go in with tapPromise). */
+/**
+ * A hook whose taps may answer asynchronously (taps go in with tapPromise). Every tapable hook has `promise()`,
+ * sync ones included, and their tapPromise throws: the class (SyncHook, SyncBailHook...) tells them apart.
+ */
 function isAsyncHook(hook: object): boolean {
-  return typeof (hook as { promise?: unknown }).promise === 'function';
+  return !(hook.constructor?.name ?? '').startsWith('Sync');
 }
 
 function pluginHook(hook: Tappable, name: string, defaultStage: number): PluginHook<unknown[], unknown> {

@@ -174,3 +174,37 @@ test('pluginOptions configure plugins by name, and an unknown name is an error',
     /pluginOptions\.nosuch: no plugin named 'nosuch' is loaded \(loaded: configurable\)/,
   );
 });
+
+test('ctx.hooks taps sync and async hooks alike, named after the plugin, staged by enforce or by its option', async () => {
+  const seen: string[] = [];
+  const early = definePlugin({
+    name: 'early',
+    version: '1.0.0',
+    kernel: '^1',
+    enforce: 'pre',
+    setup(ctx) {
+      // SyncHooks (metrics, stateChange, log, request) have promise() too, but refuse tapPromise.
+      ctx.hooks.metrics.tap(() => void seen.push('metrics'));
+      ctx.hooks.stateChange.tap((event) => void seen.push(`stateChange:${event.type}`));
+      ctx.hooks.log.tap(() => undefined);
+      ctx.hooks.request.tap(() => undefined);
+      ctx.hooks.route.tap(async () => undefined);
+      ctx.hooks.describe.tap(() => undefined, { stage: 7 });
+      ctx.hooks.spawn.for('process').tap(async () => undefined);
+    },
+  });
+  const late = plugin('late', { enforce: 'post', setup: (ctx) => ctx.hooks.route.tap(() => undefined) });
+  const kernel = await createTestKernel({ plugins: [late, early], config: { services: { a: { command: 'x' } } } });
+  try {
+    kernel.createInstance('a', 'one');
+    assert.deepEqual(seen, ['metrics', 'stateChange:created']);
+    assert.deepEqual(kernel.hooks.route.taps.map((t) => [t.name, t.stage]), [['early', -100], ['late', 100]]);
+    assert.deepEqual(kernel.hooks.describe.taps.map((t) => [t.name, t.stage]), [['early', 7]]);
+    assert.deepEqual(kernel.hooks.spawn.get('process')?.taps.map((t) => t.name), ['early']);
+    assert.deepEqual([...kernel.timings.byTap.keys()].filter((k) => k.endsWith('/early')).sort(), [
+      'describe/early', 'log/early', 'metrics/early', 'request/early', 'route/early', 'spawn:process/early', 'stateChange/early',
+    ]);
+  } finally {
+    await kernel.close();
+  }
+});
