@@ -59,6 +59,19 @@ test('every declared kernel hook has a row in the hooks table of docs/architectu
   compare('hooks', declared, documented);
 });
 
+test('the hooks table of docs/architecture.md gives each hook its tapable class', () => {
+  const hooks = createHooks(new HookTimings()) as unknown as Record<string, { constructor: { name: string }; for?: (key: string) => { constructor: { name: string } } }>;
+  const table = new Map(rows(section('Hooks')).map((cells) => [firstCellName(cells), cells[1] ?? '']));
+  const wrong: string[] = [];
+  for (const [name, hook] of Object.entries(hooks)) {
+    const outer = hook.constructor.name;
+    const expected = outer === 'HookMap' && hook.for ? `HookMap<${hook.for('x').constructor.name}` : outer;
+    const cell = table.get(name) ?? '';
+    if (!cell.startsWith(`\`${expected}<`)) wrong.push(`${name}: the code says ${expected}, the map says ${cell || 'nothing'}`);
+  }
+  assert.deepEqual(wrong, [], wrong.join('\n'));
+});
+
 test('every PluginContext member has a row in the plugin context table of docs/architecture.md', async () => {
   let captured: PluginContext | null = null;
   const probe = definePlugin({
