@@ -20,7 +20,8 @@ export async function serve(options: ServeOptions): Promise<void> {
   if (options.listen !== undefined) overrides.listen = options.listen;
   const dataDir = options.dataDir ?? process.env.TENEMENT_DATA_DIR;
   if (dataDir !== undefined) overrides.dataDir = path.resolve(dataDir);
-  const config = await loadConfig({ file: options.config, overrides });
+  // Validated against the fields and tiers of the plugins this server loads (the defaults and the config's own).
+  const config = await loadConfig({ file: options.config, overrides, plugins: defaultPlugins });
   const log = createLogger();
   const kernel = new Kernel({ config, plugins: defaultPlugins, logger: log });
 

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { FIRST_PARTY } from './config/first-party.ts';
 import { resolveConfig } from './config/loader.ts';
 import type { ConfigInput } from './config/schema.ts';
 import { Kernel } from './kernel.ts';
@@ -38,6 +39,10 @@ export async function bootKernel(options: BootOptions): Promise<BootedKernel> {
   const resolved = resolveConfig(
     { ...config, settings: { port: 0, ...config.settings, dataDir } },
     { path: null, dir: options.dir ?? process.cwd() },
+    {},
+    // The first-party fields and tiers are accepted even when a kernel loads a few of their plugins (a tier
+    // without its runtime then fails at start with TNM_ERR_TIER_UNAVAILABLE), plus those of the given plugins.
+    [...FIRST_PARTY, ...options.plugins],
   );
   const kernel = new Kernel({
     config: resolved,

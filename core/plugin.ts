@@ -1,15 +1,17 @@
 import semver from 'semver';
 import { z } from 'zod';
+import { contributionManifest, type FieldShape, type SchemaContribution, type TierDeclaration } from './config/compose.ts';
 import { PLUGIN_NAME } from './config/names.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import { createPluginContext, type KernelAccess, type PluginContext } from './plugin-context.ts';
+import { parsePluginOptions } from './plugin-options.ts';
 import { KERNEL_VERSION } from './version.ts';
 
 // Defined in version.ts (no semver or zod behind it, for `ten --version`); exported here for every other importer.
 export { KERNEL_VERSION };
 
-export interface PluginDefinition<Options = void> {
+export interface PluginDefinition<Options = void> extends SchemaContribution {
   name: string;
   version: string;
   /** Semver range of kernel versions this plugin works with, e.g. '^1'. */
@@ -18,12 +20,26 @@ export interface PluginDefinition<Options = void> {
   dependencies?: string[];
   /** Ordering bucket: 'pre' plugins are set up first, 'post' last. */
   enforce?: 'pre' | 'post';
+  /**
+   * Tiers this runtime provides: `isolation` and `fallback` accept their names while it is loaded, their traits
+   * are declared and their probe tapped before setup runs (setup taps `spawn.for(name)`).
+   */
+  tiers?: readonly TierDeclaration[];
+  /** Fields this plugin adds to `services.<name>`, validated with the rest of the config before any setup. */
+  serviceFields?: FieldShape;
+  /** Fields this plugin adds to `settings`. */
+  settingsFields?: FieldShape;
+  /** Its options' schema: `ctx.config` is the parsed output (defaults filled in); bad options stop start-up naming the field. */
+  options?: z.ZodType<Options>;
   /** Taps hooks, adds routes, declares tiers: through its own context, never the kernel itself. */
   setup(ctx: PluginContext<Options>): void | Promise<void>;
 }
 
+/** Any plugin definition, whatever its options (its options schema typed loosely: setup's ctx is contravariant). */
+export type AnyPluginDefinition = Omit<PluginDefinition<never>, 'options'> & { options?: z.ZodType };
+
 /** A plugin, or a plugin with its options. */
-export type PluginEntry = PluginDefinition<never> | readonly [PluginDefinition<never>, unknown];
+export type PluginEntry = AnyPluginDefinition | readonly [AnyPluginDefinition, unknown];
 
 const manifestSchema = z.object({
   name: z.string().regex(PLUGIN_NAME, 'expected a plugin name of lowercase letters, digits, @ / . _ -'),
@@ -32,6 +48,7 @@ const manifestSchema = z.object({
   dependencies: z.array(z.string()).optional(),
   enforce: z.enum(['pre', 'post']).optional(),
   setup: z.custom<(...args: unknown[]) => unknown>((f) => typeof f === 'function', 'expected a setup(ctx) function'),
+  ...contributionManifest,
 });
 
 interface LoadedPlugin {
@@ -147,8 +164,15 @@ export async function setupPlugins(
     try {
       // Options from the config's pluginOptions configure plugins the user did not list themselves (the
       // ones `ten serve` loads by default) as well as their own.
-      const own = Object.hasOwn(optionsByName, definition.name) ? optionsByName[definition.name] : options;
-      await definition.setup(createPluginContext(kernel, definition, own, access));
+      const given = Object.hasOwn(optionsByName, definition.name) ? optionsByName[definition.name] : options;
+      const own = definition.options ? parsePluginOptions(definition.name, definition.options, given) : given;
+      const ctx = createPluginContext(kernel, definition, own, access);
+      for (const tier of definition.tiers ?? []) {
+        ctx.tiers.declare(tier.name, tier.traits ?? {});
+        const probe = tier.probe;
+        if (probe) ctx.hooks.probe.for(tier.name).tap(async () => probe());
+      }
+      await definition.setup(ctx);
     } catch (error) {
       throw new TenementError(
         ErrorCodes.PLUGIN_SETUP,

@@ -12,8 +12,12 @@ export interface TierChoice {
   fallbackReason: string | null;
 }
 
+/** Tiers some loaded runtime spawns: the first-party ones, and any other a runtime tapped `spawn.for()` with. */
 export function providedTiers(hooks: KernelHooks): Tier[] {
-  return TIERS.filter((tier) => (hooks.spawn.get(tier)?.taps.length ?? 0) > 0);
+  // tapable's HookMap keeps its hooks in `_map` (not in its typings); without it only first-party tiers are listed.
+  const keys = (hooks.spawn as unknown as { _map?: Map<unknown, unknown> })._map?.keys() ?? [];
+  const candidates = new Set<string>([...TIERS, ...[...keys].filter((key): key is string => typeof key === 'string')]);
+  return [...candidates].filter((tier) => (hooks.spawn.get(tier)?.taps.length ?? 0) > 0);
 }
 
 /** Whether the host can run `tier` now, asking its runtime's `probe` tap (a runtime without one is trusted). */

@@ -2,9 +2,11 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ErrorCodes, TenementError, errorMessage } from '../errors.ts';
-import { configSchema, type Config } from './schema.ts';
+import { composeSchema, contributionManifest, type SchemaContribution } from './compose.ts';
+import { FIRST_PARTY, firstPartyOwner, withFirstParty } from './first-party.ts';
+import { buildConfigSchema, CORE_FIELDS, type Config } from './schema.ts';
 import { mergeSidecar, resolvePluginSpecifiers } from './plugin-records.ts';
 
 export const CONFIG_FILE_NAMES = [
@@ -67,7 +69,9 @@ async function importConfigModule(file: string): Promise<unknown> {
   return value;
 }
 
-export async function loadConfig(options: { file?: string; cwd?: string; overrides?: SettingsOverrides } = {}): Promise<ResolvedConfig> {
+export async function loadConfig(
+  options: { file?: string; cwd?: string; overrides?: SettingsOverrides; plugins?: readonly unknown[] } = {},
+): Promise<ResolvedConfig> {
   const file = findConfigFile(options.file, options.cwd);
   let raw: unknown;
   try {
@@ -78,7 +82,7 @@ export async function loadConfig(options: { file?: string; cwd?: string; overrid
     if (error instanceof TenementError) throw error;
     throw new TenementError(ErrorCodes.CONFIG_LOAD, `cannot load ${file}: ${errorMessage(error)}`, { cause: error });
   }
-  return resolveConfig(raw, { path: file, dir: path.dirname(file) }, options.overrides);
+  return resolveConfig(raw, { path: file, dir: path.dirname(file) }, options.overrides, options.plugins);
 }
 
 type Issue = z.core.$ZodIssue;
@@ -94,13 +98,48 @@ function issueMessage(issue: Issue): string {
   return issue.message;
 }
 
-function formatIssues(issues: readonly Issue[]): string {
+/** Where an unknown key sits: a service's own field, a field of one of its objects (limits), or a setting. */
+function unknownKeyOwner(where: readonly PropertyKey[], key: string): string | undefined {
+  if (where[0] === 'services' && where.length >= 2) return firstPartyOwner('services', [...where.slice(2).map(String), key].join('.'));
+  if (where[0] === 'settings' && where.length === 1) return firstPartyOwner('settings', key);
+  return undefined;
+}
+
+/** One line per bad field; an unknown key names the first-party plugin that would accept it, when it is not loaded. */
+function formatIssues(issues: readonly Issue[], loaded: ReadonlySet<string>): string {
   return issues
-    .map((issue) => {
+    .flatMap((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        const hints = issue.keys.flatMap((key) => {
+          const owner = unknownKeyOwner(issue.path, key);
+          return owner !== undefined && !loaded.has(owner) ? [`'${key}' is accepted by the plugin '${owner}', which is not loaded`] : [];
+        });
+        const where = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
+        return [`  - ${where}: ${issue.message}${hints.length > 0 ? ` (${hints.join('; ')})` : ''}`];
+      }
       const where = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
-      return `  - ${where}: ${issueMessage(issue)}`;
+      return [`  - ${where}: ${issueMessage(issue)}`];
     })
     .join('\n');
+}
+
+/** Step one: the top-level shape, enough to know which plugins the config adds (their fragments come next). */
+const topLevelSchema = z.looseObject({ plugins: z.array(z.unknown()).optional() });
+
+/** The schema part of each plugin entry; a malformed one is left to the manifest check at registration. */
+function contributionsOf(entries: readonly unknown[]): SchemaContribution[] {
+  const manifest = z.looseObject({ name: z.string(), ...contributionManifest });
+  return entries.flatMap((entry) => {
+    const definition: unknown = Array.isArray(entry) ? entry[0] : entry;
+    const parsed = manifest.safeParse(definition);
+    if (!parsed.success) {
+      const name = (definition as { name?: unknown } | null)?.name;
+      if (typeof name !== 'string') return [];
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      throw new TenementError(ErrorCodes.PLUGIN_MANIFEST, `plugin '${name}' has an invalid manifest: ${problems}`, { plugin: name, hook: 'register' });
+    }
+    return withFirstParty(definition as SchemaContribution);
+  });
 }
 
 /** Cross-field checks zod skips while other fields are invalid; run on the raw input so they are reported too. */
@@ -143,24 +182,36 @@ function protoKeyIssues(value: unknown, where: PropertyKey[] = [], depth = 0): I
   return issues;
 }
 
-/** Validates a config object; every bad field is reported with its path, not just the first. */
+/**
+ * Validates a config object; every bad field is reported with its path, not just the first. Two steps: the
+ * top-level shape (which gives the config's own plugins), then the whole config against core's fields and the
+ * fragments and tiers of the loaded plugins: `plugins` (default: the first-party ones, what `ten serve` loads)
+ * and the config's `plugins`.
+ */
 export function resolveConfig(
   raw: unknown,
   source: { path: string | null; dir: string },
   overrides: SettingsOverrides = {},
+  plugins: readonly unknown[] = FIRST_PARTY,
 ): ResolvedConfig {
   const withOverrides = applyOverrides(raw, overrides);
+  const where = source.path ?? 'config';
+  const top = topLevelSchema.safeParse(withOverrides);
+  const own = top.success ? (top.data.plugins ?? []) : [];
+  const contributions = contributionsOf([...plugins, ...own]);
+  const loaded = new Set(contributions.map((c) => c.name));
+  const configSchema = buildConfigSchema(composeSchema(CORE_FIELDS, contributions));
   const result = configSchema.safeParse(withOverrides);
   const protoIssues = protoKeyIssues(withOverrides);
   if (!result.success || protoIssues.length > 0) {
-    const where = source.path ?? 'config';
     const issues = [...(result.success ? [] : result.error.issues), ...protoIssues];
     for (const extra of crossFieldIssues(withOverrides)) {
       if (!issues.some((i) => i.path.join('.') === extra.path.join('.'))) issues.push(extra);
     }
-    throw new TenementError(ErrorCodes.CONFIG_INVALID, `invalid config ${where}:\n${formatIssues(issues)}`);
+    throw new TenementError(ErrorCodes.CONFIG_INVALID, `invalid config ${where}:\n${formatIssues(issues, loaded)}`);
   }
-  const config = result.data;
+  // The composed schema's output has the first-party fields when their plugins are loaded (always, in `ten serve`).
+  const config = result.data as unknown as Config;
   config.settings.dataDir = path.resolve(source.dir, config.settings.dataDir);
   for (const service of Object.values(config.services)) {
     service.cwd = path.resolve(source.dir, service.cwd ?? '.');
