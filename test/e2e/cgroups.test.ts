@@ -7,7 +7,7 @@ import { describe, test, type TestContext } from 'node:test';
 import type { ConfigInput, ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import { definePlugin } from '../../sdk/index.ts';
-import type { InstanceEvent } from '../../core/types.ts';
+import type { InstanceEvent, RunningHandle } from '../../core/types.ts';
 import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
 import { findProgram } from '../../core/process/tenant-launch.ts';
@@ -187,6 +187,42 @@ describe('cgroups plugin', { skip, timeout: 120_000 }, () => {
     assert.notEqual(processGroup(daemon), instance.handle!.pgid, 'the daemon left the instance process group');
     await kernel.supervisor.stop(instance, { to: 'stopped', reason: 'test' });
     // Killed before the stop resolves, not at some later clean-up.
+    assert.ok(gone(daemon), `daemon ${daemon} is still alive after the stop`);
+  });
+
+  test("the runtime's handle is wrapped, never changed: a frozen handle still gets the cgroup's stop and stats", async (t) => {
+    // Freezes each runtime handle before the cgroups plugin sees it (a lower stage runs first): patching it
+    // would throw, so only a delegating wrapper can kill by cgroup.
+    const runtimeHandles: RunningHandle[] = [];
+    const freezeHandles = definePlugin({
+      name: 'freeze-handles',
+      version: '1.0.0',
+      kernel: '^1',
+      setup(ctx) {
+        ctx.hooks.afterSpawn.tap(
+          (handle) => {
+            runtimeHandles.push(Object.freeze(handle));
+            return handle;
+          },
+          { stage: -1 },
+        );
+      },
+    });
+    const kernel = await createTestKernel({ plugins: [...servePlugins, freezeHandles, cgroups], config: { services: { plain: bombs() } } });
+    t.after(() => kernel.close());
+    const instance = await kernel.spawnInstance('plain', 'a');
+    assert.equal(instance.state, 'running', instance.lastError ?? '');
+    const runtimeHandle = runtimeHandles.at(-1)!;
+    assert.notEqual(instance.handle, runtimeHandle, 'the instance holds the wrapper');
+    assert.equal(instance.handle!.pid, runtimeHandle.pid);
+    const daemon = Number((await request(kernel, 'a.plain.localhost', '/daemon')).body);
+    t.after(() => {
+      if (alive(daemon)) process.kill(daemon, 'SIGKILL');
+    });
+    // The cgroup's memory counts the daemon too; the runtime's own figure is the main process's.
+    const stats = await instance.handle!.stats();
+    assert.ok(stats.memoryBytes !== null && stats.memoryBytes > 0);
+    await kernel.supervisor.stop(instance, { to: 'stopped', reason: 'test' });
     assert.ok(gone(daemon), `daemon ${daemon} is still alive after the stop`);
   });
 
