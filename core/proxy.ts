@@ -120,6 +120,8 @@ export class Proxy {
           setHost: false,
         });
         let timedOut = false;
+        /** Body bytes went to this upstream: the request cannot go elsewhere any more. */
+        let bodySent = false;
         const timer = setTimeout(() => {
           timedOut = true;
           upstream.destroy();
@@ -151,8 +153,7 @@ export class Proxy {
             answered: res.headersSent || isParseError(error),
             timedOut,
             bodyless: ctx.bodyless,
-            // The body is piped from the start: once anything was tried, it is gone.
-            bodySent: !ctx.bodyless,
+            bodySent,
             method: ctx.method,
             reused: upstream.reusedSocket,
             retried: ctx.retried,
@@ -170,8 +171,18 @@ export class Proxy {
         res.once('close', () => {
           if (!res.writableFinished) upstream.destroy();
         });
-        if (ctx.bodyless) upstream.end();
-        else req.pipe(upstream);
+        if (ctx.bodyless) return void upstream.end();
+        // The body is read off the client only once the instance accepted the connection: until then it can
+        // still go to another candidate (as on the fast path, which holds it in the connection's stash).
+        upstream.once('socket', (socket) => {
+          const pipe = (): void => {
+            if (upstream.destroyed) return;
+            bodySent = true;
+            req.pipe(upstream);
+          };
+          if (socket.connecting) socket.once('connect', pipe);
+          else pipe();
+        });
       };
       send();
     });

@@ -1,18 +1,21 @@
 // The proxy policy (core/dataplane/policy.ts) end to end, on both paths: a kept-alive upstream connection that
-// the instance closes just as it is reused is sent the request again on a fresh connection, once.
+// the instance closes just as it is reused is sent the request again on a fresh connection, once; a candidate
+// that refuses the connection passes the request to the next one, body and all.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { TestKernel } from '../../core/test-kernel.ts';
-import { FIXTURES, request, trackedKernel } from '../helpers.ts';
+import { FIXTURES, echoService, request, trackedKernel } from '../helpers.ts';
 
 const STALE_APP = path.join(FIXTURES, 'stale-keepalive-app.mjs');
 
-async function staleKernel(t: TestContext, fastPath: boolean): Promise<TestKernel> {
+async function kernelOn(t: TestContext, fastPath: boolean): Promise<TestKernel> {
   if (!fastPath) process.env.TENEMENT_FAST_PROXY = '0';
   try {
-    const { kernel } = await trackedKernel(t, { stale: { command: `node ${STALE_APP}`, idleTimeout: false } });
-    await kernel.spawnInstance('stale', 'a');
+    const { kernel } = await trackedKernel(t, {
+      stale: { command: `node ${STALE_APP}`, idleTimeout: false },
+      echo: echoService({ idleTimeout: false }),
+    });
     assert.equal(kernel.server.listener === kernel.server.http, !fastPath);
     return kernel;
   } finally {
@@ -23,7 +26,8 @@ async function staleKernel(t: TestContext, fastPath: boolean): Promise<TestKerne
 for (const fastPath of [true, false]) {
   const name = fastPath ? 'fast path' : 'node:http path';
   test(`${name}: a stale kept-alive connection is replaced and the request sent again (GET and bodyless POST)`, { timeout: 60_000 }, async (t) => {
-    const kernel = await staleKernel(t, fastPath);
+    const kernel = await kernelOn(t, fastPath);
+    await kernel.spawnInstance('stale', 'a');
     const seen: number[] = [];
     for (const method of ['GET', 'GET', 'POST', 'GET', 'DELETE', 'GET']) {
       const reply = await request(kernel, 'a.stale.localhost', '/', { method });
@@ -32,5 +36,30 @@ for (const fastPath of [true, false]) {
     }
     // Every request after the first found its pooled connection stale and was answered on a new one.
     assert.ok(seen.every((connection, i) => i === 0 || connection > seen[i - 1]!), `connections: ${seen.join(', ')}`);
+  });
+}
+
+for (const fastPath of [true, false]) {
+  const name = fastPath ? 'fast path' : 'node:http path';
+  test(`${name}: a candidate that refuses the connection passes any request, body included, to the next`, { timeout: 60_000 }, async (t) => {
+    const kernel = await kernelOn(t, fastPath);
+    const refusing = await kernel.spawnInstance('echo', 'refusing');
+    const open = await kernel.spawnInstance('echo', 'open');
+    assert.equal((await request(kernel, 'refusing.echo.localhost', '/close-listener')).body, 'closed');
+    // The refusing instance comes first for nearly every request.
+    kernel.setWeight(refusing, 95);
+    kernel.setWeight(open, 5);
+    for (let i = 0; i < 12; i++) {
+      const method = ['GET', 'POST', 'PUT'][i % 3]!;
+      const body = method === 'GET' ? undefined : `payload ${i}`;
+      const reply = await request(kernel, 'echo.localhost', '/echo', { method, body });
+      assert.equal(reply.status, 200, `${method} #${i}: ${reply.status} ${reply.body}`);
+      assert.equal(reply.headers['x-instance'], 'echo:open');
+      const echoed = JSON.parse(reply.body) as { method: string; body: string };
+      assert.equal(echoed.method, method);
+      assert.equal(echoed.body, body ?? '');
+    }
+    assert.equal(refusing.inFlight, 0);
+    assert.equal(open.inFlight, 0);
   });
 }
