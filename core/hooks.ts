@@ -60,7 +60,9 @@ export interface KernelHooks {
   request: SyncHook<[ProxiedRequest]>;
   /**
    * Plugins add what they know of an instance (OOM kills, storage use...) to what the API shows of it: each tap
-   * sets its own keys on `facts`. Runs for every instance view, so taps should read cached figures, not scan.
+   * sets its own keys on `facts` (through ctx.hooks a plugin writes into an object of its own, merged after it; a
+   * key two plugins set is refused and recorded, core/describe-facts.ts). Runs for every instance view, so taps
+   * should read cached figures, not scan.
    */
   describe: AsyncParallelHook<[InstanceView, InstanceFacts]>;
 }

@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 import type { ApiRouter } from './api/router.ts';
 import type { ServiceConfig, Settings } from './config/schema.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { ownFacts } from './describe-facts.ts';
 import type { Faults } from './faults.ts';
 import type { InstanceFacts, KernelHooks } from './hooks.ts';
 import { Instance, type InstanceView } from './instance.ts';
@@ -192,7 +193,7 @@ function pluginHook(hook: Tappable, name: string, defaultStage: number): PluginH
   };
 }
 
-function pluginHooks(hooks: KernelHooks, name: string, stage: number): PluginHooks {
+function pluginHooks(hooks: KernelHooks, name: string, stage: number, faults: Faults): PluginHooks {
   const out: Record<string, unknown> = {};
   for (const [key, hook] of Object.entries(hooks)) {
     out[key] =
@@ -200,6 +201,9 @@ function pluginHooks(hooks: KernelHooks, name: string, stage: number): PluginHoo
         ? { for: (tier: string) => pluginHook((hook as { for(k: string): Tappable }).for(tier), name, stage) }
         : pluginHook(hook as Tappable, name, stage);
   }
+  // Each plugin describes an instance in a facts object of its own; a key two plugins set is a recorded clash.
+  const describe = out.describe as PluginHooks['describe'];
+  out.describe = { tap: (fn, options) => describe.tap(ownFacts(name, fn, faults), options) } satisfies PluginHooks['describe'];
   return out as PluginHooks;
 }
 
@@ -217,7 +221,7 @@ export function createPluginContext<Options>(
     config: options,
     settings: kernel.config.settings,
     services: access.services,
-    hooks: pluginHooks(kernel.hooks, name, STAGE[plugin.enforce ?? 'normal']),
+    hooks: pluginHooks(kernel.hooks, name, STAGE[plugin.enforce ?? 'normal'], kernel.faults),
     log,
     onClose: (closer) =>
       kernel.onClose(async () => {
