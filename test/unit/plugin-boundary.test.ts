@@ -4,7 +4,8 @@
  * test when it imports the kernel's internals or test code, when a plugin imports another plugin's folder, when
  * it names the `Kernel` type, writes an instance's state (`.setState(`), uses a kernel hook other than through
  * `ctx.hooks.<hook>.tap` (tapPromise, promise, call...), reaches the supervisor, or narrows a view back to an
- * Instance (`instanceOf(`, core's own). Each offence is printed as file:line.
+ * Instance (`instanceOf(`, core's own). And the layering under it: core imports nothing above it (first-party
+ * schema fragments aside), and no production code imports a test helper. Each offence is printed as file:line.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const SCANNED = ['plugins', 'runtimes', 'examples'];
 const SOURCE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 /** Kernel internals: a plugin reaches them only through its context. */
-const INTERNALS = ['core/kernel.ts', 'core/supervisor.ts', 'core/registry.ts', 'core/kernel-access.ts', 'core/test-kernel.ts'];
+const INTERNALS = ['core/kernel.ts', 'core/supervisor.ts', 'core/registry.ts', 'core/kernel-access.ts', 'core/test-kernel.ts', 'core/boot.ts'];
 
 export interface Offence {
   file: string;
@@ -132,6 +133,56 @@ test('the boundary lint finds each kind of offence, at its line, and ignores com
   assert.deepEqual(offencesOf('examples/demo/tenement.config.ts', "import router from '../../plugins/router/index.ts';\nexport default { setup: 1 };"), []);
   assert.equal(offencesOf('examples/demo/my-plugin.ts', "import { w } from '../../plugins/router/weighted.ts';\nexport default { setup(ctx) {} };").length, 1);
   assert.equal(offencesOf('examples/demo/my-plugin.ts', "import { k } from '../../core/test-kernel.ts';").length, 1);
+});
+
+/**
+ * Pure zod fragments of first-party plugins: the first-party registry reads them to name the plugin that would
+ * accept a field, and schema.ts composes them into the config's static type (what defineConfig checks).
+ */
+const SCHEMA_FRAGMENT = /^(plugins|runtimes)\/[^/]+\/schema\.ts$/;
+const FIRST_PARTY_REGISTRY = 'core/config/first-party.ts';
+const FRAGMENT_READERS: ReadonlySet<string> = new Set([FIRST_PARTY_REGISTRY, 'core/config/schema.ts']);
+
+/** Layering: core imports nothing above it; production code (core, cli, sdk) imports no test helper. */
+export function layeringOffencesOf(relative: string, text: string): Offence[] {
+  const offences: Offence[] = [];
+  const code = withoutComments(text);
+  const inCore = relative.startsWith('core/');
+  for (const { spec, index } of specifiers(code)) {
+    if (!spec.startsWith('.')) continue;
+    const target = path.relative(ROOT, path.resolve(ROOT, path.dirname(relative), spec)).split(path.sep).join('/');
+    const top = target.split('/')[0]!;
+    const line = lineAt(code, index);
+    if (target === 'core/test-kernel.ts' || top === 'test') {
+      offences.push({ file: relative, line, what: `imports ${target} (production code never imports test helpers)` });
+    } else if (inCore && ['plugins', 'runtimes', 'cli', 'sdk', 'examples'].includes(top)) {
+      if (FRAGMENT_READERS.has(relative) && SCHEMA_FRAGMENT.test(target)) continue;
+      offences.push({ file: relative, line, what: `imports ${target} (core imports nothing above it)` });
+    }
+  }
+  return offences;
+}
+
+test('the layering lint: core importing a plugin, the CLI or the SDK, production code importing test helpers', () => {
+  assert.deepEqual(layeringOffencesOf('core/server.ts', "import router from '../plugins/router/index.ts';\nimport { x } from './errors.ts';").map((o) => o.line), [1]);
+  assert.deepEqual(layeringOffencesOf('core/config/loader.ts', "import { f } from '../../plugins/storage/schema.ts';").length, 1);
+  assert.deepEqual(layeringOffencesOf(FIRST_PARTY_REGISTRY, "import { f } from '../../plugins/storage/schema.ts';"), []);
+  assert.deepEqual(layeringOffencesOf(FIRST_PARTY_REGISTRY, "import s from '../../plugins/storage/index.ts';").length, 1);
+  assert.deepEqual(layeringOffencesOf('cli/tier-check.ts', "import { createTestKernel } from '../core/test-kernel.ts';").length, 1);
+  assert.deepEqual(layeringOffencesOf('cli/serve.ts', "import router from '../plugins/router/index.ts';"), []);
+});
+
+test('core imports nothing above it, and core, cli and sdk import no test helper', () => {
+  const offences: Offence[] = [];
+  for (const top of ['core', 'cli', 'sdk']) {
+    for (const file of sourceFiles(path.join(ROOT, top))) {
+      const relative = path.relative(ROOT, file).split(path.sep).join('/');
+      if (relative === 'core/test-kernel.ts') continue;
+      offences.push(...layeringOffencesOf(relative, readFileSync(file, 'utf8')));
+    }
+  }
+  const report = offences.map((o) => `${o.file}:${o.line}: ${o.what}`);
+  assert.deepEqual(report, [], `${offences.length} layering offence(s):\n${report.join('\n')}`);
 });
 
 test('plugins, runtimes and examples use only the PluginContext: no kernel internals, no other plugin, no Kernel', () => {
