@@ -191,21 +191,28 @@ export class Proxy {
   /** WebSocket (and any other) upgrades: the handshake goes through, then bytes flow both ways untouched. */
   async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: InstanceTarget): Promise<void> {
     socket.on('error', () => socket.destroy());
-    // Upgrades are not reported through the `request` hook (a connection, not a request): the context only picks.
-    const ctx = new RequestContext(req.method ?? 'GET', true, target.candidates);
-    const instance = await pickCandidate(ctx, this.hooks, socket, 0);
-    if (instance === null || socket.destroyed) return;
-    if (!(instance instanceof Instance)) return sendSocketError(socket, instance);
-    const chosen = instance;
+    // Upgrades are not reported through the `request` hook (a connection, not a request): the context picks,
+    // and decides what a refused connection means.
+    await this.tunnel(new RequestContext(req.method ?? 'GET', true, target.candidates), req, socket, head, 0);
+  }
+
+  private async tunnel(ctx: RequestContext, req: IncomingMessage, socket: Duplex, head: Buffer, from: number): Promise<void> {
+    const chosen = await pickCandidate(ctx, this.hooks, socket, from);
+    if (chosen === null || socket.destroyed) return;
+    if (!(chosen instanceof Instance)) return sendSocketError(socket, chosen);
     const upstream = connectUpstream(chosen.handle!.address);
     let connected = false;
     let finished = false;
     chosen.requestStarted();
-    const finish = (): void => {
-      if (finished) return;
+    const release = (): void => {
       finished = true;
       chosen.requestFinished();
       upstream.destroy();
+      socket.removeListener('close', finish);
+    };
+    const finish = (): void => {
+      if (finished) return;
+      release();
       // Before the upstream answered, an error response may still be flushing: let end() close the socket.
       if (connected) socket.destroy();
     };
@@ -220,7 +227,26 @@ export class Proxy {
       socket.pipe(upstream);
     });
     upstream.once('error', (error: NodeJS.ErrnoException) => {
-      if (!connected) sendSocketError(socket, upstreamFailure(chosen, false, error.code, errorMessage(error)));
+      if (finished) return;
+      if (!connected) {
+        const decision = decideAfterFailure({
+          attempt: ctx.attempt,
+          candidates: ctx.candidates.length,
+          connected: false,
+          answered: false,
+          timedOut: false,
+          bodyless: true,
+          bodySent: false,
+          method: ctx.method,
+          reused: false,
+          retried: false,
+        });
+        if (decision === 'next-candidate') {
+          release();
+          return void this.tunnel(ctx, req, socket, head, ctx.attempt + 1).catch(() => socket.destroy());
+        }
+        sendSocketError(socket, upstreamFailure(chosen, false, error.code, errorMessage(error)));
+      }
       finish();
     });
     upstream.once('close', finish);

@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import WebSocket from 'ws';
 import type { TestKernel } from '../../core/test-kernel.ts';
-import { FIXTURES, echoService, request, trackedKernel } from '../helpers.ts';
+import { FIXTURES, echoService, request, trackedKernel, waitFor } from '../helpers.ts';
 
 const STALE_APP = path.join(FIXTURES, 'stale-keepalive-app.mjs');
 
@@ -63,3 +64,35 @@ for (const fastPath of [true, false]) {
     assert.equal(open.inFlight, 0);
   });
 }
+
+test('an upgrade whose candidate refuses the connection goes to the next candidate', { timeout: 60_000 }, async (t) => {
+  const sockets: WebSocket[] = [];
+  const { kernel } = await trackedKernel(t, { echo: echoService({ idleTimeout: false }) }, {
+    beforeClose: () => {
+      for (const ws of sockets) ws.terminate();
+    },
+  });
+  const refusing = await kernel.spawnInstance('echo', 'refusing');
+  const open = await kernel.spawnInstance('echo', 'open');
+  assert.equal((await request(kernel, 'refusing.echo.localhost', '/close-listener')).body, 'closed');
+  kernel.setWeight(refusing, 95);
+  kernel.setWeight(open, 5);
+  for (let i = 0; i < 6; i++) {
+    const ws = await new Promise<WebSocket>((resolve, reject) => {
+      const socket = new WebSocket(kernel.url.replace(/^http/, 'ws'), { headers: { host: 'echo.localhost' }, perMessageDeflate: false, handshakeTimeout: 30_000 });
+      sockets.push(socket);
+      socket.once('open', () => resolve(socket));
+      socket.once('error', reject);
+      socket.once('unexpected-response', (_req, res) => reject(new Error(`upgrade #${i} answered ${res.statusCode}`)));
+    });
+    const echoed = await new Promise<string>((resolve) => {
+      ws.once('message', (data) => resolve(String(data)));
+      ws.send(`hello ${i}`);
+    });
+    assert.equal(echoed, `echo:hello ${i}`);
+    assert.equal(open.inFlight, 1);
+    assert.equal(refusing.inFlight, 0);
+    ws.close();
+    await waitFor(() => open.inFlight === 0, 'the closed WebSocket to leave no request in flight', 15_000);
+  }
+});
