@@ -7,7 +7,6 @@ import type { PluginDefinition } from '../core/plugin.ts';
 
 export type { ConfigInput, ServiceInput, Tier } from '../core/config/schema.ts';
 export type { PluginDefinition, PluginEntry } from '../core/plugin.ts';
-export type { Kernel } from '../core/kernel.ts';
 export type { KernelHooks } from '../core/hooks.ts';
 // What a trusted plugin's setup(ctx) receives (docs/architecture.md#the-plugin-context).
 export type {
