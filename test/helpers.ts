@@ -146,7 +146,7 @@ export async function trackedKernel(
   const pids: number[] = [];
   const spawns = new Map<string, number>();
   const events: InstanceEvent[] = [];
-  kernel.hooks.stateChange.tapPromise('test-pids', async (event) => {
+  kernel.hooks.stateChange.tap('test-pids', (event) => {
     events.push(event);
     if (event.type !== 'spawned') return;
     spawns.set(event.instance, (spawns.get(event.instance) ?? 0) + 1);
