@@ -2,11 +2,12 @@
 // the instance closes just as it is reused is sent the request again on a fresh connection, once; a candidate
 // that refuses the connection passes the request to the next one, body and all.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import WebSocket from 'ws';
 import type { TestKernel } from '../../core/test-kernel.ts';
-import { FIXTURES, echoService, request, trackedKernel, waitFor } from '../helpers.ts';
+import { ECHO_APP, FIXTURES, echoService, request, trackedKernel, waitFor } from '../helpers.ts';
 
 const STALE_APP = path.join(FIXTURES, 'stale-keepalive-app.mjs');
 
@@ -96,3 +97,37 @@ test('an upgrade whose candidate refuses the connection goes to the next candida
     await waitFor(() => open.inFlight === 0, 'the closed WebSocket to leave no request in flight', 15_000);
   }
 });
+
+for (const fastPath of [true, false]) {
+  const name = fastPath ? 'fast path' : 'node:http path';
+  test(`${name}: a client gone while one candidate wakes does not wake the next one`, { timeout: 90_000 }, async (t) => {
+    if (!fastPath) process.env.TENEMENT_FAST_PROXY = '0';
+    let tracked: Awaited<ReturnType<typeof trackedKernel>>;
+    try {
+      // Slow to start, so the client can leave in the middle of a wake.
+      tracked = await trackedKernel(t, { slow: echoService({ command: `sh -c 'sleep 1; exec node ${ECHO_APP}'`, idleTimeout: false }) });
+    } finally {
+      delete process.env.TENEMENT_FAST_PROXY;
+    }
+    const { kernel, events } = tracked;
+    const first = await kernel.spawnInstance('slow', 'first');
+    const second = await kernel.spawnInstance('slow', 'second');
+    await kernel.hibernate(first);
+    await kernel.hibernate(second);
+    const woken = (): string[] => events.filter((e) => e.type === 'waking').map((e) => e.instance);
+    assert.deepEqual(woken(), []);
+
+    const { port } = new URL(kernel.url);
+    const client = net.connect(Number(port), '127.0.0.1');
+    client.on('error', () => {});
+    client.write('GET /echo HTTP/1.1\r\nHost: slow.localhost\r\n\r\n');
+    await waitFor(() => woken().length === 1, 'a first candidate to wake', 15_000);
+    client.destroy();
+    // The first wake goes on (a start is not abandoned); nothing asks for the second.
+    const [waking] = woken();
+    const firstUp = waking === 'slow:first' ? first : second;
+    await waitFor(() => firstUp.state === 'running', 'the first candidate to be up', 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(woken(), [waking]);
+  });
+}
