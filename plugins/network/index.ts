@@ -9,6 +9,7 @@ import { Namespaces } from './namespaces.ts';
 import { netNames, type NetNames } from './names.ts';
 import { deleteNet, leftovers, type InstanceNet } from './netns.ts';
 import { offHostEntries } from './off-host.ts';
+import { networkServiceFields, networkSettingsFields } from './schema.ts';
 
 /** States in which an instance's process has ended: its namespace goes then (a new run gets a fresh one). */
 const ENDED: ReadonlySet<InstanceState> = new Set(['restarting', 'failed', 'stopped', 'hibernated']);
@@ -28,6 +29,9 @@ export default definePlugin<NetworkOptions | undefined>({
   name: 'network',
   version: '1.0.0',
   kernel: '^1',
+  // `network`, `egress` and `settings.network` are this plugin's config (./schema.ts).
+  serviceFields: networkServiceFields,
+  settingsFields: networkSettingsFields,
   async setup(ctx) {
     const tools = findNetTools();
     const names = netNames(ctx.paths.dataDir);

@@ -12,6 +12,7 @@ import { gcRoute } from './routes.ts';
 import { readUsage } from './usage.ts';
 import { Volumes } from './volumes.ts';
 import { StorageWarnings } from './warnings.ts';
+import { storageServiceFields } from './schema.ts';
 
 export type { StorageOptions } from './options.ts';
 export type { GcReport } from './gc.ts';
@@ -28,6 +29,8 @@ export default definePlugin<StorageOptions | undefined>({
   name: 'storage',
   version: '1.0.0',
   kernel: '^1',
+  // `limits.storage` and `limits.storageWarn` are this plugin's config (./schema.ts), merged into `limits`.
+  serviceFields: storageServiceFields,
   async setup(ctx) {
     const options = resolveOptions(ctx.config);
     const layout = new StorageLayout(ctx.paths.dataDir);

@@ -9,6 +9,7 @@ import type { SpawnSpec } from '../../core/types.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { startFunctionServer, type FunctionSettings } from './function-server.ts';
 import { WasmMetrics } from './metrics.ts';
+import { wasmServiceFields } from './schema.ts';
 
 export type WasmRuntimeOptions = PoolOptionsInput;
 
@@ -26,6 +27,8 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
   name: 'runtime-wasm',
   version: '1.0.0',
   kernel: '^1',
+  // A service's `wasm` options are this runtime's config (./schema.ts).
+  serviceFields: wasmServiceFields,
   setup(ctx) {
     // Instances live in this process and the shared pool: no cgroup of their own; limits.memory is the guest's cap.
     // No process of its own either: its instances run as nobody's uid and reserve none.
