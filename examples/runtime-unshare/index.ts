@@ -44,6 +44,13 @@ const serviceFields = {
 
 type Options = z.output<typeof options>;
 
+// The same field for the types of tenement.config.ts (defineConfig): a package would say 'tenement/sdk'.
+declare module '../../sdk/index.ts' {
+  interface PluginServiceFields {
+    unshare?: z.input<typeof serviceFields.unshare>;
+  }
+}
+
 function findUnshare(configured: string | undefined): string | null {
   return configured ?? findProgram('unshare', SYSTEM_PATH, '/');
 }

@@ -10,7 +10,7 @@ import { resolveConfig } from '../../core/config/loader.ts';
 import { FIRST_PARTY } from '../../core/config/first-party.ts';
 import { TenementError } from '../../core/errors.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
-import { definePlugin } from '../../sdk/index.ts';
+import { defineConfig, definePlugin } from '../../sdk/index.ts';
 
 const source = { path: null, dir: '/tmp' };
 const processOnly = [{ name: 'runtime-process', tiers: [{ name: 'process' }] }];
@@ -121,4 +121,15 @@ test("a plugin's options schema: ctx.config is the parsed options, and bad optio
     createTestKernel({ plugins: [withOptions], config: { pluginOptions: { greeter: { times: 0 } } } }),
     (error: Error) => /plugin 'greeter' failed in setup: greeter options: times: /.test(error.message),
   );
+});
+
+test('defineConfig types the first-party fields and refuses unknown ones (checked by tsc: each line below must be an error)', () => {
+  const ok = defineConfig({ settings: { network: { nat: false } }, services: { web: { command: 'true', network: 'private', limits: { storage: '64MiB' } } } });
+  assert.equal(ok.services?.web?.network, 'private');
+  // @ts-expect-error a misspelt service field
+  defineConfig({ services: { web: { command: 'true', idleTimout: '1m' } } });
+  // @ts-expect-error a misspelt top-level key
+  defineConfig({ servces: {} });
+  // @ts-expect-error a value outside a first-party fragment's enum
+  defineConfig({ services: { web: { command: 'true', network: 'privat' } } });
 });
