@@ -52,8 +52,11 @@ export interface KernelHooks {
   wake: AsyncSeriesBailHook<[WakeRequest], true | undefined>;
   /** Plugins register collectors on the shared prom-client registry. */
   metrics: SyncHook<[Registry]>;
-  /** Every lifecycle transition. */
-  stateChange: AsyncParallelHook<[InstanceEvent]>;
+  /**
+   * Every lifecycle event (transitions and notices), after the state changed. Observers: the taps are called in
+   * order and nothing waits for them; an async tap runs on its own, its failure contained like a throw.
+   */
+  stateChange: SyncHook<[InstanceEvent]>;
   /** Every captured output line of every instance. */
   log: SyncHook<[InstanceView, LogLine]>;
   /** Every proxied request once it has ended (answered, failed or abandoned). */
@@ -229,7 +232,7 @@ export function createHooks(timings: HookTimings): KernelHooks {
     health: new HookMap((kind) => instrument(new AsyncSeriesBailHook<[InstanceView, HealthProbe], HealthResult | undefined>(['instance', 'probe']), `health:${kind}`, timings)),
     wake: instrument(new AsyncSeriesBailHook<[WakeRequest], true | undefined>(['request']), 'wake', timings),
     metrics: instrument(new SyncHook<[Registry]>(['registry']), 'metrics', timings),
-    stateChange: instrument(new AsyncParallelHook<[InstanceEvent]>(['event']), 'stateChange', timings),
+    stateChange: instrument(new SyncHook<[InstanceEvent]>(['event']), 'stateChange', timings),
     log: instrument(new SyncHook<[InstanceView, LogLine]>(['instance', 'line']), 'log', timings),
     request: instrument(new SyncHook<[ProxiedRequest]>(['request']), 'request', timings),
     describe: instrument(new AsyncParallelHook<[InstanceView, InstanceFacts]>(['instance', 'facts']), 'describe', timings),

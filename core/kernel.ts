@@ -8,7 +8,7 @@ import { DNS_LABEL } from './config/schema.ts';
 import { serviceConfig } from './config/lookup.ts';
 import { chooseTiers, providedTiers, type TierChoice } from './tiers.ts';
 import { DEFAULT_TIER_TRAITS, sameTraits, type TierTraits } from './tier-traits.ts';
-import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { ErrorCodes, TenementError, errorFields, errorMessage } from './errors.ts';
 import { Faults } from './faults.ts';
 import { HookTimings, createHooks, type KernelHooks } from './hooks.ts';
 import type { Instance } from './instance.ts';
@@ -212,7 +212,8 @@ export class Kernel {
       try {
         await closer();
       } catch (error) {
-        this.log.warn({ err: errorMessage(error) }, 'plugin close failed');
+        // A plugin's closer (ctx.onClose) fails with its plugin and hook named: errorFields logs them.
+        this.log.warn(errorFields(error), 'plugin close failed');
       }
     }
     this.server?.terminate();
@@ -328,10 +329,8 @@ export class Kernel {
         this.faults.record('watch', error, { event: event.type, instance: event.instance });
       }
     }
-    if (this.hooks.stateChange.taps.length === 0) return;
-    // Listeners never hold up the lifecycle, and a failing listener never breaks it.
-    this.hooks.stateChange.promise(event).catch((error: unknown) => {
-      this.log.warn({ err: errorMessage(error), event: event.type, instance: event.instance }, 'stateChange listener failed');
-    });
+    // An observer hook: listeners never hold up the lifecycle, and a failing one (sync or async) is contained by
+    // core/hooks.ts, recorded and reported with its plugin, so the call cannot throw here.
+    if (this.hooks.stateChange.taps.length > 0) this.hooks.stateChange.call(event);
   }
 }

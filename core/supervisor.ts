@@ -2,7 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { backoffDelay } from './backoff.ts';
 import { healthSettings } from './config/health.ts';
 import { interpolate, type PlaceholderValues } from './config/interpolate.ts';
-import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { ErrorCodes, TenementError, errorFields, errorMessage } from './errors.ts';
 import { statesOtherThan } from './lifecycle.ts';
 import type { Instance } from './instance.ts';
 import type { Kernel } from './kernel.ts';
@@ -151,7 +151,7 @@ export class Supervisor {
         return;
       }
       instance.lastError = errorMessage(error);
-      this.kernel.log.warn({ instance: instance.key, err: instance.lastError }, 'start failed');
+      this.kernel.log.warn({ instance: instance.key, ...errorFields(error) }, 'start failed');
       const handle = instance.handle;
       instance.handle = null;
       if (handle) await handle.stop({ graceMs: 0 }).catch(() => undefined);
