@@ -8,7 +8,7 @@
 import type { Registry } from 'prom-client';
 import type { ApiRouter } from './api/router.ts';
 import type { ServiceConfig, Settings } from './config/schema.ts';
-import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
+import { ErrorCodes, TenementError, pluginError } from './errors.ts';
 import { ownFacts } from './describe-facts.ts';
 import type { Faults } from './faults.ts';
 import type { InstanceFacts, KernelHooks } from './hooks.ts';
@@ -228,11 +228,8 @@ export function createPluginContext<Options>(
         try {
           await closer();
         } catch (error) {
-          throw new TenementError(ErrorCodes.HOOK_FAILED, `plugin '${name}' failed in onClose: ${errorMessage(error)}`, {
-            plugin: name,
-            hook: 'onClose',
-            cause: error,
-          });
+          // A coded error keeps its code; either way it names the plugin and `onClose`.
+          throw pluginError(error, name, 'onClose');
         }
       }),
     instances: access.instances,
