@@ -1,10 +1,12 @@
 // Coded errors (issue 9): each code answers one status defined with it, and a coded error thrown in a plugin's
 // tap keeps its code and gains the plugin and the hook (Rollup's pluginCode), in what it throws, logs and answers.
 import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { pino, type Logger } from 'pino';
-import { ErrorCodes, TenementError, errorTable, isTenementError, pluginError, statusOf, type ErrorCode } from '../../core/errors.ts';
+import { ErrorCodes, TenementError, errorTable, isErrorCode, isTenementError, pluginError, statusOf, type ErrorCode } from '../../core/errors.ts';
 import { HookTimings, createHooks } from '../../core/hooks.ts';
 import { toHttpError } from '../../core/http-errors.ts';
 import type { PluginEntry } from '../../core/plugin.ts';
@@ -13,7 +15,7 @@ import type { RequestInfo, SpawnSpec } from '../../core/types.ts';
 import router from '../../plugins/router/index.ts';
 import processRuntime from '../../runtimes/process/index.ts';
 import { definePlugin } from '../../sdk/index.ts';
-import { apiCall, echoService, request, waitFor } from '../helpers.ts';
+import { ROOT, apiCall, echoService, request, waitFor } from '../helpers.ts';
 
 const TIMEOUT = 60_000;
 
@@ -255,4 +257,73 @@ test('a failing onClose is logged with its plugin; stateChange observers are cal
   );
   assert.match(String(closeLines[0]!.err), /database is locked/);
   assert.match(String(closeLines[1]!.err), /plugin 'closer' failed in hook 'onClose': could not flush/);
+});
+
+/** Every .ts file under `dir` (relative to the repository root). */
+function sources(dir: string): string[] {
+  return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => path.join(dir, file));
+}
+
+/** The text of the object literal or call around `at`, from its opening bracket to the matching close. */
+function enclosing(text: string, at: number, open: string, close: string): string {
+  let depth = 0;
+  let start = at;
+  for (; start > 0; start--) {
+    if (text[start] === close) depth++;
+    else if (text[start] === open && depth-- === 0) break;
+  }
+  depth = 0;
+  let end = start;
+  for (; end < text.length; end++) {
+    if (text[end] === open) depth++;
+    else if (text[end] === close && --depth === 0) break;
+  }
+  return text.slice(start, end + 1);
+}
+
+test('no call site answers a code with a status other than its own (only a sandboxed plugin\'s deny chooses one)', () => {
+  const disagreements: string[] = [];
+  const codeOf = (name: string): ErrorCode => `TNM_ERR_${name}` as ErrorCode;
+  for (const file of ['core', 'plugins', 'runtimes'].flatMap(sources)) {
+    const text = readFileSync(path.join(ROOT, file), 'utf8');
+    const check = (code: ErrorCode, around: string, at: number): void => {
+      const status = /\bstatus: (\d{3})\b/.exec(around)?.[1];
+      if (status === undefined || code === ErrorCodes.PLUGIN_DENIED) return;
+      if (Number(status) !== statusOf(code)) {
+        disagreements.push(`${file}:${text.slice(0, at).split('\n').length} ${code} with ${status} (table: ${statusOf(code)})`);
+      }
+    };
+    // Answers built by hand: { status, code, message } (HttpError, a route's reject target).
+    for (const match of text.matchAll(/code: (?:ErrorCodes\.(\w+)|'TNM_ERR_(\w+)')/g)) {
+      check(codeOf(match[1] ?? match[2]!), enclosing(text, match.index, '{', '}'), match.index);
+    }
+    // Thrown ones: new TenementError(code, message, { status }).
+    for (const match of text.matchAll(/new TenementError\(\s*ErrorCodes\.(\w+)/g)) {
+      check(codeOf(match[1]!), enclosing(text, match.index + match[0].indexOf('(') + 1, '(', ')'), match.index);
+    }
+  }
+  assert.deepEqual(disagreements, []);
+});
+
+test("README's table of the errors Tenement answers gives each code its own status", () => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n');
+  const start = readme.findIndex((line) => line.startsWith('Errors Tenement answers itself'));
+  assert.notEqual(start, -1);
+  const after = readme.slice(start);
+  const first = after.findIndex((line) => line.startsWith('|'));
+  const end = after.findIndex((line, i) => i > first && !line.startsWith('|'));
+  let checked = 0;
+  for (const row of after.slice(first, end)) {
+    const status = /^\| (\d{3})/.exec(row)?.[1];
+    if (status === undefined) continue;
+    const codes = row.split('|')[2]!.match(/TNM_ERR_\w+/g) ?? [];
+    for (const code of codes) {
+      assert.ok(isErrorCode(code), `${code} (README) is a code`);
+      assert.equal(statusOf(code), Number(status), `${code}: README says ${status}`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 10, `${checked} codes checked`);
 });
