@@ -5,7 +5,7 @@
  */
 import { ErrorCodes, errorMessage } from './errors.ts';
 import { clientResponseHeaders } from './headers.ts';
-import type { HttpError } from './http-errors.ts';
+import { httpError, type HttpError } from './http-errors.ts';
 import type { Instance } from './instance.ts';
 import type { InProcessHandler, InProcessRequest, InProcessResponse } from './types.ts';
 
@@ -18,7 +18,7 @@ export function bodyTooLarge(): InProcessResponse {
 }
 
 export function requestTimedOut(instance: Instance): HttpError {
-  return { status: 504, code: ErrorCodes.UPSTREAM_TIMEOUT, message: `${instance.key} did not answer within ${instance.config.requestTimeout}ms` };
+  return httpError(ErrorCodes.UPSTREAM_TIMEOUT, `${instance.key} did not answer within ${instance.config.requestTimeout}ms`);
 }
 
 /** Calls the instance; a rejection (it stopped under the request) is a 502 like a connection it closed. */
@@ -26,7 +26,7 @@ export async function callInProcess(instance: Instance, handler: InProcessHandle
   try {
     return await handler.serve(request);
   } catch (error) {
-    return { status: 502, code: ErrorCodes.UPSTREAM_ERROR, message: `${instance.key}: ${errorMessage(error)}` };
+    return httpError(ErrorCodes.UPSTREAM_ERROR, `${instance.key}: ${errorMessage(error)}`);
   }
 }
 

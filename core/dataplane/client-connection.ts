@@ -1,8 +1,7 @@
 import type net from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { KernelHooks } from '../hooks.ts';
-import { ErrorCodes } from '../errors.ts';
-import { sendSocketError, toHttpError, type HttpError } from '../http-errors.ts';
+import { badFraming, sendSocketError, toHttpError, type HttpError } from '../http-errors.ts';
 import type { Logger } from '../logger.ts';
 import type { RequestInfo, RouteTarget } from '../types.ts';
 import { Exchange } from './exchange.ts';
@@ -263,7 +262,7 @@ export class ClientConnection {
   /** A request whose framing is malformed or ambiguous: 400, and the connection closes (nothing after it can be trusted). */
   private reject(reason: string): void {
     this.buffer = null;
-    this.failExchange({ status: 400, code: ErrorCodes.BAD_REQUEST_FRAMING, message: `malformed request: ${reason}` });
+    this.failExchange(badFraming(reason));
   }
 
   private handoff(): void {

@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { ErrorCodes } from '../errors.ts';
 import { upstreamRequestHeaders } from '../headers.ts';
-import type { HttpError } from '../http-errors.ts';
+import { httpError, type HttpError } from '../http-errors.ts';
 import { bodyTooLarge, callInProcess, clientAnswer, isHttpError, requestTimedOut, type ClientAnswer } from '../in-process.ts';
 import type { Instance } from '../instance.ts';
 import type { InProcessHandler } from '../types.ts';
@@ -69,7 +69,7 @@ export class DirectExchange {
 
   private consume(bytes: Buffer): void {
     const cut = this.body.measure(bytes);
-    if (this.body.error) return this.fail({ status: 400, code: ErrorCodes.BAD_REQUEST_FRAMING, message: `malformed chunked body: ${this.body.error}` });
+    if (this.body.error) return this.fail(httpError(ErrorCodes.BAD_REQUEST_FRAMING, `malformed chunked body: ${this.body.error}`));
     if (cut < bytes.length) this.client.stash(bytes.subarray(cut));
     // Over the limit (a chunked body has no length up front): answered now, the rest of it never read.
     if (this.size > this.handler.maxBody) {

@@ -1,6 +1,6 @@
 import { ErrorCodes, errorMessage } from '../errors.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
-import { toHttpError, type HttpError } from '../http-errors.ts';
+import { httpError, toHttpError, type HttpError } from '../http-errors.ts';
 import { Instance } from '../instance.ts';
 import type { RouteTarget } from '../types.ts';
 import { ChunkedScanner } from './chunked.ts';
@@ -154,7 +154,7 @@ export class Exchange extends RequestContext implements UpstreamOwner {
 
   private forwardRequestBytes(bytes: Buffer): void {
     const cut = this.body.measure(bytes);
-    if (this.body.error) return this.fail({ status: 400, code: ErrorCodes.BAD_REQUEST_FRAMING, message: `malformed chunked body: ${this.body.error}` });
+    if (this.body.error) return this.fail(httpError(ErrorCodes.BAD_REQUEST_FRAMING, `malformed chunked body: ${this.body.error}`));
     if (cut < bytes.length) this.client.stash(bytes.subarray(cut));
     const socket = this.upstream!.socket;
     const flushed = socket.write(cut === bytes.length ? bytes : bytes.subarray(0, cut));

@@ -12,7 +12,7 @@
  */
 import { ErrorCodes } from '../errors.ts';
 import type { KernelHooks } from '../hooks.ts';
-import { toHttpError, type HttpError } from '../http-errors.ts';
+import { httpError, toHttpError, type HttpError } from '../http-errors.ts';
 import { Instance, type InstanceView } from '../instance.ts';
 import { instanceOf } from '../plugin-context.ts';
 import { wakeForRequest, type WaitingClient } from '../wake.ts';
@@ -134,15 +134,11 @@ export function decideAfterFailure(facts: FailureFacts): FailureDecision {
 /** The answer to a failure decided 'fail' before any response: 504 too slow, 502 refused or broken. */
 export function upstreamFailure(instance: Instance, timedOut: boolean, code: string | undefined, detail: string): HttpError {
   if (timedOut) {
-    return {
-      status: 504,
-      code: ErrorCodes.UPSTREAM_TIMEOUT,
-      message: `${instance.key} did not answer within ${instance.config.requestTimeout}ms`,
-    };
+    return httpError(ErrorCodes.UPSTREAM_TIMEOUT, `${instance.key} did not answer within ${instance.config.requestTimeout}ms`);
   }
   return code === 'ECONNREFUSED'
-    ? { status: 502, code: ErrorCodes.UPSTREAM_REFUSED, message: `${instance.key} refused the connection` }
-    : { status: 502, code: ErrorCodes.UPSTREAM_ERROR, message: `${instance.key}: ${detail}` };
+    ? httpError(ErrorCodes.UPSTREAM_REFUSED, `${instance.key} refused the connection`)
+    : httpError(ErrorCodes.UPSTREAM_ERROR, `${instance.key}: ${detail}`);
 }
 
 /** Phase 4: tells `request` hook listeners (metrics) how the request ended; once, and only once it had an instance. */
