@@ -24,7 +24,7 @@ export type {
 export type { Instance } from '../core/instance.ts';
 export type { TierTraits } from '../core/tier-traits.ts';
 export type * from '../core/types.ts';
-export { TenementError, ErrorCodes } from '../core/errors.ts';
+export { TenementError, ErrorCodes, statusOf, type ErrorCode } from '../core/errors.ts';
 // TypeScript handlers for isolation: 'wasm' (`ten build`); the helpers themselves live in sdk/wasm.ts.
 export type { Request as WasmRequest, Response as WasmResponse, Handler as WasmHandler } from './wasm.ts';
 

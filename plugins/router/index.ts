@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { ServiceConfig } from '../../core/config/schema.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { RequestInfo, RouteTarget } from '../../core/types.ts';
+import { ErrorCodes, statusOf } from '../../core/errors.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { autoCreate, autoCreates } from './auto-create.ts';
 import { parseTenantHost } from './parse-host.ts';
@@ -16,7 +17,7 @@ function routeToInstance(ctx: PluginContext, service: string, config: ServiceCon
     instance = created;
   }
   if (!instance) {
-    return { kind: 'reject', status: 404, code: 'TNM_ERR_UNKNOWN_INSTANCE', message: `unknown instance '${service}:${id}'` };
+    return { kind: 'reject', status: statusOf(ErrorCodes.UNKNOWN_INSTANCE), code: ErrorCodes.UNKNOWN_INSTANCE, message: `unknown instance '${service}:${id}'` };
   }
   return { kind: 'instances', mode: 'direct', service, candidates: [instance] };
 }
@@ -27,8 +28,8 @@ function routeToService(ctx: PluginContext, service: string): RouteTarget {
   if (candidates.length === 0) {
     return {
       kind: 'reject',
-      status: 503,
-      code: 'TNM_ERR_NO_HEALTHY_INSTANCE',
+      status: statusOf(ErrorCodes.NO_HEALTHY_INSTANCE),
+      code: ErrorCodes.NO_HEALTHY_INSTANCE,
       message: `service '${service}' has no instance that can take traffic (weight above 0 and not failed)`,
     };
   }
@@ -45,7 +46,7 @@ function route(ctx: PluginContext, request: RequestInfo): RouteTarget {
   if ('status' in parsed) return { kind: 'reject', ...parsed };
   const config = ctx.services.get(parsed.service);
   if (!config) {
-    return { kind: 'reject', status: 404, code: 'TNM_ERR_UNKNOWN_SERVICE', message: `unknown service '${parsed.service}'` };
+    return { kind: 'reject', status: statusOf(ErrorCodes.UNKNOWN_SERVICE), code: ErrorCodes.UNKNOWN_SERVICE, message: `unknown service '${parsed.service}'` };
   }
   if (parsed.id !== null) return routeToInstance(ctx, parsed.service, config, parsed.id, request);
   return routeToService(ctx, parsed.service);
