@@ -61,6 +61,10 @@ const ERRORS = {
   REQUEST_TIMEOUT: { status: 408 },
   /** The request head is larger than the parser accepts. */
   HEADERS_TOO_LARGE: { status: 431 },
+  /** A management API body over its size limit. */
+  BODY_TOO_LARGE: { status: 413 },
+  /** A management API body in a content type it does not read (it takes JSON). */
+  UNSUPPORTED_MEDIA_TYPE: { status: 415 },
   UNAUTHORIZED: { status: 401 },
   FORBIDDEN: { status: 403 },
   RATE_LIMITED: { status: 429, retryable: true },

@@ -20,6 +20,22 @@ export function httpError(code: ErrorCode, message: string, retryAfter?: number)
   return out;
 }
 
+/** The codes of the client errors a framework (Fastify) reports by status alone; any other 4xx is a plain 400. */
+const CLIENT_STATUS_CODES: ReadonlyMap<number, ErrorCode> = new Map([
+  [404, ErrorCodes.NOT_FOUND],
+  [405, ErrorCodes.METHOD_NOT_ALLOWED],
+  [408, ErrorCodes.REQUEST_TIMEOUT],
+  [413, ErrorCodes.BODY_TOO_LARGE],
+  [415, ErrorCodes.UNSUPPORTED_MEDIA_TYPE],
+  [431, ErrorCodes.HEADERS_TOO_LARGE],
+]);
+
+/** A framework's error that carries only an HTTP status: its code, with that code's own status. */
+export function fromStatus(status: number, message: string): HttpError {
+  if (status >= 500) return httpError(ErrorCodes.HOOK_FAILED, message);
+  return httpError(CLIENT_STATUS_CODES.get(status) ?? ErrorCodes.BAD_REQUEST, message);
+}
+
 export function toHttpError(error: unknown): HttpError {
   if (isTenementError(error)) {
     const out: HttpError = { status: error.status, code: error.code, message: error.message };

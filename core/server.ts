@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorCodes, TenementError, errorFields, errorMessage, isTenementError } from './errors.ts';
-import { answerClientError, badFraming, httpError, sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
+import { answerClientError, badFraming, fromStatus, httpError, sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
 import { nodeRequestProblem } from './dataplane/http1.ts';
 import type { Kernel } from './kernel.ts';
 import { Proxy } from './proxy.ts';
@@ -148,11 +148,10 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       const origin = http.plugin === undefined ? {} : { plugin: http.plugin, hook: http.hook };
       return void reply.status(http.status).send({ error: { code: http.code, message: http.message, ...origin } });
     }
-    // Fastify's own errors (bad JSON, wrong content type, body too large) are the client's: keep their status.
-    const status = (error as { statusCode?: number }).statusCode ?? 500;
-    const code = status < 500 ? ErrorCodes.BAD_REQUEST : ErrorCodes.HOOK_FAILED;
-    if (status >= 500) kernel.log.error({ err: error.message }, 'management request failed');
-    void reply.status(status).send({ error: { code, message: error.message } });
+    // Fastify's own errors (bad JSON, wrong content type, body too large) are the client's: coded by their status.
+    const http = fromStatus((error as { statusCode?: number }).statusCode ?? 500, error.message);
+    if (http.status >= 500) kernel.log.error({ err: error.message }, 'management request failed');
+    void reply.status(http.status).send({ error: { code: http.code, message: http.message } });
   });
   management.setNotFoundHandler((request, reply) => {
     void reply.status(404).send({ error: { code: ErrorCodes.NOT_FOUND, message: `no endpoint ${request.method} ${request.url}` } });

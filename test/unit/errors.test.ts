@@ -12,6 +12,7 @@ import { toHttpError } from '../../core/http-errors.ts';
 import type { PluginEntry } from '../../core/plugin.ts';
 import { bootKernel, type BootedKernel } from '../../core/boot.ts';
 import type { RequestInfo, SpawnSpec } from '../../core/types.ts';
+import instancesApi from '../../plugins/instances-api/index.ts';
 import router from '../../plugins/router/index.ts';
 import processRuntime from '../../runtimes/process/index.ts';
 import { definePlugin } from '../../sdk/index.ts';
@@ -326,4 +327,25 @@ test("README's table of the errors Tenement answers gives each code its own stat
     }
   }
   assert.ok(checked >= 10, `${checked} codes checked`);
+});
+
+test("the management API's own refusals (Fastify's) are coded by their status: 415, 413, 400", { timeout: TIMEOUT }, async (t) => {
+  const kernel = await kernelWith(t, [processRuntime, router, instancesApi]);
+  const xml = await apiCall(kernel, 'POST', '/api/instances/echo/alice', { 'content-type': 'application/xml' });
+  assert.equal(xml.status, 415, xml.body);
+  assert.equal((JSON.parse(xml.body) as { error: { code: string } }).error.code, ErrorCodes.UNSUPPORTED_MEDIA_TYPE);
+  const big = await request(kernel, 'localhost', '/api/instances/echo/alice', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ pad: 'x'.repeat(2 * 1024 * 1024) }),
+  });
+  assert.equal(big.status, 413, big.body);
+  assert.equal((JSON.parse(big.body) as { error: { code: string } }).error.code, ErrorCodes.BODY_TOO_LARGE);
+  const broken = await request(kernel, 'localhost', '/api/instances/echo/alice', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"weight":',
+  });
+  assert.equal(broken.status, 400, broken.body);
+  assert.equal((JSON.parse(broken.body) as { error: { code: string } }).error.code, ErrorCodes.BAD_REQUEST);
 });
