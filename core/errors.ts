@@ -71,8 +71,10 @@ const ERRORS = {
   /** A service with autoCreate already has its `max` instances: an unknown id is not created (503). */
   AUTO_CREATE_LIMIT: { status: 503, retryable: true },
   CONFLICT: { status: 409 },
-  /** A deploy whose new instance did not become healthy (its answer is 504 when it ran out of time). */
+  /** A deploy whose new instance exited or was not ready within its startupTimeout (rolled back). */
   DEPLOY_FAILED: { status: 502 },
+  /** A deploy whose new instance was not running and healthy within the deploy's timeout (rolled back). */
+  DEPLOY_TIMEOUT: { status: 504 },
   STORE: { status: 500 },
   SERVER_LISTEN: { status: 500 },
   WASM_OUTPUT_TOO_LARGE: { status: 502 },

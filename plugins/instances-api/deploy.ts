@@ -1,5 +1,5 @@
 import type { InstanceView } from '../../core/instance.ts';
-import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import { ErrorCodes, TenementError, statusOf } from '../../core/errors.ts';
 import { healthSettings } from '../../core/config/health.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { ApiContext } from '../../core/api/router.ts';
@@ -79,8 +79,9 @@ async function deploy(ctx: PluginContext, { body, reply, audit }: ApiContext<unk
   await ctx.lifecycle.remove(instance, 'deploy failed');
   const message = `deploy of ${instance.key} failed: ${outcome.reason}`;
   audit.detail = message;
-  reply.code(outcome.timedOut ? 504 : 502);
-  return { error: { code: ErrorCodes.DEPLOY_FAILED, message, lastError, logs } };
+  const code = outcome.timedOut ? ErrorCodes.DEPLOY_TIMEOUT : ErrorCodes.DEPLOY_FAILED;
+  reply.code(statusOf(code));
+  return { error: { code, message, lastError, logs } };
 }
 
 /** `POST /api/deploy`: a new version of a service, started beside the running ones at a chosen weight. */
@@ -92,8 +93,8 @@ export function deployRoute(ctx: PluginContext): void {
     description:
       'weight defaults to 100 when the service has no other running instance, else 0 (a canary that gets no ' +
       "traffic until /api/route or a weight change). timeout defaults to the service's startupTimeout. On failure " +
-      'the version is removed and the answer is 502 (it exited or never became ready) or 504 (timeout passed), ' +
-      'code TNM_ERR_DEPLOY_FAILED, with its last error and output.',
+      'the version is removed and the answer is 502 TNM_ERR_DEPLOY_FAILED (it exited or never became ready) or ' +
+      '504 TNM_ERR_DEPLOY_TIMEOUT (timeout passed), with its last error and output.',
     tags: ['deploy'],
     access: 'admin',
     body: deployBody,

@@ -125,7 +125,7 @@ test('a deploy that fails is rolled back with the reason; the old version keeps 
   writeFileSync(path.join(sickDir, 'unhealthy'), '');
   const sick = await admin(kernel, 'POST', '/api/deploy', { service: 'web', version: 'sick', weight: 50, timeout: '1s' });
   assert.equal(sick.status, 504, sick.body);
-  assert.equal(parse(sick).error?.code, 'TNM_ERR_DEPLOY_FAILED');
+  assert.equal(parse(sick).error?.code, 'TNM_ERR_DEPLOY_TIMEOUT');
   assert.match(parse(sick).error!.message, /deploy timeout/);
 
   for (const version of ['broken', 'sick']) {
