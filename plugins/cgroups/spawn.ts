@@ -73,7 +73,6 @@ export class CgroupSpawns {
         return spec;
       }
       throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${key}: cannot set up its cgroup: ${(error as Error).message}`, {
-        status: 503,
         cause: error,
       });
     }
@@ -112,14 +111,11 @@ export class CgroupSpawns {
       throw new TenementError(
         ErrorCodes.TIER_UNAVAILABLE,
         `${key}: limits are enforced by cgroup for the ${bounded.join(', ')} tiers; the '${spec.tier}' runtime ${traits.cgroups === 'none' ? 'does not put its instances into cgroups' : 'does not let cgroup limits bound its instances'}`,
-        { status: 503 },
       );
     }
     const missing = missingFor(this.host, needed);
     if (missing) {
-      throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${key} has limits, but this host cannot enforce them: ${missing}`, {
-        status: 503,
-      });
+      throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${key} has limits, but this host cannot enforce them: ${missing}`);
     }
   }
 

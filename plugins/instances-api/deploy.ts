@@ -53,10 +53,9 @@ async function deploy(ctx: PluginContext, { body, reply, audit }: ApiContext<unk
   audit.target = `${service}:${version}`;
   audit.instanceId = version;
   const config = ctx.services.get(service);
-  if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
+  if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`);
   if (ctx.instances.get(service, version)) {
     throw new TenementError(ErrorCodes.CONFLICT, `${service}:${version} already exists; remove it first or deploy another version`, {
-      status: 409,
     });
   }
   const weight = body.weight ?? (ctx.instances.ofService(service).some(isUp) ? 0 : 100);

@@ -15,7 +15,7 @@ async function startInstance(ctx: PluginContext, { identity, params, reply, audi
   audit.instanceId = id;
   requireAccess(identity, service, id);
   const config = ctx.services.get(service);
-  if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`, { status: 404 });
+  if (!config) throw new TenementError(ErrorCodes.UNKNOWN_SERVICE, `unknown service '${service}'`);
   const existing = ctx.instances.get(service, id);
   if (existing) await settleStop(existing);
   else {

@@ -45,7 +45,7 @@ export async function viewOf(instances: Pick<InstanceDirectory, 'describe'>, ins
 export function findInstance(instances: Pick<InstanceDirectory, 'get'>, identity: Identity | null, service: string, id: string): InstanceView {
   requireAccess(identity, service, id);
   const instance = instances.get(service, id);
-  if (!instance) throw new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `unknown instance '${service}:${id}'`, { status: 404 });
+  if (!instance) throw new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `unknown instance '${service}:${id}'`);
   return instance;
 }
 

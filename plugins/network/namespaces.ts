@@ -95,7 +95,7 @@ export class Namespaces {
     const { tools, names, log } = this.options;
     const network = this.options.services.get(service)!.network as 'private' | 'none';
     const missing = missingTools(tools, network);
-    if (missing) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${who}: ${missing}`, { status: 503 });
+    if (missing) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${who}: ${missing}`);
     const netns = `${names.netnsPrefix}${sequenceName(this.seq)}`;
     const veth = `${names.vethPrefix}${sequenceName(this.seq)}`;
     this.seq += 1;
@@ -119,9 +119,7 @@ export class Namespaces {
     }
     const addresses = pool.allocate();
     if (!addresses) {
-      throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${who}: no free /30 left in settings.network.range ${range}: use a larger range`, {
-        status: 503,
-      });
+      throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `${who}: no free /30 left in settings.network.range ${range}: use a larger range`);
     }
     try {
       const net = await createPrivate({ ip: tools.ip!, nft: tools.nft!, nsenter: tools.nsenter! }, netns, veth, addresses, {
