@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { InstanceView } from '../../core/instance.ts';
 import type { AuditNote } from '../../core/api/router.ts';
-import { ErrorCodes } from '../../core/errors.ts';
+import { ErrorCodes, statusOf, type ErrorCode } from '../../core/errors.ts';
 import type { InstanceDirectory } from '../../core/plugin-context.ts';
 import type { InstanceState } from '../../core/types.ts';
 import { lastLogLines, viewOf, type ApiInstanceView } from './view.ts';
@@ -28,7 +28,7 @@ export async function settleStop(instance: InstanceView): Promise<void> {
 }
 
 export interface StartFailure {
-  error: { code: string; message: string; lastError: string | null; logs: string[] };
+  error: { code: ErrorCode; message: string; lastError: string | null; logs: string[] };
   instance: ApiInstanceView;
 }
 
@@ -45,7 +45,7 @@ export async function startFailure(
   // lastError already names the instance ("notes:alice exited during start-up: ...").
   const message = instance.lastError ?? `${instance.key} did not start (it is ${instance.state})`;
   audit.detail = message;
-  reply.code(503);
+  reply.code(statusOf(ErrorCodes.SPAWN_FAILED));
   return {
     error: { code: ErrorCodes.SPAWN_FAILED, message, lastError: instance.lastError, logs: lastLogLines(instance) },
     instance: await viewOf(instances, instance),
