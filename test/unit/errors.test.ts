@@ -284,8 +284,9 @@ function enclosing(text: string, at: number, open: string, close: string): strin
   return text.slice(start, end + 1);
 }
 
-test('no call site answers a code with a status other than its own (only a sandboxed plugin\'s deny chooses one)', () => {
+test('no call site answers a code with a status other than its own (only a sandboxed plugin\'s deny chooses one), nor repeats it in a TenementError', () => {
   const disagreements: string[] = [];
+  const repeated: string[] = [];
   const codeOf = (name: string): ErrorCode => `TNM_ERR_${name}` as ErrorCode;
   for (const file of ['core', 'plugins', 'runtimes'].flatMap(sources)) {
     const text = readFileSync(path.join(ROOT, file), 'utf8');
@@ -300,12 +301,18 @@ test('no call site answers a code with a status other than its own (only a sandb
     for (const match of text.matchAll(/code: (?:ErrorCodes\.(\w+)|'TNM_ERR_(\w+)')/g)) {
       check(codeOf(match[1] ?? match[2]!), enclosing(text, match.index, '{', '}'), match.index);
     }
-    // Thrown ones: new TenementError(code, message, { status }).
+    // Thrown ones: new TenementError(code, message, { status }); the status is the code's unless chosen at run time.
     for (const match of text.matchAll(/new TenementError\(\s*ErrorCodes\.(\w+)/g)) {
-      check(codeOf(match[1]!), enclosing(text, match.index + match[0].indexOf('(') + 1, '(', ')'), match.index);
+      const call = enclosing(text, match.index + match[0].indexOf('(') + 1, '(', ')');
+      check(codeOf(match[1]!), call, match.index);
+      const status = /\bstatus: (\d{3})\b/.exec(call)?.[1];
+      if (status !== undefined && Number(status) === statusOf(codeOf(match[1]!))) {
+        repeated.push(`${file}:${text.slice(0, match.index).split('\n').length} ${codeOf(match[1]!)} repeats status ${status}`);
+      }
     }
   }
   assert.deepEqual(disagreements, []);
+  assert.deepEqual(repeated, [], 'a TenementError takes its status from its code (core/errors.ts): drop the status option');
 });
 
 test("README's table of the errors Tenement answers gives each code its own status", () => {
