@@ -22,7 +22,7 @@ import authBearer from '../../plugins/auth-bearer/index.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
 import processRuntime from '../../runtimes/process/index.ts';
 import sandboxRuntime from '../../runtimes/sandbox/index.ts';
-import { FIXTURES, getJson, onPath, servePlugins } from '../helpers.ts';
+import { FIXTURES, getJson, onPath, servePlugins, waitFor } from '../helpers.ts';
 
 const asRoot = process.getuid?.() === 0;
 const SNOOP_APP = path.join(FIXTURES, 'state-snoop-app.mjs');
@@ -151,7 +151,9 @@ const snoopService = (isolation: 'process' | 'namespace' | 'sandbox', dataDir: s
   command: `node ${SNOOP_APP}`,
   health: '/health',
   cwd: FIXTURES,
-  restart: 'never',
+  // Not 'never': a start whose port another test's instance took in the meantime (the listener check refuses
+  // it) must be able to start again on another port, as it would in production.
+  restart: 'on-failure',
   isolation,
   env: { STATE_DIR: dataDir },
 });
@@ -192,7 +194,7 @@ describe('a tenant cannot read the state directory', { skip: asRoot ? false : 'n
       const kernel = await startKernel(t, dataDir, options);
       for (const id of ['alice', 'bob']) {
         const instance = await kernel.spawnInstance('web', id);
-        assert.equal(instance.state, 'running', instance.lastError ?? '');
+        await waitFor(() => instance.state === 'running', `web:${id} running (last error: ${instance.lastError ?? 'none'})`, 60_000);
         assert.equal(instance.tier, tier);
       }
       const seen = await getJson<Snoop>(kernel, 'alice.web.localhost', '/snoop', { timeoutMs: 60_000 });
