@@ -1,0 +1,36 @@
+import type http from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyServerFactoryHandler } from 'fastify';
+import { ErrorCodes, isTenementError } from './errors.ts';
+import { fromStatus, toHttpError } from './http-errors.ts';
+import type { Kernel } from './kernel.ts';
+
+/**
+ * The management app on the bare domain (Fastify): coded JSON errors for everything it answers, a coded 404,
+ * and `/health`. `serverFactory` hands Fastify's request handler to the node:http server that owns the socket.
+ */
+export function createManagementApp(kernel: Kernel, serverFactory: (handler: FastifyServerFactoryHandler) => http.Server): FastifyInstance {
+  const management = Fastify({ logger: false, serverFactory });
+  management.setErrorHandler((error: Error, _request, reply) => {
+    if (isTenementError(error)) {
+      const answer = toHttpError(error);
+      if (answer.retryAfter !== undefined) void reply.header('retry-after', answer.retryAfter);
+      if (answer.status === 401) void reply.header('www-authenticate', 'Bearer realm="tenement"');
+      // Where it came from (a plugin's tap) is for operators: the management API says it, the edge does not.
+      const origin = answer.plugin === undefined ? {} : { plugin: answer.plugin, hook: answer.hook };
+      return void reply.status(answer.status).send({ error: { code: answer.code, message: answer.message, ...origin } });
+    }
+    // Fastify's own errors (bad JSON, wrong content type, body too large) are the client's: coded by their status.
+    const answer = fromStatus((error as { statusCode?: number }).statusCode ?? 500, error.message);
+    if (answer.status >= 500) kernel.log.error({ err: error.message }, 'management request failed');
+    void reply.status(answer.status).send({ error: { code: answer.code, message: answer.message } });
+  });
+  management.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({ error: { code: ErrorCodes.NOT_FOUND, message: `no endpoint ${request.method} ${request.url}` } });
+  });
+  management.get('/health', async () => ({
+    status: 'ok',
+    uptimeSeconds: Math.round((Date.now() - kernel.startedAt) / 1000),
+    instances: kernel.instances.size,
+  }));
+  return management;
+}
