@@ -57,7 +57,7 @@ async function warmReady(dataRoot: string): Promise<string> {
   return warmSandboxes(dataRoot)[0]!.sandbox;
 }
 
-describe('sandbox tier: warm sandboxes', { timeout: 120_000, skip }, () => {
+describe('sandbox tier: warm sandboxes', { timeout: 300_000, skip }, () => {
   test('a wake runs the instance in a warm sandbox: confined as ever, DATA_DIR kept, the used sandbox destroyed', async (t) => {
     process.env.TENEMENT_TEST_SECRET = 'do-not-leak';
     t.after(() => delete process.env.TENEMENT_TEST_SECRET);
@@ -146,7 +146,8 @@ describe('sandbox tier: warm sandboxes', { timeout: 120_000, skip }, () => {
     const forks = JSON.parse((await request(kernel, 'a.bomb.localhost', '/fork?n=100')).body) as { ok: number; failed: number };
     assert.ok(forks.failed > 0 && forks.ok < 64, `the pids limit refuses forks: ${JSON.stringify(forks)}`);
     void request(kernel, 'a.bomb.localhost', '/alloc').catch(() => undefined);
-    await waitFor(() => events.some((e) => e.type === 'oom'), 'the OOM kill to be reported', 30_000);
+    // Generous: under the ptrace platform every page the hoard touches is a trap, slow on a loaded 2-core host.
+    await waitFor(() => events.some((e) => e.type === 'oom'), 'the OOM kill to be reported', 90_000);
     await waitFor(() => instance.state === 'failed' || instance.state === 'stopped', 'the killed sandbox to end', 10_000);
     await waitFor(() => gone(sentry), 'the warm sentry to be gone');
   });

@@ -176,7 +176,7 @@ async function hibernateWakeCrashStop(t: TestContext, warm: boolean): Promise<vo
   assert.deepEqual(bundles(dataRoot), [], 'no bundle after close');
 }
 
-describe('sandbox tier', { timeout: 180_000, skip }, () => {
+describe('sandbox tier', { timeout: 400_000, skip }, () => {
   test('a tenant sees its own kernel and only itself: pids, uid, capabilities, files, signals, mount, env, neighbours', async (t) => {
     process.env.TENEMENT_TEST_SECRET = 'do-not-leak';
     t.after(() => delete process.env.TENEMENT_TEST_SECRET);
@@ -310,7 +310,8 @@ describe('sandbox tier', { timeout: 180_000, skip }, () => {
     assert.equal((await request(kernel, 'a.bomb.localhost', '/health')).status, 200, 'the sandbox survives its fork bomb');
 
     void request(kernel, 'a.bomb.localhost', '/alloc').catch(() => undefined);
-    await waitFor(() => events.some((e) => e.type === 'oom'), 'the OOM kill to be reported', 30_000);
+    // Generous: under the ptrace platform every page the hoard touches is a trap, slow on a loaded 2-core host.
+    await waitFor(() => events.some((e) => e.type === 'oom'), 'the OOM kill to be reported', 90_000);
     await waitFor(() => instance.state === 'failed' || instance.state === 'stopped', 'the killed sandbox to end', 10_000);
   });
 
