@@ -14,6 +14,7 @@ import { bodilessResponse, hasBareLf, nodeRequestProblem, parseRequestHead, pars
 import { RequestBodyFraming } from '../../core/dataplane/request-body.ts';
 import { hostnameOf } from '../../core/server.ts';
 import { llhttpParse, type LlMessage } from './framing-llhttp.ts';
+import { prng } from '../prng.ts';
 
 const CASES = 10_000;
 const REQUEST_CANARY = Buffer.from('GET /__next HTTP/1.1\r\nHost: next.localhost\r\n\r\n', 'latin1');
@@ -28,17 +29,6 @@ function sameNext(a: LlMessage | undefined, b: LlMessage | undefined): boolean {
   return a.method === b.method && a.url === b.url && a.status === b.status && a.complete === b.complete && a.body.equals(b.body);
 }
 
-/** mulberry32: small, fast, and the same sequence on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly random: () => number) {}

@@ -6,19 +6,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HOST, backendStats, countingKernel, rawSend } from './smuggling-kernel.ts';
+import { prng } from '../prng.ts';
 
 const BUDGET_MS = Number(process.env.TENEMENT_FUZZ_MS ?? 15_000);
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TE = ['chunked', ' chunked', 'chunked ', 'Chunked', 'chunked, chunked', 'identity', 'gzip, chunked', 'chunked, identity', '\tchunked', 'chunked\x0b', 'xchunked', 'chunk', '"chunked"'];
 

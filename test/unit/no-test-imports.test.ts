@@ -5,25 +5,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sourceFiles } from '../source-files.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PRODUCTION = ['bin', 'cli', 'core', 'sdk', 'plugins', 'runtimes'];
-const SOURCE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 const TEST_HELPERS = new Set(['core/test-kernel.ts']);
 
-function sourceFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...sourceFiles(full));
-    else if (entry.isFile() && SOURCE.test(entry.name) && !entry.name.endsWith('.d.ts')) out.push(full);
-  }
-  return out;
-}
 
 /** Imports of test code in one file (repo-relative path and its text), as `file:line imports target`. */
 export function testImportsOf(relative: string, text: string): string[] {

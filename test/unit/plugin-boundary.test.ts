@@ -9,13 +9,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sourceFiles } from '../source-files.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SCANNED = ['plugins', 'runtimes', 'examples'];
-const SOURCE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 /** Kernel internals: a plugin reaches them only through its context. */
 const INTERNALS = ['core/kernel.ts', 'core/supervisor.ts', 'core/registry.ts', 'core/kernel-access.ts', 'core/test-kernel.ts', 'core/boot.ts'];
 
@@ -25,16 +25,6 @@ export interface Offence {
   what: string;
 }
 
-function sourceFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...sourceFiles(full));
-    else if (entry.isFile() && SOURCE.test(entry.name) && !entry.name.endsWith('.d.ts')) out.push(full);
-  }
-  return out;
-}
 
 /** `plugins/x` or `runtimes/y` (or `examples/z`) for a repo-relative path; null outside those. */
 function ownerOf(relative: string): string | null {
