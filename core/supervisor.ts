@@ -1,29 +1,18 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { backoffDelay } from './backoff.ts';
-import { healthSettings } from './config/health.ts';
-import { interpolate, type PlaceholderValues } from './config/interpolate.ts';
 import { ErrorCodes, TenementError, errorFields, errorMessage } from './errors.ts';
 import { statesOtherThan } from './lifecycle.ts';
 import type { Instance } from './instance.ts';
 import type { Kernel } from './kernel.ts';
-import type { ExitInfo, SpawnSpec, UpstreamAddress } from './types.ts';
+import type { ExitInfo, UpstreamAddress } from './types.ts';
 import { pinSocket, type SocketPin } from './socket-pin.ts';
+import { waitReady } from './readiness.ts';
+import { buildSpawnSpec } from './spawn-spec.ts';
 import { instanceSocketPath } from './socket-path.ts';
-
-/**
- * Readiness is polled every few milliseconds while a start is young (a failed connect to a port nobody listens
- * on costs microseconds, and every millisecond of lag is added to a cold wake), then less often for slow
- * starters.
- */
-const READY_POLL_FAST_MS = 3;
-const READY_POLL_FAST_FOR_MS = 3_000;
-const READY_POLL_SLOW_MS = 50;
 
 function describeExit(exit: ExitInfo): string {
   return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Starts, stops and restarts instances, and applies the restart policy. It is the only writer of instance
@@ -76,7 +65,7 @@ export class Supervisor {
       // A socket left by the previous run would make the app's bind fail with EADDRINUSE (rm never follows links).
       if (config.listen === 'socket') await rm(instanceSocketPath(dataDir), { force: true });
       const spec = await this.kernel.hooks.beforeSpawn.promise(
-        this.buildSpec(instance, port, dataDir, (exit) => {
+        buildSpawnSpec(this.kernel, instance, port, dataDir, (exit) => {
           exited = exit;
           exitNotify?.();
           this.onExit(instance, epoch, exit);
@@ -116,7 +105,7 @@ export class Supervisor {
         exitNotify = resolve;
         if (exited) resolve();
       });
-      const ready = await this.waitReady(instance, epoch, deadline, exitedEarly, () => exited !== null);
+      const ready = await waitReady(this.kernel, instance, epoch, deadline, exitedEarly, () => exited !== null);
       if (epoch !== instance.epoch) return;
       if (!ready) {
         const why = exited ? describeExit(exited) : `not ready within ${config.startupTimeout}ms`;
@@ -176,73 +165,6 @@ export class Supervisor {
   private unpinSocket(instance: Instance): void {
     this.pins.get(instance)?.close();
     this.pins.delete(instance);
-  }
-
-  private buildSpec(instance: Instance, port: number, dataDir: string, onExit: (exit: ExitInfo) => void): SpawnSpec {
-    const config = instance.config;
-    const values: PlaceholderValues = {
-      service: instance.service,
-      id: instance.id,
-      port: String(port),
-      instance_dir: dataDir,
-      data_dir: this.kernel.config.settings.dataDir,
-    };
-    const command = interpolate(config.command, values);
-    const [program, args] = config.args
-      ? [command, config.args.map((a) => interpolate(a, values))]
-      : this.kernel.splitCommand(command);
-    const env: Record<string, string> = {};
-    for (const [name, value] of Object.entries(config.env)) env[name] = interpolate(value, values);
-    // Where to listen: HOST:PORT, or SOCKET_PATH alone (an app that sees PORT would listen there too).
-    // A network plugin may move HOST (a private namespace's own address) in beforeSpawn.
-    const socketPath = config.listen === 'socket' ? instanceSocketPath(dataDir) : undefined;
-    Object.assign(env, socketPath ? { SOCKET_PATH: socketPath } : { PORT: String(port), HOST: '127.0.0.1' }, {
-      DATA_DIR: dataDir,
-      TENEMENT_SERVICE: instance.service,
-      TENEMENT_INSTANCE: instance.id,
-    });
-    return {
-      ...(socketPath ? { socketPath } : {}),
-      service: instance.service,
-      id: instance.id,
-      tier: instance.tier,
-      command: program,
-      args,
-      env,
-      cwd: config.cwd ?? process.cwd(),
-      port,
-      host: '127.0.0.1',
-      dataDir,
-      config,
-      user: this.kernel.tierTraits(instance.tier).tenantUid ? this.kernel.uids.userFor(instance.service, instance.id, config) : null,
-      onLog: (stream, line) => {
-        const entry = { at: Date.now(), stream, line };
-        instance.logs.push(entry);
-        this.kernel.hooks.log.call(instance, entry);
-      },
-      onExit,
-    };
-  }
-
-  /** Polls readiness quickly at first (a cold start is measured in tens of milliseconds), then backs off. */
-  private async waitReady(
-    instance: Instance,
-    epoch: number,
-    deadline: number,
-    exitedEarly: Promise<void>,
-    hasExited: () => boolean,
-  ): Promise<boolean> {
-    const check = healthSettings(instance.config, this.kernel.config.settings);
-    const fastUntil = Date.now() + READY_POLL_FAST_FOR_MS;
-    while (Date.now() < deadline && epoch === instance.epoch && !hasExited()) {
-      const timeout = Math.max(1, Math.min(check.timeoutMs, deadline - Date.now()));
-      const result = await this.kernel.checkHealth(instance, timeout);
-      if (result.ok) return !hasExited() && epoch === instance.epoch;
-      const pause = Date.now() < fastUntil ? READY_POLL_FAST_MS : READY_POLL_SLOW_MS;
-      const wait = Math.min(pause, Math.max(0, deadline - Date.now()));
-      await Promise.race([sleep(wait), exitedEarly]);
-    }
-    return false;
   }
 
   private onExit(instance: Instance, epoch: number, exit: ExitInfo): void {
