@@ -91,7 +91,7 @@ const limits = z.strictObject({
 export const AUTO_CREATE_DEFAULTS = { max: 100, perAddress: { count: 10, window: 60_000 } } as const;
 
 /**
- * Instances created on their first request, bounded (plugins/router/auto-create.ts): `max` instances in the
+ * Instances created on their first request, bounded (core/auto-create.ts): `max` instances in the
  * service (however they were made), `perAddress.count` creations per client address per `perAddress.window`.
  * Output: false, or the bounds with defaults filled in.
  */

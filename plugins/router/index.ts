@@ -4,7 +4,7 @@ import type { PluginContext } from '../../core/plugin-context.ts';
 import type { RequestInfo, RouteTarget } from '../../core/types.ts';
 import { ErrorCodes, statusOf } from '../../core/errors.ts';
 import { definePlugin } from '../../sdk/index.ts';
-import { autoCreate, autoCreates } from './auto-create.ts';
+import { autoCreate, autoCreates } from '../../core/auto-create.ts';
 import { parseTenantHost } from './parse-host.ts';
 import { weightedOrder } from './weighted.ts';
 

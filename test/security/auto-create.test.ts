@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { resolveConfig } from '../../core/config/loader.ts';
 import type { ConfigInput } from '../../core/config/schema.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
-import { AddressAllowance, addressKey } from '../../plugins/router/auto-create.ts';
+import { AddressAllowance, addressKey } from '../../core/auto-create.ts';
 import { echoService, request, servePlugins, type Reply, trackedKernel, waitFor } from '../helpers.ts';
 
 const code = (reply: Reply): string | undefined => (JSON.parse(reply.body) as { error?: { code: string } }).error?.code;
