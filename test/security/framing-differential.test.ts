@@ -110,21 +110,46 @@ function serialize(m: Message, g: Gen, mutateBytes: boolean): Buffer {
   return Buffer.from(text + m.body, 'latin1');
 }
 
+/** A message's framing: none (`otherwise` as the body), Content-Length over `filler`, or a chunked body. */
+function frameBody(g: Gen, headers: Array<[string, string]>, filler: string, otherwise: string): { framing: number; body: string } {
+  const framing = g.int(3);
+  if (framing === 1) {
+    const body = filler.repeat(1 + g.int(3));
+    headers.push(['Content-Length', String(body.length)]);
+    return { framing, body };
+  }
+  if (framing === 2) {
+    headers.push(['Transfer-Encoding', 'chunked']);
+    return { framing, body: chunkedBody(g, g.chance(0.5)) };
+  }
+  return { framing, body: otherwise };
+}
+
+/** The framing header the message got (the last one) takes a mutated value instead. */
+function remangleFraming(g: Gen, headers: Array<[string, string]>, framing: number): void {
+  if (framing === 2) headers[headers.length - 1] = ['Transfer-Encoding', g.pick(TE_VALUES)];
+  else if (framing === 1) headers[headers.length - 1] = ['Content-Length', g.pick(CL_VALUES)];
+}
+
+/** A control byte somewhere in one header's value. */
+function insertControl(g: Gen, headers: Array<[string, string]>): void {
+  const i = g.int(headers.length);
+  headers[i] = [headers[i]![0], g.insert(headers[i]![1], g.ctl())];
+}
+
+/** One header's value continued on an obs-fold line. */
+function foldValue(g: Gen, headers: Array<[string, string]>, continuations: readonly string[]): void {
+  const i = g.int(headers.length);
+  headers[i] = [headers[i]![0], `${headers[i]![1]}\r\n ${g.pick(continuations)}`];
+}
+
 function generateRequest(g: Gen): Buffer {
   const host = g.pick(['a.notes.localhost', 'b.notes.localhost:8080', 'NOTES.localhost', '[::1]:80']);
   let method = g.pick(['GET', 'GET', 'POST', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
   let target = g.pick(['/', '/notes?x=1', '/a/b%20c', '/api/v1/items?q=a&b=c#frag', '//double', '/x?y=%00']);
   let version = 'HTTP/1.1';
   const headers: Array<[string, string]> = [['Host', host], ['User-Agent', 'corpus/1'], ['Accept', '*/*']];
-  let body = '';
-  const framing = g.int(3);
-  if (framing === 1) {
-    body = 'abc'.repeat(1 + g.int(3));
-    headers.push(['Content-Length', String(body.length)]);
-  } else if (framing === 2) {
-    body = chunkedBody(g, g.chance(0.5));
-    headers.push(['Transfer-Encoding', 'chunked']);
-  }
+  const { framing, body } = frameBody(g, headers, 'abc', '');
   const mutations = g.int(4);
   for (let i = 0; i < mutations; i++) {
     switch (g.int(12)) {
@@ -135,8 +160,7 @@ function generateRequest(g: Gen): Buffer {
         headers.push(['Content-Length', g.pick(CL_VALUES)]);
         break;
       case 2:
-        if (framing === 2) headers[headers.length - 1] = ['Transfer-Encoding', g.pick(TE_VALUES)];
-        else if (framing === 1) headers[headers.length - 1] = ['Content-Length', g.pick(CL_VALUES)];
+        remangleFraming(g, headers, framing);
         break;
       case 3:
         headers.push(['Host', g.pick([host, 'other.localhost', ''])]);
@@ -155,16 +179,12 @@ function generateRequest(g: Gen): Buffer {
         headers[i2] = [g.pick([`${headers[i2]![0]} `, ` ${headers[i2]![0]}`, '', `${headers[i2]![0]}\x01`, 'Bad Name', 'X"y']), headers[i2]![1]];
         break;
       }
-      case 8: {
-        const i2 = g.int(headers.length);
-        headers[i2] = [headers[i2]![0], g.insert(headers[i2]![1], g.ctl())];
+      case 8:
+        insertControl(g, headers);
         break;
-      }
-      case 9: {
-        const i2 = g.int(headers.length);
-        headers[i2] = [headers[i2]![0], `${headers[i2]![1]}\r\n ${g.pick(['folded', 'chunked', 'Transfer-Encoding: chunked'])}`];
+      case 9:
+        foldValue(g, headers, ['folded', 'chunked', 'Transfer-Encoding: chunked']);
         break;
-      }
       case 10:
         headers.push(['X-A', `a\n${g.pick(['Transfer-Encoding: chunked', 'Content-Length: 0', 'X-B: b'])}`]);
         break;
@@ -183,18 +203,9 @@ function generateResponse(g: Gen, method: string): Buffer {
   const bodiless = method === 'HEAD' || status.startsWith('204') || status.startsWith('304');
   let start = `HTTP/1.1 ${status}`;
   const headers: Array<[string, string]> = [['Content-Type', 'text/plain'], ['Set-Cookie', 'a=1']];
-  let body = '';
-  const framing = g.int(3);
-  if (framing === 1) {
-    body = 'xyz'.repeat(1 + g.int(3));
-    headers.push(['Content-Length', String(body.length)]);
-  } else if (framing === 2) {
-    body = chunkedBody(g, g.chance(0.5));
-    headers.push(['Transfer-Encoding', 'chunked']);
-  } else {
-    body = 'until close';
-  }
-  if (bodiless) body = '';
+  const framed = frameBody(g, headers, 'xyz', 'until close');
+  const { framing } = framed;
+  const body = bodiless ? '' : framed.body;
   const mutations = g.int(4);
   for (let i = 0; i < mutations; i++) {
     switch (g.int(9)) {
@@ -205,8 +216,7 @@ function generateResponse(g: Gen, method: string): Buffer {
         headers.push(['Content-Length', g.pick(CL_VALUES)]);
         break;
       case 2:
-        if (framing === 2) headers[headers.length - 1] = ['Transfer-Encoding', g.pick(TE_VALUES)];
-        else if (framing === 1) headers[headers.length - 1] = ['Content-Length', g.pick(CL_VALUES)];
+        remangleFraming(g, headers, framing);
         break;
       case 3:
         headers.push(['Connection', g.pick(CONNECTION_VALUES)]);
@@ -214,16 +224,12 @@ function generateResponse(g: Gen, method: string): Buffer {
       case 4:
         start = g.pick(['HTTP/1.1 2000 OK', 'HTTP/1.1 20 OK', 'HTTP/1.2 200 OK', 'HTTP/1.0 200 OK', 'HTTP/2 200 OK', 'HTTP/1.1 200 O\x01K', 'HTTP/1.1  200 OK', 'http/1.1 200 OK', 'HTTP/1.1 101 Switching']);
         break;
-      case 5: {
-        const i2 = g.int(headers.length);
-        headers[i2] = [headers[i2]![0], g.insert(headers[i2]![1], g.ctl())];
+      case 5:
+        insertControl(g, headers);
         break;
-      }
-      case 6: {
-        const i2 = g.int(headers.length);
-        headers[i2] = [headers[i2]![0], `${headers[i2]![1]}\r\n ${g.pick(['folded', 'chunked'])}`];
+      case 6:
+        foldValue(g, headers, ['folded', 'chunked']);
         break;
-      }
       case 7:
         headers.push(['X-A', `a\n${g.pick(['Transfer-Encoding: chunked', 'Content-Length: 0'])}`]);
         break;
