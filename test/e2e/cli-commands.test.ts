@@ -4,11 +4,10 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ECHO_APP, ROOT, request, sleep, waitFor } from '../helpers.ts';
+import { ECHO_APP, freePort, request, ROOT, sleep, waitFor } from '../helpers.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
 const CALL_TIMEOUT_MS = 60_000;
@@ -43,17 +42,6 @@ function assertOneLineFailure(result: Result, pattern: RegExp): void {
   assert.equal(result.stdout, '');
   assert.match(result.stderr, /^ten: [^\n]+\n$/, `not one line: ${JSON.stringify(result.stderr)}`);
   assert.match(result.stderr, pattern);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** 0755, like a project folder: run as root, tenants run as their own uid and must reach the data dir inside. */

@@ -2,21 +2,12 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { findOrphans, signalQuietly } from '../../core/orphans.ts';
-import { ECHO_APP, ROOT, alive, gone, procState, request, sleep, waitFor } from '../helpers.ts';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { alive, ECHO_APP, freePort, gone, procState, request, ROOT, sleep, waitFor } from '../helpers.ts';
 
 /** Running (or sleeping), not merely a zombie. */
 const running = (pid: number): boolean => alive(pid) && procState(pid) !== 'Z';

@@ -5,13 +5,12 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import authBearer from '../../plugins/auth-bearer/index.ts';
-import { ECHO_APP, ROOT, request, waitFor, type Reply } from '../helpers.ts';
+import { ECHO_APP, freePort, request, ROOT, waitFor, type Reply } from '../helpers.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
 
@@ -119,17 +118,6 @@ function ten(args: string[], cwd: string): Promise<{ code: number; stdout: strin
   return new Promise((resolve) => {
     execFile(process.execPath, [TEN, ...args], { cwd, env, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
     });
   });
 }
