@@ -67,6 +67,8 @@ const ERRORS = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415 },
   UNAUTHORIZED: { status: 401 },
   FORBIDDEN: { status: 403 },
+  /** A mutating API call authenticated by the dashboard's session cookie without its `X-CSRF-Token`. */
+  CSRF: { status: 403 },
   RATE_LIMITED: { status: 429, retryable: true },
   /** A service with autoCreate already has its `max` instances: an unknown id is not created (503). */
   AUTO_CREATE_LIMIT: { status: 503, retryable: true },
