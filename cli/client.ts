@@ -8,6 +8,7 @@ import path from 'node:path';
 import { apiSocketPath } from '../core/api/socket-path.ts';
 import type { ResolvedConfig } from '../core/config/loader.ts';
 import { errorMessage } from '../core/errors.ts';
+import { contextFilePath, readContexts, type ServerContext } from './context-file.ts';
 
 /** A failure to report as `ten: <code>: <message>`; `code` is the server's TNM_ERR_* when it sent one. */
 export class CliError extends Error {
@@ -97,13 +98,20 @@ function localSocket(config: ResolvedConfig | null): string | null {
   return file && isSocket(file) ? file : null;
 }
 
-function findToken(flags: ClientFlags, config: ResolvedConfig | null, socket: string | null): TokenSource {
+/** The current context (`ten context use`), as `{ name, context }`; null when there is none. */
+function currentContext(): { name: string; context: ServerContext } | null {
+  const file = readContexts();
+  const context = file.current === null ? undefined : file.contexts.get(file.current);
+  return context && file.current !== null ? { name: file.current, context } : null;
+}
+
+function findToken(flags: ClientFlags, config: ResolvedConfig | null, socket: string | null, tokenFile: string | null = null): TokenSource {
   if (flags.token) return { token: flags.token, from: '--token' };
   if (process.env.TENEMENT_TOKEN) return { token: process.env.TENEMENT_TOKEN, from: 'TENEMENT_TOKEN' };
   // TENEMENT_DATA_DIR overrides settings.dataDir for `ten serve`, so the server wrote its token there.
   const dataDir = localDataDir(config) ?? (socket ? path.resolve('tenement-data') : undefined);
-  if (!dataDir) return { token: null, from: 'no local tenement config or TENEMENT_DATA_DIR to find admin.token in' };
-  const file = path.join(dataDir, 'admin.token');
+  if (!dataDir && !tokenFile) return { token: null, from: 'no local tenement config or TENEMENT_DATA_DIR to find admin.token in' };
+  const file = tokenFile ?? path.join(dataDir!, 'admin.token');
   if (!existsSync(file)) return { token: null, from: `${file} does not exist` };
   try {
     const token = readFileSync(file, 'utf8').trim();
@@ -116,6 +124,8 @@ function findToken(flags: ClientFlags, config: ResolvedConfig | null, socket: st
 export class Client {
   /** The local server's management API socket, preferred over TCP while it answers; null: TCP only. */
   private socket: string | null;
+  /** Endpoints that did not answer, with why, for the message when none does. */
+  private readonly tried: string[] = [];
 
   private constructor(
     readonly server: string,
@@ -123,18 +133,29 @@ export class Client {
     socket: string | null,
     /** False when the config takes the API off TCP: a socket that fails is then the error to report. */
     private readonly tcpFallback = true,
+    /** Where the endpoint came from when it is not this folder's: `the current context 'notes' (file)`. */
+    private readonly origin: string | null = null,
   ) {
     this.socket = socket;
   }
 
   /**
    * `--server`/TENEMENT_SERVER (always TCP), else the local server's socket in its data dir when there is one,
-   * else the local config's port; `--token`/TENEMENT_TOKEN, else its admin.token.
+   * else the local config's port; `--token`/TENEMENT_TOKEN, else its admin.token. With none of these (no flag, no
+   * config from the cwd up, no ./tenement-data/api.sock): the current context, the server this user last started.
    */
   static async connect(flags: ClientFlags): Promise<Client> {
     const explicitServer = flags.server ?? (process.env.TENEMENT_SERVER || undefined);
     const needConfig = explicitServer === undefined || (!flags.token && !process.env.TENEMENT_TOKEN && !process.env.TENEMENT_DATA_DIR);
     const config = needConfig ? await localConfig(flags.config) : null;
+    if (explicitServer === undefined && !config && !process.env.TENEMENT_DATA_DIR && !localSocket(null)) {
+      const current = currentContext();
+      if (current) {
+        const { name, context } = current;
+        const origin = `the current context '${name}' (${contextFilePath()})`;
+        return new Client(context.server ?? DEFAULT_SERVER, findToken(flags, null, null, context.tokenFile), context.socket, context.server !== null, origin);
+      }
+    }
     const server = (explicitServer ?? (config ? serverFromConfig(config) : DEFAULT_SERVER)).replace(/\/+$/, '');
     let url: URL;
     try {
@@ -241,6 +262,7 @@ export class Client {
         // Nobody there (a stale socket), or not ours to use (not root): the TCP listener may still answer.
         const code = (error as { socketCode?: string }).socketCode;
         if (!this.tcpFallback || (code !== 'ECONNREFUSED' && code !== 'ENOENT' && code !== 'EACCES')) throw error;
+        this.tried.push(`unix:${this.socket} (${why(code)})`);
         this.socket = null;
       }
     }
@@ -283,9 +305,12 @@ export class Client {
 
   private unreachable(error: Error): CliError {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ECONNREFUSED') return new CliError(`cannot reach the server at ${this.target}: is \`ten serve\` running?`);
-    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new CliError(`cannot reach the server at ${this.target}: unknown host`);
-    return new CliError(`cannot reach the server at ${this.target}: ${code ?? error.message}`);
+    // With more than one endpoint, or one from the context file: every endpoint tried, each with why it failed.
+    const tried = [...this.tried, `${this.target} (${code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'unknown host' : why(code ?? error.message)})`];
+    const detail = this.tried.length > 0 || this.origin ? ` Tried ${tried.join(', ')}${this.origin ? `, from ${this.origin}` : ''}.` : '';
+    if (code === 'ECONNREFUSED' || code === 'ENOENT') return new CliError(`cannot reach the server at ${this.target}: is \`ten serve\` running?${detail}`);
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new CliError(`cannot reach the server at ${this.target}: unknown host${detail}`);
+    return new CliError(`cannot reach the server at ${this.target}: ${code ?? error.message}${detail}`);
   }
 
   private failure(status: number, parsed: unknown, text: string, what: string): CliError {
@@ -299,6 +324,14 @@ export class Client {
     }
     return new CliError(message.replace(/\s*\n\s*/g, ' '), code, status);
   }
+}
+
+/** Why a socket did not answer, in words. */
+function why(code: string | undefined): string {
+  if (code === 'ENOENT') return 'no such socket';
+  if (code === 'ECONNREFUSED') return 'connection refused: nobody listening';
+  if (code === 'EACCES') return 'permission denied: the server runs as another user';
+  return code ?? 'failed';
 }
 
 function readBody(response: IncomingMessage): Promise<string> {

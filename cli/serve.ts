@@ -51,11 +51,31 @@ export async function serve(options: ServeOptions): Promise<void> {
     throw error;
   }
   const settings = config.settings;
+  const context = await recordServer(kernel, config, log);
   process.stderr.write(
     `tenement serving ${Object.keys(config.services).length} service(s) on ${kernel.url}\n` +
       `  tenants: http://{id}.{service}.${settings.domain}:${kernel.url.split(':').pop()}/\n` +
-      `  config:  ${config.source.path}\n  data:    ${settings.dataDir}\n`,
+      `  config:  ${config.source.path}\n  data:    ${settings.dataDir}\n` +
+      (context ? `  context: ${context} (ten ps from any folder reaches this server)\n` : ''),
   );
+}
+
+/**
+ * Records where this server's API is and where its admin token lives in the user's context file, as the current
+ * context (cli/context-file.ts). A file that cannot be written (or is refused as unsafe) costs a warning, not
+ * the server.
+ */
+async function recordServer(kernel: Kernel, config: Awaited<ReturnType<typeof loadConfig>>, log: ReturnType<typeof createLogger>): Promise<string | null> {
+  const { recordContext } = await import('./context-file.ts');
+  const { apiSocketPath } = await import('../core/api/socket-path.ts');
+  const { dataDir, api } = config.settings;
+  const socket = apiSocketPath(dataDir, api);
+  try {
+    return recordContext({ socket, server: api.tcp ? kernel.url : null, tokenFile: path.join(dataDir, 'admin.token'), config: config.source.path, dataDir });
+  } catch (error) {
+    log.warn({ err: error instanceof Error ? error.message : String(error) }, 'not recorded in the context file: ten elsewhere will not find this server');
+    return null;
+  }
 }
 
 /**

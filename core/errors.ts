@@ -79,6 +79,8 @@ const ERRORS = {
   DEPLOY_TIMEOUT: { status: 504 },
   STORE: { status: 500 },
   SERVER_LISTEN: { status: 500 },
+  /** `ten`'s per-user context file is garbage, unsafe (writable by others) or names no such context (cli only). */
+  CONTEXT_FILE: { status: 500 },
   WASM_OUTPUT_TOO_LARGE: { status: 502 },
 } as const satisfies Record<string, ErrorSpec>;
 
