@@ -1,0 +1,138 @@
+// The live instance list, from the SSE stream /api/events (docs/dashboard.md): a `snapshot` of every instance on
+// each (re)connect, then `instance` (a changed view), `removed` and `stats` (memory, CPU, request rate every 10 s).
+// Views are kept in a Map by key; the table reads `rows`, a fresh array after each change (cheap even at thousands
+// of rows: the table renders only the visible ones).
+import type { InstanceView } from './types.ts';
+
+export interface Row extends InstanceView {
+  /** Date.now() when this view arrived: uptime and idle time count on from it between updates. */
+  receivedAt: number;
+  /** Cores used over the last 10 s, from `stats`; null until one came (or when not running). */
+  cpuCores: number | null;
+  /** Requests per second over the last 10 s, from `stats`. */
+  rps: number | null;
+}
+
+interface Stats {
+  key: string;
+  memoryBytes?: number | null;
+  cpuSeconds?: number | null;
+  cpu?: number | null;
+  rps?: number | null;
+}
+
+function isView(value: unknown): value is InstanceView {
+  const v = value as Partial<InstanceView> | null;
+  return typeof v === 'object' && v !== null && typeof v.key === 'string' && typeof v.service === 'string' && typeof v.state === 'string';
+}
+
+function parse(data: string): unknown {
+  try {
+    return JSON.parse(data) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+class LiveInstances {
+  rows = $state.raw<Row[]>([]);
+  loaded = $state(false);
+  live = $state(false);
+  error = $state<string | null>(null);
+  private readonly byKey = new Map<string, Row>();
+  private source: EventSource | null = null;
+
+  get(key: string): Row | undefined {
+    return this.byKey.get(key);
+  }
+
+  start(): void {
+    this.stop();
+    const source = new EventSource('/api/events');
+    this.source = source;
+    source.addEventListener('open', () => {
+      if (this.source === source) {
+        this.live = true;
+        this.error = null;
+      }
+    });
+    source.addEventListener('error', () => {
+      if (this.source !== source) return;
+      this.live = source.readyState === EventSource.OPEN;
+      if (source.readyState === EventSource.CLOSED) this.error = 'The live stream closed; reload the page to reconnect.';
+    });
+    source.addEventListener('snapshot', (event) => {
+      const body = parse(event.data) as { instances?: unknown } | null;
+      if (!body || !Array.isArray(body.instances)) return;
+      const now = Date.now();
+      const previous = new Map(this.byKey);
+      this.byKey.clear();
+      for (const view of body.instances) {
+        if (isView(view)) this.byKey.set(view.key, this.row(view, now, previous.get(view.key)));
+      }
+      this.loaded = true;
+      this.publish();
+    });
+    source.addEventListener('instance', (event) => {
+      const view = parse(event.data);
+      if (isView(view)) this.apply(view);
+    });
+    source.addEventListener('removed', (event) => {
+      const body = parse(event.data) as { key?: unknown } | null;
+      if (typeof body?.key === 'string') this.remove(body.key);
+    });
+    source.addEventListener('stats', (event) => {
+      const body = parse(event.data) as { instances?: unknown } | null;
+      if (!body || !Array.isArray(body.instances)) return;
+      let changed = false;
+      for (const stats of body.instances as Stats[]) {
+        const row = typeof stats?.key === 'string' ? this.byKey.get(stats.key) : undefined;
+        if (!row) continue;
+        this.byKey.set(row.key, {
+          ...row,
+          memoryBytes: stats.memoryBytes ?? row.memoryBytes,
+          cpuSeconds: stats.cpuSeconds ?? row.cpuSeconds,
+          cpuCores: stats.cpu ?? null,
+          rps: stats.rps ?? null,
+        });
+        changed = true;
+      }
+      if (changed) this.publish();
+    });
+  }
+
+  stop(): void {
+    this.source?.close();
+    this.source = null;
+    this.live = false;
+    this.byKey.clear();
+    this.rows = [];
+    this.loaded = false;
+  }
+
+  /** An answer to an action is the freshest view there is: apply it at once instead of waiting for the event. */
+  apply(view: InstanceView): void {
+    this.byKey.set(view.key, this.row(view, Date.now(), this.byKey.get(view.key)));
+    this.publish();
+  }
+
+  remove(key: string): void {
+    if (this.byKey.delete(key)) this.publish();
+  }
+
+  private row(view: InstanceView, now: number, previous: Row | undefined): Row {
+    const running = view.state === 'running';
+    return {
+      ...view,
+      receivedAt: now,
+      cpuCores: running ? (previous?.cpuCores ?? null) : null,
+      rps: running ? (previous?.rps ?? null) : null,
+    };
+  }
+
+  private publish(): void {
+    this.rows = Array.from(this.byKey.values());
+  }
+}
+
+export const instances = new LiveInstances();
