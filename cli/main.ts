@@ -1,28 +1,14 @@
 /**
  * `ten`: the command line. Each command lives in cli/commands/; this file wires them and reports failures.
- * Every command module is loaded for any `ten` call (for --help and parsing), so it imports only cheap modules at
- * its top; what an action needs beyond that (the config loader and zod, the kernel, runtimes) it imports inside the
- * action with `await import(...)`. bench/cli.ts measures it; test/e2e/cli-startup.test.ts guards it.
+ * Only the module of the command that runs is loaded: cli/command-table.ts names each command's module (a new
+ * command is a row there, not an import here), and `ten --help` lists that table without loading any command
+ * module. A command module imports only cheap modules at its top; what an action needs beyond that (the config
+ * loader and zod, the kernel, runtimes) it imports inside the action with `await import(...)`. bench/cli.ts
+ * measures it; test/e2e/cli-startup.test.ts guards it.
  */
-import { Command } from 'commander';
-import { isTenementError, errorMessage } from '../core/errors.ts';
+import { Command, Help } from 'commander';
 import { KERNEL_VERSION } from '../core/version.ts';
-import { CliError } from './client.ts';
-import { registerAudit } from './commands/audit.ts';
-import { examples } from './commands/common.ts';
-import { registerBuild } from './commands/build.ts';
-import { registerConfig } from './commands/config.ts';
-import { registerDeploy } from './commands/deploy.ts';
-import { registerDoctor } from './commands/doctor.ts';
-import { registerGc } from './commands/gc.ts';
-import { registerInit } from './commands/init.ts';
-import { registerInstanceCommands } from './commands/instances.ts';
-import { registerLogs } from './commands/logs.ts';
-import { registerMicrovm } from './commands/microvm.ts';
-import { registerPlugin } from './commands/plugin.ts';
-import { registerPs } from './commands/ps.ts';
-import { registerToken } from './commands/token.ts';
-import type { ServeOptions } from './serve.ts';
+import { COMMANDS } from './command-table.ts';
 
 /** Every failure ends as one line on stderr, `ten: [TNM_ERR_CODE: ]message`, and exit code 1. */
 function fail(message: string, code: string | null = null): never {
@@ -45,57 +31,45 @@ const program = new Command()
     outputError: (text, write) => write(`ten: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
   });
 
-program
-  .command('serve')
-  .description('Run the server: start the configured instances and route {id}.{service}.{domain} to them')
-  .option('-c, --config <file>', 'config file (default: $TENEMENT_CONFIG, else tenement.config.* found from the cwd up)')
-  .option('-p, --port <port>', 'port to listen on (overrides settings.port)')
-  .option('-d, --domain <domain>', 'domain tenants live under (overrides settings.domain)')
-  .option('--listen <address>', 'address to listen on (overrides settings.listen)')
-  .option('--data-dir <dir>', 'state and instance data (overrides settings.dataDir; env TENEMENT_DATA_DIR)')
-  .addHelpText(
+/** The command a `ten` call names (`ten help <name>` too); undefined for `ten`, `ten --help`, `ten --version`. */
+function commandName(args: readonly string[]): string | undefined {
+  const first = args.find((arg) => !arg.startsWith('-'));
+  if (first !== 'help') return first;
+  return args.slice(args.indexOf('help') + 1).find((arg) => !arg.startsWith('-')) ?? first;
+}
+
+const name = commandName(process.argv.slice(2));
+const entry = name === undefined ? undefined : COMMANDS.get(name);
+if (entry) {
+  (await entry.load())(program);
+} else {
+  // The overview, or an unknown command (answered with the closest names): every command as a stub with its
+  // description from the table. A stub never runs: a known name loads its real module above.
+  for (const [stub, { description }] of COMMANDS) program.command(stub).description(description);
+  const help = new Help();
+  program.configureHelp({ subcommandTerm: (command) => COMMANDS.get(command.name())?.term ?? help.subcommandTerm(command) });
+  program.addHelpText(
     'after',
     `
 Examples:
-  $ ten serve                                  # uses ./tenement.config.ts
-  $ ten serve --config examples/notes/tenement.config.ts --port 8080
-  $ curl http://alice.notes.localhost:8080/    # reaches the notes:alice instance`,
-  )
-  // Loaded on use: the kernel, the HTTP server and every plugin are a lot to import for a quick `ten ps`.
-  .action(async (options: ServeOptions) => (await import('./serve.ts')).serve(options));
+  $ ten init                                                  # write ./tenement.config.ts for the app here
+  $ ten serve                                                 # run it
+  $ ten spawn notes:alice                                     # start alice's copy
+  $ ten ps                                                    # what runs, with health and memory
+  $ ten logs notes:alice -f                                   # follow her output
+  $ ten deploy notes:v2 && ten route notes --from v1 --to v2
+  $ ten doctor                                                # what this host supports
 
-registerInit(program);
-registerConfig(program);
-registerPs(program);
-registerInstanceCommands(program);
-registerLogs(program);
-registerDeploy(program);
-registerBuild(program);
-registerToken(program);
-registerAudit(program);
-registerDoctor(program);
-registerMicrovm(program);
-registerPlugin(program);
-registerGc(program);
-
-examples(program, [
-  ['ten init', 'write ./tenement.config.ts for the app here'],
-  ['ten serve', 'run it'],
-  ['ten spawn notes:alice', "start alice's copy"],
-  ['ten ps', 'what runs, with health and memory'],
-  ['ten logs notes:alice -f', 'follow her output'],
-  ['ten deploy notes:v2 && ten route notes --from v1 --to v2'],
-  ['ten doctor', 'what this host supports'],
-]);
-program.addHelpText(
-  'after',
-  `
 Client commands find the server and token by themselves next to a local config (its port, and
-{dataDir}/admin.token); elsewhere pass --server <url> and --token <token> (or TENEMENT_SERVER, TENEMENT_TOKEN).
+{dataDir}/admin.token), else from the current context (the server you last started: ten context list);
+elsewhere pass --server <url> and --token <token> (or TENEMENT_SERVER, TENEMENT_TOKEN).
 Run 'ten <command> --help' for a command's options and examples.`,
-);
+  );
+}
 
-program.parseAsync().catch((error: unknown) => {
+program.parseAsync().catch(async (error: unknown) => {
+  // Loaded on failure only (a command that throws these has loaded both already).
+  const [{ CliError }, { isTenementError, errorMessage }] = await Promise.all([import('./client.ts'), import('../core/errors.ts')]);
   if (error instanceof CliError) fail(error.message, error.code);
   if (isTenementError(error)) fail(errorMessage(error), error.code);
   fail(errorMessage(error));

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
+import { Command, Help } from 'commander';
+import { COMMANDS } from '../../cli/command-table.ts';
 import { ROOT } from '../helpers.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
@@ -18,8 +20,18 @@ export async function load(url, context, next) {
 }`;
 const REGISTER = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOK)}`)});`;
 
-/** What a quick command must not load: the config schema and zod, the plugin loader and semver, the kernel, plugins, runtimes. */
-const HEAVY = [/\/node_modules\/zod\//, /\/node_modules\/semver\//, /\/core\/config\/(schema|loader)\.ts$/, /\/core\/(plugin|kernel)\.ts$/, /\/plugins\//, /\/runtimes\//];
+/**
+ * What a quick command must not load: the config schema and zod, the plugin loader and semver, the kernel, plugins,
+ * runtimes, and the libraries only the server uses (HTTP framework, SQLite, logger, metrics, WASM, worker pools,
+ * tracing; esbuild not: tsx runs the sources through it). Sources (.ts) or the compiled package (.js), whichever bin/ten.mjs runs.
+ */
+const HEAVY = [
+  /\/node_modules\/(zod|semver|fastify|better-sqlite3|pino|prom-client|piscina|koffi|@bytecodealliance|@opentelemetry)\//,
+  /\/core\/config\/(schema|loader)\.[jt]s$/,
+  /\/core\/(plugin|kernel|store)\.[jt]s$/,
+  /\/plugins\//,
+  /\/runtimes\//,
+];
 
 /** Runs `ten args`; its exit code and the repository-relative paths of the files it loaded. */
 function loadedBy(args: string[]): Promise<{ code: number; stdout: string; loaded: string[] }> {
@@ -47,9 +59,36 @@ test('ten --help, ten --version and each command --help load neither the config 
     assert.equal(code, 0, `ten ${args.join(' ')}`);
     assert.ok(stdout.length > 0, `ten ${args.join(' ')} printed nothing`);
     // The hook saw the CLI itself: an empty list would pass the check below for the wrong reason.
-    assert.ok(loaded.includes(path.join('cli', 'commands', 'ps.ts')), `the load hook recorded ${loaded.join(', ') || 'nothing'}`);
+    assert.ok(loaded.some((file) => /^(dist\/)?cli\/main\.[jt]s$/.test(file)), `the load hook recorded ${loaded.join(', ') || 'nothing'}`);
     assertLight(loaded, `ten ${args.join(' ')}`);
   }
+});
+
+test('ten --help loads no command module: it lists cli/command-table.ts; ten ps --help loads only ps and its helpers', { timeout: 60_000 }, async () => {
+  const help = await loadedBy(['--help']);
+  assert.equal(help.code, 0);
+  for (const name of ['serve', 'ps', 'spawn', 'context']) assert.match(help.stdout, new RegExp(`^  ${name} .*${COMMANDS.get(name)!.description.slice(0, 20).replace(/[{}()]/g, '.')}`, 'm'));
+  assert.deepEqual(help.loaded.filter((file) => /cli\/commands\//.test(file)), [], 'ten --help loaded command modules');
+  const ps = await loadedBy(['ps', '--help']);
+  assert.equal(ps.code, 0);
+  const commands = ps.loaded.filter((file) => /cli\/commands\//.test(file)).map((file) => path.basename(file).replace(/\.[jt]s$/, ''));
+  assert.deepEqual(commands.sort(), ['common', 'ps']);
+});
+
+test('each row of cli/command-table.ts matches the command its module registers (term and description)', async () => {
+  const help = new Help();
+  const seen = new Set<string>();
+  for (const [name, entry] of COMMANDS) {
+    const program = new Command('ten');
+    (await entry.load())(program);
+    const command = program.commands.find((c) => c.name() === name);
+    assert.ok(command, `${name}: its module registers no command of that name`);
+    assert.equal(entry.description, help.subcommandDescription(command), `${name}: description`);
+    assert.equal(entry.term, help.subcommandTerm(command), `${name}: term`);
+    for (const c of program.commands) seen.add(c.name());
+  }
+  // A command some module registers but the table does not list would be unreachable.
+  assert.deepEqual([...seen].filter((name) => !COMMANDS.has(name)), []);
 });
 
 test('ten ps with --server and --token reads no config: it loads no config loader or zod', { timeout: 30_000 }, async () => {
