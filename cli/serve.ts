@@ -12,7 +12,7 @@ export interface ServeOptions {
   listen?: string;
 }
 
-/** `ten serve`: runs until SIGINT or SIGTERM, then stops every instance gracefully. */
+/** `ten serve`: runs until SIGINT or SIGTERM, then stops every instance gracefully; SIGHUP reloads the config. */
 export async function serve(options: ServeOptions): Promise<void> {
   const overrides: SettingsOverrides = {};
   if (options.port !== undefined) overrides.port = Number(options.port);
@@ -50,6 +50,9 @@ export async function serve(options: ServeOptions): Promise<void> {
     await kernel.stop().catch(() => undefined);
     throw error;
   }
+  // SIGHUP: the same file, overrides and plugins again; services added, removed and changed are applied.
+  const { reloadOnSighup } = await import('./reload.ts');
+  reloadOnSighup(kernel, () => loadConfig({ file: config.source.path ?? options.config, overrides, plugins: defaultPlugins }), log);
   const settings = config.settings;
   const context = await recordServer(kernel, config, log);
   process.stderr.write(

@@ -10,12 +10,13 @@ import { instanceOf, type KernelAccess } from './plugin-context.ts';
  * over the supervisor, service configs by own key, and tier declarations. Made once per kernel.
  */
 export function kernelAccess(kernel: Kernel): KernelAccess {
-  const services = kernel.config.services as Readonly<Record<string, ServiceConfig>>;
+  // Read on each call: a reload (core/config-reload.ts) replaces the service table.
+  const services = (): Readonly<Record<string, ServiceConfig>> => kernel.config.services;
   return {
     services: {
-      get: (name) => ownValue(services, name),
-      names: () => Object.keys(services),
-      entries: () => Object.entries(services),
+      get: (name) => ownValue(services(), name),
+      names: () => Object.keys(services()),
+      entries: () => Object.entries(services()),
     },
     instances: {
       get: (service, id) => kernel.instances.get(service, id),

@@ -7,6 +7,7 @@ import type { ResolvedConfig } from './config/loader.ts';
 import { DNS_LABEL } from './config/schema.ts';
 import { serviceConfig } from './config/lookup.ts';
 import { chooseTiers, providedTiers, type TierChoice } from './tiers.ts';
+import { reloadServices, type ConfigDiff } from './config-reload.ts';
 import { DEFAULT_TIER_TRAITS, sameTraits, type TierTraits } from './tier-traits.ts';
 import { ErrorCodes, TenementError, errorFields, errorMessage } from './errors.ts';
 import { Faults } from './faults.ts';
@@ -40,7 +41,8 @@ export interface KernelOptions {
  * runtimes and plugins tap its hooks during `start()`.
  */
 export class Kernel {
-  readonly config: ResolvedConfig;
+  /** Replaced only by `reload` (its services and instances; settings and plugins stay as they started). */
+  config: ResolvedConfig;
   readonly log: Logger;
   readonly timings = new HookTimings();
   /** Unexpected errors contained instead of ending the server (plugin taps, unhandled rejections), counted. */
@@ -64,6 +66,8 @@ export class Kernel {
   private readonly watchers = new Set<(event: InstanceEvent) => void>();
   private readonly pluginEntries: readonly PluginEntry[];
   private state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
+  /** The reload in progress: reloads run one after the other. */
+  private reloading: Promise<unknown> = Promise.resolve();
 
   constructor(options: KernelOptions) {
     this.config = options.config;
@@ -138,6 +142,25 @@ export class Kernel {
     this.state = 'started';
     this.log.info({ url: this.url, domain: settings.domain, plugins: this.plugins }, 'tenement is serving');
     this.restoreInstances();
+  }
+
+  /**
+   * Applies a new config's services and instances to the running server, leaving unchanged services' instances,
+   * the listener and the plugins alone (core/config-reload.ts); resolves with what changed and what was kept
+   * because it needs a restart. One reload at a time.
+   */
+  reload(next: ResolvedConfig): Promise<ConfigDiff> {
+    if (this.state !== 'started') return Promise.reject(new TenementError(ErrorCodes.INVALID_STATE, `cannot reload a server that is ${this.state}`));
+    const run = this.reloading.then(() => reloadServices(this, next));
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  /** For reloadServices: the new service table and the tiers chosen for added and changed services. */
+  replaceServices(services: ResolvedConfig['services'], instances: ResolvedConfig['instances'], tiers: ReadonlyMap<string, TierChoice>, removed: readonly string[]): void {
+    this.config = { ...this.config, services, instances };
+    for (const [name, choice] of tiers) this.tiers.set(name, choice);
+    for (const name of removed) this.tiers.delete(name);
   }
 
   providedTiers(): string[] {

@@ -11,6 +11,8 @@ import type { ExitInfo, SpawnSpec } from './types.ts';
  */
 export function buildSpawnSpec(kernel: Kernel, instance: Instance, port: number, dataDir: string, onExit: (exit: ExitInfo) => void): SpawnSpec {
   const config = instance.config;
+  // Each run takes the tier chosen for its service now: a reload may have changed its isolation.
+  instance.tier = kernel.tierOf(instance.service).tier;
   const values: PlaceholderValues = {
     service: instance.service,
     id: instance.id,

@@ -15,18 +15,33 @@ function hibernateIdle(ctx: PluginContext, queues: WakeQueues): void {
   }
 }
 
-/** The idle sweep, when some service has an idleTimeout: stopped when the server stops. */
+/** How often to sweep: an instance sleeps within a quarter of its timeout, never busier than 10 times a second. */
+function sweepTickMs(ctx: PluginContext): number {
+  let shortest = Infinity;
+  for (const [, service] of ctx.services.entries()) if (service.idleTimeout > 0) shortest = Math.min(shortest, service.idleTimeout);
+  return Number.isFinite(shortest) ? Math.min(5_000, Math.max(100, Math.floor(shortest / 4))) : 5_000;
+}
+
+/**
+ * The idle sweep, stopped when the server stops. Its pace is worked out again after each round from the services
+ * of the moment, so a config reload that adds a service or shortens an idleTimeout is followed.
+ */
 function startIdleSweep(ctx: PluginContext, queues: WakeQueues): void {
-  const timeouts = ctx.services
-    .entries()
-    .map(([, service]) => service.idleTimeout)
-    .filter((t) => t > 0);
-  if (timeouts.length === 0) return;
-  // Fine enough that an instance sleeps within a quarter of its timeout, never busier than 10 times a second.
-  const tickMs = Math.min(5_000, Math.max(100, Math.floor(Math.min(...timeouts) / 4)));
-  const timer = setInterval(() => hibernateIdle(ctx, queues), tickMs);
-  timer.unref();
-  ctx.onClose(() => clearInterval(timer));
+  let timer: NodeJS.Timeout | null = null;
+  let closed = false;
+  const schedule = (): void => {
+    if (closed) return;
+    timer = setTimeout(() => {
+      hibernateIdle(ctx, queues);
+      schedule();
+    }, sweepTickMs(ctx));
+    timer.unref();
+  };
+  schedule();
+  ctx.onClose(() => {
+    closed = true;
+    if (timer) clearTimeout(timer);
+  });
 }
 
 /**
