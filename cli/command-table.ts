@@ -101,6 +101,11 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
     description: 'Show the audit log of mutating API calls, newest first (a tenant token sees its own instances only)',
     load: async () => (await import('./commands/audit.ts')).registerAudit,
   }],
+  ['alerts', {
+    term: 'alerts [options]',
+    description: 'List alert deliveries to webhooks, newest first: state, attempts, last status or error, next attempt (needs an admin token)',
+    load: async () => (await import('./commands/alerts.ts')).registerAlerts,
+  }],
   ['doctor', {
     term: 'doctor [options]',
     description:

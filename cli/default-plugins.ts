@@ -10,6 +10,7 @@ import network from '../plugins/network/index.ts';
 import router from '../plugins/router/index.ts';
 import storage from '../plugins/storage/index.ts';
 import wasmPlugins from '../plugins/wasm-plugins/index.ts';
+import webhooks from '../plugins/webhooks/index.ts';
 import microvmRuntime from '../runtimes/microvm/index.ts';
 import namespaceRuntime from '../runtimes/namespace/index.ts';
 import processRuntime from '../runtimes/process/index.ts';
@@ -20,6 +21,7 @@ import wasmRuntime from '../runtimes/wasm/index.ts';
  * What `ten serve` loads before the config's own plugins: a runtime per tier (process, namespace, sandbox, microvm,
  * wasm), resource limits (cgroups), storage quotas (a no-op without `limits.storage`), private networking (a no-op
  * for `network: 'host'`), routing, health checks and hibernation, then the management surface (bearer tokens, the
- * instances API, logs, metrics) and sandboxed WASM plugins (a no-op when none are configured).
+ * instances API, logs, metrics), sandboxed WASM plugins (a no-op when none are configured) and alert webhooks (a no-op
+ * without `settings.alerts`).
  */
-export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, wasmPlugins];
+export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, wasmPlugins, webhooks];

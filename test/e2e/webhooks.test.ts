@@ -1,0 +1,404 @@
+// Alert webhooks (plugins/webhooks) end to end: `ten serve` as a real child process, instances that really
+// crash, and real HTTP receivers on loopback (a well-behaved one, and hostile ones that hang, flood or redirect).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ROOT, freePort, sleep, waitFor } from '../helpers.ts';
+import { adminToken, projectDir, startServe, writeJsonConfig, type ServeChild } from '../security/serve-child.ts';
+
+const SECRET = 'whsec_test_0123456789abcdef';
+
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  raw: string;
+  body: Record<string, unknown>;
+}
+
+type Behaviour = (req: IncomingMessage, res: ServerResponse) => void;
+
+interface Receiver {
+  url: string;
+  port: number;
+  received: Received[];
+  /** Answers for the next requests, in order; then 200. */
+  script: Behaviour[];
+  close(): Promise<void>;
+}
+
+const closers: Array<() => Promise<void> | void> = [];
+after(async () => {
+  for (const close of closers.reverse()) await close();
+});
+
+/** A webhook receiver on loopback; every request is recorded whole before the scripted answer. */
+async function receiver(port = 0, host = '127.0.0.1'): Promise<Receiver> {
+  const received: Received[] = [];
+  const script: Behaviour[] = [];
+  const sockets = new Set<import('node:net').Socket>();
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(raw) as Record<string, unknown>;
+      } catch {
+        // recorded as is
+      }
+      received.push({ headers: req.headers, raw, body });
+      const behaviour = script.shift();
+      if (behaviour) behaviour(req, res);
+      else res.end('ok');
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  const bound = (server.address() as AddressInfo).port;
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  closers.push(close);
+  return { url: `http://${host}:${bound}/hook`, port: bound, received, script, close };
+}
+
+/** The receiver's side, as docs/observability.md shows it: HMAC-SHA256 over `${t}.${raw body}`, t within 5 minutes. */
+function verifySignature(secret: string, raw: string, header: string | undefined): boolean {
+  if (!header) return false;
+  const fields = Object.fromEntries(header.split(',').map((kv) => kv.split('=', 2) as [string, string]));
+  const t = Number(fields.t);
+  if (!Number.isInteger(t) || Math.abs(Date.now() / 1000 - t) > 300) return false;
+  const expected = createHmac('sha256', secret).update(`${t}.${raw}`).digest('hex');
+  const given = String(fields.v1 ?? '');
+  return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+}
+
+/** An app that exits at once unless the file `ok` exists next to it: fails past its restart limit on demand. */
+function crashApp(dir: string): string {
+  const file = path.join(dir, 'crash-app.mjs');
+  writeFileSync(
+    file,
+    `import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+if (!existsSync(${JSON.stringify(path.join(dir, 'ok'))})) { console.error('no ok file: exiting'); process.exit(3); }
+createServer((req, res) => res.end('up')).listen(Number(process.env.PORT), process.env.HOST);
+`,
+  );
+  return file;
+}
+
+interface Setup {
+  dir: string;
+  port: number;
+  configFile: string;
+}
+
+async function project(prefix: string, alerts: Record<string, unknown>, extraServices: Record<string, unknown> = {}): Promise<Setup> {
+  const dir = projectDir(`tenement-webhooks-${prefix}-`);
+  const app = crashApp(dir);
+  const port = await freePort();
+  const configFile = writeJsonConfig(dir, {
+    settings: { port, dataDir: './data', domain: 'localhost', alerts },
+    services: {
+      crashy: {
+        command: `node ${app}`,
+        restart: 'always',
+        maxRestarts: 1,
+        backoff: { base: '50ms', max: '100ms' },
+        idleTimeout: false,
+        startupTimeout: '10s',
+        stopTimeout: '2s',
+      },
+      ...extraServices,
+    },
+    instances: { crashy: ['a'] },
+  });
+  return { dir, port, configFile };
+}
+
+async function serve(setup: Setup): Promise<ServeChild> {
+  const child = await startServe(setup.dir, setup.configFile, setup.port);
+  closers.push(async () => {
+    if (!child.exited()) child.child.kill('SIGKILL');
+    await child.exit;
+  });
+  return child;
+}
+
+async function api<T>(serve: ServeChild, url: string, options: { method?: string; token?: string } = {}): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${serve.url}${url}`, {
+    method: options.method ?? 'GET',
+    headers: { authorization: `Bearer ${options.token ?? adminToken(serve.dataDir)}` },
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+interface Delivery {
+  id: number;
+  delivery: string;
+  alert: string;
+  webhook: string;
+  kind: string;
+  rule: string;
+  instance: string | null;
+  state: string;
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  nextAttemptAt: string | null;
+}
+
+async function deliveries(serve: ServeChild): Promise<Delivery[]> {
+  const answer = await api<{ deliveries: Delivery[] }>(serve, '/api/alerts');
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  return answer.body.deliveries;
+}
+
+async function instanceState(serve: ServeChild, key: string): Promise<string> {
+  const [service, id] = key.split(':');
+  const answer = await api<{ state: string }>(serve, `/api/instances/${service}/${id}`);
+  return answer.body.state;
+}
+
+/** `ten alerts` against the server, as a user runs it. */
+function tenAlerts(serve: ServeChild, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.NODE_TEST_CONTEXT;
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'ten.mjs'), 'alerts', '--server', serve.url, '--token', adminToken(serve.dataDir), ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Fast settings for tests: evaluation every 100ms, retries from 200ms. */
+function alerts(webhooks: unknown[], rules: unknown[] = [{ on: 'failed' }], delivery: Record<string, unknown> = {}): Record<string, unknown> {
+  return { webhooks, rules, interval: '100ms', cooldown: '1m', delivery: { timeout: '3s', backoff: { base: '200ms', max: '1s' }, ...delivery } };
+}
+
+describe('alert webhooks', { timeout: 300_000 }, () => {
+  test('an instance killed past its restart limit sends one signed alert, visible in the API and `ten alerts`', async (t) => {
+    const hook = await receiver();
+    const setup = await project('signed', alerts([{ name: 'ops', url: hook.url, secret: SECRET }]));
+    const server = await serve(setup);
+    t.after(() => server.stop());
+    await waitFor(() => hook.received.length >= 1, 'the alert at the receiver', 60_000);
+    const [alert] = hook.received;
+    assert.ok(verifySignature(SECRET, alert!.raw, alert!.headers['tenement-signature'] as string), `signature ${alert!.headers['tenement-signature']}`);
+    assert.equal(verifySignature('another-secret-0123456789', alert!.raw, alert!.headers['tenement-signature'] as string), false);
+    assert.equal(verifySignature(SECRET, alert!.raw.replace('crashy', 'crashz'), alert!.headers['tenement-signature'] as string), false, 'a changed body fails');
+    assert.equal(alert!.body.type, 'alert.firing');
+    assert.equal(alert!.body.rule, 'failed');
+    assert.equal(alert!.body.instance, 'crashy:a');
+    assert.match(String(alert!.body.detail), /gave up after 1 restarts/);
+    assert.equal(alert!.headers['tenement-event'], 'firing');
+    assert.equal(alert!.headers['tenement-alert'], alert!.body.id);
+
+    await waitFor(async () => (await deliveries(server))[0]?.state === 'delivered', 'the delivery recorded as delivered', 10_000);
+    const [row] = await deliveries(server);
+    assert.equal(row!.attempts, 1);
+    assert.equal(row!.lastStatus, 200);
+    assert.equal(row!.delivery, alert!.headers['tenement-delivery']);
+    assert.equal(row!.nextAttemptAt, null);
+    assert.ok(!JSON.stringify(row).includes(hook.url), 'the API never shows the webhook URL');
+
+    // Admin only: a tenant token, even the affected tenant's, gets 403.
+    const created = await fetch(`${server.url}/api/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken(server.dataDir)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'tenant-a', tenant: 'a' }),
+    });
+    const tenant = ((await created.json()) as { token: string }).token;
+    assert.equal((await api(server, '/api/alerts', { token: tenant })).status, 403);
+    assert.equal((await api(server, '/api/alerts?state=bogus')).status, 400);
+    assert.equal((await api(server, '/api/alerts?limit=100000')).status, 400);
+
+    const cli = await tenAlerts(server, ['--json']);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal((JSON.parse(cli.stdout) as { deliveries: Delivery[] }).deliveries[0]?.alert, alert!.body.id);
+    const table = await tenAlerts(server, []);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /crashy:a/);
+    assert.match(table.stdout, /delivered/);
+    const bad = await tenAlerts(server, ['--state', 'nope']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /nope/);
+    // Exactly one alert: no second message for the same incident.
+    await sleep(500);
+    assert.equal(hook.received.length, 1);
+  });
+
+  test('a receiver answering 500 then 200 gets the alert once, after one retry (two attempts recorded)', async (t) => {
+    const hook = await receiver();
+    hook.script.push((_req, res) => {
+      res.statusCode = 500;
+      res.end('try again later');
+    });
+    const setup = await project('retry', alerts([{ name: 'ops', url: hook.url, secret: SECRET }]));
+    const server = await serve(setup);
+    t.after(() => server.stop());
+    await waitFor(async () => (await deliveries(server))[0]?.state === 'delivered', 'the delivery after its retry', 60_000);
+    const [row] = await deliveries(server);
+    assert.equal(row!.attempts, 2);
+    assert.equal(row!.lastStatus, 200);
+    assert.equal(hook.received.length, 2, 'one failed attempt, one accepted');
+    const [first, second] = hook.received;
+    assert.equal(first!.headers['tenement-delivery'], second!.headers['tenement-delivery'], 'the same delivery id on the retry');
+    assert.equal(first!.raw, second!.raw, 'the same body on the retry');
+    assert.equal(second!.headers['tenement-attempt'], '2');
+    assert.ok(verifySignature(SECRET, second!.raw, second!.headers['tenement-signature'] as string));
+    await sleep(700);
+    assert.equal(hook.received.length, 2, 'nothing more once delivered');
+  });
+
+  test('ten serve killed (SIGKILL) before the delivery succeeded still delivers it after its restart', async (t) => {
+    const port = await freePort(); // nobody listens there yet: attempts are refused
+    const url = `http://127.0.0.1:${port}/hook`;
+    const setup = await project('durable', alerts([{ name: 'ops', url, secret: SECRET }], [{ on: 'failed' }], { backoff: { base: '300ms', max: '600ms' } }));
+    let server = await serve(setup);
+    t.after(() => server.stop());
+    await waitFor(async () => ((await deliveries(server))[0]?.attempts ?? 0) >= 1, 'a refused attempt', 60_000);
+    const [pending] = await deliveries(server);
+    assert.equal(pending!.state, 'pending');
+    assert.match(pending!.lastError ?? '', /ECONNREFUSED/);
+    assert.ok(pending!.nextAttemptAt !== null);
+
+    server.child.kill('SIGKILL');
+    await server.exit;
+    const hook = await receiver(port);
+    server = await serve(setup);
+    await waitFor(() => hook.received.some((r) => r.body.id === pending!.alert), 'the alert raised before the crash, after the restart', 60_000);
+    const delivered = hook.received.find((r) => r.body.id === pending!.alert)!;
+    assert.ok(verifySignature(SECRET, delivered.raw, delivered.headers['tenement-signature'] as string));
+    assert.equal(delivered.headers['tenement-delivery'], pending!.delivery);
+    await waitFor(
+      async () => (await deliveries(server)).find((d) => d.delivery === pending!.delivery)?.state === 'delivered',
+      'the row recorded as delivered',
+      10_000,
+    );
+  });
+
+  test('cool-down: repeated failures within it give one alert, then a resolved one when the instance runs again', async (t) => {
+    const hook = await receiver();
+    const setup = await project('cooldown', alerts([{ name: 'ops', url: hook.url, secret: SECRET, format: 'generic' }]));
+    const server = await serve(setup);
+    t.after(() => server.stop());
+    await waitFor(() => hook.received.length >= 1, 'the first alert', 60_000);
+    // Fails again (the restart revives it, it crashes past its limit again) within the cool-down.
+    await api(server, '/api/instances/crashy/a/restart', { method: 'POST' });
+    await waitFor(async () => (await instanceState(server, 'crashy:a')) === 'failed', 'crashy:a failed again', 30_000);
+    await api(server, '/api/instances/crashy/a/restart', { method: 'POST' });
+    await waitFor(async () => (await instanceState(server, 'crashy:a')) === 'failed', 'crashy:a failed a third time', 30_000);
+    await sleep(500);
+    assert.equal(hook.received.length, 1, 'one alert for the incident');
+
+    writeFileSync(path.join(setup.dir, 'ok'), '');
+    const restarted = await api<{ state: string }>(server, '/api/instances/crashy/a/restart', { method: 'POST' });
+    assert.equal(restarted.body.state, 'running');
+    await waitFor(() => hook.received.length >= 2, 'the resolved message', 30_000);
+    const [firing, resolved] = hook.received;
+    assert.equal(firing!.body.kind, 'firing');
+    assert.equal(resolved!.body.kind, 'resolved');
+    assert.equal(resolved!.body.id, firing!.body.id, 'one incident: the same alert id');
+    assert.equal(resolved!.body.count, 3, 'the three failures merged into it');
+    assert.match(String(resolved!.body.summary), /running again/);
+    assert.ok(verifySignature(SECRET, resolved!.raw, resolved!.headers['tenement-signature'] as string));
+    await sleep(500);
+    assert.equal(hook.received.length, 2);
+  });
+
+  test('hostile receivers (a hang, a huge body, a redirect) block neither the server nor the other webhooks', async (t) => {
+    const good = await receiver();
+    const hang = await receiver();
+    hang.script.push(() => undefined); // never answers
+    const huge = await receiver();
+    let hugeBytes = 0;
+    huge.script.push((_req, res) => {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const pump = (): void => {
+        while (!res.destroyed && hugeBytes < 1024 ** 3) {
+          hugeBytes += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+      };
+      pump();
+    });
+    const elsewhere = await receiver(0, '127.0.0.2');
+    const redirect = await receiver();
+    redirect.script.push((_req, res) => {
+      res.writeHead(307, { location: elsewhere.url });
+      res.end();
+    });
+    const setup = await project(
+      'hostile',
+      alerts(
+        [
+          { name: 'hang', url: hang.url, secret: SECRET },
+          { name: 'huge', url: huge.url, secret: SECRET },
+          { name: 'redirect', url: redirect.url, secret: SECRET },
+          { name: 'slack', url: good.url, format: 'slack' },
+        ],
+        [{ on: 'failed' }],
+        { timeout: '20s', backoff: { base: '30s', max: '1m' } },
+      ),
+    );
+    const server = await serve(setup);
+    t.after(() => server.stop());
+    await waitFor(() => good.received.length >= 1, 'the alert at the well-behaved webhook', 60_000);
+    // The Slack-compatible body, unsigned (no secret configured).
+    const slack = good.received[0]!;
+    assert.match(String(slack.body.text), /\[FIRING\] crashy:a failed/);
+    assert.ok(Array.isArray(slack.body.blocks));
+    assert.equal(slack.headers['tenement-signature'], undefined);
+
+    await waitFor(async () => {
+      const rows = await deliveries(server);
+      const of = (name: string) => rows.find((r) => r.webhook === name);
+      return of('huge')?.attempts === 1 && of('redirect')?.attempts === 1 && of('slack')?.state === 'delivered';
+    }, 'the huge and redirect attempts recorded', 15_000);
+    const rows = await deliveries(server);
+    const of = (name: string) => rows.find((r) => r.webhook === name)!;
+    assert.equal(of('huge').lastStatus, 500);
+    assert.match(of('huge').lastError ?? '', /^answered 500: x+/);
+    assert.ok(hugeBytes < 512 * 1024 * 1024, `the huge body was not read to its end (${hugeBytes} bytes written)`);
+    assert.equal(of('redirect').lastStatus, 307);
+    assert.match(of('redirect').lastError ?? '', /not followed/);
+    assert.equal(elsewhere.received.length, 0, 'the redirect was not followed');
+    // The hanging receiver holds only its own delivery; the server answers meanwhile.
+    assert.equal(of('hang').state, 'pending');
+    assert.equal(of('hang').attempts, 0, 'still waiting for the hanging receiver');
+    const health = await fetch(`${server.url}/health`, { signal: AbortSignal.timeout(10_000) });
+    assert.equal(health.status, 200);
+    assert.equal((await api(server, '/api/instances')).status, 200);
+    // The hang ends at the request timeout as a failed attempt, with a retry scheduled.
+    await waitFor(async () => (await deliveries(server)).find((r) => r.webhook === 'hang')!.attempts === 1, 'the hanging attempt to time out', 40_000);
+    const hung = (await deliveries(server)).find((r) => r.webhook === 'hang')!;
+    assert.match(hung.lastError ?? '', /no complete answer within 20000ms/);
+    assert.equal(hung.state, 'pending');
+    assert.ok(hung.nextAttemptAt !== null);
+  });
+});
