@@ -3,11 +3,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { Gauge } from 'prom-client';
+import { isTenementError } from '../../core/errors.ts';
+import { Store } from '../../core/store.ts';
+import { createTestKernel } from '../../core/test-kernel.ts';
+import webhooksPlugin from '../../plugins/webhooks/index.ts';
+import { Outbox } from '../../plugins/webhooks/outbox.ts';
+import processRuntime from '../../runtimes/process/index.ts';
+import { definePlugin } from '../../sdk/index.ts';
 import { ROOT, freePort, sleep, waitFor } from '../helpers.ts';
 import { adminToken, projectDir, startServe, writeJsonConfig, type ServeChild } from '../security/serve-child.ts';
 
@@ -400,5 +408,180 @@ describe('alert webhooks', { timeout: 300_000 }, () => {
     assert.match(hung.lastError ?? '', /no complete answer within 20000ms/);
     assert.equal(hung.state, 'pending');
     assert.ok(hung.nextAttemptAt !== null);
+  });
+});
+
+describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
+  const plugins = [processRuntime, webhooksPlugin];
+
+  test('a bad alerts config is refused with a coded error naming each field', async () => {
+    const bad = async (alertsConfig: unknown): Promise<string> => {
+      const error = await createTestKernel({ plugins, config: { settings: { alerts: alertsConfig } } as never, start: false }).then(
+        async (kernel) => {
+          await kernel.stop();
+          return null;
+        },
+        (e: unknown) => e,
+      );
+      assert.ok(isTenementError(error), `refused: ${JSON.stringify(alertsConfig)}`);
+      assert.equal(error.code, 'TNM_ERR_CONFIG_INVALID');
+      return error.message;
+    };
+    assert.match(await bad({ webhooks: [{ name: 'ops', url: 'http://127.0.0.1:1/' }] }), /alerts\.webhooks\.0\.secret.*expected a secret for format 'generic'/s);
+    assert.match(await bad({ webhooks: [{ name: 'ops', url: 'file:///etc/passwd', secret: SECRET }] }), /alerts\.webhooks\.0\.url.*http:\/\/ or https:\/\//s);
+    assert.match(await bad({ webhooks: [{ name: '__proto__', url: 'http://127.0.0.1:1/', secret: SECRET }] }), /alerts\.webhooks\.0\.name/);
+    assert.match(await bad({ webhooks: [{ name: 'ops', url: 'http://127.0.0.1:1/', secret: 'short' }] }), /at least 16 characters/);
+    assert.match(await bad({ rules: [{ on: 'failed', webhooks: ['nope'] }] }), /alerts\.rules\.0\.webhooks.*unknown webhook 'nope'/s);
+    assert.match(await bad({ rules: [{ on: 'failed' }, { on: 'failed' }] }), /alerts\.rules\.1\.name.*two rules are named 'failed'/s);
+    assert.match(await bad({ rules: [{ on: 'crashed' }] }), /alerts\.rules\.0\.on.*expected a rule with on: 'failed'/s);
+    assert.match(await bad({ rules: [{ on: 'restarts', count: 3 }] }), /alerts\.rules\.0\.within.*expected a window/s);
+    assert.match(await bad({ rules: [{ metric: 'm', above: 1, below: 2 }] }), /exactly one of above or below/);
+    assert.match(await bad({ rules: [{ metric: 'bad name' }] }), /alerts\.rules\.0\.metric.*Prometheus metric name/s);
+    assert.match(await bad({ delivery: { backoff: { base: '1m', max: '1s' } } }), /base <= max/);
+    assert.match(await bad({ delivery: { maxRows: 5 } }), /alerts\.delivery\.maxRows/);
+    assert.match(await bad({ surprise: true }), /surprise/);
+  });
+
+  test('a metric rule fires once its threshold has been crossed for `for`, and resolves when the value is back', async (t) => {
+    const hook = await receiver();
+    let depth = 0;
+    const gauge = definePlugin({
+      name: 'test-gauge',
+      version: '1.0.0',
+      kernel: '^1',
+      setup(ctx) {
+        new Gauge({
+          name: 'test_queue_depth',
+          help: 'a gauge the test drives',
+          labelNames: ['service', 'instance'],
+          registers: [ctx.metrics],
+          collect() {
+            this.set({ service: 'notes', instance: 'alice' }, depth);
+            this.set({ service: 'other', instance: 'bob' }, depth);
+          },
+        });
+      },
+    });
+    const kernel = await createTestKernel({
+      plugins: [...plugins, gauge],
+      config: {
+        settings: {
+          alerts: {
+            webhooks: [{ name: 'ops', url: hook.url, secret: SECRET }],
+            rules: [{ name: 'deep-queue', metric: 'test_queue_depth', above: 10, for: '300ms', services: ['notes'] }],
+            interval: '50ms',
+          },
+        },
+      },
+    });
+    t.after(() => kernel.stop());
+    await sleep(300);
+    assert.equal(hook.received.length, 0, 'nothing while under the threshold');
+    const crossed = Date.now();
+    depth = 50;
+    await waitFor(() => hook.received.length >= 1, 'the firing alert', 30_000);
+    assert.ok(Date.now() - crossed >= 300, 'not before `for` had passed');
+    const firing = hook.received[0]!.body;
+    assert.equal(firing.kind, 'firing');
+    assert.equal(firing.rule, 'deep-queue');
+    assert.equal(firing.instance, 'notes:alice', 'only the series of the rule\'s services');
+    assert.deepEqual(firing.metric, { name: 'test_queue_depth', labels: { service: 'notes', instance: 'alice' }, value: 50, above: 10 });
+    depth = 1;
+    await waitFor(() => hook.received.length >= 2, 'the resolved alert', 30_000);
+    assert.equal(hook.received[1]!.body.kind, 'resolved');
+    assert.equal(hook.received[1]!.body.id, firing.id);
+    await sleep(300);
+    assert.equal(hook.received.length, 2);
+  });
+
+  test('restarts in a window: one alert to the webhooks the rule names, resolved once the window empties', async (t) => {
+    const dir = projectDir('tenement-webhooks-restarts-');
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const app = crashApp(dir);
+    const ops = await receiver();
+    const other = await receiver();
+    const kernel = await createTestKernel({
+      plugins,
+      config: {
+        settings: {
+          alerts: {
+            webhooks: [
+              { name: 'ops', url: ops.url, secret: SECRET },
+              { name: 'other', url: other.url, secret: SECRET },
+              { name: 'elsewhere', url: other.url, secret: SECRET, services: ['notes'] },
+            ],
+            rules: [{ on: 'restarts', count: 3, within: '1500ms', webhooks: ['ops', 'elsewhere'] }],
+            interval: '50ms',
+          },
+        },
+        services: { crashy: { command: `node ${app}`, maxRestarts: 4, backoff: { base: '20ms', max: '40ms' }, idleTimeout: false } },
+      },
+    });
+    t.after(() => kernel.stop());
+    await kernel.spawnInstance('crashy', 'a').catch(() => undefined);
+    await waitFor(() => ops.received.length >= 2, 'firing then resolved', 30_000);
+    const [firing, resolved] = ops.received;
+    assert.equal(firing!.body.kind, 'firing');
+    assert.match(String(firing!.body.summary), /crashy:a restarted 3 times within 1500ms/);
+    assert.equal(resolved!.body.kind, 'resolved');
+    assert.equal(resolved!.body.id, firing!.body.id);
+    assert.equal(other.received.length, 0, "neither a webhook the rule does not name nor one for other services");
+  });
+
+  test('a delivery is given up after maxAttempts and counted; the metrics show outcomes and the outbox depth', async (t) => {
+    const dir = projectDir('tenement-webhooks-giveup-');
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const app = crashApp(dir);
+    const hook = await receiver();
+    for (let i = 0; i < 5; i++) {
+      hook.script.push((_req, res) => {
+        res.statusCode = 503;
+        res.end('down');
+      });
+    }
+    const kernel = await createTestKernel({
+      plugins,
+      config: {
+        settings: {
+          alerts: {
+            webhooks: [{ name: 'ops', url: hook.url, secret: SECRET }],
+            rules: [{ on: 'failed' }],
+            interval: '50ms',
+            delivery: { maxAttempts: 2, backoff: { base: '50ms', max: '100ms' } },
+          },
+        },
+        services: { crashy: { command: `node ${app}`, restart: 'never', idleTimeout: false } },
+      },
+    });
+    t.after(() => kernel.stop());
+    await kernel.spawnInstance('crashy', 'a').catch(() => undefined);
+    const metric = async (name: string): Promise<string> => (await kernel.metricsRegistry.getSingleMetricAsString(name)) ?? '';
+    await waitFor(async () => /outcome="failed"} 1/.test(await metric('tenement_alert_deliveries_total')), 'the delivery given up', 30_000);
+    assert.equal(hook.received.length, 2);
+    assert.match(await metric('tenement_alert_deliveries_total'), /outcome="retried"} 1/);
+    assert.match(await metric('tenement_alert_deliveries_total'), /outcome="delivered"} 0/);
+    assert.match(await metric('tenement_alert_outbox_depth'), /tenement_alert_outbox_depth 0/);
+    assert.match(await metric('tenement_alerts_total'), /rule="failed",kind="firing"} 1/);
+  });
+
+  test('the outbox is bounded: finished rows make room, and when every row is pending a new one is refused', () => {
+    const dir = projectDir('tenement-webhooks-outbox-');
+    const store = new Store(path.join(dir, 'tenement.db'));
+    try {
+      const outbox = new Outbox({ db: store.db, migrate: (steps) => store.migrateOwner('webhooks', steps) }, 10);
+      const row = (n: number) => ({ alert: `alt_${n}`, webhook: 'ops', kind: 'firing' as const, rule: 'failed', service: 's', instance: `s:${n}`, summary: 'x', body: '{}' });
+      for (let n = 0; n < 10; n++) assert.ok(outbox.add(row(n)));
+      assert.equal(outbox.add(row(10)), false, 'full of pending rows: refused');
+      const [oldest] = outbox.list({ limit: 1000 }).reverse();
+      outbox.markDelivered(oldest!.id, 200, Date.now());
+      assert.ok(outbox.add(row(11)), 'a delivered row made room');
+      const rows = outbox.list({ limit: 1000 });
+      assert.equal(rows.length, 10);
+      assert.ok(!rows.some((r) => r.alert === 'alt_0'), 'the delivered row was pruned');
+      assert.equal(outbox.pendingCount(), 10);
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
