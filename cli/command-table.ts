@@ -132,4 +132,9 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
     description: 'The servers you started (recorded by ten serve) and the current one, which ten reaches from a folder without a config',
     load: async () => (await import('./commands/context.ts')).registerContext,
   }],
+  ['service', {
+    term: 'service',
+    description: 'Run ten serve as a system service (systemd)',
+    load: async () => (await import('./commands/service.ts')).registerService,
+  }],
 ]);
