@@ -76,6 +76,11 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
     description: 'Print instance output (stdout and stderr), oldest first; -f keeps following new lines until Ctrl-C',
     load: async () => (await import('./commands/logs.ts')).registerLogs,
   }],
+  ['metrics', {
+    term: 'metrics [options] <service:id>',
+    description: "Print an instance's own metrics from its last scrape (services with metrics: { path }), and why the last scrape failed if it did",
+    load: async () => (await import('./commands/metrics.ts')).registerMetrics,
+  }],
   ['deploy', {
     term: 'deploy [options] <service:version>',
     description: 'Start a new version of a service beside the running one and wait until it is healthy',
