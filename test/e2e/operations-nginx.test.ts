@@ -108,7 +108,7 @@ test('the nginx config of docs/operations.md terminates TLS for tenants, keeps H
   assert.equal(redirect.status, 301);
   assert.equal(redirect.headers.location, 'https://alice.notes.example.com/notes?x=1');
 
-  const ws = new WebSocket(`wss://127.0.0.1:${tlsPort}/`, { headers: { host: 'alice.notes.example.com' }, servername: 'alice.notes.example.com', rejectUnauthorized: false, perMessageDeflate: false });
+  const ws = new WebSocket(`wss://127.0.0.1:${tlsPort}/`, { headers: { host: 'alice.notes.example.com' }, rejectUnauthorized: false, perMessageDeflate: false });
   t.after(() => ws.terminate());
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
