@@ -3,7 +3,7 @@ import { z, z as zod } from 'zod';
 import { ErrorCodes, TenementError } from '../errors.ts';
 import type { KernelHooks } from '../hooks.ts';
 import { toHttpError } from '../http-errors.ts';
-import type { Identity } from '../types.ts';
+import type { AuthRequest, Identity } from '../types.ts';
 import type { AuditLog } from './audit.ts';
 import { requireAdmin } from './identity.ts';
 import { openApiDocument } from './openapi.ts';
@@ -11,6 +11,14 @@ import { FailureLimiter, failureKey } from './rate-limit.ts';
 import { parseInput } from './validate.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** What authentication reads of a request: a Fastify request, or one a plugin builds (the dashboard's sign-in). */
+export interface AuthenticatedRequest {
+  headers: FastifyRequest['headers'];
+  socket: { remoteAddress?: string | undefined };
+  method: string;
+  url: string;
+}
 
 /** What a mutating call concerned, for the audit log; handlers fill it in as they learn it. */
 export interface AuditNote {
@@ -92,14 +100,9 @@ export class ApiRouter {
    * Identity of the caller, or a 401; a 429 instead once the same credential prefix from the same address has
    * failed too often. The token is checked first: a valid one is never refused, whatever anyone else sent.
    */
-  async authenticate(request: FastifyRequest): Promise<Identity> {
+  async authenticate(request: AuthenticatedRequest): Promise<Identity> {
     const address = request.socket.remoteAddress ?? 'unix';
-    const identity = await this.hooks.auth.promise({
-      headers: request.headers,
-      remoteAddress: address,
-      method: request.method,
-      url: request.url,
-    });
+    const identity = await this.identify({ headers: request.headers, remoteAddress: address, method: request.method, url: request.url });
     if (identity) return identity;
     const key = failureKey(request.headers.authorization, address);
     const wait = this.limiter.retryAfter(key);
@@ -111,6 +114,14 @@ export class ApiRouter {
     this.limiter.fail(key);
     const why = request.headers.authorization ? 'invalid, expired or revoked token' : 'missing token: send Authorization: Bearer tnm_...';
     throw new TenementError(ErrorCodes.UNAUTHORIZED, why);
+  }
+
+  /**
+   * Who the `auth` hook says this is, without counting a failure: for a plugin that holds a credential it was
+   * given earlier (the dashboard's session re-checks its token on every request, so a revoked token ends it).
+   */
+  identify(request: AuthRequest): Promise<Identity | undefined> {
+    return this.hooks.auth.promise(request);
   }
 
   route<P, Q, B>(definition: ApiRoute<P, Q, B>): void {

@@ -1,3 +1,4 @@
+import type { HookTiming } from '../../core/hooks.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { PluginRunner } from './runner.ts';
 
@@ -6,6 +7,8 @@ export interface KernelPluginView {
   kind: 'kernel';
   /** Hooks its taps are on (`route`, `spawn:process`...). */
   hooks: string[];
+  /** Calls of its taps since start, by hook: the hook interceptors' timings. */
+  calls: Record<string, HookTiming>;
 }
 
 export interface WasmPluginView {
@@ -23,6 +26,8 @@ export interface WasmPluginView {
   /** Its last log lines (only with the `log` capability). */
   recentLogs: string[];
 }
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
 /** Taps by plugin: every tap is registered through the hooks' interceptor, which makes its timing slot. */
 function hooksByTap(timings: PluginContext['timings']): Map<string, string[]> {
@@ -46,7 +51,15 @@ export function pluginsRoute(ctx: Pick<PluginContext, 'api' | 'timings' | 'plugi
     access: 'admin',
     handler: () => {
       const taps = hooksByTap(ctx.timings);
-      const kernelPlugins: KernelPluginView[] = ctx.plugins.map((name) => ({ name, kind: 'kernel', hooks: taps.get(name) ?? [] }));
+      const kernelPlugins: KernelPluginView[] = ctx.plugins.map((name) => {
+        const hooks = taps.get(name) ?? [];
+        const calls: Record<string, HookTiming> = {};
+        for (const hook of hooks) {
+          const timing = ctx.timings.byTap.get(`${hook}/${name}`);
+          if (timing) calls[hook] = { calls: timing.calls, errors: timing.errors, totalMs: round(timing.totalMs), maxMs: round(timing.maxMs) };
+        }
+        return { name, kind: 'kernel', hooks, calls };
+      });
       const wasm: WasmPluginView[] = runners.map((runner) => ({
         name: runner.name,
         kind: 'wasm',

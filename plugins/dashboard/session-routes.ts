@@ -1,0 +1,106 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
+import type { Identity } from '../../core/types.ts';
+import { COOKIE, SECURE_COOKIE, requestSession } from './session-auth.ts';
+import type { Session, SessionStore } from './sessions.ts';
+
+const signInBody = z.strictObject({
+  /** A bearer token (`tnm_...`); never in a URL, never echoed. */
+  token: z.string().min(1).max(512),
+});
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/**
+ * Whether the browser reached us over TLS: our own socket, or a TLS edge on this host saying so. A remote
+ * peer's `X-Forwarded-Proto` is not believed (it could make us send a cookie without Secure... or with it).
+ */
+export function overTls(request: FastifyRequest): boolean {
+  if ((request.raw.socket as { encrypted?: boolean }).encrypted) return true;
+  const proto = request.headers['x-forwarded-proto'];
+  return typeof proto === 'string' && proto.trim().toLowerCase() === 'https' && LOOPBACK.test(request.socket.remoteAddress ?? '');
+}
+
+function setCookie(reply: FastifyReply, request: FastifyRequest, value: string, clear = false): void {
+  const secure = overTls(request);
+  const name = secure ? SECURE_COOKIE : COOKIE;
+  const attributes = `HttpOnly; SameSite=Strict; Path=/${secure ? '; Secure' : ''}${clear ? '; Max-Age=0' : ''}`;
+  void reply.header('set-cookie', `${name}=${value}; ${attributes}`);
+}
+
+function sessionAnswer(sessions: SessionStore, session: Session): { identity: Identity; csrf: string; expiresAt: number } {
+  return { identity: session.identity, csrf: session.csrf, expiresAt: sessions.expiresAt(session) };
+}
+
+/** POST/GET/DELETE /api/session: the dashboard's sign-in, page reload and sign-out. */
+export function sessionRoutes(api: PluginContext['api'], sessions: SessionStore): void {
+  api.route({
+    method: 'POST',
+    url: '/api/session',
+    summary: 'Sign in to the dashboard: exchange a token for an HttpOnly session cookie and a CSRF token',
+    description:
+      'Body { token }. The token is checked like a bearer token (same lock-out after failures per token prefix and ' +
+      'address). Answers { identity, csrf, expiresAt } and sets the tenement_session cookie. See docs/dashboard.md.',
+    tags: ['dashboard'],
+    access: 'public',
+    body: signInBody,
+    handler: async ({ body, request, reply }) => {
+      void reply.header('cache-control', 'no-store');
+      // Exactly a bearer request to the router: the same auth taps, the same failure counting and 429.
+      const identity = await api.authenticate({
+        headers: { authorization: `Bearer ${body.token}` },
+        socket: request.socket,
+        method: request.method,
+        url: request.url,
+      });
+      const session = sessions.create(body.token, identity);
+      setCookie(reply, request, session.id);
+      api.auditLog.record({
+        actor: identity.name,
+        tenant: identity.kind === 'tenant' ? identity.tenant : null,
+        action: 'POST /api/session',
+        target: 'dashboard',
+        instanceId: identity.kind === 'tenant' ? identity.tenant : null,
+        status: 200,
+        detail: 'signed in to the dashboard',
+      });
+      return sessionAnswer(sessions, session);
+    },
+  });
+
+  api.route({
+    method: 'GET',
+    url: '/api/session',
+    summary: "Who the dashboard session (or token) is, with the session's CSRF token (null for a bearer token)",
+    tags: ['dashboard'],
+    access: 'token',
+    handler: ({ identity, request, reply }) => {
+      void reply.header('cache-control', 'no-store');
+      const session = requestSession(sessions, request.headers);
+      return session ? sessionAnswer(sessions, session) : { identity, csrf: null, expiresAt: null };
+    },
+  });
+
+  api.route({
+    method: 'DELETE',
+    url: '/api/session',
+    summary: 'Sign out of the dashboard: the session ends and its cookie is cleared',
+    tags: ['dashboard'],
+    access: 'token',
+    handler: ({ request, reply, audit }) => {
+      audit.target = 'dashboard';
+      void reply.header('cache-control', 'no-store');
+      const session = requestSession(sessions, request.headers);
+      if (session) sessions.end(session.id);
+      setCookie(reply, request, '', true);
+      return { signedOut: true };
+    },
+  });
+}
+
+/** A route handler's 401 for a stream whose session ended while it was being opened. */
+export function noSession(): never {
+  throw new TenementError(ErrorCodes.UNAUTHORIZED, 'the session ended');
+}
