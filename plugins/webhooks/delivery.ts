@@ -70,7 +70,9 @@ export class Delivery {
         this.kick();
       });
     }
-    const next = this.outbox.nextDue();
+    // Webhooks with a request in flight are left out: their next row is looked at when that request ends
+    // (kick), so a hanging receiver with a queue behind it does not make this loop spin.
+    const next = this.outbox.nextDue(this.busy);
     if (next === null || this.closed) return;
     this.timer = setTimeout(() => this.pump(), Math.min(MAX_SLEEP_MS, Math.max(0, next - Date.now())));
     this.timer.unref();

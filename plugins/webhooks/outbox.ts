@@ -91,7 +91,7 @@ export class Outbox {
         `DELETE FROM webhooks_outbox WHERE id IN (SELECT id FROM webhooks_outbox WHERE state != 'pending' ORDER BY id LIMIT ?)`,
       ),
       due: db.prepare(`SELECT ${COLUMNS} FROM webhooks_outbox WHERE state = 'pending' AND webhook = ? AND next_at <= ? ORDER BY next_at, id LIMIT 1`),
-      nextDue: db.prepare(`SELECT min(next_at) AS at FROM webhooks_outbox WHERE state = 'pending'`),
+      nextDue: db.prepare(`SELECT min(next_at) AS at FROM webhooks_outbox WHERE state = 'pending' AND webhook NOT IN (SELECT value FROM json_each(?))`),
       delivered: db.prepare(
         `UPDATE webhooks_outbox SET state = 'delivered', attempts = attempts + 1, last_at = @now, last_status = @status, last_error = NULL,
          done_at = @now, next_at = NULL WHERE id = @id AND state = 'pending'`,
@@ -131,9 +131,9 @@ export class Outbox {
     return this.statements.due.get(webhook, now) as OutboxRow | undefined;
   }
 
-  /** When the earliest pending row is due, or null when none is pending. */
-  nextDue(): number | null {
-    return (this.statements.nextDue.get() as { at: number | null }).at;
+  /** When the earliest pending row of a webhook other than `busy` ones is due, or null when none is pending. */
+  nextDue(busy: Iterable<string> = []): number | null {
+    return (this.statements.nextDue.get(JSON.stringify([...busy])) as { at: number | null }).at;
   }
 
   markDelivered(id: number, status: number, now: number): void {

@@ -16,7 +16,7 @@ import webhooksPlugin from '../../plugins/webhooks/index.ts';
 import { Outbox } from '../../plugins/webhooks/outbox.ts';
 import processRuntime from '../../runtimes/process/index.ts';
 import { definePlugin } from '../../sdk/index.ts';
-import { ROOT, freePort, sleep, waitFor } from '../helpers.ts';
+import { ECHO_APP, ROOT, freePort, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { adminToken, projectDir, startServe, writeJsonConfig, type ServeChild } from '../security/serve-child.ts';
 
 const SECRET = 'whsec_test_0123456789abcdef';
@@ -526,6 +526,100 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
     assert.equal(resolved!.body.kind, 'resolved');
     assert.equal(resolved!.body.id, firing!.body.id);
     assert.equal(other.received.length, 0, "neither a webhook the rule does not name nor one for other services");
+  });
+
+  test('unhealthy for a duration: fires once the instance has not been healthy for `for`, resolves when it is', async (t) => {
+    const hook = await receiver();
+    const kernel = await createTestKernel({
+      plugins: [...servePlugins, webhooksPlugin],
+      config: {
+        settings: {
+          healthInterval: '100ms',
+          alerts: { webhooks: [{ name: 'ops', url: hook.url, secret: SECRET }], rules: [{ on: 'unhealthy', for: '600ms' }], interval: '50ms' },
+        },
+        services: {
+          echo: {
+            command: `node ${ECHO_APP}`,
+            idleTimeout: false,
+            health: { path: '/health', failures: 2 },
+            startupTimeout: '1s',
+            maxRestarts: 100,
+            backoff: { base: '50ms', max: '100ms' },
+          },
+        },
+      },
+    });
+    t.after(() => kernel.stop());
+    const instance = await kernel.spawnInstance('echo', 'a');
+    const marker = path.join(kernel.instanceDir('echo', 'a'), 'unhealthy');
+    writeFileSync(marker, '');
+    let unhealthyAt = 0;
+    kernel.watchEvents((event) => {
+      if (event.type === 'unhealthy' && unhealthyAt === 0) unhealthyAt = event.at;
+    });
+    await waitFor(() => hook.received.length >= 1, 'the unhealthy alert', 30_000);
+    assert.ok(unhealthyAt > 0 && Date.now() - unhealthyAt >= 600, 'not before `for` had passed since the unhealthy notice');
+    assert.equal(hook.received[0]!.body.kind, 'firing');
+    assert.match(String(hook.received[0]!.body.summary), /echo:a has been unhealthy for/);
+    rmSync(marker, { force: true });
+    await waitFor(() => hook.received.length >= 2, 'the resolved alert', 30_000);
+    assert.equal(hook.received[1]!.body.kind, 'resolved');
+    assert.equal(instance.state, 'running');
+    assert.equal(instance.health, 'healthy');
+  });
+
+  test('a wake that fails raises wake-failed, resolved once the instance runs again', async (t) => {
+    const dir = projectDir('tenement-webhooks-wake-');
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const app = crashApp(dir);
+    writeFileSync(path.join(dir, 'ok'), '');
+    const hook = await receiver();
+    const kernel = await createTestKernel({
+      plugins: [...servePlugins, webhooksPlugin],
+      config: {
+        settings: { alerts: { webhooks: [{ name: 'ops', url: hook.url, secret: SECRET }], rules: [{ on: 'wake-failed' }], interval: '50ms' } },
+        services: { crashy: { command: `node ${app}`, idleTimeout: false, maxRestarts: 1, backoff: { base: '20ms', max: '40ms' } } },
+      },
+    });
+    t.after(() => kernel.stop());
+    const instance = await kernel.spawnInstance('crashy', 'a');
+    await kernel.hibernate(instance);
+    rmSync(path.join(dir, 'ok'));
+    const failed = await request(kernel, 'a.crashy.localhost', '/');
+    assert.equal(failed.status, 503, failed.body);
+    await waitFor(() => hook.received.length >= 1, 'the wake-failed alert', 30_000);
+    assert.equal(hook.received[0]!.body.rule, 'wake-failed');
+    assert.match(String(hook.received[0]!.body.summary), /crashy:a could not be woken/);
+    writeFileSync(path.join(dir, 'ok'), '');
+    await waitFor(() => instance.state === 'failed', 'the instance to give up', 30_000);
+    await kernel.spawnInstance('crashy', 'a');
+    await waitFor(() => hook.received.length >= 2, 'the resolved alert', 30_000);
+    assert.match(String(hook.received[1]!.body.summary), /running again/);
+    assert.equal(hook.received[1]!.body.kind, 'resolved');
+    assert.equal(hook.received.length, 2);
+  });
+
+  test('oom: merged while OOM kills keep coming, resolved after a cool-down without one', async (t) => {
+    const hook = await receiver();
+    const kernel = await createTestKernel({
+      plugins: [processRuntime, webhooksPlugin],
+      config: {
+        settings: { alerts: { webhooks: [{ name: 'ops', url: hook.url, secret: SECRET }], rules: [{ on: 'oom', cooldown: '700ms' }], interval: '50ms' } },
+        services: { echo: { command: `node ${ECHO_APP}`, idleTimeout: false } },
+      },
+    });
+    t.after(() => kernel.stop());
+    const instance = await kernel.spawnInstance('echo', 'a');
+    // The notice the cgroups plugin emits when the kernel OOM-kills a process of the instance.
+    kernel.emit(instance, 'oom', 'killed node (pid 1234)');
+    await waitFor(() => hook.received.length >= 1, 'the oom alert', 30_000);
+    kernel.emit(instance, 'oom', 'killed node (pid 1235)');
+    await waitFor(() => hook.received.length >= 2, 'the resolved alert', 30_000);
+    const [firing, resolved] = hook.received;
+    assert.equal(firing!.body.kind, 'firing');
+    assert.equal(firing!.body.detail, 'killed node (pid 1234)');
+    assert.equal(resolved!.body.kind, 'resolved');
+    assert.equal(resolved!.body.count, 2);
   });
 
   test('a delivery is given up after maxAttempts and counted; the metrics show outcomes and the outbox depth', async (t) => {
