@@ -80,6 +80,7 @@ export default definePlugin({
       config.rules.filter((rule): rule is MetricRule => 'metric' in rule),
       incidents,
       ctx.metrics,
+      (message) => ctx.log.warn(message),
     );
     if (config.rules.length > 0) ctx.hooks.stateChange.tap((event) => eventRules.onEvent(event));
 

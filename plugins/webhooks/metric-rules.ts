@@ -18,14 +18,17 @@ interface Sample {
 
 const SUFFIXES = ['_bucket', '_count', '_sum'] as const;
 
-/** Samples of `name`: a gauge or counter by its name, or a histogram's or summary's `_count`/`_sum`. */
-async function samples(registry: Registry, name: string): Promise<Sample[]> {
+/**
+ * Samples of `name`: a gauge or counter by its name, or a histogram's or summary's `_count`/`_sum`; null when the
+ * registry has no such metric.
+ */
+async function samples(registry: Registry, name: string): Promise<Sample[] | null> {
   let metric = registry.getSingleMetric(name);
   if (!metric) {
     const suffix = SUFFIXES.find((s) => name.endsWith(s));
-    if (suffix === undefined) return [];
+    if (suffix === undefined) return null;
     metric = registry.getSingleMetric(name.slice(0, -suffix.length));
-    if (!metric) return [];
+    if (!metric) return null;
   }
   const data = await metric.get();
   const out: Sample[] = [];
@@ -62,11 +65,14 @@ function describeSeries(name: string, labels: Record<string, string>): string {
 export class MetricRules {
   /** rule -> series key -> since when it has been past the threshold. */
   private readonly breachedSince = new Map<MetricRule, Map<string, number>>();
+  /** Rules whose metric the registry lacks (a typo, a plugin not loaded): said once each, not every tick. */
+  private readonly missing = new Set<MetricRule>();
 
   constructor(
     private readonly rules: readonly MetricRule[],
     private readonly incidents: Incidents,
     private readonly registry: Registry,
+    private readonly warn: (message: string) => void,
   ) {
     for (const rule of rules) this.breachedSince.set(rule, new Map());
   }
@@ -75,7 +81,12 @@ export class MetricRules {
     for (const rule of this.rules) {
       const pending = this.breachedSince.get(rule)!;
       const seen = new Set<string>();
-      for (const sample of await samples(this.registry, rule.metric)) {
+      const found = await samples(this.registry, rule.metric);
+      if (found === null && !this.missing.has(rule)) {
+        this.missing.add(rule);
+        this.warn(`alert rule '${rule.name}': no metric named ${rule.metric} in the registry (yet): it cannot fire until one is registered`);
+      }
+      for (const sample of found ?? []) {
         if (!this.matches(rule, sample.labels)) continue;
         const key = seriesKey(sample.labels);
         seen.add(key);

@@ -210,7 +210,9 @@ function alerts(webhooks: unknown[], rules: unknown[] = [{ on: 'failed' }], deli
 describe('alert webhooks', { timeout: 300_000 }, () => {
   test('an instance killed past its restart limit sends one signed alert, visible in the API and `ten alerts`', async (t) => {
     const hook = await receiver();
-    const setup = await project('signed', alerts([{ name: 'ops', url: hook.url, secret: SECRET }]));
+    // A metric rule with a misspelt name (the metric is tenement_instance_resident_memory_bytes) is said once in the log.
+    const rules = [{ on: 'failed' }, { name: 'typo', metric: 'tenement_instance_memory_bytes', above: 1 }];
+    const setup = await project('signed', alerts([{ name: 'ops', url: hook.url, secret: SECRET }], rules));
     const server = await serve(setup);
     t.after(() => server.stop());
     await waitFor(() => hook.received.length >= 1, 'the alert at the receiver', 60_000);
@@ -257,6 +259,7 @@ describe('alert webhooks', { timeout: 300_000 }, () => {
     // Exactly one alert: no second message for the same incident.
     await sleep(500);
     assert.equal(hook.received.length, 1);
+    assert.equal(server.output().match(/no metric named tenement_instance_memory_bytes/g)?.length, 1, 'the missing metric is said once');
   });
 
   test('a receiver answering 500 then 200 gets the alert once, after one retry (two attempts recorded)', async (t) => {
