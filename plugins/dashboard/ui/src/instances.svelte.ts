@@ -130,8 +130,22 @@ class LiveInstances {
     };
   }
 
+  private scheduled = false;
+
+  /**
+   * Changes are published once per frame: a burst of events (a snapshot's worth of `instance` events, a restart
+   * of every instance) costs one re-sort and one redraw per frame instead of one per event.
+   */
   private publish(): void {
-    this.rows = Array.from(this.byKey.values());
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const run = (): void => {
+      this.scheduled = false;
+      this.rows = Array.from(this.byKey.values());
+    };
+    // A hidden tab gets no animation frames: publish on a timer there, so it is current when shown again.
+    if (document.hidden) setTimeout(run, 250);
+    else requestAnimationFrame(run);
   }
 }
 
