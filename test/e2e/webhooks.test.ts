@@ -1,22 +1,24 @@
 // Alert webhooks (plugins/webhooks) end to end: `ten serve` as a real child process, instances that really
 // crash, and real HTTP receivers on loopback (a well-behaved one, and hostile ones that hang, flood or redirect).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import { Gauge } from 'prom-client';
 import { isTenementError } from '../../core/errors.ts';
 import { Store } from '../../core/store.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import webhooksPlugin from '../../plugins/webhooks/index.ts';
+import storagePlugin from '../../plugins/storage/index.ts';
 import { Outbox } from '../../plugins/webhooks/outbox.ts';
 import processRuntime from '../../runtimes/process/index.ts';
 import { definePlugin } from '../../sdk/index.ts';
-import { ECHO_APP, ROOT, freePort, request, servePlugins, sleep, waitFor } from '../helpers.ts';
+import { ECHO_APP, ROOT, freePort, onPath, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { adminToken, projectDir, startServe, writeJsonConfig, type ServeChild } from '../security/serve-child.ts';
 
 const SECRET = 'whsec_test_0123456789abcdef';
@@ -680,5 +682,72 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
       store.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/** Storage rules need the storage plugin's real loop-mounted ext4 images. */
+function storageSkip(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (loop mounts)';
+  if (!existsSync('/dev/loop-control')) return 'needs loop devices (/dev/loop-control)';
+  for (const tool of ['mkfs.ext4', 'resize2fs', 'e2fsck', 'losetup']) if (!onPath(tool)) return `needs ${tool} (apt-get install e2fsprogs util-linux)`;
+  return false;
+}
+
+/** A data dir whose mounts and loop devices are undone after the test (the storage plugin keeps mounts at shutdown on purpose). */
+function scratchDataDir(t: TestContext): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-webhooks-storage-'));
+  t.after(() => {
+    const prefix = `${realpathSync(dir)}/`;
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((line) => line.split(' ')[4])
+      .filter((point): point is string => point !== undefined && point.startsWith(prefix));
+    for (const point of mounts.reverse()) {
+      try {
+        execFileSync('umount', [point]);
+      } catch {
+        execFileSync('umount', ['-l', point]);
+      }
+    }
+    const images = path.join(dir, '.storage', 'images');
+    for (const service of existsSync(images) ? readdirSync(images) : []) {
+      for (const file of readdirSync(path.join(images, service))) {
+        const bound = execFileSync('losetup', ['-j', path.join(realpathSync(images), service, file)], { encoding: 'utf8' });
+        for (const device of bound.split('\n').map((line) => line.split(':')[0]).filter(Boolean)) execFileSync('losetup', ['-d', device!]);
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+describe('alert webhooks on storage', { skip: storageSkip(), timeout: 120_000 }, () => {
+  test('storage above a share of the limit fires, and resolves when the data is deleted', async (t) => {
+    const dataDir = scratchDataDir(t);
+    const hook = await receiver();
+    const kernel = await createTestKernel({
+      plugins: [...servePlugins, storagePlugin, webhooksPlugin],
+      config: {
+        settings: {
+          dataDir,
+          alerts: { webhooks: [{ name: 'ops', url: hook.url, secret: SECRET }], rules: [{ on: 'storage', above: 0.5 }], interval: '50ms' },
+        },
+        services: { echo: { command: `node ${ECHO_APP}`, idleTimeout: false, limits: { storage: '32MiB' } } },
+        pluginOptions: { storage: { pollInterval: '50ms', gcInterval: false } },
+      },
+    });
+    t.after(() => kernel.stop());
+    await kernel.spawnInstance('echo', 'a');
+    await sleep(300);
+    assert.equal(hook.received.length, 0, 'an empty DATA_DIR is under the threshold');
+    const file = path.join(kernel.instanceDir('echo', 'a'), 'big.bin');
+    writeFileSync(file, Buffer.alloc(20 * 1024 * 1024, 1));
+    await waitFor(() => hook.received.length >= 1, 'the storage alert', 30_000);
+    assert.equal(hook.received[0]!.body.kind, 'firing');
+    assert.match(String(hook.received[0]!.body.summary), /echo:a storage is at \d+(\.\d)?% of its limit/);
+    rmSync(file);
+    await waitFor(() => hook.received.length >= 2, 'the resolved alert', 30_000);
+    assert.equal(hook.received[1]!.body.kind, 'resolved');
+    assert.match(String(hook.received[1]!.body.summary), /back under 50%/);
   });
 });
