@@ -7,6 +7,7 @@ import instancesApi from '../plugins/instances-api/index.ts';
 import logs from '../plugins/logs/index.ts';
 import metrics from '../plugins/metrics/index.ts';
 import network from '../plugins/network/index.ts';
+import otel from '../plugins/otel/index.ts';
 import router from '../plugins/router/index.ts';
 import storage from '../plugins/storage/index.ts';
 import wasmPlugins from '../plugins/wasm-plugins/index.ts';
@@ -22,6 +23,7 @@ import wasmRuntime from '../runtimes/wasm/index.ts';
  * wasm), resource limits (cgroups), storage quotas (a no-op without `limits.storage`), private networking (a no-op
  * for `network: 'host'`), routing, health checks and hibernation, then the management surface (bearer tokens, the
  * instances API, logs, metrics), sandboxed WASM plugins (a no-op when none are configured) and alert webhooks (a no-op
- * without `settings.alerts`).
+ * without `settings.alerts`), and tracing (`otel`: a no-op, the OpenTelemetry SDK not even loaded, without
+ * `settings.otel` or OTEL_EXPORTER_OTLP_ENDPOINT).
  */
-export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, wasmPlugins, webhooks];
+export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, wasmPlugins, webhooks, otel];

@@ -10,6 +10,7 @@ import type { Registry } from 'prom-client';
 import { isTenementError, pluginError } from './errors.ts';
 import type {
   AuthRequest,
+  HealthCheckReport,
   HealthProbe,
   HealthResult,
   Identity,
@@ -22,6 +23,7 @@ import type {
   RunningHandle,
   SpawnSpec,
   TierProbe,
+  UpstreamRequest,
   WakeRequest,
 } from './types.ts';
 
@@ -62,6 +64,14 @@ export interface KernelHooks {
   /** Every proxied request once it has ended (answered, failed or abandoned). */
   request: SyncHook<[ProxiedRequest]>;
   /**
+   * The head about to go to an instance, once per instance a request is sent to (both proxy paths and the
+   * in-process one): taps may add, change or remove headers in place (tracing's `traceparent`). Called only
+   * when tapped, so the hot path pays nothing otherwise; a failing tap is contained and the head goes as it is.
+   */
+  upstreamHeaders: SyncHook<[UpstreamRequest]>;
+  /** Every health check the kernel ran (readiness polls, the monitor, the API), once it answered. Only when tapped. */
+  healthChecked: SyncHook<[InstanceView, HealthCheckReport]>;
+  /**
    * Plugins add what they know of an instance (OOM kills, storage use...) to what the API shows of it: each tap
    * sets its own keys on `facts` (through ctx.hooks a plugin writes into an object of its own, merged after it; a
    * key two plugins set is refused and recorded, core/describe-facts.ts). Runs for every instance view, so taps
@@ -88,7 +98,7 @@ export type HookFaultListener = (hook: string, plugin: string, error: unknown) =
  * contained where it happened, so a broken plugin can neither take the server down (a `log` tap runs inside an
  * instance's output stream) nor keep the other plugins' taps from running.
  */
-const OBSERVER_HOOKS: ReadonlySet<string> = new Set(['log', 'request', 'stateChange', 'describe']);
+const OBSERVER_HOOKS: ReadonlySet<string> = new Set(['log', 'request', 'stateChange', 'describe', 'upstreamHeaders', 'healthChecked']);
 /** Hooks where an uncoded error is a plugin's bug worth counting; elsewhere (spawn, health) failing is an answer. */
 const FAULT_HOOKS: ReadonlySet<string> = new Set([...OBSERVER_HOOKS, 'route', 'auth', 'metrics']);
 
@@ -235,6 +245,8 @@ export function createHooks(timings: HookTimings): KernelHooks {
     stateChange: instrument(new SyncHook<[InstanceEvent]>(['event']), 'stateChange', timings),
     log: instrument(new SyncHook<[InstanceView, LogLine]>(['instance', 'line']), 'log', timings),
     request: instrument(new SyncHook<[ProxiedRequest]>(['request']), 'request', timings),
+    upstreamHeaders: instrument(new SyncHook<[UpstreamRequest]>(['request']), 'upstreamHeaders', timings),
+    healthChecked: instrument(new SyncHook<[InstanceView, HealthCheckReport]>(['instance', 'report']), 'healthChecked', timings),
     describe: instrument(new AsyncParallelHook<[InstanceView, InstanceFacts]>(['instance', 'facts']), 'describe', timings),
   };
 }

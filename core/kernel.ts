@@ -312,10 +312,16 @@ export class Kernel {
     const hook = this.hooks.health.get(check.kind);
     if (!hook || hook.taps.length === 0) return { ok: true, detail: `no '${check.kind}' health check plugin loaded` };
     const probe = { path: check.path, timeoutMs: timeoutMs ?? check.timeoutMs };
-    const result = await hook
+    const startedAt = performance.now();
+    const answer = await hook
       .promise(instance, probe)
       .catch((error: unknown): HealthResult => ({ ok: false, detail: errorMessage(error) }));
-    return result ?? { ok: false, detail: 'no health check answered' };
+    const result = answer ?? { ok: false, detail: 'no health check answered' };
+    const observers = this.hooks.healthChecked;
+    if (observers.taps.length !== 0) {
+      observers.call(instance, { kind: check.kind, path: check.path, result, startedAt, durationMs: performance.now() - startedAt });
+    }
+    return result;
   }
 
   /** An event that is not a state change (spawned, unhealthy, oom), delivered like transitions. */

@@ -62,12 +62,13 @@ export function createNodeServer(kernel: Kernel, proxy: Proxy, management: () =>
       res.shouldKeepAlive = false;
       return sendError(res, badFraming(problem));
     }
+    const receivedAt = performance.now();
     route(req, false).then(
       (target) => {
         if (!('kind' in target)) return sendError(res, target);
         switch (target.kind) {
           case 'instances':
-            return proxy.forward(req, res, target).catch((error: unknown) => sendError(res, toHttpError(error)));
+            return proxy.forward(req, res, target, { hostname: hostnameOf(req.headers.host) ?? '', receivedAt }).catch((error: unknown) => sendError(res, toHttpError(error)));
           case 'management':
             return management()(req, res);
           case 'reject':
@@ -81,10 +82,11 @@ export function createNodeServer(kernel: Kernel, proxy: Proxy, management: () =>
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const problem = nodeRequestProblem(req.method ?? '', req.url ?? '', req.rawHeaders);
     if (problem !== null) return sendSocketError(socket, badFraming(problem));
+    const receivedAt = performance.now();
     route(req, true).then(
       (target) => {
         if (!('kind' in target)) return sendSocketError(socket, target);
-        if (target.kind === 'instances') return proxy.upgrade(req, socket, head, target);
+        if (target.kind === 'instances') return proxy.upgrade(req, socket, head, target, { hostname: hostnameOf(req.headers.host) ?? '', receivedAt });
         if (target.kind === 'reject') return sendSocketError(socket, target);
         return sendSocketError(socket, httpError(ErrorCodes.NOT_FOUND, 'no upgrade endpoint here'));
       },

@@ -11,7 +11,14 @@ import { bodyTooLarge, callInProcess, clientAnswer, isHttpError, requestTimedOut
 import type { Instance } from './instance.ts';
 import type { InProcessHandler } from './types.ts';
 
-export async function serveInProcess(instance: Instance, handler: InProcessHandler, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function serveInProcess(
+  instance: Instance,
+  handler: InProcessHandler,
+  req: IncomingMessage,
+  res: ServerResponse,
+  /** The `upstreamHeaders` hook for this request. */
+  editHeaders: (headers: string[]) => void,
+): Promise<void> {
   instance.requestStarted();
   res.once('close', () => instance.requestFinished());
   const timer = setTimeout(() => sendError(res, requestTimedOut(instance)), instance.config.requestTimeout);
@@ -27,6 +34,7 @@ export async function serveInProcess(instance: Instance, handler: InProcessHandl
     proto: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
     host: req.headers.host,
   });
+  editHeaders(headers);
   const result = await callInProcess(instance, handler, { method: req.method ?? 'GET', target: req.url ?? '/', headers, body, remoteAddress });
   if (res.headersSent || res.destroyed) return;
   if (isHttpError(result)) return sendError(res, result);

@@ -8,11 +8,22 @@ import type { KernelHooks } from './hooks.ts';
 import type { RouteTarget } from './types.ts';
 import { connectUpstream, unixPath } from './upstream-address.ts';
 import { responseFramingProblem } from './dataplane/http1.ts';
-import { RequestContext, decideAfterFailure, pickCandidate, reportRequest, upstreamFailure } from './dataplane/policy.ts';
+import { RequestContext, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, upstreamFailure } from './dataplane/policy.ts';
 import { serveInProcess } from './proxy-in-process.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 type Outcome = 'done' | 'next-candidate';
+
+/** What the entry knew of a request before routing it: the host name it asked for and when its head was read. */
+export interface Received {
+  hostname: string;
+  receivedAt: number;
+}
+
+function requestContext(req: IncomingMessage, bodyless: boolean, target: InstanceTarget, received: Received): RequestContext {
+  const remote = req.socket.remoteAddress ?? '';
+  return new RequestContext(req.method ?? 'GET', bodyless, target.candidates, req.url ?? '/', received.hostname, req.rawHeaders, remote, received.receivedAt);
+}
 
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
@@ -74,8 +85,8 @@ export class Proxy {
     this.agent.destroy();
   }
 
-  async forward(req: IncomingMessage, res: ServerResponse, target: InstanceTarget): Promise<void> {
-    const ctx = new RequestContext(req.method ?? 'GET', !hasBody(req), target.candidates);
+  async forward(req: IncomingMessage, res: ServerResponse, target: InstanceTarget, received: Received): Promise<void> {
+    const ctx = requestContext(req, !hasBody(req), target, received);
     res.once('close', () => {
       ctx.status = res.headersSent ? res.statusCode : 0;
       reportRequest(this.hooks, ctx);
@@ -87,7 +98,7 @@ export class Proxy {
       if (!(picked instanceof Instance)) return sendError(res, picked);
       // An instance in this process (the wasm tier) takes the request directly: no connection to make.
       const inProcess = picked.handle!.inProcess;
-      if (inProcess) return serveInProcess(picked, inProcess, req, res);
+      if (inProcess) return serveInProcess(picked, inProcess, req, res, (headers) => editUpstreamHeaders(this.hooks, ctx, picked, headers));
       if ((await this.attempt(ctx, picked, req, res)) === 'done') return;
     }
   }
@@ -110,6 +121,7 @@ export class Proxy {
       // A body of unknown length goes on chunked. Said explicitly: Node frames it by itself only for some methods
       // and would send a DELETE's or GET's body raw, for the app to read as another request.
       if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
+      editUpstreamHeaders(this.hooks, ctx, instance, headers);
       const send = (): void => {
         const upstream = http.request({
           ...(socketPath ? { socketPath } : { host: address.host, port: address.port }),
@@ -189,11 +201,11 @@ export class Proxy {
   }
 
   /** WebSocket (and any other) upgrades: the handshake goes through, then bytes flow both ways untouched. */
-  async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: InstanceTarget): Promise<void> {
+  async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: InstanceTarget, received: Received): Promise<void> {
     socket.on('error', () => socket.destroy());
     // Upgrades are not reported through the `request` hook (a connection, not a request): the context picks,
     // and decides what a refused connection means.
-    await this.tunnel(new RequestContext(req.method ?? 'GET', true, target.candidates), req, socket, head, 0);
+    await this.tunnel(requestContext(req, true, target, received), req, socket, head, 0);
   }
 
   private async tunnel(ctx: RequestContext, req: IncomingMessage, socket: Duplex, head: Buffer, from: number): Promise<void> {

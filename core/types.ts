@@ -238,12 +238,59 @@ export interface ProxiedRequest {
   durationMs: number;
   /** Time spent waiting for the instance to wake or restart (0 when it was running). */
   wakeMs: number;
+  /** The same object the `wake` and `upstreamHeaders` hooks saw for this request. */
+  exchange: ProxyExchange;
+}
+
+/**
+ * One proxied request from the moment it was read to its end: the same object at every hook that concerns it
+ * (`wake`, `upstreamHeaders`, `request`), so a plugin can keep per-request state against it (a WeakMap).
+ */
+export interface ProxyExchange {
+  readonly method: string;
+  /** Path and query as the client sent them. */
+  readonly target: string;
+  /** The host name the client asked for (no port, lowercased). */
+  readonly hostname: string;
+  readonly remoteAddress: string;
+  /** performance.now() when the request head had been read, before the `route` hook. */
+  readonly receivedAt: number;
+  /** performance.now() when it was routed to instances (the `request` hook's `durationMs` counts from here). */
+  readonly startedAt: number;
+  /** Time spent waiting for wakes so far. */
+  readonly wakeMs: number;
+  /** A request header as the client sent it (repeated ones joined with ", "), or undefined; `name` in lowercase. */
+  header(name: string): string | undefined;
+}
+
+/** The head about to go to an instance (the `upstreamHeaders` hook), once per instance the request is sent to. */
+export interface UpstreamRequest {
+  readonly exchange: ProxyExchange;
+  readonly instance: InstanceView;
+  /**
+   * Flat name/value pairs about to be sent (hop-by-hop headers already removed, X-Forwarded-* added): taps may
+   * add, change or remove pairs in place (a tracer swaps the client's `traceparent` for its own).
+   */
+  readonly headers: string[];
+}
+
+/** One health check as the kernel ran it (the `healthChecked` hook). */
+export interface HealthCheckReport {
+  /** The check kind ('http', 'tcp'...) and the path probed (null for tcp). */
+  kind: string;
+  path: string | null;
+  result: HealthResult;
+  /** performance.now() when it started, and how long it took. */
+  startedAt: number;
+  durationMs: number;
 }
 
 export interface WakeRequest {
   instance: InstanceView;
   /** Aborted when the waiting client goes away. */
   signal?: AbortSignal;
+  /** The request waiting for the wake (absent when something other than a proxied request wakes it). */
+  exchange?: ProxyExchange;
 }
 
 /** Identity for the management API (tapped by auth plugins). */

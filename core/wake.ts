@@ -1,6 +1,7 @@
 import { ErrorCodes, TenementError } from './errors.ts';
 import type { KernelHooks } from './hooks.ts';
 import type { Instance } from './instance.ts';
+import type { ProxyExchange } from './types.ts';
 
 /** Whoever waits for the wake: the client's socket or response, whose close abandons the wait. */
 export interface WaitingClient {
@@ -18,13 +19,14 @@ export async function wakeForRequest(
   hooks: KernelHooks,
   instance: Instance,
   client: WaitingClient,
+  exchange?: ProxyExchange,
 ): Promise<void> {
   const abort = new AbortController();
   const onClose = (): void => abort.abort(new Error('client went away'));
   client.once('close', onClose);
   let woken: boolean | undefined;
   try {
-    woken = await hooks.wake.promise({ instance, signal: abort.signal });
+    woken = await hooks.wake.promise(exchange ? { instance, signal: abort.signal, exchange } : { instance, signal: abort.signal });
   } finally {
     client.removeListener('close', onClose);
   }

@@ -6,6 +6,7 @@
  */
 import { networkServiceFields, networkSettingsFields } from '../../plugins/network/schema.ts';
 import { storageServiceFields } from '../../plugins/storage/schema.ts';
+import { otelSettingsFields } from '../../plugins/otel/schema.ts';
 import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import type { SchemaContribution } from './compose.ts';
@@ -21,6 +22,7 @@ export const FIRST_PARTY: readonly SchemaContribution[] = [
   { name: 'runtime-wasm', tiers: [{ name: 'wasm' }], serviceFields: wasmServiceFields },
   { name: 'network', serviceFields: networkServiceFields, settingsFields: networkSettingsFields },
   { name: 'storage', serviceFields: storageServiceFields },
+  { name: 'otel', settingsFields: otelSettingsFields },
   { name: 'webhooks', settingsFields: webhooksSettingsFields },
 ];
 

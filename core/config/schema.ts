@@ -5,6 +5,7 @@ import { composeSchema, type ComposedSchema, type FieldShape } from './compose.t
 import { FIRST_PARTY, FIRST_PARTY_TIERS, type FirstPartyTier } from './first-party.ts';
 import { storageServiceFields } from '../../plugins/storage/schema.ts';
 import { networkServiceFields, networkSettingsFields } from '../../plugins/network/schema.ts';
+import { otelSettingsFields } from '../../plugins/otel/schema.ts';
 import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
@@ -325,7 +326,7 @@ const firstPartyServiceFields = {
   ...wasmServiceFields,
   limits: z.strictObject({ ...limits.shape, ...storageServiceFields.limits.unwrap().shape }).optional(),
 };
-const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields };
+const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields, ...otelSettingsFields };
 
 /** Everything `ten serve` loads by default, composed: what plugins see as ServiceConfig and Settings. */
 export const FIRST_PARTY_SCHEMA: ComposedSchema = composeSchema(CORE_FIELDS, FIRST_PARTY);

@@ -187,6 +187,7 @@ export class ClientConnection {
     if (!head || !hostname) return this.handoff();
     // The idle timeout stays armed (activity re-arms it); onTimeout ignores it while a request is in progress.
     this.routing = true;
+    const receivedAt = performance.now();
     this.context.hooks.route.promise(new FastRequestInfo(head, hostname, this.socket)).then(
       (target: RouteTarget | undefined) => {
         this.routing = false;
@@ -194,7 +195,7 @@ export class ClientConnection {
         if (!target || target.kind !== 'instances') return this.handoff();
         // Anything after the head is body or the next request; the exchange takes what is its own.
         this.buffer = this.buffer!.length > end + 4 ? this.buffer!.subarray(end + 4) : null;
-        const exchange = new Exchange(this, head, target);
+        const exchange = new Exchange(this, head, target, hostname, receivedAt);
         this.exchange = exchange;
         if (this.clientEnded) exchange.onClientEnd();
         exchange.begin(0);

@@ -8,7 +8,7 @@ import type { InProcessHandler } from '../types.ts';
 import { serializeHead, type RequestHead } from './http1.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { RequestBodyFraming } from './request-body.ts';
-import { reportRequest, type RequestContext } from './policy.ts';
+import { editUpstreamHeaders, reportRequest, type RequestContext } from './policy.ts';
 
 /**
  * One exchange with an instance served in this process (`RunningHandle.inProcess`, the wasm tier): the body
@@ -87,6 +87,7 @@ export class DirectExchange {
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
     const remoteAddress = this.client.socket.remoteAddress ?? '';
     const headers = upstreamRequestHeaders(this.head.raw, { remoteAddress, proto: 'http', host: this.head.host });
+    editUpstreamHeaders(this.client.context.hooks, this.ctx, this.instance, headers);
     const result = await callInProcess(this.instance, this.handler, { method: this.head.method, target: this.head.target, headers, body, remoteAddress });
     if (this.finished) return;
     if (isHttpError(result)) return this.fail(result);

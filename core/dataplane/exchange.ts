@@ -9,7 +9,7 @@ import type { UpstreamConnection, UpstreamOwner } from './upstream-pool.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { DirectExchange } from './direct-exchange.ts';
 import { RequestBodyFraming } from './request-body.ts';
-import { RequestContext, decideAfterFailure, pickCandidate, reportRequest, upstreamFailure } from './policy.ts';
+import { RequestContext, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, upstreamFailure } from './policy.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
@@ -46,8 +46,10 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     private readonly client: ClientConnection,
     private readonly head: RequestHead,
     target: InstanceTarget,
+    hostname: string,
+    receivedAt: number,
   ) {
-    super(head.method, !head.chunked && head.contentLength <= 0, target.candidates);
+    super(head.method, !head.chunked && head.contentLength <= 0, target.candidates, head.target, hostname, head.raw, client.socket.remoteAddress ?? '', receivedAt);
     this.body = new RequestBodyFraming(head);
   }
 
@@ -96,7 +98,11 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     }
     this.started = true;
     instance.requestStarted();
-    this.headBytes ??= forwardedRequestHead(this.head, this.client.socket.remoteAddress ?? '');
+    const hooks = this.client.context.hooks;
+    // With an upstreamHeaders tap (tracing) each instance gets a head of its own; otherwise it is made once.
+    if (hooks.upstreamHeaders.taps.length !== 0) {
+      this.headBytes = forwardedRequestHead(this.head, this.remoteAddress, (headers) => editUpstreamHeaders(hooks, this, instance, headers));
+    } else this.headBytes ??= forwardedRequestHead(this.head, this.remoteAddress);
     this.timer = setTimeout(() => this.onTimeout(), instance.config.requestTimeout);
     this.connect(false);
   }
@@ -378,9 +384,10 @@ export class Exchange extends RequestContext implements UpstreamOwner {
  * (Content-Length kept whatever Connection lists; a chunked body, forwarded as it came, with its
  * Transfer-Encoding), then hop-by-hop headers dropped and X-Forwarded-* added.
  */
-export function forwardedRequestHead(head: RequestHead, remoteAddress: string): Buffer {
+export function forwardedRequestHead(head: RequestHead, remoteAddress: string, edit?: (headers: string[]) => void): Buffer {
   const headers = upstreamRequestHeaders(head.raw, { remoteAddress, proto: 'http', host: head.host });
   if (head.chunked) headers.push('Transfer-Encoding', 'chunked');
+  edit?.(headers);
   return serializeHead(`${head.method} ${head.target} HTTP/1.1`, headers);
 }
 

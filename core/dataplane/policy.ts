@@ -15,6 +15,7 @@ import type { KernelHooks } from '../hooks.ts';
 import { httpError, toHttpError, type HttpError } from '../http-errors.ts';
 import { Instance, type InstanceView } from '../instance.ts';
 import { instanceOf } from '../plugin-context.ts';
+import type { ProxyExchange } from '../types.ts';
 import { wakeForRequest, type WaitingClient } from '../wake.ts';
 
 /** Methods a proxy may send twice (RFC 9110 §9.2.1; TRACE left out, as most proxies refuse it): the one definition. */
@@ -26,9 +27,10 @@ export function isSafeMethod(method: string): boolean {
 
 /**
  * What the policy knows of one request, whichever path carries it. The fast path's Exchange is one (it extends
- * this class, so the context costs no allocation of its own); the node:http path makes one per request.
+ * this class, so the context costs no allocation of its own); the node:http path makes one per request. It is
+ * also the `ProxyExchange` hooks see (wake, upstreamHeaders, request).
  */
-export class RequestContext {
+export class RequestContext implements ProxyExchange {
   /** Index in `candidates` of the instance in use (or being woken). */
   attempt = 0;
   instance: Instance | null = null;
@@ -46,7 +48,33 @@ export class RequestContext {
     /** No request body: the request can be sent again whole. */
     readonly bodyless: boolean,
     readonly candidates: readonly InstanceView[],
+    /** The client's request as the hooks see it: path and query, host name, flat headers, address. */
+    readonly target: string,
+    readonly hostname: string,
+    private readonly rawHeaders: readonly string[],
+    readonly remoteAddress: string,
+    /** performance.now() when its head had been read, before routing. */
+    readonly receivedAt: number,
   ) {}
+
+  header(name: string): string | undefined {
+    const raw = this.rawHeaders;
+    let value: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) value = value === undefined ? raw[i + 1]! : `${value}, ${raw[i + 1]!}`;
+    }
+    return value;
+  }
+}
+
+/**
+ * Lets `upstreamHeaders` taps (tracing) add, change or remove headers of the head about to go to `instance`.
+ * Free when nothing taps it: callers check `hooks.upstreamHeaders.taps.length` first on the fast path.
+ */
+export function editUpstreamHeaders(hooks: KernelHooks, ctx: RequestContext, instance: Instance, headers: string[]): void {
+  const hook = hooks.upstreamHeaders;
+  if (hook.taps.length === 0) return;
+  hook.call({ exchange: ctx, instance, headers });
 }
 
 /**
@@ -81,7 +109,7 @@ async function wakeCandidates(ctx: RequestContext, hooks: KernelHooks, client: W
     if (instance.state === 'running' && instance.handle) return instance;
     const waitStarted = performance.now();
     try {
-      await wakeForRequest(hooks, instance, client);
+      await wakeForRequest(hooks, instance, client, ctx);
     } catch (error) {
       ctx.wakeMs += performance.now() - waitStarted;
       if (i < candidates.length - 1) continue;
@@ -153,5 +181,6 @@ export function reportRequest(hooks: KernelHooks, ctx: RequestContext): void {
     status: ctx.status,
     durationMs: performance.now() - ctx.startedAt,
     wakeMs: ctx.wakeMs,
+    exchange: ctx,
   });
 }

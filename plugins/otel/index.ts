@@ -1,0 +1,73 @@
+import { Counter } from 'prom-client';
+import { errorMessage } from '../../core/errors.ts';
+import { KERNEL_VERSION } from '../../core/version.ts';
+import { definePlugin } from '../../sdk/index.ts';
+import { instanceEnv, resolveTracing } from './options.ts';
+import { otelSettingsFields } from './schema.ts';
+
+export { resolveTracing, instanceEnv } from './options.ts';
+
+/**
+ * OpenTelemetry tracing (docs/observability.md#tracing): spans for proxied requests (route, wake, upstream),
+ * spawns, restarts, health checks and wasm invocations, exported over OTLP/HTTP; W3C `traceparent` propagated
+ * to instances, which also get OTEL_* variables so their own spans join the trace.
+ *
+ * Off unless `settings.otel` or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (OTEL_SDK_DISABLED=true wins): then
+ * setup returns having tapped nothing, and the OpenTelemetry SDK is never loaded (it is imported dynamically,
+ * only when tracing is on).
+ */
+export default definePlugin({
+  name: 'otel',
+  version: '1.0.0',
+  kernel: '^1',
+  settingsFields: otelSettingsFields,
+  async setup(ctx) {
+    const options = resolveTracing(ctx.settings.otel);
+    if (options === null) return;
+    const { startTracing } = await import('./tracing.ts');
+    const tracing = startTracing(options, KERNEL_VERSION, (error) => ctx.log.warn({ err: errorMessage(error) }, 'trace export failed at shutdown'));
+    const spans = tracing.spans;
+
+    // First among the wake taps, answering nothing: the wait is timed from here, then hibernate wakes.
+    ctx.hooks.wake.tap((request) => {
+      spans.wake(request);
+      return undefined;
+    }, { stage: -1_000 });
+    ctx.hooks.upstreamHeaders.tap((request) => spans.upstream(request));
+    ctx.hooks.request.tap((done) => spans.request(done));
+    ctx.hooks.beforeSpawn.tap((spec) => {
+      spans.spawnStarting(spec);
+      return { ...spec, env: instanceEnv(options, spec.service, spec.id, spec.env) };
+    }, { stage: -1_000 });
+    ctx.hooks.afterSpawn.tap((handle, spec) => {
+      spans.spawned(handle, spec);
+      return handle;
+    }, { stage: 1_000 });
+    ctx.hooks.healthChecked.tap((instance, report) => spans.health(instance, report));
+    ctx.hooks.stateChange.tap((event) => spans.event(event));
+
+    const counters = tracing.counters;
+    ctx.hooks.metrics.tap((registry) => {
+      new Counter({
+        name: 'tenement_otel_spans_exported_total',
+        help: 'Spans the OTLP collector accepted',
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(counters.exported);
+        },
+      });
+      new Counter({
+        name: 'tenement_otel_spans_failed_total',
+        help: 'Spans whose export failed (collector unreachable, slow or refusing)',
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(counters.failed);
+        },
+      });
+    });
+    ctx.log.info({ endpoint: options.tracesUrl, sampler: options.sampler, ratio: options.ratio }, 'tracing on');
+    ctx.onClose(() => tracing.shutdown());
+  },
+});

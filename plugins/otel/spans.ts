@@ -1,0 +1,326 @@
+/**
+ * The spans Tenement makes (docs/observability.md#tracing), from the kernel's hooks:
+ *
+ *   GET (SERVER: the proxied request, from its head being read to its end; event `tenement.routed`)
+ *   ├── tenement.wake (INTERNAL: the wait for a hibernated or restarting instance)
+ *   │     └── tenement.spawn (INTERNAL: beforeSpawn to ready; readiness polls counted on it)
+ *   └── GET (CLIENT: to the instance; its context is the `traceparent` the instance gets)
+ *         └── (the tenant's own spans)
+ *   tenement.wasm.invoke (INTERNAL) replaces the CLIENT span for an in-process (wasm tier) instance.
+ *   tenement.restart (root: a crash or failed health to the next ready; its spawn is a child)
+ *   tenement.health (root: each health check outside a start)
+ *
+ * Per-request state is kept against the request's ProxyExchange (a WeakMap); per-instance state in maps keyed
+ * by the instance, emptied when the start, wake or restart ends, or the instance goes.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type HrTime, type Span, type Tracer } from '@opentelemetry/api';
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_PATH,
+  ATTR_URL_QUERY,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+} from '@opentelemetry/semantic-conventions';
+import type { HealthCheckReport, InstanceEvent, InstanceView, ProxiedRequest, ProxyExchange, RunningHandle, SpawnSpec, UpstreamRequest, WakeRequest } from '../../core/types.ts';
+
+export const ATTR_SERVICE = 'tenement.service';
+export const ATTR_INSTANCE = 'tenement.instance';
+const ATTR_TIER = 'tenement.tier';
+
+export interface SpanCounters {
+  exported: number;
+  failed: number;
+}
+
+export interface Propagation {
+  /** The caller's context from `traceparent`/`tracestate` (ROOT_CONTEXT when absent or malformed: a new trace). */
+  extract(exchange: ProxyExchange): Context;
+  /** Appends `traceparent` (and `tracestate`) for `span` to a flat header list. */
+  inject(span: Span, parent: Context, headers: string[]): void;
+}
+
+interface RequestTrace {
+  span: Span;
+  context: Context;
+  wake: Span | null;
+  /** exchange.wakeMs when the current wake began, and when (performance.now()). */
+  wakeMsBefore: number;
+  wakeStartedAt: number;
+  wakeInstance: string | null;
+  upstream: Span | null;
+  upstreamContext: Context | null;
+}
+
+interface StartTrace {
+  span: Span;
+  readinessChecks: number;
+}
+
+const TRACE_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate']);
+
+/**
+ * A performance.now() reading as an absolute time, on one clock for every span. (Given a number, the SDK
+ * converts it with an offset it takes from Date.now() per span, so two spans of one trace could disagree by up
+ * to a millisecond: a child would seem to start before its parent.)
+ */
+function at(perf: number): HrTime {
+  const ms = performance.timeOrigin + perf;
+  const seconds = Math.floor(ms / 1000);
+  const nanos = Math.round((ms - seconds * 1000) * 1e6);
+  return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos];
+}
+
+const now = (): HrTime => at(performance.now());
+
+function instanceAttributes(instance: Pick<InstanceView, 'service' | 'id'>): Attributes {
+  return { [ATTR_SERVICE]: instance.service, [ATTR_INSTANCE]: instance.id };
+}
+
+function fail(span: Span, message: string): void {
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+}
+
+/** Removes the client's trace headers (the instance gets Tenement's, which continue the same trace). */
+function dropTraceHeaders(headers: string[]): void {
+  let write = 0;
+  for (let read = 0; read < headers.length; read += 2) {
+    const name = headers[read]!;
+    if ((name.length === 11 || name.length === 10) && TRACE_HEADERS.has(name.toLowerCase())) continue;
+    headers[write] = name;
+    headers[write + 1] = headers[read + 1]!;
+    write += 2;
+  }
+  headers.length = write;
+}
+
+export class Spans {
+  private readonly requests = new WeakMap<ProxyExchange, RequestTrace>();
+  /** Instance key -> the context of the first request waiting for it to wake (its spawn span's parent). */
+  private readonly waking = new Map<string, Context>();
+  private readonly starts = new Map<string, StartTrace>();
+  private readonly restarts = new Map<string, Span>();
+
+  constructor(
+    private readonly tracer: Tracer,
+    private readonly propagation: Propagation,
+  ) {}
+
+  private requestTrace(exchange: ProxyExchange): RequestTrace {
+    let entry = this.requests.get(exchange);
+    if (entry) return entry;
+    const target = exchange.target;
+    const query = target.indexOf('?');
+    const attributes: Attributes = {
+      [ATTR_HTTP_REQUEST_METHOD]: exchange.method,
+      [ATTR_URL_PATH]: query === -1 ? target : target.slice(0, query),
+      [ATTR_URL_SCHEME]: 'http',
+      [ATTR_SERVER_ADDRESS]: exchange.hostname,
+      [ATTR_CLIENT_ADDRESS]: exchange.remoteAddress,
+      [ATTR_NETWORK_PROTOCOL_VERSION]: '1.1',
+    };
+    if (query !== -1) attributes[ATTR_URL_QUERY] = target.slice(query + 1);
+    const agent = exchange.header('user-agent');
+    if (agent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = agent;
+    const parent = this.propagation.extract(exchange);
+    const span = this.tracer.startSpan(exchange.method, { kind: SpanKind.SERVER, startTime: at(exchange.receivedAt), attributes }, parent);
+    span.addEvent('tenement.routed', at(exchange.startedAt));
+    entry = {
+      span,
+      context: trace.setSpan(parent, span),
+      wake: null,
+      wakeMsBefore: 0,
+      wakeStartedAt: 0,
+      wakeInstance: null,
+      upstream: null,
+      upstreamContext: null,
+    };
+    this.requests.set(exchange, entry);
+    return entry;
+  }
+
+  /** `wake` hook, before the plugin that wakes: the request waits from here. */
+  wake(request: WakeRequest): void {
+    const exchange = request.exchange;
+    if (!exchange) return;
+    const entry = this.requestTrace(exchange);
+    if (entry.wake) this.endWake(entry, exchange, 'another candidate was tried');
+    const instance = request.instance;
+    const startedAt = performance.now();
+    entry.wake = this.tracer.startSpan(
+      'tenement.wake',
+      { kind: SpanKind.INTERNAL, startTime: at(startedAt), attributes: { ...instanceAttributes(instance), 'tenement.instance.state': instance.state } },
+      entry.context,
+    );
+    entry.wakeMsBefore = exchange.wakeMs;
+    entry.wakeStartedAt = startedAt;
+    entry.wakeInstance = instance.key;
+    if (!this.waking.has(instance.key)) this.waking.set(instance.key, trace.setSpan(entry.context, entry.wake));
+  }
+
+  private endWake(entry: RequestTrace, exchange: ProxyExchange, error: string | null): void {
+    const span = entry.wake!;
+    if (error !== null) fail(span, error);
+    // The kernel's own measure of the wait (it started a few microseconds before this tap ran), never past now.
+    span.end(at(Math.min(performance.now(), entry.wakeStartedAt + Math.max(0, exchange.wakeMs - entry.wakeMsBefore))));
+    if (entry.wakeInstance !== null && trace.getSpan(this.waking.get(entry.wakeInstance) ?? ROOT_CONTEXT) === span) this.waking.delete(entry.wakeInstance);
+    entry.wake = null;
+    entry.wakeInstance = null;
+  }
+
+  /** `upstreamHeaders` hook: the request goes to `instance` now; the instance gets this span's traceparent. */
+  upstream(request: UpstreamRequest): void {
+    const { exchange, instance, headers } = request;
+    const entry = this.requestTrace(exchange);
+    if (entry.wake) this.endWake(entry, exchange, null);
+    if (entry.upstream) {
+      fail(entry.upstream, 'no answer: sent to the next candidate');
+      entry.upstream.end(now());
+    }
+    const handle = instance.handle;
+    const attributes: Attributes = { ...instanceAttributes(instance), [ATTR_TIER]: instance.tier, [ATTR_HTTP_REQUEST_METHOD]: exchange.method };
+    let span: Span;
+    if (handle?.inProcess) {
+      span = this.tracer.startSpan('tenement.wasm.invoke', { kind: SpanKind.INTERNAL, startTime: now(), attributes }, entry.context);
+    } else {
+      const address = handle?.address;
+      if (address?.socketPath) attributes[ATTR_SERVER_ADDRESS] = address.socketPath;
+      else if (address) {
+        attributes[ATTR_SERVER_ADDRESS] = address.host;
+        attributes[ATTR_SERVER_PORT] = address.port;
+      }
+      span = this.tracer.startSpan(exchange.method, { kind: SpanKind.CLIENT, startTime: now(), attributes }, entry.context);
+    }
+    entry.upstream = span;
+    entry.span.setAttributes(instanceAttributes(instance));
+    dropTraceHeaders(headers);
+    this.propagation.inject(span, entry.context, headers);
+  }
+
+  /** `request` hook: the request ended (answered, failed or abandoned). */
+  request(done: ProxiedRequest): void {
+    const exchange = done.exchange;
+    const entry = this.requests.get(exchange);
+    if (!entry) return;
+    this.requests.delete(exchange);
+    const status = done.status;
+    if (entry.wake) this.endWake(entry, exchange, status === 0 ? 'the client went away' : `answered ${status} before the instance was up`);
+    const span = entry.span;
+    span.setAttributes(instanceAttributes(done.instance));
+    if (status > 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    if (status === 0 || status >= 500) {
+      span.setAttribute(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status));
+      fail(span, status === 0 ? 'no response' : `status ${status}`);
+    }
+    const ended = now();
+    const upstream = entry.upstream;
+    if (upstream) {
+      if (status > 0) upstream.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      if (status === 0 || status >= 400) upstream.setAttribute(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status));
+      if (status === 0 || status >= 500) fail(upstream, status === 0 ? 'no response' : `status ${status}`);
+      upstream.end(ended);
+    }
+    span.end(ended);
+  }
+
+  /** `beforeSpawn`: the start of an instance, under the request waiting for it or the restart that caused it. */
+  spawnStarting(spec: SpawnSpec): void {
+    const key = `${spec.service}:${spec.id}`;
+    this.endStart(key, 'started again before it was ready');
+    const restart = this.restarts.get(key);
+    const parent = this.waking.get(key) ?? (restart ? trace.setSpan(ROOT_CONTEXT, restart) : ROOT_CONTEXT);
+    const span = this.tracer.startSpan(
+      'tenement.spawn',
+      { kind: SpanKind.INTERNAL, startTime: now(), attributes: { ...instanceAttributes(spec), [ATTR_TIER]: spec.tier } },
+      parent,
+    );
+    this.starts.set(key, { span, readinessChecks: 0 });
+  }
+
+  /** `afterSpawn`: the runtime answered; readiness polling follows. */
+  spawned(handle: Readonly<RunningHandle>, spec: SpawnSpec): void {
+    const start = this.starts.get(`${spec.service}:${spec.id}`);
+    if (!start) return;
+    if (handle.pid !== null) start.span.setAttribute('process.pid', handle.pid);
+    start.span.addEvent('tenement.spawned', now());
+  }
+
+  private endStart(key: string, error: string | null): void {
+    const start = this.starts.get(key);
+    if (!start) return;
+    this.starts.delete(key);
+    start.span.setAttribute('tenement.readiness.checks', start.readinessChecks);
+    if (error !== null) fail(start.span, error);
+    start.span.end(now());
+  }
+
+  /** `healthChecked`: a readiness poll is counted on the start's span; any other check is a span of its own. */
+  health(instance: InstanceView, report: HealthCheckReport): void {
+    const start = this.starts.get(instance.key);
+    if (start) {
+      start.readinessChecks += 1;
+      return;
+    }
+    const attributes: Attributes = { ...instanceAttributes(instance), 'tenement.health.kind': report.kind, 'tenement.health.ok': report.result.ok };
+    if (report.path !== null) attributes[ATTR_URL_PATH] = report.path;
+    const span = this.tracer.startSpan('tenement.health', { kind: SpanKind.INTERNAL, startTime: at(report.startedAt), attributes }, ROOT_CONTEXT);
+    if (!report.result.ok) fail(span, report.result.detail ?? 'unhealthy');
+    span.end(at(report.startedAt + report.durationMs));
+  }
+
+  /** Lifecycle events: a start ends at ready, a restart begins at `restarting` and ends at the next ready. */
+  event(event: InstanceEvent): void {
+    const key = event.instance;
+    switch (event.type) {
+      case 'ready':
+      case 'woken':
+        this.endStart(key, null);
+        this.endRestart(key, null);
+        this.waking.delete(key);
+        return;
+      case 'restarting': {
+        this.endStart(key, event.reason ?? 'restarting');
+        const open = this.restarts.get(key);
+        if (open) {
+          open.addEvent('tenement.restarting', event.reason === undefined ? {} : { 'tenement.reason': event.reason }, now());
+          return;
+        }
+        const attributes: Attributes = { [ATTR_SERVICE]: event.service, [ATTR_INSTANCE]: event.id, 'tenement.from': event.from };
+        if (event.reason !== undefined) attributes['tenement.reason'] = event.reason;
+        this.restarts.set(key, this.tracer.startSpan('tenement.restart', { kind: SpanKind.INTERNAL, startTime: now(), attributes }, ROOT_CONTEXT));
+        return;
+      }
+      case 'failed':
+      case 'stopped':
+      case 'stopping':
+      case 'hibernated':
+      case 'removed':
+        this.endStart(key, event.reason ?? `${event.type} before it was ready`);
+        this.endRestart(key, event.type === 'failed' ? (event.reason ?? 'failed') : null);
+        this.waking.delete(key);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private endRestart(key: string, error: string | null): void {
+    const span = this.restarts.get(key);
+    if (!span) return;
+    this.restarts.delete(key);
+    if (error !== null) fail(span, error);
+    span.end(now());
+  }
+
+  /** At shutdown: what is still open is ended, so it is exported with the rest. */
+  endAll(): void {
+    for (const key of [...this.starts.keys()]) this.endStart(key, 'server stopping');
+    for (const key of [...this.restarts.keys()]) this.endRestart(key, 'server stopping');
+    this.waking.clear();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The OpenTelemetry side of the plugin, imported only when tracing is on (index.ts loads it with a dynamic
+ * import): a tracer provider of its own (not registered globally: a process may run several kernels, and no
+ * global context manager is installed, so no async_hooks cost), a bounded batch processor, the OTLP/HTTP
+ * exporter, and the W3C trace-context propagator.
+ */
+import { ROOT_CONTEXT, trace, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { W3CTraceContextPropagator, type ExportResult, ExportResultCode } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type ReadableSpan,
+  type Sampler,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { TracingOptions } from './options.ts';
+import { Spans, type SpanCounters } from './spans.ts';
+
+/** A tracestate this long, or with more list members than this, is dropped whole, unparsed (W3C trace-context §3.3.1.5). */
+const MAX_TRACESTATE_CHARS = 4096;
+const MAX_TRACESTATE_MEMBERS = 32;
+/** Spans waiting for export; past it new spans are dropped (an unreachable or slow collector never grows memory). */
+const MAX_QUEUE = 2048;
+const BATCH = 512;
+/** How long `ten serve`'s shutdown waits for the last export. */
+const SHUTDOWN_MS = 5_000;
+
+function sampler(options: TracingOptions): Sampler {
+  switch (options.sampler) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(options.ratio);
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.ratio) });
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+/** Counts what reached the collector and what did not. */
+class CountingExporter implements SpanExporter {
+  constructor(
+    private readonly inner: SpanExporter,
+    private readonly counters: SpanCounters,
+  ) {}
+
+  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    this.inner.export(spans, (result) => {
+      if (result.code === ExportResultCode.SUCCESS) this.counters.exported += spans.length;
+      else this.counters.failed += spans.length;
+      done(result);
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush?.() ?? Promise.resolve();
+  }
+}
+
+/** What the propagator reads of a request: its headers, through ProxyExchange.header. */
+interface HeaderSource {
+  header(name: string): string | undefined;
+}
+
+function boundedTraceState(value: string | undefined): string | undefined {
+  if (value === undefined || value.length > MAX_TRACESTATE_CHARS) return undefined;
+  let members = 1;
+  for (let i = value.indexOf(','); i !== -1; i = value.indexOf(',', i + 1)) if (++members > MAX_TRACESTATE_MEMBERS) return undefined;
+  return value;
+}
+
+const GETTER: TextMapGetter<HeaderSource> = {
+  get: (carrier, key) => (key === 'tracestate' ? boundedTraceState(carrier.header(key)) : carrier.header(key)),
+  keys: () => ['traceparent', 'tracestate'],
+};
+
+/** Appends to a flat name/value header list (the `upstreamHeaders` hook's). */
+const SETTER: TextMapSetter<string[]> = {
+  set: (carrier, key, value) => void carrier.push(key, value),
+};
+
+export interface Tracing {
+  spans: Spans;
+  counters: SpanCounters;
+  shutdown(): Promise<void>;
+}
+
+export function startTracing(options: TracingOptions, version: string, onError: (error: unknown) => void): Tracing {
+  const counters: SpanCounters = { exported: 0, failed: 0 };
+  const exporter = new CountingExporter(
+    new OTLPTraceExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000 }),
+    counters,
+  );
+  const processor = new BatchSpanProcessor(exporter, { maxQueueSize: MAX_QUEUE, maxExportBatchSize: BATCH, scheduledDelayMillis: 1_000 });
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, [ATTR_SERVICE_VERSION]: version }),
+    sampler: sampler(options),
+    spanProcessors: [processor],
+    // A client's 8 KB path is not worth exporting whole.
+    spanLimits: { attributeValueLengthLimit: 1024, attributeCountLimit: 64, eventCountLimit: 32 },
+  });
+  const propagator = new W3CTraceContextPropagator();
+  const tracer = provider.getTracer('tenement', version);
+  const spans = new Spans(tracer, {
+    extract: (source: HeaderSource): Context => propagator.extract(ROOT_CONTEXT, source, GETTER),
+    inject: (span: Span, parent: Context, headers: string[]) => propagator.inject(trace.setSpan(parent, span), headers, SETTER),
+  });
+  return {
+    spans,
+    counters,
+    async shutdown() {
+      spans.endAll();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, SHUTDOWN_MS);
+      });
+      try {
+        await Promise.race([provider.shutdown().catch(onError), late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
