@@ -2,6 +2,7 @@ import semver from 'semver';
 import { z } from 'zod';
 import { contributionManifest, type FieldShape, type SchemaContribution, type TierDeclaration } from './config/compose.ts';
 import { PLUGIN_NAME } from './config/names.ts';
+import { pluginSource } from './config/plugin-records.ts';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import type { Kernel } from './kernel.ts';
 import { createPluginContext, type KernelAccess, type PluginContext } from './plugin-context.ts';
@@ -61,12 +62,21 @@ function unpack(entry: unknown): LoadedPlugin {
   return { definition: entry as PluginDefinition<unknown>, options: undefined };
 }
 
+/** What a nameless plugin entry is, for its error: a string is a module path only in a config's `plugins`. */
+function describeEntry(definition: unknown): string {
+  if (typeof definition === 'string') return `the string '${definition.slice(0, 200)}': paths and package names are imported from a config file's plugins only`;
+  if (definition === null || typeof definition !== 'object') return `a ${definition === null ? 'null' : typeof definition}, not a plugin object`;
+  return 'an object without a name';
+}
+
 function validate(plugins: LoadedPlugin[]): void {
   const seen = new Set<string>();
   plugins.forEach(({ definition }, index) => {
     const result = manifestSchema.safeParse(definition);
-    const label =
-      typeof (definition as { name?: unknown } | null)?.name === 'string' ? `'${(definition as { name: string }).name}'` : `#${index + 1}`;
+    // Its name, and the file or package it was imported from: never only a position among the built-in plugins.
+    const named = typeof (definition as { name?: unknown } | null)?.name === 'string' ? `'${(definition as { name: string }).name}'` : null;
+    const source = pluginSource(definition);
+    const label = named && source ? `${named} (${source})` : (named ?? (source ? `'${source}'` : `#${index + 1} (${describeEntry(definition)})`));
     if (!result.success) {
       const problems = result.error.issues.map((i) => `${i.path.join('.') || '(plugin)'}: ${i.message}`).join('; ');
       throw new TenementError(ErrorCodes.PLUGIN_MANIFEST, `plugin ${label} has an invalid manifest: ${problems}`, {

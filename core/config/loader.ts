@@ -7,7 +7,7 @@ import { ErrorCodes, TenementError, errorMessage } from '../errors.ts';
 import { composeSchema, contributionManifest, type SchemaContribution } from './compose.ts';
 import { FIRST_PARTY, firstPartyOwner, withFirstParty } from './first-party.ts';
 import { buildConfigSchema, CORE_FIELDS, type Config } from './schema.ts';
-import { mergeSidecar, resolvePluginSpecifiers } from './plugin-records.ts';
+import { mergeSidecar, pluginSource, resolvePluginSpecifiers } from './plugin-records.ts';
 
 export const CONFIG_FILE_NAMES = [
   'tenement.config.ts',
@@ -136,9 +136,32 @@ function contributionsOf(entries: readonly unknown[]): SchemaContribution[] {
       const name = (definition as { name?: unknown } | null)?.name;
       if (typeof name !== 'string') return [];
       const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-      throw new TenementError(ErrorCodes.PLUGIN_MANIFEST, `plugin '${name}' has an invalid manifest: ${problems}`, { plugin: name, hook: 'register' });
+      const source = pluginSource(definition);
+      throw new TenementError(ErrorCodes.PLUGIN_MANIFEST, `plugin '${name}'${source ? ` (${source})` : ''} has an invalid manifest: ${problems}`, { plugin: name, hook: 'register' });
     }
     return withFirstParty(definition as SchemaContribution);
+  });
+}
+
+/**
+ * The config's own `plugins` entries that are no plugin at all, reported at their place in the config
+ * (`plugins.0`), not at their position after the built-in plugins. A string (or `[string, options]`) is imported
+ * by loadConfig; one left here came in another way (an object config given to resolveConfig).
+ */
+function ownPluginIssues(own: readonly unknown[]): Issue[] {
+  return own.flatMap((entry, index): Issue[] => {
+    const definition: unknown = Array.isArray(entry) ? entry[0] : entry;
+    const name = typeof definition === 'object' && definition !== null ? (definition as { name?: unknown }).name : undefined;
+    if (typeof name === 'string') return [];
+    const got =
+      typeof definition === 'string'
+        ? `the path or package name '${definition.slice(0, 200)}', which only a config file's plugins import`
+        : typeof definition === 'object' && definition !== null
+          ? pluginSource(definition)
+            ? `'${pluginSource(definition)}', whose default export has no name`
+            : 'an object without a name'
+          : `a ${definition === null ? 'null' : typeof definition}`;
+    return [{ code: 'custom', path: ['plugins', index], message: `expected a plugin (definePlugin({ name, version, kernel, setup })), got ${got}`, input: undefined }];
   });
 }
 
@@ -202,7 +225,7 @@ export function resolveConfig(
   const loaded = new Set(contributions.map((c) => c.name));
   const configSchema = buildConfigSchema(composeSchema(CORE_FIELDS, contributions));
   const result = configSchema.safeParse(withOverrides);
-  const protoIssues = protoKeyIssues(withOverrides);
+  const protoIssues = [...protoKeyIssues(withOverrides), ...ownPluginIssues(own)];
   if (!result.success || protoIssues.length > 0) {
     const issues = [...(result.success ? [] : result.error.issues), ...protoIssues];
     for (const extra of crossFieldIssues(withOverrides)) {

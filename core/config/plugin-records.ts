@@ -73,13 +73,30 @@ export function mergeSidecar(raw: unknown, configFile: string): unknown {
   return merged;
 }
 
-/** Imports every string in `plugins` (resolved from the config's directory) and puts its default export there. */
+/** Where each imported plugin came from (its specifier as written), so errors about it can name its file. */
+const sources = new WeakMap<object, string>();
+
+/** The specifier a plugin was imported from (`./my-plugin.ts`, a package name), when the loader imported it. */
+export function pluginSource(definition: unknown): string | undefined {
+  return typeof definition === 'object' && definition !== null ? sources.get(definition) : undefined;
+}
+
+const isSpecifierTuple = (entry: unknown): entry is [string, unknown] => Array.isArray(entry) && typeof entry[0] === 'string';
+
+/**
+ * Imports every string in `plugins` (resolved from the config's directory) and puts its default export there:
+ * `'./my-plugin.ts'`, and `['./my-plugin.ts', { options }]` the same way with its options.
+ */
 export async function resolvePluginSpecifiers(raw: unknown, configFile: string): Promise<unknown> {
   const config = raw as RawConfig | null;
   if (typeof config !== 'object' || config === null || !Array.isArray(config.plugins)) return raw;
-  if (!config.plugins.some((p) => typeof p === 'string')) return raw;
+  if (!config.plugins.some((p) => typeof p === 'string' || isSpecifierTuple(p))) return raw;
   const plugins = await Promise.all(
-    config.plugins.map(async (entry, index) => (typeof entry === 'string' ? importPlugin(entry, configFile, index) : entry)),
+    config.plugins.map(async (entry, index) => {
+      if (typeof entry === 'string') return importPlugin(entry, configFile, index);
+      if (isSpecifierTuple(entry)) return [await importPlugin(entry[0], configFile, index), ...entry.slice(1)];
+      return entry;
+    }),
   );
   return { ...config, plugins };
 }
@@ -103,6 +120,7 @@ export async function importPlugin(specifier: string, configFile: string, index 
   if (plugin === undefined) {
     throw new TenementError(ErrorCodes.CONFIG_LOAD, `plugins.${index}: '${specifier}' has no default export (expected export default definePlugin({...}))`);
   }
+  if (typeof plugin === 'object' && plugin !== null) sources.set(plugin, specifier);
   return plugin;
 }
 
