@@ -45,6 +45,17 @@ function startIdleSweep(ctx: PluginContext, queues: WakeQueues): void {
 }
 
 /**
+ * `hibernated` and `woken` at info, since they are what an operator watches scale-to-zero by (the kernel logs every
+ * transition at debug only): which instance, why it slept, how long its wake took.
+ */
+function logSleepAndWake(ctx: PluginContext): void {
+  ctx.instances.watch((event) => {
+    if (event.type === 'hibernated') ctx.log.info({ instance: event.instance, reason: event.reason }, 'hibernated');
+    else if (event.type === 'woken') ctx.log.info({ instance: event.instance, reason: event.reason }, 'woken');
+  });
+}
+
+/**
  * Scale to zero: an instance with no in-flight request for its idleTimeout is stopped and marked
  * `hibernated`; the next request for it waits in a bounded queue while one start runs.
  */
@@ -56,5 +67,6 @@ export default definePlugin({
     const queues = new WakeQueues(ctx.lifecycle);
     ctx.hooks.wake.tap(({ instance, signal }) => queues.wait(instance, signal));
     startIdleSweep(ctx, queues);
+    logSleepAndWake(ctx);
   },
 });
