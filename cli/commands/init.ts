@@ -30,6 +30,23 @@ function readPackageJson(dir: string): { name?: unknown; main?: unknown; scripts
   }
 }
 
+/** Anything a shell would expand or interpret: such a start script only runs as written through npm (a shell). */
+const SHELL_SYNTAX = /[$`'"\\|&;<>(){}*?~!#]/;
+
+/**
+ * The command a package.json start script runs, when it can be run without npm: `node [flags] file [args]`, or a
+ * program of node_modules/.bin (`tsx server.ts`). Null for anything a shell must interpret (variables, `&&`,
+ * quotes, `FOO=bar cmd`): npm runs those through sh.
+ */
+export function directStart(dir: string, script: string): string | null {
+  const words = script.trim().split(/\s+/);
+  const program = words[0];
+  if (!program || words.some((word) => SHELL_SYNTAX.test(word)) || program.includes('=')) return null;
+  if (program === 'node') return words.join(' ');
+  if (!program.includes('/') && existsSync(path.join(dir, 'node_modules', '.bin', program))) return ['./node_modules/.bin/' + program, ...words.slice(1)].join(' ');
+  return null;
+}
+
 /** What kind of app lives in `dir` and how it is started, from the files a project of each kind has. */
 export function detect(dir: string): Detected {
   const has = (file: string): boolean => existsSync(path.join(dir, file));
@@ -37,9 +54,16 @@ export function detect(dir: string): Detected {
     const pkg = readPackageJson(dir);
     const name = typeof pkg?.name === 'string' ? pkg.name.replace(/^@[^/]+\//, '') : undefined;
     const base = { kind: 'Node', ...(name ? { name } : {}) };
-    if (typeof pkg?.scripts?.start === 'string') return { ...base, command: 'npm start', why: 'package.json has a start script' };
-    const main = typeof pkg?.main === 'string' ? pkg.main : 'index.js';
-    return { ...base, command: `node ${main}`, why: typeof pkg?.main === 'string' ? 'package.json main' : 'package.json without main or start: index.js' };
+    const start = pkg?.scripts?.start;
+    if (typeof start === 'string') {
+      // npm start adds an npm process (about 50 MB) in front of every tenant's copy: run what the script runs.
+      const direct = directStart(dir, start);
+      if (direct) return { ...base, command: direct, why: 'the start script of package.json, run without npm' };
+      return { ...base, command: 'npm start', why: 'package.json start script, which needs a shell; npm costs about 50 MB per tenant: put the command it runs here' };
+    }
+    if (typeof pkg?.main === 'string') return { ...base, command: `node ${pkg.main}`, why: 'package.json main' };
+    const entry = ['server.js', 'app.js', 'index.js', 'server.mjs', 'app.mjs', 'index.mjs'].find(has) ?? 'index.js';
+    return { ...base, command: `node ${entry}`, why: `package.json without main or start: ${entry}` };
   }
   if (has('pyproject.toml') || has('requirements.txt') || has('app.py') || has('main.py')) {
     const entry = !has('app.py') && has('main.py') ? 'main.py' : 'app.py';
