@@ -1,15 +1,31 @@
 import type http from 'node:http';
-import Fastify, { type FastifyInstance, type FastifyServerFactoryHandler } from 'fastify';
+import { createRequire } from 'node:module';
+import Fastify, { type FastifyInstance, type FastifyServerFactoryHandler, type FastifyServerOptions } from 'fastify';
 import { ErrorCodes, isTenementError } from './errors.ts';
 import { fromStatus, toHttpError } from './http-errors.ts';
 import type { Kernel } from './kernel.ts';
+
+type Compilers = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>;
+type Factory<K extends keyof Compilers> = NonNullable<Compilers[K]>;
+
+/**
+ * Fastify's JSON-schema compilers, loaded the first time a route declares a Fastify schema (ours validate with zod,
+ * core/api/router.ts). Fastify would otherwise load ajv and its serializer compiler, some 90 modules, when the app
+ * is created: several MB of an idle server's memory (bench/footprint.ts).
+ */
+const fromFastify = createRequire(createRequire(import.meta.url).resolve('fastify'));
+const lazyCompilers: Compilers = {
+  buildValidator: (...args: Parameters<Factory<'buildValidator'>>) => (fromFastify('@fastify/ajv-compiler') as () => Factory<'buildValidator'>)()(...args),
+  buildSerializer: (...args: Parameters<Factory<'buildSerializer'>>) =>
+    (fromFastify('@fastify/fast-json-stringify-compiler') as () => Factory<'buildSerializer'>)()(...args),
+};
 
 /**
  * The management app on the bare domain (Fastify): coded JSON errors for everything it answers, a coded 404,
  * and `/health`. `serverFactory` hands Fastify's request handler to the node:http server that owns the socket.
  */
 export function createManagementApp(kernel: Kernel, serverFactory: (handler: FastifyServerFactoryHandler) => http.Server): FastifyInstance {
-  const management = Fastify({ logger: false, serverFactory });
+  const management = Fastify({ logger: false, serverFactory, schemaController: { compilersFactory: lazyCompilers } });
   management.setErrorHandler((error: Error, _request, reply) => {
     if (isTenementError(error)) {
       const answer = toHttpError(error);
