@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import path from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
@@ -27,23 +29,33 @@ function securityHeaders(reply: FastifyReply): void {
 
 /** `GET /`, `/index.html`, `/assets/*` and the other top-level files of the build, from memory. */
 export function staticRoutes(api: PluginContext['api'], distDir: string, log: PluginContext['log']): void {
+  const builtAt = (): number => statSync(path.join(distDir, 'index.html'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  let version = builtAt();
   let files = loadStaticFiles(distDir);
   let lookedAt = Date.now();
   if (!files) log.warn({ distDir }, 'the dashboard is not built: GET / answers 503 until `npm run build:dashboard` is run');
 
-  const current = (): Map<string, StaticFile> | undefined => {
-    if (!files && Date.now() - lookedAt >= RELOAD_EVERY_MS) {
+  // A build made (or remade) while the server runs is picked up: index.html's time is looked at every 2 s at most.
+  const current = (urlPath: string): Map<string, StaticFile> | undefined => {
+    if ((!files || urlPath === '/index.html') && Date.now() - lookedAt >= RELOAD_EVERY_MS) {
       lookedAt = Date.now();
-      files = loadStaticFiles(distDir);
+      const now = builtAt();
+      if (now !== version || !files) {
+        version = now;
+        files = loadStaticFiles(distDir);
+      }
     }
     return files;
   };
 
   const send = (request: FastifyRequest, reply: FastifyReply, urlPath: string): unknown => {
     securityHeaders(reply);
-    const built = current();
+    const built = current(urlPath);
     if (!built) {
-      if (urlPath !== '/index.html') throw new TenementError(ErrorCodes.NOT_FOUND, `no file ${urlPath}: the dashboard is not built`);
+      // A browser gets a page saying what to do; a script the API's coded 404 saying the same.
+      if (urlPath !== '/index.html' || !String(request.headers.accept ?? '').includes('text/html')) {
+        throw new TenementError(ErrorCodes.NOT_FOUND, `no file ${urlPath}: the dashboard is not built (run npm run build:dashboard)`);
+      }
       void reply.status(503).header('cache-control', 'no-store').type('text/html; charset=utf-8');
       return NOT_BUILT;
     }

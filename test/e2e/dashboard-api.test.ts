@@ -434,11 +434,19 @@ test('without a build, GET / says how to build it (503) and the API works; `dash
   const empty = mkdtempSync(path.join(os.tmpdir(), 'tnm-dash-empty-'));
   t.after(() => rmSync(empty, { recursive: true, force: true }));
   const kernel = await dashKernel(t, { services: { echo: echoService() } }, { distDir: empty });
-  const page = await request(kernel, 'localhost', '/');
+  const page = await request(kernel, 'localhost', '/', { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
   assert.equal(page.status, 503);
   assert.match(page.body, /npm run build:dashboard/);
+  assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
+  const script = await request(kernel, 'localhost', '/');
+  assert.equal(script.status, 404);
+  assert.match((JSON.parse(script.body) as Json).error.message, /npm run build:dashboard/);
   assert.equal((await request(kernel, 'localhost', '/assets/app.js')).status, 404);
   assert.equal((await apiCall(kernel, 'GET', '/api/instances', bearer(adminToken(kernel)))).status, 200);
+  // Built while the server runs: picked up without a restart.
+  writeFileSync(path.join(empty, 'index.html'), INDEX_HTML);
+  await waitFor(async () => (await request(kernel, 'localhost', '/')).status === 200, 'the new build served', 20_000);
+  assert.equal((await request(kernel, 'localhost', '/')).body, INDEX_HTML);
 
   const plugins: PluginEntry[] = [...servePlugins, authBearer, instancesApi, [dashboard, false]];
   const off = await createTestKernel({ plugins, config: { services: { echo: echoService() } } });
