@@ -247,6 +247,15 @@ describe('alert webhooks', { timeout: 300_000 }, () => {
     assert.equal((await api(server, '/api/alerts', { token: tenant })).status, 403);
     assert.equal((await api(server, '/api/alerts?state=bogus')).status, 400);
     assert.equal((await api(server, '/api/alerts?limit=100000')).status, 400);
+    assert.equal((await api(server, '/api/alerts?before=0')).status, 400);
+    assert.equal((await api(server, '/api/alerts?surprise=1')).status, 400);
+    for (const name of ['__proto__', 'constructor', "ops' OR 1=1 --"]) {
+      const filtered = await api<{ deliveries: Delivery[] }>(server, `/api/alerts?webhook=${encodeURIComponent(name)}`);
+      assert.equal(filtered.status, 200);
+      assert.deepEqual(filtered.body.deliveries, [], `webhook=${name} matches nothing`);
+    }
+    const page = await api<{ deliveries: Delivery[]; next: number | null }>(server, '/api/alerts?state=delivered&webhook=ops&limit=1');
+    assert.equal(page.body.deliveries.length, 1);
 
     const cli = await tenAlerts(server, ['--json']);
     assert.equal(cli.code, 0, cli.stderr);
