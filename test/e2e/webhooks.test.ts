@@ -271,6 +271,8 @@ describe('alert webhooks', { timeout: 300_000 }, () => {
     await sleep(500);
     assert.equal(hook.received.length, 1);
     assert.equal(server.output().match(/no metric named tenement_instance_memory_bytes/g)?.length, 1, 'the missing metric is said once');
+    assert.ok(!server.output().includes(SECRET), 'the secret is never logged');
+    assert.ok(!JSON.stringify(await deliveries(server)).includes(SECRET), 'nor shown by the API');
   });
 
   test('a receiver answering 500 then 200 gets the alert once, after one retry (two attempts recorded)', async (t) => {
