@@ -254,6 +254,29 @@ test('the event stream sends instance and removed events when an instance is sto
   assert.deepEqual(stream.events.find((e) => e.event === 'removed')!.data, { key: 'echo:alice', service: 'echo', id: 'alice' });
 });
 
+test('event streams are bounded: past maxStreams a coded 429, and a closed stream frees its place', { timeout: 60_000 }, async (t) => {
+  const kernel = await dashKernel(t, { services: { echo: echoService() } }, { maxStreams: 2 });
+  const headers = bearer(adminToken(kernel));
+  const first = await openEvents(kernel, headers);
+  const second = await openEvents(kernel, headers);
+  t.after(() => {
+    first.close();
+    second.close();
+  });
+  assert.equal(first.status, 200);
+  assert.equal(second.status, 200);
+  const third = await apiCall(kernel, 'GET', '/api/events', headers);
+  assert.equal(third.status, 429);
+  assert.equal(parse(third).error.code, 'TNM_ERR_RATE_LIMITED');
+  assert.ok(Number(third.headers['retry-after']) > 0);
+  first.close();
+  await waitFor(async () => {
+    const again = await openEvents(kernel, headers);
+    again.close();
+    return again.status === 200;
+  }, 'a place freed', 20_000);
+});
+
 test('revoking a token ends its sessions at once, and closes their event streams', { timeout: 90_000 }, async (t) => {
   const kernel = await dashKernel(t, { services: { echo: echoService() }, instances: { echo: ['alice'] } });
   await running(kernel, 'echo:alice');
