@@ -184,6 +184,11 @@ export interface InProcessHandler {
   maxBody: number;
   /** Answers one request; rejects only when the instance cannot take it at all (stopped): a 502 then. */
   serve(request: InProcessRequest): Promise<InProcessResponse>;
+  /**
+   * What the instance published of its own metrics (the wasm tier: through the SDK's `metrics` host call), in
+   * the Prometheus text format; read by the tenant-metrics plugin instead of scraping a path. Optional.
+   */
+  metrics?(): string;
 }
 
 /** What a runtime's probe says about its tier on this host. */

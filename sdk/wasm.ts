@@ -12,6 +12,7 @@
  * Only import this module's values from handler code: they exist inside a component only.
  */
 /// <reference path="./wit/handler.d.ts" />
+import * as guestMetrics from 'tenement:http/metrics@0.1.0';
 import * as tenantData from 'tenement:http/tenant-data@0.1.0';
 
 /** An HTTP request as the router received it (the record `tenement:http/types.request`). */
@@ -71,4 +72,22 @@ export const data = {
   writeText: (name: string, text: string): void => tenantData.write(name, new TextEncoder().encode(text)),
   remove: (name: string): boolean => tenantData.remove(name),
   names: (): string[] => tenantData.names(),
+};
+
+type Labels = Record<string, string> | [string, string][];
+const pairs = (labels: Labels | undefined): [string, string][] => (labels === undefined ? [] : Array.isArray(labels) ? labels : Object.entries(labels));
+
+/**
+ * This function's own metrics, published through a host call (no /metrics route to write): with `metrics` on
+ * the service, they appear on Tenement's /metrics as `tenant_<name>{service, instance, ...labels}`
+ * (docs/observability.md). A name is a gauge (`set`) or a counter (`inc`) as first used; updates of the other
+ * kind are ignored. Values last while the instance runs: after a wake or restart, counters start from zero.
+ * Throws an Error with the host's reason on an invalid name or label, or a negative increment.
+ *
+ *   metrics.inc('orders_total', { plan: 'pro' });
+ *   metrics.set('cart_items', 3);
+ */
+export const metrics = {
+  set: (name: string, value: number, labels?: Labels): void => guestMetrics.set(name, pairs(labels), value),
+  inc: (name: string, labels?: Labels, delta = 1): void => guestMetrics.add(name, pairs(labels), delta),
 };

@@ -7,6 +7,7 @@
 import { networkServiceFields, networkSettingsFields } from '../../plugins/network/schema.ts';
 import { storageServiceFields } from '../../plugins/storage/schema.ts';
 import { otelSettingsFields } from '../../plugins/otel/schema.ts';
+import { tenantMetricsServiceFields } from '../../plugins/tenant-metrics/schema.ts';
 import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import type { SchemaContribution } from './compose.ts';
@@ -23,6 +24,7 @@ export const FIRST_PARTY: readonly SchemaContribution[] = [
   { name: 'network', serviceFields: networkServiceFields, settingsFields: networkSettingsFields },
   { name: 'storage', serviceFields: storageServiceFields },
   { name: 'otel', settingsFields: otelSettingsFields },
+  { name: 'tenant-metrics', serviceFields: tenantMetricsServiceFields },
   { name: 'webhooks', settingsFields: webhooksSettingsFields },
 ];
 

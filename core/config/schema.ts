@@ -4,6 +4,7 @@ import { duration, size } from './fields.ts';
 import { composeSchema, type ComposedSchema, type FieldShape } from './compose.ts';
 import { FIRST_PARTY, FIRST_PARTY_TIERS, type FirstPartyTier } from './first-party.ts';
 import { storageServiceFields } from '../../plugins/storage/schema.ts';
+import { tenantMetricsServiceFields } from '../../plugins/tenant-metrics/schema.ts';
 import { networkServiceFields, networkSettingsFields } from '../../plugins/network/schema.ts';
 import { otelSettingsFields } from '../../plugins/otel/schema.ts';
 import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
@@ -324,6 +325,7 @@ const firstPartyServiceFields = {
   ...coreServiceFields,
   ...networkServiceFields,
   ...wasmServiceFields,
+  ...tenantMetricsServiceFields,
   limits: z.strictObject({ ...limits.shape, ...storageServiceFields.limits.unwrap().shape }).optional(),
 };
 const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields, ...otelSettingsFields };

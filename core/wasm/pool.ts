@@ -205,8 +205,9 @@ export class WasmPool {
       if (result.miss) return failure('error', 'worker did not take the code it was sent');
       this.track(result.threadId, task.instanceKey, result.live, result.evicted);
       const timing = { queueMs: result.queueMs, runMs: result.runMs, instantiated: result.instantiated };
-      if (!result.ok) return { ok: false, kind: result.kind, message: result.message, logs: result.logs, timing };
-      return { ok: true, value: result.value, logs: result.logs, timing };
+      const metrics = result.metrics && result.metrics.length > 0 ? { metrics: result.metrics } : {};
+      if (!result.ok) return { ok: false, kind: result.kind, message: result.message, logs: result.logs, ...metrics, timing };
+      return { ok: true, value: result.value, logs: result.logs, ...metrics, timing };
     } catch (error) {
       const elapsed = now() - submittedAt;
       if (deadline.aborted) this.share.strike(task.instanceKey);

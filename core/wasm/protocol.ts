@@ -4,7 +4,7 @@
  * with the code attached (a `WebAssembly.Module` structured-clones as a handle to the same compiled code).
  */
 import type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
-import type { WasmFailureKind, WasmLogLine } from './types.ts';
+import type { GuestMetricUpdate, WasmFailureKind, WasmLogLine } from './types.ts';
 
 interface TaskBase {
   /** Content hash of the code (plus its memory cap). */
@@ -49,6 +49,8 @@ export type WorkerTask = WasiTask | ComponentCallTask | ComponentHttpTask;
 
 interface ResultBase {
   logs: WasmLogLine[];
+  /** Updates made through the `tenement:http/metrics` import during the call (components only). */
+  metrics?: GuestMetricUpdate[];
   threadId: number;
   /** Instances this worker keeps for the task's key after the task (0 or 1). */
   live: number;

@@ -18,9 +18,17 @@ export interface WasmCallTiming {
   instantiated: boolean;
 }
 
+/** One call a component made through the `tenement:http/metrics` import, already checked in the worker. */
+export interface GuestMetricUpdate {
+  kind: 'set' | 'add';
+  name: string;
+  labels: [string, string][];
+  value: number;
+}
+
 export type WasmCallOutcome =
-  | { ok: true; value: unknown; logs: WasmLogLine[]; timing?: WasmCallTiming }
-  | { ok: false; kind: WasmFailureKind; message: string; logs: WasmLogLine[]; timing?: WasmCallTiming };
+  | { ok: true; value: unknown; logs: WasmLogLine[]; metrics?: GuestMetricUpdate[]; timing?: WasmCallTiming }
+  | { ok: false; kind: WasmFailureKind; message: string; logs: WasmLogLine[]; metrics?: GuestMetricUpdate[]; timing?: WasmCallTiming };
 
 export type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
 

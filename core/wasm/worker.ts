@@ -12,7 +12,7 @@ import { now, type PoolBroadcast, type WorkerData, type WorkerNotice, type Worke
 import { handleHttp } from './component/http.ts';
 import { instantiateComponent } from './component/instantiate.ts';
 import type { ComponentArtifact, ComponentInstance, GuestHost, WasmHttpResponse } from './component/types.ts';
-import { MAX_OUTPUT_BYTES, type WasmLogLine } from './types.ts';
+import { MAX_OUTPUT_BYTES, type GuestMetricUpdate, type WasmLogLine } from './types.ts';
 
 const options = workerData as WorkerData;
 const MAX_CODE_ENTRIES = 512;
@@ -31,6 +31,8 @@ interface Kept {
 const kept = new Map<string, Kept>();
 /** The logs of the task running now: kept instances write through their host into it. */
 let currentLogs: WasmLogLine[] = [];
+/** Likewise the metric updates of the task running now. */
+let currentMetrics: GuestMetricUpdate[] = [];
 
 const channel = new BroadcastChannel(options.channel);
 channel.unref();
@@ -77,6 +79,8 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   const artifact = entry as ComponentArtifact;
   currentLogs = [];
   const logs = currentLogs;
+  currentMetrics = [];
+  const metrics = currentMetrics;
   let instantiated = false;
   let slot = task.fresh ? undefined : kept.get(task.instanceKey);
   if (slot && (slot.hash !== task.hash || slot.generation !== task.generation || slot.dataDir !== task.dataDir || slot.instance.poisoned)) {
@@ -85,7 +89,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   }
   try {
     if (!slot) {
-      const host: GuestHost = { dataDir: task.dataDir, log: (stream, line) => currentLogs.push({ stream, line }) };
+      const host: GuestHost = { dataDir: task.dataDir, log: (stream, line) => currentLogs.push({ stream, line }), metrics: () => currentMetrics };
       slot = { hash: task.hash, generation: task.generation, dataDir: task.dataDir, instance: await instantiateComponent(artifact, host), host };
       instantiated = true;
     }
@@ -94,16 +98,17 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
       // The instance is fine (it answered): kept for its tenant's next request; only this answer is refused.
       const evicted = task.fresh ? [] : remember(kept, task.instanceKey, slot, options.maxInstances);
       const message = `the handler returned a body of ${(value as WasmHttpResponse).body.length} bytes, over the limit of ${MAX_OUTPUT_BYTES}`;
-      return { ...base, evicted, ok: false, kind: 'output-too-large', message, logs, live: task.fresh ? 0 : 1, runMs: now() - startedAt, instantiated };
+      return { ...base, evicted, ok: false, kind: 'output-too-large', message, logs, metrics, live: task.fresh ? 0 : 1, runMs: now() - startedAt, instantiated };
     }
     const evicted = task.fresh ? [] : remember(kept, task.instanceKey, slot, options.maxInstances);
-    return { ...base, evicted, ok: true, value, logs, live: task.fresh ? 0 : 1, runMs: now() - startedAt, instantiated };
+    return { ...base, evicted, ok: true, value, logs, metrics, live: task.fresh ? 0 : 1, runMs: now() - startedAt, instantiated };
   } catch (error) {
     // A trapped component instance is poisoned, and a core instance's state may be corrupt: never reuse it.
     kept.delete(task.instanceKey);
     const failure = classifyGuestError(error);
-    return { ...base, ok: false, kind: failure.kind, message: failure.message, logs, live: 0, runMs: now() - startedAt, instantiated };
+    return { ...base, ok: false, kind: failure.kind, message: failure.message, logs, metrics, live: 0, runMs: now() - startedAt, instantiated };
   } finally {
     currentLogs = [];
+    currentMetrics = [];
   }
 }

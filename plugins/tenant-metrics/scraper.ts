@@ -116,8 +116,8 @@ export class Scraper {
     const due: Array<{ instance: InstanceView; record: InstanceRecord; config: TenantMetricsConfig }> = [];
     for (const instance of this.instances.list({ state: 'running' })) {
       const config = this.config(instance.service);
-      // The wasm tier has no listener of its own to scrape: its functions publish through the SDK instead.
-      if (!config || !instance.handle || instance.handle.inProcess) continue;
+      // An in-process instance (the wasm tier) is read through its handle: its functions publish through the SDK.
+      if (!config || !instance.handle || (instance.handle.inProcess && !instance.handle.inProcess.metrics)) continue;
       const record = this.record(instance);
       if (record.inFlight || now - record.startedAt < config.interval) continue;
       due.push({ instance, record, config });
@@ -140,7 +140,8 @@ export class Scraper {
     record.startedAt = started;
     this.running++;
     try {
-      const body = await fetchExposition(handle.address, { path: config.path, timeoutMs: config.timeout, maxBytes: config.maxBytes });
+      const published = handle.inProcess?.metrics;
+      const body = published ? readPublished(published, config.maxBytes) : await fetchExposition(handle.address, { path: config.path, timeoutMs: config.timeout, maxBytes: config.maxBytes });
       const result = await parseExpositionAsync(body, { ...DEFAULT_LIMITS, maxSeries: config.maxSeries });
       if (this.stale(instance, epoch, record)) return;
       const conflicts = this.shared.replace(instance.key, { service: instance.service, instance: instance.key }, result.families);
@@ -178,4 +179,11 @@ export class Scraper {
     record.families = [];
     record.series = 0;
   }
+}
+
+/** An in-process instance's own exposition, within the same size bound as a scraped body. */
+function readPublished(read: () => string, maxBytes: number): Buffer {
+  const body = Buffer.from(read());
+  if (body.length > maxBytes) throw new ScrapeError('too_large', `body of ${body.length} bytes, over ${maxBytes}`);
+  return body;
 }

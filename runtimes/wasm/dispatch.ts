@@ -11,6 +11,7 @@ import type { LoadedCode } from '../../core/wasm/module-cache.ts';
 import type { WasmPool } from '../../core/wasm/pool.ts';
 import { MAX_OUTPUT_BYTES, type WasmCallOutcome, type WasmFailureKind } from '../../core/wasm/types.ts';
 import { cgiEnv, parseCgiResponse } from './cgi.ts';
+import { GuestMetrics } from './guest-metrics.ts';
 import type { WasmMetrics } from './metrics.ts';
 import { instanceKeyOf } from './metrics.ts';
 
@@ -41,6 +42,8 @@ export class FunctionDispatcher {
   private readonly baseEnv: Record<string, string>;
   /** Requests handed to the pool and not answered yet (the loopback server's and the proxy's together). */
   inFlight = 0;
+  /** What the guest published through the metrics import during this run. */
+  readonly guestMetrics = new GuestMetrics();
   private stopped = false;
   private onIdle: (() => void) | null = null;
 
@@ -126,6 +129,7 @@ export class FunctionDispatcher {
       });
     }
     for (const entry of outcome.logs) spec.onLog(entry.stream, entry.line);
+    if (outcome.metrics) this.guestMetrics.apply(outcome.metrics);
     if (!outcome.ok) {
       metrics.observe(spec.service, instanceLabel, outcome.kind, outcome.timing);
       return this.fail(outcome.kind, outcome.message, request.method, request.path);

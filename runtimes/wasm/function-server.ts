@@ -90,7 +90,7 @@ export async function startFunctionServer(
     async ownsAddress() {
       return server.listening;
     },
-    inProcess: { maxBody: settings.maxBody, serve: (request) => dispatcher.serve(request) },
+    inProcess: { maxBody: settings.maxBody, serve: (request) => dispatcher.serve(request), metrics: () => dispatcher.guestMetrics.render() },
   };
 }
 

@@ -21,6 +21,13 @@ declare module 'tenement:http/runtime@0.1.0' {
   export function utf8Decode(bytes: Uint8Array): string;
 }
 
+declare module 'tenement:http/metrics@0.1.0' {
+  /** Sets a gauge series. Throws on an invalid name or labels. (A name already used as a counter: ignored.) */
+  export function set(name: string, labels: [string, string][], value: number): void;
+  /** Adds a finite delta >= 0 to a counter series. Throws on invalid input. (A name already a gauge: ignored.) */
+  export function add(name: string, labels: [string, string][], delta: number): void;
+}
+
 declare module 'tenement:http/tenant-data@0.1.0' {
   /** The file's bytes, or null when it does not exist. Throws on an invalid name or an I/O error. */
   export function read(name: string): Uint8Array | null;

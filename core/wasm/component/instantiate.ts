@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { enableWasmFeatures } from '../engine.ts';
+import { guestMetricsImports } from './guest-metrics.ts';
 import { tenantDataImports } from './tenant-data.ts';
 import type { ComponentArtifact, ComponentInstance, GuestHost, GuestStream } from './types.ts';
 
@@ -54,6 +55,8 @@ function builtinImports(host: GuestHost): Record<string, ImportFunctions> {
       utf8Decode: (bytes: Uint8Array) => decoder.decode(bytes),
     },
     'tenement:http/tenant-data': tenantDataImports(host.dataDir) as unknown as ImportFunctions,
+    // Components built before this import existed do not ask for it, and are instantiated as before.
+    'tenement:http/metrics': guestMetricsImports(() => host.metrics?.() ?? []) as unknown as ImportFunctions,
     // Types-only interface: nothing to provide, but jco still asks for the key.
     'tenement:http/types': {},
   };

@@ -30,6 +30,8 @@ export interface GuestHost {
   dataDir: string | null;
   /** One complete line of guest output (console.log -> stdout, console.error/warn -> stderr). */
   log(stream: GuestStream, line: string): void;
+  /** Where the `tenement:http/metrics` import records the running call's updates (absent: calls are ignored). */
+  metrics?: () => import('../types.ts').GuestMetricUpdate[];
   /**
    * Extra host imports for other worlds (e.g. kernel-hook plugins), keyed by fully qualified interface name
    * ('tenement:plugin/host@0.1.0'). They are merged over the built-in log and tenant-data imports.
