@@ -9,13 +9,8 @@ import { OWNER, Outbox } from './outbox.ts';
 import { registerRoutes } from './routes.ts';
 import { webhooksSettingsFields, type AlertRule, type AlertsConfig, type EventRule, type MetricRule, type WebhookConfig } from './schema.ts';
 
-const NO_ALERTS: AlertsConfig = {
-  webhooks: [],
-  rules: [],
-  cooldown: 300_000,
-  interval: 15_000,
-  delivery: { timeout: 10_000, backoff: { base: 5_000, max: 600_000 }, maxAttempts: 12, maxAge: 86_400_000, maxRows: 10_000 },
-};
+/** Without `settings.alerts`: no webhooks, no rules, the defaults for the rest (the outbox still answers the API). */
+const NO_ALERTS: AlertsConfig = webhooksSettingsFields.alerts.unwrap().parse({});
 
 /** Whether an alert goes to this webhook: the rule's `webhooks` and the webhook's `services` both allow it. */
 function wants(webhook: WebhookConfig, rule: AlertRule, alert: Alert): boolean {
