@@ -181,7 +181,9 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
   });
 
   test('the instance page tails and searches the logs and draws the last hour', async () => {
-    for (const line of ['needle in the haystack', 'plain hay']) {
+    // A hostile tenant's output is shown as text, never as markup.
+    const hostile = '<img src=x onerror="window.__xss=1">';
+    for (const line of ['needle in the haystack', hostile, 'plain hay']) {
       assert.equal((await request(server.url, 'alice.web.localhost', `/log?line=${encodeURIComponent(line)}`)).status, 200);
     }
     for (let i = 0; i < 20; i++) await request(server.url, 'alice.web.localhost', '/');
@@ -191,6 +193,10 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     await page.getByRole('heading', { name: 'web:alice' }).waitFor({ timeout: WAIT });
     const logs = page.getByTestId('logs');
     await waitFor(async () => ((await logs.textContent()) ?? '').includes('plain hay'), 'the tail to show the logged lines', WAIT);
+
+    assert.ok(((await logs.textContent()) ?? '').includes(hostile), 'the markup is shown literally');
+    assert.equal(await logs.locator('img').count(), 0);
+    assert.equal(await page.evaluate<unknown>('window.__xss'), undefined);
 
     await page.getByTestId('log-search').fill('needle');
     await page.getByRole('button', { name: 'Search', exact: true }).click();
