@@ -10,15 +10,21 @@ import { color, out, printJson } from '../output.ts';
 import type { TierCheckOptions, TierReport } from '../tier-check.ts';
 import { examples } from './common.ts';
 
-/** Tools a tier, a feature or the benchmarks use, and the Debian package that provides each. */
-const TOOLS: ReadonlyArray<{ name: string; package: string | null; purpose: string }> = [
-  { name: 'bwrap', package: 'bubblewrap', purpose: 'namespace and sandbox isolation' },
-  { name: 'runsc', package: 'runsc', purpose: 'gVisor sandbox isolation' },
-  { name: 'qemu-system-x86_64', package: 'qemu-system-x86', purpose: 'microvm isolation (QEMU)' },
-  { name: 'firecracker', package: null, purpose: 'microvm isolation (Firecracker)' },
-  { name: 'criu', package: 'criu', purpose: 'checkpoint and restore of processes' },
-  { name: 'promtool', package: 'prometheus', purpose: 'checking the /metrics output' },
-  { name: 'nginx', package: 'nginx-light', purpose: 'the proxy baseline of the benchmarks' },
+/**
+ * Programs Tenement itself runs (a tier, a feature), the Debian package that provides each, and a file that runs
+ * it (`usedBy`: test/e2e/cli-commands.test.ts checks the name is there, so the list never names a tool no code
+ * uses). Tools only the tests and benchmarks use (promtool, nginx, wrk) are `.ci/run`'s business, not a host's.
+ */
+export const TOOLS: ReadonlyArray<{ name: string; package: string | null; purpose: string; usedBy: string }> = [
+  { name: 'bwrap', package: 'bubblewrap', purpose: 'namespace and sandbox isolation', usedBy: 'runtimes/namespace/host-tools.ts' },
+  { name: 'runsc', package: 'runsc', purpose: 'gVisor sandbox isolation', usedBy: 'runtimes/sandbox/runsc.ts' },
+  { name: 'qemu-system-x86_64', package: 'qemu-system-x86', purpose: 'microvm isolation (QEMU)', usedBy: 'runtimes/microvm/hypervisor.ts' },
+  { name: 'firecracker', package: null, purpose: 'microvm isolation (Firecracker)', usedBy: 'runtimes/microvm/hypervisor.ts' },
+  { name: 'busybox', package: 'busybox-static', purpose: 'the microvm guest (ten microvm prepare)', usedBy: 'runtimes/microvm/prepare.ts' },
+  { name: 'setpriv', package: 'util-linux', purpose: 'tenants as their own uid when Tenement runs as root', usedBy: 'core/process/tenant-launch.ts' },
+  { name: 'ip', package: 'iproute2', purpose: "network: 'private' (namespaces and veths)", usedBy: 'plugins/network/commands.ts' },
+  { name: 'nft', package: 'nftables', purpose: 'egress rules and outbound NAT of private networks', usedBy: 'plugins/network/commands.ts' },
+  { name: 'mkfs.ext4', package: 'e2fsprogs', purpose: 'limits.storage (a loop-mounted ext4 image per instance)', usedBy: 'plugins/storage/ext4.ts' },
 ];
 
 export interface DoctorReport {
