@@ -1,15 +1,16 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { Identity } from '../../core/types.ts';
-import { COOKIE, SECURE_COOKIE, requestSession } from './session-auth.ts';
+import { COOKIE, SECURE_COOKIE, recheck, requestSession } from './session-auth.ts';
 import type { Session, SessionStore } from './sessions.ts';
 
 const signInBody = z.strictObject({
   /** A bearer token (`tnm_...`); never in a URL, never echoed. */
   token: z.string().min(1).max(512),
 });
+
+const SIGNED_OUT = Object.freeze({ identity: null, csrf: null, expiresAt: null });
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
@@ -73,13 +74,21 @@ export function sessionRoutes(api: PluginContext['api'], sessions: SessionStore)
   api.route({
     method: 'GET',
     url: '/api/session',
-    summary: "Who the dashboard session (or token) is, with the session's CSRF token (null for a bearer token)",
+    summary: "Who the dashboard session (or token) is, with the session's CSRF token; all null when signed out",
+    description: 'Public so that a signed-out page load is a 200 with identity null, not a failed request; a bad bearer token is still a 401.',
     tags: ['dashboard'],
-    access: 'token',
-    handler: ({ identity, request, reply }) => {
+    access: 'public',
+    handler: async ({ request, reply }) => {
       void reply.header('cache-control', 'no-store');
+      if (request.headers.authorization !== undefined) return { identity: await api.authenticate(request), csrf: null, expiresAt: null };
       const session = requestSession(sessions, request.headers);
-      return session ? sessionAnswer(sessions, session) : { identity, csrf: null, expiresAt: null };
+      const identity = session ? await recheck(api, session, request.socket.remoteAddress ?? 'unix') : undefined;
+      if (!session || !identity) {
+        if (session) sessions.end(session.id);
+        return SIGNED_OUT;
+      }
+      session.identity = identity;
+      return sessionAnswer(sessions, session);
     },
   });
 
@@ -98,9 +107,4 @@ export function sessionRoutes(api: PluginContext['api'], sessions: SessionStore)
       return { signedOut: true };
     },
   });
-}
-
-/** A route handler's 401 for a stream whose session ended while it was being opened. */
-export function noSession(): never {
-  throw new TenementError(ErrorCodes.UNAUTHORIZED, 'the session ended');
 }

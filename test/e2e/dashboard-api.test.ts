@@ -68,6 +68,15 @@ async function signIn(kernel: TestKernel, token: string, headers: Record<string,
   return { cookie, csrf: body.csrf as string, setCookie, body };
 }
 
+/** What GET /api/session says of a cookie: signed in (its identity's kind), or null (200 with identity null). */
+async function whoIs(kernel: TestKernel, cookie: string): Promise<string | null> {
+  const reply = await apiCall(kernel, 'GET', '/api/session', { cookie });
+  assert.equal(reply.status, 200, reply.body);
+  const body = parse(reply);
+  if (body.identity === null) assert.deepEqual(body, { identity: null, csrf: null, expiresAt: null });
+  return body.identity === null ? null : (body.identity.kind as string);
+}
+
 async function running(kernel: TestKernel, ...keys: string[]): Promise<void> {
   await waitFor(() => keys.every((key) => kernel.instances.getByKey(key)?.state === 'running'), `${keys.join(', ')} running`, 20_000);
 }
@@ -147,6 +156,10 @@ test('sign-in sets an HttpOnly SameSite=Strict cookie that authenticates the API
   assert.match(signed.csrf, /^[A-Za-z0-9_-]{43}$/);
   assert.ok(!JSON.stringify(signed.body).includes(token), 'the token is not in the answer');
 
+  // A first visit, signed out: a 200 saying so, not a failed request; a bad bearer token is still a 401.
+  assert.deepEqual(parse(await apiCall(kernel, 'GET', '/api/session', {})), { identity: null, csrf: null, expiresAt: null });
+  assert.equal((await apiCall(kernel, 'GET', '/api/session', bearer('tnm_nope'))).status, 401);
+  assert.deepEqual(parse(await apiCall(kernel, 'GET', '/api/session', bearer(token))), { identity: { kind: 'admin', name: 'admin' }, csrf: null, expiresAt: null });
   const session = await apiCall(kernel, 'GET', '/api/session', { cookie: signed.cookie });
   assert.equal(session.status, 200);
   assert.equal(parse(session).csrf, signed.csrf);
@@ -160,7 +173,7 @@ test('sign-in sets an HttpOnly SameSite=Strict cookie that authenticates the API
   // Over TLS (a TLS edge on this host says so) the cookie is Secure and __Host- prefixed; a remote peer is not believed.
   const tls = await signIn(kernel, token, { 'x-forwarded-proto': 'https' });
   assert.match(tls.setCookie, /^__Host-tenement_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/);
-  assert.equal((await apiCall(kernel, 'GET', '/api/session', { cookie: tls.cookie })).status, 200);
+  assert.notEqual(await whoIs(kernel, tls.cookie), null);
 
   // Sign-out ends the session server-side (and needs the CSRF token like any change).
   assert.equal((await apiCall(kernel, 'DELETE', '/api/session', { cookie: signed.cookie })).status, 403);
@@ -285,7 +298,7 @@ test('revoking a token ends its sessions at once, and closes their event streams
   const stream = await openEvents(kernel, { cookie: signed.cookie });
   t.after(() => stream.close());
   await stream.next((e) => e.event === 'snapshot', 'snapshot');
-  assert.equal((await apiCall(kernel, 'GET', '/api/session', { cookie: signed.cookie })).status, 200);
+  assert.notEqual(await whoIs(kernel, signed.cookie), null);
 
   assert.equal((await apiCall(kernel, 'DELETE', `/api/tokens/${id}`, bearer(adminToken(kernel)))).status, 200);
   // The stream's credential is re-checked every 15 s, without any request of the session's meanwhile.
@@ -331,14 +344,14 @@ test('sessions are bounded: per token, in all, and a huge or doubled cookie auth
   const mine: Signed[] = [];
   for (let i = 0; i < 17; i++) mine.push(await signIn(kernel, admin));
   // 16 per token: the oldest went.
-  assert.equal((await apiCall(kernel, 'GET', '/api/session', { cookie: mine[0]!.cookie })).status, 401);
-  assert.equal((await apiCall(kernel, 'GET', '/api/session', { cookie: mine[16]!.cookie })).status, 200);
+  assert.equal(await whoIs(kernel, mine[0]!.cookie), null);
+  assert.notEqual(await whoIs(kernel, mine[16]!.cookie), null);
   const others: Signed[] = [];
   for (const tenant of ['t1', 't2', 't3', 't4', 't5', 't6']) others.push(await signIn(kernel, (await tenantToken(kernel, tenant)).token));
   // 20 in all: the least recently used admin sessions made room (the one just used above stays).
-  assert.equal((await apiCall(kernel, 'GET', '/api/session', { cookie: mine[1]!.cookie })).status, 401);
-  assert.equal((await apiCall(kernel, 'GET', '/api/session', { cookie: mine[16]!.cookie })).status, 200);
-  assert.equal((await apiCall(kernel, 'GET', '/api/session', { cookie: others[5]!.cookie })).status, 200);
+  assert.equal(await whoIs(kernel, mine[1]!.cookie), null);
+  assert.notEqual(await whoIs(kernel, mine[16]!.cookie), null);
+  assert.notEqual(await whoIs(kernel, others[5]!.cookie), null);
 
   const valid = mine[16]!.cookie;
   const hostile = [
@@ -350,13 +363,13 @@ test('sessions are bounded: per token, in all, and a huge or doubled cookie auth
     `tenement_session=${'A'.repeat(5_000)}`,
   ];
   for (const cookie of hostile) {
-    const reply = await apiCall(kernel, 'GET', '/api/session', { cookie });
-    assert.equal(reply.status, 401, cookie.slice(0, 60));
+    assert.equal(await whoIs(kernel, cookie), null, cookie.slice(0, 60));
+    assert.equal((await apiCall(kernel, 'GET', '/api/instances', { cookie })).status, 401, cookie.slice(0, 60));
   }
   // A cookie header over the server's header limit is refused by the HTTP layer, not by a crash.
   const huge = await apiCall(kernel, 'GET', '/api/session', { cookie: `tenement_session=${'A'.repeat(70_000)}` }).catch(() => ({ status: 431 }) as Reply);
   assert.ok([400, 431].includes(huge.status), String(huge.status));
-  assert.equal((await apiCall(kernel, 'GET', '/api/session', { cookie: valid })).status, 200, 'the server is fine');
+  assert.equal(await whoIs(kernel, valid), 'admin', 'the server is fine');
 });
 
 test('the history has request rate, latency and memory points after some traffic', { timeout: 60_000 }, async (t) => {
