@@ -11,6 +11,7 @@ import network from '../plugins/network/index.ts';
 import otel from '../plugins/otel/index.ts';
 import router from '../plugins/router/index.ts';
 import storage from '../plugins/storage/index.ts';
+import tenantMetrics from '../plugins/tenant-metrics/index.ts';
 import wasmPlugins from '../plugins/wasm-plugins/index.ts';
 import webhooks from '../plugins/webhooks/index.ts';
 import microvmRuntime from '../runtimes/microvm/index.ts';
@@ -28,4 +29,4 @@ import wasmRuntime from '../runtimes/wasm/index.ts';
  * `settings.otel` or OTEL_EXPORTER_OTLP_ENDPOINT), and the dashboard at `/` (`pluginOptions: { dashboard: false }` leaves it
  * out).
  */
-export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, wasmPlugins, webhooks, otel, dashboard];
+export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, tenantMetrics, wasmPlugins, webhooks, otel, dashboard];
