@@ -1,7 +1,7 @@
 /**
  * `Tenement-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, as Stripe signs its
  * webhooks: the timestamp is inside the signed string, so a receiver that refuses old timestamps refuses replays.
- * docs/observability.md#alert-webhooks has the receiver's side (a snippet the e2e test runs verbatim).
+ * docs/observability.md#alert-webhooks has the receiver's side (the same check the e2e test makes on every alert it receives).
  */
 import { createHmac } from 'node:crypto';
 
