@@ -16,7 +16,9 @@ import authBearer from '../../plugins/auth-bearer/index.ts';
 import dashboard from '../../plugins/dashboard/index.ts';
 import instancesApi from '../../plugins/instances-api/index.ts';
 import wasmPlugins from '../../plugins/wasm-plugins/index.ts';
+import wasmRuntime from '../../runtimes/wasm/index.ts';
 import { apiCall, echoService, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
+import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
 
 type Json = Record<string, any>;
 const parse = (reply: Reply): Json => JSON.parse(reply.body) as Json;
@@ -499,6 +501,70 @@ test('wasm function stats answer empty lists when no wasm service runs, and need
   const reply = await apiCall(kernel, 'GET', '/api/functions', bearer(adminToken(kernel)));
   assert.equal(reply.status, 200);
   assert.deepEqual(parse(reply), { functions: [], services: [] });
+});
+
+const guestsDir = mkdtempSync(path.join(os.tmpdir(), 'tnm-dash-wasm-'));
+const guests = buildCGuests(guestsDir);
+test.after(() => rmSync(guestsDir, { recursive: true, force: true }));
+
+test('wasm function stats: invocations, timeouts per instance (tenant-scoped), duration percentiles per service for admins', { timeout: 90_000, skip: guests.skip }, async (t) => {
+  const plugins: PluginEntry[] = [...servePlugins, wasmRuntime, authBearer, instancesApi, [dashboard, { distDir: fakeBuild(t) }]];
+  const kernel = await createTestKernel({
+    plugins,
+    config: { services: { hello: wasmFunction(guests.handler), spin: wasmFunction(guests.guest, { wasm: { timeout: '300ms' } }) } },
+  });
+  t.after(() => kernel.close());
+  for (let i = 0; i < 3; i++) assert.equal((await request(kernel, 'alice.hello.localhost', '/')).status, 200);
+  assert.equal((await request(kernel, 'bob.hello.localhost', '/')).status, 200);
+  assert.equal((await request(kernel, 'alice.spin.localhost', '/loop')).status, 504);
+
+  const admin = parse(await apiCall(kernel, 'GET', '/api/functions', bearer(adminToken(kernel))));
+  const byKey = new Map((admin.functions as Json[]).map((f) => [f.key as string, f]));
+  assert.deepEqual([...byKey.keys()], ['hello:alice', 'hello:bob', 'spin:alice']);
+  assert.equal(byKey.get('hello:alice')!.invocations, 3);
+  assert.equal(byKey.get('hello:alice')!.ok, 3);
+  assert.equal(byKey.get('spin:alice')!.timeouts, 1);
+  assert.equal(byKey.get('spin:alice')!.outcomes.timeout, 1);
+  const hello = (admin.services as Json[]).find((s) => s.service === 'hello')!;
+  assert.equal(hello.count, 4);
+  assert.ok(hello.p50 > 0 && hello.p50 <= hello.p99 && hello.meanMs > 0, JSON.stringify(hello));
+
+  const bob = await signIn(kernel, (await tenantToken(kernel, 'bob')).token);
+  const scoped = parse(await apiCall(kernel, 'GET', '/api/functions', { cookie: bob.cookie }));
+  assert.deepEqual((scoped.functions as Json[]).map((f) => f.key), ['hello:bob']);
+  assert.deepEqual(scoped.services, []);
+});
+
+test('sessions expire: idle, and absolutely however used', { timeout: 60_000 }, async (t) => {
+  const idle = await dashKernel(t, { services: { echo: echoService() } }, { sessionIdle: '1s', sessionMax: '1h' });
+  const a = await signIn(idle, adminToken(idle));
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  assert.equal(await whoIs(idle, a.cookie), null);
+  assert.equal((await apiCall(idle, 'GET', '/api/instances', { cookie: a.cookie })).status, 401);
+
+  const max = await dashKernel(t, { services: { echo: echoService() } }, { sessionIdle: '1h', sessionMax: '2s' });
+  const b = await signIn(max, adminToken(max));
+  const until = Date.now() + 2_500;
+  // Used all along: the absolute limit ends it anyway.
+  while (Date.now() < until) {
+    await apiCall(max, 'GET', '/api/instances', { cookie: b.cookie });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  assert.equal(await whoIs(max, b.cookie), null);
+  assert.ok(Number(b.body.expiresAt) <= Date.now());
+});
+
+test('a tenant stream gets stats of its own running instances only', { timeout: 60_000 }, async (t) => {
+  const kernel = await dashKernel(t, { services: { echo: echoService() }, instances: { echo: ['alice', 'bob'] } });
+  await running(kernel, 'echo:alice', 'echo:bob');
+  const alice = await signIn(kernel, (await tenantToken(kernel, 'alice')).token);
+  const stream = await openEvents(kernel, { cookie: alice.cookie });
+  t.after(() => stream.close());
+  const stats = await stream.next((e) => e.event === 'stats', 'a stats event (every 10 s)', 40_000);
+  assert.deepEqual(stats.data.instances.map((i: Json) => i.key), ['echo:alice']);
+  const own = stats.data.instances[0] as Json;
+  assert.ok((own.memoryBytes as number) > 1_000_000);
+  assert.equal(typeof own.rps, 'number');
 });
 
 /** GET over a raw socket: the path exactly as written, the body bytes exactly as sent. */
