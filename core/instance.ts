@@ -7,6 +7,12 @@ export type HealthStatus = 'unknown' | 'healthy' | 'unhealthy';
 
 type StateListener = (state: InstanceState) => void;
 
+/** The list without `item`, or null when nothing is left (an idle instance holds no empty arrays). */
+function without<T>(list: T[] | null, item: T): T[] | null {
+  const rest = list?.filter((x) => x !== item) ?? [];
+  return rest.length > 0 ? rest : null;
+}
+
 /**
  * An instance as plugins see it (PluginContext.instances, hook arguments): read-only. Changes go through
  * `ctx.lifecycle`, so the supervisor's state machine sees every one.
@@ -41,7 +47,12 @@ export interface InstanceView {
   toJSON(): InstanceSnapshot;
 }
 
-/** One copy of a service for one tenant. The supervisor owns its transitions; the proxy owns its counters. */
+/**
+ * One copy of a service for one tenant. The supervisor owns its transitions; the proxy owns its counters.
+ * Most instances of a big server are hibernated and never looked at, so what only a running or watched instance
+ * needs (its log buffer, restart times, state and drain waiters) is made on first use: about a third of a
+ * hibernated instance's heap (bench/footprint.ts).
+ */
 export class Instance implements InstanceView {
   readonly key: string;
   #state: InstanceState = 'created';
@@ -67,16 +78,16 @@ export class Instance implements InstanceView {
   failedHealthChecks = 0;
   /** Restarts ever made, for display. */
   restarts = 0;
-  /** When recent restarts happened, for the maxRestarts-in-window rule. */
-  restartTimes: number[] = [];
+  #restartTimes: number[] | null = null;
   /** Exponent of the next backoff delay; reset after a stable run. */
   backoffAttempt = 0;
   lastExit: ExitInfo | null = null;
   lastError: string | null = null;
 
-  readonly logs: LogBuffer;
-  private listeners: StateListener[] = [];
-  private drainWaiters: Array<() => void> = [];
+  #logs: LogBuffer | null = null;
+  readonly #logBufferBytes: number;
+  private listeners: StateListener[] | null = null;
+  private drainWaiters: Array<() => void> | null = null;
 
   constructor(
     readonly service: string,
@@ -84,10 +95,26 @@ export class Instance implements InstanceView {
     public config: ServiceConfig,
     logBufferBytes: number,
   ) {
-    this.key = `${service}:${id}`;
+    // join() makes one flat string; a template literal keeps a rope of two more string objects for the life of
+    // the instance.
+    this.key = [service, id].join(':');
     this.tier = config.isolation;
     this.weight = config.weight;
-    this.logs = new LogBuffer(logBufferBytes);
+    this.#logBufferBytes = logBufferBytes;
+  }
+
+  /** Its recent output (made on first use). */
+  get logs(): LogBuffer {
+    return (this.#logs ??= new LogBuffer(this.#logBufferBytes));
+  }
+
+  /** When recent restarts happened, for the maxRestarts-in-window rule (made on first use). */
+  get restartTimes(): number[] {
+    return (this.#restartTimes ??= []);
+  }
+
+  set restartTimes(times: number[]) {
+    this.#restartTimes = times;
   }
 
   get port(): number | null {
@@ -103,7 +130,7 @@ export class Instance implements InstanceView {
     this.#state = state;
     this.stateSince = Date.now();
     const listeners = this.listeners;
-    for (const listener of listeners) listener(state);
+    if (listeners) for (const listener of listeners) listener(state);
   }
 
   /**
@@ -115,7 +142,7 @@ export class Instance implements InstanceView {
     return new Promise((resolve, reject) => {
       const done = (): void => {
         clearTimeout(timer);
-        this.listeners = this.listeners.filter((l) => l !== listener);
+        this.listeners = without(this.listeners, listener);
         signal?.removeEventListener('abort', onAbort);
       };
       const listener: StateListener = (state) => {
@@ -131,7 +158,7 @@ export class Instance implements InstanceView {
         done();
         reject(new Error(`timed out after ${timeoutMs}ms waiting for ${this.key} to become ${[...targets].join(' or ')}`));
       }, timeoutMs);
-      this.listeners.push(listener);
+      (this.listeners ??= []).push(listener);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -144,9 +171,9 @@ export class Instance implements InstanceView {
   requestFinished(): void {
     this.inFlight -= 1;
     this.lastActivity = Date.now();
-    if (this.inFlight === 0 && this.drainWaiters.length > 0) {
+    if (this.inFlight === 0 && this.drainWaiters) {
       const waiters = this.drainWaiters;
-      this.drainWaiters = [];
+      this.drainWaiters = null;
       for (const wake of waiters) wake();
     }
   }
@@ -156,14 +183,14 @@ export class Instance implements InstanceView {
     if (this.inFlight === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.drainWaiters = this.drainWaiters.filter((w) => w !== onDrained);
+        this.drainWaiters = without(this.drainWaiters, onDrained);
         resolve(false);
       }, timeoutMs);
       const onDrained = (): void => {
         clearTimeout(timer);
         resolve(true);
       };
-      this.drainWaiters.push(onDrained);
+      (this.drainWaiters ??= []).push(onDrained);
     });
   }
 

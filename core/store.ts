@@ -5,6 +5,8 @@ import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 
 export type DesiredState = 'running' | 'hibernated' | 'stopped';
 
+const DESIRED: Readonly<Record<DesiredState, DesiredState>> = { running: 'running', hibernated: 'hibernated', stopped: 'stopped' };
+
 export interface StoredInstance {
   service: string;
   id: string;
@@ -172,7 +174,11 @@ export class Store {
   }
 
   listInstances(): StoredInstance[] {
-    return this.statements.list.all() as StoredInstance[];
+    const rows = this.statements.list.all() as StoredInstance[];
+    // SQLite hands out a new string per row; a restored instance keeps its desired state as its state, so 10,000
+    // hibernated instances held 10,000 copies of 'hibernated'. The literal is one shared string.
+    for (const row of rows) row.desired = DESIRED[row.desired];
+    return rows;
   }
 
   /** Runs `work` in one transaction: many small writes at boot cost one fsync instead of one each. */
