@@ -1,6 +1,21 @@
 #!/usr/bin/env node
-// The CLI is TypeScript run through tsx, so `ten` works from a fresh clone without a build step.
-import { register } from 'tsx/esm/api';
+// `ten`. The installed package runs its compiled JavaScript (dist/, built by `npm run build` before packing), so
+// no TypeScript of ours is transpiled at run time. A checkout runs its sources through tsx instead, with no build
+// step, even when an old dist/ is lying around (a pack leaves one): cli/main.ts next to this file marks a
+// checkout, since the package ships no sources. TENEMENT_DIST=1 runs a checkout's dist/ (to measure it).
+import { existsSync } from 'node:fs';
 
-register();
-await import('../cli/main.ts');
+const checkout = existsSync(new URL('../cli/main.ts', import.meta.url));
+const compiled = new URL('../dist/cli/main.js', import.meta.url);
+
+if (!checkout || (process.env.TENEMENT_DIST === '1' && existsSync(compiled))) {
+  await import(compiled.href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  // `tenement/sdk` in a checkout resolves to the sources (the package's `tenement-source` export condition)
+  // rather than to a dist/ that may be missing or stale.
+  const { register: registerHooks } = await import('node:module');
+  registerHooks(new URL('./source-condition.mjs', import.meta.url));
+  await import('../cli/main.ts');
+}

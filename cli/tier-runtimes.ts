@@ -6,6 +6,8 @@ import { TIERS } from '../core/config/schema.ts';
 import { defaultPlugins } from './default-plugins.ts';
 
 const RUNTIMES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'runtimes');
+/** `.ts` in a checkout, `.js` in the built package (dist/). */
+const EXTENSION = path.extname(fileURLToPath(import.meta.url));
 
 const nameOf = (entry: PluginEntry): string => (Array.isArray(entry) ? (entry as readonly [PluginDefinition<never>, unknown])[0] : (entry as PluginDefinition<never>)).name;
 
@@ -21,7 +23,7 @@ export async function pluginsWithAllRuntimes(
   const names = new Set(plugins.map(nameOf));
   const loadErrors = new Map<string, string>();
   for (const tier of TIERS) {
-    const file = path.join(RUNTIMES_DIR, tier, 'index.ts');
+    const file = path.join(RUNTIMES_DIR, tier, `index${EXTENSION}`);
     if (!existsSync(file)) continue;
     try {
       const module = (await import(pathToFileURL(file).href)) as { default?: PluginDefinition<never> };

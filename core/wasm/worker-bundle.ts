@@ -15,12 +15,16 @@ export interface WorkerEntry {
   execArgv: string[];
 }
 
-const WORKER_TS = fileURLToPath(new URL('./worker.ts', import.meta.url));
+/** The built package (dist/, `.js`) runs compiled JavaScript; a checkout runs the `.ts` sources through tsx. */
+const COMPILED = import.meta.url.endsWith('.js');
+const WORKER_TS = fileURLToPath(new URL(COMPILED ? './worker.js' : './worker.ts', import.meta.url));
 
 /** Inside the project's node_modules, so the bundle resolves packages as the sources do. */
 const BUNDLE_DIR = path.resolve(path.dirname(WORKER_TS), '..', '..', 'node_modules', '.cache', 'tenement-wasm');
 
 export function workerEntry(): WorkerEntry {
+  // Compiled already: the worker loads as it is, with no loader and nothing to bundle.
+  if (COMPILED) return { filename: pathToFileURL(WORKER_TS).href, execArgv: process.execArgv.filter((flag) => flag.startsWith('--cpu-prof')) };
   try {
     const esbuild = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
     const result = esbuild.buildSync({

@@ -21,7 +21,7 @@ const PRELUDE = join(here, 'guest/prelude.js');
 const ENTRY_TEMPLATE = join(here, 'guest/entry.template.js');
 const PRELOAD = join(here, 'preopen-root.mjs');
 /** The SDK a handler imports from outside its own directory (`sdk/wasm.ts`): part of every build's hash. */
-const SDK_SOURCES = [resolve(here, '../../../sdk/wasm.ts'), resolve(here, '../../../sdk/wit/handler.d.ts')];
+const SDK_SOURCES = [resolve(here, `../../../sdk/wasm${extname(fileURLToPath(import.meta.url))}`), resolve(here, '../../../sdk/wit/handler.d.ts')];
 const JCO_FLAGS = ['--backend', 'quickjs', '--backend-qjs-disable-async', '--backend-qjs-stub-wasi'];
 const SOURCE_EXTENSIONS = new Set(['.ts', '.mts', '.js', '.mjs', '.json']);
 const MAX_HASHED_FILES = 5000;
