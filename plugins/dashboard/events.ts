@@ -40,6 +40,11 @@ const frame = (event: string, data: unknown): string => `event: ${event}\ndata: 
  */
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>();
+  /**
+   * Streams whose snapshot is being built: changes queued meanwhile are queued again once it is sent, so a change
+   * made while the snapshot was read is never lost behind it (nor an older frame sent after a newer snapshot).
+   */
+  private readonly opening = new Set<Map<string, Change>>();
   private readonly pending = new Map<string, Change>();
   private flushing = false;
   /** `state|health|weight` last sent per instance, to notice what raises no lifecycle event. */
@@ -64,7 +69,11 @@ export class EventHub {
   }
 
   get full(): boolean {
-    return this.subscribers.size >= this.maxStreams;
+    return this.subscribers.size + this.opening.size >= this.maxStreams;
+  }
+
+  private get listened(): boolean {
+    return this.subscribers.size > 0 || this.opening.size > 0;
   }
 
   /**
@@ -72,9 +81,17 @@ export class EventHub {
    * Returns the function that ends it (sign-out, revocation).
    */
   async open(res: ServerResponse, identity: Identity, stillValid: () => Promise<boolean>): Promise<() => void> {
-    const visible = this.ctx.instances.list().filter((view) => canAccess(identity, view.id));
-    visible.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const snapshot = frame('snapshot', { instances: await Promise.all(visible.map((view) => viewOf(this.ctx.instances, view))) });
+    const missed = new Map<string, Change>();
+    this.opening.add(missed);
+    let snapshot: string;
+    try {
+      const visible = this.ctx.instances.list().filter((view) => canAccess(identity, view.id));
+      visible.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      snapshot = frame('snapshot', { instances: await Promise.all(visible.map((view) => viewOf(this.ctx.instances, view))) });
+    } finally {
+      this.opening.delete(missed);
+    }
+    for (const [key, change] of missed) this.queue(key, change);
     const close = (): void => {
       if (!res.writableEnded) res.end();
     };
@@ -127,17 +144,17 @@ export class EventHub {
   private onEvent(event: InstanceEvent): void {
     if (event.type === 'removed') {
       this.sent.delete(event.instance);
-      if (this.subscribers.size === 0) return;
+      if (!this.listened) return;
       this.queue(event.instance, { removed: { key: event.instance, service: event.service, id: event.id } });
       return;
     }
-    if (this.subscribers.size === 0) return;
+    if (!this.listened) return;
     const view = this.ctx.instances.getByKey(event.instance);
     if (view) this.queue(view.key, { view });
   }
 
   private diff(): void {
-    if (this.subscribers.size === 0) return;
+    if (!this.listened) return;
     for (const view of this.ctx.instances.list()) {
       const print = `${view.state}|${view.health}|${view.weight}`;
       if (this.sent.get(view.key) !== print) this.queue(view.key, { view });
@@ -148,6 +165,7 @@ export class EventHub {
     // The latest change of an instance wins: what is sent is read when sent, so nothing newer is lost.
     this.pending.delete(key);
     this.pending.set(key, change);
+    for (const missed of this.opening) missed.set(key, change);
     if (this.flushing) return;
     this.flushing = true;
     setImmediate(() => void this.flush());

@@ -56,6 +56,9 @@ export function sessionRoutes(api: PluginContext['api'], sessions: SessionStore)
         method: request.method,
         url: request.url,
       });
+      // A session this browser already had (or one planted in it) ends: one sign-in, one session.
+      const previous = requestSession(sessions, request.headers);
+      if (previous) sessions.end(previous.id);
       const session = sessions.create(body.token, identity);
       setCookie(reply, request, session.id);
       api.auditLog.record({

@@ -85,11 +85,6 @@ export class SessionStore {
     for (const session of [...this.sessions.values()]) if (this.expired(session, now)) this.end(session.id);
   }
 
-  /** Sessions with open event streams: re-checked on a timer, so a revoked token's streams are closed. */
-  streaming(): Session[] {
-    return [...this.sessions.values()].filter((s) => s.streams.size > 0);
-  }
-
   clear(): void {
     for (const id of [...this.sessions.keys()]) this.end(id);
   }

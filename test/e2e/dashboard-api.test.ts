@@ -177,6 +177,11 @@ test('sign-in sets an HttpOnly SameSite=Strict cookie that authenticates the API
   assert.match(tls.setCookie, /^__Host-tenement_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Secure$/);
   assert.notEqual(await whoIs(kernel, tls.cookie), null);
 
+  // Signing in again from a browser that has a session ends the old one: one sign-in, one session.
+  const renewed = await signIn(kernel, token, { cookie: tls.cookie });
+  assert.equal(await whoIs(kernel, tls.cookie), null);
+  assert.equal(await whoIs(kernel, renewed.cookie), 'admin');
+
   // Sign-out ends the session server-side (and needs the CSRF token like any change).
   assert.equal((await apiCall(kernel, 'DELETE', '/api/session', { cookie: signed.cookie })).status, 403);
   const out = await apiCall(kernel, 'DELETE', '/api/session', { cookie: signed.cookie, 'x-csrf-token': signed.csrf });
