@@ -255,6 +255,48 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     assert.deepEqual(await rowKeys(page), ['web:alice']);
     for (const name of ['Tokens', 'Deploy', 'Plugins']) assert.equal(await page.getByRole('link', { name }).count(), 0, name);
     await screenshot(page, 'tenant');
+
+    // A link to another tenant's instance: a notice, and no request the API would refuse (no console error).
+    await page.goto(`${server.url}/#/instances/web/bob`);
+    await page.getByText('No instance web:bob').waitFor({ timeout: WAIT });
+    assert.equal(await page.getByTestId('logs').count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Restart web:bob' }).count(), 0);
+  });
+
+  test('weight, hibernate and wake from the UI', async () => {
+    const { page } = await newPage();
+    await signIn(page, server.url, admin);
+    await waitFor(async () => (await rowState(page, 'web:alice')) === 'running', 'web:alice running', WAIT);
+    const weightCell = page.locator('tr[data-key="web:alice"] [data-col="weight"]');
+
+    await page.getByRole('button', { name: 'Set the weight of web:alice' }).click();
+    const dialog = page.getByTestId('dialog');
+    await dialog.getByLabel('Weight').fill('40');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await waitFor(async () => (await weightCell.textContent())?.trim() === '40', 'weight 40 in the row', WAIT);
+    assert.equal((await api<{ weight: number }>(server, admin, 'GET', '/api/instances/web/alice')).weight, 40);
+
+    await page.getByRole('button', { name: 'Hibernate web:alice' }).click();
+    await dialog.getByRole('button', { name: 'Hibernate', exact: true }).click();
+    await waitFor(async () => (await rowState(page, 'web:alice')) === 'hibernated', 'web:alice hibernated', WAIT);
+
+    await page.getByRole('button', { name: 'Wake web:alice' }).click();
+    await waitFor(async () => (await rowState(page, 'web:alice')) === 'running', 'web:alice running again', WAIT);
+    await api(server, admin, 'PUT', '/api/instances/web/alice/weight', { weight: 100 });
+  });
+
+  test('a session whose token is revoked goes back to sign-in, saying why', async () => {
+    const { page, expect } = await newPage();
+    const made = await api<{ id: string; token: string }>(server, admin, 'POST', '/api/tokens', { name: 'short-lived' });
+    await signIn(page, server.url, made.token);
+    await waitFor(async () => (await rowKeys(page)).length > 0, 'rows', WAIT);
+    await api(server, admin, 'DELETE', `/api/tokens/${made.id}`);
+    // The next call the page makes is refused (chromium logs that 401), and the page signs out.
+    expect(/status of 401.*\/api\/audit/);
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await page.getByText('Your session ended').waitFor({ timeout: WAIT });
+    assert.ok(await page.getByLabel('Token').isVisible());
+    await page.context().close();
   });
 
   test('at phone width the instances view fits the screen and keeps its controls', async () => {

@@ -42,6 +42,9 @@ class LiveInstances {
   private readonly byKey = new Map<string, Row>();
   private source: EventSource | null = null;
 
+  /** Called when the live stream gave up (set by the session, which then checks whether it still holds). */
+  onClosed: () => void = () => {};
+
   get(key: string): Row | undefined {
     return this.byKey.get(key);
   }
@@ -59,7 +62,11 @@ class LiveInstances {
     source.addEventListener('error', () => {
       if (this.source !== source) return;
       this.live = source.readyState === EventSource.OPEN;
-      if (source.readyState === EventSource.CLOSED) this.error = 'The live stream closed; reload the page to reconnect.';
+      if (source.readyState !== EventSource.CLOSED) return;
+      // EventSource gives up only when an answer is not a stream (a 401 once the session ended, a 429): say
+      // so, and let the session check whether it still holds.
+      this.error = 'The live stream closed; reload the page to reconnect.';
+      this.onClosed();
     });
     source.addEventListener('snapshot', (event) => {
       const body = parse(event.data) as { instances?: unknown } | null;

@@ -31,6 +31,8 @@ function parse(answer: SessionAnswer | null): Session | null {
 class SessionState {
   current = $state<Session | null>(null);
   checked = $state(false);
+  /** Why the sign-in form is back, when a session ended under the page's feet. */
+  endedMessage = $state<string | null>(null);
 
   constructor() {
     whenUnauthorized(() => this.ended());
@@ -38,6 +40,16 @@ class SessionState {
 
   get isAdmin(): boolean {
     return this.current?.kind === 'admin';
+  }
+
+  /** The session may have ended without a 401 reaching the page (only the event stream saw it): ask. */
+  async recheck(): Promise<void> {
+    if (!this.current) return;
+    try {
+      if (!parse(await api<SessionAnswer>('GET', '/api/session'))) this.ended();
+    } catch {
+      // A network failure says nothing about the session: the page keeps it.
+    }
   }
 
   /** Is a session cookie already there (a reload, a second tab)? */
@@ -53,6 +65,7 @@ class SessionState {
   async signIn(token: string): Promise<void> {
     const session = parse(await api<SessionAnswer>('POST', '/api/session', { token }));
     if (!session) throw new Error('the server answered without a session');
+    this.endedMessage = null;
     this.set(session);
   }
 
@@ -65,6 +78,7 @@ class SessionState {
   }
 
   private ended(): void {
+    if (this.current) this.endedMessage = 'Your session ended (signed out, expired or its token revoked): sign in again.';
     this.set(null);
   }
 
