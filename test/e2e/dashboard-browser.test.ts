@@ -344,7 +344,8 @@ const TIMING_SCRIPT = `
         const view = JSON.parse(event.data);
         const row = document.querySelector('tr[data-key="' + view.key + '"]');
         if (!row || (cell(row, 'state') === view.state && cell(row, 'weight') === String(view.weight))) return;
-        window.__pending.push({ key: view.key, state: view.state, weight: String(view.weight), at: event.timeStamp });
+        const kind = cell(row, 'state') !== view.state ? 'state' : 'weight';
+        window.__pending.push({ key: view.key, state: view.state, weight: String(view.weight), at: event.timeStamp, kind });
       });
     }
   };
@@ -352,7 +353,10 @@ const TIMING_SCRIPT = `
     window.__pending = window.__pending.filter((p) => {
       const row = document.querySelector('tr[data-key="' + p.key + '"]');
       if (!row || cell(row, 'state') !== p.state || cell(row, 'weight') !== p.weight) return true;
-      window.__latencies.push(performance.now() - p.at);
+      // In the DOM now; on screen at the start of the next frame.
+      const sample = { kind: p.kind, dom: performance.now() - p.at, frame: 0 };
+      window.__latencies.push(sample);
+      requestAnimationFrame(() => { sample.frame = performance.now() - p.at; });
       return false;
     });
   }).observe(document, { subtree: true, childList: true, characterData: true });
@@ -425,15 +429,26 @@ describe('dashboard with 1,000 instances', { skip, timeout: 600_000 }, () => {
       await api(server, admin, 'PUT', `/api/instances/web/${id}/weight`, { weight: 50 + i });
       await waitFor(async () => (await page.evaluate<number>('window.__latencies.length')) > i, `row update ${i}`, WAIT);
     }
-    await api(server, admin, 'POST', '/api/instances/web/i0003');
-    await waitFor(async () => (await rowState(page, 'web:i0003')) === 'running', 'web:i0003 running', WAIT);
-    const latencies = await page.evaluate<number[]>('window.__latencies');
-    assert.ok(latencies.length >= changes, `every change was seen: ${latencies.length}`);
-    const sorted = [...latencies].sort((a, b) => a - b);
-    const pick = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+    // State changes: wake three instances (hibernated, waking, running) and hibernate them again.
+    for (const id of ['i0003', 'i0005', 'i0007']) {
+      await api(server, admin, 'POST', `/api/instances/web/${id}`);
+      await waitFor(async () => (await rowState(page, `web:${id}`)) === 'running', `web:${id} running`, WAIT);
+      await api(server, admin, 'POST', `/api/instances/web/${id}/hibernate`);
+      await waitFor(async () => (await rowState(page, `web:${id}`)) === 'hibernated', `web:${id} hibernated`, WAIT);
+    }
+    await page.waitForTimeout(100);
+    const samples = await page.evaluate<Array<{ kind: 'state' | 'weight'; dom: number; frame: number }>>('window.__latencies');
+    assert.ok(samples.length >= changes + 6, `every change was seen: ${samples.length}`);
+    const summary = (values: number[]): string => {
+      const sorted = [...values].sort((a, b) => a - b);
+      const pick = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+      return `median ${pick(0.5).toFixed(1)} ms, p90 ${pick(0.9).toFixed(1)} ms, max ${sorted.at(-1)!.toFixed(1)} ms`;
+    };
+    const states = samples.filter((s) => s.kind === 'state');
     console.log(
-      `dashboard figure: 1000 instances, SSE event to row update in the browser over ${sorted.length} changes: ` +
-        `median ${pick(0.5).toFixed(1)} ms, p90 ${pick(0.9).toFixed(1)} ms, max ${sorted.at(-1)!.toFixed(1)} ms (goal < 200 ms); ` +
+      `dashboard figure: 1000 instances, SSE event to row updated in the browser (goal < 200 ms): ` +
+        `all ${samples.length} changes: in the DOM ${summary(samples.map((s) => s.dom))}, on screen (next frame) ${summary(samples.map((s) => s.frame))}; ` +
+        `the ${states.length} state changes: in the DOM ${summary(states.map((s) => s.dom))}; ` +
         `sign-in to 1000 rows shown ${loadMs} ms; ${rendered} rows in the DOM`,
     );
     assertNoConsoleProblems(watch.problems);
