@@ -35,7 +35,8 @@ export function streamRoutes(ctx: Pick<PluginContext, 'api' | 'instances'>, sess
         : async () => (await ctx.api.identify({ headers: { authorization }, remoteAddress: address, method: 'GET', url: '/api/events' })) !== undefined;
       reply.hijack();
       const close = await hub.open(reply.raw, identity!, stillValid);
-      if (session) {
+      // A client gone while its snapshot was read has already closed: nothing to remember for it.
+      if (session && !reply.raw.destroyed && !reply.raw.writableEnded) {
         session.streams.add(close);
         reply.raw.once('close', () => session.streams.delete(close));
       }
