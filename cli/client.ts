@@ -6,7 +6,7 @@ import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { apiSocketPath } from '../core/api/socket-path.ts';
-import type { ResolvedConfig } from '../core/config/loader.ts';
+import type { ServerSettings } from '../core/config/loader.ts';
 import { errorMessage } from '../core/errors.ts';
 import { contextFilePath, readContexts, type ServerContext } from './context-file.ts';
 
@@ -43,10 +43,17 @@ const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 /** Long enough for a spawn that waits for a slow start; a hung server still ends the command eventually. */
 const DEFAULT_TIMEOUT_MS = 120_000;
 
-/** The local config, when one is found; an unreadable one found by walking up is ignored (it may not be ours). */
-async function localConfig(explicit: string | undefined): Promise<ResolvedConfig | null> {
+/** What the client uses of the local config: where its server listens. */
+type LocalConfig = { settings: ServerSettings };
+
+/**
+ * The local config, when one is found. One found by walking up that does not validate still gives where its
+ * server is (read without validation: `ten reload` while fixing it reaches the server); one that cannot be
+ * imported at all is ignored (it may not be ours).
+ */
+async function localConfig(explicit: string | undefined): Promise<LocalConfig | null> {
   // Loaded on use: the loader brings the config schema (zod); a command given --server and --token never needs it.
-  const { findConfigFile, loadConfig } = await import('../core/config/loader.ts');
+  const { findConfigFile, loadConfig, readServerSettings } = await import('../core/config/loader.ts');
   let file: string;
   try {
     file = findConfigFile(explicit);
@@ -58,12 +65,13 @@ async function localConfig(explicit: string | undefined): Promise<ResolvedConfig
     return await loadConfig({ file });
   } catch (error) {
     if (explicit || process.env.TENEMENT_CONFIG) throw error;
-    return null;
+    const settings = await readServerSettings(file);
+    return settings ? { settings } : null;
   }
 }
 
 /** The address `ten serve` listens on as a URL a local client can dial (wildcards become loopback). */
-function serverFromConfig(config: ResolvedConfig): string {
+function serverFromConfig(config: LocalConfig): string {
   const listen = config.settings.listen;
   const host = listen === '0.0.0.0' || listen === '::' || listen === '' ? '127.0.0.1' : listen.includes(':') ? `[${listen}]` : listen;
   return `http://${host}:${config.settings.port}`;
@@ -76,7 +84,7 @@ interface TokenSource {
 }
 
 /** The local server's data dir: TENEMENT_DATA_DIR (it overrides settings.dataDir for `ten serve`), else the config's. */
-function localDataDir(config: ResolvedConfig | null): string | undefined {
+function localDataDir(config: LocalConfig | null): string | undefined {
   return process.env.TENEMENT_DATA_DIR ? path.resolve(process.env.TENEMENT_DATA_DIR) : config?.settings.dataDir;
 }
 
@@ -92,7 +100,7 @@ function isSocket(file: string): boolean {
  * The management API socket of the local server, when it is there: in the known data dir (as the config places
  * it), else in the default data dir under the cwd. Only root (the server's user) can connect to it.
  */
-function localSocket(config: ResolvedConfig | null): string | null {
+function localSocket(config: LocalConfig | null): string | null {
   const dataDir = localDataDir(config) ?? path.resolve('tenement-data');
   const file = apiSocketPath(dataDir, config?.settings.api ?? { tcp: true, socket: true });
   return file && isSocket(file) ? file : null;
@@ -105,7 +113,7 @@ function currentContext(): { name: string; context: ServerContext } | null {
   return context && file.current !== null ? { name: file.current, context } : null;
 }
 
-function findToken(flags: ClientFlags, config: ResolvedConfig | null, socket: string | null, tokenFile: string | null = null): TokenSource {
+function findToken(flags: ClientFlags, config: LocalConfig | null, socket: string | null, tokenFile: string | null = null): TokenSource {
   if (flags.token) return { token: flags.token, from: '--token' };
   if (process.env.TENEMENT_TOKEN) return { token: process.env.TENEMENT_TOKEN, from: 'TENEMENT_TOKEN' };
   // TENEMENT_DATA_DIR overrides settings.dataDir for `ten serve`, so the server wrote its token there.

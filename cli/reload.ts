@@ -9,6 +9,7 @@ import type { ResolvedConfig } from '../core/config/loader.ts';
 import { errorFields } from '../core/errors.ts';
 import type { Kernel } from '../core/kernel.ts';
 import type { Logger } from '../core/logger.ts';
+import type { PluginEntry } from '../core/plugin.ts';
 
 export type ReloadOutcome = { ok: true; diff: ConfigDiff } | { ok: false; error: unknown };
 
@@ -63,4 +64,43 @@ export function reloadOnSighup(kernel: Kernel, load: () => Promise<ResolvedConfi
   };
   process.on('SIGHUP', run);
   return () => process.off('SIGHUP', run);
+}
+
+/** What `POST /api/reload` answers: what changed, and what waits for a restart. */
+export interface ReloadAnswer {
+  file: string | null;
+  added: string[];
+  removed: string[];
+  changed: ConfigDiff['changed'];
+  needsRestart: string[];
+}
+
+/**
+ * `POST /api/reload` (admin): the same reload as SIGHUP, for `ten reload` and for hosts where signalling the
+ * process is not at hand. A plugin only because routes are added during set-up; `reload` is bound by `ten serve`.
+ * An invalid config answers with its coded error (TNM_ERR_CONFIG_INVALID naming each bad field), nothing changed.
+ */
+export function reloadRoutePlugin(reload: () => Promise<ReloadOutcome>, file: () => string | null): PluginEntry {
+  return {
+    name: 'config-reload',
+    version: '1.0.0',
+    kernel: '^1',
+    setup(ctx) {
+      ctx.api.route({
+        method: 'POST',
+        url: '/api/reload',
+        summary: "Reload the server's config file: services added, removed and changed are applied",
+        description: 'Settings, plugins and plugin options are kept until a restart (named in needsRestart). An invalid config changes nothing.',
+        tags: ['server'],
+        access: 'admin',
+        handler: async ({ audit }): Promise<ReloadAnswer> => {
+          audit.detail = file();
+          const outcome = await reload();
+          if (!outcome.ok) throw outcome.error;
+          const { added, removed, changed, needsRestart } = outcome.diff;
+          return { file: file(), added, removed, changed, needsRestart };
+        },
+      });
+    },
+  };
 }

@@ -23,7 +23,11 @@ export async function serve(options: ServeOptions): Promise<void> {
   // Validated against the fields and tiers of the plugins this server loads (the defaults and the config's own).
   const config = await loadConfig({ file: options.config, overrides, plugins: defaultPlugins });
   const log = createLogger();
-  const kernel = new Kernel({ config, plugins: defaultPlugins, logger: log });
+  // The config file again, with the same overrides and plugins: for SIGHUP and POST /api/reload.
+  const reloadFrom = () => loadConfig({ file: config.source.path ?? options.config, overrides, plugins: defaultPlugins });
+  const { reloadConfig, reloadOnSighup, reloadRoutePlugin } = await import('./reload.ts');
+  const reloadRoute = reloadRoutePlugin(() => reloadConfig(kernel, reloadFrom, log), () => kernel.config.source.path);
+  const kernel: Kernel = new Kernel({ config, plugins: [...defaultPlugins, reloadRoute], logger: log });
 
   let stopping: Promise<void> | null = null;
   const shutdown = (signal: string): void => {
@@ -50,9 +54,8 @@ export async function serve(options: ServeOptions): Promise<void> {
     await kernel.stop().catch(() => undefined);
     throw error;
   }
-  // SIGHUP: the same file, overrides and plugins again; services added, removed and changed are applied.
-  const { reloadOnSighup } = await import('./reload.ts');
-  reloadOnSighup(kernel, () => loadConfig({ file: config.source.path ?? options.config, overrides, plugins: defaultPlugins }), log);
+  // SIGHUP: services added, removed and changed are applied (cli/reload.ts).
+  reloadOnSighup(kernel, reloadFrom, log);
   const settings = config.settings;
   const context = await recordServer(kernel, config, log);
   process.stderr.write(

@@ -85,6 +85,40 @@ export async function loadConfig(
   return resolveConfig(raw, { path: file, dir: path.dirname(file) }, options.overrides, options.plugins);
 }
 
+/** What a client needs of a config to find its server. */
+export type ServerSettings = Pick<Config['settings'], 'port' | 'listen' | 'dataDir' | 'api'>;
+
+/**
+ * The settings a client needs to find a server, read from a config file without validating it, each falling back
+ * to its default when absent or of the wrong type: `ten reload` next to a config being fixed still reaches the
+ * server that runs it. Null when the file cannot be imported at all.
+ */
+export async function readServerSettings(file: string): Promise<ServerSettings | null> {
+  let raw: unknown;
+  try {
+    raw = await importConfigModule(file);
+  } catch {
+    return null;
+  }
+  const settings = (typeof raw === 'object' && raw !== null ? (raw as { settings?: unknown }).settings : undefined) as Record<string, unknown> | undefined;
+  const field = <T>(name: string, ok: (value: unknown) => value is T, fallback: T): T => {
+    const value = typeof settings === 'object' && settings !== null && Object.hasOwn(settings, name) ? settings[name] : undefined;
+    return ok(value) ? value : fallback;
+  };
+  const isString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+  const isPort = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65_535;
+  const api = field('api', (v): v is Record<string, unknown> => typeof v === 'object' && v !== null, {});
+  return {
+    port: field('port', isPort, 8080),
+    listen: field('listen', isString, '127.0.0.1'),
+    dataDir: path.resolve(path.dirname(file), field('dataDir', isString, './tenement-data')),
+    api: {
+      tcp: typeof api.tcp === 'boolean' ? api.tcp : true,
+      socket: typeof api.socket === 'boolean' || (typeof api.socket === 'string' && api.socket.length > 0) ? api.socket : true,
+    },
+  };
+}
+
 type Issue = z.core.$ZodIssue;
 
 /** The message a user needs: for a union, the branch's own words (not "Invalid input"); for a record key, why. */

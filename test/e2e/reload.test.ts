@@ -7,7 +7,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ECHO_APP, freePort, request, waitFor } from '../helpers.ts';
-import { instancePids, startServe, tempDir, type ServeProcess } from '../ten-cli.ts';
+import { instancePids, startServe, tempDir, ten, type ServeProcess } from '../ten-cli.ts';
 
 const echo = (extra: Record<string, unknown> = {}) => ({ command: `node ${ECHO_APP}`, health: '/health', idleTimeout: false, ...extra });
 
@@ -116,5 +116,22 @@ describe('SIGHUP reloads the config of a running ten serve', { timeout: 300_000 
     assert.match(server!.log(), /"fields":\["settings\.port"\]/);
     assert.equal((await get('alice.web.localhost')).status, 200, 'still on the old port');
     assert.equal((await get('dave.tweaked.localhost', '/')).status, 404, 'the services part of that reload was applied');
+  });
+
+  test('ten reload (POST /api/reload) applies the file and answers what changed; an invalid file is a coded error naming the field', async () => {
+    writeFileSync(
+      configFile,
+      JSON.stringify({ settings: { port, listen: '127.0.0.1', dataDir }, services: { web: echo(), fresh: echo(), extra: echo() }, instances: { web: ['alice'], fresh: ['carol'], extra: ['erin'] } }),
+    );
+    const reloaded = await ten(['reload'], dir);
+    assert.equal(reloaded.code, 0, reloaded.stderr);
+    assert.match(reloaded.stdout, /^reloaded .*tenement\.config\.json\n  added: +extra\n  removed: +-\n/);
+    await waitFor(async () => (await get('erin.extra.localhost').catch(() => ({ status: 0 }))).status === 200, 'the service added by ten reload to answer', 60_000);
+
+    writeFileSync(configFile, JSON.stringify({ settings: { port, listen: '127.0.0.1', dataDir }, services: { web: echo({ restart: 'sometimes' }) } }));
+    const refused = await ten(['reload'], dir);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^ten: TNM_ERR_CONFIG_INVALID: invalid config .* - services\.web\.restart: /);
+    assert.equal((await get('erin.extra.localhost')).status, 200, 'nothing changed');
   });
 });
