@@ -142,4 +142,9 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
     description: 'Run ten serve as a system service (systemd)',
     load: async () => (await import('./commands/service.ts')).registerService,
   }],
+  ['reload', {
+    term: 'reload [options]',
+    description: "Reload the server's config file: services added, removed and changed are applied; an invalid file changes nothing (admin)",
+    load: async () => (await import('./commands/reload.ts')).registerReload,
+  }],
 ]);
