@@ -245,6 +245,32 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     await screenshot(page, 'deploy');
   });
 
+  test('deploy a version and swap the route to it from the UI', async () => {
+    const { page } = await newPage();
+    await signIn(page, server.url, admin);
+    await page.getByRole('link', { name: 'Deploy' }).click();
+    await page.getByLabel('Service').first().fill('web');
+    await page.getByLabel('Version').fill('v2');
+    await page.getByLabel('Weight (optional, 0–100)').fill('0');
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await page.getByTestId('notices').getByText('deployed web:v2').waitFor({ timeout: 60_000 });
+    const v2 = await api<{ state: string; weight: number }>(server, admin, 'GET', '/api/instances/web/v2');
+    assert.deepEqual([v2.state, v2.weight], ['running', 0]);
+
+    await page.locator('#swap-service').selectOption('web');
+    await page.locator('#swap-from').selectOption('bob');
+    await page.locator('#swap-to').selectOption('v2');
+    await page.getByRole('button', { name: 'Swap traffic' }).click();
+    await page.getByTestId('dialog').getByRole('button', { name: 'Swap' }).click();
+    await page.getByTestId('notices').getByText('web: traffic moved from bob to v2').waitFor({ timeout: WAIT });
+    assert.equal((await api<{ weight: number }>(server, admin, 'GET', '/api/instances/web/bob')).weight, 0);
+    assert.equal((await api<{ weight: number }>(server, admin, 'GET', '/api/instances/web/v2')).weight, 100);
+
+    // Back as it was for the tests after this one.
+    await api(server, admin, 'PUT', '/api/instances/web/bob/weight', { weight: 100 });
+    await api(server, admin, 'DELETE', '/api/instances/web/v2');
+  });
+
   test('a tenant signs in and sees only its own instance, and no admin views', async () => {
     const { page } = await newPage();
     await signIn(page, server.url, aliceToken);
