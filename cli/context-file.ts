@@ -7,7 +7,7 @@
  * or folder writable by group or others, or owned by another user, is refused, not read. It holds no secret
  * itself (token files are named, not copied). Only node:fs, node:os and node:path: every `ten` command loads it.
  */
-import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ErrorCodes } from '../core/errors.ts';
@@ -180,7 +180,8 @@ export function recordContext(entry: Omit<ServerContext, 'updatedAt'>, env: Node
     if (error instanceof CliError) throw error;
     throw new CliError(`cannot read the context file ${contextFilePath(env)}: ${(error as Error).message}`, ErrorCodes.CONTEXT_FILE);
   }
-  for (const [name, known] of file.contexts) if (known.dataDir === entry.dataDir) file.contexts.delete(name);
+  // The same server's earlier record, and servers whose data dir is gone (a deleted project, a test's temp dir).
+  for (const [name, known] of file.contexts) if (known.dataDir === entry.dataDir || !existsSync(known.dataDir)) file.contexts.delete(name);
   const name = contextName(entry.config, entry.dataDir, file.contexts);
   file.contexts.set(name, { ...entry, updatedAt: new Date().toISOString() });
   file.current = name;

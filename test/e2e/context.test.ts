@@ -2,7 +2,7 @@
 // ($XDG_CONFIG_HOME/tenement/contexts.json), and `ten ps` run in a folder without a config reaches it. A hostile or
 // broken context file is refused with one clear line, never a crash.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ECHO_APP, freePort, waitFor } from '../helpers.ts';
@@ -42,8 +42,12 @@ describe('the context file: ten finds the server from any folder', { timeout: 30
         instances: { web: ['alice'] },
       }),
     );
+    // Recorded earlier: a server whose data dir was deleted since (dropped), and one that still exists (kept).
+    mkdirSync(path.dirname(contextFile), { recursive: true, mode: 0o700 });
+    const entry = (dir: string) => ({ socket: path.join(dir, 'api.sock'), server: null, tokenFile: path.join(dir, 'admin.token'), config: null, dataDir: dir, updatedAt: '' });
+    writeFileSync(contextFile, JSON.stringify({ current: 'gone', contexts: { gone: entry(path.join(home, 'deleted-project')), kept: entry(elsewhere) } }), { mode: 0o600 });
     server = await startServe(configFile, `http://127.0.0.1:${port}`, dataDir, env);
-    await waitFor(() => existsSync(contextFile), 'the context file to be written', 10_000);
+    await waitFor(() => readFileSync(contextFile, 'utf8').includes('"notes"'), 'the context file to be written', 10_000);
   });
 
   after(async () => {
@@ -59,6 +63,11 @@ describe('the context file: ten finds the server from any folder', { timeout: 30
     assert.equal(file.contexts.notes?.socket, path.join(dataDir, 'api.sock'));
     assert.equal(file.contexts.notes?.tokenFile, path.join(dataDir, 'admin.token'));
     assert.ok(!readFileSync(contextFile, 'utf8').includes('tnm_'), 'the file names the token file, never the token');
+  });
+
+  test('ten serve drops the records of servers whose data dir is gone, and keeps the others', async () => {
+    const file = JSON.parse(readFileSync(contextFile, 'utf8')) as { current: string; contexts: Record<string, unknown> };
+    assert.deepEqual(Object.keys(file.contexts).sort(), ['kept', 'notes']);
   });
 
   test('ten ps in an unrelated folder, with no flags, lists the instances of the current context', async () => {
