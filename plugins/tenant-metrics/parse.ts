@@ -84,6 +84,8 @@ const COMMENT = /^#[ \t]+(HELP|TYPE)[ \t]+([^ \t]+)(?:[ \t]+(.*))?$/;
 /** A float as Go's ParseFloat reads it in the text format (decimal, Inf, NaN; no hex); undefined when not one. */
 export function parseValue(text: string): number | undefined {
   if (!FLOAT.test(text)) return undefined;
+  const last = text.charCodeAt(text.length - 1);
+  if ((last >= 0x30 && last <= 0x39) || last === 0x2e) return Number(text);
   const lower = text.toLowerCase();
   if (lower.endsWith('nan')) return NaN;
   if (lower.endsWith('inf') || lower.endsWith('infinity')) return text.startsWith('-') ? -Infinity : Infinity;
@@ -100,6 +102,12 @@ interface FamilyBuilder extends ParsedFamily {
 }
 
 const SUFFIXES = ['_bucket', '_sum', '_count'] as const;
+
+function skipBlanks(line: string, i: number): number {
+  let c = line.charCodeAt(i);
+  while (c === 0x20 || c === 0x09) c = line.charCodeAt(++i);
+  return i;
+}
 
 class Parser {
   private readonly families = new Map<string, FamilyBuilder>();
@@ -137,8 +145,9 @@ class Parser {
   }
 
   private line(line: string): void {
-    if (/^[ \t]*$/.test(line)) return;
-    if (line.startsWith('#')) return this.comment(line);
+    const first = line.charCodeAt(0);
+    if (first === 0x23) return this.comment(line); // '#'
+    if ((line.length === 0 || first === 0x20 || first === 0x09) && /^[ \t]*$/.test(line)) return;
     this.sample(line);
   }
 
@@ -189,75 +198,65 @@ class Parser {
   private sample(line: string): void {
     let i = 0;
     const n = line.length;
-    const blanks = (): void => {
-      while (i < n && (line[i] === ' ' || line[i] === '\t')) i++;
-    };
-    blanks();
+    i = skipBlanks(line, i);
     const nameStart = i;
     while (i < n && line[i] !== '{' && line[i] !== ' ' && line[i] !== '\t') i++;
     const name = line.slice(nameStart, i);
     this.checkName(name);
-    blanks();
+    i = skipBlanks(line, i);
     const labels: Array<[string, string]> = [];
     if (line[i] === '{') {
       i++;
-      blanks();
+      i = skipBlanks(line, i);
       while (i < n && line[i] !== '}') {
         const labelStart = i;
         while (i < n && line[i] !== '=' && line[i] !== ' ' && line[i] !== '\t') i++;
         const label = line.slice(labelStart, i);
         if (!LABEL_NAME.test(label)) this.fail(`invalid label name ${JSON.stringify(label.slice(0, 80))}`);
-        blanks();
+        i = skipBlanks(line, i);
         if (line[i] !== '=') this.fail(`expected '=' after label ${label}`);
         i++;
-        blanks();
+        i = skipBlanks(line, i);
         if (line[i] !== '"') this.fail(`expected '"' to open the value of label ${label}`);
         i++;
-        let value = '';
-        let closed = false;
+        // Most values have no escape: find the closing quote and slice; unescape only when there is one.
+        const valueStart = i;
+        let escaped = false;
         while (i < n) {
-          const c = line[i]!;
-          if (c === '"') {
-            closed = true;
+          const c = line.charCodeAt(i);
+          if (c === 0x22) break;
+          if (c === 0x5c) {
+            escaped = true;
             i++;
-            break;
           }
-          if (c === '\\') {
-            const next = line[i + 1];
-            if (next === '\\') value += '\\';
-            else if (next === '"') value += '"';
-            else if (next === 'n') value += '\n';
-            else this.fail(`invalid escape in the value of label ${label}`);
-            i += 2;
-            continue;
-          }
-          value += c;
           i++;
         }
-        if (!closed) this.fail(`unterminated value of label ${label}`);
+        if (i >= n) this.fail(`unterminated value of label ${label}`);
+        const value = escaped ? this.unescapeLabel(line.slice(valueStart, i), label) : line.slice(valueStart, i);
+        i++;
         if (labels.some(([l]) => l === label)) this.fail(`label ${label} repeated`);
         labels.push([label, value]);
-        blanks();
+        i = skipBlanks(line, i);
         if (line[i] === ',') {
           i++;
-          blanks();
+          i = skipBlanks(line, i);
         } else if (line[i] !== '}') this.fail("expected ',' or '}' after a label");
       }
       if (line[i] !== '}') this.fail('unterminated label set');
       i++;
-      blanks();
+      i = skipBlanks(line, i);
     }
     const valueStart = i;
     while (i < n && line[i] !== ' ' && line[i] !== '\t') i++;
     const value = parseValue(line.slice(valueStart, i));
     if (value === undefined) this.fail(`expected a float value for ${name}, got ${JSON.stringify(line.slice(valueStart, i).slice(0, 40))}`);
-    blanks();
+    i = skipBlanks(line, i);
     if (i < n) {
       const tsStart = i;
       while (i < n && line[i] !== ' ' && line[i] !== '\t') i++;
       // A timestamp is read and left out: the sample is re-exposed as of Tenement's own scrape.
       if (!INTEGER.test(line.slice(tsStart, i))) this.fail(`expected an integer timestamp for ${name}`);
-      blanks();
+      i = skipBlanks(line, i);
       if (i < n) this.fail(`unexpected text after the sample of ${name}`);
     }
 
@@ -271,8 +270,22 @@ class Parser {
     this.keep(family, name, labels, value);
   }
 
+  private unescapeLabel(raw: string, label: string): string {
+    return raw.replace(/\\(.)/g, (_, c: string) => {
+      if (c === '\\') return '\\';
+      if (c === '"') return '"';
+      if (c === 'n') return '\n';
+      return this.fail(`invalid escape in the value of label ${label}`);
+    });
+  }
+
   private keep(family: FamilyBuilder, name: string, raw: Array<[string, string]>, value: number): void {
     const { limits } = this;
+    // Past the cap nothing more is kept, whatever the sample: only its syntax (checked above) still matters.
+    if (this.series >= limits.maxSeries) {
+      this.dropped.limit++;
+      return;
+    }
     if (raw.length > limits.maxLabels || raw.some(([l, v]) => l.length > limits.maxLabelNameLength || v.length > limits.maxLabelValueLength)) {
       this.dropped.invalid++;
       return;
@@ -292,10 +305,6 @@ class Parser {
         this.dropped.invalid++;
         return;
       }
-    }
-    if (this.series >= limits.maxSeries) {
-      this.dropped.limit++;
-      return;
     }
     let key = name;
     for (const [l, v] of labels) key += `\u0000${l}\u0000${v}`;
