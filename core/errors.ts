@@ -82,6 +82,12 @@ const ERRORS = {
   /** `ten`'s per-user context file is garbage, unsafe (writable by others) or names no such context (cli only). */
   CONTEXT_FILE: { status: 500 },
   WASM_OUTPUT_TOO_LARGE: { status: 502 },
+  /** wasmtime was asked for and cannot run here (library not fetched, wrong platform): the service runs on V8. */
+  WASMTIME_UNAVAILABLE: { status: 503 },
+  /** The wasmtime engine refuses components (docs/wasm.md says what its C API lacks): they run on V8. */
+  WASMTIME_COMPONENTS_UNSUPPORTED: { status: 501 },
+  /** The engine could not compile (or serialize) a module; the message is the engine's. */
+  WASM_COMPILE_FAILED: { status: 500 },
 } as const satisfies Record<string, ErrorSpec>;
 
 type ErrorName = keyof typeof ERRORS;

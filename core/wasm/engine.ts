@@ -9,6 +9,13 @@ import type { WasmFailureKind } from './types.ts';
 
 export type BinaryKind = 'module' | 'component';
 
+/**
+ * The engines a wasm service can run on: 'v8' (Node's own, this module) or 'wasmtime' (wasmtime/: WASI preview 1
+ * modules through its C API, in the same pool workers). Chosen per service (`wasm.engine`) or for the pool.
+ */
+export type EngineName = 'v8' | 'wasmtime';
+export const ENGINES: readonly EngineName[] = ['v8', 'wasmtime'];
+
 /** Default per-function memory cap: 128 MiB. */
 export const DEFAULT_MEMORY_PAGES = 2048;
 /** Process-wide cap on any wasm memory, a backstop under the per-module caps: 1 GiB, raised for bigger caps. */
@@ -17,14 +24,19 @@ const BACKSTOP_MIN_PAGES = 16_384;
 let enabled = false;
 let backstopPages = 0;
 
+/** A module whose one global is initialised by `i32.const 1; i32.const 2; i32.add`: an extended constant expression. */
+const EXTENDED_CONST_PROBE = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 6, 9, 1, 0x7f, 0, 0x41, 1, 0x41, 2, 0x6a, 0x0b]);
+
 /**
  * V8 flags the runtime needs, set before the first compile (they are process-wide; pool workers inherit them).
- * QuickJS components use extended constant expressions, behind a flag in Node 20 (and refused in NODE_OPTIONS).
+ * QuickJS components use extended constant expressions, behind a flag in Node 20 (and refused in NODE_OPTIONS);
+ * newer Nodes (24, 26) have them on and no longer know the flag (setting it prints "unrecognized flag"), so it is
+ * set only where the probe fails.
  */
 export function enableWasmFeatures(): void {
   if (enabled) return;
   enabled = true;
-  v8.setFlagsFromString('--experimental-wasm-extended-const');
+  if (!WebAssembly.validate(EXTENDED_CONST_PROBE)) v8.setFlagsFromString('--experimental-wasm-extended-const');
   raiseMemoryBackstop(BACKSTOP_MIN_PAGES);
 }
 

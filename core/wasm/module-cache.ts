@@ -5,7 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { binaryKind, compileModule } from './engine.ts';
+import { ErrorCodes, TenementError } from '../errors.ts';
+import { binaryKind, capMemory, compileModule, type EngineName } from './engine.ts';
+import { artifactPath, ensureArtifact } from './wasmtime/host.ts';
 import type { CompiledModule } from './pool.ts';
 import type { ComponentArtifact } from './component/types.ts';
 
@@ -24,27 +26,42 @@ export class ModuleCache {
   /** @param cacheDir where component builds keep their transpiled artifacts (under the data dir). */
   constructor(private readonly cacheDir: string) {}
 
-  async load(file: string, capPages: number): Promise<LoadedCode> {
+  /** @param engine 'wasmtime': a module becomes an artifact on disk; a component is refused (coded error). */
+  async load(file: string, capPages: number, engine: EngineName = 'v8'): Promise<LoadedCode> {
     const info = await stat(file);
-    const memoKey = `${file}\0${capPages}`;
+    const memoKey = `${file}\0${capPages}\0${engine}`;
     const memo = this.byFile.get(memoKey);
     if (memo && memo.size === info.size && memo.mtimeMs === info.mtimeMs) return memo.code;
-    const code = this.loadFresh(file, capPages);
+    const code = this.loadFresh(file, capPages, engine);
     this.byFile.set(memoKey, { size: info.size, mtimeMs: info.mtimeMs, code });
     code.catch(() => this.byFile.delete(memoKey));
     return code;
   }
 
-  private async loadFresh(file: string, capPages: number): Promise<LoadedCode> {
+  private async loadFresh(file: string, capPages: number, engine: EngineName): Promise<LoadedCode> {
     const bytes = new Uint8Array(await readFile(file));
     const hash = `${createHash('sha256').update(bytes).digest('hex')}-${capPages}`;
-    let code = this.byHash.get(hash);
+    const key = `${hash}\0${engine}`;
+    let code = this.byHash.get(key);
     if (!code) {
-      code = this.compile(file, bytes, hash, capPages);
-      this.byHash.set(hash, code);
-      code.catch(() => this.byHash.delete(hash));
+      code = engine === 'wasmtime' ? this.compileForWasmtime(bytes, hash, capPages) : this.compile(file, bytes, hash, capPages);
+      this.byHash.set(key, code);
+      code.catch(() => this.byHash.delete(key));
     }
     return code;
+  }
+
+  /** Compiles to an artifact once (kept on disk across restarts: a cold start only deserializes it). */
+  private async compileForWasmtime(bytes: Uint8Array, hash: string, capPages: number): Promise<LoadedCode> {
+    if (binaryKind(bytes) === 'component') {
+      throw new TenementError(
+        ErrorCodes.WASMTIME_COMPONENTS_UNSUPPORTED,
+        'the wasmtime engine runs WASI preview 1 modules only: components of the handler world are served by V8 (docs/wasm.md, "Engines")',
+      );
+    }
+    const artifact = artifactPath(this.cacheDir, hash);
+    ensureArtifact(capMemory(bytes, capPages), artifact);
+    return { kind: 'module', compiled: { engine: 'wasmtime', hash, artifact, capPages } };
   }
 
   private async compile(file: string, bytes: Uint8Array, hash: string, capPages: number): Promise<LoadedCode> {

@@ -16,6 +16,8 @@ export const poolOptionsSchema = z
     maxThreadsPerInstance: z.number().int().min(1).max(256).optional(),
     /** JS heap cap of each worker in MB (wasm memories are capped per function by `limits.memory`). */
     workerHeapMb: z.number().int().min(16).optional(),
+    /** The engine of wasm services that name none (`wasm.engine`): 'v8' (default) or 'wasmtime' (docs/wasm.md). */
+    engine: z.enum(['v8', 'wasmtime']).optional(),
   })
   .default({});
 

@@ -15,17 +15,22 @@ import { Deadline } from './deadline.ts';
 import { FairShare } from './fair-share.ts';
 import { closeDescriptorsUnder } from './fd-sweep.ts';
 import { enableWasmFeatures } from './engine.ts';
+import { wasmtimeEngine } from './wasmtime/host.ts';
 import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
 import { now, type PoolBroadcast, type WasiValue, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
 import type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
 import type { WasmCallOptions, WasmCallOutcome, WasmFailureKind, WasmPoolOptions } from './types.ts';
 
-/** A core module compiled once on the main thread, with its memory cap written in (see module-cache.ts). */
-export interface CompiledModule {
-  hash: string;
-  module: WebAssembly.Module;
-  capPages: number;
-}
+/**
+ * A core module compiled once on the main thread, with its memory cap written in (see module-cache.ts): for
+ * V8 a `WebAssembly.Module` shared with workers, for wasmtime an artifact file workers deserialize.
+ */
+export type CompiledModule =
+  | { engine?: 'v8'; hash: string; module: WebAssembly.Module; capPages: number }
+  | { engine: 'wasmtime'; hash: string; artifact: string; capPages: number };
+
+/** After a wasmtime guest's deadline (where it traps by epoch), how long before its worker is replaced anyway. */
+const WASMTIME_BACKSTOP_MS = 2_000;
 
 export interface WasiCallOptions {
   instanceKey: string;
@@ -77,7 +82,8 @@ export class WasmPool {
     this.channel = new BroadcastChannel(channelName);
     this.channel.unref();
     this.devNull = openSync('/dev/null', 'r+');
-    const workerData: WorkerData = { channel: channelName, maxInstances: options.maxInstancesPerWorker ?? 2000, devNull: this.devNull };
+    const engine = wasmtimeEngine();
+    const workerData: WorkerData = { channel: channelName, maxInstances: options.maxInstancesPerWorker ?? 2000, devNull: this.devNull, wasmtime: engine.shared };
     entry ??= workerEntry();
     this.piscina = new Piscina<WorkerTask, WorkerResult>({
       filename: entry.filename,
@@ -129,6 +135,24 @@ export class WasmPool {
 
   /** Runs a WASI preview 1 command once on a fresh instance (a command's `_start` runs once). */
   runWasi(compiled: CompiledModule, options: WasiCallOptions): Promise<Outcome<WasiValue>> {
+    if (compiled.engine === 'wasmtime') {
+      // The guest traps at its deadline by epoch and the worker lives on; the pool's own deadline, later, is
+      // the backstop for a guest stuck where epochs do not reach (a blocking host call).
+      const submittedAt = now();
+      const task = {
+        op: 'wasi' as const,
+        ...this.taskBase(compiled.hash, options.instanceKey),
+        submittedAt,
+        capPages: compiled.capPages,
+        args: options.args,
+        env: options.env,
+        stdin: options.stdin,
+        dataDir: options.dataDir,
+        preopenAs: options.preopenAs,
+        wasmtime: { artifact: compiled.artifact, deadlineAt: submittedAt + options.deadlineMs, deadlineMs: options.deadlineMs },
+      };
+      return this.dispatch(task, () => task, options.deadlineMs + WASMTIME_BACKSTOP_MS) as Promise<Outcome<WasiValue>>;
+    }
     const task = {
       op: 'wasi' as const,
       ...this.taskBase(compiled.hash, options.instanceKey),
@@ -206,6 +230,8 @@ export class WasmPool {
       this.track(result.threadId, task.instanceKey, result.live, result.evicted);
       const timing = { queueMs: result.queueMs, runMs: result.runMs, instantiated: result.instantiated };
       const metrics = result.metrics && result.metrics.length > 0 ? { metrics: result.metrics } : {};
+      // A guest interrupted at its deadline (wasmtime) costs its key the same share as a replaced worker.
+      if (!result.ok && result.kind === 'timeout') this.share.strike(task.instanceKey);
       if (!result.ok) return { ok: false, kind: result.kind, message: result.message, logs: result.logs, ...metrics, timing };
       return { ok: true, value: result.value, logs: result.logs, ...metrics, timing };
     } catch (error) {

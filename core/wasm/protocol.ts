@@ -5,6 +5,7 @@
  */
 import type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
 import type { GuestMetricUpdate, WasmFailureKind, WasmLogLine } from './types.ts';
+import type { WasmtimeShared } from './wasmtime/host.ts';
 
 interface TaskBase {
   /** Content hash of the code (plus its memory cap). */
@@ -26,6 +27,8 @@ export interface WasiTask extends TaskBase {
   stdin: Uint8Array;
   dataDir: string | null;
   preopenAs: string;
+  /** Set: run on wasmtime from this serialized module (no `module` travels); absent: on V8. */
+  wasmtime?: { artifact: string; deadlineAt: number; deadlineMs: number };
 }
 
 export interface ComponentTaskBase extends TaskBase {
@@ -83,6 +86,8 @@ export interface WorkerData {
   devNull: number;
   /** Instances one worker keeps at most (least recently used go first). */
   maxInstances: number;
+  /** The process's wasmtime engine, when its library is usable here. */
+  wasmtime: WasmtimeShared | null;
 }
 
 export const now = (): number => performance.timeOrigin + performance.now();

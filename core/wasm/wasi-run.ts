@@ -55,7 +55,7 @@ type Preview1 = Record<string, (...args: never[]) => number>;
 /** node:wasi's preview 1 function names, read once per worker from a WASI with no preopens (it opens nothing). */
 let importNames: string[] | null = null;
 
-class LineSplitter {
+export class LineSplitter {
   private partial = '';
   /** Made on the first write: most requests write nothing to stderr. */
   private decoder: TextDecoder | null = null;

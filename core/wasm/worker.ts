@@ -6,6 +6,7 @@
 import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { classifyGuestError } from './engine.ts';
 import { runWasiCommand } from './wasi-run.ts';
+import { runWasmtimeCommand } from './wasmtime/run.ts';
 import { now, type PoolBroadcast, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
 // Static imports only: this graph is bundled into one .mjs when a pool starts (worker-bundle.ts), and under the
 // tsx fallback a dynamic import() of a .ts file, or a top-level await, fails inside a worker thread.
@@ -59,6 +60,14 @@ function remember<V>(map: Map<string, V>, key: string, value: V, max: number): s
 
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
   const startedAt = now();
+  if (task.op === 'wasi' && task.wasmtime) {
+    const base = { threadId, queueMs: Math.max(0, startedAt - task.submittedAt), evicted: [] as string[], live: 0, instantiated: true };
+    if (!options.wasmtime) return { ...base, ok: false, kind: 'error', message: 'wasmtime is not usable in this pool', logs: [], runMs: 0 };
+    const result = runWasmtimeCommand(options.wasmtime, { ...task, ...task.wasmtime });
+    const runMs = now() - startedAt;
+    if (!result.ok) return { ...base, ok: false, kind: result.kind, message: result.message, logs: result.logs, runMs };
+    return { ...base, ok: true, value: { exitCode: result.exitCode, stdout: result.stdout }, logs: result.logs, runMs };
+  }
   let entry = code.get(task.hash);
   if (!entry) {
     const shipped = task.op === 'wasi' ? task.module : task.artifact;

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
 import { parsePluginOptions } from '../../core/plugin-options.ts';
-import { memoryPagesFor } from '../../core/wasm/engine.ts';
+import { memoryPagesFor, type EngineName } from '../../core/wasm/engine.ts';
+import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { poolOptionsSchema, type PoolOptionsInput } from '../../core/wasm/pool-options.ts';
 import type { WasmPool } from '../../core/wasm/pool.ts';
@@ -34,7 +35,8 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
     // No process of its own either: its instances run as nobody's uid and reserve none.
     ctx.tiers.declare('wasm', { cgroups: 'none', tenantUid: false });
     // The pool reads these options itself (whoever makes it first); they are checked here, at start-up.
-    parsePluginOptions(ctx.name, poolOptionsSchema, ctx.config);
+    const poolOptions = parsePluginOptions(ctx.name, poolOptionsSchema, ctx.config);
+    const defaultEngine: EngineName = poolOptions.engine ?? 'v8';
     const cache = new ModuleCache(path.join(ctx.settings.dataDir, 'wasm-cache'));
     let pool: WasmPool | null = null;
     const getPool = (): WasmPool => (pool ??= ctx.wasmPool());
@@ -46,9 +48,36 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
       const service = ctx.services.get(name)!;
       if (!service.module) continue;
       const file = path.resolve(service.cwd ?? process.cwd(), service.module);
-      cache.load(file, memoryPagesFor(service.limits?.memory)).catch((error: unknown) => {
+      loadCode(name, file, memoryPagesFor(service.limits?.memory), service.wasm?.engine ?? defaultEngine).catch((error: unknown) => {
         ctx.log.warn({ service: name, module: file, err: errorMessage(error) }, 'cannot load the wasm module; its instances will fail to start');
       });
+    }
+
+    /** Reasons already logged, so a fallback is said once per service and reason, not at every spawn. */
+    const fallbacks = new Set<string>();
+    const fallBack = (service: string, reason: string): void => {
+      const key = `${service}\0${reason}`;
+      if (fallbacks.has(key) || fallbacks.size > 1000) return;
+      fallbacks.add(key);
+      ctx.log.warn({ service, engine: 'wasmtime', reason }, 'the service asked for wasmtime: running it on V8 instead');
+    };
+    /** The service's code on its engine; wasmtime falls back to V8 (logged) when it cannot serve it. */
+    async function loadCode(service: string, file: string, capPages: number, engine: EngineName) {
+      if (engine === 'wasmtime') {
+        const status = wasmtimeStatus();
+        if (!status.usable) {
+          fallBack(service, status.reason);
+        } else {
+          try {
+            return await cache.load(file, capPages, 'wasmtime');
+          } catch (error) {
+            const code = (error as { code?: string }).code;
+            if (code !== ErrorCodes.WASMTIME_COMPONENTS_UNSUPPORTED && code !== ErrorCodes.WASMTIME_UNAVAILABLE) throw error;
+            fallBack(service, `${code}: ${errorMessage(error)}`);
+          }
+        }
+      }
+      return cache.load(file, capPages, 'v8');
     }
 
     const metrics = new WasmMetrics(() => pool, wasmServices);
@@ -80,7 +109,7 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
       const capPages = memoryPagesFor(service.limits?.memory);
       let code;
       try {
-        code = await cache.load(file, capPages);
+        code = await loadCode(spec.service, file, capPages, service.wasm?.engine ?? defaultEngine);
       } catch (error) {
         throw new TenementError(ErrorCodes.SPAWN_FAILED, `cannot load ${spec.service}'s module ${file}: ${errorMessage(error)}`);
       }

@@ -12,6 +12,11 @@ const wasmOptions = z.strictObject({
   maxQueue: z.number().int().min(1).default(256),
   /** Largest request body passed to the guest; a bigger one gets 413. */
   maxBody: size.default(10_000_000),
+  /**
+   * The engine: 'v8' or 'wasmtime' (WASI modules; falls back to V8, logged, where its library is missing or for
+   * components). Default: the runtime's `engine` option, else 'v8'.
+   */
+  engine: z.enum(['v8', 'wasmtime']).optional(),
 });
 
 export const wasmServiceFields = {

@@ -12,6 +12,8 @@ import metrics from '../../plugins/metrics/index.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
 import { ROOT, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
 import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
+import { ENGINES } from '../../core/wasm/engine.ts';
+import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-'));
 const { handler: HANDLER, guest: GUEST, skip } = buildCGuests(work);
@@ -20,7 +22,15 @@ const HOST_SECRET = 'TENEMENT_WASM_TEST_SECRET';
 const hostFile = path.join(work, 'host-secret.txt');
 writeFileSync(hostFile, 'not for guests\n');
 
-describe('wasm tier', { skip }, () => {
+/** Why an engine cannot run here (null: it can): wasmtime needs its library (`npm run fetch:wasmtime`). */
+export function engineSkip(engine: string): string | false {
+  if (engine !== 'wasmtime') return false;
+  const status = wasmtimeStatus();
+  return status.usable ? false : status.reason;
+}
+
+// Every test of this block runs on both engines, chosen as the runtime's default engine.
+for (const engine of ENGINES) describe(`wasm tier on ${engine}`, { skip: skip || engineSkip(engine) }, () => {
   let kernel: TestKernel;
   before(async () => {
     process.env[HOST_SECRET] = 'hunter2';
@@ -28,6 +38,7 @@ describe('wasm tier', { skip }, () => {
       // cgroups: a wasm service's limits.memory is its guest cap, not something for the cgroups plugin to refuse.
       plugins: [...servePlugins, wasmRuntime, cgroups, metrics],
       config: {
+        pluginOptions: { 'runtime-wasm': { engine } },
         services: {
           hello: wasmFunction(HANDLER),
           spin: wasmFunction(GUEST, { wasm: { timeout: '300ms' } }),
@@ -42,7 +53,6 @@ describe('wasm tier', { skip }, () => {
   after(async () => {
     delete process.env[HOST_SECRET];
     await kernel?.close();
-    rmSync(work, { recursive: true, force: true });
   });
 
   test('serves a C function over HTTP through the proxy, with its stderr in the instance logs', async () => {
@@ -232,3 +242,5 @@ describe('wasm tier with a component', { skip: componentSkip }, () => {
     assert.equal(live('tsfresh', 'bob'), 0);
   });
 });
+
+after(() => rmSync(work, { recursive: true, force: true }));

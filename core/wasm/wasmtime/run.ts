@@ -1,0 +1,285 @@
+/**
+ * Runs one WASI preview 1 command (a CGI request) on wasmtime, inside a pool worker, matching the V8 path
+ * (wasi-run.ts) at the guest's edge: argv and env as given (no host environment), the request body as stdin,
+ * stdout captured whole (past MAX_OUTPUT_BYTES the request fails as 'output-too-large'), stderr as log lines,
+ * the tenant's DATA_DIR as the one preopen. Each request gets its own store (fresh instance, WASI context and
+ * limits) that is deleted, with everything in it, before the call returns. The guest traps at its deadline by
+ * epoch interruption: the worker lives on.
+ *
+ * stdout and stderr go through `wasi_config_set_*_custom` with libc's `write` as the callback and a memfd as
+ * its data: wasmtime calls that callback from one of its own threads, where a JS callback would have to wait
+ * for this (busy) thread and deadlock. A memfd sealed against growing caps what a guest can write.
+ */
+import { readSync } from 'node:fs';
+import { LineSplitter } from '../wasi-run.ts';
+import { WASM_PAGE_BYTES } from '../cap-memory.ts';
+import { MAX_OUTPUT_BYTES, type WasmFailureKind, type WasmLogLine } from '../types.ts';
+import {
+  BYTE_VEC_SIZE, EXTERN_FUNC, EXTERN_MEMORY, EXTERN_OF, EXTERN_SIZE, INSTANCE_SIZE, TRAP_CODE_INTERRUPT, TRAP_CODE_OUT_OF_FUEL,
+  koffi, loadWasmtime, type Ptr, type Wasmtime,
+} from './ffi.ts';
+import { EPOCH_TICK_MS, errorText, takeByteVec, type WasmtimeShared } from './host.ts';
+
+export interface WasmtimeRunInput {
+  /** The serialized module (artifact cache), deserialized once per worker. */
+  artifact: string;
+  hash: string;
+  args: string[];
+  env: Record<string, string>;
+  stdin: Uint8Array;
+  dataDir: string | null;
+  preopenAs: string;
+  capPages: number;
+  /** Wall-clock time (performance.timeOrigin + now) at which the guest is interrupted. */
+  deadlineAt: number;
+  deadlineMs: number;
+}
+
+export type WasmtimeRunResult =
+  | { ok: true; exitCode: number; stdout: Uint8Array; logs: WasmLogLine[] }
+  | { ok: false; kind: WasmFailureKind; message: string; logs: WasmLogLine[] };
+
+/** stderr kept per request; past it the guest's writes fail (the V8 path keeps lines, each cut at 16 KiB). */
+const MAX_STDERR_BYTES = 1024 * 1024;
+/** Modules deserialized per worker, least recently used dropped first (each maps its artifact). */
+const MAX_MODULES = 64;
+/** A memfd that held more than this is emptied after the request (its pages freed). */
+const SHRINK_OVER = 1024 * 1024;
+
+interface Loaded {
+  module: Ptr;
+  pre: Ptr;
+}
+
+interface WorkerState {
+  w: Wasmtime;
+  engine: Ptr;
+  linker: Ptr;
+  modules: Map<string, Loaded>;
+  stdout: Capture;
+  stderr: Capture;
+  write: Ptr;
+  running: Int32Array;
+}
+
+let state: WorkerState | null = null;
+
+interface Libc {
+  memfd_create: (name: string, flags: number) => number;
+  fcntl: (fd: number, cmd: number, ...rest: unknown[]) => number;
+  lseek: (fd: number, offset: number, whence: number) => bigint | number;
+  ftruncate: (fd: number, length: number) => number;
+  fallocate: (fd: number, mode: number, offset: number, length: number) => number;
+}
+
+/** A memfd that a guest stream writes into, at most `cap` bytes (it cannot grow past cap + one page). */
+class Capture {
+  constructor(
+    readonly fd: number,
+    readonly size: number,
+    private readonly libc: Libc,
+  ) {}
+
+  static create(libc: Libc, name: string, cap: number): Capture {
+    const fd = libc.memfd_create(name, 0x1 | 0x2); // MFD_CLOEXEC | MFD_ALLOW_SEALING
+    if (fd < 0) throw new Error(`memfd_create failed for the guest's ${name}`);
+    const size = cap + 4096;
+    if (libc.ftruncate(fd, size) !== 0 || libc.fcntl(fd, 1033, 'int', 0x4 | 0x1) !== 0) throw new Error(`cannot size or seal the guest's ${name}`);
+    return new Capture(fd, size, libc);
+  }
+
+  rewind(): void {
+    this.libc.lseek(this.fd, 0, 0);
+  }
+
+  /** What the guest wrote since the rewind. */
+  take(): Buffer {
+    const length = Number(this.libc.lseek(this.fd, 0, 1));
+    const bytes = Buffer.allocUnsafe(length);
+    let read = 0;
+    while (read < length) read += readSync(this.fd, bytes, read, length - read, read);
+    // The pages stay allocated in the memfd otherwise: a big answer would pin its memory in this worker.
+    if (length > SHRINK_OVER) this.libc.fallocate(this.fd, 0x1 | 0x2, 0, this.size); // KEEP_SIZE | PUNCH_HOLE
+    return bytes;
+  }
+}
+
+function workerState(shared: WasmtimeShared): WorkerState {
+  if (state) return state;
+  const w = loadWasmtime(shared.library);
+  const c = koffi.load('libc.so.6');
+  const libc: Libc = {
+    memfd_create: c.func('int memfd_create(const char *name, unsigned int flags)'),
+    fcntl: c.func('int fcntl(int fd, int cmd, ...)'),
+    lseek: c.func('int64_t lseek(int fd, int64_t offset, int whence)'),
+    ftruncate: c.func('int ftruncate(int fd, int64_t length)'),
+    fallocate: c.func('int fallocate(int fd, int mode, int64_t offset, int64_t length)'),
+  };
+  const engine = BigInt(shared.engine);
+  const linker = w.wasmtime_linker_new(engine) as Ptr;
+  const defined = w.wasmtime_linker_define_wasi(linker) as Ptr;
+  if (defined) throw new Error(`wasmtime_linker_define_wasi: ${errorText(w, defined)}`);
+  state = {
+    w,
+    engine,
+    linker,
+    modules: new Map(),
+    stdout: Capture.create(libc, 'stdout', MAX_OUTPUT_BYTES),
+    stderr: Capture.create(libc, 'stderr', MAX_STDERR_BYTES),
+    // ssize_t write(int fd, const void *buf, size_t n) has the custom stream callback's shape, with the
+    // callback's data (the memfd) as its fd.
+    write: c.symbol('write') as Ptr,
+    running: new Int32Array(shared.ticker),
+  };
+  return state;
+}
+
+function loadModule(s: WorkerState, hash: string, artifact: string): Loaded {
+  const known = s.modules.get(hash);
+  if (known) {
+    s.modules.delete(hash);
+    s.modules.set(hash, known);
+    return known;
+  }
+  const { w } = s;
+  const out = Buffer.alloc(8);
+  const error = w.wasmtime_module_deserialize_file(s.engine, artifact, out) as Ptr;
+  if (error) throw new Error(`wasmtime could not load the artifact ${artifact}: ${errorText(w, error)}`);
+  const module = out.readBigUInt64LE(0);
+  const preOut = Buffer.alloc(8);
+  const linked = w.wasmtime_linker_instantiate_pre(s.linker, module, preOut) as Ptr;
+  if (linked) {
+    w.wasmtime_module_delete(module);
+    throw new Error(`the module cannot be linked: ${errorText(w, linked)}`);
+  }
+  const loaded = { module, pre: preOut.readBigUInt64LE(0) };
+  s.modules.set(hash, loaded);
+  while (s.modules.size > MAX_MODULES) {
+    const [oldest, entry] = s.modules.entries().next().value as [string, Loaded];
+    s.modules.delete(oldest);
+    w.wasmtime_instance_pre_delete(entry.pre);
+    w.wasmtime_module_delete(entry.module);
+  }
+  return loaded;
+}
+
+/** Runs the command; never throws for anything the guest does. */
+export function runWasmtimeCommand(shared: WasmtimeShared, input: WasmtimeRunInput): WasmtimeRunResult {
+  const logs: WasmLogLine[] = [];
+  let s: WorkerState;
+  let loaded: Loaded;
+  try {
+    s = workerState(shared);
+    loaded = loadModule(s, input.hash, input.artifact);
+  } catch (error) {
+    return { ok: false, kind: 'error', message: (error as Error).message, logs };
+  }
+  const { w } = s;
+  const remaining = input.deadlineAt - (performance.timeOrigin + performance.now());
+  if (remaining <= 0) return { ok: false, kind: 'timeout', message: `deadline of ${input.deadlineMs}ms passed before the guest started`, logs };
+
+  const store = w.wasmtime_store_new(s.engine, 0n, 0n) as Ptr;
+  const context = w.wasmtime_store_context(store) as Ptr;
+  const capBytes = input.capPages * WASM_PAGE_BYTES;
+  // Memory cap (also written into the module), a table cap, one instance with one memory.
+  w.wasmtime_store_limiter(store, capBytes, 1_000_000, 1, 4, 1);
+  w.wasmtime_context_set_epoch_deadline(context, BigInt(Math.ceil(remaining / EPOCH_TICK_MS) + 1));
+  const stderr = new LineSplitter('stderr', logs);
+  Atomics.add(s.running, 1, 1);
+  Atomics.notify(s.running, 1);
+  try {
+    const wasi = w.wasi_config_new() as Ptr;
+    const names = Object.keys(input.env);
+    w.wasi_config_set_argv(wasi, input.args.length, input.args);
+    w.wasi_config_set_env(wasi, names.length, names, names.map((name) => input.env[name]!));
+    const stdin = Buffer.alloc(BYTE_VEC_SIZE);
+    w.wasm_byte_vec_new(stdin, input.stdin.length, input.stdin.length > 0 ? input.stdin : null);
+    w.wasi_config_set_stdin_bytes(wasi, stdin); // takes the vector
+    s.stdout.rewind();
+    s.stderr.rewind();
+    w.wasi_config_set_stdout_custom(wasi, s.write, BigInt(s.stdout.fd), 0n);
+    w.wasi_config_set_stderr_custom(wasi, s.write, BigInt(s.stderr.fd), 0n);
+    if (input.dataDir !== null && !w.wasi_config_preopen_dir(wasi, input.dataDir, input.preopenAs, true)) {
+      w.wasi_config_delete(wasi);
+      return { ok: false, kind: 'error', message: `wasmtime could not preopen the data directory as ${input.preopenAs}`, logs };
+    }
+    const set = w.wasmtime_context_set_wasi(context, wasi) as Ptr; // takes the config
+    if (set) return { ok: false, kind: 'error', message: `wasmtime_context_set_wasi: ${errorText(w, set)}`, logs };
+
+    const instance = Buffer.alloc(INSTANCE_SIZE);
+    const trap = Buffer.alloc(8);
+    const made = w.wasmtime_instance_pre_instantiate(loaded.pre, context, instance, trap) as Ptr;
+    const madeTrap = trap.readBigUInt64LE(0);
+    if (made || madeTrap) return { ok: false, ...failure(w, made, madeTrap, input, 0, capBytes), logs };
+    const start = Buffer.alloc(EXTERN_SIZE);
+    if (!w.wasmtime_instance_export_get(context, instance, '_start', 6, start) || start[0] !== EXTERN_FUNC) {
+      return { ok: false, kind: 'error', message: 'not a WASI command: it must export memory and _start (build with a main())', logs };
+    }
+    const error = w.wasmtime_func_call(context, start.subarray(EXTERN_OF), 0n, 0, 0n, 0, trap) as Ptr;
+    const trapped = trap.readBigUInt64LE(0);
+    const stdout = s.stdout.take();
+    stderr.push(s.stderr.take());
+    stderr.end();
+    if (stdout.length > MAX_OUTPUT_BYTES) {
+      if (error) w.wasmtime_error_delete(error);
+      if (trapped) w.wasm_trap_delete(trapped);
+      return { ok: false, kind: 'output-too-large', message: `the guest wrote more than ${MAX_OUTPUT_BYTES} bytes to stdout`, logs };
+    }
+    if (!error && !trapped) return { ok: true, exitCode: 0, stdout, logs };
+    if (error) {
+      const status = Buffer.alloc(4);
+      if (w.wasmtime_error_exit_status(error, status)) {
+        w.wasmtime_error_delete(error);
+        return { ok: true, exitCode: status.readInt32LE(0), stdout, logs };
+      }
+    }
+    return { ok: false, ...failure(w, error, trapped, input, memoryBytes(w, context, instance), capBytes), logs };
+  } finally {
+    Atomics.sub(s.running, 1, 1);
+    w.wasmtime_store_delete(store);
+  }
+}
+
+function memoryBytes(w: Wasmtime, context: Ptr, instance: Buffer): number {
+  const memory = Buffer.alloc(EXTERN_SIZE);
+  if (!w.wasmtime_instance_export_get(context, instance, 'memory', 6, memory) || memory[0] !== EXTERN_MEMORY) return 0;
+  return Number(w.wasmtime_memory_data_size(context, memory.subarray(EXTERN_OF)));
+}
+
+/** A trap or an error from wasmtime, as a failure kind with wasmtime's message (both freed). */
+function failure(w: Wasmtime, error: Ptr, trap: Ptr, input: WasmtimeRunInput, usedBytes: number, capBytes: number): { kind: WasmFailureKind; message: string } {
+  if (error) {
+    const message = errorText(w, error);
+    if (trap) w.wasm_trap_delete(trap);
+    return { kind: /memory|limit/i.test(message) && /exceed|grow|allocat/i.test(message) ? 'out-of-memory' : 'error', message };
+  }
+  const code = Buffer.alloc(1);
+  const known = w.wasmtime_trap_code(trap, code);
+  const vec = Buffer.alloc(BYTE_VEC_SIZE);
+  w.wasm_trap_message(trap, vec);
+  w.wasm_trap_delete(trap);
+  const message = takeByteVec(w, vec).toString('utf8').replace(/\0+$/, '');
+  if (known && code[0] === TRAP_CODE_INTERRUPT) {
+    return { kind: 'timeout', message: `deadline of ${input.deadlineMs}ms passed: the guest was interrupted (wasmtime epoch), its worker lives on` };
+  }
+  if (known && code[0] === TRAP_CODE_OUT_OF_FUEL) return { kind: 'timeout', message: `the guest ran out of fuel: ${message}` };
+  // An allocator aborts (`unreachable`) when memory.grow fails at the cap: within a MiB of it, that is what happened.
+  if (usedBytes >= capBytes - 16 * WASM_PAGE_BYTES) return { kind: 'out-of-memory', message: `${message} (memory at its cap of ${capBytes / 1_048_576} MiB)` };
+  const name = known ? TRAP_NAMES.get(code[0]!) : undefined;
+  return { kind: 'trap', message: name ? `${name}: ${cause(message)}` : cause(message) };
+}
+
+/** Names of the common traps, as V8 words them (so a log line reads the same on either engine). */
+const TRAP_NAMES = new Map<number, string>([
+  [0, 'Maximum call stack size exceeded'],
+  [1, 'memory access out of bounds'],
+  [6, 'integer overflow'],
+  [7, 'divide by zero'],
+  [9, 'unreachable'],
+]);
+
+/** wasmtime's message is a backtrace, then "Caused by:" and the trap itself: the trap is the part worth a log line. */
+function cause(message: string): string {
+  const lines = message.split('\n').map((line) => line.trim()).filter(Boolean);
+  return lines[lines.length - 1] ?? message;
+}
