@@ -23,6 +23,10 @@ export async function serve(options: ServeOptions): Promise<void> {
   // Validated against the fields and tiers of the plugins this server loads (the defaults and the config's own).
   const config = await loadConfig({ file: options.config, overrides, plugins: defaultPlugins });
   const log = createLogger();
+  // A SIGHUP while starting (systemctl reload too early) would end the process by default: until the reload
+  // handler is in place it is logged and ignored.
+  const early = (): void => void log.warn('SIGHUP during start-up: ignored, the config just loaded is the current one');
+  process.on('SIGHUP', early);
   // The config file again, with the same overrides and plugins: for SIGHUP and POST /api/reload.
   const reloadFrom = () => loadConfig({ file: config.source.path ?? options.config, overrides, plugins: defaultPlugins });
   const { reloadConfig, reloadOnSighup, reloadRoutePlugin } = await import('./reload.ts');
@@ -56,6 +60,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   }
   // SIGHUP: services added, removed and changed are applied (cli/reload.ts).
   reloadOnSighup(kernel, reloadFrom, log);
+  process.off('SIGHUP', early);
   const settings = config.settings;
   const context = await recordServer(kernel, config, log);
   process.stderr.write(
