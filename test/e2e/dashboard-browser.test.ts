@@ -22,6 +22,7 @@ import {
 } from '../dashboard-browser.ts';
 import { ECHO_APP, ROOT, request, waitFor } from '../helpers.ts';
 import { adminToken, freePort, projectDir, startServe, type ServeChild } from '../security/serve-child.ts';
+import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
 
 const skip = browserSkipReason() ?? false;
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
@@ -71,6 +72,8 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
   let aliceToken = '';
   const contexts: BrowserContext[] = [];
   const problems: ConsoleProblem[] = [];
+  /** Why the WASM function check cannot run here (no clang with wasi-libc), or false. */
+  let wasmSkip: string | false = false;
 
   async function newPage(options: { width?: number; height?: number } = {}): Promise<{ page: Page; expect(pattern: RegExp): void }> {
     const context = await browser.newContext({ viewport: { width: options.width ?? 1360, height: options.height ?? 860 } });
@@ -84,8 +87,11 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
   before(async () => {
     const dir = projectDir('tenement-dashboard-');
     const port = await freePort();
+    const guests = buildCGuests(dir);
+    wasmSkip = guests.skip;
     const config = writeConfig(dir, port, {
       web: { command: `node ${ECHO_APP}`, health: '/health', idleTimeout: false },
+      ...(guests.skip ? {} : { fn: wasmFunction(guests.handler) }),
     });
     server = await startServe(dir, config, port, { TENEMENT_LOG_LEVEL: 'warn' });
     admin = adminToken(server.dataDir);
@@ -238,7 +244,6 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
 
     await page.getByRole('link', { name: 'Functions' }).click();
     await page.getByTestId('functions-table').waitFor({ timeout: WAIT });
-    await screenshot(page, 'functions');
 
     await page.getByRole('link', { name: 'Deploy' }).click();
     await page.getByRole('heading', { name: 'Route swap' }).waitFor({ timeout: WAIT });
@@ -337,6 +342,21 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     await restart.scrollIntoViewIfNeeded();
     assert.ok(await restart.isVisible(), 'the row actions are reachable by scrolling the table');
     await screenshot(page, 'phone');
+  });
+
+  test('the functions view counts the invocations of a WASM function', async (t) => {
+    if (wasmSkip) return t.skip(wasmSkip);
+    for (let i = 0; i < 3; i++) assert.equal((await request(server.url, 'alice.fn.localhost', `/?n=${i}`)).status, 200);
+    const { page } = await newPage();
+    await signIn(page, server.url, admin);
+    await page.getByRole('link', { name: 'Functions' }).click();
+    const row = page.getByTestId('functions-table').locator('tr', { hasText: 'fn:alice' });
+    await row.waitFor({ timeout: WAIT });
+    const cells = await row.locator('td').allTextContents();
+    assert.equal(cells[0], 'fn:alice');
+    assert.ok(Number(cells[1]) >= 3, `invocations: ${cells.join(' | ')}`);
+    await screenshot(page, 'functions');
+    await api(server, admin, 'DELETE', '/api/instances/fn/alice');
   });
 
   test('no console errors on any page', () => {
