@@ -15,7 +15,10 @@ if (!checkout || (process.env.TENEMENT_DIST === '1' && existsSync(compiled))) {
   register();
   // `tenement/sdk` in a checkout resolves to the sources (the package's `tenement-source` export condition)
   // rather than to a dist/ that may be missing or stale.
-  const { register: registerHooks } = await import('node:module');
-  registerHooks(new URL('./source-condition.mjs', import.meta.url));
+  // registerHooks where Node has it: module.register() is deprecated from Node 26 (and warns on stderr).
+  const { register: registerLoader, registerHooks } = await import('node:module');
+  const hooks = new URL('./source-condition.mjs', import.meta.url);
+  if (registerHooks) registerHooks({ resolve: (await import(hooks.href)).resolve });
+  else registerLoader(hooks);
   await import('../cli/main.ts');
 }
