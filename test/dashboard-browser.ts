@@ -83,3 +83,25 @@ export async function rowKeys(page: Page): Promise<string[]> {
 export function assertNoConsoleProblems(problems: ConsoleProblem[]): void {
   assert.deepEqual(problems, [], `console errors:\n${problems.map((p) => `${p.page}: ${p.text}`).join('\n')}`);
 }
+
+/**
+ * Controls on the page without an accessible name (no label, aria-label, aria-labelledby or text): what a screen
+ * reader or a keyboard user would meet as "button" or "edit text" with nothing more. Also any control taken out of
+ * the tab order. A string, not a function: tsx's compiled functions call helpers the page lacks.
+ */
+export async function unlabelledControls(page: Page): Promise<string[]> {
+  return page.evaluate<string[]>(`(() => {
+    const bad = [];
+    for (const el of document.querySelectorAll('button, input, select, textarea, a[href], [tabindex]')) {
+      if (el.closest('[hidden], [aria-hidden="true"]') || el.type === 'hidden') continue;
+      const name = (el.getAttribute('aria-label') ?? '').trim()
+        || (el.getAttribute('aria-labelledby') ? 'labelledby' : '')
+        || (el.labels && el.labels.length > 0 ? 'label' : '')
+        || (el.tagName === 'INPUT' ? '' : (el.textContent ?? '').trim())
+        || (el.getAttribute('title') ?? '').trim();
+      if (!name) bad.push(el.outerHTML.slice(0, 120));
+      if (el.getAttribute('tabindex') === '-1' && el.tagName !== 'DIALOG') bad.push('not focusable: ' + el.outerHTML.slice(0, 120));
+    }
+    return bad;
+  })()`);
+}

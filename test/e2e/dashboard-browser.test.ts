@@ -19,6 +19,7 @@ import {
   signIn,
   watchConsole,
   type ConsoleProblem,
+  unlabelledControls,
 } from '../dashboard-browser.ts';
 import { ECHO_APP, ROOT, request, waitFor } from '../helpers.ts';
 import { adminToken, freePort, projectDir, startServe, type ServeChild } from '../security/serve-child.ts';
@@ -119,6 +120,7 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     assert.equal(await page.getByTestId('identity').count(), 0);
     assert.equal(await page.getByLabel('Token').inputValue(), '', 'the refused token is cleared from the form');
     await screenshot(page, 'signin-refused');
+    assert.deepEqual(await unlabelledControls(page), [], 'every control of the sign-in form has a name');
   });
 
   test('admin signs in: the token is exchanged for an HttpOnly cookie and never kept by the page', async () => {
@@ -135,6 +137,7 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     const stored = await page.evaluate<string>('JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage }, url: location.href, cookie: document.cookie })');
     assert.ok(!stored.includes(admin), `the token is nowhere the page can read: ${stored}`);
     await screenshot(page, 'instances');
+    assert.deepEqual(await unlabelledControls(page), [], 'every control of the instances view has a name');
   });
 
   test('an instance stopped from the CLI leaves the table live, without a reload', async () => {
@@ -210,6 +213,7 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
       assert.ok(box[0]! > 100 && box[1]! > 50, `a drawn chart: ${JSON.stringify(box)}`);
     }
     await screenshot(page, 'instance-page');
+    assert.deepEqual(await unlabelledControls(page), [], 'every control of the instance page has a name');
   });
 
   test('the other views open without errors: audit, tokens (secret shown once, revoke), plugins, functions, deploy', async () => {
@@ -219,6 +223,7 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     await page.getByRole('link', { name: 'Audit' }).click();
     await page.getByTestId('audit-table').getByText('web:bob').first().waitFor({ timeout: WAIT });
     await screenshot(page, 'audit');
+    assert.deepEqual(await unlabelledControls(page), [], 'every control of the audit view has a name');
 
     await page.getByRole('link', { name: 'Tokens' }).click();
     await page.getByTestId('tokens-table').getByText('alice-ui').waitFor({ timeout: WAIT });
@@ -229,6 +234,7 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     const value = await secret.getByLabel('Secret').inputValue();
     assert.match(value, /^tnm_/);
     await screenshot(page, 'tokens');
+    assert.deepEqual(await unlabelledControls(page), [], 'every control of the tokens view has a name');
     await secret.getByRole('button', { name: 'Done' }).click();
     assert.equal(await page.getByTestId('token-secret').count(), 0, 'the secret is gone once dismissed');
     assert.ok(!((await page.content()).includes(value)), 'and nowhere in the page');
@@ -241,6 +247,7 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     await page.getByRole('link', { name: 'Plugins' }).click();
     await page.getByTestId('plugins-table').getByText('instances-api').waitFor({ timeout: WAIT });
     await screenshot(page, 'plugins');
+    assert.deepEqual(await unlabelledControls(page), [], 'every control of the plugins view has a name');
 
     await page.getByRole('link', { name: 'Functions' }).click();
     await page.getByTestId('functions-table').waitFor({ timeout: WAIT });
@@ -248,6 +255,7 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     await page.getByRole('link', { name: 'Deploy' }).click();
     await page.getByRole('heading', { name: 'Route swap' }).waitFor({ timeout: WAIT });
     await screenshot(page, 'deploy');
+    assert.deepEqual(await unlabelledControls(page), [], 'every control of the deploy view has a name');
   });
 
   test('deploy a version and swap the route to it from the UI', async () => {
