@@ -103,6 +103,15 @@ interface FamilyBuilder extends ParsedFamily {
 
 const SUFFIXES = ['_bucket', '_sum', '_count'] as const;
 
+/**
+ * A copy of a kept string that does not point into the body: V8 makes a slice of 13 or more characters a view of
+ * its parent, and one kept label value would otherwise hold the whole decoded body (megabytes) until the next
+ * scrape replaces it. Only kept strings are copied (at most maxSeries samples' worth).
+ */
+function detach(text: string): string {
+  return text.length < 13 ? text : Buffer.from(text, 'utf8').toString('utf8');
+}
+
 function skipBlanks(line: string, i: number): number {
   let c = line.charCodeAt(i);
   while (c === 0x20 || c === 0x09) c = line.charCodeAt(++i);
@@ -173,12 +182,12 @@ class Parser {
     } else {
       if (target.help !== null) this.fail(`second HELP line for ${name}`);
       // A HELP too long to carry is left out rather than cut: a cut escape would change its meaning.
-      target.help = rest.length > this.limits.maxHelpLength ? '' : unescapeHelp(rest);
+      target.help = rest.length > this.limits.maxHelpLength ? '' : detach(unescapeHelp(rest));
     }
   }
 
   private create(name: string): FamilyBuilder {
-    const family: FamilyBuilder = { name, type: 'untyped', help: null, samples: [], typed: false };
+    const family: FamilyBuilder = { name: detach(name), type: 'untyped', help: null, samples: [], typed: false };
     this.families.set(name, family);
     return family;
   }
@@ -297,7 +306,7 @@ class Parser {
         this.dropped.invalid++;
         return;
       }
-      labels.push([RESERVED_LABELS.get(label) ?? label, v]);
+      labels.push([RESERVED_LABELS.get(label) ?? detach(label), detach(v)]);
     }
     labels.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     for (let k = 1; k < labels.length; k++) {
@@ -314,7 +323,7 @@ class Parser {
     }
     this.seen.add(key);
     this.series++;
-    family.samples.push({ name, labels, value });
+    family.samples.push({ name: name === family.name ? family.name : detach(name), labels, value });
   }
 }
 

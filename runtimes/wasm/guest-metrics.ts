@@ -8,6 +8,8 @@ import type { GuestMetricUpdate } from '../../core/wasm/types.ts';
 
 /** Series one instance may hold; updates to new series past it are dropped (and counted in the exposition). */
 export const MAX_GUEST_SERIES = 10_000;
+/** Characters of names and labels all its series may hold (30 labels of 1 KiB on 10,000 series would be 600 MB); at 2 MiB the rendering stays under the default maxBytes. */
+export const MAX_GUEST_TEXT = 2 * 1024 * 1024;
 
 interface Series {
   labels: [string, string][];
@@ -31,6 +33,7 @@ function formatValue(value: number): string {
 export class GuestMetrics {
   private readonly families = new Map<string, Family>();
   private size = 0;
+  private text = 0;
   /** Updates refused here: a name used both as a gauge and a counter, or a new series past the bound. */
   refused = 0;
 
@@ -52,12 +55,14 @@ export class GuestMetrics {
         series.value = update.kind === 'set' ? update.value : series.value + update.value;
         continue;
       }
-      if (this.size >= MAX_GUEST_SERIES) {
+      const text = key.length + update.name.length;
+      if (this.size >= MAX_GUEST_SERIES || this.text + text > MAX_GUEST_TEXT) {
         this.refused++;
         continue;
       }
       family.series.set(key, { labels, value: update.value });
       this.size++;
+      this.text += text;
     }
   }
 

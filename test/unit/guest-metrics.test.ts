@@ -2,10 +2,10 @@
 // store (bounds, kinds, rendering that the tenant-metrics parser reads back).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_UPDATES_PER_CALL, guestMetricsImports } from '../../core/wasm/component/guest-metrics.ts';
+import { MAX_TEXT_PER_CALL, MAX_UPDATES_PER_CALL, guestMetricsImports } from '../../core/wasm/component/guest-metrics.ts';
 import type { GuestMetricUpdate } from '../../core/wasm/types.ts';
 import { DEFAULT_LIMITS, parseExposition } from '../../plugins/tenant-metrics/parse.ts';
-import { GuestMetrics, MAX_GUEST_SERIES } from '../../runtimes/wasm/guest-metrics.ts';
+import { GuestMetrics, MAX_GUEST_SERIES, MAX_GUEST_TEXT } from '../../runtimes/wasm/guest-metrics.ts';
 
 test('each host call is checked: names, label names, reserved labels, sizes, deltas; a bound per request', () => {
   let updates: GuestMetricUpdate[] = [];
@@ -53,3 +53,18 @@ test('the store sums counters, sets gauges, keeps a name to its first kind, boun
   assert.equal(parseExposition(Buffer.from(big.render()), { ...DEFAULT_LIMITS, maxSeries: 50_000 }).series, MAX_GUEST_SERIES);
 });
 
+
+test('bytes are bounded too: per request in the worker, across series in the store', () => {
+  const updates: GuestMetricUpdate[] = [];
+  const host = guestMetricsImports(() => updates);
+  const big = Array.from({ length: 29 }, (_, i): [string, string] => [`l${i}`, 'v'.repeat(1024)]);
+  let accepted = 0;
+  while (host.set('g', [...big, ['n', String(accepted)]], 1).tag === 'ok') accepted++;
+  assert.ok(accepted > 0 && accepted * 29 * 1024 <= MAX_TEXT_PER_CALL, `accepted ${accepted}`);
+  const store = new GuestMetrics();
+  for (let round = 0; round < 200; round++) {
+    store.apply(updates.map((u, i) => ({ ...u, labels: [...u.labels.slice(0, -1), ['n', `${round}-${i}`]] })));
+  }
+  assert.ok(store.refused > 0, 'past the text budget new series are refused');
+  assert.ok(store.render().length <= MAX_GUEST_TEXT * 1.2, 'the rendering stays near the budget');
+});

@@ -9,6 +9,8 @@ import type { WitResult } from './tenant-data.ts';
 
 /** Updates one request may make; past it each call fails (a loop cannot fill the host's memory). */
 export const MAX_UPDATES_PER_CALL = 10_000;
+/** Characters of names and labels one request may send (with the count above: a bound in bytes too). */
+export const MAX_TEXT_PER_CALL = 1024 * 1024;
 const MAX_NAME = 200;
 const MAX_LABELS = 30;
 const MAX_LABEL_NAME = 100;
@@ -44,11 +46,21 @@ export interface GuestMetricsImports {
 
 /** The import's functions, recording into `sink` (the running call's updates). */
 export function guestMetricsImports(sink: () => GuestMetricUpdate[]): GuestMetricsImports {
+  let text = 0;
+  let of: GuestMetricUpdate[] | null = null;
   const record = (kind: 'set' | 'add', name: string, labels: [string, string][], value: number): WitResult<undefined> => {
     const updates = sink();
+    if (updates !== of) {
+      // A new request: its own budget.
+      of = updates;
+      text = 0;
+    }
     if (updates.length >= MAX_UPDATES_PER_CALL) return err(`more than ${MAX_UPDATES_PER_CALL} metric updates in one request`);
     const checked = check(name, labels);
     if (typeof checked === 'string') return err(checked);
+    const size = checked.reduce((sum, [l, v]) => sum + l.length + v.length, name.length);
+    if (text + size > MAX_TEXT_PER_CALL) return err(`more than ${MAX_TEXT_PER_CALL} characters of metric names and labels in one request`);
+    text += size;
     if (typeof value !== 'number') return err('expected a number');
     if (kind === 'add' && !(Number.isFinite(value) && value >= 0)) return err(`a counter only goes up: expected a finite delta >= 0, got ${value}`);
     updates.push({ kind, name, labels: checked, value });
