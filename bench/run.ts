@@ -4,7 +4,7 @@
  *
  *   npm run bench                  # all three, about 2 minutes
  *   npm run bench -- --profile     # also profiles `ten serve` under proxy load (.bench-tmp/ten-serve-proxy.cpuprofile)
- *   npm run bench -- proxy wake    # only some: proxy, wake, footprint, logs, wasm, cli, isolation
+ *   npm run bench -- proxy wake    # only some: proxy, otel, wake, footprint, logs, wasm, cli, isolation
  *   npm run bench -- isolation     # every isolation tier the host has, against the process tier (not in the default set)
  *   npm run bench -- soak          # the churn soak, 30 minutes (SOAK_MINUTES; not in the default set)
  *
@@ -18,12 +18,13 @@ import { formatColdWake, runColdWakeBench, type ColdWakeResult } from './cold-wa
 import { formatFootprint, runFootprintBench, type FootprintResult } from './footprint.ts';
 import { formatIsolation, runIsolationBench, type IsolationResult } from './isolation.ts';
 import { formatLogsSearch, runLogsSearchBench, type LogsSearchResult } from './logs-search.ts';
-import { ROOT, fmt, fmtInt, requireTools, table, writeJson, type Goal } from './lib.ts';
+import { ROOT, fmt, fmtInt, median, requireTools, table, writeJson, type Goal } from './lib.ts';
+import { formatOtel, runOtelBench, type OtelBenchResult } from './otel.ts';
 import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 import { formatSoak, runSoakBench, soakOptionsFromEnv, type SoakResult } from './soak.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation', 'soak'] as const;
+const NAMES = ['proxy', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation', 'soak'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
 const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak']);
@@ -50,6 +51,7 @@ let logs: LogsSearchResult | null = null;
 let isolation: IsolationResult | null = null;
 let wasm: WasmBenchResult | null = null;
 let cli: CliBenchResult | null = null;
+let otel: OtelBenchResult | null = null;
 let soak: SoakResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
@@ -78,6 +80,20 @@ if (selected.has('proxy')) {
   if (toolsOk) {
     proxy = await attempt('proxy', () => runProxyBench({ profile }));
     if (proxy) out(`\n${formatProxy(proxy)}\n`);
+  }
+}
+if (selected.has('otel')) {
+  let toolsOk = true;
+  try {
+    requireTools();
+  } catch (error) {
+    toolsOk = false;
+    failures.push(`otel: ${(error as Error).message}`);
+    out(`!! otel benchmark skipped: ${(error as Error).message}\n`);
+  }
+  if (toolsOk) {
+    otel = await attempt('otel', () => runOtelBench());
+    if (otel) out(`\n${formatOtel(otel)}\n`);
   }
 }
 if (selected.has('wake')) {
@@ -134,6 +150,18 @@ if (proxy) {
     ['nginx added p50 (c1)', `+${fmt(r.nginxAddedP50MsSingle, 3)} ms`, `direct p50 ${fmt(med((x) => x.single.direct.p50Ms), 3)} ms`, fmt(med((x) => x.single.nginx.p50Ms / x.single.direct.p50Ms)), ''],
   );
   goals.push(...proxy.goals);
+}
+if (otel) {
+  const r = otel.ratios;
+  const med = (pick: (round: OtelBenchResult['rounds'][number]) => number): number => median(otel!.rounds.map(pick));
+  rows.push(
+    ['proxy req/s, tracing on vs off', `${fmtInt(med((x) => x.loaded.on.requestsPerSec))} req/s`, `off ${fmtInt(med((x) => x.loaded.off.requestsPerSec))}`, fmt(r.onVsOffRps), '>= 0.85'],
+    ['proxy CPU per request, tracing on vs off', `${fmt(med((x) => x.loaded.on.proxyCpuUsPerReq), 1)} us`, `off ${fmt(med((x) => x.loaded.off.proxyCpuUsPerReq), 1)} us`, fmt(r.onVsOffCpu), ''],
+    [`tracing added p50 (c${otel.connections})`, `+${fmt(r.addedP50Ms)} ms`, `off p50 ${fmt(med((x) => x.loaded.off.p50Ms))} ms`, '', ''],
+    ['tracing added p50 (c1)', `+${fmt(r.addedP50MsSingle, 3)} ms`, `off p50 ${fmt(med((x) => x.single.off.p50Ms), 3)} ms`, '', ''],
+    ['proxy req/s, hanging collector vs off', `${fmtInt(med((x) => x.loaded.hanging.requestsPerSec))} req/s`, `off ${fmtInt(med((x) => x.loaded.off.requestsPerSec))}`, fmt(r.hangingVsOffRps), ''],
+  );
+  goals.push(...otel.goals);
 }
 if (wake) {
   rows.push(['cold wake (median)', `${fmt(wake.tenementMedianMs, 1)} ms`, `bare start ${fmt(wake.bareMedianMs, 1)} ms`, fmt(wake.ratio), '<= 1.15']);
@@ -197,6 +225,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   at: new Date().toISOString(),
   node: process.version,
   proxy,
+  otel,
   wake,
   footprint,
   logs,

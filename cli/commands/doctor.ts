@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { color, out, printJson } from '../output.ts';
 import type { TierCheckOptions, TierReport } from '../tier-check.ts';
 import { examples } from './common.ts';
+import { fetchWasmtime, wasmtimeStatus, type WasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 
 /**
  * Programs Tenement itself runs (a tier, a feature), the Debian package that provides each, and a file that runs
@@ -33,6 +34,8 @@ export interface DoctorReport {
   tiers: TierReport[];
   cgroup: { version: 1 | 2 | null; controllers: string[]; path: string };
   kvm: boolean;
+  /** The wasm tier's wasmtime engine: usable, or why not (`ten doctor --fix wasmtime` fetches it). */
+  wasmtime: WasmtimeStatus;
   tools: Array<{ name: string; found: boolean; path: string | null; package: string | null; install: string; purpose: string }>;
 }
 
@@ -78,6 +81,7 @@ export async function diagnose(options: TierCheckOptions = {}): Promise<DoctorRe
     tiers: await checkTiers(options),
     cgroup: cgroupInfo(),
     kvm: existsSync('/dev/kvm'),
+    wasmtime: wasmtimeStatus(),
     tools: TOOLS.map((tool) => {
       const found = onPath(tool.name);
       const install = tool.package ? `apt-get install ${tool.package}` : 'not packaged in Debian: install the release binary';
@@ -127,6 +131,8 @@ function render(report: DoctorReport): void {
   const controllers = report.cgroup.controllers.length > 0 ? ` (${report.cgroup.controllers.join(' ')})` : '';
   out(`${label('cgroup')}${cgroup}${controllers}`);
   out(`${label('kvm')}${report.kvm ? color.green('/dev/kvm present') : color.gray('no /dev/kvm')}`);
+  const wasmtime = report.wasmtime;
+  out(`${label('wasmtime')}${wasmtime.usable ? `${color.green(`${wasmtime.version} usable`)} ${color.dim(wasmtime.library)}` : `${color.yellow('not usable')} ${color.dim(wasmtime.reason)}`}`);
   report.tools.forEach((tool, i) => {
     const status = tool.found ? color.green(tool.path!) : `${color.yellow('missing')} ${color.dim(`(${tool.install})`)}`;
     out(`${i === 0 ? label('tools') : pad}${tool.name.padEnd(20)}${status} ${color.dim(`- ${tool.purpose}`)}`);
@@ -144,14 +150,19 @@ export function registerDoctor(program: Command): void {
     .option('--timeout <seconds>', 'deadline of each tier (the microvm tier gets four times it)', '15')
     .option('--probe-only', "only ask each runtime's probe; start no instance")
     .option('--data-dir <dir>', "the data directory of `ten serve`, whose prepared guests (microvm) to use; default: the config's")
-    .action(async (flags: { json?: boolean; timeout: string; probeOnly?: boolean; dataDir?: string }) => {
+    .option('--fix <what>', "fetch what is missing first; 'wasmtime': the pinned wasmtime library (pip download, sha256 checked)")
+    .action(async (flags: { json?: boolean; timeout: string; probeOnly?: boolean; dataDir?: string; fix?: string }) => {
       const seconds = Number(flags.timeout);
       if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`--timeout: expected a number of seconds, got '${flags.timeout}'`);
+      if (flags.fix !== undefined) {
+        if (flags.fix !== 'wasmtime') throw new Error(`--fix: only 'wasmtime' can be fetched, not '${flags.fix}'`);
+        await fetchWasmtime((line) => (flags.json ? process.stderr.write(`${line}\n`) : out(line)));
+      }
       usePreparedGuests(await servedDataDir(flags.dataDir));
       const report = await diagnose({ timeoutMs: seconds * 1000, probeOnly: flags.probeOnly === true });
       if (flags.json) printJson(report);
       else render(report);
       if (!report.tiers.find((tier) => tier.tier === 'process')?.works) process.exitCode = 1;
     });
-  examples(command, [['ten doctor'], ['ten doctor --json | jq ".tiers[] | select(.works | not)"', 'what does not work, and why'], ['ten doctor --probe-only', 'start nothing']]);
+  examples(command, [['ten doctor'], ['ten doctor --json | jq ".tiers[] | select(.works | not)"', 'what does not work, and why'], ['ten doctor --probe-only', 'start nothing'], ['ten doctor --fix wasmtime', 'fetch the wasmtime engine, then check']]);
 }

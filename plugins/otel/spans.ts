@@ -1,7 +1,7 @@
 /**
  * The spans Tenement makes (docs/observability.md#tracing), from the kernel's hooks:
  *
- *   GET (SERVER: the proxied request, from its head being read to its end; event `tenement.routed`)
+ *   GET (SERVER: the proxied request, from its head being read (routing included) to its end)
  *   ├── tenement.wake (INTERNAL: the wait for a hibernated or restarting instance)
  *   │     └── tenement.spawn (INTERNAL: beforeSpawn to ready; readiness polls counted on it)
  *   └── GET (CLIENT: to the instance; its context is the `traceparent` the instance gets)
@@ -19,7 +19,6 @@ import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_NETWORK_PROTOCOL_VERSION,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   ATTR_URL_PATH,
@@ -41,8 +40,6 @@ export interface SpanCounters {
 export interface Propagation {
   /** The caller's context from `traceparent`/`tracestate` (ROOT_CONTEXT when absent or malformed: a new trace). */
   extract(exchange: ProxyExchange): Context;
-  /** Appends `traceparent` (and `tracestate`) for `span` to a flat header list. */
-  inject(span: Span, parent: Context, headers: string[]): void;
 }
 
 interface RequestTrace {
@@ -86,6 +83,19 @@ function fail(span: Span, message: string): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message });
 }
 
+const FLAGS = ['00', '01'];
+
+/**
+ * Appends `traceparent` (and `tracestate`) for `span` (W3C trace-context level 1), as the SDK's propagator
+ * would, without the two contexts its inject makes per call.
+ */
+function injectTraceContext(span: Span, headers: string[]): void {
+  const context = span.spanContext();
+  headers.push('traceparent', `00-${context.traceId}-${context.spanId}-${FLAGS[context.traceFlags & 1]}`);
+  const state = context.traceState?.serialize();
+  if (state) headers.push('tracestate', state);
+}
+
 /** Removes the client's trace headers (the instance gets Tenement's, which continue the same trace). */
 function dropTraceHeaders(headers: string[]): void {
   let write = 0;
@@ -116,20 +126,20 @@ export class Spans {
     if (entry) return entry;
     const target = exchange.target;
     const query = target.indexOf('?');
+    // The semantic conventions' required and most useful recommended attributes: every one is validated when
+    // set and serialized at export, for every request.
     const attributes: Attributes = {
       [ATTR_HTTP_REQUEST_METHOD]: exchange.method,
       [ATTR_URL_PATH]: query === -1 ? target : target.slice(0, query),
       [ATTR_URL_SCHEME]: 'http',
       [ATTR_SERVER_ADDRESS]: exchange.hostname,
       [ATTR_CLIENT_ADDRESS]: exchange.remoteAddress,
-      [ATTR_NETWORK_PROTOCOL_VERSION]: '1.1',
     };
     if (query !== -1) attributes[ATTR_URL_QUERY] = target.slice(query + 1);
     const agent = exchange.header('user-agent');
     if (agent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = agent;
     const parent = this.propagation.extract(exchange);
     const span = this.tracer.startSpan(exchange.method, { kind: SpanKind.SERVER, startTime: at(exchange.receivedAt), attributes }, parent);
-    span.addEvent('tenement.routed', at(exchange.startedAt));
     entry = {
       span,
       context: trace.setSpan(parent, span),
@@ -183,9 +193,10 @@ export class Spans {
       entry.upstream.end(now());
     }
     const handle = instance.handle;
-    const attributes: Attributes = { ...instanceAttributes(instance), [ATTR_TIER]: instance.tier, [ATTR_HTTP_REQUEST_METHOD]: exchange.method };
+    const attributes: Attributes = { [ATTR_SERVICE]: instance.service, [ATTR_INSTANCE]: instance.id, [ATTR_HTTP_REQUEST_METHOD]: exchange.method };
     let span: Span;
     if (handle?.inProcess) {
+      attributes[ATTR_TIER] = instance.tier;
       span = this.tracer.startSpan('tenement.wasm.invoke', { kind: SpanKind.INTERNAL, startTime: now(), attributes }, entry.context);
     } else {
       const address = handle?.address;
@@ -197,9 +208,8 @@ export class Spans {
       span = this.tracer.startSpan(exchange.method, { kind: SpanKind.CLIENT, startTime: now(), attributes }, entry.context);
     }
     entry.upstream = span;
-    entry.span.setAttributes(instanceAttributes(instance));
     dropTraceHeaders(headers);
-    this.propagation.inject(span, entry.context, headers);
+    injectTraceContext(span, headers);
   }
 
   /** `request` hook: the request ended (answered, failed or abandoned). */
@@ -211,8 +221,9 @@ export class Spans {
     const status = done.status;
     if (entry.wake) this.endWake(entry, exchange, status === 0 ? 'the client went away' : `answered ${status} before the instance was up`);
     const span = entry.span;
-    span.setAttributes(instanceAttributes(done.instance));
-    if (status > 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    const attributes = instanceAttributes(done.instance);
+    if (status > 0) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
+    span.setAttributes(attributes);
     if (status === 0 || status >= 500) {
       span.setAttribute(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status));
       fail(span, status === 0 ? 'no response' : `status ${status}`);

@@ -4,7 +4,7 @@
  * global context manager is installed, so no async_hooks cost), a bounded batch processor, the OTLP/HTTP
  * exporter, and the W3C trace-context propagator.
  */
-import { ROOT_CONTEXT, trace, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { ROOT_CONTEXT, type Context, type TextMapGetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator, type ExportResult, ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -90,11 +90,6 @@ const GETTER: TextMapGetter<HeaderSource> = {
   keys: () => ['traceparent', 'tracestate'],
 };
 
-/** Appends to a flat name/value header list (the `upstreamHeaders` hook's). */
-const SETTER: TextMapSetter<string[]> = {
-  set: (carrier, key, value) => void carrier.push(key, value),
-};
-
 export interface Tracing {
   spans: Spans;
   counters: SpanCounters;
@@ -107,7 +102,12 @@ export function startTracing(options: TracingOptions, version: string, onError: 
     new OTLPTraceExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000 }),
     counters,
   );
-  const processor = new BatchSpanProcessor(exporter, { maxQueueSize: MAX_QUEUE, maxExportBatchSize: BATCH, scheduledDelayMillis: 1_000 });
+  // Ours unless the standard OTEL_BSP_* variables say otherwise (the processor reads them for what is left out).
+  const processor = new BatchSpanProcessor(exporter, {
+    ...(process.env.OTEL_BSP_MAX_QUEUE_SIZE ? {} : { maxQueueSize: MAX_QUEUE }),
+    ...(process.env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE ? {} : { maxExportBatchSize: BATCH }),
+    ...(process.env.OTEL_BSP_SCHEDULE_DELAY ? {} : { scheduledDelayMillis: 1_000 }),
+  });
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, [ATTR_SERVICE_VERSION]: version }),
     sampler: sampler(options),
@@ -119,7 +119,6 @@ export function startTracing(options: TracingOptions, version: string, onError: 
   const tracer = provider.getTracer('tenement', version);
   const spans = new Spans(tracer, {
     extract: (source: HeaderSource): Context => propagator.extract(ROOT_CONTEXT, source, GETTER),
-    inject: (span: Span, parent: Context, headers: string[]) => propagator.inject(trace.setSpan(parent, span), headers, SETTER),
   });
   return {
     spans,

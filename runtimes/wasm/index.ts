@@ -55,25 +55,27 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
 
     /** Reasons already logged, so a fallback is said once per service and reason, not at every spawn. */
     const fallbacks = new Set<string>();
-    const fallBack = (service: string, reason: string): void => {
+    const fallBack = (service: string, reason: string, onLog?: SpawnSpec['onLog']): void => {
+      // Also in the instance's own log, where its owner looks first.
+      onLog?.('stderr', `[wasm] engine: wasmtime was asked for, running on V8: ${reason}`);
       const key = `${service}\0${reason}`;
       if (fallbacks.has(key) || fallbacks.size > 1000) return;
       fallbacks.add(key);
       ctx.log.warn({ service, engine: 'wasmtime', reason }, 'the service asked for wasmtime: running it on V8 instead');
     };
     /** The service's code on its engine; wasmtime falls back to V8 (logged) when it cannot serve it. */
-    async function loadCode(service: string, file: string, capPages: number, engine: EngineName) {
+    async function loadCode(service: string, file: string, capPages: number, engine: EngineName, onLog?: SpawnSpec['onLog']) {
       if (engine === 'wasmtime') {
         const status = wasmtimeStatus();
         if (!status.usable) {
-          fallBack(service, status.reason);
+          fallBack(service, `${ErrorCodes.WASMTIME_UNAVAILABLE}: ${status.reason}`, onLog);
         } else {
           try {
             return await cache.load(file, capPages, 'wasmtime');
           } catch (error) {
             const code = (error as { code?: string }).code;
             if (code !== ErrorCodes.WASMTIME_COMPONENTS_UNSUPPORTED && code !== ErrorCodes.WASMTIME_UNAVAILABLE) throw error;
-            fallBack(service, `${code}: ${errorMessage(error)}`);
+            fallBack(service, `${code}: ${errorMessage(error)}`, onLog);
           }
         }
       }
@@ -109,7 +111,7 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
       const capPages = memoryPagesFor(service.limits?.memory);
       let code;
       try {
-        code = await loadCode(spec.service, file, capPages, service.wasm?.engine ?? defaultEngine);
+        code = await loadCode(spec.service, file, capPages, service.wasm?.engine ?? defaultEngine, spec.onLog);
       } catch (error) {
         throw new TenementError(ErrorCodes.SPAWN_FAILED, `cannot load ${spec.service}'s module ${file}: ${errorMessage(error)}`);
       }

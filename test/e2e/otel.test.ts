@@ -111,7 +111,6 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
     assert.equal(server.attributes['tenement.service'], 'app');
     assert.equal(server.attributes['tenement.instance'], 'alice');
     assert.equal(server.resource['service.name'], 'tenement');
-    assert.ok(server.events.includes('tenement.routed'));
 
     const trace = spans.filter((s) => s.traceId === server.traceId);
     const wake = one(trace, 'wake', (s) => s.name === 'tenement.wake');
@@ -122,7 +121,7 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
     assert.equal(spawn.parentSpanId, wake.spanId, 'the start it caused is a child of the wake wait');
     assert.equal(spawn.attributes['tenement.tier'], 'process');
     assert.equal(typeof spawn.attributes['process.pid'], 'number');
-    assert.ok(Number(spawn.attributes['tenement.readiness.checks']) >= 1);
+    assert.ok(Number(spawn.attributes['tenement.readiness.checks']) >= 1, 'readiness polls are counted on the spawn span');
     assert.equal(spawn.status.code, 0, 'the start succeeded');
     const upstream = one(trace, 'upstream (CLIENT)', (s) => s.kind === CLIENT);
     assert.equal(upstream.parentSpanId, server.spanId, 'the upstream request is a child of the request');
@@ -188,7 +187,7 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
     assert.equal(continuedSpan.traceId, theirs.trace, "the client's trace goes on");
     assert.equal(continuedSpan.parentSpanId, theirs.span, "the request span is a child of the client's span");
     const sent = TRACEPARENT.exec(continued.traceparent ?? '');
-    assert.ok(sent);
+    assert.ok(sent, `the app got a traceparent: ${continued.traceparent}`);
     assert.equal(sent[1], theirs.trace);
     assert.notEqual(sent[2], theirs.span, "the app's parent is Tenement's upstream span, not the client's");
     assert.equal(continued.tracestate, 'vendor=abc,other=1', 'tracestate is propagated');

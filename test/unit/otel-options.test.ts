@@ -55,7 +55,7 @@ test("an instance's environment: collector, service name and resource attributes
   assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://c:4318');
   assert.equal(env.OTEL_SERVICE_NAME, 'notes');
   assert.equal(env.OTEL_RESOURCE_ATTRIBUTES, 'tenement.service=notes,tenement.instance=a%2Cb%3Dc', 'values are percent-encoded');
-  assert.ok(!Object.values(env).some((value) => value.includes('secret')));
+  assert.ok(!Object.values(env).some((value) => value.includes('secret')), 'the export headers stay out of the environment');
   const own = instanceEnv(options, 'notes', 'alice', { OTEL_SERVICE_NAME: 'custom', OTEL_RESOURCE_ATTRIBUTES: 'team=x' });
   assert.equal(own.OTEL_SERVICE_NAME, 'custom', "the service's own setting is kept");
   assert.equal(own.OTEL_RESOURCE_ATTRIBUTES, 'team=x,tenement.service=notes,tenement.instance=alice', "Tenement's attributes come last, so they win");

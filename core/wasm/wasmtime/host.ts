@@ -56,11 +56,17 @@ function startTicker(state: WasmtimeShared): void {
     const increment = lib.func('void wasmtime_engine_increment_epoch(void *engine)');
     const engine = BigInt(workerData.engine);
     const cells = new Int32Array(workerData.ticker);
+    let last = performance.now();
     for (;;) {
       if (Atomics.load(cells, 0) !== 0) break;
-      if (Atomics.load(cells, 1) === 0) { Atomics.wait(cells, 1, 0, 1000); continue; }
+      if (Atomics.load(cells, 1) === 0) { Atomics.wait(cells, 1, 0, 1000); last = performance.now(); continue; }
       Atomics.wait(cells, 0, 0, ${EPOCH_TICK_MS});
-      increment(engine);
+      // One tick per period that passed, not per wake-up: on a busy host a sleep lasts longer than asked, and
+      // deadlines (counted in ticks) would stretch with it.
+      const now = performance.now();
+      const due = Math.floor((now - last) / ${EPOCH_TICK_MS});
+      for (let i = 0; i < due; i++) increment(engine);
+      last += due * ${EPOCH_TICK_MS};
     }`;
   const koffiPath = createRequireResolve('koffi');
   const worker = new Worker(source, { eval: true, workerData: { ...state, koffi: koffiPath } });

@@ -1,0 +1,178 @@
+// The wasmtime engine's own guarantees (the shared ones run on both engines in wasm-tier.test.ts): a runaway is
+// stopped by epoch interruption with its worker alive, artifacts are serialized once and deserialized on a cold
+// start, components and a missing library fall back to V8 (logged), and native memory does not grow over
+// 100,000 invocations.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createTestKernel } from '../../core/test-kernel.ts';
+import { ModuleCache } from '../../core/wasm/module-cache.ts';
+import { WasmPool, type CompiledModule } from '../../core/wasm/pool.ts';
+import { wasmtimeStatus, WASMTIME_VERSION } from '../../core/wasm/wasmtime/library.ts';
+import wasmRuntime from '../../runtimes/wasm/index.ts';
+import { ROOT, request, servePlugins } from '../helpers.ts';
+import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasmtime-'));
+const { handler: HANDLER, guest: GUEST, skip: clangSkip } = buildCGuests(work);
+const status = wasmtimeStatus();
+const skip = clangSkip || (status.usable ? false : `${status.reason} (CI fetches it: .ci/run)`);
+const COMPONENT = path.join(ROOT, 'examples', 'wasm-hello', 'hello.wasm');
+const CAP_PAGES = 256;
+after(() => rmSync(work, { recursive: true, force: true }));
+
+type PiscinaEvents = { on(event: 'workerCreate' | 'workerDestroy', listener: () => void): void };
+/** Counts the pool's worker replacements (piscina's events): a runaway stopped by epoch replaces none. */
+function countReplacements(pool: WasmPool): { destroyed: number } {
+  const counter = { destroyed: 0 };
+  (pool as unknown as { piscina: PiscinaEvents }).piscina.on('workerDestroy', () => counter.destroyed++);
+  return counter;
+}
+
+const cgi = (route: string) => ({ args: ['guest'], env: { PATH_INFO: route, REQUEST_METHOD: 'GET' }, stdin: new Uint8Array(), dataDir: null, preopenAs: '/data' });
+
+describe('wasmtime engine', { skip }, () => {
+  let pool: WasmPool;
+  let compiled: CompiledModule;
+  const cacheDir = path.join(work, 'cache');
+  before(async () => {
+    pool = new WasmPool({ threads: 2 });
+    const code = await new ModuleCache(cacheDir).load(GUEST, CAP_PAGES, 'wasmtime');
+    assert.equal(code.kind, 'module');
+    compiled = (code as { compiled: CompiledModule }).compiled;
+  });
+  after(async () => pool?.close());
+
+  test('runs a WASI command from its serialized artifact, keyed by content hash and engine version', async () => {
+    assert.equal(compiled.engine, 'wasmtime');
+    const dir = path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`);
+    const files = readdirSync(dir);
+    assert.deepEqual(files, [`${compiled.hash}.cwasm`]);
+    const outcome = await pool.runWasi(compiled, { instanceKey: 'a', deadlineMs: 10_000, ...cgi('/ok') });
+    assert.ok(outcome.ok, JSON.stringify(outcome));
+    assert.equal(outcome.value.exitCode, 0);
+    assert.match(Buffer.from(outcome.value.stdout).toString(), /\r?\n\r?\nok\n$/);
+  });
+
+  test('a runaway guest traps at its deadline by epoch and its worker lives on', async () => {
+    const replacements = countReplacements(pool);
+    const startedAt = performance.now();
+    const outcome = await pool.runWasi(compiled, { instanceKey: 'runaway', deadlineMs: 300, ...cgi('/loop') });
+    const stoppedAfter = performance.now() - startedAt;
+    assert.equal(outcome.ok, false);
+    assert.equal(outcome.ok === false && outcome.kind, 'timeout');
+    assert.match(outcome.ok === false ? outcome.message : '', /interrupted \(wasmtime epoch\), its worker lives on/);
+    console.log(`# runaway with a 300 ms deadline answered after ${stoppedAfter.toFixed(1)} ms`);
+    // The next calls are served by the same workers: none was replaced.
+    for (let i = 0; i < 4; i++) assert.ok((await pool.runWasi(compiled, { instanceKey: 'after', deadlineMs: 10_000, ...cgi('/ok') })).ok);
+    assert.equal(replacements.destroyed, 0, 'a worker was replaced');
+  });
+
+  test('the memory cap is the store limit: a memory bomb is out-of-memory, the next call is fine', async () => {
+    const outcome = await pool.runWasi(compiled, { instanceKey: 'bomb', deadlineMs: 10_000, ...cgi('/bomb') });
+    assert.equal(outcome.ok === false && outcome.kind, 'out-of-memory', JSON.stringify(outcome));
+    const line = outcome.logs.find((entry) => entry.line.startsWith('malloc failed after'))?.line ?? '';
+    assert.ok(Number(/after (\d+) MiB/.exec(line)?.[1] ?? 99) <= CAP_PAGES / 16, line);
+    assert.ok((await pool.runWasi(compiled, { instanceKey: 'bomb', deadlineMs: 10_000, ...cgi('/ok') })).ok);
+  });
+
+  test('stdout past the output cap fails the request as output-too-large, never a cut answer', async () => {
+    const outcome = await pool.runWasi(compiled, { instanceKey: 'big', deadlineMs: 30_000, ...cgi('/big') });
+    assert.equal(outcome.ok === false && outcome.kind, 'output-too-large', JSON.stringify(outcome).slice(0, 300));
+  });
+
+  test('a cold start deserializes the artifact on disk instead of compiling', async () => {
+    const file = path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `${compiled.hash}.cwasm`);
+    const before = statSync(file);
+    // A new cache and a new pool: what a restarted server has.
+    const code = await new ModuleCache(cacheDir).load(GUEST, CAP_PAGES, 'wasmtime');
+    const after = statSync(file);
+    assert.equal(after.mtimeMs, before.mtimeMs, 'the artifact was written again');
+    assert.equal(after.ino, before.ino);
+    const fresh = new WasmPool({ threads: 1 });
+    try {
+      const outcome = await fresh.runWasi((code as { compiled: CompiledModule }).compiled, { instanceKey: 'cold', deadlineMs: 10_000, ...cgi('/ok') });
+      assert.ok(outcome.ok, JSON.stringify(outcome));
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  test('a corrupt artifact fails its calls with wasmtime\'s message, and the host lives on', async () => {
+    const corrupt: CompiledModule = { engine: 'wasmtime', hash: 'corrupt', artifact: HANDLER, capPages: CAP_PAGES };
+    const outcome = await pool.runWasi(corrupt, { instanceKey: 'corrupt', deadlineMs: 10_000, ...cgi('/') });
+    assert.equal(outcome.ok === false && outcome.kind, 'error');
+    assert.match(outcome.ok === false ? outcome.message : '', /wasmtime could not load the artifact/);
+    assert.ok((await pool.runWasi(compiled, { instanceKey: 'a', deadlineMs: 10_000, ...cgi('/ok') })).ok);
+  });
+
+  test('components are refused by wasmtime with a coded error naming why', { skip: existsSync(COMPONENT) ? false : 'needs examples/wasm-hello/hello.wasm' }, async () => {
+    await assert.rejects(new ModuleCache(cacheDir).load(COMPONENT, CAP_PAGES, 'wasmtime'), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'TNM_ERR_WASMTIME_COMPONENTS_UNSUPPORTED');
+      assert.match(error.message, /WASI preview 1 modules only/);
+      return true;
+    });
+  });
+
+  test('RSS stays flat over 100,000 invocations (every store, WASI config and trap freed)', { timeout: 600_000 }, async () => {
+    const total = 100_000;
+    const inFlight = 8;
+    let done = 0;
+    let failed = 0;
+    let warmRss = 0;
+    const run = async () => {
+      while (done < total) {
+        done++;
+        const outcome = await pool.runWasi(compiled, { instanceKey: `rss${done % 4}`, deadlineMs: 30_000, ...cgi(done % 100 === 0 ? '/trap' : '/ok') });
+        if (!outcome.ok && outcome.kind !== 'trap') failed++;
+        if (done === 10_000) warmRss = process.memoryUsage.rss();
+      }
+    };
+    const startedAt = performance.now();
+    await Promise.all(Array.from({ length: inFlight }, run));
+    const endRss = process.memoryUsage.rss();
+    const grownMb = (endRss - warmRss) / 1_048_576;
+    console.log(`# ${total} wasmtime invocations in ${((performance.now() - startedAt) / 1000).toFixed(1)} s; RSS ${(warmRss / 1_048_576).toFixed(0)} MiB after 10,000, ${(endRss / 1_048_576).toFixed(0)} MiB after ${total} (${grownMb.toFixed(1)} MiB)`);
+    assert.equal(failed, 0);
+    // Generous: a leak of one store (~100 KB) or one WASI config per call would be gigabytes.
+    assert.ok(grownMb < 96, `RSS grew ${grownMb.toFixed(1)} MiB between 10,000 and ${total} invocations`);
+  });
+});
+
+describe('wasmtime fallback to V8', { skip: clangSkip }, () => {
+  const saved = process.env.TENEMENT_WASMTIME_DIR;
+  after(() => {
+    if (saved === undefined) delete process.env.TENEMENT_WASMTIME_DIR;
+    else process.env.TENEMENT_WASMTIME_DIR = saved;
+  });
+
+  test('a service asking for wasmtime where its library is missing runs on V8, with the reason in its log', async () => {
+    process.env.TENEMENT_WASMTIME_DIR = path.join(work, 'no-wasmtime-here');
+    const kernel = await createTestKernel({ plugins: [...servePlugins, wasmRuntime], config: { services: { hello: wasmFunction(HANDLER, { wasm: { engine: 'wasmtime' } }) } } });
+    try {
+      const reply = await request(kernel, 'alice.hello.localhost', '/');
+      assert.equal(reply.status, 200, reply.body);
+      assert.equal(reply.body, 'Hello from C, alice! (GET /?)\n');
+      const lines = kernel.instances.get('hello', 'alice')!.logs.query().map((entry) => entry.line);
+      assert.ok(lines.some((line) => line.includes('[wasm] engine: wasmtime was asked for, running on V8: TNM_ERR_WASMTIME_UNAVAILABLE') && line.includes('no-wasmtime-here')), lines.join('\n'));
+    } finally {
+      await kernel.close();
+    }
+  });
+
+  test('a component asking for wasmtime runs on V8, with the coded reason in its log', { skip: skip || (existsSync(COMPONENT) ? false : 'needs examples/wasm-hello/hello.wasm') }, async () => {
+    if (saved === undefined) delete process.env.TENEMENT_WASMTIME_DIR;
+    else process.env.TENEMENT_WASMTIME_DIR = saved;
+    const kernel = await createTestKernel({ plugins: [...servePlugins, wasmRuntime], config: { services: { hello: wasmFunction(COMPONENT, { wasm: { engine: 'wasmtime' } }) } } });
+    try {
+      const reply = await request(kernel, 'alice.hello.localhost', '/');
+      assert.equal(reply.status, 200, reply.body);
+      const lines = kernel.instances.get('hello', 'alice')!.logs.query().map((entry) => entry.line);
+      assert.ok(lines.some((line) => line.includes('TNM_ERR_WASMTIME_COMPONENTS_UNSUPPORTED')), lines.join('\n'));
+    } finally {
+      await kernel.close();
+    }
+  });
+});
