@@ -52,8 +52,8 @@ type LocalConfig = { settings: ServerSettings };
  * imported at all is ignored (it may not be ours).
  */
 async function localConfig(explicit: string | undefined): Promise<LocalConfig | null> {
-  // Loaded on use: the loader brings the config schema (zod); a command given --server and --token never needs it.
-  const { findConfigFile, loadConfig, readServerSettings } = await import('../core/config/loader.ts');
+  // Loaded on use: the loader brings the config schema (zod), needed only once a config file is found.
+  const { findConfigFile } = await import('../core/config/find.ts');
   let file: string;
   try {
     file = findConfigFile(explicit);
@@ -61,6 +61,7 @@ async function localConfig(explicit: string | undefined): Promise<LocalConfig | 
     if (explicit || process.env.TENEMENT_CONFIG) throw error;
     return null;
   }
+  const { loadConfig, readServerSettings } = await import('../core/config/loader.ts');
   try {
     return await loadConfig({ file });
   } catch (error) {

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -9,13 +8,10 @@ import { FIRST_PARTY, firstPartyOwner, withFirstParty } from './first-party.ts';
 import { buildConfigSchema, CORE_FIELDS, type Config } from './schema.ts';
 import { mergeSidecar, pluginSource, resolvePluginSpecifiers } from './plugin-records.ts';
 
-export const CONFIG_FILE_NAMES = [
-  'tenement.config.ts',
-  'tenement.config.mts',
-  'tenement.config.js',
-  'tenement.config.mjs',
-  'tenement.config.json',
-] as const;
+import { findConfigFile } from './find.ts';
+
+// Finding the file needs neither zod nor the schema: its own module, for clients that only look (cli/client.ts).
+export { CONFIG_FILE_NAMES, findConfigFile } from './find.ts';
 
 export interface ResolvedConfig extends Config {
   /** Where the config came from; relative paths in it (dataDir, cwd) are resolved against `dir`. */
@@ -27,30 +23,6 @@ export interface SettingsOverrides {
   domain?: string;
   port?: number;
   listen?: string;
-}
-
-/** `--config`, then `TENEMENT_CONFIG`, then the first config file found walking up from `cwd`. */
-export function findConfigFile(explicit?: string, cwd = process.cwd(), env = process.env): string {
-  const chosen = explicit ?? env.TENEMENT_CONFIG;
-  if (chosen) {
-    const absolute = path.resolve(cwd, chosen);
-    if (!existsSync(absolute)) {
-      throw new TenementError(ErrorCodes.CONFIG_NOT_FOUND, `config file ${absolute} does not exist`);
-    }
-    return absolute;
-  }
-  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
-    for (const name of CONFIG_FILE_NAMES) {
-      const candidate = path.join(dir, name);
-      if (existsSync(candidate)) return candidate;
-    }
-    if (path.dirname(dir) === dir) break;
-  }
-  throw new TenementError(
-    ErrorCodes.CONFIG_NOT_FOUND,
-    `no ${CONFIG_FILE_NAMES[0]} (or .js, .mjs, .json) found in ${cwd} or any parent directory; ` +
-      'create one, or pass --config <file> or TENEMENT_CONFIG',
-  );
 }
 
 async function importConfigModule(file: string): Promise<unknown> {

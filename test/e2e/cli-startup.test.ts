@@ -3,6 +3,8 @@
 // keep it short (a heavy module back at the top of a command file fails here).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Command, Help } from 'commander';
@@ -34,11 +36,12 @@ const HEAVY = [
 ];
 
 /** Runs `ten args`; its exit code and the repository-relative paths of the files it loaded. */
-function loadedBy(args: string[]): Promise<{ code: number; stdout: string; loaded: string[] }> {
+function loadedBy(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; loaded: string[] }> {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('TENEMENT_')) env[key] = value;
+  Object.assign(env, options.env);
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, TEN, ...args], { cwd: ROOT, env, timeout: 30_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, TEN, ...args], { cwd: options.cwd ?? ROOT, env, timeout: 30_000 }, (error, stdout, stderr) => {
       const loaded = stderr
         .split('\n')
         .filter((line) => line.startsWith(MARK))
@@ -97,6 +100,16 @@ test('ten ps with --server and --token reads no config: it loads no config loade
   assert.equal(code, 1);
   assert.ok(loaded.includes(path.join('cli', 'client.ts')));
   assertLight(loaded, 'ten ps --server --token');
+});
+
+test('ten ps in a folder with no config loads no config loader or zod (it goes to the current context)', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tenement-startup-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // An empty context folder: nothing to reach, so it fails after looking (and loads nothing heavy to find out).
+  const { code, loaded } = await loadedBy(['ps'], { cwd: dir, env: { XDG_CONFIG_HOME: path.join(dir, 'xdg'), HOME: dir } });
+  assert.equal(code, 1);
+  assert.ok(loaded.some((file) => /cli\/client\.[jt]s$/.test(file)), `the load hook recorded ${loaded.join(', ') || 'nothing'}`);
+  assertLight(loaded, 'ten ps (no config)');
 });
 
 test('a command that needs the config still loads it: ten config --help does not, ten config does', { timeout: 30_000 }, async () => {
