@@ -107,6 +107,37 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     await server?.stop();
   });
 
+  test('the first load is one script and one stylesheet, no inline script, under 300 KB gzipped as served', async () => {
+    const get = (url: string): Promise<{ status: number; headers: Record<string, unknown>; bytes: number; body: string }> =>
+      request(server.url, '127.0.0.1', url, { headers: { 'accept-encoding': 'gzip', accept: 'text/html,*/*' } }).then((r) => ({
+        status: r.status,
+        headers: r.headers,
+        // The body arrives decoded as text: the bytes on the wire are the Content-Length.
+        bytes: Number(r.headers['content-length'] ?? Number.NaN),
+        body: r.body,
+      }));
+    const page = await request(server.url, '127.0.0.1', '/', { headers: { accept: 'text/html' } });
+    assert.equal(page.status, 200);
+    assert.match(String(page.headers['content-security-policy']), /script-src 'self'/);
+    const scripts = [...page.body.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
+    assert.equal(scripts.length, 1, page.body);
+    assert.match(scripts[0]![1]!, /src="\/assets\/[^"]+\.js"/);
+    assert.equal(scripts[0]![2]!.trim(), '', 'no inline script');
+    assert.doesNotMatch(page.body, /\son[a-z]+=/i, 'no inline event handler');
+    const assets = [...page.body.matchAll(/(?:src|href)="(\/[^"]+)"/g)].map((m) => m[1]!);
+    let total = (await get('/')).bytes;
+    const lines: string[] = [];
+    for (const asset of assets) {
+      const answer = await get(asset);
+      assert.equal(answer.status, 200, asset);
+      assert.ok(Number.isInteger(answer.bytes), `${asset} has a Content-Length`);
+      total += answer.bytes;
+      lines.push(`${asset} ${(answer.bytes / 1024).toFixed(1)} KB${answer.headers['content-encoding'] === 'gzip' ? ' gzipped' : ''}`);
+    }
+    console.log(`dashboard figure: first load ${(total / 1024).toFixed(1)} KB as served with gzip (goal < 300 KB): ${lines.join(', ')}`);
+    assert.ok(total < 300 * 1024, `first load ${total} bytes`);
+  });
+
   test('a bad token is refused with a message, and nothing is stored in the page', async () => {
     const { page, expect } = await newPage();
     expect(/Failed to load resource: the server responded with a status of 401.*\/api\/session/);
