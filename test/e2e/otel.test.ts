@@ -9,6 +9,7 @@ import { after, describe, test } from 'node:test';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import type { ConfigInput } from '../../core/config/schema.ts';
 import otel from '../../plugins/otel/index.ts';
+import type { OtelSettings } from '../../plugins/otel/schema.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
 import { FIXTURES, echoService, request, servePlugins, waitFor } from '../helpers.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../otlp-receiver.ts';
@@ -33,7 +34,7 @@ interface AppReply {
   env: Record<string, string>;
 }
 
-function config(otelSettings: ConfigInput['settings'] extends infer S ? (S extends { otel?: infer O } ? O : never) : never): ConfigInput {
+function config(otelSettings: OtelSettings | undefined): ConfigInput {
   return {
     settings: otelSettings === undefined ? {} : { otel: otelSettings },
     services: { app: { command: process.execPath, args: [APP], health: '/health', idleTimeout: false } },
