@@ -3,15 +3,15 @@
 // other views, tenant scoping, and no console error anywhere. Screenshots go to test/artifacts/.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { defaultPlugins } from '../../cli/default-plugins.ts';
 import { Store } from '../../core/store.ts';
 import {
   assertNoConsoleProblems,
   browserSkipReason,
+  DIST_INDEX,
   launchChromium,
   rowKeys,
   rowState,
@@ -29,19 +29,35 @@ const skip = browserSkipReason() ?? false;
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
 const WAIT = 30_000;
 
-/** The dashboard is a default plugin once 10a's wiring is in; before that the config loads it itself. */
-const dashboardIsDefault = defaultPlugins.some((entry) => (Array.isArray(entry) ? entry[0] : entry).name === 'dashboard');
+/**
+ * The test's own copy of the built UI (`pluginOptions.dashboard.distDir`), so a rebuild of plugins/dashboard/dist
+ * while the test runs (`npm run build` elsewhere in the checkout) cannot pull files from under the pages.
+ */
+async function copyBuild(dir: string): Promise<string> {
+  const target = path.join(dir, 'ui-dist');
+  await waitFor(
+    () => {
+      rmSync(target, { recursive: true, force: true });
+      try {
+        cpSync(path.dirname(DIST_INDEX), target, { recursive: true });
+        const html = readFileSync(path.join(target, 'index.html'), 'utf8');
+        const assets = [...html.matchAll(/(?:src|href)="\/([^"]+)"/g)].map((m) => m[1]!);
+        return assets.length > 0 && assets.every((asset) => existsSync(path.join(target, asset)));
+      } catch {
+        return false; // caught mid-rebuild: try again
+      }
+    },
+    'a complete copy of plugins/dashboard/dist',
+    WAIT,
+  );
+  return target;
+}
 
-function writeConfig(dir: string, port: number, services: Record<string, unknown>): string {
+async function writeConfig(dir: string, port: number, services: Record<string, unknown>): Promise<string> {
   const settings = { port, listen: '127.0.0.1', dataDir: path.join(dir, 'data') };
-  if (dashboardIsDefault) {
-    const file = path.join(dir, 'tenement.config.json');
-    writeFileSync(file, JSON.stringify({ settings, services }, null, 2));
-    return file;
-  }
-  const file = path.join(dir, 'tenement.config.ts');
-  const plugin = JSON.stringify(path.join(ROOT, 'plugins', 'dashboard', 'index.ts'));
-  writeFileSync(file, `import dashboard from ${plugin};\nexport default { plugins: [dashboard], settings: ${JSON.stringify(settings)}, services: ${JSON.stringify(services)} };\n`);
+  const pluginOptions = { dashboard: { distDir: await copyBuild(dir) } };
+  const file = path.join(dir, 'tenement.config.json');
+  writeFileSync(file, JSON.stringify({ settings, services, pluginOptions }, null, 2));
   return file;
 }
 
@@ -90,7 +106,7 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     const port = await freePort();
     const guests = buildCGuests(dir);
     wasmSkip = guests.skip;
-    const config = writeConfig(dir, port, {
+    const config = await writeConfig(dir, port, {
       web: { command: `node ${ECHO_APP}`, health: '/health', idleTimeout: false },
       ...(guests.skip ? {} : { fn: wasmFunction(guests.handler) }),
     });
@@ -457,7 +473,7 @@ describe('dashboard with 1,000 instances', { skip, timeout: 600_000 }, () => {
   before(async () => {
     const dir = projectDir('tenement-dashboard-1000-');
     const port = await freePort();
-    const config = writeConfig(dir, port, { web: { command: `node ${ECHO_APP}`, health: '/health', idleTimeout: false } });
+    const config = await writeConfig(dir, port, { web: { command: `node ${ECHO_APP}`, health: '/health', idleTimeout: false } });
     const dataDir = path.join(dir, 'data');
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const store = new Store(path.join(dataDir, 'tenement.db'));
