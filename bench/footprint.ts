@@ -1,9 +1,10 @@
 /**
- * Footprint: resident memory of a `ten serve` process with 1,000 hibernated instances registered, against the
- * same server with none. The instances are written to the state database (core/store.ts) as desired
- * 'hibernated' before `ten serve` starts, so the kernel restores them without starting a process. Servers with
- * 0 and 1,000 instances alternate, BENCH_FOOTPRINT_ROUNDS (2) times each; RSS is the median of samples taken
- * after the server settles.
+ * Footprint: resident memory of a `ten serve` process with 10,000 hibernated instances registered, against the
+ * same server with none, and against a bare `node` process that only waits (what Node itself costs). The compiled
+ * package (dist/) is measured when it is built, else the sources through tsx (the report says which). The
+ * instances are written to the state database (core/store.ts) as desired 'hibernated' before `ten serve` starts,
+ * so the kernel restores them without starting a process. Servers with 0 and 10,000 instances alternate,
+ * BENCH_FOOTPRINT_ROUNDS (2) times each; RSS is the median of samples taken after the server settles.
  *
  * A second figure, the JavaScript heap per instance, comes from kernels built in this process with 0 and 10,000
  * hibernated instances and a forced GC before each reading (the RSS difference of two processes is too coarse
@@ -32,22 +33,33 @@ import {
   sleep,
   startTenServe,
   table,
+  tenEntry,
+  startChild,
 } from './lib.ts';
 
 const NOTES_DIR = path.join(ROOT, 'examples', 'notes');
-const SETTLE_MS = 1_500;
-const SAMPLES = 6;
+const SETTLE_MS = 3_000;
+const SAMPLES = 8;
 const SAMPLE_EVERY_MS = 250;
+/** The issue's goals (issue 17): idle, and with 10,000 hibernated instances. */
+const IDLE_GOAL_MB = 60;
+const FULL_GOAL_MB = 100;
 
 export interface FootprintResult {
   instances: number;
   rounds: number;
+  /** What ran: the compiled package or the sources. */
+  measured: string;
+  /** A bare `node` process that only waits, same run. */
+  nodeMb: number;
   rssEmptyMb: number[];
   rssFullMb: number[];
   emptyMb: number;
   fullMb: number;
   /** (full - empty) / instances, KB. */
   perInstanceKb: number;
+  /** The same, bytes. */
+  perInstanceBytes: number;
   /** JS heap per registered hibernated instance, measured in-process after GC (10x instances), KB. */
   heapPerInstanceKb: number;
   goals: Goal[];
@@ -72,13 +84,13 @@ function seedStore(dataDir: string, count: number): void {
 }
 
 /** RSS of a `ten serve` with `count` hibernated instances: median of samples after it settles, in bytes. */
-async function serveRss(count: number): Promise<number> {
+async function serveRss(count: number, script: string): Promise<number> {
   const dir = makeTempDir(`footprint-${count}`);
   const dataDir = path.join(dir, 'data');
   const config = path.join(dir, 'tenement.config.json');
   writeFileSync(config, JSON.stringify({ settings: { domain: 'localhost', port: 0, dataDir }, services: { notes: notesService } }));
   seedStore(dataDir, count);
-  const serve = await startTenServe({ config, dataDir });
+  const serve = await startTenServe({ config, dataDir, script, timeoutMs: 60_000 });
   try {
     const health = await httpGet(serve.port, 'localhost', '/health');
     const reported = (JSON.parse(health.body) as { instances?: number }).instances;
@@ -95,6 +107,22 @@ async function serveRss(count: number): Promise<number> {
   } finally {
     await serve.stop();
     removeTempDir(dir);
+  }
+}
+
+/** RSS of a bare `node` that only waits: Node's own share of every figure above. */
+async function nodeRss(): Promise<number> {
+  const child = startChild(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
+  try {
+    await sleep(SETTLE_MS);
+    const samples: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      samples.push(rssBytes(child.pid));
+      await sleep(SAMPLE_EVERY_MS);
+    }
+    return median(samples);
+  } finally {
+    await child.stop('SIGKILL');
   }
 }
 
@@ -145,52 +173,55 @@ async function heapPerInstance(count: number): Promise<number> {
 
 export async function runFootprintBench(options: { instances?: number; rounds?: number; log?: (line: string) => void } = {}): Promise<FootprintResult> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const instances = options.instances ?? 1000;
+  const instances = options.instances ?? Number(process.env.BENCH_FOOTPRINT_INSTANCES ?? 10_000);
   const rounds = options.rounds ?? Number(process.env.BENCH_FOOTPRINT_ROUNDS ?? 2);
-  log(`footprint: ten serve RSS with 0 and ${instances} hibernated instances, ${rounds} rounds`);
+  const entry = tenEntry();
+  log(`footprint: ten serve RSS with 0 and ${instances} hibernated instances, ${rounds} rounds; ${entry.label}`);
   const rssEmpty: number[] = [];
   const rssFull: number[] = [];
+  const rssNode: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    rssEmpty.push(await serveRss(0));
-    rssFull.push(await serveRss(instances));
-    log(`  round ${r + 1}: 0 -> ${fmt(rssEmpty[r]! / MB, 1)} MB, ${instances} -> ${fmt(rssFull[r]! / MB, 1)} MB`);
+    rssNode.push(await nodeRss());
+    rssEmpty.push(await serveRss(0, entry.script));
+    rssFull.push(await serveRss(instances, entry.script));
+    log(`  round ${r + 1}: node ${fmt(rssNode[r]! / MB, 1)} MB, 0 -> ${fmt(rssEmpty[r]! / MB, 1)} MB, ${instances} -> ${fmt(rssFull[r]! / MB, 1)} MB`);
   }
-  // Ten times as many instances, so the per-instance figure stands well above the noise of building a kernel.
-  const heapPerInstanceBytes = await heapPerInstance(instances * 10);
+  const heapPerInstanceBytes = await heapPerInstance(instances);
   const emptyMb = median(rssEmpty) / MB;
   const fullMb = median(rssFull) / MB;
+  const perInstanceBytes = ((fullMb - emptyMb) * MB) / instances;
   return {
     instances,
     rounds,
+    measured: entry.label,
+    nodeMb: median(rssNode) / MB,
     rssEmptyMb: rssEmpty.map((b) => b / MB),
     rssFullMb: rssFull.map((b) => b / MB),
     emptyMb,
     fullMb,
-    perInstanceKb: ((fullMb - emptyMb) * 1024) / instances,
+    perInstanceKb: perInstanceBytes / 1024,
+    perInstanceBytes,
     heapPerInstanceKb: heapPerInstanceBytes / 1024,
     goals: [
-      {
-        name: `RSS with ${instances} hibernated`,
-        measured: `${fmt(fullMb, 1)} MB`,
-        goal: '< 150 MB',
-        met: fullMb < 150,
-      },
+      { name: 'idle RSS (no instance)', measured: `${fmt(emptyMb, 1)} MB`, goal: `<= ${IDLE_GOAL_MB} MB`, met: emptyMb <= IDLE_GOAL_MB },
+      { name: `RSS with ${instances} hibernated`, measured: `${fmt(fullMb, 1)} MB`, goal: `<= ${FULL_GOAL_MB} MB`, met: fullMb <= FULL_GOAL_MB },
     ],
   };
 }
 
 export function formatFootprint(result: FootprintResult): string {
   return [
-    `== footprint: ten serve RSS, ${result.rounds} rounds (median) ==`,
+    `== footprint: ten serve RSS, ${result.rounds} rounds (median); ${result.measured} ==`,
     table(
-      ['instances', 'RSS MB', 'rounds MB'],
+      ['process', 'RSS MB', 'vs node', 'rounds MB'],
       [
-        ['0', fmt(result.emptyMb, 1), result.rssEmptyMb.map((v) => fmt(v, 1)).join(' / ')],
-        [String(result.instances), fmt(result.fullMb, 1), result.rssFullMb.map((v) => fmt(v, 1)).join(' / ')],
+        ["node -e 'setInterval(...)'", fmt(result.nodeMb, 1), '1.00x', ''],
+        ['ten serve, 0 instances', fmt(result.emptyMb, 1), `${fmt(result.emptyMb / result.nodeMb)}x`, result.rssEmptyMb.map((v) => fmt(v, 1)).join(' / ')],
+        [`ten serve, ${result.instances} hibernated`, fmt(result.fullMb, 1), `${fmt(result.fullMb / result.nodeMb)}x`, result.rssFullMb.map((v) => fmt(v, 1)).join(' / ')],
       ],
     ),
-    `ratio ${result.instances}/0: ${fmt(result.fullMb / result.emptyMb)}x; per hibernated instance: ${fmt(result.perInstanceKb, 1)} KB RSS, ${fmt(result.heapPerInstanceKb, 2)} KB JS heap (in-process, after GC)`,
-    `goal: < 150 MB with ${result.instances} hibernated`,
+    `ratio ${result.instances}/0: ${fmt(result.fullMb / result.emptyMb)}x; per hibernated instance: ${fmt(result.perInstanceBytes, 0)} bytes RSS, ${fmt(result.heapPerInstanceKb * 1024, 0)} bytes JS heap (in-process kernel from the sources, after GC)`,
+    `goals (issue 17): idle <= ${IDLE_GOAL_MB} MB, <= ${FULL_GOAL_MB} MB with ${result.instances} hibernated`,
   ].join('\n');
 }
 

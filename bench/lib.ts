@@ -3,7 +3,7 @@
  * launchers, a wrk runner and parser, and small statistics helpers. Everything listens on 127.0.0.1 only.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { accessSync, chmodSync, constants, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -16,6 +16,49 @@ import { killOrphans } from '../core/orphans.ts';
 export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(BENCH_DIR, '..');
 export const TEN_BIN = path.join(ROOT, 'bin', 'ten.mjs');
+
+/** What a `ten` process runs: the compiled package (dist/, `npm run build`) or the sources through tsx. */
+export interface TenEntry {
+  /** The script node is started with. */
+  script: string;
+  compiled: boolean;
+  /** For the report: which of the two, and whether dist/ is older than a source file. */
+  label: string;
+}
+
+/** Newest modification time of a .ts file under the given folders (the sources dist/ is built from). */
+function newestSource(dirs: readonly string[]): { file: string; mtimeMs: number } {
+  let newest = { file: '', mtimeMs: 0 };
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'node_modules' && entry.name !== 'ui') walk(file);
+      } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+        const mtimeMs = statSync(file).mtimeMs;
+        if (mtimeMs > newest.mtimeMs) newest = { file, mtimeMs };
+      }
+    }
+  };
+  for (const dir of dirs) if (existsSync(path.join(ROOT, dir))) walk(path.join(ROOT, dir));
+  return newest;
+}
+
+/**
+ * The compiled package's entry when dist/ has one (what an installed `ten` runs: bench/footprint.ts and bench/cli.ts
+ * measure that), else the sources through bin/ten.mjs. A dist/ older than the newest source is used but said so.
+ */
+export function tenEntry(): TenEntry {
+  const compiled = path.join(ROOT, 'dist', 'cli', 'main.js');
+  if (!existsSync(compiled)) return { script: TEN_BIN, compiled: false, label: 'sources through tsx (no dist/: `npm run build` to measure the compiled package)' };
+  const source = newestSource(['cli', 'core', 'plugins', 'runtimes', 'sdk']);
+  const stale = source.mtimeMs > statSync(compiled).mtimeMs;
+  return {
+    script: compiled,
+    compiled: true,
+    label: `compiled package (dist/cli/main.js)${stale ? `: STALE, ${path.relative(ROOT, source.file)} is newer; run npm run build` : ''}`,
+  };
+}
 export const LOOPBACK = '127.0.0.1';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -253,10 +296,13 @@ export async function startTenServe(options: {
   dataDir: string;
   nodeArgs?: readonly string[];
   timeoutMs?: number;
+  /** The script to run (default bin/ten.mjs, the sources): e.g. tenEntry().script for the compiled package. */
+  script?: string;
 }): Promise<TenServe> {
-  const child = startChild(process.execPath, [...(options.nodeArgs ?? []), TEN_BIN, 'serve', '--config', options.config, '--port', '0'], {
+  const child = startChild(process.execPath, [...(options.nodeArgs ?? []), options.script ?? TEN_BIN, 'serve', '--config', options.config, '--port', '0'], {
     cwd: ROOT,
-    env: { ...process.env, TENEMENT_LOG_LEVEL: process.env.TENEMENT_LOG_LEVEL ?? 'warn' },
+    // Its context (cli/context-file.ts) goes next to its data, not into the user's own ~/.config/tenement.
+    env: { ...process.env, TENEMENT_LOG_LEVEL: process.env.TENEMENT_LOG_LEVEL ?? 'warn', XDG_CONFIG_HOME: path.join(path.dirname(options.dataDir), 'xdg-config') },
   });
   const timeoutMs = options.timeoutMs ?? 20_000;
   const port = await new Promise<number>((resolve, reject) => {
