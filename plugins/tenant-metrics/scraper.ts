@@ -106,11 +106,7 @@ export class Scraper {
   /** Lifecycle events: samples go when the instance stops running, the whole record when it is removed. */
   onEvent(event: InstanceEvent): void {
     const key = event.instance;
-    if (event.type === 'removed') {
-      this.shared.remove(key);
-      this.records.delete(key);
-      return;
-    }
+    if (event.type === 'removed') return this.forget(key);
     if (event.to !== 'running') this.clear(key);
   }
 
@@ -138,6 +134,8 @@ export class Scraper {
     const due: Array<{ instance: InstanceView; record: InstanceRecord; config: TenantMetricsConfig }> = [];
     for (const instance of this.instances.list({ state: 'running' })) {
       const config = this.config(instance.service);
+      // A service whose `metrics` a config reload took away: what was scraped of it goes too.
+      if (!config && this.records.has(instance.key)) this.forget(instance.key);
       // An in-process instance (the wasm tier) is read through its handle: its functions publish through the SDK.
       if (!config || !instance.handle || (instance.handle.inProcess && !instance.handle.inProcess.metrics)) continue;
       const record = this.record(instance);
@@ -196,6 +194,11 @@ export class Scraper {
       record.inFlight = false;
       record.lastDurationMs = Date.now() - started;
     }
+  }
+
+  private forget(key: string): void {
+    this.shared.remove(key);
+    this.records.delete(key);
   }
 
   private stale(instance: InstanceView, epoch: number, record: InstanceRecord): boolean {

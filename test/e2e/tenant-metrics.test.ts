@@ -390,3 +390,23 @@ test('a wasm function publishes its own metrics through the SDK host call; they 
   assert.equal((await call('alice', '/order?plan=pro')).status, 204);
   await waitFor(async () => value((await scrape(kernel)).samples, 'tenant_orders_total', fn('alice', { plan: 'pro' })) === 1, 'the counter to start again', 30_000);
 });
+
+test('a config reload that takes a service’s metrics away takes its series away; one that adds them starts scraping', { timeout: 120_000 }, async (t) => {
+  const { resolveConfig } = await import('../../core/config/loader.ts');
+  const { kernel } = await tenantKernel(t, { app: app({ interval: 100 }) }, { app: ['alice'] });
+  await waitFor(async () => (await instanceMetrics(kernel, 'app', 'alice')).up === true, "alice's first scrape", 30_000);
+  const settings = { ...kernel.config.settings };
+  const reload = (service: ServiceInput) =>
+    kernel.reload(resolveConfig({ settings, services: { app: service }, instances: { app: ['alice'] } }, { path: null, dir: process.cwd() }));
+  const { metrics: _off, ...withoutMetrics } = app({});
+  await reload(withoutMetrics);
+  // Taken away on the scraper's next tick.
+  await waitFor(
+    async () => !(await scrape(kernel)).samples.some((s) => s.name.startsWith('tenant_') || s.name.startsWith('tenement_tenant_metrics_')),
+    'nothing left of it',
+    30_000,
+  );
+  assert.equal((await instanceMetrics(kernel, 'app', 'alice')).configured, false);
+  await reload(app({ interval: 100 }));
+  await waitFor(async () => value((await scrape(kernel)).samples, 'tenant_app_queue_depth', { service: 'app', instance: 'app:alice', tenant: 'alice' }) === 7.5, 'scraping again', 30_000);
+});
