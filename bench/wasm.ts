@@ -19,6 +19,7 @@ import { compileModule } from '../core/wasm/engine.ts';
 import { sharedWasmPool } from '../core/wasm/shared.ts';
 import { runWasiCommand } from '../core/wasm/wasi-run.ts';
 import type { WasmPool } from '../core/wasm/pool.ts';
+import { formatEngines, runEngineComparison, type EngineComparison } from './wasm-engines.ts';
 import {
   type Goal,
   type Spread,
@@ -69,6 +70,8 @@ export interface WasmBenchResult {
   c: CFigures;
   /** TypeScript component figures (examples/wasm-hello); null until that section is filled. */
   ts: Record<string, number> | null;
+  /** V8 against wasmtime on the same module (bench/wasm-engines.ts); null without the wasmtime library. */
+  engines: EngineComparison | null;
   goals: Goal[];
 }
 
@@ -217,11 +220,21 @@ export async function runWasmBench(options: { log?: (line: string) => void } = {
     log('wasm: examples/wasm-c (C, WASI preview 1 CGI) in the worker pool');
     const c = await cFigures(kernel, sharedWasmPool(kernel), wasmFile, log);
     const ts = await runComponentFigures(log);
+    const engines = await runEngineComparison({ log });
     const addedByPool = c.poolRunMs.p50 - c.inThreadRunMs.p50;
+    const wt = engines?.figures.wasmtime;
     return {
       c,
       ts,
+      engines,
       goals: [
+        ...(wt
+          ? [
+              { name: 'C code on restart, wasmtime (deserialized artifact)', measured: `${fmt(wt.reloadMs, 3)} ms`, goal: '< 1 ms', met: wt.reloadMs < 1 },
+              { name: 'C cold start hibernated -> 200, wasmtime', measured: `${fmt(wt.coldStartMs.p50, 2)} ms`, goal: '< 1 ms', met: wt.coldStartMs.p50 < 1 },
+              { name: 'runaway stopped after its deadline, wasmtime (worker kept)', measured: `+${fmt(wt.runawayOvershootMs, 1)} ms`, goal: '< 10 ms', met: wt.runawayOvershootMs < 10 },
+            ]
+          : []),
         { name: 'C cold start (hibernated -> 200)', measured: `${fmt(c.coldStartMs.p50, 2)} ms`, goal: '< 10 ms', met: c.coldStartMs.p50 < 10 },
         { name: 'warm p50 added by the pool (C)', measured: `${fmt(addedByPool, 3)} ms`, goal: '< 1 ms', met: addedByPool < 1 },
       ],
@@ -256,6 +269,7 @@ export function formatWasm(result: WasmBenchResult): string {
       ],
     ),
   ];
+  if (result.engines) lines.push(formatEngines(result.engines));
   if (result.ts) lines.push(table(['TypeScript component figure', 'value'], Object.entries(result.ts).map(([name, value]) => [name, fmt(value, 3)])));
   return lines.join('\n');
 }
