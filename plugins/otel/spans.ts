@@ -51,7 +51,8 @@ interface RequestTrace {
   wakeStartedAt: number;
   wakeInstance: string | null;
   upstream: Span | null;
-  upstreamContext: Context | null;
+  /** The instance named on the request span. */
+  instanceKey: string;
 }
 
 interface StartTrace {
@@ -79,8 +80,13 @@ function instanceAttributes(instance: Pick<InstanceView, 'service' | 'id'>): Att
   return { [ATTR_SERVICE]: instance.service, [ATTR_INSTANCE]: instance.id };
 }
 
+/** Longest attribute value or status message a span gets (what a client sends can be a whole request head). */
+const MAX_VALUE = 1024;
+
+const bounded = (value: string): string => (value.length > MAX_VALUE ? value.slice(0, MAX_VALUE) : value);
+
 function fail(span: Span, message: string): void {
-  span.setStatus({ code: SpanStatusCode.ERROR, message });
+  span.setStatus({ code: SpanStatusCode.ERROR, message: bounded(message) });
 }
 
 const FLAGS = ['00', '01'];
@@ -121,23 +127,27 @@ export class Spans {
     private readonly propagation: Propagation,
   ) {}
 
-  private requestTrace(exchange: ProxyExchange): RequestTrace {
+  /** The request's span, made when the first hook about it (wake or upstreamHeaders) names its instance. */
+  private requestTrace(exchange: ProxyExchange, instance: InstanceView): RequestTrace {
     let entry = this.requests.get(exchange);
     if (entry) return entry;
     const target = exchange.target;
     const query = target.indexOf('?');
     // The semantic conventions' required and most useful recommended attributes: every one is validated when
-    // set and serialized at export, for every request.
+    // set and serialized at export, for every request. What a client chose is cut to MAX_VALUE here (cheaper
+    // than a span limit, which the SDK checks on every attribute of every span).
     const attributes: Attributes = {
       [ATTR_HTTP_REQUEST_METHOD]: exchange.method,
-      [ATTR_URL_PATH]: query === -1 ? target : target.slice(0, query),
+      [ATTR_URL_PATH]: bounded(query === -1 ? target : target.slice(0, query)),
       [ATTR_URL_SCHEME]: 'http',
       [ATTR_SERVER_ADDRESS]: exchange.hostname,
       [ATTR_CLIENT_ADDRESS]: exchange.remoteAddress,
+      [ATTR_SERVICE]: instance.service,
+      [ATTR_INSTANCE]: instance.id,
     };
-    if (query !== -1) attributes[ATTR_URL_QUERY] = target.slice(query + 1);
+    if (query !== -1) attributes[ATTR_URL_QUERY] = bounded(target.slice(query + 1));
     const agent = exchange.header('user-agent');
-    if (agent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = agent;
+    if (agent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = bounded(agent);
     const parent = this.propagation.extract(exchange);
     const span = this.tracer.startSpan(exchange.method, { kind: SpanKind.SERVER, startTime: at(exchange.receivedAt), attributes }, parent);
     entry = {
@@ -148,7 +158,7 @@ export class Spans {
       wakeStartedAt: 0,
       wakeInstance: null,
       upstream: null,
-      upstreamContext: null,
+      instanceKey: instance.key,
     };
     this.requests.set(exchange, entry);
     return entry;
@@ -158,9 +168,9 @@ export class Spans {
   wake(request: WakeRequest): void {
     const exchange = request.exchange;
     if (!exchange) return;
-    const entry = this.requestTrace(exchange);
-    if (entry.wake) this.endWake(entry, exchange, 'another candidate was tried');
     const instance = request.instance;
+    const entry = this.requestTrace(exchange, instance);
+    if (entry.wake) this.endWake(entry, exchange, 'another candidate was tried');
     const startedAt = performance.now();
     entry.wake = this.tracer.startSpan(
       'tenement.wake',
@@ -186,7 +196,7 @@ export class Spans {
   /** `upstreamHeaders` hook: the request goes to `instance` now; the instance gets this span's traceparent. */
   upstream(request: UpstreamRequest): void {
     const { exchange, instance, headers } = request;
-    const entry = this.requestTrace(exchange);
+    const entry = this.requestTrace(exchange, instance);
     if (entry.wake) this.endWake(entry, exchange, null);
     if (entry.upstream) {
       fail(entry.upstream, 'no answer: sent to the next candidate');
@@ -221,9 +231,9 @@ export class Spans {
     const status = done.status;
     if (entry.wake) this.endWake(entry, exchange, status === 0 ? 'the client went away' : `answered ${status} before the instance was up`);
     const span = entry.span;
-    const attributes = instanceAttributes(done.instance);
-    if (status > 0) attributes[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
-    span.setAttributes(attributes);
+    if (status > 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    // Another candidate than the first one named served it.
+    if (done.instance.key !== entry.instanceKey) span.setAttributes(instanceAttributes(done.instance));
     if (status === 0 || status >= 500) {
       span.setAttribute(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status));
       fail(span, status === 0 ? 'no response' : `status ${status}`);
@@ -298,11 +308,11 @@ export class Spans {
         this.endStart(key, event.reason ?? 'restarting');
         const open = this.restarts.get(key);
         if (open) {
-          open.addEvent('tenement.restarting', event.reason === undefined ? {} : { 'tenement.reason': event.reason }, now());
+          open.addEvent('tenement.restarting', event.reason === undefined ? {} : { 'tenement.reason': bounded(event.reason) }, now());
           return;
         }
         const attributes: Attributes = { [ATTR_SERVICE]: event.service, [ATTR_INSTANCE]: event.id, 'tenement.from': event.from };
-        if (event.reason !== undefined) attributes['tenement.reason'] = event.reason;
+        if (event.reason !== undefined) attributes['tenement.reason'] = bounded(event.reason);
         this.restarts.set(key, this.tracer.startSpan('tenement.restart', { kind: SpanKind.INTERNAL, startTime: now(), attributes }, ROOT_CONTEXT));
         return;
       }

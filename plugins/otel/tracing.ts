@@ -112,8 +112,9 @@ export function startTracing(options: TracingOptions, version: string, onError: 
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, [ATTR_SERVICE_VERSION]: version }),
     sampler: sampler(options),
     spanProcessors: [processor],
-    // A client's 8 KB path is not worth exporting whole.
-    spanLimits: { attributeValueLengthLimit: 1024, attributeCountLimit: 64, eventCountLimit: 32 },
+    // Values a client chose are cut to 1 KB where they are set (spans.ts): a length limit here would be
+    // checked on every attribute of every span.
+    spanLimits: { attributeCountLimit: 64, eventCountLimit: 32 },
   });
   const propagator = new W3CTraceContextPropagator();
   const tracer = provider.getTracer('tenement', version);

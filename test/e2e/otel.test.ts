@@ -176,6 +176,8 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
         assert.equal(answer.status, 200, `a malformed traceparent is not an error: ${traceparent.slice(0, 80)}`);
         malformed.push(JSON.parse(answer.body) as AppReply);
       }
+      const long = await request(kernel, HOST, `/long/${'p'.repeat(3000)}?${'q'.repeat(3000)}`, { headers: { 'user-agent': 'u'.repeat(3000) } });
+      assert.equal(long.status, 200);
       const members = Array.from({ length: 40 }, (_, i) => `k${i}=v${i}`).join(',');
       huge = JSON.parse(
         (await request(kernel, HOST, '/huge', { headers: { traceparent: `00-${theirs.trace}-${theirs.span}-01`, tracestate: members } })).body,
@@ -203,6 +205,10 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
     }
     for (const span of receiver.spans.filter((s) => s.kind === SERVER && s.attributes['url.path'] === '/malformed')) {
       assert.equal(span.parentSpanId, '', 'a malformed traceparent: the request span is a root');
+    }
+    const long = one(servers, 'long request', (s) => String(s.attributes['url.path']).startsWith('/long/'));
+    for (const name of ['url.path', 'url.query', 'user_agent.original']) {
+      assert.equal(String(long.attributes[name]).length, 1024, `${name} is cut to 1 KB, whatever the client sent`);
     }
     const hugeSent = TRACEPARENT.exec(huge.traceparent ?? '');
     assert.equal(hugeSent?.[1], theirs.trace, 'a huge tracestate does not break the trace');
