@@ -397,6 +397,12 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     await restart.scrollIntoViewIfNeeded();
     assert.ok(await restart.isVisible(), 'the row actions are reachable by scrolling the table');
     await screenshot(page, 'phone');
+
+    await page.getByRole('link', { name: 'alice' }).click();
+    await page.getByTestId('charts').locator('canvas').first().waitFor({ timeout: WAIT });
+    const pageOverflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    assert.ok(pageOverflow <= 1, `the instance page does not scroll sideways either: ${pageOverflow}px`);
+    await screenshot(page, 'phone-instance');
   });
 
   test('the functions view counts the invocations of a WASM function', async (t) => {

@@ -157,3 +157,25 @@ class LiveInstances {
 }
 
 export const instances = new LiveInstances();
+
+/** Uptime and idle time as of `now`: the server's figure when the view arrived, counted on since. */
+export const uptimeAt = (row: Row, now: number): number | null =>
+  row.uptimeSeconds === null ? null : row.uptimeSeconds + Math.max(0, (now - row.receivedAt) / 1000);
+export const idleAt = (row: Row, now: number): number | null =>
+  row.idleSeconds === null ? null : row.idleSeconds + Math.max(0, (now - row.receivedAt) / 1000);
+
+/** A clock for those figures, ticking once a second while a view uses it. */
+class Clock {
+  now = $state(Date.now());
+  private users = 0;
+  private timer: ReturnType<typeof setInterval> | null = null;
+
+  use(): () => void {
+    if (this.users++ === 0) this.timer = setInterval(() => (this.now = Date.now()), 1000);
+    return () => {
+      if (--this.users === 0 && this.timer) clearInterval(this.timer);
+    };
+  }
+}
+
+export const clock = new Clock();
