@@ -19,6 +19,8 @@ export interface FetchOptions {
   /** The whole exchange, from connecting to the last byte: a tenant that trickles bytes is cut off too. */
   timeoutMs: number;
   maxBytes: number;
+  /** Aborted when the server stops: a scrape still waiting on a tenant must not hold the shutdown up. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -67,6 +69,10 @@ export function fetchExposition(address: UpstreamAddress, options: FetchOptions)
       },
     );
     const timer = setTimeout(() => finish(new ScrapeError('timeout', `no complete answer within ${options.timeoutMs}ms`)), options.timeoutMs);
+    const abort = (): void => finish(new ScrapeError('connect', 'the server is stopping'));
+    if (options.signal?.aborted) abort();
+    options.signal?.addEventListener('abort', abort, { once: true });
+    request.once('close', () => options.signal?.removeEventListener('abort', abort));
     request.once('error', (error) => finish(new ScrapeError('connect', error.message)));
   });
 }

@@ -65,6 +65,7 @@ export class Scraper {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly pending = new Set<Promise<void>>();
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly instances: InstanceDirectory,
@@ -125,6 +126,7 @@ export class Scraper {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    this.stopping.abort();
     await Promise.allSettled([...this.pending]);
   }
 
@@ -145,7 +147,10 @@ export class Scraper {
     due.sort((a, b) => a.record.startedAt - b.record.startedAt);
     for (const { instance, record, config } of due) {
       if (this.running >= MAX_CONCURRENT_SCRAPES) break;
-      const done = this.scrape(instance, record, config).finally(() => this.pending.delete(done));
+      const done = this.scrape(instance, record, config)
+        // Only a bug of ours gets here (a tenant's failure is a ScrapeError): logged, never an unhandled rejection.
+        .catch((error: unknown) => this.log.error({ instance: instance.key, err: String(error) }, 'tenant metrics scrape failed unexpectedly'))
+        .finally(() => this.pending.delete(done));
       this.pending.add(done);
     }
   }
@@ -161,7 +166,7 @@ export class Scraper {
     this.running++;
     try {
       const inProcess = handle.inProcess;
-      const body = inProcess?.metrics ? readPublished(() => inProcess.metrics!(), config.maxBytes) : await fetchExposition(handle.address, { path: config.path, timeoutMs: config.timeout, maxBytes: config.maxBytes });
+      const body = inProcess?.metrics ? readPublished(() => inProcess.metrics!(), config.maxBytes) : await fetchExposition(handle.address, { path: config.path, timeoutMs: config.timeout, maxBytes: config.maxBytes, signal: this.stopping.signal });
       const parsing = performance.now();
       let result;
       try {
