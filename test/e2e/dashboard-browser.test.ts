@@ -272,8 +272,14 @@ describe('dashboard in a real browser', { skip, timeout: 600_000 }, () => {
     await screenshot(page, 'audit');
     assert.deepEqual(await unlabelledControls(page), [], 'every control of the audit view has a name');
 
+    // A token name with markup (an admin typo or a hostile script's) is shown as text.
+    const markup = '<img src=x onerror="window.__xss=2">';
+    await api(server, admin, 'POST', '/api/tokens', { name: markup });
     await page.getByRole('link', { name: 'Tokens' }).click();
     await page.getByTestId('tokens-table').getByText('alice-ui').waitFor({ timeout: WAIT });
+    assert.ok(((await page.getByTestId('tokens-table').textContent()) ?? '').includes(markup));
+    assert.equal(await page.getByTestId('tokens-table').locator('img').count(), 0);
+    assert.equal(await page.evaluate<unknown>('window.__xss'), undefined);
     await page.getByLabel('Name').fill('ci-bot');
     await page.getByRole('button', { name: 'Create' }).click();
     const secret = page.getByTestId('token-secret');
