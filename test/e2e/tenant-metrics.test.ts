@@ -346,6 +346,8 @@ test('a wasm function publishes its own metrics through the SDK host call; they 
   t.after(() => kernel.close());
 
   const call = (tenantId: string, target: string) => request(kernel, `${tenantId}.fn.localhost`, target);
+  // The first start transpiles the component: seconds on a loaded machine.
+  await waitFor(allRunning(kernel), 'alice and bob to run', 120_000);
   assert.equal((await call('alice', '/order?plan=pro')).status, 204);
   assert.equal((await call('alice', '/order?plan=pro')).status, 204);
   assert.equal((await call('alice', '/order?plan=free')).status, 204);
