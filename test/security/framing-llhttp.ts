@@ -1,5 +1,6 @@
 // Node's own HTTP/1.1 parser (llhttp, strict as node:http runs it), driven synchronously on a byte buffer:
 // the reference the data plane's framing is compared with.
+import { createRequire } from 'node:module';
 interface ParserBinding {
   new (): Parser;
   REQUEST: number;
@@ -18,10 +19,9 @@ interface Parser {
   close(): void;
 }
 
-const previous = process.noDeprecation;
-process.noDeprecation = true; // process.binding is deprecated, and the only way to reach llhttp synchronously
-const { HTTPParser, methods } = (process as unknown as { binding(name: string): { HTTPParser: ParserBinding; methods: string[] } }).binding('http_parser');
-process.noDeprecation = previous;
+// node:_http_common re-exports the binding node:http itself parses with (the same HTTPParser and method table that
+// process.binding('http_parser') gave, which Node 24 removed): the only way to reach llhttp synchronously.
+const { HTTPParser, methods } = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserBinding; methods: string[] };
 
 export interface LlMessage {
   method: string;
