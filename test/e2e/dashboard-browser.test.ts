@@ -535,6 +535,13 @@ describe('dashboard with 1,000 instances', { skip, timeout: 600_000 }, () => {
     await page.getByTestId('filter').fill('i099');
     await waitFor(async () => (await rowKeys(page)).length === 10, 'ten rows match i099', WAIT);
     await page.getByTestId('filter').fill('');
+    // Filtering from far down the list still shows the matches (the view goes back to the top).
+    await page.getByTestId('instances-scroller').evaluate((box) => box.scrollTo(0, box.scrollHeight));
+    await waitFor(async () => (await rowKeys(page)).includes('web:i0999'), 'the end of the list', WAIT);
+    await page.getByTestId('filter').fill('i0001');
+    await waitFor(async () => JSON.stringify(await rowKeys(page)) === '["web:i0001"]', 'the one match', WAIT);
+    await page.getByTestId('filter').fill('');
+    await waitFor(async () => (await rowKeys(page))[0] === 'web:i0000', 'the top of the list', WAIT);
 
     const changes = 20;
     for (let i = 0; i < changes; i++) {
