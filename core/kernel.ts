@@ -20,6 +20,7 @@ import { kernelAccess } from './kernel-access.ts';
 import { PortAllocator, ephemeralOverlap } from './ports.ts';
 import { InstanceUids } from './process/instance-uids.ts';
 import { InstanceRegistry } from './registry.ts';
+import { bumpRouting } from './dataplane/route-cache.ts';
 import { createServer, type TenementServer } from './server.ts';
 import type { ApiRouter } from './api/router.ts';
 import type { Store } from './store.ts';
@@ -159,6 +160,7 @@ export class Kernel {
   /** For reloadServices: the new service table and the tiers chosen for added and changed services. */
   replaceServices(services: ResolvedConfig['services'], instances: ResolvedConfig['instances'], tiers: ReadonlyMap<string, TierChoice>, removed: readonly string[]): void {
     this.config = { ...this.config, services, instances };
+    bumpRouting();
     for (const [name, choice] of tiers) this.tiers.set(name, choice);
     for (const name of removed) this.tiers.delete(name);
   }
@@ -302,6 +304,7 @@ export class Kernel {
       throw new TenementError(ErrorCodes.BAD_REQUEST, `weight must be an integer from 0 to 100, got ${weight}`);
     }
     instance.weight = weight;
+    bumpRouting();
     const desired = instance.state === 'hibernated' ? 'hibernated' : 'running';
     this.store.saveInstance(instance.service, instance.id, desired, weight);
   }
@@ -351,6 +354,8 @@ export class Kernel {
   }
 
   private deliver(event: InstanceEvent): void {
+    // Cached and mirrored routes (core/dataplane/route-cache.ts, the proxy workers) are re-read after any event.
+    bumpRouting();
     for (const watcher of this.watchers) {
       try {
         watcher(event);

@@ -12,6 +12,9 @@ import { AuditLog } from './api/audit.ts';
 import { createApiSocket, type ApiSocket } from './api/socket.ts';
 import { createDataPlane } from './dataplane/index.ts';
 import { UpstreamPool } from './dataplane/upstream-pool.ts';
+import { cachingRouter } from './dataplane/route-cache.ts';
+import { ProxyWorkers } from './dataplane/workers/primary.ts';
+import { availableParallelism } from 'node:os';
 
 export interface TenementServer {
   /** The listening socket: the fast data plane, or the node:http server itself when that is switched off. */
@@ -29,6 +32,10 @@ export interface TenementServer {
   close(): Promise<void>;
   /** Destroys the connections still open (after instances are stopped, nothing more will come on them). */
   terminate(): void;
+  /** The proxy workers (settings.proxy.workers): their pids, requests they served, connections they handed back. */
+  proxyWorkers(): { pids: number[]; requests: number; handedBack: number };
+  /** Resolves once every proxy worker has applied the routing changes made so far (at once with none). */
+  proxyWorkersSynced(): Promise<void>;
 }
 
 export { hostnameOf };
@@ -57,9 +64,25 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
         log: kernel.log,
         hostnameOf,
         handoff: (socket) => management.server.emit('connection', socket),
+        route: cachingRouter(kernel.hooks),
       })
     : null;
   const listener = dataPlane?.server ?? management.server;
+  const wanted = kernel.config.settings.proxy.workers;
+  const workerCount = wanted === 'auto' ? availableParallelism() : wanted;
+  // More proxy processes accepting from the same socket; the fast path is what they run.
+  const workers =
+    dataPlane && workerCount > 1
+      ? new ProxyWorkers(
+          { hooks: kernel.hooks, log: kernel.log, instanceByKey: (key) => kernel.instances.getByKey(key) },
+          dataPlane.server,
+          workerCount,
+          (socket, bytes) => {
+            if (bytes.length > 0) socket.unshift(bytes);
+            dataPlane.server.emit('connection', socket);
+          },
+        )
+      : null;
 
   const api = new ApiRouter(management, kernel.hooks, new AuditLog(kernel.store));
 
@@ -91,6 +114,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
             resolve();
           });
         });
+        await workers?.start();
       } catch (error) {
         throw new TenementError(ErrorCodes.SERVER_LISTEN, `cannot listen on ${host}:${port}: ${errorMessage(error)}`, { cause: error });
       }
@@ -99,16 +123,21 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     async close() {
       // Stop accepting; idle kept-alive connections go now, busy ones when their exchange ends.
       const closed = new Promise<void>((resolve) => (listener.listening ? listener.close(() => resolve()) : resolve()));
+      const workersClosed = workers?.close();
       dataPlane?.closeIdleConnections();
       management.server.closeIdleConnections();
       const socketClosed = apiSocket.close();
       await management.close().catch(() => undefined);
       await closed;
+      await workersClosed;
       await socketClosed;
       proxy.close();
       pool.close();
     },
+    proxyWorkersSynced: () => workers?.synced() ?? Promise.resolve(),
+    proxyWorkers: () => ({ pids: workers?.pids ?? [], requests: workers?.requests ?? 0, handedBack: workers?.handedBack ?? 0 }),
     terminate() {
+      workers?.terminate();
       dataPlane?.closeAllConnections();
       management.server.closeAllConnections();
       apiSocket.terminate();

@@ -7,6 +7,7 @@ import type { RequestInfo, RouteTarget } from '../types.ts';
 import { Exchange } from './exchange.ts';
 import { MAX_HEAD_BYTES, hasBareLf, parseRequestHead, type RequestHead } from './http1.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
+import type { Router } from './route-cache.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** A kept-alive client connection with no request in progress is closed after this long. */
@@ -37,6 +38,13 @@ export interface DataPlaneContext {
   hostnameOf(host: string | undefined): string | null;
   /** Gives the connection (with its unread bytes put back) to the node:http server for good. */
   handoff(socket: net.Socket): void;
+  /** Routes a request instead of the `route` hook (a cache of it, or a proxy worker's mirror); may answer synchronously. */
+  route?: Router;
+  /**
+   * A proxy worker's way out: takes the connection, with `bytes` (the request it could not serve, then whatever
+   * followed) to be read first, to the kernel's process. True when it took it.
+   */
+  handBack?(socket: net.Socket, bytes: Buffer): boolean;
 }
 
 function headersObject(raw: readonly string[]): IncomingHttpHeaders {
@@ -188,24 +196,33 @@ export class ClientConnection {
     // The idle timeout stays armed (activity re-arms it); onTimeout ignores it while a request is in progress.
     this.routing = true;
     const receivedAt = performance.now();
-    this.context.hooks.route.promise(new FastRequestInfo(head, hostname, this.socket)).then(
-      (target: RouteTarget | undefined) => {
-        this.routing = false;
-        if (this.closed) return;
-        if (!target || target.kind !== 'instances') return this.handoff();
-        // Anything after the head is body or the next request; the exchange takes what is its own.
-        this.buffer = this.buffer!.length > end + 4 ? this.buffer!.subarray(end + 4) : null;
-        const exchange = new Exchange(this, head, target, hostname, receivedAt);
-        this.exchange = exchange;
-        if (this.clientEnded) exchange.onClientEnd();
-        exchange.begin(0);
-      },
-      (error: unknown) => {
-        this.routing = false;
-        this.context.log.error({ err: String(error) }, 'route hook failed');
-        this.failExchange(toHttpError(error));
-      },
-    );
+    const context = this.context;
+    const routed = context.route
+      ? context.route(hostname, () => new FastRequestInfo(head, hostname, this.socket))
+      : context.hooks.route.promise(new FastRequestInfo(head, hostname, this.socket));
+    if (routed instanceof Promise) {
+      routed.then(
+        (target) => this.routed(target, head, hostname, end, receivedAt),
+        (error: unknown) => {
+          this.routing = false;
+          context.log.error({ err: String(error) }, 'route hook failed');
+          this.failExchange(toHttpError(error));
+        },
+      );
+    } else this.routed(routed, head, hostname, end, receivedAt);
+  }
+
+  private routed(target: RouteTarget | undefined, head: RequestHead, hostname: string, end: number, receivedAt: number): void {
+    this.routing = false;
+    if (this.closed) return;
+    if (!target || target.kind !== 'instances') return this.handoff();
+    const buffer = this.buffer!;
+    // Anything after the head is body or the next request; the exchange takes what is its own.
+    this.buffer = buffer.length > end + 4 ? buffer.subarray(end + 4) : null;
+    const exchange = new Exchange(this, head, target, hostname, receivedAt, this.context.handBack ? buffer.subarray(0, end + 4) : null);
+    this.exchange = exchange;
+    if (this.clientEnded) exchange.onClientEnd();
+    exchange.begin(0);
   }
 
   replaceExchange(previous: ClientExchange, next: ClientExchange): void {
@@ -266,7 +283,22 @@ export class ClientConnection {
     this.failExchange(badFraming(reason));
   }
 
-  private handoff(): void {
+  /**
+   * A proxy worker's request its instance refused (the worker's route went stale: stopped, hibernated, swapped):
+   * the connection goes to the kernel's process, `request` first, which routes it afresh. False when not in a worker.
+   */
+  handBack(request: Buffer): boolean {
+    const handBack = this.context.handBack;
+    if (!handBack || this.closed) return false;
+    const bytes = this.buffer ? Buffer.concat([request, this.buffer]) : request;
+    this.buffer = null;
+    this.exchange = null;
+    this.stopProbe();
+    this.detach();
+    return handBack(this.socket, bytes);
+  }
+
+  private detach(): void {
     const socket = this.socket;
     this.closed = true;
     socket.removeListener('data', this.onData);
@@ -276,6 +308,11 @@ export class ClientConnection {
     socket.removeListener('timeout', this.onTimeout);
     socket.setTimeout(0);
     socket.pause();
+  }
+
+  private handoff(): void {
+    const socket = this.socket;
+    this.detach();
     if (this.buffer) socket.unshift(this.buffer);
     this.buffer = null;
     this.context.handoff(socket);

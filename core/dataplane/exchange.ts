@@ -48,6 +48,8 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     target: InstanceTarget,
     hostname: string,
     receivedAt: number,
+    /** In a proxy worker: the request's head as received, to hand the request back if its route went stale. */
+    private readonly rawHead: Buffer | null = null,
   ) {
     super(head.method, !head.chunked && head.contentLength <= 0, target.candidates, head.target, hostname, head.raw, client.socket.remoteAddress ?? '', receivedAt);
     this.body = new RequestBodyFraming(head);
@@ -312,6 +314,15 @@ export class Exchange extends RequestContext implements UpstreamOwner {
       return this.begin(this.attempt + 1);
     }
     if (this.gotResponseBytes) return this.abort();
+    // A worker's route gone stale (the instance stopped or moved since it was mirrored): nothing reached an
+    // instance, so the kernel's process, whose routes are never stale, takes the request as it came.
+    if (this.rawHead !== null && this.bodyless && !connected && !this.timedOut) {
+      this.finished = true;
+      this.upstreamReusable = false;
+      this.endAttempt();
+      if (this.client.handBack(this.rawHead)) return;
+      this.finished = false;
+    }
     const detail = error ? errorMessage(error) : 'connection closed before a response';
     this.fail(upstreamFailure(this.instance!, this.timedOut, error?.code, detail));
   }

@@ -1,0 +1,272 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { errorMessage } from '../../errors.ts';
+import type { KernelHooks } from '../../hooks.ts';
+import type { Instance } from '../../instance.ts';
+import type { Logger } from '../../logger.ts';
+import type { RouteTarget } from '../../types.ts';
+import { RequestContext } from '../policy.ts';
+import { onRoutingChange } from '../route-cache.ts';
+import { proxyWorkerEntry } from './entry.ts';
+import type { FromWorker, MirroredRoute, ToWorker } from './protocol.ts';
+
+export interface WorkerKernel {
+  hooks: KernelHooks;
+  log: Logger;
+  instanceByKey(key: string): Instance | undefined;
+}
+
+interface Worker {
+  child: ChildProcess;
+  /** Per instance key, the requests this worker said are in flight (given back if it dies). */
+  inFlight: Map<string, number>;
+}
+
+/** Replacements allowed in RESPAWN_WINDOW_MS; past that a crashing worker stays down (the kernel's process serves). */
+const MAX_RESPAWNS = 10;
+const RESPAWN_WINDOW_MS = 60_000;
+const CLOSE_GRACE_MS = 5_000;
+
+/** Whether workers can route on their own: the router alone decides (on the host), and no tap edits upstream heads. */
+function workersCanRoute(hooks: KernelHooks): boolean {
+  const taps = hooks.route.taps;
+  return taps.length === 1 && taps[0]!.name === 'router' && hooks.upstreamHeaders.taps.length === 0;
+}
+
+function mirrored(target: RouteTarget | undefined): MirroredRoute | null {
+  if (target?.kind !== 'instances') return null;
+  const candidates: MirroredRoute['candidates'] = [];
+  for (const view of target.candidates) {
+    const handle = view.state === 'running' ? view.handle : null;
+    // An in-process (wasm) instance lives in the kernel's process: only it can call it.
+    if (handle?.inProcess) return null;
+    candidates.push({
+      key: view.key,
+      service: view.service,
+      id: view.id,
+      weight: view.weight,
+      address: handle ? handle.address : null,
+      requestTimeout: view.config.requestTimeout,
+    });
+  }
+  return { mode: target.mode, service: target.service, candidates };
+}
+
+/**
+ * The kernel's side of the proxy workers (settings.proxy.workers > 1): forks them, gives them the listening
+ * socket, answers their route questions (the `route` hook, as for a request here), tells them when routes
+ * change, takes back the connections they hand over, and folds their in-flight counts, activity and finished
+ * requests into the kernel's instances and `request` hook. A worker that dies is replaced (bounded), its
+ * in-flight counts given back; the kernel's process keeps serving throughout.
+ */
+export class ProxyWorkers {
+  private readonly workers = new Set<Worker>();
+  private readonly respawns: number[] = [];
+  private closing = false;
+  private invalidatePending = false;
+  private readonly unsubscribe: () => void;
+  private readonly entry = proxyWorkerEntry();
+
+  constructor(
+    private readonly kernel: WorkerKernel,
+    private readonly listener: net.Server,
+    private readonly count: number,
+    /** Serves a connection a worker handed back, `bytes` first. */
+    private readonly adopt: (socket: net.Socket, bytes: Buffer) => void,
+  ) {
+    this.unsubscribe = onRoutingChange(() => {
+      // One message for a burst of changes (a deploy moves many instances in one turn).
+      if (this.invalidatePending || this.workers.size === 0) return;
+      this.invalidatePending = true;
+      queueMicrotask(() => {
+        this.invalidatePending = false;
+        this.broadcast({ t: 'invalidate' });
+      });
+    });
+  }
+
+  /** Requests workers served (reported), and connections they handed back. */
+  requests = 0;
+  handedBack = 0;
+
+  /** Process ids of the running workers. */
+  get pids(): number[] {
+    return [...this.workers].flatMap((w) => (w.child.pid === undefined ? [] : [w.child.pid]));
+  }
+
+  /** Forks the workers (count - 1: the kernel's process is one of them); resolves when each accepts. */
+  async start(): Promise<void> {
+    const started: Array<Promise<void>> = [];
+    for (let i = 1; i < this.count; i++) started.push(this.spawn());
+    await Promise.all(started);
+  }
+
+  private spawn(): Promise<void> {
+    const child = fork(this.entry.file, [], {
+      execArgv: this.entry.execArgv,
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, TENEMENT_PROXY_WORKER: '1' },
+    });
+    const worker: Worker = { child, inFlight: new Map() };
+    this.workers.add(worker);
+    const ready = new Promise<void>((resolve) => {
+      const done = (): void => resolve();
+      child.once('exit', done);
+      child.on('message', (message: FromWorker, handle: unknown) => {
+        if (message.t === 'ready') return done();
+        this.onMessage(worker, message, handle);
+      });
+    });
+    child.once('exit', (code, signal) => this.onExit(worker, code, signal));
+    child.on('error', (error) => this.kernel.log.warn({ err: errorMessage(error) }, 'proxy worker: IPC failed'));
+    const routable = workersCanRoute(this.kernel.hooks);
+    if (!routable) this.kernel.log.warn('proxy workers: a route tap other than the router, or a tap on upstream heads (tracing), is loaded: workers hand every request to the kernel process');
+    this.sendTo(worker, { t: 'config', routable, reportRequests: this.kernel.hooks.request.taps.length > 0 });
+    child.send({ t: 'listen' }, this.listener);
+    return ready;
+  }
+
+  private onExit(worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+    this.workers.delete(worker);
+    this.settleSync(worker);
+    // Its requests are over, whichever way they ended.
+    for (const [key, count] of worker.inFlight) this.applyInFlight(key, -count);
+    worker.inFlight.clear();
+    if (this.closing) return;
+    this.kernel.log.warn({ pid: worker.child.pid, code, signal }, 'proxy worker exited; starting another');
+    const now = Date.now();
+    while (this.respawns.length > 0 && now - this.respawns[0]! > RESPAWN_WINDOW_MS) this.respawns.shift();
+    if (this.respawns.length >= MAX_RESPAWNS) {
+      this.kernel.log.error({ respawns: this.respawns.length }, 'proxy workers keep dying: not replaced; the kernel process serves alone');
+      return;
+    }
+    this.respawns.push(now);
+    void this.spawn();
+  }
+
+  private readonly syncs = new Map<number, { left: Set<Worker>; done: () => void }>();
+  private nextSync = 1;
+
+  /**
+   * Resolves once every worker has applied the routing changes made so far (each answers a `sync` sent after
+   * them; a worker that exits counts as done). Changes reach workers in one IPC message anyway; this is for
+   * a caller that must know, such as a test asserting that no request takes the previous route.
+   */
+  synced(timeoutMs = 5_000): Promise<void> {
+    if (this.workers.size === 0) return Promise.resolve();
+    const id = this.nextSync++;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => done(), timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.syncs.delete(id);
+        resolve();
+      };
+      this.syncs.set(id, { left: new Set(this.workers), done });
+      this.broadcast({ t: 'sync', id });
+    });
+  }
+
+  private settleSync(worker: Worker, id?: number): void {
+    for (const [syncId, sync] of this.syncs) {
+      if (id !== undefined && syncId !== id) continue;
+      sync.left.delete(worker);
+      if (sync.left.size === 0) sync.done();
+    }
+  }
+
+  private onMessage(worker: Worker, message: FromWorker, handle: unknown): void {
+    switch (message.t) {
+      case 'synced':
+        return this.settleSync(worker, message.id);
+      case 'route':
+        return this.answerRoute(worker, message.id, message.hostname, message.remoteAddress);
+      case 'connection':
+        this.handedBack++;
+        if (handle instanceof net.Socket) this.adopt(handle, Buffer.from(message.bytes.buffer, message.bytes.byteOffset, message.bytes.byteLength));
+        return;
+      case 'activity':
+        for (const [key, delta, active] of message.entries) {
+          if (typeof key !== 'string' || !Number.isInteger(delta)) continue;
+          const held = (worker.inFlight.get(key) ?? 0) + delta;
+          if (held > 0) worker.inFlight.set(key, held);
+          else worker.inFlight.delete(key);
+          this.applyInFlight(key, delta);
+          if (active) {
+            const instance = this.kernel.instanceByKey(key);
+            if (instance) instance.lastActivity = Date.now();
+          }
+        }
+        return;
+      case 'requests':
+        if (Number.isInteger(message.served)) this.requests += message.served;
+        return this.report(message.records);
+    }
+  }
+
+  private answerRoute(worker: Worker, id: number, hostname: string, remoteAddress: string): void {
+    const hooks = this.kernel.hooks;
+    const reply = (route: MirroredRoute | null): void => this.sendTo(worker, { t: 'route', id, route });
+    if (typeof hostname !== 'string' || !workersCanRoute(hooks)) return reply(null);
+    const headers = Object.create(null) as Record<string, string>;
+    headers.host = hostname;
+    hooks.route.promise({ hostname, method: 'GET', url: '/', headers, remoteAddress: String(remoteAddress), upgrade: false }).then(
+      (target) => reply(mirrored(target)),
+      () => reply(null),
+    );
+  }
+
+  private applyInFlight(key: string, delta: number): void {
+    const instance = this.kernel.instanceByKey(key);
+    if (!instance) return;
+    for (let i = 0; i < delta; i++) instance.requestStarted();
+    // Never below zero: an instance replaced under the same key does not owe the old one's finishes.
+    for (let i = 0; i > delta && instance.inFlight > 0; i--) instance.requestFinished();
+  }
+
+  private report(records: Array<[string, string, number, number, number, string, string, string]>): void {
+    const hook = this.kernel.hooks.request;
+    if (hook.taps.length === 0) return;
+    for (const [key, method, status, durationMs, wakeMs, target, hostname, remoteAddress] of records) {
+      const instance = this.kernel.instanceByKey(key);
+      if (!instance) continue;
+      const ctx = new RequestContext(method, true, [instance], target, hostname, [], remoteAddress, performance.now() - durationMs);
+      ctx.instance = instance;
+      ctx.status = status;
+      ctx.wakeMs = wakeMs;
+      ctx.reported = true;
+      hook.call({ instance, method, status, durationMs, wakeMs, exchange: ctx });
+    }
+  }
+
+  private sendTo(worker: Worker, message: ToWorker): void {
+    if (worker.child.connected) worker.child.send(message, (error) => error && undefined);
+  }
+
+  private broadcast(message: ToWorker): void {
+    for (const worker of this.workers) this.sendTo(worker, message);
+  }
+
+  /** Workers stop accepting and finish their connections; those still there after a grace period are killed. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.unsubscribe();
+    const exits = [...this.workers].map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          if (worker.child.exitCode !== null || worker.child.signalCode !== null) return resolve();
+          worker.child.once('exit', () => resolve());
+          this.sendTo(worker, { t: 'close' });
+          setTimeout(() => worker.child.kill('SIGKILL'), CLOSE_GRACE_MS).unref();
+        }),
+    );
+    await Promise.all(exits);
+  }
+
+  terminate(): void {
+    this.closing = true;
+    this.unsubscribe();
+    for (const worker of this.workers) worker.child.kill('SIGKILL');
+  }
+}

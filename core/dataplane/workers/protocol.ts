@@ -1,0 +1,49 @@
+/**
+ * Messages between the kernel's process and its proxy workers (core/dataplane/workers/), over the fork's IPC
+ * channel (advanced serialization). The kernel is the only one that decides anything: a worker mirrors the
+ * routes it asked for, serves what it can, and hands every other connection back with the bytes it read.
+ */
+import type { UpstreamAddress } from '../../types.ts';
+
+/** One instance as a worker sees it: enough to connect to it and account for it. */
+export interface MirroredInstance {
+  key: string;
+  service: string;
+  id: string;
+  weight: number;
+  /** Running with an address a worker can connect to (not an in-process instance). */
+  address: UpstreamAddress | null;
+  requestTimeout: number;
+}
+
+/** A host's route as the kernel answered it: null when a worker cannot serve it (the kernel's process does). */
+export interface MirroredRoute {
+  mode: 'direct' | 'weighted';
+  service: string;
+  candidates: MirroredInstance[];
+}
+
+/** One finished request, for the kernel's `request` hook: [key, method, status, durationMs, wakeMs, target, hostname, remoteAddress]. */
+export type RequestRecord = [string, string, number, number, number, string, string, string];
+
+export type ToWorker =
+  /** Whether workers may route at all (the router is the only route tap and nothing edits upstream heads), and whether to report requests. */
+  | { t: 'config'; routable: boolean; reportRequests: boolean }
+  /** Routes changed: every mirrored route is dropped (asked again on next use). */
+  | { t: 'invalidate' }
+  /** As invalidate, answered with `synced` once done: every message sent before it has been applied. */
+  | { t: 'sync'; id: number }
+  | { t: 'route'; id: number; route: MirroredRoute | null }
+  /** Stop accepting, finish the connections in progress, exit. */
+  | { t: 'close' };
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'synced'; id: number }
+  | { t: 'route'; id: number; hostname: string; remoteAddress: string }
+  /** A connection handed back (with the socket): `bytes` are what the worker read of it and did not serve. */
+  | { t: 'connection'; bytes: Uint8Array }
+  /** Per instance: change of this worker's in-flight count since the last report, and whether it saw traffic. */
+  | { t: 'activity'; entries: Array<[string, number, boolean]> }
+  /** Requests finished since the last report: how many, and (when the kernel has `request` taps) each one. */
+  | { t: 'requests'; served: number; records: RequestRecord[]; dropped: number };
