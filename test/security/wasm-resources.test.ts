@@ -14,6 +14,8 @@ import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
 import { FIXTURES, request, servePlugins, sleep } from '../helpers.ts';
 import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
+import { ENGINES } from '../../core/wasm/engine.ts';
+import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-resources-'));
 const { handler: HANDLER, guest: GUEST, skip } = buildCGuests(work);
@@ -89,12 +91,15 @@ async function hammer(kernel: TestKernel, targets: Target[], total: number, clie
 
 const SLACK = 8;
 
-describe('wasm requests release every descriptor (WASI CGI)', { skip }, () => {
+const engineSkip = (engine: string): string | false => (engine === 'wasmtime' && !wasmtimeStatus().usable ? `needs the wasmtime library: npm run fetch:wasmtime` : false);
+
+for (const engine of ENGINES) describe(`wasm requests release every descriptor (WASI CGI on ${engine})`, { skip: skip || engineSkip(engine) }, () => {
   let kernel: TestKernel;
   before(async () => {
     kernel = await createTestKernel({
       plugins: [...servePlugins, wasmRuntime],
       config: {
+        pluginOptions: { 'runtime-wasm': { engine } },
         services: {
           visits: wasmFunction(HANDLER, { autoCreate: false }),
           guest: wasmFunction(GUEST, { autoCreate: false }),
@@ -124,12 +129,17 @@ describe('wasm requests release every descriptor (WASI CGI)', { skip }, () => {
     assert.ok(afterCount <= before + SLACK, `descriptors grew from ${before} to ${afterCount} over 10,000 requests`);
   });
 
-  test('a guest cannot open files without bound, and what it opened is closed after it', async () => {
+  // On wasmtime the per-request bound is not enforced: its WASI has no such setting, and a wrapper around
+  // path_open cannot call the real one (wasmtime's WASI needs a wasm caller's memory). What the guest opened is
+  // still closed with its store when the request ends. docs/wasm.md, Engines.
+  test(engine === 'v8' ? 'a guest cannot open files without bound, and what it opened is closed after it' : 'what a guest opened is closed after it (no per-request bound on wasmtime)', async () => {
     const before = await settledDescriptors();
     const reply = await request(kernel, 'alice.guest.localhost', '/files');
     assert.equal(reply.status, 200, reply.body);
     const opened = Number(reply.body.trim());
-    assert.ok(opened > 0 && opened <= 128, `the guest held ${opened} files open at once`);
+    assert.ok(opened > 0, reply.body);
+    if (engine === 'v8') assert.ok(opened <= 128, `the guest held ${opened} files open at once`);
+    else console.log(`# on ${engine} the guest held ${opened} files open at once (no per-request bound)`);
     assert.ok((await settledDescriptors()) <= before + SLACK);
   });
 
