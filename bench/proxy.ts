@@ -1,17 +1,19 @@
 /**
  * Proxy benchmark: requests per second, p50/p99 latency and proxy CPU per request for one bare node:http
  * backend ('hello') reached (a) directly, (b) through Tenement (`ten serve` in its own process, routing
- * `bench.hello.localhost` to the backend, which runs as its instance), (c) through nginx configured as in
- * bench/README.md and, for reference, (d) through the smallest node:http proxy (fixtures/min-proxy.mjs). wrk is
- * the load generator; rounds are interleaved and every figure is reported as a ratio within its round.
+ * `bench.hello.localhost` to the backend, which runs as its instance) with one proxy process and with N
+ * (settings.proxy.workers), (c) through nginx configured as in bench/README.md with 1 and N worker processes
+ * and, for reference, (d) through the smallest node:http proxy (fixtures/min-proxy.mjs). wrk is the load
+ * generator; rounds are interleaved and every figure is reported as a ratio within its round.
  *
  *   node --import tsx bench/proxy.ts [--profile]
  *
- * Env: BENCH_ROUNDS (6), BENCH_SECONDS (2), BENCH_CONNECTIONS (32). Many short interleaved slices rather than a
+ * Env: BENCH_ROUNDS (6), BENCH_SECONDS (2), BENCH_CONNECTIONS (32), BENCH_WORKERS (N: the cores, at least 2). Many short interleaved slices rather than a
  * few long ones: on a shared machine the background load changes within seconds, and the median of per-round
  * ratios is what survives it.
  */
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './cpuprofile.ts';
 import {
@@ -43,7 +45,8 @@ import {
 } from './lib.ts';
 
 /** `nodemin` is bench/fixtures/min-proxy.mjs: the floor of a node:http proxy, for reference. */
-export const TARGETS = ['direct', 'tenement', 'nginx', 'nodemin'] as const;
+/** `tenement` and `nginx` run one proxy process (worker), `tenementN` and `nginxN` run N. */
+export const TARGETS = ['direct', 'tenement', 'tenementN', 'nginx', 'nginxN', 'nodemin'] as const;
 export type Target = (typeof TARGETS)[number];
 const HOST = 'bench.hello.localhost';
 const HELLO_APP = path.join(BENCH_DIR, 'fixtures', 'hello.mjs');
@@ -78,9 +81,19 @@ export interface ProxyRatios {
   /** Same with one connection. */
   tenementAddedP50MsSingle: number;
   nginxAddedP50MsSingle: number;
+  /** The same at N workers each. */
+  tenementNVsNginxNRps: number;
+  tenementNVsNginxNCpu: number;
+  tenementNVsTenementRps: number;
+  nginxNVsNginxRps: number;
+  tenementNAddedP50Ms: number;
+  nginxNAddedP50Ms: number;
+  tenementNAddedP50MsSingle: number;
 }
 
 export interface ProxyBenchResult {
+  /** N, the proxy processes of `tenementN` and `nginxN`. */
+  workers: number;
   connections: number;
   seconds: number;
   rounds: ProxyRound[];
@@ -117,6 +130,13 @@ function ratios(round: ProxyRound): ProxyRatios {
     tenementAddedP99Ms: tenement.p99Ms - direct.p99Ms,
     tenementAddedP50MsSingle: round.single.tenement.p50Ms - round.single.direct.p50Ms,
     nginxAddedP50MsSingle: round.single.nginx.p50Ms - round.single.direct.p50Ms,
+    tenementNVsNginxNRps: round.loaded.tenementN.requestsPerSec / round.loaded.nginxN.requestsPerSec,
+    tenementNVsNginxNCpu: (round.loaded.tenementN.proxyCpuUsPerReq ?? NaN) / (round.loaded.nginxN.proxyCpuUsPerReq ?? NaN),
+    tenementNVsTenementRps: round.loaded.tenementN.requestsPerSec / tenement.requestsPerSec,
+    nginxNVsNginxRps: round.loaded.nginxN.requestsPerSec / nginx.requestsPerSec,
+    tenementNAddedP50Ms: round.loaded.tenementN.p50Ms - direct.p50Ms,
+    nginxNAddedP50Ms: round.loaded.nginxN.p50Ms - direct.p50Ms,
+    tenementNAddedP50MsSingle: round.single.tenementN.p50Ms - round.single.direct.p50Ms,
   };
 }
 
@@ -126,17 +146,18 @@ function medianRatios(all: readonly ProxyRatios[]): ProxyRatios {
 }
 
 /** A config for `ten serve`: one service whose single instance is the hello backend on a port we chose. */
-function writeServeConfig(dir: string, backendPort: number): string {
-  const file = path.join(dir, 'tenement.config.json');
+function writeServeConfig(dir: string, backendPort: number, workers = 1, name = 'tenement.config.json'): string {
+  const file = path.join(dir, name);
   const config = {
     settings: {
       domain: 'localhost',
       port: 0,
       listen: '127.0.0.1',
-      dataDir: path.join(dir, 'data'),
+      dataDir: path.join(dir, workers === 1 ? 'data' : `data-${workers}`),
       // A one-port range, so the benchmark knows where the instance listens and can reach it directly.
       portRange: { from: backendPort, to: backendPort },
       healthInterval: '60s',
+      proxy: { workers },
     },
     services: {
       hello: { command: process.execPath, args: [HELLO_APP], health: '/health', idleTimeout: false },
@@ -160,11 +181,42 @@ async function startTenement(config: string, dataDir: string, nodeArgs: readonly
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
+/** nginx as startNginx makes it, then with `workers` worker processes (its config rewritten, reloaded with SIGHUP). */
+async function startNginxWorkers(binary: string, backendPort: number, dir: string, workers: number): Promise<Nginx> {
+  mkdirSync(dir, { recursive: true });
+  const nginx = await startNginx(binary, backendPort, dir, HOST);
+  const conf = path.join(dir, 'nginx.conf');
+  writeFileSync(conf, readFileSync(conf, 'utf8').replace(/worker_processes \d+;/, `worker_processes ${workers};`));
+  process.kill(nginx.child.pid, 'SIGHUP');
+  const deadline = Date.now() + 10_000;
+  // The old worker exits once the new ones run.
+  while (childPids(nginx.child.pid).length !== workers && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  await waitForOk(nginx.port, HOST, 10_000, `nginx with ${workers} workers`);
+  return nginx;
+}
+
+/** ten serve's own processes (it and its proxy workers), not the instances it runs. */
+function proxyProcesses(servePid: number): { proxy: number[]; backend: number[] } {
+  const proxy = [servePid];
+  const backend: number[] = [];
+  for (const pid of childPids(servePid)) {
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+    } catch {
+      continue;
+    }
+    (cmdline.includes('tenement-proxy') || cmdline.includes('worker-main') ? proxy : backend).push(pid);
+  }
+  return { proxy, backend };
+}
+
 export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<ProxyBenchResult> {
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const roundsWanted = options.rounds ?? Number(process.env.BENCH_ROUNDS ?? 6);
   const seconds = options.seconds ?? Number(process.env.BENCH_SECONDS ?? 2);
   const connections = options.connections ?? Number(process.env.BENCH_CONNECTIONS ?? 32);
+  const workers = Number(process.env.BENCH_WORKERS ?? Math.max(2, availableParallelism()));
   const singleSeconds = 1;
   const tools = requireTools();
   const dir = makeTempDir('proxy');
@@ -172,41 +224,71 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
   const config = writeServeConfig(dir, backendPort);
   const dataDir = path.join(dir, 'data');
 
+  // The N-worker ten serve runs its own copy of the backend (one port range each).
+  const backendPortN = await freePort();
+  const configN = writeServeConfig(dir, backendPortN, workers, 'tenement-n.config.json');
   let serve: TenServe | null = null;
+  let serveN: TenServe | null = null;
   let nginx: Nginx | null = null;
+  let nginxN: Nginx | null = null;
   let nodemin: ManagedChild | null = null;
   const warnings: string[] = [];
   try {
     serve = await startTenement(config, dataDir);
     await waitForOk(backendPort, HOST, 5_000, 'the hello backend on its own port');
     nginx = await startNginx(tools.nginx, backendPort, dir, HOST);
+    serveN = await startTenement(configN, path.join(dir, `data-${workers}`));
+    await waitForOk(backendPortN, HOST, 5_000, 'the second hello backend on its own port');
+    nginxN = await startNginxWorkers(tools.nginx, backendPort, path.join(dir, 'nginx-n'), workers);
     const nodeminPort = await freePort();
     nodemin = startChild(process.execPath, [MIN_PROXY], {
       env: { ...process.env, PORT: String(nodeminPort), UPSTREAM_PORT: String(backendPort) },
     });
     await waitForOk(nodeminPort, HOST, 10_000, 'bench/fixtures/min-proxy.mjs');
-    const ports: Record<Target, number> = { direct: backendPort, tenement: serve.port, nginx: nginx.port, nodemin: nodeminPort };
-    // The processes whose CPU time each path costs: the backend is ten serve's child, nginx has a worker.
-    const backendPids = childPids(serve.child.pid);
+    const ports: Record<Target, number> = {
+      direct: backendPort,
+      tenement: serve.port,
+      tenementN: serveN.port,
+      nginx: nginx.port,
+      nginxN: nginxN.port,
+      nodemin: nodeminPort,
+    };
+    // The processes whose CPU time each path costs: the backend is ten serve's child, nginx has workers.
+    const one = proxyProcesses(serve.child.pid);
+    const many = proxyProcesses(serveN.child.pid);
+    if (many.proxy.length !== workers) warnings.push(`ten serve with proxy.workers ${workers} runs ${many.proxy.length} proxy processes`);
+    const backendPids: Record<Target, number[]> = {
+      direct: one.backend,
+      tenement: one.backend,
+      tenementN: many.backend,
+      nginx: one.backend,
+      nginxN: one.backend,
+      nodemin: one.backend,
+    };
     const proxyPids: Record<Target, number[]> = {
       direct: [],
-      tenement: [serve.child.pid],
+      tenement: one.proxy,
+      tenementN: many.proxy,
       nginx: [nginx.child.pid, ...childPids(nginx.child.pid)],
+      nginxN: [nginxN.child.pid, ...childPids(nginxN.child.pid)],
       nodemin: [nodemin.pid],
     };
     const wrk = async (target: Target, conns: number, secs: number): Promise<Sample> => {
       const proxyBefore = cpuMicrosOf(proxyPids[target]);
-      const backendBefore = cpuMicrosOf(backendPids);
+      const backendBefore = cpuMicrosOf(backendPids[target]);
       const result = await runWrk({ binary: tools.wrk, port: ports[target], host: HOST, threads: 1, connections: conns, seconds: secs });
       const requests = Math.max(1, result.requests);
       return {
         ...result,
         proxyCpuUsPerReq: target === 'direct' ? null : (cpuMicrosOf(proxyPids[target]) - proxyBefore) / requests,
-        backendCpuUsPerReq: (cpuMicrosOf(backendPids) - backendBefore) / requests,
+        backendCpuUsPerReq: (cpuMicrosOf(backendPids[target]) - backendBefore) / requests,
       };
     };
 
-    log(`proxy: backend :${backendPort}, ten serve :${serve.port}, nginx :${nginx.port}, min node proxy :${nodeminPort}; wrk -t1 -c${connections} -d${seconds}s, ${roundsWanted} rounds`);
+    log(
+      `proxy: backend :${backendPort} (:${backendPortN} for ${workers} workers), ten serve :${serve.port} and :${serveN.port}, nginx :${nginx.port} and :${nginxN.port}, ` +
+        `min node proxy :${nodeminPort}; N = ${workers} workers; wrk -t1 -c${connections} -d${seconds}s, ${roundsWanted} rounds`,
+    );
     // Warm-up: JIT, connection pools, nginx upstream keep-alive.
     for (const target of TARGETS) await wrk(target, connections, 1);
 
@@ -222,7 +304,7 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
       for (const target of TARGETS) {
         const result = loaded[target];
         log(
-          `  round ${r + 1} ${target.padEnd(8)} ${fmtInt(result.requestsPerSec).padStart(7)} req/s  p50 ${fmt(result.p50Ms)} ms  p99 ${fmt(result.p99Ms)} ms` +
+          `  round ${r + 1} ${target.padEnd(9)} ${fmtInt(result.requestsPerSec).padStart(7)} req/s  p50 ${fmt(result.p50Ms)} ms  p99 ${fmt(result.p99Ms)} ms` +
             `  proxy CPU ${result.proxyCpuUsPerReq === null ? '  -' : fmt(result.proxyCpuUsPerReq, 0).padStart(3)} us/req` +
             `   | c1: ${fmtInt(single[target].requestsPerSec)} req/s p50 ${fmt(single[target].p50Ms, 3)} ms`,
         );
@@ -245,6 +327,7 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
       serve = await startTenement(config, dataDir, ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250']);
       ports.tenement = serve.port;
       proxyPids.tenement = [serve.child.pid];
+      backendPids.tenement = proxyProcesses(serve.child.pid).backend;
       await wrk('tenement', connections, 1);
       const cpuBefore = cpuMicros(serve.child.pid);
       const from = nowUs();
@@ -271,25 +354,46 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
 
     const perRound = rounds.map(ratios);
     const summary = medianRatios(perRound);
+    // Issue 13's goals, against nginx with as many workers.
     const goals: Goal[] = [
       {
-        name: 'proxy added p50 (c' + connections + ')',
+        name: 'proxy added p50 (c' + connections + ', 1 worker)',
         measured: `${fmt(summary.tenementAddedP50Ms)} ms`,
-        goal: '< 0.5 ms',
-        met: summary.tenementAddedP50Ms < 0.5,
+        goal: '< 0.3 ms',
+        met: summary.tenementAddedP50Ms < 0.3,
       },
       {
-        name: 'proxy throughput vs nginx',
+        name: 'proxy throughput vs nginx (1 worker each)',
         measured: fmtPct(summary.tenementVsNginxRps),
-        goal: '>= 70%',
-        met: summary.tenementVsNginxRps >= 0.7,
+        goal: '>= 80%',
+        met: summary.tenementVsNginxRps >= 0.8,
+      },
+      {
+        name: `proxy throughput vs nginx (${workers} workers each)`,
+        measured: fmtPct(summary.tenementNVsNginxNRps),
+        goal: '>= 80%',
+        met: summary.tenementNVsNginxNRps >= 0.8,
+      },
+      {
+        name: 'proxy CPU per request vs nginx (1 worker each)',
+        measured: `${fmt(summary.tenementVsNginxCpu)}x`,
+        goal: '<= 1.5x',
+        met: summary.tenementVsNginxCpu <= 1.5,
+      },
+      {
+        name: `proxy CPU per request vs nginx (${workers} workers each)`,
+        measured: `${fmt(summary.tenementNVsNginxNCpu)}x`,
+        goal: '<= 1.5x',
+        met: summary.tenementNVsNginxNCpu <= 1.5,
       },
     ];
-    return { connections, seconds, rounds, perRound, ratios: summary, goals, warnings, profile, profiledRps, profiledCpuShare };
+    return { workers, connections, seconds, rounds, perRound, ratios: summary, goals, warnings, profile, profiledRps, profiledCpuShare };
   } finally {
     await nginx?.stop();
+    await nginxN?.stop();
     await nodemin?.stop();
     await serve?.stop();
+    await serveN?.stop();
     removeTempDir(dir);
   }
 }
@@ -328,9 +432,21 @@ export function formatProxy(result: ProxyBenchResult): string {
     fmt(r.tenementAddedP50MsSingle, 3),
     fmt(r.nginxAddedP50MsSingle, 3),
   ];
+  const workerRow = (label: string, r: ProxyRatios): string[] => [
+    label,
+    fmt(r.tenementNVsNginxNRps),
+    fmt(r.tenementNVsNginxNCpu),
+    fmt(r.tenementNVsTenementRps),
+    fmt(r.nginxNVsNginxRps),
+    fmt(r.tenementNAddedP50Ms),
+    fmt(r.nginxNAddedP50Ms),
+    fmt(r.tenementNAddedP50MsSingle, 3),
+  ];
+  const workerRows = [...result.perRound.map((r, i) => workerRow(String(i + 1), r)), workerRow('median', result.ratios)];
   const ratioRows = [...result.perRound.map((r, i) => ratioRow(String(i + 1), r)), ratioRow('median', result.ratios)];
   const parts = [
-    `== proxy: wrk -t1 -c${result.connections} -d${result.seconds}s (and -c1 -d1s), same backend for every path ==`,
+    `== proxy: wrk -t1 -c${result.connections} -d${result.seconds}s (and -c1 -d1s), same backend program for every path ==`,
+    `tenement/nginx = one proxy process; tenementN/nginxN = ${result.workers} (tenementN reaches its own copy of the backend);`,
     'nodemin = bench/fixtures/min-proxy.mjs, the smallest node:http + keep-alive Agent proxy (reference floor);',
     'CPU us/req = user+system CPU of the proxy (resp. backend) processes during the run / requests served',
     table(
@@ -356,6 +472,9 @@ export function formatProxy(result: ProxyBenchResult): string {
       ],
       ratioRows,
     ),
+    '',
+    `with ${result.workers} proxy processes each (tenementN: settings.proxy.workers ${result.workers}; nginxN: worker_processes ${result.workers}):`,
+    table(['round', 'tenN/nginxN rps', 'tenN/nginxN cpu', 'tenN/ten rps', 'nginxN/nginx rps', 'tenN +p50', 'nginxN +p50', 'tenN +p50 c1'], workerRows),
   ];
   if (result.warnings.length > 0) parts.push('', ...result.warnings.map((w) => `WARNING: ${w}`));
   if (result.profile) {
