@@ -3,6 +3,8 @@
 // start, components and a missing library fall back to V8 (logged), and native memory does not grow over
 // 100,000 invocations.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -174,5 +176,34 @@ describe('wasmtime fallback to V8', { skip: clangSkip }, () => {
     } finally {
       await kernel.close();
     }
+  });
+});
+
+describe('ten doctor and the wasmtime library', () => {
+  const ten = (args: string[], env: NodeJS.ProcessEnv) =>
+    promisify(execFile)(process.execPath, [path.join(ROOT, 'bin', 'ten.mjs'), ...args], { env: { ...process.env, ...env }, cwd: work, timeout: 120_000 }).then(
+      (done) => ({ code: 0, stdout: done.stdout, stderr: done.stderr }),
+      (failed: { code?: number; stdout?: string; stderr?: string }) => ({ code: failed.code ?? 1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' }),
+    );
+
+  test('reports the engine unusable, with the command that fixes it, where the library is missing', { timeout: 180_000 }, async () => {
+    const missing = path.join(work, 'doctor-no-wasmtime');
+    const result = await ten(['doctor', '--json', '--probe-only'], { TENEMENT_WASMTIME_DIR: missing });
+    const report = JSON.parse(result.stdout) as { wasmtime: { usable: boolean; reason?: string; library: string } };
+    assert.equal(report.wasmtime.usable, false);
+    assert.equal(report.wasmtime.library, path.join(missing, 'libwasmtime.so'));
+    assert.match(report.wasmtime.reason ?? '', /ten doctor --fix wasmtime/);
+  });
+
+  test('reports the engine usable where the library is', { skip, timeout: 180_000 }, async () => {
+    const result = await ten(['doctor', '--json', '--probe-only'], {});
+    const report = JSON.parse(result.stdout) as { wasmtime: { usable: boolean; version: string } };
+    assert.deepEqual([report.wasmtime.usable, report.wasmtime.version], [true, WASMTIME_VERSION]);
+  });
+
+  test('--fix refuses anything but wasmtime', { timeout: 180_000 }, async () => {
+    const result = await ten(['doctor', '--probe-only', '--fix', 'everything'], {});
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr + result.stdout, /--fix: only 'wasmtime' can be fetched/);
   });
 });
