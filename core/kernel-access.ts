@@ -61,6 +61,9 @@ export function kernelAccess(kernel: Kernel): KernelAccess {
         }
         kernel.emit(instanceOf(view), type, reason);
       },
+      touch(view) {
+        instanceOf(view).lastActivity = Date.now();
+      },
     },
     tiers: {
       declare: (tier, traits) => kernel.declareTier(tier, traits),

@@ -89,6 +89,8 @@ export interface Lifecycle {
   failures(instance: InstanceView): number;
   /** An event that is not a transition (`oom`, `storage-warning`...), delivered to every watcher. */
   emit(instance: InstanceView, type: InstanceEventType, reason?: string): void;
+  /** The instance had traffic that did not go through the built-in proxy (an external edge's counters): not idle now. */
+  touch(instance: InstanceView): void;
 }
 
 /** Service configs by name, looked up as own keys (a service named `constructor` is data). */

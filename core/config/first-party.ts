@@ -9,6 +9,7 @@ import { storageServiceFields } from '../../plugins/storage/schema.ts';
 import { otelSettingsFields } from '../../plugins/otel/schema.ts';
 import { tenantMetricsServiceFields } from '../../plugins/tenant-metrics/schema.ts';
 import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
+import { edgeSettingsFields } from '../../plugins/edge-haproxy/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import type { SchemaContribution } from './compose.ts';
 
@@ -26,6 +27,7 @@ export const FIRST_PARTY: readonly SchemaContribution[] = [
   { name: 'otel', settingsFields: otelSettingsFields },
   { name: 'tenant-metrics', serviceFields: tenantMetricsServiceFields },
   { name: 'webhooks', settingsFields: webhooksSettingsFields },
+  { name: 'edge-haproxy', settingsFields: edgeSettingsFields },
 ];
 
 const BY_NAME = new Map(FIRST_PARTY.map((c) => [c.name, c]));

@@ -8,6 +8,7 @@ import { tenantMetricsServiceFields } from '../../plugins/tenant-metrics/schema.
 import { networkServiceFields, networkSettingsFields } from '../../plugins/network/schema.ts';
 import { otelSettingsFields } from '../../plugins/otel/schema.ts';
 import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
+import { edgeSettingsFields } from '../../plugins/edge-haproxy/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
 import { splitCommand } from '../command.ts';
@@ -332,7 +333,7 @@ const firstPartyServiceFields = {
   ...tenantMetricsServiceFields,
   limits: z.strictObject({ ...limits.shape, ...storageServiceFields.limits.unwrap().shape }).optional(),
 };
-const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields, ...otelSettingsFields };
+const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields, ...otelSettingsFields, ...edgeSettingsFields };
 
 /** Everything `ten serve` loads by default, composed: what plugins see as ServiceConfig and Settings. */
 export const FIRST_PARTY_SCHEMA: ComposedSchema = composeSchema(CORE_FIELDS, FIRST_PARTY);

@@ -1,0 +1,82 @@
+/**
+ * HAProxy's runtime API over its stats socket: one connection per batch of commands (`;`-separated, the
+ * non-interactive mode), the answer read to the end. Bounded: a wedged HAProxy fails a call after `timeoutMs`
+ * and an answer over 8 MB is cut (`show stat` with thousands of servers stays far below).
+ */
+import net from 'node:net';
+
+const MAX_ANSWER = 8 * 1024 * 1024;
+
+export class RuntimeApi {
+  constructor(
+    private readonly socket: string,
+    private readonly timeoutMs = 5_000,
+  ) {}
+
+  /** Runs the commands (none may hold ';' or a newline: names and addresses come from validated config). */
+  run(commands: readonly string[]): Promise<string> {
+    for (const command of commands) {
+      if (/[;\n\r]/.test(command)) return Promise.reject(new Error(`refusing a runtime API command with ';' or a newline: ${JSON.stringify(command)}`));
+    }
+    return new Promise((resolve, reject) => {
+      const conn = net.connect(this.socket);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const timer = setTimeout(() => conn.destroy(new Error(`HAProxy's runtime API did not answer within ${this.timeoutMs}ms`)), this.timeoutMs);
+      conn.on('connect', () => conn.end(`${commands.join(';')}\n`));
+      conn.on('data', (chunk: Buffer) => {
+        if (size >= MAX_ANSWER) return;
+        size += chunk.length;
+        chunks.push(chunk);
+      });
+      conn.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      conn.on('close', (hadError) => {
+        clearTimeout(timer);
+        if (!hadError) resolve(Buffer.concat(chunks).toString('utf8'));
+      });
+    });
+  }
+
+  /** HAProxy's worker pid (`show info`): the same pid before and after a change means no reload happened. */
+  async pid(): Promise<number> {
+    const info = await this.run(['show info']);
+    const match = /^Pid: (\d+)$/m.exec(info);
+    if (!match) throw new Error(`no Pid in HAProxy's show info: ${info.slice(0, 200)}`);
+    return Number(match[1]);
+  }
+
+  /** Per server of the backends named by `wanted`: current and total sessions (`show stat`, CSV). */
+  async serverStats(wanted: (backend: string) => boolean): Promise<ServerStat[]> {
+    const csv = await this.run(['show stat']);
+    const lines = csv.split('\n');
+    const header = (lines[0] ?? '').replace(/^# /, '').split(',');
+    const col = (name: string): number => header.indexOf(name);
+    const [px, sv, scur, stot, addr] = [col('pxname'), col('svname'), col('scur'), col('stot'), col('addr')];
+    const stats: ServerStat[] = [];
+    for (const line of lines.slice(1)) {
+      const fields = line.split(',');
+      const backend = fields[px];
+      const server = fields[sv];
+      if (!backend || !server || server === 'FRONTEND' || server === 'BACKEND' || !wanted(backend)) continue;
+      stats.push({ backend, server, current: Number(fields[scur]) || 0, total: Number(fields[stot]) || 0, addr: addr >= 0 ? (fields[addr] ?? '') : '' });
+    }
+    return stats;
+  }
+}
+
+export interface ServerStat {
+  backend: string;
+  server: string;
+  current: number;
+  total: number;
+  addr: string;
+}
+
+/** Fails on an answer HAProxy gives to a command it refused (the runtime API answers errors as text). */
+export function checkAnswer(answer: string): void {
+  const bad = answer.split('\n').find((line) => /^(No such|Unknown command|Invalid|Require|Permission denied|.*not found)/i.test(line.trim()));
+  if (bad) throw new Error(`HAProxy refused a runtime API command: ${bad.trim()}`);
+}
