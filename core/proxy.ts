@@ -205,7 +205,9 @@ export class Proxy {
     socket.on('error', () => socket.destroy());
     // Upgrades are not reported through the `request` hook (a connection, not a request): the context picks,
     // and decides what a refused connection means.
-    await this.tunnel(requestContext(req, true, target, received), req, socket, head, 0);
+    const ctx = requestContext(req, true, target, received);
+    ctx.upgrade = true;
+    await this.tunnel(ctx, req, socket, head, 0);
   }
 
   private async tunnel(ctx: RequestContext, req: IncomingMessage, socket: Duplex, head: Buffer, from: number): Promise<void> {

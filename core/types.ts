@@ -258,6 +258,8 @@ export interface ProxyExchange {
   /** The host name the client asked for (no port, lowercased). */
   readonly hostname: string;
   readonly remoteAddress: string;
+  /** A WebSocket (or other) upgrade: a connection rather than a request, never reported on the `request` hook. */
+  readonly upgrade: boolean;
   /** performance.now() when the request head had been read, before the `route` hook. */
   readonly receivedAt: number;
   /** performance.now() when it was routed to instances (the `request` hook's `durationMs` counts from here). */

@@ -41,6 +41,8 @@ export class RequestContext implements ProxyExchange {
   /** The status the client got; 0 when none was sent. */
   status = 0;
   reported = false;
+  /** Set by the upgrade path: a connection, never reported on the `request` hook. */
+  upgrade = false;
   readonly startedAt = performance.now();
 
   constructor(

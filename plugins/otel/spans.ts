@@ -167,7 +167,8 @@ export class Spans {
   /** `wake` hook, before the plugin that wakes: the request waits from here. */
   wake(request: WakeRequest): void {
     const exchange = request.exchange;
-    if (!exchange) return;
+    // An upgrade is a connection, never reported on the request hook: its span would never end.
+    if (!exchange || exchange.upgrade) return;
     const instance = request.instance;
     const entry = this.requestTrace(exchange, instance);
     if (entry.wake) this.endWake(entry, exchange, 'another candidate was tried');

@@ -13,6 +13,7 @@ import type { OtelSettings } from '../../plugins/otel/schema.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
 import { FIXTURES, echoService, request, servePlugins, waitFor } from '../helpers.ts';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../otlp-receiver.ts';
+import { rawExchange } from '../raw-http.ts';
 import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
 
 const APP = path.join(FIXTURES, 'otel-app.mjs');
@@ -297,5 +298,29 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
       assert.ok(closedIn < 30_000, `shutdown took ${closedIn} ms`);
     }
     await waitFor(() => hanging.posts > 0, 'the hanging collector to have been posted to', 10_000);
+  });
+  test('an upgrade that wakes an instance is not traced as a request: its spawn span is a root, not under a span never sent', async (t) => {
+    const receiver = await startOtlpReceiver();
+    t.after(() => receiver.close());
+    const kernel = await tracedKernel(receiver);
+    try {
+      const instance = await kernel.spawnInstance('app', 'alice');
+      await kernel.hibernate(instance);
+      // The app does not speak WebSocket: it closes the upgraded connection, after the wake that matters here.
+      await rawExchange(
+        kernel,
+        [`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`],
+        () => false,
+        { timeoutMs: 20_000, resetIsClose: true },
+      );
+      await waitFor(() => instance.state === 'running', 'the upgrade to wake the instance', 20_000);
+    } finally {
+      await kernel.close();
+    }
+    const spawns = byName(receiver.spans, 'tenement.spawn');
+    assert.equal(spawns.length, 2, 'the first start and the wake');
+    for (const spawn of spawns) assert.equal(spawn.parentSpanId, '', 'nothing exported waits above it');
+    assert.equal(byName(receiver.spans, 'tenement.wake').length, 0);
+    assert.equal(receiver.spans.filter((s) => s.kind === SERVER && s.name === 'GET').length, 0);
   });
 });
