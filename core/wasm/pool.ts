@@ -82,8 +82,7 @@ export class WasmPool {
     this.channel = new BroadcastChannel(channelName);
     this.channel.unref();
     this.devNull = openSync('/dev/null', 'r+');
-    const engine = wasmtimeEngine();
-    const workerData: WorkerData = { channel: channelName, maxInstances: options.maxInstancesPerWorker ?? 2000, devNull: this.devNull, wasmtime: engine.shared };
+    const workerData: WorkerData = { channel: channelName, maxInstances: options.maxInstancesPerWorker ?? 2000, devNull: this.devNull };
     entry ??= workerEntry();
     this.piscina = new Piscina<WorkerTask, WorkerResult>({
       filename: entry.filename,
@@ -137,7 +136,10 @@ export class WasmPool {
   runWasi(compiled: CompiledModule, options: WasiCallOptions): Promise<Outcome<WasiValue>> {
     if (compiled.engine === 'wasmtime') {
       // The guest traps at its deadline by epoch and the worker lives on; the pool's own deadline, later, is
-      // the backstop for a guest stuck where epochs do not reach (a blocking host call).
+      // the backstop for a guest stuck where epochs do not reach (a blocking host call). The engine is made on
+      // first use (a host serving only V8 never loads the library) and named in each task.
+      const engine = wasmtimeEngine();
+      if (!engine.shared) return Promise.resolve(failure('error', `wasmtime is not usable here: ${engine.reason}`)) as Promise<Outcome<WasiValue>>;
       const submittedAt = now();
       const task = {
         op: 'wasi' as const,
@@ -149,7 +151,7 @@ export class WasmPool {
         stdin: options.stdin,
         dataDir: options.dataDir,
         preopenAs: options.preopenAs,
-        wasmtime: { artifact: compiled.artifact, deadlineAt: submittedAt + options.deadlineMs, deadlineMs: options.deadlineMs },
+        wasmtime: { shared: engine.shared, artifact: compiled.artifact, deadlineAt: submittedAt + options.deadlineMs, deadlineMs: options.deadlineMs },
       };
       return this.dispatch(task, () => task, options.deadlineMs + WASMTIME_BACKSTOP_MS) as Promise<Outcome<WasiValue>>;
     }

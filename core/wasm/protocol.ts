@@ -28,7 +28,7 @@ export interface WasiTask extends TaskBase {
   dataDir: string | null;
   preopenAs: string;
   /** Set: run on wasmtime from this serialized module (no `module` travels); absent: on V8. */
-  wasmtime?: { artifact: string; deadlineAt: number; deadlineMs: number };
+  wasmtime?: { shared: WasmtimeShared; artifact: string; deadlineAt: number; deadlineMs: number };
 }
 
 export interface ComponentTaskBase extends TaskBase {
@@ -86,8 +86,6 @@ export interface WorkerData {
   devNull: number;
   /** Instances one worker keeps at most (least recently used go first). */
   maxInstances: number;
-  /** The process's wasmtime engine, when its library is usable here. */
-  wasmtime: WasmtimeShared | null;
 }
 
 export const now = (): number => performance.timeOrigin + performance.now();

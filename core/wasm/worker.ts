@@ -62,8 +62,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   const startedAt = now();
   if (task.op === 'wasi' && task.wasmtime) {
     const base = { threadId, queueMs: Math.max(0, startedAt - task.submittedAt), evicted: [] as string[], live: 0, instantiated: true };
-    if (!options.wasmtime) return { ...base, ok: false, kind: 'error', message: 'wasmtime is not usable in this pool', logs: [], runMs: 0 };
-    const result = runWasmtimeCommand(options.wasmtime, { ...task, ...task.wasmtime });
+    const result = runWasmtimeCommand(task.wasmtime.shared, { ...task, ...task.wasmtime });
     const runMs = now() - startedAt;
     if (!result.ok) return { ...base, ok: false, kind: result.kind, message: result.message, logs: result.logs, runMs };
     return { ...base, ok: true, value: { exitCode: result.exitCode, stdout: result.stdout }, logs: result.logs, runMs };
