@@ -23,7 +23,7 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-export function ten(args: string[], cwd: string, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Result> {
+export function ten(args: string[], cwd: string, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<Result> {
   return new Promise((resolve) => {
     execFile(process.execPath, [TEN, ...args], { cwd, timeout: timeoutMs, env: cleanEnv(env) }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;

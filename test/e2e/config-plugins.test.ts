@@ -27,7 +27,7 @@ function writeConfig(dir: string, port: number, plugins: string): void {
   );
 }
 
-test("plugins: [['./my-plugin.ts', { options }]] loads in ten serve with its options, as in ten config", { timeout: 120_000 }, async (t) => {
+test("plugins: [['./my-plugin.ts', { options }]] loads in ten serve with its options, as in ten config", { timeout: 300_000 }, async (t) => {
   const dir = tempDir('tenement-config-plugins-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(path.join(dir, 'my-plugin.ts'), PLUGIN);
@@ -45,7 +45,7 @@ test("plugins: [['./my-plugin.ts', { options }]] loads in ten serve with its opt
   assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'seen.json'), 'utf8')), { greeting: 'hi' });
 });
 
-test('a wrong plugin is named by its name and file, or its place in the config, not by its index among the built-in ones', { timeout: 120_000 }, async (t) => {
+test('a wrong plugin is named by its name and file, or its place in the config, not by its index among the built-in ones', { timeout: 300_000 }, async (t) => {
   const dir = tempDir('tenement-config-plugins-bad-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();

@@ -25,7 +25,7 @@ function verify(analyze: string, unit: string): void {
   assert.deepEqual(about, [], 'systemd-analyze verify complained about the unit');
 }
 
-test('ten service install writes a unit with the absolute node, ten and config, a state dir, reload and a stop timeout above the drain', { timeout: 120_000 }, async (t) => {
+test('ten service install writes a unit with the absolute node, ten and config, a state dir, reload and a stop timeout above the drain', { timeout: 300_000 }, async (t) => {
   const dir = tempDir('tenement-service-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const appDir = path.join(dir, 'my app%1');
