@@ -289,8 +289,9 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
       `proxy: backend :${backendPort} (:${backendPortN} for ${workers} workers), ten serve :${serve.port} and :${serveN.port}, nginx :${nginx.port} and :${nginxN.port}, ` +
         `min node proxy :${nodeminPort}; N = ${workers} workers; wrk -t1 -c${connections} -d${seconds}s, ${roundsWanted} rounds`,
     );
-    // Warm-up: JIT, connection pools, nginx upstream keep-alive.
-    for (const target of TARGETS) await wrk(target, connections, 1);
+    // Warm-up: JIT (each of ten serve's proxy processes compiles its own hot path: measured, a proxy worker's CPU
+    // per request takes a few seconds of load to settle), connection pools, nginx upstream keep-alive.
+    for (const target of TARGETS) await wrk(target, connections, target === 'tenementN' ? 3 : 1);
 
     const rounds: ProxyRound[] = [];
     for (let r = 0; r < roundsWanted; r++) {
