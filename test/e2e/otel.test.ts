@@ -323,4 +323,42 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
     assert.equal(byName(receiver.spans, 'tenement.wake').length, 0);
     assert.equal(receiver.spans.filter((s) => s.kind === SERVER && s.name === 'GET').length, 0);
   });
+  test('a crash is a restart span with its spawn under it; periodic health checks are spans of their own', async (t) => {
+    const receiver = await startOtlpReceiver();
+    t.after(() => receiver.close());
+    const kernel = await createTestKernel({
+      plugins: [...servePlugins, otel],
+      config: {
+        settings: { otel: { endpoint: receiver.url }, healthInterval: '100ms' },
+        services: { app: { command: process.execPath, args: [APP], health: '/health', idleTimeout: false, backoff: { base: '50ms', max: '100ms' } } },
+      },
+    });
+    try {
+      const instance = await kernel.spawnInstance('app', 'alice');
+      const pid = instance.handle!.pid!;
+      process.kill(pid, 'SIGKILL');
+      await waitFor(() => instance.state === 'running' && instance.handle?.pid !== pid, 'the instance to be restarted', 20_000);
+      // Periodic checks every 100 ms; exported within the batch delay (1 s), before the kernel closes.
+      await waitFor(() => byName(receiver.spans, 'tenement.health').length >= 2, 'health check spans to be exported', 20_000);
+    } finally {
+      await kernel.close();
+    }
+    const restart = one(receiver.spans, 'restart', (s) => s.name === 'tenement.restart');
+    assert.equal(restart.parentSpanId, '');
+    assert.equal(restart.attributes['tenement.instance'], 'alice');
+    assert.equal(restart.attributes['tenement.from'], 'running');
+    assert.match(String(restart.attributes['tenement.reason']), /SIGKILL|signal|exit/i);
+    assert.equal(restart.status.code, 0, 'running again: the restart succeeded');
+    const respawn = one(receiver.spans, 'spawn under the restart', (s) => s.name === 'tenement.spawn' && s.parentSpanId === restart.spanId);
+    assert.equal(respawn.traceId, restart.traceId);
+    const health = byName(receiver.spans, 'tenement.health');
+    assert.ok(health.length >= 2, `periodic health checks were traced (${health.length})`);
+    for (const span of health) {
+      assert.equal(span.parentSpanId, '', 'a health check is a root span');
+      assert.equal(span.attributes['tenement.health.kind'], 'http');
+      assert.equal(span.attributes['url.path'], '/health');
+      assert.equal(span.attributes['tenement.service'], 'app');
+      assert.ok(span.endNs >= span.startNs, 'a health span does not end before it starts');
+    }
+  });
 });
