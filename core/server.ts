@@ -33,7 +33,7 @@ export interface TenementServer {
   /** Destroys the connections still open (after instances are stopped, nothing more will come on them). */
   terminate(): void;
   /** The proxy workers (settings.proxy.workers): their pids, requests they served, connections they handed back. */
-  proxyWorkers(): { pids: number[]; requests: number; handedBack: number };
+  proxyWorkers(): { pids: number[]; requests: number; handedBack: number; connections: number };
   /** Resolves once every proxy worker has applied the routing changes made so far (at once with none). */
   proxyWorkersSynced(): Promise<void>;
 }
@@ -135,7 +135,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       pool.close();
     },
     proxyWorkersSynced: () => workers?.synced() ?? Promise.resolve(),
-    proxyWorkers: () => ({ pids: workers?.pids ?? [], requests: workers?.requests ?? 0, handedBack: workers?.handedBack ?? 0 }),
+    proxyWorkers: () => ({ pids: workers?.pids ?? [], requests: workers?.requests ?? 0, handedBack: workers?.handedBack ?? 0, connections: workers?.connections ?? 0 }),
     terminate() {
       workers?.terminate();
       dataPlane?.closeAllConnections();

@@ -17,6 +17,9 @@ export function createDataPlane(context: DataPlaneContext): DataPlane {
   });
   return {
     server,
+    get connectionCount() {
+      return connections.size;
+    },
     closeIdleConnections() {
       for (const connection of connections) if (connection.idle) connection.socket.destroy();
     },
@@ -28,6 +31,8 @@ export function createDataPlane(context: DataPlaneContext): DataPlane {
 
 export interface DataPlane {
   server: net.Server;
+  /** Connections it holds now (handed-over ones are no longer its own). */
+  readonly connectionCount: number;
   /** Closes kept-alive connections with no request in progress (so a server close does not wait for them). */
   closeIdleConnections(): void;
   closeAllConnections(): void;

@@ -194,6 +194,9 @@ describe('proxy workers', { timeout: 180_000 }, () => {
       // More names than a worker mirrors: it starts over, it does not grow.
       await Promise.all(Array.from({ length: 300 }, (_, i) => request(kernel, `n${i}.echo.localhost`, '/').then((r) => assert.equal(r.status, 404))));
       assert.equal((await request(kernel, HOST, '/pid')).status, 200);
+      // Every connection it handed back is forgotten there (the kernel's process owns it now).
+      assert.ok(kernel.server.proxyWorkers().handedBack >= 1, 'the worker handed some back');
+      await waitFor(async () => (await kernel.server.proxyWorkersSynced(), kernel.server.proxyWorkers().connections === 0), 'the worker to hold no connection', 10_000);
     } finally {
       await kernel.close();
     }

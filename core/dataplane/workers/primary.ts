@@ -20,6 +20,8 @@ interface Worker {
   child: ChildProcess;
   /** Per instance key, the requests this worker said are in flight (given back if it dies). */
   inFlight: Map<string, number>;
+  /** Client connections it held when it last answered a sync. */
+  connections: number;
 }
 
 /** Replacements allowed in RESPAWN_WINDOW_MS; past that a crashing worker stays down (the kernel's process serves). */
@@ -89,6 +91,13 @@ export class ProxyWorkers {
   requests = 0;
   handedBack = 0;
 
+  /** Client connections the workers held when they last answered `synced()`. */
+  get connections(): number {
+    let total = 0;
+    for (const worker of this.workers) total += worker.connections;
+    return total;
+  }
+
   /** Process ids of the running workers. */
   get pids(): number[] {
     return [...this.workers].flatMap((w) => (w.child.pid === undefined ? [] : [w.child.pid]));
@@ -108,7 +117,7 @@ export class ProxyWorkers {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, TENEMENT_PROXY_WORKER: '1' },
     });
-    const worker: Worker = { child, inFlight: new Map() };
+    const worker: Worker = { child, inFlight: new Map(), connections: 0 };
     this.workers.add(worker);
     const ready = new Promise<void>((resolve) => {
       const done = (): void => resolve();
@@ -179,6 +188,7 @@ export class ProxyWorkers {
   private onMessage(worker: Worker, message: FromWorker, handle: unknown): void {
     switch (message.t) {
       case 'synced':
+        worker.connections = Number(message.connections) || 0;
         return this.settleSync(worker, message.id);
       case 'route':
         return this.answerRoute(worker, message.id, message.hostname, message.remoteAddress);

@@ -39,7 +39,8 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: 'ready' }
-  | { t: 'synced'; id: number }
+  /** `connections`: the client connections the worker holds (for tests: handed-back ones are not held). */
+  | { t: 'synced'; id: number; connections: number }
   | { t: 'route'; id: number; hostname: string; remoteAddress: string }
   /** A connection handed back (with the socket): `bytes` are what the worker read of it and did not serve. */
   | { t: 'connection'; bytes: Uint8Array }

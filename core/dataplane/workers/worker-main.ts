@@ -26,7 +26,9 @@ const MAX_INSTANCES = 16_384;
 
 const send = (message: FromWorker, handle?: net.Socket): void => {
   if (!process.connected) return;
-  if (handle) process.send!(message, handle, { keepOpen: false }, (error) => error && handle.destroy());
+  // Once sent (a handle waits its turn behind one in flight), the socket object here has no handle left: destroyed,
+  // it emits close, so the data plane forgets the connection.
+  if (handle) process.send!(message, handle, { keepOpen: false }, () => handle.destroy());
   else process.send!(message);
 };
 
@@ -215,7 +217,7 @@ process.on('message', (message: ToWorker | { t: 'listen' }, handle?: unknown) =>
       return;
     case 'sync':
       routes.clear();
-      send({ t: 'synced', id: message.id });
+      send({ t: 'synced', id: message.id, connections: dataPlane.connectionCount });
       return;
     case 'route':
       waiting.get(message.id)?.(message.route);
