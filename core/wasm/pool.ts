@@ -153,7 +153,7 @@ export class WasmPool {
         preopenAs: options.preopenAs,
         wasmtime: { shared: engine.shared, artifact: compiled.artifact, deadlineAt: submittedAt + options.deadlineMs, deadlineMs: options.deadlineMs },
       };
-      return this.dispatch(task, () => task, options.deadlineMs + WASMTIME_BACKSTOP_MS) as Promise<Outcome<WasiValue>>;
+      return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS) as Promise<Outcome<WasiValue>>;
     }
     const task = {
       op: 'wasi' as const,
@@ -209,16 +209,20 @@ export class WasmPool {
     return { hash, instanceKey, generation: this.generations.get(instanceKey) ?? 0, submittedAt: now() };
   }
 
-  private async dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number): Promise<WasmCallOutcome> {
+  /** `backstopMs`: the worker enforces the deadline itself (wasmtime); it is terminated only this much later. */
+  private async dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number, backstopMs = 0): Promise<WasmCallOutcome> {
     if (this.closed) return failure('error', 'the wasm pool is closed');
     const submittedAt = now();
     let lane = this.share.enter(task.instanceKey);
     if (lane === null && this.share.waiting >= this.maxQueue) {
       return failure('overloaded', `the wasm pool queue is full (${this.share.waiting} waiting)`);
     }
-    const deadline = new Deadline(deadlineMs);
+    const deadline = new Deadline(deadlineMs + backstopMs);
     if (lane === null) {
-      lane = await this.share.wait(task.instanceKey, deadline);
+      // Waiting for a thread ends at the deadline itself, backstop or not.
+      const waitDeadline = backstopMs > 0 ? new Deadline(deadlineMs) : deadline;
+      lane = await this.share.wait(task.instanceKey, waitDeadline);
+      if (waitDeadline !== deadline) waitDeadline.clear();
       if (lane === null) {
         deadline.clear();
         return failure('timeout', `deadline of ${deadlineMs}ms passed while waiting for a thread (${this.maxThreadsPerKey} of ${this.threads} may run for one instance at once)`);
