@@ -16,6 +16,10 @@ import { ROOT, fmt, isMain, makeTempDir, median, removeTempDir, startTenServe, t
 export interface CliCase {
   name: string;
   medianMs: number;
+  /** Median user + system CPU time of the process, ms (null without python3 to read it). */
+  cpuMs: number | null;
+  /** CPU time against `node -e ''`'s: steady on a loaded machine, where wall time mostly measures waiting. */
+  cpuVsNode: number | null;
   /** Against `node -e ''`. */
   vsNode: number;
   /** Against `node --import tsx -e ''`. */
@@ -67,6 +71,25 @@ function timeOnce(command: Command, cwd: string, env: NodeJS.ProcessEnv): Promis
   });
 }
 
+/**
+ * The CPU time (user + system) a command's process used, in ms, read with getrusage(RUSAGE_CHILDREN) by a small
+ * python3 parent (Node has no way to read a child's rusage). Resolves null when python3 is missing.
+ */
+const CPU_READER = 'import resource,subprocess,sys\nr=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)\nu=resource.getrusage(resource.RUSAGE_CHILDREN)\nprint((u.ru_utime+u.ru_stime)*1000)\nsys.exit(r.returncode)';
+function cpuOnce(command: Command, cwd: string, env: NodeJS.ProcessEnv): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', ['-c', CPU_READER, process.execPath, ...command.args], { cwd: command.cwd ?? cwd, env, stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.once('error', () => resolve(null));
+    child.once('close', (code) => {
+      const ms = Number(stdout.trim());
+      if (code === 0 && Number.isFinite(ms)) resolve(ms);
+      else reject(new Error(`${command.name} (CPU time) exited ${code}`));
+    });
+  });
+}
+
 /** `ten serve` with no services on a free loopback port, for `ten ps`, or why it could not start. */
 async function startServer(dir: string, script: string): Promise<{ serve: TenServe; config: string; token: string } | { error: string }> {
   const dataDir = path.join(dir, 'data');
@@ -102,7 +125,7 @@ export async function runCliBench(): Promise<CliBenchResult> {
       // With --token nothing local is read; with only --config the token comes from the config's dataDir.
       commands.push(
         // From a folder with no config: the server is the current context `ten serve` recorded.
-        { name: 'ten ps (context)', args: [TEN_BIN, 'ps'], cwd: dir },
+        { name: 'ten ps (context)', args: [TEN_BIN, 'ps'], cwd: makeTempDir('cli-no-config') },
         { name: 'ten ps --server --token', args: [TEN_BIN, 'ps', '--server', url, '--token', server.token] },
         { name: 'ten ps --server --config', args: [TEN_BIN, 'ps', '--server', url, '--config', server.config] },
       );
@@ -111,6 +134,7 @@ export async function runCliBench(): Promise<CliBenchResult> {
     }
 
     const samples = new Map<string, number[]>(commands.map((c) => [c.name, []]));
+    const cpuSamples = new Map<string, number[]>(commands.map((c) => [c.name, []]));
     // One warm-up round (page cache, tsx's transform cache), not kept.
     const env = cleanEnv(path.join(dir, 'xdg-config'));
     for (const command of commands) await timeOnce(command, ROOT, env);
@@ -119,19 +143,28 @@ export async function runCliBench(): Promise<CliBenchResult> {
       for (let i = 0; i < commands.length; i++) {
         const command = commands[(i + round) % commands.length]!;
         samples.get(command.name)!.push(await timeOnce(command, ROOT, env));
+        const cpu = await cpuOnce(command, ROOT, env);
+        if (cpu !== null) cpuSamples.get(command.name)!.push(cpu);
       }
     }
 
     const nodeMs = median(samples.get(commands[0]!.name)!);
     const tsxMs = median(samples.get(commands[1]!.name)!);
+    const cpuMedian = (name: string): number | null => (cpuSamples.get(name)!.length > 0 ? median(cpuSamples.get(name)!) : null);
+    const nodeCpu = cpuMedian(commands[0]!.name);
     const cases = commands.map((c) => {
       const ms = median(samples.get(c.name)!);
-      return { name: c.name, medianMs: ms, vsNode: ms / nodeMs, vsTsx: ms / tsxMs };
+      const cpuMs = cpuMedian(c.name);
+      return { name: c.name, medianMs: ms, cpuMs, cpuVsNode: cpuMs !== null && nodeCpu ? cpuMs / nodeCpu : null, vsNode: ms / nodeMs, vsTsx: ms / tsxMs };
     });
     const goals: Goal[] = [];
     if (entry.compiled) {
+      // Judged on wall time, and on CPU time when it is known: on a loaded machine wall time mostly measures waiting.
       for (const c of cases.filter((c) => c.name === 'ten --help' || c.name.startsWith('ten ps'))) {
-        goals.push({ name: `\`${c.name}\` vs node -e ''`, measured: `${fmt(c.vsNode)}x`, goal: `<= ${COMPILED_GOAL}x`, met: c.vsNode <= COMPILED_GOAL });
+        goals.push({ name: `\`${c.name}\` wall time vs node -e ''`, measured: `${fmt(c.vsNode)}x`, goal: `<= ${COMPILED_GOAL}x`, met: c.vsNode <= COMPILED_GOAL });
+        if (c.cpuVsNode !== null) {
+          goals.push({ name: `\`${c.name}\` CPU time vs node -e ''`, measured: `${fmt(c.cpuVsNode)}x`, goal: `<= ${COMPILED_GOAL}x`, met: c.cpuVsNode <= COMPILED_GOAL });
+        }
       }
     } else {
       const helps = cases.filter((c) => c.name.endsWith('--help'));
@@ -146,10 +179,17 @@ export async function runCliBench(): Promise<CliBenchResult> {
 }
 
 export function formatCli(r: CliBenchResult): string {
-  const rows = r.cases.map((c) => [c.name, `${fmt(c.medianMs, 0)} ms`, `${fmt(c.vsNode)}x`, `${fmt(c.vsTsx)}x`]);
+  const rows = r.cases.map((c) => [
+    c.name,
+    `${fmt(c.medianMs, 0)} ms`,
+    `${fmt(c.vsNode)}x`,
+    `${fmt(c.vsTsx)}x`,
+    c.cpuMs === null ? '-' : `${fmt(c.cpuMs, 0)} ms`,
+    c.cpuVsNode === null ? '-' : `${fmt(c.cpuVsNode)}x`,
+  ]);
   return [
     `== ten start-up: median wall time of ${r.runs} fresh processes each; ${r.measured} ==`,
-    table(['command', 'median', "vs node -e ''", 'vs node+tsx'], rows),
+    table(['command', 'median', "vs node -e ''", 'vs node+tsx', 'CPU', "CPU vs node -e ''"], rows),
   ].join('\n');
 }
 
