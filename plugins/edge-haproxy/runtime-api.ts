@@ -54,14 +54,14 @@ export class RuntimeApi {
     const lines = csv.split('\n');
     const header = (lines[0] ?? '').replace(/^# /, '').split(',');
     const col = (name: string): number => header.indexOf(name);
-    const [px, sv, scur, stot, addr] = [col('pxname'), col('svname'), col('scur'), col('stot'), col('addr')];
+    const [px, sv, scur, stot, addr, weight] = [col('pxname'), col('svname'), col('scur'), col('stot'), col('addr'), col('weight')];
     const stats: ServerStat[] = [];
     for (const line of lines.slice(1)) {
       const fields = line.split(',');
       const backend = fields[px];
       const server = fields[sv];
       if (!backend || !server || server === 'FRONTEND' || server === 'BACKEND' || !wanted(backend)) continue;
-      stats.push({ backend, server, current: Number(fields[scur]) || 0, total: Number(fields[stot]) || 0, addr: addr >= 0 ? (fields[addr] ?? '') : '' });
+      stats.push({ backend, server, current: Number(fields[scur]) || 0, total: Number(fields[stot]) || 0, addr: addr >= 0 ? (fields[addr] ?? '') : '', weight: Number(fields[weight]) || 0 });
     }
     return stats;
   }
@@ -73,6 +73,7 @@ export interface ServerStat {
   current: number;
   total: number;
   addr: string;
+  weight: number;
 }
 
 /** Fails on an answer HAProxy gives to a command it refused (the runtime API answers errors as text). */

@@ -8,7 +8,8 @@ import { createTestKernel } from '../../core/test-kernel.ts';
 import type { ConfigInput } from '../../core/config/schema.ts';
 import edgeHaproxy from '../../plugins/edge-haproxy/index.ts';
 import { RuntimeApi } from '../../plugins/edge-haproxy/runtime-api.ts';
-import { echoService, freePort, onPath, request, servePlugins, waitFor } from '../helpers.ts';
+import { echoService, freePort, onPath, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
+import { rawExchange } from '../raw-http.ts';
 
 const skip = onPath('haproxy') ? false : 'haproxy is not installed (apt-get install haproxy): the HAProxy edge cannot be tested';
 
@@ -78,5 +79,132 @@ describe('HAProxy edge', { skip, timeout: 180_000 }, () => {
     const echoed = JSON.parse((await request(e.edge, 'alice.echo.localhost', '/echo')).body) as { headers: Record<string, string> };
     assert.equal(echoed.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(echoed.headers['x-forwarded-proto'], 'http');
+  });
+
+  test('a weight change is applied over the runtime API, without a reload (same haproxy worker pid)', async (t) => {
+    const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) });
+    await e.kernel.spawnInstance('echo', 'alice');
+    await e.kernel.spawnInstance('echo', 'bob');
+    await untilDirect(e, 'echo', 'alice');
+    await untilDirect(e, 'echo', 'bob');
+    // The two spawns changed the backends: wait for that reload to be over before taking the pid.
+    await sleep(500);
+    const pid = await e.api.pid();
+    const bob = e.kernel.instances.get('echo', 'bob')!;
+    e.kernel.setWeight(e.kernel.instances.get('echo', 'alice')! as never, 0);
+    await waitFor(
+      async () => (await e.api.serverStats((b) => b === 's.echo')).some((s) => s.server === 'alice' && s.weight === 0),
+      "haproxy to give alice's server weight 0",
+      10_000,
+    );
+    assert.equal(await e.api.pid(), pid, 'no reload: the same haproxy worker');
+    for (let i = 0; i < 6; i++) {
+      const reply = await request(e.edge, 'echo.localhost', '/pid');
+      assert.equal(reply.status, 200);
+      assert.equal(Number(reply.body), bob.handle?.pid, 'weight 0: never alice');
+    }
+  });
+
+  test('a hibernated instance is woken through the activator: a herd gives one spawn, then traffic goes direct', async (t) => {
+    const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) });
+    const events = recordEvents(e.kernel);
+    const alice = await e.kernel.spawnInstance('echo', 'alice');
+    await untilDirect(e, 'echo', 'alice');
+    await e.kernel.hibernate(alice, 'test');
+    const activatorPort = new URL(e.kernel.url).port;
+    await waitFor(
+      async () => (await e.api.serverStats((b) => b === 'i.echo.alice')).every((s) => s.addr.endsWith(`:${activatorPort}`)),
+      "haproxy to send alice's traffic to the activator",
+      10_000,
+    );
+    const spawnsBefore = events.filter((ev) => ev.instance === 'echo:alice' && ev.type === 'spawned').length;
+    const herd = await Promise.all(Array.from({ length: 16 }, () => request(e.edge, 'alice.echo.localhost', '/pid')));
+    for (const reply of herd) assert.equal(reply.status, 200, reply.body);
+    assert.equal(new Set(herd.map((r) => r.body)).size, 1, 'every waiting request answered by the one woken process');
+    assert.equal(events.filter((ev) => ev.instance === 'echo:alice' && ev.type === 'spawned').length - spawnsBefore, 1, 'one spawn for the herd');
+    assert.ok(e.viaActivator.filter((k) => k === 'echo:alice').length >= 1, 'the herd went through the activator');
+
+    await untilDirect(e, 'echo', 'alice');
+    const viaBefore = e.viaActivator.length;
+    const totalOf = async (): Promise<number> => (await e.api.serverStats((b) => b === 'i.echo.alice')).reduce((n, s) => n + s.total, 0);
+    const sessionsBefore = await totalOf();
+    for (let i = 0; i < 5; i++) assert.equal((await request(e.edge, 'alice.echo.localhost', '/pid')).status, 200);
+    assert.equal(e.viaActivator.length, viaBefore, 'after the wake, not through the activator');
+    assert.ok((await totalOf()) - sessionsBefore >= 5, "haproxy's counters for alice's direct server grew");
+  });
+
+  test('an instance reached only through haproxy stays up while it has traffic and hibernates once idle', async (t) => {
+    const e = await startEdge(t, { echo: echoService({ idleTimeout: '2s' }) });
+    const alice = await e.kernel.spawnInstance('echo', 'alice');
+    await untilDirect(e, 'echo', 'alice');
+    const viaBefore = e.viaActivator.length;
+    const until = Date.now() + 5_000;
+    while (Date.now() < until) {
+      assert.equal((await request(e.edge, 'alice.echo.localhost', '/pid')).status, 200);
+      assert.equal(alice.state, 'running', 'not hibernated while haproxy carries its traffic');
+      await sleep(100);
+    }
+    assert.equal(e.viaActivator.length, viaBefore, 'the built-in proxy saw none of it: only the counters kept it awake');
+    await waitFor(() => alice.state === 'hibernated', 'alice to hibernate once idle', 30_000);
+  });
+
+  test('framing attacks are refused or re-framed by haproxy; nothing ambiguous reaches an instance', async (t) => {
+    const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) });
+    await e.kernel.spawnInstance('echo', 'a');
+    await untilDirect(e, 'echo', 'a');
+    const H = 'a.echo.localhost';
+    const hidden = `GET /pid HTTP/1.1\r\nHost: ${H}\r\n\r\n`;
+    const chunked = `0\r\n\r\n${hidden}`;
+    const send = (text: string) => rawExchange(e.edge, [text], () => false, { timeoutMs: 3_000, resetIsClose: true }).catch((error: Error) => ({ text: error.message, closed: false }));
+    const answers = (text: string): number => (text.match(/HTTP\/1\.1 \d{3}/g) ?? []).length;
+
+    // Refused by HAProxy itself (its own 400 page, not a TNM_ERR code): conflicting Content-Lengths, an
+    // obfuscated Transfer-Encoding, whitespace before the colon.
+    for (const attack of [
+      `POST /digest HTTP/1.1\r\nHost: ${H}\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhelloo${hidden}`,
+      `POST /digest HTTP/1.1\r\nHost: ${H}\r\nContent-Length: ${chunked.length}\r\nTransfer-Encoding: xchunked\r\n\r\n${chunked}`,
+      `POST /digest HTTP/1.1\r\nHost: ${H}\r\nTransfer-Encoding : chunked\r\nContent-Length: ${chunked.length}\r\n\r\n${chunked}`,
+    ]) {
+      const reply = await send(attack);
+      assert.match(reply.text, /^HTTP\/1\.1 400 /, attack);
+      assert.equal(answers(reply.text), 1, 'nothing smuggled behind it');
+    }
+
+    // CL+TE: HAProxy drops Content-Length, reads the chunked body (empty), and closes the connection after the
+    // answer, so the request hidden behind the chunks is never parsed (the built-in proxy refuses it with 400).
+    const clte = await send(`POST /digest HTTP/1.1\r\nHost: ${H}\r\nContent-Length: ${chunked.length}\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`);
+    assert.equal(answers(clte.text), 1, `one answer, the hidden GET never served:\n${clte.text}`);
+    assert.match(clte.text, /"bytes":0,/);
+    assert.match(clte.text, /"contentLength":null,"transferEncoding":"chunked"/, 'the instance saw one framing only');
+
+    // obs-fold: HAProxy unfolds the line into the previous header's value, so the folded Transfer-Encoding is
+    // data, the request is framed by its Content-Length alone (the built-in proxy refuses obs-fold with 400).
+    const fold = await send(`POST /digest HTTP/1.1\r\nHost: ${H}\r\nX-A: a\r\n Transfer-Encoding: chunked\r\nContent-Length: ${chunked.length}\r\nConnection: close\r\n\r\n${chunked}`);
+    assert.equal(answers(fold.text), 1, fold.text);
+    assert.match(fold.text, new RegExp(`"bytes":${chunked.length},`));
+    assert.match(fold.text, /"transferEncoding":null/);
+
+    // Bare LF line ends: HAProxy reads them as line ends and sends the instance a CRLF head (the built-in proxy
+    // refuses with 400); a header hidden after a bare LF is a header for both, so no desync.
+    const lf = await send(`GET /echo HTTP/1.1\nHost: ${H}\nX-A: a\nConnection: close\n\n`);
+    assert.equal(answers(lf.text), 1, lf.text);
+    assert.match(lf.text, /^HTTP\/1\.1 200 /);
+  });
+
+  test('unknown hosts get the built-in edge\'s coded errors (answered by the activator)', async (t) => {
+    const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) });
+    const cases: Array<[string, number, string]> = [
+      ['nope.example.org', 404, 'TNM_ERR_UNKNOWN_HOST'],
+      ['zz.nosvc.localhost', 404, 'TNM_ERR_UNKNOWN_SERVICE'],
+      ['a.b.c.localhost', 400, 'TNM_ERR_BAD_HOST'],
+      ['ghost.echo.localhost', 404, 'TNM_ERR_UNKNOWN_INSTANCE'],
+    ];
+    for (const [host, status, code] of cases) {
+      const viaEdge = await request(e.edge, host, '/');
+      const viaBuiltin = await request(e.kernel, host, '/');
+      assert.equal(viaEdge.status, status, `${host}: ${viaEdge.body}`);
+      assert.equal(viaEdge.status, viaBuiltin.status, host);
+      assert.equal((JSON.parse(viaEdge.body) as { error: { code: string } }).error.code, code);
+    }
   });
 });
