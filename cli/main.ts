@@ -22,6 +22,8 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
+const TOP_LEVEL_FLAGS = new Set(['-h', '--help', '-V', '--version']);
+
 const program = new Command()
   .name('ten')
   .description('Tenement: one server, many tenants. Runs one copy of your app per customer behind subdomain routing.')
@@ -31,11 +33,16 @@ const program = new Command()
     outputError: (text, write) => write(`ten: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
   });
 
-/** The command a `ten` call names (`ten help <name>` too); undefined for `ten`, `ten --help`, `ten --version`. */
+/**
+ * The command a `ten` call names (`ten help <name>` too); undefined for `ten`, `ten --help`, `ten --version` and
+ * those flags before a name (`ten --help ps` is the overview, as commander reads it).
+ */
 function commandName(args: readonly string[]): string | undefined {
-  const first = args.find((arg) => !arg.startsWith('-'));
+  const at = args.findIndex((arg) => !arg.startsWith('-'));
+  if (at === -1 || args.slice(0, at).some((arg) => TOP_LEVEL_FLAGS.has(arg))) return undefined;
+  const first = args[at];
   if (first !== 'help') return first;
-  return args.slice(args.indexOf('help') + 1).find((arg) => !arg.startsWith('-')) ?? first;
+  return args.slice(at + 1).find((arg) => !arg.startsWith('-')) ?? first;
 }
 
 const name = commandName(process.argv.slice(2));

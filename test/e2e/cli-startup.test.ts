@@ -72,6 +72,10 @@ test('ten --help loads no command module: it lists cli/command-table.ts; ten ps 
   assert.equal(help.code, 0);
   for (const name of ['serve', 'ps', 'spawn', 'context']) assert.match(help.stdout, new RegExp(`^  ${name} .*${COMMANDS.get(name)!.description.slice(0, 20).replace(/[{}()]/g, '.')}`, 'm'));
   assert.deepEqual(help.loaded.filter((file) => /cli\/commands\//.test(file)), [], 'ten --help loaded command modules');
+  // A help flag before the name is the overview (commander's reading), with every command, not just that one.
+  const overview = await loadedBy(['--help', 'ps']);
+  assert.equal(overview.code, 0);
+  for (const name of COMMANDS.keys()) assert.match(overview.stdout, new RegExp(`^  ${name}\\b`, 'm'), `ten --help ps lists ${name}`);
   const ps = await loadedBy(['ps', '--help']);
   assert.equal(ps.code, 0);
   const commands = ps.loaded.filter((file) => /cli\/commands\//.test(file)).map((file) => path.basename(file).replace(/\.[jt]s$/, ''));
