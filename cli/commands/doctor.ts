@@ -10,6 +10,7 @@ import { color, out, printJson } from '../output.ts';
 import type { TierCheckOptions, TierReport } from '../tier-check.ts';
 import { examples } from './common.ts';
 import { fetchWasmtime, wasmtimeStatus, type WasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
+import { checkHaproxy, type HaproxyCheck } from '../../plugins/edge-haproxy/check.ts';
 
 /**
  * Programs Tenement itself runs (a tier, a feature), the Debian package that provides each, and a file that runs
@@ -26,6 +27,7 @@ export const TOOLS: ReadonlyArray<{ name: string; package: string | null; purpos
   { name: 'ip', package: 'iproute2', purpose: "network: 'private' (namespaces and veths)", usedBy: 'plugins/network/commands.ts' },
   { name: 'nft', package: 'nftables', purpose: 'egress rules and outbound NAT of private networks', usedBy: 'plugins/network/commands.ts' },
   { name: 'mkfs.ext4', package: 'e2fsprogs', purpose: 'limits.storage (a loop-mounted ext4 image per instance)', usedBy: 'plugins/storage/ext4.ts' },
+  { name: 'haproxy', package: 'haproxy', purpose: "settings.edge: 'haproxy' (the production edge, docs/edge.md)", usedBy: 'plugins/edge-haproxy/check.ts' },
 ];
 
 export interface DoctorReport {
@@ -36,6 +38,8 @@ export interface DoctorReport {
   kvm: boolean;
   /** The wasm tier's wasmtime engine: usable, or why not (`ten doctor --fix wasmtime` fetches it). */
   wasmtime: WasmtimeStatus;
+  /** The HAProxy edge: binary, version, and whether it is 2.6 or later. */
+  haproxy: HaproxyCheck;
   tools: Array<{ name: string; found: boolean; path: string | null; package: string | null; install: string; purpose: string }>;
 }
 
@@ -82,6 +86,7 @@ export async function diagnose(options: TierCheckOptions = {}): Promise<DoctorRe
     cgroup: cgroupInfo(),
     kvm: existsSync('/dev/kvm'),
     wasmtime: wasmtimeStatus(),
+    haproxy: checkHaproxy(),
     tools: TOOLS.map((tool) => {
       const found = onPath(tool.name);
       const install = tool.package ? `apt-get install ${tool.package}` : 'not packaged in Debian: install the release binary';
@@ -133,6 +138,8 @@ function render(report: DoctorReport): void {
   out(`${label('kvm')}${report.kvm ? color.green('/dev/kvm present') : color.gray('no /dev/kvm')}`);
   const wasmtime = report.wasmtime;
   out(`${label('wasmtime')}${wasmtime.usable ? `${color.green(`${wasmtime.version} usable`)} ${color.dim(wasmtime.library)}` : `${color.yellow('not usable')} ${color.dim(wasmtime.reason)}`}`);
+  const edge = report.haproxy;
+  out(`${label('haproxy')}${edge.ok ? `${color.green(`${edge.version} usable`)} ${color.dim("for settings.edge 'haproxy'")}` : `${color.yellow('not usable')} ${color.dim(edge.reason ?? '')}`}`);
   report.tools.forEach((tool, i) => {
     const status = tool.found ? color.green(tool.path!) : `${color.yellow('missing')} ${color.dim(`(${tool.install})`)}`;
     out(`${i === 0 ? label('tools') : pad}${tool.name.padEnd(20)}${status} ${color.dim(`- ${tool.purpose}`)}`);

@@ -10,6 +10,8 @@ import edgeHaproxy from '../../plugins/edge-haproxy/index.ts';
 import { RuntimeApi } from '../../plugins/edge-haproxy/runtime-api.ts';
 import { echoService, freePort, onPath, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { rawExchange } from '../raw-http.ts';
+import { rmSync } from 'node:fs';
+import { ten, tempDir } from '../ten-cli.ts';
 
 const skip = onPath('haproxy') ? false : 'haproxy is not installed (apt-get install haproxy): the HAProxy edge cannot be tested';
 
@@ -207,4 +209,19 @@ describe('HAProxy edge', { skip, timeout: 180_000 }, () => {
       assert.equal((JSON.parse(viaEdge.body) as { error: { code: string } }).error.code, code);
     }
   });
+});
+
+test('ten doctor reports haproxy: its version when usable, the package to install when missing', { timeout: 120_000 }, async (t) => {
+  const dir = tempDir('tenement-edge-doctor-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  type Report = { haproxy: { found: boolean; ok: boolean; version: string | null; reason: string | null } };
+  const missing = await ten(['doctor', '--json', '--probe-only'], dir, { PATH: '/nonexistent' });
+  assert.equal(missing.code, 0, missing.stderr);
+  const gone = (JSON.parse(missing.stdout) as Report).haproxy;
+  assert.equal(gone.found, false);
+  assert.match(gone.reason ?? '', /apt-get install haproxy/);
+  if (skip) return t.skip(skip);
+  const human = await ten(['doctor', '--probe-only'], dir);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^haproxy +2\.\d+\S* usable/m);
 });
