@@ -15,6 +15,8 @@ import wasmRuntime from '../../runtimes/wasm/index.ts';
 import { request, servePlugins } from '../helpers.ts';
 import { rawExchange, type RawAnswer } from '../raw-http.ts';
 import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
+import type { EngineName } from '../../core/wasm/engine.ts';
+import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-dispatch-'));
 const { handler: HANDLER, guest: GUEST, skip } = buildCGuests(work);
@@ -28,8 +30,8 @@ const SERVICES: Record<string, ServiceInput> = {
   slow: wasmFunction(GUEST, { requestTimeout: '300ms', wasm: { timeout: '1500ms' } }),
 };
 
-async function bootKernel(): Promise<TestKernel> {
-  return createTestKernel({ plugins: [...servePlugins, wasmRuntime, metrics], config: { services: SERVICES } });
+async function bootKernel(engine: EngineName = 'v8'): Promise<TestKernel> {
+  return createTestKernel({ plugins: [...servePlugins, wasmRuntime, metrics], config: { pluginOptions: { 'runtime-wasm': { engine } }, services: SERVICES } });
 }
 
 async function metricsText(kernel: TestKernel): Promise<string> {
@@ -203,6 +205,19 @@ describe('wasm direct dispatch on the node:http proxy (TENEMENT_FAST_PROXY=0)', 
     assert.match(text, /\r\n\r\nping/);
     assert.equal(await loopbackRequests(kernel, 'hello'), 0);
   });
+
+  sharedTests(() => kernel);
+});
+
+// The same direct path with the functions on the wasmtime engine (the fast data plane; the node:http path above
+// does not depend on the engine).
+const wasmtimeSkip = wasmtimeStatus().usable ? false : 'needs the wasmtime library: npm run fetch:wasmtime';
+describe('wasm direct dispatch on the fast data plane, functions on wasmtime', { skip: skip || wasmtimeSkip }, () => {
+  let kernel: TestKernel;
+  before(async () => {
+    kernel = await bootKernel('wasmtime');
+  });
+  after(() => kernel?.close());
 
   sharedTests(() => kernel);
 });
