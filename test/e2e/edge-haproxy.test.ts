@@ -10,7 +10,10 @@ import edgeHaproxy from '../../plugins/edge-haproxy/index.ts';
 import { RuntimeApi } from '../../plugins/edge-haproxy/runtime-api.ts';
 import { echoService, freePort, onPath, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { rawExchange } from '../raw-http.ts';
-import { rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
 import { ten, tempDir } from '../ten-cli.ts';
 
 const skip = onPath('haproxy') ? false : 'haproxy is not installed (apt-get install haproxy): the HAProxy edge cannot be tested';
@@ -24,7 +27,7 @@ interface Edge {
   viaActivator: string[];
 }
 
-async function startEdge(t: TestContext, services: ConfigInput['services']): Promise<Edge> {
+async function startEdge(t: TestContext, services: ConfigInput['services'], edgeExtra: Record<string, unknown> = {}): Promise<Edge> {
   const port = await freePort();
   const viaActivator: string[] = [];
   const counter = {
@@ -39,7 +42,7 @@ async function startEdge(t: TestContext, services: ConfigInput['services']): Pro
   };
   const kernel = await createTestKernel({
     plugins: [...servePlugins, edgeHaproxy, counter as never],
-    config: { settings: { listen: '127.0.0.1', edge: { kind: 'haproxy', listen: `127.0.0.1:${port}` } } as never, services },
+    config: { settings: { listen: '127.0.0.1', edge: { kind: 'haproxy', listen: `127.0.0.1:${port}`, ...edgeExtra } } as never, services },
   });
   t.after(() => kernel.close());
   const api = new RuntimeApi(path.join(kernel.config.settings.dataDir, 'haproxy', 'admin.sock'));
@@ -211,6 +214,37 @@ describe('HAProxy edge', { skip, timeout: 180_000 }, () => {
   });
 });
 
+test('TLS is terminated by haproxy with the certificates of certDir; the instance is told https', { skip, timeout: 120_000 }, async (t) => {
+  const certDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-edge-certs-'));
+  t.after(() => rmSync(certDir, { recursive: true, force: true }));
+  const key = path.join(certDir, 'key.tmp');
+  const cert = path.join(certDir, 'cert.tmp');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=echo.localhost', '-addext', 'subjectAltName=DNS:*.echo.localhost,DNS:echo.localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  // HAProxy reads every file of the directory as a certificate: one PEM with the certificate and its key.
+  const pem = readFileSync(cert, 'utf8') + readFileSync(key, 'utf8');
+  rmSync(key);
+  rmSync(cert);
+  writeFileSync(path.join(certDir, 'echo.localhost.pem'), pem, { mode: 0o600 });
+  const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) }, { certDir });
+  await e.kernel.spawnInstance('echo', 'alice');
+  await untilDirect(e, 'echo', 'alice');
+  const port = Number(new URL(e.edge).port);
+  const reply = await new Promise<{ status: number; body: string; peer: string }>((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port, path: '/echo', servername: 'alice.echo.localhost', headers: { host: 'alice.echo.localhost' }, ca: pem, agent: false, timeout: 20_000 },
+      (res) => {
+        const peer = String((res.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? '');
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body, peer }));
+      },
+    );
+    req.on('error', reject).end();
+  });
+  assert.equal(reply.status, 200, reply.body);
+  assert.equal(reply.peer, 'echo.localhost', 'the certificate from certDir');
+  assert.equal((JSON.parse(reply.body) as { headers: Record<string, string> }).headers['x-forwarded-proto'], 'https');
+});
+
 test('ten doctor reports haproxy: its version when usable, the package to install when missing', { timeout: 120_000 }, async (t) => {
   const dir = tempDir('tenement-edge-doctor-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -224,4 +258,15 @@ test('ten doctor reports haproxy: its version when usable, the package to instal
   const human = await ten(['doctor', '--probe-only'], dir);
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, /^haproxy +2\.\d+\S* usable/m);
+});
+
+test('managed haproxy refuses a built-in proxy on a public address: it is the activator and must stay on loopback', async () => {
+  const port = await freePort();
+  await assert.rejects(
+    createTestKernel({
+      plugins: [...servePlugins, edgeHaproxy],
+      config: { settings: { listen: '0.0.0.0', edge: { kind: 'haproxy', listen: `127.0.0.1:${port}` } } as never, services: { echo: echoService() } },
+    }),
+    (error: Error) => /settings\.listen is '0\.0\.0\.0'.*must listen on loopback/.test(error.message),
+  );
 });
