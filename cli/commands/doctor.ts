@@ -10,7 +10,7 @@ import { color, out, printJson } from '../output.ts';
 import type { TierCheckOptions, TierReport } from '../tier-check.ts';
 import { examples } from './common.ts';
 import { fetchWasmtime, wasmtimeStatus, type WasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
-import { checkHaproxy, type HaproxyCheck } from '../../plugins/edge-haproxy/check.ts';
+import type { HaproxyCheck } from '../../plugins/edge-haproxy/check.ts';
 
 /**
  * Programs Tenement itself runs (a tier, a feature), the Debian package that provides each, and a file that runs
@@ -78,6 +78,8 @@ function cgroupInfo(root = '/sys/fs/cgroup'): DoctorReport['cgroup'] {
 export async function diagnose(options: TierCheckOptions = {}): Promise<DoctorReport> {
   // Loaded on use: the tier check boots a kernel with every runtime, far too much for `ten --help` to import.
   const { checkTiers } = await import('../tier-check.ts');
+  // Loaded here, not at the top: `ten <any command> --help` loads this file and must stay clear of plugins/.
+  const { checkHaproxy } = await import('../../plugins/edge-haproxy/check.ts');
   const major = Number(process.versions.node.split('.')[0]);
   return {
     node: { version: process.version, ok: major >= 20, required: '>=20' },
