@@ -5,15 +5,18 @@
  *   npm run bench                  # all three, about 2 minutes
  *   npm run bench -- --profile     # also profiles `ten serve` under proxy load (.bench-tmp/ten-serve-proxy.cpuprofile)
  *   npm run bench -- proxy wake    # only some: proxy, otel, wake, footprint, logs, wasm, cli, isolation
+ *   npm run bench -- edge          # the HAProxy edge against nginx alone (proxy runs it too, when haproxy is installed)
  *   npm run bench -- isolation     # every isolation tier the host has, against the process tier (not in the default set)
  *   npm run bench -- soak          # the churn soak, 30 minutes (SOAK_MINUTES; not in the default set)
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
  * Results are also written to .bench-tmp/bench-results.json.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { formatCli, runCliBench, type CliBenchResult } from './cli.ts';
+import { formatEdge, runEdgeBench, type EdgeBenchResult } from './edge.ts';
 import { formatColdWake, runColdWakeBench, type ColdWakeResult } from './cold-wake.ts';
 import { formatFootprint, runFootprintBench, type FootprintResult } from './footprint.ts';
 import { formatIsolation, runIsolationBench, type IsolationResult } from './isolation.ts';
@@ -24,10 +27,10 @@ import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 import { formatSoak, runSoakBench, soakOptionsFromEnv, type SoakResult } from './soak.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation', 'soak'] as const;
+const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation', 'soak'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
-const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak']);
+const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge']);
 
 const args = process.argv.slice(2);
 const chosen = args.filter((a): a is Name => (NAMES as readonly string[]).includes(a));
@@ -45,6 +48,7 @@ const out = (text: string): void => {
 };
 const failures: string[] = [];
 let proxy: ProxyBenchResult | null = null;
+let edge: EdgeBenchResult | null = null;
 let wake: ColdWakeResult | null = null;
 let footprint: FootprintResult | null = null;
 let logs: LogsSearchResult | null = null;
@@ -81,6 +85,11 @@ if (selected.has('proxy')) {
     proxy = await attempt('proxy', () => runProxyBench({ profile }));
     if (proxy) out(`\n${formatProxy(proxy)}\n`);
   }
+}
+// The HAProxy edge row (docs/edge.md): with proxy when haproxy is installed, or alone as `edge`.
+if (selected.has('edge') || (selected.has('proxy') && spawnSync('haproxy', ['-v']).status === 0)) {
+  edge = await attempt('edge', () => runEdgeBench());
+  if (edge) out(`\n${formatEdge(edge)}\n`);
 }
 if (selected.has('otel')) {
   let toolsOk = true;
@@ -129,6 +138,7 @@ if (selected.has('soak')) {
 
 const rows: string[][] = [];
 const goals: Goal[] = [];
+if (edge) goals.push(...edge.goals);
 if (proxy) {
   const r = proxy.ratios;
   const med = (pick: (round: ProxyBenchResult['rounds'][number]) => number): number => {
@@ -231,6 +241,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   at: new Date().toISOString(),
   node: process.version,
   proxy,
+  edge,
   otel,
   wake,
   footprint,
