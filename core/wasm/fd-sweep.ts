@@ -10,6 +10,30 @@
  */
 import { closeSync, fstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 
+/**
+ * Closes the memfds named `/memfd:<prefix>...` (a wasmtime worker's stdout/stderr captures, wasmtime/run.ts)
+ * when their worker was terminated: it cannot close them itself. Only that worker's names match.
+ */
+export function closeMemfdsNamed(prefix: string): number {
+  let closed = 0;
+  let names: string[];
+  try {
+    names = readdirSync('/proc/self/fd');
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    try {
+      if (!readlinkSync(`/proc/self/fd/${name}`).startsWith(`/memfd:${prefix}`)) continue;
+      closeSync(Number(name));
+      closed++;
+    } catch {
+      // closed since the listing
+    }
+  }
+  return closed;
+}
+
 export function closeDescriptorsUnder(dir: string): number {
   let root = dir;
   try {

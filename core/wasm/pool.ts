@@ -13,7 +13,8 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { Deadline } from './deadline.ts';
 import { FairShare } from './fair-share.ts';
-import { closeDescriptorsUnder } from './fd-sweep.ts';
+import { closeDescriptorsUnder, closeMemfdsNamed } from './fd-sweep.ts';
+import { memfdPrefix } from './wasmtime/run.ts';
 import { enableWasmFeatures } from './engine.ts';
 import { wasmtimeEngine } from './wasmtime/host.ts';
 import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
@@ -71,6 +72,8 @@ export class WasmPool {
   /** Instances kept per worker thread, by key. */
   private readonly live = new Map<number, Map<string, number>>();
   private closed = false;
+  /** Whether a wasmtime call went through this pool (only then can a worker hold wasmtime's memfds). */
+  private wasmtimeUsed = false;
 
   constructor(options: WasmPoolOptions = {}) {
     enableWasmFeatures();
@@ -102,7 +105,11 @@ export class WasmPool {
     this.piscina.on('message', (notice: WorkerNotice) => {
       if (notice?.type === 'dropped') this.live.get(notice.threadId)?.delete(notice.key);
     });
-    this.piscina.on('workerDestroy', (worker: { id: number }) => this.live.delete(worker.id));
+    this.piscina.on('workerDestroy', (worker: { id: number }) => {
+      this.live.delete(worker.id);
+      // A wasmtime worker replaced at the backstop (its guest blocked in a host call) leaves its two captures.
+      if (this.wasmtimeUsed) closeMemfdsNamed(memfdPrefix(worker.id));
+    });
     // A worker that dies outside a task (it should not) must not take the host down with an unhandled 'error'.
     this.piscina.on('error', () => undefined);
   }
@@ -140,6 +147,7 @@ export class WasmPool {
       // first use (a host serving only V8 never loads the library) and named in each task.
       const engine = wasmtimeEngine();
       if (!engine.shared) return Promise.resolve(failure('error', `wasmtime is not usable here: ${engine.reason}`)) as Promise<Outcome<WasiValue>>;
+      this.wasmtimeUsed = true;
       const submittedAt = now();
       const task = {
         op: 'wasi' as const,

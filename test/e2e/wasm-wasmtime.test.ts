@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +14,7 @@ import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { WasmPool, type CompiledModule } from '../../core/wasm/pool.ts';
 import { wasmtimeStatus, WASMTIME_VERSION } from '../../core/wasm/wasmtime/library.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
-import { ROOT, request, servePlugins } from '../helpers.ts';
+import { ROOT, request, servePlugins, waitFor } from '../helpers.ts';
 import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasmtime-'));
@@ -70,6 +70,27 @@ describe('wasmtime engine', { skip }, () => {
     // The next calls are served by the same workers: none was replaced.
     for (let i = 0; i < 4; i++) assert.ok((await pool.runWasi(compiled, { instanceKey: 'after', deadlineMs: 10_000, ...cgi('/ok') })).ok);
     assert.equal(replacements.destroyed, 0, 'a worker was replaced');
+  });
+
+  test('a guest blocked in a host call (sleep) is cut by the pool at the backstop, and its worker\'s captures are closed', { timeout: 120_000 }, async () => {
+    const memfds = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith('/memfd:tenement-wasmtime-');
+      } catch {
+        return false;
+      }
+    }).length;
+    let replaced = 0;
+    for (let i = 0; i < 3; i++) {
+      const outcome = await pool.runWasi(compiled, { instanceKey: `sleeper${i}`, deadlineMs: 1_000, ...cgi('/sleep') });
+      assert.equal(outcome.ok === false && outcome.kind, 'timeout', JSON.stringify(outcome));
+      // A replacement worker still starting may see the deadline pass before the guest starts: also a timeout.
+      if (/a worker running it is replaced/.test(outcome.ok === false ? outcome.message : '')) replaced++;
+    }
+    assert.ok(replaced >= 1, 'no sleeper reached the backstop');
+    for (let i = 0; i < 4; i++) assert.ok((await pool.runWasi(compiled, { instanceKey: 'after-sleep', deadlineMs: 10_000, ...cgi('/ok') })).ok);
+    // Two captures per live worker (2 threads), none left by the three replaced ones.
+    await waitFor(() => memfds() <= 4, 'the replaced workers\' memfds to be closed', 10_000);
   });
 
   test('the memory cap is the store limit: a memory bomb is out-of-memory, the next call is fine', async () => {

@@ -11,6 +11,7 @@
  * for this (busy) thread and deadlock. A memfd sealed against growing caps what a guest can write.
  */
 import { readSync } from 'node:fs';
+import { threadId } from 'node:worker_threads';
 import { LineSplitter } from '../wasi-run.ts';
 import { WASM_PAGE_BYTES } from '../cap-memory.ts';
 import { MAX_OUTPUT_BYTES, type WasmFailureKind, type WasmLogLine } from '../types.ts';
@@ -63,6 +64,9 @@ interface WorkerState {
 }
 
 let state: WorkerState | null = null;
+
+/** The captures' names: the pool closes a terminated worker's by its thread id (fd-sweep.ts). */
+export const memfdPrefix = (thread: number): string => `tenement-wasmtime-${thread}-`;
 
 interface Libc {
   memfd_create: (name: string, flags: number) => number;
@@ -124,8 +128,8 @@ function workerState(shared: WasmtimeShared): WorkerState {
     engine,
     linker,
     modules: new Map(),
-    stdout: Capture.create(libc, 'stdout', MAX_OUTPUT_BYTES),
-    stderr: Capture.create(libc, 'stderr', MAX_STDERR_BYTES),
+    stdout: Capture.create(libc, `${memfdPrefix(threadId)}stdout`, MAX_OUTPUT_BYTES),
+    stderr: Capture.create(libc, `${memfdPrefix(threadId)}stderr`, MAX_STDERR_BYTES),
     // ssize_t write(int fd, const void *buf, size_t n) has the custom stream callback's shape, with the
     // callback's data (the memfd) as its fd.
     write: c.symbol('write') as Ptr,
