@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import { definePlugin } from '../../sdk/index.ts';
+import { checkHaproxy } from './check.ts';
 import { HaproxyEdge } from './edge.ts';
 import { HaproxyProcess } from './process.ts';
 import { renderConfig, renderMap, type Address } from './render.ts';
@@ -52,6 +53,10 @@ function start(ctx: PluginContext, edge: EdgeConfig): void {
       `settings.listen is '${settings.listen}': with edge.kind 'haproxy' the built-in proxy is HAProxy's activator and must listen on loopback (127.0.0.1); HAProxy takes the public address edge.listen`,
     );
   }
+  if (edge.mode === 'managed') {
+    const found = checkHaproxy(edge.binary);
+    if (!found.ok) throw new TenementError(ErrorCodes.PLUGIN_UNAVAILABLE, `settings.edge is haproxy but ${found.reason ?? 'haproxy is not usable'}`);
+  }
   const dir = path.join(ctx.paths.dataDir, 'haproxy');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const socket = edge.socket ?? path.join(dir, 'admin.sock');
@@ -78,7 +83,7 @@ function start(ctx: PluginContext, edge: EdgeConfig): void {
             map: renderMap(settings.domain, services),
           })
         : null;
-    if (render) haproxy = new HaproxyProcess(edge.binary, files.configFile, ctx.log);
+    if (render) haproxy = new HaproxyProcess(edge.binary, files.configFile, path.join(dir, 'haproxy.pid'), ctx.log);
     const sync = new HaproxyEdge(ctx, api, activator, render, render ? files : null, haproxy);
     edgeSync = sync;
     if (haproxy) {
@@ -87,6 +92,7 @@ function start(ctx: PluginContext, edge: EdgeConfig): void {
       } catch {
         // A socket left by a killed HAProxy: HAProxy replaces it itself when it can.
       }
+      haproxy.killLeftover();
       sync.writeFiles();
       haproxy.onSpawn = () => {
         void untilAnswering(api, 10_000)

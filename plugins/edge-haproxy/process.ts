@@ -4,6 +4,7 @@
  * listeners: no connection refused), and stops it when the server stops (SIGTERM, SIGKILL after 5 s).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import type { Logger } from 'pino';
 
 export class HaproxyProcess {
@@ -17,8 +18,36 @@ export class HaproxyProcess {
   constructor(
     private readonly binary: string,
     private readonly configFile: string,
+    private readonly pidFile: string,
     private readonly log: Pick<Logger, 'info' | 'warn' | 'error'>,
   ) {}
+
+  /**
+   * A master left by a previous run that died without stopping it (kill -9, a crash) still holds the public
+   * port: it is stopped when its pid file names a live haproxy started with this config file.
+   */
+  killLeftover(): void {
+    let pid: number;
+    try {
+      pid = Number(fs.readFileSync(this.pidFile, 'utf8').trim().split('\n')[0]);
+    } catch {
+      return;
+    }
+    if (!Number.isInteger(pid) || pid <= 1) return;
+    let cmdline = '';
+    try {
+      cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+    } catch {
+      return;
+    }
+    if (!cmdline.includes('haproxy') || !cmdline.includes(this.configFile)) return;
+    this.log.warn({ pid }, 'stopping the haproxy a previous run left');
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
 
   get pid(): number | null {
     return this.child?.pid ?? null;
@@ -27,7 +56,7 @@ export class HaproxyProcess {
   start(): void {
     if (this.closed) return;
     const startedAt = Date.now();
-    const child = spawn(this.binary, ['-W', '-db', '-f', this.configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(this.binary, ['-W', '-db', '-f', this.configFile, '-p', this.pidFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (text: string) => {

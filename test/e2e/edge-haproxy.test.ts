@@ -3,12 +3,11 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import type { Kernel } from '../../core/kernel.ts';
-import { createTestKernel } from '../../core/test-kernel.ts';
+import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import type { ConfigInput } from '../../core/config/schema.ts';
 import edgeHaproxy from '../../plugins/edge-haproxy/index.ts';
 import { RuntimeApi } from '../../plugins/edge-haproxy/runtime-api.ts';
-import { echoService, freePort, onPath, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
+import { alive, echoService, freePort, onPath, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { rawExchange } from '../raw-http.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +18,7 @@ import { ten, tempDir } from '../ten-cli.ts';
 const skip = onPath('haproxy') ? false : 'haproxy is not installed (apt-get install haproxy): the HAProxy edge cannot be tested';
 
 interface Edge {
-  kernel: Kernel;
+  kernel: TestKernel;
   /** HAProxy's public address, as a base URL. */
   edge: string;
   api: RuntimeApi;
@@ -269,4 +268,41 @@ test('managed haproxy refuses a built-in proxy on a public address: it is the ac
     }),
     (error: Error) => /settings\.listen is '0\.0\.0\.0'.*must listen on loopback/.test(error.message),
   );
+});
+
+test('managed haproxy with no haproxy binary: the server refuses to start, naming the package', async () => {
+  const port = await freePort();
+  await assert.rejects(
+    createTestKernel({
+      plugins: [...servePlugins, edgeHaproxy],
+      config: { settings: { listen: '127.0.0.1', edge: { kind: 'haproxy', listen: `127.0.0.1:${port}`, binary: '/nonexistent/haproxy' } } as never, services: { echo: echoService() } },
+    }),
+    (error: Error) => /haproxy not found \(apt-get install haproxy\)/.test(error.message),
+  );
+});
+
+describe('HAProxy edge supervision', { skip, timeout: 120_000 }, () => {
+  test('a killed haproxy is started again and programmed afresh; closing the server stops it', async (t) => {
+    const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) });
+    await e.kernel.spawnInstance('echo', 'alice');
+    await untilDirect(e, 'echo', 'alice');
+    const pidFile = path.join(e.kernel.config.settings.dataDir, 'haproxy', 'haproxy.pid');
+    const master = Number(readFileSync(pidFile, 'utf8').trim().split('\n')[0]);
+    assert.ok(alive(master));
+    process.kill(master, 'SIGKILL');
+    await waitFor(async () => {
+      try {
+        return Number(readFileSync(pidFile, 'utf8').trim().split('\n')[0]) !== master;
+      } catch {
+        return false;
+      }
+    }, 'a new haproxy master', 20_000);
+    await untilDirect(e, 'echo', 'alice');
+    const reply = await request(e.edge, 'alice.echo.localhost', '/pid');
+    assert.equal(reply.status, 200);
+    const second = Number(readFileSync(pidFile, 'utf8').trim().split('\n')[0]);
+    // The master killed with SIGKILL leaves its worker, which exits once it sees the master gone.
+    await e.kernel.close();
+    await waitFor(() => !alive(second), 'the haproxy master to stop with the server', 10_000);
+  });
 });
