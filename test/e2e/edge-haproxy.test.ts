@@ -202,6 +202,9 @@ describe('HAProxy edge', { skip, timeout: 180_000 }, () => {
       ['zz.nosvc.localhost', 404, 'TNM_ERR_UNKNOWN_SERVICE'],
       ['a.b.c.localhost', 400, 'TNM_ERR_BAD_HOST'],
       ['ghost.echo.localhost', 404, 'TNM_ERR_UNKNOWN_INSTANCE'],
+      // A hostile tenant's names: never a map hit, never a prototype key, answered as the built-in answers them.
+      ['__proto__.echo.localhost', 400, 'TNM_ERR_BAD_NAME'],
+      ['constructor.localhost', 404, 'TNM_ERR_UNKNOWN_SERVICE'],
     ];
     for (const [host, status, code] of cases) {
       const viaEdge = await request(e.edge, host, '/');
@@ -211,6 +214,27 @@ describe('HAProxy edge', { skip, timeout: 180_000 }, () => {
       assert.equal((JSON.parse(viaEdge.body) as { error: { code: string } }).error.code, code);
     }
   });
+});
+
+test('through haproxy, a wake queue that is full answers the built-in 503 with Retry-After', { skip, timeout: 120_000 }, async (t) => {
+  const e = await startEdge(t, { echo: echoService({ idleTimeout: 0, wakeQueue: 2 }) });
+  const alice = await e.kernel.spawnInstance('echo', 'alice');
+  await untilDirect(e, 'echo', 'alice');
+  await e.kernel.hibernate(alice, 'test');
+  const activatorPort = new URL(e.kernel.url).port;
+  await waitFor(
+    async () => (await e.api.serverStats((b) => b === 'i.echo.alice')).every((s) => s.addr.endsWith(`:${activatorPort}`)),
+    "haproxy to send alice's traffic to the activator",
+    10_000,
+  );
+  const replies = await Promise.all(Array.from({ length: 12 }, () => request(e.edge, 'alice.echo.localhost', '/pid')));
+  const full = replies.filter((r) => r.status === 503);
+  assert.ok(replies.some((r) => r.status === 200), 'the queued requests are answered');
+  assert.ok(full.length > 0, `some requests found the queue full: ${replies.map((r) => r.status).join(',')}`);
+  for (const reply of full) {
+    assert.equal((JSON.parse(reply.body) as { error: { code: string } }).error.code, 'TNM_ERR_WAKE_QUEUE_FULL');
+    assert.ok(Number(reply.headers['retry-after']) >= 1);
+  }
 });
 
 test('TLS is terminated by haproxy with the certificates of certDir; the instance is told https', { skip, timeout: 120_000 }, async (t) => {
