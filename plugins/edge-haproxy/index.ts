@@ -79,7 +79,7 @@ function start(ctx: PluginContext, edge: EdgeConfig): void {
     const render =
       edge.mode === 'managed' && listen
         ? (services: Parameters<typeof renderMap>[1]) => ({
-            config: renderConfig({ domain: settings.domain, listen, activator, socket, mapFile: files.mapFile, certDir: edge.certDir, serverTimeoutMs: serverTimeoutMs(ctx), services }),
+            config: renderConfig({ domain: settings.domain, listen, activator, socket, mapFile: files.mapFile, certDir: edge.certDir, threads: edge.threads, serverTimeoutMs: serverTimeoutMs(ctx), services }),
             map: renderMap(settings.domain, services),
           })
         : null;

@@ -26,6 +26,7 @@ export interface RenderInput {
   socket: string;
   mapFile: string;
   certDir?: string | undefined;
+  threads?: number | undefined;
   /** The longest a request may take, waking included (the largest startupTimeout + requestTimeout). */
   serverTimeoutMs: number;
   services: ReadonlyMap<string, readonly ServerEntry[]>;
@@ -55,6 +56,7 @@ export function renderConfig(input: RenderInput): string {
     '  master-worker',
     `  stats socket ${input.socket} mode 600 level admin expose-fd listeners`,
     '  stats timeout 30s',
+    ...(input.threads ? [`  nbthread ${input.threads}`] : []),
     // Request heads are refused above 16 KB like the built-in proxy's (its limit is the same order).
     '  tune.bufsize 32768',
     '  tune.http.maxhdr 128',

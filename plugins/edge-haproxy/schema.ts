@@ -36,6 +36,8 @@ const haproxyEdge = z
     socket: path('socket').optional(),
     /** TLS termination: every certificate (PEM with its key) in this directory, chosen by SNI (`crt <dir>` on the bind). */
     certDir: path('certificate directory').optional(),
+    /** HAProxy's threads (`nbthread`, managed mode); default: HAProxy's own, one per core it may run on. */
+    threads: z.number({ error: 'expected a number of threads from 1 to 64' }).int('expected a whole number of threads').min(1, 'expected at least 1 thread').max(64, 'expected at most 64 threads').optional(),
     /** The haproxy binary (managed mode). */
     binary: z.string().min(1).max(1024).regex(/^[^\n\r]+$/, 'expected a command name or path').default('haproxy'),
   })
