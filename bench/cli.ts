@@ -7,6 +7,7 @@
  *
  *   node --import tsx bench/cli.ts      # or: npm run bench -- cli
  *   BENCH_CLI_RUNS=21                   # samples per case (default 11)
+ *   BENCH_CLI_BEFORE=/tmp/old-checkout  # also measure that checkout's built dist/ (before/after in one run)
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -128,11 +129,21 @@ export async function runCliBench(): Promise<CliBenchResult> {
         { name: 'ten ps (context)', args: [TEN_BIN, 'ps'], cwd: makeTempDir('cli-no-config') },
         { name: 'ten ps --server --token', args: [TEN_BIN, 'ps', '--server', url, '--token', server.token] },
         { name: 'ten ps --server --config', args: [TEN_BIN, 'ps', '--server', url, '--config', server.config] },
+        // In the server's own folder: the config found from the cwd gives the endpoint and the token.
+        { name: 'ten ps (folder with config)', args: [TEN_BIN, 'ps'], cwd: dir },
       );
     } else {
       process.stdout.write(`cli: skipping \`ten ps\` against a server: ${server.error}\n`);
     }
 
+    // BENCH_CLI_BEFORE=<another checkout, built>: its compiled `ten` beside ours in the same rounds (before/after).
+    const before = process.env.BENCH_CLI_BEFORE;
+    if (before) {
+      const script = path.join(path.resolve(before), 'dist', 'cli', 'main.js');
+      for (const c of commands.filter((c) => c.args[0] === TEN_BIN && (c.name === 'ten --help' || c.name.startsWith('ten ps (')))) {
+        commands.push({ ...c, name: `before: ${c.name}`, args: [script, ...c.args.slice(1)] });
+      }
+    }
     const samples = new Map<string, number[]>(commands.map((c) => [c.name, []]));
     const cpuSamples = new Map<string, number[]>(commands.map((c) => [c.name, []]));
     // One warm-up round (page cache, tsx's transform cache), not kept.

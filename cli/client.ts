@@ -6,7 +6,7 @@ import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { apiSocketPath } from '../core/api/socket-path.ts';
-import type { ServerSettings } from '../core/config/loader.ts';
+import type { ServerSettings } from '../core/config/server-settings.ts';
 import { errorMessage } from '../core/errors.ts';
 import { contextFilePath, readContexts, type ServerContext } from './context-file.ts';
 
@@ -60,6 +60,14 @@ async function localConfig(explicit: string | undefined): Promise<LocalConfig | 
   } catch (error) {
     if (explicit || process.env.TENEMENT_CONFIG) throw error;
     return null;
+  }
+  if (!explicit && !process.env.TENEMENT_CONFIG) {
+    // A config found by walking up gives its endpoint whether or not it validates, and for a valid one the quick
+    // reading (no zod, no schema) is the loader's; only a reading that may differ goes through the loader.
+    const { readServerSettingsExact } = await import('../core/config/server-settings.ts');
+    const read = await readServerSettingsExact(file);
+    if (read === null) return null;
+    if (read.exact) return { settings: read.settings };
   }
   const { loadConfig, readServerSettings } = await import('../core/config/loader.ts');
   try {

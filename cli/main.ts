@@ -3,12 +3,13 @@
  * Only the module of the command that runs is loaded: cli/command-table.ts names each command's module (a new
  * command is a row there, not an import here), and `ten --help` lists that table without loading any command
  * module. A command module imports only cheap modules at its top; what an action needs beyond that (the config
- * loader and zod, the kernel, runtimes) it imports inside the action with `await import(...)`. bench/cli.ts
+ * loader and zod, the kernel, runtimes) it imports inside the action with `await import(...)`. The quickest calls
+ * (`ten --help`, `ten --version`, a plain `ten ps`) do not load commander at all: cli/quick.ts runs them. bench/cli.ts
  * measures it; test/e2e/cli-startup.test.ts guards it.
  */
-import { Command, Help } from 'commander';
 import { KERNEL_VERSION } from '../core/version.ts';
 import { COMMANDS } from './command-table.ts';
+import { DESCRIPTION, OVERVIEW_AFTER, runQuick } from './quick.ts';
 
 /** Every failure ends as one line on stderr, `ten: [TNM_ERR_CODE: ]message`, and exit code 1. */
 function fail(message: string, code: string | null = null): never {
@@ -24,14 +25,14 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 
 const TOP_LEVEL_FLAGS = new Set(['-h', '--help', '-V', '--version']);
 
-const program = new Command()
-  .name('ten')
-  .description('Tenement: one server, many tenants. Runs one copy of your app per customer behind subdomain routing.')
-  .version(KERNEL_VERSION)
-  // Usage errors (unknown option, missing argument) in the same one-line form as every other failure.
-  .configureOutput({
-    outputError: (text, write) => write(`ten: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
-  });
+/** How any command's failure ends. */
+async function report(error: unknown): Promise<never> {
+  // Loaded on failure only (a command that throws these has loaded both already).
+  const [{ CliError }, { isTenementError, errorMessage }] = await Promise.all([import('./client.ts'), import('../core/errors.ts')]);
+  if (error instanceof CliError) fail(error.message, error.code);
+  if (isTenementError(error)) fail(errorMessage(error), error.code);
+  fail(errorMessage(error));
+}
 
 /**
  * The command a `ten` call names (`ten help <name>` too); undefined for `ten`, `ten --help`, `ten --version` and
@@ -45,39 +46,32 @@ function commandName(args: readonly string[]): string | undefined {
   return args.slice(at + 1).find((arg) => !arg.startsWith('-')) ?? first;
 }
 
-const name = commandName(process.argv.slice(2));
-const entry = name === undefined ? undefined : COMMANDS.get(name);
-if (entry) {
-  (await entry.load())(program);
-} else {
-  // The overview, or an unknown command (answered with the closest names): every command as a stub with its
-  // description from the table. A stub never runs: a known name loads its real module above.
-  for (const [stub, { description }] of COMMANDS) program.command(stub).description(description);
-  const help = new Help();
-  program.configureHelp({ subcommandTerm: (command) => COMMANDS.get(command.name())?.term ?? help.subcommandTerm(command) });
-  program.addHelpText(
-    'after',
-    `
-Examples:
-  $ ten init                                                  # write ./tenement.config.ts for the app here
-  $ ten serve                                                 # run it
-  $ ten spawn notes:alice                                     # start alice's copy
-  $ ten ps                                                    # what runs, with health and memory
-  $ ten logs notes:alice -f                                   # follow her output
-  $ ten deploy notes:v2 && ten route notes --from v1 --to v2
-  $ ten doctor                                                # what this host supports
+// `ten --help`, `ten --version` and a plain `ten ps` run without commander (cli/quick.ts); the rest parse with it.
+if (!(await runQuick(process.argv.slice(2)).catch(report))) await runCommander();
 
-Client commands find the server and token by themselves next to a local config (its port, and
-{dataDir}/admin.token), else from the current context (the server you last started: ten context list);
-elsewhere pass --server <url> and --token <token> (or TENEMENT_SERVER, TENEMENT_TOKEN).
-Run 'ten <command> --help' for a command's options and examples.`,
-  );
+async function runCommander(): Promise<void> {
+  const { Command, Help } = await import('commander');
+  const program = new Command()
+    .name('ten')
+    .description(DESCRIPTION)
+    .version(KERNEL_VERSION)
+    // Usage errors (unknown option, missing argument) in the same one-line form as every other failure.
+    .configureOutput({
+      outputError: (text, write) => write(`ten: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
+    });
+
+  const name = commandName(process.argv.slice(2));
+  const entry = name === undefined ? undefined : COMMANDS.get(name);
+  if (entry) {
+    (await entry.load())(program);
+  } else {
+    // The overview, or an unknown command (answered with the closest names): every command as a stub with its
+    // description from the table. A stub never runs: a known name loads its real module above.
+    for (const [stub, { description }] of COMMANDS) program.command(stub).description(description);
+    const help = new Help();
+    program.configureHelp({ subcommandTerm: (command) => COMMANDS.get(command.name())?.term ?? help.subcommandTerm(command) });
+    program.addHelpText('after', OVERVIEW_AFTER);
+  }
+
+  await program.parseAsync().catch(report);
 }
-
-program.parseAsync().catch(async (error: unknown) => {
-  // Loaded on failure only (a command that throws these has loaded both already).
-  const [{ CliError }, { isTenementError, errorMessage }] = await Promise.all([import('./client.ts'), import('../core/errors.ts')]);
-  if (error instanceof CliError) fail(error.message, error.code);
-  if (isTenementError(error)) fail(errorMessage(error), error.code);
-  fail(errorMessage(error));
-});

@@ -1,8 +1,8 @@
 /** Pieces every command shares: the client flags, `service:id` arguments, number/duration flags, examples. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { DNS_LABEL } from '../../core/config/names.ts';
 import { parseDuration } from '../../core/config/units.ts';
 import { CliError, Client, type ClientFlags } from '../client.ts';
+import { checkLabel } from './labels.ts';
 
 /** Adds --server, --token, --config (and --json for commands that read) to a command that talks to a server. */
 export function clientOptions(command: Command, options: { json?: boolean } = {}): Command {
@@ -25,12 +25,7 @@ export function examples(command: Command, lines: Array<[string, string?]>): Com
   return command.addHelpText('after', `\nExamples:\n${text}`);
 }
 
-const LABEL_RULE = "lowercase letters, digits and '-', 1 to 63 characters, not starting or ending with '-'";
-
-export function checkLabel(value: string, what: string): string {
-  if (!DNS_LABEL.test(value)) throw new CliError(`${what} '${value}' is not a DNS label (${LABEL_RULE})`, 'TNM_ERR_BAD_NAME');
-  return value;
-}
+export { checkLabel } from './labels.ts';
 
 export interface InstanceRef {
   service: string;

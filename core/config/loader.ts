@@ -1,6 +1,4 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { ErrorCodes, TenementError, errorMessage } from '../errors.ts';
 import { composeSchema, contributionManifest, type SchemaContribution } from './compose.ts';
@@ -9,6 +7,7 @@ import { buildConfigSchema, CORE_FIELDS, type Config } from './schema.ts';
 import { mergeSidecar, pluginSource, resolvePluginSpecifiers } from './plugin-records.ts';
 
 import { findConfigFile } from './find.ts';
+import { importConfigModule } from './server-settings.ts';
 
 // Finding the file needs neither zod nor the schema: its own module, for clients that only look (cli/client.ts).
 export { CONFIG_FILE_NAMES, findConfigFile } from './find.ts';
@@ -23,22 +22,6 @@ export interface SettingsOverrides {
   domain?: string;
   port?: number;
   listen?: string;
-}
-
-async function importConfigModule(file: string): Promise<unknown> {
-  if (file.endsWith('.json')) return JSON.parse(await readFile(file, 'utf8'));
-  // tsx compiles TypeScript configs on the fly; plain JavaScript goes through the same door.
-  const { tsImport } = await import('tsx/esm/api');
-  const loaded = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
-  // Outside an ESM package a .ts config is compiled as CommonJS, and its default export arrives wrapped once more.
-  let value = loaded.default as { default?: unknown; __esModule?: boolean } | undefined;
-  if (value && typeof value === 'object' && 'default' in value && (value.__esModule || Object.keys(value).length === 1)) {
-    value = value.default as typeof value;
-  }
-  if (value === undefined) {
-    throw new TenementError(ErrorCodes.CONFIG_LOAD, `${file} has no default export: export default defineConfig({...})`);
-  }
-  return value;
 }
 
 export async function loadConfig(
@@ -57,39 +40,8 @@ export async function loadConfig(
   return resolveConfig(raw, { path: file, dir: path.dirname(file) }, options.overrides, options.plugins);
 }
 
-/** What a client needs of a config to find its server. */
-export type ServerSettings = Pick<Config['settings'], 'port' | 'listen' | 'dataDir' | 'api'>;
-
-/**
- * The settings a client needs to find a server, read from a config file without validating it, each falling back
- * to its default when absent or of the wrong type: `ten reload` next to a config being fixed still reaches the
- * server that runs it. Null when the file cannot be imported at all.
- */
-export async function readServerSettings(file: string): Promise<ServerSettings | null> {
-  let raw: unknown;
-  try {
-    raw = await importConfigModule(file);
-  } catch {
-    return null;
-  }
-  const settings = (typeof raw === 'object' && raw !== null ? (raw as { settings?: unknown }).settings : undefined) as Record<string, unknown> | undefined;
-  const field = <T>(name: string, ok: (value: unknown) => value is T, fallback: T): T => {
-    const value = typeof settings === 'object' && settings !== null && Object.hasOwn(settings, name) ? settings[name] : undefined;
-    return ok(value) ? value : fallback;
-  };
-  const isString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
-  const isPort = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65_535;
-  const api = field('api', (v): v is Record<string, unknown> => typeof v === 'object' && v !== null, {});
-  return {
-    port: field('port', isPort, 8080),
-    listen: field('listen', isString, '127.0.0.1'),
-    dataDir: path.resolve(path.dirname(file), field('dataDir', isString, './tenement-data')),
-    api: {
-      tcp: typeof api.tcp === 'boolean' ? api.tcp : true,
-      socket: typeof api.socket === 'boolean' || (typeof api.socket === 'string' && api.socket.length > 0) ? api.socket : true,
-    },
-  };
-}
+// Read without zod by clients (cli/client.ts); here for the callers that import them from the loader.
+export { readServerSettings, type ServerSettings } from './server-settings.ts';
 
 type Issue = z.core.$ZodIssue;
 

@@ -3,7 +3,7 @@
 // keep it short (a heavy module back at the top of a command file fails here).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -79,7 +79,7 @@ test('ten --help loads no command module: it lists cli/command-table.ts; ten ps 
   const ps = await loadedBy(['ps', '--help']);
   assert.equal(ps.code, 0);
   const commands = ps.loaded.filter((file) => /cli\/commands\//.test(file)).map((file) => path.basename(file).replace(/\.[jt]s$/, ''));
-  assert.deepEqual(commands.sort(), ['common', 'ps']);
+  assert.deepEqual(commands.sort(), ['common', 'labels', 'ps', 'ps-run']);
 });
 
 test('each row of cli/command-table.ts matches the command its module registers (term and description)', async () => {
@@ -114,6 +114,19 @@ test('ten ps in a folder with no config loads no config loader or zod (it goes t
   assert.equal(code, 1);
   assert.ok(loaded.some((file) => /cli\/client\.[jt]s$/.test(file)), `the load hook recorded ${loaded.join(', ') || 'nothing'}`);
   assertLight(loaded, 'ten ps (no config)');
+});
+
+test('ten ps loads no commander (cli/quick.ts), and next to a config it found reads the endpoint without zod', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tenement-startup-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Port 1 on loopback: nothing listens, so it fails fast after reading the config and building the client.
+  writeFileSync(path.join(dir, 'tenement.config.json'), JSON.stringify({ settings: { port: 1, dataDir: './data' }, services: {} }));
+  const { code, loaded } = await loadedBy(['ps', '--service', 'web'], { cwd: dir, env: { XDG_CONFIG_HOME: path.join(dir, 'xdg'), HOME: dir } });
+  assert.equal(code, 1);
+  assert.ok(loaded.some((file) => /core\/config\/server-settings\.[jt]s$/.test(file)), `the load hook recorded ${loaded.join(', ') || 'nothing'}`);
+  assertLight(loaded, 'ten ps (next to a config)');
+  assert.deepEqual(loaded.filter((file) => file.includes('node_modules/commander/')), [], 'ten ps loaded commander');
+  assert.deepEqual(loaded.filter((file) => /^(dist\/)?cli\/quick\.[jt]s$/.test(file)).length, 1);
 });
 
 test('a command that needs the config still loads it: ten config --help does not, ten config does', { timeout: 30_000 }, async () => {
