@@ -6,11 +6,12 @@ import { describe, test, type TestContext } from 'node:test';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import type { ConfigInput } from '../../core/config/schema.ts';
 import edgeHaproxy from '../../plugins/edge-haproxy/index.ts';
+import { renderConfig, renderMap } from '../../plugins/edge-haproxy/render.ts';
 import { RuntimeApi } from '../../plugins/edge-haproxy/runtime-api.ts';
 import { alive, echoService, freePort, onPath, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { rawExchange } from '../raw-http.ts';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import { ten, tempDir } from '../ten-cli.ts';
@@ -329,4 +330,49 @@ describe('HAProxy edge supervision', { skip, timeout: 120_000 }, () => {
     await e.kernel.close();
     await waitFor(() => !alive(second), 'the haproxy master to stop with the server', 10_000);
   });
+});
+
+test('attach mode programs a running haproxy (its config written elsewhere) over the socket given', { skip, timeout: 120_000 }, async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-edge-attach-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const socket = path.join(dir, 'admin.sock');
+  const kernel = await createTestKernel({
+    plugins: [...servePlugins, edgeHaproxy],
+    config: { settings: { listen: '127.0.0.1', edge: { kind: 'haproxy', mode: 'attach', socket } } as never, services: { echo: echoService({ idleTimeout: 0 }) } },
+  });
+  t.after(() => kernel.close());
+  const activator = { host: '127.0.0.1', port: Number(new URL(kernel.url).port) };
+  const port = await freePort();
+  // The operator's HAProxy, with the backends Tenement names: alice's server starts at the activator.
+  const services = new Map([['echo', [{ id: 'alice', weight: 1, target: activator }]]]);
+  const mapFile = path.join(dir, 'hosts.map');
+  writeFileSync(mapFile, renderMap('localhost', services));
+  writeFileSync(path.join(dir, 'haproxy.cfg'), renderConfig({ domain: 'localhost', listen: { host: '127.0.0.1', port }, activator, socket, mapFile, serverTimeoutMs: 60_000, services }));
+  const { spawn } = await import('node:child_process');
+  const haproxy = spawn('haproxy', ['-W', '-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: 'ignore' });
+  t.after(async () => {
+    if (haproxy.exitCode !== null) return;
+    const exited = new Promise((resolve) => haproxy.once('exit', resolve));
+    haproxy.kill('SIGTERM');
+    const kill = setTimeout(() => haproxy.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(kill);
+  });
+  const alice = await kernel.spawnInstance('echo', 'alice');
+  const api = new RuntimeApi(socket);
+  await waitFor(
+    async () => {
+      try {
+        return (await api.serverStats((b) => b === 'i.echo.alice')).every((s) => s.addr.endsWith(`:${alice.handle?.address.port}`));
+      } catch {
+        return false;
+      }
+    },
+    'tenement to point the running haproxy at alice',
+    20_000,
+  );
+  const reply = await request(`http://127.0.0.1:${port}`, 'alice.echo.localhost', '/pid');
+  assert.equal(reply.status, 200);
+  assert.equal(Number(reply.body), alice.handle?.pid);
+  assert.ok(!existsSync(path.join(kernel.config.settings.dataDir, 'haproxy', 'haproxy.cfg')), 'attach mode writes no config of its own');
 });
