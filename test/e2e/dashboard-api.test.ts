@@ -403,7 +403,10 @@ test('the history has request rate, latency and memory points after some traffic
   const own = (listed.plugins as Json[]).find((p) => p.name === 'dashboard')!;
   assert.ok(own.calls.request.calls >= 20, JSON.stringify(own));
   assert.equal(own.calls.request.errors, 0);
-  assert.ok((listed.plugins as Json[]).find((p) => p.name === 'router')!.calls.route.calls >= 20);
+  // The router's route tap ran at least for the first request; the data plane's route cache answers the rest
+  // of one host's requests without the hook (core/dataplane/route-cache.ts).
+  const router = (listed.plugins as Json[]).find((p) => p.name === 'router')!;
+  assert.ok(router.calls.route.calls >= 1, JSON.stringify(router));
   for (const url of ['/api/instances/echo/nobody/history', '/api/instances/__proto__/alice/history', '/api/instances/echo/constructor/history']) {
     const missing = await apiCall(kernel, 'GET', url, { cookie: signed.cookie });
     assert.ok([400, 404].includes(missing.status), `${url}: ${missing.status}`);
