@@ -122,6 +122,26 @@ function currentContext(): { name: string; context: ServerContext } | null {
   return context && file.current !== null ? { name: file.current, context } : null;
 }
 
+/**
+ * The context `ten serve` recorded for the config found from the cwd up, when its socket is there: where that
+ * server listens, read without importing the config (a `.ts` config costs tsx and esbuild, several times node's
+ * own start-up). Whatever the file says now, the running server listens where it recorded. Null when there is
+ * no such config, no such context, no live socket, or the context file is refused (the full reading decides).
+ */
+async function contextOfConfigHere(): Promise<ServerContext | null> {
+  const { findConfigFile } = await import('../core/config/find.ts');
+  let file: string;
+  try {
+    file = findConfigFile();
+    for (const context of readContexts().contexts.values()) {
+      if (context.config === file && context.socket !== null && isSocket(context.socket)) return context;
+    }
+  } catch {
+    // No config here, or a context file we may not read: the reading below says what is wrong, if anything.
+  }
+  return null;
+}
+
 function findToken(flags: ClientFlags, config: LocalConfig | null, socket: string | null, tokenFile: string | null = null): TokenSource {
   if (flags.token) return { token: flags.token, from: '--token' };
   if (process.env.TENEMENT_TOKEN) return { token: process.env.TENEMENT_TOKEN, from: 'TENEMENT_TOKEN' };
@@ -163,6 +183,10 @@ export class Client {
    */
   static async connect(flags: ClientFlags): Promise<Client> {
     const explicitServer = flags.server ?? (process.env.TENEMENT_SERVER || undefined);
+    if (explicitServer === undefined && !flags.config && !process.env.TENEMENT_CONFIG && !process.env.TENEMENT_DATA_DIR) {
+      const recorded = await contextOfConfigHere();
+      if (recorded) return new Client(recorded.server ?? DEFAULT_SERVER, findToken(flags, null, null, recorded.tokenFile), recorded.socket, recorded.server !== null);
+    }
     const needConfig = explicitServer === undefined || (!flags.token && !process.env.TENEMENT_TOKEN && !process.env.TENEMENT_DATA_DIR);
     const config = needConfig ? await localConfig(flags.config) : null;
     if (explicitServer === undefined && !config && !process.env.TENEMENT_DATA_DIR && !localSocket(null)) {

@@ -3,7 +3,8 @@
 // keep it short (a heavy module back at the top of a command file fails here).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -127,6 +128,38 @@ test('ten ps loads no commander (cli/quick.ts), and next to a config it found re
   assertLight(loaded, 'ten ps (next to a config)');
   assert.deepEqual(loaded.filter((file) => file.includes('node_modules/commander/')), [], 'ten ps loaded commander');
   assert.deepEqual(loaded.filter((file) => /^(dist\/)?cli\/quick\.[jt]s$/.test(file)).length, 1);
+});
+
+test('ten ps next to a .ts config whose server recorded its context reaches that socket without importing the config', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tenement-startup-'));
+  const xdg = path.join(dir, 'xdg');
+  const socket = path.join(dir, 'data', 'api.sock');
+  const config = path.join(dir, 'tenement.config.ts');
+  mkdirSync(path.join(dir, 'data'));
+  // The config would throw if imported: only the recorded context may answer.
+  writeFileSync(config, "throw new Error('the config was imported');\n");
+  writeFileSync(path.join(dir, 'data', 'admin.token'), 'recorded-token\n');
+  // A stand-in server on the recorded socket: it answers the list and says which token it was sent.
+  let sentToken = '';
+  const server = createServer((req, res) => {
+    sentToken = req.headers.authorization ?? '';
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ instances: [] }));
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.after(() => {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  mkdirSync(path.join(xdg, 'tenement'), { recursive: true, mode: 0o700 });
+  const context = { socket, server: null, tokenFile: path.join(dir, 'data', 'admin.token'), config, dataDir: path.join(dir, 'data'), updatedAt: new Date().toISOString() };
+  writeFileSync(path.join(xdg, 'tenement', 'contexts.json'), JSON.stringify({ current: null, contexts: { app: context } }), { mode: 0o600 });
+  const { code, stdout, loaded } = await loadedBy(['ps', '--json'], { cwd: dir, env: { XDG_CONFIG_HOME: xdg, HOME: dir } });
+  assert.equal(code, 0, stdout);
+  assert.deepEqual(JSON.parse(stdout), { instances: [] });
+  assert.equal(sentToken, 'Bearer recorded-token');
+  assert.deepEqual(loaded.filter((file) => file.endsWith('tenement.config.ts') || file.includes('node_modules/tsx/dist/') && file.includes('esbuild')), [], 'the config was loaded');
+  assertLight(loaded, 'ten ps (next to a recorded .ts config)');
 });
 
 test('a command that needs the config still loads it: ten config --help does not, ten config does', { timeout: 30_000 }, async () => {
