@@ -6,6 +6,7 @@
  */
 import { ROOT_CONTEXT, type Context, type TextMapGetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator, type ExportResult, ExportResultCode } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -21,7 +22,6 @@ import {
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { TracingOptions } from './options.ts';
 import { Spans, type SpanCounters } from './spans.ts';
-import { WorkerExporter } from './worker-exporter.ts';
 
 /** A tracestate this long, or with more list members than this, is dropped whole, unparsed (W3C trace-context §3.3.1.5). */
 const MAX_TRACESTATE_CHARS = 4096;
@@ -99,8 +99,7 @@ export interface Tracing {
 export function startTracing(options: TracingOptions, version: string, onError: (error: unknown) => void): Tracing {
   const counters: SpanCounters = { exported: 0, failed: 0 };
   const exporter = new CountingExporter(
-    // The SDK's OTLP/HTTP exporter, in a worker thread: encoding and sending are off the main thread.
-    new WorkerExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000 }),
+    new OTLPTraceExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000 }),
     counters,
   );
   // Ours unless the standard OTEL_BSP_* variables say otherwise (the processor reads them for what is left out).
