@@ -562,6 +562,9 @@ export function cpuMicros(pid: number): number {
 
 export const cpuMicrosOf = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
 
+/** CPU time of a process's main thread alone (its JavaScript event loop; worker threads excluded), in microseconds. */
+export const mainThreadCpuMicros = (pid: number): number => statCpuMicros(`/proc/${pid}/task/${pid}/stat`) ?? 0;
+
 /** CPU time used so far by each thread of this process (its /proc/self/task/<tid>/stat), in microseconds. */
 export function threadCpuMicros(): Map<number, number> {
   const out = new Map<number, number>();

@@ -20,6 +20,7 @@ import {
   type TenServe,
   type WrkResult,
   cpuMicrosOf,
+  mainThreadCpuMicros,
   fmt,
   fmtInt,
   freePort,
@@ -44,6 +45,8 @@ const HELLO_APP = path.join(BENCH_DIR, 'fixtures', 'hello.mjs');
 export interface OtelSample extends WrkResult {
   /** User + system CPU of the ten serve process per request, µs. */
   proxyCpuUsPerReq: number;
+  /** The same, of its main thread alone (the event loop that proxies; trace export runs in a worker thread). */
+  proxyMainCpuUsPerReq: number;
 }
 
 export interface OtelRound {
@@ -57,6 +60,8 @@ export interface OtelRatios {
   hangingVsOffRps: number;
   /** Proxy CPU per request, on / off. */
   onVsOffCpu: number;
+  /** Main-thread CPU per request, on / off. */
+  onVsOffMainCpu: number;
   /** p50 on minus p50 off, ms: loaded, and with one connection. */
   addedP50Ms: number;
   addedP50MsSingle: number;
@@ -104,6 +109,7 @@ function ratiosOf(round: OtelRound): OtelRatios {
     onVsOffRps: on.requestsPerSec / off.requestsPerSec,
     hangingVsOffRps: hanging.requestsPerSec / off.requestsPerSec,
     onVsOffCpu: on.proxyCpuUsPerReq / off.proxyCpuUsPerReq,
+    onVsOffMainCpu: on.proxyMainCpuUsPerReq / off.proxyMainCpuUsPerReq,
     addedP50Ms: on.p50Ms - off.p50Ms,
     addedP50MsSingle: round.single.on.p50Ms - round.single.off.p50Ms,
     hangingAddedP50Ms: hanging.p50Ms - off.p50Ms,
@@ -137,9 +143,12 @@ export async function runOtelBench(options: { rounds?: number; seconds?: number;
     }
     const wrk = async (target: OtelTarget, conns: number, secs: number): Promise<OtelSample> => {
       const serve = servers[target]!;
-      const before = cpuMicrosOf([serve.child.pid]);
+      const pid = serve.child.pid;
+      const before = cpuMicrosOf([pid]);
+      const mainBefore = mainThreadCpuMicros(pid);
       const result = await runWrk({ binary: tools.wrk, port: serve.port, host: HOST, threads: 1, connections: conns, seconds: secs });
-      return { ...result, proxyCpuUsPerReq: (cpuMicrosOf([serve.child.pid]) - before) / Math.max(1, result.requests) };
+      const requests = Math.max(1, result.requests);
+      return { ...result, proxyCpuUsPerReq: (cpuMicrosOf([pid]) - before) / requests, proxyMainCpuUsPerReq: (mainThreadCpuMicros(pid) - mainBefore) / requests };
     };
     log(`otel: tracing off / on (sampler always_on, OTLP/HTTP JSON to ${receiver.url}) / on to a hanging collector; wrk -t1 -c${connections} -d${seconds}s, ${roundsWanted} rounds`);
     for (const target of OTEL_TARGETS) await wrk(target, connections, 1);
@@ -157,7 +166,7 @@ export async function runOtelBench(options: { rounds?: number; seconds?: number;
       for (const target of OTEL_TARGETS) {
         const s = loaded[target];
         log(
-          `  round ${r + 1} ${target.padEnd(7)} ${fmtInt(s.requestsPerSec).padStart(7)} req/s  p50 ${fmt(s.p50Ms)} ms  p99 ${fmt(s.p99Ms)} ms  proxy CPU ${fmt(s.proxyCpuUsPerReq, 1)} us/req` +
+          `  round ${r + 1} ${target.padEnd(7)} ${fmtInt(s.requestsPerSec).padStart(7)} req/s  p50 ${fmt(s.p50Ms)} ms  p99 ${fmt(s.p99Ms)} ms  proxy CPU ${fmt(s.proxyCpuUsPerReq, 1)} us/req (main ${fmt(s.proxyMainCpuUsPerReq, 1)})` +
             `   | c1: ${fmtInt(single[target].requestsPerSec)} req/s p50 ${fmt(single[target].p50Ms, 3)} ms`,
         );
         for (const res of [s, single[target]]) {
@@ -207,13 +216,14 @@ export function formatOtel(result: OtelBenchResult): string {
   result.rounds.forEach((round, i) => {
     for (const target of OTEL_TARGETS) {
       const s = round.loaded[target];
-      rows.push([String(i + 1), target, fmtInt(s.requestsPerSec), fmt(s.p50Ms), fmt(s.p99Ms), fmt(s.proxyCpuUsPerReq, 1), fmtInt(round.single[target].requestsPerSec), fmt(round.single[target].p50Ms, 3)]);
+      rows.push([String(i + 1), target, fmtInt(s.requestsPerSec), fmt(s.p50Ms), fmt(s.p99Ms), fmt(s.proxyCpuUsPerReq, 1), fmt(s.proxyMainCpuUsPerReq, 1), fmtInt(round.single[target].requestsPerSec), fmt(round.single[target].p50Ms, 3)]);
     }
   });
   const ratioRow = (label: string, r: OtelRatios): string[] => [
     label,
     fmt(r.onVsOffRps),
     fmt(r.onVsOffCpu),
+    fmt(r.onVsOffMainCpu),
     fmt(r.addedP50Ms),
     fmt(r.addedP50MsSingle, 3),
     fmt(r.hangingVsOffRps),
@@ -221,11 +231,11 @@ export function formatOtel(result: OtelBenchResult): string {
   ];
   return [
     `== otel: tracing off / on (100% sampled, OTLP/HTTP to a loopback receiver) / on to a hanging collector; wrk -t1 -c${result.connections} -d${result.seconds}s (and -c1 -d1s) ==`,
-    table(['round', 'tracing', `req/s c${result.connections}`, 'p50 ms', 'p99 ms', 'proxy CPU us/req', 'req/s c1', 'p50 ms c1'], rows),
+    table(['round', 'tracing', `req/s c${result.connections}`, 'p50 ms', 'p99 ms', 'proxy CPU us/req', 'main thread', 'req/s c1', 'p50 ms c1'], rows),
     '',
     'ratios within each round (on/off; +p50 = p50 on minus p50 off, ms):',
     table(
-      ['round', 'on/off rps', 'on/off cpu', '+p50', '+p50 c1', 'hanging/off rps', 'hanging +p50'],
+      ['round', 'on/off rps', 'on/off cpu', 'on/off main cpu', '+p50', '+p50 c1', 'hanging/off rps', 'hanging +p50'],
       [...result.perRound.map((r, i) => ratioRow(String(i + 1), r)), ratioRow('median', result.ratios)],
     ),
     '',
