@@ -13,7 +13,8 @@
  * Per-request state is kept against the request's ProxyExchange (a WeakMap); per-instance state in maps keyed
  * by the instance, emptied when the start, wake or restart ends, or the instance goes.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type HrTime, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SamplingDecision, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span, type HrTime, type SpanContext, type Tracer } from '@opentelemetry/api';
+import type { Sampler } from '@opentelemetry/sdk-trace-base';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
@@ -27,6 +28,7 @@ import {
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
 import type { HealthCheckReport, InstanceEvent, InstanceView, ProxiedRequest, ProxyExchange, RunningHandle, SpawnSpec, UpstreamRequest, WakeRequest } from '../../core/types.ts';
+import { at, newSpanId, newTraceId, SpanRecord, type RecordSink } from './records.ts';
 
 export const ATTR_SERVICE = 'tenement.service';
 export const ATTR_INSTANCE = 'tenement.instance';
@@ -43,14 +45,18 @@ export interface Propagation {
 }
 
 interface RequestTrace {
-  span: Span;
-  context: Context;
+  /** The SERVER span, recorded without the SDK (records.ts); null when the sampler leaves it out. */
+  span: SpanRecord | null;
+  spanContext: SpanContext;
+  /** The caller's context; the one with this span in it is made only for a wake (SDK spans under it). */
+  parent: Context;
+  context: Context | null;
   wake: Span | null;
   /** exchange.wakeMs when the current wake began, and when (performance.now()). */
   wakeMsBefore: number;
   wakeStartedAt: number;
   wakeInstance: string | null;
-  upstream: Span | null;
+  upstream: SpanRecord | null;
   /** The instance named on the request span. */
   instanceKey: string;
 }
@@ -61,18 +67,6 @@ interface StartTrace {
 }
 
 const TRACE_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate']);
-
-/**
- * A performance.now() reading as an absolute time, on one clock for every span. (Given a number, the SDK
- * converts it with an offset it takes from Date.now() per span, so two spans of one trace could disagree by up
- * to a millisecond: a child would seem to start before its parent.)
- */
-function at(perf: number): HrTime {
-  const ms = performance.timeOrigin + perf;
-  const seconds = Math.floor(ms / 1000);
-  const nanos = Math.round((ms - seconds * 1000) * 1e6);
-  return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos];
-}
 
 const now = (): HrTime => at(performance.now());
 
@@ -95,8 +89,7 @@ const FLAGS = ['00', '01'];
  * Appends `traceparent` (and `tracestate`) for `span` (W3C trace-context level 1), as the SDK's propagator
  * would, without the two contexts its inject makes per call.
  */
-function injectTraceContext(span: Span, headers: string[]): void {
-  const context = span.spanContext();
+function injectTraceContext(context: SpanContext, headers: string[]): void {
   headers.push('traceparent', `00-${context.traceId}-${context.spanId}-${FLAGS[context.traceFlags & 1]}`);
   const state = context.traceState?.serialize();
   if (state) headers.push('tracestate', state);
@@ -125,7 +118,21 @@ export class Spans {
   constructor(
     private readonly tracer: Tracer,
     private readonly propagation: Propagation,
+    private readonly sampler: Sampler,
+    private readonly sink: RecordSink,
   ) {}
+
+  private record(record: SpanRecord | null, end: number): void {
+    if (record === null) return;
+    record.end = end;
+    this.sink.onEnd(record);
+  }
+
+  /** The context the wake span is made under (the SERVER span's), made the first time a request waits. */
+  private requestContext(entry: RequestTrace): Context {
+    entry.context ??= trace.setSpanContext(entry.parent, entry.spanContext);
+    return entry.context;
+  }
 
   /** The request's span, made when the first hook about it (wake or upstreamHeaders) names its instance. */
   private requestTrace(exchange: ProxyExchange, instance: InstanceView): RequestTrace {
@@ -149,10 +156,26 @@ export class Spans {
     const agent = exchange.header('user-agent');
     if (agent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = bounded(agent);
     const parent = this.propagation.extract(exchange);
-    const span = this.tracer.startSpan(exchange.method, { kind: SpanKind.SERVER, startTime: at(exchange.receivedAt), attributes }, parent);
+    // As the SDK's tracer does: a valid caller's context gives the trace id and state, then the sampler decides.
+    const caller = trace.getSpanContext(parent);
+    const valid = caller !== undefined && trace.isSpanContextValid(caller);
+    const traceId = valid ? caller.traceId : newTraceId();
+    const sampling = this.sampler.shouldSample(parent, traceId, exchange.method, SpanKind.SERVER, attributes, []);
+    const sampled = sampling.decision === SamplingDecision.RECORD_AND_SAMPLED;
+    if (sampling.attributes) Object.assign(attributes, sampling.attributes);
+    const spanContext: SpanContext = {
+      traceId,
+      spanId: newSpanId(),
+      traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+      traceState: sampling.traceState ?? (valid ? caller.traceState : undefined),
+    };
+    // Recorded but not sampled is never exported: no record either.
+    const span = sampled ? new SpanRecord(this.sink, exchange.method, SpanKind.SERVER, spanContext, valid ? caller : undefined, exchange.receivedAt, attributes) : null;
     entry = {
       span,
-      context: trace.setSpan(parent, span),
+      spanContext,
+      parent,
+      context: null,
       wake: null,
       wakeMsBefore: 0,
       wakeStartedAt: 0,
@@ -176,12 +199,12 @@ export class Spans {
     entry.wake = this.tracer.startSpan(
       'tenement.wake',
       { kind: SpanKind.INTERNAL, startTime: at(startedAt), attributes: { ...instanceAttributes(instance), 'tenement.instance.state': instance.state } },
-      entry.context,
+      this.requestContext(entry),
     );
     entry.wakeMsBefore = exchange.wakeMs;
     entry.wakeStartedAt = startedAt;
     entry.wakeInstance = instance.key;
-    if (!this.waking.has(instance.key)) this.waking.set(instance.key, trace.setSpan(entry.context, entry.wake));
+    if (!this.waking.has(instance.key)) this.waking.set(instance.key, trace.setSpan(this.requestContext(entry), entry.wake));
   }
 
   private endWake(entry: RequestTrace, exchange: ProxyExchange, error: string | null): void {
@@ -200,15 +223,21 @@ export class Spans {
     const entry = this.requestTrace(exchange, instance);
     if (entry.wake) this.endWake(entry, exchange, null);
     if (entry.upstream) {
-      fail(entry.upstream, 'no answer: sent to the next candidate');
-      entry.upstream.end(now());
+      entry.upstream.fail('no answer: sent to the next candidate');
+      this.record(entry.upstream, performance.now());
     }
     const handle = instance.handle;
     const attributes: Attributes = { [ATTR_SERVICE]: instance.service, [ATTR_INSTANCE]: instance.id, [ATTR_HTTP_REQUEST_METHOD]: exchange.method };
-    let span: Span;
+    const parentContext = entry.spanContext;
+    // Every sampler Tenement offers decides a child as its parent was decided (same trace id, or parent-based).
+    const context: SpanContext = { traceId: parentContext.traceId, spanId: newSpanId(), traceFlags: parentContext.traceFlags, traceState: parentContext.traceState };
+    const sampled = entry.span !== null;
+    let name: string = exchange.method;
+    let kind = SpanKind.CLIENT;
     if (handle?.inProcess) {
       attributes[ATTR_TIER] = instance.tier;
-      span = this.tracer.startSpan('tenement.wasm.invoke', { kind: SpanKind.INTERNAL, startTime: now(), attributes }, entry.context);
+      name = 'tenement.wasm.invoke';
+      kind = SpanKind.INTERNAL;
     } else {
       const address = handle?.address;
       if (address?.socketPath) attributes[ATTR_SERVER_ADDRESS] = address.socketPath;
@@ -216,11 +245,10 @@ export class Spans {
         attributes[ATTR_SERVER_ADDRESS] = address.host;
         attributes[ATTR_SERVER_PORT] = address.port;
       }
-      span = this.tracer.startSpan(exchange.method, { kind: SpanKind.CLIENT, startTime: now(), attributes }, entry.context);
     }
-    entry.upstream = span;
+    entry.upstream = sampled ? new SpanRecord(this.sink, name, kind, context, parentContext, performance.now(), attributes) : null;
     dropTraceHeaders(headers);
-    injectTraceContext(span, headers);
+    injectTraceContext(context, headers);
   }
 
   /** `request` hook: the request ended (answered, failed or abandoned). */
@@ -232,22 +260,26 @@ export class Spans {
     const status = done.status;
     if (entry.wake) this.endWake(entry, exchange, status === 0 ? 'the client went away' : `answered ${status} before the instance was up`);
     const span = entry.span;
-    if (status > 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    if (span === null) return;
+    if (status > 0) span.set(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     // Another candidate than the first one named served it.
-    if (done.instance.key !== entry.instanceKey) span.setAttributes(instanceAttributes(done.instance));
-    if (status === 0 || status >= 500) {
-      span.setAttribute(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status));
-      fail(span, status === 0 ? 'no response' : `status ${status}`);
+    if (done.instance.key !== entry.instanceKey) {
+      span.set(ATTR_SERVICE, done.instance.service);
+      span.set(ATTR_INSTANCE, done.instance.id);
     }
-    const ended = now();
+    if (status === 0 || status >= 500) {
+      span.set(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status));
+      span.fail(status === 0 ? 'no response' : `status ${status}`);
+    }
+    const ended = performance.now();
     const upstream = entry.upstream;
     if (upstream) {
-      if (status > 0) upstream.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-      if (status === 0 || status >= 400) upstream.setAttribute(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status));
-      if (status === 0 || status >= 500) fail(upstream, status === 0 ? 'no response' : `status ${status}`);
-      upstream.end(ended);
+      if (status > 0) upstream.set(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      if (status === 0 || status >= 400) upstream.set(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status));
+      if (status === 0 || status >= 500) upstream.fail(status === 0 ? 'no response' : `status ${status}`);
+      this.record(upstream, ended);
     }
-    span.end(ended);
+    this.record(span, ended);
   }
 
   /** `beforeSpawn`: the start of an instance, under the request waiting for it or the restart that caused it. */

@@ -108,9 +108,12 @@ export function startTracing(options: TracingOptions, version: string, onError: 
     ...(process.env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE ? {} : { maxExportBatchSize: BATCH }),
     ...(process.env.OTEL_BSP_SCHEDULE_DELAY ? {} : { scheduledDelayMillis: 1_000 }),
   });
+  // One resource object for SDK spans and request records: the OTLP encoder groups spans by its identity.
+  const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, [ATTR_SERVICE_VERSION]: version });
+  const chosen = sampler(options);
   const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, [ATTR_SERVICE_VERSION]: version }),
-    sampler: sampler(options),
+    resource,
+    sampler: chosen,
     spanProcessors: [processor],
     // Values a client chose are cut to 1 KB where they are set (spans.ts): a length limit here would be
     // checked on every attribute of every span.
@@ -118,9 +121,12 @@ export function startTracing(options: TracingOptions, version: string, onError: 
   });
   const propagator = new W3CTraceContextPropagator();
   const tracer = provider.getTracer('tenement', version);
-  const spans = new Spans(tracer, {
-    extract: (source: HeaderSource): Context => propagator.extract(ROOT_CONTEXT, source, GETTER),
-  });
+  const spans = new Spans(
+    tracer,
+    { extract: (source: HeaderSource): Context => propagator.extract(ROOT_CONTEXT, source, GETTER) },
+    chosen,
+    { resource, scope: { name: 'tenement', version }, onEnd: (span) => processor.onEnd(span) },
+  );
   return {
     spans,
     counters,
