@@ -69,10 +69,13 @@ export async function signIn(page: Page, url: string, token: string): Promise<vo
   await page.getByTestId('identity').waitFor({ timeout: 30_000 });
 }
 
-/** The state text of the row of `key`, or null when the row is not in the DOM. */
+/**
+ * The state text of the row of `key`, or null when the row is not in the DOM. Read in one evaluation: a count
+ * then a textContent raced a row removed in between (textContent then waited 30 s for a row that was gone).
+ */
 export async function rowState(page: Page, key: string): Promise<string | null> {
-  const cell = page.locator(`tr[data-key="${key}"] [data-col="state"]`);
-  return (await cell.count()) === 0 ? null : (await cell.textContent())?.trim() ?? null;
+  const cells = page.locator(`tr[data-key="${key}"] [data-col="state"]`);
+  return cells.evaluateAll((found) => (found.length === 0 ? null : (found[0]!.textContent ?? '').trim()));
 }
 
 /** Visible row keys of the instances table, in order. */
