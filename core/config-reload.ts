@@ -84,7 +84,7 @@ export function diffConfig(current: ResolvedConfig, next: ResolvedConfig): Confi
   for (const name of Object.keys(next.services)) {
     const before = ownValue(current.services, name);
     if (!before) continue;
-    const fields = changedKeys(before as Record<string, unknown>, next.services[name] as Record<string, unknown>);
+    const fields = changedKeys(before as Record<string, unknown>, ownValue(next.services, name) as Record<string, unknown>);
     if (fields.length > 0) changed.push({ service: name, fields, atNextStart: fields.filter((f) => !IMMEDIATE_FIELDS.includes(f)) });
   }
   const needsRestart = [
@@ -107,14 +107,14 @@ export async function reloadServices(kernel: Kernel, next: ResolvedConfig): Prom
   const current = kernel.config;
   const diff = diffConfig(current, next);
   const touched = [...diff.added, ...diff.changed.map((c) => c.service)];
-  const tiers = await chooseTiers(Object.fromEntries(touched.map((name) => [name, next.services[name]!])), kernel.hooks, kernel.log);
+  const tiers = await chooseTiers(Object.fromEntries(touched.map((name) => [name, ownValue(next.services, name)!])), kernel.hooks, kernel.log);
 
   kernel.replaceServices(next.services, next.instances, tiers, diff.removed);
   // New services' folders are created sealed (0700/0711) like those of a start, not with the umask's modes.
   sealStateDir(current.settings.dataDir, next.services, kernel.log);
 
   for (const { service } of diff.changed) {
-    const config = next.services[service]!;
+    const config = ownValue(next.services, service)!;
     for (const instance of kernel.instances.ofService(service)) (instance as Instance).config = config;
   }
   const stops = diff.removed.flatMap((service) =>
@@ -130,7 +130,7 @@ export async function reloadServices(kernel: Kernel, next: ResolvedConfig): Prom
   const added = new Set(diff.added);
   for (const row of kernel.store.listInstances()) {
     if (!added.has(row.service) || kernel.instances.get(row.service, row.id)) continue;
-    const instance = kernel.instances.create(row.service, row.id, next.services[row.service] as ServiceConfig);
+    const instance = kernel.instances.create(row.service, row.id, ownValue(next.services, row.service) as ServiceConfig);
     instance.tier = kernel.tierOf(row.service).tier;
     instance.weight = row.weight;
     if (row.desired === 'running') toStart.push(instance);
