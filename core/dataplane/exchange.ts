@@ -1,5 +1,5 @@
 import { ErrorCodes, errorMessage } from '../errors.ts';
-import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
+import { clientResponseHeaders } from '../headers.ts';
 import { httpError, toHttpError, type HttpError } from '../http-errors.ts';
 import { Instance } from '../instance.ts';
 import type { RouteTarget } from '../types.ts';
@@ -8,6 +8,7 @@ import { MAX_HEAD_BYTES, bodilessResponse, parseResponseHead, serializeHead, typ
 import type { UpstreamConnection, UpstreamOwner } from './upstream-pool.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { DirectExchange } from './direct-exchange.ts';
+import { forwardedRequestHead, forwardedResponseHead } from './forwarded-head.ts';
 import { RequestBodyFraming } from './request-body.ts';
 import { RequestContext, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, upstreamFailure } from './policy.ts';
 
@@ -388,29 +389,4 @@ export class Exchange extends RequestContext implements UpstreamOwner {
       upstream.socket.destroy();
     }
   }
-}
-
-/**
- * The head sent upstream: framing was decided on the client's head, and the forwarded one says exactly that
- * (Content-Length kept whatever Connection lists; a chunked body, forwarded as it came, with its
- * Transfer-Encoding), then hop-by-hop headers dropped and X-Forwarded-* added.
- */
-export function forwardedRequestHead(head: RequestHead, remoteAddress: string, edit?: (headers: string[]) => void): Buffer {
-  const headers = upstreamRequestHeaders(head.raw, { remoteAddress, proto: 'http', host: head.host });
-  if (head.chunked) headers.push('Transfer-Encoding', 'chunked');
-  edit?.(headers);
-  return serializeHead(`${head.method} ${head.target} HTTP/1.1`, headers);
-}
-
-/** The response head sent to the client, framed as the upstream framed it (its body is forwarded untouched). */
-export function forwardedResponseHead(head: ResponseHead, close: boolean): Buffer {
-  const headers = clientResponseHeaders(head.raw);
-  if (head.chunked) headers.push('Transfer-Encoding', transferEncoding(head.raw));
-  if (close) headers.push('Connection', 'close');
-  return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers);
-}
-
-function transferEncoding(raw: readonly string[]): string {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'transfer-encoding') return raw[i + 1]!;
-  return 'chunked';
 }

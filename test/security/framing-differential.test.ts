@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ChunkedScanner } from '../../core/dataplane/chunked.ts';
-import { forwardedRequestHead, forwardedResponseHead } from '../../core/dataplane/exchange.ts';
+import { forwardedRequestHead, forwardedResponseHead } from '../../core/dataplane/forwarded-head.ts';
 import { bodilessResponse, hasBareLf, nodeRequestProblem, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from '../../core/dataplane/http1.ts';
 import { RequestBodyFraming } from '../../core/dataplane/request-body.ts';
 import { hostnameOf } from '../../core/server.ts';

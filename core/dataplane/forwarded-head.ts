@@ -1,0 +1,29 @@
+// The heads the fast path forwards: the request head sent upstream and the response head sent to the client,
+// each framed exactly as the message it rewrites was framed. Also what the differential corpus re-parses.
+import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
+import { serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
+
+/**
+ * The head sent upstream: framing was decided on the client's head, and the forwarded one says exactly that
+ * (Content-Length kept whatever Connection lists; a chunked body, forwarded as it came, with its
+ * Transfer-Encoding), then hop-by-hop headers dropped and X-Forwarded-* added.
+ */
+export function forwardedRequestHead(head: RequestHead, remoteAddress: string, edit?: (headers: string[]) => void): Buffer {
+  const headers = upstreamRequestHeaders(head.raw, { remoteAddress, proto: 'http', host: head.host });
+  if (head.chunked) headers.push('Transfer-Encoding', 'chunked');
+  edit?.(headers);
+  return serializeHead(`${head.method} ${head.target} HTTP/1.1`, headers);
+}
+
+/** The response head sent to the client, framed as the upstream framed it (its body is forwarded untouched). */
+export function forwardedResponseHead(head: ResponseHead, close: boolean): Buffer {
+  const headers = clientResponseHeaders(head.raw);
+  if (head.chunked) headers.push('Transfer-Encoding', transferEncoding(head.raw));
+  if (close) headers.push('Connection', 'close');
+  return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers);
+}
+
+function transferEncoding(raw: readonly string[]): string {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'transfer-encoding') return raw[i + 1]!;
+  return 'chunked';
+}
