@@ -10,7 +10,7 @@
  * Env: BENCH_ROUNDS (5), BENCH_SECONDS (2), BENCH_CONNECTIONS (32), BENCH_WORKERS (N: the cores, at least 2),
  * BENCH_HAPROXY_THREADS (settings.edge.threads; default HAProxy's own, one per core).
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { checkHaproxy } from '../plugins/edge-haproxy/check.ts';
@@ -32,6 +32,7 @@ import {
   requireTools,
   runWrk,
   startNginx,
+  startNginxWorkers,
   startTenServe,
   table,
   waitForOk,
@@ -58,18 +59,6 @@ export interface EdgeBenchResult {
   builtinVsNginxRps: number;
   goals: Goal[];
   warnings: string[];
-}
-
-async function startNginxWorkers(binary: string, backendPort: number, dir: string, workers: number): Promise<Nginx> {
-  mkdirSync(dir, { recursive: true });
-  const nginx = await startNginx(binary, backendPort, dir, HOST);
-  const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(conf, readFileSync(conf, 'utf8').replace(/worker_processes \d+;/, `worker_processes ${workers};`));
-  process.kill(nginx.child.pid, 'SIGHUP');
-  const deadline = Date.now() + 10_000;
-  while (childPids(nginx.child.pid).length !== workers && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-  await waitForOk(nginx.port, HOST, 10_000, `nginx with ${workers} workers`);
-  return nginx;
 }
 
 /** HAProxy's master and worker: ten serve's children whose command line is haproxy's, and theirs. */
@@ -125,7 +114,7 @@ export async function runEdgeBench(options: { log?: (line: string) => void } = {
     await waitForOk(backendPort, HOST, 20_000, 'the hello backend');
     await waitForOk(edgePort, HOST, 20_000, 'the hello backend through haproxy');
     nginx = await startNginx(tools.nginx, backendPort, dir, HOST);
-    nginxN = await startNginxWorkers(tools.nginx, backendPort, path.join(dir, 'nginx-n'), workers);
+    nginxN = await startNginxWorkers(tools.nginx, backendPort, path.join(dir, 'nginx-n'), workers, HOST);
     // Give the edge a moment to switch the instance's server from the activator to the instance.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const ports: Record<Target, number> = { direct: backendPort, haproxy: edgePort, builtin: serve.port, nginx: nginx.port, nginxN: nginxN.port };

@@ -3,7 +3,7 @@
  * launchers, a wrk runner and parser, and small statistics helpers. Everything listens on 127.0.0.1 only.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { accessSync, chmodSync, constants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -404,6 +404,20 @@ http {
 }
 
 // ---- wrk ----
+
+/** nginx as startNginx makes it, then with `workers` worker processes (its config rewritten, reloaded with SIGHUP). */
+export async function startNginxWorkers(binary: string, backendPort: number, dir: string, workers: number, checkHost: string): Promise<Nginx> {
+  mkdirSync(dir, { recursive: true });
+  const nginx = await startNginx(binary, backendPort, dir, checkHost);
+  const conf = path.join(dir, 'nginx.conf');
+  writeFileSync(conf, readFileSync(conf, 'utf8').replace(/worker_processes \d+;/, `worker_processes ${workers};`));
+  process.kill(nginx.child.pid, 'SIGHUP');
+  const deadline = Date.now() + 10_000;
+  // The old worker exits once the new ones run.
+  while (childPids(nginx.child.pid).length !== workers && Date.now() < deadline) await sleep(50);
+  await waitForOk(nginx.port, checkHost, 10_000, `nginx with ${workers} workers`);
+  return nginx;
+}
 
 export interface WrkResult {
   requestsPerSec: number;

@@ -39,6 +39,7 @@ import {
   runWrk,
   startChild,
   startNginx,
+  startNginxWorkers,
   startTenServe,
   table,
   waitForOk,
@@ -181,20 +182,6 @@ async function startTenement(config: string, dataDir: string, nodeArgs: readonly
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
-/** nginx as startNginx makes it, then with `workers` worker processes (its config rewritten, reloaded with SIGHUP). */
-async function startNginxWorkers(binary: string, backendPort: number, dir: string, workers: number): Promise<Nginx> {
-  mkdirSync(dir, { recursive: true });
-  const nginx = await startNginx(binary, backendPort, dir, HOST);
-  const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(conf, readFileSync(conf, 'utf8').replace(/worker_processes \d+;/, `worker_processes ${workers};`));
-  process.kill(nginx.child.pid, 'SIGHUP');
-  const deadline = Date.now() + 10_000;
-  // The old worker exits once the new ones run.
-  while (childPids(nginx.child.pid).length !== workers && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-  await waitForOk(nginx.port, HOST, 10_000, `nginx with ${workers} workers`);
-  return nginx;
-}
-
 /** ten serve's own processes (it and its proxy workers), not the instances it runs. */
 function proxyProcesses(servePid: number): { proxy: number[]; backend: number[] } {
   const proxy = [servePid];
@@ -239,7 +226,7 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
     nginx = await startNginx(tools.nginx, backendPort, dir, HOST);
     serveN = await startTenement(configN, path.join(dir, `data-${workers}`));
     await waitForOk(backendPortN, HOST, 5_000, 'the second hello backend on its own port');
-    nginxN = await startNginxWorkers(tools.nginx, backendPort, path.join(dir, 'nginx-n'), workers);
+    nginxN = await startNginxWorkers(tools.nginx, backendPort, path.join(dir, 'nginx-n'), workers, HOST);
     const nodeminPort = await freePort();
     nodemin = startChild(process.execPath, [MIN_PROXY], {
       env: { ...process.env, PORT: String(nodeminPort), UPSTREAM_PORT: String(backendPort) },
