@@ -3,11 +3,12 @@
 // found without flags.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ECHO_APP, freePort, request, ROOT, sleep, waitFor } from '../helpers.ts';
+import { instancePids } from '../ten-cli.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
 const CALL_TIMEOUT_MS = 60_000;
@@ -49,23 +50,6 @@ function tempDir(prefix: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   chmodSync(dir, 0o755);
   return dir;
-}
-
-/** Pids of live processes whose DATA_DIR is inside `dataDir`: the instances of our server. */
-function instancePids(dataDir: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const environ = readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      const zombie = stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-      if (!zombie && environ.some((line) => line.startsWith(`DATA_DIR=${dataDir}${path.sep}`))) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-  return pids;
 }
 
 const noAnsi = (text: string): void => assert.ok(!text.includes('\u001b['), 'no colors when stdout is not a terminal');
