@@ -64,6 +64,22 @@ export interface ServeProcess {
   stop(): Promise<void>;
 }
 
+// Servers a test left running (a cleanup that never ran) are killed with their instances when the test file's
+// process exits, so a leaked server can neither keep that process alive nor outlive the suite.
+const running = new Map<ChildProcess, string>();
+process.once('exit', () => {
+  for (const [child, dataDir] of running) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const pid of instancePids(dataDir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+});
+
 /** `ten serve --config file` until it answers /health at `url`. */
 export async function startServe(configFile: string, url: string, dataDir: string, env: Record<string, string> = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [TEN, 'serve', '--config', configFile], {
@@ -71,6 +87,8 @@ export async function startServe(configFile: string, url: string, dataDir: strin
     env: cleanEnv(env),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  running.set(child, dataDir);
+  child.once('exit', () => running.delete(child));
   let log = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     log = (log + chunk.toString('utf8')).slice(-200_000);

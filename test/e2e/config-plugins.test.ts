@@ -29,7 +29,6 @@ function writeConfig(dir: string, port: number, plugins: string): void {
 
 test("plugins: [['./my-plugin.ts', { options }]] loads in ten serve with its options, as in ten config", { timeout: 300_000 }, async (t) => {
   const dir = tempDir('tenement-config-plugins-');
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(path.join(dir, 'my-plugin.ts'), PLUGIN);
   const port = await freePort();
   writeConfig(dir, port, `[['./my-plugin.ts', { greeting: 'hi' }]]`);
@@ -40,7 +39,8 @@ test("plugins: [['./my-plugin.ts', { options }]] loads in ten serve with its opt
 
   const home = path.join(dir, 'home');
   const server = await startServe(path.join(dir, 'tenement.config.ts'), `http://127.0.0.1:${port}`, path.join(dir, 'data'), { HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') });
-  t.after(() => server.stop());
+  // Before the folder is removed: after-hooks run in the order they were added, and the server writes into it.
+  t.after(() => server.stop().finally(() => rmSync(dir, { recursive: true, force: true })));
   await waitFor(() => server.log().includes('"my-plugin"'), 'my-plugin to be among the loaded plugins', 30_000);
   assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'seen.json'), 'utf8')), { greeting: 'hi' });
 });
