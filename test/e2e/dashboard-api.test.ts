@@ -27,10 +27,18 @@ const bearer = (token: string): Record<string, string> => ({ authorization: `Bea
 const INDEX_HTML = '<!doctype html><html><head><script type="module" src="/assets/app-3f2a9c.js"></script></head><body></body></html>\n';
 const APP_JS = `export const app = ${JSON.stringify('x'.repeat(4000))};\n`;
 
+// Build folders are removed once the file's tests are done: by then every test's own after-hooks have closed the
+// kernels serving them (a removal hook added before a kernel's close would run first, and one that throws skips
+// the close).
+const builds: string[] = [];
+test.after(() => {
+  for (const dir of builds) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A stand-in for `npm run build:dashboard`'s output: what the server does with it is under test, not the UI. */
-function fakeBuild(t: TestContext): string {
+function fakeBuild(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tnm-dash-dist-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  builds.push(dir);
   mkdirSync(path.join(dir, 'assets'));
   writeFileSync(path.join(dir, 'index.html'), INDEX_HTML);
   writeFileSync(path.join(dir, 'assets', 'app-3f2a9c.js'), APP_JS);
@@ -40,7 +48,7 @@ function fakeBuild(t: TestContext): string {
 }
 
 async function dashKernel(t: TestContext, config: ConfigInput, options: Record<string, unknown> = {}): Promise<TestKernel> {
-  const plugins: PluginEntry[] = [...servePlugins, authBearer, instancesApi, wasmPlugins, [dashboard, { distDir: fakeBuild(t), ...options }]];
+  const plugins: PluginEntry[] = [...servePlugins, authBearer, instancesApi, wasmPlugins, [dashboard, { distDir: fakeBuild(), ...options }]];
   const kernel = await createTestKernel({ plugins, config: { ...config, settings: { healthInterval: '1h', ...config.settings } } });
   t.after(() => kernel.close());
   return kernel;
@@ -478,7 +486,7 @@ test('no path reaches a file outside the build: traversal and encoded variants a
 
 test('without a build, GET / says how to build it (503) and the API works; `dashboard: false` leaves it all out', { timeout: 60_000 }, async (t) => {
   const empty = mkdtempSync(path.join(os.tmpdir(), 'tnm-dash-empty-'));
-  t.after(() => rmSync(empty, { recursive: true, force: true }));
+  builds.push(empty);
   const kernel = await dashKernel(t, { services: { echo: echoService() } }, { distDir: empty });
   const page = await request(kernel, 'localhost', '/', { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
   assert.equal(page.status, 503);
@@ -516,7 +524,7 @@ const guests = buildCGuests(guestsDir);
 test.after(() => rmSync(guestsDir, { recursive: true, force: true }));
 
 test('wasm function stats: invocations, timeouts per instance (tenant-scoped), duration percentiles per service for admins', { timeout: 90_000, skip: guests.skip }, async (t) => {
-  const plugins: PluginEntry[] = [...servePlugins, wasmRuntime, authBearer, instancesApi, [dashboard, { distDir: fakeBuild(t) }]];
+  const plugins: PluginEntry[] = [...servePlugins, wasmRuntime, authBearer, instancesApi, [dashboard, { distDir: fakeBuild() }]];
   const kernel = await createTestKernel({
     plugins,
     config: { services: { hello: wasmFunction(guests.handler), spin: wasmFunction(guests.guest, { wasm: { timeout: '300ms' } }) } },
