@@ -147,4 +147,9 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
     description: "Reload the server's config file: services added, removed and changed are applied; an invalid file changes nothing (admin)",
     load: async () => (await import('./commands/reload.ts')).registerReload,
   }],
+  ['nats', {
+    term: 'nats',
+    description: 'Run the NATS servers a small fleet shares (ten serve --fleet connects to them)',
+    load: async () => (await import('./commands/nats.ts')).registerNats,
+  }],
 ]);

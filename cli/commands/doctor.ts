@@ -11,6 +11,7 @@ import type { TierCheckOptions, TierReport } from '../tier-check.ts';
 import { examples } from './common.ts';
 import { fetchWasmtime, wasmtimeStatus, type WasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 import type { HaproxyCheck } from '../../plugins/edge-haproxy/check.ts';
+import type { NatsServerCheck } from '../../plugins/fleet/nats-server/check.ts';
 
 /**
  * Programs Tenement itself runs (a tier, a feature), the Debian package that provides each, and a file that runs
@@ -40,6 +41,8 @@ export interface DoctorReport {
   wasmtime: WasmtimeStatus;
   /** The HAProxy edge: binary, version, and whether it is 2.6 or later. */
   haproxy: HaproxyCheck;
+  /** nats-server for `ten nats start` (fleet mode): found, version, what to know about it. */
+  natsServer: NatsServerCheck;
   tools: Array<{ name: string; found: boolean; path: string | null; package: string | null; install: string; purpose: string }>;
 }
 
@@ -80,6 +83,7 @@ export async function diagnose(options: TierCheckOptions = {}): Promise<DoctorRe
   const { checkTiers } = await import('../tier-check.ts');
   // Loaded here, not at the top: `ten <any command> --help` loads this file and must stay clear of plugins/.
   const { checkHaproxy } = await import('../../plugins/edge-haproxy/check.ts');
+  const { checkNatsServer } = await import('../../plugins/fleet/nats-server/check.ts');
   const major = Number(process.versions.node.split('.')[0]);
   return {
     node: { version: process.version, ok: major >= 20, required: '>=20' },
@@ -89,6 +93,7 @@ export async function diagnose(options: TierCheckOptions = {}): Promise<DoctorRe
     kvm: existsSync('/dev/kvm'),
     wasmtime: wasmtimeStatus(),
     haproxy: checkHaproxy(),
+    natsServer: checkNatsServer(),
     tools: TOOLS.map((tool) => {
       const found = onPath(tool.name);
       const install = tool.package ? `apt-get install ${tool.package}` : 'not packaged in Debian: install the release binary';
@@ -142,6 +147,8 @@ function render(report: DoctorReport): void {
   out(`${label('wasmtime')}${wasmtime.usable ? `${color.green(`${wasmtime.version} usable`)} ${color.dim(wasmtime.library)}` : `${color.yellow('not usable')} ${color.dim(wasmtime.reason)}`}`);
   const edge = report.haproxy;
   out(`${label('haproxy')}${edge.ok ? `${color.green(`${edge.version} usable`)} ${color.dim("for settings.edge 'haproxy'")}` : `${color.yellow('not usable')} ${color.dim(edge.reason ?? '')}`}`);
+  const nats = report.natsServer;
+  out(`${label('nats')}${nats.found ? `${color.green(`nats-server ${nats.version ?? '?'}`)} ${color.dim(`for ten nats start${nats.note ? `; ${nats.note}` : ''}`)}` : `${color.yellow('missing')} ${color.dim(nats.note ?? '')}`}`);
   report.tools.forEach((tool, i) => {
     const status = tool.found ? color.green(tool.path!) : `${color.yellow('missing')} ${color.dim(`(${tool.install})`)}`;
     out(`${i === 0 ? label('tools') : pad}${tool.name.padEnd(20)}${status} ${color.dim(`- ${tool.purpose}`)}`);
