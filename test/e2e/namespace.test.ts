@@ -36,13 +36,13 @@ describe('namespace tier', { timeout: 120_000, skip }, () => {
     process.env.TENEMENT_TEST_SECRET = 'do-not-leak';
     t.after(() => delete process.env.TENEMENT_TEST_SECRET);
     const secretDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-secret-'));
-    t.after(() => rmSync(secretDir, { recursive: true, force: true }));
     const secret = path.join(secretDir, 'root-only');
     writeFileSync(secret, 'secret');
     chmodSync(secret, 0o600);
 
     const kernel = await createTestKernel({ plugins, config: { services: { probe: namespaceProbe() } } });
-    t.after(() => kernel.close());
+    // One hook, closing before removing (after-hooks stop at the first that throws).
+    t.after(() => kernel.close().finally(() => rmSync(secretDir, { recursive: true, force: true })));
     const instance = await kernel.spawnInstance('probe', 'a');
     assert.equal(instance.state, 'running', instance.lastError ?? '');
 

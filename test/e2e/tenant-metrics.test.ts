@@ -332,7 +332,6 @@ test('a wasm function publishes its own metrics through the SDK host call; they 
   const { buildComponent } = await import('../../core/wasm/component/build.ts');
   const { default: wasmRuntime } = await import('../../runtimes/wasm/index.ts');
   const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-tenant-metrics-wasm-'));
-  t.after(() => rmSync(work, { recursive: true, force: true }));
   const module = path.join(work, 'metrics-fn.wasm');
   await buildComponent({ source: path.join(FIXTURES, 'wasm-metrics', 'metrics-fn.ts'), out: module });
   const kernel = await createTestKernel({
@@ -343,7 +342,8 @@ test('a wasm function publishes its own metrics through the SDK host call; they 
       instances: { fn: ['alice', 'bob'] },
     },
   });
-  t.after(() => kernel.close());
+  // One hook, closing before removing: the kernel writes into the folder (after-hooks stop at the first that throws).
+  t.after(() => kernel.close().finally(() => rmSync(work, { recursive: true, force: true })));
 
   const call = (tenantId: string, target: string) => request(kernel, `${tenantId}.fn.localhost`, target);
   // The first start transpiles the component: seconds on a loaded machine.

@@ -19,7 +19,6 @@ describe('process tier as root', { skip, timeout: 60_000 }, () => {
     process.env.TENEMENT_TEST_SECRET = 'do-not-leak';
     t.after(() => delete process.env.TENEMENT_TEST_SECRET);
     const secretDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-secret-'));
-    t.after(() => rmSync(secretDir, { recursive: true, force: true }));
     // The folder is reachable: only the file's own mode (root, 0600) keeps the tenant out.
     chmodSync(secretDir, 0o755);
     const secret = path.join(secretDir, 'root-only');
@@ -27,7 +26,8 @@ describe('process tier as root', { skip, timeout: 60_000 }, () => {
     chmodSync(secret, 0o600);
 
     const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { probe: probeNoRestart() } } });
-    t.after(() => kernel.close());
+    // One hook, closing before removing (after-hooks stop at the first that throws).
+    t.after(() => kernel.close().finally(() => rmSync(secretDir, { recursive: true, force: true })));
     const instance = await kernel.spawnInstance('probe', 'a');
     assert.equal(instance.state, 'running', instance.lastError ?? '');
     assert.equal(instance.tier, 'process');
@@ -61,7 +61,6 @@ describe('process tier as root', { skip, timeout: 60_000 }, () => {
 
   test('a program only found in a folder the tenant uid cannot reach fails the start, naming the folder and the fix', async (t) => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'tenement-home-'));
-    t.after(() => rmSync(home, { recursive: true, force: true }));
     // Like /root/.pyenv/shims: a 0700 home folder holding the only copy of the program.
     const bin = path.join(home, 'shims');
     mkdirSync(bin);
@@ -72,7 +71,8 @@ describe('process tier as root', { skip, timeout: 60_000 }, () => {
       process.env.PATH = savedPath;
     });
     const kernel = await createTestKernel({ plugins: servePlugins, config: { services: { tool: probeNoRestart({ command: 'tenement-test-tool' }) } } });
-    t.after(() => kernel.close());
+    // One hook, closing before removing (after-hooks stop at the first that throws).
+    t.after(() => kernel.close().finally(() => rmSync(home, { recursive: true, force: true })));
     const instance = await kernel.spawnInstance('tool', 'a');
     assert.equal(instance.state, 'failed');
     assert.match(instance.lastError ?? '', new RegExp(`resolves to ${bin}/tenement-test-tool, which the tenant uid \\d+ cannot reach`));

@@ -51,7 +51,6 @@ const PLUGINS = servePlugins.filter((plugin) => !('name' in plugin && plugin.nam
 describe('a third-party runtime from the config', { timeout: 120_000 }, () => {
   test("isolation: 'unshare' loads with the plugin; an instance serves from its own pid namespace, hibernates and wakes", { skip }, async (t) => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-unshare-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
     // The tenant uid walks through it to its DATA_DIR (mkdtemp makes it 0700).
     chmodSync(dir, 0o711);
     const config = await loadConfig({ file: writeConfig(dir, true), plugins: PLUGINS });
@@ -60,7 +59,8 @@ describe('a third-party runtime from the config', { timeout: 120_000 }, () => {
     assert.deepEqual((service as { unshare?: unknown }).unshare, { ipc: true, uts: false }, 'the plugin field, with its defaults');
 
     const kernel = new Kernel({ config, plugins: PLUGINS, logger: createLogger(process.env.TENEMENT_LOG_LEVEL ?? 'silent') });
-    t.after(() => kernel.stop());
+    // One hook, stopping before removing: the kernel writes into the folder (after-hooks stop at the first that throws).
+    t.after(() => kernel.stop().finally(() => rmSync(dir, { recursive: true, force: true })));
     await kernel.start();
     assert.ok(kernel.plugins.includes('runtime-unshare'));
     assert.equal(kernel.tierOf('echo').tier, 'unshare');

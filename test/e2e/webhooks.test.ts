@@ -8,7 +8,7 @@ import os from 'node:os';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { after, describe, test, type TestContext } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { Gauge } from 'prom-client';
 import { isTenementError } from '../../core/errors.ts';
 import { Store } from '../../core/store.ts';
@@ -512,7 +512,6 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
 
   test('restarts in a window: one alert to the webhooks the rule names, resolved once the window empties', async (t) => {
     const dir = projectDir('tenement-webhooks-restarts-');
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const app = crashApp(dir);
     const ops = await receiver();
     const other = await receiver();
@@ -533,7 +532,8 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
         services: { crashy: { command: `node ${app}`, maxRestarts: 4, backoff: { base: '20ms', max: '40ms' }, idleTimeout: false } },
       },
     });
-    t.after(() => kernel.stop());
+    // One hook, stopping before removing: the app writes into the folder (after-hooks stop at the first that throws).
+    t.after(() => kernel.stop().finally(() => rmSync(dir, { recursive: true, force: true })));
     await kernel.spawnInstance('crashy', 'a').catch(() => undefined);
     await waitFor(() => ops.received.length >= 2, 'firing then resolved', 30_000);
     const [firing, resolved] = ops.received;
@@ -586,7 +586,6 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
 
   test('a wake that fails raises wake-failed, resolved once the instance runs again', async (t) => {
     const dir = projectDir('tenement-webhooks-wake-');
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const app = crashApp(dir);
     writeFileSync(path.join(dir, 'ok'), '');
     const hook = await receiver();
@@ -597,7 +596,8 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
         services: { crashy: { command: `node ${app}`, idleTimeout: false, maxRestarts: 1, backoff: { base: '20ms', max: '40ms' } } },
       },
     });
-    t.after(() => kernel.stop());
+    // One hook, stopping before removing: the app writes into the folder (after-hooks stop at the first that throws).
+    t.after(() => kernel.stop().finally(() => rmSync(dir, { recursive: true, force: true })));
     const instance = await kernel.spawnInstance('crashy', 'a');
     await kernel.hibernate(instance);
     rmSync(path.join(dir, 'ok'));
@@ -640,7 +640,6 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
 
   test('a delivery is given up after maxAttempts and counted; the metrics show outcomes and the outbox depth', async (t) => {
     const dir = projectDir('tenement-webhooks-giveup-');
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const app = crashApp(dir);
     const hook = await receiver();
     for (let i = 0; i < 5; i++) {
@@ -663,7 +662,8 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
         services: { crashy: { command: `node ${app}`, restart: 'never', idleTimeout: false } },
       },
     });
-    t.after(() => kernel.stop());
+    // One hook, stopping before removing: the app writes into the folder (after-hooks stop at the first that throws).
+    t.after(() => kernel.stop().finally(() => rmSync(dir, { recursive: true, force: true })));
     await kernel.spawnInstance('crashy', 'a').catch(() => undefined);
     const metric = async (name: string): Promise<string> => (await kernel.metricsRegistry.getSingleMetricAsString(name)) ?? '';
     await waitFor(async () => /outcome="failed"} 1/.test(await metric('tenement_alert_deliveries_total')), 'the delivery given up', 30_000);
@@ -704,37 +704,38 @@ function storageSkip(): string | false {
   return false;
 }
 
-/** A data dir whose mounts and loop devices are undone after the test (the storage plugin keeps mounts at shutdown on purpose). */
-function scratchDataDir(t: TestContext): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-webhooks-storage-'));
-  t.after(() => {
-    const prefix = `${realpathSync(dir)}/`;
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((line) => line.split(' ')[4])
-      .filter((point): point is string => point !== undefined && point.startsWith(prefix));
-    for (const point of mounts.reverse()) {
-      try {
-        execFileSync('umount', [point]);
-      } catch {
-        execFileSync('umount', ['-l', point]);
-      }
+/** A data dir whose mounts and loop devices `undoScratch` undoes (the storage plugin keeps mounts at shutdown on purpose). */
+function scratchDataDir(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'tenement-webhooks-storage-'));
+}
+
+/** Unmounts and removes a scratchDataDir: after the kernel using it stopped, never before. */
+function undoScratch(dir: string): void {
+  const prefix = `${realpathSync(dir)}/`;
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((point): point is string => point !== undefined && point.startsWith(prefix));
+  for (const point of mounts.reverse()) {
+    try {
+      execFileSync('umount', [point]);
+    } catch {
+      execFileSync('umount', ['-l', point]);
     }
-    const images = path.join(dir, '.storage', 'images');
-    for (const service of existsSync(images) ? readdirSync(images) : []) {
-      for (const file of readdirSync(path.join(images, service))) {
-        const bound = execFileSync('losetup', ['-j', path.join(realpathSync(images), service, file)], { encoding: 'utf8' });
-        for (const device of bound.split('\n').map((line) => line.split(':')[0]).filter(Boolean)) execFileSync('losetup', ['-d', device!]);
-      }
+  }
+  const images = path.join(dir, '.storage', 'images');
+  for (const service of existsSync(images) ? readdirSync(images) : []) {
+    for (const file of readdirSync(path.join(images, service))) {
+      const bound = execFileSync('losetup', ['-j', path.join(realpathSync(images), service, file)], { encoding: 'utf8' });
+      for (const device of bound.split('\n').map((line) => line.split(':')[0]).filter(Boolean)) execFileSync('losetup', ['-d', device!]);
     }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 describe('alert webhooks on storage', { skip: storageSkip(), timeout: 120_000 }, () => {
   test('storage above a share of the limit fires, and resolves when the data is deleted', async (t) => {
-    const dataDir = scratchDataDir(t);
+    const dataDir = scratchDataDir();
     const hook = await receiver();
     const kernel = await createTestKernel({
       plugins: [...servePlugins, storagePlugin, webhooksPlugin],
@@ -747,7 +748,9 @@ describe('alert webhooks on storage', { skip: storageSkip(), timeout: 120_000 },
         pluginOptions: { storage: { pollInterval: '50ms', gcInterval: false } },
       },
     });
-    t.after(() => kernel.stop());
+    // One hook, stopping before unmounting and removing: the kernel writes into the folder (after-hooks stop at the
+    // first that throws).
+    t.after(() => kernel.stop().finally(() => undoScratch(dataDir)));
     await kernel.spawnInstance('echo', 'a');
     await sleep(300);
     assert.equal(hook.received.length, 0, 'an empty DATA_DIR is under the threshold');
