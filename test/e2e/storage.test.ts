@@ -5,7 +5,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import { configSchema, type ConfigInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import type { InstanceEvent, SpawnSpec } from '../../core/types.ts';
@@ -51,29 +51,46 @@ function mountsUnder(dir: string): Map<string, string> {
 
 /**
  * A data dir of the test's own (the storage plugin keeps mounts at shutdown on purpose, so the test kernel must
- * not delete it while they are there): every mount under it is undone, then it is deleted, even on failure.
+ * not delete it while they are there): every mount under it is undone, then it is deleted, even on failure. That
+ * happens once the file's tests are done, after each test's own after-hooks have stopped its kernels: a cleanup
+ * added before a kernel's stop would run first (after-hooks run in the order added) and, if it threw, skip the stop.
  */
-function scratchDataDir(t: TestContext): string {
+function scratchDataDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-storage-'));
-  t.after(() => {
-    for (const mountPoint of [...mountsUnder(dir).keys()].reverse()) {
-      try {
-        execFileSync('umount', [mountPoint]);
-      } catch {
-        execFileSync('umount', ['-l', mountPoint]);
-      }
-    }
-    // Loop devices still bound to one of the images (autoclear normally frees them with the unmount).
-    const images = path.join(dir, '.storage', 'images');
-    for (const service of existsSync(images) ? readdirSync(images) : []) {
-      for (const file of readdirSync(path.join(images, service))) {
-        const bound = execFileSync('losetup', ['-j', path.join(realpathSync(images), service, file)], { encoding: 'utf8' });
-        for (const device of bound.split('\n').map((line) => line.split(':')[0]).filter(Boolean)) execFileSync('losetup', ['-d', device!]);
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  scratchDirs.push(dir);
   return dir;
+}
+
+const scratchDirs: string[] = [];
+after(() => {
+  let failure: unknown = null;
+  for (const dir of scratchDirs) {
+    try {
+      removeScratch(dir);
+    } catch (error) {
+      failure ??= error;
+    }
+  }
+  if (failure !== null) throw failure;
+});
+
+function removeScratch(dir: string): void {
+  for (const mountPoint of [...mountsUnder(dir).keys()].reverse()) {
+    try {
+      execFileSync('umount', [mountPoint]);
+    } catch {
+      execFileSync('umount', ['-l', mountPoint]);
+    }
+  }
+  // Loop devices still bound to one of the images (autoclear normally frees them with the unmount).
+  const images = path.join(dir, '.storage', 'images');
+  for (const service of existsSync(images) ? readdirSync(images) : []) {
+    for (const file of readdirSync(path.join(images, service))) {
+      const bound = execFileSync('losetup', ['-j', path.join(realpathSync(images), service, file)], { encoding: 'utf8' });
+      for (const device of bound.split('\n').map((line) => line.split(':')[0]).filter(Boolean)) execFileSync('losetup', ['-d', device!]);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 async function storageKernel(t: TestContext, dataDir: string, config: ConfigInput, extra = plugins): Promise<TestKernel> {
@@ -187,7 +204,7 @@ test('a runtime that cannot follow the link gets the mount point wherever DATA_D
 
 describe('storage limits', { skip, timeout: 120_000 }, () => {
   test('a storage bomb gets ENOSPC at its limit while a neighbour keeps writing; usage in the API and metrics; one warning per crossing', async (t) => {
-    const dataDir = scratchDataDir(t);
+    const dataDir = scratchDataDir();
     const kernel = await storageKernel(t, dataDir, {
       services: { probe: probeService({ limits: { storage: '24MiB', storageWarn: 0.8 } }) },
     });
@@ -244,7 +261,7 @@ describe('storage limits', { skip, timeout: 120_000 }, () => {
   });
 
   test('namespace tier: the tenant uid owns its mounted DATA_DIR, writes into it and stops at the limit', { skip: skipNamespace }, async (t) => {
-    const dataDir = scratchDataDir(t);
+    const dataDir = scratchDataDir();
     const kernel = await storageKernel(
       t,
       dataDir,
@@ -262,7 +279,7 @@ describe('storage limits', { skip, timeout: 120_000 }, () => {
   });
 
   test('sandbox tier (gVisor): the mounted DATA_DIR is bound into the sandbox and stops the tenant at the limit', { skip: skipSandbox }, async (t) => {
-    const dataDir = scratchDataDir(t);
+    const dataDir = scratchDataDir();
     const kernel = await storageKernel(
       t,
       dataDir,
@@ -285,7 +302,7 @@ describe('storage limits', { skip, timeout: 120_000 }, () => {
   });
 
   test('mounts survive a restart of the kernel; removal releases the mount and keepData: false deletes the data', async (t) => {
-    const dataDir = scratchDataDir(t);
+    const dataDir = scratchDataDir();
     const config: ConfigInput = { services: { probe: probeService({ keepData: false, limits: { storage: '16MiB' } }) } };
     const first = await storageKernel(t, dataDir, config);
     await first.spawnInstance('probe', 'a');
@@ -321,7 +338,7 @@ describe('storage limits', { skip, timeout: 120_000 }, () => {
   });
 
   test("keepData: '500ms' keeps a removed instance's data until gc runs after the retention; ten ps and ten gc", async (t) => {
-    const dataDir = scratchDataDir(t);
+    const dataDir = scratchDataDir();
     const kernel = await storageKernel(t, dataDir, { services: { probe: probeService({ keepData: '500ms', limits: { storage: '16MiB' } }) } }, [
       ...plugins,
       authBearer,
@@ -360,7 +377,7 @@ describe('storage limits', { skip, timeout: 120_000 }, () => {
   });
 
   test('a limit added to an instance whose data does not fit refuses to start it, says why, and changes nothing', async (t) => {
-    const dataDir = scratchDataDir(t);
+    const dataDir = scratchDataDir();
     const service = (limits?: { storage: string }): ConfigInput => ({ services: { probe: probeService({ restart: 'never', limits }) } });
     const plain = await storageKernel(t, dataDir, service());
     await plain.spawnInstance('probe', 'big');
@@ -380,7 +397,7 @@ describe('storage limits', { skip, timeout: 120_000 }, () => {
   });
 
   test('a limit added later takes the existing data along; raised, the image grows; lowered below use, it stays and says why, else it shrinks', async (t) => {
-    const dataDir = scratchDataDir(t);
+    const dataDir = scratchDataDir();
     const withLimit = (storageLimit: string | undefined): ConfigInput => ({
       services: { probe: probeService({ limits: storageLimit ? { storage: storageLimit } : undefined }) },
     });

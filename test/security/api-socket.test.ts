@@ -7,17 +7,24 @@ import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, st
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import authBearer from '../../plugins/auth-bearer/index.ts';
 import { ECHO_APP, freePort, request, ROOT, waitFor, type Reply } from '../helpers.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
 
-function tempDir(t: TestContext): string {
+// Folders are removed once the file's tests are done, after every test's own after-hooks have stopped the kernels
+// and servers writing into them: a removal hook added first would run first, and one that throws skips the stops.
+const tempDirs: string[] = [];
+after(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-sock-'));
   chmodSync(dir, 0o755);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  tempDirs.push(dir);
   return dir;
 }
 
@@ -46,7 +53,7 @@ async function socketKernel(t: TestContext, dataDir: string, api?: { tcp?: boole
 }
 
 test('the API socket is 0600 in the data dir, serves /health and /api (with the token) without Host routing, and is removed at close', { timeout: 60_000 }, async (t) => {
-  const dataDir = path.join(tempDir(t), 'data');
+  const dataDir = path.join(tempDir(), 'data');
   const kernel = await socketKernel(t, dataDir);
   const file = path.join(dataDir, 'api.sock');
   assert.equal(kernel.server.apiSocket.path, file);
@@ -66,7 +73,7 @@ test('the API socket is 0600 in the data dir, serves /health and /api (with the 
 });
 
 test('a stale socket left by a killed server is replaced at start; a live one refuses a second server with TNM_ERR_SERVER_LISTEN', { timeout: 60_000 }, async (t) => {
-  const dataDir = path.join(tempDir(t), 'data');
+  const dataDir = path.join(tempDir(), 'data');
   const file = path.join(dataDir, 'api.sock');
   // A server killed with SIGKILL leaves its socket file behind, with nobody listening.
   const crashed = await new Promise<number | null>((resolve) => {
@@ -92,7 +99,7 @@ test('a stale socket left by a killed server is replaced at start; a live one re
 });
 
 test('settings.api.tcp false: /api on TCP answers a coded 404 whatever the Host or escaping, /health still answers, the socket serves the API', { timeout: 60_000 }, async (t) => {
-  const dataDir = path.join(tempDir(t), 'data');
+  const dataDir = path.join(tempDir(), 'data');
   const kernel = await socketKernel(t, dataDir, { tcp: false });
   const admin = bearer(adminToken(dataDir));
   for (const host of ['localhost', '127.0.0.1', 'unknown.example.org', '[::1]']) {
@@ -123,7 +130,7 @@ function ten(args: string[], cwd: string): Promise<{ code: number; stdout: strin
 }
 
 test('ten ps talks over the socket with the config, also with settings.api.tcp false; --server forces TCP, which then answers 404', { timeout: 120_000 }, async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir();
   const dataDir = path.join(dir, 'data');
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -172,7 +179,7 @@ test('ten ps talks over the socket with the config, also with settings.api.tcp f
 });
 
 test('ten falls back to TCP when the socket in the data dir is stale (left by a crash), and says where it could not connect otherwise', { timeout: 120_000 }, async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir();
   const dataDir = path.join(dir, 'data');
   // The server serves its socket elsewhere; a crashed run left api.sock, with nobody behind it.
   const kernel = await socketKernel(t, dataDir, { socket: 'served.sock' });

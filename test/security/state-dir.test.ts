@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writ
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, test, type TestContext } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { resolveConfig } from '../../core/config/loader.ts';
@@ -30,11 +30,18 @@ const STATE_FILES = ['tenement.db', 'tenement.db-wal', 'tenement.db-shm', 'admin
 
 const mode = (file: string): string => `0${(statSync(file).mode & 0o777).toString(8)}`;
 
+// Data dirs are removed once the file's tests are done, after every test's own after-hooks have stopped the kernels
+// writing into them: a removal hook added first would run first, and one that throws skips the stops after it.
+const parentDirs: string[] = [];
+after(() => {
+  for (const dir of parentDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A folder like /srv (0755), whose `data` subfolder the kernel creates as it would `./tenement-data`. */
-function parentDir(t: TestContext): string {
+function parentDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-state-'));
   chmodSync(dir, 0o755);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  parentDirs.push(dir);
   return dir;
 }
 
@@ -87,7 +94,7 @@ async function refusal(t: TestContext, dataDir: string): Promise<Error & { code?
 }
 
 test('a new data dir is sealed whatever the umask: folders 0711 (0700 without root), tenement.db, -wal, -shm and admin.token 0600 after open and after writes', { timeout: 60_000 }, async (t) => {
-  const dataDir = path.join(parentDir(t), 'data');
+  const dataDir = path.join(parentDir(), 'data');
   // umask 0 would make SQLite create 0666 files: the modes must not depend on it.
   const umask = process.umask(0);
   let kernel: Kernel;
@@ -108,7 +115,7 @@ test('a new data dir is sealed whatever the umask: folders 0711 (0700 without ro
 });
 
 test('a looser existing data dir is tightened at start, with a warning naming each path and its old mode; tenant passages keep theirs', { timeout: 60_000 }, async (t) => {
-  const dataDir = path.join(parentDir(t), 'data');
+  const dataDir = path.join(parentDir(), 'data');
   // An unusual but supported layout: a service's cwd inside the data dir, which its tenants must reach.
   const appDir = path.join(dataDir, 'apps', 'web');
   const services = { web: { command: 'node app.js', cwd: appDir } };
@@ -185,7 +192,7 @@ const TIERS: Array<{ tier: 'process' | 'namespace' | 'sandbox'; skip: string | f
 describe('a tenant cannot read the state directory', { skip: asRoot ? false : 'needs root: without it tenants run as Tenement\'s own uid', timeout: 180_000 }, () => {
   for (const { tier, skip } of TIERS) {
     test(`${tier} tier: cannot list the data dir, read tenement.db, its WAL or admin.token, list its neighbours or connect to api.sock`, { skip, timeout: 120_000 }, async (t) => {
-      const dataDir = path.join(parentDir(t), 'data');
+      const dataDir = path.join(parentDir(), 'data');
       const options = { services: { web: snoopService(tier, dataDir) }, plugins: [...servePlugins, namespaceRuntime, sandboxRuntime, authBearer] };
       // A first run leaves the plugins' folders (.sandbox...), which the second start seals before spawning.
       const first = makeKernel(dataDir, options);
@@ -220,7 +227,7 @@ describe('a tenant cannot read the state directory', { skip: asRoot ? false : 'n
 });
 
 test('an empty tenement.db next to earlier state refuses to start with TNM_ERR_STORE naming the file, and is left as it was', { timeout: 60_000 }, async (t) => {
-  const dataDir = path.join(parentDir(t), 'data');
+  const dataDir = path.join(parentDir(), 'data');
   const first = makeKernel(dataDir);
   await first.start();
   await first.stop();
@@ -249,7 +256,7 @@ test('an empty tenement.db next to earlier state refuses to start with TNM_ERR_S
 });
 
 test('an unreadable tenement.db refuses to start with TNM_ERR_STORE saying what to do', { timeout: 60_000 }, async (t) => {
-  const dataDir = path.join(parentDir(t), 'data');
+  const dataDir = path.join(parentDir(), 'data');
   mkdirSync(dataDir);
   const file = path.join(dataDir, 'tenement.db');
   writeFileSync(file, 'not a database, '.repeat(512));
@@ -261,9 +268,9 @@ test('an unreadable tenement.db refuses to start with TNM_ERR_STORE saying what 
 });
 
 test('a brand-new data dir, and a 0-byte tenement.db with nothing else next to it, initialise', { timeout: 60_000 }, async (t) => {
-  const fresh = await startKernel(t, path.join(parentDir(t), 'data'));
+  const fresh = await startKernel(t, path.join(parentDir(), 'data'));
   assert.equal(fresh.store.schemaVersion, MIGRATIONS.at(-1)!.version);
-  const dataDir = path.join(parentDir(t), 'data');
+  const dataDir = path.join(parentDir(), 'data');
   mkdirSync(dataDir);
   writeFileSync(path.join(dataDir, 'tenement.db'), '');
   const kernel = await startKernel(t, dataDir);

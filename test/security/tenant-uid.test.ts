@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import type { ServiceInput, Tier } from '../../core/config/schema.ts';
 import type { Kernel } from '../../core/kernel.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
@@ -71,10 +71,17 @@ function appPid(dataDir: string): number {
 
 const uidOf = (pid: number): number => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
+// Data dirs are removed once the file's tests are done, after every test's own after-hooks have stopped the kernels
+// writing into them: a removal hook added first would run first, and one that throws skips the stops after it.
+const dataDirs: string[] = [];
+after(() => {
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A kernel on a data dir the test owns (kept across kernel restarts), removed at the end. */
-function dataDirFor(t: TestContext): string {
+function dataDirFor(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-uid-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  dataDirs.push(dir);
   return dir;
 }
 
@@ -105,7 +112,7 @@ const tiers: Array<{ tier: Tier; skip: string | false }> = [
 for (const { tier, skip } of tiers) {
   describe(`one uid per instance, ${tier} tier`, { skip, timeout: 120_000 }, () => {
     test(`${tier}: tenant b of a service cannot read, write, signal, ptrace or read the memory of tenant a`, async (t) => {
-      const kernel = await kernelOn(t, dataDirFor(t), { notes: neighbour({ isolation: tier }) });
+      const kernel = await kernelOn(t, dataDirFor(), { notes: neighbour({ isolation: tier }) });
       const a = await running(kernel, 'notes', 'a');
       const b = await running(kernel, 'notes', 'b');
       assert.notEqual(a.uid, 0);
@@ -144,7 +151,7 @@ for (const { tier, skip } of tiers) {
 
 describe('one uid per instance: allocation, persistence, release', { skip: skipNotRoot, timeout: 120_000 }, () => {
   test('the uid survives a restart of the instance and of the kernel; instances never share one', async (t) => {
-    const dataDir = dataDirFor(t);
+    const dataDir = dataDirFor();
     const services = { notes: neighbour(), blog: neighbour() };
     const first = await kernelOn(t, dataDir, services);
     const uids = new Map<string, number>();
@@ -177,7 +184,7 @@ describe('one uid per instance: allocation, persistence, release', { skip: skipN
   });
 
   test('kept data keeps its uid for a re-created instance; deleted data gives the uid back', async (t) => {
-    const dataDir = dataDirFor(t);
+    const dataDir = dataDirFor();
     const kernel = await kernelOn(t, dataDir, { kept: neighbour({ keepData: true }), gone: neighbour({ keepData: false }) });
     const kept = await running(kernel, 'kept', 'a');
     await getJson(kernel, 'a.kept.localhost', '/seed');
@@ -196,7 +203,7 @@ describe('one uid per instance: allocation, persistence, release', { skip: skipN
   });
 
   test("data deleted by gc after its keepData retention gives the uid back", async (t) => {
-    const dataDir = dataDirFor(t);
+    const dataDir = dataDirFor();
     const kernel = await createTestKernel({
       plugins: [...plugins, storage, staticAuth],
       config: { settings: { dataDir }, services: { notes: neighbour({ keepData: '50ms' }) }, pluginOptions: { storage: { gcInterval: false } } },
@@ -217,7 +224,7 @@ describe('one uid per instance: allocation, persistence, release', { skip: skipN
   });
 
   test('data deleted by hand while Tenement was down gives the uid back at the next start', async (t) => {
-    const dataDir = dataDirFor(t);
+    const dataDir = dataDirFor();
     const first = await kernelOn(t, dataDir, { notes: neighbour() });
     await running(first, 'notes', 'a');
     await first.removeInstance(first.instances.get('notes', 'a')!);
@@ -229,7 +236,7 @@ describe('one uid per instance: allocation, persistence, release', { skip: skipN
   });
 
   test('a DATA_DIR of the per-service uid is handed to the instance uid whole, following no link', async (t) => {
-    const dataDir = dataDirFor(t);
+    const dataDir = dataDirFor();
     // What an earlier Tenement left: the tree owned by the service's one uid, with a link and a hard link to
     // host files a hostile tenant planted.
     const legacy = 100_000 + 4242;
@@ -254,7 +261,7 @@ describe('one uid per instance: allocation, persistence, release', { skip: skipN
   });
 
   test('the microvm data image: a planted link or hard link to a host file is refused, never chowned', (t) => {
-    const dataDir = dataDirFor(t);
+    const dataDir = dataDirFor();
     const hostFile = path.join(dataDir, 'host-file');
     writeFileSync(hostFile, 'host');
     const instanceDir = path.join(dataDir, 'instance');
@@ -270,14 +277,14 @@ describe('one uid per instance: allocation, persistence, release', { skip: skipN
   });
 
   test("a service's explicit `user` is every instance's uid (the operator's choice), and reserves no uid", async (t) => {
-    const kernel = await kernelOn(t, dataDirFor(t), { shared: neighbour({ user: 65534 }) });
+    const kernel = await kernelOn(t, dataDirFor(), { shared: neighbour({ user: 65534 }) });
     assert.equal((await running(kernel, 'shared', 'a')).uid, 65534);
     assert.equal((await running(kernel, 'shared', 'b')).uid, 65534);
     assert.deepEqual(kernel.uids.list(), []);
   });
 
   test('a runtime refuses a spec that names no tenant uid rather than start it as root', async (t) => {
-    const kernel = await kernelOn(t, dataDirFor(t), { notes: neighbour() });
+    const kernel = await kernelOn(t, dataDirFor(), { notes: neighbour() });
     const dataDir = kernel.instanceDir('notes', 'x');
     mkdirSync(dataDir, { recursive: true });
     const spec = {
