@@ -228,7 +228,6 @@ describe('cgroups plugin', { skip, timeout: 120_000 }, () => {
 
   test('cgroups left by a previous run are emptied and removed at start-up', async (t) => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-cgroups-'));
-    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
     const leftover = path.join(host.roots.memory!, cgroupScope(dataDir), 'old', 'x');
     mkdirSync(leftover, { recursive: true });
     const sleeper = spawn('sleep', ['60'], { stdio: 'ignore', detached: true });
@@ -238,6 +237,9 @@ describe('cgroups plugin', { skip, timeout: 120_000 }, () => {
       if (alive(sleeper.pid!)) process.kill(sleeper.pid!, 'SIGKILL');
     });
     await boot(t, { plain: bombs() }, { dataDir });
+    // Added after boot's close and the sleeper's kill: after-hooks run in the order added, and stop at the first
+    // that throws.
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
     await waitFor(() => gone(sleeper.pid!), 'the leftover process to be killed');
     assert.ok(!existsSync(leftover), 'the leftover cgroup is removed');
   });
@@ -258,12 +260,12 @@ test('control: without the cgroups plugin the daemon outlives the stop (what the
 
 test('limits on a host without usable cgroups fail the start, naming what is missing; others run', async (t) => {
   const empty = mkdtempSync(path.join(os.tmpdir(), 'tenement-no-cgroups-'));
-  t.after(() => rmSync(empty, { recursive: true, force: true }));
   const kernel = await createTestKernel({
     plugins: [...servePlugins, [cgroups, { root: empty }]],
     config: { services: { lim: bombs({ limits: { memory: '64MB' }, restart: 'never' }), plain: bombs() } },
   });
-  t.after(() => kernel.close());
+  // One hook, closing before removing (after-hooks stop at the first that throws).
+  t.after(() => kernel.close().finally(() => rmSync(empty, { recursive: true, force: true })));
   const limited = await kernel.spawnInstance('lim', 'a');
   assert.equal(limited.state, 'failed');
   assert.match(limited.lastError ?? '', /lim:a has limits, but this host cannot enforce them: memory: no cgroup v1 'memory' hierarchy/);

@@ -6,12 +6,12 @@ import { describe, test, type TestContext } from 'node:test';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import type { ConfigInput } from '../../core/config/schema.ts';
 import edgeHaproxy from '../../plugins/edge-haproxy/index.ts';
-import { renderConfig, renderMap } from '../../plugins/edge-haproxy/render.ts';
+import { errorFiles, renderConfig, renderMap } from '../../plugins/edge-haproxy/render.ts';
 import { RuntimeApi } from '../../plugins/edge-haproxy/runtime-api.ts';
 import { alive, echoService, freePort, onPath, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { rawExchange } from '../raw-http.ts';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import { ten, tempDir } from '../ten-cli.ts';
@@ -240,7 +240,6 @@ test('through haproxy, a wake queue that is full answers the built-in 503 with R
 
 test('TLS is terminated by haproxy with the certificates of certDir; the instance is told https', { skip, timeout: 120_000 }, async (t) => {
   const certDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-edge-certs-'));
-  t.after(() => rmSync(certDir, { recursive: true, force: true }));
   const key = path.join(certDir, 'key.tmp');
   const cert = path.join(certDir, 'cert.tmp');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=echo.localhost', '-addext', 'subjectAltName=DNS:*.echo.localhost,DNS:echo.localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
@@ -250,6 +249,8 @@ test('TLS is terminated by haproxy with the certificates of certDir; the instanc
   rmSync(cert);
   writeFileSync(path.join(certDir, 'echo.localhost.pem'), pem, { mode: 0o600 });
   const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) }, { certDir });
+  // Added after startEdge's stop: after-hooks run in the order added, and haproxy reads this folder.
+  t.after(() => rmSync(certDir, { recursive: true, force: true }));
   await e.kernel.spawnInstance('echo', 'alice');
   await untilDirect(e, 'echo', 'alice');
   const port = Number(new URL(e.edge).port);
@@ -334,7 +335,6 @@ describe('HAProxy edge supervision', { skip, timeout: 120_000 }, () => {
 
 test('attach mode programs a running haproxy (its config written elsewhere) over the socket given', { skip, timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-edge-attach-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const socket = path.join(dir, 'admin.sock');
   const kernel = await createTestKernel({
     plugins: [...servePlugins, edgeHaproxy],
@@ -347,7 +347,10 @@ test('attach mode programs a running haproxy (its config written elsewhere) over
   const services = new Map([['echo', [{ id: 'alice', weight: 1, target: activator }]]]);
   const mapFile = path.join(dir, 'hosts.map');
   writeFileSync(mapFile, renderMap('localhost', services));
-  writeFileSync(path.join(dir, 'haproxy.cfg'), renderConfig({ domain: 'localhost', listen: { host: '127.0.0.1', port }, activator, socket, mapFile, serverTimeoutMs: 60_000, services }));
+  const errorDir = path.join(dir, 'errors');
+  mkdirSync(errorDir);
+  for (const [name, text] of errorFiles()) writeFileSync(path.join(errorDir, name), text);
+  writeFileSync(path.join(dir, 'haproxy.cfg'), renderConfig({ domain: 'localhost', listen: { host: '127.0.0.1', port }, activator, socket, mapFile, errorDir, serverTimeoutMs: 60_000, services }));
   const { spawn } = await import('node:child_process');
   const haproxy = spawn('haproxy', ['-W', '-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: 'ignore' });
   t.after(async () => {
@@ -358,6 +361,8 @@ test('attach mode programs a running haproxy (its config written elsewhere) over
     await exited;
     clearTimeout(kill);
   });
+  // Added after the kernel's and haproxy's stops: after-hooks run in the order added, and both write into it.
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const alice = await kernel.spawnInstance('echo', 'alice');
   const api = new RuntimeApi(socket);
   await waitFor(

@@ -151,7 +151,6 @@ describe('network plugin: outbound NAT', { timeout: 30_000, skip }, () => {
 
   test("nat off: an off-host egress entry is reported, nothing is loaded, and a crashed run's table is removed", async (t) => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-nat-'));
-    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
     const table = natTableName(netNames(dataDir).scope);
     t.after(() => {
       if (tableExists(table)) execFileSync('nft', ['delete', 'table', 'ip', table]);
@@ -166,6 +165,8 @@ describe('network plugin: outbound NAT', { timeout: 30_000, skip }, () => {
       },
       false,
     );
+    // Added after kernelWith's close: after-hooks run in the order added, and the kernel writes into it.
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
     const warnings: string[] = [];
     (kernel.log as unknown as { warn: (object: object, message: string) => void }).warn = (_object, message) => warnings.push(message);
     await kernel.start();

@@ -52,7 +52,6 @@ function leftOf(dataDir: string): string[] {
 /** A Unix socket server of "the host" (another program), counting connections; closed after the test. */
 async function unixServer(t: TestContext): Promise<{ path: string; connections: () => number }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-foreign-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   let count = 0;
   const server = net.createServer((socket) => {
     count += 1;
@@ -61,7 +60,8 @@ async function unixServer(t: TestContext): Promise<{ path: string; connections: 
   });
   const socketPath = path.join(dir, 'foreign.sock');
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  // One hook, closing before removing the socket's folder (after-hooks stop at the first that throws).
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())).finally(() => rmSync(dir, { recursive: true, force: true })));
   return { path: socketPath, connections: () => count };
 }
 
@@ -221,7 +221,6 @@ describe('network plugin', { timeout: 120_000, skip }, () => {
 
   test("a crashed run's namespaces and veths are removed at start", async (t) => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-net-'));
-    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
     const names = netNames(dataDir);
     const netns = `${names.netnsPrefix}zz1`;
     const veth = `${names.vethPrefix}zz1`;
@@ -237,6 +236,8 @@ describe('network plugin', { timeout: 120_000, skip }, () => {
     execFileSync('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
     assert.deepEqual(leftOf(dataDir).sort(), [netns, veth].sort());
     await kernelWith(t, { settings: { dataDir }, services: { priv: netService({ network: 'private' }) } });
+    // Added after kernelWith's close: after-hooks run in the order added, and the kernel writes into it.
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
     assert.deepEqual(leftOf(dataDir).filter((name) => name === netns || name === veth), []);
   });
 

@@ -39,7 +39,6 @@ function get(port: number, host: string, urlPath: string, tls: boolean): Promise
 test('the nginx config of docs/operations.md terminates TLS for tenants, keeps Host and passes WebSockets', { timeout: 180_000 }, async (t) => {
   if (!onPath('nginx') || !onPath('openssl')) return t.skip('nginx or openssl is not installed (apt-get install nginx-light openssl)');
   const dir = tempDir('tenement-nginx-');
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const { kernel } = await trackedKernel(t, { notes: echoService({ idleTimeout: false }) }, { settings: { domain: 'example.com' } });
   await kernel.spawnInstance('notes', 'alice');
   await kernel.spawnInstance('notes', 'bob');
@@ -110,6 +109,9 @@ test('the nginx config of docs/operations.md terminates TLS for tenants, keeps H
 
   const ws = new WebSocket(`wss://127.0.0.1:${tlsPort}/`, { headers: { host: 'alice.notes.example.com' }, rejectUnauthorized: false, perMessageDeflate: false });
   t.after(() => ws.terminate());
+  // Added after every stop: after-hooks run in the order added, nginx writes into the folder, and a removal that
+  // throws would skip the hooks after it.
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
