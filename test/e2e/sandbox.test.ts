@@ -182,14 +182,14 @@ describe('sandbox tier', { timeout: 400_000, skip }, () => {
     t.after(() => delete process.env.TENEMENT_TEST_SECRET);
     // Not under /tmp, which is private inside: the file must be visible, and still unreadable.
     const secretDir = mkdtempSync(path.join('/var/tmp', 'tenement-secret-'));
-    t.after(() => rmSync(secretDir, { recursive: true, force: true }));
     chmodSync(secretDir, 0o755);
     const secret = path.join(secretDir, 'root-only');
     writeFileSync(secret, 'secret');
     chmodSync(secret, 0o600);
 
     const kernel = await createTestKernel({ plugins, config: { services: { probe: sandboxProbe() } } });
-    t.after(() => kernel.close());
+    // One hook, closing before removing (after-hooks stop at the first that throws).
+    t.after(() => kernel.close().finally(() => rmSync(secretDir, { recursive: true, force: true })));
     const tier = await kernel.hooks.probe.get('sandbox')!.promise();
     assert.equal(tier?.available, true, `the probe starts a real container: ${tier?.reason}`);
     const [a, b] = await Promise.all([kernel.spawnInstance('probe', 'a'), kernel.spawnInstance('probe', 'b')]);
@@ -249,7 +249,6 @@ describe('sandbox tier', { timeout: 400_000, skip }, () => {
 
   test('a container left by a crashed run is killed and deleted when the plugin starts', async (t) => {
     const dataRoot = mkdtempSync(path.join(os.tmpdir(), 'tenement-sandbox-left-'));
-    t.after(() => rmSync(dataRoot, { recursive: true, force: true }));
     const { state, bundles: bundleDir } = sandboxPaths(dataRoot);
     const bundle = path.join(bundleDir, 'crashed-1');
     mkdirSync(bundle, { recursive: true });
@@ -275,7 +274,9 @@ describe('sandbox tier', { timeout: 400_000, skip }, () => {
     assert.ok(!gone(sentry));
 
     const kernel = await createTestKernel({ plugins, config: { settings: { dataDir: dataRoot } } });
-    t.after(() => kernel.close());
+    // One hook, closing before removing: the kernel and runsc write into the folder (after-hooks stop at the first
+    // that throws).
+    t.after(() => kernel.close().finally(() => rmSync(dataRoot, { recursive: true, force: true })));
     assert.deepEqual(containers(dataRoot), [], 'the leftover container is deleted');
     assert.ok(gone(sentry), 'its sentry is gone');
     assert.ok(!existsSync(bundle), 'its bundle is gone');
