@@ -8,10 +8,11 @@
  * The same tick reads the servers' session counters and reports activity, so hibernation sees edge traffic.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import type { InstanceView } from '../../core/instance.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { HaproxyProcess } from './process.ts';
-import { instanceBackend, serviceBackend, type Address, type ServerEntry } from './render.ts';
+import { errorFiles, instanceBackend, serviceBackend, type Address, type ServerEntry } from './render.ts';
 import { checkAnswer, type RuntimeApi } from './runtime-api.ts';
 
 interface Programmed {
@@ -24,6 +25,8 @@ const key = (a: Address): string => `${a.host}:${a.port}`;
 export interface EdgeFiles {
   configFile: string;
   mapFile: string;
+  /** Where HAProxy's error files go (render.ts errorFiles()). */
+  errorDir: string;
 }
 
 export class HaproxyEdge {
@@ -72,8 +75,11 @@ export class HaproxyEdge {
     if (membership === this.membership) return false;
     this.membership = membership;
     const { config, map } = this.render(services);
-    // Written whole then renamed: a reload never reads half a file.
-    for (const [file, text] of [[this.files.mapFile, map], [this.files.configFile, config]] as const) {
+    const errorDir = this.files.errorDir;
+    fs.mkdirSync(errorDir, { recursive: true, mode: 0o700 });
+    const errors = [...errorFiles()].map(([name, text]) => [path.join(errorDir, name), text] as const);
+    // Written whole then renamed: a reload never reads half a file. The config last: it names the others.
+    for (const [file, text] of [...errors, [this.files.mapFile, map], [this.files.configFile, config]] as const) {
       fs.writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
       fs.renameSync(`${file}.tmp`, file);
     }

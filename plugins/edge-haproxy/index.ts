@@ -61,7 +61,7 @@ function start(ctx: PluginContext, edge: EdgeConfig): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const socket = edge.socket ?? path.join(dir, 'admin.sock');
   const api = new RuntimeApi(socket);
-  const files = { configFile: path.join(dir, 'haproxy.cfg'), mapFile: path.join(dir, 'hosts.map') };
+  const files = { configFile: path.join(dir, 'haproxy.cfg'), mapFile: path.join(dir, 'hosts.map'), errorDir: path.join(dir, 'errors') };
   let edgeSync: HaproxyEdge | null = null;
   let haproxy: HaproxyProcess | null = null;
   let timer: NodeJS.Timeout | null = null;
@@ -79,7 +79,7 @@ function start(ctx: PluginContext, edge: EdgeConfig): void {
     const render =
       edge.mode === 'managed' && listen
         ? (services: Parameters<typeof renderMap>[1]) => ({
-            config: renderConfig({ domain: settings.domain, listen, activator, socket, mapFile: files.mapFile, certDir: edge.certDir, threads: edge.threads, serverTimeoutMs: serverTimeoutMs(ctx), services }),
+            config: renderConfig({ domain: settings.domain, listen, activator, socket, mapFile: files.mapFile, errorDir: files.errorDir, certDir: edge.certDir, threads: edge.threads, serverTimeoutMs: serverTimeoutMs(ctx), services }),
             map: renderMap(settings.domain, services),
           })
         : null;

@@ -25,6 +25,8 @@ export interface RenderInput {
   activator: Address;
   socket: string;
   mapFile: string;
+  /** Where the error files (errorFiles()) are written: HAProxy's own answers in Tenement's JSON error shape. */
+  errorDir: string;
   certDir?: string | undefined;
   threads?: number | undefined;
   /** The longest a request may take, waking included (the largest startupTimeout + requestTimeout). */
@@ -35,6 +37,33 @@ export interface RenderInput {
 export const serviceBackend = (service: string): string => `s.${service}`;
 export const instanceBackend = (service: string, id: string): string => `i.${service}.${id}`;
 export const ACTIVATOR_BACKEND = 'activator';
+
+/**
+ * The answers HAProxy makes itself (not those of an instance or the activator, which pass through), in the
+ * built-in proxy's shape and with its status: a refused connection to an instance is 502
+ * TNM_ERR_UPSTREAM_REFUSED as on the built-in edge (HAProxy's own status for it is 503). Errors found by
+ * HAProxy 2.6's HTTP/1 parser itself (a malformed head) are answered before any rule or error file applies:
+ * those are HAProxy's HTML 400 page (docs/edge.md, where the edges differ).
+ */
+const ERRORS: ReadonlyArray<[haproxyStatus: number, status: number, reason: string, code: string, message: string]> = [
+  [400, 400, 'Bad Request', 'TNM_ERR_BAD_REQUEST_FRAMING', 'malformed request (refused by the edge)'],
+  [405, 405, 'Method Not Allowed', 'TNM_ERR_METHOD_NOT_ALLOWED', 'CONNECT is not supported here'],
+  [408, 408, 'Request Timeout', 'TNM_ERR_REQUEST_TIMEOUT', 'the request head was not received in time'],
+  [502, 502, 'Bad Gateway', 'TNM_ERR_UPSTREAM_ERROR', 'the instance sent an invalid response'],
+  [503, 502, 'Bad Gateway', 'TNM_ERR_UPSTREAM_REFUSED', 'the instance refused the connection'],
+  [504, 504, 'Gateway Timeout', 'TNM_ERR_UPSTREAM_TIMEOUT', 'the instance did not answer in time'],
+];
+
+/** Error file name to its content: a whole HTTP/1.1 response, as HAProxy's `errorfile` reads it. */
+export function errorFiles(): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const [haproxyStatus, status, reason, code, message] of ERRORS) {
+    const body = JSON.stringify({ error: { code, message } });
+    const head = [`HTTP/1.1 ${status} ${reason}`, 'content-type: application/json; charset=utf-8', `content-length: ${Buffer.byteLength(body)}`, 'cache-control: no-store', 'connection: close'];
+    files.set(`${haproxyStatus}.http`, `${head.join('\r\n')}\r\n\r\n${body}`);
+  }
+  return files;
+}
 
 const addr = (a: Address): string => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
 
@@ -64,25 +93,40 @@ export function renderConfig(input: RenderInput): string {
     'defaults',
     '  mode http',
     '  option http-keep-alive',
-    // Strict framing: header names outside the token set are refused (the default only drops '_' ones), and no
-    // option accept-invalid-http-request: obs-fold, bare LF, CL+TE and duplicate Content-Length are 400.
-    '  option http-restrict-req-hdr-names reject',
+    // Strict framing: no option accept-invalid-http-request (conflicting Content-Lengths, a Transfer-Encoding
+    // other than chunked, malformed names and control bytes in the head are refused by HAProxy's parser).
+    // Header names with characters other than letters, digits and '-' (`X_Forwarded_For`, which CGI/WSGI-style
+    // apps read as X-Forwarded-For) are dropped before the instance sees them, as nginx does by default; the
+    // request itself is answered as on the built-in edge.
+    '  option http-restrict-req-hdr-names delete',
     '  option forwardfor',
     '  http-reuse safe',
+    // A connection refused by an instance (killed, before the kernel noticed) is tried again on another
+    // server of the service (the one that failed is avoided), as the built-in proxy falls back to the next.
+    '  retries 2',
+    '  option redispatch 1',
     '  timeout connect 5s',
     '  timeout client 60s',
     '  timeout http-request 10s',
     '  timeout http-keep-alive 60s',
     `  timeout server ${Math.max(1000, Math.ceil(input.serverTimeoutMs))}ms`,
     '  timeout tunnel 1h',
+    ...ERRORS.map(([status]) => `  errorfile ${status} ${input.errorDir}/${status}.http`),
     '',
     'frontend public',
     `  bind ${addr(input.listen)}${tls}`,
+    // What HAProxy's parser lets through and the built-in proxy refuses: CONNECT (a tenant is no forward proxy)
+    // and control bytes in header values (NUL included; RFC 9110 §5.5), each with the built-in's status.
+    '  http-request deny deny_status 405 if METH_CONNECT',
+    "  http-request deny deny_status 400 if { req.hdrs -m reg '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]' }",
+    // An instance's response whose Connection header lists a framing header is refused (502), as on the built-in.
+    '  http-response deny deny_status 502 if { res.hdr(connection) -i content-length transfer-encoding }',
     `  http-request set-header X-Forwarded-Proto ${input.certDir ? 'https' : 'http'}`,
     '  http-request set-header X-Forwarded-Host %[req.hdr(host)]',
-    // The host without its port, lower-cased, looked up in the map; anything unknown goes to the activator,
-    // which answers it as the built-in edge would (404 TNM_ERR_UNKNOWN_HOST, 400 TNM_ERR_BAD_HOST, management).
-    `  use_backend %[req.hdr(host),lower,field(1,:),map(${input.mapFile},${ACTIVATOR_BACKEND})]`,
+    // The host without its port and a trailing dot, lower-cased, looked up in the map; anything unknown goes to
+    // the activator, which answers it as the built-in edge would (404 TNM_ERR_UNKNOWN_HOST, 400
+    // TNM_ERR_BAD_HOST, management).
+    `  use_backend %[req.hdr(host),lower,field(1,:),regsub([.]$,),map(${input.mapFile},${ACTIVATOR_BACKEND})]`,
     `  default_backend ${ACTIVATOR_BACKEND}`,
     '',
     `backend ${ACTIVATOR_BACKEND}`,

@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import type { TestKernel } from '../../core/test-kernel.ts';
+import { edgeKernel, type EdgeKind, type EdgeServer } from '../edges.ts';
 import { FIXTURES, request, trackedKernel } from '../helpers.ts';
 
 export const HOST = 'a.count.localhost';
@@ -20,6 +21,14 @@ export async function countingKernel(t: TestContext, fast: boolean): Promise<Tes
   }
 }
 
+/** The counting backend as `count:a` behind the given edge (test/edges.ts), routed directly by that edge. */
+export async function countingEdge(t: TestContext, edge: EdgeKind): Promise<EdgeServer> {
+  const server = await edgeKernel(t, edge, { count: { command: `node ${BACKEND}`, idleTimeout: false } });
+  await server.kernel.spawnInstance('count', 'a');
+  await server.settled();
+  return server;
+}
+
 export interface BackendStats {
   heads: number;
   bodies: string[];
@@ -28,7 +37,7 @@ export interface BackendStats {
   canaryInBody: number;
 }
 
-export async function backendStats(kernel: TestKernel): Promise<BackendStats> {
+export async function backendStats(kernel: TestKernel | string): Promise<BackendStats> {
   const reply = await request(kernel, HOST, '/__stats');
   return JSON.parse(reply.body) as BackendStats;
 }
@@ -42,8 +51,8 @@ export interface RawResult {
 }
 
 /** Writes `data` on a new connection and reads until `until` matches, the server closes, or `timeoutMs` passes. */
-export function rawSend(kernel: TestKernel, data: string | Buffer, until: (text: string) => boolean, timeoutMs = 5_000): Promise<RawResult> {
-  const url = new URL(kernel.url);
+export function rawSend(kernel: TestKernel | string, data: string | Buffer, until: (text: string) => boolean, timeoutMs = 5_000): Promise<RawResult> {
+  const url = new URL(typeof kernel === 'string' ? kernel : kernel.url);
   return new Promise((resolve) => {
     const socket = net.connect(Number(url.port), url.hostname);
     let text = '';

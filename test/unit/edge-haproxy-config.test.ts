@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { resolveConfig } from '../../core/config/loader.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
-import { renderConfig } from '../../plugins/edge-haproxy/render.ts';
+import { errorFiles, renderConfig } from '../../plugins/edge-haproxy/render.ts';
 
 const source = { path: '/srv/app/tenement.config.ts', dir: '/srv/app' };
 const services = { notes: { command: 'node app.js' } };
@@ -52,19 +52,24 @@ test('edge: each bad field is named with what was expected', () => {
   assert.match(failure({ kind: 'haproxy', listen: '127.0.0.1:80', extra: 1 }), /settings\.edge/);
 });
 
-test('the written config is strict: header names restricted, no accept-invalid-http-request, TLS from a directory', () => {
+test('the written config is strict: header names restricted, no accept-invalid-http-request, CONNECT and control bytes refused, errors in JSON, TLS from a directory', () => {
   const text = renderConfig({
     domain: 'example.com',
     listen: { host: '0.0.0.0', port: 443 },
     activator: { host: '127.0.0.1', port: 8080 },
     socket: '/var/lib/tenement/haproxy/admin.sock',
     mapFile: '/var/lib/tenement/haproxy/hosts.map',
+    errorDir: '/var/lib/tenement/haproxy/errors',
     certDir: '/etc/tenement/certs',
     serverTimeoutMs: 45_000,
     services: new Map([['notes', [{ id: 'alice', weight: 3, target: { host: '127.0.0.1', port: 41000 } }]]]),
   });
-  assert.match(text, /option http-restrict-req-hdr-names reject/);
+  assert.match(text, /option http-restrict-req-hdr-names delete/);
   assert.doesNotMatch(text, /accept-invalid-http-request/);
+  assert.match(text, /http-request deny deny_status 405 if METH_CONNECT/);
+  assert.match(text, /errorfile 503 \/var\/lib\/tenement\/haproxy\/errors\/503\.http/);
+  // HAProxy's own 503 (an instance refusing the connection) is the built-in's 502 TNM_ERR_UPSTREAM_REFUSED.
+  assert.match(errorFiles().get('503.http') ?? '', /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*\r\n\r\n\{"error":\{"code":"TNM_ERR_UPSTREAM_REFUSED"/);
   assert.match(text, /bind 0\.0\.0\.0:443 ssl crt \/etc\/tenement\/certs/);
   assert.match(text, /backend s\.notes\n[^]*server alice 127\.0\.0\.1:41000 weight 3/);
   assert.match(text, /backend i\.notes\.alice\n  server alice 127\.0\.0\.1:41000/);

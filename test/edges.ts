@@ -1,0 +1,108 @@
+// The two edges a client can reach Tenement through (docs/edge.md), for tests that must hold on both: the
+// built-in proxy (`edge: 'builtin'`), and HAProxy programmed by Tenement (`edge: { kind: 'haproxy' }`, a real
+// haproxy on a loopback port, the built-in proxy behind it as the activator). A test takes `EDGES`, boots a
+// kernel per edge with `edgeKernel`, sends to `url`, and calls `settled()` after changing instances or weights
+// so that HAProxy routes as the kernel does before the test asserts anything.
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import type { ConfigInput, ServiceInput } from '../core/config/schema.ts';
+import type { PluginEntry } from '../core/plugin.ts';
+import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
+import type { InstanceEvent } from '../core/types.ts';
+import edgeHaproxy from '../plugins/edge-haproxy/index.ts';
+import { RuntimeApi } from '../plugins/edge-haproxy/runtime-api.ts';
+import { alive, freePort, onPath, servePlugins, waitFor } from './helpers.ts';
+
+export type EdgeKind = 'builtin' | 'haproxy';
+
+export const EDGES: readonly EdgeKind[] = ['builtin', 'haproxy'];
+
+/** A test's `skip` for an edge: false, or why it cannot run here. */
+export function edgeSkip(edge: EdgeKind): false | string {
+  if (edge === 'builtin' || onPath('haproxy')) return false;
+  return 'haproxy is not installed (apt-get install haproxy): the HAProxy edge cannot be tested';
+}
+
+export interface EdgeServer {
+  edge: EdgeKind;
+  kernel: TestKernel;
+  /** Where a client sends its requests: the built-in proxy, or HAProxy's public address. */
+  url: string;
+  /** HAProxy's runtime API (null on the built-in edge). */
+  api: RuntimeApi | null;
+  /** Requests the built-in proxy carried to an instance (its `request` hook): on HAProxy, only the activator's. */
+  viaBuiltin: () => number;
+  /** 'spawned' events per instance key, and every lifecycle event in order. */
+  spawns: Map<string, number>;
+  events: InstanceEvent[];
+  /**
+   * Resolves once the edge routes as the kernel does now: on HAProxy, every instance has its servers, each at
+   * the instance's address while it runs (the activator's otherwise) and with its weight. At once on the built-in.
+   */
+  settled(timeoutMs?: number): Promise<void>;
+}
+
+export interface EdgeOptions {
+  settings?: Record<string, unknown>;
+  /** Plugins besides the serve plugins (and edge-haproxy, added on the HAProxy edge). */
+  plugins?: readonly PluginEntry[];
+  /** Extra fields of settings.edge on the HAProxy edge. */
+  haproxy?: Record<string, unknown>;
+}
+
+/**
+ * A started kernel behind the given edge, closed after the test (HAProxy stopped with it); every process it
+ * spawned must be gone by then.
+ */
+export async function edgeKernel(t: TestContext, edge: EdgeKind, services: Record<string, ServiceInput>, options: EdgeOptions = {}): Promise<EdgeServer> {
+  const plugins = [...servePlugins, ...(edge === 'haproxy' ? [edgeHaproxy] : []), ...(options.plugins ?? [])];
+  const publicPort = edge === 'haproxy' ? await freePort() : 0;
+  const settings = {
+    ...options.settings,
+    ...(edge === 'haproxy' ? { listen: '127.0.0.1', edge: { kind: 'haproxy', listen: `127.0.0.1:${publicPort}`, ...options.haproxy } } : {}),
+  };
+  const config = { settings, services } as ConfigInput;
+  const kernel = await createTestKernel({ plugins, config });
+  const pids: number[] = [];
+  const spawns = new Map<string, number>();
+  const events: InstanceEvent[] = [];
+  let carried = 0;
+  kernel.hooks.request.tap('test-edge-count', () => void carried++);
+  const viaBuiltin = (): number => carried;
+  kernel.hooks.stateChange.tap('test-edge-pids', (event) => {
+    events.push(event);
+    if (event.type !== 'spawned') return;
+    spawns.set(event.instance, (spawns.get(event.instance) ?? 0) + 1);
+    const pid = /pid (\d+)/.exec(event.reason ?? '')?.[1];
+    if (pid) pids.push(Number(pid));
+  });
+  t.after(async () => {
+    await kernel.close();
+    await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
+  });
+  if (edge === 'builtin') {
+    return { edge, kernel, url: kernel.url, api: null, viaBuiltin, spawns, events, settled: () => Promise.resolve() };
+  }
+  const api = new RuntimeApi(path.join(kernel.config.settings.dataDir, 'haproxy', 'admin.sock'));
+  await waitFor(async () => api.pid().then(() => true, () => false), 'haproxy to answer on its runtime API', 20_000);
+  const activatorPort = Number(new URL(kernel.url).port);
+  const settled = (timeoutMs = 20_000): Promise<void> =>
+    waitFor(
+      async () => {
+        const stats = await api.serverStats((b) => b.startsWith('s.') || b.startsWith('i.')).catch(() => null);
+        if (!stats) return false;
+        for (const view of kernel.instances.list()) {
+          const address = view.state === 'running' ? view.handle?.address : undefined;
+          const port = address?.port && !address.socketPath ? address.port : activatorPort;
+          const pooled = stats.find((s) => s.backend === `s.${view.service}` && s.server === view.id);
+          const own = stats.find((s) => s.backend === `i.${view.service}.${view.id}` && s.server === view.id);
+          if (!pooled || !own || !pooled.addr.endsWith(`:${port}`) || !own.addr.endsWith(`:${port}`)) return false;
+          if (pooled.weight !== view.weight) return false;
+        }
+        return true;
+      },
+      'haproxy to route as the kernel does',
+      timeoutMs,
+    );
+  return { edge, kernel, url: `http://127.0.0.1:${publicPort}`, api, viaBuiltin, spawns, events, settled };
+}
