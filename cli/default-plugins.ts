@@ -3,6 +3,7 @@ import authBearer from '../plugins/auth-bearer/index.ts';
 import cgroups from '../plugins/cgroups/index.ts';
 import dashboard from '../plugins/dashboard/index.ts';
 import edgeHaproxy from '../plugins/edge-haproxy/index.ts';
+import fleet from '../plugins/fleet/index.ts';
 import health from '../plugins/health/index.ts';
 import hibernate from '../plugins/hibernate/index.ts';
 import instancesApi from '../plugins/instances-api/index.ts';
@@ -28,6 +29,7 @@ import wasmRuntime from '../runtimes/wasm/index.ts';
  * instances API, logs, metrics), sandboxed WASM plugins (a no-op when none are configured) and alert webhooks (a no-op
  * without `settings.alerts`), and tracing (`otel`: a no-op, the OpenTelemetry SDK not even loaded, without
  * `settings.otel` or OTEL_EXPORTER_OTLP_ENDPOINT), and the dashboard at `/` (`pluginOptions: { dashboard: false }` leaves it
- * out), and the HAProxy edge (a no-op unless `settings.edge` names HAProxy: docs/edge.md).
+ * out), and the HAProxy edge (a no-op unless `settings.edge` names HAProxy: docs/edge.md), and fleet mode (a no-op, nats not even connected,
+ * without `settings.fleet` or `ten serve --fleet`: docs/fleet.md).
  */
-export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, tenantMetrics, wasmPlugins, webhooks, otel, dashboard, edgeHaproxy];
+export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, tenantMetrics, wasmPlugins, webhooks, otel, dashboard, edgeHaproxy, fleet];

@@ -10,6 +10,8 @@ export interface ServeOptions {
   domain?: string;
   dataDir?: string;
   listen?: string;
+  /** Comma-separated NATS server URLs: join a fleet (docs/fleet.md). */
+  fleet?: string;
 }
 
 /** `ten serve`: runs until SIGINT or SIGTERM, then stops every instance gracefully; SIGHUP reloads the config. */
@@ -18,6 +20,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   if (options.port !== undefined) overrides.port = Number(options.port);
   if (options.domain !== undefined) overrides.domain = options.domain;
   if (options.listen !== undefined) overrides.listen = options.listen;
+  if (options.fleet !== undefined) overrides.fleet = { servers: options.fleet.split(',').map((url) => url.trim()).filter((url) => url !== '') };
   const dataDir = options.dataDir ?? process.env.TENEMENT_DATA_DIR;
   if (dataDir !== undefined) overrides.dataDir = path.resolve(dataDir);
   // Validated against the fields and tiers of the plugins this server loads (the defaults and the config's own).

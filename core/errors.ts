@@ -88,6 +88,16 @@ const ERRORS = {
   WASMTIME_COMPONENTS_UNSUPPORTED: { status: 501 },
   /** The engine could not compile (or serialize) a module; the message is the engine's. */
   WASM_COMPILE_FAILED: { status: 500 },
+  /** Fleet mode (plugins/fleet): the NATS cluster could not be reached (or JetStream was not ready) within the bound at start. */
+  FLEET_UNREACHABLE: { status: 503, retryable: true },
+  /** Fleet mode: NATS is unreachable now, so a placement could not be claimed or read. */
+  FLEET_UNAVAILABLE: { status: 503, retryable: true },
+  /** Fleet mode: no live, active node fits the instance (labels, capacity). */
+  FLEET_NO_NODE: { status: 503, retryable: true },
+  /** Fleet mode: a request carries the node-to-node forwarding header without a valid signature of the fleet secret. */
+  FLEET_FORGED: { status: 403 },
+  /** Fleet mode: a forwarded request reached a node that does not own the instance (it is never forwarded twice). */
+  FLEET_LOOP: { status: 508, retryable: true },
 } as const satisfies Record<string, ErrorSpec>;
 
 type ErrorName = keyof typeof ERRORS;

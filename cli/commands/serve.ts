@@ -15,6 +15,7 @@ export function registerServe(program: Command): void {
     .option('-d, --domain <domain>', 'domain tenants live under (overrides settings.domain)')
     .option('--listen <address>', 'address to listen on (overrides settings.listen)')
     .option('--data-dir <dir>', 'state and instance data (overrides settings.dataDir; env TENEMENT_DATA_DIR)')
+    .option('--fleet <servers>', 'join a fleet: comma-separated NATS server URLs (sets settings.fleet.servers; docs/fleet.md)')
     .addHelpText(
       'after',
       `

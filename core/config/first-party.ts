@@ -10,6 +10,7 @@ import { otelSettingsFields } from '../../plugins/otel/schema.ts';
 import { tenantMetricsServiceFields } from '../../plugins/tenant-metrics/schema.ts';
 import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
 import { edgeSettingsFields } from '../../plugins/edge-haproxy/schema.ts';
+import { fleetServiceFields, fleetSettingsFields } from '../../plugins/fleet/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import type { SchemaContribution } from './compose.ts';
 
@@ -28,6 +29,7 @@ export const FIRST_PARTY: readonly SchemaContribution[] = [
   { name: 'tenant-metrics', serviceFields: tenantMetricsServiceFields },
   { name: 'webhooks', settingsFields: webhooksSettingsFields },
   { name: 'edge-haproxy', settingsFields: edgeSettingsFields },
+  { name: 'fleet', serviceFields: fleetServiceFields, settingsFields: fleetSettingsFields },
 ];
 
 const BY_NAME = new Map(FIRST_PARTY.map((c) => [c.name, c]));

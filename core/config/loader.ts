@@ -22,6 +22,8 @@ export interface SettingsOverrides {
   domain?: string;
   port?: number;
   listen?: string;
+  /** `ten serve --fleet`: the NATS servers, merged into settings.fleet (its other fields kept). */
+  fleet?: { servers: string[] };
 }
 
 export async function loadConfig(
@@ -204,5 +206,7 @@ function applyOverrides(raw: unknown, overrides: SettingsOverrides): unknown {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   if (Object.keys(defined).length === 0 || typeof raw !== 'object' || raw === null) return raw;
   const base = raw as { settings?: Record<string, unknown> };
+  const fleet = base.settings?.fleet;
+  if (defined.fleet && typeof fleet === 'object' && fleet !== null) defined.fleet = { ...fleet, ...defined.fleet };
   return { ...base, settings: { ...(base.settings ?? {}), ...defined } };
 }

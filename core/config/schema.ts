@@ -9,6 +9,7 @@ import { networkServiceFields, networkSettingsFields } from '../../plugins/netwo
 import { otelSettingsFields } from '../../plugins/otel/schema.ts';
 import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
 import { edgeSettingsFields } from '../../plugins/edge-haproxy/schema.ts';
+import { fleetServiceFields, fleetSettingsFields } from '../../plugins/fleet/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
 import { splitCommand } from '../command.ts';
@@ -331,9 +332,10 @@ const firstPartyServiceFields = {
   ...networkServiceFields,
   ...wasmServiceFields,
   ...tenantMetricsServiceFields,
+  ...fleetServiceFields,
   limits: z.strictObject({ ...limits.shape, ...storageServiceFields.limits.unwrap().shape }).optional(),
 };
-const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields, ...otelSettingsFields, ...edgeSettingsFields };
+const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields, ...otelSettingsFields, ...edgeSettingsFields, ...fleetSettingsFields };
 
 /** Everything `ten serve` loads by default, composed: what plugins see as ServiceConfig and Settings. */
 export const FIRST_PARTY_SCHEMA: ComposedSchema = composeSchema(CORE_FIELDS, FIRST_PARTY);

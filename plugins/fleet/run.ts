@@ -1,0 +1,197 @@
+/**
+ * A fleet node at work (loaded by the fleet plugin's setup only when `settings.fleet` is set, so a server outside
+ * a fleet never loads the NATS client): routing through stand-ins, spawning, heartbeats, failover, the API.
+ */
+import os from 'node:os';
+import type { FleetSettings } from './schema.ts';
+import { FIRST_PARTY_TIERS } from '../../core/config/first-party.ts';
+import { autoCreates } from '../../core/auto-create.ts';
+import { ErrorCodes, TenementError, errorFields, statusOf } from '../../core/errors.ts';
+import type { InstanceView } from '../../core/instance.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
+import type { RequestInfo, RouteTarget, RunningHandle, SpawnSpec } from '../../core/types.ts';
+import { openFleet } from './connection.ts';
+import { FORWARDED_HEADER, signForward, verifyForward } from './forward-auth.ts';
+import { instanceKey, placementKey as placementKeyOf } from './keys.ts';
+import { Heartbeat, addressOf, advertiseOf, fleetSecret } from './node.ts';
+import { Placer, type PlacementPolicy } from './placement.ts';
+import type { Placement } from './records.ts';
+import { registerFleetRoutes } from './routes.ts';
+import { FleetState } from './state.ts';
+
+import { running, type FleetNode, type Stub } from './registry.ts';
+
+/** Moves and failovers one tick may start: the rest wait for the next tick. */
+const MAX_MOVES_PER_TICK = 256;
+const ACTIVE: ReadonlySet<string> = new Set(['running', 'starting', 'waking']);
+
+function reject(code: (typeof ErrorCodes)[keyof typeof ErrorCodes], message: string, retryAfter?: number): RouteTarget {
+  return { kind: 'reject', status: statusOf(code), code, message, ...(retryAfter !== undefined ? { retryAfter } : {}) };
+}
+
+/** `{id}.{service}.{domain}` → names, else null (the router answers everything else as it always does). */
+function tenantOf(hostname: string, domain: string): { service: string; id: string } | null {
+  if (!hostname.endsWith(`.${domain}`)) return null;
+  const labels = hostname.slice(0, -domain.length - 1).split('.');
+  return labels.length === 2 && labels[0] !== '' && labels[1] !== '' ? { id: labels[0]!, service: labels[1]! } : null;
+}
+
+
+
+
+export async function setupFleet(ctx: PluginContext, settings: FleetSettings, policies: readonly PlacementPolicy[]): Promise<void> {
+  const self = settings.node ?? `${os.hostname()}-${ctx.settings.port}`;
+  const connection = await openFleet(settings, self, ctx.paths.configDir);
+  const closers: Array<() => unknown> = [() => connection.nc.close()];
+  ctx.onClose(async () => {
+    for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => undefined);
+  });
+  const secret = await fleetSecret(connection.control, settings.secret);
+  const stubs = new Map<string, Stub>();
+
+  const serving = (view: InstanceView): string => stubs.get(instanceKey(view.service, view.id))?.node ?? self;
+
+  /** A placement moved: a local copy serving from the wrong node hibernates (woken, placed right, on its next request). */
+  const settle = (placement: Placement): void => {
+    const local = ctx.instances.get(placement.service, placement.id);
+    if (!local || !ACTIVE.has(local.state) || serving(local) === placement.node) return;
+    ctx.lifecycle.hibernate(local, `fleet: now placed on ${placement.node}`).catch((error: unknown) => ctx.log.warn({ instance: local.key, ...errorFields(error) }, 'fleet: could not stop a moved instance'));
+  };
+
+  const state = new FleetState(settings.expiryMs, (placement) => settle(placement));
+  closers.push(() => state.stop());
+  const labelsOf = (service: string): Readonly<Record<string, string>> => ctx.services.get(service)?.fleet?.labels ?? {};
+  const placer = new Placer(connection.placements, state, self, labelsOf);
+  for (const policy of policies) placer.place.tapPromise({ name: 'config', stage: 0 }, async (request) => policy(request));
+  await state.start(connection.nodes, connection.placements);
+
+  const heartbeat = new Heartbeat(connection.nodes, connection.control, self, () => {
+    let count = 0;
+    for (const view of ctx.instances.list({ state: 'running' })) if (!stubs.has(instanceKey(view.service, view.id))) count++;
+    return {
+      advertise: ctx.serving ? (settings.advertise?.replace(/\/$/, '') ?? advertiseOf(ctx.url)) : '',
+      labels: settings.labels,
+      capacity: settings.capacity ?? null,
+      running: count,
+    };
+  });
+
+  // --- routing: a request is served here, or by a stand-in that forwards it to the owner ---
+  ctx.hooks.route.tap(
+    async (request: RequestInfo): Promise<RouteTarget | undefined> => {
+      const names = tenantOf(request.hostname, ctx.settings.domain);
+      const forwarded = request.headers[FORWARDED_HEADER];
+      if (!names) {
+        return forwarded === undefined ? undefined : reject(ErrorCodes.FLEET_FORGED, 'a forwarded request must name one instance');
+      }
+      const config = ctx.services.get(names.service);
+      if (!config) return undefined;
+      if (forwarded !== undefined) {
+        const from = typeof forwarded === 'string' ? verifyForward(secret, forwarded, { method: request.method, hostname: request.hostname, target: request.url }) : null;
+        if (from === null) return reject(ErrorCodes.FLEET_FORGED, `the ${FORWARDED_HEADER} header is not signed with the fleet secret`);
+        const placement = state.placement(names.service, names.id);
+        if (placement?.node !== self) {
+          return reject(ErrorCodes.FLEET_LOOP, `${names.service}:${names.id} is not placed on ${self} (${placement ? `on ${placement.node}` : 'nowhere'}): a forwarded request is not forwarded again`, 1);
+        }
+        // Placed here by another node: the instance exists fleet-wide, so it exists here too.
+        if (!ctx.instances.get(names.service, names.id)) ctx.lifecycle.create(names.service, names.id);
+        return undefined;
+      }
+      const local = ctx.instances.get(names.service, names.id);
+      let placement = state.placement(names.service, names.id);
+      // An instance nobody created (and no autoCreate) gets no placement: the router answers 404.
+      if (!placement && !local && !autoCreates(config)) return undefined;
+      if (!placement || placer.mustMove(placement)) placement = await placer.ensure(names.service, names.id);
+      if (placement.node !== self && !local && !autoCreates(config)) ctx.lifecycle.create(names.service, names.id);
+      // A local stand-in for a moved instance is re-pointed by its wake.
+      if (local) settle(placement);
+      return undefined;
+    },
+    { stage: -50 },
+  );
+
+  // --- spawning: before any runtime, an instance placed elsewhere gets a stand-in handle ---
+  const spawnTap = async (spec: SpawnSpec): Promise<RunningHandle | undefined> => {
+    const placement = await placer.ensure(spec.service, spec.id);
+    if (placement.node === self) return undefined;
+    const owner = state.node(placement.node);
+    if (!owner || !state.isLive(placement.node)) {
+      throw new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `fleet: ${spec.service}:${spec.id} is placed on ${placement.node}, which is not reachable yet`, { retryAfter: 1 });
+    }
+    const key = instanceKey(spec.service, spec.id);
+    const stub: Stub = { node: placement.node };
+    stubs.set(key, stub);
+    return {
+      pid: null,
+      pgid: null,
+      address: addressOf(owner.advertise),
+      stop: async () => {
+        if (stubs.get(key) === stub) stubs.delete(key);
+        return { code: 0, signal: null };
+      },
+      stats: async () => ({ pid: null, memoryBytes: null, cpuSeconds: null }),
+    };
+  };
+  for (const tier of new Set<string>([...FIRST_PARTY_TIERS, ...ctx.tiers.provided()])) ctx.hooks.spawn.for(tier).tap(spawnTap, { stage: -1000 });
+
+  // A stand-in is as healthy as its owner's heartbeat; the owner checks the instance itself.
+  const healthTap = (instance: InstanceView) => {
+    const stub = stubs.get(instanceKey(instance.service, instance.id));
+    if (!stub) return undefined;
+    return state.isLive(stub.node) ? { ok: true, detail: `forwarded to ${stub.node}` } : { ok: false, detail: `fleet node ${stub.node} is not live` };
+  };
+  ctx.hooks.health.for('http').tap(healthTap, { stage: -1000 });
+  ctx.hooks.health.for('tcp').tap(healthTap, { stage: -1000 });
+
+  // Sign what a stand-in forwards; what reaches a local instance carries no fleet header at all.
+  ctx.hooks.upstreamHeaders.tap(({ exchange, instance, headers }) => {
+    for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i]!.toLowerCase() === FORWARDED_HEADER) headers.splice(i, 2);
+    if (!stubs.has(instanceKey(instance.service, instance.id))) return;
+    headers.push(FORWARDED_HEADER, signForward(secret, self, { method: exchange.method, hostname: exchange.hostname, target: exchange.target }));
+  });
+
+  // A removed instance that lived here frees its placement.
+  ctx.instances.watch((event) => {
+    if (event.type !== 'removed') return;
+    const placement = state.placement(event.service, event.id);
+    if (placement?.node !== self) return;
+    connection.placements.delete(`${placementKeyOf(event.service, event.id)}`, { previousSeq: placement.revision }).catch(() => undefined);
+  });
+
+  // --- heartbeat, failover, reconcile ---
+  let ticking: Promise<void> | null = null;
+  const tick = (): Promise<void> =>
+    (ticking ??= (async () => {
+      try {
+        await heartbeat.beat();
+      } catch (error) {
+        ctx.log.warn(errorFields(error), 'fleet: heartbeat not written');
+      }
+      let moves = 0;
+      for (const placement of [...state.placements()]) {
+        if (moves >= MAX_MOVES_PER_TICK) break;
+        if (!placer.mustMove(placement)) continue;
+        // Dead nodes' placements are failed over by every live node (one CAS wins); a draining node moves its own.
+        if (placement.node === self ? heartbeat.state !== 'draining' : state.node(placement.node)?.state === 'draining' && !state.isDead(placement.node)) continue;
+        moves++;
+        await placer.moveAway(placement).catch((error: unknown) => ctx.log.warn({ instance: `${placement.service}:${placement.id}`, ...errorFields(error) }, 'fleet: placement not moved'));
+      }
+      for (const placement of state.placements()) settle(placement);
+    })().finally(() => (ticking = null)));
+  await heartbeat.write(Date.now());
+  const timer = setInterval(() => void tick(), settings.heartbeatMs);
+  timer.unref();
+  closers.push(async () => {
+    clearInterval(timer);
+    await ticking;
+    // A graceful stop says so at once: the others fail this node's instances over without waiting out expiryMs.
+    await heartbeat.write(0).catch(() => undefined);
+  });
+
+  registerFleetRoutes(ctx, state, connection.control, self);
+  const node: FleetNode = { self, state, placer, connection, stubs, tick };
+  running.set(self, node);
+  closers.push(() => running.get(self) === node && running.delete(self));
+  ctx.log.info({ node: self, servers: settings.servers, replicas: connection.replicas }, 'fleet: joined');
+}
+

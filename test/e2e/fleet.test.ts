@@ -1,0 +1,139 @@
+// Fleet mode (plugins/fleet) end to end: a real 3-server NATS JetStream cluster, 3 Tenement kernels with the
+// fleet plugin (each its own data dir and port), real app processes.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { signForward, FORWARDED_HEADER } from '../../plugins/fleet/forward-auth.ts';
+import { placementKey } from '../../plugins/fleet/keys.ts';
+import { request, waitFor } from '../helpers.ts';
+import { natsServerAvailable, startNatsCluster, type NatsCluster } from '../nats-cluster.ts';
+import { FLEET_SECRET, closeNode, fleetApp, startNode, tempFile, waitLive, type TestNode } from '../fleet-harness.ts';
+
+const skip = natsServerAvailable() ? false : 'nats-server is not installed (apt-get install nats-server)';
+
+interface AppReply {
+  pid: number;
+  dataDir: string;
+  fleetHeader: string | null;
+}
+
+describe('fleet mode', { skip, timeout: 300_000 }, () => {
+  let cluster: NatsCluster;
+  let nodes: TestNode[] = [];
+  const spawns = tempFile('tnm-fleet-spawns-');
+
+  before(async () => {
+    cluster = await startNatsCluster({ size: 3 });
+    const services = { app: fleetApp(spawns.file) };
+    nodes = await Promise.all(['n1', 'n2', 'n3'].map((id, i) => startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services)));
+    await waitLive(nodes, 3);
+  });
+
+  after(async () => {
+    await Promise.allSettled(nodes.map((node) => closeNode(node)));
+    await cluster?.stop();
+    spawns.remove();
+  });
+
+  const ownerOf = (id: string): TestNode => {
+    const placement = nodes[0]!.fleet.state.placement('app', id);
+    const owner = nodes.find((n) => n.id === placement?.node);
+    assert.ok(owner, `app:${id} is placed on a node of this test (${placement?.node})`);
+    return owner;
+  };
+
+  test('a tenant is reachable through each node and runs on exactly one', async () => {
+    const replies: AppReply[] = [];
+    for (const node of nodes) {
+      const reply = await request(node.kernel, 'alice.app.localhost', '/hello');
+      assert.equal(reply.status, 200, reply.body);
+      replies.push(JSON.parse(reply.body) as AppReply);
+    }
+    assert.equal(new Set(replies.map((r) => r.pid)).size, 1, 'the same process answered through every node');
+    const owner = ownerOf('alice');
+    assert.ok(replies[0]!.dataDir.startsWith(owner.dataDir), `it runs on its owner ${owner.id}`);
+    assert.equal(replies[0]!.fleetHeader, null, 'the app never sees the fleet header');
+    const lines = readFileSync(spawns.file, 'utf8').split('\n').filter((l) => l.includes('/alice'));
+    assert.equal(lines.length, 1, `spawned once fleet-wide: ${lines.join(' | ')}`);
+    for (const node of nodes) {
+      const local = node.kernel.instances.get('app', 'alice');
+      if (node === owner) assert.equal(node.fleet.stubs.size === 0 || !node.fleet.stubs.has('app\0alice'), true);
+      else if (local) assert.ok(node.fleet.stubs.has('app\0alice'), `${node.id} serves alice through a stand-in`);
+    }
+  });
+
+  test('placement race: 3 nodes placing the same 150 instances at once never double-assign', async () => {
+    const ids = Array.from({ length: 150 }, (_, i) => `race${i}`);
+    const before = nodes.map((n) => n.fleet.placer.decisions);
+    const results = await Promise.all(nodes.map((node) => Promise.all(ids.map((id) => node.fleet.placer.ensure('app', id)))));
+    for (let i = 0; i < ids.length; i++) {
+      const owners = results.map((r) => r[i]!.node);
+      assert.equal(new Set(owners).size, 1, `${ids[i]} got one owner: ${owners.join(',')}`);
+      const revisions = results.map((r) => r[i]!.revision);
+      assert.equal(new Set(revisions).size, 1, `${ids[i]} one revision`);
+    }
+    const made = nodes.reduce((sum, n, i) => sum + n.fleet.placer.decisions - before[i]!, 0);
+    assert.equal(made, ids.length, 'exactly one claim was written per instance');
+    const kv = nodes[1]!.fleet.connection.placements;
+    for (const id of ids.slice(0, 30)) {
+      const entry = await kv.get(placementKey('app', id));
+      assert.equal(entry?.revision, results[0]![ids.indexOf(id)]!.revision, 'stored once, never overwritten');
+    }
+    const spread = new Map<string, number>();
+    for (const p of results[0]!) spread.set(p.node, (spread.get(p.node) ?? 0) + 1);
+    assert.equal(spread.size, 3, `the default policy spreads a service over the nodes: ${JSON.stringify([...spread])}`);
+  });
+
+  test('a forged forwarded header is refused; a genuine one is never forwarded again', async () => {
+    const owner = ownerOf('alice');
+    const other = nodes.find((n) => n !== owner)!;
+    const forged = await request(other.kernel, 'alice.app.localhost', '/x', { headers: { [FORWARDED_HEADER]: 'n1.1.abc' } });
+    assert.equal(forged.status, 403);
+    assert.match(forged.body, /TNM_ERR_FLEET_FORGED/);
+    const wrongSecret = signForward('not-the-fleet-secret-at-all-0000', other.id, { method: 'GET', hostname: 'alice.app.localhost', target: '/x' });
+    const refused = await request(owner.kernel, 'alice.app.localhost', '/x', { headers: { [FORWARDED_HEADER]: wrongSecret } });
+    assert.equal(refused.status, 403);
+    // Signed for another path: a captured header cannot be replayed elsewhere.
+    const elsewhere = signForward(FLEET_SECRET, other.id, { method: 'GET', hostname: 'alice.app.localhost', target: '/y' });
+    assert.equal((await request(owner.kernel, 'alice.app.localhost', '/x', { headers: { [FORWARDED_HEADER]: elsewhere } })).status, 403);
+    // A genuine forwarded request at a node that does not own the instance: 508, not forwarded a second time.
+    const genuine = signForward(FLEET_SECRET, owner.id, { method: 'GET', hostname: 'alice.app.localhost', target: '/x' });
+    const loop = await request(other.kernel, 'alice.app.localhost', '/x', { headers: { [FORWARDED_HEADER]: genuine } });
+    assert.equal(loop.status, 508, loop.body);
+    assert.match(loop.body, /TNM_ERR_FLEET_LOOP/);
+    const served = await request(owner.kernel, 'alice.app.localhost', '/x', { headers: { [FORWARDED_HEADER]: genuine } });
+    assert.equal(served.status, 200, served.body);
+  });
+
+  test('a herd arriving on 3 nodes for a hibernated instance spawns it once', async () => {
+    const first = await request(nodes[0]!.kernel, 'herd.app.localhost', '/');
+    assert.equal(first.status, 200, first.body);
+    const owner = ownerOf('herd');
+    const instance = owner.kernel.instances.get('app', 'herd')!;
+    await owner.kernel.hibernate(instance, 'test');
+    assert.equal(instance.state, 'hibernated');
+    const count = (): number => readFileSync(spawns.file, 'utf8').split('\n').filter((l) => l.includes('/herd')).length;
+    const spawnedBefore = count();
+    const replies = await Promise.all(nodes.flatMap((node) => Array.from({ length: 8 }, () => request(node.kernel, 'herd.app.localhost', '/'))));
+    for (const reply of replies) assert.equal(reply.status, 200, reply.body);
+    assert.equal(new Set(replies.map((r) => (JSON.parse(r.body) as AppReply).pid)).size, 1, 'one process answered all');
+    assert.equal(count() - spawnedBefore, 1, 'one spawn fleet-wide for the herd');
+  });
+
+  test('hostile names are KV-safe: no collision, no escape from their key', async () => {
+    const names = ['__proto__', 'constructor', 'a.b', 'a_2eb', '>', '*', 'a.>', 'x y', 'ünï', '_'];
+    const placer = nodes[0]!.fleet.placer;
+    const placed = await Promise.all(names.map((id) => placer.ensure('app', id)));
+    const keys = names.map((id) => placementKey('app', id));
+    assert.equal(new Set(keys).size, names.length, 'every name has its own key');
+    for (const key of keys) assert.match(key, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, `${key}: two tokens, no wildcard`);
+    const kv = nodes[2]!.fleet.connection.placements;
+    for (let i = 0; i < names.length; i++) {
+      const entry = await kv.get(keys[i]!);
+      assert.equal(entry?.json<{ id: string }>().id, names[i]);
+      assert.equal(entry?.revision, placed[i]!.revision);
+    }
+    await waitFor(() => names.every((id) => nodes[2]!.fleet.state.placement('app', id) !== undefined), 'the watch to see every hostile name', 10_000);
+    assert.equal(Object.getPrototypeOf({}), Object.prototype, 'nothing polluted');
+  });
+});
