@@ -490,7 +490,7 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
         },
       },
     });
-    t.after(() => kernel.stop());
+    t.after(() => kernel.close());
     await sleep(300);
     assert.equal(hook.received.length, 0, 'nothing while under the threshold');
     const crossed = Date.now();
@@ -532,8 +532,8 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
         services: { crashy: { command: `node ${app}`, maxRestarts: 4, backoff: { base: '20ms', max: '40ms' }, idleTimeout: false } },
       },
     });
-    // One hook, stopping before removing: the app writes into the folder (after-hooks stop at the first that throws).
-    t.after(() => kernel.stop().finally(() => rmSync(dir, { recursive: true, force: true })));
+    // One hook, closing before removing: the app writes into the folder (after-hooks stop at the first that throws).
+    t.after(() => kernel.close().finally(() => rmSync(dir, { recursive: true, force: true })));
     await kernel.spawnInstance('crashy', 'a').catch(() => undefined);
     await waitFor(() => ops.received.length >= 2, 'firing then resolved', 30_000);
     const [firing, resolved] = ops.received;
@@ -565,7 +565,7 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
         },
       },
     });
-    t.after(() => kernel.stop());
+    t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('echo', 'a');
     const marker = path.join(kernel.instanceDir('echo', 'a'), 'unhealthy');
     writeFileSync(marker, '');
@@ -596,8 +596,8 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
         services: { crashy: { command: `node ${app}`, idleTimeout: false, maxRestarts: 1, backoff: { base: '20ms', max: '40ms' } } },
       },
     });
-    // One hook, stopping before removing: the app writes into the folder (after-hooks stop at the first that throws).
-    t.after(() => kernel.stop().finally(() => rmSync(dir, { recursive: true, force: true })));
+    // One hook, closing before removing: the app writes into the folder (after-hooks stop at the first that throws).
+    t.after(() => kernel.close().finally(() => rmSync(dir, { recursive: true, force: true })));
     const instance = await kernel.spawnInstance('crashy', 'a');
     await kernel.hibernate(instance);
     rmSync(path.join(dir, 'ok'));
@@ -624,7 +624,7 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
         services: { echo: { command: `node ${ECHO_APP}`, idleTimeout: false } },
       },
     });
-    t.after(() => kernel.stop());
+    t.after(() => kernel.close());
     const instance = await kernel.spawnInstance('echo', 'a');
     // The notice the cgroups plugin emits when the kernel OOM-kills a process of the instance.
     kernel.emit(instance, 'oom', 'killed node (pid 1234)');
@@ -662,8 +662,8 @@ describe('alert webhooks in a test kernel', { timeout: 180_000 }, () => {
         services: { crashy: { command: `node ${app}`, restart: 'never', idleTimeout: false } },
       },
     });
-    // One hook, stopping before removing: the app writes into the folder (after-hooks stop at the first that throws).
-    t.after(() => kernel.stop().finally(() => rmSync(dir, { recursive: true, force: true })));
+    // One hook, closing before removing: the app writes into the folder (after-hooks stop at the first that throws).
+    t.after(() => kernel.close().finally(() => rmSync(dir, { recursive: true, force: true })));
     await kernel.spawnInstance('crashy', 'a').catch(() => undefined);
     const metric = async (name: string): Promise<string> => (await kernel.metricsRegistry.getSingleMetricAsString(name)) ?? '';
     await waitFor(async () => /outcome="failed"} 1/.test(await metric('tenement_alert_deliveries_total')), 'the delivery given up', 30_000);
