@@ -36,19 +36,26 @@ export async function bootKernel(options: BootOptions): Promise<BootedKernel> {
   const config = options.config ?? {};
   const ownDataDir = config.settings?.dataDir === undefined;
   const dataDir = config.settings?.dataDir ?? mkdtempSync(path.join(os.tmpdir(), options.tempPrefix ?? 'tenement-'));
-  const resolved = resolveConfig(
-    { ...config, settings: { port: 0, ...config.settings, dataDir } },
-    { path: null, dir: options.dir ?? process.cwd() },
-    {},
-    // The first-party fields and tiers are accepted even when a kernel loads a few of their plugins (a tier
-    // without its runtime then fails at start with TNM_ERR_TIER_UNAVAILABLE), plus those of the given plugins.
-    [...FIRST_PARTY, ...options.plugins],
-  );
-  const kernel = new Kernel({
-    config: resolved,
-    plugins: options.plugins,
-    logger: options.logger ?? createLogger(process.env.TENEMENT_LOG_LEVEL ?? 'silent'),
-  }) as BootedKernel;
+  let kernel: BootedKernel;
+  try {
+    const resolved = resolveConfig(
+      { ...config, settings: { port: 0, ...config.settings, dataDir } },
+      { path: null, dir: options.dir ?? process.cwd() },
+      {},
+      // The first-party fields and tiers are accepted even when a kernel loads a few of their plugins (a tier
+      // without its runtime then fails at start with TNM_ERR_TIER_UNAVAILABLE), plus those of the given plugins.
+      [...FIRST_PARTY, ...options.plugins],
+    );
+    kernel = new Kernel({
+      config: resolved,
+      plugins: options.plugins,
+      logger: options.logger ?? createLogger(process.env.TENEMENT_LOG_LEVEL ?? 'silent'),
+    }) as BootedKernel;
+  } catch (error) {
+    // A rejected config or plugin list leaves no temporary folder behind.
+    if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   kernel.close = async () => {
     await kernel.stop();
     if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
