@@ -8,6 +8,7 @@
  *   npm run bench -- edge          # the HAProxy edge against nginx alone (proxy runs it too, when haproxy is installed)
  *   npm run bench -- isolation     # every isolation tier the host has, against the process tier (not in the default set)
  *   npm run bench -- soak          # the churn soak, 30 minutes (SOAK_MINUTES; not in the default set)
+ *   npm run bench -- fleet         # fleet mode on a 3-server NATS cluster (needs nats-server; not in the default set)
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
  * Results are also written to .bench-tmp/bench-results.json.
@@ -17,6 +18,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { formatCli, runCliBench, type CliBenchResult } from './cli.ts';
 import { formatEdge, runEdgeBench, type EdgeBenchResult } from './edge.ts';
+import { formatFleet, runFleetBench, type FleetBenchResult } from './fleet.ts';
 import { formatColdWake, runColdWakeBench, type ColdWakeResult } from './cold-wake.ts';
 import { formatFootprint, runFootprintBench, type FootprintResult } from './footprint.ts';
 import { formatIsolation, runIsolationBench, type IsolationResult } from './isolation.ts';
@@ -27,10 +29,10 @@ import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 import { formatSoak, runSoakBench, soakOptionsFromEnv, type SoakResult } from './soak.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation', 'soak'] as const;
+const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation', 'soak', 'fleet'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
-const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge']);
+const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet']);
 
 const args = process.argv.slice(2);
 const chosen = args.filter((a): a is Name => (NAMES as readonly string[]).includes(a));
@@ -57,6 +59,7 @@ let wasm: WasmBenchResult | null = null;
 let cli: CliBenchResult | null = null;
 let otel: OtelBenchResult | null = null;
 let soak: SoakResult | null = null;
+let fleet: FleetBenchResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
   try {
@@ -132,6 +135,10 @@ if (selected.has('isolation')) {
 if (selected.has('soak')) {
   soak = await attempt('soak', () => runSoakBench(soakOptionsFromEnv()));
   if (soak) out(`\n${formatSoak(soak)}\n`);
+}
+if (selected.has('fleet')) {
+  fleet = await attempt('fleet', () => runFleetBench());
+  if (fleet) out(`\n${formatFleet(fleet)}\n`);
 }
 
 // ---- summary ----
@@ -226,6 +233,11 @@ if (soak) {
   goals.push(...soak.goals);
 }
 
+if (fleet) {
+  rows.push(['fleet: forwarded request p50', `${fmt(fleet.forwardedP50Ms)} ms`, `local ${fmt(fleet.localP50Ms)} ms`, fmt(fleet.ratio), '+1 ms']);
+  rows.push(['fleet: failover after kill -9 (median)', `${fmt(median(fleet.failoverMs), 0)} ms`, '', '', '10 s']);
+}
+
 out(`== summary (${fmt((Date.now() - started) / 1000, 0)} s) ==`);
 if (rows.length > 0) out(table(['figure', 'tenement', 'baseline (same run)', 'ratio', 'goal'], rows));
 if (goals.length > 0) {
@@ -250,6 +262,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   wasm,
   cli,
   soak,
+  fleet,
   goals,
   failures,
 });
