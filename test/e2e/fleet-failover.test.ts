@@ -83,6 +83,8 @@ test('kill -9 of a Tenement node: its tenants answer through the others; back, i
     assert.ok(reply.dataDir.startsWith(dataDir), `${id} runs in n3's process`);
   }
 
+  for (const id of onN3) assert.equal((await request(nodes[0]!.kernel, `${id}.app.localhost`, '/write')).status, 200);
+
   const killedAt = Date.now();
   n3.child.kill('SIGKILL');
   killAll(instancePids(dataDir));
@@ -102,6 +104,8 @@ test('kill -9 of a Tenement node: its tenants answer through the others; back, i
   for (const id of onN3) {
     const node = nodes[0]!.fleet.state.placement('app', id)?.node;
     assert.ok(node === 'n1' || node === 'n2', `${id} moved to a live node (${node})`);
+    // DATA_DIR is per node: what the instance wrote on n3 did not follow it (docs/fleet.md: shared storage only).
+    assert.equal((await request(nodes[0]!.kernel, `${id}.app.localhost`, '/read')).status, 404, `${id}'s data stayed on n3`);
   }
 
   // n3 comes back with the same data dir: its stored instances are now placed elsewhere, so no copy of them
