@@ -4,6 +4,7 @@ import { ErrorCodes, TenementError } from './errors.ts';
 import type { InstanceFacts } from './hooks.ts';
 import type { Kernel } from './kernel.ts';
 import { instanceOf, type KernelAccess } from './plugin-context.ts';
+import { TokenSync } from './token-sync.ts';
 
 /**
  * The parts of every PluginContext that carry no plugin name: read-only instance views, lifecycle capabilities
@@ -74,5 +75,6 @@ export function kernelAccess(kernel: Kernel): KernelAccess {
     tenantUids: {
       release: (service, id) => kernel.uids.release(service, id),
     },
+    tokens: new TokenSync(),
   };
 }

@@ -18,6 +18,7 @@ import type { Logger } from './logger.ts';
 import type { MigrationStep } from './store.ts';
 import type { TierTraits } from './tier-traits.ts';
 import type { TierChoice } from './tiers.ts';
+import type { TokenSync } from './token-sync.ts';
 import type { WasmPool } from './wasm/pool.ts';
 import { sharedWasmPool } from './wasm/shared.ts';
 import type { HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
@@ -162,6 +163,8 @@ export interface PluginContext<Options = unknown> {
   readonly plugins: readonly string[];
   /** Call counts and durations per `hook/plugin`. */
   readonly timings: Kernel['timings'];
+  /** Bearer tokens between the plugin that keeps them and one that replicates them to other servers (core/token-sync.ts). */
+  readonly tokens: TokenSync;
 }
 
 /** The Instance behind a view: views handed to plugins are the registry's own objects, typed read-only. */
@@ -266,6 +269,7 @@ export function createPluginContext<Options>(
       return kernel.plugins;
     },
     timings: kernel.timings,
+    tokens: access.tokens,
   };
 }
 
@@ -276,4 +280,5 @@ export interface KernelAccess {
   lifecycle: Lifecycle;
   tiers: TierDirectory;
   tenantUids: TenantUids;
+  tokens: TokenSync;
 }

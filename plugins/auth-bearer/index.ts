@@ -16,7 +16,10 @@ export default definePlugin({
   version: '1.0.0',
   kernel: '^1',
   setup(ctx) {
-    const tokens = new TokenStore(ctx.store);
+    // Every token made or revoked here is reported to `ctx.tokens`, where a fleet replicates it to the other
+    // servers (docs/fleet.md); what they made or revoked comes back through `apply`.
+    const tokens = new TokenStore(ctx.store, (record) => ctx.tokens.changed(record));
+    ctx.tokens.serve({ list: () => tokens.records(), apply: (record) => tokens.applyRemote(record) });
 
     ctx.hooks.auth.tap(({ headers }) => {
       const match = BEARER.exec(headers.authorization ?? '');

@@ -189,6 +189,7 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
   });
 
   registerFleetRoutes(ctx, state, connection.control, self);
+  closers.push((await (await import('./tokens.ts')).startTokenReplication(ctx, connection.nc, connection.replicas, secret)).stop);
   const node: FleetNode = { self, state, placer, connection, stubs, tick };
   running.set(self, node);
   closers.push(() => running.get(self) === node && running.delete(self));

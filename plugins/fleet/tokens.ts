@@ -88,6 +88,19 @@ export interface TokenReplication {
   stop(): void;
 }
 
+/** The bucket, created if missing; retried for a while (a forming cluster, or three nodes creating it at once, answer 503 for a moment). */
+async function openBucket(nc: NatsConnection, replicas: number, timeoutMs = 15_000): Promise<KV> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await nc.jetstream({ timeout: KV_TIMEOUT_MS }).views.kv(TOKENS_BUCKET, { replicas, history: 5, timeout: KV_TIMEOUT_MS });
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
 /**
  * Starts replicating this node's tokens. Resolves once the bucket's current tokens are applied here and this
  * node's own tokens are published (or queued for retry), so a node serves the fleet's tokens from its first
@@ -97,7 +110,7 @@ export async function startTokenReplication(ctx: PluginContext, nc: NatsConnecti
   if (!ctx.tokens.served) {
     return { pending: 0, stop: () => undefined };
   }
-  const kv: KV = await nc.jetstream({ timeout: KV_TIMEOUT_MS }).views.kv(TOKENS_BUCKET, { replicas, history: 5, timeout: KV_TIMEOUT_MS });
+  const kv = await openBucket(nc, replicas);
   const pending = new Map<string, TokenRecord>();
   let stopped = false;
 
