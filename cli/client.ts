@@ -211,6 +211,11 @@ export class Client {
     return new Client(server, findToken(flags, config, socket), socket, config?.settings.api.tcp ?? true);
   }
 
+  /** The same token toward another server over TCP (`ten ps --fleet` asks every node of a fleet). */
+  withServer(server: string): Client {
+    return new Client(server.replace(/\/+$/, ''), this.auth, null, true, null);
+  }
+
   get<T>(urlPath: string, query?: Query): Promise<T> {
     return this.request<T>('GET', urlPath, { query });
   }

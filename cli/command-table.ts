@@ -152,4 +152,9 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
     description: 'Run the NATS servers a small fleet shares (ten serve --fleet connects to them)',
     load: async () => (await import('./commands/nats.ts')).registerNats,
   }],
+  ['fleet', {
+    term: 'fleet',
+    description: 'Fleet mode: list the nodes, cordon, uncordon and drain them (docs/fleet.md)',
+    load: async () => (await import('./commands/fleet.ts')).registerFleet,
+  }],
 ]);

@@ -12,26 +12,7 @@ import { TOKENS_BUCKET, encodeEnvelope } from '../../plugins/fleet/tokens.ts';
 import { apiCall, request, sleep, waitFor } from '../helpers.ts';
 import { natsServerAvailable, startNatsCluster, type NatsCluster } from '../nats-cluster.ts';
 import { FLEET_SECRET, closeNode, fleetApp, tempFile, waitLive, type TestNode } from '../fleet-harness.ts';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import type { ServiceInput } from '../../core/config/schema.ts';
-import { createTestKernel } from '../../core/test-kernel.ts';
-import authBearer from '../../plugins/auth-bearer/index.ts';
-import fleet, { fleetOf } from '../../plugins/fleet/index.ts';
-import instancesApi from '../../plugins/instances-api/index.ts';
-import { servePlugins } from '../helpers.ts';
-
-/** A fleet node as test/fleet-harness.ts makes them, plus the instances API (tenant scope is tested on it). */
-async function startNode(id: string, servers: string[], services: Record<string, ServiceInput>): Promise<TestNode> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), `tnm-fleet-${id}-`));
-  const kernel = await createTestKernel({
-    plugins: [...servePlugins, authBearer, instancesApi, fleet],
-    config: { settings: { dataDir, fleet: { servers, node: id, heartbeatMs: 200, expiryMs: 1500, secret: FLEET_SECRET } }, services },
-  });
-  const node = fleetOf(id);
-  if (!node) throw new Error(`fleet node ${id} did not start`);
-  return { id, kernel, fleet: node, dataDir };
-}
+import { startApiNodes } from '../fleet-api-node.ts';
 
 const skip = natsServerAvailable() ? false : 'nats-server is not installed (apt-get install nats-server)';
 
@@ -48,9 +29,7 @@ describe('fleet-wide tokens', { skip, timeout: 300_000 }, () => {
   before(async () => {
     cluster = await startNatsCluster({ size: 3 });
     const services = { app: fleetApp(spawns.file) };
-    // One after the other: nodes starting at the same moment race to create the fleet's buckets, and the loser's
-    // first heartbeat can meet a stream still electing its leader (503).
-    for (const [i, id] of ['t1', 't2', 't3'].entries()) nodes.push(await startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services));
+    await startApiNodes(['t1', 't2', 't3'], cluster.urls, services, nodes);
     await waitLive(nodes, 3);
     nc = await connect({ servers: cluster.urls });
     bucket = await nc.jetstream().views.kv(TOKENS_BUCKET);

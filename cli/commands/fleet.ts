@@ -1,0 +1,200 @@
+/**
+ * `ten fleet nodes|cordon|uncordon|drain` and `ten ps --fleet`: fleet mode (docs/fleet.md) over the fleet
+ * plugin's `/api/fleet/*` routes. Any node of the fleet answers for all of them.
+ */
+import type { Command } from 'commander';
+import type { InstanceView } from '../api-types.ts';
+import { CliError, type Client, type ClientFlags } from '../client.ts';
+import { color, healthColor, humanBytes, humanDuration, out, printJson, stateColor, table } from '../output.ts';
+import { clientOptions, connect, duration, examples } from './common.ts';
+
+/** A node as `GET /api/fleet/nodes` answers it. */
+export interface FleetNodeView {
+  id: string;
+  advertise: string;
+  labels: Record<string, string>;
+  capacity: number | null;
+  running: number;
+  at: number;
+  state: 'active' | 'cordoned' | 'draining';
+  live: boolean;
+  placements: number;
+}
+
+/** A placement as `GET /api/fleet/placements` answers it. */
+export interface FleetPlacementView {
+  service: string;
+  id: string;
+  node: string;
+  at: number;
+  generation: number;
+  live: boolean;
+}
+
+/** Node ids as the plugin accepts them (checked here too, so a typo never reaches a URL unescaped). */
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function checkNode(node: string): string {
+  if (!NODE_ID.test(node)) throw new CliError(`'${node}' is not a fleet node id (letters, digits, '.', '_', '-')`, 'TNM_ERR_BAD_NAME');
+  return node;
+}
+
+function nodeState(node: FleetNodeView): string {
+  if (!node.live) return color.red('down');
+  return node.state === 'active' ? color.green('active') : color.yellow(node.state);
+}
+
+function labelsText(labels: Record<string, string>): string {
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+  return pairs.length > 0 ? pairs.join(',') : '-';
+}
+
+async function nodes(client: Client): Promise<{ self: string; nodes: FleetNodeView[] }> {
+  return client.get<{ self: string; nodes: FleetNodeView[] }>('/api/fleet/nodes');
+}
+
+async function runNodes(flags: ClientFlags & { json?: boolean }): Promise<void> {
+  const client = await connect(flags);
+  const answer = await nodes(client);
+  if (flags.json) return printJson(answer);
+  const now = Date.now();
+  const sorted = [...answer.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (sorted.length === 0) return out(color.dim('no fleet nodes'));
+  const rows = sorted.map((node) => [
+    node.id === answer.self ? `${node.id} ${color.dim('*')}` : node.id,
+    nodeState(node),
+    node.advertise || '-',
+    String(node.placements),
+    String(node.running),
+    node.capacity === null ? '-' : String(node.capacity),
+    labelsText(node.labels),
+    `${humanDuration((now - node.at) / 1000)} ago`,
+  ]);
+  out(table(['NODE', 'STATE', 'ADVERTISE', 'PLACED', 'RUNNING', 'CAPACITY', 'LABELS', 'HEARTBEAT'], rows));
+  const live = sorted.filter((n) => n.live).length;
+  out(color.dim(`${sorted.length} node${sorted.length === 1 ? '' : 's'} (${live} live); * is the node that answered`));
+}
+
+async function runAction(action: 'cordon' | 'uncordon' | 'drain', node: string, flags: ClientFlags & { json?: boolean; wait?: boolean; timeout?: number }): Promise<void> {
+  checkNode(node);
+  const client = await connect(flags);
+  const answer = await client.post<{ node: string; state: string }>(`/api/fleet/nodes/${encodeURIComponent(node)}/${action}`);
+  if (action === 'drain' && flags.wait) {
+    // Done when no placement names the node any more (its instances were moved, each woken elsewhere on demand).
+    const deadline = Date.now() + (flags.timeout ?? 120_000);
+    for (;;) {
+      const { placements } = await client.get<{ placements: FleetPlacementView[] }>('/api/fleet/placements');
+      const left = placements.filter((p) => p.node === node).length;
+      if (left === 0) break;
+      if (Date.now() > deadline) throw new CliError(`${node} still holds ${left} instance(s) after ${Math.round((flags.timeout ?? 120_000) / 1000)} s`, 'TNM_ERR_TIMEOUT');
+      if (!flags.json) process.stderr.write(`\r${node}: ${left} instance(s) left to move `);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    if (!flags.json) process.stderr.write('\n');
+  }
+  if (flags.json) return printJson(answer);
+  const what = { cordon: 'cordoned: no new instance is placed on it', uncordon: 'uncordoned: it takes new instances again', drain: flags.wait ? 'drained: its instances were moved' : 'draining: its instances move to other nodes' }[action];
+  out(`${answer.node} ${what}`);
+}
+
+interface FleetRow {
+  node: string;
+  key: string;
+  view: InstanceView | null;
+  live: boolean;
+}
+
+/**
+ * `ten ps --fleet`: every placement with its node, and each instance's state as its own node reports it. An
+ * admin token lists the nodes and asks each live one for its instances (with the same token); a tenant token
+ * (which may not list nodes) gets the placements and this node's view.
+ */
+export async function runFleetPs(flags: ClientFlags & { json?: boolean; service?: string; state?: string }): Promise<void> {
+  const client = await connect(flags);
+  const { placements } = await client.get<{ placements: FleetPlacementView[] }>('/api/fleet/placements');
+  let fleetNodes: FleetNodeView[] | null = null;
+  try {
+    fleetNodes = (await nodes(client)).nodes;
+  } catch (error) {
+    if (!(error instanceof CliError) || error.status !== 403) throw error;
+  }
+  // Instances as each owner reports them: key -> view, from the node the placement names.
+  const owned = new Map<string, InstanceView>();
+  const unreachable: string[] = [];
+  const query = { service: flags.service, state: undefined };
+  if (fleetNodes) {
+    await Promise.all(
+      fleetNodes
+        .filter((node) => node.live && node.advertise)
+        .map(async (node) => {
+          try {
+            const answer = await client.withServer(node.advertise).get<{ instances: InstanceView[] }>('/api/instances', query);
+            for (const view of answer.instances) {
+              const placement = placements.find((p) => p.service === view.service && p.id === view.id);
+              if (placement?.node === node.id) owned.set(view.key, view);
+            }
+          } catch {
+            unreachable.push(node.id);
+          }
+        }),
+    );
+  } else {
+    const answer = await client.get<{ instances: InstanceView[] }>('/api/instances', query);
+    for (const view of answer.instances) owned.set(view.key, view);
+  }
+  let rows: FleetRow[] = placements
+    .filter((p) => !flags.service || p.service === flags.service)
+    .map((p) => ({ node: p.node, key: `${p.service}:${p.id}`, view: owned.get(`${p.service}:${p.id}`) ?? null, live: p.live }));
+  if (flags.state) rows = rows.filter((r) => (r.view?.state ?? 'placed') === flags.state);
+  rows.sort((a, b) => (a.node === b.node ? (a.key < b.key ? -1 : 1) : a.node < b.node ? -1 : 1));
+  if (flags.json) {
+    return printJson({ instances: rows.map((r) => ({ node: r.node, key: r.key, nodeLive: r.live, instance: r.view })), unreachable });
+  }
+  if (rows.length === 0) return out(color.dim('no instances placed in the fleet'));
+  const body = rows.map((r) => {
+    const v = r.view;
+    const running = v?.state === 'running';
+    return [
+      r.live ? r.node : `${r.node} ${color.red('(down)')}`,
+      r.key,
+      v ? stateColor(v.state) : color.gray('placed'),
+      v ? healthColor(v.health ?? 'unknown') : '-',
+      v?.tier ?? '-',
+      running ? humanDuration(v!.uptimeSeconds) : '-',
+      v ? humanDuration(v.idleSeconds) : '-',
+      v ? String(v.restarts ?? 0) : '-',
+      humanBytes(v?.memoryBytes),
+    ];
+  });
+  out(table(['NODE', 'INSTANCE', 'STATE', 'HEALTH', 'TIER', 'UPTIME', 'IDLE', 'RESTARTS', 'MEMORY'], body));
+  const byNode = new Map<string, number>();
+  for (const r of rows) byNode.set(r.node, (byNode.get(r.node) ?? 0) + 1);
+  out(color.dim(`${rows.length} instance${rows.length === 1 ? '' : 's'} on ${byNode.size} node${byNode.size === 1 ? '' : 's'}`));
+  if (unreachable.length > 0) out(color.yellow(`not answering: ${unreachable.sort().join(', ')} (their instances show as placed)`));
+  if (!fleetNodes) out(color.dim('states as this node sees them (a tenant token may not list the nodes)'));
+}
+
+export function registerFleet(program: Command): void {
+  const fleet = program.command('fleet').description('Fleet mode: list the nodes, cordon, uncordon and drain them (docs/fleet.md)');
+  examples(fleet, [['ten fleet nodes'], ['ten fleet drain node-b --wait'], ['ten ps --fleet', 'every instance with its node']]);
+
+  const list = fleet.command('nodes').description('List the fleet nodes: state, address, load, labels, last heartbeat (admin)').action(runNodes);
+  clientOptions(list, { json: true });
+
+  const actions: Array<['cordon' | 'uncordon' | 'drain', string]> = [
+    ['cordon', 'Cordon a node: no new instance is placed on it; those there stay (admin)'],
+    ['uncordon', 'Uncordon a node: it takes new instances again (admin)'],
+    ['drain', 'Drain a node: its instances move to other nodes, each woken there on its next request (admin)'],
+  ];
+  for (const [action, description] of actions) {
+    const command = fleet
+      .command(`${action} <node>`)
+      .description(description)
+      .action((node: string, flags: ClientFlags & { json?: boolean; wait?: boolean; timeout?: number }) => runAction(action, node, flags));
+    if (action === 'drain') {
+      command.option('--wait', 'wait until no instance is placed on the node any more');
+      command.option('--timeout <duration>', 'how long --wait waits', duration, 120_000);
+    }
+    clientOptions(command, { json: true });
+  }
+}
