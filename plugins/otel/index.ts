@@ -66,6 +66,15 @@ export default definePlugin({
           this.inc(counters.failed);
         },
       });
+      new Counter({
+        name: 'tenement_otel_spans_dropped_total',
+        help: 'Spans dropped before export because the export queue was full (the collector is slower than the traffic, or down)',
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(counters.dropped);
+        },
+      });
     });
     ctx.log.info({ endpoint: options.tracesUrl, sampler: options.sampler, ratio: options.ratio }, 'tracing on');
     ctx.onClose(() => tracing.shutdown());

@@ -12,32 +12,49 @@ import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { randomFillSync } from 'node:crypto';
 
+/** performance.timeOrigin split once into whole seconds and nanoseconds, so readings convert without losing precision. */
+const ORIGIN_SECONDS = Math.floor(performance.timeOrigin / 1000);
+const ORIGIN_NANOS = Math.round((performance.timeOrigin - ORIGIN_SECONDS * 1000) * 1e6);
+
 /**
  * A performance.now() reading as an absolute time, on one clock for every span. (Given a number, the SDK
  * converts it with an offset it takes from Date.now() per span, so two spans of one trace could disagree by up
- * to a millisecond: a child would seem to start before its parent.)
+ * to a millisecond: a child would seem to start before its parent.) Monotonic in `perf`, to the nanosecond:
+ * the OTLP writer (otlp-json.ts) writes the same figures for records as for SDK spans given these times.
  */
 export function at(perf: number): HrTime {
-  const ms = performance.timeOrigin + perf;
-  const seconds = Math.floor(ms / 1000);
-  const nanos = Math.round((ms - seconds * 1000) * 1e6);
-  return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos];
+  const nanos = ORIGIN_NANOS + Math.round(perf * 1e6);
+  const carry = Math.floor(nanos / 1e9);
+  return [ORIGIN_SECONDS + carry, nanos - carry * 1e9];
 }
 
-/** Random bytes for ids, refilled in blocks (one crypto call per 128 requests: 16 + 8 + 8 bytes each). */
+/** The same instant as at(perf), as OTLP JSON writes it: decimal nanoseconds since the epoch. */
+export function unixNanos(perf: number): string {
+  const nanos = ORIGIN_NANOS + Math.round(perf * 1e6);
+  const carry = Math.floor(nanos / 1e9);
+  return `${ORIGIN_SECONDS + carry}${String(1e9 + (nanos - carry * 1e9)).slice(1)}`;
+}
+
+/**
+ * Random bytes for ids, refilled in blocks (one crypto call per 128 requests: 16 + 8 + 8 bytes each), and the
+ * same block in hex, converted once per refill: an id is a slice of that string (one native hex conversion
+ * per id cost more than the rest of making it).
+ */
 const POOL = Buffer.allocUnsafe(4096);
+let poolHex = '';
 let poolOffset = POOL.length;
 
 function randomHex(bytes: number): string {
   for (;;) {
     if (poolOffset + bytes > POOL.length) {
       randomFillSync(POOL);
+      poolHex = POOL.toString('hex');
       poolOffset = 0;
     }
     const start = poolOffset;
     poolOffset += bytes;
     // All-zero ids are invalid (W3C trace-context); vanishingly rare, but drawn again rather than sent.
-    for (let i = start; i < poolOffset; i++) if (POOL[i] !== 0) return POOL.toString('hex', start, poolOffset);
+    for (let i = start; i < poolOffset; i++) if (POOL[i] !== 0) return poolHex.slice(start * 2, poolOffset * 2);
   }
 }
 

@@ -34,11 +34,6 @@ export const ATTR_SERVICE = 'tenement.service';
 export const ATTR_INSTANCE = 'tenement.instance';
 const ATTR_TIER = 'tenement.tier';
 
-export interface SpanCounters {
-  exported: number;
-  failed: number;
-}
-
 export interface Propagation {
   /** The caller's context from `traceparent`/`tracestate` (ROOT_CONTEXT when absent or malformed: a new trace). */
   extract(exchange: ProxyExchange): Context;

@@ -1,34 +1,22 @@
 /**
  * The OpenTelemetry side of the plugin, imported only when tracing is on (index.ts loads it with a dynamic
  * import): a tracer provider of its own (not registered globally: a process may run several kernels, and no
- * global context manager is installed, so no async_hooks cost), a bounded batch processor, the OTLP/HTTP
- * exporter, and the W3C trace-context propagator.
+ * global context manager is installed, so no async_hooks cost), a bounded batch queue (batch.ts), the OTLP/HTTP
+ * exporter writing its own OTLP JSON (exporter.ts, otlp-json.ts), and the W3C trace-context propagator.
  */
 import { ROOT_CONTEXT, type Context, type TextMapGetter } from '@opentelemetry/api';
-import { W3CTraceContextPropagator, type ExportResult, ExportResultCode } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  type ReadableSpan,
-  type Sampler,
-  type SpanExporter,
-} from '@opentelemetry/sdk-trace-base';
+import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { BatchExport, batchOptions, type SpanCounters } from './batch.ts';
+import { otlpJsonExporter } from './exporter.ts';
 import type { TracingOptions } from './options.ts';
-import { Spans, type SpanCounters } from './spans.ts';
+import { Spans } from './spans.ts';
 
 /** A tracestate this long, or with more list members than this, is dropped whole, unparsed (W3C trace-context §3.3.1.5). */
 const MAX_TRACESTATE_CHARS = 4096;
 const MAX_TRACESTATE_MEMBERS = 32;
-/** Spans waiting for export; past it new spans are dropped (an unreachable or slow collector never grows memory). */
-const MAX_QUEUE = 2048;
-const BATCH = 512;
 /** How long `ten serve`'s shutdown waits for the last export. */
 const SHUTDOWN_MS = 5_000;
 
@@ -46,30 +34,6 @@ function sampler(options: TracingOptions): Sampler {
       return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.ratio) });
     case 'parentbased_always_on':
       return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-  }
-}
-
-/** Counts what reached the collector and what did not. */
-class CountingExporter implements SpanExporter {
-  constructor(
-    private readonly inner: SpanExporter,
-    private readonly counters: SpanCounters,
-  ) {}
-
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    this.inner.export(spans, (result) => {
-      if (result.code === ExportResultCode.SUCCESS) this.counters.exported += spans.length;
-      else this.counters.failed += spans.length;
-      done(result);
-    });
-  }
-
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush?.() ?? Promise.resolve();
   }
 }
 
@@ -97,18 +61,11 @@ export interface Tracing {
 }
 
 export function startTracing(options: TracingOptions, version: string, onError: (error: unknown) => void): Tracing {
-  const counters: SpanCounters = { exported: 0, failed: 0 };
-  const exporter = new CountingExporter(
-    new OTLPTraceExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000 }),
-    counters,
-  );
-  // Ours unless the standard OTEL_BSP_* variables say otherwise (the processor reads them for what is left out).
-  const processor = new BatchSpanProcessor(exporter, {
-    ...(process.env.OTEL_BSP_MAX_QUEUE_SIZE ? {} : { maxQueueSize: MAX_QUEUE }),
-    ...(process.env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE ? {} : { maxExportBatchSize: BATCH }),
-    ...(process.env.OTEL_BSP_SCHEDULE_DELAY ? {} : { scheduledDelayMillis: 1_000 }),
-  });
-  // One resource object for SDK spans and request records: the OTLP encoder groups spans by its identity.
+  const counters: SpanCounters = { exported: 0, failed: 0, dropped: 0 };
+  // Spans waiting for export are bounded (2,048 unless OTEL_BSP_MAX_QUEUE_SIZE says otherwise): past it new
+  // spans are dropped and counted, so an unreachable or slow collector never grows memory.
+  const processor = new BatchExport(otlpJsonExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000 }), batchOptions(), counters);
+  // One resource object for SDK spans and request records: the OTLP writer groups spans by its identity.
   const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, [ATTR_SERVICE_VERSION]: version });
   const chosen = sampler(options);
   const provider = new BasicTracerProvider({
