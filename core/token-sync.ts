@@ -34,11 +34,21 @@ export type TokenListener = (record: TokenRecord) => void;
 export class TokenSync {
   private keeper: TokenKeeper | null = null;
   private readonly listeners = new Set<TokenListener>();
+  private readonly onServed: Array<() => void> = [];
 
   /** Keeper side: one keeper per server (a second one is refused). */
   serve(keeper: TokenKeeper): void {
     if (this.keeper !== null) throw new Error('a token keeper is already registered');
     this.keeper = keeper;
+    const waiting = [...this.onServed];
+    this.onServed.length = 0;
+    for (const fn of waiting) fn();
+  }
+
+  /** Replicator side: `fn` once a keeper serves (at once when one already does): plugins set up in any order. */
+  whenServed(fn: () => void): void {
+    if (this.keeper !== null) fn();
+    else this.onServed.push(fn);
   }
 
   /** Keeper side: a token was created or revoked here. A listener that throws is the listener's problem. */

@@ -11,10 +11,11 @@ import instancesApi from '../plugins/instances-api/index.ts';
 import { FLEET_SECRET, type TestNode } from './fleet-harness.ts';
 import { servePlugins } from './helpers.ts';
 
-export async function startApiNode(id: string, servers: string[], services: Record<string, ServiceInput>): Promise<TestNode> {
+/** `fleetFirst`: the fleet plugin set up before auth-bearer (replication must not depend on the order). */
+export async function startApiNode(id: string, servers: string[], services: Record<string, ServiceInput>, options: { fleetFirst?: boolean } = {}): Promise<TestNode> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `tnm-fleet-${id}-`));
   const kernel = await createTestKernel({
-    plugins: [...servePlugins, authBearer, instancesApi, fleet],
+    plugins: options.fleetFirst ? [...servePlugins, fleet, authBearer, instancesApi] : [...servePlugins, authBearer, instancesApi, fleet],
     config: { settings: { dataDir, fleet: { servers, node: id, heartbeatMs: 200, expiryMs: 1500, secret: FLEET_SECRET } }, services },
   });
   const node = fleetOf(id);

@@ -104,12 +104,31 @@ async function openBucket(nc: NatsConnection, replicas: number, timeoutMs = 15_0
 /**
  * Starts replicating this node's tokens. Resolves once the bucket's current tokens are applied here and this
  * node's own tokens are published (or queued for retry), so a node serves the fleet's tokens from its first
- * request. Without a token keeper (`auth-bearer` not loaded) it does nothing.
+ * request. Without a token keeper yet (`auth-bearer` set up later, or not loaded) it starts when one serves.
  */
 export async function startTokenReplication(ctx: PluginContext, nc: NatsConnection, replicas: number, secret: string): Promise<TokenReplication> {
-  if (!ctx.tokens.served) {
-    return { pending: 0, stop: () => undefined };
-  }
+  if (ctx.tokens.served) return replicate(ctx, nc, replicas, secret);
+  // The token keeper is set up after the fleet (another plugin order): replicate from the moment it serves.
+  let started: TokenReplication | null = null;
+  let stopped = false;
+  ctx.tokens.whenServed(() => {
+    replicate(ctx, nc, replicas, secret).then(
+      (replication) => (stopped ? replication.stop() : (started = replication)),
+      (error: unknown) => ctx.log.error(errorFields(error), 'fleet: token replication did not start: tokens stay per node'),
+    );
+  });
+  return {
+    get pending() {
+      return started?.pending ?? 0;
+    },
+    stop() {
+      stopped = true;
+      started?.stop();
+    },
+  };
+}
+
+async function replicate(ctx: PluginContext, nc: NatsConnection, replicas: number, secret: string): Promise<TokenReplication> {
   const kv = await openBucket(nc, replicas);
   const pending = new Map<string, TokenRecord>();
   let stopped = false;

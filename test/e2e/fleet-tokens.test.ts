@@ -12,7 +12,7 @@ import { TOKENS_BUCKET, encodeEnvelope } from '../../plugins/fleet/tokens.ts';
 import { apiCall, request, sleep, waitFor } from '../helpers.ts';
 import { natsServerAvailable, startNatsCluster, type NatsCluster } from '../nats-cluster.ts';
 import { FLEET_SECRET, closeNode, fleetApp, tempFile, waitLive, type TestNode } from '../fleet-harness.ts';
-import { startApiNodes } from '../fleet-api-node.ts';
+import { startApiNode, startApiNodes } from '../fleet-api-node.ts';
 
 const skip = natsServerAvailable() ? false : 'nats-server is not installed (apt-get install nats-server)';
 
@@ -55,6 +55,15 @@ describe('fleet-wide tokens', { skip, timeout: 300_000 }, () => {
         await until(on, admin(from), 200);
       }
     }
+  });
+
+  test('a node whose fleet plugin is set up before auth-bearer gets the fleet\'s tokens and shares its own', async () => {
+    const late = await startApiNode('t4', cluster.urls, { app: fleetApp(spawns.file) }, { fleetFirst: true });
+    nodes.push(late);
+    await until(late, admin(nodes[0]!), 200);
+    await until(nodes[0]!, admin(late), 200);
+    await closeNode(late);
+    nodes.pop();
   });
 
   test('a token made on one node works on every node; a revoke on any node reaches every node within a second', async () => {
