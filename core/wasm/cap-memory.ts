@@ -7,7 +7,8 @@
 
 export const WASM_PAGE_BYTES = 65_536;
 
-function leb(value: number): number[] {
+/** Unsigned LEB128. */
+export function leb(value: number): number[] {
   const out: number[] = [];
   let n = value >>> 0;
   do {
@@ -20,7 +21,7 @@ function leb(value: number): number[] {
 }
 
 /** A reader over the binary that fails with a clear message instead of reading past the end. */
-class Reader {
+export class Reader {
   pos: number;
   constructor(
     readonly bytes: Uint8Array,
@@ -60,7 +61,7 @@ function skipLimits(reader: Reader): void {
   if (flags & LIMITS_HAS_MAX) reader.u32();
 }
 
-function skipImportDescriptor(reader: Reader, kind: number): void {
+export function skipImportDescriptor(reader: Reader, kind: number): void {
   switch (kind) {
     case 0: // function: type index
       reader.u32();

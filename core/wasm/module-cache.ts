@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { ErrorCodes, TenementError } from '../errors.ts';
 import { binaryKind, capMemory, compileModule, type EngineName } from './engine.ts';
-import { artifactPath, ensureArtifact } from './wasmtime/host.ts';
+import { ensureArtifacts } from './wasmtime/host.ts';
 import type { CompiledModule } from './pool.ts';
 import type { ComponentArtifact } from './component/types.ts';
 
@@ -59,9 +59,8 @@ export class ModuleCache {
         'the wasmtime engine runs WASI preview 1 modules only: components of the handler world are served by V8 (docs/wasm.md, "Engines")',
       );
     }
-    const artifact = artifactPath(this.cacheDir, hash);
-    ensureArtifact(capMemory(bytes, capPages), artifact);
-    return { kind: 'module', compiled: { engine: 'wasmtime', hash, artifact, capPages } };
+    const { artifact, adapter } = ensureArtifacts(capMemory(bytes, capPages), this.cacheDir, hash);
+    return { kind: 'module', compiled: { engine: 'wasmtime', hash, artifact, adapter, capPages } };
   }
 
   private async compile(file: string, bytes: Uint8Array, hash: string, capPages: number): Promise<LoadedCode> {

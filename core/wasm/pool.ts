@@ -16,7 +16,7 @@ import { FairShare } from './fair-share.ts';
 import { closeDescriptorsUnder, closeMemfdsNamed } from './fd-sweep.ts';
 import { memfdPrefix } from './wasmtime/run.ts';
 import { enableWasmFeatures } from './engine.ts';
-import { wasmtimeEngine } from './wasmtime/host.ts';
+import { claimTickerSlot, releaseTickerSlot, wasmtimeEngine } from './wasmtime/host.ts';
 import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
 import { now, type PoolBroadcast, type WasiValue, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
 import type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
@@ -28,7 +28,7 @@ import type { WasmCallOptions, WasmCallOutcome, WasmFailureKind, WasmPoolOptions
  */
 export type CompiledModule =
   | { engine?: 'v8'; hash: string; module: WebAssembly.Module; capPages: number }
-  | { engine: 'wasmtime'; hash: string; artifact: string; capPages: number };
+  | { engine: 'wasmtime'; hash: string; artifact: string; adapter: string | null; capPages: number };
 
 /** After a wasmtime guest's deadline (where it traps by epoch), how long before its worker is replaced anyway. */
 const WASMTIME_BACKSTOP_MS = 2_000;
@@ -148,6 +148,8 @@ export class WasmPool {
       const engine = wasmtimeEngine();
       if (!engine.shared) return Promise.resolve(failure('error', `wasmtime is not usable here: ${engine.reason}`)) as Promise<Outcome<WasiValue>>;
       this.wasmtimeUsed = true;
+      const slot = claimTickerSlot();
+      if (slot === null) return Promise.resolve(failure('overloaded', 'too many wasmtime calls in this process')) as Promise<Outcome<WasiValue>>;
       const submittedAt = now();
       const task = {
         op: 'wasi' as const,
@@ -159,9 +161,10 @@ export class WasmPool {
         stdin: options.stdin,
         dataDir: options.dataDir,
         preopenAs: options.preopenAs,
-        wasmtime: { shared: engine.shared, artifact: compiled.artifact, deadlineAt: submittedAt + options.deadlineMs, deadlineMs: options.deadlineMs },
+        wasmtime: { shared: engine.shared, artifact: compiled.artifact, adapter: compiled.adapter, deadlineAt: submittedAt + options.deadlineMs, deadlineMs: options.deadlineMs, slot },
       };
-      return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS) as Promise<Outcome<WasiValue>>;
+      const cells = new Int32Array(engine.shared.ticker);
+      return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS).finally(() => releaseTickerSlot(cells, slot)) as Promise<Outcome<WasiValue>>;
     }
     const task = {
       op: 'wasi' as const,

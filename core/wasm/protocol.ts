@@ -28,7 +28,7 @@ export interface WasiTask extends TaskBase {
   dataDir: string | null;
   preopenAs: string;
   /** Set: run on wasmtime from this serialized module (no `module` travels); absent: on V8. */
-  wasmtime?: { shared: WasmtimeShared; artifact: string; deadlineAt: number; deadlineMs: number };
+  wasmtime?: { shared: WasmtimeShared; artifact: string; adapter: string | null; deadlineAt: number; deadlineMs: number; slot: number };
 }
 
 export interface ComponentTaskBase extends TaskBase {

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { TextDecoder } from 'node:util';
 import { classifyGuestError, instantiateModule } from './engine.ts';
 import { WASM_PAGE_BYTES } from './cap-memory.ts';
+import { MAX_GUEST_FILES } from './files-adapter.ts';
 import { MAX_OUTPUT_BYTES, type WasmFailureKind, type WasmLogLine } from './types.ts';
 
 // node:wasi warns once per thread, when it loads, that it is experimental: on every pool worker's stderr. It is
@@ -30,10 +31,11 @@ const ERRNO_NOTSUP = 58;
 /** A stderr line longer than this is cut, so one runaway write cannot flood the logs. */
 const MAX_LOG_LINE = 16_384;
 /**
- * Files one request may hold open at once. Each is a descriptor of the whole Tenement process (the fd table is
- * shared by every thread): without a bound one guest could open the same file until every tenant got EMFILE.
+ * Files one request may hold open at once (files-adapter.ts, the same bound on wasmtime). Each is a descriptor of
+ * the whole Tenement process (the fd table is shared by every thread): without a bound one guest could open the
+ * same file until every tenant got EMFILE.
  */
-export const MAX_GUEST_FILES = 128;
+export { MAX_GUEST_FILES };
 
 export interface WasiRunInput {
   args: string[];

@@ -3,9 +3,9 @@
 // start, components and a missing library fall back to V8 (logged), and native memory does not grow over
 // 100,000 invocations.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,7 +13,9 @@ import { createTestKernel } from '../../core/test-kernel.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { WasmPool, type CompiledModule } from '../../core/wasm/pool.ts';
 import { wasmtimeStatus, WASMTIME_VERSION } from '../../core/wasm/wasmtime/library.ts';
+import { wasmtimeEngine } from '../../core/wasm/wasmtime/host.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
+import { MAX_GUEST_FILES } from '../../core/wasm/files-adapter.ts';
 import { ROOT, request, servePlugins, waitFor } from '../helpers.ts';
 import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
 
@@ -31,6 +33,35 @@ function countReplacements(pool: WasmPool): { destroyed: number } {
   const counter = { destroyed: 0 };
   (pool as unknown as { piscina: PiscinaEvents }).piscina.on('workerDestroy', () => counter.destroyed++);
   return counter;
+}
+
+const TRICKS_WAT = path.join(ROOT, 'test', 'fixtures', 'wasm', 'files-tricks.wat');
+const TRICKS = path.join(work, 'files-tricks.wasm');
+
+/** Builds a .wat with wabt; the reason to skip when it cannot. */
+function wat2wasm(source: string, out: string): string | false {
+  try {
+    execFileSync('wat2wasm', [source, '-o', out], { stdio: 'pipe' });
+    return false;
+  } catch (error) {
+    return `needs wat2wasm (apt-get install wabt): ${(error as Error).message.split('\n')[0]}`;
+  }
+}
+
+/** One function import of type 0, encoded. */
+const importOf = (module: string, name: string): number[] => [module.length, ...Buffer.from(module), name.length, ...Buffer.from(name), 0, 0];
+
+/** Descriptors of this process open on files under `dir`. */
+function leakFiles(dir: string): number {
+  let count = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) count++;
+    } catch {
+      // closed since the listing
+    }
+  }
+  return count;
 }
 
 const cgi = (route: string) => ({ args: ['guest'], env: { PATH_INFO: route, REQUEST_METHOD: 'GET' }, stdin: new Uint8Array(), dataDir: null, preopenAs: '/data' });
@@ -51,7 +82,8 @@ describe('wasmtime engine', { skip }, () => {
     assert.equal(compiled.engine, 'wasmtime');
     const dir = path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`);
     const files = readdirSync(dir);
-    assert.deepEqual(files, [`${compiled.hash}.cwasm`]);
+    // The guest (rewritten to count its open files) and the adapter it links to, named by its memory's limits.
+    assert.deepEqual(files.sort(), [`${compiled.hash}.f1.cwasm`, `files-adapter-v1-3-${CAP_PAGES}.cwasm`].sort());
     const outcome = await pool.runWasi(compiled, { instanceKey: 'a', deadlineMs: 10_000, ...cgi('/ok') });
     assert.ok(outcome.ok, JSON.stringify(outcome));
     assert.equal(outcome.value.exitCode, 0);
@@ -91,6 +123,10 @@ describe('wasmtime engine', { skip }, () => {
     for (let i = 0; i < 4; i++) assert.ok((await pool.runWasi(compiled, { instanceKey: 'after-sleep', deadlineMs: 10_000, ...cgi('/ok') })).ok);
     // Two captures per live worker (2 threads), none left by the three replaced ones.
     await waitFor(() => memfds() <= 4, 'the replaced workers\' memfds to be closed', 10_000);
+    // The replaced workers never said their guests stopped: the pool did, so the epoch ticker sleeps again
+    // (it would otherwise wake every millisecond for good).
+    const cells = new Int32Array(wasmtimeEngine().shared!.ticker);
+    await waitFor(() => Atomics.load(cells, 1) === 0, 'the ticker\'s running count to be back to 0', 10_000);
   });
 
   test('the memory cap is the store limit: a memory bomb is out-of-memory, the next call is fine', async () => {
@@ -107,7 +143,7 @@ describe('wasmtime engine', { skip }, () => {
   });
 
   test('a cold start deserializes the artifact on disk instead of compiling', async () => {
-    const file = path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `${compiled.hash}.cwasm`);
+    const file = path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `${compiled.hash}.f1.cwasm`);
     const before = statSync(file);
     // A new cache and a new pool: what a restarted server has.
     const code = await new ModuleCache(cacheDir).load(GUEST, CAP_PAGES, 'wasmtime');
@@ -124,7 +160,7 @@ describe('wasmtime engine', { skip }, () => {
   });
 
   test('a corrupt artifact fails its calls with wasmtime\'s message, and the host lives on', async () => {
-    const corrupt: CompiledModule = { engine: 'wasmtime', hash: 'corrupt', artifact: HANDLER, capPages: CAP_PAGES };
+    const corrupt: CompiledModule = { engine: 'wasmtime', hash: 'corrupt', artifact: HANDLER, adapter: null, capPages: CAP_PAGES };
     const outcome = await pool.runWasi(corrupt, { instanceKey: 'corrupt', deadlineMs: 10_000, ...cgi('/') });
     assert.equal(outcome.ok === false && outcome.kind, 'error');
     assert.match(outcome.ok === false ? outcome.message : '', /wasmtime could not load the artifact/);
@@ -135,6 +171,31 @@ describe('wasmtime engine', { skip }, () => {
     await assert.rejects(new ModuleCache(cacheDir).load(COMPONENT, CAP_PAGES, 'wasmtime'), (error: Error & { code?: string }) => {
       assert.equal(error.code, 'TNM_ERR_WASMTIME_COMPONENTS_UNSUPPORTED');
       assert.match(error.message, /WASI preview 1 modules only/);
+      return true;
+    });
+  });
+
+  test('a hostile guest cannot open more than 128 files by renumbering over the preopen or closing stdio', { skip: wat2wasm(TRICKS_WAT, TRICKS) }, async () => {
+    const code = await new ModuleCache(cacheDir).load(TRICKS, CAP_PAGES, 'wasmtime');
+    const tricks = (code as { compiled: CompiledModule }).compiled;
+    const dataDir = mkdtempSync(path.join(work, 'tricks-'));
+    const outcome = await pool.runWasi(tricks, { instanceKey: 'tricks', deadlineMs: 30_000, ...cgi('/'), dataDir });
+    assert.ok(outcome.ok, JSON.stringify(outcome));
+    const out = Buffer.from(outcome.value.stdout);
+    const words = Array.from({ length: 7 }, (_, i) => out.readInt32LE(i * 4));
+    // 128 opened then EMFILE (33); renumbering over the preopen is EBADF (8); closing stdio gives nothing back;
+    // closing one file gives back one; renumbering one file over another (closing it) gives back one.
+    assert.deepEqual(words, [MAX_GUEST_FILES, 33, 8, 0, 1, 0, 1]);
+    assert.equal(leakFiles(dataDir), 0);
+  });
+
+  test('a module importing from the adapter\'s reserved name is refused with a coded compile error', async () => {
+    const file = path.join(work, 'reserved.wasm');
+    const imports = [2, ...importOf('wasi_snapshot_preview1', 'path_open'), ...importOf('tnm_files', 'x')];
+    writeFileSync(file, Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 5, 1, 0x60, 1, 0x7f, 0, 2, imports.length, ...imports]));
+    await assert.rejects(new ModuleCache(cacheDir).load(file, CAP_PAGES, 'wasmtime'), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'TNM_ERR_WASM_COMPILE_FAILED');
+      assert.match(error.message, /tnm_files/);
       return true;
     });
   });

@@ -80,6 +80,11 @@ function bind(file: string) {
     wasmtime_instance_export_get: f('bool wasmtime_instance_export_get(void *context, void *instance, const char *name, size_t len, void *out)'),
     wasmtime_func_call: f('void *wasmtime_func_call(void *context, void *func, void *args, size_t nargs, void *results, size_t nresults, void *trap)'),
     wasmtime_memory_data_size: f('size_t wasmtime_memory_data_size(void *context, void *memory)'),
+    // --- per-request linking of the open-files adapter (files-adapter.ts, run.ts) ---
+    wasmtime_linker_allow_shadowing: f('void wasmtime_linker_allow_shadowing(void *linker, bool allow)'),
+    wasmtime_linker_define_instance: f('void *wasmtime_linker_define_instance(void *linker, void *context, const char *name, size_t len, void *instance)'),
+    wasmtime_linker_instantiate: f('void *wasmtime_linker_instantiate(void *linker, void *context, void *module, void *instance, void *trap)'),
+    // --- end of the adapter block ---
   };
 }
 

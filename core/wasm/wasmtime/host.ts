@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { ErrorCodes, TenementError } from '../../errors.ts';
 import { BYTE_VEC_SIZE, loadWasmtime, koffi, type Ptr, type Wasmtime } from './ffi.ts';
 import { WASMTIME_VERSION, wasmtimeStatus } from './library.ts';
+import { ADAPTER_VERSION, boundGuestFiles, filesAdapter, type MemoryLimits } from '../files-adapter.ts';
 
 /** How often the engine's epoch advances while a guest runs: the granularity of deadlines. */
 export const EPOCH_TICK_MS = 1;
@@ -18,8 +19,44 @@ export const EPOCH_TICK_MS = 1;
 export interface WasmtimeShared {
   library: string;
   engine: string;
-  /** Int32 cells: [0] stop flag, [1] guests running now (the ticker sleeps while it is 0). */
+  /**
+   * Int32 cells: [0] stop flag, [1] guests running now (the ticker sleeps while it is 0), then one per call slot
+   * (TICKER_SLOTS): 1 while that call's guest runs (guestStarted/guestStopped).
+   */
   ticker: SharedArrayBuffer;
+}
+
+/** wasmtime calls in this process's pools at once (queued ones included: a slot is taken on submission). */
+export const TICKER_SLOTS = 65_536;
+const SLOT_BASE = 2;
+/** Free slots (main thread): a call takes one for its life in the pool. */
+const freeSlots = Array.from({ length: TICKER_SLOTS }, (_, i) => TICKER_SLOTS - 1 - i);
+
+/** A slot for one call, or null when TICKER_SLOTS calls are in the pool already. */
+export function claimTickerSlot(): number | null {
+  return freeSlots.pop() ?? null;
+}
+
+/**
+ * The call of `slot` is over, however it ended. Its worker clears the slot when the guest stops; a worker
+ * terminated first (the backstop, for a guest blocked in a host call) never does, and the running count would
+ * stay up for good, the ticker waking every millisecond with nothing to interrupt: the pool clears it here.
+ */
+export function releaseTickerSlot(cells: Int32Array, slot: number): void {
+  guestStopped(cells, slot);
+  freeSlots.push(slot);
+}
+
+/** A guest starts running in `slot`: the ticker ticks while any runs. */
+export function guestStarted(cells: Int32Array, slot: number): void {
+  Atomics.store(cells, SLOT_BASE + slot, 1);
+  Atomics.add(cells, 1, 1);
+  Atomics.notify(cells, 1);
+}
+
+/** The guest of `slot` stopped; counted once, whoever says it first (the worker, or the pool after a termination). */
+export function guestStopped(cells: Int32Array, slot: number): void {
+  if (Atomics.compareExchange(cells, SLOT_BASE + slot, 1, 0) === 1) Atomics.sub(cells, 1, 1);
 }
 
 let shared: WasmtimeShared | null = null;
@@ -39,7 +76,7 @@ export function wasmtimeEngine(): { shared: WasmtimeShared; lib: Wasmtime } | { 
   lib.wasmtime_config_epoch_interruption_set(config, true);
   const engine = lib.wasm_engine_new_with_config(config) as Ptr; // takes the config
   if (!engine) return { shared: null, reason: 'wasm_engine_new_with_config returned null' };
-  shared = { library: status.library, engine: engine.toString(), ticker: new SharedArrayBuffer(8) };
+  shared = { library: status.library, engine: engine.toString(), ticker: new SharedArrayBuffer(4 * (SLOT_BASE + TICKER_SLOTS)) };
   startTicker(shared);
   return { shared, lib };
 }
@@ -96,9 +133,42 @@ export function errorText(w: Wasmtime, error: Ptr): string {
   return takeByteVec(w, vec).toString('utf8');
 }
 
-/** The artifact file for a module: by content hash (cap included) and engine version. */
+/**
+ * The artifact file for a module: by content hash (cap included), engine version and the open-files rewrite's
+ * version (an artifact made before the bound existed must not be loaded as a bounded one).
+ */
 export function artifactPath(cacheDir: string, hash: string): string {
-  return path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `${hash}.cwasm`);
+  return path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `${hash}.f${ADAPTER_VERSION}.cwasm`);
+}
+
+/** The adapter's artifact: its bytes depend only on the guest memory's limits. */
+function adapterPath(cacheDir: string, memory: MemoryLimits): string {
+  return path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `files-adapter-v${ADAPTER_VERSION}-${memory.min}-${memory.max}.cwasm`);
+}
+
+/** What a worker loads for a module: the guest's artifact, and the adapter's when the guest can open files. */
+export interface WasmtimeArtifacts {
+  artifact: string;
+  adapter: string | null;
+}
+
+/**
+ * Compiles a module (its cap written in) into its artifacts unless they are on disk: a guest that can open files
+ * is rewritten to count them through the adapter (files-adapter.ts), which gets an artifact of its own.
+ */
+export function ensureArtifacts(capped: Uint8Array, cacheDir: string, hash: string): WasmtimeArtifacts {
+  let bounded;
+  try {
+    bounded = boundGuestFiles(capped);
+  } catch (error) {
+    throw new TenementError(ErrorCodes.WASM_COMPILE_FAILED, `cannot prepare the module for wasmtime: ${(error as Error).message}`);
+  }
+  const artifact = artifactPath(cacheDir, hash);
+  ensureArtifact(bounded ? bounded.guest : capped, artifact);
+  if (!bounded) return { artifact, adapter: null };
+  const adapter = adapterPath(cacheDir, bounded.memory);
+  ensureArtifact(filesAdapter(bounded.memory), adapter);
+  return { artifact, adapter };
 }
 
 /**

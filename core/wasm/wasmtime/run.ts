@@ -13,17 +13,20 @@
 import { readSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { LineSplitter } from '../wasi-run.ts';
+import { ADAPTER_MODULE } from '../files-adapter.ts';
 import { WASM_PAGE_BYTES } from '../cap-memory.ts';
 import { MAX_OUTPUT_BYTES, type WasmFailureKind, type WasmLogLine } from '../types.ts';
 import {
   BYTE_VEC_SIZE, EXTERN_FUNC, EXTERN_MEMORY, EXTERN_OF, EXTERN_SIZE, INSTANCE_SIZE, TRAP_CODE_INTERRUPT, TRAP_CODE_OUT_OF_FUEL,
   koffi, loadWasmtime, type Ptr, type Wasmtime,
 } from './ffi.ts';
-import { EPOCH_TICK_MS, errorText, takeByteVec, type WasmtimeShared } from './host.ts';
+import { EPOCH_TICK_MS, errorText, guestStarted, guestStopped, takeByteVec, type WasmtimeShared } from './host.ts';
 
 export interface WasmtimeRunInput {
   /** The serialized module (artifact cache), deserialized once per worker. */
   artifact: string;
+  /** The open-files adapter's artifact, for a guest rewritten to import from it (files-adapter.ts); else null. */
+  adapter: string | null;
   hash: string;
   args: string[];
   env: Record<string, string>;
@@ -34,6 +37,8 @@ export interface WasmtimeRunInput {
   /** Wall-clock time (performance.timeOrigin + now) at which the guest is interrupted. */
   deadlineAt: number;
   deadlineMs: number;
+  /** The call's ticker slot (host.ts claimTickerSlot): set while the guest runs. */
+  slot: number;
 }
 
 export type WasmtimeRunResult =
@@ -44,12 +49,17 @@ export type WasmtimeRunResult =
 const MAX_STDERR_BYTES = 1024 * 1024;
 /** Modules deserialized per worker, least recently used dropped first (each maps its artifact). */
 const MAX_MODULES = 64;
+/** Adapters deserialized per worker (one per distinct guest memory limits). */
+const MAX_ADAPTERS = 16;
 /** A memfd that held more than this is emptied after the request (its pages freed). */
 const SHRINK_OVER = 1024 * 1024;
 
 interface Loaded {
   module: Ptr;
-  pre: Ptr;
+  /** Pre-linked against WASI; null for a guest that links to its request's adapter instance (made per store). */
+  pre: Ptr | null;
+  /** The adapter's pre-linked module, for such a guest. */
+  adapterPre: Ptr | null;
 }
 
 interface WorkerState {
@@ -57,6 +67,7 @@ interface WorkerState {
   engine: Ptr;
   linker: Ptr;
   modules: Map<string, Loaded>;
+  adapters: Map<string, Loaded>;
   stdout: Capture;
   stderr: Capture;
   write: Ptr;
@@ -123,11 +134,14 @@ function workerState(shared: WasmtimeShared): WorkerState {
   const linker = w.wasmtime_linker_new(engine) as Ptr;
   const defined = w.wasmtime_linker_define_wasi(linker) as Ptr;
   if (defined) throw new Error(`wasmtime_linker_define_wasi: ${errorText(w, defined)}`);
+  // Each request defines its own adapter instance under the same name (files-adapter.ts).
+  w.wasmtime_linker_allow_shadowing(linker, true);
   state = {
     w,
     engine,
     linker,
     modules: new Map(),
+    adapters: new Map(),
     stdout: Capture.create(libc, `${memfdPrefix(threadId)}stdout`, MAX_OUTPUT_BYTES),
     stderr: Capture.create(libc, `${memfdPrefix(threadId)}stderr`, MAX_STDERR_BYTES),
     // ssize_t write(int fd, const void *buf, size_t n) has the custom stream callback's shape, with the
@@ -138,33 +152,50 @@ function workerState(shared: WasmtimeShared): WorkerState {
   return state;
 }
 
-function loadModule(s: WorkerState, hash: string, artifact: string): Loaded {
-  const known = s.modules.get(hash);
-  if (known) {
-    s.modules.delete(hash);
-    s.modules.set(hash, known);
-    return known;
-  }
+/** Deserializes an artifact and, when `link`, pre-links it against WASI. */
+function deserialize(s: WorkerState, artifact: string, link: boolean): { module: Ptr; pre: Ptr | null } {
   const { w } = s;
   const out = Buffer.alloc(8);
   const error = w.wasmtime_module_deserialize_file(s.engine, artifact, out) as Ptr;
   if (error) throw new Error(`wasmtime could not load the artifact ${artifact}: ${errorText(w, error)}`);
   const module = out.readBigUInt64LE(0);
+  if (!link) return { module, pre: null };
   const preOut = Buffer.alloc(8);
   const linked = w.wasmtime_linker_instantiate_pre(s.linker, module, preOut) as Ptr;
   if (linked) {
     w.wasmtime_module_delete(module);
     throw new Error(`the module cannot be linked: ${errorText(w, linked)}`);
   }
-  const loaded = { module, pre: preOut.readBigUInt64LE(0) };
-  s.modules.set(hash, loaded);
-  while (s.modules.size > MAX_MODULES) {
-    const [oldest, entry] = s.modules.entries().next().value as [string, Loaded];
-    s.modules.delete(oldest);
-    w.wasmtime_instance_pre_delete(entry.pre);
-    w.wasmtime_module_delete(entry.module);
+  return { module, pre: preOut.readBigUInt64LE(0) };
+}
+
+/** Most recently used last; past `max` the oldest are freed. */
+function remember(s: WorkerState, map: Map<string, Loaded>, key: string, loaded: Loaded, max: number): void {
+  map.set(key, loaded);
+  while (map.size > max) {
+    const [oldest, entry] = map.entries().next().value as [string, Loaded];
+    map.delete(oldest);
+    if (entry.pre) s.w.wasmtime_instance_pre_delete(entry.pre);
+    s.w.wasmtime_module_delete(entry.module);
   }
-  return loaded;
+}
+
+function loadModule(s: WorkerState, hash: string, artifact: string, adapter: string | null): Loaded {
+  // The adapter is looked up on every call, never kept in the guest's entry: evicting one frees it.
+  let adapterPre: Ptr | null = null;
+  if (adapter !== null) {
+    let shim = s.adapters.get(adapter);
+    if (shim) s.adapters.delete(adapter);
+    else shim = { ...deserialize(s, adapter, true), adapterPre: null };
+    remember(s, s.adapters, adapter, shim, MAX_ADAPTERS);
+    adapterPre = shim.pre;
+  }
+  const key = `${hash}\0${artifact}`;
+  let known = s.modules.get(key);
+  if (known) s.modules.delete(key);
+  else known = { ...deserialize(s, artifact, adapter === null), adapterPre: null };
+  remember(s, s.modules, key, known, MAX_MODULES);
+  return { ...known, adapterPre };
 }
 
 /** Runs the command; never throws for anything the guest does. */
@@ -174,7 +205,7 @@ export function runWasmtimeCommand(shared: WasmtimeShared, input: WasmtimeRunInp
   let loaded: Loaded;
   try {
     s = workerState(shared);
-    loaded = loadModule(s, input.hash, input.artifact);
+    loaded = loadModule(s, input.hash, input.artifact, input.adapter);
   } catch (error) {
     return { ok: false, kind: 'error', message: (error as Error).message, logs };
   }
@@ -185,12 +216,11 @@ export function runWasmtimeCommand(shared: WasmtimeShared, input: WasmtimeRunInp
   const store = w.wasmtime_store_new(s.engine, 0n, 0n) as Ptr;
   const context = w.wasmtime_store_context(store) as Ptr;
   const capBytes = input.capPages * WASM_PAGE_BYTES;
-  // Memory cap (also written into the module), a table cap, one instance with one memory.
-  w.wasmtime_store_limiter(store, capBytes, 1_000_000, 1, 4, 1);
+  // Memory cap (also written into the module), a table cap, the guest and its adapter, one memory.
+  w.wasmtime_store_limiter(store, capBytes, 1_000_000, 2, 4, 1);
   w.wasmtime_context_set_epoch_deadline(context, BigInt(Math.ceil(remaining / EPOCH_TICK_MS) + 1));
   const stderr = new LineSplitter('stderr', logs);
-  Atomics.add(s.running, 1, 1);
-  Atomics.notify(s.running, 1);
+  guestStarted(s.running, input.slot);
   try {
     const wasi = w.wasi_config_new() as Ptr;
     const names = Object.keys(input.env);
@@ -212,7 +242,7 @@ export function runWasmtimeCommand(shared: WasmtimeShared, input: WasmtimeRunInp
 
     const instance = Buffer.alloc(INSTANCE_SIZE);
     const trap = Buffer.alloc(8);
-    const made = w.wasmtime_instance_pre_instantiate(loaded.pre, context, instance, trap) as Ptr;
+    const made = instantiate(s, loaded, context, instance, trap);
     const madeTrap = trap.readBigUInt64LE(0);
     if (made || madeTrap) return { ok: false, ...failure(w, made, madeTrap, input, 0, capBytes), logs };
     const start = Buffer.alloc(EXTERN_SIZE);
@@ -239,9 +269,24 @@ export function runWasmtimeCommand(shared: WasmtimeShared, input: WasmtimeRunInp
     }
     return { ok: false, ...failure(w, error, trapped, input, memoryBytes(w, context, instance), capBytes), logs };
   } finally {
-    Atomics.sub(s.running, 1, 1);
+    guestStopped(s.running, input.slot);
     w.wasmtime_store_delete(store);
   }
+}
+
+/**
+ * Instantiates the guest in the store: pre-linked, or (a guest that can open files) after its adapter, which is
+ * instantiated first and defined in the worker's linker for this store (files-adapter.ts).
+ */
+function instantiate(s: WorkerState, loaded: Loaded, context: Ptr, instance: Buffer, trap: Buffer): Ptr {
+  const { w } = s;
+  if (loaded.pre !== null) return w.wasmtime_instance_pre_instantiate(loaded.pre, context, instance, trap) as Ptr;
+  const adapter = Buffer.alloc(INSTANCE_SIZE);
+  const made = w.wasmtime_instance_pre_instantiate(loaded.adapterPre!, context, adapter, trap) as Ptr;
+  if (made || trap.readBigUInt64LE(0)) return made;
+  const defined = w.wasmtime_linker_define_instance(s.linker, context, ADAPTER_MODULE, ADAPTER_MODULE.length, adapter) as Ptr;
+  if (defined) return defined;
+  return w.wasmtime_linker_instantiate(s.linker, context, loaded.module, instance, trap) as Ptr;
 }
 
 function memoryBytes(w: Wasmtime, context: Ptr, instance: Buffer): number {
