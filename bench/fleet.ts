@@ -76,7 +76,8 @@ export async function runFleetBench(options: { rounds?: number; requests?: numbe
   let child: ChildProcess | null = null;
   try {
     const services = { app: fleetApp(spawns.file, { idleTimeout: '1h' }) };
-    nodes.push(await startNode('n1', cluster.urls, services), await startNode('n2', [...cluster.urls].reverse(), services));
+    const fast = { expiryMs: 1500 };
+    nodes.push(await startNode('n1', cluster.urls, services, fast), await startNode('n2', [...cluster.urls].reverse(), services, fast));
     await waitLive(nodes, 2);
     const [a, b] = nodes as [TestNode, TestNode];
     // One instance on each node: `local` is served by a, `remote` is forwarded by a to b.

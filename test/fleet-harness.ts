@@ -34,7 +34,7 @@ export async function startNode(id: string, servers: string[], services: Record<
   const kernel = await createTestKernel({
     plugins: [...servePlugins, authBearer, fleet],
     config: {
-      settings: { dataDir, fleet: { servers, node: id, heartbeatMs: 200, expiryMs: 1500, secret: FLEET_SECRET, ...fleetOptions } },
+      settings: { dataDir, fleet: { servers, node: id, heartbeatMs: 200, expiryMs: 4000, secret: FLEET_SECRET, ...fleetOptions } },
       services,
     },
   });

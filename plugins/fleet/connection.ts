@@ -60,7 +60,11 @@ async function until<T>(deadline: number, what: string, step: () => Promise<T>):
       await sleep(Math.min(250, Math.max(0, deadline - Date.now())));
     }
   }
-  throw new TenementError(ErrorCodes.FLEET_UNREACHABLE, `fleet: ${what} failed within the connect timeout: ${last === null ? 'no attempt' : errorMessage(last)}`);
+  // The code is in the message too: the kernel wraps a setup failure in TNM_ERR_PLUGIN_SETUP (this one is its cause).
+  throw new TenementError(
+    ErrorCodes.FLEET_UNREACHABLE,
+    `fleet: ${what} failed within connectTimeoutMs (${ErrorCodes.FLEET_UNREACHABLE}): ${last === null ? 'no attempt' : errorMessage(last)}`,
+  );
 }
 
 export async function openFleet(settings: FleetSettings, node: string, configDir: string): Promise<FleetConnection> {
@@ -73,8 +77,14 @@ export async function openFleet(settings: FleetSettings, node: string, configDir
     const known = Math.max(settings.servers.length, nc.info?.connect_urls?.length ?? 1);
     const replicas = Math.min(3, Math.max(1, known));
     const js = nc.jetstream({ timeout: KV_TIMEOUT_MS });
+    // A bucket just created (or a cluster just formed) answers 503 until its stream has a leader: each is read
+    // once before start-up goes on.
     const open = (bucket: string, ttl?: number): Promise<KV> =>
-      until(deadline, `opening the KV bucket ${bucket}`, () => js.views.kv(bucket, { replicas, history: 5, timeout: KV_TIMEOUT_MS, ...(ttl ? { ttl } : {}) }));
+      until(deadline, `opening the KV bucket ${bucket}`, async () => {
+        const kv = await js.views.kv(bucket, { replicas, history: 5, timeout: KV_TIMEOUT_MS, ...(ttl ? { ttl } : {}) });
+        await kv.get('_ready');
+        return kv;
+      });
     // Heartbeats also expire with the bucket's TTL, as a backstop only (2.9 sends no event for it): liveness
     // is judged from each record's `at`.
     const nodes = await open(NODES_BUCKET, Math.max(60_000, settings.expiryMs * 10));

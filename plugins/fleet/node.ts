@@ -15,16 +15,16 @@ const SECRET_KEY = 'secret';
 
 export async function fleetSecret(control: KV, configured: string | undefined): Promise<string> {
   if (configured !== undefined) return configured;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const existing = await control.get(SECRET_KEY);
-    if (existing && existing.operation === 'PUT' && existing.length >= 32) return existing.string();
+  for (let attempt = 0; attempt < 10; attempt++) {
     try {
+      const existing = await control.get(SECRET_KEY);
+      if (existing && existing.operation === 'PUT' && existing.length >= 32) return existing.string();
       const secret = randomBytes(32).toString('base64url');
       await control.create(SECRET_KEY, new TextEncoder().encode(secret));
       return secret;
     } catch (error) {
-      // Another node created it first (or ours timed out after being stored): read it again.
-      if (apiErrorCode(error) !== WRONG_LAST_SEQUENCE) await new Promise((resolve) => setTimeout(resolve, 200));
+      // Another node created it first (or ours timed out after being stored, or no leader yet): read it again.
+      if (apiErrorCode(error) !== WRONG_LAST_SEQUENCE) await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
   throw new Error('could not read or create the fleet secret');

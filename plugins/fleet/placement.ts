@@ -71,6 +71,8 @@ export class Placer {
   private readonly pending = new Map<string, Promise<Placement>>();
   /** Decisions made (claims and moves written by this node), for the bench and the API. */
   decisions = 0;
+  /** Of those, claims of new instances. */
+  claims = 0;
   /** Nodes (and `node\0service`) chosen by decisions of this node not yet written. */
   private readonly reserved = new Map<string, number>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -181,6 +183,7 @@ export class Placer {
       try {
         const revision = await this.kv.create(key, encodeRecord(record)).finally(release);
         this.decisions++;
+        this.claims++;
         const placement = { ...record, revision };
         this.state.applyPlacement(placement);
         return placement;
@@ -188,7 +191,10 @@ export class Placer {
         // Lost the race (10071), or a timeout that may have stored ours: what is stored now is the answer.
         const stored = await this.read(service, id).catch(() => null);
         if (stored) {
-          if (stored.nonce === record.nonce) this.decisions++;
+          if (stored.nonce === record.nonce) {
+            this.decisions++;
+            this.claims++;
+          }
           return stored;
         }
         if (apiErrorCode(error) !== WRONG_LAST_SEQUENCE && attempt === MAX_ATTEMPTS - 1) throw unavailable(service, id, error);

@@ -178,7 +178,7 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
       }
       for (const placement of state.placements()) settle(placement);
     })().finally(() => (ticking = null)));
-  await heartbeat.write(Date.now());
+  await heartbeat.write(Date.now()).catch((error: unknown) => ctx.log.warn(errorFields(error), 'fleet: first heartbeat not written'));
   const timer = setInterval(() => void tick(), settings.heartbeatMs);
   timer.unref();
   closers.push(async () => {

@@ -68,7 +68,8 @@ test('kill -9 of a Tenement node: its tenants answer through the others; back, i
       services,
     }),
   );
-  nodes.push(await startNode('n1', cluster.urls, services), await startNode('n2', [...cluster.urls].reverse(), services));
+  const fast = { expiryMs: 1500 };
+  nodes.push(await startNode('n1', cluster.urls, services, fast), await startNode('n2', [...cluster.urls].reverse(), services, fast));
   let n3 = await serveFleet(dir, port, cluster.urls);
   child = n3.child;
   await waitLive(nodes, 3);

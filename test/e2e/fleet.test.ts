@@ -2,10 +2,13 @@
 // fleet plugin (each its own data dir and port), real app processes.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { signForward, FORWARDED_HEADER } from '../../plugins/fleet/forward-auth.ts';
 import { placementKey } from '../../plugins/fleet/keys.ts';
-import { request, waitFor } from '../helpers.ts';
+import { createTestKernel } from '../../core/test-kernel.ts';
+import fleet from '../../plugins/fleet/index.ts';
+import { apiCall, freePort, request, servePlugins, waitFor } from '../helpers.ts';
 import { natsServerAvailable, startNatsCluster, type NatsCluster } from '../nats-cluster.ts';
 import { FLEET_SECRET, closeNode, fleetApp, startNode, tempFile, waitLive, type TestNode } from '../fleet-harness.ts';
 
@@ -24,8 +27,16 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
 
   before(async () => {
     cluster = await startNatsCluster({ size: 3 });
-    const services = { app: fleetApp(spawns.file) };
-    nodes = await Promise.all(['n1', 'n2', 'n3'].map((id, i) => startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services)));
+    const services = {
+      app: fleetApp(spawns.file),
+      eu: fleetApp(spawns.file, { fleet: { labels: { region: 'eu' } } }),
+      mars: fleetApp(spawns.file, { fleet: { labels: { region: 'mars' } } }),
+    };
+    nodes = await Promise.all(
+      ['n1', 'n2', 'n3'].map((id, i) =>
+        startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services, { labels: id === 'n2' ? { region: 'eu' } : { region: 'us' } }),
+      ),
+    );
     await waitLive(nodes, 3);
   });
 
@@ -64,7 +75,7 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
 
   test('placement race: 3 nodes placing the same 150 instances at once never double-assign', async () => {
     const ids = Array.from({ length: 150 }, (_, i) => `race${i}`);
-    const before = nodes.map((n) => n.fleet.placer.decisions);
+    const before = nodes.map((n) => n.fleet.placer.claims);
     const results = await Promise.all(nodes.map((node) => Promise.all(ids.map((id) => node.fleet.placer.ensure('app', id)))));
     for (let i = 0; i < ids.length; i++) {
       const owners = results.map((r) => r[i]!.node);
@@ -72,7 +83,7 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
       const revisions = results.map((r) => r[i]!.revision);
       assert.equal(new Set(revisions).size, 1, `${ids[i]} one revision`);
     }
-    const made = nodes.reduce((sum, n, i) => sum + n.fleet.placer.decisions - before[i]!, 0);
+    const made = nodes.reduce((sum, n, i) => sum + n.fleet.placer.claims - before[i]!, 0);
     assert.equal(made, ids.length, 'exactly one claim was written per instance');
     const kv = nodes[1]!.fleet.connection.placements;
     for (const id of ids.slice(0, 30)) {
@@ -135,5 +146,71 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
     }
     await waitFor(() => names.every((id) => nodes[2]!.fleet.state.placement('app', id) !== undefined), 'the watch to see every hostile name', 10_000);
     assert.equal(Object.getPrototypeOf({}), Object.prototype, 'nothing polluted');
+  });
+
+  const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
+  const adminToken = (node: TestNode): string => readFileSync(path.join(node.dataDir, 'admin.token'), 'utf8').trim();
+
+  test('label constraints: a service runs only on nodes with its labels; none fits: 503 TNM_ERR_FLEET_NO_NODE', async () => {
+    const placed = await Promise.all(Array.from({ length: 12 }, (_, i) => nodes[i % 3]!.fleet.placer.ensure('eu', `e${i}`)));
+    assert.deepEqual([...new Set(placed.map((p) => p.node))], ['n2'], 'eu instances only on the eu node');
+    const reply = await request(nodes[0]!.kernel, 'm1.mars.localhost', '/');
+    assert.equal(reply.status, 503, reply.body);
+    assert.match(reply.body, /TNM_ERR_FLEET_NO_NODE/);
+    assert.equal(nodes[0]!.fleet.state.placement('mars', 'm1'), undefined, 'nothing claimed');
+  });
+
+  test('API: nodes (admin), placements (a tenant sees its own), cordon and drain', async () => {
+    const [n1, n2, n3] = nodes as [TestNode, TestNode, TestNode];
+    const admin = bearer(adminToken(n1));
+    const listed = await apiCall(n1.kernel, 'GET', '/api/fleet/nodes', admin);
+    assert.equal(listed.status, 200, listed.body);
+    const body = JSON.parse(listed.body) as { self: string; nodes: Array<{ id: string; live: boolean; labels: Record<string, string> }> };
+    assert.equal(body.self, 'n1');
+    assert.deepEqual(body.nodes.filter((n) => n.live).map((n) => n.id).sort(), ['n1', 'n2', 'n3']);
+
+    const created = await apiCall(n1.kernel, 'POST', '/api/tokens', admin, { name: 'alice', tenant: 'alice' });
+    assert.equal(created.status, 201, created.body);
+    const tenant = bearer((JSON.parse(created.body) as { token: string }).token);
+    assert.equal((await apiCall(n1.kernel, 'GET', '/api/fleet/nodes', tenant)).status, 403);
+    const own = JSON.parse((await apiCall(n1.kernel, 'GET', '/api/fleet/placements', tenant)).body) as { placements: Array<{ id: string }> };
+    assert.ok(own.placements.length >= 1);
+    assert.deepEqual([...new Set(own.placements.map((p) => p.id))], ['alice'], 'a tenant sees only its own placements');
+    assert.equal((await apiCall(n1.kernel, 'POST', '/api/fleet/nodes/n3/cordon', tenant)).status, 403);
+    assert.equal((await apiCall(n1.kernel, 'POST', '/api/fleet/nodes/nope/cordon', admin)).status, 404);
+
+    // Cordoned: no new instance lands on n3.
+    assert.equal((await apiCall(n1.kernel, 'POST', '/api/fleet/nodes/n3/cordon', admin)).status, 200);
+    await waitFor(() => n1.fleet.state.node('n3')?.state === 'cordoned' && n2.fleet.state.node('n3')?.state === 'cordoned', 'n3 to be cordoned', 10_000);
+    const placed = await Promise.all(Array.from({ length: 12 }, (_, i) => n1.fleet.placer.ensure('app', `cordon${i}`)));
+    assert.ok(placed.every((p) => p.node !== 'n3'), 'nothing placed on a cordoned node');
+    assert.equal((await apiCall(n2.kernel, 'POST', '/api/fleet/nodes/n3/uncordon', admin)).status, 200);
+    await waitFor(() => n1.fleet.state.node('n3')?.state === 'active', 'n3 to be active again', 10_000);
+
+    // Drained: every placement leaves n2, and its tenants answer from elsewhere.
+    const onN2 = [...n1.fleet.state.placements()].filter((p) => p.node === 'n2' && p.service === 'app').map((p) => p.id);
+    assert.ok(onN2.length > 0);
+    assert.equal((await apiCall(n1.kernel, 'POST', '/api/fleet/nodes/n2/drain', admin)).status, 200);
+    await waitFor(() => ![...n1.fleet.state.placements()].some((p) => p.node === 'n2' && p.service === 'app'), 'n2 to be drained', 30_000);
+    const id = onN2[0]!;
+    const reply = await request(n2.kernel, `${id}.app.localhost`, '/');
+    assert.equal(reply.status, 200, reply.body);
+    assert.ok(!(JSON.parse(reply.body) as AppReply).dataDir.startsWith(n2.dataDir), `${id} now runs off the drained node`);
+    assert.equal((await apiCall(n1.kernel, 'POST', '/api/fleet/nodes/n2/uncordon', admin)).status, 200);
+    await waitFor(() => n1.fleet.state.node('n2')?.state === 'active', 'n2 active again', 10_000);
+    void n3;
+  });
+
+  test('an unreachable NATS cluster fails start-up with TNM_ERR_FLEET_UNREACHABLE within the bound', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    await assert.rejects(
+      createTestKernel({
+        plugins: [...servePlugins, fleet],
+        config: { settings: { fleet: { servers: [`nats://127.0.0.1:${port}`], node: 'lost', connectTimeoutMs: 800 } } },
+      }),
+      (error: Error & { cause?: { code?: string } }) => error.cause?.code === 'TNM_ERR_FLEET_UNREACHABLE' && /TNM_ERR_FLEET_UNREACHABLE/.test(error.message),
+    );
+    assert.ok(Date.now() - started < 20_000, 'bounded');
   });
 });
