@@ -7,9 +7,9 @@
  * (`ten --help`, `ten --version`, a plain `ten ps`) do not load commander at all: cli/quick.ts runs them. bench/cli.ts
  * measures it; test/e2e/cli-startup.test.ts guards it.
  */
-import { KERNEL_VERSION } from '../core/version.ts';
 import { COMMANDS } from './command-table.ts';
 import { DESCRIPTION, OVERVIEW_AFTER, runQuick } from './quick.ts';
+import { versionLine } from './version.ts';
 
 /** Every failure ends as one line on stderr, `ten: [TNM_ERR_CODE: ]message`, and exit code 1. */
 function fail(message: string, code: string | null = null): never {
@@ -46,6 +46,9 @@ function commandName(args: readonly string[]): string | undefined {
   return args.slice(at + 1).find((arg) => !arg.startsWith('-')) ?? first;
 }
 
+// `ten serve` starts with V8's optimizing compilers held back (cli/startup-tiering.ts); it releases them once listening.
+if (commandName(process.argv.slice(2)) === 'serve') (await import('./startup-tiering.ts')).holdOptimizers();
+
 // `ten --help`, `ten --version` and a plain `ten ps` run without commander (cli/quick.ts); the rest parse with it.
 if (!(await runQuick(process.argv.slice(2)).catch(report))) await runCommander();
 
@@ -54,7 +57,7 @@ async function runCommander(): Promise<void> {
   const program = new Command()
     .name('ten')
     .description(DESCRIPTION)
-    .version(KERNEL_VERSION)
+    .version(versionLine())
     // Usage errors (unknown option, missing argument) in the same one-line form as every other failure.
     .configureOutput({
       outputError: (text, write) => write(`ten: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),

@@ -4,8 +4,8 @@
  * prints byte for byte what the commander path prints (test/e2e/cli-quick.test.ts compares them); anything else
  * (another spelling, an unknown flag, a command's --help) is left to commander in cli/main.ts.
  */
-import { KERNEL_VERSION } from '../core/version.ts';
 import { COMMANDS } from './command-table.ts';
+import { versionLine } from './version.ts';
 
 export const DESCRIPTION = 'Tenement: one server, many tenants. Runs one copy of your app per customer behind subdomain routing.';
 
@@ -88,7 +88,7 @@ export async function runQuick(args: readonly string[]): Promise<boolean> {
     return true;
   }
   if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
-    process.stdout.write(`${KERNEL_VERSION}\n`);
+    process.stdout.write(`${versionLine()}\n`);
     return true;
   }
   if (args[0] === 'ps') {

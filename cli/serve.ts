@@ -3,6 +3,7 @@ import { loadConfig, type SettingsOverrides } from '../core/config/loader.ts';
 import { Kernel } from '../core/kernel.ts';
 import { createLogger } from '../core/logger.ts';
 import { defaultPlugins } from './default-plugins.ts';
+import { releaseOptimizers } from './startup-tiering.ts';
 
 export interface ServeOptions {
   config?: string;
@@ -64,6 +65,8 @@ export async function serve(options: ServeOptions): Promise<void> {
   // SIGHUP: services added, removed and changed are applied (cli/reload.ts).
   reloadOnSighup(kernel, reloadFrom, log);
   process.off('SIGHUP', early);
+  // Started: what runs hot from now on (the proxy) is optimized as usual.
+  releaseOptimizers();
   const settings = config.settings;
   const context = await recordServer(kernel, config, log);
   process.stderr.write(
