@@ -13,6 +13,7 @@ import type {
   HealthCheckReport,
   HealthProbe,
   HealthResult,
+  EdgeTraffic,
   Identity,
   InstanceView,
   InstanceEvent,
@@ -64,6 +65,11 @@ export interface KernelHooks {
   /** Every proxied request once it has ended (answered, failed or abandoned). */
   request: SyncHook<[ProxiedRequest]>;
   /**
+   * Requests an external edge (HAProxy) carried straight to an instance, from its counters, per instance and
+   * read (a few times a second): the share of the traffic the `request` hook never sees under that edge.
+   */
+  edgeTraffic: SyncHook<[EdgeTraffic]>;
+  /**
    * The head about to go to an instance, once per instance a request is sent to (both proxy paths and the
    * in-process one): taps may add, change or remove headers in place (tracing's `traceparent`). Called only
    * when tapped, so the hot path pays nothing otherwise; a failing tap is contained and the head goes as it is.
@@ -98,7 +104,7 @@ export type HookFaultListener = (hook: string, plugin: string, error: unknown) =
  * contained where it happened, so a broken plugin can neither take the server down (a `log` tap runs inside an
  * instance's output stream) nor keep the other plugins' taps from running.
  */
-const OBSERVER_HOOKS: ReadonlySet<string> = new Set(['log', 'request', 'stateChange', 'describe', 'upstreamHeaders', 'healthChecked']);
+const OBSERVER_HOOKS: ReadonlySet<string> = new Set(['log', 'request', 'edgeTraffic', 'stateChange', 'describe', 'upstreamHeaders', 'healthChecked']);
 /** Hooks where an uncoded error is a plugin's bug worth counting; elsewhere (spawn, health) failing is an answer. */
 const FAULT_HOOKS: ReadonlySet<string> = new Set([...OBSERVER_HOOKS, 'route', 'auth', 'metrics']);
 
@@ -245,6 +251,7 @@ export function createHooks(timings: HookTimings): KernelHooks {
     stateChange: instrument(new SyncHook<[InstanceEvent]>(['event']), 'stateChange', timings),
     log: instrument(new SyncHook<[InstanceView, LogLine]>(['instance', 'line']), 'log', timings),
     request: instrument(new SyncHook<[ProxiedRequest]>(['request']), 'request', timings),
+    edgeTraffic: instrument(new SyncHook<[EdgeTraffic]>(['traffic']), 'edgeTraffic', timings),
     upstreamHeaders: instrument(new SyncHook<[UpstreamRequest]>(['request']), 'upstreamHeaders', timings),
     healthChecked: instrument(new SyncHook<[InstanceView, HealthCheckReport]>(['instance', 'report']), 'healthChecked', timings),
     describe: instrument(new AsyncParallelHook<[InstanceView, InstanceFacts]>(['instance', 'facts']), 'describe', timings),

@@ -62,8 +62,9 @@ export function kernelAccess(kernel: Kernel): KernelAccess {
         }
         kernel.emit(instanceOf(view), type, reason);
       },
-      touch(view) {
+      touch(view, traffic) {
         instanceOf(view).lastActivity = Date.now();
+        if (traffic && traffic.requests > 0) kernel.hooks.edgeTraffic.call({ ...traffic, instance: view });
       },
     },
     tiers: {

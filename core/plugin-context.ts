@@ -21,7 +21,7 @@ import type { TierChoice } from './tiers.ts';
 import type { TokenSync } from './token-sync.ts';
 import type { WasmPool } from './wasm/pool.ts';
 import { sharedWasmPool } from './wasm/shared.ts';
-import type { HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
+import type { EdgeTraffic, HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
 
 /** Where a tap runs among the others of its hook: lower first. `enforce: 'pre'` plugins default to -100, 'post' to 100. */
 export interface TapOptions {
@@ -90,8 +90,11 @@ export interface Lifecycle {
   failures(instance: InstanceView): number;
   /** An event that is not a transition (`oom`, `storage-warning`...), delivered to every watcher. */
   emit(instance: InstanceView, type: InstanceEventType, reason?: string): void;
-  /** The instance had traffic that did not go through the built-in proxy (an external edge's counters): not idle now. */
-  touch(instance: InstanceView): void;
+  /**
+   * The instance had traffic that did not go through the built-in proxy (an external edge's counters): not idle
+   * now. With `traffic` (the requests the edge counted since its previous report), the `edgeTraffic` hook gets them.
+   */
+  touch(instance: InstanceView, traffic?: Omit<EdgeTraffic, 'instance'>): void;
 }
 
 /** Service configs by name, looked up as own keys (a service named `constructor` is data). */

@@ -248,6 +248,23 @@ export interface ProxiedRequest {
 }
 
 /**
+ * Requests an external edge (HAProxy, docs/edge.md) carried straight to an instance since its previous report,
+ * read from the edge's counters: the `edgeTraffic` hook. The `request` hook sees only what the built-in proxy
+ * carried (under HAProxy, the activator's share: wakes, and servers not yet pointed at their instance).
+ */
+export interface EdgeTraffic {
+  instance: InstanceView;
+  /** Which edge counted them ('haproxy'). */
+  edge: string;
+  /** Requests answered since the previous report. */
+  requests: number;
+  /** The same requests by status class: index 1 to 5 for 1xx to 5xx, 0 for any other (aborted before a status). */
+  byClass: readonly number[];
+  /** The edge's mean time per request, from its head to the end of the response, over its recent requests (HAProxy: the last 1024), ms; null when unknown. */
+  meanMs: number | null;
+}
+
+/**
  * One proxied request from the moment it was read to its end: the same object at every hook that concerns it
  * (`wake`, `upstreamHeaders`, `request`), so a plugin can keep per-request state against it (a WeakMap).
  */

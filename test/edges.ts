@@ -37,7 +37,8 @@ export interface EdgeServer {
   events: InstanceEvent[];
   /**
    * Resolves once the edge routes as the kernel does now: on HAProxy, every instance has its servers, each at
-   * the instance's address while it runs (the activator's otherwise) and with its weight. At once on the built-in.
+   * the instance's address while it runs (in maintenance otherwise: the activator serves) and with its weight.
+   * At once on the built-in.
    */
   settled(timeoutMs?: number): Promise<void>;
 }
@@ -85,7 +86,6 @@ export async function edgeKernel(t: TestContext, edge: EdgeKind, services: Recor
   }
   const api = new RuntimeApi(path.join(kernel.config.settings.dataDir, 'haproxy', 'admin.sock'));
   await waitFor(async () => api.pid().then(() => true, () => false), 'haproxy to answer on its runtime API', 20_000);
-  const activatorPort = Number(new URL(kernel.url).port);
   const settled = (timeoutMs = 20_000): Promise<void> =>
     waitFor(
       async () => {
@@ -93,11 +93,14 @@ export async function edgeKernel(t: TestContext, edge: EdgeKind, services: Recor
         if (!stats) return false;
         for (const view of kernel.instances.list()) {
           const address = view.state === 'running' ? view.handle?.address : undefined;
-          const port = address?.port && !address.socketPath ? address.port : activatorPort;
+          // Running on TCP: both servers at its port; otherwise both in maintenance (the activator serves).
+          const port = address?.port && !address.socketPath ? address.port : null;
           const pooled = stats.find((s) => s.backend === `s.${view.service}` && s.server === view.id);
           const own = stats.find((s) => s.backend === `i.${view.service}.${view.id}` && s.server === view.id);
-          if (!pooled || !own || !pooled.addr.endsWith(`:${port}`) || !own.addr.endsWith(`:${port}`)) return false;
-          if (pooled.weight !== view.weight) return false;
+          if (!pooled || !own || pooled.weight !== view.weight) return false;
+          for (const server of [pooled, own]) {
+            if (port === null ? !server.maint : server.maint || !server.addr.endsWith(`:${port}`)) return false;
+          }
         }
         return true;
       },

@@ -78,10 +78,11 @@ export class InstanceHistory {
 
   static readonly bytesPerInstance = POINTS * FIELDS * 4 + HIST_BUCKETS * 4;
 
-  record(durationMs: number, now = Date.now()): void {
+  /** `count` requests that took `durationMs` each (an edge's counters give a count and a mean, not each request). */
+  record(durationMs: number, now = Date.now(), count = 1): void {
     this.advance(slotOf(now));
-    this.live[bucketOf(durationMs)]! += 1;
-    this.liveCount += 1;
+    this.live[bucketOf(durationMs)]! += count;
+    this.liveCount += count;
   }
 
   /** A stats reading of the running instance: memory as is, CPU as cores used since the previous reading. */

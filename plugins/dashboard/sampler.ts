@@ -18,6 +18,10 @@ export function startSampler(ctx: Pick<PluginContext, 'instances' | 'faults' | '
   clock.unref();
   ctx.onClose(() => clearInterval(clock));
   ctx.hooks.request.tap((request) => history.of(request.instance.key).record(request.durationMs, now));
+  // Requests an external edge (HAProxy) carried straight to instances, from its counters: at the edge's mean time.
+  ctx.hooks.edgeTraffic.tap((traffic) => {
+    if (traffic.meanMs !== null) history.of(traffic.instance.key).record(traffic.meanMs, now, traffic.requests);
+  });
 
   let running = false;
   const tick = async (): Promise<void> => {

@@ -1,6 +1,7 @@
 /**
  * Keeps a running HAProxy in step with the kernel (docs/edge.md). Instance events and a steady tick compare what
- * each server should be (the instance's address while it runs, else the activator's; its weight) with what was
+ * each server should be (the instance's address while it runs, else in maintenance so that the backend's backup
+ * server, the activator, takes its traffic; its weight) with what was
  * last programmed, and send only the differences over the runtime API: no reload for a state or weight change.
  * A new or removed instance or service changes the backends, which the runtime API of HAProxy 2.6 cannot add
  * (`add server` only adds servers to backends that exist), so the config and map are written again and HAProxy
@@ -12,7 +13,7 @@ import path from 'node:path';
 import type { InstanceView } from '../../core/instance.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { HaproxyProcess } from './process.ts';
-import { errorFiles, instanceBackend, serviceBackend, type Address, type ServerEntry } from './render.ts';
+import { BACKUP_SERVER, errorFiles, instanceBackend, serviceBackend, type Address, type ServerEntry } from './render.ts';
 import { checkAnswer, type RuntimeApi } from './runtime-api.ts';
 
 interface Programmed {
@@ -33,6 +34,8 @@ export class HaproxyEdge {
   private programmed = new Map<string, Programmed>();
   /** Session totals per instance key, last read: a rise (or a session open now) is activity. */
   private totals = new Map<string, number>();
+  /** Per server (`backend/server`), its responses by class at the last read. */
+  private responses = new Map<string, number[]>();
   private membership = '';
   private syncing: Promise<void> | null = null;
   private again = false;
@@ -44,16 +47,15 @@ export class HaproxyEdge {
   constructor(
     private readonly ctx: PluginContext,
     private readonly api: RuntimeApi,
-    private readonly activator: Address,
     private readonly render: ((services: ReadonlyMap<string, readonly ServerEntry[]>) => { config: string; map: string }) | null,
     private readonly files: EdgeFiles | null,
     private readonly haproxy: HaproxyProcess | null,
   ) {}
 
-  /** Where the instance's traffic goes now: itself while it runs on TCP, the activator otherwise (it wakes it). */
-  target(view: InstanceView): Address {
+  /** The instance's address while it runs on TCP; null otherwise (its servers go to maintenance: the activator serves). */
+  target(view: InstanceView): Address | null {
     const address = view.state === 'running' ? view.handle?.address : undefined;
-    if (!address || address.socketPath || address.pinnedPath || !address.host || !address.port) return this.activator;
+    if (!address || address.socketPath || address.pinnedPath || !address.host || !address.port) return null;
     return { host: address.host, port: address.port };
   }
 
@@ -111,17 +113,21 @@ export class HaproxyEdge {
       // A new worker read its servers from the config file: program every one again, whatever was sent before.
       this.programmed.clear();
       this.totals.clear();
+      this.responses.clear();
       this.workerPid = pid;
     }
     const commands: string[] = [];
     for (const view of this.ctx.instances.list()) {
       if (!this.ctx.services.get(view.service)) continue;
       const target = this.target(view);
-      const want: Programmed = { target: key(target), weight: view.weight };
+      const want: Programmed = { target: target ? key(target) : 'maint', weight: view.weight };
       const had = this.programmed.get(view.key);
       const servers = [`${serviceBackend(view.service)}/${view.id}`, `${instanceBackend(view.service, view.id)}/${view.id}`];
       if (!had || had.target !== want.target) {
-        for (const s of servers) commands.push(`set server ${s} addr ${target.host} port ${target.port}`, `set server ${s} state ready`);
+        for (const s of servers) {
+          if (target) commands.push(`set server ${s} addr ${target.host} port ${target.port}`, `set server ${s} state ready`);
+          else commands.push(`set server ${s} state maint`);
+        }
       }
       if (!had || had.weight !== want.weight) commands.push(`set server ${servers[0]} weight ${want.weight}`);
       this.programmed.set(view.key, want);
@@ -144,23 +150,48 @@ export class HaproxyEdge {
     }
   }
 
-  /** Session counters to activity: any new session, or one open now, marks the instance as not idle. */
+  /**
+   * Counters to activity and traffic. An instance's servers only ever point at it (the activator is a separate
+   * backup server), so what they count HAProxy carried straight there: any new session, or one open now, marks
+   * the instance as not idle, and the responses they counted since the last read go to the `edgeTraffic` hook.
+   */
   private async readActivity(): Promise<void> {
     const stats = await this.api.serverStats((b) => b.startsWith('s.') || b.startsWith('i.'));
-    const sums = new Map<string, { total: number; current: number }>();
+    const sums = new Map<string, { total: number; current: number; byClass: number[]; requests: number; timeMs: number; timed: number }>();
+    const seen = new Set<string>();
     for (const stat of stats) {
+      if (stat.server === BACKUP_SERVER) continue;
       const service = stat.backend.startsWith('s.') ? stat.backend.slice(2) : stat.backend.slice(2, stat.backend.lastIndexOf('.'));
-      const entry = sums.get(`${service}:${stat.server}`) ?? { total: 0, current: 0 };
+      const instanceKey = `${service}:${stat.server}`;
+      const entry = sums.get(instanceKey) ?? { total: 0, current: 0, byClass: [0, 0, 0, 0, 0, 0], requests: 0, timeMs: 0, timed: 0 };
       entry.total += stat.total;
       entry.current += stat.current;
-      sums.set(`${service}:${stat.server}`, entry);
+      sums.set(instanceKey, entry);
+      const serverKey = `${stat.backend}/${stat.server}`;
+      seen.add(serverKey);
+      const before = this.responses.get(serverKey);
+      this.responses.set(serverKey, stat.responses);
+      if (!before) continue;
+      let delta = 0;
+      stat.responses.forEach((count, index) => {
+        const grew = Math.max(0, count - (before[index] ?? 0));
+        entry.byClass[index]! += grew;
+        delta += grew;
+      });
+      entry.requests += delta;
+      if (delta > 0 && stat.meanMs !== null) {
+        entry.timeMs += stat.meanMs * delta;
+        entry.timed += delta;
+      }
     }
-    for (const [instanceKey, { total, current }] of sums) {
+    for (const serverKey of this.responses.keys()) if (!seen.has(serverKey)) this.responses.delete(serverKey);
+    for (const [instanceKey, { total, current, byClass, requests, timeMs, timed }] of sums) {
       const view = this.ctx.instances.getByKey(instanceKey);
       if (!view) continue;
       const before = this.totals.get(instanceKey);
       this.totals.set(instanceKey, total);
-      if (current > 0 || (before !== undefined && total > before)) this.ctx.lifecycle.touch(view);
+      if (requests > 0) this.ctx.lifecycle.touch(view, { edge: 'haproxy', requests, byClass, meanMs: timed > 0 ? timeMs / timed : null });
+      else if (current > 0 || (before !== undefined && total > before)) this.ctx.lifecycle.touch(view);
     }
   }
 

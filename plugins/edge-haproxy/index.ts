@@ -84,7 +84,7 @@ function start(ctx: PluginContext, edge: EdgeConfig): void {
           })
         : null;
     if (render) haproxy = new HaproxyProcess(edge.binary, files.configFile, path.join(dir, 'haproxy.pid'), ctx.log);
-    const sync = new HaproxyEdge(ctx, api, activator, render, render ? files : null, haproxy);
+    const sync = new HaproxyEdge(ctx, api, render, render ? files : null, haproxy);
     edgeSync = sync;
     if (haproxy) {
       try {

@@ -2,8 +2,9 @@
  * HAProxy's config and host map, written from the services and instances of the moment (docs/edge.md). One
  * backend per service (`s.<service>`: a server per instance, with its weight) for `{service}.{domain}`, one per
  * instance (`i.<service>.<id>`) for `{id}.{service}.{domain}`, and `activator`: Tenement's built-in proxy on
- * loopback, which every unknown host and every instance that is not running is sent to. Which address a server
- * has (the instance's, or the activator's) is changed later over the runtime API, without a reload.
+ * loopback, which every unknown host is sent to, and the backup server of every backend: an instance that is
+ * not running has its servers in maintenance, so its traffic goes to the activator, which wakes it. A server's
+ * address and state are changed later over the runtime API, without a reload.
  */
 
 export interface Address {
@@ -15,8 +16,11 @@ export interface ServerEntry {
   /** The instance id: the server's name in both of its backends. */
   id: string;
   weight: number;
-  /** Where it is served from now: the instance's own address, or the activator's. */
-  target: Address;
+  /**
+   * The instance's own address while it runs on TCP; null otherwise: the server is then in maintenance and the
+   * backend's backup server, the activator, takes its traffic (and wakes it).
+   */
+  target: Address | null;
 }
 
 export interface RenderInput {
@@ -37,6 +41,7 @@ export interface RenderInput {
 export const serviceBackend = (service: string): string => `s.${service}`;
 export const instanceBackend = (service: string, id: string): string => `i.${service}.${id}`;
 export const ACTIVATOR_BACKEND = 'activator';
+export const BACKUP_SERVER = '_activator';
 
 /**
  * The answers HAProxy makes itself (not those of an instance or the activator, which pass through), in the
@@ -101,10 +106,12 @@ export function renderConfig(input: RenderInput): string {
     '  option http-restrict-req-hdr-names delete',
     '  option forwardfor',
     '  http-reuse safe',
-    // A connection refused by an instance (killed, before the kernel noticed) is tried again on another
-    // server of the service (the one that failed is avoided), as the built-in proxy falls back to the next.
+    // A connection refused by an instance (killed, before the kernel noticed), or closed with no answer by one
+    // dying, is tried again on another server of the service (the one that failed is avoided), as the built-in
+    // proxy falls back to the next; a request that is not idempotent is never sent twice (RFC 9110 §9.2.2).
     '  retries 2',
     '  option redispatch 1',
+    '  retry-on conn-failure empty-response',
     '  timeout connect 5s',
     '  timeout client 60s',
     '  timeout http-request 10s',
@@ -118,6 +125,7 @@ export function renderConfig(input: RenderInput): string {
     // What HAProxy's parser lets through and the built-in proxy refuses: CONNECT (a tenant is no forward proxy)
     // and control bytes in header values (NUL included; RFC 9110 §5.5), each with the built-in's status.
     '  http-request deny deny_status 405 if METH_CONNECT',
+    '  http-request disable-l7-retry if !METH_GET !METH_OPTIONS',
     "  http-request deny deny_status 400 if { req.hdrs -m reg '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]' }",
     // An instance's response whose Connection header lists a framing header is refused (502), as on the built-in.
     '  http-response deny deny_status 502 if { res.hdr(connection) -i content-length transfer-encoding }',
@@ -135,10 +143,14 @@ export function renderConfig(input: RenderInput): string {
   for (const [service, servers] of input.services) {
     out.push('', `backend ${serviceBackend(service)}`, '  balance roundrobin');
     // No server with weight left (all 0, or none yet): the activator answers as the built-in proxy would.
-    out.push(`  server activator ${addr(input.activator)} backup`);
-    for (const server of servers) out.push(`  server ${server.id} ${addr(server.target)} weight ${server.weight}`);
+    // Named with a '_', which no instance id has (ids are DNS labels): an instance called `activator` is data.
+    out.push(`  server ${BACKUP_SERVER} ${addr(input.activator)} backup`);
+    // A server only ever points at its instance, so its counters count only what HAProxy carried there directly
+    // (the activator's share is the built-in proxy's, on its `request` hook); not running, it is `disabled`.
+    const line = (server: ServerEntry): string => `  server ${server.id} ${addr(server.target ?? input.activator)}${server.target ? '' : ' disabled'}`;
+    for (const server of servers) out.push(`${line(server)} weight ${server.weight}`);
     for (const server of servers) {
-      out.push('', `backend ${instanceBackend(service, server.id)}`, `  server ${server.id} ${addr(server.target)}`);
+      out.push('', `backend ${instanceBackend(service, server.id)}`, line(server), `  server ${BACKUP_SERVER} ${addr(input.activator)} backup`);
     }
   }
   return `${out.join('\n')}\n`;

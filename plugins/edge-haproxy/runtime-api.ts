@@ -48,20 +48,32 @@ export class RuntimeApi {
     return Number(match[1]);
   }
 
-  /** Per server of the backends named by `wanted`: current and total sessions (`show stat`, CSV). */
+  /** Per server of the backends named by `wanted`: sessions, responses by class and mean time (`show stat`, CSV). */
   async serverStats(wanted: (backend: string) => boolean): Promise<ServerStat[]> {
     const csv = await this.run(['show stat']);
     const lines = csv.split('\n');
     const header = (lines[0] ?? '').replace(/^# /, '').split(',');
     const col = (name: string): number => header.indexOf(name);
-    const [px, sv, scur, stot, addr, weight] = [col('pxname'), col('svname'), col('scur'), col('stot'), col('addr'), col('weight')];
+    const [px, sv, scur, stot, addr, weight, ttime, status] = [col('pxname'), col('svname'), col('scur'), col('stot'), col('addr'), col('weight'), col('ttime'), col('status')];
+    // hrsp_other first: the index of each is its status class (0 other, 1 to 5 for 1xx to 5xx).
+    const classes = ['hrsp_other', 'hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx'].map(col);
     const stats: ServerStat[] = [];
     for (const line of lines.slice(1)) {
       const fields = line.split(',');
       const backend = fields[px];
       const server = fields[sv];
       if (!backend || !server || server === 'FRONTEND' || server === 'BACKEND' || !wanted(backend)) continue;
-      stats.push({ backend, server, current: Number(fields[scur]) || 0, total: Number(fields[stot]) || 0, addr: addr >= 0 ? (fields[addr] ?? '') : '', weight: Number(fields[weight]) || 0 });
+      stats.push({
+        backend,
+        server,
+        current: Number(fields[scur]) || 0,
+        total: Number(fields[stot]) || 0,
+        addr: addr >= 0 ? (fields[addr] ?? '') : '',
+        weight: Number(fields[weight]) || 0,
+        maint: status >= 0 && (fields[status] ?? '').startsWith('MAINT'),
+        responses: classes.map((c) => (c >= 0 ? Number(fields[c]) || 0 : 0)),
+        meanMs: ttime >= 0 && fields[ttime] !== '' && fields[ttime] !== undefined ? Number(fields[ttime]) || 0 : null,
+      });
     }
     return stats;
   }
@@ -74,6 +86,12 @@ export interface ServerStat {
   total: number;
   addr: string;
   weight: number;
+  /** In maintenance (its instance is not running: the backend's backup server, the activator, serves). */
+  maint: boolean;
+  /** Responses so far by status class: index 0 other (aborted), 1 to 5 for 1xx to 5xx. */
+  responses: number[];
+  /** Mean total time of its last 1024 requests (HAProxy's `ttime`), ms; null when the column is missing. */
+  meanMs: number | null;
 }
 
 /** Fails on an answer HAProxy gives to a command it refused (the runtime API answers errors as text). */

@@ -14,13 +14,14 @@ export class BucketCounts {
     this.counts = new Float64Array(bounds.length + 1);
   }
 
-  observe(value: number): void {
+  /** `times` observations of the same value (an edge's counters give a count and a mean, not each request). */
+  observe(value: number, times = 1): void {
     const bounds = this.bounds;
     let i = 0;
     while (i < bounds.length && value > bounds[i]!) i++;
-    this.counts[i]! += 1;
-    this.sum += value;
-    this.count += 1;
+    this.counts[i]! += times;
+    this.sum += value * times;
+    this.count += times;
   }
 }
 

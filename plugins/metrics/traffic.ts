@@ -20,6 +20,16 @@ export function trackTraffic(hooks: PluginHooks, state: MetricsState, registry: 
     series.service.requestDuration.observe(request.durationMs / 1000);
     if (request.wakeMs > 0) series.service.wakeQueueWait.observe(request.wakeMs / 1000);
   });
+  // What an external edge (HAProxy) carried straight to instances, from its counters (docs/edge.md): counted in the
+  // same series; each request's duration is the edge's mean over its recent requests.
+  hooks.edgeTraffic.tap((traffic) => {
+    const series = state.of(traffic.instance);
+    if (!series) return;
+    traffic.byClass.forEach((count, index) => {
+      if (index < series.requests.length && count > 0) series.requests[index]! += count;
+    });
+    if (traffic.meanMs !== null) series.service.requestDuration.observe(traffic.meanMs / 1000, traffic.requests);
+  });
 
   // From the `waking` transition to the `woken` event of the same instance: the whole wake as the lifecycle saw
   // it (restarts on the way included), once per wake however many requests were waiting for it.

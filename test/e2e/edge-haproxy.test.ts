@@ -59,7 +59,7 @@ async function untilDirect(e: Edge, service: string, id: string): Promise<void> 
       if (!port || view?.state !== 'running') return false;
       const stats = await e.api.serverStats((b) => b === `i.${service}.${id}` || b === `s.${service}`);
       const mine = stats.filter((s) => s.server === id);
-      return mine.length === 2 && mine.every((s) => s.addr.endsWith(`:${port}`));
+      return mine.length === 2 && mine.every((s) => !s.maint && s.addr.endsWith(`:${port}`));
     },
     `haproxy to route ${id}.${service} directly`,
     20_000,
@@ -116,9 +116,8 @@ describe('HAProxy edge', { skip, timeout: 180_000 }, () => {
     const alice = await e.kernel.spawnInstance('echo', 'alice');
     await untilDirect(e, 'echo', 'alice');
     await e.kernel.hibernate(alice, 'test');
-    const activatorPort = new URL(e.kernel.url).port;
-    await waitFor(
-      async () => (await e.api.serverStats((b) => b === 'i.echo.alice')).every((s) => s.addr.endsWith(`:${activatorPort}`)),
+      await waitFor(
+      async () => (await e.api.serverStats((b) => b === 'i.echo.alice')).some((s) => s.server === 'alice' && s.maint),
       "haproxy to send alice's traffic to the activator",
       10_000,
     );
@@ -222,9 +221,8 @@ test('through haproxy, a wake queue that is full answers the built-in 503 with R
   const alice = await e.kernel.spawnInstance('echo', 'alice');
   await untilDirect(e, 'echo', 'alice');
   await e.kernel.hibernate(alice, 'test');
-  const activatorPort = new URL(e.kernel.url).port;
   await waitFor(
-    async () => (await e.api.serverStats((b) => b === 'i.echo.alice')).every((s) => s.addr.endsWith(`:${activatorPort}`)),
+    async () => (await e.api.serverStats((b) => b === 'i.echo.alice')).some((s) => s.server === 'alice' && s.maint),
     "haproxy to send alice's traffic to the activator",
     10_000,
   );
@@ -343,8 +341,8 @@ test('attach mode programs a running haproxy (its config written elsewhere) over
   t.after(() => kernel.close());
   const activator = { host: '127.0.0.1', port: Number(new URL(kernel.url).port) };
   const port = await freePort();
-  // The operator's HAProxy, with the backends Tenement names: alice's server starts at the activator.
-  const services = new Map([['echo', [{ id: 'alice', weight: 1, target: activator }]]]);
+  // The operator's HAProxy, with the backends Tenement names: alice's server starts disabled (the activator serves).
+  const services = new Map([['echo', [{ id: 'alice', weight: 1, target: null }]]]);
   const mapFile = path.join(dir, 'hosts.map');
   writeFileSync(mapFile, renderMap('localhost', services));
   const errorDir = path.join(dir, 'errors');
@@ -368,7 +366,7 @@ test('attach mode programs a running haproxy (its config written elsewhere) over
   await waitFor(
     async () => {
       try {
-        return (await api.serverStats((b) => b === 'i.echo.alice')).every((s) => s.addr.endsWith(`:${alice.handle?.address.port}`));
+        return (await api.serverStats((b) => b === 'i.echo.alice')).some((s) => s.server === 'alice' && !s.maint && s.addr.endsWith(`:${alice.handle?.address.port}`));
       } catch {
         return false;
       }
