@@ -120,6 +120,7 @@ export async function runFleetPs(flags: ClientFlags & { json?: boolean; service?
   }
   // Instances as each owner reports them: key -> view, from the node the placement names.
   const owned = new Map<string, InstanceView>();
+  const ownerOf = new Map<string, string>(placements.map((p) => [`${p.service}:${p.id}`, p.node]));
   const unreachable: string[] = [];
   const query = { service: flags.service, state: undefined };
   if (fleetNodes) {
@@ -129,10 +130,7 @@ export async function runFleetPs(flags: ClientFlags & { json?: boolean; service?
         .map(async (node) => {
           try {
             const answer = await client.withServer(node.advertise).get<{ instances: InstanceView[] }>('/api/instances', query);
-            for (const view of answer.instances) {
-              const placement = placements.find((p) => p.service === view.service && p.id === view.id);
-              if (placement?.node === node.id) owned.set(view.key, view);
-            }
+            for (const view of answer.instances) if (ownerOf.get(`${view.service}:${view.id}`) === node.id) owned.set(`${view.service}:${view.id}`, view);
           } catch {
             unreachable.push(node.id);
           }
