@@ -5,7 +5,7 @@
 import os from 'node:os';
 import type { FleetSettings } from './schema.ts';
 import { FIRST_PARTY_TIERS } from '../../core/config/first-party.ts';
-import { autoCreates } from '../../core/auto-create.ts';
+import { autoCreate, autoCreates } from '../../core/auto-create.ts';
 import { ErrorCodes, TenementError, errorFields, statusOf } from '../../core/errors.ts';
 import type { InstanceView } from '../../core/instance.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
@@ -62,7 +62,7 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
   closers.push(() => state.stop());
   const labelsOf = (service: string): Readonly<Record<string, string>> => ctx.services.get(service)?.fleet?.labels ?? {};
   const placer = new Placer(connection.placements, state, self, labelsOf);
-  for (const policy of policies) placer.place.tapPromise({ name: 'config', stage: 0 }, async (request) => policy(request));
+  for (const policy of settings.place ? [settings.place, ...policies] : policies) placer.place.tapPromise({ name: 'policy', stage: 0 }, async (request) => policy(request));
   await state.start(connection.nodes, connection.placements);
 
   const heartbeat = new Heartbeat(connection.nodes, connection.control, self, () => {
@@ -97,10 +97,16 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
         if (!ctx.instances.get(names.service, names.id)) ctx.lifecycle.create(names.service, names.id);
         return undefined;
       }
-      const local = ctx.instances.get(names.service, names.id);
+      let local = ctx.instances.get(names.service, names.id);
       let placement = state.placement(names.service, names.id);
-      // An instance nobody created (and no autoCreate) gets no placement: the router answers 404.
-      if (!placement && !local && !autoCreates(config)) return undefined;
+      if (!placement && !local) {
+        // An instance nobody created (and no autoCreate) gets no placement: the router answers 404. autoCreate's
+        // bounds are applied before anything is claimed, so refused requests write nothing to the fleet.
+        if (!autoCreates(config)) return undefined;
+        const created = autoCreate(ctx, names.service, config, names.id, request.remoteAddress);
+        if ('kind' in created) return created;
+        local = created;
+      }
       if (!placement || placer.mustMove(placement)) placement = await placer.ensure(names.service, names.id);
       if (placement.node !== self && !local && !autoCreates(config)) ctx.lifecycle.create(names.service, names.id);
       // A local stand-in for a moved instance is re-pointed by its wake.

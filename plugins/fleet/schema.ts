@@ -5,6 +5,7 @@
  * the config schema (core/config/first-party.ts).
  */
 import { z } from 'zod';
+import type { PlacementPolicy } from './placement.ts';
 
 const LABEL_KEY = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/;
 const LABEL_VALUE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
@@ -59,6 +60,11 @@ export const fleetSettings = z
      * kept in the fleet's KV bucket (anyone who can read the bucket can forge forwarded requests then).
      */
     secret: z.string().min(16, 'expected a fleet secret of at least 16 characters').max(1024).optional(),
+    /**
+     * A placement policy (a TypeScript config): `(request) => nodeId | undefined`, asked before the default one;
+     * undefined lets the default choose (docs/fleet.md#placement).
+     */
+    place: z.custom<PlacementPolicy>((value) => typeof value === 'function', 'expected a function (request) => node id | undefined').optional(),
   })
   .superRefine((value, ctx) => {
     if (value.expiryMs < value.heartbeatMs * 2) {

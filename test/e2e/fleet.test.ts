@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { signForward, FORWARDED_HEADER } from '../../plugins/fleet/forward-auth.ts';
 import { placementKey } from '../../plugins/fleet/keys.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
-import fleet from '../../plugins/fleet/index.ts';
+import fleet, { type PlaceRequest } from '../../plugins/fleet/index.ts';
 import { apiCall, freePort, request, servePlugins, waitFor } from '../helpers.ts';
 import { natsServerAvailable, startNatsCluster, type NatsCluster } from '../nats-cluster.ts';
 import { FLEET_SECRET, closeNode, fleetApp, startNode, tempFile, waitLive, type TestNode } from '../fleet-harness.ts';
@@ -31,10 +31,13 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
       app: fleetApp(spawns.file),
       eu: fleetApp(spawns.file, { fleet: { labels: { region: 'eu' } } }),
       mars: fleetApp(spawns.file, { fleet: { labels: { region: 'mars' } } }),
+      pinned: fleetApp(spawns.file),
+      tiny: fleetApp(spawns.file, { autoCreate: { max: 1, perAddress: { count: 100, window: '1m' } } }),
     };
+    const place = (request: PlaceRequest): string | undefined => (request.service === 'pinned' ? 'n3' : undefined);
     nodes = await Promise.all(
       ['n1', 'n2', 'n3'].map((id, i) =>
-        startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services, { labels: id === 'n2' ? { region: 'eu' } : { region: 'us' } }),
+        startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services, { labels: id === 'n2' ? { region: 'eu' } : { region: 'us' }, place }),
       ),
     );
     await waitLive(nodes, 3);
@@ -158,6 +161,19 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
     assert.equal(reply.status, 503, reply.body);
     assert.match(reply.body, /TNM_ERR_FLEET_NO_NODE/);
     assert.equal(nodes[0]!.fleet.state.placement('mars', 'm1'), undefined, 'nothing claimed');
+  });
+
+  test('settings.fleet.place decides before the default policy', async () => {
+    const placed = await Promise.all(Array.from({ length: 6 }, (_, i) => nodes[i % 3]!.fleet.placer.ensure('pinned', `p${i}`)));
+    assert.deepEqual([...new Set(placed.map((p) => p.node))], ['n3']);
+  });
+
+  test("autoCreate's bounds apply before a placement is claimed: a refused request writes nothing to the fleet", async () => {
+    assert.equal((await request(nodes[0]!.kernel, 'one.tiny.localhost', '/')).status, 200);
+    const refused = await request(nodes[0]!.kernel, 'two.tiny.localhost', '/');
+    assert.equal(refused.status, 503, refused.body);
+    assert.match(refused.body, /TNM_ERR_AUTO_CREATE_LIMIT/);
+    assert.equal(await nodes[1]!.fleet.connection.placements.get(placementKey('tiny', 'two')), null, 'no claim written');
   });
 
   test('API: nodes (admin), placements (a tenant sees its own), cordon and drain', async () => {
