@@ -40,17 +40,45 @@ export function jsonString(value: string): string {
   return PLAIN.test(value) ? `"${value}"` : JSON.stringify(value);
 }
 
-/** `{"key":"…","value":` per attribute name: the few names spans use are escaped once. */
-const KEY_PREFIXES = new Map<string, string>();
-const MAX_KEY_PREFIXES = 256;
+/**
+ * Per attribute name, its `{"key":…,"value":` prefix and the whole JSON of the values it took recently
+ * (`{"key":"http.request.method","value":{"stringValue":"GET"}}`): most values of a request span repeat from
+ * request to request (method, scheme, host, addresses, service, instance), and a value written once is a
+ * lookup afterwards, and one flat piece of the span's string instead of several. Bounded: at most
+ * MAX_KEYS names and MAX_VALUES short string values per name; past that, values are written each time.
+ */
+interface KeyEntry {
+  prefix: string;
+  values: Map<string, string>;
+}
 
-function keyPrefix(key: string): string {
-  let prefix = KEY_PREFIXES.get(key);
-  if (prefix === undefined) {
-    prefix = `{"key":${jsonString(key)},"value":`;
-    if (KEY_PREFIXES.size < MAX_KEY_PREFIXES) KEY_PREFIXES.set(key, prefix);
+const KEYS = new Map<string, KeyEntry>();
+const MAX_KEYS = 64;
+const MAX_VALUES = 64;
+const MAX_CACHED_VALUE = 256;
+
+function keyEntry(key: string): KeyEntry {
+  let entry = KEYS.get(key);
+  if (entry === undefined) {
+    entry = { prefix: `{"key":${jsonString(key)},"value":`, values: new Map() };
+    if (KEYS.size < MAX_KEYS) KEYS.set(key, entry);
   }
-  return prefix;
+  return entry;
+}
+
+/** One attribute's KeyValue JSON, or '' when its value is none an attribute can hold. */
+function keyValue(key: string, value: unknown): string {
+  const entry = keyEntry(key);
+  if (typeof value === 'string' && value.length <= MAX_CACHED_VALUE) {
+    let json = entry.values.get(value);
+    if (json === undefined) {
+      json = `${entry.prefix}{"stringValue":${jsonString(value)}}}`;
+      if (entry.values.size < MAX_VALUES) entry.values.set(value, json);
+    }
+    return json;
+  }
+  const written = anyValue(value);
+  return written === '' ? '' : `${entry.prefix}${written}}`;
 }
 
 function hrNanos(time: HrTime): string {
@@ -97,9 +125,8 @@ function attributes(attrs: Attributes | undefined): string {
   let out = '';
   for (const key in attrs) {
     if (!Object.hasOwn(attrs, key)) continue;
-    const value = anyValue(attrs[key] as AttributeValue | undefined);
-    if (value === '') continue;
-    out += `${out === '' ? '' : ','}${keyPrefix(key)}${value}}`;
+    const json = keyValue(key, attrs[key] as AttributeValue | undefined);
+    if (json !== '') out = out === '' ? json : `${out},${json}`;
   }
   return out === '' ? '' : `,"attributes":[${out}]`;
 }
