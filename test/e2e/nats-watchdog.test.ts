@@ -152,9 +152,10 @@ test('ten nats start runs a cluster in the foreground, stops it on SIGTERM, refu
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tnm-natscli-'));
   const run = runTen(['nats', 'start', '--size', '3', '--port', '0', '--cluster-port', '0', '--monitor-port', '0', '--dir', 'nats', '--json', '--poll', '200ms'], dir);
   const exited = new Promise<number | null>((resolve) => run.child.once('exit', (code) => resolve(code)));
+  const runs = [run];
   t.after(async () => {
-    if (run.child.exitCode === null) {
-      run.child.kill('SIGKILL');
+    if (runs.some((r) => r.child.exitCode === null)) {
+      for (const r of runs) if (r.child.exitCode === null) r.child.kill('SIGKILL');
       for (const n of ['n1', 'n2', 'n3']) {
         try {
           process.kill(Number(readFileSync(path.join(dir, 'nats', n, 'nats-server.pid'), 'utf8')), 'SIGKILL');
@@ -187,6 +188,25 @@ test('ten nats start runs a cluster in the foreground, stops it on SIGTERM, refu
   assert.equal(await exited, 0, run.output());
   for (const s of ready.servers) assert.equal(alive(s.pid), false);
   assert.equal(existsSync(path.join(dir, 'nats', 'ten-nats.pid')), false);
+
+  // Started again on its folder: the same ports (kept in cluster.json, though none are given now) and the stores.
+  const again = runTen(['nats', 'start', '--size', '3', '--dir', 'nats', '--json', '--poll', '200ms'], dir);
+  runs.push(again);
+  const againExited = new Promise<number | null>((resolve) => again.child.once('exit', (code) => resolve(code)));
+  await waitFor(() => again.output().includes('"kind":"ready"') || again.child.exitCode !== null, 'ten nats start to be ready again', 60_000);
+  const readyAgain = JSON.parse(again.output().split('\n').find((l) => l.includes('"kind":"ready"')) ?? 'null') as { urls: string[] } | null;
+  assert.deepEqual(readyAgain?.urls, ready.urls, again.output());
+  const nc2 = await connect({ servers: ready.urls });
+  const kv2 = await nc2.jetstream().views.kv('cli', { replicas: 3 });
+  assert.equal((await kv2.get('k'))?.string(), 'v');
+  await nc2.close();
+  again.child.kill('SIGTERM');
+  assert.equal(await againExited, 0, again.output());
+  // A different size on that folder is refused (its stores belong to a cluster of 3).
+  const resized = runTen(['nats', 'start', '--size', '1', '--dir', 'nats'], dir);
+  runs.push(resized);
+  assert.notEqual(await new Promise<number | null>((resolve) => resized.child.once('exit', (code) => resolve(code))), 0);
+  assert.match(resized.output(), /holds a cluster of 3/);
 
   // A folder with someone else's files is not taken.
   const foreign = path.join(dir, 'foreign');
