@@ -61,6 +61,8 @@ export function defaultPolicy(request: PlaceRequest): string | undefined {
 }
 
 const MAX_ATTEMPTS = 5;
+/** Failed writes (timeouts, no leader) before a decision gives up with TNM_ERR_FLEET_UNAVAILABLE. */
+const MAX_FAILURES = 2;
 
 /** Tells this node's write from another's identical one when a timed-out write is read back. */
 const nonce = (): string => randomBytes(6).toString('base64url');
@@ -101,8 +103,13 @@ export class Placer {
     return run;
   }
 
-  /** Its node is dead, or is draining (its instances leave it). */
+  /**
+   * Its node is dead, or is draining (its instances leave it). Never while this node does not see its own
+   * heartbeats come back: then its view of the others is stale (a NATS partition, a reconnect still catching up)
+   * and every node would look dead.
+   */
   mustMove(placement: Placement): boolean {
+    if (!this.state.isLive(this.self)) return false;
     if (this.state.isDead(placement.node)) return true;
     return this.state.node(placement.node)?.state === 'draining';
   }
@@ -177,6 +184,7 @@ export class Placer {
 
   private async claim(service: string, id: string): Promise<Placement> {
     const key = placementKey(service, id);
+    let failures = 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const { node, release } = await this.choose(service, id, null);
       const record: PlacementRecord = { node, at: Date.now(), generation: 1, service, id, by: this.self, nonce: nonce() };
@@ -197,7 +205,8 @@ export class Placer {
           }
           return stored;
         }
-        if (apiErrorCode(error) !== WRONG_LAST_SEQUENCE && attempt === MAX_ATTEMPTS - 1) throw unavailable(service, id, error);
+        // NATS unreachable (not a lost race): a request should not wait out five timeouts.
+        if (apiErrorCode(error) !== WRONG_LAST_SEQUENCE && ++failures >= MAX_FAILURES) throw unavailable(service, id, error);
       }
     }
     throw unavailable(service, id, null);
@@ -207,6 +216,7 @@ export class Placer {
     let from = current;
     const { service, id } = current;
     const key = placementKey(service, id);
+    let failures = 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const { node, release } = await this.choose(service, id, from.node);
       const record: PlacementRecord = { node, at: Date.now(), generation: from.generation + 1, service, id, by: this.self, nonce: nonce() };
@@ -220,7 +230,7 @@ export class Placer {
         const stored = await this.read(service, id).catch(() => null);
         if (stored === null) {
           if (apiErrorCode(error) === WRONG_LAST_SEQUENCE) return this.claim(service, id);
-          if (attempt === MAX_ATTEMPTS - 1) throw unavailable(service, id, error);
+          if (++failures >= MAX_FAILURES) throw unavailable(service, id, error);
           continue;
         }
         if (stored.nonce === record.nonce) this.decisions++;
