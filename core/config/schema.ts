@@ -15,6 +15,7 @@ import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
 import { splitCommand } from '../command.ts';
 import { quote } from 'shell-quote';
 import { DNS_LABEL, PLUGIN_NAME } from './names.ts';
+import { LB_MODES } from '../dataplane/balance.ts';
 
 // Defined in names.ts (no zod behind it, for the CLI); exported here too, where every other importer finds it.
 export { DNS_LABEL };
@@ -162,6 +163,10 @@ const coreServiceFields = {
     wakeQueue: z.number().int().min(1).default(1024),
     /** Weight of a new instance in `{service}.{domain}` traffic, 0 to 100. */
     weight: z.number().int().min(0).max(100).default(100),
+    /** How `{service}.{domain}` picks among its running instances (docs/lb.md); the proxy workers follow it too. */
+    lb: z
+      .enum(LB_MODES, { error: "expected lb 'weighted' (drawn by weight), 'least-requests' (fewest in flight) or 'p2c' (power of two choices over in-flight counts, weights as a bias)" })
+      .default('weighted'),
     limits: limits.optional(),
     /** The uid (or user name) this service's tenants run as when Tenement runs as root, in every tier (docs/isolation.md). */
     user: z.union([z.number().int().min(1), z.string().min(1)]).optional(),

@@ -6,7 +6,7 @@ import { ErrorCodes, statusOf } from '../../core/errors.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { autoCreate, autoCreates } from '../../core/auto-create.ts';
 import { parseTenantHost } from './parse-host.ts';
-import { weightedOrder } from './weighted.ts';
+import { balance } from '../../core/dataplane/balance.ts';
 
 /** `{id}.{service}.{domain}`: that one instance, auto-created on its first request where the service allows it. */
 function routeToInstance(ctx: PluginContext, service: string, config: ServiceConfig, id: string, request: RequestInfo): RouteTarget {
@@ -22,9 +22,9 @@ function routeToInstance(ctx: PluginContext, service: string, config: ServiceCon
   return { kind: 'instances', mode: 'direct', service, candidates: [instance] };
 }
 
-/** `{service}.{domain}`: the service's instances that can take traffic, drawn by weight. */
-function routeToService(ctx: PluginContext, service: string): RouteTarget {
-  const candidates = weightedOrder(ctx.instances.ofService(service));
+/** `{service}.{domain}`: the service's instances that can take traffic, in the order its `lb` rule gives (docs/lb.md). */
+function routeToService(ctx: PluginContext, service: string, config: ServiceConfig): RouteTarget {
+  const candidates = balance(config.lb, service, ctx.instances.ofService(service));
   if (candidates.length === 0) {
     return {
       kind: 'reject',
@@ -49,12 +49,12 @@ function route(ctx: PluginContext, request: RequestInfo): RouteTarget {
     return { kind: 'reject', status: statusOf(ErrorCodes.UNKNOWN_SERVICE), code: ErrorCodes.UNKNOWN_SERVICE, message: `unknown service '${parsed.service}'` };
   }
   if (parsed.id !== null) return routeToInstance(ctx, parsed.service, config, parsed.id, request);
-  return routeToService(ctx, parsed.service);
+  return routeToService(ctx, parsed.service, config);
 }
 
 /**
  * Host routing: `{id}.{service}.{domain}` goes to one instance, `{service}.{domain}` is spread over the
- * service's instances by weight, the bare domain (or an IP address) is the management surface.
+ * service's instances by its `lb` rule (weight, least requests, two choices), the bare domain (or an IP address) is the management surface.
  */
 export default definePlugin({
   name: 'router',

@@ -51,7 +51,9 @@ function mirrored(target: RouteTarget | undefined): MirroredRoute | null {
       requestTimeout: view.config.requestTimeout,
     });
   }
-  return { mode: target.mode, service: target.service, candidates };
+  // The router's rule for the service (every candidate of a weighted host has the service's config).
+  const lb = target.candidates[0]?.config.lb ?? 'weighted';
+  return { mode: target.mode, service: target.service, lb, candidates };
 }
 
 /**

@@ -4,6 +4,7 @@
  * routes it asked for, serves what it can, and hands every other connection back with the bytes it read.
  */
 import type { UpstreamAddress } from '../../types.ts';
+import type { LbMode } from '../balance.ts';
 
 /** One instance as a worker sees it: enough to connect to it and account for it. */
 export interface MirroredInstance {
@@ -20,6 +21,8 @@ export interface MirroredInstance {
 export interface MirroredRoute {
   mode: 'direct' | 'weighted';
   service: string;
+  /** The service's rule for weighted hosts, which the worker applies per request with its own in-flight counts. */
+  lb: LbMode;
   candidates: MirroredInstance[];
 }
 

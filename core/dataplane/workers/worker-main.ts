@@ -12,6 +12,7 @@ import { Instance } from '../../instance.ts';
 import { createLogger } from '../../logger.ts';
 import { hostnameOf } from '../../node-entry.ts';
 import type { RouteTarget, RunningHandle } from '../../types.ts';
+import { balance, type LbMode } from '../balance.ts';
 import { createDataPlane } from '../index.ts';
 import type { RouteResult } from '../route-cache.ts';
 import { UpstreamPool } from '../upstream-pool.ts';
@@ -101,8 +102,8 @@ function mirror(view: MirroredInstance): MirrorInstance | null {
   return instance;
 }
 
-/** A host's mirrored route: a ready target (direct), instances to draw by weight per request, or null (hand back). */
-type Entry = { target: InstanceTarget; weighted: null } | { target: null; weighted: { service: string; instances: MirrorInstance[] } } | null;
+/** A host's mirrored route: a ready target (direct), instances to balance per request, or null (hand back). */
+type Entry = { target: InstanceTarget; weighted: null } | { target: null; weighted: { service: string; lb: LbMode; instances: MirrorInstance[] } } | null;
 
 const routes = new Map<string, Entry>();
 const asking = new Map<string, Promise<Entry>>();
@@ -119,19 +120,17 @@ function entryOf(route: MirroredRoute | null): Entry {
   }
   if (running.length === 0) return null;
   if (route.mode === 'direct') return { target: { kind: 'instances', mode: 'direct', service: route.service, candidates: running }, weighted: null };
-  return { target: null, weighted: { service: route.service, instances: running } };
+  return { target: null, weighted: { service: route.service, lb: route.lb, instances: running } };
 }
 
-/** Efraimidis–Spirakis, as plugins/router/weighted.ts draws (all of these are running, none has weight 0). */
-function draw(service: string, list: readonly MirrorInstance[]): InstanceTarget {
-  const keyed = list.map((instance) => [Math.random() ** (1 / instance.weight), instance] as const);
-  keyed.sort((a, b) => b[0] - a[0]);
-  return { kind: 'instances', mode: 'weighted', service, candidates: keyed.map(([, instance]) => instance) };
+/** A weighted host's candidates for one request: the service's rule, as the router applies it, over this worker's counts. */
+function draw(weighted: { service: string; lb: LbMode; instances: readonly MirrorInstance[] }): InstanceTarget {
+  return { kind: 'instances', mode: 'weighted', service: weighted.service, candidates: balance(weighted.lb, weighted.service, weighted.instances) };
 }
 
 function resolve(entry: Entry): InstanceTarget | undefined {
   if (entry === null) return undefined;
-  return entry.target ?? draw(entry.weighted.service, entry.weighted.instances);
+  return entry.target ?? draw(entry.weighted);
 }
 
 function route(hostname: string, remoteAddress: string): RouteResult {
