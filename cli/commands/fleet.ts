@@ -49,8 +49,20 @@ function labelsText(labels: Record<string, string>): string {
   return pairs.length > 0 ? pairs.join(',') : '-';
 }
 
+/** A server outside a fleet has no /api/fleet routes: said plainly instead of "no endpoint". */
+async function fleetCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof CliError && error.status === 404 && /no endpoint/.test(error.message)) {
+      throw new CliError('this server is not in a fleet (settings.fleet, or ten serve --fleet nats://...)', 'TNM_ERR_NOT_FOUND', 404);
+    }
+    throw error;
+  }
+}
+
 async function nodes(client: Client): Promise<{ self: string; nodes: FleetNodeView[] }> {
-  return client.get<{ self: string; nodes: FleetNodeView[] }>('/api/fleet/nodes');
+  return fleetCall(() => client.get<{ self: string; nodes: FleetNodeView[] }>('/api/fleet/nodes'));
 }
 
 async function runNodes(flags: ClientFlags & { json?: boolean }): Promise<void> {
@@ -78,7 +90,7 @@ async function runNodes(flags: ClientFlags & { json?: boolean }): Promise<void> 
 async function runAction(action: 'cordon' | 'uncordon' | 'drain', node: string, flags: ClientFlags & { json?: boolean; wait?: boolean; timeout?: number }): Promise<void> {
   checkNode(node);
   const client = await connect(flags);
-  const answer = await client.post<{ node: string; state: string }>(`/api/fleet/nodes/${encodeURIComponent(node)}/${action}`);
+  const answer = await fleetCall(() => client.post<{ node: string; state: string }>(`/api/fleet/nodes/${encodeURIComponent(node)}/${action}`));
   if (action === 'drain' && flags.wait) {
     // Done when no placement names the node any more (its instances were moved, each woken elsewhere on demand).
     const deadline = Date.now() + (flags.timeout ?? 120_000);
@@ -111,7 +123,7 @@ interface FleetRow {
  */
 export async function runFleetPs(flags: ClientFlags & { json?: boolean; service?: string; state?: string }): Promise<void> {
   const client = await connect(flags);
-  const { placements } = await client.get<{ placements: FleetPlacementView[] }>('/api/fleet/placements');
+  const { placements } = await fleetCall(() => client.get<{ placements: FleetPlacementView[] }>('/api/fleet/placements'));
   let fleetNodes: FleetNodeView[] | null = null;
   try {
     fleetNodes = (await nodes(client)).nodes;

@@ -10,6 +10,9 @@ import { closeNode, fleetApp, tempFile, waitLive, type TestNode } from '../fleet
 import { apiCall, request, waitFor } from '../helpers.ts';
 import { natsServerAvailable, startNatsCluster, type NatsCluster } from '../nats-cluster.ts';
 import { ten } from '../ten-cli.ts';
+import { createTestKernel } from '../../core/test-kernel.ts';
+import authBearer from '../../plugins/auth-bearer/index.ts';
+import { servePlugins } from '../helpers.ts';
 
 const skip = natsServerAvailable() ? false : 'nats-server is not installed (apt-get install nats-server)';
 
@@ -82,6 +85,18 @@ describe('the fleet CLI', { skip, timeout: 300_000 }, () => {
     assert.ok([...c2.fleet.state.placements()].every((p) => p.node !== 'c1'));
     assert.equal((await ten(['fleet', 'uncordon', 'c1', ...via(c2)], cwd)).code, 0);
     await waitFor(() => c2.fleet.state.node('c1')?.state === 'active', 'c1 active again', 15_000);
+  });
+
+  test('a server outside a fleet says so', async (t) => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tnm-nofleet-'));
+    const kernel = await createTestKernel({ plugins: [...servePlugins, authBearer], config: { settings: { dataDir }, services: {} } });
+    t.after(() => kernel.close().finally(() => rmSync(dataDir, { recursive: true, force: true })));
+    const token = readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+    for (const args of [['fleet', 'nodes'], ['fleet', 'drain', 'n1'], ['ps', '--fleet']]) {
+      const result = await ten([...args, '--server', kernel.url, '--token', token], cwd);
+      assert.equal(result.code, 1, args.join(' '));
+      assert.match(result.stderr, /not in a fleet/, args.join(' '));
+    }
   });
 
   test('ten ps --fleet shows each instance with its node, as its owner reports it; a tenant token sees only its own', async () => {
