@@ -9,6 +9,7 @@
  *   npm run bench -- isolation     # every isolation tier the host has, against the process tier (not in the default set)
  *   npm run bench -- soak          # the churn soak, 30 minutes (SOAK_MINUTES; not in the default set)
  *   npm run bench -- fleet         # fleet mode on a 3-server NATS cluster (needs nats-server; not in the default set)
+ *   npm run bench -- lb            # load balancing: p99 under p2c and least-requests vs weighted, one instance slowed (needs wrk)
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
  * Results are also written to .bench-tmp/bench-results.json.
@@ -22,6 +23,7 @@ import { formatFleet, runFleetBench, type FleetBenchResult } from './fleet.ts';
 import { formatColdWake, runColdWakeBench, type ColdWakeResult } from './cold-wake.ts';
 import { formatFootprint, runFootprintBench, type FootprintResult } from './footprint.ts';
 import { formatIsolation, runIsolationBench, type IsolationResult } from './isolation.ts';
+import { formatLb, runLbBench, type LbBenchResult } from './lb.ts';
 import { formatLogsSearch, runLogsSearchBench, type LogsSearchResult } from './logs-search.ts';
 import { ROOT, fmt, fmtInt, median, requireTools, table, writeJson, type Goal } from './lib.ts';
 import { formatOtel, runOtelBench, type OtelBenchResult } from './otel.ts';
@@ -29,7 +31,7 @@ import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 import { formatSoak, runSoakBench, soakOptionsFromEnv, type SoakResult } from './soak.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'isolation', 'soak', 'fleet'] as const;
+const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'lb', 'isolation', 'soak', 'fleet'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
 const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet']);
@@ -60,6 +62,7 @@ let cli: CliBenchResult | null = null;
 let otel: OtelBenchResult | null = null;
 let soak: SoakResult | null = null;
 let fleet: FleetBenchResult | null = null;
+let lb: LbBenchResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
   try {
@@ -127,6 +130,10 @@ if (selected.has('wasm')) {
 if (selected.has('cli')) {
   cli = await attempt('cli', () => runCliBench());
   if (cli) out(`\n${formatCli(cli)}\n`);
+}
+if (selected.has('lb')) {
+  lb = await attempt('lb', () => runLbBench());
+  if (lb) out(`\n${formatLb(lb)}\n`);
 }
 if (selected.has('isolation')) {
   isolation = await attempt('isolation', () => runIsolationBench());
@@ -224,6 +231,17 @@ if (cli) {
   }
   goals.push(...cli.goals);
 }
+if (lb) {
+  const r = lb.ratios;
+  const p99 = (rule: 'weighted' | 'p2c'): number => median(lb!.rounds.map((round) => round.samples[rule].p99Ms));
+  const rps = (rule: 'weighted' | 'p2c'): number => median(lb!.rounds.map((round) => round.samples[rule].requestsPerSec));
+  rows.push(
+    [`lb p99, 1 of 3 slowed ${lb.slowMs} ms: p2c vs weighted`, `${fmt(p99('p2c'))} ms`, `weighted ${fmt(p99('weighted'))} ms`, fmt(r.p2cVsWeightedP99), '< 1'],
+    ['lb p99: least-requests vs weighted', '', '', fmt(r.leastVsWeightedP99), ''],
+    ['lb req/s: p2c vs weighted', `${fmtInt(rps('p2c'))} req/s`, `weighted ${fmtInt(rps('weighted'))}`, fmt(r.p2cVsWeightedRps), ''],
+  );
+  goals.push(...lb.goals);
+}
 
 if (soak) {
   const first = soak.samples[0];
@@ -263,6 +281,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   cli,
   soak,
   fleet,
+  lb,
   goals,
   failures,
 });
