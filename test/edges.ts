@@ -86,11 +86,13 @@ export async function edgeKernel(t: TestContext, edge: EdgeKind, services: Recor
   }
   const api = new RuntimeApi(path.join(kernel.config.settings.dataDir, 'haproxy', 'admin.sock'));
   await waitFor(async () => api.pid().then(() => true, () => false), 'haproxy to answer on its runtime API', 20_000);
+  let mismatch = '';
   const settled = (timeoutMs = 20_000): Promise<void> =>
     waitFor(
       async () => {
         const stats = await api.serverStats((b) => b.startsWith('s.') || b.startsWith('i.')).catch(() => null);
         if (!stats) return false;
+        mismatch = `instances ${JSON.stringify(kernel.instances.list().map((v) => [v.key, v.state, v.weight, v.handle?.address.port]))}, haproxy ${JSON.stringify(stats.map((s) => [s.backend, s.server, s.addr, s.maint, s.weight]))}`;
         for (const view of kernel.instances.list()) {
           const address = view.state === 'running' ? view.handle?.address : undefined;
           // Running on TCP: both servers at its port; otherwise both in maintenance (the activator serves).
@@ -106,6 +108,8 @@ export async function edgeKernel(t: TestContext, edge: EdgeKind, services: Recor
       },
       'haproxy to route as the kernel does',
       timeoutMs,
-    );
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}: ${mismatch}`);
+    });
   return { edge, kernel, url: `http://127.0.0.1:${publicPort}`, api, viaBuiltin, spawns, events, settled };
 }

@@ -22,6 +22,8 @@ interface Programmed {
 }
 
 const key = (a: Address): string => `${a.host}:${a.port}`;
+/** The least time between a reload and another asked for because the worker still lacks a server. */
+const RELOAD_RETRY_MS = 2_000;
 
 export interface EdgeFiles {
   configFile: string;
@@ -40,6 +42,7 @@ export class HaproxyEdge {
   private syncing: Promise<void> | null = null;
   private again = false;
   private reloadTimer: NodeJS.Timeout | null = null;
+  private reloadedAt = 0;
   private closed = false;
   /** HAProxy's worker pid the last full sync was made for: a new one (restart, reload) is programmed afresh. */
   private workerPid = 0;
@@ -143,8 +146,11 @@ export class HaproxyEdge {
       try {
         checkAnswer(answer);
       } catch (error) {
-        // Forget what this batch claimed, so the next sync (after the reload) sends it again.
+        // Forget what this batch claimed, so the next sync (after the reload) sends it again. A server HAProxy's
+        // worker does not know while the config names it: a reload was lost (a SIGUSR2 that came while the
+        // master was still re-executing itself for the previous one), so ask for one again.
         this.programmed.clear();
+        if (/No such (server|backend)/i.test(String(error)) && Date.now() - this.reloadedAt > RELOAD_RETRY_MS) this.scheduleReload();
         throw error;
       }
     }
@@ -200,6 +206,7 @@ export class HaproxyEdge {
     this.reloadTimer = setTimeout(() => {
       this.reloadTimer = null;
       this.ctx.log.info('instances or services changed: reloading haproxy');
+      this.reloadedAt = Date.now();
       this.haproxy?.reload();
     }, 200);
     this.reloadTimer.unref();
