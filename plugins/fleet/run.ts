@@ -58,7 +58,13 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
     ctx.lifecycle.hibernate(local, `fleet: now placed on ${placement.node}`).catch((error: unknown) => ctx.log.warn({ instance: local.key, ...errorFields(error) }, 'fleet: could not stop a moved instance'));
   };
 
-  const state = new FleetState(settings.expiryMs, (placement) => settle(placement));
+  // Removed on its node: the stand-ins other nodes keep for it go too (a later request may create it afresh).
+  const forget = (placement: Placement): void => {
+    const local = ctx.instances.get(placement.service, placement.id);
+    if (!local || !stubs.has(instanceKey(placement.service, placement.id))) return;
+    ctx.lifecycle.remove(local, `fleet: removed on ${placement.node}`).catch((error: unknown) => ctx.log.warn({ instance: local.key, ...errorFields(error) }, 'fleet: could not remove a stand-in'));
+  };
+  const state = new FleetState(settings.expiryMs, (placement) => settle(placement), forget);
   closers.push(() => state.stop());
   const labelsOf = (service: string): Readonly<Record<string, string>> => ctx.services.get(service)?.fleet?.labels ?? {};
   const placer = new Placer(connection.placements, state, self, labelsOf);

@@ -13,6 +13,8 @@ export interface NodeView extends NodeRecord {
 }
 
 export type PlacementListener = (placement: Placement, previous: Placement | undefined) => void;
+/** A placement deleted (its instance was removed on its node). */
+export type RemovalListener = (placement: Placement) => void;
 
 export class FleetState {
   private readonly nodeRecords = new Map<string, NodeRecord>();
@@ -26,6 +28,7 @@ export class FleetState {
   constructor(
     readonly expiryMs: number,
     private readonly onPlacement: PlacementListener,
+    private readonly onRemoved: RemovalListener = () => undefined,
   ) {}
 
   /** Starts both watches; resolves once each has delivered the bucket's current values. */
@@ -87,6 +90,7 @@ export class FleetState {
   private removePlacement(key: string, previous: Placement): void {
     this.placementRecords.delete(key);
     this.count(previous, -1);
+    this.onRemoved(previous);
   }
 
   private count(placement: Placement, delta: number): void {

@@ -134,6 +134,17 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
     assert.equal(count() - spawnedBefore, 1, 'one spawn fleet-wide for the herd');
   });
 
+  test('an instance removed on its node is forgotten fleet-wide: placement deleted, stand-ins removed', async () => {
+    for (const node of nodes) assert.equal((await request(node.kernel, 'gone.app.localhost', '/')).status, 200);
+    const owner = ownerOf('gone');
+    const others = nodes.filter((n) => n !== owner);
+    for (const node of others) assert.ok(node.fleet.stubs.has('app\0gone'), `${node.id} has a stand-in`);
+    await owner.kernel.removeInstance(owner.kernel.instances.get('app', 'gone')!, 'test');
+    await waitFor(() => nodes.every((n) => n.fleet.state.placement('app', 'gone') === undefined), 'the placement to be gone everywhere', 10_000);
+    assert.equal(await owner.fleet.connection.placements.get(placementKey('app', 'gone')).then((e) => (e?.operation === 'PUT' ? e : null)), null);
+    await waitFor(() => others.every((n) => n.kernel.instances.get('app', 'gone') === undefined), 'the stand-ins to be removed', 10_000);
+  });
+
   test('hostile names are KV-safe: no collision, no escape from their key', async () => {
     const names = ['__proto__', 'constructor', 'a.b', 'a_2eb', '>', '*', 'a.>', 'x y', 'ünï', '_'];
     const placer = nodes[0]!.fleet.placer;
