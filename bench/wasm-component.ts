@@ -2,7 +2,9 @@
  * TypeScript functions as components (examples/wasm-hello): build, transpile, instantiate, warm call, RSS per
  * live instance (in this thread), then through the kernel: cold start (first request after hibernation,
  * artifacts on disk), warm latency via the proxy, and requests/s against the same handler written as a plain
- * Node HTTP server behind the kernel (process tier), printed as a ratio.
+ * Node HTTP server behind the kernel (process tier), printed as a ratio. The same component runs on both
+ * engines in the same run (V8 through jco, and wasmtime when its library is there: `npm run fetch:wasmtime`),
+ * with the ratios wasmtime / V8 printed.
  *
  *   node --import tsx bench/wasm-component.ts
  *
@@ -23,6 +25,11 @@ import {
   type WasmHttpRequest,
 } from '../core/wasm/component/index.ts';
 import { forgetPreparedComponents } from '../core/wasm/component/prepare.ts';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { wasmtimeStatus } from '../core/wasm/wasmtime/library.ts';
+import { prepareWasmtimeComponent } from '../core/wasm/wasmtime/component/compile.ts';
+import { instantiateWasmtimeComponent } from '../core/wasm/wasmtime/component/run.ts';
 import {
   type Goal,
   type Spread,
@@ -49,6 +56,7 @@ import {
 
 const MEMORY_PAGES = 1024;
 const TS_HOST = 'bench.hello.localhost';
+const WASMTIME_HOST = 'bench.hellowt.localhost';
 const NATIVE_HOST = 'bench.native.localhost';
 
 export interface ComponentBenchResult {
@@ -69,7 +77,25 @@ export interface ComponentBenchResult {
   /** CPU per request over the throughput rounds, in µs: where each side's time goes. */
   cpuPerRequest: { tsMain: number; tsOtherThreads: number; nativeTenement: number; nativeApp: number } | null;
   tierError: string | null;
+  /** The same component on the wasmtime engine; null with `wasmtimeSkipped` saying why. */
+  wasmtime: EngineFigures | null;
+  wasmtimeSkipped: string | null;
   goals: Goal[];
+}
+
+/** What the wasmtime engine measured, the same figures as V8's above. */
+export interface EngineFigures {
+  /** First prepare: compile (Cranelift) + serialize the artifact. */
+  compileMs: number;
+  /** Prepare again with the artifact on disk: deserialize. */
+  prepareFromDiskMs: number;
+  instantiateMs: Spread;
+  warmCallUs: Spread;
+  rssPerInstanceMb: number;
+  coldStartMs: (Spread & { cycles: number }) | null;
+  warmProxyMs: Spread | null;
+  rps: number | null;
+  cpuPerRequest: { main: number; otherThreads: number } | null;
 }
 
 const NATIVE_APP = `// The same handler as examples/wasm-hello/hello.ts, as a plain Node HTTP server.
@@ -138,6 +164,11 @@ export async function runComponentBench(options: { log?: (line: string) => void 
     const rssPerInstanceMb = (process.memoryUsage().rss - before) / live / 1_048_576;
     log(`  instantiate p50 ${fmt(median(instantiate), 2)} ms, warm call p50 ${fmt(median(warmCall), 1)} µs, ${fmt(rssPerInstanceMb, 2)} MB RSS per live instance (${kept.length})`);
 
+    const engine = wasmtimeStatus();
+    let wasmtime: EngineFigures | null = null;
+    if (engine.usable) wasmtime = await wasmtimeInThread(wasm, cacheDir, samples, live, log);
+    else log(`  wasmtime: skipped (${engine.reason}; npm run fetch:wasmtime)`);
+
     const result: ComponentBenchResult = {
       componentBytes: built.bytes,
       buildMs: built.ms,
@@ -152,6 +183,8 @@ export async function runComponentBench(options: { log?: (line: string) => void 
       nativeRps: null,
       cpuPerRequest: null,
       tierError: null,
+      wasmtime,
+      wasmtimeSkipped: engine.usable ? null : engine.reason,
       goals: [],
     };
     kept.length = 0;
@@ -168,6 +201,50 @@ export async function runComponentBench(options: { log?: (line: string) => void 
   }
 }
 
+/** In-thread figures of the same component on wasmtime. */
+async function wasmtimeInThread(wasm: string, cacheDir: string, samples: number, live: number, log: (line: string) => void): Promise<EngineFigures> {
+  const bytes = readFileSync(wasm);
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  let started = performance.now();
+  await prepareWasmtimeComponent(bytes, sha, cacheDir, MEMORY_PAGES);
+  const compileMs = performance.now() - started;
+  started = performance.now();
+  const artifact = await prepareWasmtimeComponent(bytes, sha, cacheDir, MEMORY_PAGES);
+  const prepareFromDiskMs = performance.now() - started;
+  const host = { dataDir: null, log: () => undefined };
+  instantiateWasmtimeComponent(artifact, host).close();
+  const instantiate = await timeEach(Math.min(samples, 100), () => instantiateWasmtimeComponent(artifact, host).close());
+  const instance = instantiateWasmtimeComponent(artifact, host);
+  for (let i = 0; i < 200; i++) handleHttp(instance, request);
+  const warmCall = (await timeEach(samples * 10, () => handleHttp(instance, request))).map((ms) => ms * 1000);
+  instance.close();
+  (globalThis as { gc?: () => void }).gc?.();
+  const before = process.memoryUsage().rss;
+  const kept: { close(): void }[] = [];
+  for (let i = 0; i < live; i++) {
+    const one = instantiateWasmtimeComponent(artifact, host);
+    handleHttp(one, request);
+    kept.push(one);
+  }
+  const rssPerInstanceMb = (process.memoryUsage().rss - before) / live / 1_048_576;
+  for (const one of kept) one.close();
+  log(
+    `  wasmtime: compile ${fmt(compileMs, 0)} ms the first time, ${fmt(prepareFromDiskMs, 1)} ms from disk; instantiate p50 ${fmt(median(instantiate), 2)} ms, ` +
+      `warm call p50 ${fmt(median(warmCall), 1)} µs, ${fmt(rssPerInstanceMb, 2)} MB RSS per live instance (${live})`,
+  );
+  return {
+    compileMs,
+    prepareFromDiskMs,
+    instantiateMs: spread(instantiate),
+    warmCallUs: spread(warmCall),
+    rssPerInstanceMb,
+    coldStartMs: null,
+    warmProxyMs: null,
+    rps: null,
+    cpuPerRequest: null,
+  };
+}
+
 async function tierFigures(
   dir: string,
   wasm: string,
@@ -181,9 +258,13 @@ async function tierFigures(
       settings: { port: 0, listen: '127.0.0.1', dataDir: path.join(dir, 'data') },
       services: {
         hello: { isolation: 'wasm', module: wasm, limits: { memory: `${MEMORY_PAGES * 64}KiB` }, idleTimeout: false, startupTimeout: '60s' },
+        // The same file on the other engine (only when its library is there).
+        ...(result.wasmtime
+          ? { hellowt: { isolation: 'wasm' as const, module: wasm, wasm: { engine: 'wasmtime' as const }, limits: { memory: `${MEMORY_PAGES * 64}KiB` }, idleTimeout: false, startupTimeout: '60s' } }
+          : {}),
         native: { command: 'node native.mjs', cwd: dir, idleTimeout: false, startupTimeout: '30s' },
       },
-      instances: { hello: ['bench'], native: ['bench'] },
+      instances: { hello: ['bench'], native: ['bench'], ...(result.wasmtime ? { hellowt: ['bench'] } : {}) },
       pluginOptions: {
         metrics: { processMetrics: false },
         ...(process.env.BENCH_WASM_THREADS ? { 'runtime-wasm': { threads: Number(process.env.BENCH_WASM_THREADS) } } : {}),
@@ -199,6 +280,15 @@ async function tierFigures(
     result.coldStartMs = { ...spread(cold), cycles: o.cycles };
     result.warmProxyMs = spread(await timeEach(o.samples, () => httpGet(port, TS_HOST, '/?name=warm')));
     o.log(`  through the kernel: cold start p50 ${fmt(result.coldStartMs.p50, 2)} ms, warm GET p50 ${fmt(result.warmProxyMs.p50, 3)} ms`);
+    const wt = result.wasmtime;
+    if (wt) {
+      await waitForOk(port, WASMTIME_HOST, 60_000, `${WASMTIME_HOST} through the kernel`);
+      const onWasmtime = kernel.instances.get('hellowt', 'bench')!;
+      if (onWasmtime.logs.query().some((entry) => entry.line.includes('running on V8'))) throw new Error('the wasmtime service fell back to V8');
+      wt.coldStartMs = { ...spread(await coldStarts(kernel, onWasmtime, port, WASMTIME_HOST, '/?name=cold', o.cycles)), cycles: o.cycles };
+      wt.warmProxyMs = spread(await timeEach(o.samples, () => httpGet(port, WASMTIME_HOST, '/?name=warm')));
+      o.log(`  through the kernel on wasmtime: cold start p50 ${fmt(wt.coldStartMs.p50, 2)} ms, warm GET p50 ${fmt(wt.warmProxyMs.p50, 3)} ms`);
+    }
 
     const wrk = findBinary('wrk');
     if (!wrk) {
@@ -214,8 +304,20 @@ async function tierFigures(
     // threads during the first seconds of load (up to half the CPU then), and the native app's JIT warms up too.
     await runWrk({ binary: wrk, port, host: TS_HOST, threads: 1, connections: 16, seconds: 2 });
     await runWrk({ binary: wrk, port, host: NATIVE_HOST, threads: 1, connections: 16, seconds: 2 });
+    if (wt) await runWrk({ binary: wrk, port, host: WASMTIME_HOST, threads: 1, connections: 16, seconds: 2 });
     const cpu = { tsMain: 0, tsOther: 0, tsRequests: 0, nativeTenement: 0, nativeApp: 0, nativeRequests: 0 };
+    const wtCpu = { main: 0, other: 0, requests: 0 };
+    const wtRps: number[] = [];
     for (let round = 0; round < 2; round++) {
+      if (wt) {
+        const before = threadCpuMicros();
+        const run = await runWrk({ binary: wrk, port, host: WASMTIME_HOST, threads: 1, connections: 16, seconds: o.seconds });
+        const after = threadCpuMicros();
+        wtRps.push(run.requestsPerSec);
+        wtCpu.main += (after.get(process.pid) ?? 0) - (before.get(process.pid) ?? 0);
+        for (const [tid, micros] of after) if (tid !== process.pid) wtCpu.other += micros - (before.get(tid) ?? 0);
+        wtCpu.requests += run.requests;
+      }
       let before = threadCpuMicros();
       const tsRun = await runWrk({ binary: wrk, port, host: TS_HOST, threads: 1, connections: 16, seconds: o.seconds });
       let after = threadCpuMicros();
@@ -234,6 +336,14 @@ async function tierFigures(
     }
     result.tsRps = Math.max(...ts);
     result.nativeRps = Math.max(...native);
+    if (wt) {
+      wt.rps = Math.max(...wtRps);
+      wt.cpuPerRequest = { main: wtCpu.main / wtCpu.requests, otherThreads: wtCpu.other / wtCpu.requests };
+      o.log(
+        `  req/s on wasmtime ${fmtInt(wt.rps)}: ${fmt(wt.rps / result.nativeRps)} of native, ${fmt(wt.rps / result.tsRps)} of V8; ` +
+          `CPU per request ${fmtInt(wt.cpuPerRequest.main + wt.cpuPerRequest.otherThreads)} µs (main thread ${fmtInt(wt.cpuPerRequest.main)})`,
+      );
+    }
     result.cpuPerRequest = {
       tsMain: cpu.tsMain / cpu.tsRequests,
       tsOtherThreads: cpu.tsOther / cpu.tsRequests,
@@ -261,6 +371,8 @@ function goals(r: ComponentBenchResult): Goal[] {
   if (r.tsRps !== null && r.nativeRps !== null) {
     const ratio = r.tsRps / r.nativeRps;
     out.push({ name: 'TS function req/s vs native Node handler', measured: fmt(ratio), goal: '>= 0.50', met: ratio >= 0.5 });
+    const faster = Math.max(r.tsRps, r.wasmtime?.rps ?? 0) / r.nativeRps;
+    out.push({ name: 'TS function req/s vs native, faster engine (issue 12)', measured: fmt(faster), goal: '>= 0.60', met: faster >= 0.6 });
   }
   return out;
 }
@@ -295,6 +407,27 @@ export function formatComponentBench(r: ComponentBenchResult): string {
       ],
     ),
   ];
+  const w = r.wasmtime;
+  if (w) {
+    const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || b === 0 ? 'n/a' : fmt(a / b));
+    lines.push(
+      `-- the same component on wasmtime (compiled in ${fmt(w.compileMs, 0)} ms, from disk in ${fmt(w.prepareFromDiskMs, 1)} ms) --`,
+      table(
+        ['figure', 'V8 p50', 'wasmtime p50', 'wasmtime / V8'],
+        [
+          ['instantiate (in-thread)', `${fmt(r.instantiateMs.p50, 2)} ms`, `${fmt(w.instantiateMs.p50, 2)} ms`, ratio(w.instantiateMs.p50, r.instantiateMs.p50)],
+          ['warm call handle() in-thread', `${fmt(r.warmCallUs.p50, 1)} µs`, `${fmt(w.warmCallUs.p50, 1)} µs`, ratio(w.warmCallUs.p50, r.warmCallUs.p50)],
+          ['RSS per live instance', `${fmt(r.rssPerInstanceMb, 2)} MB`, `${fmt(w.rssPerInstanceMb, 2)} MB`, ratio(w.rssPerInstanceMb, r.rssPerInstanceMb)],
+          ['cold start via proxy', r.coldStartMs ? `${fmt(r.coldStartMs.p50, 2)} ms` : 'n/a', w.coldStartMs ? `${fmt(w.coldStartMs.p50, 2)} ms` : 'n/a', ratio(w.coldStartMs?.p50, r.coldStartMs?.p50)],
+          ['warm GET via proxy', r.warmProxyMs ? `${fmt(r.warmProxyMs.p50, 3)} ms` : 'n/a', w.warmProxyMs ? `${fmt(w.warmProxyMs.p50, 3)} ms` : 'n/a', ratio(w.warmProxyMs?.p50, r.warmProxyMs?.p50)],
+          ['req/s via proxy (wrk -c16)', r.tsRps === null ? 'n/a' : fmtInt(r.tsRps), w.rps === null ? 'n/a' : fmtInt(w.rps), ratio(w.rps, r.tsRps)],
+          ['req/s / native Node server', ratio(r.tsRps, r.nativeRps), ratio(w.rps, r.nativeRps), ''],
+        ],
+      ),
+    );
+  } else if (r.wasmtimeSkipped) {
+    lines.push(`wasmtime: skipped (${r.wasmtimeSkipped})`);
+  }
   if (r.tierError) lines.push(`through the kernel: FAILED: ${r.tierError}`);
   for (const goal of r.goals) lines.push(`${goal.met ? 'MET ' : 'MISS'}  ${goal.name}: ${goal.measured} (goal ${goal.goal})`);
   return lines.join('\n');

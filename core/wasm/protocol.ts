@@ -6,6 +6,7 @@
 import type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
 import type { GuestMetricUpdate, WasmFailureKind, WasmLogLine } from './types.ts';
 import type { WasmtimeShared } from './wasmtime/host.ts';
+import type { WasmtimeComponentTask } from './wasmtime/component/task.ts';
 
 interface TaskBase {
   /** Content hash of the code (plus its memory cap). */
@@ -35,6 +36,8 @@ export interface ComponentTaskBase extends TaskBase {
   artifact?: ComponentArtifact;
   fresh: boolean;
   dataDir: string | null;
+  /** Set: run on wasmtime from this serialized component (no `artifact` travels); absent: on V8. */
+  wasmtime?: WasmtimeComponentTask;
 }
 
 export interface ComponentCallTask extends ComponentTaskBase {

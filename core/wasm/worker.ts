@@ -7,6 +7,8 @@ import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_
 import { classifyGuestError } from './engine.ts';
 import { runWasiCommand } from './wasi-run.ts';
 import { runWasmtimeCommand } from './wasmtime/run.ts';
+import { dropWasmtimeComponent } from './wasmtime/component/run.ts';
+import { runComponentTask } from './wasmtime/component/task.ts';
 import { now, type PoolBroadcast, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
 // Static imports only: this graph is bundled into one .mjs when a pool starts (worker-bundle.ts), and under the
 // tsx fallback a dynamic import() of a .ts file, or a top-level await, fails inside a worker thread.
@@ -39,6 +41,10 @@ const channel = new BroadcastChannel(options.channel);
 channel.unref();
 channel.onmessage = (event: unknown) => {
   const message = (event as { data: PoolBroadcast }).data;
+  // A wasmtime component instance of the key (wasmtime/component/run.ts) is freed the same way.
+  if (dropWasmtimeComponent(message.drop, message.generation)) {
+    parentPort?.postMessage({ type: 'dropped', threadId, key: message.drop } satisfies WorkerNotice);
+  }
   const entry = kept.get(message.drop);
   if (entry && entry.generation < message.generation) {
     kept.delete(message.drop);
@@ -67,6 +73,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
     if (!result.ok) return { ...base, ok: false, kind: result.kind, message: result.message, logs: result.logs, runMs };
     return { ...base, ok: true, value: { exitCode: result.exitCode, stdout: result.stdout }, logs: result.logs, runMs };
   }
+  if (task.op !== 'wasi' && task.wasmtime) return runComponentTask({ ...task, wasmtime: task.wasmtime }, options.maxInstances);
   let entry = code.get(task.hash);
   if (!entry) {
     const shipped = task.op === 'wasi' ? task.module : task.artifact;

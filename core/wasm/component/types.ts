@@ -20,6 +20,11 @@ export interface ComponentArtifact {
   imports: string[];
   /** The memory cap (64 KiB pages) written into every core module's memories. */
   memoryPages: number;
+  /**
+   * Set: the component runs on the wasmtime engine from this serialized artifact (core/wasm/wasmtime/component/);
+   * `jsPath` and `modules` are then empty, and the cap is the store's limit instead.
+   */
+  wasmtime?: { file: string };
 }
 
 export type GuestStream = 'stdout' | 'stderr';

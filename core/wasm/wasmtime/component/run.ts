@@ -1,0 +1,457 @@
+/**
+ * Inside a pool worker: runs components on wasmtime, matching the V8 path (../../worker.ts with jco) at the
+ * guest's edge: the same host imports (log lines, time and randomness, the tenant's files, metrics), the same
+ * values in and out, one idle instance kept per key and dropped after any failure. Each instance is its own
+ * store, with the memory cap as the store's limit; a call runs under an epoch deadline, so a runaway traps at
+ * its deadline and the worker lives on. Host functions are linked once per worker and find the instance they
+ * serve through `current` (calls in a worker run one at a time).
+ */
+import { WASM_PAGE_BYTES } from '../../cap-memory.ts';
+import { checkResponse } from '../../component/http.ts';
+import { instantiateHostImports, type HostFunctions } from './host-imports.ts';
+import type { ComponentArtifact, ComponentInstance, GuestHost, WasmHttpRequest, WasmHttpResponse } from '../../component/types.ts';
+import { MAX_OUTPUT_BYTES, type GuestMetricUpdate, type WasmFailureKind, type WasmLogLine } from '../../types.ts';
+import { loadWasmtime, type Wasmtime } from '../ffi.ts';
+import { EPOCH_TICK_MS, errorText, wasmtimeEngine, type WasmtimeShared } from '../host.ts';
+import { COMPONENT_FUNC_SIZE, COMPONENT_INSTANCE_SIZE, VAL_SIZE, koffi, loadComponentApi, type ComponentApi, type Ptr } from './ffi.ts';
+import { readNative } from './native.ts';
+import { Arena, lift, liftAll, lowerOwned } from './values.ts';
+import { EXPORTS, IMPORTS, TYPE_ONLY_IMPORTS, type ExportSignature } from './world.ts';
+
+export interface WasmtimeComponentCall {
+  shared: WasmtimeShared;
+  /** The serialized component, deserialized once per worker. */
+  file: string;
+  hash: string;
+  instanceKey: string;
+  generation: number;
+  fresh: boolean;
+  dataDir: string | null;
+  capPages: number;
+  deadlineAt: number;
+  deadlineMs: number;
+  maxInstances: number;
+  call: { op: 'http'; request: WasmHttpRequest } | { op: 'call'; exportName: string; args: unknown[] };
+}
+
+export type WasmtimeComponentResult = {
+  logs: WasmLogLine[];
+  metrics: GuestMetricUpdate[];
+  live: number;
+  evicted: string[];
+  instantiated: boolean;
+} & ({ ok: true; value: unknown } | { ok: false; kind: WasmFailureKind; message: string });
+
+/**
+ * Bodies on this engine, both ways. The C API moves a `list<u8>` as one value per byte (values.ts), and wasmtime
+ * bounds what a guest hands the host per call (its "hostcall fuel", 128 MiB of its own values, not settable
+ * through the C API in 49.0.0): a response body past ~2.6 MiB fails there. Request bodies are held to the same.
+ */
+export const MAX_WASMTIME_BODY_BYTES = 2 * 1024 * 1024;
+
+/** Components deserialized per worker (each maps its artifact), least recently used dropped first. */
+const MAX_COMPONENTS = 64;
+
+interface Loaded {
+  component: Ptr;
+  /** Export indices by export name (owned; deleted with the component). */
+  exports: Map<string, Ptr>;
+}
+
+interface Kept {
+  hash: string;
+  generation: number;
+  dataDir: string | null;
+  capPages: number;
+  store: Ptr;
+  context: Ptr;
+  instance: Buffer;
+  funcs: Map<string, Buffer>;
+  imports: Map<string, HostFunctions>;
+}
+
+interface State {
+  w: Wasmtime;
+  api: ComponentApi;
+  engine: Ptr;
+  linker: Ptr;
+  components: Map<string, Loaded>;
+  kept: Map<string, Kept>;
+  arena: Arena;
+  running: Int32Array;
+}
+
+let state: State | null = null;
+/** The instance whose call is running: host functions serve it. */
+let current: Kept | null = null;
+let currentLogs: WasmLogLine[] = [];
+let currentMetrics: GuestMetricUpdate[] = [];
+
+function workerState(shared: WasmtimeShared): State {
+  if (state) return state;
+  const w = loadWasmtime(shared.library);
+  const api = loadComponentApi(shared.library);
+  const engine = BigInt(shared.engine);
+  const linker = api.wasmtime_component_linker_new(engine) as Ptr;
+  try {
+    link(api, linker);
+  } catch (error) {
+    api.wasmtime_component_linker_delete(linker);
+    throw error;
+  }
+  state = { w, api, engine, linker, components: new Map(), kept: new Map(), arena: new Arena(), running: new Int32Array(shared.ticker) };
+  return state;
+}
+
+/** Defines every host function of our worlds in the linker, once per worker (callbacks live as long as it). */
+function link(api: ComponentApi, linker: Ptr): void {
+  const root = api.wasmtime_component_linker_root(linker) as Ptr;
+  const out = Buffer.alloc(8);
+  const check = (error: Ptr, what: string) => {
+    if (error) throw new Error(`wasmtime could not link ${what}: ${messageOf(api, error)}`);
+  };
+  try {
+    for (const name of TYPE_ONLY_IMPORTS) {
+      check(api.wasmtime_component_linker_instance_add_instance(root, name, Buffer.byteLength(name), out) as Ptr, name);
+      api.wasmtime_component_linker_instance_delete(out.readBigUInt64LE(0));
+    }
+    for (const [iface, functions] of Object.entries(IMPORTS)) {
+      check(api.wasmtime_component_linker_instance_add_instance(root, iface, Buffer.byteLength(iface), out) as Ptr, iface);
+      const instance = out.readBigUInt64LE(0);
+      try {
+        for (const [name, signature] of Object.entries(functions)) {
+          const callback = koffi.register((_data: Ptr, _context: Ptr, _type: Ptr, args: Ptr, nargs: number | bigint, results: Ptr, nresults: number | bigint): Ptr => {
+            try {
+              const fn = current?.imports.get(iface)?.[name];
+              if (!fn) return api.wasmtime_error_new(`${iface}#${name} is not available to this instance`) as Ptr;
+              const value = (fn as (...a: unknown[]) => unknown)(...liftAll(args, Number(nargs), signature.params));
+              if (signature.result !== null && Number(nresults) === 1) lowerOwned(api, results, value, signature.result);
+              return 0n;
+            } catch (error) {
+              // Becomes a trap in the guest; thrown out of this callback it would abort the process.
+              return api.wasmtime_error_new(`host function ${iface}#${name} failed: ${(error as Error).message ?? String(error)}`) as Ptr;
+            }
+          }, koffi.pointer(api.HostFunc));
+          check(api.wasmtime_component_linker_instance_add_func(instance, name, Buffer.byteLength(name), callback, 0n, 0n) as Ptr, `${iface}#${name}`);
+        }
+      } finally {
+        api.wasmtime_component_linker_instance_delete(instance);
+      }
+    }
+  } finally {
+    api.wasmtime_component_linker_instance_delete(root);
+  }
+}
+
+function messageOf(api: ComponentApi, error: Ptr): string {
+  const vec = Buffer.alloc(16);
+  api.wasmtime_error_message(error, vec);
+  api.wasmtime_error_delete(error);
+  const size = Number(vec.readBigUInt64LE(0));
+  const text = readNative(vec.readBigUInt64LE(8), size).toString('utf8');
+  api.wasm_byte_vec_delete(vec);
+  return text;
+}
+
+function loadComponent(s: State, hash: string, file: string): Loaded {
+  const known = s.components.get(hash);
+  if (known) {
+    s.components.delete(hash);
+    s.components.set(hash, known);
+    return known;
+  }
+  const out = Buffer.alloc(8);
+  const error = s.api.wasmtime_component_deserialize_file(s.engine, file, out) as Ptr;
+  if (error) throw new Error(`wasmtime could not load the component artifact ${file}: ${errorText(s.w, error)}`);
+  const loaded: Loaded = { component: out.readBigUInt64LE(0), exports: new Map() };
+  s.components.set(hash, loaded);
+  while (s.components.size > MAX_COMPONENTS) {
+    const [oldest, entry] = s.components.entries().next().value as [string, Loaded];
+    s.components.delete(oldest);
+    // Instances of it still kept go first: a store holds its component's code.
+    for (const [key, kept] of s.kept) if (kept.hash === oldest) drop(s, key);
+    for (const index of entry.exports.values()) s.api.wasmtime_component_export_index_delete(index);
+    s.api.wasmtime_component_delete(entry.component);
+  }
+  return loaded;
+}
+
+function exportIndex(s: State, loaded: Loaded, name: string): Ptr {
+  let index = loaded.exports.get(name);
+  if (index === undefined) {
+    index = s.api.wasmtime_component_get_export_index(loaded.component, 0n, name, Buffer.byteLength(name)) as Ptr;
+    if (loaded.exports.size < 64) loaded.exports.set(name, index);
+  }
+  return index;
+}
+
+function drop(s: State, key: string): void {
+  const kept = s.kept.get(key);
+  if (!kept) return;
+  s.kept.delete(key);
+  s.w.wasmtime_store_delete(kept.store);
+}
+
+/** The pool's broadcast: instances of `key` older than `generation` are freed now. Returns whether one was. */
+export function dropWasmtimeComponent(key: string, generation: number): boolean {
+  const kept = state?.kept.get(key);
+  if (!state || !kept || kept.generation >= generation) return false;
+  drop(state, key);
+  return true;
+}
+
+function setDeadline(s: State, kept: Kept, input: { deadlineAt: number }): boolean {
+  const remaining = input.deadlineAt - (performance.timeOrigin + performance.now());
+  if (remaining <= 0) return false;
+  s.w.wasmtime_context_set_epoch_deadline(kept.context, BigInt(Math.ceil(remaining / EPOCH_TICK_MS) + 1));
+  return true;
+}
+
+interface InstanceInput {
+  hash: string;
+  generation: number;
+  dataDir: string | null;
+  capPages: number;
+  deadlineAt: number;
+}
+
+function instantiate(s: State, loaded: Loaded, input: InstanceInput, guest: GuestHost): Kept {
+  const store = s.w.wasmtime_store_new(s.engine, 0n, 0n) as Ptr;
+  const context = s.w.wasmtime_store_context(store) as Ptr;
+  // Every memory of the component capped (its core modules each count): instances, tables and memories bounded.
+  s.w.wasmtime_store_limiter(store, input.capPages * WASM_PAGE_BYTES, 1_000_000, 1000, 1000, 100);
+  const kept: Kept = {
+    hash: input.hash,
+    generation: input.generation,
+    dataDir: input.dataDir,
+    capPages: input.capPages,
+    store,
+    context,
+    instance: Buffer.alloc(COMPONENT_INSTANCE_SIZE),
+    funcs: new Map(),
+    imports: instantiateHostImports(guest),
+  };
+  if (!setDeadline(s, kept, input)) {
+    s.w.wasmtime_store_delete(store);
+    throw new DeadlinePassed();
+  }
+  current = kept;
+  const error = s.api.wasmtime_component_linker_instantiate(s.linker, context, loaded.component, kept.instance) as Ptr;
+  current = null;
+  if (error) {
+    s.w.wasmtime_store_delete(store);
+    throw new GuestFailure(messageOf(s.api, error));
+  }
+  return kept;
+}
+
+class DeadlinePassed extends Error {}
+class GuestFailure extends Error {}
+
+function func(s: State, loaded: Loaded, kept: Kept, name: string): Buffer {
+  let fn = kept.funcs.get(name);
+  if (fn) return fn;
+  const index = exportIndex(s, loaded, name);
+  fn = Buffer.alloc(COMPONENT_FUNC_SIZE);
+  if (!index || !s.api.wasmtime_component_instance_get_func(kept.instance, kept.context, index, fn)) {
+    throw new Error(`the component has no export ${JSON.stringify(name)}`);
+  }
+  kept.funcs.set(name, fn);
+  return fn;
+}
+
+/** Runs one call; never throws for anything the guest does. */
+export function runWasmtimeComponent(input: WasmtimeComponentCall): WasmtimeComponentResult {
+  currentLogs = [];
+  currentMetrics = [];
+  const logs = currentLogs;
+  const metrics = currentMetrics;
+  const base = { logs, metrics, evicted: [] as string[] };
+  let s: State;
+  let loaded: Loaded;
+  try {
+    s = workerState(input.shared);
+    loaded = loadComponent(s, input.hash, input.file);
+  } catch (error) {
+    return { ...base, ok: false, kind: 'error', message: (error as Error).message, live: 0, instantiated: false };
+  }
+  const exportName = input.call.op === 'http' ? 'handle' : input.call.exportName;
+  const signature = EXPORTS.get(exportName);
+  if (!signature) {
+    return { ...base, ok: false, kind: 'error', message: `the wasmtime engine calls only the exports of Tenement's worlds, not ${JSON.stringify(exportName)}`, live: 0, instantiated: false };
+  }
+  if (input.call.op === 'http' && input.call.request.body.length > MAX_WASMTIME_BODY_BYTES) {
+    const message = `the request body of ${input.call.request.body.length} bytes is over the wasmtime engine's limit of ${MAX_WASMTIME_BODY_BYTES} (docs/wasm.md, "Engines")`;
+    return { ...base, ok: false, kind: 'error', message, live: 0, instantiated: false };
+  }
+  let kept = input.fresh ? undefined : s.kept.get(input.instanceKey);
+  if (kept && (kept.hash !== input.hash || kept.generation !== input.generation || kept.dataDir !== input.dataDir || kept.capPages !== input.capPages)) {
+    drop(s, input.instanceKey);
+    kept = undefined;
+  }
+  let instantiated = false;
+  const timeout = (): WasmtimeComponentResult => ({
+    ...base,
+    ok: false,
+    kind: 'timeout',
+    message: `deadline of ${input.deadlineMs}ms passed: the guest was interrupted (wasmtime epoch), its worker lives on`,
+    live: 0,
+    instantiated,
+  });
+  Atomics.add(s.running, 1, 1);
+  Atomics.notify(s.running, 1);
+  try {
+    if (!kept) {
+      s.kept.delete(input.instanceKey);
+      kept = instantiate(s, loaded, input, {
+        dataDir: input.dataDir,
+        log: (stream, line) => currentLogs.push({ stream, line }),
+        metrics: () => currentMetrics,
+      });
+      instantiated = true;
+    } else if (!setDeadline(s, kept, input)) {
+      return timeout();
+    }
+    let value = invoke(s, loaded, kept, signature, input.call.op === 'http' ? [input.call.request] : input.call.args);
+    const evicted = input.fresh ? [] : keep(s, input.instanceKey, kept, input.maxInstances);
+    if (input.fresh) s.w.wasmtime_store_delete(kept.store);
+    const live = input.fresh ? 0 : 1;
+    if (input.call.op === 'http') {
+      try {
+        value = checkResponse(value);
+      } catch (error) {
+        // As on V8: the instance that answered garbage is not reused.
+        if (!input.fresh) drop(s, input.instanceKey);
+        return { ...base, evicted, ok: false, kind: 'error', message: (error as Error).message, live: 0, instantiated };
+      }
+      const body = (value as WasmHttpResponse).body;
+      if (body.length > MAX_OUTPUT_BYTES) {
+        return { ...base, evicted, ok: false, kind: 'output-too-large', message: `the handler returned a body of ${body.length} bytes, over the limit of ${MAX_OUTPUT_BYTES}`, live, instantiated };
+      }
+    }
+    return { ...base, evicted, ok: true, value, live, instantiated };
+  } catch (error) {
+    // A trapped instance cannot be entered again, and a failed one may hold half-written state: never reused.
+    if (kept && s.kept.get(input.instanceKey) === kept) s.kept.delete(input.instanceKey);
+    if (kept) s.w.wasmtime_store_delete(kept.store);
+    if (error instanceof DeadlinePassed) return timeout();
+    const failure = classify((error as Error).message, input);
+    if (failure.kind === 'timeout') return timeout();
+    return { ...base, ok: false, ...failure, live: 0, instantiated };
+  } finally {
+    current = null;
+    Atomics.sub(s.running, 1, 1);
+  }
+}
+
+/** Calls an export of a live instance; throws GuestFailure with wasmtime's message on a trap or an error. */
+function invoke(s: State, loaded: Loaded, kept: Kept, signature: ExportSignature, args: unknown[]): unknown {
+  const fn = func(s, loaded, kept, signature.name);
+  const argv = s.arena.lower(args, signature.params);
+  const results = signature.result ? Buffer.alloc(VAL_SIZE) : null;
+  current = kept;
+  let error: Ptr;
+  try {
+    error = s.api.wasmtime_component_func_call(fn, kept.context, argv, args.length, results, results ? 1 : 0) as Ptr;
+  } finally {
+    current = null;
+    s.arena.settle();
+  }
+  // On an error nothing was written into the results.
+  if (error) throw new GuestFailure(messageOf(s.api, error));
+  try {
+    const post = s.api.wasmtime_component_func_post_return(fn, kept.context) as Ptr;
+    if (post) throw new GuestFailure(messageOf(s.api, post));
+    return results ? lift(results, 0, signature.result) : undefined;
+  } finally {
+    if (results) s.api.wasmtime_component_val_delete(results);
+  }
+}
+
+function keep(s: State, key: string, kept: Kept, max: number): string[] {
+  s.kept.delete(key);
+  s.kept.set(key, kept);
+  const evicted: string[] = [];
+  while (s.kept.size > max) {
+    const oldest = s.kept.keys().next().value as string;
+    drop(s, oldest);
+    evicted.push(oldest);
+  }
+  return evicted;
+}
+
+/** wasmtime's message ends with the cause ("wasm trap: ..."); that is the part worth a log line. */
+function classify(message: string, input: { capPages: number; deadlineMs: number }): { kind: WasmFailureKind; message: string } {
+  if (/wasm trap: interrupt/.test(message)) return { kind: 'timeout', message };
+  if (/fuel allocated for hostcalls has been exhausted/.test(message)) {
+    return { kind: 'output-too-large', message: `the guest passed more than the wasmtime engine takes in one call (a body over about ${MAX_WASMTIME_BODY_BYTES / 1_048_576} MiB): ${message.split('\n')[0]}` };
+  }
+  const lines = message.split('\n').map((line) => line.trim()).filter(Boolean);
+  const cause = lines[lines.length - 1] ?? message;
+  if (/memory|limit/i.test(cause) && /exceed|grow|allocat/i.test(cause)) {
+    return { kind: 'out-of-memory', message: `${cause} (memory cap ${(input.capPages * WASM_PAGE_BYTES) / 1_048_576} MiB)` };
+  }
+  if (/wasm trap|host function/.test(message)) return { kind: 'trap', message: cause.replace(/^wasm trap: /, '') };
+  return { kind: 'error', message: cause };
+}
+
+/**
+ * An instance on the calling thread, with the V8 path's `ComponentInstance` contract (tests and tools run the
+ * same checks on both engines through it). Each call runs under `deadlineMs` by epoch; after any throw the
+ * instance is poisoned and its store freed. `close()` frees it otherwise.
+ */
+export function instantiateWasmtimeComponent(
+  artifact: ComponentArtifact,
+  host: GuestHost,
+  options: { deadlineMs?: number } = {},
+): ComponentInstance & { close(): void } {
+  const engine = wasmtimeEngine();
+  if (!engine.shared) throw new Error(`wasmtime is not usable here: ${engine.reason}`);
+  if (!artifact.wasmtime) throw new Error('the artifact was not prepared for the wasmtime engine');
+  const s = workerState(engine.shared);
+  const loaded = loadComponent(s, `${artifact.hash}-p${artifact.memoryPages}`, artifact.wasmtime.file);
+  const deadlineMs = options.deadlineMs ?? 60_000;
+  const deadlineAt = () => performance.timeOrigin + performance.now() + deadlineMs;
+  let kept: Kept | null = null;
+  let poisoned = false;
+  const running = <T>(work: () => T): T => {
+    Atomics.add(s.running, 1, 1);
+    Atomics.notify(s.running, 1);
+    try {
+      return work();
+    } finally {
+      Atomics.sub(s.running, 1, 1);
+    }
+  };
+  kept = running(() => instantiate(s, loaded, { hash: artifact.hash, generation: 0, dataDir: host.dataDir, capPages: artifact.memoryPages, deadlineAt: deadlineAt() }, host));
+  const free = () => {
+    if (kept) s.w.wasmtime_store_delete(kept.store);
+    kept = null;
+  };
+  return {
+    get poisoned() {
+      return poisoned;
+    },
+    call(exportName, args) {
+      if (poisoned || !kept) throw new Error('component instance is poisoned by an earlier trap: instantiate a fresh one');
+      const signature = EXPORTS.get(exportName);
+      if (!signature) throw new Error(`the component has no export ${JSON.stringify(exportName)} the wasmtime engine knows`);
+      const live = kept;
+      try {
+        return running(() => {
+          if (!setDeadline(s, live, { deadlineAt: deadlineAt() })) throw new DeadlinePassed('deadline passed');
+          return invoke(s, loaded, live, signature, args);
+        });
+      } catch (error) {
+        poisoned = true;
+        free();
+        if (error instanceof GuestFailure) {
+          const failure = classify(error.message, { capPages: artifact.memoryPages, deadlineMs });
+          throw new Error(failure.kind === 'timeout' ? `deadline of ${deadlineMs}ms passed (wasm trap: interrupt)` : failure.message);
+        }
+        throw error;
+      }
+    },
+    close: free,
+  };
+}
