@@ -8,6 +8,7 @@ import type { RouteTarget } from '../../types.ts';
 import { RequestContext } from '../policy.ts';
 import { onRoutingChange } from '../route-cache.ts';
 import { proxyWorkerEntry } from './entry.ts';
+import { reusePortSupported, type ListenFailed, type ListenMessage } from './listen.ts';
 import type { FromWorker, MirroredRoute, ToWorker } from './protocol.ts';
 
 export interface WorkerKernel {
@@ -70,6 +71,8 @@ export class ProxyWorkers {
   private invalidatePending = false;
   private readonly unsubscribe: () => void;
   private readonly entry = proxyWorkerEntry();
+  /** Each process binds a socket of its own with SO_REUSEPORT (Node >= 22.12), not the kernel's shared one (listen.ts). */
+  readonly reusePort = reusePortSupported();
 
   constructor(
     private readonly kernel: WorkerKernel,
@@ -124,8 +127,12 @@ export class ProxyWorkers {
     const ready = new Promise<void>((resolve) => {
       const done = (): void => resolve();
       child.once('exit', done);
-      child.on('message', (message: FromWorker, handle: unknown) => {
+      child.on('message', (message: FromWorker | ListenFailed, handle: unknown) => {
         if (message.t === 'ready') return done();
+        if (message.t === 'listen-failed') {
+          this.kernel.log.warn({ reason: String(message.reason) }, 'proxy worker: its own SO_REUSEPORT socket failed; it shares the listening socket');
+          return void child.send({ t: 'listen' } satisfies ListenMessage, this.listener);
+        }
         this.onMessage(worker, message, handle);
       });
     });
@@ -134,7 +141,10 @@ export class ProxyWorkers {
     const routable = workersCanRoute(this.kernel.hooks);
     if (!routable) this.kernel.log.warn('proxy workers: a route tap other than the router, or a tap on upstream heads (tracing), is loaded: workers hand every request to the kernel process');
     this.sendTo(worker, { t: 'config', routable, reportRequests: this.kernel.hooks.request.taps.length > 0 });
-    child.send({ t: 'listen' }, this.listener);
+    const bound = this.listener.address();
+    if (this.reusePort && bound !== null && typeof bound === 'object') {
+      child.send({ t: 'listen', own: { port: bound.port, host: bound.address } } satisfies ListenMessage);
+    } else child.send({ t: 'listen' } satisfies ListenMessage, this.listener);
     return ready;
   }
 

@@ -17,6 +17,7 @@ import { createDataPlane } from '../index.ts';
 import type { RouteResult } from '../route-cache.ts';
 import { UpstreamPool } from '../upstream-pool.ts';
 import type { FromWorker, MirroredInstance, MirroredRoute, RequestRecord, ToWorker } from './protocol.ts';
+import { listenOwn, type ListenFailed, type ListenMessage } from './listen.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 /** How long activity and finished requests wait to be reported together. */
@@ -202,9 +203,14 @@ function close(): void {
   setTimeout(() => process.exit(0), 10_000).unref();
 }
 
-process.on('message', (message: ToWorker | { t: 'listen' }, handle?: unknown) => {
+process.on('message', (message: ToWorker | ListenMessage, handle?: unknown) => {
   switch (message.t) {
     case 'listen':
+      // A socket of its own on the kernel's address (SO_REUSEPORT), or the kernel's shared handle (listen.ts).
+      if (message.own) {
+        const failed = (reason: string): void => void (process.connected && process.send!({ t: 'listen-failed', reason } satisfies ListenFailed));
+        return listenOwn(dataPlane.server, message.own, () => send({ t: 'ready' }), failed);
+      }
       dataPlane.server.listen(handle as net.Server, () => send({ t: 'ready' }));
       return;
     case 'config':
