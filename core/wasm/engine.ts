@@ -1,11 +1,16 @@
 /**
- * The engine seam: everything that depends on the WebAssembly engine (V8 here) in one small module, so a
- * wasmtime engine can replace it: what a binary is, compiling with a memory cap, instantiating, and telling a
- * trap from an out-of-memory from a host error by what the engine throws.
+ * The engine seam. `Engine` is what the tier and the pool ask of an engine (can it run here, compile a module
+ * into what the workers run, make the pool's task for one call with its deadline enforcement); `engineNamed`
+ * finds one by the name a config gives. V8 (`v8Engine`, below, with what depends on V8: compiling with a
+ * memory cap, instantiating, telling a trap from an out-of-memory from a host error by what V8 throws) and
+ * wasmtime (`wasmtimeModules`, wasmtime/host.ts) implement it.
  */
 import v8 from 'node:v8';
 import { WASM_PAGE_BYTES, capMemory } from './cap-memory.ts';
+import type { CompiledModule } from './pool.ts';
+import type { WasiTask } from './protocol.ts';
 import type { WasmFailureKind } from './types.ts';
+import { wasmtimeModules } from './wasmtime/host.ts';
 
 export type BinaryKind = 'module' | 'component';
 
@@ -15,6 +20,34 @@ export type BinaryKind = 'module' | 'component';
  */
 export type EngineName = 'v8' | 'wasmtime';
 export const ENGINES: readonly EngineName[] = ['v8', 'wasmtime'];
+
+export type EngineAvailability = { usable: true } | { usable: false; reason: string };
+
+/** A WASI call as the pool hands it to an engine: everything but the engine's own fields. */
+export type WasiTaskBase = Omit<WasiTask, 'module' | 'wasmtime'>;
+
+/** One call, as an engine prepared it for the pool. */
+export interface EngineCall {
+  task: WasiTask;
+  /** The task again with the compiled code attached, for a worker that lacks it. */
+  withCode: () => WasiTask;
+  /** How long after the deadline the worker is terminated: 0 when the engine cannot interrupt a guest itself. */
+  backstopMs: number;
+  /** Called once the call is over, however it ended. */
+  done: () => void;
+}
+
+export interface Engine {
+  readonly name: EngineName;
+  /** Whether it can run here, and why not (a coded reason: the tier logs it and falls back to V8). */
+  availability(): EngineAvailability;
+  /** Compiles a core module into what the pool's workers run, its memories capped at `capPages`. Coded errors. */
+  compileModule(bytes: Uint8Array, hash: string, capPages: number, cacheDir: string): CompiledModule;
+  /** Prepares one WASI call of code it compiled; a message when it cannot run it (the call fails with it). */
+  wasiCall(compiled: CompiledModule, task: WasiTaskBase, deadlineMs: number): EngineCall | { error: string };
+  /** A pool worker that ran this engine's calls was terminated: release what only it could have. */
+  workerGone(threadId: number): void;
+}
 
 /** Default per-function memory cap: 128 MiB. */
 export const DEFAULT_MEMORY_PAGES = 2048;
@@ -76,6 +109,28 @@ export function compileModule(bytes: Uint8Array, capPages: number): WebAssembly.
 
 /** Writes the cap into a module's memories without compiling it (for on-disk artifacts). */
 export { capMemory };
+
+/** Node's own engine: a module compiled here is shared with the workers as a handle, which terminate at deadlines. */
+export const v8Engine: Engine = {
+  name: 'v8',
+  availability: () => ({ usable: true }),
+  compileModule: (bytes, hash, capPages) => ({ engine: 'v8', hash, module: compileModule(bytes, capPages), capPages }),
+  wasiCall(compiled, task) {
+    if (!('module' in compiled)) return { error: `the module was compiled by ${compiled.engine}, not V8` };
+    return { task, withCode: () => ({ ...task, module: compiled.module }), backstopMs: 0, done: () => undefined };
+  },
+  workerGone: () => undefined,
+};
+
+const engines = new Map<EngineName, Engine>([
+  ['v8', v8Engine],
+  ['wasmtime', wasmtimeModules],
+]);
+
+/** The engine a config names; V8 for a name it does not know (the config schema admits only ENGINES). */
+export function engineNamed(name: EngineName | undefined): Engine {
+  return (name !== undefined && engines.get(name)) || v8Engine;
+}
 
 export function instantiateModule(module: WebAssembly.Module, imports: WebAssembly.Imports): WebAssembly.Instance {
   return new WebAssembly.Instance(module, imports);

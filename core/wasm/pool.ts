@@ -13,11 +13,8 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { Deadline } from './deadline.ts';
 import { FairShare } from './fair-share.ts';
-import { closeDescriptorsUnder, closeMemfdsNamed } from './fd-sweep.ts';
-import { memfdPrefix } from './wasmtime/run.ts';
-import { enableWasmFeatures } from './engine.ts';
-import { claimTickerSlot, releaseTickerSlot, wasmtimeEngine } from './wasmtime/host.ts';
-import { wasmtimeComponentTask } from './wasmtime/component/task.ts';
+import { closeDescriptorsUnder } from './fd-sweep.ts';
+import { enableWasmFeatures, engineNamed, type Engine } from './engine.ts';
 import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
 import { now, type PoolBroadcast, type WasiValue, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
 import type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
@@ -31,8 +28,6 @@ export type CompiledModule =
   | { engine?: 'v8'; hash: string; module: WebAssembly.Module; capPages: number }
   | { engine: 'wasmtime'; hash: string; artifact: string; adapter: string | null; capPages: number };
 
-/** After a wasmtime guest's deadline (where it traps by epoch), how long before its worker is replaced anyway. */
-const WASMTIME_BACKSTOP_MS = 2_000;
 
 export interface WasiCallOptions {
   instanceKey: string;
@@ -73,8 +68,8 @@ export class WasmPool {
   /** Instances kept per worker thread, by key. */
   private readonly live = new Map<number, Map<string, number>>();
   private closed = false;
-  /** Whether a wasmtime call went through this pool (only then can a worker hold wasmtime's memfds). */
-  private wasmtimeUsed = false;
+  /** Engines whose calls went through this pool (told when a worker is terminated). */
+  private readonly enginesUsed = new Set<Engine>();
 
   constructor(options: WasmPoolOptions = {}) {
     enableWasmFeatures();
@@ -108,8 +103,7 @@ export class WasmPool {
     });
     this.piscina.on('workerDestroy', (worker: { id: number }) => {
       this.live.delete(worker.id);
-      // A wasmtime worker replaced at the backstop (its guest blocked in a host call) leaves its two captures.
-      if (this.wasmtimeUsed) closeMemfdsNamed(memfdPrefix(worker.id));
+      for (const engine of this.enginesUsed) engine.workerGone(worker.id);
     });
     // A worker that dies outside a task (it should not) must not take the host down with an unhandled 'error'.
     this.piscina.on('error', () => undefined);
@@ -117,8 +111,6 @@ export class WasmPool {
 
   /** Calls an export of a component instance kept for `instanceKey` (or a fresh one). */
   callComponent(artifact: ComponentArtifact, options: WasmCallOptions): Promise<WasmCallOutcome> {
-    const wasmtime = wasmtimeComponentTask(artifact, options.deadlineMs);
-    if (wasmtime && 'reason' in wasmtime) return Promise.resolve(failure('error', wasmtime.reason));
     const task = {
       op: 'call' as const,
       ...this.taskBase(componentKey(artifact), options.instanceKey),
@@ -126,57 +118,26 @@ export class WasmPool {
       dataDir: options.dataDir ?? null,
       exportName: options.exportName,
       args: options.args,
-      ...(wasmtime ? { wasmtime } : {}),
     };
-    // On wasmtime the guest traps at its deadline (epoch) and the pool's own deadline is the backstop.
-    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS);
     return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs);
   }
 
   /** Serves one HTTP request with a component that targets Tenement's handler world. */
   serveComponent(artifact: ComponentArtifact, options: ComponentHttpOptions): Promise<Outcome<WasmHttpResponse>> {
-    const wasmtime = wasmtimeComponentTask(artifact, options.deadlineMs);
-    if (wasmtime && 'reason' in wasmtime) return Promise.resolve(failure('error', wasmtime.reason)) as Promise<Outcome<WasmHttpResponse>>;
     const task = {
       op: 'http' as const,
       ...this.taskBase(componentKey(artifact), options.instanceKey),
       fresh: options.fresh,
       dataDir: options.dataDir,
       request: options.request,
-      ...(wasmtime ? { wasmtime } : {}),
     };
-    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS) as Promise<Outcome<WasmHttpResponse>>;
     return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs) as Promise<Outcome<WasmHttpResponse>>;
   }
 
-  /** Runs a WASI preview 1 command once on a fresh instance (a command's `_start` runs once). */
+  /** Runs a WASI preview 1 command once on a fresh instance (a command's `_start` runs once), on the engine that compiled it. */
   runWasi(compiled: CompiledModule, options: WasiCallOptions): Promise<Outcome<WasiValue>> {
-    if (compiled.engine === 'wasmtime') {
-      // The guest traps at its deadline by epoch and the worker lives on; the pool's own deadline, later, is
-      // the backstop for a guest stuck where epochs do not reach (a blocking host call). The engine is made on
-      // first use (a host serving only V8 never loads the library) and named in each task.
-      const engine = wasmtimeEngine();
-      if (!engine.shared) return Promise.resolve(failure('error', `wasmtime is not usable here: ${engine.reason}`)) as Promise<Outcome<WasiValue>>;
-      this.wasmtimeUsed = true;
-      const slot = claimTickerSlot();
-      if (slot === null) return Promise.resolve(failure('overloaded', 'too many wasmtime calls in this process')) as Promise<Outcome<WasiValue>>;
-      const submittedAt = now();
-      const task = {
-        op: 'wasi' as const,
-        ...this.taskBase(compiled.hash, options.instanceKey),
-        submittedAt,
-        capPages: compiled.capPages,
-        args: options.args,
-        env: options.env,
-        stdin: options.stdin,
-        dataDir: options.dataDir,
-        preopenAs: options.preopenAs,
-        wasmtime: { shared: engine.shared, artifact: compiled.artifact, adapter: compiled.adapter, deadlineAt: submittedAt + options.deadlineMs, deadlineMs: options.deadlineMs, slot },
-      };
-      const cells = new Int32Array(engine.shared.ticker);
-      return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS).finally(() => releaseTickerSlot(cells, slot)) as Promise<Outcome<WasiValue>>;
-    }
-    const task = {
+    const engine = engineNamed(compiled.engine);
+    const call = engine.wasiCall(compiled, {
       op: 'wasi' as const,
       ...this.taskBase(compiled.hash, options.instanceKey),
       capPages: compiled.capPages,
@@ -185,8 +146,10 @@ export class WasmPool {
       stdin: options.stdin,
       dataDir: options.dataDir,
       preopenAs: options.preopenAs,
-    };
-    return this.dispatch(task, () => ({ ...task, module: compiled.module }), options.deadlineMs) as Promise<Outcome<WasiValue>>;
+    }, options.deadlineMs);
+    if ('error' in call) return Promise.resolve(failure('error', call.error)) as Promise<Outcome<WasiValue>>;
+    this.enginesUsed.add(engine);
+    return this.dispatch(call.task, call.withCode, options.deadlineMs, call.backstopMs).finally(call.done) as Promise<Outcome<WasiValue>>;
   }
 
   /**

@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
 import { parsePluginOptions } from '../../core/plugin-options.ts';
-import { memoryPagesFor, type EngineName } from '../../core/wasm/engine.ts';
-import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
+import { engineNamed, memoryPagesFor, v8Engine, type EngineName } from '../../core/wasm/engine.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { poolOptionsSchema, type PoolOptionsInput } from '../../core/wasm/pool-options.ts';
 import type { WasmPool } from '../../core/wasm/pool.ts';
@@ -13,6 +12,9 @@ import { WasmMetrics } from './metrics.ts';
 import { wasmServiceFields } from './schema.ts';
 
 export type WasmRuntimeOptions = PoolOptionsInput;
+
+/** Errors that mean "this engine cannot serve this code here" (the service then runs on V8), not "the code is bad". */
+const FALLBACK_CODES = new Set<string>([ErrorCodes.WASMTIME_COMPONENTS_UNSUPPORTED, ErrorCodes.WASMTIME_UNAVAILABLE]);
 
 const DEFAULTS: FunctionSettings = { timeoutMs: 10_000, fresh: false, maxQueue: 256, maxBody: 10_000_000 };
 
@@ -55,31 +57,31 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
 
     /** Reasons already logged, so a fallback is said once per service and reason, not at every spawn. */
     const fallbacks = new Set<string>();
-    const fallBack = (service: string, reason: string, onLog?: SpawnSpec['onLog']): void => {
+    const fallBack = (service: string, engine: EngineName, reason: string, onLog?: SpawnSpec['onLog']): void => {
       // Also in the instance's own log, where its owner looks first.
-      onLog?.('stderr', `[wasm] engine: wasmtime was asked for, running on V8: ${reason}`);
+      onLog?.('stderr', `[wasm] engine: ${engine} was asked for, running on V8: ${reason}`);
       const key = `${service}\0${reason}`;
       if (fallbacks.has(key) || fallbacks.size > 1000) return;
       fallbacks.add(key);
-      ctx.log.warn({ service, engine: 'wasmtime', reason }, 'the service asked for wasmtime: running it on V8 instead');
+      ctx.log.warn({ service, engine, reason }, `the service asked for ${engine}: running it on V8 instead`);
     };
-    /** The service's code on its engine; wasmtime falls back to V8 (logged) when it cannot serve it. */
-    async function loadCode(service: string, file: string, capPages: number, engine: EngineName, onLog?: SpawnSpec['onLog']) {
-      if (engine === 'wasmtime') {
-        const status = wasmtimeStatus();
-        if (!status.usable) {
-          fallBack(service, `${ErrorCodes.WASMTIME_UNAVAILABLE}: ${status.reason}`, onLog);
-        } else {
-          try {
-            return await cache.load(file, capPages, 'wasmtime');
-          } catch (error) {
-            const code = (error as { code?: string }).code;
-            if (code !== ErrorCodes.WASMTIME_COMPONENTS_UNSUPPORTED && code !== ErrorCodes.WASMTIME_UNAVAILABLE) throw error;
-            fallBack(service, `${code}: ${errorMessage(error)}`, onLog);
-          }
+    /** The service's code on its engine; an engine that cannot serve it here falls back to V8 (logged). */
+    async function loadCode(service: string, file: string, capPages: number, name: EngineName, onLog?: SpawnSpec['onLog']) {
+      const engine = engineNamed(name);
+      if (engine === v8Engine) return cache.load(file, capPages, engine.name);
+      const available = engine.availability();
+      if (!available.usable) {
+        fallBack(service, engine.name, available.reason, onLog);
+      } else {
+        try {
+          return await cache.load(file, capPages, engine.name);
+        } catch (error) {
+          const code = (error as { code?: string }).code;
+          if (code === undefined || !FALLBACK_CODES.has(code)) throw error;
+          fallBack(service, engine.name, `${code}: ${errorMessage(error)}`, onLog);
         }
       }
-      return cache.load(file, capPages, 'v8');
+      return cache.load(file, capPages, v8Engine.name);
     }
 
     const metrics = new WasmMetrics(() => pool, wasmServices);

@@ -11,9 +11,17 @@ import { ErrorCodes, TenementError } from '../../errors.ts';
 import { BYTE_VEC_SIZE, loadWasmtime, koffi, type Ptr, type Wasmtime } from './ffi.ts';
 import { WASMTIME_VERSION, wasmtimeStatus } from './library.ts';
 import { ADAPTER_VERSION, boundGuestFiles, filesAdapter, type MemoryLimits } from '../files-adapter.ts';
+import { capMemory } from '../cap-memory.ts';
+import { closeMemfdsNamed } from '../fd-sweep.ts';
+import type { Engine } from '../engine.ts';
 
 /** How often the engine's epoch advances while a guest runs: the granularity of deadlines. */
 export const EPOCH_TICK_MS = 1;
+/** After a guest's deadline (where it traps by epoch), how long before its worker is replaced anyway. */
+export const WASMTIME_BACKSTOP_MS = 2_000;
+
+/** A worker's stdout/stderr captures' names (run.ts): the pool closes a terminated worker's by its thread id. */
+export const memfdPrefix = (thread: number): string => `tenement-wasmtime-${thread}-`;
 
 /** What a worker needs to use the engine: the library to load and the engine's address. */
 export interface WasmtimeShared {
@@ -199,3 +207,35 @@ export function ensureArtifact(bytes: Uint8Array, file: string): { compiled: boo
   }
   return { compiled: true };
 }
+
+/**
+ * wasmtime behind the engine seam, for WASI preview 1 modules: compiled once to artifacts on disk (the guest
+ * rewritten to bound its open files), run in the pool's workers by wasmtime/run.ts. A guest traps at its
+ * deadline by epoch and its worker lives on; the pool's own deadline, WASMTIME_BACKSTOP_MS later, is the
+ * backstop for a guest stuck where epochs do not reach (a blocking host call). The engine and its ticker are
+ * made by the first call (a host serving only V8 never loads the library).
+ */
+export const wasmtimeModules: Engine = {
+  name: 'wasmtime',
+  availability() {
+    const status = wasmtimeStatus();
+    return status.usable ? { usable: true } : { usable: false, reason: `${ErrorCodes.WASMTIME_UNAVAILABLE}: ${status.reason}` };
+  },
+  compileModule(bytes, hash, capPages, cacheDir) {
+    const { artifact, adapter } = ensureArtifacts(capMemory(bytes, capPages), cacheDir, hash);
+    return { engine: 'wasmtime', hash, artifact, adapter, capPages };
+  },
+  wasiCall(compiled, base, deadlineMs) {
+    if (compiled.engine !== 'wasmtime') return { error: 'the module was compiled by V8, not wasmtime' };
+    const engine = wasmtimeEngine();
+    if (!engine.shared) return { error: `wasmtime is not usable here: ${engine.reason}` };
+    const slot = claimTickerSlot();
+    if (slot === null) return { error: 'too many wasmtime calls in this process' };
+    const cells = new Int32Array(engine.shared.ticker);
+    const wasmtime = { shared: engine.shared, artifact: compiled.artifact, adapter: compiled.adapter, deadlineAt: base.submittedAt + deadlineMs, deadlineMs, slot };
+    const task = { ...base, wasmtime };
+    return { task, withCode: () => task, backstopMs: WASMTIME_BACKSTOP_MS, done: () => releaseTickerSlot(cells, slot) };
+  },
+  // A worker replaced at the backstop (its guest blocked in a host call) leaves its two captures.
+  workerGone: (threadId) => void closeMemfdsNamed(memfdPrefix(threadId)),
+};

@@ -20,7 +20,7 @@ import {
   BYTE_VEC_SIZE, EXTERN_FUNC, EXTERN_MEMORY, EXTERN_OF, EXTERN_SIZE, INSTANCE_SIZE, TRAP_CODE_INTERRUPT, TRAP_CODE_OUT_OF_FUEL,
   koffi, loadWasmtime, type Ptr, type Wasmtime,
 } from './ffi.ts';
-import { EPOCH_TICK_MS, errorText, guestStarted, guestStopped, takeByteVec, type WasmtimeShared } from './host.ts';
+import { EPOCH_TICK_MS, errorText, guestStarted, guestStopped, memfdPrefix, takeByteVec, type WasmtimeShared } from './host.ts';
 
 export interface WasmtimeRunInput {
   /** The serialized module (artifact cache), deserialized once per worker. */
@@ -76,8 +76,7 @@ interface WorkerState {
 
 let state: WorkerState | null = null;
 
-/** The captures' names: the pool closes a terminated worker's by its thread id (fd-sweep.ts). */
-export const memfdPrefix = (thread: number): string => `tenement-wasmtime-${thread}-`;
+export { memfdPrefix };
 
 interface Libc {
   memfd_create: (name: string, flags: number) => number;
