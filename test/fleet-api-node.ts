@@ -1,6 +1,6 @@
 // A fleet node as test/fleet-harness.ts makes them, plus auth-bearer and the instances API: for the tests of
 // fleet-wide tokens and of the fleet CLI (tenant scope and `ten ps --fleet` read /api/instances).
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ServiceInput } from '../core/config/schema.ts';
@@ -17,6 +17,10 @@ export async function startApiNode(id: string, servers: string[], services: Reco
   const kernel = await createTestKernel({
     plugins: options.fleetFirst ? [...servePlugins, fleet, authBearer, instancesApi] : [...servePlugins, authBearer, instancesApi, fleet],
     config: { settings: { dataDir, fleet: { servers, node: id, heartbeatMs: 200, expiryMs: 1500, secret: FLEET_SECRET } }, services },
+  }).catch((error: unknown) => {
+    // A kernel that failed to start closed itself: its folder is the only thing left.
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
   });
   const node = fleetOf(id);
   if (!node) throw new Error(`fleet node ${id} did not start`);
