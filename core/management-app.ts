@@ -22,9 +22,15 @@ const lazyCompilers: Compilers = {
 
 /**
  * The management app on the bare domain (Fastify): coded JSON errors for everything it answers, a coded 404,
- * and `/health`. `serverFactory` hands Fastify's request handler to the node:http server that owns the socket.
+ * and `/health`. It answers on `server`, the node:http server that owns the socket, through the handler it
+ * returns (Fastify's `serverFactory`). Made on the first request it answers (core/server.ts).
  */
-export function createManagementApp(kernel: Kernel, serverFactory: (handler: FastifyServerFactoryHandler) => http.Server): FastifyInstance {
+export function createManagementApp(kernel: Kernel, server: http.Server): { app: FastifyInstance; handler: FastifyServerFactoryHandler } {
+  let handler: FastifyServerFactoryHandler | null = null;
+  const serverFactory = (made: FastifyServerFactoryHandler): http.Server => {
+    handler = made;
+    return server;
+  };
   const management = Fastify({ logger: false, serverFactory, schemaController: { compilersFactory: lazyCompilers } });
   management.setErrorHandler((error: Error, _request, reply) => {
     if (isTenementError(error)) {
@@ -48,5 +54,5 @@ export function createManagementApp(kernel: Kernel, serverFactory: (handler: Fas
     uptimeSeconds: Math.round((Date.now() - kernel.startedAt) / 1000),
     instances: kernel.instances.size,
   }));
-  return management;
+  return { app: management, handler: handler! };
 }

@@ -1,10 +1,9 @@
 import type http from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { ErrorCodes, TenementError, errorMessage } from './errors.ts';
 import type { Kernel } from './kernel.ts';
-import { createManagementApp } from './management-app.ts';
+import { lazyManagement } from './management-loader.ts';
 import { createNodeServer, hostnameOf } from './node-entry.ts';
 import { Proxy } from './proxy.ts';
 import { ApiRouter } from './api/router.ts';
@@ -22,8 +21,8 @@ export interface TenementServer {
   listener: net.Server;
   /** Handles management requests and every request the fast path hands over. */
   http: http.Server;
-  /** The management app on the bare domain; plugins add routes to it during setup. */
-  management: FastifyInstance;
+  /** The management app on the bare domain, made on its first request (core/management-loader.ts), or now. */
+  management(): Promise<FastifyInstance>;
   /** Where plugins add management API routes (authenticated, validated, audited, documented). */
   api: ApiRouter;
   /** The management API's Unix socket (settings.api.socket); its path is null when it serves none. */
@@ -41,8 +40,6 @@ export interface TenementServer {
 
 export { hostnameOf };
 
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-
 /**
  * One listener for everything: the fast data plane takes tenant traffic and hands the rest to a node:http server
  * (node-entry.ts), which routes each request by the `route` hook, then proxies it or gives it to the management
@@ -50,10 +47,11 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
  */
 export async function createServer(kernel: Kernel): Promise<TenementServer> {
   const proxy = new Proxy(kernel.hooks);
-  let managementHandler: Handler | null = null;
-  const management = createManagementApp(kernel, (handler) => {
-    managementHandler = handler;
-    return createNodeServer(kernel, proxy, () => managementHandler!);
+  // The management app is made on its first request: routes wait in `api`, the socket's hook in `apiSocket`.
+  const nodeServer = createNodeServer(kernel, proxy, () => management.handle);
+  const management = lazyManagement(kernel, nodeServer, (app) => {
+    api.attach(app);
+    apiSocket.attach(app);
   });
 
   const pool = new UpstreamPool();
@@ -64,11 +62,11 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
         pool,
         log: kernel.log,
         hostnameOf,
-        handoff: (socket) => management.server.emit('connection', socket),
+        handoff: (socket) => nodeServer.emit('connection', socket),
         route: cachingRouter(kernel.hooks),
       })
     : null;
-  const listener = dataPlane?.server ?? management.server;
+  const listener = dataPlane?.server ?? nodeServer;
   const wanted = kernel.config.settings.proxy.workers;
   const workerCount = wanted === 'auto' ? availableParallelism() : wanted;
   // More proxy processes accepting from the same socket; the fast path is what they run.
@@ -85,14 +83,13 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
         )
       : null;
 
-  const api = new ApiRouter(management, kernel.hooks, new AuditLog(kernel.store));
+  const api = new ApiRouter(kernel.hooks, new AuditLog(kernel.store));
 
   // The management API on a Unix socket in the data dir, and off TCP under settings.api.tcp: false.
   const apiSocket = createApiSocket({
     dataDir: kernel.config.settings.dataDir,
     api: kernel.config.settings.api,
-    management,
-    handler: (req, res) => managementHandler!(req, res),
+    handler: (req, res) => management.handle(req, res),
     log: kernel.log,
   });
 
@@ -100,11 +97,10 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     api,
     apiSocket,
     listener,
-    http: management.server,
-    management,
+    http: nodeServer,
+    management: management.app,
     async listen(port, host) {
       try {
-        await management.ready();
         await new Promise<void>((resolve, reject) => {
           listener.once('error', reject);
           // With proxy workers on Node >= 22.12, the kernel's socket is one of several bound with SO_REUSEPORT.
@@ -128,7 +124,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       const closed = new Promise<void>((resolve) => (listener.listening ? listener.close(() => resolve()) : resolve()));
       const workersClosed = workers?.close();
       dataPlane?.closeIdleConnections();
-      management.server.closeIdleConnections();
+      nodeServer.closeIdleConnections();
       const socketClosed = apiSocket.close();
       await management.close().catch(() => undefined);
       await closed;
@@ -142,7 +138,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     terminate() {
       workers?.terminate();
       dataPlane?.closeAllConnections();
-      management.server.closeAllConnections();
+      nodeServer.closeAllConnections();
       apiSocket.terminate();
     },
   };

@@ -68,12 +68,16 @@ const MUTATING: ReadonlySet<HttpMethod> = new Set(['POST', 'PUT', 'PATCH', 'DELE
 export class ApiRouter {
   readonly routes: ApiRoute[] = [];
   private readonly limiter = new FailureLimiter();
+  /** The management app, once made (core/server.ts makes it on its first request): routes wait here until then. */
+  private app: FastifyInstance | null = null;
+  /** `METHOD path` with parameter names left out, as Fastify's router tells routes apart. */
+  private readonly declared = new Set<string>();
 
   constructor(
-    private readonly app: FastifyInstance,
     private readonly hooks: KernelHooks,
     readonly auditLog: AuditLog,
   ) {
+    this.declared.add('GET /health'); // the management app's own (core/management-app.ts)
     this.route({
       method: 'GET',
       url: '/api/openapi.json',
@@ -124,9 +128,28 @@ export class ApiRouter {
     return this.hooks.auth.promise(request);
   }
 
+  /**
+   * Adds a route. A second route with the same method and path is refused here, in the setup that declares it, as
+   * Fastify would refuse it (its app is made later, on the first management request).
+   */
   route<P, Q, B>(definition: ApiRoute<P, Q, B>): void {
+    const key = `${definition.method} ${definition.url.replace(/:[^/]+/g, ':')}`;
+    if (this.declared.has(key)) {
+      throw new TenementError(ErrorCodes.CONFLICT, `the management API already has a route ${definition.method} ${definition.url}`);
+    }
+    this.declared.add(key);
     this.routes.push(definition as ApiRoute);
-    this.app.route({
+    if (this.app) this.register(this.app, definition as ApiRoute);
+  }
+
+  /** Gives the routes declared so far, and those declared from now on, to the management app. */
+  attach(app: FastifyInstance): void {
+    this.app = app;
+    for (const definition of this.routes) this.register(app, definition);
+  }
+
+  private register<P, Q, B>(app: FastifyInstance, definition: ApiRoute<P, Q, B>): void {
+    app.route({
       method: definition.method,
       url: definition.url,
       handler: async (request, reply) => {

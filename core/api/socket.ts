@@ -13,6 +13,8 @@ export interface ApiSocket {
   /** The socket's path while it listens, else null. */
   readonly path: string | null;
   listen(): Promise<void>;
+  /** Sets up the management app for the socket (made on its first request, core/server.ts). */
+  attach(management: FastifyInstance): void;
   /** Stops accepting, closes idle connections and removes the socket file. */
   close(): Promise<void>;
   terminate(): void;
@@ -61,17 +63,17 @@ async function clearStale(file: string): Promise<void> {
 export function createApiSocket(options: {
   dataDir: string;
   api: ApiSettings;
-  management: FastifyInstance;
   handler: (req: IncomingMessage, res: ServerResponse) => void;
   log: Logger;
 }): ApiSocket {
-  const { api, management, log } = options;
+  const { api, log } = options;
   const file = apiSocketPath(options.dataDir, api);
   const viaSocket = new WeakSet<net.Socket>();
   let server: http.Server | null = null;
   let listening: string | null = null;
 
-  if (!api.tcp) {
+  const attach = (management: FastifyInstance): void => {
+    if (api.tcp) return;
     management.addHook('onRequest', async (request, reply) => {
       if (viaSocket.has(request.raw.socket)) return;
       const url = request.raw.url ?? '/';
@@ -83,12 +85,13 @@ export function createApiSocket(options: {
       });
       return reply;
     });
-  }
+  };
 
   return {
     get path() {
       return listening;
     },
+    attach,
     async listen() {
       // A socket left by a crash goes even when this run serves none (it would only mislead the CLI).
       const defaultFile = path.resolve(options.dataDir, API_SOCKET_FILE);
