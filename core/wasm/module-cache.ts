@@ -5,9 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { ErrorCodes, TenementError } from '../errors.ts';
 import { binaryKind, v8Engine, type EngineName } from './engine.ts';
 import { wasmtimeModules } from './wasmtime/host.ts';
+import { prepareWasmtimeComponent } from './wasmtime/component/compile.ts';
 import type { CompiledModule } from './pool.ts';
 import type { ComponentArtifact } from './component/types.ts';
 
@@ -54,10 +54,8 @@ export class ModuleCache {
   /** Compiles to an artifact once (kept on disk across restarts: a cold start only deserializes it). */
   private async compileForWasmtime(bytes: Uint8Array, hash: string, capPages: number): Promise<LoadedCode> {
     if (binaryKind(bytes) === 'component') {
-      throw new TenementError(
-        ErrorCodes.WASMTIME_COMPONENTS_UNSUPPORTED,
-        'the wasmtime engine runs WASI preview 1 modules only: components of the handler world are served by V8 (docs/wasm.md, "Engines")',
-      );
+      // The cap is the store's limit there, not written into the code: one artifact per content.
+      return { kind: 'component', artifact: await prepareWasmtimeComponent(bytes, hash.replace(/-\d+$/, ''), this.cacheDir, capPages) };
     }
     return { kind: 'module', compiled: wasmtimeModules.compileModule(bytes, hash, capPages, this.cacheDir) };
   }

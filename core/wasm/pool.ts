@@ -15,6 +15,8 @@ import { Deadline } from './deadline.ts';
 import { FairShare } from './fair-share.ts';
 import { closeDescriptorsUnder } from './fd-sweep.ts';
 import { enableWasmFeatures, engineNamed, type Engine } from './engine.ts';
+import { WASMTIME_BACKSTOP_MS } from './wasmtime/host.ts';
+import { wasmtimeComponentTask } from './wasmtime/component/task.ts';
 import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
 import { now, type PoolBroadcast, type WasiValue, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
 import type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
@@ -111,6 +113,8 @@ export class WasmPool {
 
   /** Calls an export of a component instance kept for `instanceKey` (or a fresh one). */
   callComponent(artifact: ComponentArtifact, options: WasmCallOptions): Promise<WasmCallOutcome> {
+    const wasmtime = wasmtimeComponentTask(artifact, options.deadlineMs);
+    if (wasmtime && 'reason' in wasmtime) return Promise.resolve(failure('error', wasmtime.reason));
     const task = {
       op: 'call' as const,
       ...this.taskBase(componentKey(artifact), options.instanceKey),
@@ -118,19 +122,26 @@ export class WasmPool {
       dataDir: options.dataDir ?? null,
       exportName: options.exportName,
       args: options.args,
+      ...(wasmtime ? { wasmtime } : {}),
     };
+    // On wasmtime the guest traps at its deadline (epoch) and the pool's own deadline is the backstop.
+    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS);
     return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs);
   }
 
   /** Serves one HTTP request with a component that targets Tenement's handler world. */
   serveComponent(artifact: ComponentArtifact, options: ComponentHttpOptions): Promise<Outcome<WasmHttpResponse>> {
+    const wasmtime = wasmtimeComponentTask(artifact, options.deadlineMs);
+    if (wasmtime && 'reason' in wasmtime) return Promise.resolve(failure('error', wasmtime.reason)) as Promise<Outcome<WasmHttpResponse>>;
     const task = {
       op: 'http' as const,
       ...this.taskBase(componentKey(artifact), options.instanceKey),
       fresh: options.fresh,
       dataDir: options.dataDir,
       request: options.request,
+      ...(wasmtime ? { wasmtime } : {}),
     };
+    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS) as Promise<Outcome<WasmHttpResponse>>;
     return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs) as Promise<Outcome<WasmHttpResponse>>;
   }
 
