@@ -78,6 +78,8 @@ export class Placer {
   /** Nodes (and `node\0service`) chosen by decisions of this node not yet written. */
   private readonly reserved = new Map<string, number>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Since when this node has seen its own heartbeats without a gap (null: not now). */
+  private liveSince: number | null = null;
 
   constructor(
     private readonly kv: KV,
@@ -109,9 +111,23 @@ export class Placer {
    * and every node would look dead.
    */
   mustMove(placement: Placement): boolean {
-    if (!this.state.isLive(this.self)) return false;
+    if (!this.viewSettled()) return false;
     if (this.state.isDead(placement.node)) return true;
     return this.state.node(placement.node)?.state === 'draining';
+  }
+
+  /**
+   * Whether this node's view of the others can be trusted to fail them over: it has seen its own heartbeats
+   * come back without a gap for expiryMs (after an outage of its own, or its start, the others' heartbeats need
+   * that long to come back too). Called every tick, and before every move.
+   */
+  viewSettled(now = Date.now()): boolean {
+    if (!this.state.isLive(this.self, now)) {
+      this.liveSince = null;
+      return false;
+    }
+    this.liveSince ??= now;
+    return now - this.liveSince >= this.state.expiryMs;
   }
 
   /** Moves a placement off its node (failover, drain); the one move a CAS lets through wins. */

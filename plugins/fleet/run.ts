@@ -180,6 +180,7 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
         ctx.log.warn(errorFields(error), 'fleet: heartbeat not written');
       }
       let moves = 0;
+      placer.viewSettled();
       for (const placement of [...state.placements()]) {
         if (moves >= MAX_MOVES_PER_TICK) break;
         if (!placer.mustMove(placement)) continue;
