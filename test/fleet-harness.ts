@@ -29,13 +29,20 @@ export function fleetApp(spawnLog: string, overrides: Partial<ServiceInput> = {}
   };
 }
 
-export async function startNode(id: string, servers: string[], services: Record<string, ServiceInput>, fleetOptions: Record<string, unknown> = {}): Promise<TestNode> {
+export async function startNode(
+  id: string,
+  servers: string[],
+  services: Record<string, ServiceInput>,
+  fleetOptions: Record<string, unknown> = {},
+  instances: Record<string, string[]> = {},
+): Promise<TestNode> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `tnm-fleet-${id}-`));
   const kernel = await createTestKernel({
     plugins: [...servePlugins, authBearer, fleet],
     config: {
       settings: { dataDir, fleet: { servers, node: id, heartbeatMs: 200, expiryMs: 4000, secret: FLEET_SECRET, ...fleetOptions } },
       services,
+      instances,
     },
   });
   const node = fleetOf(id);

@@ -6,6 +6,7 @@ import os from 'node:os';
 import type { FleetSettings } from './schema.ts';
 import { FIRST_PARTY_TIERS } from '../../core/config/first-party.ts';
 import { autoCreate, autoCreates } from '../../core/auto-create.ts';
+import { weightedOrder } from '../../core/dataplane/balance.ts';
 import { ErrorCodes, TenementError, errorFields, statusOf } from '../../core/errors.ts';
 import type { InstanceView } from '../../core/instance.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
@@ -87,9 +88,7 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
     async (request: RequestInfo): Promise<RouteTarget | undefined> => {
       const names = tenantOf(request.hostname, ctx.settings.domain);
       const forwarded = request.headers[FORWARDED_HEADER];
-      if (!names) {
-        return forwarded === undefined ? undefined : reject(ErrorCodes.FLEET_FORGED, 'a forwarded request must name one instance');
-      }
+      if (!names) return forwarded === undefined ? undefined : forwardedToService(request, forwarded);
       const config = ctx.services.get(names.service);
       if (!config) return undefined;
       if (forwarded !== undefined) {
@@ -114,13 +113,30 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
         local = created;
       }
       if (!placement || placer.mustMove(placement)) placement = await placer.ensure(names.service, names.id);
-      if (placement.node !== self && !local && !autoCreates(config)) ctx.lifecycle.create(names.service, names.id);
+      // Placed (here or elsewhere), so it exists fleet-wide: a node that has not seen it yet registers it.
+      if (!local) ctx.lifecycle.create(names.service, names.id);
       // A local stand-in for a moved instance is re-pointed by its wake.
       if (local) settle(placement);
       return undefined;
     },
     { stage: -50 },
   );
+
+  /**
+   * A `{service}.{domain}` request a stand-in in that service's weighted pool forwarded: served by this node's own
+   * instances only (never forwarded again).
+   */
+  const forwardedToService = (request: RequestInfo, forwarded: string | string[]): RouteTarget => {
+    const from = typeof forwarded === 'string' ? verifyForward(secret, forwarded, { method: request.method, hostname: request.hostname, target: request.url }) : null;
+    const service = request.hostname.endsWith(`.${ctx.settings.domain}`) ? request.hostname.slice(0, -ctx.settings.domain.length - 1) : '';
+    if (from === null || service === '' || service.includes('.') || !ctx.services.get(service)) {
+      return reject(ErrorCodes.FLEET_FORGED, `the ${FORWARDED_HEADER} header is not signed with the fleet secret, or names no service`);
+    }
+    const own = ctx.instances.ofService(service).filter((view) => !stubs.has(instanceKey(view.service, view.id)));
+    const candidates = weightedOrder(own);
+    if (candidates.length === 0) return reject(ErrorCodes.NO_HEALTHY_INSTANCE, `service '${service}' has no instance of its own on ${self} that can take traffic`, 1);
+    return { kind: 'instances', mode: 'weighted', service, candidates };
+  };
 
   // --- spawning: before any runtime, an instance placed elsewhere gets a stand-in handle ---
   const spawnTap = async (spec: SpawnSpec): Promise<RunningHandle | undefined> => {

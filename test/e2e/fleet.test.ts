@@ -33,11 +33,12 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
       mars: fleetApp(spawns.file, { fleet: { labels: { region: 'mars' } } }),
       pinned: fleetApp(spawns.file),
       tiny: fleetApp(spawns.file, { autoCreate: { max: 1, perAddress: { count: 100, window: '1m' } } }),
+      web: fleetApp(spawns.file, { autoCreate: false }),
     };
     const place = (request: PlaceRequest): string | undefined => (request.service === 'pinned' ? 'n3' : undefined);
     nodes = await Promise.all(
       ['n1', 'n2', 'n3'].map((id, i) =>
-        startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services, { labels: id === 'n2' ? { region: 'eu' } : { region: 'us' }, place }),
+        startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services, { labels: id === 'n2' ? { region: 'eu' } : { region: 'us' }, place }, { web: ['w1', 'w2'] }),
       ),
     );
     await waitLive(nodes, 3);
@@ -143,6 +144,21 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
     await waitFor(() => nodes.every((n) => n.fleet.state.placement('app', 'gone') === undefined), 'the placement to be gone everywhere', 10_000);
     assert.equal(await owner.fleet.connection.placements.get(placementKey('app', 'gone')).then((e) => (e?.operation === 'PUT' ? e : null)), null);
     await waitFor(() => others.every((n) => n.kernel.instances.get('app', 'gone') === undefined), 'the stand-ins to be removed', 10_000);
+  });
+
+  test("instances in every node's config run once fleet-wide; {service}.{domain} through any node reaches them", async () => {
+    await waitFor(() => nodes.every((n) => ['w1', 'w2'].every((id) => n.kernel.instances.get('web', id)?.state === 'running')), 'w1 and w2 running (or standing in) on every node', 30_000);
+    const lines = readFileSync(spawns.file, 'utf8').split('\n').filter((l) => /\/web\//.test(l));
+    assert.equal(lines.length, 2, `one process per configured instance fleet-wide: ${lines.join(' | ')}`);
+    const seen = new Set<number>();
+    for (let i = 0; i < 24; i++) {
+      const reply = await request(nodes[i % 3]!.kernel, 'web.localhost', '/');
+      assert.equal(reply.status, 200, reply.body);
+      seen.add((JSON.parse(reply.body) as AppReply).pid);
+    }
+    assert.ok(seen.size >= 1 && seen.size <= 2, `answered by the two processes only (${[...seen].join(',')})`);
+    const forged = await request(nodes[0]!.kernel, 'web.localhost', '/', { headers: { [FORWARDED_HEADER]: 'n2.1.x' } });
+    assert.equal(forged.status, 403);
   });
 
   test('hostile names are KV-safe: no collision, no escape from their key', async () => {
