@@ -5,7 +5,8 @@
 // canary ever lands inside another request's body. Runs for a fixed time per path, prints the cases run.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HOST, backendStats, countingKernel, rawSend } from './smuggling-kernel.ts';
+import { HOST, backendStats, countingEdge, countingKernel, rawSend } from './smuggling-kernel.ts';
+import { edgeSkip } from '../edges.ts';
 import { prng } from '../prng.ts';
 
 const BUDGET_MS = Number(process.env.TENEMENT_FUZZ_MS ?? 15_000);
@@ -53,26 +54,41 @@ function mutate(random: () => number, text: string): string {
   return out;
 }
 
-for (const { name, fast, seed } of [
-  { name: 'fast path', fast: true, seed: 0xf00d },
-  { name: 'node:http path', fast: false, seed: 0xbeef },
-]) {
-  test(`fuzz (${name}): one client request never becomes two backend requests`, { timeout: BUDGET_MS + 120_000 }, async (t) => {
-    const kernel = await countingKernel(t, fast);
+for (const { name, fast, seed, edge } of [
+  { name: 'fast path', fast: true, seed: 0xf00d, edge: 'builtin' },
+  { name: 'node:http path', fast: false, seed: 0xbeef, edge: 'builtin' },
+  // The same shapes through HAProxy (test/edges.ts): it parses, repairs or refuses; the backend must still
+  // never read a request the client did not put on a request line.
+  { name: 'haproxy edge', fast: true, seed: 0xed9e, edge: 'haproxy' },
+] as const) {
+  test(`fuzz (${name}): one client request never becomes two backend requests`, { timeout: BUDGET_MS + 120_000, skip: edgeSkip(edge) }, async (t) => {
+    const kernel = edge === 'haproxy' ? (await countingEdge(t, edge)).url : await countingKernel(t, fast);
     const random = prng(seed);
     const deadline = Date.now() + BUDGET_MS;
     let cases = 0;
     let refused = 0;
+    // Hidden requests that the edge read as the client's next pipelined request and answered to that client.
+    let pipelined = 0;
     while (Date.now() < deadline) {
       const data = (random() < 0.7 ? mutate(random, shape(random, cases)) : shape(random, cases)) + `GET /__canary-${cases} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;
       // Either refused (400 and closed), answered twice, or left waiting for a body the client never sent.
       const { text } = await rawSend(kernel, data, (s) => s.includes(`/__canary-${cases}"`), 1_000);
       if (/^HTTP\/1\.1 400 /.test(text)) refused++;
+      if (text.includes(`"path":"/smuggled-${cases}"`)) pipelined++;
       cases++;
     }
     const stats = await backendStats(kernel);
-    console.log(`fuzz ${name}: ${cases} cases in ${BUDGET_MS} ms, ${refused} refused with 400, backend parsed ${stats.heads} heads`);
-    assert.equal(stats.smuggled, 0, `${name}: smuggled requests reached the backend: ${stats.paths.filter((p) => p.startsWith('/smuggled')).join(' ')}`);
+    console.log(`fuzz ${name}: ${cases} cases in ${BUDGET_MS} ms, ${refused} refused with 400, ${pipelined} hidden requests read as pipelined ones and answered, backend parsed ${stats.heads} heads`);
+    const smuggledPaths = stats.paths.filter((p) => p.startsWith('/smuggled')).join(' ');
+    if (edge === 'builtin') {
+      assert.equal(stats.smuggled, 0, `${name}: smuggled requests reached the backend: ${smuggledPaths}`);
+    } else {
+      // HAProxy may read a hidden request as the next pipelined one (a bare LF or a space ending the last chunk's
+      // line: RFC 9112 §2.2, §7.1.1), forward it as a request of its own and answer it to the same client: no
+      // parser then reads it as data, so that is not smuggling. One the backend read that the client never got
+      // an answer for would be: HAProxy and the backend disagreeing on where a request ends.
+      assert.equal(stats.smuggled, pipelined, `${name}: requests reached the backend that the client got no answer for: ${smuggledPaths}`);
+    }
     assert.equal(stats.canaryInBody, 0, `${name}: a pipelined canary landed inside a body`);
     assert.ok(cases > 20, `${name}: ran ${cases} cases`);
   });
