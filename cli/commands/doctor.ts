@@ -12,6 +12,7 @@ import { examples } from './common.ts';
 import { fetchWasmtime, wasmtimeStatus, type WasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 import type { HaproxyCheck } from '../../plugins/edge-haproxy/check.ts';
 import type { NatsServerCheck } from '../../plugins/fleet/nats-server/check.ts';
+import type { CriuStatus } from '../../plugins/snapshots/criu.ts';
 
 /**
  * Programs Tenement itself runs (a tier, a feature), the Debian package that provides each, and a file that runs
@@ -43,6 +44,8 @@ export interface DoctorReport {
   haproxy: HaproxyCheck;
   /** nats-server for `ten nats start` (fleet mode): found, version, what to know about it. */
   natsServer: NatsServerCheck;
+  /** CRIU for `hibernate: { mode: 'suspend' }`: its version and `criu check` (`ten doctor --fix criu` fetches it). */
+  criu: CriuStatus;
   tools: Array<{ name: string; found: boolean; path: string | null; package: string | null; install: string; purpose: string }>;
 }
 
@@ -84,6 +87,7 @@ export async function diagnose(options: TierCheckOptions = {}): Promise<DoctorRe
   // Loaded here, not at the top: `ten <any command> --help` loads this file and must stay clear of plugins/.
   const { checkHaproxy } = await import('../../plugins/edge-haproxy/check.ts');
   const { checkNatsServer } = await import('../../plugins/fleet/nats-server/check.ts');
+  const { criuStatus } = await import('../../plugins/snapshots/criu.ts');
   const major = Number(process.versions.node.split('.')[0]);
   return {
     node: { version: process.version, ok: major >= 20, required: '>=20' },
@@ -94,6 +98,7 @@ export async function diagnose(options: TierCheckOptions = {}): Promise<DoctorRe
     wasmtime: wasmtimeStatus(),
     haproxy: checkHaproxy(),
     natsServer: checkNatsServer(),
+    criu: await criuStatus(),
     tools: TOOLS.map((tool) => {
       const found = onPath(tool.name);
       const install = tool.package ? `apt-get install ${tool.package}` : 'not packaged in Debian: install the release binary';
@@ -149,6 +154,8 @@ function render(report: DoctorReport): void {
   out(`${label('haproxy')}${edge.ok ? `${color.green(`${edge.version} usable`)} ${color.dim("for settings.edge 'haproxy'")}` : `${color.yellow('not usable')} ${color.dim(edge.reason ?? '')}`}`);
   const nats = report.natsServer;
   out(`${label('nats')}${nats.found ? `${color.green(`nats-server ${nats.version ?? '?'}`)} ${color.dim(`for ten nats start${nats.note ? `; ${nats.note}` : ''}`)}` : `${color.yellow('missing')} ${color.dim(nats.note ?? '')}`}`);
+  const criu = report.criu;
+  out(`${label('criu')}${criu.usable ? `${color.green(`${criu.version} usable`)} ${color.dim(`criu check: ${criu.check} For hibernate mode 'suspend'.`)}` : `${color.yellow('not usable')} ${color.dim(criu.reason)}`}`);
   report.tools.forEach((tool, i) => {
     const status = tool.found ? color.green(tool.path!) : `${color.yellow('missing')} ${color.dim(`(${tool.install})`)}`;
     out(`${i === 0 ? label('tools') : pad}${tool.name.padEnd(20)}${status} ${color.dim(`- ${tool.purpose}`)}`);
@@ -166,13 +173,15 @@ export function registerDoctor(program: Command): void {
     .option('--timeout <seconds>', 'deadline of each tier (the microvm tier gets four times it)', '15')
     .option('--probe-only', "only ask each runtime's probe; start no instance")
     .option('--data-dir <dir>', "the data directory of `ten serve`, whose prepared guests (microvm) to use; default: the config's")
-    .option('--fix <what>', "fetch what is missing first; 'wasmtime': the pinned wasmtime library (pip download, sha256 checked)")
+    .option('--fix <what>', "fetch what is missing first; 'wasmtime': the pinned wasmtime library (pip download, sha256 checked); 'criu': CRIU 4.2.1 from Debian sid with its own loader (sha256 checked)")
     .action(async (flags: { json?: boolean; timeout: string; probeOnly?: boolean; dataDir?: string; fix?: string }) => {
       const seconds = Number(flags.timeout);
       if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`--timeout: expected a number of seconds, got '${flags.timeout}'`);
       if (flags.fix !== undefined) {
-        if (flags.fix !== 'wasmtime') throw new Error(`--fix: only 'wasmtime' can be fetched, not '${flags.fix}'`);
-        await fetchWasmtime((line) => (flags.json ? process.stderr.write(`${line}\n`) : out(line)));
+        const say = (line: string): void => void (flags.json ? process.stderr.write(`${line}\n`) : out(line));
+        if (flags.fix === 'wasmtime') await fetchWasmtime(say);
+        else if (flags.fix === 'criu') await (await import('../../plugins/snapshots/criu.ts')).fetchCriu(say);
+        else throw new Error(`--fix: only 'wasmtime' or 'criu' can be fetched, not '${flags.fix}'`);
       }
       usePreparedGuests(await servedDataDir(flags.dataDir));
       const report = await diagnose({ timeoutMs: seconds * 1000, probeOnly: flags.probeOnly === true });
@@ -180,5 +189,5 @@ export function registerDoctor(program: Command): void {
       else render(report);
       if (!report.tiers.find((tier) => tier.tier === 'process')?.works) process.exitCode = 1;
     });
-  examples(command, [['ten doctor'], ['ten doctor --json | jq ".tiers[] | select(.works | not)"', 'what does not work, and why'], ['ten doctor --probe-only', 'start nothing'], ['ten doctor --fix wasmtime', 'fetch the wasmtime engine, then check']]);
+  examples(command, [['ten doctor'], ['ten doctor --json | jq ".tiers[] | select(.works | not)"', 'what does not work, and why'], ['ten doctor --probe-only', 'start nothing'], ['ten doctor --fix wasmtime', 'fetch the wasmtime engine, then check'], ['ten doctor --fix criu', 'fetch CRIU for suspend-depth hibernation']]);
 }
