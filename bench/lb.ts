@@ -7,7 +7,7 @@
  *
  *   node --import tsx bench/lb.ts          # or: npm run bench -- lb
  *
- * Env: BENCH_ROUNDS (4), BENCH_SECONDS (3), BENCH_CONNECTIONS (16), BENCH_LB_SLOW_MS (50), BENCH_WORKERS (1:
+ * Env: BENCH_ROUNDS (4), BENCH_SECONDS (3), BENCH_CONNECTIONS (16), BENCH_LB_SLOW_MS (200), BENCH_WORKERS (1:
  * settings.proxy.workers; each worker balances with its own in-flight counts). Needs wrk (apt-get install -y wrk).
  */
 import { writeFileSync } from 'node:fs';
@@ -51,6 +51,9 @@ export interface LbRatios {
   /** p99 of the rule / p99 of weighted, same round. */
   p2cVsWeightedP99: number;
   leastVsWeightedP99: number;
+  /** p90: past the slowed instance's share under p2c and least-requests, inside it under weighted. */
+  p2cVsWeightedP90: number;
+  leastVsWeightedP90: number;
   p2cVsWeightedP50: number;
   leastVsWeightedP50: number;
   p2cVsWeightedRps: number;
@@ -114,6 +117,8 @@ function ratios(round: LbRound): LbRatios {
   return {
     p2cVsWeightedP99: p2c.p99Ms / weighted.p99Ms,
     leastVsWeightedP99: least.p99Ms / weighted.p99Ms,
+    p2cVsWeightedP90: p2c.p90Ms / weighted.p90Ms,
+    leastVsWeightedP90: least.p90Ms / weighted.p90Ms,
     p2cVsWeightedP50: p2c.p50Ms / weighted.p50Ms,
     leastVsWeightedP50: least.p50Ms / weighted.p50Ms,
     p2cVsWeightedRps: p2c.requestsPerSec / weighted.requestsPerSec,
@@ -127,7 +132,7 @@ export async function runLbBench(options: LbBenchOptions = {}): Promise<LbBenchR
   const rounds = options.rounds ?? envInt('BENCH_ROUNDS', 4);
   const seconds = options.seconds ?? envInt('BENCH_SECONDS', 3);
   const connections = options.connections ?? envInt('BENCH_CONNECTIONS', 16);
-  const slowMs = options.slowMs ?? envInt('BENCH_LB_SLOW_MS', 50);
+  const slowMs = options.slowMs ?? envInt('BENCH_LB_SLOW_MS', 200);
   const workers = options.workers ?? envInt('BENCH_WORKERS', 1);
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const dir = makeTempDir('tenement-bench-lb-');
@@ -148,7 +153,7 @@ export async function runLbBench(options: LbBenchOptions = {}): Promise<LbBenchR
         const after = await counts(serve, service);
         const answered = IDS.reduce((sum, id) => sum + after[id] - before[id], 0);
         samples[lb] = { ...result, slowShare: answered > 0 ? (after.slow - before.slow) / answered : Number.NaN };
-        log(`  round ${r + 1} ${lb.padEnd(14)} ${fmtInt(result.requestsPerSec)} req/s  p50 ${fmt(result.p50Ms)} ms  p99 ${fmt(result.p99Ms)} ms  slowed instance ${fmtPct(samples[lb].slowShare)}`);
+        log(`  round ${r + 1} ${lb.padEnd(14)} ${fmtInt(result.requestsPerSec)} req/s  p50 ${fmt(result.p50Ms)} ms  p90 ${fmt(result.p90Ms)} ms  p99 ${fmt(result.p99Ms)} ms  slowed instance ${fmtPct(samples[lb].slowShare)}`);
       }
       all.push({ samples });
     }
@@ -180,19 +185,22 @@ export function formatLb(result: LbBenchResult): string {
     lb,
     `${fmtInt(med(lb, (s) => s.requestsPerSec))}`,
     `${fmt(med(lb, (s) => s.p50Ms))} ms`,
+    `${fmt(med(lb, (s) => s.p90Ms))} ms`,
     `${fmt(med(lb, (s) => s.p99Ms))} ms`,
     fmtPct(med(lb, (s) => s.slowShare)),
   ]);
   const r = result.ratios;
   return [
     `== load balancing: one of 3 instances sleeps ${result.slowMs} ms, wrk -c${result.connections}, ${result.workers} proxy process(es), ${result.rounds.length} rounds (medians) ==`,
-    table(['lb', 'req/s', 'p50', 'p99', 'to slowed'], rows),
+    table(['lb', 'req/s', 'p50', 'p90', 'p99', 'to slowed'], rows),
     '',
     table(
       ['ratio vs weighted (same round)', 'median', 'range'],
       [
         ['p2c p99', fmt(r.p2cVsWeightedP99), ranges((x) => x.p2cVsWeightedP99)],
         ['least-requests p99', fmt(r.leastVsWeightedP99), ranges((x) => x.leastVsWeightedP99)],
+        ['p2c p90', fmt(r.p2cVsWeightedP90), ranges((x) => x.p2cVsWeightedP90)],
+        ['least-requests p90', fmt(r.leastVsWeightedP90), ranges((x) => x.leastVsWeightedP90)],
         ['p2c p50', fmt(r.p2cVsWeightedP50), ranges((x) => x.p2cVsWeightedP50)],
         ['least-requests p50', fmt(r.leastVsWeightedP50), ranges((x) => x.leastVsWeightedP50)],
         ['p2c req/s', fmt(r.p2cVsWeightedRps), ranges((x) => x.p2cVsWeightedRps)],

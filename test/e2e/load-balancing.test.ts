@@ -235,6 +235,21 @@ test('proxy workers balance with their own counts: p2c still spares the slowed i
   await waitFor(() => inFlightOf(hanging) === 0, `in-flight back to 0 (${hanging.map((i) => i.inFlight).join(', ')})`, 15_000);
 });
 
+test('a reload switches a service to p2c: the kernel and its proxy worker use the new rule from then on', { timeout: TIMEOUT }, async (t) => {
+  const services = { s: lbService('weighted') };
+  const kernel = await lbKernel(t, { settings: { proxy: { workers: 2 } }, services });
+  for (const id of ['a', 'b', 'slow']) await running(kernel, 's', id);
+  const before = tally(await many(kernel, 's.localhost', 60, 6));
+  assert.ok((before.get('s:slow') ?? 0) >= 8, `weighted first (expected 20 of 60): ${show(before)}`);
+  const dataDir = kernel.config.settings.dataDir;
+  await kernel.reload(resolveConfig({ settings: { dataDir }, services: { s: lbService('p2c') } }, { path: null, dir: process.cwd() }));
+  await kernel.server.proxyWorkersSynced();
+  const after = tally(await many(kernel, 's.localhost', 90, 6));
+  const slow = after.get('s:slow') ?? 0;
+  t.diagnostic(`after the reload to p2c, the slowed instance got ${slow} of 90 (weighted: about 30)`);
+  assert.ok(slow <= 15, `p2c after the reload gave the slowed instance ${slow} of 90: ${show(after)}`);
+});
+
 test('lb is validated, naming the field; hostile names cannot break the tables', { timeout: TIMEOUT }, async (t) => {
   const source = { path: null, dir: process.cwd() };
   const config = (lb: unknown): unknown => ({ services: { web: { command: 'node app.js', lb } } });
