@@ -7,9 +7,12 @@
 // ("Framing strictness") says why.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import path from 'node:path';
 import { EDGES, edgeKernel, edgeSkip, type EdgeKind } from '../edges.ts';
-import { echoService, request } from '../helpers.ts';
-import { HOST, answers, backendStats, countingEdge, rawSend } from './smuggling-kernel.ts';
+import { FIXTURES, echoService, request } from '../helpers.ts';
+import { prng } from '../prng.ts';
+import { Gen, generateRequest } from './framing-corpus.ts';
+import { HOST, answers, backendStats, countingEdge, rawSend, type BackendStats } from './smuggling-kernel.ts';
 
 const hidden = `GET /smuggled HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`;
 const chunkedHidden = `0\r\n\r\n${hidden}`;
@@ -142,6 +145,37 @@ for (const edge of EDGES) {
     assert.equal(answers(text), 3, text);
     const paths = [...text.matchAll(/"path":"([^"]*)","body":"([^"]*)"/g)].map((m) => `${m[1]}=${m[2]}`);
     assert.deepEqual(paths, ['/one=hello', '/two=hello', '/three=']);
+  });
+}
+
+/** Requests of the differential corpus (framing-differential.test.ts) sent through each edge. */
+const SAMPLE = Number(process.env.TENEMENT_CORPUS_SAMPLE ?? 200);
+
+for (const edge of EDGES) {
+  test(`a sample of the differential corpus on the ${edge} edge: every request the backend reads is answered to its client`, { timeout: 300_000, skip: edgeSkip(edge) }, async (t) => {
+    // The corpus's hosts: {a,b}.notes.localhost, notes.localhost (either), [::1] (management).
+    const e = await edgeKernel(t, edge, { notes: { command: `node ${path.join(FIXTURES, 'security', 'counting-backend.mjs')}`, idleTimeout: false } });
+    await e.kernel.spawnInstance('notes', 'a');
+    await e.kernel.spawnInstance('notes', 'b');
+    await e.settled();
+    const stats = async (id: string): Promise<BackendStats> => JSON.parse((await request(e.url, `${id}.notes.localhost`, '/__stats')).body) as BackendStats;
+    const before = [await stats('a'), await stats('b')];
+    const canary = 'GET /__next HTTP/1.1\r\nHost: next.localhost\r\n\r\n';
+    // The same seed as the differential test: its first requests.
+    const g = new Gen(prng(0x7e4e3e47));
+    let answered = 0;
+    for (let i = 0; i < SAMPLE; i++) {
+      const data = Buffer.concat([generateRequest(g), Buffer.from(canary, 'latin1')]);
+      const { text } = await rawSend(e.url, data, (s) => s.includes('TNM_ERR_UNKNOWN_SERVICE'), 500);
+      answered += (text.match(/\{"seq":\d+,/g) ?? []).length;
+    }
+    const after = [await stats('a'), await stats('b')];
+    // Heads each backend read for the sample (its second stats request left out).
+    const heads = after.reduce((n, s, i) => n + s.heads - before[i]!.heads - 1, 0);
+    console.log(`corpus sample on the ${edge} edge: ${SAMPLE} requests, ${answered} answered by a backend, ${heads} read by one`);
+    assert.equal(heads, answered, 'a request the backend read and its client got no answer for: the edge and the backend disagree on framing');
+    for (const s of after) assert.equal(s.canaryInBody, 0);
+    assert.ok(answered > SAMPLE / 10, `the sample reaches the backends (${answered})`);
   });
 }
 
