@@ -54,8 +54,15 @@ export interface FootprintResult {
   nodeMb: number;
   rssEmptyMb: number[];
   rssFullMb: number[];
+  /** Idle as started (no request yet): the goals' figures. */
   emptyMb: number;
   fullMb: number;
+  /** The same servers after two management requests (the management app made: core/management-loader.ts). */
+  emptyManagedMb: number;
+  fullManagedMb: number;
+  /** The first management request (it waits for the management app) and the next, ms: medians over the servers. */
+  firstRequestMs: number;
+  nextRequestMs: number;
   /** (full - empty) / instances, KB. */
   perInstanceKb: number;
   /** The same, bytes. */
@@ -83,8 +90,28 @@ function seedStore(dataDir: string, count: number): void {
   }
 }
 
-/** RSS of a `ten serve` with `count` hibernated instances: median of samples after it settles, in bytes. */
-async function serveRss(count: number, script: string): Promise<number> {
+interface ServeFootprint {
+  /** Idle, as started: no request yet. Bytes. */
+  rss: number;
+  /** After management requests (the management app is made on the first one: core/management-loader.ts). Bytes. */
+  rssManaged: number;
+  /** The first management request (GET /health), which waits for the management app; then the next one. ms. */
+  firstMs: number;
+  nextMs: number;
+}
+
+async function rssSamples(pid: number): Promise<number> {
+  await sleep(SETTLE_MS);
+  const samples: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    samples.push(rssBytes(pid));
+    await sleep(SAMPLE_EVERY_MS);
+  }
+  return median(samples);
+}
+
+/** RSS of a `ten serve` with `count` hibernated instances (median of samples after it settles), idle and once managed. */
+async function serveRss(count: number, script: string): Promise<ServeFootprint> {
   const dir = makeTempDir(`footprint-${count}`);
   const dataDir = path.join(dir, 'data');
   const config = path.join(dir, 'tenement.config.json');
@@ -92,18 +119,19 @@ async function serveRss(count: number, script: string): Promise<number> {
   seedStore(dataDir, count);
   const serve = await startTenServe({ config, dataDir, script, timeoutMs: 60_000 });
   try {
+    // Idle first: any management request (even /health) makes the management app.
+    const rss = await rssSamples(serve.child.pid);
+    let started = performance.now();
     const health = await httpGet(serve.port, 'localhost', '/health');
+    const firstMs = performance.now() - started;
     const reported = (JSON.parse(health.body) as { instances?: number }).instances;
     if (health.status !== 200 || reported !== count) {
       throw new Error(`ten serve reports ${reported} instances (HTTP ${health.status}), expected ${count}:\n${serve.child.output()}`);
     }
-    await sleep(SETTLE_MS);
-    const samples: number[] = [];
-    for (let i = 0; i < SAMPLES; i++) {
-      samples.push(rssBytes(serve.child.pid));
-      await sleep(SAMPLE_EVERY_MS);
-    }
-    return median(samples);
+    started = performance.now();
+    await httpGet(serve.port, 'localhost', '/health');
+    const nextMs = performance.now() - started;
+    return { rss, rssManaged: await rssSamples(serve.child.pid), firstMs, nextMs };
   } finally {
     await serve.stop();
     removeTempDir(dir);
@@ -177,15 +205,21 @@ export async function runFootprintBench(options: { instances?: number; rounds?: 
   const rounds = options.rounds ?? Number(process.env.BENCH_FOOTPRINT_ROUNDS ?? 2);
   const entry = tenEntry();
   log(`footprint: ten serve RSS with 0 and ${instances} hibernated instances, ${rounds} rounds; ${entry.label}`);
-  const rssEmpty: number[] = [];
-  const rssFull: number[] = [];
+  const empty: ServeFootprint[] = [];
+  const full: ServeFootprint[] = [];
   const rssNode: number[] = [];
   for (let r = 0; r < rounds; r++) {
     rssNode.push(await nodeRss());
-    rssEmpty.push(await serveRss(0, entry.script));
-    rssFull.push(await serveRss(instances, entry.script));
-    log(`  round ${r + 1}: node ${fmt(rssNode[r]! / MB, 1)} MB, 0 -> ${fmt(rssEmpty[r]! / MB, 1)} MB, ${instances} -> ${fmt(rssFull[r]! / MB, 1)} MB`);
+    empty.push(await serveRss(0, entry.script));
+    full.push(await serveRss(instances, entry.script));
+    log(
+      `  round ${r + 1}: node ${fmt(rssNode[r]! / MB, 1)} MB, 0 -> ${fmt(empty[r]!.rss / MB, 1)} MB (${fmt(empty[r]!.rssManaged / MB, 1)} managed), ` +
+        `${instances} -> ${fmt(full[r]!.rss / MB, 1)} MB (${fmt(full[r]!.rssManaged / MB, 1)} managed); first management request ${fmt(empty[r]!.firstMs, 0)} / ${fmt(full[r]!.firstMs, 0)} ms`,
+    );
   }
+  const rssEmpty = empty.map((one) => one.rss);
+  const rssFull = full.map((one) => one.rss);
+  const servers = [...empty, ...full];
   const heapPerInstanceBytes = await heapPerInstance(instances);
   const emptyMb = median(rssEmpty) / MB;
   const fullMb = median(rssFull) / MB;
@@ -199,6 +233,10 @@ export async function runFootprintBench(options: { instances?: number; rounds?: 
     rssFullMb: rssFull.map((b) => b / MB),
     emptyMb,
     fullMb,
+    emptyManagedMb: median(empty.map((one) => one.rssManaged)) / MB,
+    fullManagedMb: median(full.map((one) => one.rssManaged)) / MB,
+    firstRequestMs: median(servers.map((one) => one.firstMs)),
+    nextRequestMs: median(servers.map((one) => one.nextMs)),
     perInstanceKb: perInstanceBytes / 1024,
     perInstanceBytes,
     heapPerInstanceKb: heapPerInstanceBytes / 1024,
@@ -213,13 +251,14 @@ export function formatFootprint(result: FootprintResult): string {
   return [
     `== footprint: ten serve RSS, ${result.rounds} rounds (median); ${result.measured} ==`,
     table(
-      ['process', 'RSS MB', 'vs node', 'rounds MB'],
+      ['process', 'RSS MB', 'vs node', 'rounds MB', 'managed MB'],
       [
-        ["node -e 'setInterval(...)'", fmt(result.nodeMb, 1), '1.00x', ''],
-        ['ten serve, 0 instances', fmt(result.emptyMb, 1), `${fmt(result.emptyMb / result.nodeMb)}x`, result.rssEmptyMb.map((v) => fmt(v, 1)).join(' / ')],
-        [`ten serve, ${result.instances} hibernated`, fmt(result.fullMb, 1), `${fmt(result.fullMb / result.nodeMb)}x`, result.rssFullMb.map((v) => fmt(v, 1)).join(' / ')],
+        ["node -e 'setInterval(...)'", fmt(result.nodeMb, 1), '1.00x', '', ''],
+        ['ten serve, 0 instances', fmt(result.emptyMb, 1), `${fmt(result.emptyMb / result.nodeMb)}x`, result.rssEmptyMb.map((v) => fmt(v, 1)).join(' / '), fmt(result.emptyManagedMb, 1)],
+        [`ten serve, ${result.instances} hibernated`, fmt(result.fullMb, 1), `${fmt(result.fullMb / result.nodeMb)}x`, result.rssFullMb.map((v) => fmt(v, 1)).join(' / '), fmt(result.fullManagedMb, 1)],
       ],
     ),
+    `managed: after the first management requests, which make the management app (Fastify); the first waits for it: ${fmt(result.firstRequestMs, 0)} ms, the next ${fmt(result.nextRequestMs, 1)} ms`,
     `ratio ${result.instances}/0: ${fmt(result.fullMb / result.emptyMb)}x; per hibernated instance: ${fmt(result.perInstanceBytes, 0)} bytes RSS, ${fmt(result.heapPerInstanceKb * 1024, 0)} bytes JS heap (in-process kernel from the sources, after GC)`,
     `goals (issue 17): idle <= ${IDLE_GOAL_MB} MB, <= ${FULL_GOAL_MB} MB with ${result.instances} hibernated`,
   ].join('\n');
