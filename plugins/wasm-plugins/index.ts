@@ -1,7 +1,11 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
 import { prepareComponent, type ComponentArtifact } from '../../core/wasm/component/index.ts';
+import { prepareWasmtimeComponent } from '../../core/wasm/wasmtime/component/compile.ts';
+import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { pluginsRoute } from './api.ts';
 import { builtPlugin } from './build.ts';
@@ -37,6 +41,19 @@ function checkArtifact(plugin: WasmPluginConfig, artifact: ComponentArtifact, in
         "build it for the 'plugin' world of sdk/wit/plugin.wit (`ten plugin add source.ts` does)",
     );
   }
+}
+
+/** The component made ready for the plugin's engine; wasmtime falls back to V8 (told to `fallBack`) where its library is missing. */
+async function prepareOn(plugin: WasmPluginConfig, file: string, cacheDir: string, fallBack: (reason: string) => void): Promise<ComponentArtifact> {
+  if (plugin.engine === 'wasmtime') {
+    const status = wasmtimeStatus();
+    if (status.usable) {
+      const bytes = await readFile(file);
+      return prepareWasmtimeComponent(bytes, createHash('sha256').update(bytes).digest('hex'), cacheDir, plugin.memoryPages);
+    }
+    fallBack(`${ErrorCodes.WASMTIME_UNAVAILABLE}: ${status.reason}`);
+  }
+  return prepareComponent(file, { cacheDir, memoryPages: plugin.memoryPages });
 }
 
 /**
@@ -79,7 +96,9 @@ export default definePlugin<WasmPluginsOptions | undefined>({
       let artifact: ComponentArtifact;
       try {
         if (!component.endsWith('.wasm')) component = await builtPlugin(component, path.join(cacheDir, 'plugin-builds'));
-        artifact = await prepareComponent(component, { cacheDir, memoryPages: plugin.memoryPages });
+        artifact = await prepareOn(plugin, component, cacheDir, (reason) =>
+          ctx.log.warn({ wasmPlugin: plugin.name, engine: 'wasmtime', reason }, 'the plugin asked for wasmtime: running it on V8 instead'),
+        );
       } catch (error) {
         throw new TenementError(
           ErrorCodes.CONFIG_INVALID,

@@ -73,6 +73,8 @@ export const wasmPluginSchema = z.strictObject({
   timeout: duration.default(100),
   /** Linear memory cap of the plugin's instance. */
   memory: size.default(32 * 1024 * 1024),
+  /** The engine its calls run on: 'v8' (jco) or 'wasmtime' (falls back to V8, logged, where its library is missing). */
+  engine: z.enum(['v8', 'wasmtime']).default('v8'),
 });
 
 export const wasmPluginsOptionsSchema = z
@@ -93,6 +95,7 @@ export interface WasmPluginConfig {
   failClosed: boolean;
   timeoutMs: number;
   memoryPages: number;
+  engine: 'v8' | 'wasmtime';
 }
 
 /** Validates `pluginOptions['wasm-plugins']`; every bad field is reported with its path. */
@@ -125,6 +128,7 @@ export function parseWasmPluginsOptions(raw: unknown, configDir: string): WasmPl
       failClosed: entry.failClosed,
       timeoutMs: entry.timeout,
       memoryPages: Math.floor(entry.memory / PAGE),
+      engine: entry.engine,
     };
   });
 }

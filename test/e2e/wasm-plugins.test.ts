@@ -1,9 +1,10 @@
 // Sandboxed plugins (plugins/wasm-plugins): a real component built from test/fixtures/wasm-plugins/test-plugin.ts,
 // called in the real wasm pool on real proxied requests. It denies, allows, reroutes, traps, hangs and answers
-// garbage; the host must keep serving, fail open or closed as configured, and see every lifecycle event.
+// garbage; the host must keep serving, fail open or closed as configured, and see every lifecycle event. The
+// hook tests run on both engines (V8 through jco, wasmtime through its C API) with the same component.
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -18,6 +19,7 @@ import authBearer from '../../plugins/auth-bearer/index.ts';
 import router from '../../plugins/router/index.ts';
 import { buildPlugin } from '../../plugins/wasm-plugins/build.ts';
 import wasmPlugins from '../../plugins/wasm-plugins/index.ts';
+import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 import processRuntime from '../../runtimes/process/index.ts';
 import { FIXTURES, ROOT, apiCall, echoService, request, servePlugins, waitFor } from '../helpers.ts';
 
@@ -43,13 +45,37 @@ async function kernelWith(t: { after(fn: () => Promise<void>): void }, entries: 
     config: {
       services: { app: echoService(), other: echoService() },
       instances: { app: ['alice'], other: ['bob'] },
-      pluginOptions: { 'wasm-plugins': { plugins: entries.map((e) => ({ path: COMPONENT, ...e })) } },
+      pluginOptions: { 'wasm-plugins': { plugins: entries.map((e) => ({ path: COMPONENT, engine, ...e })) } },
       ...extra,
     },
   });
   t.after(() => kernel.close());
   await waitFor(() => kernel.instances.list().every((i) => i.state === 'running'), 'the instances to run');
+  if (engine === 'wasmtime') {
+    // Really on wasmtime (not a fallback to V8): its compiled artifact is in the cache.
+    const artifacts = path.join(kernel.config.settings.dataDir, 'wasm-cache', `wasmtime-${wasmtime.version}`);
+    assert.ok(existsSync(artifacts) && readdirSync(artifacts).some((file) => file.includes('-component') && file.endsWith('.cwasm')), `no wasmtime artifact in ${artifacts}`);
+  }
   return kernel;
+}
+
+/** The engine the running test's plugins run on (a file's tests run one at a time). */
+let engine: 'v8' | 'wasmtime' = 'v8';
+const wasmtime = wasmtimeStatus();
+const wasmtimeSkip = wasmtime.usable ? false : `needs wasmtime ${wasmtime.version} (npm run fetch:wasmtime): ${wasmtime.reason}`;
+
+/** The test once per engine, the engine in its title; wasmtime gets more time (each kernel compiles the plugin first). */
+function onBothEngines(name: string, timeoutMs: number, fn: (t: { after(fn: () => Promise<void>): void }) => Promise<void>): void {
+  for (const which of ['v8', 'wasmtime'] as const) {
+    test(`${name} [${which}]`, { timeout: which === 'wasmtime' ? timeoutMs + 120_000 : timeoutMs, skip: which === 'wasmtime' ? wasmtimeSkip : false }, async (t) => {
+      engine = which;
+      try {
+        await fn(t);
+      } finally {
+        engine = 'v8';
+      }
+    });
+  }
 }
 
 const adminHeaders = (kernel: TestKernel): Record<string, string> => ({
@@ -69,7 +95,7 @@ async function listing(kernel: TestKernel): Promise<Listing> {
 
 const metricsText = (kernel: TestKernel): Promise<string> => kernel.metricsRegistry.metrics();
 
-test('an auth plugin denies tenant requests without x-country (403) and lets the others through', { timeout: 60_000 }, async (t) => {
+onBothEngines('an auth plugin denies tenant requests without x-country (403) and lets the others through', 60_000, async (t) => {
   const kernel = await kernelWith(t, [{ name: 'geo', hooks: ['auth'] }]);
   const denied = await request(kernel, 'alice.app.localhost', '/');
   assert.equal(denied.status, 403);
@@ -90,7 +116,7 @@ test('an auth plugin denies tenant requests without x-country (403) and lets the
   assert.match(listed.stdout, /from the running server/);
 });
 
-test('a trapping, hanging or garbage-answering auth plugin fails open: requests still reach the app', { timeout: 60_000 }, async (t) => {
+onBothEngines('a trapping, hanging or garbage-answering auth plugin fails open: requests still reach the app', 60_000, async (t) => {
   const kernel = await kernelWith(t, [{ name: 'geo', hooks: ['auth'], timeout: '1s' }]);
   const headers = { 'x-country': 'fr' };
   for (const where of ['/trap', '/hang', '/garbage', '/not-a-variant']) {
@@ -106,7 +132,7 @@ test('a trapping, hanging or garbage-answering auth plugin fails open: requests 
   assert.match(metrics, /plugin="geo",hook="auth",outcome="(trap|error)"\} [12]/);
 });
 
-test('a hanging auth plugin is cut at its deadline; failClosed answers 503 for it and for traps and garbage', { timeout: 60_000 }, async (t) => {
+onBothEngines('a hanging auth plugin is cut at its deadline; failClosed answers 503 for it and for traps and garbage', 60_000, async (t) => {
   const kernel = await kernelWith(t, [{ name: 'strict', hooks: ['auth'], timeout: '1s', failClosed: true }]);
   const headers = { 'x-country': 'fr' };
   const started = performance.now();
@@ -122,7 +148,7 @@ test('a hanging auth plugin is cut at its deadline; failClosed answers 503 for i
   assert.equal((await request(kernel, 'alice.app.localhost', '/', { headers })).status, 200);
 });
 
-test('a route plugin sends requests to another instance; an answer naming no service is ignored', { timeout: 60_000 }, async (t) => {
+onBothEngines('a route plugin sends requests to another instance; an answer naming no service is ignored', 60_000, async (t) => {
   const kernel = await kernelWith(t, [{ name: 'steer', hooks: ['route'] }]);
   const steered = await request(kernel, 'alice.app.localhost', '/to/other/bob');
   assert.equal(steered.status, 200, steered.body);
@@ -138,7 +164,7 @@ test('a route plugin sends requests to another instance; an answer naming no ser
   assert.match(metrics, /plugin="steer",hook="route",outcome="invalid"\} 1/);
 });
 
-test('on-event receives lifecycle events in order; its output reaches the log only with the log grant', { timeout: 60_000 }, async (t) => {
+onBothEngines('on-event receives lifecycle events in order; its output reaches the log only with the log grant', 60_000, async (t) => {
   const kernel = await kernelWith(t, [
     // Events are not latency-bound: a generous deadline keeps a loaded CI host from cutting them.
     { name: 'watcher', hooks: ['on-event'], capabilities: { log: true }, timeout: '5s' },

@@ -355,7 +355,8 @@ export function lift(view: Buffer, offset: number, type?: WitType | null): unkno
       const inner = view.readBigUInt64LE(of + NAME_SIZE);
       const cases = type && typeof type === 'object' && 'variant' in type ? type.variant : undefined;
       const payload = cases?.find(([c]) => c === name)?.[1];
-      return { tag: jsName(name), val: inner === 0n ? undefined : lift(at(inner, VAL_SIZE), 0, payload ?? undefined) };
+      // jco's shape: the case name as the WIT spells it, and no `val` key for a case without a payload.
+      return inner === 0n ? { tag: name } : { tag: name, val: lift(at(inner, VAL_SIZE), 0, payload ?? undefined) };
     }
     default:
       throw new TypeError(`the component passed a value of kind ${kind}, which Tenement's worlds do not use`);
