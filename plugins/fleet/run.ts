@@ -18,12 +18,13 @@ import { Heartbeat, addressOf, advertiseOf, fleetSecret } from './node.ts';
 import { Placer, type PlacementPolicy } from './placement.ts';
 import type { Placement } from './records.ts';
 import { registerFleetRoutes } from './routes.ts';
-import { FleetState } from './state.ts';
-
 import { running, type FleetNode, type Stub } from './registry.ts';
+import { FleetState } from './state.ts';
 
 /** Moves and failovers one tick may start: the rest wait for the next tick. */
 const MAX_MOVES_PER_TICK = 256;
+/** Moves written at once (each a CAS round trip). */
+const MOVES_IN_FLIGHT = 16;
 const ACTIVE: ReadonlySet<string> = new Set(['running', 'starting', 'waking']);
 
 function reject(code: (typeof ErrorCodes)[keyof typeof ErrorCodes], message: string, retryAfter?: number): RouteTarget {
@@ -36,9 +37,6 @@ function tenantOf(hostname: string, domain: string): { service: string; id: stri
   const labels = hostname.slice(0, -domain.length - 1).split('.');
   return labels.length === 2 && labels[0] !== '' && labels[1] !== '' ? { id: labels[0]!, service: labels[1]! } : null;
 }
-
-
-
 
 export async function setupFleet(ctx: PluginContext, settings: FleetSettings, policies: readonly PlacementPolicy[]): Promise<void> {
   const self = settings.node ?? `${os.hostname()}-${ctx.settings.port}`;
@@ -186,33 +184,47 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
     connection.placements.delete(`${placementKeyOf(event.service, event.id)}`, { previousSeq: placement.revision }).catch(() => undefined);
   });
 
-  // --- heartbeat, failover, reconcile ---
-  let ticking: Promise<void> | null = null;
-  const tick = (): Promise<void> =>
-    (ticking ??= (async () => {
-      try {
-        await heartbeat.beat();
-      } catch (error) {
-        ctx.log.warn(errorFields(error), 'fleet: heartbeat not written');
-      }
-      let moves = 0;
+  // --- heartbeat, failover, reconcile: on separate turns, so a long failover never delays this node's heartbeat ---
+  let beating: Promise<void> | null = null;
+  const beat = (): Promise<void> =>
+    (beating ??= heartbeat
+      .beat()
+      .catch((error: unknown) => ctx.log.warn(errorFields(error), 'fleet: heartbeat not written'))
+      .finally(() => (beating = null)));
+  let reconciling: Promise<void> | null = null;
+  const reconcile = (): Promise<void> =>
+    (reconciling ??= (async () => {
       placer.viewSettled();
-      for (const placement of [...state.placements()]) {
-        if (moves >= MAX_MOVES_PER_TICK) break;
+      const due: Placement[] = [];
+      for (const placement of state.placements()) {
+        if (due.length >= MAX_MOVES_PER_TICK) break;
         if (!placer.mustMove(placement)) continue;
         // Dead nodes' placements are failed over by every live node (one CAS wins); a draining node moves its own.
         if (placement.node === self ? heartbeat.state !== 'draining' : state.node(placement.node)?.state === 'draining' && !state.isDead(placement.node)) continue;
-        moves++;
-        await placer.moveAway(placement).catch((error: unknown) => ctx.log.warn({ instance: `${placement.service}:${placement.id}`, ...errorFields(error) }, 'fleet: placement not moved'));
+        due.push(placement);
+      }
+      for (let i = 0; i < due.length; i += MOVES_IN_FLIGHT) {
+        await Promise.all(
+          due.slice(i, i + MOVES_IN_FLIGHT).map((placement) =>
+            placer.moveAway(placement).catch((error: unknown) => ctx.log.warn({ instance: `${placement.service}:${placement.id}`, ...errorFields(error) }, 'fleet: placement not moved')),
+          ),
+        );
       }
       for (const placement of state.placements()) settle(placement);
-    })().finally(() => (ticking = null)));
+    })().finally(() => (reconciling = null)));
+  const tick = async (): Promise<void> => {
+    await beat();
+    await reconcile();
+  };
   await heartbeat.write(Date.now()).catch((error: unknown) => ctx.log.warn(errorFields(error), 'fleet: first heartbeat not written'));
-  const timer = setInterval(() => void tick(), settings.heartbeatMs);
+  const timer = setInterval(() => {
+    void beat();
+    void reconcile();
+  }, settings.heartbeatMs);
   timer.unref();
   closers.push(async () => {
     clearInterval(timer);
-    await ticking;
+    await Promise.all([beating, reconciling]);
     // A graceful stop says so at once: the others fail this node's instances over without waiting out expiryMs.
     await heartbeat.write(0).catch(() => undefined);
   });
