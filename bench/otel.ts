@@ -9,9 +9,18 @@
  * Three `ten serve` processes, each with its own bare node:http backend (bench/fixtures/hello.mjs) as its one
  * instance; wrk -t1 -c{connections} and -c1, rounds interleaved with the order rotated, the median of the
  * per-round ratios reported. Env: BENCH_ROUNDS (6), BENCH_SECONDS (2), BENCH_CONNECTIONS (32).
+ *
+ * Then, because wrk ratios on a shared 2-core host swing with whatever else runs, tracing's own cost measured
+ * in isolation: the otel plugin's hook calls for one proxied request (upstreamHeaders, then request), in a
+ * loop in this process, against a receiver in another process; main-thread CPU per request with the spans
+ * exported, with a collector that never answers (made, then dropped by the full queue), and without tracing.
  */
+import { fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { InstanceView, ProxyExchange } from '../core/types.ts';
+import { resolveTracing } from '../plugins/otel/options.ts';
+import { startTracing } from '../plugins/otel/tracing.ts';
 import { startOtlpReceiver } from '../test/otlp-receiver.ts';
 import {
   BENCH_DIR,
@@ -45,7 +54,7 @@ const HELLO_APP = path.join(BENCH_DIR, 'fixtures', 'hello.mjs');
 export interface OtelSample extends WrkResult {
   /** User + system CPU of the ten serve process per request, µs. */
   proxyCpuUsPerReq: number;
-  /** The same, of its main thread alone (the event loop that proxies; trace export runs in a worker thread). */
+  /** The same, of its main thread alone (the event loop that proxies, and where spans are encoded and sent). */
   proxyMainCpuUsPerReq: number;
 }
 
@@ -68,6 +77,20 @@ export interface OtelRatios {
   hangingAddedP50Ms: number;
 }
 
+/** Main-thread CPU per request of the otel plugin's hook calls alone (µs; medians of rounds, with their range). */
+export interface OtelIsolated {
+  requestsPerRound: number;
+  rounds: number;
+  /** Spans made and exported as OTLP JSON to a receiver in another process. */
+  exportedUs: number;
+  exportedRange: [number, number];
+  /** Spans made, then dropped: the collector never answers and the queue is full. */
+  hangingUs: number;
+  hangingRange: [number, number];
+  /** Spans the receiver decoded per traced request of the exported rounds (2 expected). */
+  spansPerRequest: number;
+}
+
 export interface OtelBenchResult {
   connections: number;
   seconds: number;
@@ -80,6 +103,7 @@ export interface OtelBenchResult {
   exportPosts: number;
   /** RSS of each server after the rounds, MB. */
   rssMb: Record<OtelTarget, number>;
+  isolated: OtelIsolated;
   goals: Goal[];
   warnings: string[];
 }
@@ -114,6 +138,125 @@ function ratiosOf(round: OtelRound): OtelRatios {
     addedP50MsSingle: round.single.on.p50Ms - round.single.off.p50Ms,
     hangingAddedP50Ms: hanging.p50Ms - off.p50Ms,
   };
+}
+
+/** The receiver in a process of its own (so its decoding is not counted as this process's CPU). */
+const RECEIVER_CHILD = `
+const { startOtlpReceiver } = await import(${JSON.stringify(new URL('../test/otlp-receiver.ts', import.meta.url).href)});
+const receiver = await startOtlpReceiver({ answer: process.env.ANSWER, keep: false });
+process.send(receiver.url);
+process.on('message', () => process.send(receiver.count));
+`;
+
+async function childReceiver(answer: 'ok' | 'never'): Promise<{ url: string; count(): Promise<number>; close(): void }> {
+  const child = fork('--input-type=module', ['-e', RECEIVER_CHILD], { execArgv: ['--import', 'tsx'], env: { ...process.env, ANSWER: answer }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the receiver process did not start within 20 s')), 20_000);
+    child.once('message', (message) => {
+      clearTimeout(timer);
+      resolve(String(message));
+    });
+    child.once('exit', (code) => reject(new Error(`the receiver process exited (${code})`)));
+  });
+  return {
+    url,
+    count: () =>
+      new Promise<number>((resolve) => {
+        child.once('message', (message) => resolve(Number(message)));
+        child.send('count');
+      }),
+    close: () => child.kill('SIGKILL'),
+  };
+}
+
+/**
+ * The otel plugin's calls for one proxied request, as the proxy makes them (upstreamHeaders with the head about
+ * to be sent, then request), `count` times; every 256 requests the loop lets the event loop run and, when
+ * `pace`, waits (at most 0.5 s) until the export queue is back under 1,024 spans, as a server does between
+ * requests, so the export keeps up instead of dropping. Main-thread CPU per request, µs.
+ */
+/** Spans each tracing made so far (what its counters will have settled once the queue is empty). */
+const spansMade = new Map<ReturnType<typeof startTracing>, number>();
+
+async function tracedLoop(tracing: ReturnType<typeof startTracing> | null, count: number, pace: boolean): Promise<number> {
+  const instance = {
+    service: 'hello',
+    id: 'bench',
+    key: 'hello:bench',
+    state: 'running',
+    tier: 'process',
+    handle: { address: { host: '127.0.0.1', port: 40000 }, inProcess: false },
+  } as unknown as InstanceView;
+  const heads: Record<string, string> = { host: HOST, 'user-agent': 'wrk' };
+  const header = (name: string): string | undefined => heads[name];
+  const before = mainThreadCpuMicros(process.pid);
+  for (let i = 0; i < count; i++) {
+    const exchange = {
+      method: 'GET',
+      target: '/',
+      hostname: HOST,
+      remoteAddress: '127.0.0.1',
+      upgrade: false,
+      receivedAt: performance.now(),
+      startedAt: 0,
+      wakeMs: 0,
+      header,
+    } as unknown as ProxyExchange;
+    const headers = ['host', HOST, 'user-agent', 'wrk', 'x-forwarded-for', '127.0.0.1'];
+    if (tracing !== null) {
+      tracing.spans.upstream({ exchange, instance, headers });
+      tracing.spans.request({ exchange, instance, method: 'GET', status: 200, durationMs: 0.1, wakeMs: 0 });
+      spansMade.set(tracing, (spansMade.get(tracing) ?? 0) + 2);
+    }
+    if ((i & 255) === 255) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (pace && tracing !== null) {
+        const c = tracing.counters;
+        const until = Date.now() + 500;
+        while (spansMade.get(tracing)! - c.exported - c.failed - c.dropped > 1024 && Date.now() < until) await sleep(1);
+      }
+    }
+  }
+  return (mainThreadCpuMicros(process.pid) - before) / count;
+}
+
+export async function runOtelIsolated(options: { rounds?: number; requests?: number } = {}): Promise<OtelIsolated> {
+  const rounds = options.rounds ?? 7;
+  const requests = options.requests ?? 20_000;
+  const receiver = await childReceiver('ok');
+  const hanging = await childReceiver('never');
+  const onError = (): void => {};
+  const exporting = startTracing(resolveTracing({ endpoint: receiver.url, sampler: 'always_on' }, {})!, '0.0.0', onError);
+  const toHanging = startTracing(resolveTracing({ endpoint: hanging.url, sampler: 'always_on' }, {})!, '0.0.0', onError);
+  try {
+    const exported: number[] = [];
+    const dropped: number[] = [];
+    let tracedRequests = 0;
+    await tracedLoop(exporting, 2_000, true);
+    await tracedLoop(toHanging, 2_000, false);
+    const before = await receiver.count();
+    for (let r = 0; r < rounds; r++) {
+      const base = await tracedLoop(null, requests, false);
+      exported.push((await tracedLoop(exporting, requests, true)) - base);
+      tracedRequests += requests;
+      dropped.push((await tracedLoop(toHanging, requests, false)) - base);
+    }
+    await exporting.shutdown();
+    const received = (await receiver.count()) - before;
+    return {
+      requestsPerRound: requests,
+      rounds,
+      exportedUs: median(exported),
+      exportedRange: [Math.min(...exported), Math.max(...exported)],
+      hangingUs: median(dropped),
+      hangingRange: [Math.min(...dropped), Math.max(...dropped)],
+      spansPerRequest: received / tracedRequests,
+    };
+  } finally {
+    await Promise.race([Promise.all([exporting.shutdown(), toHanging.shutdown()]), sleep(6_000)]);
+    receiver.close();
+    hanging.close();
+  }
 }
 
 export async function runOtelBench(options: { rounds?: number; seconds?: number; connections?: number; log?: (line: string) => void } = {}): Promise<OtelBenchResult> {
@@ -181,6 +324,8 @@ export async function runOtelBench(options: { rounds?: number; seconds?: number;
     const keys = Object.keys(perRound[0]!) as Array<keyof OtelRatios>;
     const ratios = Object.fromEntries(keys.map((k) => [k, median(perRound.map((x) => x[k]))])) as unknown as OtelRatios;
     const spansReceived = receiver.count - spansBefore;
+    log('otel: the plugin\'s hook calls alone, main-thread CPU per request (exported / hanging collector / none)');
+    const isolated = await runOtelIsolated();
     const goals: Goal[] = [
       { name: 'proxy throughput, tracing on (100%) vs off', measured: `${fmt(ratios.onVsOffRps)}x`, goal: '>= 0.85x', met: ratios.onVsOffRps >= 0.85 },
       {
@@ -200,6 +345,7 @@ export async function runOtelBench(options: { rounds?: number; seconds?: number;
       spansReceived,
       exportPosts: receiver.posts,
       rssMb,
+      isolated,
       goals,
       warnings,
     };
@@ -242,6 +388,10 @@ export function formatOtel(result: OtelBenchResult): string {
     `spans decoded by the receiver: ${fmtInt(result.spansReceived)} for ${fmtInt(result.tracedRequests)} traced requests ` +
       `(${fmt(result.spansReceived / Math.max(1, result.tracedRequests))} per request; 2 expected, fewer when the bounded queue dropped some), ${fmtInt(result.exportPosts)} export POSTs`,
     `ten serve RSS after the rounds: off ${fmt(result.rssMb.off, 1)} MB, on ${fmt(result.rssMb.on, 1)} MB, hanging collector ${fmt(result.rssMb.hanging, 1)} MB`,
+    '',
+    `isolated (the otel plugin's calls for one request in a loop, ${result.isolated.rounds} rounds of ${fmtInt(result.isolated.requestsPerRound)}, receiver in another process), main-thread CPU added per request:`,
+    `  spans exported as OTLP JSON: ${fmt(result.isolated.exportedUs, 1)} us (${fmt(result.isolated.exportedRange[0], 1)} to ${fmt(result.isolated.exportedRange[1], 1)}; ${fmt(result.isolated.spansPerRequest)} spans decoded per request)`,
+    `  collector never answers (spans made, then dropped): ${fmt(result.isolated.hangingUs, 1)} us (${fmt(result.isolated.hangingRange[0], 1)} to ${fmt(result.isolated.hangingRange[1], 1)})`,
     ...result.warnings.map((w) => `WARNING: ${w}`),
   ].join('\n');
 }
