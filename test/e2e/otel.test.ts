@@ -8,6 +8,7 @@ import os from 'node:os';
 import { after, describe, test } from 'node:test';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import type { ConfigInput } from '../../core/config/schema.ts';
+import metrics from '../../plugins/metrics/index.ts';
 import otel from '../../plugins/otel/index.ts';
 import type { OtelSettings } from '../../plugins/otel/schema.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
@@ -359,6 +360,49 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
       assert.equal(span.attributes['url.path'], '/health');
       assert.equal(span.attributes['tenement.service'], 'app');
       assert.ok(span.endNs >= span.startNs, 'a health span does not end before it starts');
+    }
+  });
+
+  test('/metrics counts spans exported, and spans dropped when a hanging collector lets the queue fill', async (t) => {
+    const hanging = await startOtlpReceiver({ answer: 'never' });
+    const receiver = await startOtlpReceiver();
+    t.after(() => Promise.all([hanging.close(), receiver.close()]));
+    const counter = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    // A queue of 50 spans: the first export (up to 50) hangs, the next requests' spans fill the queue, the rest drop.
+    process.env.OTEL_BSP_MAX_QUEUE_SIZE = '50';
+    let kernel;
+    try {
+      kernel = await createTestKernel({
+        plugins: [...servePlugins, metrics, otel],
+        config: { settings: { otel: { endpoint: hanging.url } }, services: { echo: echoService({ idleTimeout: false }) } },
+      });
+    } finally {
+      delete process.env.OTEL_BSP_MAX_QUEUE_SIZE;
+    }
+    try {
+      await kernel.spawnInstance('echo', 'alice');
+      for (let i = 0; i < 100; i++) assert.equal((await request(kernel, 'alice.echo.localhost', `/r${i}`, { timeoutMs: 10_000 })).status, 200);
+      const text = (await request(kernel, 'localhost', '/metrics')).body;
+      // 200 request spans (and the spawn's): at most 100 waiting or in flight, the rest dropped, none exported.
+      assert.ok(counter(text, 'tenement_otel_spans_dropped_total') >= 100, text.split('\n').filter((l) => l.includes('otel')).join('\n'));
+      assert.equal(counter(text, 'tenement_otel_spans_exported_total'), 0);
+    } finally {
+      await kernel.close();
+    }
+    const healthy = await createTestKernel({
+      plugins: [...servePlugins, metrics, otel],
+      config: { settings: { otel: { endpoint: receiver.url } }, services: { echo: echoService({ idleTimeout: false }) } },
+    });
+    try {
+      await healthy.spawnInstance('echo', 'alice');
+      for (let i = 0; i < 10; i++) assert.equal((await request(healthy, 'alice.echo.localhost', `/r${i}`)).status, 200);
+      await waitFor(() => receiver.spans.length >= 20, 'the request spans to be exported (1 s batch delay)', 20_000);
+      const text = (await request(healthy, 'localhost', '/metrics')).body;
+      assert.ok(counter(text, 'tenement_otel_spans_exported_total') >= 20);
+      assert.equal(counter(text, 'tenement_otel_spans_dropped_total'), 0);
+      assert.equal(counter(text, 'tenement_otel_spans_failed_total'), 0);
+    } finally {
+      await healthy.close();
     }
   });
 });
