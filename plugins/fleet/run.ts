@@ -94,6 +94,10 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
         if (from === null) return reject(ErrorCodes.FLEET_FORGED, `the ${FORWARDED_HEADER} header is not signed with the fleet secret`);
         const placement = state.placement(names.service, names.id);
         if (placement?.node !== self) {
+          // Just moved away (a drain, a failover): the copy still running here serves what was sent before the
+          // sender saw the move, rather than losing it; it stops once idle. Never sent on again.
+          const local = ctx.instances.get(names.service, names.id);
+          if (local && local.state === 'running' && !stubs.has(instanceKey(names.service, names.id))) return undefined;
           return reject(ErrorCodes.FLEET_LOOP, `${names.service}:${names.id} is not placed on ${self} (${placement ? `on ${placement.node}` : 'nowhere'}): a forwarded request is not forwarded again`, 1);
         }
         // Placed here by another node: the instance exists fleet-wide, so it exists here too.

@@ -8,7 +8,7 @@ import { signForward, FORWARDED_HEADER } from '../../plugins/fleet/forward-auth.
 import { placementKey } from '../../plugins/fleet/keys.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import fleet, { type PlaceRequest } from '../../plugins/fleet/index.ts';
-import { apiCall, freePort, request, servePlugins, waitFor } from '../helpers.ts';
+import { apiCall, freePort, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { natsServerAvailable, startNatsCluster, type NatsCluster } from '../nats-cluster.ts';
 import { FLEET_SECRET, closeNode, fleetApp, startNode, tempFile, waitLive, type TestNode } from '../fleet-harness.ts';
 
@@ -242,6 +242,34 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
     assert.equal((await apiCall(n1.kernel, 'POST', '/api/fleet/nodes/n2/uncordon', admin)).status, 200);
     await waitFor(() => n1.fleet.state.node('n2')?.state === 'active', 'n2 active again', 10_000);
     void n3;
+  });
+
+  test('drain under traffic: the instance moves with no request lost', async () => {
+    assert.equal((await request(nodes[0]!.kernel, 'busy.app.localhost', '/')).status, 200);
+    const owner = ownerOf('busy');
+    const admin = bearer(adminToken(nodes[0]!));
+    let stop = false;
+    let sent = 0;
+    const failures: string[] = [];
+    const pids = new Set<number>();
+    const loops = nodes.map(async (node) => {
+      while (!stop) {
+        sent++;
+        const reply = await request(node.kernel, 'busy.app.localhost', '/', { timeoutMs: 15_000 }).catch((error: Error) => ({ status: 0, body: error.message }));
+        if (reply.status === 200) pids.add((JSON.parse(reply.body) as AppReply).pid);
+        else failures.push(`${node.id}: ${reply.status} ${reply.body.slice(0, 200)}`);
+      }
+    });
+    await sleep(300);
+    assert.equal((await apiCall(nodes[0]!.kernel, 'POST', `/api/fleet/nodes/${owner.id}/drain`, admin)).status, 200);
+    await waitFor(() => nodes.every((n) => n.fleet.state.placement('app', 'busy')?.node !== owner.id), 'busy to leave the drained node', 30_000);
+    await sleep(1500);
+    stop = true;
+    await Promise.all(loops);
+    assert.equal((await apiCall(nodes[0]!.kernel, 'POST', `/api/fleet/nodes/${owner.id}/uncordon`, admin)).status, 200);
+    await waitFor(() => nodes[0]!.fleet.state.node(owner.id)?.state === 'active', 'the node active again', 10_000);
+    assert.deepEqual(failures, [], `all ${sent} requests answered`);
+    assert.equal(pids.size, 2, 'served by the old copy, then by the new one');
   });
 
   test('an unreachable NATS cluster fails start-up with TNM_ERR_FLEET_UNREACHABLE within the bound', async () => {
