@@ -3,6 +3,7 @@ import { ErrorCodes, TenementError, errorMessage } from '../../core/errors.ts';
 import { parsePluginOptions } from '../../core/plugin-options.ts';
 import { engineNamed, memoryPagesFor, v8Engine, type EngineName } from '../../core/wasm/engine.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
+import { MAX_WASMTIME_BODY_BYTES } from '../../core/wasm/wasmtime/component/values.ts';
 import { poolOptionsSchema, type PoolOptionsInput } from '../../core/wasm/pool-options.ts';
 import type { WasmPool } from '../../core/wasm/pool.ts';
 import type { SpawnSpec } from '../../core/types.ts';
@@ -122,7 +123,8 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
         timeoutMs: wasm?.timeout ?? DEFAULTS.timeoutMs,
         fresh: wasm?.fresh ?? DEFAULTS.fresh,
         maxQueue: wasm?.maxQueue ?? DEFAULTS.maxQueue,
-        maxBody: wasm?.maxBody ?? DEFAULTS.maxBody,
+        // A component on wasmtime takes bodies up to that engine's limit (docs/wasm.md, Engines): 413 past it.
+        maxBody: Math.min(wasm?.maxBody ?? DEFAULTS.maxBody, code.kind === 'component' && code.artifact.wasmtime ? MAX_WASMTIME_BODY_BYTES : Infinity),
       };
       return startFunctionServer(spec, code, getPool(), settings, metrics);
     });

@@ -406,6 +406,20 @@ describe('wasm components (TypeScript handlers)', { skip, timeout: 300_000 }, ()
       assert.ok(!lines.some((l) => l.includes('running on V8')), lines.join('\n'));
     });
 
+    test('a request body over the engine\'s limit is refused with 413 before the guest runs (wasmtime: 2 MiB), and the next request works', async () => {
+      kernel ??= await boot();
+      const body = Buffer.alloc(3 * 1024 * 1024, 120);
+      const reply = await request(kernel, 'alice.hello.localhost', '/upload', { method: 'POST', body, timeoutMs: 60_000 });
+      if (engine === 'wasmtime') {
+        assert.equal(reply.status, 413, reply.body.slice(0, 300));
+      } else {
+        assert.equal(reply.status, 200, reply.body.slice(0, 300));
+        assert.equal((JSON.parse(reply.body) as { bytes: number }).bytes, body.length);
+      }
+      const again = await request(kernel, 'alice.hello.localhost', '/hi');
+      assert.equal(again.status, 200, again.body);
+    });
+
     test('kv: alice and bob count separately; the counts survive hibernation and a restart of the server', async () => {
       kernel ??= await boot();
       const post = async (tenant: string) => {

@@ -15,7 +15,7 @@ import { loadWasmtime, type Wasmtime } from '../ffi.ts';
 import { EPOCH_TICK_MS, errorText, wasmtimeEngine, type WasmtimeShared } from '../host.ts';
 import { COMPONENT_FUNC_SIZE, COMPONENT_INSTANCE_SIZE, VAL_SIZE, koffi, loadComponentApi, type ComponentApi, type Ptr } from './ffi.ts';
 import { readNative } from './native.ts';
-import { Arena, lift, liftAll, lowerOwned } from './values.ts';
+import { Arena, MAX_WASMTIME_BODY_BYTES, lift, liftAll, lowerOwned } from './values.ts';
 import { EXPORTS, IMPORTS, TYPE_ONLY_IMPORTS, type ExportSignature } from './world.ts';
 
 export interface WasmtimeComponentCall {
@@ -41,13 +41,6 @@ export type WasmtimeComponentResult = {
   evicted: string[];
   instantiated: boolean;
 } & ({ ok: true; value: unknown } | { ok: false; kind: WasmFailureKind; message: string });
-
-/**
- * Bodies on this engine, both ways. The C API moves a `list<u8>` as one value per byte (values.ts), and wasmtime
- * bounds what a guest hands the host per call (its "hostcall fuel", 128 MiB of its own values, not settable
- * through the C API in 49.0.0): a response body past ~2.6 MiB fails there. Request bodies are held to the same.
- */
-export const MAX_WASMTIME_BODY_BYTES = 2 * 1024 * 1024;
 
 /** Components deserialized per worker (each maps its artifact), least recently used dropped first. */
 const MAX_COMPONENTS = 64;

@@ -38,6 +38,14 @@ export type WitType =
   | { variant: [string, WitType | null][] }
   | { enum: string[] };
 
+/**
+ * Bodies on this engine, both ways. The C API moves a `list<u8>` as one value per byte (above), and wasmtime
+ * bounds what a guest hands the host per call (its "hostcall fuel", 128 MiB of its own values, not settable
+ * through the C API in 49.0.0): a response body past ~2.6 MiB fails there. Request bodies are held to the same
+ * (the wasm tier answers 413 past it).
+ */
+export const MAX_WASMTIME_BODY_BYTES = 2 * 1024 * 1024;
+
 const camel = (name: string): string => name.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 const camelNames = new Map<string, string>();
 function jsName(name: string): string {
