@@ -15,6 +15,9 @@ interface TraceResponse {
   partialSuccess?: { rejectedSpans?: number; errorMessage?: string };
 }
 
+/** A body buffer bigger than this (a batch of unusually large spans) is not kept for the next export. */
+const MAX_SPARE = 4 * 1024 * 1024;
+
 const spanCount = { name: 'span' as const, countItems: (spans: ReadableSpan[]): number => spans.length };
 
 export function otlpJsonExporter(options: { url: string; headers: Record<string, string>; timeoutMillis: number }): SpanExporter {
@@ -56,7 +59,7 @@ export function otlpJsonExporter(options: { url: string; headers: Record<string,
       base.export(spans, (result) => {
         // Only after a 2xx: the collector has read the whole body. (After a timeout or an early answer the
         // request may still be writing from it.)
-        if (buffer !== undefined && result.code === ExportResultCode.SUCCESS) spare = buffer;
+        if (buffer !== undefined && buffer.length <= MAX_SPARE && result.code === ExportResultCode.SUCCESS) spare = buffer;
         done(result);
       });
       buffer = written;
