@@ -50,10 +50,16 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
 
   const serving = (view: InstanceView): string => stubs.get(instanceKey(view.service, view.id))?.node ?? self;
 
-  /** A placement moved: a local copy serving from the wrong node hibernates (woken, placed right, on its next request). */
+  /**
+   * A placement moved: a local copy serving from the wrong node hibernates (woken, placed right, on its next
+   * request). A process of its own only once no request is in flight (hibernation does not drain: it is meant for
+   * idle instances); the route tap and every heartbeat try again, and the state turns `stopping` synchronously,
+   * so a request routed after it waits for the wake instead of reaching a closing process.
+   */
   const settle = (placement: Placement): void => {
     const local = ctx.instances.get(placement.service, placement.id);
     if (!local || !ACTIVE.has(local.state) || serving(local) === placement.node) return;
+    if (local.inFlight > 0 && !stubs.has(instanceKey(placement.service, placement.id))) return;
     ctx.lifecycle.hibernate(local, `fleet: now placed on ${placement.node}`).catch((error: unknown) => ctx.log.warn({ instance: local.key, ...errorFields(error) }, 'fleet: could not stop a moved instance'));
   };
 
