@@ -126,6 +126,21 @@ for (const edge of EDGES) {
     assert.deepEqual(Object.fromEntries(spawns), { 'echo:alice': 1 });
   });
 
+  test(`instances named like the edge's own servers (activator, tenement) are routed like any other (${edge} edge)`, { timeout: TIMEOUT, skip: edgeSkip(edge) }, async (t) => {
+    // HAProxy's config has servers of its own in the instances' backends: a tenant's name must never clash.
+    const { kernel, url, settled } = await edgeKernel(t, edge, { echo: echoService() });
+    await running(kernel, 'echo', 'activator');
+    await running(kernel, 'echo', 'tenement');
+    await settled();
+    for (const id of ['activator', 'tenement']) {
+      const reply = await request(url, `${id}.echo.localhost`, '/echo');
+      assert.equal(reply.status, 200, `${id}: ${reply.body}`);
+      assert.equal(reply.headers['x-instance'], `echo:${id}`);
+    }
+    const counts = tally(await many(url, 'echo.localhost', '/echo', 20));
+    assert.equal((counts.get('echo:activator') ?? 0) + (counts.get('echo:tenement') ?? 0), 20, show(counts));
+  });
+
   test(`weighted {service}.localhost: an 80/20 split roughly follows the weights (${edge} edge)`, { timeout: TIMEOUT, skip: edgeSkip(edge) }, async (t) => {
     const { kernel, url, settled, viaBuiltin } = await edgeKernel(t, edge, { echo: echoService() });
     const heavy = await running(kernel, 'echo', 'heavy');
