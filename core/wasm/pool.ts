@@ -122,10 +122,10 @@ export class WasmPool {
       dataDir: options.dataDir ?? null,
       exportName: options.exportName,
       args: options.args,
-      ...(wasmtime ? { wasmtime } : {}),
+      ...(wasmtime ? { wasmtime: wasmtime.task } : {}),
     };
     // On wasmtime the guest traps at its deadline (epoch) and the pool's own deadline is the backstop.
-    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS);
+    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS).finally(wasmtime.release);
     return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs);
   }
 
@@ -139,9 +139,9 @@ export class WasmPool {
       fresh: options.fresh,
       dataDir: options.dataDir,
       request: options.request,
-      ...(wasmtime ? { wasmtime } : {}),
+      ...(wasmtime ? { wasmtime: wasmtime.task } : {}),
     };
-    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS) as Promise<Outcome<WasmHttpResponse>>;
+    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS).finally(wasmtime.release) as Promise<Outcome<WasmHttpResponse>>;
     return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs) as Promise<Outcome<WasmHttpResponse>>;
   }
 

@@ -29,6 +29,7 @@ import { WasmPool } from '../../core/wasm/pool.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import type { WasmCallOutcome } from '../../core/wasm/types.ts';
 import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
+import { wasmtimeEngine } from '../../core/wasm/wasmtime/host.ts';
 import { prepareWasmtimeComponent } from '../../core/wasm/wasmtime/component/compile.ts';
 import { instantiateWasmtimeComponent } from '../../core/wasm/wasmtime/component/run.ts';
 import { MAX_FILE_BYTES, tenantDataImports } from '../../core/wasm/component/tenant-data.ts';
@@ -334,6 +335,9 @@ describe('wasm components (TypeScript handlers)', { skip, timeout: 300_000 }, ()
       console.log(`# runaway component with a 300 ms deadline answered after ${stoppedAfter.toFixed(1)} ms`);
       assert.equal(text(await serve('/calls', 10_000, 'probe:runaway')), '1');
       assert.equal(destroyed.count, before, 'stopped without replacing a worker');
+      // Nothing runs now: the epoch ticker is told so (it sleeps instead of waking every millisecond).
+      const cells = new Int32Array(wasmtimeEngine().shared!.ticker);
+      assert.equal(Atomics.load(cells, 1), 0, 'guests counted as running after every call ended');
     });
 
     test('a response body past the engine\'s limit fails as output-too-large, and the host lives on', async () => {

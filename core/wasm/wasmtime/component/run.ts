@@ -12,7 +12,7 @@ import { instantiateHostImports, type HostFunctions } from './host-imports.ts';
 import type { ComponentArtifact, ComponentInstance, GuestHost, WasmHttpRequest, WasmHttpResponse } from '../../component/types.ts';
 import { MAX_OUTPUT_BYTES, type GuestMetricUpdate, type WasmFailureKind, type WasmLogLine } from '../../types.ts';
 import { loadWasmtime, type Wasmtime } from '../ffi.ts';
-import { EPOCH_TICK_MS, errorText, wasmtimeEngine, type WasmtimeShared } from '../host.ts';
+import { EPOCH_TICK_MS, claimTickerSlot, errorText, guestStarted, guestStopped, releaseTickerSlot, wasmtimeEngine, type WasmtimeShared } from '../host.ts';
 import { COMPONENT_FUNC_SIZE, COMPONENT_INSTANCE_SIZE, VAL_SIZE, koffi, loadComponentApi, type ComponentApi, type Ptr } from './ffi.ts';
 import { readNative } from './native.ts';
 import { Arena, MAX_WASMTIME_BODY_BYTES, lift, liftAll, lowerOwned } from './values.ts';
@@ -30,6 +30,8 @@ export interface WasmtimeComponentCall {
   capPages: number;
   deadlineAt: number;
   deadlineMs: number;
+  /** Ticker slot of the call (claimed by the pool): the ticker ticks while the guest runs. */
+  slot: number;
   maxInstances: number;
   call: { op: 'http'; request: WasmHttpRequest } | { op: 'call'; exportName: string; args: unknown[] };
 }
@@ -291,8 +293,7 @@ export function runWasmtimeComponent(input: WasmtimeComponentCall): WasmtimeComp
     live: 0,
     instantiated,
   });
-  Atomics.add(s.running, 1, 1);
-  Atomics.notify(s.running, 1);
+  guestStarted(s.running, input.slot);
   try {
     if (!kept) {
       s.kept.delete(input.instanceKey);
@@ -333,7 +334,7 @@ export function runWasmtimeComponent(input: WasmtimeComponentCall): WasmtimeComp
     return { ...base, ok: false, ...failure, live: 0, instantiated };
   } finally {
     current = null;
-    Atomics.sub(s.running, 1, 1);
+    guestStopped(s.running, input.slot);
   }
 }
 
@@ -408,12 +409,13 @@ export function instantiateWasmtimeComponent(
   let kept: Kept | null = null;
   let poisoned = false;
   const running = <T>(work: () => T): T => {
-    Atomics.add(s.running, 1, 1);
-    Atomics.notify(s.running, 1);
+    const slot = claimTickerSlot();
+    if (slot === null) throw new Error('no free ticker slot');
+    guestStarted(s.running, slot);
     try {
       return work();
     } finally {
-      Atomics.sub(s.running, 1, 1);
+      releaseTickerSlot(s.running, slot);
     }
   };
   kept = running(() => instantiate(s, loaded, { hash: artifact.hash, generation: 0, dataDir: host.dataDir, capPages: artifact.memoryPages, deadlineAt: deadlineAt() }, host));
