@@ -233,6 +233,9 @@ export class Proxy {
     upstream.once('connect', () => {
       connected = true;
       const headers = upstreamRequestHeaders(req.rawHeaders, forwardedInfo(req), true);
+      // Plugins edit an upgrade's head as they do a request's (fleet signs what a stand-in forwards, otel adds
+      // traceparent): an upgrade that skipped them would reach another node unsigned.
+      editUpstreamHeaders(this.hooks, ctx, chosen, headers);
       let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
       for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
       upstream.write(`${text}\r\n`);

@@ -128,6 +128,21 @@ test('an upgrade through {id}.{service}.localhost echoes messages both ways', { 
   assert.equal(events.filter((e) => e.type === 'spawned').length, 1);
 });
 
+test("an upgrade's head goes through the upstreamHeaders hook, as a request's does", { timeout: TIMEOUT }, async (t) => {
+  const { kernel, sockets } = await wsKernel(t);
+  await kernel.spawnInstance('echo', 'alice');
+  kernel.hooks.upstreamHeaders.tap('test-mark', ({ headers }) => {
+    headers.push('X-Upstream-Mark', 'signed-by-hook');
+  });
+  const seen = await new Promise<string | undefined>((resolve, reject) => {
+    const ws = new WebSocket(wsUrl(kernel), { headers: { host: 'alice.echo.localhost' }, perMessageDeflate: false, handshakeTimeout: 60_000 });
+    sockets.push(ws);
+    ws.once('upgrade', (res: IncomingMessage) => resolve(res.headers['x-seen-mark'] as string | undefined));
+    ws.once('error', reject);
+  });
+  assert.equal(seen, 'signed-by-hook');
+});
+
 test('two WebSockets to two instances are independent', { timeout: TIMEOUT }, async (t) => {
   // A short drain: removing an instance waits at most this long for its open WebSocket.
   const { kernel, sockets } = await wsKernel(t, { echo: echoService({ drainTimeout: '300ms' }) });
