@@ -23,6 +23,8 @@ import { SpanRecord, unixNanos } from './records.ts';
 
 /** Longest string written (attribute values and keys, names, status messages, trace state). */
 export const MAX_STRING = 4096;
+/** Most members of an array attribute written. */
+export const MAX_ARRAY = 1024;
 
 /** OTLP span flags: the low byte is the W3C trace flags; 0x100 says whether the parent was remote is known, 0x200 that it was. */
 const HAS_IS_REMOTE = 0x100;
@@ -108,7 +110,9 @@ function anyValue(value: unknown): string {
       if (value instanceof Uint8Array) return `{"bytesValue":"${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}"}`;
       if (!Array.isArray(value)) return '';
       let out = '{"arrayValue":{"values":[';
-      for (let i = 0; i < value.length; i++) {
+      // Bounded like strings: no span of Tenement's sets a long list, but nothing else stops one.
+      const members = Math.min(value.length, MAX_ARRAY);
+      for (let i = 0; i < members; i++) {
         // A hole or null in a homogeneous attribute array stays a member (an empty AnyValue), as the SDK sends it.
         out += (i > 0 ? ',' : '') + (anyValue(value[i]) || '{}');
       }

@@ -7,7 +7,7 @@ import { TraceState } from '@opentelemetry/core';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { encodeTraceRequest, MAX_STRING } from '../../plugins/otel/otlp-json.ts';
+import { encodeTraceRequest, MAX_ARRAY, MAX_STRING } from '../../plugins/otel/otlp-json.ts';
 import { at, SpanRecord, type RecordSink } from '../../plugins/otel/records.ts';
 import { decodeOtlpJson } from '../otlp-receiver.ts';
 
@@ -166,6 +166,9 @@ test('huge values are cut to MAX_STRING characters, never inside a surrogate pai
   assert.match(raw, /"ninf","value":\{"doubleValue":"-Infinity"\}/);
   assert.match(raw, /"big","value":\{"doubleValue":1152921504606847000\}/, 'past 2^53 an integer is no longer exact: a double');
   assert.match(raw, /"neg","value":\{"intValue":"-7"\}/);
+  const list = record('GET', SpanKind.SERVER, '0000000000000002', undefined, 1, 2, { list: Array.from({ length: 100_000 }, () => 'v') });
+  const listJson = JSON.parse(text([list])) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ attributes: Array<{ value: { arrayValue: { values: unknown[] } } }> }> }> }> };
+  assert.equal(listJson.resourceSpans[0]!.scopeSpans[0]!.spans[0]!.attributes[0]!.value.arrayValue.values.length, MAX_ARRAY, 'a long list is cut too');
 });
 
 test('a buffer given back is written into again; a batch bigger than it gets a bigger one', () => {
