@@ -12,6 +12,7 @@ import metrics from '../plugins/metrics/index.ts';
 import network from '../plugins/network/index.ts';
 import otel from '../plugins/otel/index.ts';
 import router from '../plugins/router/index.ts';
+import snapshots from '../plugins/snapshots/index.ts';
 import storage from '../plugins/storage/index.ts';
 import tenantMetrics from '../plugins/tenant-metrics/index.ts';
 import wasmPlugins from '../plugins/wasm-plugins/index.ts';
@@ -32,4 +33,4 @@ import wasmRuntime from '../runtimes/wasm/index.ts';
  * out), and the HAProxy edge (a no-op unless `settings.edge` names HAProxy: docs/edge.md), and fleet mode (a no-op, nats not even connected,
  * without `settings.fleet` or `ten serve --fleet`: docs/fleet.md).
  */
-export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, authBearer, instancesApi, logs, metrics, tenantMetrics, wasmPlugins, webhooks, otel, dashboard, edgeHaproxy, fleet];
+export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, snapshots, authBearer, instancesApi, logs, metrics, tenantMetrics, wasmPlugins, webhooks, otel, dashboard, edgeHaproxy, fleet];

@@ -77,6 +77,11 @@ export class Supervisor {
       }
       const spawned = await hook.promise(spec);
       if (!spawned) throw new TenementError(ErrorCodes.TIER_UNAVAILABLE, `the '${spec.tier}' runtime did not start ${instance.key}`);
+      if (spawned.keepsOwnPort && spawned.address.port !== port) {
+        // A restored image (plugins/snapshots) listens where it was saved: the port handed out is not used.
+        this.kernel.ports.release(port);
+        port = spawned.address.port;
+      }
       let handle = spawned;
       try {
         handle = this.kernel.hooks.afterSpawn.taps.length === 0 ? spawned : await this.kernel.hooks.afterSpawn.promise(spawned, spec);
@@ -266,7 +271,7 @@ export class Supervisor {
     if (handle) {
       this.kernel.instances.transition(instance, 'stopping', 'stopping', options.reason);
       if (options.drain !== false) await instance.drain(instance.config.drainTimeout);
-      await handle.stop({ graceMs: instance.config.stopTimeout }).catch((error: unknown) => {
+      await handle.stop({ graceMs: instance.config.stopTimeout, hibernating: options.to === 'hibernated' }).catch((error: unknown) => {
         this.kernel.log.warn({ instance: instance.key, err: errorMessage(error) }, 'stop failed');
       });
       instance.handle = null;

@@ -141,8 +141,16 @@ export interface RunningHandle {
   pgid: number | null;
   /** Where the proxy reaches the instance: `socketPath` when set (a Unix socket), else host:port. */
   address: UpstreamAddress;
-  /** Signals the instance to stop and resolves once nothing of it is left. */
-  stop(options: { graceMs: number }): Promise<ExitInfo>;
+  /**
+   * Signals the instance to stop and resolves once nothing of it is left. `hibernating`: the stop is a
+   * hibernation (a wrapper may save the instance instead of ending it: plugins/snapshots).
+   */
+  stop(options: { graceMs: number; hibernating?: boolean }): Promise<ExitInfo>;
+  /**
+   * Set by a handle whose process listens on a port of its own rather than the spec's (a restored image,
+   * plugins/snapshots): the supervisor gives the port it handed out back and follows `address.port`.
+   */
+  keepsOwnPort?: boolean;
   stats(): Promise<InstanceStats>;
   /**
    * Whether the listener on `address` is the instance's own (false: another program holds the port).

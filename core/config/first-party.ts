@@ -12,6 +12,7 @@ import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
 import { edgeSettingsFields } from '../../plugins/edge-haproxy/schema.ts';
 import { fleetServiceFields, fleetSettingsFields } from '../../plugins/fleet/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
+import { snapshotsServiceFields } from '../../plugins/snapshots/schema.ts';
 import type { SchemaContribution } from './compose.ts';
 
 export const FIRST_PARTY_TIERS = ['process', 'namespace', 'sandbox', 'microvm', 'wasm'] as const;
@@ -30,6 +31,7 @@ export const FIRST_PARTY: readonly SchemaContribution[] = [
   { name: 'webhooks', settingsFields: webhooksSettingsFields },
   { name: 'edge-haproxy', settingsFields: edgeSettingsFields },
   { name: 'fleet', serviceFields: fleetServiceFields, settingsFields: fleetSettingsFields },
+  { name: 'snapshots', serviceFields: snapshotsServiceFields },
 ];
 
 const BY_NAME = new Map(FIRST_PARTY.map((c) => [c.name, c]));

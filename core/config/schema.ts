@@ -11,6 +11,7 @@ import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
 import { edgeSettingsFields } from '../../plugins/edge-haproxy/schema.ts';
 import { fleetServiceFields, fleetSettingsFields } from '../../plugins/fleet/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
+import { snapshotsServiceFields } from '../../plugins/snapshots/schema.ts';
 import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
 import { splitCommand } from '../command.ts';
 import { quote } from 'shell-quote';
@@ -338,6 +339,7 @@ const firstPartyServiceFields = {
   ...wasmServiceFields,
   ...tenantMetricsServiceFields,
   ...fleetServiceFields,
+  ...snapshotsServiceFields,
   limits: z.strictObject({ ...limits.shape, ...storageServiceFields.limits.unwrap().shape }).optional(),
 };
 const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields, ...otelSettingsFields, ...edgeSettingsFields, ...fleetSettingsFields };

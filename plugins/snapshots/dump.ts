@@ -1,0 +1,67 @@
+/**
+ * Saving a running instance with CRIU. The dump runs as the instance's own uid (`--unprivileged`, with the
+ * capabilities CRIU needs as ambient ones): root here lacks CAP_SYS_RESOURCE, and reading another uid's rlimits
+ * needs it, so a root CRIU cannot dump a tenant. The dump stops and kills the process; the caller then reaps it.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync, readlinkSync, rmSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { findSetpriv } from '../../core/process/tenant-launch.ts';
+import { criuPath } from './criu.ts';
+import { seal, writeMeta, type ImageMeta } from './images.ts';
+
+const run = promisify(execFile);
+const DUMP_CAPS = '+checkpoint_restore,+sys_ptrace,+dac_override,+sys_admin,+net_admin';
+
+export interface DumpTarget {
+  service: string;
+  id: string;
+  pid: number;
+  host: string;
+  port: number;
+  user: { uid: number; gid: number } | null;
+}
+
+/** The last lines of a CRIU log worth reading (its RLIMIT_NOFILE complaint is on every run and harmless). */
+export function logTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').filter((line) => line.includes('Error') && !line.includes('RLIMIT_NOFILE')).slice(-3).join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Dumps `target` into `dir` (made here; removed on failure). Throws with CRIU's reason. */
+export async function dumpInstance(target: DumpTarget, dir: string): Promise<ImageMeta> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o700 });
+  const stdout = readlinkSync(`/proc/${target.pid}/fd/1`);
+  const stderr = readlinkSync(`/proc/${target.pid}/fd/2`);
+  // The output sockets' other ends are Tenement's: external to the image, handed anew on restore.
+  const external = [stdout, stderr].flatMap((link) => {
+    const socket = /^socket:\[(\d+)\]$/.exec(link);
+    return socket ? ['--external', `unix[${socket[1]}]`] : [];
+  });
+  const args = ['dump', '-t', String(target.pid), '-D', dir, '-o', 'dump.log', '--tcp-established', ...external];
+  const started = Date.now();
+  try {
+    if (target.user && target.user.uid !== 0) {
+      const { uid, gid } = target.user;
+      const setpriv = findSetpriv('process');
+      await run(setpriv, [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', `--inh-caps=${DUMP_CAPS}`, `--ambient-caps=${DUMP_CAPS}`, criuPath(), ...args, '--unprivileged'], { timeout: 60_000 });
+    } else {
+      await run(criuPath(), args, { timeout: 60_000 });
+    }
+  } catch (error) {
+    const reason = logTail(path.join(dir, 'dump.log')) || (error as Error).message;
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`criu dump failed: ${reason}`);
+  }
+  const dumpMs = Date.now() - started;
+  const bytes = seal(dir);
+  const user = target.user ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  const meta: ImageMeta = { service: target.service, id: target.id, uid: user.uid, gid: user.gid, pid: target.pid, host: target.host, port: target.port, stdout, stderr, dumpMs, bytes, at: Date.now() };
+  writeMeta(dir, meta);
+  return meta;
+}
