@@ -146,7 +146,7 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
   // As served: the guest rewritten to count its open files through the adapter (files-adapter.ts).
   const served = ensureArtifacts(capped, path.join(dir, 'cache'), 'bench-served');
   const benchSlot = claimTickerSlot()!;
-  const wtRun = await timeEach(samples, () => runWasmtimeCommand(engine.shared!, { ...input, hash: 'bench-served', ...served, deadlineAt: performance.timeOrigin + performance.now() + 5_000, deadlineMs: 5_000, slot: benchSlot }));
+  const wtRun = await timeEach(samples, () => runWasmtimeCommand(engine.shared!, { ...input, hash: 'bench-served', ...served, deadlineAt: performance.timeOrigin + performance.now() + 5_000, deadlineMs: 5_000, slot: benchSlot, fuel: null }));
 
   // Runaways, through a pool: V8 terminates the worker at the deadline and starts another; wasmtime interrupts the guest.
   const pool = new WasmPool({ threads: 2 });

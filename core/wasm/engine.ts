@@ -26,6 +26,11 @@ export type EngineAvailability = { usable: true } | { usable: false; reason: str
 /** A WASI call as the pool hands it to an engine: everything but the engine's own fields. */
 export type WasiTaskBase = Omit<WasiTask, 'module' | 'wasmtime'>;
 
+export interface CompileOptions {
+  /** Fuel metering (wasmtime): the code counts what it runs, and a call traps once its budget is spent. */
+  fuel?: boolean;
+}
+
 /** One call, as an engine prepared it for the pool. */
 export interface EngineCall {
   task: WasiTask;
@@ -42,7 +47,7 @@ export interface Engine {
   /** Whether it can run here, and why not (a coded reason: the tier logs it and falls back to V8). */
   availability(): EngineAvailability;
   /** Compiles a core module into what the pool's workers run, its memories capped at `capPages`. Coded errors. */
-  compileModule(bytes: Uint8Array, hash: string, capPages: number, cacheDir: string): CompiledModule;
+  compileModule(bytes: Uint8Array, hash: string, capPages: number, cacheDir: string, options?: CompileOptions): CompiledModule;
   /** Prepares one WASI call of code it compiled; a message when it cannot run it (the call fails with it). */
   wasiCall(compiled: CompiledModule, task: WasiTaskBase, deadlineMs: number): EngineCall | { error: string };
   /** A pool worker that ran this engine's calls was terminated: release what only it could have. */

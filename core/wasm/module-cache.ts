@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { binaryKind, v8Engine, type EngineName } from './engine.ts';
+import { binaryKind, v8Engine, type CompileOptions, type EngineName } from './engine.ts';
 import { wasmtimeModules } from './wasmtime/host.ts';
 import { prepareWasmtimeComponent } from './wasmtime/component/compile.ts';
 import type { CompiledModule } from './pool.ts';
@@ -26,25 +26,28 @@ export class ModuleCache {
   /** @param cacheDir where component builds keep their transpiled artifacts (under the data dir). */
   constructor(private readonly cacheDir: string) {}
 
-  /** @param engine 'wasmtime': a module becomes an artifact on disk; a component is refused (coded error). */
-  async load(file: string, capPages: number, engine: EngineName = 'v8'): Promise<LoadedCode> {
+  /**
+   * @param engine 'wasmtime': a module becomes an artifact on disk.
+   * @param options `fuel`: a module compiled with fuel metering (wasmtime; V8 has none).
+   */
+  async load(file: string, capPages: number, engine: EngineName = 'v8', options: CompileOptions = {}): Promise<LoadedCode> {
     const info = await stat(file);
-    const memoKey = `${file}\0${capPages}\0${engine}`;
+    const memoKey = `${file}\0${capPages}\0${engine}\0${options.fuel === true}`;
     const memo = this.byFile.get(memoKey);
     if (memo && memo.size === info.size && memo.mtimeMs === info.mtimeMs) return memo.code;
-    const code = this.loadFresh(file, capPages, engine);
+    const code = this.loadFresh(file, capPages, engine, options);
     this.byFile.set(memoKey, { size: info.size, mtimeMs: info.mtimeMs, code });
     code.catch(() => this.byFile.delete(memoKey));
     return code;
   }
 
-  private async loadFresh(file: string, capPages: number, engine: EngineName): Promise<LoadedCode> {
+  private async loadFresh(file: string, capPages: number, engine: EngineName, options: CompileOptions): Promise<LoadedCode> {
     const bytes = new Uint8Array(await readFile(file));
     const hash = `${createHash('sha256').update(bytes).digest('hex')}-${capPages}`;
-    const key = `${hash}\0${engine}`;
+    const key = `${hash}\0${engine}\0${options.fuel === true}`;
     let code = this.byHash.get(key);
     if (!code) {
-      code = engine === 'wasmtime' ? this.compileForWasmtime(bytes, hash, capPages) : this.compile(file, bytes, hash, capPages);
+      code = engine === 'wasmtime' ? this.compileForWasmtime(bytes, hash, capPages, options) : this.compile(file, bytes, hash, capPages);
       this.byHash.set(key, code);
       code.catch(() => this.byHash.delete(key));
     }
@@ -52,12 +55,12 @@ export class ModuleCache {
   }
 
   /** Compiles to an artifact once (kept on disk across restarts: a cold start only deserializes it). */
-  private async compileForWasmtime(bytes: Uint8Array, hash: string, capPages: number): Promise<LoadedCode> {
+  private async compileForWasmtime(bytes: Uint8Array, hash: string, capPages: number, options: CompileOptions): Promise<LoadedCode> {
     if (binaryKind(bytes) === 'component') {
       // The cap is the store's limit there, not written into the code: one artifact per content.
       return { kind: 'component', artifact: await prepareWasmtimeComponent(bytes, hash.replace(/-\d+$/, ''), this.cacheDir, capPages) };
     }
-    return { kind: 'module', compiled: wasmtimeModules.compileModule(bytes, hash, capPages, this.cacheDir) };
+    return { kind: 'module', compiled: wasmtimeModules.compileModule(bytes, hash, capPages, this.cacheDir, options) };
   }
 
   private async compile(file: string, bytes: Uint8Array, hash: string, capPages: number): Promise<LoadedCode> {

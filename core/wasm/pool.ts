@@ -28,7 +28,7 @@ import type { WasmCallOptions, WasmCallOutcome, WasmFailureKind, WasmPoolOptions
  */
 export type CompiledModule =
   | { engine?: 'v8'; hash: string; module: WebAssembly.Module; capPages: number }
-  | { engine: 'wasmtime'; hash: string; artifact: string; adapter: string | null; capPages: number };
+  | { engine: 'wasmtime'; hash: string; artifact: string; adapter: string | null; capPages: number; fuel: boolean };
 
 
 export interface WasiCallOptions {
@@ -40,6 +40,8 @@ export interface WasiCallOptions {
   dataDir: string | null;
   /** Where the guest sees `dataDir`. */
   preopenAs: string;
+  /** Fuel budget of the call, for code compiled with fuel metering (`wasm.fuel`; wasmtime). */
+  fuel?: number;
 }
 
 export interface ComponentHttpOptions {
@@ -157,6 +159,7 @@ export class WasmPool {
       stdin: options.stdin,
       dataDir: options.dataDir,
       preopenAs: options.preopenAs,
+      ...(options.fuel !== undefined && { fuel: options.fuel }),
     }, options.deadlineMs);
     if ('error' in call) return Promise.resolve(failure('error', call.error)) as Promise<Outcome<WasiValue>>;
     this.enginesUsed.add(engine);
@@ -229,7 +232,7 @@ export class WasmPool {
       if (result.miss) result = await this.piscina.run({ ...withCode(), submittedAt: now() }, { signal: deadline });
       if (result.miss) return failure('error', 'worker did not take the code it was sent');
       this.track(result.threadId, task.instanceKey, result.live, result.evicted);
-      const timing = { queueMs: result.queueMs, runMs: result.runMs, instantiated: result.instantiated };
+      const timing = { queueMs: result.queueMs, runMs: result.runMs, instantiated: result.instantiated, ...(result.fuelUsed !== undefined && { fuelUsed: result.fuelUsed }) };
       const metrics = result.metrics && result.metrics.length > 0 ? { metrics: result.metrics } : {};
       // A guest interrupted at its deadline (wasmtime) costs its key the same share as a replaced worker.
       if (!result.ok && result.kind === 'timeout') this.share.strike(task.instanceKey);

@@ -29,7 +29,9 @@ export interface WasiTask extends TaskBase {
   dataDir: string | null;
   preopenAs: string;
   /** Set: run on wasmtime from this serialized module (no `module` travels); absent: on V8. */
-  wasmtime?: { shared: WasmtimeShared; artifact: string; adapter: string | null; deadlineAt: number; deadlineMs: number; slot: number };
+  wasmtime?: { shared: WasmtimeShared; artifact: string; adapter: string | null; deadlineAt: number; deadlineMs: number; slot: number; fuel: number | null };
+  /** The call's fuel budget (`wasm.fuel`), for code compiled with fuel metering. */
+  fuel?: number;
 }
 
 export interface ComponentTaskBase extends TaskBase {
@@ -65,6 +67,8 @@ interface ResultBase {
   queueMs: number;
   runMs: number;
   instantiated: boolean;
+  /** Fuel the guest used, for a call with a fuel budget (wasmtime). */
+  fuelUsed?: number;
 }
 
 export type WorkerResult =

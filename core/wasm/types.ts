@@ -16,6 +16,8 @@ export interface WasmCallTiming {
   runMs: number;
   /** Whether the call made a new instance (not reused, or fresh). */
   instantiated: boolean;
+  /** Fuel the guest used, for a call with a fuel budget (`wasm.fuel`, wasmtime). */
+  fuelUsed?: number;
 }
 
 /** One call a component made through the `tenement:http/metrics` import, already checked in the worker. */

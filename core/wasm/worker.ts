@@ -70,8 +70,9 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
     const base = { threadId, queueMs: Math.max(0, startedAt - task.submittedAt), evicted: [] as string[], live: 0, instantiated: true };
     const result = runWasmtimeCommand(task.wasmtime.shared, { ...task, ...task.wasmtime });
     const runMs = now() - startedAt;
-    if (!result.ok) return { ...base, ok: false, kind: result.kind, message: result.message, logs: result.logs, runMs };
-    return { ...base, ok: true, value: { exitCode: result.exitCode, stdout: result.stdout }, logs: result.logs, runMs };
+    const fuel = result.fuelUsed === undefined ? {} : { fuelUsed: result.fuelUsed };
+    if (!result.ok) return { ...base, ok: false, kind: result.kind, message: result.message, logs: result.logs, runMs, ...fuel };
+    return { ...base, ok: true, value: { exitCode: result.exitCode, stdout: result.stdout }, logs: result.logs, runMs, ...fuel };
   }
   if (task.op !== 'wasi' && task.wasmtime) return runComponentTask({ ...task, wasmtime: task.wasmtime }, options.maxInstances);
   let entry = code.get(task.hash);

@@ -23,6 +23,8 @@ export interface FunctionSettings {
   fresh: boolean;
   maxQueue: number;
   maxBody: number;
+  /** Fuel budget of one request (`wasm.fuel`; code compiled with metering, wasmtime). */
+  fuel?: number;
 }
 
 const STATUS_BY_KIND: Record<WasmFailureKind, number> = {
@@ -118,6 +120,7 @@ export class FunctionDispatcher {
         stdin: request.body,
         dataDir: spec.dataDir,
         preopenAs: GUEST_DATA_DIR,
+        ...(settings.fuel !== undefined && { fuel: settings.fuel }),
       });
     } else {
       outcome = await this.pool.serveComponent(code.artifact, {

@@ -51,7 +51,7 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
       const service = ctx.services.get(name)!;
       if (!service.module) continue;
       const file = path.resolve(service.cwd ?? process.cwd(), service.module);
-      loadCode(name, file, memoryPagesFor(service.limits?.memory), service.wasm?.engine ?? defaultEngine).catch((error: unknown) => {
+      loadCode(name, file, memoryPagesFor(service.limits?.memory), service.wasm?.engine ?? defaultEngine, service.wasm?.fuel !== undefined).catch((error: unknown) => {
         ctx.log.warn({ service: name, module: file, err: errorMessage(error) }, 'cannot load the wasm module; its instances will fail to start');
       });
     }
@@ -67,15 +67,16 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
       ctx.log.warn({ service, engine, reason }, `the service asked for ${engine}: running it on V8 instead`);
     };
     /** The service's code on its engine; an engine that cannot serve it here falls back to V8 (logged). */
-    async function loadCode(service: string, file: string, capPages: number, name: EngineName, onLog?: SpawnSpec['onLog']) {
+    async function loadCode(service: string, file: string, capPages: number, name: EngineName, fuel: boolean, onLog?: SpawnSpec['onLog']) {
       const engine = engineNamed(name);
       if (engine === v8Engine) return cache.load(file, capPages, engine.name);
+      const options = { fuel };
       const available = engine.availability();
       if (!available.usable) {
         fallBack(service, engine.name, available.reason, onLog);
       } else {
         try {
-          return await cache.load(file, capPages, engine.name);
+          return await cache.load(file, capPages, engine.name, options);
         } catch (error) {
           const code = (error as { code?: string }).code;
           if (code === undefined || !FALLBACK_CODES.has(code)) throw error;
@@ -114,17 +115,23 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
       const capPages = memoryPagesFor(service.limits?.memory);
       let code;
       try {
-        code = await loadCode(spec.service, file, capPages, service.wasm?.engine ?? defaultEngine, spec.onLog);
+        code = await loadCode(spec.service, file, capPages, service.wasm?.engine ?? defaultEngine, service.wasm?.fuel !== undefined, spec.onLog);
       } catch (error) {
         throw new TenementError(ErrorCodes.SPAWN_FAILED, `cannot load ${spec.service}'s module ${file}: ${errorMessage(error)}`);
       }
       const wasm = service.wasm;
+      // Only code compiled with metering counts fuel: a WASI module on wasmtime.
+      const metered = code.kind === 'module' && 'fuel' in code.compiled && code.compiled.fuel;
+      if (wasm?.fuel !== undefined && !metered) {
+        spec.onLog('stderr', '[wasm] wasm.fuel: this code runs without fuel metering (only WASI modules on wasmtime have it); requests are bounded by wasm.timeout only');
+      }
       const settings: FunctionSettings = {
         timeoutMs: wasm?.timeout ?? DEFAULTS.timeoutMs,
         fresh: wasm?.fresh ?? DEFAULTS.fresh,
         maxQueue: wasm?.maxQueue ?? DEFAULTS.maxQueue,
         // A component on wasmtime takes bodies up to that engine's limit (docs/wasm.md, Engines): 413 past it.
         maxBody: Math.min(wasm?.maxBody ?? DEFAULTS.maxBody, code.kind === 'component' && code.artifact.wasmtime ? MAX_WASMTIME_BODY_BYTES : Infinity),
+        ...(metered && wasm?.fuel !== undefined && { fuel: wasm.fuel }),
       };
       return startFunctionServer(spec, code, getPool(), settings, metrics);
     });

@@ -17,6 +17,7 @@ export class WasmMetrics {
   private queueWait: Histogram<'service'> | null = null;
   private instantiations: Counter<'service'> | null = null;
   private loopback: Counter<'service' | 'instance'> | null = null;
+  private fuel: Counter<'service' | 'instance'> | null = null;
 
   constructor(
     private readonly pool: () => WasmPool | null,
@@ -56,6 +57,12 @@ export class WasmMetrics {
       labelNames: ['service', 'instance'],
       registers: [registry],
     });
+    this.fuel = new Counter({
+      name: 'tenement_wasm_fuel_consumed_total',
+      help: 'Fuel used by metered wasm functions (`wasm.fuel`, wasmtime): about one unit per wasm instruction run.',
+      labelNames: ['service', 'instance'],
+      registers: [registry],
+    });
     const pool = this.pool;
     const services = this.services;
     new Gauge({
@@ -91,6 +98,7 @@ export class WasmMetrics {
     this.duration?.observe({ service }, timing.runMs / 1000);
     this.queueWait?.observe({ service }, timing.queueMs / 1000);
     if (timing.instantiated) this.instantiations?.inc({ service });
+    if (timing.fuelUsed !== undefined) this.fuel?.inc({ service, instance }, timing.fuelUsed);
   }
 }
 

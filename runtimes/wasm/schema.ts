@@ -17,6 +17,11 @@ const wasmOptions = z.strictObject({
    * components). Default: the runtime's `engine` option, else 'v8'.
    */
   engine: z.enum(['v8', 'wasmtime']).optional(),
+  /**
+   * Fuel metering (wasmtime): the most fuel (about one unit per wasm instruction) one request may use; past it
+   * the guest traps (504). Each request's figure is in `tenement_wasm_fuel_consumed_total`. V8 has no metering.
+   */
+  fuel: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 export const wasmServiceFields = {

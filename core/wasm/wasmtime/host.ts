@@ -28,6 +28,11 @@ export interface WasmtimeShared {
   library: string;
   engine: string;
   /**
+   * A second engine with fuel metering (`wasm.fuel`): fuel checks change the compiled code, so metered modules
+   * are compiled for it and run on it; the others keep the faster code of `engine`.
+   */
+  fuelEngine: string;
+  /**
    * Int32 cells: [0] stop flag, [1] guests running now (the ticker sleeps while it is 0), then one per call slot
    * (TICKER_SLOTS): 1 while that call's guest runs (guestStarted/guestStopped).
    */
@@ -80,11 +85,14 @@ export function wasmtimeEngine(): { shared: WasmtimeShared; lib: Wasmtime } | { 
   } catch (error) {
     return { shared: null, reason: `cannot load ${status.library}: ${(error as Error).message}` };
   }
-  const config = lib.wasm_config_new() as Ptr;
-  lib.wasmtime_config_epoch_interruption_set(config, true);
-  const engine = lib.wasm_engine_new_with_config(config) as Ptr; // takes the config
-  if (!engine) return { shared: null, reason: 'wasm_engine_new_with_config returned null' };
-  shared = { library: status.library, engine: engine.toString(), ticker: new SharedArrayBuffer(4 * (SLOT_BASE + TICKER_SLOTS)) };
+  const made = [false, true].map((fuel) => {
+    const config = lib!.wasm_config_new() as Ptr;
+    lib!.wasmtime_config_epoch_interruption_set(config, true);
+    if (fuel) lib!.wasmtime_config_consume_fuel_set(config, true);
+    return lib!.wasm_engine_new_with_config(config) as Ptr; // takes the config
+  });
+  if (!made[0] || !made[1]) return { shared: null, reason: 'wasm_engine_new_with_config returned null' };
+  shared = { library: status.library, engine: made[0].toString(), fuelEngine: made[1].toString(), ticker: new SharedArrayBuffer(4 * (SLOT_BASE + TICKER_SLOTS)) };
   startTicker(shared);
   return { shared, lib };
 }
@@ -99,7 +107,7 @@ function startTicker(state: WasmtimeShared): void {
     const koffi = require(workerData.koffi);
     const lib = koffi.load(workerData.library);
     const increment = lib.func('void wasmtime_engine_increment_epoch(void *engine)');
-    const engine = BigInt(workerData.engine);
+    const engines = [BigInt(workerData.engine), BigInt(workerData.fuelEngine)];
     const cells = new Int32Array(workerData.ticker);
     let last = performance.now();
     for (;;) {
@@ -110,7 +118,7 @@ function startTicker(state: WasmtimeShared): void {
       // deadlines (counted in ticks) would stretch with it.
       const now = performance.now();
       const due = Math.floor((now - last) / ${EPOCH_TICK_MS});
-      for (let i = 0; i < due; i++) increment(engine);
+      for (let i = 0; i < due; i++) for (const engine of engines) increment(engine);
       last += due * ${EPOCH_TICK_MS};
     }`;
   const koffiPath = createRequireResolve('koffi');
@@ -145,13 +153,13 @@ export function errorText(w: Wasmtime, error: Ptr): string {
  * The artifact file for a module: by content hash (cap included), engine version and the open-files rewrite's
  * version (an artifact made before the bound existed must not be loaded as a bounded one).
  */
-export function artifactPath(cacheDir: string, hash: string): string {
-  return path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `${hash}.f${ADAPTER_VERSION}.cwasm`);
+export function artifactPath(cacheDir: string, hash: string, fuel = false): string {
+  return path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `${hash}.f${ADAPTER_VERSION}${fuel ? '.fuel' : ''}.cwasm`);
 }
 
 /** The adapter's artifact: its bytes depend only on the guest memory's limits. */
-function adapterPath(cacheDir: string, memory: MemoryLimits): string {
-  return path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `files-adapter-v${ADAPTER_VERSION}-${memory.min}-${memory.max}.cwasm`);
+function adapterPath(cacheDir: string, memory: MemoryLimits, fuel: boolean): string {
+  return path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`, `files-adapter-v${ADAPTER_VERSION}-${memory.min}-${memory.max}${fuel ? '.fuel' : ''}.cwasm`);
 }
 
 /** What a worker loads for a module: the guest's artifact, and the adapter's when the guest can open files. */
@@ -164,18 +172,18 @@ export interface WasmtimeArtifacts {
  * Compiles a module (its cap written in) into its artifacts unless they are on disk: a guest that can open files
  * is rewritten to count them through the adapter (files-adapter.ts), which gets an artifact of its own.
  */
-export function ensureArtifacts(capped: Uint8Array, cacheDir: string, hash: string): WasmtimeArtifacts {
+export function ensureArtifacts(capped: Uint8Array, cacheDir: string, hash: string, fuel = false): WasmtimeArtifacts {
   let bounded;
   try {
     bounded = boundGuestFiles(capped);
   } catch (error) {
     throw new TenementError(ErrorCodes.WASM_COMPILE_FAILED, `cannot prepare the module for wasmtime: ${(error as Error).message}`);
   }
-  const artifact = artifactPath(cacheDir, hash);
-  ensureArtifact(bounded ? bounded.guest : capped, artifact);
+  const artifact = artifactPath(cacheDir, hash, fuel);
+  ensureArtifact(bounded ? bounded.guest : capped, artifact, fuel);
   if (!bounded) return { artifact, adapter: null };
-  const adapter = adapterPath(cacheDir, bounded.memory);
-  ensureArtifact(filesAdapter(bounded.memory), adapter);
+  const adapter = adapterPath(cacheDir, bounded.memory, fuel);
+  ensureArtifact(filesAdapter(bounded.memory), adapter, fuel);
   return { artifact, adapter };
 }
 
@@ -183,13 +191,13 @@ export function ensureArtifacts(capped: Uint8Array, cacheDir: string, hash: stri
  * Compiles `bytes` (the cap already written in) and writes the artifact, unless it is on disk already.
  * Returns whether it compiled. Throws a TNM_ERR_WASM_COMPILE error carrying wasmtime's message.
  */
-export function ensureArtifact(bytes: Uint8Array, file: string): { compiled: boolean } {
+export function ensureArtifact(bytes: Uint8Array, file: string, fuel = false): { compiled: boolean } {
   if (existsSync(file)) return { compiled: false };
   const engine = wasmtimeEngine();
   if (!engine.shared) throw new TenementError(ErrorCodes.WASMTIME_UNAVAILABLE, engine.reason);
   const w = engine.lib;
   const out = Buffer.alloc(8);
-  const error = w.wasmtime_module_new(BigInt(engine.shared.engine), bytes, bytes.length, out) as Ptr;
+  const error = w.wasmtime_module_new(BigInt(fuel ? engine.shared.fuelEngine : engine.shared.engine), bytes, bytes.length, out) as Ptr;
   if (error) throw new TenementError(ErrorCodes.WASM_COMPILE_FAILED, `wasmtime could not compile the module: ${errorText(w, error)}`);
   const module = out.readBigUInt64LE(0);
   try {
@@ -221,9 +229,10 @@ export const wasmtimeModules: Engine = {
     const status = wasmtimeStatus();
     return status.usable ? { usable: true } : { usable: false, reason: `${ErrorCodes.WASMTIME_UNAVAILABLE}: ${status.reason}` };
   },
-  compileModule(bytes, hash, capPages, cacheDir) {
-    const { artifact, adapter } = ensureArtifacts(capMemory(bytes, capPages), cacheDir, hash);
-    return { engine: 'wasmtime', hash, artifact, adapter, capPages };
+  compileModule(bytes, hash, capPages, cacheDir, options = {}) {
+    const fuel = options.fuel === true;
+    const { artifact, adapter } = ensureArtifacts(capMemory(bytes, capPages), cacheDir, hash, fuel);
+    return { engine: 'wasmtime', hash, artifact, adapter, capPages, fuel };
   },
   wasiCall(compiled, base, deadlineMs) {
     if (compiled.engine !== 'wasmtime') return { error: 'the module was compiled by V8, not wasmtime' };
@@ -232,7 +241,9 @@ export const wasmtimeModules: Engine = {
     const slot = claimTickerSlot();
     if (slot === null) return { error: 'too many wasmtime calls in this process' };
     const cells = new Int32Array(engine.shared.ticker);
-    const wasmtime = { shared: engine.shared, artifact: compiled.artifact, adapter: compiled.adapter, deadlineAt: base.submittedAt + deadlineMs, deadlineMs, slot };
+    // Metered code runs only with a budget: without one a call gets the most a store can hold.
+    const fuel = compiled.fuel ? (base.fuel ?? Number.MAX_SAFE_INTEGER) : null;
+    const wasmtime = { shared: engine.shared, artifact: compiled.artifact, adapter: compiled.adapter, deadlineAt: base.submittedAt + deadlineMs, deadlineMs, slot, fuel };
     const task = { ...base, wasmtime };
     return { task, withCode: () => task, backstopMs: WASMTIME_BACKSTOP_MS, done: () => releaseTickerSlot(cells, slot) };
   },

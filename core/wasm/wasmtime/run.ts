@@ -39,11 +39,13 @@ export interface WasmtimeRunInput {
   deadlineMs: number;
   /** The call's ticker slot (host.ts claimTickerSlot): set while the guest runs. */
   slot: number;
+  /** Fuel budget: the artifact was compiled for the fuel-metering engine; null: not metered. */
+  fuel: number | null;
 }
 
 export type WasmtimeRunResult =
-  | { ok: true; exitCode: number; stdout: Uint8Array; logs: WasmLogLine[] }
-  | { ok: false; kind: WasmFailureKind; message: string; logs: WasmLogLine[] };
+  | { ok: true; exitCode: number; stdout: Uint8Array; logs: WasmLogLine[]; fuelUsed?: number }
+  | { ok: false; kind: WasmFailureKind; message: string; logs: WasmLogLine[]; fuelUsed?: number };
 
 /** stderr kept per request; past it the guest's writes fail (the V8 path keeps lines, each cut at 16 KiB). */
 const MAX_STDERR_BYTES = 1024 * 1024;
@@ -74,7 +76,6 @@ interface WorkerState {
   running: Int32Array;
 }
 
-let state: WorkerState | null = null;
 
 export { memfdPrefix };
 
@@ -118,8 +119,14 @@ class Capture {
   }
 }
 
-function workerState(shared: WasmtimeShared): WorkerState {
-  if (state) return state;
+/** What every engine's state of this worker shares: the library, the captures, the ticker's cells. */
+type WorkerIo = Pick<WorkerState, 'w' | 'stdout' | 'stderr' | 'write' | 'running'>;
+let io: WorkerIo | null = null;
+/** One state per engine (the plain one and the fuel-metering one): linkers and modules are per engine. */
+const states = new Map<string, WorkerState>();
+
+function workerIo(shared: WasmtimeShared): WorkerIo {
+  if (io) return io;
   const w = loadWasmtime(shared.library);
   const c = koffi.load('libc.so.6');
   const libc: Libc = {
@@ -129,18 +136,8 @@ function workerState(shared: WasmtimeShared): WorkerState {
     ftruncate: c.func('int ftruncate(int fd, int64_t length)'),
     fallocate: c.func('int fallocate(int fd, int mode, int64_t offset, int64_t length)'),
   };
-  const engine = BigInt(shared.engine);
-  const linker = w.wasmtime_linker_new(engine) as Ptr;
-  const defined = w.wasmtime_linker_define_wasi(linker) as Ptr;
-  if (defined) throw new Error(`wasmtime_linker_define_wasi: ${errorText(w, defined)}`);
-  // Each request defines its own adapter instance under the same name (files-adapter.ts).
-  w.wasmtime_linker_allow_shadowing(linker, true);
-  state = {
+  io = {
     w,
-    engine,
-    linker,
-    modules: new Map(),
-    adapters: new Map(),
     stdout: Capture.create(libc, `${memfdPrefix(threadId)}stdout`, MAX_OUTPUT_BYTES),
     stderr: Capture.create(libc, `${memfdPrefix(threadId)}stderr`, MAX_STDERR_BYTES),
     // ssize_t write(int fd, const void *buf, size_t n) has the custom stream callback's shape, with the
@@ -148,7 +145,24 @@ function workerState(shared: WasmtimeShared): WorkerState {
     write: c.symbol('write') as Ptr,
     running: new Int32Array(shared.ticker),
   };
-  return state;
+  return io;
+}
+
+function workerState(shared: WasmtimeShared, fuel: boolean): WorkerState {
+  const key = fuel ? shared.fuelEngine : shared.engine;
+  const known = states.get(key);
+  if (known) return known;
+  const base = workerIo(shared);
+  const { w } = base;
+  const engine = BigInt(key);
+  const linker = w.wasmtime_linker_new(engine) as Ptr;
+  const defined = w.wasmtime_linker_define_wasi(linker) as Ptr;
+  if (defined) throw new Error(`wasmtime_linker_define_wasi: ${errorText(w, defined)}`);
+  // Each request defines its own adapter instance under the same name (files-adapter.ts).
+  w.wasmtime_linker_allow_shadowing(linker, true);
+  const made: WorkerState = { ...base, engine, linker, modules: new Map(), adapters: new Map() };
+  states.set(key, made);
+  return made;
 }
 
 /** Deserializes an artifact and, when `link`, pre-links it against WASI. */
@@ -197,13 +211,19 @@ function loadModule(s: WorkerState, hash: string, artifact: string, adapter: str
   return { ...known, adapterPre };
 }
 
-/** Runs the command; never throws for anything the guest does. */
+/** Runs the command; never throws for anything the guest does. With a fuel budget, says how much it used. */
 export function runWasmtimeCommand(shared: WasmtimeShared, input: WasmtimeRunInput): WasmtimeRunResult {
+  const meter: { used?: number } = {};
+  const result = runCommand(shared, input, meter);
+  return meter.used === undefined ? result : { ...result, fuelUsed: meter.used };
+}
+
+function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { used?: number }): WasmtimeRunResult {
   const logs: WasmLogLine[] = [];
   let s: WorkerState;
   let loaded: Loaded;
   try {
-    s = workerState(shared);
+    s = workerState(shared, input.fuel !== null);
     loaded = loadModule(s, input.hash, input.artifact, input.adapter);
   } catch (error) {
     return { ok: false, kind: 'error', message: (error as Error).message, logs };
@@ -218,6 +238,13 @@ export function runWasmtimeCommand(shared: WasmtimeShared, input: WasmtimeRunInp
   // Memory cap (also written into the module), a table cap, the guest and its adapter, one memory.
   w.wasmtime_store_limiter(store, capBytes, 1_000_000, 2, 4, 1);
   w.wasmtime_context_set_epoch_deadline(context, BigInt(Math.ceil(remaining / EPOCH_TICK_MS) + 1));
+  if (input.fuel !== null) {
+    const set = w.wasmtime_context_set_fuel(context, BigInt(input.fuel)) as Ptr;
+    if (set) {
+      w.wasmtime_store_delete(store);
+      return { ok: false, kind: 'error', message: `wasmtime_context_set_fuel: ${errorText(w, set)}`, logs };
+    }
+  }
   const stderr = new LineSplitter('stderr', logs);
   guestStarted(s.running, input.slot);
   try {
@@ -269,6 +296,7 @@ export function runWasmtimeCommand(shared: WasmtimeShared, input: WasmtimeRunInp
     return { ok: false, ...failure(w, error, trapped, input, memoryBytes(w, context, instance), capBytes), logs };
   } finally {
     guestStopped(s.running, input.slot);
+    if (input.fuel !== null) meter.used = fuelUsed(w, context, input.fuel);
     w.wasmtime_store_delete(store);
   }
 }
@@ -286,6 +314,17 @@ function instantiate(s: WorkerState, loaded: Loaded, context: Ptr, instance: Buf
   const defined = w.wasmtime_linker_define_instance(s.linker, context, ADAPTER_MODULE, ADAPTER_MODULE.length, adapter) as Ptr;
   if (defined) return defined;
   return w.wasmtime_linker_instantiate(s.linker, context, loaded.module, instance, trap) as Ptr;
+}
+
+/** Fuel the store's guest used of its `budget` (what is left, taken from it). */
+function fuelUsed(w: Wasmtime, context: Ptr, budget: number): number | undefined {
+  const left = Buffer.alloc(8);
+  const error = w.wasmtime_context_get_fuel(context, left) as Ptr;
+  if (error) {
+    errorText(w, error);
+    return undefined;
+  }
+  return budget - Number(left.readBigUInt64LE(0));
 }
 
 function memoryBytes(w: Wasmtime, context: Ptr, instance: Buffer): number {
