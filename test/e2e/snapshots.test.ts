@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { bootKernel, type BootedKernel } from '../../core/boot.ts';
 import snapshots from '../../plugins/snapshots/index.ts';
 import { criuStatus } from '../../plugins/snapshots/criu.ts';
-import { request, servePlugins } from '../helpers.ts';
+import { request, servePlugins, waitFor } from '../helpers.ts';
 
 const APP = `import http from 'node:http';
 import fs from 'node:fs';
@@ -23,6 +23,7 @@ let count = 0;
 http.createServer((req, res) => {
   if (req.url === '/health') return res.end('ok');
   count += 1;
+  console.log('request ' + count);
   res.end(JSON.stringify({ count, pid: process.pid }));
 }).listen(Number(process.env.PORT), '127.0.0.1');
 `;
@@ -99,10 +100,20 @@ test('a suspended instance is restored on the next request: its memory survives,
   assert.ok(restored, 'the wake was a restore');
   assert.equal(existsSync(image), false, 'an image is restored once, then deleted');
 
+  // The restored process's output still reaches the instance's log.
+  const instance = kernel.instances.get('app', 'alice')!;
+  await waitFor(() => instance.logs.query({ search: 'request 3' }).length === 1, 'the restored process to log', 30_000);
+
   // A second cycle: a restored instance can be suspended and restored again.
   await suspend(kernel, 'alice', lines);
   assert.equal((await count(kernel, 'alice')).count, 4);
   assert.equal(starts(kernel, 'alice'), 1);
+
+  // A restored process that dies is seen dying (CRIU, its parent, exits): the restart policy starts it cold.
+  const restoredPid = (await count(kernel, 'alice')).pid;
+  process.kill(restoredPid, 'SIGKILL');
+  await waitFor(() => starts(kernel, 'alice') === 2 && instance.state === 'running', 'a cold restart after the restored process died', 60_000);
+  assert.equal((await count(kernel, 'alice')).count, 1);
 
   // Images go with the instance.
   await suspend(kernel, 'alice', lines);
@@ -111,13 +122,13 @@ test('a suspended instance is restored on the next request: its memory survives,
   assert.equal(existsSync(imageOf(kernel, 'alice')), false, 'removed with the instance');
 });
 
-test('a herd of 100 requests during a restore: one restore, no error', { skip, timeout: 240_000 }, async (t) => {
+test('a herd of 200 requests during a restore: one restore, no error', { skip, timeout: 240_000 }, async (t) => {
   const { kernel, lines } = await boot(t, { wakeQueue: 500 });
   await kernel.spawnInstance('app', 'herd');
   assert.equal((await count(kernel, 'herd')).count, 1);
   await suspend(kernel, 'herd', lines);
-  const replies = await Promise.all(Array.from({ length: 100 }, () => count(kernel, 'herd')));
-  assert.deepEqual(replies.map((r) => r.count).sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i + 2), 'every request served by the restored process, in its memory');
+  const replies = await Promise.all(Array.from({ length: 200 }, () => count(kernel, 'herd')));
+  assert.deepEqual(replies.map((r) => r.count).sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i + 2), 'every request served by the restored process, in its memory');
   assert.equal(lines.filter((l) => l.msg === 'restored from suspend').length, 1, 'one restore for the herd');
   assert.equal(starts(kernel, 'herd'), 1, 'no cold start');
 });
