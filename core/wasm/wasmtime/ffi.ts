@@ -9,7 +9,7 @@
  *   wasmtime_func_t     { uint64_t store_id; void *private }               16 bytes (extern kind 0)
  *   wasmtime_memory_t   { { uint64_t store_id; uint32_t p1 } ; uint32_t p2 } 24 bytes (extern kind 3)
  */
-import koffi from 'koffi';
+import { koffi } from './koffi-lazy.ts';
 
 export type Ptr = bigint;
 

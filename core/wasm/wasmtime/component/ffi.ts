@@ -17,7 +17,7 @@
  * whatever they point to must come from wasmtime's own allocators (`wasm_byte_vec_new`, `..._vallist_new_uninit`,
  * `wasmtime_component_val_new`).
  */
-import koffi from 'koffi';
+import { koffi } from '../koffi-lazy.ts';
 
 export type Ptr = bigint;
 
