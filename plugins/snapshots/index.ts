@@ -104,7 +104,8 @@ export default definePlugin({
           const expectedUid = uidFor(spec);
           if (meta.service !== spec.service || meta.id !== spec.id) throw new Error(`the image is of ${meta.service}:${meta.id}, not ${key}`);
           if (meta.uid !== expectedUid) throw new Error(`the image ran as uid ${meta.uid}, the instance runs as ${expectedUid}`);
-          const handle = await restoreInstance(spec, taken, meta, expectedUid, Math.min(spec.config.startupTimeout, 30_000));
+          // At most half the wake's startupTimeout: a restore that fails must leave the cold start time to answer.
+          const handle = await restoreInstance(spec, taken, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000));
           ctx.log.info({ instance: key, restoreMs: Date.now() - started, pid: handle.pid }, 'restored from suspend');
           return handle;
         } catch (error) {
