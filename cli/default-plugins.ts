@@ -1,5 +1,6 @@
 import type { PluginEntry } from '../core/plugin.ts';
 import authBearer from '../plugins/auth-bearer/index.ts';
+import autoscale from '../plugins/autoscale/index.ts';
 import cgroups from '../plugins/cgroups/index.ts';
 import dashboard from '../plugins/dashboard/index.ts';
 import edgeHaproxy from '../plugins/edge-haproxy/index.ts';
@@ -31,6 +32,7 @@ import wasmRuntime from '../runtimes/wasm/index.ts';
  * without `settings.alerts`), and tracing (`otel`: a no-op, the OpenTelemetry SDK not even loaded, without
  * `settings.otel` or OTEL_EXPORTER_OTLP_ENDPOINT), and the dashboard at `/` (`pluginOptions: { dashboard: false }` leaves it
  * out), and the HAProxy edge (a no-op unless `settings.edge` names HAProxy: docs/edge.md), and fleet mode (a no-op, nats not even connected,
- * without `settings.fleet` or `ten serve --fleet`: docs/fleet.md).
+ * without `settings.fleet` or `ten serve --fleet`: docs/fleet.md), and autoscaling (a no-op for services without `scale`:
+ * docs/autoscale.md).
  */
-export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, snapshots, authBearer, instancesApi, logs, metrics, tenantMetrics, wasmPlugins, webhooks, otel, dashboard, edgeHaproxy, fleet];
+export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, snapshots, authBearer, instancesApi, logs, metrics, tenantMetrics, wasmPlugins, webhooks, otel, dashboard, edgeHaproxy, fleet, autoscale];

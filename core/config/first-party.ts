@@ -13,6 +13,7 @@ import { edgeSettingsFields } from '../../plugins/edge-haproxy/schema.ts';
 import { fleetServiceFields, fleetSettingsFields } from '../../plugins/fleet/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import { snapshotsServiceFields } from '../../plugins/snapshots/schema.ts';
+import { autoscaleServiceFields, autoscaleSettingsFields } from '../../plugins/autoscale/schema.ts';
 import type { SchemaContribution } from './compose.ts';
 
 export const FIRST_PARTY_TIERS = ['process', 'namespace', 'sandbox', 'microvm', 'wasm'] as const;
@@ -32,6 +33,7 @@ export const FIRST_PARTY: readonly SchemaContribution[] = [
   { name: 'edge-haproxy', settingsFields: edgeSettingsFields },
   { name: 'fleet', serviceFields: fleetServiceFields, settingsFields: fleetSettingsFields },
   { name: 'snapshots', serviceFields: snapshotsServiceFields },
+  { name: 'autoscale', serviceFields: autoscaleServiceFields, settingsFields: autoscaleSettingsFields },
 ];
 
 const BY_NAME = new Map(FIRST_PARTY.map((c) => [c.name, c]));

@@ -10,6 +10,7 @@ import { otelSettingsFields } from '../../plugins/otel/schema.ts';
 import { webhooksSettingsFields } from '../../plugins/webhooks/schema.ts';
 import { edgeSettingsFields } from '../../plugins/edge-haproxy/schema.ts';
 import { fleetServiceFields, fleetSettingsFields } from '../../plugins/fleet/schema.ts';
+import { autoscaleServiceFields, autoscaleSettingsFields } from '../../plugins/autoscale/schema.ts';
 import { wasmServiceFields } from '../../runtimes/wasm/schema.ts';
 import { snapshotsServiceFields } from '../../plugins/snapshots/schema.ts';
 import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
@@ -339,10 +340,11 @@ const firstPartyServiceFields = {
   ...wasmServiceFields,
   ...tenantMetricsServiceFields,
   ...fleetServiceFields,
+  ...autoscaleServiceFields,
   ...snapshotsServiceFields,
   limits: z.strictObject({ ...limits.shape, ...storageServiceFields.limits.unwrap().shape }).optional(),
 };
-const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields, ...otelSettingsFields, ...edgeSettingsFields, ...fleetSettingsFields };
+const firstPartySettingsFields = { ...coreSettingsFields, ...networkSettingsFields, ...webhooksSettingsFields, ...otelSettingsFields, ...edgeSettingsFields, ...fleetSettingsFields, ...autoscaleSettingsFields };
 
 /** Everything `ten serve` loads by default, composed: what plugins see as ServiceConfig and Settings. */
 export const FIRST_PARTY_SCHEMA: ComposedSchema = composeSchema(CORE_FIELDS, FIRST_PARTY);
