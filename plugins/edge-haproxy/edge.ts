@@ -76,7 +76,8 @@ export class HaproxyEdge {
   writeFiles(): boolean {
     if (!this.render || !this.files) return false;
     const services = this.desired();
-    const membership = [...services].map(([s, list]) => `${s}=${list.map((e) => e.id).join(',')}`).join(';');
+    // A service's lb is in its backend's config too: a reload that changes it rewrites the file.
+    const membership = [...services].map(([s, list]) => `${s}/${this.ctx.services.get(s)?.lb ?? ''}=${list.map((e) => e.id).join(',')}`).join(';');
     if (membership === this.membership) return false;
     this.membership = membership;
     const { config, map } = this.render(services);

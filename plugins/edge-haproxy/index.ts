@@ -6,7 +6,7 @@ import { definePlugin } from '../../sdk/index.ts';
 import { checkHaproxy } from './check.ts';
 import { HaproxyEdge } from './edge.ts';
 import { HaproxyProcess } from './process.ts';
-import { renderConfig, renderMap, type Address } from './render.ts';
+import { renderConfig, renderMap, type Address, type LbMode } from './render.ts';
 import { RuntimeApi } from './runtime-api.ts';
 import { edgeSettingsFields, type EdgeSetting, type HaproxyEdge as EdgeConfig } from './schema.ts';
 
@@ -24,6 +24,13 @@ function serverTimeoutMs(ctx: PluginContext): number {
   let longest = 30_000;
   for (const [, service] of ctx.services.entries()) longest = Math.max(longest, service.startupTimeout + service.requestTimeout + 5_000);
   return longest;
+}
+
+/** Each service's `lb`, which HAProxy applies to the instances it carries directly (render.ts). */
+function balanceOf(ctx: PluginContext): Map<string, LbMode> {
+  const balance = new Map<string, LbMode>();
+  for (const [name, service] of ctx.services.entries()) balance.set(name, service.lb);
+  return balance;
 }
 
 function activatorAddress(url: string): Address {
@@ -79,7 +86,7 @@ function start(ctx: PluginContext, edge: EdgeConfig): void {
     const render =
       edge.mode === 'managed' && listen
         ? (services: Parameters<typeof renderMap>[1]) => ({
-            config: renderConfig({ domain: settings.domain, listen, activator, socket, mapFile: files.mapFile, errorDir: files.errorDir, certDir: edge.certDir, threads: edge.threads, serverTimeoutMs: serverTimeoutMs(ctx), services }),
+            config: renderConfig({ domain: settings.domain, listen, activator, socket, mapFile: files.mapFile, errorDir: files.errorDir, certDir: edge.certDir, threads: edge.threads, serverTimeoutMs: serverTimeoutMs(ctx), services, balance: balanceOf(ctx) }),
             map: renderMap(settings.domain, services),
           })
         : null;

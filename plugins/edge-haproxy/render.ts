@@ -36,7 +36,18 @@ export interface RenderInput {
   /** The longest a request may take, waking included (the largest startupTimeout + requestTimeout). */
   serverTimeoutMs: number;
   services: ReadonlyMap<string, readonly ServerEntry[]>;
+  /** Each service's `lb` (docs/lb.md); a service not named here is balanced by weight. */
+  balance?: ReadonlyMap<string, LbMode> | undefined;
 }
+
+export type LbMode = 'weighted' | 'least-requests' | 'p2c';
+
+/**
+ * HAProxy's algorithm for a service's `lb`, over the servers HAProxy carries directly: `leastconn` is the
+ * fewest connections in flight (weights break ties), `random(2)` draws two servers by weight and takes the one
+ * with fewer in flight, as the built-in p2c does; `roundrobin` is smooth weighted round robin.
+ */
+const HAPROXY_BALANCE: Record<LbMode, string> = { weighted: 'roundrobin', 'least-requests': 'leastconn', p2c: 'random(2)' };
 
 export const serviceBackend = (service: string): string => `s.${service}`;
 export const instanceBackend = (service: string, id: string): string => `i.${service}.${id}`;
@@ -138,7 +149,7 @@ export function renderConfig(input: RenderInput): string {
     `  server tenement ${addr(input.activator)}`,
   ];
   for (const [service, servers] of input.services) {
-    out.push('', `backend ${serviceBackend(service)}`, '  balance roundrobin');
+    out.push('', `backend ${serviceBackend(service)}`, `  balance ${HAPROXY_BALANCE[input.balance?.get(service) ?? 'weighted']}`);
     // Here another instance can take a request one closed with no answer (dying, before the kernel noticed):
     // retried, unless it is not idempotent (RFC 9110 §9.2.2). Only here: an L7 retry copies each request into a
     // buffer first (about a fifth more of HAProxy's CPU per request), which an instance's own host, with no other

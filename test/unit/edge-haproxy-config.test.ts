@@ -1,9 +1,14 @@
 // `settings.edge`, as the config loader composes it from the edge-haproxy plugin's fragment (docs/edge.md).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { resolveConfig } from '../../core/config/loader.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import { errorFiles, renderConfig } from '../../plugins/edge-haproxy/render.ts';
+import { onPath } from '../helpers.ts';
 
 const source = { path: '/srv/app/tenement.config.ts', dir: '/srv/app' };
 const services = { notes: { command: 'node app.js' } };
@@ -74,4 +79,45 @@ test('the written config is strict: header names restricted, no accept-invalid-h
   assert.match(text, /backend s\.notes\n[^]*server alice 127\.0\.0\.1:41000 weight 3/);
   assert.match(text, /backend i\.notes\.alice\n  server alice 127\.0\.0\.1:41000/);
   assert.match(text, /backend activator\n  server tenement 127\.0\.0\.1:8080/);
+});
+
+function lbConfig(dir: string): string {
+  const server = (id: string, port: number) => ({ id, weight: 1, target: { host: '127.0.0.1', port } });
+  return renderConfig({
+    domain: 'example.com',
+    listen: { host: '127.0.0.1', port: 18080 },
+    activator: { host: '127.0.0.1', port: 18081 },
+    socket: path.join(dir, 'admin.sock'),
+    mapFile: path.join(dir, 'hosts.map'),
+    errorDir: dir,
+    serverTimeoutMs: 45_000,
+    services: new Map([
+      ['plain', [server('a', 41001)]],
+      ['least', [server('a', 41002)]],
+      ['two', [server('a', 41003)]],
+    ]),
+    balance: new Map([
+      ['least', 'least-requests'],
+      ['two', 'p2c'],
+    ]),
+  });
+}
+
+test("a service's lb is HAProxy's balance algorithm for its backend", () => {
+  const text = lbConfig('/var/lib/tenement/haproxy');
+  assert.match(text, /backend s\.plain\n  balance roundrobin\n/);
+  assert.match(text, /backend s\.least\n  balance leastconn\n/);
+  assert.match(text, /backend s\.two\n  balance random\(2\)\n/);
+});
+
+test('HAProxy accepts the config with every lb (haproxy -c)', { skip: onPath('haproxy') ? false : 'needs haproxy (apt-get install haproxy; CI installs it)' }, () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-haproxy-lb-'));
+  try {
+    for (const [name, body] of errorFiles()) writeFileSync(path.join(dir, name), body);
+    writeFileSync(path.join(dir, 'hosts.map'), '');
+    writeFileSync(path.join(dir, 'haproxy.cfg'), lbConfig(dir));
+    execFileSync('haproxy', ['-c', '-q', '-f', path.join(dir, 'haproxy.cfg')], { stdio: 'pipe' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
