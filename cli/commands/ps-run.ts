@@ -31,6 +31,13 @@ function storage(view: InstanceView & { facts?: Record<string, unknown> }): stri
   return fact.limitBytes > 0 && fact.usedBytes / fact.limitBytes >= 0.9 ? color.yellow(text) : text;
 }
 
+/** 'replica' (serving), 'replica:starting' or 'replica:draining' for the autoscaler's replicas (docs/autoscale.md); '-' otherwise. */
+function replica(view: InstanceView & { facts?: Record<string, unknown> }): string {
+  const fact = view.facts?.autoscale as { replica?: unknown; phase?: unknown } | undefined;
+  if (fact?.replica !== true) return '-';
+  return fact.phase === 'serving' || typeof fact.phase !== 'string' ? 'replica' : `replica:${fact.phase}`;
+}
+
 function row(view: InstanceView): string[] {
   const running = view.state === 'running';
   return [
@@ -67,7 +74,9 @@ export async function runPs(flags: PsFlags): Promise<void> {
     return out(color.dim(`no instances${filter ? ` (${filter})` : ''}`));
   }
   const withStorage = views.some((view) => storage(view) !== '-');
-  const rows = views.map((view) => (withStorage ? [...row(view), storage(view)] : row(view)));
-  out(table(withStorage ? [...HEADERS, 'STORAGE'] : HEADERS, rows));
+  // The autoscaler's replicas are marked only when there are some.
+  const withReplicas = views.some((view) => replica(view) !== '-');
+  const rows = views.map((view) => [...row(view), ...(withStorage ? [storage(view)] : []), ...(withReplicas ? [replica(view)] : [])]);
+  out(table([...HEADERS, ...(withStorage ? ['STORAGE'] : []), ...(withReplicas ? ['SCALE'] : [])], rows));
   out(color.dim(footer(views)));
 }

@@ -6,7 +6,7 @@ import { runPs, type PsFlags } from './ps-run.ts';
 export function registerPs(program: Command): void {
   const command = program
     .command('ps')
-    .description('List instances: state, health, tier, port, uptime, idle time, restarts, OOM kills, weight, memory, storage')
+    .description('List instances: state, health, tier, port, uptime, idle time, restarts, OOM kills, weight, memory, storage, autoscale replicas')
     .option('-s, --service <service>', 'only this service')
     .option('--state <state>', 'only instances in this state (running, hibernated, failed, ...)')
     .option('--fleet', 'every instance of the fleet with its node, as each node reports it (fleet mode)')

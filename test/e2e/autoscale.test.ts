@@ -11,6 +11,7 @@ import { resolveConfig } from '../../core/config/loader.ts';
 import type { ConfigInput, ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import autoscale from '../../plugins/autoscale/index.ts';
+import { decide, kpaState } from '../../plugins/autoscale/kpa.ts';
 import instancesApi from '../../plugins/instances-api/index.ts';
 import metrics from '../../plugins/metrics/index.ts';
 import { ADMIN, staticAuth } from '../fixtures/static-auth.ts';
@@ -171,7 +172,8 @@ test("the host's ceiling caps replicas, and the decision says so; operator-made 
   assert.deepEqual(ids, ['main', 'r-1', 'r-2', 'r-3'], "maxReplicas 2: two replicas, and the operator's r-1 was skipped, not taken");
   const view = await scaleView(kernel, 'web');
   assert.match(view.bound ?? '', /host ceiling: settings\.autoscale\.maxReplicas 2/, JSON.stringify(view));
-  assert.ok(view.events.some((e) => /maxReplicas 2/.test(e.bound ?? '')), JSON.stringify(view.events));
+  const decision = (view as ScaleView & { decision: { wanted: number } }).decision;
+  assert.ok(decision.wanted > view.current, `the load wants more than the ceiling allows: ${JSON.stringify(view)}`);
   load.set(0);
   await load.stop();
   assert.deepEqual(load.failures, []);
@@ -229,4 +231,38 @@ test('scale config is validated naming the field; hostile service names are data
     assert.match(reply.body, /TNM_ERR_/);
   }
   assert.equal((await apiCall(kernel, 'GET', '/api/services/constructor/scale', {})).status, 401);
+});
+
+test('the decision: stable average over target, panic on a 2x burst and never down in it, scale-down waits its delay', () => {
+  const config = { min: 1, max: 10, target: 4, metric: 'concurrency', window: 6_000, panicWindow: 2_000, scaleDownDelay: 3_000 } as const;
+  const state = kpaState(config, 1_000);
+  let now = 100_000;
+  const step = (value: number, current: number, ready = current): ReturnType<typeof decide> => {
+    now += 1_000;
+    state.samples.push(now, value);
+    return decide(state, config, now, current, ready);
+  };
+  // Calm: 4 in flight, target 4, one replica.
+  for (let i = 0; i < 6; i++) assert.equal(step(4, 1).desired, 1);
+  // A burst to 20: the panic window's samples (4, 4, 20, then 4, 20, 20) ask 3, then 4: at least twice the one ready.
+  const burst = step(20, 1);
+  assert.ok(burst.panicking && burst.desired >= 3, JSON.stringify(burst));
+  assert.ok(step(20, burst.desired).desired >= 4);
+  // The burst ends: still panicking (a stable window after its last trigger), so never down.
+  const after = step(0, 5);
+  assert.ok(after.panicking, JSON.stringify(after));
+  assert.equal(after.desired, 5);
+  assert.equal(after.held, 'panic: never down');
+  // Past the panic (6 s of calm), down only once the lower count was wanted for the whole 3 s delay.
+  const downs: number[] = [];
+  for (let i = 0; i < 12; i++) downs.push(step(0, 5).desired);
+  assert.equal(downs.at(-1), 1, `down to min at last: ${downs.join(',')}`);
+  const firstDown = downs.findIndex((d) => d < 5);
+  assert.ok(firstDown >= 5, `not before the panic ended and the delay passed: ${downs.join(',')}`);
+  // The ring is bounded: a window's worth of samples, whatever ran.
+  assert.ok(state.samples.size <= state.samples.capacity && state.samples.capacity <= 8);
+  // Clamped to max.
+  const big = kpaState(config, 1_000);
+  big.samples.push(now, 1_000);
+  assert.equal(decide(big, config, now, 1, 1).desired, 10);
 });
