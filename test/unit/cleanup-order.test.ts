@@ -29,7 +29,6 @@ interface Hook {
 
 const REMOVE = new Set(['rm', 'rmSync', 'rmdir', 'rmdirSync', 'unlink', 'unlinkSync']);
 const STOP = new Set(['close', 'stop', 'kill', 'terminate', 'destroy', 'dispose', 'shutdown', 'abort', 'closeAllConnections']);
-const TEST_CALLS = new Set(['test', 'it', 'describe', 'suite']);
 const BEFORE_CALLS = new Set(['before', 'beforeEach']);
 
 /** The name a call is made by: `f(` -> f, `a.b.f(` -> f. */
@@ -100,8 +99,13 @@ function bodyOf(node: ts.Node): { body: ts.Node; late: boolean } {
     const call = at.parent;
     if (ts.isCallExpression(call) && call.arguments.includes(at as ts.Expression)) {
       const name = calleeName(call);
-      if (name !== null && TEST_CALLS.has(name)) return { body: at, late };
-      if (name !== null && BEFORE_CALLS.has(name)) late = true;
+      if (name !== null && BEFORE_CALLS.has(name)) {
+        late = true;
+        continue;
+      }
+      // A callback handed to any other call is a body of its own: a test or describe, or a wrapper that makes
+      // tests (wasm-plugins' onBothEngines); a file-level after-hook runs after all of them.
+      return { body: at, late };
     }
   }
   return { body: node.getSourceFile(), late };
