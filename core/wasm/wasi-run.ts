@@ -175,8 +175,9 @@ export function runWasiCommand(module: WebAssembly.Module, input: WasiRunInput, 
     if (result === ERRNO_SUCCESS && fd > 3) openFiles--;
     return result;
   };
+  // Nor over 3, the preopened DATA_DIR: a file renumbered there would be uncounted (129 open), as on wasmtime.
   preview1.fd_renumber = (from: number, to: number): number => {
-    if (from <= 2 || to <= 2) return ERRNO_BADF;
+    if (from <= 3 || to <= 3) return ERRNO_BADF;
     const result = call('fd_renumber', from, to);
     if (result === ERRNO_SUCCESS && from !== to) openFiles--;
     return result;
