@@ -10,6 +10,7 @@
  *   npm run bench -- soak          # the churn soak, 30 minutes (SOAK_MINUTES; not in the default set)
  *   npm run bench -- fleet         # fleet mode on a 3-server NATS cluster (needs nats-server; not in the default set)
  *   npm run bench -- lb            # load balancing: p99 under p2c and least-requests vs weighted, one instance slowed (needs wrk)
+ *   npm run bench -- autoscale     # autoscaling: reaction time to a step 1 -> 50 clients, p99 against a pre-scaled pool (opt-in)
  *   npm run bench -- suspend       # wake from suspend (CRIU restore) vs cold wake, 100 ms and 1 s apps (needs root and npm run fetch:criu; not in the default set)
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
@@ -25,6 +26,7 @@ import { formatColdWake, runColdWakeBench, type ColdWakeResult } from './cold-wa
 import { formatFootprint, runFootprintBench, type FootprintResult } from './footprint.ts';
 import { formatIsolation, runIsolationBench, type IsolationResult } from './isolation.ts';
 import { formatLb, runLbBench, type LbBenchResult } from './lb.ts';
+import { formatAutoscale, runAutoscaleBench, type AutoscaleBenchResult } from './autoscale.ts';
 import { formatSuspend, runSuspendBench, type SuspendBenchResult } from './suspend.ts';
 import { formatLogsSearch, runLogsSearchBench, type LogsSearchResult } from './logs-search.ts';
 import { ROOT, fmt, fmtInt, median, requireTools, table, writeJson, type Goal } from './lib.ts';
@@ -33,10 +35,10 @@ import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 import { formatSoak, runSoakBench, soakOptionsFromEnv, type SoakResult } from './soak.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'lb', 'isolation', 'soak', 'fleet', 'suspend'] as const;
+const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'lb', 'isolation', 'soak', 'fleet', 'suspend', 'autoscale'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
-const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet', 'suspend']);
+const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet', 'suspend', 'autoscale']);
 
 const args = process.argv.slice(2);
 const chosen = args.filter((a): a is Name => (NAMES as readonly string[]).includes(a));
@@ -65,6 +67,7 @@ let otel: OtelBenchResult | null = null;
 let soak: SoakResult | null = null;
 let fleet: FleetBenchResult | null = null;
 let lb: LbBenchResult | null = null;
+let autoscaleResult: AutoscaleBenchResult | null = null;
 let suspend: SuspendBenchResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
@@ -137,6 +140,10 @@ if (selected.has('cli')) {
 if (selected.has('lb')) {
   lb = await attempt('lb', () => runLbBench());
   if (lb) out(`\n${formatLb(lb)}\n`);
+}
+if (selected.has('autoscale')) {
+  autoscaleResult = await attempt('autoscale', () => runAutoscaleBench());
+  if (autoscaleResult) out(`\n${formatAutoscale(autoscaleResult)}\n`);
 }
 if (selected.has('suspend')) {
   suspend = await attempt('suspend', () => runSuspendBench());
@@ -249,6 +256,7 @@ if (lb) {
   );
   goals.push(...lb.goals);
 }
+if (autoscaleResult) goals.push(...autoscaleResult.goals);
 if (suspend) goals.push(...suspend.goals);
 
 if (soak) {
@@ -291,6 +299,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   fleet,
   lb,
   suspend,
+  autoscale: autoscaleResult,
   goals,
   failures,
 });
