@@ -188,6 +188,7 @@ export class Autoscaler {
 
   #tickService(service: string, config: ScaleConfig, now: number): void {
     const state = this.#state(service, config, now);
+    this.#forgetGone(service, state);
     const pool = this.#pool(service, state);
     let value: number;
     if (config.metric === 'rps') {
@@ -231,6 +232,24 @@ export class Autoscaler {
     this.#record(service, state, decision, pool.current, target, bound);
     if (target > pool.current) for (let i = pool.current; i < target; i++) this.#scaleUp(service, state);
     else this.#scaleDown(service, state, pool.current - target);
+  }
+
+  /**
+   * A replica removed by someone else (the API) is forgotten; one that failed for good (its restart policy gave
+   * up) is removed, so it neither counts in the pool nor holds the host's ceiling.
+   */
+  #forgetGone(service: string, state: ServiceState): void {
+    for (const replica of state.replicas.values()) {
+      if (replica.phase === 'draining') continue;
+      const instance = this.ctx.instances.get(service, replica.id);
+      if (!instance) {
+        state.replicas.delete(replica.id);
+        this.#table.delete(service, replica.id);
+      } else if (instance.state === 'failed' && replica.phase === 'serving') {
+        this.ctx.log.warn({ service, id: replica.id, err: instance.lastError }, 'autoscale: replica failed; removed');
+        this.#drain(service, state, replica, 'autoscale: replica failed');
+      }
+    }
   }
 
   /** How many replicas the host's ceiling still allows this service, and why not more. */

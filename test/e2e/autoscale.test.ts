@@ -266,3 +266,45 @@ test('the decision: stable average over target, panic on a 2x burst and never do
   big.samples.push(now, 1_000);
   assert.equal(decide(big, config, now, 1, 1).desired, 10);
 });
+
+test('min 0: the last replica is left to hibernation, and a request wakes it', { timeout: TIMEOUT }, async (t) => {
+  const kernel = await scaledKernel(t, { services: { web: scaledService({ min: 0, max: 4, target: 2 }, { idleTimeout: '3s' }) } });
+  // min 0 and no load: nothing is made.
+  await sleep(2_500);
+  assert.equal(kernel.instances.ofService('web').length, 0, 'min 0 with no load makes no replica');
+  const load = new Load(kernel, 'web.localhost');
+  // No instance at all: `{service}.{domain}` has nothing to route to until the autoscaler makes one; with one
+  // made by hand (as the operator would) the load scales it up.
+  const first = await kernel.spawnInstance('web', 'main');
+  assert.equal(first.state, 'running');
+  load.set(8);
+  await waitFor(() => serving(kernel, 'web') >= 3, 'replicas for 8 clients', 90_000);
+  load.set(0);
+  await load.stop();
+  assert.deepEqual(load.failures, []);
+  // Idle: the replicas drain, the operator's instance stays and hibernates after its idleTimeout.
+  await waitFor(() => kernel.instances.ofService('web').length === 1, 'the replicas to drain', 90_000);
+  await waitFor(() => kernel.instances.get('web', 'main')?.state === 'hibernated', 'the last instance to hibernate', 60_000);
+  const view = await scaleView(kernel, 'web');
+  assert.equal(view.desired, 0, JSON.stringify(view));
+  const reply = await request(kernel, 'web.localhost', '/', { timeoutMs: 60_000 });
+  assert.equal(reply.status, 200, reply.body);
+  assert.equal(kernel.instances.get('web', 'main')?.state, 'running', 'woken by the request');
+});
+
+test("min 0 with only the autoscaler's replicas: the last one is not drained but hibernates", { timeout: TIMEOUT }, async (t) => {
+  const kernel = await scaledKernel(t, { services: { web: scaledService({ min: 1, max: 4, target: 2 }, { idleTimeout: '3s' }) } });
+  await waitFor(() => serving(kernel, 'web') === 1, 'the first replica (min 1)', 60_000);
+  // min 1 -> 0 by a reload: the last replica (the autoscaler's own) stays for hibernation to stop.
+  const dataDir = kernel.config.settings.dataDir;
+  await kernel.reload(
+    resolveConfig({ settings: { dataDir, healthInterval: '1h' }, services: { web: scaledService({ min: 0, max: 4, target: 2 }, { idleTimeout: '3s' }) } }, { path: null, dir: process.cwd() }),
+  );
+  await waitFor(() => kernel.instances.get('web', 'r-1')?.state === 'hibernated', 'the last replica to hibernate', 60_000);
+  // Past the scale-down delay the load asks for 0, and the decision says why the replica stays.
+  let view = await scaleView(kernel, 'web');
+  await waitFor(async () => /min 0: the last replica/.test((view = await scaleView(kernel, 'web')).bound ?? ''), 'the min 0 bound', 30_000).catch(() => undefined);
+  assert.match(view.bound ?? '', /min 0: the last replica is left to hibernation/, JSON.stringify(view));
+  assert.equal(view.desired, 0);
+  assert.deepEqual(kernel.instances.ofService('web').map((i) => [i.id, i.state]), [['r-1', 'hibernated']], 'not removed, asleep');
+});
