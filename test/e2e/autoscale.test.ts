@@ -5,17 +5,21 @@
 // is refused naming the field. Real instances (test/fixtures/lb-app.mjs, each request 200 ms asleep), real
 // sockets; bounds are generous and every wait is bounded.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { resolveConfig } from '../../core/config/loader.ts';
 import type { ConfigInput, ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
+import authBearer from '../../plugins/auth-bearer/index.ts';
+import { ADMIN_TOKEN_FILE } from '../../plugins/auth-bearer/bootstrap.ts';
 import autoscale from '../../plugins/autoscale/index.ts';
 import { decide, kpaState } from '../../plugins/autoscale/kpa.ts';
 import instancesApi from '../../plugins/instances-api/index.ts';
 import metrics from '../../plugins/metrics/index.ts';
 import { ADMIN, staticAuth } from '../fixtures/static-auth.ts';
 import { apiCall, FIXTURES, request, servePlugins, sleep, waitFor, type Reply } from '../helpers.ts';
+import { ten } from '../ten-cli.ts';
 
 const LB_APP = path.join(FIXTURES, 'lb-app.mjs');
 const TIMEOUT = 300_000;
@@ -307,4 +311,20 @@ test("min 0 with only the autoscaler's replicas: the last one is not drained but
   assert.match(view.bound ?? '', /min 0: the last replica is left to hibernation/, JSON.stringify(view));
   assert.equal(view.desired, 0);
   assert.deepEqual(kernel.instances.ofService('web').map((i) => [i.id, i.state]), [['r-1', 'hibernated']], 'not removed, asleep');
+});
+
+test('ten ps marks the replicas in a SCALE column', { timeout: TIMEOUT }, async (t) => {
+  const kernel = await createTestKernel({
+    plugins: [...plugins, authBearer],
+    config: { settings: { healthInterval: '1h' }, services: { web: scaledService({ min: 2, max: 2 }) }, instances: { web: ['main'] } },
+  });
+  t.after(() => kernel.close());
+  await waitFor(() => serving(kernel, 'web') === 2, 'main and one replica (min 2)', 60_000);
+  const token = readFileSync(path.join(kernel.config.settings.dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
+  const result = await ten(['ps', '--server', kernel.url, '--token', token], process.cwd(), { NO_COLOR: '1' });
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stdout.split('\n');
+  assert.match(lines[0] ?? '', /\bSCALE\b/, result.stdout);
+  assert.match(lines.find((l) => l.startsWith('web:r-1')) ?? '', /\breplica\s*$/, result.stdout);
+  assert.match(lines.find((l) => l.startsWith('web:main')) ?? '', /-\s*$/, result.stdout);
 });
