@@ -5,7 +5,8 @@
 // is refused naming the field. Real instances (test/fixtures/lb-app.mjs, each request 200 ms asleep), real
 // sockets; bounds are generous and every wait is bounded.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { resolveConfig } from '../../core/config/loader.ts';
@@ -327,4 +328,34 @@ test('ten ps marks the replicas in a SCALE column', { timeout: TIMEOUT }, async 
   assert.match(lines[0] ?? '', /\bSCALE\b/, result.stdout);
   assert.match(lines.find((l) => l.startsWith('web:r-1')) ?? '', /\breplica\s*$/, result.stdout);
   assert.match(lines.find((l) => l.startsWith('web:main')) ?? '', /-\s*$/, result.stdout);
+});
+
+test("metric 'rps' scales on the request rate", { timeout: TIMEOUT }, async (t) => {
+  // 6 clients at 200 ms a request: about 30 requests a second, target 5 per replica, max 3.
+  const kernel = await scaledKernel(t, { services: { web: scaledService({ min: 1, max: 3, target: 5, metric: 'rps' }) } });
+  await waitFor(() => serving(kernel, 'web') === 1, 'the first replica', 60_000);
+  const load = new Load(kernel, 'web.localhost');
+  load.set(6);
+  await waitFor(() => serving(kernel, 'web') === 3, 'replicas for about 30 requests a second', 90_000);
+  await load.stop();
+  assert.deepEqual(load.failures, []);
+  const view = await scaleView(kernel, 'web');
+  const up = view.events.find((e) => e.to > e.from && e.from >= 1);
+  assert.ok(up && up.metric === 'rps' && up.value > 5, JSON.stringify(view.events));
+});
+
+test('a restarted server adopts its replicas: counted again, no new ids, none drained at start', { timeout: TIMEOUT }, async (t) => {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-autoscale-'));
+  const config: ConfigInput = { settings: { dataDir, healthInterval: '1h' }, services: { web: scaledService({ min: 2, max: 4 }) } };
+  let kernel = await createTestKernel({ plugins, config });
+  t.after(() => kernel.close().finally(() => rmSync(dataDir, { recursive: true, force: true })));
+  await waitFor(() => serving(kernel, 'web') === 2, 'two replicas (min 2)', 60_000);
+  await kernel.close();
+  kernel = await createTestKernel({ plugins, config });
+  await waitFor(() => serving(kernel, 'web') === 2, 'the two replicas back', 60_000);
+  await sleep(3_000);
+  assert.deepEqual(kernel.instances.ofService('web').map((i) => i.id).sort(), ['r-1', 'r-2']);
+  const view = await scaleView(kernel, 'web');
+  assert.deepEqual(view.replicas.map((r) => [r.id, r.phase]).sort(), [['r-1', 'serving'], ['r-2', 'serving']]);
+  assert.equal(view.events.length, 0, `nothing to decide: ${JSON.stringify(view.events)}`);
 });
