@@ -38,7 +38,7 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
   }],
   ['ps', {
     term: 'ps [options]',
-    description: 'List instances: state, health, tier, port, uptime, idle time, restarts, OOM kills, weight, memory, storage',
+    description: 'List instances: state, health, tier, port, uptime, idle time, restarts, OOM kills, weight, memory, storage, autoscale replicas',
     load: async () => (await import('./commands/ps.ts')).registerPs,
   }],
   ['spawn', {

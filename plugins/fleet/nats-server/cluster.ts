@@ -53,7 +53,8 @@ export interface LocalCluster {
 }
 
 export class NatsClusterError extends Error {
-  constructor(message: string, readonly code: string) {
+  /** `portTaken`: a server could not bind a port it was given (another process took it first). */
+  constructor(message: string, readonly code: string, readonly portTaken = false) {
     super(message);
   }
 }
@@ -164,9 +165,30 @@ async function jetstreamReady(monitorUrl: string, clustered: boolean): Promise<b
   }
 }
 
+/** A fresh cluster on free ports may lose one to another process between picking and binding it. */
+const PORT_RACE_ATTEMPTS = 3;
+
 export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
   const dir = path.resolve(options.dir);
   claimDir(dir);
+  const fresh = readClusterFile(dir) === null;
+  const freePorts = options.port === 0 || options.clusterPort === 0 || options.monitorPort === 0;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(options, dir);
+    } catch (error) {
+      // Only a first start on ports picked here is tried again, on other ports: a folder's own ports (in
+      // cluster.json) or the user's are kept, and a port someone holds there is their error to see.
+      const raced = error instanceof NatsClusterError && error.portTaken && fresh && freePorts && attempt < PORT_RACE_ATTEMPTS;
+      if (!raced) throw error;
+      rmSync(path.join(dir, CLUSTER_FILE), { force: true });
+      for (let i = 1; i <= options.size; i++) rmSync(path.join(dir, `n${i}`), { recursive: true, force: true });
+      claimDir(dir); // the failed attempt gave up the folder's pid file
+    }
+  }
+}
+
+async function launch(options: LocalClusterOptions, dir: string): Promise<LocalCluster> {
   const plan = await planFor({ ...options, dir });
   writeFileSync(path.join(dir, CLUSTER_FILE), `${JSON.stringify({ size: plan.size, host: plan.host, servers: plan.servers }, null, 2)}\n`);
   const clientHost = plan.host === '0.0.0.0' || plan.host === '::' ? '127.0.0.1' : plan.host;
@@ -192,7 +214,10 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   try {
     for (;;) {
       const dead = servers.find((s) => !s.running);
-      if (dead) throw new NatsClusterError(`nats-server ${dead.name} exited at start:\n${dead.logTail()}`, 'TNM_ERR_NATS_START');
+      if (dead) {
+        const tail = dead.logTail();
+        throw new NatsClusterError(`nats-server ${dead.name} exited at start:\n${tail}`, 'TNM_ERR_NATS_START', /address already in use/.test(tail));
+      }
       const ready = await Promise.all(servers.map((s) => jetstreamReady(s.spec.monitorUrl, plan.size > 1)));
       if (ready.every(Boolean)) break;
       if (Date.now() > deadline) {
