@@ -43,6 +43,12 @@ export async function dumpInstance(target: DumpTarget, dir: string): Promise<Ima
     const socket = /^socket:\[(\d+)\]$/.exec(link);
     return socket ? ['--external', `unix[${socket[1]}]`] : [];
   });
+  // CRIU 4.2 cannot checkpoint io_uring rings, which libuv opens in Node 22 and later: say so instead of CRIU's
+  // "Can't open mapfile link" (the instance is then stopped, as mode 'stop' would).
+  if (usesIoUring(target.pid)) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error('criu dump failed: the process uses io_uring (libuv in Node >= 22 does), which CRIU cannot checkpoint');
+  }
   const args = ['dump', '-t', String(target.pid), '-D', dir, '-o', 'dump.log', '--tcp-established', ...external];
   const started = Date.now();
   try {
@@ -64,4 +70,13 @@ export async function dumpInstance(target: DumpTarget, dir: string): Promise<Ima
   const meta: ImageMeta = { service: target.service, id: target.id, uid: user.uid, gid: user.gid, pid: target.pid, host: target.host, port: target.port, stdout, stderr, dumpMs, bytes, at: Date.now() };
   writeMeta(dir, meta);
   return meta;
+}
+
+/** Whether the process maps an io_uring ring (its memory map names the ring's anonymous inode). */
+export function usesIoUring(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/maps`, 'utf8').includes('anon_inode:[io_uring]');
+  } catch {
+    return false;
+  }
 }
