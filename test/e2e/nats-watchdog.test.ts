@@ -198,7 +198,18 @@ test('ten nats start runs a cluster in the foreground, stops it on SIGTERM, refu
   assert.deepEqual(readyAgain?.urls, ready.urls, again.output());
   const nc2 = await connect({ servers: ready.urls });
   const kv2 = await nc2.jetstream().views.kv('cli', { replicas: 3 });
-  assert.equal((await kv2.get('k'))?.string(), 'v');
+  // "ready" means JetStream has its meta leader; the bucket's own stream elects its leader after that (seconds on
+  // 2.9), and a read before then times out: read until it answers.
+  let value: string | undefined;
+  await waitFor(
+    async () => {
+      value = await kv2.get('k').then((entry) => entry?.string(), () => undefined);
+      return value !== undefined;
+    },
+    'the restarted bucket to answer a read',
+    60_000,
+  );
+  assert.equal(value, 'v');
   await nc2.close();
   again.child.kill('SIGTERM');
   assert.equal(await againExited, 0, again.output());
