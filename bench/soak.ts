@@ -271,6 +271,8 @@ export async function runSoakBench(options: SoakOptions): Promise<SoakResult> {
     };
 
     const agents: http.Agent[] = [];
+    /** Load requests sent and not yet answered. */
+    let inFlight = 0;
     const worker = async (): Promise<void> => {
       let agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       agents.push(agent);
@@ -299,10 +301,13 @@ export async function runSoakBench(options: SoakOptions): Promise<SoakResult> {
         interval.requests += 1;
         let answer: Answer | null = null;
         let failure = '';
+        inFlight += 1;
         try {
           answer = await send(serve.port, `${tenant.id}.${SERVICE}.localhost`, 'GET', '/', { agent });
         } catch (error) {
           failure = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+        } finally {
+          inFlight -= 1;
         }
         const ms = performance.now() - started;
         if (ms > result.maxLatencyMs) result.maxLatencyMs = ms;
@@ -374,7 +379,10 @@ export async function runSoakBench(options: SoakOptions): Promise<SoakResult> {
     /** Load paused, every tenant hibernated, client connections closed: the server's own descriptors. */
     const quietFds = async (): Promise<number> => {
       paused = true;
-      await sleep(500);
+      // Requests already sent finish first (one waiting on a wake can take seconds on a busy machine): destroying
+      // the agents under them would count the client's own "socket hang up" (ECONNRESET) as a server error.
+      const settleBy = Date.now() + 60_000;
+      while (inFlight > 0 && Date.now() < settleBy) await sleep(50);
       for (const agent of agents) agent.destroy();
       for (const tenant of live()) await api('POST', `/api/instances/${SERVICE}/${tenant.id}/hibernate`).catch(() => undefined);
       // Upstream keep-alive sockets to the stopped apps and closed client sockets go within a few seconds.
