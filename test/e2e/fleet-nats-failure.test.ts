@@ -53,6 +53,9 @@ test('a NATS stream leader killed during traffic: placed tenants keep answering,
     assert.equal(reply.status, 200, reply.body);
     pids.set(id, (JSON.parse(reply.body) as { pid: number }).pid);
   }
+  // Placed means known fleet-wide: a node whose watch had not yet brought a placement would try to claim it,
+  // and during the election that claim cannot be written (503), which is not what this test is about.
+  await waitFor(() => nodes.every((node) => ids.every((id) => node.fleet.state.placement('app', id) !== undefined)), 'every node to see the placements', 30_000);
   const owners = new Map(ids.map((id) => [id, nodes[0]!.fleet.state.placement('app', id)!.node]));
   const leader = await streamLeader('KV_tenement_placements');
   const victim = cluster.servers.find((s) => s.name === leader);

@@ -197,13 +197,16 @@ test('ten nats start runs a cluster in the foreground, stops it on SIGTERM, refu
   const readyAgain = JSON.parse(again.output().split('\n').find((l) => l.includes('"kind":"ready"')) ?? 'null') as { urls: string[] } | null;
   assert.deepEqual(readyAgain?.urls, ready.urls, again.output());
   const nc2 = await connect({ servers: ready.urls });
-  const kv2 = await nc2.jetstream().views.kv('cli', { replicas: 3 });
   // "ready" means JetStream has its meta leader; the bucket's own stream elects its leader after that (seconds on
-  // 2.9), and a read before then times out: read until it answers.
+  // 2.9), and opening or reading it before then times out: open and read until it answers.
   let value: string | undefined;
   await waitFor(
     async () => {
-      value = await kv2.get('k').then((entry) => entry?.string(), () => undefined);
+      value = await nc2
+        .jetstream()
+        .views.kv('cli', { replicas: 3 })
+        .then((kv2) => kv2.get('k'))
+        .then((entry) => entry?.string(), () => undefined);
       return value !== undefined;
     },
     'the restarted bucket to answer a read',
