@@ -100,7 +100,16 @@ export class Placer {
     const key = instanceKey(service, id);
     const pending = this.pending.get(key);
     if (pending) return pending;
-    const run = (current ? this.move(current) : this.claim(service, id)).finally(() => this.pending.delete(key));
+    const moved = current
+      ? // A move that cannot be written (no stream leader: an election, an outage) keeps the placement it has:
+        // its node only looked dead because heartbeats could not be written either, and if it is really gone the
+        // request fails there as it would here.
+        this.move(current).catch((error: unknown) => {
+          if (error instanceof TenementError && error.code === ErrorCodes.FLEET_UNAVAILABLE) return current;
+          throw error;
+        })
+      : this.claim(service, id);
+    const run = moved.finally(() => this.pending.delete(key));
     this.pending.set(key, run);
     return run;
   }

@@ -47,7 +47,7 @@ export const fleetSettings = z
     capacity: z.number().int().min(1).max(1_000_000).optional(),
     heartbeatMs: ms('a heartbeat interval', 100, 60_000).default(1000),
     /** A node whose heartbeat is older than this is dead: its instances are placed elsewhere. */
-    expiryMs: ms('a heartbeat expiry', 300, 600_000).default(5000),
+    expiryMs: ms('a heartbeat expiry', 300, 600_000).default(8000),
     /** How long start-up waits for the cluster (and JetStream) before failing with TNM_ERR_FLEET_UNREACHABLE. */
     connectTimeoutMs: ms('a connect timeout', 100, 600_000).default(15_000),
     /** A NATS .creds file (JWT + nkey seed). */

@@ -18,7 +18,9 @@ before(async () => {
   if (skip) return;
   cluster = await startNatsCluster({ size: 3 });
   const services = { app: fleetApp(spawns.file) };
-  nodes = await Promise.all(['n1', 'n2', 'n3'].map((id, i) => startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services)));
+  // expiryMs above nats-server 2.9's election time (4.0-6.6 s measured), as the default is: with a shorter one a
+  // node whose heartbeats resume last looks dead to one whose heartbeats resumed first, and is failed over.
+  nodes = await Promise.all(['n1', 'n2', 'n3'].map((id, i) => startNode(id, [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], services, { expiryMs: 10_000 })));
   await waitLive(nodes, 3);
 });
 
