@@ -7,9 +7,12 @@
  */
 import type { InstanceView } from '../../core/instance.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
-import { decide, kpaState, type Decision, type KpaState } from './kpa.ts';
+import { decide, kpaState, type Decision } from './kpa.ts';
 import { nextReplicaId, ReplicaTable } from './replicas.ts';
 import type { AutoscaleSettings, ScaleConfig } from './schema.ts';
+import type { Replica, ScaleEvent, ServiceScaleView, ServiceState } from './state.ts';
+
+export type { ScaleEvent, ServiceScaleView } from './state.ts';
 
 export const SAMPLE_MS = 1_000;
 /** Scale events kept per service for the API. */
@@ -20,57 +23,6 @@ const UNROUTE_GRACE_MS = 500;
 export const UNMEASURED_REPLICA_BYTES = 64 * 1024 * 1024;
 /** Memory is measured every this many samples (a stats read per running instance). */
 const MEASURE_EVERY = 5;
-
-type Phase = 'starting' | 'serving' | 'draining';
-
-interface Replica {
-  id: string;
-  phase: Phase;
-  since: number;
-}
-
-export interface ScaleEvent {
-  at: string;
-  service: string;
-  metric: ScaleConfig['metric'];
-  /** The window whose value decided: 'stable' or 'panic'. */
-  window: 'stable' | 'panic';
-  windowMs: number;
-  value: number;
-  target: number;
-  from: number;
-  to: number;
-  /** Why the count is not what the load asked for (host ceiling, min 0's last replica...). */
-  bound: string | null;
-  reason: string;
-}
-
-interface ServiceState {
-  config: ScaleConfig;
-  configKey: string;
-  kpa: KpaState;
-  replicas: Map<string, Replica>;
-  next: number;
-  requests: number;
-  lastSample: number;
-  last: Decision | null;
-  lastBound: string | null;
-  events: ScaleEvent[];
-  /** Largest resident memory measured among its running instances (bytes), for the host's memory ceiling. */
-  measuredBytes: number | null;
-}
-
-export interface ServiceScaleView {
-  service: string;
-  config: ScaleConfig | null;
-  current: number;
-  ready: number;
-  desired: number | null;
-  decision: Decision | null;
-  bound: string | null;
-  replicas: Array<{ id: string; phase: Phase; state: string | null }>;
-  events: ScaleEvent[];
-}
 
 const scaleOf = (ctx: PluginContext, service: string): ScaleConfig | undefined =>
   (ctx.services.get(service) as { scale?: ScaleConfig } | undefined)?.scale;
