@@ -366,10 +366,14 @@ test('a wasm function publishes its own metrics through the SDK host call; they 
   const fn = (id: string, extra: Record<string, string> = {}) => ({ service: 'fn', instance: `fn:${id}`, ...extra });
   await waitFor(async () => value((await scrape(kernel)).samples, 'tenant_orders_total', fn('bob', { plan: 'pro' })) === 1, "bob's published counter", 30_000);
   await waitFor(async () => value((await scrape(kernel)).samples, 'tenant_orders_total', fn('alice', { plan: 'pro' })) === 2, "alice's published counter", 30_000);
+  // A scrape taken between alice's second order and her /spoof already shows 2 orders: wait for the last thing she
+  // published (the refused calls after it publish nothing).
+  const spoofed = fn('alice', { exported_service: 'other', exported_instance: 'other:victim' });
+  await waitFor(async () => value((await scrape(kernel)).samples, 'tenant_spoof', spoofed) === 1, "alice's last published gauge", 30_000);
   const { text, samples } = await scrape(kernel);
   assert.equal(value(samples, 'tenant_orders_total', fn('alice', { plan: 'free' })), 1, 'the refused negative increment changed nothing');
   assert.equal(value(samples, 'tenant_cart_items', fn('alice', { plan: 'pro' })), 3);
-  assert.equal(value(samples, 'tenant_spoof', fn('alice', { exported_service: 'other', exported_instance: 'other:victim' })), 1);
+  assert.equal(value(samples, 'tenant_spoof', spoofed), 1);
   assert.match(text, /^# TYPE tenant_orders_total counter$/m);
   assert.match(text, /^# TYPE tenant_cart_items gauge$/m);
   assert.ok(!samples.some((s) => s.name.startsWith('tenant_1')));
