@@ -15,7 +15,10 @@ import { loadWasmtime, type Wasmtime } from '../ffi.ts';
 import { EPOCH_TICK_MS, claimTickerSlot, errorText, guestStarted, guestStopped, releaseTickerSlot, wasmtimeEngine, type WasmtimeShared } from '../host.ts';
 import { COMPONENT_FUNC_SIZE, COMPONENT_INSTANCE_SIZE, VAL_SIZE, koffi, loadComponentApi, type ComponentApi, type Ptr } from './ffi.ts';
 import { readNative } from './native.ts';
-import { Arena, MAX_WASMTIME_BODY_BYTES, lift, liftAll, lowerOwned } from './values.ts';
+import { Arena } from './arena.ts';
+import { lift, liftAll } from './lift.ts';
+import { lowerOwned } from './owned.ts';
+import { MAX_WASMTIME_BODY_BYTES } from './values.ts';
 import { EXPORTS, IMPORTS, TYPE_ONLY_IMPORTS, type ExportSignature } from './world.ts';
 
 export interface WasmtimeComponentCall {
