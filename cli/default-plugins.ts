@@ -3,6 +3,7 @@ import authBearer from '../plugins/auth-bearer/index.ts';
 import autoscale from '../plugins/autoscale/index.ts';
 import cgroups from '../plugins/cgroups/index.ts';
 import dashboard from '../plugins/dashboard/index.ts';
+import discovery from '../plugins/discovery/index.ts';
 import edgeHaproxy from '../plugins/edge-haproxy/index.ts';
 import fleet from '../plugins/fleet/index.ts';
 import health from '../plugins/health/index.ts';
@@ -27,7 +28,7 @@ import wasmRuntime from '../runtimes/wasm/index.ts';
 /**
  * What `ten serve` loads before the config's own plugins: a runtime per tier (process, namespace, sandbox, microvm,
  * wasm), resource limits (cgroups), storage quotas (a no-op without `limits.storage`), private networking (a no-op
- * for `network: 'host'`), routing, health checks and hibernation, then the management surface (bearer tokens, the
+ * for `network: 'host'`), service discovery (`{service}.tenement.internal` for tenants: docs/discovery.md), routing, health checks and hibernation, then the management surface (bearer tokens, the
  * instances API, logs, metrics), sandboxed WASM plugins (a no-op when none are configured) and alert webhooks (a no-op
  * without `settings.alerts`), and tracing (`otel`: a no-op, the OpenTelemetry SDK not even loaded, without
  * `settings.otel` or OTEL_EXPORTER_OTLP_ENDPOINT), and the dashboard at `/` (`pluginOptions: { dashboard: false }` leaves it
@@ -35,4 +36,4 @@ import wasmRuntime from '../runtimes/wasm/index.ts';
  * without `settings.fleet` or `ten serve --fleet`: docs/fleet.md), and autoscaling (a no-op for services without `scale`:
  * docs/autoscale.md).
  */
-export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, router, health, hibernate, snapshots, authBearer, instancesApi, logs, metrics, tenantMetrics, wasmPlugins, webhooks, otel, dashboard, edgeHaproxy, fleet, autoscale];
+export const defaultPlugins: PluginEntry[] = [processRuntime, namespaceRuntime, sandboxRuntime, microvmRuntime, wasmRuntime, cgroups, storage, network, discovery, router, health, hibernate, snapshots, authBearer, instancesApi, logs, metrics, tenantMetrics, wasmPlugins, webhooks, otel, dashboard, edgeHaproxy, fleet, autoscale];

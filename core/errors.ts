@@ -67,6 +67,8 @@ const ERRORS = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415 },
   UNAUTHORIZED: { status: 401 },
   FORBIDDEN: { status: 403 },
+  /** Service discovery: the calling tenant's `egress` does not name the service, or the host is not a `*.tenement.internal` name. */
+  EGRESS_DENIED: { status: 403 },
   /** A mutating API call authenticated by the dashboard's session cookie without its `X-CSRF-Token`. */
   CSRF: { status: 403 },
   RATE_LIMITED: { status: 429, retryable: true },

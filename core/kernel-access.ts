@@ -77,5 +77,10 @@ export function kernelAccess(kernel: Kernel): KernelAccess {
       release: (service, id) => kernel.uids.release(service, id),
     },
     tokens: new TokenSync(),
+    proxy: {
+      // The server exists before any plugin is set up (Kernel.start).
+      accept: (socket, route) => kernel.server.accept(socket, route),
+      route: (info) => kernel.hooks.route.promise(info),
+    },
   };
 }

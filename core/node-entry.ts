@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { nodeRequestProblem } from './dataplane/http1.ts';
+import { connectionRoute, routeOwn } from './dataplane/own-routes.ts';
 import { ErrorCodes, errorFields } from './errors.ts';
 import { answerClientError, badFraming, httpError, sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
 import type { Kernel } from './kernel.ts';
@@ -47,6 +48,9 @@ export function createNodeServer(kernel: Kernel, proxy: Proxy, management: () =>
     const hostname = hostnameOf(req.headers.host);
     if (!hostname) return BAD_HOST;
     try {
+      // A connection a plugin handed in (ctx.proxy.accept) is routed by that plugin alone, never to management.
+      const own = connectionRoute(req.socket);
+      if (own) return await routeOwn(own, requestInfo(req, hostname, upgrade));
       // Nothing claimed the request: the management app answers (its own routes, or a coded 404).
       return (await kernel.hooks.route.promise(requestInfo(req, hostname, upgrade))) ?? MANAGEMENT;
     } catch (error) {

@@ -21,7 +21,9 @@ import type { TierChoice } from './tiers.ts';
 import type { TokenSync } from './token-sync.ts';
 import type { WasmPool } from './wasm/pool.ts';
 import { sharedWasmPool } from './wasm/shared.ts';
-import type { EdgeTraffic, HealthResult, InstanceEvent, InstanceEventType, InstanceState } from './types.ts';
+import type { EdgeTraffic, HealthResult, InstanceEvent, InstanceEventType, InstanceState, RequestInfo, RouteTarget } from './types.ts';
+import type { ConnectionRoute } from './dataplane/own-routes.ts';
+import type net from 'node:net';
 
 /** Where a tap runs among the others of its hook: lower first. `enforce: 'pre'` plugins default to -100, 'post' to 100. */
 export interface TapOptions {
@@ -121,6 +123,18 @@ export interface TierDirectory {
   of(service: string): TierChoice;
 }
 
+/** The proxy, for a plugin that accepts connections of its own (service discovery's listeners on private networks). */
+export interface ProxyAccess {
+  /**
+   * Serves `socket` (accepted by the plugin, its net.Server made with `allowHalfOpen: true`) through the proxy's
+   * request path (wake, hibernation activity, lb, metrics, tracing), each request routed by `route` instead of
+   * the `route` hook. What `route` leaves unanswered, or gives to the management surface, is refused (404).
+   */
+  accept(socket: net.Socket, route: ConnectionRoute): void;
+  /** What the `route` hook answers for a request (the route a `route` of `accept` usually defers to). */
+  route(info: RequestInfo): Promise<RouteTarget | undefined>;
+}
+
 /** Tenant uids (settings.tenantUids), for a plugin that deletes what an instance left behind. */
 export interface TenantUids {
   /** Frees the instance's uid once nothing of it is left (no registered instance, no DATA_DIR); true when freed. */
@@ -168,6 +182,8 @@ export interface PluginContext<Options = unknown> {
   readonly timings: Kernel['timings'];
   /** Bearer tokens between the plugin that keeps them and one that replicates them to other servers (core/token-sync.ts). */
   readonly tokens: TokenSync;
+  /** Connections a plugin accepted, served through the proxy with a route of its own. */
+  readonly proxy: ProxyAccess;
 }
 
 /** The Instance behind a view: views handed to plugins are the registry's own objects, typed read-only. */
@@ -273,6 +289,7 @@ export function createPluginContext<Options>(
     },
     timings: kernel.timings,
     tokens: access.tokens,
+    proxy: access.proxy,
   };
 }
 
@@ -284,4 +301,5 @@ export interface KernelAccess {
   tiers: TierDirectory;
   tenantUids: TenantUids;
   tokens: TokenSync;
+  proxy: ProxyAccess;
 }

@@ -12,6 +12,7 @@ import { createApiSocket, type ApiSocket } from './api/socket.ts';
 import { createDataPlane } from './dataplane/index.ts';
 import { UpstreamPool } from './dataplane/upstream-pool.ts';
 import { cachingRouter } from './dataplane/route-cache.ts';
+import { setConnectionRoute, type ConnectionRoute } from './dataplane/own-routes.ts';
 import { ProxyWorkers } from './dataplane/workers/primary.ts';
 import type { ReusePortListenOptions } from './dataplane/workers/listen.ts';
 import { availableParallelism } from 'node:os';
@@ -32,6 +33,11 @@ export interface TenementServer {
   close(): Promise<void>;
   /** Destroys the connections still open (after instances are stopped, nothing more will come on them). */
   terminate(): void;
+  /**
+   * Serves a connection a plugin accepted on a listener of its own (ctx.proxy.accept) through the proxy, routed by
+   * `route` instead of the `route` hook: nothing it leaves unanswered reaches the management surface.
+   */
+  accept(socket: net.Socket, route: ConnectionRoute): void;
   /** The proxy workers (settings.proxy.workers): their pids, requests they served, connections they handed back. */
   proxyWorkers(): { pids: number[]; requests: number; handedBack: number; connections: number };
   /** Resolves once every proxy worker has applied the routing changes made so far (at once with none). */
@@ -132,6 +138,11 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       await socketClosed;
       proxy.close();
       pool.close();
+    },
+    accept(socket, route) {
+      if (dataPlane) return dataPlane.accept(socket, route);
+      setConnectionRoute(socket, route);
+      nodeServer.emit('connection', socket);
     },
     proxyWorkersSynced: () => workers?.synced() ?? Promise.resolve(),
     proxyWorkers: () => ({ pids: workers?.pids ?? [], requests: workers?.requests ?? 0, handedBack: workers?.handedBack ?? 0, connections: workers?.connections ?? 0 }),

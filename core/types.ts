@@ -95,6 +95,16 @@ export interface SpawnSpec {
    * runtime enters it before its launcher starts; the local-process runtimes do it in `spawnGroup`.
    */
   netns?: string;
+  /**
+   * The veth addresses of a `network: 'private'` run (set by the network plugin with `netns`): the instance's own
+   * (what it connects from) and its host side (the host's end of the pair, where services for it may listen).
+   */
+  privateNet?: { address: string; hostSide: string };
+  /**
+   * A file the runtime shows the instance as /etc/resolv.conf, read-only (set by the discovery plugin; the
+   * namespace tier binds it; tiers that share the host's /etc ignore it and the instance has TENEMENT_DNS).
+   */
+  resolvConf?: string;
   /** Unix socket the app listens on instead of HOST:PORT (`listen: 'socket'`), exported as SOCKET_PATH. */
   socketPath?: string;
   /**

@@ -17,6 +17,7 @@ import { unknownPlaceholders, PLACEHOLDERS } from './interpolate.ts';
 import { splitCommand } from '../command.ts';
 import { quote } from 'shell-quote';
 import { DNS_LABEL, PLUGIN_NAME } from './names.ts';
+import { isServiceEntry } from './egress.ts';
 import { LB_MODES } from '../dataplane/balance.ts';
 
 // Defined in names.ts (no zod behind it, for the CLI); exported here too, where every other importer finds it.
@@ -326,6 +327,19 @@ export function buildConfigSchema<S extends FieldShape, T extends FieldShape>(co
             message: `unknown service '${service}': expected one of the keys of services (${Object.keys(config.services).join(', ') || 'none defined'})`,
           });
         }
+      }
+      // A bare name in `egress` is a service the tenant may call by name (docs/discovery.md): it must exist.
+      for (const [name, service] of Object.entries(config.services)) {
+        const egress = (service as { egress?: unknown }).egress;
+        if (!Array.isArray(egress)) continue;
+        egress.forEach((entry: unknown, index) => {
+          if (typeof entry !== 'string' || !isServiceEntry(entry) || Object.hasOwn(config.services, entry)) return;
+          ctx.addIssue({
+            code: 'custom',
+            path: ['services', name, 'egress', index],
+            message: `unknown service '${entry}': expected an address, a CIDR, or the name of a service (${Object.keys(config.services).join(', ')})`,
+          });
+        });
       }
     });
 }

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { ClientConnection, type DataPlaneContext } from './client-connection.ts';
+import { ownRouter, setConnectionRoute, type ConnectionRoute } from './own-routes.ts';
 
 export type { DataPlaneContext };
 
@@ -10,13 +11,19 @@ export type { DataPlaneContext };
  */
 export function createDataPlane(context: DataPlaneContext): DataPlane {
   const connections = new Set<ClientConnection>();
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-    const connection = new ClientConnection(socket, context);
+  const serve = (socket: net.Socket, connectionContext: DataPlaneContext): void => {
+    const connection = new ClientConnection(socket, connectionContext);
     connections.add(connection);
     socket.once('close', () => connections.delete(connection));
-  });
+  };
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => serve(socket, context));
   return {
     server,
+    accept(socket, route) {
+      // The node:http path (a handoff) finds the route by the socket; the fast path gets it in its context.
+      setConnectionRoute(socket, route);
+      serve(socket, { ...context, route: ownRouter(route) });
+    },
     get connectionCount() {
       return connections.size;
     },
@@ -31,6 +38,8 @@ export function createDataPlane(context: DataPlaneContext): DataPlane {
 
 export interface DataPlane {
   server: net.Server;
+  /** Serves a connection a plugin accepted on a listener of its own, routed by `route` instead of the `route` hook. */
+  accept(socket: net.Socket, route: ConnectionRoute): void;
   /** Connections it holds now (handed-over ones are no longer its own). */
   readonly connectionCount: number;
   /** Closes kept-alive connections with no request in progress (so a server close does not wait for them). */

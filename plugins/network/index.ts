@@ -110,6 +110,7 @@ async function outboundNat(
 /** The spec of a run in `net`: a port listener binds the namespace's own address (the proxy comes in through the veth). */
 function inNamespace(spec: SpawnSpec, net: InstanceNet): SpawnSpec {
   const next: SpawnSpec = { ...spec, netns: net.netnsPath, env: { ...spec.env } };
+  if (net.addresses) next.privateNet = { address: net.addresses.guest, hostSide: net.addresses.host };
   if (net.addresses && !spec.socketPath) {
     next.host = net.addresses.guest;
     next.env.HOST = net.addresses.guest;

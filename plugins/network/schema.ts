@@ -4,13 +4,18 @@
  */
 import { z } from 'zod';
 import { ipv4Aligned, parseCidr } from '../../core/config/cidr.ts';
+import { isServiceEntry } from '../../core/config/egress.ts';
 
-/** An address or CIDR a private instance may reach. */
+/**
+ * An address or CIDR a private instance may reach, or the name of a service it may call by name (service
+ * discovery, docs/discovery.md; core/config/schema.ts checks the name is a service of the config).
+ */
 const egressEntry = z.string().transform((value, ctx) => {
+  if (isServiceEntry(value)) return value;
   try {
     return parseCidr(value).text;
   } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    ctx.addIssue({ code: 'custom', message: `${(error as Error).message}, or the name of a service (a DNS label such as 'notes')` });
     return z.NEVER;
   }
 });
@@ -18,7 +23,7 @@ const egressEntry = z.string().transform((value, ctx) => {
 export const networkServiceFields = {
   /** host: the host's network; private: own network namespace behind a veth; none: loopback only (docs/network.md). */
   network: z.enum(['host', 'private', 'none']).default('host'),
-  /** Addresses or CIDRs a `private` instance may connect to; everything else is refused (docs/network.md). */
+  /** Addresses or CIDRs a `private` instance may connect to, and services it may call by name; everything else is refused (docs/network.md, docs/discovery.md). */
   egress: z.array(egressEntry).optional(),
 };
 

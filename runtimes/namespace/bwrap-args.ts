@@ -1,4 +1,5 @@
 import { lstatSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
 
 export interface SandboxLayout {
   /** Absolute path of the program to run inside (resolved on the tenant PATH). */
@@ -13,6 +14,8 @@ export interface SandboxLayout {
   extraReadOnly: readonly string[];
   /** Set when Tenement is root: the uid/gid the tenant has inside (and, through setpriv, outside). */
   user: { uid: number; gid: number } | null;
+  /** A file shown as /etc/resolv.conf, read-only (SpawnSpec.resolvConf: service discovery's resolver). */
+  resolvConf?: string | undefined;
 }
 
 /** Debian has a merged /usr: these are symlinks into it. Elsewhere they are folders, bound read-only. */
@@ -41,6 +44,7 @@ export function bwrapArgs(layout: SandboxLayout): string[] {
     }
   }
   args.push('--ro-bind', '/etc', '/etc');
+  if (layout.resolvConf) args.push('--ro-bind', layout.resolvConf, resolvConfPath());
   for (const dir of layout.extraReadOnly) args.push('--ro-bind', dir, dir);
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
 
@@ -56,6 +60,21 @@ export function bwrapArgs(layout: SandboxLayout): string[] {
   args.push('--hostname', layout.hostname, '--chdir', layout.cwd, '--remount-ro', '/');
   args.push('--', layout.program, ...layout.args);
   return args;
+}
+
+/**
+ * Where the sandbox's /etc/resolv.conf is read from. A host whose resolv.conf is a link (systemd-resolved's
+ * /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf) shows the link inside, read-only with /etc, and
+ * bwrap follows it: the file is bound at the link's target instead, in the sandbox's own tree (/run is not the host's).
+ */
+export function resolvConfPath(): string {
+  try {
+    if (!lstatSync('/etc/resolv.conf').isSymbolicLink()) return '/etc/resolv.conf';
+    const target = path.resolve('/etc', readlinkSync('/etc/resolv.conf'));
+    return inside(target, '/etc') || inside(target, '/usr') ? '/etc/resolv.conf' : target;
+  } catch {
+    return '/etc/resolv.conf';
+  }
 }
 
 /** `{id}-{service}`, cut to a valid host name label. */

@@ -60,3 +60,29 @@ test('egress rules: neighbours in the range refused before the allow-list, famil
   assert.ok(lines.includes('type filter hook output priority 0; policy drop;'));
   assert.ok(!egressRuleset({ range: '10.231.0.0/16', hostSide: '10.231.0.1', egress: [] }).includes('daddr {'), 'no empty sets');
 });
+
+test('egress names services (discovery): kept as names, checked against services, naming the entry', () => {
+  const config = resolveConfig(
+    { services: { web: { command: 'node app.js', network: 'private', egress: ['10.0.5.7', 'notes'] }, notes: { command: 'node app.js' } } },
+    source,
+  );
+  assert.deepEqual(config.services.web!.egress, ['10.0.5.7/32', 'notes']);
+  const unknown = configError({ services: { web: { command: 'node app.js', network: 'private', egress: ['10.0.5.7', 'billing'] } } });
+  assert.match(unknown, /services\.web\.egress\.1.*unknown service 'billing'.*address, a CIDR, or the name of a service/s);
+  // Own keys only: a name like __proto__ is not a DNS label, and `constructor` is not a service here.
+  assert.match(configError(service({ network: 'private', egress: ['__proto__'] })), /egress\.0.*name of a service/s);
+  assert.match(configError(service({ network: 'private', egress: ['constructor'] })), /egress\.0.*unknown service 'constructor'/s);
+});
+
+test('egress rules: a service name opens the host side on the discovery ports only, and is no address', () => {
+  const rules = egressRuleset({ range: '10.231.0.0/16', hostSide: '10.231.0.1', egress: ['notes', '1.2.3.4/32'] });
+  const lines = rules.split('\n').map((line) => line.trim());
+  assert.ok(lines.includes('ip daddr { 1.2.3.4/32 } accept'), rules);
+  assert.ok(lines.includes('ip daddr 10.231.0.1 udp dport 53 accept'), rules);
+  assert.ok(lines.includes('ip daddr 10.231.0.1 tcp dport { 53, 80 } accept'), rules);
+  assert.ok(!rules.includes('notes'));
+  // The neighbour rule still comes first.
+  assert.ok(lines.indexOf('ip daddr 10.231.0.0/16 ip daddr != 10.231.0.1 reject with icmpx type admin-prohibited') < lines.indexOf('ip daddr 10.231.0.1 udp dport 53 accept'));
+  const plain = egressRuleset({ range: '10.231.0.0/16', hostSide: '10.231.0.1', egress: ['1.2.3.4/32'] });
+  assert.ok(!plain.includes('dport'), 'no discovery ports without a service name');
+});
