@@ -58,6 +58,12 @@ type Outcome<V> =
 
 let entry: WorkerEntry | null = null;
 
+/**
+ * The most close() waits for running wasmtime calls. Each ends by its deadline plus the backstop anyway (the
+ * guest traps at its epoch deadline); this only bounds a shutdown behind a call given a very long deadline.
+ */
+const CLOSE_DRAIN_MS = 30_000;
+
 export class WasmPool {
   readonly threads: number;
   /** Threads one caller key (a tenant, a plugin) may hold while others wait, and always after a timeout. */
@@ -72,6 +78,8 @@ export class WasmPool {
   /** Instances kept per worker thread, by key. */
   private readonly live = new Map<number, Map<string, number>>();
   private closed = false;
+  /** wasmtime calls dispatched and not yet settled: close() lets them end before it ends the workers. */
+  private readonly inFlight = new Set<Promise<WasmCallOutcome>>();
   /** Engines whose calls went through this pool (told when a worker is terminated). */
   private readonly enginesUsed = new Set<Engine>();
 
@@ -195,10 +203,23 @@ export class WasmPool {
     return this.share.running;
   }
 
+  /**
+   * Refuses new calls, lets running wasmtime calls end (each guest stops at its own deadline), then ends the
+   * workers. Terminating a worker inside a wasmtime call is not safe: V8's termination
+   * can land in one of our host functions, koffi then hands wasmtime an undefined return value as its error
+   * pointer, and wasmtime frees it (`free(): invalid pointer`, the whole process aborts: seen when a server
+   * stopped while a wasm plugin was still handling its `on-event` calls).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.channel.close();
+    if (this.inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_DRAIN_MS)));
+      await Promise.race([Promise.allSettled([...this.inFlight]), limit]);
+      clearTimeout(timer);
+    }
     await this.piscina.destroy();
     closeSync(this.devNull);
   }
@@ -208,8 +229,19 @@ export class WasmPool {
   }
 
   /** `backstopMs`: the worker enforces the deadline itself (wasmtime); it is terminated only this much later. */
-  private async dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number, backstopMs = 0): Promise<WasmCallOutcome> {
-    if (this.closed) return failure('error', 'the wasm pool is closed');
+  private dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number, backstopMs = 0): Promise<WasmCallOutcome> {
+    if (this.closed) return Promise.resolve(failure('error', 'the wasm pool is closed'));
+    const call = this.run(task, withCode, deadlineMs, backstopMs);
+    // Only wasmtime calls (a backstop) are waited for at close: terminating a worker in a V8 call is safe.
+    if (backstopMs > 0) {
+      this.inFlight.add(call);
+      const done = () => this.inFlight.delete(call);
+      call.then(done, done);
+    }
+    return call;
+  }
+
+  private async run(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number, backstopMs: number): Promise<WasmCallOutcome> {
     const submittedAt = now();
     let lane = this.share.enter(task.instanceKey);
     if (lane === null && this.share.waiting >= this.maxQueue) {

@@ -34,7 +34,7 @@ import { prepareWasmtimeComponent } from '../../core/wasm/wasmtime/component/com
 import { instantiateWasmtimeComponent } from '../../core/wasm/wasmtime/component/run.ts';
 import { MAX_FILE_BYTES, tenantDataImports } from '../../core/wasm/component/tenant-data.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
-import { FIXTURES, ROOT, request, servePlugins } from '../helpers.ts';
+import { FIXTURES, ROOT, request, servePlugins, waitFor } from '../helpers.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-component-'));
 // The examples are built where their configs expect them (what `npm run build` there does; gitignored).
@@ -338,6 +338,21 @@ describe('wasm components (TypeScript handlers)', { skip, timeout: 300_000 }, ()
       // Nothing runs now: the epoch ticker is told so (it sleeps instead of waking every millisecond).
       const cells = new Int32Array(wasmtimeEngine().shared!.ticker);
       assert.equal(Atomics.load(cells, 1), 0, 'guests counted as running after every call ended');
+    });
+
+    test('closing the pool while a guest is inside a host import lets the call end at its deadline; the process lives', async () => {
+      // Terminating a worker inside one of our host functions (koffi callbacks) crashed the whole process
+      // (SIGSEGV or `free(): invalid pointer`): close() waits for wasmtime calls instead, which stop at their deadline.
+      const own = new WasmPool({ threads: 1 });
+      const request = (p: string) => ({ method: 'GET', path: p, query: '', headers: [] as [string, string][], body: new Uint8Array(0) });
+      assert.ok((await own.serveComponent(artifact, { instanceKey: 'clock', deadlineMs: 10_000, fresh: false, dataDir: null, request: request('/calls') })).ok);
+      const spinning = own.serveComponent(artifact, { instanceKey: 'clock', deadlineMs: 1_500, fresh: false, dataDir: null, request: request('/clock-loop') });
+      const cells = new Int32Array(wasmtimeEngine().shared!.ticker);
+      await waitFor(() => Atomics.load(cells, 1) > 0, 'the guest to be running', 10_000);
+      await own.close();
+      const outcome = await spinning;
+      assert.equal(outcome.ok ? '' : outcome.kind, 'timeout', outcome.ok ? 'it finished' : outcome.message);
+      assert.match(outcome.ok ? '' : outcome.message, /interrupted \(wasmtime epoch\)/);
     });
 
     test('a response body past the engine\'s limit fails as output-too-large, and the host lives on', async () => {
