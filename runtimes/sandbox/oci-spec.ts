@@ -13,6 +13,8 @@ export interface SandboxLayout {
   user: { uid: number; gid: number };
   /** A network namespace file to join (network: 'private' | 'none'); absent: the one runsc is started in. */
   netns?: string;
+  /** A file shown as /etc/resolv.conf, read-only (SpawnSpec.resolvConf: service discovery's resolver). */
+  resolvConf?: string;
   /** limits.pids: tasks (processes and threads) the tenant may have, enforced by gVisor's kernel (RLIMIT_NPROC). */
   maxTasks?: number;
   /** Absent: a sandbox of its own. Otherwise the root container of a warm sandbox, or a container joining one. */
@@ -79,6 +81,7 @@ export function ociSpec(layout: SandboxLayout): OciSpec {
   mounts.push({ destination: layout.dataDir, type: 'bind', source: layout.dataDir, options: ['rbind', 'rw'] });
   const hidden = (inside(layout.cwd, PRIVATE_TMP) || inside(layout.cwd, layout.dataRoot)) && !inside(layout.cwd, layout.dataDir);
   if (hidden) mounts.push({ destination: layout.cwd, type: 'bind', source: layout.cwd, options: ['rbind', 'ro'] });
+  if (layout.resolvConf) mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: layout.resolvConf, options: ['bind', 'ro'] });
 
   const namespaces: Array<{ type: string; path?: string }> = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (layout.netns) namespaces.push({ type: 'network', path: layout.netns });

@@ -89,6 +89,7 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
       hostname,
       user: tenant ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
       ...(spec.netns ? { netns: spec.netns } : {}),
+      ...(spec.resolvConf ? { resolvConf: spec.resolvConf } : {}),
       ...(spec.config.limits?.pids !== undefined ? { maxTasks: spec.config.limits.pids } : {}),
       ...(warm ? { role: { kind: 'container' as const, sandboxId: warm.id } } : {}),
     });

@@ -42,8 +42,12 @@ function resolver(port: number): dns.promises.Resolver {
 const query = (name: string, type: 'A' | 'AAAA' | 'SRV' | 'TXT' = 'A', id = 7): Buffer =>
   dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }] });
 
+/** A decoded answer as dns-packet gives it (its types leave out the header's rcode). */
+type Reply = dnsPacket.DecodedPacket & { rcode: string; answers: dnsPacket.Answer[]; additionals: dnsPacket.Answer[] };
+const decode = (buffer: Buffer): Reply => dnsPacket.decode(buffer) as Reply;
+
 /** One UDP exchange: the decoded answer, or null when nothing came back within `ms`. */
-function udpAsk(port: number, packet: Buffer, ms = 1_000): Promise<dnsPacket.DecodedPacket | null> {
+function udpAsk(port: number, packet: Buffer, ms = 1_000): Promise<Reply | null> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket('udp4');
     const timer = setTimeout(() => {
@@ -53,7 +57,7 @@ function udpAsk(port: number, packet: Buffer, ms = 1_000): Promise<dnsPacket.Dec
     socket.once('message', (message) => {
       clearTimeout(timer);
       socket.close();
-      resolve(dnsPacket.decode(message));
+      resolve(decode(message));
     });
     socket.send(packet, port, '127.0.0.1');
   });
@@ -100,14 +104,14 @@ test('answer(): one question per query, QUERY only, responses dropped; parseZone
 test('TCP (two-byte length prefix): pipelined queries answered in order; a bad length closes the connection', async (t) => {
   const dnsServer = await responder(t);
   const frame = (packet: Buffer): Buffer => Buffer.concat([Buffer.from([packet.length >> 8, packet.length & 0xff]), packet]);
-  const answers = await new Promise<dnsPacket.DecodedPacket[]>((resolve, reject) => {
+  const answers = await new Promise<Reply[]>((resolve, reject) => {
     const socket = net.connect(dnsServer.port, '127.0.0.1');
     let pending = Buffer.alloc(0);
-    const got: dnsPacket.DecodedPacket[] = [];
+    const got: Reply[] = [];
     socket.on('data', (chunk) => {
       pending = Buffer.concat([pending, chunk]);
       while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
-        got.push(dnsPacket.decode(pending.subarray(2, 2 + pending.readUInt16BE(0))));
+        got.push(decode(pending.subarray(2, 2 + pending.readUInt16BE(0))));
         pending = pending.subarray(2 + pending.readUInt16BE(0));
       }
       if (got.length === 2) {

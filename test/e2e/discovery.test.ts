@@ -9,6 +9,7 @@ import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import discovery from '../../plugins/discovery/index.ts';
 import network from '../../plugins/network/index.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
+import sandboxRuntime from '../../runtimes/sandbox/index.ts';
 import { FIXTURES, getJson, onPath, servePlugins, waitFor } from '../helpers.ts';
 import { privateNetworkSkip, tenantRange } from '../private-network.ts';
 
@@ -38,9 +39,9 @@ interface Who {
   host: string;
 }
 
-async function kernelWith(t: TestContext, config: ConfigInput): Promise<TestKernel> {
+async function kernelWith(t: TestContext, config: ConfigInput, runtimes = [namespaceRuntime]): Promise<TestKernel> {
   const kernel = await createTestKernel({
-    plugins: [...servePlugins, network, namespaceRuntime, discovery],
+    plugins: [...servePlugins, network, ...runtimes, discovery],
     config: { ...config, settings: { network: { range: RANGE }, ...config.settings } },
   });
   t.after(() => kernel.close());
@@ -144,5 +145,20 @@ describe('service discovery', { timeout: 180_000, skip }, () => {
     const again = await get<Call>(kernel, 'a.web.localhost', `/call?url=${q('http://alice.notes.tenement.internal/')}`);
     assert.equal(JSON.parse(again.body!).me, 'notes:alice');
     await waitFor(() => web.state === 'running', 'web running again');
+  });
+
+  test('the sandbox tier (gVisor) reads the same generated resolv.conf: fetch by name', { skip: onPath('runsc') ? false : 'needs runsc (apt-get install runsc)' }, async (t) => {
+    const kernel = await kernelWith(
+      t,
+      { services: { notes: app(), web: app({ network: 'private', isolation: 'sandbox', egress: ['notes'], startupTimeout: '60s' }) } },
+      [sandboxRuntime],
+    );
+    await kernel.spawnInstance('notes', 'alice');
+    const web = await kernel.spawnInstance('web', 'a');
+    assert.equal(web.state, 'running', web.lastError ?? '');
+    const call = await get<Call>(kernel, 'a.web.localhost', `/call?url=${q('http://alice.notes.tenement.internal/')}`);
+    assert.equal(call.status, 200, JSON.stringify(call));
+    assert.equal(JSON.parse(call.body!).me, 'notes:alice');
+    assert.deepEqual(await get<Call>(kernel, 'a.web.localhost', `/lookup?name=${q('billing.tenement.internal')}`), { ok: false, code: 'ENOTFOUND' });
   });
 });
