@@ -1,10 +1,12 @@
 /**
  * A real OTLP/HTTP trace receiver on loopback, for tests and the tracing benchmark: it decodes what exporters
- * POST to /v1/traces as OTLP JSON (the encoding @opentelemetry/exporter-trace-otlp-http sends; anything else is
- * answered 415 and counted) and keeps the spans, flattened.
+ * POST to /v1/traces, as OTLP protobuf (`application/x-protobuf`, test/otlp-proto.ts) or OTLP JSON
+ * (`application/json`, what @opentelemetry/exporter-trace-otlp-http sends); anything else is answered 415 and
+ * counted. It keeps the spans, flattened.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { decodeOtlpProto } from './otlp-proto.ts';
 
 export interface ReceivedSpan {
   traceId: string;
@@ -26,9 +28,12 @@ export interface OtlpReceiver {
   /** Base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: the exporters POST to `${url}/v1/traces`. */
   url: string;
   spans: ReceivedSpan[];
-  /** POSTs received, and how many were not OTLP JSON. */
+  /** POSTs received, and how many were not OTLP (or did not decode). */
   posts: number;
   rejected: number;
+  /** Exports decoded, by encoding. */
+  protobufPosts: number;
+  jsonPosts: number;
   close(): Promise<void>;
 }
 
@@ -108,6 +113,8 @@ export async function startOtlpReceiver(options: { answer?: 'ok' | 'never'; keep
     count: 0,
     posts: 0,
     rejected: 0,
+    protobufPosts: 0,
+    jsonPosts: 0,
     close: async (): Promise<void> => {},
   };
   const server = http.createServer((req, res) => {
@@ -115,27 +122,32 @@ export async function startOtlpReceiver(options: { answer?: 'ok' | 'never'; keep
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       receiver.posts += 1;
-      if (req.method !== 'POST' || req.url !== '/v1/traces' || !/^application\/json\b/.test(req.headers['content-type'] ?? '')) {
+      const type = req.headers['content-type'] ?? '';
+      const protobuf = /^application\/x-protobuf\b/.test(type);
+      if (req.method !== 'POST' || req.url !== '/v1/traces' || (!protobuf && !/^application\/json\b/.test(type))) {
         receiver.rejected += 1;
         res.statusCode = 415;
         return res.end();
       }
       let spans: ReceivedSpan[];
       try {
-        spans = decodeOtlpJson(Buffer.concat(chunks).toString('utf8'));
+        spans = protobuf ? decodeOtlpProto(Buffer.concat(chunks)) : decodeOtlpJson(Buffer.concat(chunks).toString('utf8'));
       } catch {
         receiver.rejected += 1;
         res.statusCode = 400;
         return res.end();
       }
       receiver.count += spans.length;
+      if (protobuf) receiver.protobufPosts += 1;
+      else receiver.jsonPosts += 1;
       if (keep) receiver.spans.push(...spans);
       if (answer === 'never') {
         hanging.add(res);
         return;
       }
-      res.setHeader('content-type', 'application/json');
-      res.end('{}');
+      // An empty ExportTraceServiceResponse, in the request's encoding.
+      res.setHeader('content-type', protobuf ? 'application/x-protobuf' : 'application/json');
+      res.end(protobuf ? '' : '{}');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,14 +1,45 @@
 /**
  * The export queue for every span Tenement makes: request records (records.ts) are handed to it directly, SDK
- * spans (wake, spawn, health, restart) through the tracer provider, whose span processor it is. One bounded
- * queue, batches of up to `batchSize` sent at most every `delayMs`, one export in flight at a time: a slow or
- * dead collector fills the queue, and past `maxQueue` new spans are dropped and counted, so memory stays
- * bounded and requests never wait. What the SDK's BatchSpanProcessor does, with the count of dropped spans
- * (the SDK's only goes to a meter) and the export run after the span's own call, not inside it.
+ * spans (wake, spawn, health, restart) through the tracer provider, whose span processor it is. Each span is
+ * written into its batch's buffer in the export encoding (otlp-proto.ts or otlp-json.ts) the moment it ends,
+ * so a span is garbage right away (young, cheap to collect) and a batch is one buffer, not 512 objects aged
+ * into the old generation while they wait. Batches of up to `batchSize` spans leave at most every `delayMs`,
+ * one export in flight at a time: a slow or dead collector fills the queue, and past `maxQueue` spans new ones
+ * are dropped and counted, so memory stays bounded and requests never wait. What the SDK's BatchSpanProcessor
+ * does, with the count of dropped spans (the SDK's only goes to a meter) and the export run after the span's
+ * own call, not inside it.
  */
 import { TraceFlags } from '@opentelemetry/api';
-import { ExportResultCode } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ExportResultCode, type ExportResult, type InstrumentationScope } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Bytes } from './bytes.ts';
+import type { SpanEncoding } from './encoding.ts';
+
+/** A batch is sealed once its spans take this much (a collector's body limit is usually 20 MiB or more). */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/** A buffer that grew past this for an unusual batch is not kept for the next one. */
+const MAX_KEPT_BYTES = 8 * 1024 * 1024;
+const FIRST_BUFFER_BYTES = 64 * 1024;
+
+/** Spans of one resource and instrumentation scope, written one after the other in the export encoding. */
+export interface EncodedBatch {
+  readonly resource: Resource;
+  readonly scope: InstrumentationScope;
+  spans: number;
+  readonly body: Bytes;
+}
+
+/** Sends a batch; it reads `batch.body` only during the export() call, which may then reuse it. */
+export interface BatchExporter {
+  readonly encoding: SpanEncoding;
+  export(batch: EncodedBatch, done: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
+
+function sameScope(a: InstrumentationScope, b: InstrumentationScope): boolean {
+  return a === b || (a.name === b.name && (a.version ?? '') === (b.version ?? '') && (a.schemaUrl ?? '') === (b.schemaUrl ?? ''));
+}
 
 export interface SpanCounters {
   /** Spans the collector accepted. */
@@ -47,14 +78,20 @@ export function batchOptions(env: Readonly<Record<string, string | undefined>> =
 }
 
 export class BatchExport implements SpanProcessor {
-  private queue: ReadableSpan[] = [];
+  /** Full batches waiting, oldest first, and the one being filled. */
+  private sealed: EncodedBatch[] = [];
+  private open: EncodedBatch | null = null;
+  /** Spans in `sealed` and `open` (the batch in flight no longer counts). */
+  private queued = 0;
+  /** Buffers of sent batches, written into again (at most as many as the queue can fill). */
+  private readonly free: Bytes[] = [];
   private timer: NodeJS.Timeout | null = null;
   private soon: NodeJS.Immediate | null = null;
   private exporting: Promise<void> | null = null;
   private closed = false;
 
   constructor(
-    private readonly exporter: SpanExporter,
+    private readonly exporter: BatchExporter,
     private readonly options: BatchOptions,
     readonly counters: SpanCounters,
   ) {}
@@ -63,58 +100,91 @@ export class BatchExport implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     if (this.closed || (span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
-    const queue = this.queue;
-    if (queue.length >= this.options.maxQueue) {
+    if (this.queued >= this.options.maxQueue) {
       this.counters.dropped += 1;
       return;
     }
-    queue.push(span);
+    let batch = this.open;
+    if (batch !== null && (batch.resource !== span.resource || !sameScope(batch.scope, span.instrumentationScope))) {
+      this.seal();
+      batch = null;
+    }
+    batch ??= this.openBatch(span);
+    const before = batch.body.length;
+    try {
+      this.exporter.encoding.span(batch.body, span, batch.spans);
+    } catch {
+      // Never a span of Tenement's; whatever it was is left out, not half written.
+      batch.body.length = before;
+      this.counters.dropped += 1;
+      return;
+    }
+    batch.spans += 1;
+    this.queued += 1;
+    if (batch.spans >= this.options.batchSize || batch.body.length >= MAX_BATCH_BYTES) this.seal();
     if (this.exporting !== null) return;
-    if (queue.length >= this.options.batchSize) {
+    if (this.sealed.length > 0) {
       // A full batch goes after the call that completed it (a request's end), not inside it.
       this.soon ??= setImmediate(() => {
         this.soon = null;
         this.next();
       });
-    } else if (this.timer === null) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.next();
-      }, this.options.delayMs);
-      this.timer.unref();
-    }
+    } else this.schedule();
+  }
+
+  private openBatch(span: ReadableSpan): EncodedBatch {
+    const body = this.free.pop() ?? new Bytes(FIRST_BUFFER_BYTES);
+    this.open = { resource: span.resource, scope: span.instrumentationScope, spans: 0, body };
+    return this.open;
+  }
+
+  private seal(): void {
+    if (this.open === null) return;
+    if (this.open.spans > 0) this.sealed.push(this.open);
+    else this.release(this.open.body);
+    this.open = null;
+  }
+
+  private release(body: Bytes): void {
+    if (this.free.length > this.options.maxQueue / this.options.batchSize + 1) return;
+    body.reset(MAX_KEPT_BYTES, FIRST_BUFFER_BYTES);
+    this.free.push(body);
+  }
+
+  private schedule(): void {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.next();
+    }, this.options.delayMs);
+    this.timer.unref();
   }
 
   /** Sends the next batch unless one is in flight; when it is done, what queued meanwhile follows. */
   private next(): void {
-    if (this.exporting !== null || this.queue.length === 0) return;
+    if (this.exporting !== null) return;
+    if (this.sealed.length === 0) this.seal();
+    const batch = this.sealed.shift();
+    if (batch === undefined) return;
     this.clearTimers();
-    this.exporting = this.exportBatch().finally(() => {
+    this.queued -= batch.spans;
+    this.exporting = this.exportBatch(batch).finally(() => {
       this.exporting = null;
-      const left = this.queue.length;
-      if (left === 0 || this.closed) return;
-      if (left >= this.options.batchSize) this.next();
-      else if (this.timer === null) {
-        this.timer = setTimeout(() => {
-          this.timer = null;
-          this.next();
-        }, this.options.delayMs);
-        this.timer.unref();
-      }
+      if (this.closed) return;
+      if (this.sealed.length > 0) this.next();
+      else if (this.open !== null && this.open.spans > 0) this.schedule();
     });
   }
 
-  private exportBatch(): Promise<void> {
-    const batch = this.queue.length <= this.options.batchSize ? this.queue : this.queue.slice(0, this.options.batchSize);
-    this.queue = batch === this.queue ? [] : this.queue.slice(batch.length);
+  private exportBatch(batch: EncodedBatch): Promise<void> {
     return new Promise<void>((resolve) => {
       let done = false;
       const finish = (ok: boolean): void => {
         if (done) return;
         done = true;
         clearTimeout(timeout);
-        if (ok) this.counters.exported += batch.length;
-        else this.counters.failed += batch.length;
+        if (ok) this.counters.exported += batch.spans;
+        else this.counters.failed += batch.spans;
         resolve();
       };
       // The exporter has its own deadline (10 s, with retries inside it); this one only keeps a stuck
@@ -126,6 +196,7 @@ export class BatchExport implements SpanProcessor {
       } catch {
         finish(false);
       }
+      this.release(batch.body);
     });
   }
 
@@ -140,8 +211,10 @@ export class BatchExport implements SpanProcessor {
   async forceFlush(): Promise<void> {
     for (;;) {
       if (this.exporting !== null) await this.exporting;
-      else if (this.queue.length > 0) this.next();
-      else return;
+      else if (this.queued > 0) {
+        this.next();
+        if (this.exporting === null) return;
+      } else return;
     }
   }
 

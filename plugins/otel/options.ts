@@ -4,9 +4,10 @@
  * tracing or not, and must cost nothing when it is off.
  */
 import type { OtelSettings } from './schema.ts';
-import { SAMPLER_NAMES } from './schema.ts';
+import { PROTOCOLS, SAMPLER_NAMES } from './schema.ts';
 
 export type SamplerName = (typeof SAMPLER_NAMES)[number];
+export type Protocol = (typeof PROTOCOLS)[number];
 
 export interface TracingOptions {
   /** Where spans are POSTed (OTLP/HTTP JSON), e.g. http://127.0.0.1:4318/v1/traces. */
@@ -14,6 +15,8 @@ export interface TracingOptions {
   /** What instances get as OTEL_EXPORTER_OTLP_ENDPOINT (the base URL), or null when only a traces URL was given. */
   baseUrl: string | null;
   headers: Record<string, string>;
+  /** The body's encoding: OTLP protobuf (the default) or JSON. */
+  protocol: Protocol;
   sampler: SamplerName;
   /** For the ratio samplers. */
   ratio: number;
@@ -63,6 +66,19 @@ function samplerFrom(settings: OtelSettings | undefined, env: Env): { sampler: S
 }
 
 /**
+ * `settings.otel.protocol`, else OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else
+ * http/protobuf (the specification's default). A variable naming another protocol (`grpc`) is ignored.
+ */
+function protocolFrom(settings: OtelSettings | undefined, env: Env): Protocol {
+  if (settings?.protocol !== undefined) return settings.protocol;
+  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL'] as const) {
+    const value = nonEmpty(env[name])?.toLowerCase();
+    if (value !== undefined && (PROTOCOLS as readonly string[]).includes(value)) return value as Protocol;
+  }
+  return 'http/protobuf';
+}
+
+/**
  * The tracing options, or null when tracing is off: OTEL_SDK_DISABLED=true, or neither `settings.otel` nor an
  * OTLP endpoint variable is set.
  */
@@ -93,6 +109,7 @@ export function resolveTracing(settings: OtelSettings | undefined, env: Env = pr
     tracesUrl,
     baseUrl,
     headers,
+    protocol: protocolFrom(settings, env),
     ...samplerFrom(settings, env),
     serviceName: settings?.serviceName ?? nonEmpty(env.OTEL_SERVICE_NAME) ?? 'tenement',
   };

@@ -19,6 +19,7 @@ import type { Attributes, AttributeValue, HrTime, Link, SpanContext, SpanStatus 
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import type { SpanEncoding, TraceResponse } from './encoding.ts';
 import { SpanRecord, unixNanos } from './records.ts';
 
 /** Longest string written (attribute values and keys, names, status messages, trace state). */
@@ -315,3 +316,26 @@ export function encodeTraceRequest(spans: readonly ReadableSpan[], reuse?: Buffe
   body.put(']}');
   return body.done();
 }
+
+/** The JSON encoding for batch.ts: spans written one by one as they end, the request put around them when sent. */
+export const jsonEncoding: SpanEncoding = {
+  contentType: 'application/json',
+  span(out, span, count) {
+    out.utf8(count > 0 ? `,${spanJson(span)}` : spanJson(span));
+  },
+  request(resource, scope, spans, out) {
+    out.utf8(`{"resourceSpans":[{${resourceJson(resource)},"scopeSpans":[{${scopeJson(scope)},"spans":[`);
+    out.bytes(spans);
+    out.utf8(scope.schemaUrl ? `],"schemaUrl":${jsonString(scope.schemaUrl)}}]` : ']}]');
+    out.utf8(resource.schemaUrl ? `,"schemaUrl":${jsonString(resource.schemaUrl)}}]}` : '}]}');
+  },
+  decodeResponse(data) {
+    if (data.length === 0) return {};
+    try {
+      return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as TraceResponse;
+    } catch {
+      // A collector answering 2xx with something else than JSON: the spans were still accepted.
+      return {};
+    }
+  },
+};

@@ -13,8 +13,8 @@ import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { randomFillSync } from 'node:crypto';
 
 /** performance.timeOrigin split once into whole seconds and nanoseconds, so readings convert without losing precision. */
-const ORIGIN_SECONDS = Math.floor(performance.timeOrigin / 1000);
-const ORIGIN_NANOS = Math.round((performance.timeOrigin - ORIGIN_SECONDS * 1000) * 1e6);
+export const ORIGIN_SECONDS = Math.floor(performance.timeOrigin / 1000);
+export const ORIGIN_NANOS = Math.round((performance.timeOrigin - ORIGIN_SECONDS * 1000) * 1e6);
 
 /**
  * A performance.now() reading as an absolute time, on one clock for every span. (Given a number, the SDK

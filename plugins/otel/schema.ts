@@ -15,6 +15,9 @@ export const SAMPLER_NAMES = [
   'parentbased_traceidratio',
 ] as const;
 
+/** The OTLP/HTTP encodings (OTEL_EXPORTER_OTLP_PROTOCOL's values; `grpc` is not offered). */
+export const PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+
 const ratio = z.number().min(0, 'expected a sampling ratio from 0 to 1').max(1, 'expected a sampling ratio from 0 to 1');
 
 const httpUrl = z
@@ -25,6 +28,8 @@ const httpUrl = z
 const otelSettings = z.strictObject({
   /** The collector's OTLP/HTTP base URL (as OTEL_EXPORTER_OTLP_ENDPOINT): traces go to `{endpoint}/v1/traces`. */
   endpoint: httpUrl.optional(),
+  /** How spans are encoded: `http/protobuf` (the default, as the OpenTelemetry specification's) or `http/json`. */
+  protocol: z.enum(PROTOCOLS).optional(),
   /** Headers sent with every export (authentication); never given to instances. */
   headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name'), z.string()).optional(),
   /** A ratio (parent-based: a sampled caller's trace is kept) or an OTEL_TRACES_SAMPLER name, or `{ name, ratio }`. */

@@ -1,8 +1,9 @@
 /**
  * The OpenTelemetry side of the plugin, imported only when tracing is on (index.ts loads it with a dynamic
  * import): a tracer provider of its own (not registered globally: a process may run several kernels, and no
- * global context manager is installed, so no async_hooks cost), a bounded batch queue (batch.ts), the OTLP/HTTP
- * exporter writing its own OTLP JSON (exporter.ts, otlp-json.ts), and the W3C trace-context propagator.
+ * global context manager is installed, so no async_hooks cost), a bounded batch queue (batch.ts) holding spans
+ * already written as OTLP protobuf or JSON (otlp-proto.ts, otlp-json.ts), the OTLP/HTTP exporter (exporter.ts),
+ * and the W3C trace-context propagator.
  */
 import { ROOT_CONTEXT, type Context, type TextMapGetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -10,7 +11,9 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { BatchExport, batchOptions, type SpanCounters } from './batch.ts';
-import { otlpJsonExporter } from './exporter.ts';
+import { otlpExporter } from './exporter.ts';
+import { jsonEncoding } from './otlp-json.ts';
+import { protobufEncoding } from './otlp-proto.ts';
 import type { TracingOptions } from './options.ts';
 import { Spans } from './spans.ts';
 
@@ -64,7 +67,11 @@ export function startTracing(options: TracingOptions, version: string, onError: 
   const counters: SpanCounters = { exported: 0, failed: 0, dropped: 0 };
   // Spans waiting for export are bounded (2,048 unless OTEL_BSP_MAX_QUEUE_SIZE says otherwise): past it new
   // spans are dropped and counted, so an unreachable or slow collector never grows memory.
-  const processor = new BatchExport(otlpJsonExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000 }), batchOptions(), counters);
+  const processor = new BatchExport(
+    otlpExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000, encoding: options.protocol === 'http/json' ? jsonEncoding : protobufEncoding }),
+    batchOptions(),
+    counters,
+  );
   // One resource object for SDK spans and request records: the OTLP writer groups spans by its identity.
   const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName, [ATTR_SERVICE_VERSION]: version });
   const chosen = sampler(options);

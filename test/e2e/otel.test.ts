@@ -103,6 +103,7 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
     // The app posted its span before answering; Tenement's were flushed when the kernel closed.
     const spans = receiver.spans;
     assert.equal(receiver.rejected, 0);
+    assert.ok(receiver.protobufPosts >= 1, "Tenement's spans arrive as OTLP protobuf, the default (the app posts its own as JSON)");
     const server = one(spans, 'request (SERVER)', (s) => s.kind === SERVER && s.name === 'GET');
     assert.equal(server.parentSpanId, '', 'no traceparent from the client: a new trace');
     assert.equal(server.attributes['http.request.method'], 'GET');
@@ -154,7 +155,8 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
   test("a client's traceparent continues its trace, with its tracestate; a malformed one or a huge tracestate starts afresh", async (t) => {
     const receiver = await startOtlpReceiver();
     t.after(() => receiver.close());
-    const kernel = await tracedKernel(receiver, { headers: { authorization: 'Bearer collector-secret' } });
+    // JSON export (the default is protobuf, asserted on the wake test): the same spans, attributes and cuts.
+    const kernel = await tracedKernel(receiver, { headers: { authorization: 'Bearer collector-secret' }, protocol: 'http/json' });
     const theirs = { trace: '4bf92f3577b34da6a3ce929d0e0e4736', span: '00f067aa0ba902b7' };
     let continued: AppReply;
     const malformed: AppReply[] = [];
@@ -187,6 +189,8 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
     } finally {
       await kernel.close();
     }
+    assert.equal(receiver.protobufPosts, 0, "protocol 'http/json': every export is OTLP JSON");
+    assert.equal(receiver.rejected, 0);
     const servers = byName(receiver.spans, 'GET', SERVER);
     const continuedSpan = one(servers, 'continued request', (s) => s.attributes['url.path'] === '/continued');
     assert.equal(continuedSpan.traceId, theirs.trace, "the client's trace goes on");

@@ -5,9 +5,13 @@ import { test } from 'node:test';
 import { SpanKind, TraceFlags } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { BatchExport, batchOptions, type SpanCounters } from '../../plugins/otel/batch.ts';
+import { BatchExport, batchOptions, type BatchExporter, type EncodedBatch, type SpanCounters } from '../../plugins/otel/batch.ts';
+import { Bytes } from '../../plugins/otel/bytes.ts';
+import { jsonEncoding } from '../../plugins/otel/otlp-json.ts';
+import { protobufEncoding } from '../../plugins/otel/otlp-proto.ts';
 import { SpanRecord } from '../../plugins/otel/records.ts';
+import { decodeOtlpProto } from '../otlp-proto.ts';
+import { decodeOtlpJson } from '../otlp-receiver.ts';
 
 const sink = { resource: resourceFromAttributes({}), scope: { name: 't' }, onEnd() {} };
 
@@ -17,12 +21,18 @@ function span(i: number, flags: number = TraceFlags.SAMPLED): SpanRecord {
   return s;
 }
 
-class Recorder implements SpanExporter {
-  batches: ReadableSpan[][] = [];
+/** Decodes each batch's request as the exporter writes it (names of its spans), and answers when told. */
+class Recorder implements BatchExporter {
+  batches: string[][] = [];
   answers: Array<(result: ExportResult) => void> = [];
   shutDown = false;
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    this.batches.push(spans);
+  constructor(readonly encoding = protobufEncoding) {}
+  export(batch: EncodedBatch, done: (result: ExportResult) => void): void {
+    const out = new Bytes(16);
+    this.encoding.request(batch.resource, batch.scope, batch.body.view(), out);
+    const spans = this.encoding === jsonEncoding ? decodeOtlpJson(out.view().toString('utf8')) : decodeOtlpProto(Buffer.from(out.view()));
+    assert.equal(spans.length, batch.spans);
+    this.batches.push(spans.map((s) => s.name));
     this.answers.push(done);
   }
   async shutdown(): Promise<void> {

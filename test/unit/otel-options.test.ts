@@ -65,9 +65,21 @@ test('settings.otel in the config: accepted when well formed, refused with the f
   const { configSchema } = await import('../../core/config/schema.ts');
   const ok = configSchema.parse({ settings: { otel: { endpoint: 'http://127.0.0.1:4318', sampler: { name: 'traceidratio', ratio: 0.5 }, headers: { 'x-key': 'v' } } } });
   assert.equal(ok.settings.otel?.endpoint, 'http://127.0.0.1:4318');
-  for (const otel of [{ endpoint: 'ftp://x' }, { sampler: 2 }, { sampler: 'sometimes' }, { headers: { 'bad header': 'v' } }, { unknown: 1 }]) {
+  for (const otel of [{ endpoint: 'ftp://x' }, { protocol: 'grpc' }, { sampler: 2 }, { sampler: 'sometimes' }, { headers: { 'bad header': 'v' } }, { unknown: 1 }]) {
     const result = configSchema.safeParse({ settings: { otel } });
     assert.equal(result.success, false, JSON.stringify(otel));
     assert.ok(result.error!.issues.every((issue) => issue.path[0] === 'settings' && issue.path[1] === 'otel'), JSON.stringify(result.error!.issues));
   }
+});
+
+test('protocol: http/protobuf unless the config or OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL says http/json; grpc and garbage ignored', () => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
+  assert.equal(resolveTracing({}, {})?.protocol, 'http/protobuf');
+  assert.equal(resolveTracing(undefined, { ...on, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })?.protocol, 'http/json');
+  assert.equal(resolveTracing(undefined, { ...on, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' })?.protocol, 'http/protobuf');
+  assert.equal(resolveTracing({ protocol: 'http/json' }, { ...on, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' })?.protocol, 'http/json', 'the config wins');
+  for (const ignored of ['grpc', 'HTTP/JSONX', '', '__proto__']) {
+    assert.equal(resolveTracing(undefined, { ...on, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: ignored })?.protocol, 'http/protobuf', ignored);
+  }
+  assert.equal(resolveTracing(undefined, { ...on, OTEL_EXPORTER_OTLP_PROTOCOL: ' HTTP/JSON ' })?.protocol, 'http/json', 'trimmed, any case');
 });
