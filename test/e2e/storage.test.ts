@@ -1,8 +1,8 @@
 // Storage limits end to end (plugins/storage): real loop-mounted ext4 images under real instances, ENOSPC at the
 // limit, usage in the API and metrics, the warning event, mounts across a restart, removal and retention via gc.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
@@ -18,6 +18,7 @@ import type { StorageUsage } from '../../plugins/storage/usage.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
 import sandboxRuntime from '../../runtimes/sandbox/index.ts';
 import { ADMIN, staticAuth } from '../fixtures/static-auth.ts';
+import { mountsUnder, removeScratchDataDir } from '../storage-scratch.ts';
 import { ROOT, apiCall, onPath, recordEvents, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { probeService } from '../probe.ts';
 
@@ -38,17 +39,6 @@ const skipSandbox = skip || (onPath('runsc') ? false : 'needs runsc (apt-get ins
 const plugins = [...servePlugins, staticAuth, instancesApi, storage];
 
 /** Our mounts (mount point -> device), from mountinfo. */
-function mountsUnder(dir: string): Map<string, string> {
-  const prefix = `${realpathSync(dir)}/`;
-  const found = new Map<string, string>();
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const fields = line.split(' ');
-    const dash = fields.indexOf('-');
-    if (dash > 0 && fields[4]!.startsWith(prefix)) found.set(fields[4]!, fields[dash + 2]!);
-  }
-  return found;
-}
-
 /**
  * A data dir of the test's own (the storage plugin keeps mounts at shutdown on purpose, so the test kernel must
  * not delete it while they are there): every mount under it is undone, then it is deleted, even on failure. That
@@ -66,32 +56,13 @@ after(() => {
   let failure: unknown = null;
   for (const dir of scratchDirs) {
     try {
-      removeScratch(dir);
+      removeScratchDataDir(dir);
     } catch (error) {
       failure ??= error;
     }
   }
   if (failure !== null) throw failure;
 });
-
-function removeScratch(dir: string): void {
-  for (const mountPoint of [...mountsUnder(dir).keys()].reverse()) {
-    try {
-      execFileSync('umount', [mountPoint]);
-    } catch {
-      execFileSync('umount', ['-l', mountPoint]);
-    }
-  }
-  // Loop devices still bound to one of the images (autoclear normally frees them with the unmount).
-  const images = path.join(dir, '.storage', 'images');
-  for (const service of existsSync(images) ? readdirSync(images) : []) {
-    for (const file of readdirSync(path.join(images, service))) {
-      const bound = execFileSync('losetup', ['-j', path.join(realpathSync(images), service, file)], { encoding: 'utf8' });
-      for (const device of bound.split('\n').map((line) => line.split(':')[0]).filter(Boolean)) execFileSync('losetup', ['-d', device!]);
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-}
 
 async function storageKernel(t: TestContext, dataDir: string, config: ConfigInput, extra = plugins): Promise<TestKernel> {
   const kernel = await createTestKernel({

@@ -1,9 +1,9 @@
 // Alert webhooks (plugins/webhooks) end to end: `ten serve` as a real child process, instances that really
 // crash, and real HTTP receivers on loopback (a well-behaved one, and hostile ones that hang, flood or redirect).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +20,7 @@ import processRuntime from '../../runtimes/process/index.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { ECHO_APP, ROOT, freePort, onPath, request, servePlugins, sleep, waitFor } from '../helpers.ts';
 import { adminToken, projectDir, startServe, writeJsonConfig, type ServeChild } from '../security/serve-child.ts';
+import { removeScratchDataDir } from '../storage-scratch.ts';
 
 const SECRET = 'whsec_test_0123456789abcdef';
 
@@ -709,30 +710,6 @@ function scratchDataDir(): string {
   return mkdtempSync(path.join(os.tmpdir(), 'tenement-webhooks-storage-'));
 }
 
-/** Unmounts and removes a scratchDataDir: after the kernel using it stopped, never before. */
-function undoScratch(dir: string): void {
-  const prefix = `${realpathSync(dir)}/`;
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((point): point is string => point !== undefined && point.startsWith(prefix));
-  for (const point of mounts.reverse()) {
-    try {
-      execFileSync('umount', [point]);
-    } catch {
-      execFileSync('umount', ['-l', point]);
-    }
-  }
-  const images = path.join(dir, '.storage', 'images');
-  for (const service of existsSync(images) ? readdirSync(images) : []) {
-    for (const file of readdirSync(path.join(images, service))) {
-      const bound = execFileSync('losetup', ['-j', path.join(realpathSync(images), service, file)], { encoding: 'utf8' });
-      for (const device of bound.split('\n').map((line) => line.split(':')[0]).filter(Boolean)) execFileSync('losetup', ['-d', device!]);
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-}
-
 describe('alert webhooks on storage', { skip: storageSkip(), timeout: 120_000 }, () => {
   test('storage above a share of the limit fires, and resolves when the data is deleted', async (t) => {
     const dataDir = scratchDataDir();
@@ -750,7 +727,7 @@ describe('alert webhooks on storage', { skip: storageSkip(), timeout: 120_000 },
     });
     // One hook, stopping before unmounting and removing: the kernel writes into the folder (after-hooks stop at the
     // first that throws).
-    t.after(() => kernel.stop().finally(() => undoScratch(dataDir)));
+    t.after(() => kernel.stop().finally(() => removeScratchDataDir(dataDir)));
     await kernel.spawnInstance('echo', 'a');
     await sleep(300);
     assert.equal(hook.received.length, 0, 'an empty DATA_DIR is under the threshold');
