@@ -11,17 +11,9 @@ import { test } from 'node:test';
 import { Command, Help } from 'commander';
 import { COMMANDS } from '../../cli/command-table.ts';
 import { ROOT } from '../helpers.ts';
+import { MODULE_MARK, TRACE_MODULES_ARGS, loadedModuleLines } from '../module-trace.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
-const MARK = 'TEN_MODULE_LOADED ';
-
-/** A load hook writing each file URL it loads to stderr, registered before bin/ten.mjs runs (and registers tsx). */
-const HOOK = `import { writeSync } from 'node:fs';
-export async function load(url, context, next) {
-  if (url.startsWith('file:')) writeSync(2, ${JSON.stringify(MARK)} + url + '\\n');
-  return next(url, context);
-}`;
-const REGISTER = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOK)}`)});`;
 
 /**
  * What a quick command must not load: the config schema and zod, the plugin loader and semver, the kernel, plugins,
@@ -42,11 +34,8 @@ function loadedBy(args: string[], options: { cwd?: string; env?: NodeJS.ProcessE
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('TENEMENT_')) env[key] = value;
   Object.assign(env, options.env);
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, TEN, ...args], { cwd: options.cwd ?? ROOT, env, timeout: 30_000 }, (error, stdout, stderr) => {
-      const loaded = stderr
-        .split('\n')
-        .filter((line) => line.startsWith(MARK))
-        .map((line) => path.relative(ROOT, new URL(line.slice(MARK.length).replace(/\?.*$/, '')).pathname));
+    execFile(process.execPath, [...TRACE_MODULES_ARGS, TEN, ...args], { cwd: options.cwd ?? ROOT, env, timeout: 30_000 }, (error, stdout, stderr) => {
+      const loaded = loadedModuleLines(stderr).map((line) => path.relative(ROOT, new URL(line.slice(MODULE_MARK.length).replace(/\?.*$/, '')).pathname));
       resolve({ code: error ? Number((error as { code?: unknown }).code ?? 1) : 0, stdout, loaded });
     });
   });

@@ -13,16 +13,9 @@ import { createTestKernel } from '../../core/test-kernel.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { ROOT, freePort, request, servePlugins, waitFor } from '../helpers.ts';
 import { cleanEnv, instancePids, tempDir } from '../ten-cli.ts';
+import { TRACE_MODULES_ARGS, loadedModuleLines } from '../module-trace.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
-const MARK = 'TEN_MODULE_LOADED ';
-/** A load hook writing each file URL loaded to stderr (the first import of a package, CommonJS ones too). */
-const HOOK = `import { writeSync } from 'node:fs';
-export async function load(url, context, next) {
-  if (url.startsWith('file:')) writeSync(2, ${JSON.stringify(MARK)} + url + '\\n');
-  return next(url, context);
-}`;
-const REGISTER = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOK)}`)});`;
 
 const FASTIFY = /\/node_modules\/fastify\//;
 
@@ -47,7 +40,7 @@ test('ten serve loads Fastify on the first management request, not at start-up; 
   const port = await freePort();
   writeFileSync(config, JSON.stringify({ settings: { domain: 'localhost', port, listen: '127.0.0.1', dataDir }, services: { notes: { command: 'node app.mjs', cwd: path.join(ROOT, 'examples', 'notes') } } }));
   let stderr = '';
-  const serve: ChildProcess = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, TEN, 'serve', '--config', config], {
+  const serve: ChildProcess = spawn(process.execPath, [...TRACE_MODULES_ARGS, TEN, 'serve', '--config', config], {
     cwd: dir,
     env: cleanEnv({ TENEMENT_LOG_LEVEL: 'warn', XDG_CONFIG_HOME: path.join(dir, 'xdg') }),
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -66,7 +59,7 @@ test('ten serve loads Fastify on the first management request, not at start-up; 
     for (const pid of instancePids(dataDir)) process.kill(pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
-  const loaded = (): string[] => stderr.split('\n').filter((line) => line.startsWith(MARK));
+  const loaded = (): string[] => loadedModuleLines(stderr);
 
   await waitFor(() => {
     if (serve.exitCode !== null) throw new Error(`ten serve exited ${serve.exitCode}:\n${stderr.slice(-4000)}`);
