@@ -99,31 +99,51 @@ interface RawWrites {
 /** A string field: `tag`, length, UTF-8. */
 function string(out: Bytes, tag: number, value: string): void {
   value = cut(value);
-  out.ensure(value.length * 3 + 6);
+  const length = value.length;
+  out.ensure(length * 3 + 6);
   const b = out.buffer;
-  b[out.length++] = tag;
-  if (value.length <= 42) {
-    // At most 126 bytes: the length is one byte, written after the text.
-    const at = out.length;
-    const n = (b as unknown as RawWrites).utf8Write(value, at + 1);
-    b[at] = n;
-    out.length = at + 1 + n;
+  let p = out.length;
+  b[p++] = tag;
+  if (length <= 42) {
+    // At most 126 bytes: the length is one byte. ASCII (most values) is copied here: a native call costs more.
+    let i = 0;
+    for (; i < length; i++) {
+      const c = value.charCodeAt(i);
+      if (c >= 0x80) break;
+      b[p + 1 + i] = c;
+    }
+    const n = i === length ? length : (b as unknown as RawWrites).utf8Write(value, p + 1);
+    b[p] = n;
+    out.length = p + 1 + n;
     return;
   }
+  out.length = p;
   varint(out, Buffer.byteLength(value, 'utf8'));
   out.length += (b as unknown as RawWrites).utf8Write(value, out.length);
 }
+
+/** Hex digit values by character code (-1: not a lower-case hex digit). */
+const HEX = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) HEX['0123456789abcdef'.charCodeAt(i)] = i;
 
 /** An id field of `size` bytes from its hex (a malformed id, which the propagator and generators never make, is zero-padded). */
 function id(out: Bytes, tag: number, hex: string, size: number): void {
   out.ensure(size + 2);
   const b = out.buffer;
-  const p = out.length;
-  b[p] = tag;
-  b[p + 1] = size;
-  const n = hex.length === size * 2 ? (b as unknown as RawWrites).hexWrite(hex, p + 2, size) : 0;
-  if (n < size) b.fill(0, p + 2 + n, p + 2 + size);
-  out.length = p + 2 + size;
+  let p = out.length;
+  b[p++] = tag;
+  b[p++] = size;
+  let bad = hex.length === size * 2 ? 0 : -1;
+  for (let i = 0; i < size && bad === 0; i++) {
+    const c1 = hex.charCodeAt(2 * i);
+    const c2 = hex.charCodeAt(2 * i + 1);
+    const hi = c1 < 128 ? HEX[c1]! : -1;
+    const lo = c2 < 128 ? HEX[c2]! : -1;
+    bad = (hi | lo) & ~0xf;
+    b[p + i] = (hi << 4) | lo;
+  }
+  if (bad !== 0) b.fill(0, p, p + size);
+  out.length = p + size;
 }
 
 /** Reserves `width` bytes for the length of a nested message; close() writes it once the message is written. */
@@ -201,11 +221,11 @@ function anyValue(out: Bytes, value: unknown): void {
 }
 
 /**
- * Per attribute name, the KeyValue messages (length first) of the short string values it took recently: most
- * values of a request span repeat from request to request (method, scheme, host, addresses, service,
- * instance), and a value written once is one copy afterwards. Bounded as the JSON writer's cache is.
+ * Per attribute name, the KeyValue messages (length first) of the short string and integer values it took
+ * recently: most values of a request span repeat from request to request (method, scheme, host, addresses,
+ * service, instance, status code, port), and a value written once is one copy afterwards. Bounded as the JSON writer's cache is.
  */
-const KEYS = new Map<string, Map<string, Buffer>>();
+const KEYS = new Map<string, Map<string | number, Buffer>>();
 const MAX_KEYS = 64;
 const MAX_VALUES = 64;
 const MAX_CACHED_VALUE = 256;
@@ -218,7 +238,7 @@ function attributes(out: Bytes, tag: number, list: Attributes | undefined): void
     const value = list[key];
     if (!isAttributeValue(value)) continue;
     out.byte(tag);
-    if (typeof value !== 'string' || value.length > MAX_CACHED_VALUE) {
+    if (typeof value === 'string' ? value.length > MAX_CACHED_VALUE : !Number.isSafeInteger(value)) {
       const at = open(out, 1);
       keyValueBody(out, key, value!);
       close(out, at, 1);
@@ -229,14 +249,15 @@ function attributes(out: Bytes, tag: number, list: Attributes | undefined): void
       values = new Map();
       if (KEYS.size < MAX_KEYS) KEYS.set(key, values);
     }
-    let written = values.get(value);
+    const cached = value as string | number;
+    let written = values.get(cached);
     if (written === undefined) {
       scratch.length = 0;
       const at = open(scratch, 1);
-      keyValueBody(scratch, key, value);
+      keyValueBody(scratch, key, cached);
       close(scratch, at, 1);
       written = Buffer.from(scratch.view());
-      if (values.size < MAX_VALUES) values.set(value, written);
+      if (values.size < MAX_VALUES) values.set(cached, written);
     }
     out.bytes(written);
   }

@@ -144,6 +144,13 @@ test('trace state and remote parents are written; the response decoder reads a p
   span.end = 2;
   assert.deepEqual(decodeOtlpProto(ours([span])), decodeOtlpProto(sdkProto([span])));
   assert.ok(ours([span]).includes(Buffer.from('vendor=a,other=b')));
+  // Ids no generator or propagator makes (upper case, wrong length) cannot corrupt the message: zero bytes.
+  const odd = new SpanRecord(sink, 'GET', SpanKind.SERVER, { traceId: TRACE.toUpperCase(), spanId: '123', traceFlags: 1 }, undefined, 1, {});
+  const wide = new SpanRecord(sink, 'GET', SpanKind.SERVER, { traceId: TRACE, spanId: '\u00b0'.repeat(16), traceFlags: 1 }, undefined, 1, {});
+  const [decodedOdd, decodedWide] = decodeOtlpProto(ours([odd, wide, span]));
+  assert.equal(decodedWide!.spanId, '0'.repeat(16), 'not read as 0x30 once its high bits are cut');
+  assert.equal(decodedOdd!.traceId, '0'.repeat(32));
+  assert.equal(decodedOdd!.spanId, '0'.repeat(16));
   // partial_success { rejected_spans: 3, error_message: "full" }
   const partial = Buffer.from([0x0a, 0x08, 0x08, 0x03, 0x12, 0x04, ...Buffer.from('full')]);
   assert.deepEqual(protobufEncoding.decodeResponse(partial), { partialSuccess: { rejectedSpans: 3, errorMessage: 'full' } });
