@@ -11,6 +11,7 @@
  *   npm run bench -- fleet         # fleet mode on a 3-server NATS cluster (needs nats-server; not in the default set)
  *   npm run bench -- lb            # load balancing: p99 under p2c and least-requests vs weighted, one instance slowed (needs wrk)
  *   npm run bench -- autoscale     # autoscaling: reaction time to a step 1 -> 50 clients, p99 against a pre-scaled pool (opt-in)
+ *   npm run bench -- discovery     # service discovery: DNS lookup vs a bare dns-packet echo, a call by name vs by tenant host (opt-in)
  *   npm run bench -- suspend       # wake from suspend (CRIU restore) vs cold wake, 100 ms and 1 s apps (needs root and npm run fetch:criu; not in the default set)
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
@@ -27,6 +28,7 @@ import { formatFootprint, runFootprintBench, type FootprintResult } from './foot
 import { formatIsolation, runIsolationBench, type IsolationResult } from './isolation.ts';
 import { formatLb, runLbBench, type LbBenchResult } from './lb.ts';
 import { formatAutoscale, runAutoscaleBench, type AutoscaleBenchResult } from './autoscale.ts';
+import { formatDiscovery, runDiscoveryBench, type DiscoveryBenchResult } from './discovery.ts';
 import { formatSuspend, runSuspendBench, type SuspendBenchResult } from './suspend.ts';
 import { formatLogsSearch, runLogsSearchBench, type LogsSearchResult } from './logs-search.ts';
 import { ROOT, fmt, fmtInt, median, requireTools, table, writeJson, type Goal } from './lib.ts';
@@ -35,10 +37,10 @@ import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 import { formatSoak, runSoakBench, soakOptionsFromEnv, type SoakResult } from './soak.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'lb', 'isolation', 'soak', 'fleet', 'suspend', 'autoscale'] as const;
+const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'lb', 'isolation', 'soak', 'fleet', 'suspend', 'autoscale', 'discovery'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
-const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet', 'suspend', 'autoscale']);
+const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet', 'suspend', 'autoscale', 'discovery']);
 
 const args = process.argv.slice(2);
 const chosen = args.filter((a): a is Name => (NAMES as readonly string[]).includes(a));
@@ -68,6 +70,7 @@ let soak: SoakResult | null = null;
 let fleet: FleetBenchResult | null = null;
 let lb: LbBenchResult | null = null;
 let autoscaleResult: AutoscaleBenchResult | null = null;
+let discoveryResult: DiscoveryBenchResult | null = null;
 let suspend: SuspendBenchResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
@@ -144,6 +147,10 @@ if (selected.has('lb')) {
 if (selected.has('autoscale')) {
   autoscaleResult = await attempt('autoscale', () => runAutoscaleBench());
   if (autoscaleResult) out(`\n${formatAutoscale(autoscaleResult)}\n`);
+}
+if (selected.has('discovery')) {
+  discoveryResult = await attempt('discovery', () => runDiscoveryBench());
+  if (discoveryResult) out(`\n${formatDiscovery(discoveryResult)}\n`);
 }
 if (selected.has('suspend')) {
   suspend = await attempt('suspend', () => runSuspendBench());
@@ -257,6 +264,15 @@ if (lb) {
   goals.push(...lb.goals);
 }
 if (autoscaleResult) goals.push(...autoscaleResult.goals);
+if (discoveryResult) {
+  const r = discoveryResult.ratios;
+  const p50 = (pick: (round: DiscoveryBenchResult['rounds'][number]) => number): string => `${fmt(median(discoveryResult!.rounds.map(pick)), 3)} ms`;
+  rows.push(
+    ['DNS lookup p50, discovery vs dns-packet echo', p50((x) => x.dns.discovery.p50Ms), `echo ${p50((x) => x.dns.echo.p50Ms)}`, fmt(r.dnsP50), '<= 1.5'],
+    ['GET p50 by name vs by tenant host', p50((x) => x.http.byName.p50Ms), `by host ${p50((x) => x.http.byHost.p50Ms)}`, fmt(r.httpP50), '<= 1.2'],
+  );
+  goals.push(...discoveryResult.goals);
+}
 if (suspend) goals.push(...suspend.goals);
 
 if (soak) {
@@ -300,6 +316,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   lb,
   suspend,
   autoscale: autoscaleResult,
+  discovery: discoveryResult,
   goals,
   failures,
 });

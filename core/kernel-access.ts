@@ -80,7 +80,7 @@ export function kernelAccess(kernel: Kernel): KernelAccess {
     proxy: {
       // The server exists before any plugin is set up (Kernel.start).
       accept: (socket, route) => kernel.server.accept(socket, route),
-      route: (info) => kernel.hooks.route.promise(info),
+      route: (info) => kernel.server.route(info),
     },
   };
 }

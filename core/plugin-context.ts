@@ -131,7 +131,7 @@ export interface ProxyAccess {
    * the `route` hook. What `route` leaves unanswered, or gives to the management surface, is refused (404).
    */
   accept(socket: net.Socket, route: ConnectionRoute): void;
-  /** What the `route` hook answers for a request (the route a `route` of `accept` usually defers to). */
+  /** What the `route` hook answers for a request, through the route cache (what a `route` of `accept` usually defers to). */
   route(info: RequestInfo): Promise<RouteTarget | undefined>;
 }
 

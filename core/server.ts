@@ -13,6 +13,7 @@ import { createDataPlane } from './dataplane/index.ts';
 import { UpstreamPool } from './dataplane/upstream-pool.ts';
 import { cachingRouter } from './dataplane/route-cache.ts';
 import { setConnectionRoute, type ConnectionRoute } from './dataplane/own-routes.ts';
+import type { RequestInfo, RouteTarget } from './types.ts';
 import { ProxyWorkers } from './dataplane/workers/primary.ts';
 import type { ReusePortListenOptions } from './dataplane/workers/listen.ts';
 import { availableParallelism } from 'node:os';
@@ -38,6 +39,8 @@ export interface TenementServer {
    * `route` instead of the `route` hook: nothing it leaves unanswered reaches the management surface.
    */
   accept(socket: net.Socket, route: ConnectionRoute): void;
+  /** What the `route` hook answers for a request, through the route cache (core/dataplane/route-cache.ts). */
+  route(info: RequestInfo): Promise<RouteTarget | undefined>;
   /** The proxy workers (settings.proxy.workers): their pids, requests they served, connections they handed back. */
   proxyWorkers(): { pids: number[]; requests: number; handedBack: number; connections: number };
   /** Resolves once every proxy worker has applied the routing changes made so far (at once with none). */
@@ -61,6 +64,8 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
   });
 
   const pool = new UpstreamPool();
+  // One cache for the listener and for plugins routing by a host (ctx.proxy.route): answers depend on the host alone.
+  const router = cachingRouter(kernel.hooks);
   const fastPath = process.env.TENEMENT_FAST_PROXY !== '0';
   const dataPlane = fastPath
     ? createDataPlane({
@@ -69,7 +74,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
         log: kernel.log,
         hostnameOf,
         handoff: (socket) => nodeServer.emit('connection', socket),
-        route: cachingRouter(kernel.hooks),
+        route: router,
       })
     : null;
   const listener = dataPlane?.server ?? nodeServer;
@@ -144,6 +149,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       setConnectionRoute(socket, route);
       nodeServer.emit('connection', socket);
     },
+    route: async (info) => router(info.hostname, () => info),
     proxyWorkersSynced: () => workers?.synced() ?? Promise.resolve(),
     proxyWorkers: () => ({ pids: workers?.pids ?? [], requests: workers?.requests ?? 0, handedBack: workers?.handedBack ?? 0, connections: workers?.connections ?? 0 }),
     terminate() {

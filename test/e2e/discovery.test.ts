@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import path from 'node:path';
 import type { ConfigInput, ServiceInput } from '../../core/config/schema.ts';
+import type { PluginEntry } from '../../core/plugin.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import discovery from '../../plugins/discovery/index.ts';
 import network from '../../plugins/network/index.ts';
@@ -39,7 +40,7 @@ interface Who {
   host: string;
 }
 
-async function kernelWith(t: TestContext, config: ConfigInput, runtimes = [namespaceRuntime]): Promise<TestKernel> {
+async function kernelWith(t: TestContext, config: ConfigInput, runtimes: PluginEntry[] = [namespaceRuntime]): Promise<TestKernel> {
   const kernel = await createTestKernel({
     plugins: [...servePlugins, network, ...runtimes, discovery],
     config: { ...config, settings: { network: { range: RANGE }, ...config.settings } },
