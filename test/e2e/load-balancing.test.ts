@@ -12,7 +12,11 @@ import type { ServiceInput } from '../../core/config/schema.ts';
 import { balance } from '../../core/dataplane/balance.ts';
 import type { Instance, InstanceView } from '../../core/instance.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
-import { FIXTURES, recordEvents, request, servePlugins, waitFor, type Reply } from '../helpers.ts';
+import { FIXTURES, recordEvents, request, servePlugins, waitFor } from '../helpers.ts';
+import { manyRequests, showTally, tally } from '../spread.ts';
+
+/** `total` requests to `host`, `parallel` at a time, each given a minute (a slowed instance answers late). */
+const many = (kernel: TestKernel, host: string, total: number, parallel: number) => manyRequests(kernel, host, total, { parallel, timeoutMs: 60_000 });
 
 const LB_APP = path.join(FIXTURES, 'lb-app.mjs');
 const TIMEOUT = 180_000;
@@ -35,32 +39,6 @@ async function running(kernel: TestKernel, service: string, id: string): Promise
   assert.equal(instance.state, 'running', `${instance.key} did not start: ${instance.lastError}`);
   return instance;
 }
-
-/** `total` requests to `host`, each on a fresh connection, at most `parallel` at a time (closed loop). */
-async function many(kernel: TestKernel, host: string, total: number, parallel: number): Promise<Reply[]> {
-  const replies: Reply[] = [];
-  let next = 0;
-  const client = async (): Promise<void> => {
-    while (next < total) {
-      next += 1;
-      replies.push(await request(kernel, host, '/', { timeoutMs: 60_000 }));
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, client));
-  return replies;
-}
-
-/** Replies per instance (`x-instance`); anything but a 200 is counted under its status and body. */
-function tally(replies: readonly Reply[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const reply of replies) {
-    const key = reply.status === 200 ? String(reply.headers['x-instance']) : `HTTP ${reply.status}: ${reply.body}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return counts;
-}
-
-const show = (counts: Map<string, number>): string => JSON.stringify(Object.fromEntries(counts));
 
 /** Opens a request on a raw connection and leaves it waiting (the instance sleeps); resolves once it is sent. */
 function hangingRequest(kernel: TestKernel, raw: string, t: TestContext): Promise<net.Socket> {
@@ -87,17 +65,17 @@ test('least-requests and p2c send a slowed instance measurably fewer requests th
   const p2c = tally(await many(kernel, 'p.localhost', 90, 6));
   for (const [name, counts, service] of [['weighted', weighted, 'w'], ['least-requests', leastRequests, 'lr'], ['p2c', p2c, 'p']] as const) {
     const served = (counts.get(`${service}:a`) ?? 0) + (counts.get(`${service}:b`) ?? 0) + (counts.get(`${service}:slow`) ?? 0);
-    assert.equal(served, 90, `${name}: every request answered by one of the three: ${show(counts)}`);
+    assert.equal(served, 90, `${name}: every request answered by one of the three: ${showTally(counts)}`);
   }
   const slowWeighted = weighted.get('w:slow') ?? 0;
   const slowLeast = leastRequests.get('lr:slow') ?? 0;
   const slowP2c = p2c.get('p:slow') ?? 0;
   t.diagnostic(`slowed instance's requests of 90: weighted ${slowWeighted}, least-requests ${slowLeast}, p2c ${slowP2c}`);
   // Expected 30 (binomial, sd 4.5): the slowed instance does get its share under weighted.
-  assert.ok(slowWeighted >= 15, `weighted gave the slowed instance ${slowWeighted}/90: ${show(weighted)}`);
+  assert.ok(slowWeighted >= 15, `weighted gave the slowed instance ${slowWeighted}/90: ${showTally(weighted)}`);
   // Expected a handful each (it holds about two of the six clients for 800 ms at a time); half is generous.
-  assert.ok(slowLeast * 2 <= slowWeighted, `least-requests gave it ${slowLeast}, weighted ${slowWeighted}: ${show(leastRequests)}`);
-  assert.ok(slowP2c * 2 <= slowWeighted, `p2c gave it ${slowP2c}, weighted ${slowWeighted}: ${show(p2c)}`);
+  assert.ok(slowLeast * 2 <= slowWeighted, `least-requests gave it ${slowLeast}, weighted ${slowWeighted}: ${showTally(leastRequests)}`);
+  assert.ok(slowP2c * 2 <= slowWeighted, `p2c gave it ${slowP2c}, weighted ${slowWeighted}: ${showTally(p2c)}`);
   // Every request's count was given back.
   await waitFor(() => kernel.instances.list().every((i) => i.inFlight === 0), 'in-flight back to 0', 15_000);
 });
@@ -119,14 +97,14 @@ test('weights still bias p2c; least-requests breaks ties by weight, then takes t
   const p2c = tally(await many(kernel, 'p.localhost', 100, 1));
   const heavy = p2c.get('p:heavy') ?? 0;
   const light = p2c.get('p:light') ?? 0;
-  assert.equal(heavy + light, 100, show(p2c));
+  assert.equal(heavy + light, 100, showTally(p2c));
   // Idle instances share by weight (expected 90/10).
-  assert.ok(heavy >= 75 && light >= 1, `p2c 90/10: ${show(p2c)}`);
+  assert.ok(heavy >= 75 && light >= 1, `p2c 90/10: ${showTally(p2c)}`);
   // Loaded (both sleep 300 ms, 20 clients): the one with fewer in flight per unit of weight wins, so the light one
   // holds about one in ten of the requests in flight, and (same service time) serves about one in ten.
   const loaded = tally(await many(kernel, 'ps.localhost', 100, 20));
-  t.diagnostic(`p2c 90/10: one at a time ${show(p2c)}, 20 at a time ${show(loaded)}`);
-  assert.ok((loaded.get('ps:heavy') ?? 0) >= 70 && (loaded.get('ps:light') ?? 0) >= 1, `p2c 90/10, 20 at a time: ${show(loaded)}`);
+  t.diagnostic(`p2c 90/10: one at a time ${showTally(p2c)}, 20 at a time ${showTally(loaded)}`);
+  assert.ok((loaded.get('ps:heavy') ?? 0) >= 70 && (loaded.get('ps:light') ?? 0) >= 1, `p2c 90/10, 20 at a time: ${showTally(loaded)}`);
   // least-requests: a tie on counts goes to the higher weight.
   const lr = tally(await many(kernel, 'lr.localhost', 20, 1));
   assert.deepEqual(Object.fromEntries(lr), { 'lr:heavy': 20 });
@@ -151,13 +129,13 @@ test('an unhealthy instance gets nothing under p2c and least-requests; all aslee
   }
   // Healthy, it takes its share (a third, one at a time).
   const before = tally(await many(kernel, 'lr.localhost', 30, 1));
-  assert.equal(before.get('lr:sick'), 10, show(before));
+  assert.equal(before.get('lr:sick'), 10, showTally(before));
   for (const instance of sick) writeFileSync(path.join(kernel.instanceDir(instance.service, instance.id), 'unhealthy'), '');
   await waitFor(() => sick.every((i) => events.some((e) => e.instance === i.key && e.type === 'unhealthy')), 'both marked unhealthy', 30_000);
   for (const host of ['p.localhost', 'lr.localhost']) {
     const counts = tally(await many(kernel, host, 60, 3));
     const service = host.split('.')[0]!;
-    assert.equal((counts.get(`${service}:a`) ?? 0) + (counts.get(`${service}:b`) ?? 0), 60, `${host}: ${show(counts)}`);
+    assert.equal((counts.get(`${service}:a`) ?? 0) + (counts.get(`${service}:b`) ?? 0), 60, `${host}: ${showTally(counts)}`);
   }
   for (const instance of sick) assert.notEqual(instance.state, 'running');
 
@@ -222,8 +200,8 @@ test('proxy workers balance with their own counts: p2c still spares the slowed i
   const slowWeighted = weighted.get('w:slow') ?? 0;
   const slowP2c = p2c.get('p:slow') ?? 0;
   t.diagnostic(`with a worker, the slowed instance's requests of 90: weighted ${slowWeighted}, p2c ${slowP2c}`);
-  assert.ok(slowWeighted >= 15, `weighted: ${show(weighted)}`);
-  assert.ok(slowP2c * 2 <= slowWeighted, `p2c gave it ${slowP2c}, weighted ${slowWeighted}: ${show(p2c)}`);
+  assert.ok(slowWeighted >= 15, `weighted: ${showTally(weighted)}`);
+  assert.ok(slowP2c * 2 <= slowWeighted, `p2c gave it ${slowP2c}, weighted ${slowWeighted}: ${showTally(p2c)}`);
   await waitFor(() => workers().requests > before, 'the worker to report requests it served', 10_000);
 
   const hanging = [await running(kernel, 'hang', 'a'), await running(kernel, 'hang', 'b')];
@@ -240,14 +218,14 @@ test('a reload switches a service to p2c: the kernel and its proxy worker use th
   const kernel = await lbKernel(t, { settings: { proxy: { workers: 2 } }, services });
   for (const id of ['a', 'b', 'slow']) await running(kernel, 's', id);
   const before = tally(await many(kernel, 's.localhost', 60, 6));
-  assert.ok((before.get('s:slow') ?? 0) >= 8, `weighted first (expected 20 of 60): ${show(before)}`);
+  assert.ok((before.get('s:slow') ?? 0) >= 8, `weighted first (expected 20 of 60): ${showTally(before)}`);
   const dataDir = kernel.config.settings.dataDir;
   await kernel.reload(resolveConfig({ settings: { dataDir }, services: { s: lbService('p2c') } }, { path: null, dir: process.cwd() }));
   await kernel.server.proxyWorkersSynced();
   const after = tally(await many(kernel, 's.localhost', 90, 6));
   const slow = after.get('s:slow') ?? 0;
   t.diagnostic(`after the reload to p2c, the slowed instance got ${slow} of 90 (weighted: about 30)`);
-  assert.ok(slow <= 15, `p2c after the reload gave the slowed instance ${slow} of 90: ${show(after)}`);
+  assert.ok(slow <= 15, `p2c after the reload gave the slowed instance ${slow} of 90: ${showTally(after)}`);
 });
 
 test('lb is validated, naming the field; hostile names cannot break the tables', { timeout: TIMEOUT }, async (t) => {

@@ -8,6 +8,7 @@ import type { Instance } from '../../core/instance.ts';
 import type { TestKernel } from '../../core/test-kernel.ts';
 import { EDGES, edgeKernel, edgeSkip } from '../edges.ts';
 import { alive, echoService, request, waitFor, type Reply } from '../helpers.ts';
+import { manyRequests, showTally, tally } from '../spread.ts';
 
 const TIMEOUT = 120_000;
 
@@ -16,32 +17,6 @@ async function running(kernel: TestKernel, service: string, id: string): Promise
   assert.equal(instance.state, 'running', `${instance.key} did not start: ${instance.lastError}`);
   return instance;
 }
-
-/** `total` requests to `host` (through the edge at `kernel`, a URL), at most `parallel` at a time; returns every reply. */
-async function many(kernel: string, host: string, path: string, total: number, parallel = 4): Promise<Reply[]> {
-  const replies: Reply[] = [];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < total) {
-      next += 1;
-      replies.push(await request(kernel, host, path));
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, worker));
-  return replies;
-}
-
-/** How many replies each instance (by its x-instance header) served; non-200s are counted under their status. */
-function tally(replies: readonly Reply[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const reply of replies) {
-    const key = reply.status === 200 ? String(reply.headers['x-instance']) : `HTTP ${reply.status}: ${reply.body}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return counts;
-}
-
-const show = (counts: Map<string, number>): string => JSON.stringify(Object.fromEntries(counts));
 
 for (const edge of EDGES) {
   test(`host matching is case-insensitive and ignores the port and a trailing dot (${edge} edge)`, { timeout: TIMEOUT, skip: edgeSkip(edge) }, async (t) => {
@@ -137,8 +112,8 @@ for (const edge of EDGES) {
       assert.equal(reply.status, 200, `${id}: ${reply.body}`);
       assert.equal(reply.headers['x-instance'], `echo:${id}`);
     }
-    const counts = tally(await many(url, 'echo.localhost', '/echo', 20));
-    assert.equal((counts.get('echo:activator') ?? 0) + (counts.get('echo:tenement') ?? 0), 20, show(counts));
+    const counts = tally(await manyRequests(url, 'echo.localhost', 20, { path: '/echo' }));
+    assert.equal((counts.get('echo:activator') ?? 0) + (counts.get('echo:tenement') ?? 0), 20, showTally(counts));
   });
 
   test(`weighted {service}.localhost: an 80/20 split roughly follows the weights (${edge} edge)`, { timeout: TIMEOUT, skip: edgeSkip(edge) }, async (t) => {
@@ -149,13 +124,13 @@ for (const edge of EDGES) {
     kernel.setWeight(light, 20);
     await settled();
     const builtinBefore = viaBuiltin();
-    const counts = tally(await many(url, 'echo.localhost', '/echo', 200));
+    const counts = tally(await manyRequests(url, 'echo.localhost', 200, { path: '/echo' }));
     const heavyCount = counts.get('echo:heavy') ?? 0;
     const lightCount = counts.get('echo:light') ?? 0;
-    assert.equal(heavyCount + lightCount, 200, `every request served by one of the two: ${show(counts)}`);
+    assert.equal(heavyCount + lightCount, 200, `every request served by one of the two: ${showTally(counts)}`);
     // Expected 160/40; these bounds are many standard deviations wide.
-    assert.ok(heavyCount >= 120 && heavyCount <= 190, `heavy got ${heavyCount}/200: ${show(counts)}`);
-    assert.ok(lightCount >= 10, `light got ${lightCount}/200: ${show(counts)}`);
+    assert.ok(heavyCount >= 120 && heavyCount <= 190, `heavy got ${heavyCount}/200: ${showTally(counts)}`);
+    assert.ok(lightCount >= 10, `light got ${lightCount}/200: ${showTally(counts)}`);
     // On HAProxy the split is HAProxy's own (weights programmed over its runtime API), not the activator's.
     if (edge === 'haproxy') assert.equal(viaBuiltin() - builtinBefore, 0);
     // Case and port do not matter for the weighted host either.
@@ -170,7 +145,7 @@ for (const edge of EDGES) {
     const off = await running(kernel, 'echo', 'off');
     kernel.setWeight(off, 0);
     await settled();
-    const counts = tally(await many(url, 'echo.localhost', '/echo', 100));
+    const counts = tally(await manyRequests(url, 'echo.localhost', 100, { path: '/echo' }));
     assert.deepEqual(Object.fromEntries(counts), { 'echo:on': 100 });
     // Still directly reachable by its own host.
     const direct = await request(url, 'off.echo.localhost', '/echo');
@@ -197,11 +172,11 @@ for (const edge of EDGES) {
     const pid = victim.handle!.pid!;
     process.kill(pid, 'SIGKILL');
     // Right after the kill, before or while the kernel notices: connects to it are refused and fall back.
-    const early = tally(await many(url, 'echo.localhost', '/echo', 40));
+    const early = tally(await manyRequests(url, 'echo.localhost', 40, { path: '/echo' }));
     assert.deepEqual(Object.fromEntries(early), { 'echo:survivor': 40 });
     await waitFor(() => victim.state === 'restarting', 'the victim to be restarting', 15_000);
     await settled();
-    const late = tally(await many(url, 'echo.localhost', '/echo', 60));
+    const late = tally(await manyRequests(url, 'echo.localhost', 60, { path: '/echo' }));
     assert.deepEqual(Object.fromEntries(late), { 'echo:survivor': 60 });
     assert.equal(victim.state, 'restarting');
     assert.ok(!alive(pid));
@@ -218,7 +193,7 @@ for (const edge of EDGES) {
     process.kill(broken.handle!.pid!, 'SIGKILL');
     await waitFor(() => broken.state === 'failed', 'the broken instance to be failed', 15_000);
     await settled();
-    const counts = tally(await many(url, 'echo.localhost', '/echo', 80));
+    const counts = tally(await manyRequests(url, 'echo.localhost', 80, { path: '/echo' }));
     assert.deepEqual(Object.fromEntries(counts), { 'echo:good': 80 });
     assert.equal(broken.state, 'failed');
     // Nothing tried to bring it back.
