@@ -131,8 +131,11 @@ export interface ProxyAccess {
    * the `route` hook. What `route` leaves unanswered, or gives to the management surface, is refused (404).
    */
   accept(socket: net.Socket, route: ConnectionRoute): void;
-  /** What the `route` hook answers for a request, through the route cache (what a `route` of `accept` usually defers to). */
-  route(info: RequestInfo): Promise<RouteTarget | undefined>;
+  /**
+   * What the `route` hook answers for a request, through the route cache (what a `route` of `accept` usually defers
+   * to): synchronous on a cache hit, so a caller that passes the answer on as it is adds no promise.
+   */
+  route(info: RequestInfo): RouteTarget | undefined | Promise<RouteTarget | undefined>;
 }
 
 /** Tenant uids (settings.tenantUids), for a plugin that deletes what an instance left behind. */

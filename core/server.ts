@@ -40,7 +40,7 @@ export interface TenementServer {
    */
   accept(socket: net.Socket, route: ConnectionRoute): void;
   /** What the `route` hook answers for a request, through the route cache (core/dataplane/route-cache.ts). */
-  route(info: RequestInfo): Promise<RouteTarget | undefined>;
+  route(info: RequestInfo): RouteTarget | undefined | Promise<RouteTarget | undefined>;
   /** The proxy workers (settings.proxy.workers): their pids, requests they served, connections they handed back. */
   proxyWorkers(): { pids: number[]; requests: number; handedBack: number; connections: number };
   /** Resolves once every proxy worker has applied the routing changes made so far (at once with none). */
@@ -149,7 +149,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
       setConnectionRoute(socket, route);
       nodeServer.emit('connection', socket);
     },
-    route: async (info) => router(info.hostname, () => info),
+    route: (info) => router(info.hostname, () => info),
     proxyWorkersSynced: () => workers?.synced() ?? Promise.resolve(),
     proxyWorkers: () => ({ pids: workers?.pids ?? [], requests: workers?.requests ?? 0, handedBack: workers?.handedBack ?? 0, connections: workers?.connections ?? 0 }),
     terminate() {

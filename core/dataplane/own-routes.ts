@@ -24,8 +24,13 @@ export function connectionRoute(socket: unknown): ConnectionRoute | undefined {
  * The plugin's answer, with the two things a plugin's listener never gives: the management surface and "nobody
  * claimed it" (which on the main listener means the management surface). Both are a coded refusal.
  */
-export async function routeOwn(route: ConnectionRoute, info: RequestInfo): Promise<RouteTarget> {
-  const target = await route(info);
+export function routeOwn(route: ConnectionRoute, info: RequestInfo): RouteTarget | Promise<RouteTarget> {
+  const target = route(info);
+  // Synchronous when the plugin's route is (a cached host): no promise on the fast path's hot loop.
+  return target instanceof Promise ? target.then((answer) => refuseRest(answer, info)) : refuseRest(target, info);
+}
+
+function refuseRest(target: RouteTarget | undefined, info: RequestInfo): RouteTarget {
   if (target && target.kind !== 'management') return target;
   return { kind: 'reject', status: statusOf(ErrorCodes.NOT_FOUND), code: ErrorCodes.NOT_FOUND, message: `host '${info.hostname}' is not served on this listener` };
 }

@@ -38,7 +38,7 @@ function asPublicHost(info: RequestInfo, hostname: string): RequestInfo {
  * (the `route` hook: router, autoCreate, fleet, edge auth). The management surface is never reachable here.
  */
 export function discoveryRoute(ctx: Pick<PluginContext, 'proxy' | 'settings'>, caller: Caller): ConnectionRoute {
-  return async (info) => {
+  return (info) => {
     if (!caller.from(info.remoteAddress)) return denied(`this listener serves ${caller.who} only`);
     const name = parseZoneName(info.hostname);
     if (name === 'outside' || name === 'invalid' || name.srv) {
@@ -47,7 +47,7 @@ export function discoveryRoute(ctx: Pick<PluginContext, 'proxy' | 'settings'>, c
     if (!caller.allowed(name.service)) return denied(`${caller.who} may not call '${name.service}': its egress does not name it`);
     const domain = ctx.settings.domain;
     const host = name.id === null ? `${name.service}.${domain}` : `${name.id}.${name.service}.${domain}`;
-    const target = await ctx.proxy.route(asPublicHost(info, host));
-    return target?.kind === 'management' ? undefined : target;
+    // Synchronous on a route cache hit; the caller's policy was decided above and is never cached.
+    return ctx.proxy.route(asPublicHost(info, host));
   };
 }
