@@ -6,6 +6,7 @@
  * list values) read past by wire type, as protobuf readers skip what they do not know.
  * Field numbers: opentelemetry-proto's collector/trace/v1, trace/v1, common/v1 and resource/v1.
  */
+import { isUtf8 } from 'node:buffer';
 import type { ReceivedSpan } from './otlp-receiver.ts';
 
 type Flat = Record<string, string | number | boolean>;
@@ -279,4 +280,68 @@ export function decodeOtlpProto(body: Buffer): ReceivedSpan[] {
     out.push(...spans);
   }
   return out;
+}
+
+/**
+ * What each length-delimited field of each message holds, by field number: a message (named here), a UTF-8
+ * string, an id of 16 or 8 bytes (or empty, for a root's parent), or bytes. Varint and fixed fields are read
+ * by their wire type. Fields not named are skipped as unknown.
+ */
+const SCHEMA: Record<string, Record<number, string>> = {
+  request: { 1: 'resourceSpans' },
+  resourceSpans: { 1: 'resource', 2: 'scopeSpans', 3: 'string' },
+  resource: { 1: 'keyValue' },
+  scopeSpans: { 1: 'scope', 2: 'span', 3: 'string' },
+  scope: { 1: 'string', 2: 'string', 3: 'keyValue' },
+  span: { 1: 'id16', 2: 'id8', 3: 'string', 4: 'id8', 5: 'string', 9: 'keyValue', 11: 'event', 13: 'link', 15: 'status' },
+  event: { 2: 'string', 3: 'keyValue' },
+  link: { 1: 'id16', 2: 'id8', 3: 'string', 4: 'keyValue' },
+  status: { 2: 'string' },
+  keyValue: { 1: 'string', 2: 'anyValue' },
+  anyValue: { 1: 'string', 5: 'arrayValue', 6: 'keyValueList', 7: 'bytes' },
+  arrayValue: { 1: 'anyValue' },
+  keyValueList: { 1: 'keyValue' },
+};
+
+/** Whether b[p, end) is UTF-8: ASCII checked here (most strings; a native call per string cost more), the rest natively. */
+function utf8(b: Buffer, p: number, end: number): boolean {
+  for (let i = p; i < end; i++) if (b[i]! >= 0x80) return isUtf8(b.subarray(p, end));
+  return true;
+}
+
+/** Walks the message in b[p, end) (no object per field: the bounds are numbers), counting spans. */
+function walk(b: Buffer, p: number, end: number, message: string, counted: { spans: number }): void {
+  if (message === 'span') counted.spans += 1;
+  const fields = SCHEMA[message]!;
+  const r = new Reader(b, p, end);
+  while (r.more) {
+    const tag = r.varint();
+    const wire = tag & 7;
+    if (wire !== 2) {
+      r.skip(wire);
+      continue;
+    }
+    const length = r.varint();
+    const start = r.p;
+    if (start + length > end) throw new RangeError(`a field of ${length} bytes runs past its message`);
+    r.p = start + length;
+    const kind = fields[Math.floor(tag / 8)];
+    if (kind === 'string') {
+      if (!utf8(b, start, start + length)) throw new RangeError('a string that is not UTF-8');
+    } else if (kind === 'id16' || kind === 'id8') {
+      if (length !== (kind === 'id16' ? 16 : 8) && length !== 0) throw new RangeError(`an id of ${length} bytes`);
+    } else if (kind !== undefined && kind !== 'bytes') walk(b, start, start + length, kind, counted);
+  }
+}
+
+/**
+ * Decodes an ExportTraceServiceRequest without building objects and counts its spans: every field of every
+ * message read and checked (wire types, lengths within their message, UTF-8 strings, id sizes), as a
+ * collector's protobuf decoder does before it hands the spans on. The benchmark's receiver uses it (it counts
+ * and keeps nothing); tests use decodeOtlpProto, which also builds the spans they look at.
+ */
+export function countOtlpProto(body: Buffer): number {
+  const counted = { spans: 0 };
+  walk(body, 0, body.length, 'request', counted);
+  return counted.spans;
 }

@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeOtlpProto } from './otlp-proto.ts';
+import { countOtlpProto, decodeOtlpProto } from './otlp-proto.ts';
 
 export interface ReceivedSpan {
   traceId: string;
@@ -101,11 +101,14 @@ export function decodeOtlpJson(body: string): ReceivedSpan[] {
 
 /**
  * `answer`: 'ok' answers every export 200 at once; 'never' reads the body and never answers (a collector that
- * hangs); `keep: false` decodes and counts without keeping the spans (the benchmark's long runs).
+ * hangs); `keep: false` decodes and counts without keeping the spans (the benchmark's long runs); with
+ * `decode: 'walk'` too, a protobuf body is decoded without building the spans (countOtlpProto: every field
+ * read and checked, as a collector's decoder does, nothing allocated per field).
  */
-export async function startOtlpReceiver(options: { answer?: 'ok' | 'never'; keep?: boolean } = {}): Promise<OtlpReceiver & { count: number }> {
+export async function startOtlpReceiver(options: { answer?: 'ok' | 'never'; keep?: boolean; decode?: 'spans' | 'walk' } = {}): Promise<OtlpReceiver & { count: number }> {
   const answer = options.answer ?? 'ok';
   const keep = options.keep ?? true;
+  const walk = !keep && options.decode === 'walk';
   const hanging = new Set<http.ServerResponse>();
   const receiver = {
     url: '',
@@ -129,15 +132,20 @@ export async function startOtlpReceiver(options: { answer?: 'ok' | 'never'; keep
         res.statusCode = 415;
         return res.end();
       }
-      let spans: ReceivedSpan[];
+      let spans: ReceivedSpan[] = [];
+      let count: number;
       try {
-        spans = protobuf ? decodeOtlpProto(Buffer.concat(chunks)) : decodeOtlpJson(Buffer.concat(chunks).toString('utf8'));
+        if (protobuf && walk) count = countOtlpProto(Buffer.concat(chunks));
+        else {
+          spans = protobuf ? decodeOtlpProto(Buffer.concat(chunks)) : decodeOtlpJson(Buffer.concat(chunks).toString('utf8'));
+          count = spans.length;
+        }
       } catch {
         receiver.rejected += 1;
         res.statusCode = 400;
         return res.end();
       }
-      receiver.count += spans.length;
+      receiver.count += count;
       if (protobuf) receiver.protobufPosts += 1;
       else receiver.jsonPosts += 1;
       if (keep) receiver.spans.push(...spans);

@@ -12,7 +12,7 @@ import { Bytes } from '../../plugins/otel/bytes.ts';
 import { MAX_STRING } from '../../plugins/otel/otlp-json.ts';
 import { protobufEncoding } from '../../plugins/otel/otlp-proto.ts';
 import { at, SpanRecord, type RecordSink } from '../../plugins/otel/records.ts';
-import { decodeOtlpProto } from '../otlp-proto.ts';
+import { countOtlpProto, decodeOtlpProto } from '../otlp-proto.ts';
 import { decodeOtlpJson } from '../otlp-receiver.ts';
 
 const resource = resourceFromAttributes({ 'service.name': 'tenement', 'service.version': '1.2.3' });
@@ -95,17 +95,36 @@ test("Tenement's protobuf decodes as the SDK's protobuf of the same spans: ids, 
   assert.equal(decodeOtlpProto(Buffer.concat([bytes, bytes])).length, 8);
 });
 
-test('every length is right: each strict prefix of a body fails to decode or decodes fewer spans', () => {
+test('every length is right: each strict prefix of a body fails to decode or decodes fewer spans, with either decoder', () => {
   const bytes = ours(mixed());
+  assert.equal(countOtlpProto(bytes), 4);
+  assert.equal(countOtlpProto(sdkProto(mixed())), 4);
   for (let cut = 0; cut < bytes.length; cut++) {
-    let spans = -1;
-    try {
-      spans = decodeOtlpProto(bytes.subarray(0, cut)).length;
-    } catch {
-      continue;
+    for (const decode of [(b: Buffer) => decodeOtlpProto(b).length, countOtlpProto]) {
+      let spans = -1;
+      try {
+        spans = decode(bytes.subarray(0, cut));
+      } catch {
+        continue;
+      }
+      assert.ok(spans < 4, `a prefix of ${cut} bytes decoded ${spans} spans`);
     }
-    assert.ok(spans < 4, `a prefix of ${cut} bytes decoded ${spans} spans`);
   }
+});
+
+test("the benchmark's counting decoder refuses what a collector refuses: a string that is not UTF-8, an id of the wrong size", () => {
+  const span = record('GET', SpanKind.SERVER, '0000000000000001', undefined, 1, 2, { 'url.path': '/caf\u00e9' });
+  const bytes = ours([span]);
+  assert.equal(countOtlpProto(bytes), 1, 'a two-byte character is UTF-8');
+  const bad = Buffer.from(bytes);
+  bad[bad.indexOf(Buffer.from('/caf')) + 4] = 0xff;
+  assert.throws(() => countOtlpProto(bad), /UTF-8/);
+  // The span id's length byte follows its tag (0x12) right after the 16-byte trace id.
+  const spanStart = bytes.indexOf(Buffer.from([0x0a, 16]), 0);
+  const wrongId = Buffer.from(bytes);
+  assert.equal(wrongId[spanStart + 18], 0x12);
+  wrongId[spanStart + 19] = 7;
+  assert.throws(() => countOtlpProto(wrongId), /an id of 7 bytes/);
 });
 
 test('hostile values: huge strings cut to MAX_STRING characters, lone surrogates written as U+FFFD, numbers past 2^53 as doubles, long lists bounded', () => {
