@@ -1,0 +1,71 @@
+/**
+ * cli/startup-tiering.ts holds V8 flags while `ten serve` starts and puts them back once it listens. What it holds
+ * must not outlive the release: `--optimize-for-size` implies `--max-semi-space-size=1` on V8 11 (Node 20), which
+ * every isolate made afterwards (wasm pool threads) would start with. Checked in fresh processes: a worker made after
+ * a hold and release grows its young generation past 1 MB semi-spaces, as one in a process that never held does.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const TIERING = pathToFileURL(path.join(ROOT, 'cli', 'startup-tiering.ts')).href;
+
+/**
+ * A worker that keeps some of what it allocates alive, so scavenges see survivors and the young generation grows.
+ * An ES module: an eval'd worker inherits the parent's --input-type=module.
+ */
+const WORKER = `
+import v8 from 'node:v8';
+import { parentPort } from 'node:worker_threads';
+let keep = [];
+for (let i = 0; i < 3e6; i++) { keep.push({ i }); if (keep.length > 200000) keep = []; }
+parentPort.postMessage(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size);
+`;
+
+/** The young generation's size a worker reaches, in a fresh node that held and released the flags first or not. */
+async function workerYoungGeneration(hold: boolean): Promise<number> {
+  const script = `
+    import { Worker } from 'node:worker_threads';
+    if (${hold}) {
+      const tiering = await import(${JSON.stringify(TIERING)});
+      tiering.holdOptimizers();
+      tiering.releaseOptimizers();
+    }
+    const worker = new Worker(${JSON.stringify(WORKER)}, { eval: true });
+    worker.once('message', (size) => { process.stdout.write(String(size)); void worker.terminate(); });
+    worker.once('error', (error) => { console.error(error); process.exit(1); });
+  `;
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, timeout: 120_000 });
+  const size = Number(stdout.trim());
+  assert.ok(size > 0, `no young generation size reported: ${stdout}`);
+  return size;
+}
+
+/** Past a 1 MB semi-space's young generation (2 MB, rounded up to V8's pages): how far it grows beyond is V8's call. */
+const SMALL = 4 * 2 ** 20;
+
+test('a worker made after the start-up hold is released grows its young generation as without the hold', async () => {
+  const [control, afterRelease] = await Promise.all([workerYoungGeneration(false), workerYoungGeneration(true)]);
+  const mb = (bytes: number): string => `${bytes / 2 ** 20} MB`;
+  assert.ok(control > SMALL, `the worker's young generation did not grow even without the hold (${mb(control)}): the check proves nothing`);
+  assert.ok(afterRelease > SMALL, `young generation ${mb(afterRelease)} after hold and release, ${mb(control)} without`);
+});
+
+test('flags the user passed are left alone: nothing is held or released', async () => {
+  const script = `
+    const tiering = await import(${JSON.stringify(TIERING)});
+    tiering.holdOptimizers();
+    // Nothing was held, so the release sets nothing back: the user's flag stays, and so does its implication.
+    tiering.releaseOptimizers();
+    const { Worker } = await import('node:worker_threads');
+    const worker = new Worker(${JSON.stringify(WORKER)}, { eval: true });
+    worker.once('message', (size) => { process.stdout.write(String(size)); void worker.terminate(); });
+  `;
+  const { stdout } = await run(process.execPath, ['--max-semi-space-size=1', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, timeout: 120_000 });
+  assert.ok(Number(stdout.trim()) <= SMALL, `the user's --max-semi-space-size=1 was overridden: ${stdout}`);
+});
