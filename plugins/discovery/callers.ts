@@ -2,7 +2,7 @@ import type net from 'node:net';
 import { autoCreates } from '../../core/auto-create.ts';
 import { egressServices } from '../../core/config/egress.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
-import { DnsResponder, listenTcp } from './responder.ts';
+import { DnsResponder, listenTcp, type QueryCounts } from './responder.ts';
 import type { ResolvConfFiles } from './resolv-conf.ts';
 import { discoveryRoute, type Caller } from './route.ts';
 import type { ZoneView } from './zone.ts';
@@ -52,6 +52,7 @@ export class PrivateCallers {
   constructor(
     private readonly ctx: Ctx,
     private readonly files: ResolvConfFiles,
+    private readonly counts: QueryCounts,
   ) {}
 
   get size(): number {
@@ -73,6 +74,7 @@ export class PrivateCallers {
       port: PRIVATE_PORTS.dns,
       view: (remote) => (caller.from(remote) ? zoneView(ctx, caller.allowed, net.hostSide, PRIVATE_PORTS.http) : null),
       log: ctx.log,
+      counts: this.counts,
     });
     const route = discoveryRoute(ctx, caller);
     const http = await listenTcp(net.hostSide, PRIVATE_PORTS.http, (socket) => ctx.proxy.accept(socket, route), {

@@ -1,10 +1,11 @@
 import type net from 'node:net';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { egressServices } from '../../core/config/egress.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import type { InstanceState, SpawnSpec } from '../../sdk/index.ts';
 import { PrivateCallers, PRIVATE_PORTS, zoneView } from './callers.ts';
 import { ResolvConfFiles } from './resolv-conf.ts';
-import { DnsResponder, listenTcp } from './responder.ts';
+import { DnsResponder, listenTcp, queryCounts, type QueryCounts } from './responder.ts';
 import { discoveryRoute } from './route.ts';
 
 /** States in which a run has ended: its listeners go (the next run gets its own, on its own host side). */
@@ -15,6 +16,27 @@ export interface DiscoveryOptions {
   /** Ports of the loopback responder and HTTP listener for host-network tenants (default 0: any free port). */
   dnsPort?: number;
   httpPort?: number;
+}
+
+function registerMetrics(registry: Registry, counts: QueryCounts, callers: () => number): void {
+  new Counter({
+    name: 'tenement_discovery_queries_total',
+    help: 'DNS queries the discovery responders got, by answer: noerror, nxdomain (unknown or denied), refused (outside tenement.internal, or a caller the responder does not serve), formerr, notimp, dropped (malformed, over the rate).',
+    labelNames: ['answer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [answer, count] of Object.entries(counts)) this.inc({ answer }, count);
+    },
+  });
+  new Gauge({
+    name: 'tenement_discovery_private_callers',
+    help: 'Runs of private instances with discovery listeners on their host side (their egress names a service).',
+    registers: [registry],
+    collect() {
+      this.set(callers());
+    },
+  });
 }
 
 const port = (value: unknown): number => (Number.isInteger(value) && (value as number) >= 0 && (value as number) < 65536 ? (value as number) : 0);
@@ -31,7 +53,9 @@ export default definePlugin<DiscoveryOptions | undefined>({
   kernel: '^1',
   async setup(ctx) {
     const files = new ResolvConfFiles();
-    const callers = new PrivateCallers(ctx, files);
+    const counts = queryCounts();
+    const callers = new PrivateCallers(ctx, files, counts);
+    registerMetrics(ctx.metrics, counts, () => callers.size);
 
     // Host-network tenants share the host's loopback: no caller to tell apart, and egress does not apply to them.
     const hostCaller = { who: 'a host-network tenant', from: () => true, allowed: () => true };
@@ -49,6 +73,7 @@ export default definePlugin<DiscoveryOptions | undefined>({
       port: port(ctx.config?.dnsPort),
       view: () => zoneView(ctx, hostCaller.allowed, LOOPBACK, httpPort),
       log: ctx.log,
+      counts,
     });
     const hostDns = dns.listening.udp || dns.listening.tcp ? `${LOOPBACK}:${dns.port}` : null;
     ctx.log.debug({ dns: hostDns, http: httpPort }, 'service discovery for host-network tenants');

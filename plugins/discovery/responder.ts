@@ -52,7 +52,24 @@ export interface ResponderOptions {
   /** The zone as the caller at `address` sees it; null when this responder does not serve that caller (REFUSED). */
   view(address: string): ZoneView | null;
   log: Logger;
+  /** Counts shared by every responder of the plugin (its metrics), by answer; `dropped` for no answer. */
+  counts?: QueryCounts;
 }
+
+/** Queries answered, by response code, and dropped (malformed, over the rate, not a query). */
+export type QueryCounts = Record<'noerror' | 'formerr' | 'nxdomain' | 'notimp' | 'refused' | 'dropped', number>;
+
+export function queryCounts(): QueryCounts {
+  return { noerror: 0, formerr: 0, nxdomain: 0, notimp: 0, refused: 0, dropped: 0 };
+}
+
+const RCODE_NAMES: ReadonlyMap<number, keyof QueryCounts> = new Map([
+  [RCODE.NOERROR, 'noerror'],
+  [RCODE.FORMERR, 'formerr'],
+  [RCODE.NXDOMAIN, 'nxdomain'],
+  [RCODE.NOTIMP, 'notimp'],
+  [RCODE.REFUSED, 'refused'],
+]);
 
 /** Counts since start: what the tests and the bench read. */
 export interface ResponderStats {
@@ -138,6 +155,9 @@ export class DnsResponder {
     try {
       const encoded = dnsPacket.encode(packet);
       this.stats.answered += 1;
+      const counts = this.options.counts;
+      const rcode = RCODE_NAMES.get((packet.flags ?? 0) & 0xf);
+      if (counts && rcode) counts[rcode] += 1;
       return encoded;
     } catch {
       // A question dns-packet decodes but cannot encode back (an odd type): not worth an answer.
@@ -147,6 +167,7 @@ export class DnsResponder {
 
   private drop(): null {
     this.stats.dropped += 1;
+    if (this.options.counts) this.options.counts.dropped += 1;
     return null;
   }
 

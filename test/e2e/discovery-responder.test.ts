@@ -213,6 +213,9 @@ test('host-network tenants: TENEMENT_DNS and the loopback listener; it serves th
   await assert.rejects(r.resolve4('billing.tenement.internal'), { code: 'ENOTFOUND' });
   const [srv] = await r.resolveSrv('_http._tcp.notes.tenement.internal');
   const listener = `http://127.0.0.1:${srv!.port}`;
+  const metrics = await kernel.metricsRegistry.getSingleMetricAsString('tenement_discovery_queries_total');
+  assert.match(metrics, /tenement_discovery_queries_total\{answer="noerror"\} [2-9]/, metrics);
+  assert.match(metrics, /tenement_discovery_queries_total\{answer="nxdomain"\} [1-9]/, metrics);
 
   // The same proxy path: a hibernated instance is woken by a call by name.
   await kernel.hibernate(alice);
