@@ -105,7 +105,8 @@ export class Supervisor {
       const where = socketPath ? `socket ${socketPath}` : `port ${boundPort}${host === '127.0.0.1' ? '' : ` of ${host}`}`;
       this.kernel.emit(instance, 'spawned', `pid ${handle.pid ?? '-'} on ${where} (${tier})`);
 
-      const deadline = startedAt + config.startupTimeout;
+      // From the end of a one-time preparation (a first compile) when the runtime reports one, never before the start.
+      const deadline = Math.max(startedAt, Math.min(handle.preparedAt ?? startedAt, Date.now())) + config.startupTimeout;
       const exitedEarly = new Promise<void>((resolve) => {
         exitNotify = resolve;
         if (exited) resolve();

@@ -161,6 +161,12 @@ export interface RunningHandle {
    * plugins/snapshots): the supervisor gives the port it handed out back and follows `address.port`.
    */
   keepsOwnPort?: boolean;
+  /**
+   * When one-time preparation inside the spawn hook ended (epoch ms): the wasm tier's first compile of a module or
+   * component, seconds long and cached by content hash afterwards. `startupTimeout` counts from then, so a first
+   * start is not failed for compiling; without it, from the start of the spawn.
+   */
+  preparedAt?: number;
   stats(): Promise<InstanceStats>;
   /**
    * Whether the listener on `address` is the instance's own (false: another program holds the port).

@@ -133,7 +133,11 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
         maxBody: Math.min(wasm?.maxBody ?? DEFAULTS.maxBody, code.kind === 'component' && code.artifact.wasmtime ? MAX_WASMTIME_BODY_BYTES : Infinity),
         ...(metered && wasm?.fuel !== undefined && { fuel: wasm.fuel }),
       };
-      return startFunctionServer(spec, code, getPool(), settings, metrics);
+      // The first load of this code compiled it (seconds for a component): that does not count against startupTimeout.
+      const preparedAt = Date.now();
+      const handle = await startFunctionServer(spec, code, getPool(), settings, metrics);
+      handle.preparedAt = preparedAt;
+      return handle;
     });
   },
 });
