@@ -81,7 +81,11 @@ export default definePlugin<DiscoveryOptions | undefined>({
     // After the network plugin's tap (stage 0), which attached the run's namespace and set spec.privateNet.
     ctx.hooks.beforeSpawn.tap(
       async (spec: SpawnSpec) => {
-        if (spec.config.network === 'host') return hostDns ? { ...spec, env: { ...spec.env, TENEMENT_DNS: hostDns } } : spec;
+        if (spec.config.network === 'host') {
+          // A microvm's loopback is the guest's own, and a wasm function has no network: the host's loopback is not theirs.
+          if (!hostDns || spec.tier === 'microvm' || spec.tier === 'wasm') return spec;
+          return { ...spec, env: { ...spec.env, TENEMENT_DNS: hostDns } };
+        }
         if (!spec.privateNet || egressServices(spec.config.egress).length === 0) return spec;
         const caller = await callers.attach(`${spec.service}:${spec.id}`, spec.service, spec.privateNet);
         return { ...spec, resolvConf: caller.resolvConf, env: { ...spec.env, TENEMENT_DNS: `${caller.hostSide}:${PRIVATE_PORTS.dns}` } };
