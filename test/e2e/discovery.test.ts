@@ -62,6 +62,8 @@ describe('service discovery', { timeout: 180_000, skip }, () => {
         web: app({ network: 'private', isolation: 'namespace', egress: ['notes'] }),
         // The process tier shares the host's /etc: it resolves with the server in TENEMENT_DNS.
         worker: app({ network: 'private', egress: ['notes'] }),
+        // Private without a service name: no discovery, and its host side's discovery ports stay closed.
+        plain: app({ network: 'private' }),
       },
     });
     const alice = await kernel.spawnInstance('notes', 'alice');
@@ -129,6 +131,18 @@ describe('service discovery', { timeout: 180_000, skip }, () => {
     // web's host side is not worker's: the neighbour rule holds for discovery listeners too.
     const neighbour = await get<Call>(kernel, 'a.worker.localhost', `/raw?host=${hostSide}&port=80&hostHeader=notes.tenement.internal&path=/`);
     assert.equal(neighbour.ok, false, JSON.stringify(neighbour));
+
+    const plain = await kernel.spawnInstance('plain', 'a');
+    assert.equal(plain.state, 'running', plain.lastError ?? '');
+    assert.deepEqual(await get<{ TENEMENT_DNS: string | null }>(kernel, 'a.plain.localhost', '/env'), { TENEMENT_DNS: null });
+    // Its host side is the address before its own (the /30's first): refused by its rules (EHOSTUNREACH), not by a
+    // missing listener (ECONNREFUSED), on both discovery ports.
+    const own = plain.toJSON().address!.split(':')[0]!.split('.');
+    const plainHostSide = [...own.slice(0, 3), String(Number(own[3]) - 1)].join('.');
+    for (const port of [53, 80]) {
+      const closed = await get<Call>(kernel, 'a.plain.localhost', `/raw?host=${plainHostSide}&port=${port}&hostHeader=notes.tenement.internal&path=/`);
+      assert.deepEqual(closed, { ok: false, code: 'EHOSTUNREACH' }, `port ${port}`);
+    }
 
     // A host-network tenant: a loopback responder in TENEMENT_DNS, 127.0.0.1 and the loopback listener's port.
     const hostDns = (await get<{ TENEMENT_DNS: string }>(kernel, 'alice.notes.localhost', '/env')).TENEMENT_DNS;
