@@ -10,7 +10,7 @@ import type { ZoneView } from './zone.ts';
 /** Ports on each private instance's host side (the network plugin opens exactly these: plugins/network/egress.ts). */
 export const PRIVATE_PORTS = { dns: 53, http: 80 } as const;
 /** HTTP connections one instance may hold open to its discovery listener. */
-const MAX_HTTP_CONNECTIONS = 1024;
+const MAX_HTTP_CONNECTIONS = 256;
 
 type Ctx = Pick<PluginContext, 'services' | 'instances' | 'proxy' | 'settings' | 'log'>;
 
