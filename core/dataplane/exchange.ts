@@ -13,6 +13,12 @@ import { RequestBodyFraming } from './request-body.ts';
 import { RequestContext, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, upstreamFailure } from './policy.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/**
+ * Body bytes up to this size leave in the same buffer as the response head (one copy, one plain write); past it,
+ * head and body go as a corked writev. Node's writev path (cork, buffered chunks, a write request holding an
+ * array) costs more than copying a few KB.
+ */
+const JOIN_BODY_BYTES = 16 * 1024;
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 
 /**
@@ -119,6 +125,11 @@ export class Exchange extends RequestContext implements UpstreamOwner {
 
   onUpstreamConnect(): void {
     const socket = this.upstream!.socket;
+    // A request without a body: its head in one plain write (no cork, no writev).
+    if (this.requestDone) {
+      socket.write(this.headBytes!);
+      return this.checkClientEnd();
+    }
     // Head and the body bytes already here leave in one write (writev): a syscall per request is most of
     // the proxy's cost on loopback.
     socket.cork();
@@ -179,11 +190,7 @@ export class Exchange extends RequestContext implements UpstreamOwner {
 
   onUpstreamData(chunk: Buffer): void {
     if (this.finished) return;
-    const socket = this.client.socket;
-    // The response head and the body bytes in this chunk leave in one write.
-    socket.cork();
     this.handleResponseBytes(chunk);
-    socket.uncork();
   }
 
   private handleResponseBytes(chunk: Buffer): void {
@@ -210,11 +217,14 @@ export class Exchange extends RequestContext implements UpstreamOwner {
       }
       this.startResponse(head);
       if (this.responseComplete) {
+        this.client.socket.write(forwardedResponseHead(head, this.closeClient));
         if (body.length > 0) this.upstreamReusable = false;
         return this.onResponseComplete();
       }
+      // The head leaves with the body bytes of this chunk (forwardResponseBytes), in one write.
+      return this.forwardResponseBytes(body, head);
     }
-    if (body.length > 0) this.forwardResponseBytes(body);
+    if (body.length > 0) this.forwardResponseBytes(body, null);
   }
 
   private startResponse(head: ResponseHead): void {
@@ -229,14 +239,19 @@ export class Exchange extends RequestContext implements UpstreamOwner {
       this.responseComplete = head.contentLength === 0;
     } else this.responseUntilClose = true;
     this.closeClient = this.head.close || this.responseUntilClose || !this.requestDone;
-    this.client.socket.write(forwardedResponseHead(head, this.closeClient));
   }
 
-  private forwardResponseBytes(bytes: Buffer): void {
+  /** `head`: the response head not sent yet, to send before these bytes (in the same buffer when they are few). */
+  private forwardResponseBytes(bytes: Buffer, head: ResponseHead | null): void {
+    const socket = this.client.socket;
     let cut: number;
     if (this.responseScanner) {
       const end = this.responseScanner.scan(bytes);
-      if (this.responseScanner.error) return this.badUpstream(this.responseScanner.error);
+      if (this.responseScanner.error) {
+        // As before the head was held back: the client gets the head, then the connection breaks.
+        if (head) socket.write(forwardedResponseHead(head, this.closeClient));
+        return this.badUpstream(this.responseScanner.error);
+      }
       cut = end === -1 ? bytes.length : end;
       if (end !== -1) this.responseComplete = true;
     } else if (this.responseUntilClose) {
@@ -248,7 +263,16 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     }
     // Bytes past the end of the response answer nothing we asked: this connection is not reused.
     if (cut < bytes.length) this.upstreamReusable = false;
-    const flushed = this.client.socket.write(cut === bytes.length ? bytes : bytes.subarray(0, cut));
+    const forwarded = cut === bytes.length ? bytes : bytes.subarray(0, cut);
+    let flushed: boolean;
+    if (head === null) flushed = socket.write(forwarded);
+    else if (forwarded.length <= JOIN_BODY_BYTES) flushed = socket.write(forwardedResponseHead(head, this.closeClient, forwarded));
+    else {
+      socket.cork();
+      socket.write(forwardedResponseHead(head, this.closeClient));
+      flushed = socket.write(forwarded);
+      socket.uncork();
+    }
     if (this.responseComplete) return this.onResponseComplete();
     if (!flushed) {
       const upstream = this.upstream!.socket;

@@ -15,12 +15,15 @@ export function forwardedRequestHead(head: RequestHead, remoteAddress: string, e
   return serializeHead(`${head.method} ${head.target} HTTP/1.1`, headers);
 }
 
-/** The response head sent to the client, framed as the upstream framed it (its body is forwarded untouched). */
-export function forwardedResponseHead(head: ResponseHead, close: boolean): Buffer {
+/**
+ * The response head sent to the client, framed as the upstream framed it (its body is forwarded untouched);
+ * `body`, the first body bytes, are appended in the same buffer.
+ */
+export function forwardedResponseHead(head: ResponseHead, close: boolean, body?: Buffer): Buffer {
   const headers = clientResponseHeaders(head.raw);
   if (head.chunked) headers.push('Transfer-Encoding', transferEncoding(head.raw));
   if (close) headers.push('Connection', 'close');
-  return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers);
+  return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers, body);
 }
 
 function transferEncoding(raw: readonly string[]): string {

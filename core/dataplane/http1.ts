@@ -281,10 +281,17 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
 }
 
 /** Serialises a head; latin1 keeps every byte exactly as it arrived. */
-export function serializeHead(firstLine: string, raw: readonly string[]): Buffer {
+export function serializeHead(firstLine: string, raw: readonly string[], tail?: Buffer): Buffer {
   let text = `${firstLine}\r\n`;
   for (let i = 0; i < raw.length; i += 2) text += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  return Buffer.from(`${text}\r\n`, 'latin1');
+  text += '\r\n';
+  if (tail === undefined || tail.length === 0) return Buffer.from(text, 'latin1');
+  // Head and the body bytes after it in one buffer: one plain write instead of a corked writev (latin1 is one
+  // byte per character, so the head's length is the string's).
+  const out = Buffer.allocUnsafe(text.length + tail.length);
+  out.write(text, 0, 'latin1');
+  tail.copy(out, text.length);
+  return out;
 }
 
 /** True for responses that never have a body, whatever their headers say. */
