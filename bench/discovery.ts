@@ -6,7 +6,9 @@
  *    of `localhost` in /etc/hosts (getaddrinfo, no DNS at all), interleaved round by round;
  *  - the per-request cost of calling a service by name (the discovery listener, Host: alice.hello.tenement.internal)
  *    against calling it by its tenant host on the main listener (Host: alice.hello.localhost): one kept-alive
- *    connection, sequential requests (p50/p99), and wrk -c16 when wrk is installed (req/s, p99).
+ *    connection, sequential requests (p50/p99), and wrk -c16 when wrk is installed (req/s, p99);
+ *  - as root with bwrap, ip and nft: the same lookups from inside a private namespace-tier tenant, with plain
+ *    getaddrinfo through its generated /etc/resolv.conf, against `localhost` from its /etc/hosts (timed in the tenant).
  *
  *   node --import tsx bench/discovery.ts          # or: npm run bench -- discovery
  *
@@ -26,6 +28,7 @@ import {
   fmt,
   fmtInt,
   freePort,
+  httpGet,
   isMain,
   makeTempDir,
   median,
@@ -50,13 +53,15 @@ export interface DiscoveryRound {
   dns: { discovery: Latency; echo: Latency; hosts: Latency };
   http: { byName: Latency; byHost: Latency };
   wrk: { byName: { rps: number; p99Ms: number }; byHost: { rps: number; p99Ms: number } } | null;
+  /** Inside a private tenant (getaddrinfo): the zone name, and localhost from /etc/hosts. Null without root. */
+  tenant: { byName: Latency; hosts: Latency } | null;
 }
 
 export interface DiscoveryBenchResult {
   queries: number;
   requests: number;
   rounds: DiscoveryRound[];
-  ratios: { dnsP50: number; dnsP99: number; httpP50: number; httpP99: number; wrkRps: number | null };
+  ratios: { dnsP50: number; dnsP99: number; httpP50: number; httpP99: number; wrkRps: number | null; tenantP50: number | null };
   ranges: { dnsP50: [number, number]; httpP50: [number, number] };
   goals: Goal[];
 }
@@ -65,6 +70,13 @@ const envInt = (name: string, fallback: number): number => {
   const value = Number(process.env[name]);
   return Number.isInteger(value) && value > 0 ? value : fallback;
 };
+
+/** Why the in-tenant lookups are left out, or null when this host can run a private namespace-tier tenant. */
+function tenantSkip(): string | null {
+  if (process.getuid?.() !== 0) return 'not root';
+  for (const tool of ['bwrap', 'ip', 'nft', 'nsenter']) if (!findBinary(tool)) return `no ${tool}`;
+  return null;
+}
 
 const latency = (samples: number[]): Latency => ({ p50Ms: median(samples), p99Ms: percentile(samples, 99) });
 
@@ -120,12 +132,21 @@ export async function runDiscoveryBench(options: { log?: (line: string) => void 
   const dnsPort = await freePort();
   const httpPort = await freePort();
   const config = path.join(dir, 'tenement.config.json');
+  const skipTenant = tenantSkip();
+  const tenantApp = path.join(BENCH_DIR, '..', 'test', 'fixtures', 'discovery-app.mjs');
+  // A /24 of its own, away from a server on the default range.
+  const range = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 256)}.0/24`;
   writeFileSync(
     config,
     JSON.stringify({
-      settings: { domain: 'localhost', port: 0, listen: LOOPBACK, dataDir: path.join(dir, 'data'), healthInterval: '60s' },
-      services: { hello: { command: process.execPath, args: [path.join(BENCH_DIR, 'fixtures', 'hello.mjs')], idleTimeout: false } },
-      instances: { hello: ['alice'] },
+      settings: { domain: 'localhost', port: 0, listen: LOOPBACK, dataDir: path.join(dir, 'data'), healthInterval: '60s', network: { range } },
+      services: {
+        hello: { command: process.execPath, args: [path.join(BENCH_DIR, 'fixtures', 'hello.mjs')], idleTimeout: false },
+        ...(skipTenant
+          ? {}
+          : { web: { command: process.execPath, args: [tenantApp], cwd: path.dirname(tenantApp), health: '/health', idleTimeout: false, network: 'private', isolation: 'namespace', egress: ['hello'] } }),
+      },
+      instances: { hello: ['alice'], ...(skipTenant ? {} : { web: ['a'] }) },
       pluginOptions: { discovery: { dnsPort, httpPort } },
     }),
   );
@@ -141,6 +162,14 @@ export async function runDiscoveryBench(options: { log?: (line: string) => void 
     const baseline = resolverAt(echo.port);
     const check = await discovery.resolve4(NAME);
     if (check[0] !== LOOPBACK) throw new Error(`discovery answered ${JSON.stringify(check)} for ${NAME}`);
+    if (!skipTenant) await waitForOk(serve.port, 'a.web.localhost', 30_000, 'the private tenant web:a', '/health');
+    const tenantLookups = async (name: string): Promise<Latency> => {
+      const reply = await httpGet(serve!.port, 'a.web.localhost', `/lookups?n=${queries}&name=${encodeURIComponent(name)}`, 60_000);
+      if (reply.status !== 200) throw new Error(`in-tenant lookups of ${name}: HTTP ${reply.status} ${reply.body}`);
+      const { p50, p99 } = JSON.parse(reply.body) as { p50: number; p99: number };
+      return { p50Ms: p50, p99Ms: p99 };
+    };
+    log(skipTenant ? `discovery: no in-tenant lookups (${skipTenant})` : 'discovery: in-tenant lookups from web:a (private, namespace tier)');
     log(`discovery: ${rounds} rounds of ${queries} lookups per resolver and ${requests} sequential requests per path${wrk ? `, wrk -c16 ${seconds}s per path` : ' (no wrk: no throughput rows)'}`);
     const all: DiscoveryRound[] = [];
     for (let r = 0; r < rounds; r++) {
@@ -157,11 +186,13 @@ export async function runDiscoveryBench(options: { log?: (line: string) => void 
             return { byName: { rps: byName.requestsPerSec, p99Ms: byName.p99Ms }, byHost: { rps: byHost.requestsPerSec, p99Ms: byHost.p99Ms } };
           })()
         : null;
-      all.push({ dns: dnsRound, http: httpRound, wrk: wrkRound });
+      const tenant = skipTenant ? null : { byName: await tenantLookups(NAME), hosts: await tenantLookups('localhost') };
+      all.push({ dns: dnsRound, http: httpRound, wrk: wrkRound, tenant });
       log(
         `  round ${r + 1}: dns p50 discovery ${fmt(dnsRound.discovery.p50Ms, 3)} ms, echo ${fmt(dnsRound.echo.p50Ms, 3)} ms, /etc/hosts ${fmt(dnsRound.hosts.p50Ms, 3)} ms; ` +
           `GET p50 by name ${fmt(httpRound.byName.p50Ms, 3)} ms, by host ${fmt(httpRound.byHost.p50Ms, 3)} ms` +
-          (wrkRound ? `; wrk by name ${fmtInt(wrkRound.byName.rps)} req/s, by host ${fmtInt(wrkRound.byHost.rps)} req/s` : ''),
+          (wrkRound ? `; wrk by name ${fmtInt(wrkRound.byName.rps)} req/s, by host ${fmtInt(wrkRound.byHost.rps)} req/s` : '') +
+          (tenant ? `; in tenant ${fmt(tenant.byName.p50Ms, 3)} ms by name, ${fmt(tenant.hosts.p50Ms, 3)} ms /etc/hosts` : ''),
       );
     }
     const per = (pick: (round: DiscoveryRound) => number): number[] => all.map(pick);
@@ -173,6 +204,7 @@ export async function runDiscoveryBench(options: { log?: (line: string) => void 
       httpP50: median(httpP50),
       httpP99: median(per((x) => x.http.byName.p99Ms / x.http.byHost.p99Ms)),
       wrkRps: wrk ? median(per((x) => x.wrk!.byName.rps / x.wrk!.byHost.rps)) : null,
+      tenantP50: skipTenant ? null : median(per((x) => x.tenant!.byName.p50Ms / x.tenant!.hosts.p50Ms)),
     };
     const range = (values: number[]): [number, number] => [Math.min(...values), Math.max(...values)];
     const goals: Goal[] = [
@@ -198,6 +230,12 @@ export function formatDiscovery(result: DiscoveryBenchResult): string {
     ['lookup of localhost in /etc/hosts', med((x) => x.dns.hosts.p50Ms), med((x) => x.dns.hosts.p99Ms), ''],
     ['GET by name (discovery listener)', med((x) => x.http.byName.p50Ms), med((x) => x.http.byName.p99Ms), ''],
     ['GET by tenant host (main listener)', med((x) => x.http.byHost.p50Ms), med((x) => x.http.byHost.p99Ms), ''],
+    ...(r.tenantP50 !== null
+      ? [
+          ['in a private tenant: getaddrinfo of the zone name', med((x) => x.tenant!.byName.p50Ms), med((x) => x.tenant!.byName.p99Ms), ''],
+          ['in a private tenant: localhost from /etc/hosts', med((x) => x.tenant!.hosts.p50Ms), med((x) => x.tenant!.hosts.p99Ms), ''],
+        ]
+      : []),
   ];
   const lines = [
     `== service discovery: ${result.rounds.length} rounds, ${result.queries} lookups and ${result.requests} sequential GETs per target per round (medians) ==`,
@@ -211,6 +249,7 @@ export function formatDiscovery(result: DiscoveryBenchResult): string {
         ['GET p50 by name / by host', fmt(r.httpP50), `${fmt(result.ranges.httpP50[0])}..${fmt(result.ranges.httpP50[1])}`],
         ['GET p99 by name / by host', fmt(r.httpP99), ''],
         ...(r.wrkRps !== null ? [['wrk -c16 req/s by name / by host', fmt(r.wrkRps), '']] : []),
+        ...(r.tenantP50 !== null ? [['in-tenant lookup p50 zone name / /etc/hosts', fmt(r.tenantP50), '']] : []),
       ],
     ),
   ];
