@@ -168,7 +168,7 @@ interface ChildReceiver {
 /** How the receiver decodes: 'walk' (every field read and checked, no objects built) unless BENCH_OTEL_DECODE=spans. */
 const DECODE = process.env.BENCH_OTEL_DECODE === 'spans' ? 'spans' : 'walk';
 
-async function childReceiver(answer: 'ok' | 'never'): Promise<ChildReceiver> {
+export async function childReceiver(answer: 'ok' | 'never'): Promise<ChildReceiver> {
   const child = fork('--input-type=module', ['-e', RECEIVER_CHILD], { execArgv: ['--import', 'tsx'], env: { ...process.env, ANSWER: answer, DECODE }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the receiver process did not start within 20 s')), 20_000);
@@ -201,7 +201,7 @@ async function childReceiver(answer: 'ok' | 'never'): Promise<ChildReceiver> {
 /** Spans each tracing made so far (what its counters will have settled once the queue is empty). */
 const spansMade = new Map<ReturnType<typeof startTracing>, number>();
 
-async function tracedLoop(tracing: ReturnType<typeof startTracing> | null, count: number, pace: boolean): Promise<number> {
+export async function tracedLoop(tracing: ReturnType<typeof startTracing> | null, count: number, pace: boolean): Promise<number> {
   const instance = {
     service: 'hello',
     id: 'bench',

@@ -192,3 +192,24 @@ test('trace state is written escaped, and an empty batch is an empty request', (
   assert.equal(raw.resourceSpans[0]!.scopeSpans[0]!.spans[0]!.traceState, 'vendor=a,other=b');
   assert.equal(text([]), '{"resourceSpans":[]}');
 });
+
+test('the batch path (each span written as it ends, the request put around them when sent) writes the same body', async () => {
+  const { Bytes } = await import('../../plugins/otel/bytes.ts');
+  const { jsonEncoding } = await import('../../plugins/otel/otlp-json.ts');
+  const spans = [
+    record('GET', SpanKind.SERVER, '0000000000000001', undefined, 1, 2, { 'url.path': '/a "b"', n: 7 }),
+    record('GET', SpanKind.CLIENT, '0000000000000002', { traceId: TRACE, spanId: '0000000000000001', traceFlags: 1 }, 1.5, 1.75, { ok: true }),
+  ];
+  const body = new Bytes(8);
+  spans.forEach((span, i) => jsonEncoding.span(body, span, i));
+  const out = new Bytes(8);
+  jsonEncoding.request(resource, sink.scope, body.view(), out);
+  assert.equal(out.view().toString('utf8'), text(spans));
+  const schema = resourceFromAttributes({ a: 1 }, { schemaUrl: 'https://example.com/s' });
+  const withSchema = new Bytes(8);
+  jsonEncoding.request(schema, { name: 's', schemaUrl: 'https://example.com/scope' }, body.view(), withSchema);
+  const raw = JSON.parse(withSchema.view().toString('utf8')) as { resourceSpans: Array<{ schemaUrl: string; scopeSpans: Array<{ schemaUrl: string; spans: unknown[] }> }> };
+  assert.equal(raw.resourceSpans[0]!.schemaUrl, 'https://example.com/s');
+  assert.equal(raw.resourceSpans[0]!.scopeSpans[0]!.schemaUrl, 'https://example.com/scope');
+  assert.equal(raw.resourceSpans[0]!.scopeSpans[0]!.spans.length, 2);
+});

@@ -177,3 +177,20 @@ test('trace state and remote parents are written; the response decoder reads a p
   assert.deepEqual(protobufEncoding.decodeResponse(Buffer.from('{"partialSuccess":{}}')), {}, 'JSON where protobuf was asked for: accepted, nothing read');
   assert.deepEqual(protobufEncoding.decodeResponse(Buffer.from([0x0a, 0xff])), {}, 'truncated');
 });
+
+test('schema URLs of the resource and the scope are written where the schema puts them', () => {
+  const withSchema = resourceFromAttributes({ 'service.name': 's' }, { schemaUrl: 'https://example.com/r' });
+  const span = record('GET', SpanKind.SERVER, '0000000000000001', undefined, 1, 2, {});
+  const body = new Bytes(8);
+  protobufEncoding.span(body, span, 0);
+  const out = new Bytes(8);
+  protobufEncoding.request(withSchema, { name: 'x', version: '1', schemaUrl: 'https://example.com/s' }, body.view(), out);
+  const bytes = Buffer.from(out.view());
+  assert.equal(countOtlpProto(bytes), 1);
+  const [decoded] = decodeOtlpProto(bytes);
+  assert.equal(decoded!.resource['service.name'], 's');
+  assert.equal(decoded!.spanId, '0000000000000001');
+  // ResourceSpans.schema_url (3) and ScopeSpans.schema_url (3): tag 0x1a, then the URL.
+  assert.ok(bytes.includes(Buffer.concat([Buffer.from([0x1a, 21]), Buffer.from('https://example.com/r')])));
+  assert.ok(bytes.includes(Buffer.concat([Buffer.from([0x1a, 21]), Buffer.from('https://example.com/s')])));
+});
