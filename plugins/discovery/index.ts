@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { z } from 'zod';
 import { egressServices } from '../../core/config/egress.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import type { InstanceState, SpawnSpec } from '../../sdk/index.ts';
@@ -12,11 +13,10 @@ import { discoveryRoute } from './route.ts';
 const ENDED: ReadonlySet<InstanceState> = new Set(['restarting', 'failed', 'stopped', 'hibernated']);
 const LOOPBACK = '127.0.0.1';
 
-export interface DiscoveryOptions {
-  /** Ports of the loopback responder and HTTP listener for host-network tenants (default 0: any free port). */
-  dnsPort?: number;
-  httpPort?: number;
-}
+const portField = z.number().int().min(0).max(65_535).default(0);
+/** Ports of the loopback responder and HTTP listener for host-network tenants (default 0: any free port). */
+const discoveryOptions = z.strictObject({ dnsPort: portField, httpPort: portField }).default({ dnsPort: 0, httpPort: 0 });
+export type DiscoveryOptions = z.output<typeof discoveryOptions>;
 
 function registerMetrics(registry: Registry, counts: QueryCounts, callers: () => number): void {
   new Counter({
@@ -39,18 +39,17 @@ function registerMetrics(registry: Registry, counts: QueryCounts, callers: () =>
   });
 }
 
-const port = (value: unknown): number => (Number.isInteger(value) && (value as number) >= 0 && (value as number) < 65536 ? (value as number) : 0);
-
 /**
  * Service discovery (docs/discovery.md): tenants call services by name, `http://notes.tenement.internal/` or
  * `http://alice.notes.tenement.internal/`, through Tenement's own proxy. A private instance whose `egress` names
  * services gets a DNS responder and an HTTP listener on its host side (its resolver, in /etc/resolv.conf for the
  * namespace tier and TENEMENT_DNS for all); host-network instances get a loopback responder in TENEMENT_DNS.
  */
-export default definePlugin<DiscoveryOptions | undefined>({
+export default definePlugin<DiscoveryOptions>({
   name: 'discovery',
   version: '1.0.0',
   kernel: '^1',
+  options: discoveryOptions,
   async setup(ctx) {
     const files = new ResolvConfFiles();
     const counts = queryCounts();
@@ -60,7 +59,7 @@ export default definePlugin<DiscoveryOptions | undefined>({
     // Host-network tenants share the host's loopback: no caller to tell apart, and egress does not apply to them.
     const hostCaller = { who: 'a host-network tenant', from: () => true, allowed: () => true };
     const loopbackRoute = discoveryRoute(ctx, hostCaller);
-    const http: net.Server | null = await listenTcp(LOOPBACK, port(ctx.config?.httpPort), (socket) => ctx.proxy.accept(socket, loopbackRoute), {
+    const http: net.Server | null = await listenTcp(LOOPBACK, ctx.config.httpPort, (socket) => ctx.proxy.accept(socket, loopbackRoute), {
       maxConnections: 4096,
       allowHalfOpen: true,
     }).catch((error: Error) => {
@@ -70,7 +69,7 @@ export default definePlugin<DiscoveryOptions | undefined>({
     const httpPort = http ? (http.address() as net.AddressInfo).port : 0;
     const dns = await DnsResponder.start({
       host: LOOPBACK,
-      port: port(ctx.config?.dnsPort),
+      port: ctx.config.dnsPort,
       view: () => zoneView(ctx, hostCaller.allowed, LOOPBACK, httpPort),
       log: ctx.log,
       counts,

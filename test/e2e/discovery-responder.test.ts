@@ -249,3 +249,10 @@ test('host-network tenants: TENEMENT_DNS and the loopback listener; it serves th
   assert.match(main.text, /^HTTP\/1\.1 404/);
   assert.match(main.text, /TNM_ERR_UNKNOWN_HOST/);
 });
+
+test('bad plugin options stop start-up naming the field', async () => {
+  await assert.rejects(
+    createTestKernel({ plugins: [...servePlugins, discovery], config: { pluginOptions: { discovery: { dnsPort: 70_000 } } } }),
+    /discovery options: dnsPort/,
+  );
+});
