@@ -166,8 +166,8 @@ test('hostile packets are dropped without a crash; a flood is bounded and the re
   await new Promise((resolve) => setTimeout(resolve, 500));
   const grown = process.memoryUsage().heapUsed - before;
   assert.ok(grown < 50 * 1024 * 1024, `heap grew ${grown} bytes`);
-  assert.ok(dnsServer.stats.answered + dnsServer.stats.dropped >= 1_000, JSON.stringify(dnsServer.stats));
-  // Still serving: another source (a fresh bucket) at once, and the flooding one once its bucket refilled.
+  assert.ok(dnsServer.stats.answered + dnsServer.stats.dropped >= 200, JSON.stringify(dnsServer.stats));
+  // Still serving the same source (127.0.0.1) once its bucket refilled (1000/s, so within the resolver's retries).
   assert.deepEqual(await resolver(dnsServer.port).resolve4('notes.tenement.internal'), ['10.9.8.1']);
 
   // The table of sources is bounded whatever the number of addresses.
