@@ -64,6 +64,8 @@ describe('service discovery', { timeout: 180_000, skip }, () => {
         worker: app({ network: 'private', egress: ['notes'] }),
         // Private without a service name: no discovery, and its host side's discovery ports stay closed.
         plain: app({ network: 'private' }),
+        // Allowed billing, not notes: must not get notes from a route another caller's call cached.
+        cron: app({ network: 'private', egress: ['billing'] }),
       },
     });
     const alice = await kernel.spawnInstance('notes', 'alice');
@@ -131,6 +133,17 @@ describe('service discovery', { timeout: 180_000, skip }, () => {
     // web's host side is not worker's: the neighbour rule holds for discovery listeners too.
     const neighbour = await get<Call>(kernel, 'a.worker.localhost', `/raw?host=${hostSide}&port=80&hostHeader=notes.tenement.internal&path=/`);
     assert.equal(neighbour.ok, false, JSON.stringify(neighbour));
+
+    // The route cache holds alice.notes (web and worker called it): cron, whose egress names billing only, is
+    // still refused it, by name and by address + Host; its own service answers.
+    const cron = await kernel.spawnInstance('cron', 'a');
+    assert.equal(cron.state, 'running', cron.lastError ?? '');
+    const cronSide = (await get<{ TENEMENT_DNS: string }>(kernel, 'a.cron.localhost', '/env')).TENEMENT_DNS.split(':')[0]!;
+    assert.deepEqual(await get<Resolved>(kernel, 'a.cron.localhost', `/resolve?name=${q('alice.notes.tenement.internal')}`), { ok: false, code: 'ENOTFOUND' });
+    const cronToNotes = await get<Call>(kernel, 'a.cron.localhost', `/raw?host=${cronSide}&port=80&hostHeader=alice.notes.tenement.internal&path=/`);
+    assert.equal(cronToNotes.status, 403, cronToNotes.body);
+    const cronToBilling = await get<Call>(kernel, 'a.cron.localhost', `/raw?host=${cronSide}&port=80&hostHeader=x.billing.tenement.internal&path=/`);
+    assert.equal(JSON.parse(cronToBilling.body!).me, 'billing:x');
 
     const plain = await kernel.spawnInstance('plain', 'a');
     assert.equal(plain.state, 'running', plain.lastError ?? '');
