@@ -17,7 +17,8 @@ export class UpstreamConnection {
   connected = false;
   /** True once it has carried an exchange: a failure before any answer may then be a stale keep-alive. */
   reused = false;
-  idleTimer: NodeJS.Timeout | null = null;
+  /** The pool's sweep count when it went idle. */
+  idleSince = 0;
 
   constructor(
     readonly socket: net.Socket,
@@ -43,12 +44,32 @@ export class UpstreamConnection {
   }
 }
 
+/** How often idle connections are looked at: one closes between `idleMs` and `idleMs + SWEEP_MS` idle. */
+const SWEEP_MS = 500;
+
+/**
+ * An instance's address is one object for as long as its handle lives: its key is made once, and again when
+ * the supervisor pins its socket (the one change an address sees), so each run keeps its own connections.
+ */
+const keys = new WeakMap<UpstreamAddress, { pinned: string | undefined; key: string }>();
+function keyOf(address: UpstreamAddress): string {
+  const known = keys.get(address);
+  if (known !== undefined && known.pinned === address.pinnedPath) return known.key;
+  const key = upstreamKey(address);
+  keys.set(address, { pinned: address.pinnedPath, key });
+  return key;
+}
+
 /**
  * Idle upstream connections per instance address, most recently used first (warm connections stay warm,
- * surplus ones time out). Idle connections close after `idleMs`, before a typical server's own 5 s timeout.
+ * surplus ones time out). Idle connections close after `idleMs` (at most SWEEP_MS more), before a typical
+ * server's own 5 s timeout. One sweep for the pool, not a timer per connection armed and cleared per request.
  */
 export class UpstreamPool {
+  /** Per address, idle connections oldest first (acquire takes the newest). */
   private readonly idle = new Map<string, UpstreamConnection[]>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private sweeps = 0;
 
   constructor(
     private readonly idleMs = 4_000,
@@ -56,13 +77,11 @@ export class UpstreamPool {
   ) {}
 
   acquire(address: UpstreamAddress, owner: UpstreamOwner): UpstreamConnection {
-    const key = upstreamKey(address);
+    const key = keyOf(address);
     const list = this.idle.get(key);
     while (list && list.length > 0) {
       const connection = list.pop()!;
       if (connection.socket.destroyed) continue;
-      if (connection.idleTimer) clearTimeout(connection.idleTimer);
-      connection.idleTimer = null;
       connection.owner = owner;
       connection.reused = true;
       return connection;
@@ -72,7 +91,7 @@ export class UpstreamPool {
 
   /** A new connection, bypassing idle ones (after a stale keep-alive failed). */
   connect(address: UpstreamAddress, owner: UpstreamOwner): UpstreamConnection {
-    const connection = new UpstreamConnection(connectUpstream(address), upstreamKey(address), this);
+    const connection = new UpstreamConnection(connectUpstream(address), keyOf(address), this);
     connection.owner = owner;
     return connection;
   }
@@ -88,12 +107,33 @@ export class UpstreamPool {
     if (!list) this.idle.set(connection.key, (list = []));
     if (list.length >= this.maxIdlePerAddress) return void socket.destroy();
     list.push(connection);
-    connection.idleTimer = setTimeout(() => socket.destroy(), this.idleMs);
-    connection.idleTimer.unref();
+    connection.idleSince = this.sweeps;
+    if (this.sweeper === null) {
+      this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+      this.sweeper.unref();
+    }
+  }
+
+  /** Closes the connections idle for longer than idleMs; stops when none is left. */
+  private sweep(): void {
+    this.sweeps++;
+    const expired = this.sweeps - Math.ceil(this.idleMs / SWEEP_MS);
+    for (const [key, list] of this.idle) {
+      let old = 0;
+      while (old < list.length && list[old]!.idleSince < expired) old++;
+      if (old === 0) continue;
+      // Out of the list first: their 'close' (forget) then finds nothing to remove.
+      const closing = list.splice(0, old);
+      if (list.length === 0) this.idle.delete(key);
+      for (const connection of closing) connection.socket.destroy();
+    }
+    if (this.idle.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
   }
 
   forget(connection: UpstreamConnection): void {
-    if (connection.idleTimer) clearTimeout(connection.idleTimer);
     const list = this.idle.get(connection.key);
     if (!list) return;
     const index = list.indexOf(connection);
@@ -102,6 +142,8 @@ export class UpstreamPool {
   }
 
   close(): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
     for (const list of this.idle.values()) for (const connection of list) connection.socket.destroy();
     this.idle.clear();
   }
