@@ -19,7 +19,7 @@ import type { SpanEncoding } from './encoding.ts';
 /** A batch is sealed once its spans take this much (a collector's body limit is usually 20 MiB or more). */
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 /** A buffer that grew past this for an unusual batch is not kept for the next one. */
-const MAX_KEPT_BYTES = 8 * 1024 * 1024;
+const MAX_KEPT_BYTES = 1024 * 1024;
 const FIRST_BUFFER_BYTES = 64 * 1024;
 
 /** Spans of one resource and instrumentation scope, written one after the other in the export encoding. */

@@ -112,3 +112,40 @@ test('a partial batch waits for the delay; an export that never answers is count
   exporter.answer();
   assert.deepEqual(counters, { exported: 0, failed: 2, dropped: 0 }, 'a late answer is not counted again');
 });
+
+test('spans of another resource or scope start a batch of their own; a batch is sealed at 4 MB, whatever its count', async () => {
+  const exporter = new Recorder();
+  const counters: SpanCounters = { exported: 0, failed: 0, dropped: 0 };
+  const batch = new BatchExport(exporter, { maxQueue: 1000, batchSize: 512, delayMs: 60_000, exportTimeoutMs: 60_000 }, counters);
+  const other = { resource: resourceFromAttributes({ 'service.name': 'other' }), scope: { name: 't' }, onEnd() {} };
+  const mixed = [span(1), span(2), new SpanRecord(other, 'other', SpanKind.SERVER, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00000000000000aa', traceFlags: 1 }, undefined, 1, {}), span(3)];
+  for (const s of mixed) batch.onEnd(s);
+  // About 256 KB each (64 values of 4,096 one-byte characters): the 4 MB seal comes before the 512 count.
+  const big: Record<string, string> = {};
+  for (let i = 0; i < 64; i++) big[`k${i}`] = 'x'.repeat(10_000);
+  for (let i = 0; i < 20; i++) {
+    const s = new SpanRecord(sink, `big${i}`, SpanKind.SERVER, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: String(i + 100).padStart(16, '0'), traceFlags: 1 }, undefined, 1, big);
+    s.end = 2;
+    batch.onEnd(s);
+  }
+  await tick();
+  assert.deepEqual(exporter.batches[0], ['s1', 's2'], 'the first resource\'s spans, then the batch was sealed');
+  for (let i = 0; i < 3; i++) {
+    exporter.answer();
+    await tick();
+    await tick();
+  }
+  assert.deepEqual(exporter.batches[1], ['other']);
+  assert.equal(exporter.batches[2]![0], 's3');
+  const sizes = exporter.batches.slice(2).map((b) => b.length);
+  assert.ok(sizes[0]! > 1 && sizes[0]! < 21, `sealed by size, not by count: ${sizes}`);
+  const flushed = batch.shutdown();
+  for (let i = 0; i < 5 && exporter.answers.length > 0; i++) {
+    exporter.answer();
+    await tick();
+    await tick();
+  }
+  await flushed;
+  assert.equal(counters.exported, 24, 'every span sent once');
+  assert.equal(counters.dropped, 0);
+});
