@@ -44,7 +44,7 @@ export class UpstreamConnection {
   }
 }
 
-/** How often idle connections are looked at: one closes between `idleMs` and `idleMs + SWEEP_MS` idle. */
+/** How often idle connections are looked at: one closes after `idleMs` (rounded up to SWEEP_MS) to SWEEP_MS more idle. */
 const SWEEP_MS = 500;
 
 /**
