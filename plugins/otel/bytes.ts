@@ -1,12 +1,11 @@
 /**
  * A growable byte buffer that export bodies are written into: each span as it ends (batch.ts), in OTLP
- * protobuf (otlp-proto.ts) or JSON (otlp-json.ts). Writes go through Buffer's own unchecked UTF-8, hex and
- * latin1 writers (offsets here are always in range, so Buffer.prototype.write's argument checks are skipped).
+ * protobuf (otlp-proto.ts) or JSON (otlp-json.ts). Text goes through Buffer's own unchecked UTF-8 writer
+ * (offsets here are always in range, so Buffer.prototype.write's argument checks are skipped).
  */
 
 interface RawWrites {
   utf8Write(text: string, offset: number): number;
-  hexWrite(text: string, offset: number, length: number): number;
 }
 
 export class Bytes {
@@ -31,12 +30,6 @@ export class Bytes {
     // Up to 3 bytes per UTF-16 unit (a surrogate pair is 2 units, 4 bytes).
     this.ensure(text.length * 3);
     this.length += (this.buffer as unknown as RawWrites).utf8Write(text, this.length);
-  }
-
-  /** `hex` (lower-case, even length) as the bytes it spells. */
-  hex(hex: string): void {
-    this.ensure(hex.length >> 1);
-    this.length += (this.buffer as unknown as RawWrites).hexWrite(hex, this.length, hex.length >> 1);
   }
 
   byte(value: number): void {

@@ -93,7 +93,6 @@ function cut(value: string): string {
 
 interface RawWrites {
   utf8Write(text: string, offset: number): number;
-  hexWrite(text: string, offset: number, length: number): number;
 }
 
 /** A string field: `tag`, length, UTF-8. */
