@@ -2,6 +2,7 @@ import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { TierProbe } from '../../core/types.ts';
 import { PREPARE_COMMAND, type GuestManifest } from './guest-dir.ts';
 import type { Hypervisor } from './hypervisor.ts';
+import { INIT_KEY } from './init-script.ts';
 import { readManifest } from './prepare.ts';
 import { toolFiles, toolsKey } from './tools-image.ts';
 
@@ -22,6 +23,12 @@ export function requireGuest(guestDir: string, hypervisor: Hypervisor): GuestMan
     throw new TenementError(
       ErrorCodes.TIER_UNAVAILABLE,
       `the microvm guest in ${guestDir} was prepared for another node binary (${process.execPath} changed): run '${PREPARE_COMMAND}' again`,
+    );
+  }
+  if (manifest.initKey !== INIT_KEY) {
+    throw new TenementError(
+      ErrorCodes.TIER_UNAVAILABLE,
+      `the microvm guest in ${guestDir} was prepared by another version of Tenement (its /init changed): run '${PREPARE_COMMAND}' again`,
     );
   }
   return manifest;

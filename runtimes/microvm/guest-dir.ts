@@ -26,6 +26,8 @@ export interface GuestManifest {
   tools: string;
   /** Key of the host files in the tools image; a changed node binary makes the guest outdated. */
   toolsKey: string;
+  /** Hash of the guest's /init (init-script.ts): a Tenement whose init changed needs the initramfs built again. */
+  initKey?: string;
   preparedAt: string;
 }
 

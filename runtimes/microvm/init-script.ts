@@ -7,6 +7,8 @@
  * control port (ttyS1) to the app as SIGTERM, and powers the VM off when the app ends: QEMU exits with it.
  */
 
+import { createHash } from 'node:crypto';
+
 /** Load order matters: the Debian cloud kernel ships no modules.dep, and `virtio` needs `virtio_ring` first. */
 export const GUEST_MODULES = ['virtio_ring', 'virtio', 'virtio_mmio', 'failover', 'net_failover', 'virtio_net', 'virtio_blk'] as const;
 
@@ -53,7 +55,29 @@ echo "root:x:0:0::/:/bin/sh" >> /etc/passwd
 echo "tenant:x:$TNM_GID:" > /etc/group
 hostname "$TNM_HOSTNAME"
 
-mkdir -p "$TNM_CWD" "$TNM_DATA" || fail "cannot create $TNM_CWD or $TNM_DATA"
+# Makes the folder $1. A folder on its way that is a link into the read-only tools image (say /opt, because the
+# node binary is under /opt/node) becomes a real folder of links to the same entries, so /opt/app can be made.
+make_path() {
+  p=
+  saved_ifs=$IFS
+  IFS=/
+  for part in $1; do
+    [ -n "$part" ] || continue
+    p="$p/$part"
+    link=$(readlink "$p" 2>/dev/null) || link=
+    case "$link" in
+      /tnm/*)
+        rm "$p" && mkdir "$p" || return 1
+        for e in "$link"/* "$link"/.[!.]*; do
+          if [ -e "$e" ] || [ -L "$e" ]; then ln -s "$e" "$p/\${e##*/}"; fi
+        done
+        ;;
+    esac
+  done
+  IFS=$saved_ifs
+  mkdir -p "$1"
+}
+make_path "$TNM_CWD" && make_path "$TNM_DATA" || fail "cannot create $TNM_CWD or $TNM_DATA"
 mount -o ro "$(findfs LABEL=tnm-app)" "$TNM_CWD" || fail "cannot mount the app image at $TNM_CWD"
 mount -o rw,noatime "$(findfs LABEL=tnm-data)" "$TNM_DATA" || fail "cannot mount the data image at $TNM_DATA"
 # A data image written under another uid (the instance's uid changed: one uid per instance since issue 18) is
@@ -87,3 +111,6 @@ sync
 umount "$TNM_DATA" 2>/dev/null || mount -o remount,ro "$TNM_DATA"
 poweroff -f
 `;
+
+/** Which /init a prepared guest carries (guest.json's initKey), so an outdated initramfs is found before a boot. */
+export const INIT_KEY = createHash('sha256').update(INIT_SCRIPT).digest('hex').slice(0, 16);

@@ -5,7 +5,7 @@ import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import { initramfs, type CpioEntry } from './cpio.ts';
 import { isStaticElf } from './elf.ts';
 import { MANIFEST, type GuestManifest } from './guest-dir.ts';
-import { GUEST_MODULES, INIT_SCRIPT } from './init-script.ts';
+import { GUEST_MODULES, INIT_KEY, INIT_SCRIPT } from './init-script.ts';
 import { ensureKernel } from './kernel-package.ts';
 import { buildToolsImage, toolFiles, toolsImageName, toolsKey } from './tools-image.ts';
 import { which } from './which.ts';
@@ -96,6 +96,7 @@ export function prepareGuest(root: string, options: PrepareOptions = {}): GuestM
     initrd,
     tools: tools.name,
     toolsKey: tools.key,
+    initKey: INIT_KEY,
     preparedAt: new Date().toISOString(),
   };
   writeFileSync(path.join(root, `${MANIFEST}.tmp`), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });

@@ -2,7 +2,7 @@
 // TCG boots take seconds, so the tests are few and each boot is used for several assertions.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,7 @@ import microvmRuntime from '../../runtimes/microvm/index.ts';
 import cgroups, { cgroupScope } from '../../plugins/cgroups/index.ts';
 import { detectCgroups, missingFor } from '../../plugins/cgroups/detect.ts';
 import { getJson, recordEvents, request, servePlugins, waitFor } from '../helpers.ts';
-import { probeService, type Probe } from '../probe.ts';
+import { PROBE_APP, probeService, type Probe } from '../probe.ts';
 
 // One prepared guest shared by every run (CI prepares it on first use, from the Debian mirror).
 process.env.TENEMENT_MICROVM_DIR ??= path.join(os.tmpdir(), 'tenement-microvm-guest');
@@ -148,6 +148,19 @@ describe('microvm tier', { timeout: 600_000, skip }, () => {
     const local = await loopbackService(t);
     const attempt = await getJson<{ ok: boolean }>(kernel, 'a.probe.localhost', `/connect?host=10.0.2.2&port=${local}`);
     assert.equal(attempt.ok, false, "QEMU's restrict=on cuts the guest off from the host");
+  });
+
+  test("an app in a folder the tools image mirrors (beside node's own, like /opt/app with node in /opt/node) starts", async (t) => {
+    // The guest links the tools image's top-level folders into / read-only: the app's folder must still be made there.
+    const top = `/${realpathSync(process.execPath).split('/')[1]}`;
+    const appDir = mkdtempSync(path.join(top, 'tenement-microvm-app-'));
+    copyFileSync(PROBE_APP, path.join(appDir, 'probe-app.mjs'));
+    const kernel = await createTestKernel({ plugins, config: { services: { probe: microvmProbe({ cwd: appDir, command: 'node probe-app.mjs' }) } } });
+    t.after(() => kernel.close().finally(() => rmSync(appDir, { recursive: true, force: true })));
+    const instance = await kernel.spawnInstance('probe', 'a');
+    const why = () => [instance.lastError ?? '', ...instance.logs.query({ limit: 15 }).map((entry) => entry.line)].join('\n');
+    assert.equal(instance.state, 'running', why());
+    assert.equal((await request(kernel, 'a.probe.localhost', '/health')).status, 200);
   });
 
   test('without a prepared guest the spawn fails with TNM_ERR_TIER_UNAVAILABLE naming the prepare command', async (t) => {
