@@ -3,7 +3,7 @@ import { loadConfig, type SettingsOverrides } from '../core/config/loader.ts';
 import { Kernel } from '../core/kernel.ts';
 import { createLogger } from '../core/logger.ts';
 import { defaultPlugins } from './default-plugins.ts';
-import { releaseOptimizers } from './startup-tiering.ts';
+import { releaseOptimizers, releaseSizeHold } from './startup-tiering.ts';
 
 export interface ServeOptions {
   config?: string;
@@ -35,6 +35,9 @@ export async function serve(options: ServeOptions): Promise<void> {
   const reloadFrom = () => loadConfig({ file: config.source.path ?? options.config, overrides, plugins: defaultPlugins });
   const { reloadConfig, reloadOnSighup, reloadRoutePlugin } = await import('./reload.ts');
   const reloadRoute = reloadRoutePlugin(() => reloadConfig(kernel, reloadFrom, log), () => kernel.config.source.path);
+  // Modules loaded and the config read: plugins' setup may make worker threads (the wasm pool's), which must not
+  // start under --optimize-for-size (cli/startup-tiering.ts).
+  releaseSizeHold();
   const kernel: Kernel = new Kernel({ config, plugins: [...defaultPlugins, reloadRoute], logger: log });
 
   let stopping: Promise<void> | null = null;

@@ -13,12 +13,13 @@
  * - `--optimize-for-size` while starting: V8 collects start-up's garbage (module sources read, config objects
  *   parsed, the loader's scratch) more eagerly and keeps the old generation close to what is live, so the heap
  *   the server idles with is smaller: about 3 MB less RSS idle, 7 MB with 10,000 hibernated instances
- *   (bench/footprint.ts, Node 20), at no cost in start-up time. Released with the rest once started. On V8 11
- *   (Node 20) setting it also sets its implication `--max-semi-space-size=1` for good, which every isolate made
- *   afterwards (the wasm pool's worker threads) would start with: the release puts it back to 0, V8's "computed
- *   from the heap size" default. V8 13 (Node 24) applies no implication at run time, and 0 there would not be its
- *   default: left alone (test/unit/startup-tiering.test.ts checks a worker's young generation after a hold and
- *   release on each).
+ *   (bench/footprint.ts, Node 20), at no cost in start-up time: what it saves is the module loading's and the
+ *   config's. An isolate made while it is on keeps a 1-2 MB young generation for good (Node 20 and 24), so it is
+ *   released (releaseSizeHold) before the kernel starts, whose plugins may make the wasm pool's worker threads. On
+ *   V8 11 (Node 20) setting it also sets its implication `--max-semi-space-size=1` for good, which every isolate
+ *   made afterwards would start with: the release puts it back to 0, V8's "computed from the heap size" default.
+ *   V8 13 (Node 24) applies no implication at run time, and 0 there would not be its default: left alone
+ *   (test/unit/startup-tiering.test.ts checks a worker's young generation after the release on each).
  * Left alone when the user passed any of these flags (node options or NODE_OPTIONS), and on architectures where
  * Maglev's presence is not known (x64 and arm64 have it).
  */
@@ -26,27 +27,37 @@ import { setFlagsFromString } from 'node:v8';
 
 const OWN_FLAGS = /--(no-)?(turbofan|opt|maglev|max-opt|jitless|lite-mode|optimize-for-size|max-semi-space-size)\b/;
 
-function flags(): { hold: string[]; release: string[] } | null {
+function flags(): { hold: string[]; release: string[]; releaseSize: string[] } | null {
   if (process.arch !== 'x64' && process.arch !== 'arm64') return null;
   if ([...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => OWN_FLAGS.test(arg))) return null;
   const v8Major = Number(process.versions.v8.split('.')[0]);
   const size = { hold: ['--optimize-for-size'], release: v8Major < 12 ? ['--no-optimize-for-size', '--max-semi-space-size=0'] : ['--no-optimize-for-size'] };
   const compilers = v8Major >= 12 ? { hold: ['--no-turbofan', '--no-maglev'], release: ['--turbofan', '--maglev'] } : { hold: ['--no-turbofan'], release: ['--turbofan'] };
-  return { hold: [...compilers.hold, ...size.hold], release: [...compilers.release, ...size.release] };
+  return { hold: [...compilers.hold, ...size.hold], release: compilers.release, releaseSize: size.release };
 }
 
 let held: string[] | null = null;
+let sizeHeld: string[] | null = null;
 
-/** Interpreter and Sparkplug only, until releaseOptimizers(). */
+/** Interpreter and Sparkplug only, and `--optimize-for-size`, until releaseSizeHold() and releaseOptimizers(). */
 export function holdOptimizers(): void {
   const chosen = flags();
   if (!chosen || held) return;
   for (const flag of chosen.hold) setFlagsFromString(flag);
   held = chosen.release;
+  sizeHeld = chosen.releaseSize;
+}
+
+/** V8's memory defaults again, before anything may make a worker thread (a no-op when nothing is held). */
+export function releaseSizeHold(): void {
+  if (!sizeHeld) return;
+  for (const flag of sizeHeld) setFlagsFromString(flag);
+  sizeHeld = null;
 }
 
 /** V8's defaults again (a no-op when nothing was held). */
 export function releaseOptimizers(): void {
+  releaseSizeHold();
   if (!held) return;
   for (const flag of held) setFlagsFromString(flag);
   held = null;
