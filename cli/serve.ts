@@ -24,6 +24,9 @@ export async function serve(options: ServeOptions): Promise<void> {
   if (options.fleet !== undefined) overrides.fleet = { servers: options.fleet.split(',').map((url) => url.trim()).filter((url) => url !== '') };
   const dataDir = options.dataDir ?? process.env.TENEMENT_DATA_DIR;
   if (dataDir !== undefined) overrides.dataDir = path.resolve(dataDir);
+  // Modules loaded: from here on worker threads may be made (tsx's loader thread for a .ts config, the wasm pool's
+  // in plugins' setup), which must not start under --optimize-for-size (cli/startup-tiering.ts).
+  releaseSizeHold();
   // Validated against the fields and tiers of the plugins this server loads (the defaults and the config's own).
   const config = await loadConfig({ file: options.config, overrides, plugins: defaultPlugins });
   const log = createLogger();
@@ -35,9 +38,6 @@ export async function serve(options: ServeOptions): Promise<void> {
   const reloadFrom = () => loadConfig({ file: config.source.path ?? options.config, overrides, plugins: defaultPlugins });
   const { reloadConfig, reloadOnSighup, reloadRoutePlugin } = await import('./reload.ts');
   const reloadRoute = reloadRoutePlugin(() => reloadConfig(kernel, reloadFrom, log), () => kernel.config.source.path);
-  // Modules loaded and the config read: plugins' setup may make worker threads (the wasm pool's), which must not
-  // start under --optimize-for-size (cli/startup-tiering.ts).
-  releaseSizeHold();
   const kernel: Kernel = new Kernel({ config, plugins: [...defaultPlugins, reloadRoute], logger: log });
 
   let stopping: Promise<void> | null = null;

@@ -13,9 +13,10 @@
  * - `--optimize-for-size` while starting: V8 collects start-up's garbage (module sources read, config objects
  *   parsed, the loader's scratch) more eagerly and keeps the old generation close to what is live, so the heap
  *   the server idles with is smaller: about 3 MB less RSS idle, 7 MB with 10,000 hibernated instances
- *   (bench/footprint.ts, Node 20), at no cost in start-up time: what it saves is the module loading's and the
- *   config's. An isolate made while it is on keeps a 1-2 MB young generation for good (Node 20 and 24), so it is
- *   released (releaseSizeHold) before the kernel starts, whose plugins may make the wasm pool's worker threads. On
+ *   (bench/footprint.ts, Node 20), at no cost in start-up time: what it saves is the module loading's. An isolate
+ *   made while it is on keeps a 1-4 MB young generation for good (Node 20 and 24), so it is released
+ *   (releaseSizeHold) once the modules are loaded, before the config is read (tsx's loader thread for a .ts config)
+ *   and the kernel starts (plugins' setup may make the wasm pool's worker threads). On
  *   V8 11 (Node 20) setting it also sets its implication `--max-semi-space-size=1` for good, which every isolate
  *   made afterwards would start with: the release puts it back to 0, V8's "computed from the heap size" default.
  *   V8 13 (Node 24) applies no implication at run time, and 0 there would not be its default: left alone
