@@ -114,4 +114,15 @@ for (const file of filesUnder(dist)) {
   if (rewritten !== text) writeFileSync(file, rewritten);
   declarations++;
 }
+// tsc 5.9 leaves an `import('./x.ts')` inside an object literal's method as it is (rewriteRelativeImportExtensions
+// misses it): the compiled package would then import a file it does not ship. Such a specifier fails the build.
+const leftovers = [];
+for (const file of filesUnder(dist)) {
+  if (!/\.(m|c)?js$/.test(file)) continue;
+  for (const match of readFileSync(file, 'utf8').matchAll(RELATIVE_TS)) leftovers.push(`${path.relative(root, file)}: ${match[0]}`);
+}
+if (leftovers.length > 0) {
+  console.error(`build: compiled files still import .ts sources (move the import out of the object literal's method):\n  ${leftovers.join('\n  ')}`);
+  process.exit(1);
+}
 console.error(`build: dist/ has ${declarations} declaration files and ${assets} assets copied from ${SOURCE_DIRS.join(', ')}`);

@@ -7,6 +7,9 @@ import { otelSettingsFields } from './schema.ts';
 
 export { resolveTracing, instanceEnv } from './options.ts';
 
+/** The SDK side, loaded only when tracing is on. A function of its own: tsc leaves an import() in setup unrewritten for dist/. */
+const loadTracing = () => import('./tracing.ts');
+
 /**
  * OpenTelemetry tracing (docs/observability.md#tracing): spans for proxied requests (route, wake, upstream),
  * spawns, restarts, health checks and wasm invocations, exported over OTLP/HTTP; W3C `traceparent` propagated
@@ -24,7 +27,7 @@ export default definePlugin({
   async setup(ctx) {
     const options = resolveTracing(ctx.settings.otel);
     if (options === null) return;
-    const { startTracing } = await import('./tracing.ts');
+    const { startTracing } = await loadTracing();
     const tracing = startTracing(options, KERNEL_VERSION, (error) => ctx.log.warn({ err: errorMessage(error) }, 'trace export failed at shutdown'));
     const spans = tracing.spans;
 
