@@ -2,34 +2,15 @@
 // e2e tests and the benchmark use (test/otlp-receiver.ts), and compared with the SDK's own serializer.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, type Attributes, type SpanContext } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes, type SpanContext } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { encodeTraceRequest, MAX_ARRAY, MAX_STRING } from '../../plugins/otel/otlp-json.ts';
-import { at, SpanRecord, type RecordSink } from '../../plugins/otel/records.ts';
+import { at, SpanRecord } from '../../plugins/otel/records.ts';
 import { decodeOtlpJson } from '../otlp-receiver.ts';
-
-const resource = resourceFromAttributes({ 'service.name': 'tenement', 'service.version': '1.2.3' });
-const sink: RecordSink = { resource, scope: { name: 'tenement', version: '1.2.3' }, onEnd() {} };
-const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
-
-function record(name: string, kind: SpanKind, spanId: string, parent: SpanContext | undefined, start: number, end: number, attributes: Attributes): SpanRecord {
-  const context: SpanContext = { traceId: TRACE, spanId, traceFlags: TraceFlags.SAMPLED };
-  const span = new SpanRecord(sink, name, kind, context, parent, start, attributes);
-  span.end = end;
-  return span;
-}
-
-/** SDK spans (as the wake, spawn, health and restart spans are), collected when they end. */
-function sdkSpans(make: (tracer: ReturnType<BasicTracerProvider['getTracer']>) => void): ReadableSpan[] {
-  const ended: ReadableSpan[] = [];
-  const collect: SpanProcessor = { onStart() {}, onEnd: (span) => ended.push(span), forceFlush: async () => {}, shutdown: async () => {} };
-  const provider = new BasicTracerProvider({ resource, spanProcessors: [collect] });
-  make(provider.getTracer('tenement', '1.2.3'));
-  return ended;
-}
+import { TRACE, record, resource, sdkSpans, sink } from '../otel-spans.ts';
 
 const text = (spans: readonly ReadableSpan[]): string => {
   const bytes = encodeTraceRequest(spans).bytes;

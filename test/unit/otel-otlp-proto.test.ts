@@ -3,36 +3,18 @@
 // first checked against the SDK's own protobuf serializer, then Tenement's bytes against the SDK's, span by span.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, type Attributes, type SpanContext } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes, type SpanContext } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Bytes } from '../../plugins/otel/bytes.ts';
 import { MAX_STRING } from '../../plugins/otel/otlp-json.ts';
 import { protobufEncoding } from '../../plugins/otel/otlp-proto.ts';
-import { at, SpanRecord, type RecordSink } from '../../plugins/otel/records.ts';
+import { at, SpanRecord } from '../../plugins/otel/records.ts';
 import { countOtlpProto, decodeOtlpProto } from '../otlp-proto.ts';
 import { decodeOtlpJson } from '../otlp-receiver.ts';
-
-const resource = resourceFromAttributes({ 'service.name': 'tenement', 'service.version': '1.2.3' });
-const scope = { name: 'tenement', version: '1.2.3' };
-const sink: RecordSink = { resource, scope, onEnd() {} };
-const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
-
-function record(name: string, kind: SpanKind, spanId: string, parent: SpanContext | undefined, start: number, end: number, attributes: Attributes): SpanRecord {
-  const span = new SpanRecord(sink, name, kind, { traceId: TRACE, spanId, traceFlags: TraceFlags.SAMPLED }, parent, start, attributes);
-  span.end = end;
-  return span;
-}
-
-function sdkSpans(make: (tracer: ReturnType<BasicTracerProvider['getTracer']>) => void): ReadableSpan[] {
-  const ended: ReadableSpan[] = [];
-  const collect: SpanProcessor = { onStart() {}, onEnd: (span) => ended.push(span), forceFlush: async () => {}, shutdown: async () => {} };
-  const provider = new BasicTracerProvider({ resource, spanProcessors: [collect] });
-  make(provider.getTracer('tenement', '1.2.3'));
-  return ended;
-}
+import { TRACE, record, resource, scope, sdkSpans, sink } from '../otel-spans.ts';
 
 /** The request Tenement sends for `spans`: each written as it would end, then the request around them. */
 function ours(spans: readonly ReadableSpan[]): Buffer {
