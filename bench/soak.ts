@@ -81,6 +81,8 @@ export interface SoakResult {
   raced: number;
   errors: number;
   errorKinds: Record<string, number>;
+  /** The first errors whole (the answer's message, the API action on that tenant around it): what a fix needs. */
+  errorSamples: string[];
   /** The answers of raced requests, by status and code. */
   raceKinds: Record<string, number>;
   /** API actions by kind and outcome (`restart 200`, `hibernate 409`...). */
@@ -217,6 +219,7 @@ export async function runSoakBench(options: SoakOptions): Promise<SoakResult> {
     raced: 0,
     errors: 0,
     errorKinds: {},
+    errorSamples: [],
     raceKinds: {},
     actions: {},
     maxLatencyMs: 0,
@@ -331,6 +334,11 @@ export async function runSoakBench(options: SoakOptions): Promise<SoakResult> {
         }
         interval.errors += 1;
         countError(answer ? `${answer.status} ${code ?? answer.body.slice(0, 60)}` : `client: ${failure}`);
+        if (result.errorSamples.length < 5) {
+          const action = tenant.lastAction;
+          const near = action ? `${action.kind} ${Math.round(action.start - started)} ms from its start${action.end === 0 ? ', still running' : `, ended ${Math.round(action.end - started)} ms`}` : 'no API action';
+          result.errorSamples.push(`${tenant.id} after ${Math.round(ms)} ms (${near}): ${answer ? `${answer.status} ${answer.body.slice(0, 300).trim()}` : failure}`);
+        }
       }
     };
 
@@ -477,6 +485,7 @@ export function formatSoak(result: SoakResult): string {
     `API actions: ${Object.entries(result.actions).sort().map(([k, v]) => `${k}: ${v}`).join(', ')}`,
   ];
   if (result.errors > 0) lines.push(`errors by kind: ${Object.entries(result.errorKinds).map(([k, v]) => `${k}: ${v}`).join('; ')}`);
+  for (const sample of result.errorSamples) lines.push(`  error: ${sample}`);
   return lines.join('\n');
 }
 
