@@ -14,7 +14,7 @@ import type { InstanceView } from '../../core/instance.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { HaproxyProcess } from './process.ts';
 import { BACKUP_SERVER, errorFiles, instanceBackend, serviceBackend, type Address, type ServerEntry } from './render.ts';
-import { checkAnswer, type RuntimeApi } from './runtime-api.ts';
+import { checkAnswer, type RuntimeApi, type ServerStat } from './runtime-api.ts';
 
 interface Programmed {
   target: string;
@@ -22,6 +22,19 @@ interface Programmed {
 }
 
 const key = (a: Address): string => `${a.host}:${a.port}`;
+
+/**
+ * Whether HAProxy's worker holds something else for an instance's server than what was last sent. A worker that
+ * read the config file (a reload, a restart) starts from the weights and states of the file's last write, which
+ * runtime changes since then did not touch: seen in CI as a restarting instance back at weight 100 after
+ * `set server weight 90`. The pid check catches most such workers; this catches the rest, from the stats every
+ * sync reads anyway. (Weights are 0-100 in Tenement and in HAProxy: none is rounded, so no drift is permanent.)
+ */
+function drifted(stat: ServerStat, had: Programmed): boolean {
+  if ((had.target === 'maint') !== stat.maint) return true;
+  if (had.target !== 'maint' && stat.addr !== had.target) return true;
+  return stat.backend.startsWith('s.') && stat.weight !== had.weight;
+}
 /** The least time between a reload and another asked for because the worker still lacks a server. */
 const RELOAD_RETRY_MS = 2_000;
 
@@ -170,6 +183,9 @@ export class HaproxyEdge {
       if (stat.server === BACKUP_SERVER) continue;
       const service = stat.backend.startsWith('s.') ? stat.backend.slice(2) : stat.backend.slice(2, stat.backend.lastIndexOf('.'));
       const instanceKey = `${service}:${stat.server}`;
+      const had = this.programmed.get(instanceKey);
+      // Sent again at the next sync (the next tick, within a second).
+      if (had && drifted(stat, had)) this.programmed.delete(instanceKey);
       const entry = sums.get(instanceKey) ?? { total: 0, current: 0, byClass: [0, 0, 0, 0, 0, 0], requests: 0, timeMs: 0, timed: 0 };
       entry.total += stat.total;
       entry.current += stat.current;

@@ -110,6 +110,24 @@ describe('HAProxy edge', { skip, timeout: 180_000 }, () => {
     }
   });
 
+  test("a server HAProxy holds differently from what Tenement sent (a worker that read an older config) is set right again", async (t) => {
+    const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) });
+    const alice = await e.kernel.spawnInstance('echo', 'alice');
+    await untilDirect(e, 'echo', 'alice');
+    e.kernel.setWeight(alice as never, 90);
+    const weightOf = async (): Promise<number | undefined> => (await e.api.serverStats((b) => b === 's.echo')).find((s) => s.server === 'alice')?.weight;
+    await waitFor(async () => (await weightOf()) === 90, "haproxy to give alice's server weight 90", 10_000);
+    // Behind Tenement's back, as a worker starting from a config file written before the weight change would hold it.
+    await e.api.run(['set server s.echo/alice weight 100']);
+    await waitFor(async () => (await weightOf()) === 90, "alice's server to be back at weight 90", 10_000);
+    await e.api.run(['set server s.echo/alice state maint']);
+    await waitFor(
+      async () => (await e.api.serverStats((b) => b === 's.echo')).some((s) => s.server === 'alice' && !s.maint),
+      "alice's server (running) to be out of maintenance again",
+      10_000,
+    );
+  });
+
   test('a hibernated instance is woken through the activator: a herd gives one spawn, then traffic goes direct', async (t) => {
     const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) });
     const events = recordEvents(e.kernel);
