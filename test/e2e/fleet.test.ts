@@ -77,7 +77,7 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
     }
   });
 
-  test('placement race: 3 nodes placing the same 150 instances at once never double-assign', async () => {
+  test('placement race: 3 nodes placing the same 150 instances at once never double-assign', async (t) => {
     const ids = Array.from({ length: 150 }, (_, i) => `race${i}`);
     const before = nodes.map((n) => n.fleet.placer.claims);
     const results = await Promise.all(nodes.map((node) => Promise.all(ids.map((id) => node.fleet.placer.ensure('app', id)))));
@@ -87,12 +87,16 @@ describe('fleet mode', { skip, timeout: 300_000 }, () => {
       const revisions = results.map((r) => r[i]!.revision);
       assert.equal(new Set(revisions).size, 1, `${ids[i]} one revision`);
     }
+    // Every instance's claim is the one all three nodes were answered with, and the bucket still holds exactly that
+    // write: one claim per instance, never overwritten. The nodes' claim counters are only reported: they count
+    // claims of any instance (one more was seen once in CI), and a create that timed out but was stored may go
+    // uncounted.
     const made = nodes.reduce((sum, n, i) => sum + n.fleet.placer.claims - before[i]!, 0);
-    assert.equal(made, ids.length, 'exactly one claim was written per instance');
+    t.diagnostic(`claims written by the three nodes meanwhile: ${made} for ${ids.length} instances`);
     const kv = nodes[1]!.fleet.connection.placements;
-    for (const id of ids.slice(0, 30)) {
+    for (const id of ids) {
       const entry = await kv.get(placementKey('app', id));
-      assert.equal(entry?.revision, results[0]![ids.indexOf(id)]!.revision, 'stored once, never overwritten');
+      assert.equal(entry?.revision, results[0]![ids.indexOf(id)]!.revision, `${id}: stored once, never overwritten`);
     }
     const spread = new Map<string, number>();
     for (const p of results[0]!) spread.set(p.node, (spread.get(p.node) ?? 0) + 1);
