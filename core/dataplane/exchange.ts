@@ -3,22 +3,16 @@ import { clientResponseHeaders } from '../headers.ts';
 import { httpError, toHttpError, type HttpError } from '../http-errors.ts';
 import { Instance } from '../instance.ts';
 import type { RouteTarget } from '../types.ts';
-import { ChunkedScanner } from './chunked.ts';
-import { MAX_HEAD_BYTES, bodilessResponse, parseResponseHead, serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
+import { MAX_HEAD_BYTES, parseResponseHead, serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-pool.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { DirectExchange } from './direct-exchange.ts';
-import { forwardedRequestHead, forwardedResponseHead } from './forwarded-head.ts';
+import { forwardedRequestHead, forwardedResponseHead, writeResponseStart } from './forwarded-head.ts';
 import { RequestBodyFraming } from './request-body.ts';
+import { ResponseBodyFraming } from './response-body.ts';
 import { RequestContext, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, upstreamFailure } from './policy.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-/**
- * Body bytes up to this size leave in the same buffer as the response head (one copy, one plain write); past it,
- * head and body go as a corked writev. Node's writev path (cork, buffered chunks, a write request holding an
- * array) costs more than copying a few KB.
- */
-const JOIN_BODY_BYTES = 16 * 1024;
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 
 /**
@@ -34,10 +28,7 @@ export class Exchange extends RequestContext implements UpstreamOwner {
 
   private responseBuffer: Buffer | null = null;
   private response: ResponseHead | null = null;
-  private responseLeft = 0;
-  private responseScanner: ChunkedScanner | null = null;
-  private responseUntilClose = false;
-  private responseComplete = false;
+  private responseBody: ResponseBodyFraming | null = null;
   private gotResponseBytes = false;
   private upstreamReusable = true;
   /** Decided when the response head is sent: Connection: close went out with it. */
@@ -63,6 +54,11 @@ export class Exchange extends RequestContext implements UpstreamOwner {
   }
 
   /** The client has sent the whole request body (the next bytes are the next request's). */
+  /** The whole response has been seen (false before its head). */
+  private get responseComplete(): boolean {
+    return this.responseBody?.done ?? false;
+  }
+
   private get requestDone(): boolean {
     return this.body.done;
   }
@@ -232,47 +228,24 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     this.timer = null;
     this.response = head;
     this.status = head.status;
-    if (bodilessResponse(this.head.method, head.status)) this.responseComplete = true;
-    else if (head.chunked) this.responseScanner = new ChunkedScanner();
-    else if (head.contentLength >= 0) {
-      this.responseLeft = head.contentLength;
-      this.responseComplete = head.contentLength === 0;
-    } else this.responseUntilClose = true;
-    this.closeClient = this.head.close || this.responseUntilClose || !this.requestDone;
+    this.responseBody = new ResponseBodyFraming(this.head.method, head);
+    this.closeClient = this.head.close || this.responseBody.untilClose || !this.requestDone;
   }
 
   /** `head`: the response head not sent yet, to send before these bytes (in the same buffer when they are few). */
   private forwardResponseBytes(bytes: Buffer, head: ResponseHead | null): void {
     const socket = this.client.socket;
-    let cut: number;
-    if (this.responseScanner) {
-      const end = this.responseScanner.scan(bytes);
-      if (this.responseScanner.error) {
-        // As before the head was held back: the client gets the head, then the connection breaks.
-        if (head) socket.write(forwardedResponseHead(head, this.closeClient));
-        return this.badUpstream(this.responseScanner.error);
-      }
-      cut = end === -1 ? bytes.length : end;
-      if (end !== -1) this.responseComplete = true;
-    } else if (this.responseUntilClose) {
-      cut = bytes.length;
-    } else {
-      cut = Math.min(this.responseLeft, bytes.length);
-      this.responseLeft -= cut;
-      if (this.responseLeft === 0) this.responseComplete = true;
+    const framing = this.responseBody!;
+    const cut = framing.measure(bytes);
+    if (framing.error) {
+      // As before the head was held back: the client gets the head, then the connection breaks.
+      if (head) socket.write(forwardedResponseHead(head, this.closeClient));
+      return this.badUpstream(framing.error);
     }
     // Bytes past the end of the response answer nothing we asked: this connection is not reused.
     if (cut < bytes.length) this.upstreamReusable = false;
     const forwarded = cut === bytes.length ? bytes : bytes.subarray(0, cut);
-    let flushed: boolean;
-    if (head === null) flushed = socket.write(forwarded);
-    else if (forwarded.length <= JOIN_BODY_BYTES) flushed = socket.write(forwardedResponseHead(head, this.closeClient, forwarded));
-    else {
-      socket.cork();
-      socket.write(forwardedResponseHead(head, this.closeClient));
-      flushed = socket.write(forwarded);
-      socket.uncork();
-    }
+    const flushed = head === null ? socket.write(forwarded) : writeResponseStart(socket, head, this.closeClient, forwarded);
     if (this.responseComplete) return this.onResponseComplete();
     if (!flushed) {
       const upstream = this.upstream!.socket;
@@ -289,9 +262,8 @@ export class Exchange extends RequestContext implements UpstreamOwner {
 
   onUpstreamEnd(): void {
     if (this.finished) return;
-    if (this.response && this.responseUntilClose) {
+    if (this.responseBody?.closed()) {
       this.upstreamReusable = false;
-      this.responseComplete = true;
       return this.finish();
     }
     this.onUpstreamGone(null);

@@ -1,5 +1,6 @@
 // The heads the fast path forwards: the request head sent upstream and the response head sent to the client,
 // each framed exactly as the message it rewrites was framed. Also what the differential corpus re-parses.
+import type { Socket } from 'node:net';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
 import { serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
 
@@ -29,4 +30,21 @@ export function forwardedResponseHead(head: ResponseHead, close: boolean, body?:
 function transferEncoding(raw: readonly string[]): string {
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'transfer-encoding') return raw[i + 1]!;
   return 'chunked';
+}
+
+/**
+ * Body bytes up to this size leave in the same buffer as the response head (one copy, one plain write); past it,
+ * head and body go as a corked writev. Node's writev path (cork, buffered chunks, a write request holding an
+ * array) costs more than copying a few KB.
+ */
+const JOIN_BODY_BYTES = 16 * 1024;
+
+/** Sends the response head and the first body bytes that came with it; false when the socket asks to wait for 'drain'. */
+export function writeResponseStart(socket: Socket, head: ResponseHead, close: boolean, body: Buffer): boolean {
+  if (body.length <= JOIN_BODY_BYTES) return socket.write(forwardedResponseHead(head, close, body));
+  socket.cork();
+  socket.write(forwardedResponseHead(head, close));
+  const flushed = socket.write(body);
+  socket.uncork();
+  return flushed;
 }
