@@ -13,13 +13,13 @@ import type { ComponentArtifact, ComponentInstance, GuestHost, WasmHttpRequest, 
 import { MAX_OUTPUT_BYTES, type GuestMetricUpdate, type WasmFailureKind, type WasmLogLine } from '../../types.ts';
 import { loadWasmtime, type Wasmtime } from '../ffi.ts';
 import { EPOCH_TICK_MS, claimTickerSlot, errorText, guestStarted, guestStopped, releaseTickerSlot, wasmtimeEngine, type WasmtimeShared } from '../host.ts';
-import { COMPONENT_FUNC_SIZE, COMPONENT_INSTANCE_SIZE, VAL_SIZE, koffi, loadComponentApi, type ComponentApi, type Ptr } from './ffi.ts';
-import { readNative } from './native.ts';
+import { COMPONENT_FUNC_SIZE, COMPONENT_INSTANCE_SIZE, VAL_SIZE, loadComponentApi, type ComponentApi, type Ptr } from './ffi.ts';
 import { Arena } from './arena.ts';
-import { lift, liftAll } from './lift.ts';
-import { lowerOwned } from './owned.ts';
+import { lift } from './lift.ts';
 import { MAX_WASMTIME_BODY_BYTES } from './values.ts';
-import { EXPORTS, IMPORTS, TYPE_ONLY_IMPORTS, type ExportSignature } from './world.ts';
+import { EXPORTS, type ExportSignature } from './world.ts';
+import { link, messageOf } from './linker.ts';
+import { DeadlinePassed, GuestFailure, classify } from './failures.ts';
 
 export interface WasmtimeComponentCall {
   shared: WasmtimeShared;
@@ -92,63 +92,13 @@ function workerState(shared: WasmtimeShared): State {
   const engine = BigInt(shared.engine);
   const linker = api.wasmtime_component_linker_new(engine) as Ptr;
   try {
-    link(api, linker);
+    link(api, linker, () => current?.imports);
   } catch (error) {
     api.wasmtime_component_linker_delete(linker);
     throw error;
   }
   state = { w, api, engine, linker, components: new Map(), kept: new Map(), arena: new Arena(), running: new Int32Array(shared.ticker) };
   return state;
-}
-
-/** Defines every host function of our worlds in the linker, once per worker (callbacks live as long as it). */
-function link(api: ComponentApi, linker: Ptr): void {
-  const root = api.wasmtime_component_linker_root(linker) as Ptr;
-  const out = Buffer.alloc(8);
-  const check = (error: Ptr, what: string) => {
-    if (error) throw new Error(`wasmtime could not link ${what}: ${messageOf(api, error)}`);
-  };
-  try {
-    for (const name of TYPE_ONLY_IMPORTS) {
-      check(api.wasmtime_component_linker_instance_add_instance(root, name, Buffer.byteLength(name), out) as Ptr, name);
-      api.wasmtime_component_linker_instance_delete(out.readBigUInt64LE(0));
-    }
-    for (const [iface, functions] of Object.entries(IMPORTS)) {
-      check(api.wasmtime_component_linker_instance_add_instance(root, iface, Buffer.byteLength(iface), out) as Ptr, iface);
-      const instance = out.readBigUInt64LE(0);
-      try {
-        for (const [name, signature] of Object.entries(functions)) {
-          const callback = koffi.register((_data: Ptr, _context: Ptr, _type: Ptr, args: Ptr, nargs: number | bigint, results: Ptr, nresults: number | bigint): Ptr => {
-            try {
-              const fn = current?.imports.get(iface)?.[name];
-              if (!fn) return api.wasmtime_error_new(`${iface}#${name} is not available to this instance`) as Ptr;
-              const value = (fn as (...a: unknown[]) => unknown)(...liftAll(args, Number(nargs), signature.params));
-              if (signature.result !== null && Number(nresults) === 1) lowerOwned(api, results, value, signature.result);
-              return 0n;
-            } catch (error) {
-              // Becomes a trap in the guest; thrown out of this callback it would abort the process.
-              return api.wasmtime_error_new(`host function ${iface}#${name} failed: ${(error as Error).message ?? String(error)}`) as Ptr;
-            }
-          }, koffi.pointer(api.HostFunc));
-          check(api.wasmtime_component_linker_instance_add_func(instance, name, Buffer.byteLength(name), callback, 0n, 0n) as Ptr, `${iface}#${name}`);
-        }
-      } finally {
-        api.wasmtime_component_linker_instance_delete(instance);
-      }
-    }
-  } finally {
-    api.wasmtime_component_linker_instance_delete(root);
-  }
-}
-
-function messageOf(api: ComponentApi, error: Ptr): string {
-  const vec = Buffer.alloc(16);
-  api.wasmtime_error_message(error, vec);
-  api.wasmtime_error_delete(error);
-  const size = Number(vec.readBigUInt64LE(0));
-  const text = readNative(vec.readBigUInt64LE(8), size).toString('utf8');
-  api.wasm_byte_vec_delete(vec);
-  return text;
 }
 
 function loadComponent(s: State, hash: string, file: string): Loaded {
@@ -243,8 +193,6 @@ function instantiate(s: State, loaded: Loaded, input: InstanceInput, guest: Gues
   return kept;
 }
 
-class DeadlinePassed extends Error {}
-class GuestFailure extends Error {}
 
 function func(s: State, loaded: Loaded, kept: Kept, name: string): Buffer {
   let fn = kept.funcs.get(name);
@@ -375,21 +323,6 @@ function keep(s: State, key: string, kept: Kept, max: number): string[] {
     evicted.push(oldest);
   }
   return evicted;
-}
-
-/** wasmtime's message ends with the cause ("wasm trap: ..."); that is the part worth a log line. */
-function classify(message: string, input: { capPages: number; deadlineMs: number }): { kind: WasmFailureKind; message: string } {
-  if (/wasm trap: interrupt/.test(message)) return { kind: 'timeout', message };
-  if (/fuel allocated for hostcalls has been exhausted/.test(message)) {
-    return { kind: 'output-too-large', message: `the guest passed more than the wasmtime engine takes in one call (a body over about ${MAX_WASMTIME_BODY_BYTES / 1_048_576} MiB): ${message.split('\n')[0]}` };
-  }
-  const lines = message.split('\n').map((line) => line.trim()).filter(Boolean);
-  const cause = lines[lines.length - 1] ?? message;
-  if (/memory|limit/i.test(cause) && /exceed|grow|allocat/i.test(cause)) {
-    return { kind: 'out-of-memory', message: `${cause} (memory cap ${(input.capPages * WASM_PAGE_BYTES) / 1_048_576} MiB)` };
-  }
-  if (/wasm trap|host function/.test(message)) return { kind: 'trap', message: cause.replace(/^wasm trap: /, '') };
-  return { kind: 'error', message: cause };
 }
 
 /**
