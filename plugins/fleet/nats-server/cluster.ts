@@ -237,7 +237,7 @@ async function launch(options: LocalClusterOptions, dir: string): Promise<LocalC
     servers,
     watchdog,
     async stop() {
-      watchdog.stop();
+      await watchdog.stop();
       await stopAll();
       rmSync(path.join(dir, PID_FILE), { force: true });
     },

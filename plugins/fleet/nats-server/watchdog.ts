@@ -23,7 +23,9 @@ export interface WatchdogOptions {
 export interface Watchdog {
   /** One round now (also what the timer runs); resolves when a restart it decided has started the new process. */
   poll(): Promise<void>;
-  stop(): void;
+  /** No more polls or restarts; resolves once a restart already under way has started its process (stopping the
+   * servers before that would race it: the restart would start a server after the stop). */
+  stop(): Promise<void>;
 }
 
 /** Exits counted for back-off within this window. */
@@ -115,12 +117,13 @@ export function startWatchdog(servers: readonly NatsServerProcess[], options: Wa
 
   return {
     poll,
-    stop() {
+    async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
       for (const t of pendingStarts.values()) clearTimeout(t);
       pendingStarts.clear();
       for (const off of unsubscribe) off();
+      await restarting?.catch(() => undefined);
     },
   };
 }
