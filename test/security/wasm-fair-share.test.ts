@@ -22,8 +22,11 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-fair-'));
 const { handler: HANDLER, guest: GUEST, skip } = buildCGuests(work);
 after(() => rmSync(work, { recursive: true, force: true }));
 
-/** The runaway's deadline: long, so that a request stuck behind it cannot pass for a slow machine. */
-const DEADLINE_MS = 4_000;
+/**
+ * The runaway's deadline: long enough that a request stuck behind it cannot pass for a slow machine (a
+ * well-behaved request takes milliseconds; BOUND_MS is half of this), short because each test waits out a few.
+ */
+const DEADLINE_MS = 2_000;
 /**
  * Until the runaway's first calls are cut it may hold every thread (nothing said it was a runaway, and a call
  * cannot be preempted): a request then waits for one of them, less than twice the deadline. From then on it
@@ -158,7 +161,8 @@ for (const engine of ENGINES) describe(`the pool shares its threads by caller ke
   test('a call waiting for a thread past its deadline times out without running', async (t) => {
     const pool = new WasmPool({ threads: 1 });
     t.after(() => pool.close());
-    const looping = call(pool, 'fn/runaway:mallory', '/loop');
+    // Holds the only thread well past the waiting call's 300 ms (both deadlines are timers of this thread).
+    const looping = call(pool, 'fn/runaway:mallory', '/loop', 1_000);
     await waitFor(() => pool.running === 1, 'the loop to run');
     const waiting = await call(pool, 'fn/runaway:mallory', '/ok', 300);
     assert.equal(waiting.ok ? 'ok' : waiting.kind, 'timeout');
