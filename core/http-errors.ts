@@ -64,6 +64,22 @@ export function sendError(res: ServerResponse, error: HttpError): void {
   res.end(body);
 }
 
+/** A redirect (fleet redirect mode): the status, Location, and a small JSON body saying why. */
+export function sendRedirect(res: ServerResponse, redirect: { status: number; location: string; message: string }): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ redirect: { location: redirect.location, message: redirect.message } });
+  res.writeHead(redirect.status, {
+    location: redirect.location,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  res.end(body);
+}
+
 /** The same error on a raw socket, for upgrade requests that never became an HTTP response object. */
 export function sendSocketError(socket: Duplex, error: HttpError): void {
   if (!socket.writable) return void socket.destroy();

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { nodeRequestProblem } from './dataplane/http1.ts';
 import { connectionRoute, routeOwn } from './dataplane/own-routes.ts';
 import { ErrorCodes, errorFields } from './errors.ts';
-import { answerClientError, badFraming, httpError, sendError, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
+import { answerClientError, badFraming, httpError, sendError, sendRedirect, sendSocketError, toHttpError, type HttpError } from './http-errors.ts';
 import type { Kernel } from './kernel.ts';
 import type { Proxy } from './proxy.ts';
 import type { RequestInfo, RouteTarget } from './types.ts';
@@ -77,6 +77,8 @@ export function createNodeServer(kernel: Kernel, proxy: Proxy, management: () =>
             return management()(req, res);
           case 'reject':
             return sendError(res, target);
+          case 'redirect':
+            return sendRedirect(res, target);
         }
       },
       (error: unknown) => sendError(res, toHttpError(error)),

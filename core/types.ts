@@ -244,7 +244,9 @@ export type RouteTarget =
       candidates: InstanceView[];
     }
   /** An answer instead of a proxy: `status` is normally the code's own (statusOf, core/errors.ts). */
-  | { kind: 'reject'; status: number; code: ErrorCode; message: string; retryAfter?: number };
+  | { kind: 'reject'; status: number; code: ErrorCode; message: string; retryAfter?: number }
+  /** Send the client elsewhere (fleet redirect mode): 307/308 keep the method and body. Never for an upgrade. */
+  | { kind: 'redirect'; status: 307 | 308; location: string; message: string };
 
 /** What to check and how long to wait: the service's health settings, with the caller's deadline. */
 export interface HealthProbe {

@@ -116,45 +116,23 @@ interface FleetRow {
   live: boolean;
 }
 
+/** `GET /api/fleet/instances`: every placement with its instance as its owner reports it (the dashboard reads it too). */
+interface FleetInstancesAnswer {
+  self: string;
+  instances: Array<{ node: string; nodeLive: boolean; key: string; service: string; id: string; instance: InstanceView | null }>;
+  unreachable: string[];
+}
+
 /**
- * `ten ps --fleet`: every placement with its node, and each instance's state as its own node reports it. An
- * admin token lists the nodes and asks each live one for its instances (with the same token); a tenant token
- * (which may not list nodes) gets the placements and this node's view.
+ * `ten ps --fleet`: every placement with its node, and each instance's state as its own node reports it. The node
+ * asked gathers them (`GET /api/fleet/instances`), relaying the caller's identity to each owner, so a tenant token
+ * sees its own instances fleet-wide with their owners' states.
  */
 export async function runFleetPs(flags: ClientFlags & { json?: boolean; service?: string; state?: string }): Promise<void> {
   const client = await connect(flags);
-  const { placements } = await fleetCall(() => client.get<{ placements: FleetPlacementView[] }>('/api/fleet/placements'));
-  let fleetNodes: FleetNodeView[] | null = null;
-  try {
-    fleetNodes = (await nodes(client)).nodes;
-  } catch (error) {
-    if (!(error instanceof CliError) || error.status !== 403) throw error;
-  }
-  // Instances as each owner reports them: key -> view, from the node the placement names.
-  const owned = new Map<string, InstanceView>();
-  const ownerOf = new Map<string, string>(placements.map((p) => [`${p.service}:${p.id}`, p.node]));
-  const unreachable: string[] = [];
-  const query = { service: flags.service, state: undefined };
-  if (fleetNodes) {
-    await Promise.all(
-      fleetNodes
-        .filter((node) => node.live && node.advertise)
-        .map(async (node) => {
-          try {
-            const answer = await client.withServer(node.advertise).get<{ instances: InstanceView[] }>('/api/instances', query);
-            for (const view of answer.instances) if (ownerOf.get(`${view.service}:${view.id}`) === node.id) owned.set(`${view.service}:${view.id}`, view);
-          } catch {
-            unreachable.push(node.id);
-          }
-        }),
-    );
-  } else {
-    const answer = await client.get<{ instances: InstanceView[] }>('/api/instances', query);
-    for (const view of answer.instances) owned.set(view.key, view);
-  }
-  let rows: FleetRow[] = placements
-    .filter((p) => !flags.service || p.service === flags.service)
-    .map((p) => ({ node: p.node, key: `${p.service}:${p.id}`, view: owned.get(`${p.service}:${p.id}`) ?? null, live: p.live }));
+  const answer = await fleetCall(() => client.get<FleetInstancesAnswer>('/api/fleet/instances', { service: flags.service }));
+  const unreachable = answer.unreachable;
+  let rows: FleetRow[] = answer.instances.map((r) => ({ node: r.node, key: r.key, view: r.instance, live: r.nodeLive }));
   if (flags.state) rows = rows.filter((r) => (r.view?.state ?? 'placed') === flags.state);
   rows.sort((a, b) => (a.node === b.node ? (a.key < b.key ? -1 : 1) : a.node < b.node ? -1 : 1));
   if (flags.json) {
@@ -181,7 +159,6 @@ export async function runFleetPs(flags: ClientFlags & { json?: boolean; service?
   for (const r of rows) byNode.set(r.node, (byNode.get(r.node) ?? 0) + 1);
   out(color.dim(`${rows.length} instance${rows.length === 1 ? '' : 's'} on ${byNode.size} node${byNode.size === 1 ? '' : 's'}`));
   if (unreachable.length > 0) out(color.yellow(`not answering: ${unreachable.sort().join(', ')} (their instances show as placed)`));
-  if (!fleetNodes) out(color.dim('states as this node sees them (a tenant token may not list the nodes)'));
 }
 
 export function registerFleet(program: Command): void {

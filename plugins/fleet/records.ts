@@ -1,5 +1,6 @@
 /** The values kept in the fleet's KV buckets, and their checked parsing (a bucket is shared: never trust a shape). */
 import type { KvEntry } from 'nats';
+import { PUBLIC_URL } from './schema.ts';
 
 export type NodeState = 'active' | 'cordoned' | 'draining';
 const NODE_STATES: ReadonlySet<string> = new Set(['active', 'cordoned', 'draining']);
@@ -9,6 +10,8 @@ export interface NodeRecord {
   id: string;
   /** Where other nodes reach this node's proxy (http://host:port); empty until it listens. */
   advertise: string;
+  /** Where clients reach this node directly (a `{id}.{service}` URL template, checked), or empty: redirect mode. */
+  publicUrl: string;
   labels: Record<string, string>;
   capacity: number | null;
   /** Instances running on this node (its own processes, not forwarding stubs). */
@@ -49,13 +52,15 @@ function parse(entry: KvEntry): unknown {
 export function parseNode(entry: KvEntry): NodeRecord | null {
   const value = parse(entry);
   if (!isObject(value)) return null;
-  const { id, advertise, labels, capacity, running, at, state } = value;
+  const { id, advertise, publicUrl, labels, capacity, running, at, state } = value;
   if (typeof id !== 'string' || typeof advertise !== 'string' || typeof at !== 'number' || typeof state !== 'string' || !NODE_STATES.has(state)) return null;
   const cleanLabels: Record<string, string> = Object.create(null) as Record<string, string>;
   if (isObject(labels)) for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') cleanLabels[k] = v;
   return {
     id,
     advertise,
+    // Written by whoever can write the bucket: only a well-formed template is ever used for a Location.
+    publicUrl: typeof publicUrl === 'string' && publicUrl.length <= 256 && PUBLIC_URL.test(publicUrl) ? publicUrl : '',
     labels: cleanLabels,
     capacity: typeof capacity === 'number' && capacity > 0 ? capacity : null,
     running: typeof running === 'number' ? running : 0,

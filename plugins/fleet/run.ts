@@ -17,6 +17,9 @@ import { instanceKey, placementKey as placementKeyOf } from './keys.ts';
 import { Heartbeat, addressOf, advertiseOf, fleetSecret } from './node.ts';
 import { Placer, type PlacementPolicy } from './placement.ts';
 import type { Placement } from './records.ts';
+import { registerFleetInstanceRoutes } from './fleet-instances.ts';
+import { redirectLocation, settledForRedirect } from './redirect.ts';
+import { API_HEADER, relayAuth } from './relay.ts';
 import { registerFleetRoutes } from './routes.ts';
 import { running, type FleetNode, type Stub } from './registry.ts';
 import { FleetState } from './state.ts';
@@ -81,6 +84,7 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
     for (const view of ctx.instances.list({ state: 'running' })) if (!stubs.has(instanceKey(view.service, view.id))) count++;
     return {
       advertise: ctx.serving ? (settings.advertise?.replace(/\/$/, '') ?? advertiseOf(ctx.url)) : '',
+      publicUrl: ctx.serving ? (settings.publicUrl ?? '') : '',
       labels: settings.labels,
       capacity: settings.capacity ?? null,
       running: count,
@@ -121,6 +125,10 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
         local = created;
       }
       if (!placement || placer.mustMove(placement)) placement = await placer.ensure(names.service, names.id);
+      if (settings.routing === 'redirect' && !request.upgrade && placement.node !== self) {
+        const redirect = redirectTo(placement, request.url);
+        if (redirect) return redirect;
+      }
       // Placed (here or elsewhere), so it exists fleet-wide: a node that has not seen it yet registers it.
       if (!local) ctx.lifecycle.create(names.service, names.id);
       // A local stand-in for a moved instance is re-pointed by its wake.
@@ -129,6 +137,18 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
     },
     { stage: -50 },
   );
+
+  /**
+   * Redirect mode: the owner's publicUrl, when it is live, publishes one, and the placement has settled; otherwise
+   * undefined and the request is forwarded (upgrades always are: clients do not follow a redirect for them).
+   */
+  const redirectTo = (placement: Placement, target: string): RouteTarget | undefined => {
+    const owner = state.node(placement.node);
+    if (!owner || !state.isLive(placement.node) || owner.publicUrl === '' || !settledForRedirect(placement)) return undefined;
+    const location = redirectLocation(owner.publicUrl, placement.service, placement.id, target);
+    if (location === null) return undefined;
+    return { kind: 'redirect', status: 307, location, message: `${placement.service}:${placement.id} is served by ${placement.node}` };
+  };
 
   /**
    * A `{service}.{domain}` request a stand-in in that service's weighted pool forwarded: served by this node's own
@@ -181,7 +201,10 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
 
   // Sign what a stand-in forwards; what reaches a local instance carries no fleet header at all.
   ctx.hooks.upstreamHeaders.tap(({ exchange, instance, headers }) => {
-    for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i]!.toLowerCase() === FORWARDED_HEADER) headers.splice(i, 2);
+    for (let i = headers.length - 2; i >= 0; i -= 2) {
+      const name = headers[i]!.toLowerCase();
+      if (name === FORWARDED_HEADER || name === API_HEADER) headers.splice(i, 2);
+    }
     if (!stubs.has(instanceKey(instance.service, instance.id))) return;
     headers.push(FORWARDED_HEADER, signForward(secret, self, { method: exchange.method, hostname: exchange.hostname, target: exchange.target }));
   });
@@ -240,6 +263,8 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
   });
 
   registerFleetRoutes(ctx, state, connection.control, self);
+  relayAuth(ctx, secret);
+  registerFleetInstanceRoutes(ctx, state, secret, self);
   closers.push((await (await import('./tokens.ts')).startTokenReplication(ctx, connection.nc, connection.replicas, secret)).stop);
   const node: FleetNode = { self, state, placer, connection, stubs, tick };
   running.set(self, node);

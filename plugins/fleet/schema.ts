@@ -22,6 +22,22 @@ const natsUrl = z
   .max(1024)
   .regex(/^((nats|tls|ws|wss):\/\/)?[^\s,]+$/, 'expected a NATS server URL like nats://127.0.0.1:4222');
 
+/** A public URL template: scheme, host with `{id}` and `{service}`, optional port; no user, path, query or fragment. */
+export const PUBLIC_URL = /^https?:\/\/(?=[^/]*\{id\})(?=[^/]*\{service\})[A-Za-z0-9.{}-]{1,240}(:\d{1,5})?\/?$/;
+
+const publicUrl = z
+  .string()
+  .max(256)
+  .regex(PUBLIC_URL, 'expected a URL template like https://{id}.{service}.example.com:8443 (scheme, host with {id} and {service}, optional port, no path)')
+  .refine((value) => {
+    try {
+      const url = new URL(value.replaceAll('{id}', 'a').replaceAll('{service}', 'b'));
+      return url.pathname === '/' && url.username === '' && url.search === '' && url.hash === '';
+    } catch {
+      return false;
+    }
+  }, 'expected a URL template whose filled-in form is a valid http(s) origin');
+
 const filePath = z.string().min(1).max(4096).regex(/^[^\n\r\0]+$/, 'expected a file path');
 
 const ms = (what: string, min: number, max: number) =>
@@ -42,6 +58,17 @@ export const fleetSettings = z
       .url('expected a URL like http://10.0.0.5:8080')
       .refine((value) => /^http:\/\/[^/]+(:\d+)?\/?$/i.test(value), 'expected http://host:port (no path): nodes forward plain HTTP/1.1 to each other')
       .optional(),
+    /**
+     * How a node answers a request for an instance placed on another node: `forward` (default) proxies it there;
+     * `redirect` answers 307 with the owner's `publicUrl` (docs/fleet.md#redirect-mode).
+     */
+    routing: z.enum(['forward', 'redirect'], { error: "expected 'forward' or 'redirect'" }).default('forward'),
+    /**
+     * Where clients reach this node directly, as a template: `https://{id}.{service}.example.com:8443` (the host
+     * must be one this node serves; `{id}` and `{service}` are filled in). Other nodes in redirect mode send clients
+     * here; published in the node's heartbeat.
+     */
+    publicUrl: publicUrl.optional(),
     labels: labels.default({}),
     /** How many instances this node takes at most (placements counted fleet-wide); default no limit. */
     capacity: z.number().int().min(1).max(1_000_000).optional(),
@@ -67,6 +94,9 @@ export const fleetSettings = z
     place: z.custom<PlacementPolicy>((value) => typeof value === 'function', 'expected a function (request) => node id | undefined').optional(),
   })
   .superRefine((value, ctx) => {
+    if (value.routing === 'redirect' && value.publicUrl === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['publicUrl'], message: "expected publicUrl with routing: 'redirect' (where other nodes send this node's clients)" });
+    }
     if (value.expiryMs < value.heartbeatMs * 2) {
       ctx.addIssue({ code: 'custom', path: ['expiryMs'], message: 'expected expiryMs of at least twice heartbeatMs (one lost heartbeat must not kill a node)' });
     }
