@@ -84,10 +84,41 @@ export interface KernelHooks {
    * should read cached figures, not scan.
    */
   describe: AsyncParallelHook<[InstanceView, InstanceFacts]>;
+  /**
+   * Live migration's source side (`ten move`, docs/fleet.md): a plugin that can save the instance's running process
+   * answers a Checkpointer, or a sentence saying why it cannot (the move then stops, copies and starts it cold).
+   */
+  checkpoint: AsyncSeriesBailHook<[CheckpointRequest], Checkpointer | string | undefined>;
+  /** Live migration's target side: images received for an instance; a plugin that restores them at its next spawn answers true. */
+  restoreCheckpoint: AsyncSeriesBailHook<[RestoreCheckpointRequest], true | undefined>;
 }
 
 /** Plugin-provided fields of an instance view, keyed by what they describe (`oomKills`, `storage`...). */
 export type InstanceFacts = Record<string, unknown>;
+
+export interface CheckpointRequest {
+  instance: InstanceView;
+  /** An empty folder of Tenement's (root, 0700) for the images. */
+  dir: string;
+}
+
+export type CheckpointOutcome = { ok: true; bytes: number; dumpMs: number } | { ok: false; reason: string };
+
+export interface Checkpointer {
+  /** Copies the memory while the instance runs (CRIU pre-dump): the final dump then writes only what changed since. */
+  preDump(): Promise<void>;
+  /** The instance's next stop saves it into `dir` instead of ending it; resolves once that stop tried. */
+  arm(): Promise<CheckpointOutcome>;
+  /** Gives the checkpoint up (the move failed before the stop). */
+  cancel(): void;
+}
+
+export interface RestoreCheckpointRequest {
+  service: string;
+  id: string;
+  /** The images as the source's checkpoint left them; the tap takes (moves) them. */
+  dir: string;
+}
 
 export interface HookTiming {
   calls: number;
@@ -255,5 +286,7 @@ export function createHooks(timings: HookTimings): KernelHooks {
     upstreamHeaders: instrument(new SyncHook<[UpstreamRequest]>(['request']), 'upstreamHeaders', timings),
     healthChecked: instrument(new SyncHook<[InstanceView, HealthCheckReport]>(['instance', 'report']), 'healthChecked', timings),
     describe: instrument(new AsyncParallelHook<[InstanceView, InstanceFacts]>(['instance', 'facts']), 'describe', timings),
+    checkpoint: instrument(new AsyncSeriesBailHook<[CheckpointRequest], Checkpointer | string | undefined>(['request']), 'checkpoint', timings),
+    restoreCheckpoint: instrument(new AsyncSeriesBailHook<[RestoreCheckpointRequest], true | undefined>(['request']), 'restoreCheckpoint', timings),
   };
 }

@@ -11,7 +11,7 @@ import type { ServiceConfig, Settings } from './config/schema.ts';
 import { ErrorCodes, TenementError, pluginError } from './errors.ts';
 import { ownFacts } from './describe-facts.ts';
 import type { Faults } from './faults.ts';
-import type { InstanceFacts, KernelHooks } from './hooks.ts';
+import type { Checkpointer, CheckpointRequest, InstanceFacts, KernelHooks, RestoreCheckpointRequest } from './hooks.ts';
 import { Instance, type InstanceView } from './instance.ts';
 import type { Kernel } from './kernel.ts';
 import type { Logger } from './logger.ts';
@@ -187,6 +187,15 @@ export interface PluginContext<Options = unknown> {
   readonly tokens: TokenSync;
   /** Connections a plugin accepted, served through the proxy with a route of its own. */
   readonly proxy: ProxyAccess;
+  /** Live migration (the fleet's move): asks the `checkpoint` and `restoreCheckpoint` taps (core/hooks.ts). */
+  readonly migration: MigrationAccess;
+}
+
+export interface MigrationAccess {
+  /** A Checkpointer for the instance, a sentence saying why it cannot be saved, or undefined when no plugin can. */
+  checkpoint(request: CheckpointRequest): Promise<Checkpointer | string | undefined>;
+  /** Hands received images to the plugin that restores them at the instance's next spawn: true when one took them. */
+  restore(request: RestoreCheckpointRequest): Promise<boolean>;
 }
 
 /** The Instance behind a view: views handed to plugins are the registry's own objects, typed read-only. */
@@ -293,6 +302,10 @@ export function createPluginContext<Options>(
     timings: kernel.timings,
     tokens: access.tokens,
     proxy: access.proxy,
+    migration: {
+      checkpoint: (request) => kernel.hooks.checkpoint.promise(request),
+      restore: async (request) => (await kernel.hooks.restoreCheckpoint.promise(request)) === true,
+    },
   };
 }
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { ServiceInput } from '../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
 import fleet, { fleetOf, type FleetNode } from '../plugins/fleet/index.ts';
+import type { PluginEntry } from '../sdk/index.ts';
 import authBearer from '../plugins/auth-bearer/index.ts';
 import { FIXTURES, servePlugins, waitFor } from './helpers.ts';
 
@@ -35,10 +36,11 @@ export async function startNode(
   services: Record<string, ServiceInput>,
   fleetOptions: Record<string, unknown> = {},
   instances: Record<string, string[]> = {},
+  extraPlugins: readonly PluginEntry[] = [],
 ): Promise<TestNode> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `tnm-fleet-${id}-`));
   const kernel = await createTestKernel({
-    plugins: [...servePlugins, authBearer, fleet],
+    plugins: [...servePlugins, authBearer, fleet, ...extraPlugins],
     config: {
       settings: { dataDir, fleet: { servers, node: id, heartbeatMs: 200, expiryMs: 4000, secret: FLEET_SECRET, ...fleetOptions } },
       services,

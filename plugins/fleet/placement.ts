@@ -96,7 +96,8 @@ export class Placer {
    */
   ensure(service: string, id: string): Promise<Placement> {
     const current = this.state.placement(service, id);
-    if (current && !this.mustMove(current)) return Promise.resolve(current);
+    // A live draining node moves its own instances, with their data (move.ts): only a dead node's are taken here.
+    if (current && (!this.mustMove(current) || !this.state.isDead(current.node))) return Promise.resolve(current);
     const key = instanceKey(service, id);
     const pending = this.pending.get(key);
     if (pending) return pending;
@@ -147,6 +148,39 @@ export class Placer {
     const run = this.move(placement).finally(() => this.pending.delete(key));
     this.pending.set(key, run);
     return run;
+  }
+
+  /** A node for the instance other than `from`, as a move off `from` would choose it (nothing is written). */
+  async pick(service: string, id: string, from: string): Promise<string> {
+    const { node, release } = await this.choose(service, id, from);
+    release();
+    return node;
+  }
+
+  /**
+   * Moves the placement to `node` with one compare-and-swap on the revision read: a move of the instance's data
+   * (move.ts) must not win over a placement that changed meanwhile. Throws TNM_ERR_CONFLICT when it did.
+   */
+  async moveTo(current: Placement, node: string): Promise<Placement> {
+    const record: PlacementRecord = { node, at: Date.now(), generation: current.generation + 1, service: current.service, id: current.id, by: this.self, nonce: nonce() };
+    try {
+      const revision = await this.kv.update(placementKey(current.service, current.id), encodeRecord(record), current.revision);
+      this.decisions++;
+      const placement = { ...record, revision };
+      this.state.applyPlacement(placement);
+      return placement;
+    } catch (error) {
+      // A timeout may have stored it: what is stored is the answer.
+      const stored = await this.read(current.service, current.id).catch(() => null);
+      if (stored && stored.nonce === record.nonce) {
+        this.decisions++;
+        return stored;
+      }
+      if (apiErrorCode(error) === WRONG_LAST_SEQUENCE || stored) {
+        throw new TenementError(ErrorCodes.CONFLICT, `fleet: the placement of ${current.service}:${current.id} changed during the move (now ${stored?.node ?? 'none'})`);
+      }
+      throw unavailable(current.service, current.id, error);
+    }
   }
 
   /**

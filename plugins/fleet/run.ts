@@ -15,6 +15,7 @@ import { openFleet } from './connection.ts';
 import { FORWARDED_HEADER, signForward, verifyForward } from './forward-auth.ts';
 import { instanceKey, placementKey as placementKeyOf } from './keys.ts';
 import { Heartbeat, addressOf, advertiseOf, fleetSecret } from './node.ts';
+import { Mover } from './move.ts';
 import { Placer, type PlacementPolicy } from './placement.ts';
 import type { Placement } from './records.ts';
 import { registerFleetInstanceRoutes } from './fleet-instances.ts';
@@ -78,6 +79,7 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
   const placer = new Placer(connection.placements, state, self, labelsOf);
   for (const policy of settings.place ? [settings.place, ...policies] : policies) placer.place.tapPromise({ name: 'policy', stage: 0 }, async (request) => policy(request));
   await state.start(connection.nodes, connection.placements);
+  const mover = new Mover(ctx, { self, secret, state, placer, maxBytes: settings.moveMaxBytes, isStub: (service, id) => stubs.has(instanceKey(service, id)) });
 
   const heartbeat = new Heartbeat(connection.nodes, connection.control, self, () => {
     let count = 0;
@@ -99,6 +101,12 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
       if (!names) return forwarded === undefined ? undefined : forwardedToService(request, forwarded);
       const config = ctx.services.get(names.service);
       if (!config) return undefined;
+      // Being moved to another node: held (not failed) until the target serves it.
+      const held = mover.hold(names.service, names.id);
+      if (held) {
+        const late = await held;
+        if (late) return late;
+      }
       if (forwarded !== undefined) {
         const from = typeof forwarded === 'string' ? verifyForward(secret, forwarded, { method: request.method, hostname: request.hostname, target: request.url }) : null;
         if (from === null) return reject(ErrorCodes.FLEET_FORGED, `the ${FORWARDED_HEADER} header is not signed with the fleet secret`);
@@ -108,6 +116,8 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
           // sender saw the move, rather than losing it; it stops once idle. Never sent on again.
           const local = ctx.instances.get(names.service, names.id);
           if (local && local.state === 'running' && !stubs.has(instanceKey(names.service, names.id))) return undefined;
+          // Moved away by this node with its data (move.ts): sent on to the new owner once, through a stand-in here.
+          if (local && placement && mover.movedTo(names.service, names.id) === placement.node) return undefined;
           return reject(ErrorCodes.FLEET_LOOP, `${names.service}:${names.id} is not placed on ${self} (${placement ? `on ${placement.node}` : 'nowhere'}): a forwarded request is not forwarded again`, 1);
         }
         // Placed here by another node: the instance exists fleet-wide, so it exists here too.
@@ -168,6 +178,8 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
 
   // --- spawning: before any runtime, an instance placed elsewhere gets a stand-in handle ---
   const spawnTap = async (spec: SpawnSpec): Promise<RunningHandle | undefined> => {
+    // A wake during a move of the instance starts nothing here before the move is done.
+    await mover.hold(spec.service, spec.id);
     const placement = await placer.ensure(spec.service, spec.id);
     if (placement.node === self) return undefined;
     const owner = state.node(placement.node);
@@ -239,7 +251,8 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
       for (let i = 0; i < due.length; i += MOVES_IN_FLIGHT) {
         await Promise.all(
           due.slice(i, i + MOVES_IN_FLIGHT).map((placement) =>
-            placer.moveAway(placement).catch((error: unknown) => ctx.log.warn({ instance: `${placement.service}:${placement.id}`, ...errorFields(error) }, 'fleet: placement not moved')),
+            // Draining: this node's own instances leave with their data (move.ts); a dead node's move by placement only.
+            (placement.node === self ? mover.move(placement.service, placement.id, null, 'drain') : placer.moveAway(placement)).catch((error: unknown) => ctx.log.warn({ instance: `${placement.service}:${placement.id}`, ...errorFields(error) }, 'fleet: placement not moved')),
           ),
         );
       }
@@ -263,6 +276,7 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
   });
 
   registerFleetRoutes(ctx, state, connection.control, self);
+  mover.registerRoutes((service, id) => state.placement(service, id)?.node);
   relayAuth(ctx, secret);
   registerFleetInstanceRoutes(ctx, state, secret, self);
   closers.push((await (await import('./tokens.ts')).startTokenReplication(ctx, connection.nc, connection.replicas, secret)).stop);

@@ -70,6 +70,8 @@ export const fleetSettings = z
      */
     publicUrl: publicUrl.optional(),
     labels: labels.default({}),
+    /** The most bytes (DATA_DIR and CRIU images) a move of one instance carries between nodes (docs/fleet.md). */
+    moveMaxBytes: z.number().int().min(1024).max(2 ** 45).default(8 * 2 ** 30),
     /** How many instances this node takes at most (placements counted fleet-wide); default no limit. */
     capacity: z.number().int().min(1).max(1_000_000).optional(),
     heartbeatMs: ms('a heartbeat interval', 100, 60_000).default(1000),

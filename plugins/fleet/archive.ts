@@ -1,0 +1,188 @@
+/**
+ * The archive a move carries between nodes (docs/fleet.md#what-follows-an-instance-when-it-moves): an instance's
+ * `DATA_DIR` and, for a live move, its CRIU images, as one file of records `<4-byte header length><JSON header>
+ * <file bytes>`. Written by the source into a root-only file (its size and sha256 are signed into the request that
+ * announces it), read by the target only after both check out. Unpacking trusts nothing: every path is relative,
+ * normal and under a known top folder, a file is only written into a folder this unpack made (never through a
+ * link), and entries, path lengths and bytes are bounded.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, symlinkSync, writeSync, constants } from 'node:fs';
+import path from 'node:path';
+import { ErrorCodes, TenementError } from '../../core/errors.ts';
+
+export const MAX_ENTRIES = 200_000;
+const MAX_PATH = 4096;
+const MAX_HEADER = 8192;
+const CHUNK = 1 << 20;
+
+interface Header {
+  /** `<top>/<relative path>`; `<top>` alone is the top folder itself. */
+  p: string;
+  t: 'd' | 'f' | 'l';
+  /** Permission bits (files and folders). */
+  m: number;
+  /** Bytes that follow (files). */
+  s: number;
+  /** A link's target, kept as it is: it is never followed here. */
+  l?: string;
+}
+
+export interface PackSource {
+  top: string;
+  dir: string;
+}
+
+function tooLarge(what: string): TenementError {
+  return new TenementError(ErrorCodes.BODY_TOO_LARGE, `fleet move: ${what}`);
+}
+
+/** Packs each source folder (missing ones are skipped) into `file` (made 0600). Returns its size and sha256. */
+export function pack(sources: readonly PackSource[], file: string, maxBytes: number): { bytes: number; sha256: string } {
+  const out = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let entries = 0;
+  const buffer = Buffer.allocUnsafe(CHUNK);
+  const emit = (chunk: Buffer): void => {
+    bytes += chunk.length;
+    if (bytes > maxBytes) throw tooLarge(`the data and images are over ${maxBytes} bytes (settings.fleet.moveMaxBytes)`);
+    hash.update(chunk);
+    writeSync(out, chunk);
+  };
+  const header = (value: Header): void => {
+    if (++entries > MAX_ENTRIES) throw tooLarge(`more than ${MAX_ENTRIES} files`);
+    const json = Buffer.from(JSON.stringify(value));
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(json.length);
+    emit(length);
+    emit(json);
+  };
+  const walk = (dir: string, rel: string): void => {
+    const info = lstatSync(dir);
+    header({ p: rel, t: 'd', m: info.mode & 0o7777, s: 0 });
+    for (const name of readdirSync(dir).sort()) {
+      const full = path.join(dir, name);
+      const entry = `${rel}/${name}`;
+      const stat = lstatSync(full);
+      if (stat.isDirectory()) walk(full, entry);
+      else if (stat.isSymbolicLink()) header({ p: entry, t: 'l', m: 0o777, s: 0, l: readlinkSync(full) });
+      else if (stat.isFile()) {
+        header({ p: entry, t: 'f', m: stat.mode & 0o777, s: stat.size });
+        // O_NOFOLLOW: a file swapped for a link since the lstat is refused, not followed.
+        const input = openSync(full, constants.O_RDONLY | constants.O_NOFOLLOW);
+        try {
+          let left = stat.size;
+          while (left > 0) {
+            const read = readSync(input, buffer, 0, Math.min(CHUNK, left), null);
+            if (read === 0) throw new Error(`${full} shrank while it was packed`);
+            emit(buffer.subarray(0, read));
+            left -= read;
+          }
+        } finally {
+          closeSync(input);
+        }
+      }
+      // Sockets, fifos and devices are not data: left behind.
+    }
+  };
+  try {
+    for (const source of sources) {
+      let exists = false;
+      try {
+        exists = lstatSync(source.dir).isDirectory();
+      } catch {
+        exists = false;
+      }
+      if (exists) walk(source.dir, source.top);
+    }
+    fsyncSync(out);
+  } finally {
+    closeSync(out);
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** `<top>/<rest>` with `<top>` one of `tops`: its parts, or null for anything else (absolute, `..`, empty parts). */
+function checkedPath(p: unknown, tops: ReadonlySet<string>): string[] | null {
+  if (typeof p !== 'string' || p.length === 0 || p.length > MAX_PATH || p.includes('\0')) return null;
+  const parts = p.split('/');
+  if (!tops.has(parts[0]!)) return null;
+  for (const part of parts) if (part === '' || part === '.' || part === '..') return null;
+  return parts;
+}
+
+/**
+ * Unpacks `file` under `dest` (which must not exist): the top folders of `tops` become `dest/<top>`. Files and
+ * folders are root's (a spawn gives DATA_DIR to the tenant's uid), modes kept without set-id bits.
+ */
+export function unpack(file: string, dest: string, tops: readonly string[]): { entries: number } {
+  const allowed = new Set(tops);
+  mkdirSync(dest, { mode: 0o700 });
+  const made = new Set<string>(['']);
+  const input = openSync(file, constants.O_RDONLY);
+  const buffer = Buffer.allocUnsafe(CHUNK);
+  let entries = 0;
+  const readExactly = (length: number): Buffer => {
+    const out = Buffer.allocUnsafe(length);
+    let at = 0;
+    while (at < length) {
+      const read = readSync(input, out, at, length - at, null);
+      if (read === 0) throw new Error('the archive ends inside an entry');
+      at += read;
+    }
+    return out;
+  };
+  try {
+    for (;;) {
+      const lengthBytes = Buffer.allocUnsafe(4);
+      const first = readSync(input, lengthBytes, 0, 4, null);
+      if (first === 0) break;
+      if (first < 4) lengthBytes.set(readExactly(4 - first), first);
+      const length = lengthBytes.readUInt32BE(0);
+      if (length === 0 || length > MAX_HEADER) throw new Error(`an entry header of ${length} bytes`);
+      if (++entries > MAX_ENTRIES) throw new Error(`more than ${MAX_ENTRIES} entries`);
+      let header: Header;
+      try {
+        header = JSON.parse(readExactly(length).toString('utf8')) as Header;
+      } catch {
+        throw new Error('an entry header is not JSON');
+      }
+      const parts = checkedPath(header?.p, allowed);
+      if (!parts) throw new Error(`an entry path is not allowed: ${JSON.stringify(String(header?.p).slice(0, 200))}`);
+      const rel = parts.join('/');
+      const parent = parts.slice(0, -1).join('/');
+      // Only into folders made by this unpack: never through a link, never into a file's place.
+      if (parts.length > 1 && !made.has(parent)) throw new Error(`${rel}: its folder is not in the archive before it`);
+      if (parts.length === 1 && header.t !== 'd') throw new Error(`${rel}: a top entry must be a folder`);
+      const target = path.join(dest, ...parts);
+      const mode = Number.isInteger(header.m) ? header.m & 0o777 : 0o600;
+      if (header.t === 'd') {
+        if (made.has(rel)) throw new Error(`${rel}: twice in the archive`);
+        mkdirSync(target, { mode: mode | 0o700 });
+        made.add(rel);
+      } else if (header.t === 'l') {
+        if (typeof header.l !== 'string' || header.l.length > MAX_PATH || header.l.includes('\0')) throw new Error(`${rel}: a bad link`);
+        symlinkSync(header.l, target);
+      } else if (header.t === 'f') {
+        if (!Number.isSafeInteger(header.s) || header.s < 0) throw new Error(`${rel}: a bad size`);
+        // O_EXCL: a name given twice (or a link planted under it) is refused, never written through.
+        const out = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+        try {
+          let left = header.s;
+          while (left > 0) {
+            const read = readSync(input, buffer, 0, Math.min(CHUNK, left), null);
+            if (read === 0) throw new Error(`${rel}: the archive ends inside it`);
+            writeSync(out, buffer, 0, read);
+            left -= read;
+          }
+        } finally {
+          closeSync(out);
+        }
+      } else throw new Error(`${rel}: an unknown entry type`);
+    }
+  } finally {
+    closeSync(input);
+  }
+  return { entries };
+}

@@ -1,0 +1,435 @@
+/**
+ * Moving an instance to another node with its data (docs/fleet.md#moving-an-instance-with-its-data): `ten move`,
+ * the API's move route, and drain. The owner (source) holds new requests for the instance, waits for those in
+ * flight, then stops it, saving its process with CRIU when a plugin can (`ctx.migration.checkpoint`, pre-dumped
+ * while it still ran), else stopping it; packs DATA_DIR (and the images) into a root-only archive and announces
+ * it to the target with a signed call; the target pulls it (signed), checks its size and sha256 and unpacks it;
+ * the placement moves by compare-and-swap; the target puts the data in place, hands the images to the restore
+ * and starts the instance; then the held requests go on, to the target. Any failure before the switch puts the
+ * instance back as it was on the source (started again there, its data untouched).
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { ErrorCodes, TenementError, errorFields, errorMessage } from '../../core/errors.ts';
+import type { Checkpointer } from '../../core/hooks.ts';
+import type { InstanceView } from '../../core/instance.ts';
+import type { PluginContext } from '../../core/plugin-context.ts';
+import type { RouteTarget } from '../../core/types.ts';
+import { pack, unpack } from './archive.ts';
+import { instanceKey } from './keys.ts';
+import { CallVerifier, NODE_HEADER, callNode, fetchArchive, type Peer } from './peer.ts';
+import type { Placer } from './placement.ts';
+import type { Placement } from './records.ts';
+import type { FleetState } from './state.ts';
+
+/** How long a request waits for a move of its instance before a retryable 503. */
+const HOLD_MS = 30_000;
+/** How long in-flight requests may take to finish before the move stops the instance anyway. */
+const DRAIN_MS = 10_000;
+/** Node-to-node calls of a move; the commit includes the target's start (or restore). */
+const CALL_MS = 120_000;
+/** A node forwards requests for an instance it moved away for this long (senders that had not seen the move). */
+const MOVED_MS = 60_000;
+const MAX_MOVED = 10_000;
+const ACTIVE: ReadonlySet<string> = new Set(['running', 'starting', 'waking']);
+const NAME = z.string().min(1).max(256);
+
+export interface MoveResult {
+  service: string;
+  id: string;
+  from: string;
+  to: string;
+  /** live: the process was saved and restored (CRIU); cold: stopped, copied, started; placement: nothing ran here. */
+  mode: 'live' | 'cold' | 'placement';
+  /** Why not live, when not. */
+  reason: string | null;
+  /** From holding new requests to the target serving: what a client waited at most. */
+  pauseMs: number;
+  bytes: number;
+}
+
+interface Incoming {
+  from: string;
+  staging: string;
+  images: boolean;
+  at: number;
+}
+
+export interface MoverOptions {
+  self: string;
+  secret: string;
+  state: FleetState;
+  placer: Placer;
+  maxBytes: number;
+  /** Whether the local instance is only a stand-in forwarding to another node. */
+  isStub(service: string, id: string): boolean;
+}
+
+export class Mover {
+  private readonly gates = new Map<string, Promise<void>>();
+  private readonly moving = new Map<string, Promise<MoveResult>>();
+  private readonly moved = new Map<string, { to: string; until: number }>();
+  private readonly outgoing = new Map<string, { file: string; to: string }>();
+  private readonly incoming = new Map<string, Incoming>();
+  private readonly verifier: CallVerifier;
+  private readonly root: string;
+  /** Moves done by this node (as source), for the API and the bench. */
+  readonly results: MoveResult[] = [];
+
+  constructor(
+    private readonly ctx: PluginContext,
+    private readonly options: MoverOptions,
+  ) {
+    this.verifier = new CallVerifier(options.secret);
+    this.root = path.join(ctx.paths.dataDir, '.fleet-moves');
+    rmSync(this.root, { recursive: true, force: true });
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    chmodSync(this.root, 0o700);
+  }
+
+  /**
+   * Waits while the instance is being moved (its pause); undefined to go on, or a retryable 503 past HOLD_MS.
+   * Synchronous (no promise) when no move is under way: the request path pays nothing.
+   */
+  hold(service: string, id: string): Promise<RouteTarget | undefined> | undefined {
+    const gate = this.gates.get(instanceKey(service, id));
+    if (!gate) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<RouteTarget>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({ kind: 'reject', status: 503, code: ErrorCodes.FLEET_UNAVAILABLE, message: `${service}:${id} is being moved to another node: try again`, retryAfter: 1 }),
+        HOLD_MS,
+      );
+    });
+    return Promise.race([gate.then(() => undefined), late]).finally(() => clearTimeout(timer));
+  }
+
+  /** The node this node moved the instance to within MOVED_MS, if any: requests sent here late go on there. */
+  movedTo(service: string, id: string): string | undefined {
+    const key = instanceKey(service, id);
+    const entry = this.moved.get(key);
+    if (!entry) return undefined;
+    if (entry.until < Date.now()) {
+      this.moved.delete(key);
+      return undefined;
+    }
+    return entry.to;
+  }
+
+  private peer(node: string): Peer {
+    const record = this.options.state.node(node);
+    if (!record || !this.options.state.isLive(node)) throw new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `fleet node ${node} is not live`, { retryAfter: 1 });
+    return { advertise: record.advertise, domain: this.ctx.settings.domain, secret: this.options.secret, self: this.options.self };
+  }
+
+  /** Checks a move's target before anything stops: a known, live node that takes instances, not this one. */
+  checkTarget(to: string): void {
+    const { state, self } = this.options;
+    const node = state.node(to);
+    if (!node) throw new TenementError(ErrorCodes.NOT_FOUND, `unknown fleet node '${to}'`);
+    if (to === self) throw new TenementError(ErrorCodes.CONFLICT, `the instance is already on ${to}`);
+    if (!state.isLive(to)) throw new TenementError(ErrorCodes.FLEET_NO_NODE, `fleet node '${to}' is not live`, { retryAfter: 1 });
+    if (node.state === 'draining') throw new TenementError(ErrorCodes.FLEET_NO_NODE, `fleet node '${to}' is draining`, { retryAfter: 1 });
+  }
+
+  /** Moves an instance this node owns to `to` (chosen by the placement policy when null, as drain does). */
+  async move(service: string, id: string, to: string | null, why: string): Promise<MoveResult> {
+    const { state, placer, self } = this.options;
+    const key = instanceKey(service, id);
+    const placement = state.placement(service, id);
+    if (!placement) throw new TenementError(ErrorCodes.NOT_FOUND, `${service}:${id} has no placement in the fleet`);
+    if (placement.node !== self) throw new TenementError(ErrorCodes.CONFLICT, `${service}:${id} is placed on ${placement.node}, not ${self}`);
+    const pending = this.moving.get(key);
+    if (pending && to === null) return pending;
+    if (pending) throw new TenementError(ErrorCodes.CONFLICT, `${service}:${id} is being moved already`);
+    const run = (async () => {
+      const target = to ?? (await placer.pick(service, id, self));
+      this.checkTarget(target);
+      const local = this.ctx.instances.get(service, id);
+      if ((!local || this.options.isStub(service, id)) && !existsSync(this.ctx.paths.instanceDir(service, id))) {
+        // Nothing of it here (never run on this node): the placement alone moves.
+        const started = Date.now();
+        await placer.moveTo(placement, target);
+        return { service, id, from: self, to: target, mode: 'placement' as const, reason: 'nothing of the instance on this node', pauseMs: Date.now() - started, bytes: 0 };
+      }
+      return this.moveNow(placement, target, why);
+    })().finally(() => this.moving.delete(key));
+    this.moving.set(key, run);
+    return run;
+  }
+
+  private async moveNow(placement: Placement, to: string, why: string): Promise<MoveResult> {
+    const { service, id } = placement;
+    const key = instanceKey(service, id);
+    const local = this.ctx.instances.get(service, id);
+    const own = local !== undefined && !this.options.isStub(service, id);
+    const peer = this.peer(to);
+    const work = mkdtempSync(path.join(this.root, 'out-'));
+    const images = path.join(work, 'images');
+    mkdirSync(images, { mode: 0o700 });
+    let checkpointer: Checkpointer | null = null;
+    let reason: string | null = own ? null : 'no process of the instance on this node';
+    let token: string | null = null;
+    let release: () => void = () => undefined;
+    let pauseStart = 0;
+    let switched = false;
+    let stopped = false;
+    try {
+      // A restored process keeps its environment and working folder: DATA_DIR's path must be the same on both nodes.
+      const there = own && local.state === 'running' ? (await callNode<{ dataDir: string }>(peer, '/api/fleet/internal/prepare', { service, id }, CALL_MS)).dataDir : null;
+      const here = this.ctx.paths.instanceDir(service, id);
+      if (there !== null && there !== here) reason = `DATA_DIR is ${here} here and ${there} on ${to}: a restored process would keep the old path (give the nodes the same settings.dataDir for live moves)`;
+      else if (own && local.state === 'running') {
+        const answer = await this.ctx.migration.checkpoint({ instance: local, dir: images });
+        if (typeof answer === 'object') checkpointer = answer;
+        else reason = answer ?? 'no plugin saves running processes here (the snapshots plugin is not loaded)';
+        if (checkpointer) {
+          await checkpointer.preDump().catch((error: unknown) => this.ctx.log.warn({ instance: `${service}:${id}`, reason: errorMessage(error) }, 'fleet move: no pre-dump, the final dump copies everything'));
+        }
+      } else if (own && reason === null) reason = `the instance is ${local.state}: nothing runs to be saved`;
+
+      // The pause: new requests wait at the gate, those in flight finish, then the instance stops.
+      pauseStart = Date.now();
+      this.gates.set(key, new Promise<void>((resolve) => (release = resolve)));
+      let live = false;
+      if (own && ACTIVE.has(local.state)) {
+        await waitIdle(local, DRAIN_MS);
+        const outcome = checkpointer?.arm();
+        stopped = true;
+        await this.ctx.lifecycle.hibernate(local, `fleet: moving to ${to} (${why})`);
+        if (outcome) {
+          const result = await outcome;
+          if (result.ok) live = true;
+          else reason = result.reason;
+        }
+      }
+      const file = path.join(work, 'archive');
+      const sources = [{ top: 'data', dir: this.ctx.paths.instanceDir(service, id) }, ...(live ? [{ top: 'images', dir: images }] : [])];
+      const packed = pack(sources, file, this.options.maxBytes);
+      token = randomBytes(24).toString('base64url');
+      this.outgoing.set(token, { file, to });
+      await callNode(peer, '/api/fleet/internal/receive', { service, id, token, bytes: packed.bytes, sha256: packed.sha256, images: live }, CALL_MS);
+      const moved = await this.options.placer.moveTo(placement, to);
+      switched = true;
+      this.remember(key, to);
+      const committed = await callNode<{ restored: boolean }>(peer, '/api/fleet/internal/commit', { service, id, placement: moved, start: stopped }, CALL_MS);
+      const mode = !own || !stopped ? (own ? 'cold' : 'placement') : live && committed.restored ? 'live' : 'cold';
+      if (live && !committed.restored) reason = `the target could not restore the images (its log says why): started cold`;
+      const result: MoveResult = { service, id, from: this.options.self, to, mode, reason: mode === 'live' ? null : reason, pauseMs: Date.now() - pauseStart, bytes: packed.bytes };
+      this.results.push(result);
+      if (this.results.length > 1000) this.results.shift();
+      this.ctx.log.info({ ...result }, 'fleet: instance moved');
+      return result;
+    } catch (error) {
+      checkpointer?.cancel();
+      if (!switched) {
+        await callNode(peer, '/api/fleet/internal/abort', { service, id }, 10_000).catch(() => undefined);
+        // Never moved: it serves here again, from its data here (the process saved for the move is gone).
+        if (stopped && local) await this.ctx.lifecycle.start(local, 'fleet: the move failed').catch(() => undefined);
+      }
+      this.ctx.log.warn({ instance: `${service}:${id}`, to, switched, ...errorFields(error) }, 'fleet: move failed');
+      throw error;
+    } finally {
+      if (token) this.outgoing.delete(token);
+      this.gates.delete(key);
+      release();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  private remember(key: string, to: string): void {
+    this.moved.delete(key);
+    this.moved.set(key, { to, until: Date.now() + MOVED_MS });
+    for (const [old] of this.moved) {
+      if (this.moved.size <= MAX_MOVED) break;
+      this.moved.delete(old);
+    }
+  }
+
+  /** The target's side: pulls the announced archive, checks it, unpacks it beside the instance's data. */
+  async receive(from: string, body: { service: string; id: string; token: string; bytes: number; sha256: string; images: boolean }): Promise<void> {
+    const { service, id } = body;
+    if (!this.ctx.services.get(service)) throw new TenementError(ErrorCodes.NOT_FOUND, `unknown service '${service}'`);
+    checkId(id);
+    if (body.bytes > this.options.maxBytes) throw new TenementError(ErrorCodes.BODY_TOO_LARGE, `a move of ${body.bytes} bytes is over this node's ${this.options.maxBytes} (settings.fleet.moveMaxBytes)`);
+    const key = instanceKey(service, id);
+    this.drop(key);
+    const staging = mkdtempSync(path.join(this.root, 'in-'));
+    try {
+      const file = path.join(staging, 'archive');
+      await fetchArchive(this.peer(from), `/api/fleet/internal/archive/${body.token}`, file, body.bytes, body.sha256, CALL_MS);
+      unpack(file, path.join(staging, 'x'), ['data', 'images']);
+      rmSync(file, { force: true });
+      this.incoming.set(key, { from, staging, images: body.images, at: Date.now() });
+    } catch (error) {
+      rmSync(staging, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** The target's side, after the switch: the data in place, the images to the restore, the instance started. */
+  async commit(from: string, body: { service: string; id: string; placement: unknown; start: boolean }): Promise<{ restored: boolean }> {
+    const { service, id } = body;
+    const key = instanceKey(service, id);
+    const entry = this.incoming.get(key);
+    if (!entry || entry.from !== from) throw new TenementError(ErrorCodes.CONFLICT, `no move of ${service}:${id} from ${from} was received here`);
+    this.incoming.delete(key);
+    try {
+      const extracted = path.join(entry.staging, 'x');
+      const dataDir = this.ctx.paths.instanceDir(service, id);
+      // A stand-in this node kept for the instance goes first: from now on the instance runs here.
+      const local = this.ctx.instances.get(service, id);
+      if (local && this.options.isStub(service, id) && ACTIVE.has(local.state)) await this.ctx.lifecycle.hibernate(local, `fleet: moved here from ${from}`);
+      rmSync(dataDir, { recursive: true, force: true });
+      mkdirSync(path.dirname(dataDir), { recursive: true });
+      if (existsSync(path.join(extracted, 'data'))) renameSync(path.join(extracted, 'data'), dataDir);
+      else mkdirSync(dataDir, { mode: 0o700 });
+      let pid: number | null = null;
+      let handed = false;
+      const images = path.join(extracted, 'images');
+      if (entry.images && existsSync(images)) {
+        pid = imagePid(images);
+        handed = await this.ctx.migration.restore({ service, id, dir: images });
+      }
+      const placement = parsePlacementBody(body.placement, service, id, this.options.self);
+      this.options.state.applyPlacement(placement);
+      const instance = this.ctx.instances.get(service, id) ?? this.ctx.lifecycle.create(service, id);
+      // It ran there: it runs here (restored, or started cold). Otherwise its next request wakes it.
+      if (body.start) await this.ctx.lifecycle.start(instance, `fleet: moved here from ${from}`);
+      return { restored: handed && pid !== null && instance.handle?.pid === pid };
+    } finally {
+      rmSync(entry.staging, { recursive: true, force: true });
+    }
+  }
+
+  abort(from: string, service: string, id: string): void {
+    const entry = this.incoming.get(instanceKey(service, id));
+    if (entry && entry.from === from) this.drop(instanceKey(service, id));
+  }
+
+  private drop(key: string): void {
+    const entry = this.incoming.get(key);
+    if (!entry) return;
+    this.incoming.delete(key);
+    rmSync(entry.staging, { recursive: true, force: true });
+  }
+
+  /** The signed node-to-node routes, and the admin's move route. */
+  registerRoutes(forward: (service: string, id: string) => string | undefined): void {
+    const { ctx } = this;
+    const verify = (request: { headers: Record<string, unknown>; method: string; url: string; body?: unknown }): string =>
+      this.verifier.verify(request.headers[NODE_HEADER], request.method, request.url, request.body === undefined ? '' : JSON.stringify(request.body));
+    const names = { service: NAME, id: NAME };
+
+    ctx.api.route({
+      method: 'POST',
+      url: '/api/fleet/instances/:service/:id/move',
+      summary: 'Move an instance to another node with its data (live with CRIU where it can, else stopped, copied and started)',
+      tags: ['fleet'],
+      access: 'admin',
+      params: z.strictObject(names),
+      body: z.strictObject({ to: z.string().min(1).max(128) }),
+      handler: async ({ params, body, audit }) => {
+        audit.target = `instance:${params.service}:${params.id}`;
+        audit.instanceId = params.id;
+        audit.detail = `move to ${body.to}`;
+        if (!ctx.services.get(params.service)) throw new TenementError(ErrorCodes.NOT_FOUND, `unknown service '${params.service}'`);
+        const owner = forward(params.service, params.id);
+        if (owner === undefined) throw new TenementError(ErrorCodes.NOT_FOUND, `${params.service}:${params.id} has no placement in the fleet`);
+        if (owner === this.options.self) return this.move(params.service, params.id, body.to, 'ten move');
+        // Asked of another node than the owner: the owner moves it.
+        if (!this.options.state.node(body.to)) throw new TenementError(ErrorCodes.NOT_FOUND, `unknown fleet node '${body.to}'`);
+        return callNode<MoveResult>(this.peer(owner), '/api/fleet/internal/move', { service: params.service, id: params.id, to: body.to }, CALL_MS);
+      },
+    });
+
+    const internal = <B>(url: string, summary: string, body: z.ZodType<B>, run: (from: string, body: B) => Promise<unknown>): void => {
+      ctx.api.route({
+        method: 'POST',
+        url,
+        summary,
+        tags: ['fleet'],
+        // No token: the node signature (fleet secret) is checked instead.
+        access: 'public',
+        body,
+        handler: async ({ request, body: parsed }) => run(verify(request as never), parsed),
+      });
+    };
+    internal('/api/fleet/internal/move', 'Fleet-internal: move an instance this node owns (signed by a node)', z.strictObject({ ...names, to: z.string().min(1).max(128) }), (_from, body) =>
+      this.move(body.service, body.id, body.to, 'ten move'),
+    );
+    internal('/api/fleet/internal/prepare', "Fleet-internal: where a moving instance's DATA_DIR would be on this node (signed)", z.strictObject(names), async (_from, body) => {
+      if (!ctx.services.get(body.service)) throw new TenementError(ErrorCodes.NOT_FOUND, `unknown service '${body.service}'`);
+      checkId(body.id);
+      return { dataDir: ctx.paths.instanceDir(body.service, body.id) };
+    });
+    internal(
+      '/api/fleet/internal/receive',
+      "Fleet-internal: pull a moving instance's archive (signed by its node)",
+      z.strictObject({ ...names, token: z.string().regex(/^[A-Za-z0-9_-]{32}$/), bytes: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/), images: z.boolean() }),
+      async (from, body) => {
+        await this.receive(from, body);
+        return { received: true };
+      },
+    );
+    internal('/api/fleet/internal/commit', 'Fleet-internal: start a moved instance here (signed by its former node)', z.strictObject({ ...names, placement: z.unknown(), start: z.boolean() }), (from, body) => this.commit(from, body));
+    internal('/api/fleet/internal/abort', 'Fleet-internal: forget a move that was given up (signed by its node)', z.strictObject(names), async (from, body) => {
+      this.abort(from, body.service, body.id);
+      return { aborted: true };
+    });
+
+    ctx.api.route({
+      method: 'GET',
+      url: '/api/fleet/internal/archive/:token',
+      summary: "Fleet-internal: a moving instance's archive, for the node it moves to (signed)",
+      tags: ['fleet'],
+      access: 'public',
+      params: z.strictObject({ token: z.string().regex(/^[A-Za-z0-9_-]{32}$/) }),
+      handler: ({ request, params, reply }) => {
+        const from = verify(request as never);
+        const entry = this.outgoing.get(params.token);
+        if (!entry || entry.to !== from) throw new TenementError(ErrorCodes.NOT_FOUND, 'no such archive for this node');
+        reply.header('content-type', 'application/octet-stream');
+        return reply.send(createReadStream(entry.file));
+      },
+    });
+  }
+}
+
+/** Waits until no request is in flight, at most `ms` (a long poll does not hold a move forever). */
+async function waitIdle(instance: InstanceView, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (instance.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+function checkId(id: string): void {
+  if (id === '.' || id === '..' || id.includes('/') || id.includes('\0')) throw new TenementError(ErrorCodes.BAD_REQUEST, `not an instance id: ${JSON.stringify(id)}`);
+}
+
+function imagePid(images: string): number | null {
+  try {
+    const meta = JSON.parse(readFileSync(path.join(images, 'final', 'meta.json'), 'utf8')) as { pid?: unknown };
+    return typeof meta.pid === 'number' ? meta.pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function parsePlacementBody(value: unknown, service: string, id: string, self: string): Placement {
+  const placement = value as Partial<Placement> | null;
+  if (
+    !placement ||
+    placement.service !== service ||
+    placement.id !== id ||
+    placement.node !== self ||
+    typeof placement.revision !== 'number' ||
+    typeof placement.generation !== 'number' ||
+    typeof placement.at !== 'number'
+  ) {
+    throw new TenementError(ErrorCodes.BAD_REQUEST, 'the commit names another placement');
+  }
+  return { node: placement.node, at: placement.at, generation: placement.generation, service, id, revision: placement.revision, ...(typeof placement.by === 'string' ? { by: placement.by } : {}), ...(typeof placement.nonce === 'string' ? { nonce: placement.nonce } : {}) };
+}

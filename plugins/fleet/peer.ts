@@ -1,0 +1,131 @@
+/**
+ * Signed node-to-node calls of a move (the fleet's internal API routes, plugins/fleet/move.ts): the header
+ * `x-tenement-fleet-node` is the forwarding signature (forward-auth.ts) over the method, the path and the sha256
+ * of the body, keyed by the fleet secret, so a client without the secret can neither make one nor change the
+ * body of one it saw. A signature is accepted once (replays within the skew window are refused).
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import http from 'node:http';
+import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import { signForward, verifyForward } from './forward-auth.ts';
+import { addressOf } from './node.ts';
+
+export const NODE_HEADER = 'x-tenement-fleet-node';
+/** The host name signed into node-to-node calls (never a tenant's). */
+const SIGNED_HOST = 'fleet.internal';
+const SEEN_MAX = 10_000;
+const SEEN_MS = 120_000;
+
+const digest = (body: string): string => createHash('sha256').update(body).digest('hex');
+
+export function signCall(secret: string, self: string, method: string, url: string, body: string): string {
+  return signForward(secret, self, { method, hostname: SIGNED_HOST, target: `${url}\n${digest(body)}` });
+}
+
+/** Checks signatures of calls received, each accepted once. */
+export class CallVerifier {
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly secret: string) {}
+
+  /** The calling node's id; throws TNM_ERR_FLEET_FORGED for a missing, wrong, stale or replayed signature. */
+  verify(header: unknown, method: string, url: string, body: string): string {
+    const now = Date.now();
+    const node = typeof header === 'string' ? verifyForward(this.secret, header, { method, hostname: SIGNED_HOST, target: `${url}\n${digest(body)}` }, now) : null;
+    if (node === null) throw new TenementError(ErrorCodes.FLEET_FORGED, `a fleet-internal call needs the ${NODE_HEADER} header signed with the fleet secret`);
+    for (const [key, at] of this.seen) {
+      if (now - at <= SEEN_MS && this.seen.size < SEEN_MAX) break;
+      this.seen.delete(key);
+    }
+    if (this.seen.has(header as string)) throw new TenementError(ErrorCodes.FLEET_FORGED, 'a fleet-internal call was replayed');
+    this.seen.set(header as string, now);
+    return node;
+  }
+}
+
+export interface Peer {
+  advertise: string;
+  domain: string;
+  secret: string;
+  self: string;
+}
+
+/** POSTs a JSON body to another node's internal route; resolves with its JSON answer, or throws its coded error. */
+export function callNode<T>(peer: Peer, url: string, value: unknown, timeoutMs: number): Promise<T> {
+  const body = JSON.stringify(value);
+  return new Promise<T>((resolve, reject) => {
+    const { host, port } = addressOf(peer.advertise);
+    const req = http.request(
+      {
+        host,
+        port,
+        method: 'POST',
+        path: url,
+        agent: false,
+        timeout: timeoutMs,
+        headers: { host: peer.domain, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [NODE_HEADER]: signCall(peer.secret, peer.self, 'POST', url, body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = null;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = null;
+          }
+          if (res.statusCode === 200) return resolve(parsed as T);
+          const error = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+          reject(new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${url} on ${peer.advertise}: ${res.statusCode} ${error?.code ?? ''} ${error?.message ?? text.slice(0, 300)}`.trim()));
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${url} on ${peer.advertise}: no answer within ${timeoutMs}ms`)));
+    req.on('error', (error) => reject(new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${url} on ${peer.advertise}: ${error.message}`)));
+    req.end(body);
+  });
+}
+
+/** GETs another node's archive into `file`: at most `bytes` bytes, and their sha256 must be `sha256`. */
+export function fetchArchive(peer: Peer, url: string, file: string, bytes: number, sha256: string, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const { host, port } = addressOf(peer.advertise);
+    const req = http.request(
+      { host, port, method: 'GET', path: url, agent: false, timeout: timeoutMs, headers: { host: peer.domain, [NODE_HEADER]: signCall(peer.secret, peer.self, 'GET', url, '') } },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          return reject(new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${url} on ${peer.advertise}: ${res.statusCode}`));
+        }
+        const hash = createHash('sha256');
+        const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
+        let received = 0;
+        res.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+          if (received > bytes) {
+            req.destroy(new TenementError(ErrorCodes.BODY_TOO_LARGE, `${url}: more than the ${bytes} bytes announced`));
+            return;
+          }
+          hash.update(chunk);
+          out.write(chunk);
+        });
+        res.on('error', (error) => out.destroy(error));
+        res.on('end', () => {
+          out.end(() => {
+            if (received !== bytes) return reject(new Error(`${url}: ${received} bytes, ${bytes} announced`));
+            const got = hash.digest('hex');
+            if (got !== sha256) return reject(new Error(`${url}: sha256 ${got}, ${sha256} announced`));
+            resolve();
+          });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${url} on ${peer.advertise}: not received within ${timeoutMs}ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
