@@ -8,6 +8,7 @@ import { criuStatus } from './criu.ts';
 import { dumpInstance } from './dump.ts';
 import { hasImage, imageDir, prepareParent, readMeta, removeImage, take } from './images.ts';
 import { restoreInstance } from './restore.ts';
+import { setupMigration } from './migrate.ts';
 import { snapshotsServiceFields } from './schema.ts';
 
 const suspends = (config: ServiceConfig): boolean => config.hibernate?.mode === 'suspend';
@@ -50,6 +51,8 @@ export default definePlugin({
     let usable: Promise<string | null> | null = null;
     // `criu check` once, on first need: a server with no suspending service never runs CRIU.
     const criuProblem = (): Promise<string | null> => (usable ??= criuStatus().then((status) => (status.usable ? null : status.reason)));
+    // The fleet's live moves (`ten move`): checkpoint on the source node, restore on the target (migrate.ts).
+    setupMigration(ctx, criuProblem);
 
     ctx.hooks.afterSpawn.tap((handle: RunningHandle, spec: SpawnSpec): RunningHandle => {
       if (spec.tier !== 'process' || !suspends(spec.config) || refusal(spec.config) || spec.netns || handle.pid === null) return handle;
