@@ -71,6 +71,11 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
     description: "Set an instance's share of {service}.{domain} traffic (0 to 100; 0 takes none)",
     load: instances,
   }],
+  ['move', {
+    term: 'move <target>',
+    description: 'Move an instance to another fleet node with its DATA_DIR (live with CRIU where it can)',
+    load: async () => (await import('./commands/move.ts')).registerMove,
+  }],
   ['logs', {
     term: 'logs [options] [target]',
     description: 'Print instance output (stdout and stderr), oldest first; -f keeps following new lines until Ctrl-C',
