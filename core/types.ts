@@ -113,6 +113,12 @@ export interface SpawnSpec {
    * runs as Tenement's own user); a runtime refuses a spec without it as root (specUser).
    */
   user?: { uid: number; gid: number } | null;
+  /**
+   * The namespace tier maps the tenant's uid to uid 0 of its user namespace instead of to itself (set by the
+   * snapshots plugin for a suspending service: CRIU only checkpoints a user namespace whose uid 0 is mapped). The
+   * host uid is the same and the app still has no capability (empty bounding set, no_new_privs).
+   */
+  rootInUserns?: boolean;
   /** Called for every complete line the instance writes. */
   onLog(stream: LogStream, line: string): void;
   /** Called once when the instance's main process ends, however it ends. */

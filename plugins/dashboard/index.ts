@@ -35,7 +35,7 @@ export default definePlugin<DashboardOptionsInput | undefined>({
     const hub = new EventHub(ctx, options.maxStreams);
 
     sessionAuth(ctx, sessions);
-    sessionRoutes(ctx.api, sessions);
+    sessionRoutes(ctx.api, sessions, ctx.settings.fleet !== undefined);
     streamRoutes(ctx, sessions, hub, history);
     functionsRoute(ctx);
     staticRoutes(ctx.api, options.distDir === undefined ? DEFAULT_DIST : path.resolve(ctx.paths.configDir, options.distDir), ctx.log);

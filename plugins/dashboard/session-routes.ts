@@ -31,12 +31,16 @@ function setCookie(reply: FastifyReply, request: FastifyRequest, value: string, 
   void reply.header('set-cookie', `${name}=${value}; ${attributes}`);
 }
 
-function sessionAnswer(sessions: SessionStore, session: Session): { identity: Identity; csrf: string; expiresAt: number } {
-  return { identity: session.identity, csrf: session.csrf, expiresAt: sessions.expiresAt(session) };
-}
+/** POST/GET/DELETE /api/session: the dashboard's sign-in, page reload and sign-out. `fleet`: this server is in a
+ * fleet (settings.fleet), so the page lists instances fleet-wide through /api/fleet/* (docs/dashboard.md). */
+export function sessionRoutes(api: PluginContext['api'], sessions: SessionStore, fleet = false): void {
+  const sessionAnswer = (sessions: SessionStore, session: Session): { identity: Identity; csrf: string; expiresAt: number; fleet: boolean } => ({
+    identity: session.identity,
+    csrf: session.csrf,
+    expiresAt: sessions.expiresAt(session),
+    fleet,
+  });
 
-/** POST/GET/DELETE /api/session: the dashboard's sign-in, page reload and sign-out. */
-export function sessionRoutes(api: PluginContext['api'], sessions: SessionStore): void {
   api.route({
     method: 'POST',
     url: '/api/session',

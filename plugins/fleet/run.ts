@@ -42,8 +42,18 @@ function tenantOf(hostname: string, domain: string): { service: string; id: stri
   return labels.length === 2 && labels[0] !== '' && labels[1] !== '' ? { id: labels[0]!, service: labels[1]! } : null;
 }
 
+/** A publicUrl whose host is not a `{id}.{service}` host of this server's domain would send clients where nothing routes them. */
+function checkPublicUrl(publicUrl: string | undefined, domain: string): void {
+  if (publicUrl === undefined) return;
+  const host = new URL(publicUrl.replaceAll('{id}', 'i').replaceAll('{service}', 's')).hostname;
+  if (host !== `i.s.${domain}` || !publicUrl.includes('{id}.{service}.')) {
+    throw new TenementError(ErrorCodes.CONFIG_INVALID, `settings.fleet.publicUrl: expected the host {id}.{service}.${domain} (this server's domain), got '${publicUrl}'`);
+  }
+}
+
 export async function setupFleet(ctx: PluginContext, settings: FleetSettings, policies: readonly PlacementPolicy[]): Promise<void> {
   const self = settings.node ?? `${os.hostname()}-${ctx.settings.port}`;
+  checkPublicUrl(settings.publicUrl, ctx.settings.domain);
   const connection = await openFleet(settings, self, ctx.paths.configDir);
   const closers: Array<() => unknown> = [() => connection.nc.close()];
   ctx.onClose(async () => {

@@ -9,14 +9,15 @@ import { dumpInstance } from './dump.ts';
 import { hasImage, imageDir, prepareParent, readMeta, removeImage, take } from './images.ts';
 import { restoreInstance } from './restore.ts';
 import { setupMigration } from './migrate.ts';
+import { setupNamespaceSuspend } from './namespace.ts';
 import { snapshotsServiceFields } from './schema.ts';
 
 const suspends = (config: ServiceConfig): boolean => config.hibernate?.mode === 'suspend';
 
-/** Why a service cannot be suspended, or null. Only the process tier's plain processes are saved for now. */
+/** Why a service cannot be suspended, or null. The process tier's processes and the namespace tier's sandboxes are saved. */
 function refusal(config: ServiceConfig): string | null {
-  if (config.isolation !== 'process') {
-    return `isolation '${config.isolation}' cannot be suspended: only the process tier is (namespace, sandbox and microvm instances are not plain host processes CRIU is set up for yet; wasm instances live inside Tenement)`;
+  if (config.isolation !== 'process' && config.isolation !== 'namespace') {
+    return `isolation '${config.isolation}' cannot be suspended: only the process tier and the namespace tier are (sandbox instances run on gVisor's own kernel, which CRIU cannot save; microvm instances are VMs; wasm instances live inside Tenement)`;
   }
   if (config.listen === 'socket') return "listen: 'socket' cannot be suspended: the socket's path is removed before each start, and a restored listener would lose it";
   return null;
@@ -53,6 +54,8 @@ export default definePlugin({
     const criuProblem = (): Promise<string | null> => (usable ??= criuStatus().then((status) => (status.usable ? null : status.reason)));
     // The fleet's live moves (`ten move`): checkpoint on the source node, restore on the target (migrate.ts).
     setupMigration(ctx, criuProblem);
+    // The namespace tier's sandboxes: the same life, their own dump and restore (namespace.ts).
+    setupNamespaceSuspend(ctx, { suspends: (config) => suspends(config) && !refusal(config), criuProblem });
 
     ctx.hooks.afterSpawn.tap((handle: RunningHandle, spec: SpawnSpec): RunningHandle => {
       if (spec.tier !== 'process' || !suspends(spec.config) || refusal(spec.config) || spec.netns || handle.pid === null) return handle;

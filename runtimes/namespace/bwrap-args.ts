@@ -14,6 +14,8 @@ export interface SandboxLayout {
   extraReadOnly: readonly string[];
   /** Set when Tenement is root: the uid/gid the tenant has inside (and, through setpriv, outside). */
   user: { uid: number; gid: number } | null;
+  /** The tenant is uid 0 of its user namespace, still mapped to its own host uid (SpawnSpec.rootInUserns). */
+  rootInUserns?: boolean | undefined;
   /** A file shown as /etc/resolv.conf, read-only (SpawnSpec.resolvConf: service discovery's resolver). */
   resolvConf?: string | undefined;
 }
@@ -32,7 +34,9 @@ const inside = (child: string, parent: string): boolean => child === parent || c
 export function bwrapArgs(layout: SandboxLayout): string[] {
   const args = ['--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', '--share-net'];
   args.push('--die-with-parent', '--new-session');
-  if (layout.user) args.push('--uid', String(layout.user.uid), '--gid', String(layout.user.gid));
+  // bwrap maps one uid, the one it runs as, to --uid: with 0 it stays the tenant's host uid, capabilities still dropped.
+  if (layout.rootInUserns) args.push('--uid', '0', '--gid', '0');
+  else if (layout.user) args.push('--uid', String(layout.user.uid), '--gid', String(layout.user.gid));
   args.push('--ro-bind', '/usr', '/usr');
   for (const link of ROOT_LINKS) {
     try {

@@ -59,6 +59,7 @@ export async function spawnSandbox(spec: SpawnSpec, settings: SandboxSettings): 
     hostname: sandboxHostname(spec.service, spec.id),
     extraReadOnly: [...extraReadOnly],
     user,
+    rootInUserns: spec.rootInUserns,
     resolvConf: spec.resolvConf,
   });
   // Only what the tenant is meant to have: not Tenement's own environment (tokens, cloud credentials).

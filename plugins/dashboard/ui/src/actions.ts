@@ -7,6 +7,11 @@ import type { InstanceView } from './types.ts';
 
 const path = (row: Pick<InstanceView, 'service' | 'id'>): string => `/api/instances/${seg(row.service)}/${seg(row.id)}`;
 
+/** Fleet mode: a row with a node is acted on by its owner, through the node this page talks to. */
+const onOwner = (row: InstanceView): boolean => typeof row.node === 'string';
+const fleetPath = (row: InstanceView, action: 'start' | 'restart' | 'hibernate' | 'stop'): string =>
+  `/api/fleet/instances/${seg(row.service)}/${seg(row.id)}/${action}`;
+
 async function run(what: string, key: string, work: () => Promise<void>): Promise<void> {
   try {
     await work();
@@ -18,25 +23,26 @@ async function run(what: string, key: string, work: () => Promise<void>): Promis
 
 export async function restart(row: InstanceView): Promise<void> {
   if (!(await dialogs.confirm(`Restart ${row.key}?`, 'Its process is stopped (requests in flight may finish) and a new one started.', 'Restart'))) return;
-  await run('restarted', row.key, async () => instances.apply(await api<InstanceView>('POST', `${path(row)}/restart`)));
+  await run('restarted', row.key, async () => instances.apply(await api<InstanceView>('POST', onOwner(row) ? fleetPath(row, 'restart') : `${path(row)}/restart`)));
 }
 
 export async function stop(row: InstanceView): Promise<void> {
   if (!(await dialogs.confirm(`Stop ${row.key}?`, 'It is drained, stopped and removed from Tenement (its data directory is kept unless the service says otherwise).', 'Stop and remove'))) return;
   await run('stopped', row.key, async () => {
-    await api('DELETE', path(row));
+    if (onOwner(row)) await api('POST', fleetPath(row, 'stop'));
+    else await api('DELETE', path(row));
     instances.remove(row.key);
   });
 }
 
 export async function hibernate(row: InstanceView): Promise<void> {
   if (!(await dialogs.confirm(`Hibernate ${row.key}?`, 'Its process is stopped now, without waiting for requests in flight; the next request wakes it.', 'Hibernate'))) return;
-  await run('hibernated', row.key, async () => instances.apply(await api<InstanceView>('POST', `${path(row)}/hibernate`)));
+  await run('hibernated', row.key, async () => instances.apply(await api<InstanceView>('POST', onOwner(row) ? fleetPath(row, 'hibernate') : `${path(row)}/hibernate`)));
 }
 
 export async function wake(row: InstanceView): Promise<void> {
   await run('started', row.key, async () => {
-    const answer = await api<InstanceView>('POST', path(row));
+    const answer = await api<InstanceView>('POST', onOwner(row) ? fleetPath(row, 'start') : path(row));
     instances.apply(answer);
   });
 }
@@ -52,5 +58,7 @@ export async function weight(row: InstanceView): Promise<void> {
   await run(`weight ${value}`, row.key, async () => instances.apply(await api<InstanceView>('PUT', `${path(row)}/weight`, { weight: value })));
 }
 
-export const canWake = (state: string): boolean => state === 'hibernated' || state === 'stopped' || state === 'failed' || state === 'created';
+export const canWake = (state: string): boolean => state === 'hibernated' || state === 'stopped' || state === 'failed' || state === 'created' || state === 'placed';
+/** The weight is set on the instance's own node; not relayed across a fleet. */
+export const canWeigh = (row: InstanceView): boolean => !onOwner(row);
 export const canHibernate = (state: string): boolean => state === 'running';

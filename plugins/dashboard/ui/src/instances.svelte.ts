@@ -2,7 +2,37 @@
 // each (re)connect, then `instance` (a changed view), `removed` and `stats` (memory, CPU, request rate every 10 s).
 // Views are kept in a Map by key; the table reads `rows`, a fresh array after each change (cheap even at thousands
 // of rows: the table renders only the visible ones).
-import type { InstanceView } from './types.ts';
+import { api, messageOf } from './api.ts';
+import type { FleetInstanceRow, InstanceView } from './types.ts';
+
+/** Fleet mode: how often the fleet-wide list is read again (each read asks every owning node). */
+const FLEET_POLL_MS = 2_000;
+
+/** A placed instance its owner does not know yet (or whose node did not answer): a row with what is known. */
+function placedView(row: FleetInstanceRow): InstanceView {
+  return {
+    key: row.key,
+    service: row.service,
+    id: row.id,
+    state: 'placed',
+    tier: '-',
+    health: 'unknown',
+    weight: 0,
+    pid: null,
+    port: null,
+    inFlight: 0,
+    restarts: 0,
+    startedAt: null,
+    readyAt: null,
+    lastActivity: null,
+    stateSince: null,
+    lastError: null,
+    uptimeSeconds: null,
+    idleSeconds: null,
+    memoryBytes: null,
+    cpuSeconds: null,
+  };
+}
 
 export interface Row extends InstanceView {
   /** Date.now() when this view arrived: uptime and idle time count on from it between updates. */
@@ -39,8 +69,12 @@ class LiveInstances {
   loaded = $state(false);
   live = $state(false);
   error = $state<string | null>(null);
+  /** Listing the whole fleet (the session says the server is in one): rows carry their node. */
+  fleet = $state(false);
   private readonly byKey = new Map<string, Row>();
   private source: EventSource | null = null;
+  private fleetTimer: ReturnType<typeof setTimeout> | null = null;
+  private fleetRun = 0;
 
   /** Called when the live stream gave up (set by the session, which then checks whether it still holds). */
   onClosed: () => void = () => {};
@@ -49,8 +83,35 @@ class LiveInstances {
     return this.byKey.get(key);
   }
 
-  start(): void {
+  /**
+   * Fleet mode reads `GET /api/fleet/instances` every FLEET_POLL_MS (each instance as its owner reports it, with
+   * its node); this server's event stream still tells whether the page is live, but its views are only this
+   * node's (another node's instances are forwarding stand-ins here), so they are not listed.
+   */
+  private async pollFleet(run: number): Promise<void> {
+    try {
+      const answer = await api<{ instances: FleetInstanceRow[] }>('GET', '/api/fleet/instances');
+      if (run !== this.fleetRun) return;
+      const now = Date.now();
+      const previous = new Map(this.byKey);
+      this.byKey.clear();
+      for (const row of answer.instances) {
+        const view = row.instance && isView(row.instance) ? row.instance : placedView(row);
+        this.byKey.set(row.key, this.row({ ...view, node: row.node }, now, previous.get(row.key)));
+      }
+      this.loaded = true;
+      this.error = null;
+      this.publish();
+    } catch (failure) {
+      if (run === this.fleetRun) this.error = `The fleet's instances could not be read: ${messageOf(failure)}`;
+    }
+    if (run === this.fleetRun) this.fleetTimer = setTimeout(() => void this.pollFleet(run), FLEET_POLL_MS);
+  }
+
+  start(fleet = false): void {
     this.stop();
+    this.fleet = fleet;
+    if (fleet) void this.pollFleet(this.fleetRun);
     const source = new EventSource('/api/events');
     this.source = source;
     source.addEventListener('open', () => {
@@ -69,6 +130,7 @@ class LiveInstances {
       this.onClosed();
     });
     source.addEventListener('snapshot', (event) => {
+      if (this.fleet) return;
       const body = parse(event.data) as { instances?: unknown } | null;
       if (!body || !Array.isArray(body.instances)) return;
       const now = Date.now();
@@ -81,14 +143,17 @@ class LiveInstances {
       this.publish();
     });
     source.addEventListener('instance', (event) => {
+      if (this.fleet) return;
       const view = parse(event.data);
       if (isView(view)) this.apply(view);
     });
     source.addEventListener('removed', (event) => {
+      if (this.fleet) return;
       const body = parse(event.data) as { key?: unknown } | null;
       if (typeof body?.key === 'string') this.remove(body.key);
     });
     source.addEventListener('stats', (event) => {
+      if (this.fleet) return;
       const body = parse(event.data) as { instances?: unknown } | null;
       if (!body || !Array.isArray(body.instances)) return;
       let changed = false;
@@ -109,6 +174,10 @@ class LiveInstances {
   }
 
   stop(): void {
+    this.fleetRun++;
+    if (this.fleetTimer) clearTimeout(this.fleetTimer);
+    this.fleetTimer = null;
+    this.fleet = false;
     this.source?.close();
     this.source = null;
     this.live = false;
@@ -119,7 +188,9 @@ class LiveInstances {
 
   /** An answer to an action is the freshest view there is: apply it at once instead of waiting for the event. */
   apply(view: InstanceView): void {
-    this.byKey.set(view.key, this.row(view, Date.now(), this.byKey.get(view.key)));
+    const previous = this.byKey.get(view.key);
+    // An owner's answer does not name its node: the row keeps the one it was listed with.
+    this.byKey.set(view.key, this.row({ ...view, node: view.node ?? previous?.node ?? null }, Date.now(), previous));
     this.publish();
   }
 

@@ -1,5 +1,5 @@
 // Hash routes (docs/dashboard.md): #/instances, #/instances/<service>/<id>, #/functions, #/plugins, #/audit,
-// #/tokens, #/deploy. The server serves one page; a reload keeps the view.
+// #/tokens, #/deploy, #/fleet (fleet mode: the nodes). The server serves one page; a reload keeps the view.
 
 export type Route =
   | { name: 'instances' }
@@ -8,7 +8,8 @@ export type Route =
   | { name: 'functions' }
   | { name: 'plugins' }
   | { name: 'audit' }
-  | { name: 'tokens' };
+  | { name: 'tokens' }
+  | { name: 'fleet' };
 
 function parse(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((part) => {
@@ -27,6 +28,7 @@ function parse(hash: string): Route {
     case 'plugins':
     case 'audit':
     case 'tokens':
+    case 'fleet':
       return { name: parts[0] };
     default:
       return { name: 'instances' };

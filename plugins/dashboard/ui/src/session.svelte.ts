@@ -11,6 +11,7 @@ interface SessionAnswer {
   csrfToken?: unknown;
   identity?: { kind?: unknown; tenant?: unknown; name?: unknown } | null;
   signedIn?: unknown;
+  fleet?: unknown;
 }
 
 function parse(answer: SessionAnswer | null): Session | null {
@@ -25,6 +26,7 @@ function parse(answer: SessionAnswer | null): Session | null {
     tenant: typeof who.tenant === 'string' ? who.tenant : null,
     name: typeof who.name === 'string' ? who.name : null,
     csrf,
+    fleet: answer.fleet === true,
   };
 }
 

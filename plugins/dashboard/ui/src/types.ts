@@ -1,6 +1,6 @@
 // The API's answers, as the dashboard reads them (docs/api.md, docs/dashboard.md).
 
-export type InstanceState = 'created' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'hibernated' | 'waking' | 'failed';
+export type InstanceState = 'created' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'hibernated' | 'waking' | 'failed' | 'placed';
 
 export interface InstanceView {
   key: string;
@@ -23,6 +23,8 @@ export interface InstanceView {
   idleSeconds: number | null;
   memoryBytes: number | null;
   cpuSeconds: number | null;
+  /** Fleet mode: the node the instance lives on (null outside a fleet). */
+  node?: string | null;
 }
 
 export interface Session {
@@ -30,6 +32,8 @@ export interface Session {
   tenant: string | null;
   name: string | null;
   csrf: string;
+  /** The server is in a fleet: instances are listed fleet-wide and acted on through their owners. */
+  fleet: boolean;
 }
 
 export interface LogLine {
@@ -60,4 +64,28 @@ export interface TokenView {
   expiresAt: number | null;
   revokedAt: number | null;
   lastUsedAt: number | null;
+}
+
+/** A row of GET /api/fleet/instances: a placement with its instance as its owner reports it (null: placed only). */
+export interface FleetInstanceRow {
+  node: string;
+  nodeLive: boolean;
+  key: string;
+  service: string;
+  id: string;
+  instance: InstanceView | null;
+}
+
+/** A node of GET /api/fleet/nodes. */
+export interface FleetNodeView {
+  id: string;
+  advertise: string;
+  publicUrl: string;
+  labels: Record<string, string>;
+  capacity: number | null;
+  running: number;
+  at: number;
+  state: 'active' | 'cordoned' | 'draining';
+  live: boolean;
+  placements: number;
 }
