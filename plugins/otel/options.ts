@@ -21,11 +21,14 @@ export interface TracingOptions {
   /** For the ratio samplers. */
   ratio: number;
   serviceName: string;
+  /** How long shutdown waits for the last export (`settings.otel.shutdownTimeout`). */
+  shutdownMs: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 const DEFAULT_ENDPOINT = 'http://localhost:4318';
+const DEFAULT_SHUTDOWN_MS = 5_000;
 
 function nonEmpty(value: string | undefined): string | undefined {
   const trimmed = value?.trim();
@@ -112,6 +115,7 @@ export function resolveTracing(settings: OtelSettings | undefined, env: Env = pr
     protocol: protocolFrom(settings, env),
     ...samplerFrom(settings, env),
     serviceName: settings?.serviceName ?? nonEmpty(env.OTEL_SERVICE_NAME) ?? 'tenement',
+    shutdownMs: settings?.shutdownTimeout ?? DEFAULT_SHUTDOWN_MS,
   };
 }
 

@@ -4,6 +4,7 @@
  * reads this file to compose the config schema (core/config/first-party.ts).
  */
 import { z } from 'zod';
+import { duration } from '../../core/config/fields.ts';
 
 /** The OTEL_TRACES_SAMPLER names (the OpenTelemetry SDK environment specification). */
 export const SAMPLER_NAMES = [
@@ -38,6 +39,8 @@ const otelSettings = z.strictObject({
     .optional(),
   /** `service.name` of Tenement's own spans (default OTEL_SERVICE_NAME, else `tenement`). */
   serviceName: z.string().min(1).max(255).optional(),
+  /** How long a shutdown waits for the last export (default 5s; a hanging collector holds it this long). */
+  shutdownTimeout: duration.optional(),
 });
 
 export type OtelSettings = z.output<typeof otelSettings>;

@@ -20,8 +20,6 @@ import { Spans } from './spans.ts';
 /** A tracestate this long, or with more list members than this, is dropped whole, unparsed (W3C trace-context §3.3.1.5). */
 const MAX_TRACESTATE_CHARS = 4096;
 const MAX_TRACESTATE_MEMBERS = 32;
-/** How long `ten serve`'s shutdown waits for the last export. */
-const SHUTDOWN_MS = 5_000;
 
 function sampler(options: TracingOptions): Sampler {
   switch (options.sampler) {
@@ -98,7 +96,7 @@ export function startTracing(options: TracingOptions, version: string, onError: 
       spans.endAll();
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, SHUTDOWN_MS);
+        timer = setTimeout(resolve, options.shutdownMs);
       });
       try {
         await Promise.race([provider.shutdown().catch(onError), late]);

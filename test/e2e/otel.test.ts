@@ -284,7 +284,8 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
       // The echo app (no tracing of its own): only Tenement's exports meet the bad collector.
       const kernel = await createTestKernel({
         plugins: [...servePlugins, otel],
-        config: { settings: { otel: { endpoint } }, services: { echo: echoService({ idleTimeout: false }) } },
+        // Shutdown waits for the last export at most shutdownTimeout (5 s by default): what is proven is that it ends.
+        config: { settings: { otel: { endpoint, shutdownTimeout: '500ms' } }, services: { echo: echoService({ idleTimeout: false }) } },
       });
       let closedIn = 0;
       try {
@@ -299,7 +300,7 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
         await kernel.close();
         closedIn = Date.now() - started;
       }
-      // The export on shutdown is bounded (5 s), whatever the collector does; generous for a loaded machine.
+      // The export on shutdown is bounded (shutdownTimeout), whatever the collector does; generous for a loaded machine.
       assert.ok(closedIn < 30_000, `shutdown took ${closedIn} ms`);
     }
     await waitFor(() => hanging.posts > 0, 'the hanging collector to have been posted to', 10_000);
@@ -378,7 +379,7 @@ describe('tracing (plugins/otel)', { timeout: 120_000 }, () => {
     try {
       kernel = await createTestKernel({
         plugins: [...servePlugins, metrics, otel],
-        config: { settings: { otel: { endpoint: hanging.url } }, services: { echo: echoService({ idleTimeout: false }) } },
+        config: { settings: { otel: { endpoint: hanging.url, shutdownTimeout: '500ms' } }, services: { echo: echoService({ idleTimeout: false }) } },
       });
     } finally {
       delete process.env.OTEL_BSP_MAX_QUEUE_SIZE;

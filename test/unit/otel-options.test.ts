@@ -10,6 +10,8 @@ test('off unless configured, and OTEL_SDK_DISABLED=true wins over everything', (
   assert.equal(resolveTracing(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'TRUE' }), null);
   assert.notEqual(resolveTracing({}, {}), null, '`otel: {}` turns it on, to the default collector');
   assert.equal(resolveTracing({}, {})?.tracesUrl, 'http://localhost:4318/v1/traces');
+  assert.equal(resolveTracing({}, {})?.shutdownMs, 5_000, 'shutdown waits 5 s for the last export unless told');
+  assert.equal(resolveTracing({ shutdownTimeout: 250 }, {})?.shutdownMs, 250);
 });
 
 test('endpoints: the config, then the traces variable (as it is), then the base variable (+ /v1/traces)', () => {
