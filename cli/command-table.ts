@@ -71,6 +71,11 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
     description: "Set an instance's share of {service}.{domain} traffic (0 to 100; 0 takes none)",
     load: instances,
   }],
+  ['snapshot', {
+    term: 'snapshot',
+    description: 'Named snapshots of an instance: its process and its DATA_DIR, taken together and restored together',
+    load: async () => (await import('./commands/snapshot.ts')).registerSnapshot,
+  }],
   ['move', {
     term: 'move <target>',
     description: 'Move an instance to another fleet node with its DATA_DIR (live with CRIU where it can)',

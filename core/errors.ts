@@ -75,6 +75,10 @@ const ERRORS = {
   /** A service with autoCreate already has its `max` instances: an unknown id is not created (503). */
   AUTO_CREATE_LIMIT: { status: 503, retryable: true },
   CONFLICT: { status: 409 },
+  /** A named snapshot larger than its service's `snapshots.maxBytes` even alone: not kept (plugins/snapshots). */
+  SNAPSHOT_BUDGET: { status: 507 },
+  /** A named snapshot could not be taken (CRIU's dump, the DATA_DIR copy or the archive failed; the instance runs on). */
+  SNAPSHOT_FAILED: { status: 500 },
   /** A deploy whose new instance exited or was not ready within its startupTimeout (rolled back). */
   DEPLOY_FAILED: { status: 502 },
   /** A deploy whose new instance was not running and healthy within the deploy's timeout (rolled back). */

@@ -30,6 +30,7 @@ export const TOOLS: ReadonlyArray<{ name: string; package: string | null; purpos
   { name: 'nft', package: 'nftables', purpose: 'egress rules and outbound NAT of private networks', usedBy: 'plugins/network/commands.ts' },
   { name: 'mkfs.ext4', package: 'e2fsprogs', purpose: 'limits.storage (a loop-mounted ext4 image per instance)', usedBy: 'plugins/storage/ext4.ts' },
   { name: 'haproxy', package: 'haproxy', purpose: "settings.edge: 'haproxy' (the production edge, docs/edge.md)", usedBy: 'plugins/edge-haproxy/check.ts' },
+  { name: 'zstd', package: 'zstd', purpose: 'named snapshots (`ten snapshot`: compressed archives, docs/snapshots.md)', usedBy: 'plugins/snapshots/archive.ts' },
 ];
 
 export interface DoctorReport {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { findSetpriv } from '../../core/process/tenant-launch.ts';
 import { criuPath } from './criu.ts';
+import { frozenStep } from './frozen.ts';
 import { seal, writeMeta, type ImageMeta } from './images.ts';
 
 const run = promisify(execFile);
@@ -23,6 +24,9 @@ export interface DumpTarget {
   user: { uid: number; gid: number } | null;
 }
 
+/** The step run while frozen failed: its reason, not CRIU's log (which only says the action script failed). */
+class FrozenStepError extends Error {}
+
 /** The last lines of a CRIU log worth reading (its RLIMIT_NOFILE complaint is on every run and harmless). */
 export function logTail(file: string): string {
   try {
@@ -32,8 +36,12 @@ export function logTail(file: string): string {
   }
 }
 
-/** Dumps `target` into `dir` (made here; removed on failure). Throws with CRIU's reason. */
-export async function dumpInstance(target: DumpTarget, dir: string): Promise<ImageMeta> {
+/**
+ * Dumps `target` into `dir` (made here; removed on failure). Throws with CRIU's reason. With `whileFrozen` the
+ * process is left running (`--leave-running`) and `whileFrozen` runs at CRIU's `post-dump` action: after the
+ * images are written, before CRIU thaws the tree (named snapshots copy DATA_DIR there: frozen.ts).
+ */
+export async function dumpInstance(target: DumpTarget, dir: string, whileFrozen?: (dir: string) => Promise<void>): Promise<ImageMeta> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { mode: 0o700 });
   const stdout = readlinkSync(`/proc/${target.pid}/fd/1`);
@@ -49,18 +57,35 @@ export async function dumpInstance(target: DumpTarget, dir: string): Promise<Ima
     rmSync(dir, { recursive: true, force: true });
     throw new Error('criu dump failed: the process uses io_uring (libuv in Node >= 22 does), which CRIU cannot checkpoint');
   }
-  const args = ['dump', '-t', String(target.pid), '-D', dir, '-o', 'dump.log', '--tcp-established', ...external];
+  const frozen = whileFrozen ? frozenStep(dir, whileFrozen) : null;
+  // A process left running keeps its connections, and by the time its image is restored their other ends are long
+  // gone: they are saved closed (`--tcp-close`), which also spares the running process CRIU's network lock.
+  const tcp = frozen ? '--tcp-close' : '--tcp-established';
+  const args = ['dump', '-t', String(target.pid), '-D', dir, '-o', 'dump.log', tcp, ...external];
+  if (frozen) args.push('--leave-running', '--action-script', frozen.script);
   const started = Date.now();
   try {
+    let dumped: Promise<unknown>;
     if (target.user && target.user.uid !== 0) {
       const { uid, gid } = target.user;
       const setpriv = findSetpriv('process');
-      await run(setpriv, [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', `--inh-caps=${DUMP_CAPS}`, `--ambient-caps=${DUMP_CAPS}`, criuPath(), ...args, '--unprivileged'], { timeout: 60_000 });
+      dumped = run(setpriv, [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', `--inh-caps=${DUMP_CAPS}`, `--ambient-caps=${DUMP_CAPS}`, criuPath(), ...args, '--unprivileged'], { timeout: 60_000 });
     } else {
-      await run(criuPath(), args, { timeout: 60_000 });
+      dumped = run(criuPath(), args, { timeout: 60_000 });
     }
+    let ran = true;
+    if (frozen) {
+      try {
+        ran = await frozen.run(dumped);
+      } catch (error) {
+        throw new FrozenStepError((error as Error).message);
+      }
+    }
+    await dumped;
+    if (!ran) throw new FrozenStepError('criu dump ended without running its post-dump action');
+    frozen?.clean();
   } catch (error) {
-    const reason = logTail(path.join(dir, 'dump.log')) || (error as Error).message;
+    const reason = error instanceof FrozenStepError ? error.message : logTail(path.join(dir, 'dump.log')) || (error as Error).message;
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`criu dump failed: ${reason}`);
   }

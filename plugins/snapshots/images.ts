@@ -74,6 +74,11 @@ export function readMeta(dir: string): ImageMeta | null {
   } catch {
     return null;
   }
+  return readMetaText(text);
+}
+
+/** An image's meta.json, checked field by field. */
+export function readMetaText(text: string): ImageMeta {
   const parsed: unknown = JSON.parse(text);
   if (!parsed || typeof parsed !== 'object') throw new Error('meta.json is not an object');
   const meta = parsed as Record<string, unknown>;

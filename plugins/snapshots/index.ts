@@ -8,6 +8,7 @@ import { criuStatus } from './criu.ts';
 import { dumpInstance } from './dump.ts';
 import { hasImage, imageDir, prepareParent, readMeta, removeImage, take } from './images.ts';
 import { restoreInstance } from './restore.ts';
+import { setupNamedSnapshots } from './named-setup.ts';
 import { setupMigration } from './migrate.ts';
 import { setupNamespaceSuspend } from './namespace.ts';
 import { snapshotsServiceFields } from './schema.ts';
@@ -56,6 +57,9 @@ export default definePlugin({
     setupMigration(ctx, criuProblem);
     // The namespace tier's sandboxes: the same life, their own dump and restore (namespace.ts).
     setupNamespaceSuspend(ctx, { suspends: (config) => suspends(config) && !refusal(config), criuProblem });
+
+    // Named snapshots (`ten snapshot`): taken while running, restored through the next spawn (named-setup.ts).
+    setupNamedSnapshots(ctx, criuProblem);
 
     ctx.hooks.afterSpawn.tap((handle: RunningHandle, spec: SpawnSpec): RunningHandle => {
       if (spec.tier !== 'process' || !suspends(spec.config) || refusal(spec.config) || spec.netns || handle.pid === null) return handle;
