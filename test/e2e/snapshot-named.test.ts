@@ -142,11 +142,17 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
     await get('app', 'alice', '/put?note=v2&added=later');
     assert.deepEqual(await get('app', 'alice', '/files'), { added: 'later', note: 'v2', starts: `${first.pid}\n` });
 
-    const restored = await call('POST', '/api/instances/app/alice/snapshots/before/restore', tenant('alice'));
+    // Requests sent once the running copy is stopping are held and served by the restored one.
+    const restoring = call('POST', '/api/instances/app/alice/snapshots/before/restore', tenant('alice'));
+    await waitFor(() => kernel.instances.get('app', 'alice')!.state !== 'running', 'the restore to stop the running copy', 60_000);
+    const herd = await Promise.all(Array.from({ length: 30 }, () => get('app', 'alice', '/n')));
+    const restored = await restoring;
     assert.equal(restored.status, 200, JSON.stringify(restored.json));
     assert.equal(restored.json.restored, true, String(restored.json.reason));
-    const back = await get('app', 'alice', '/n');
-    assert.deepEqual([back.count, back.pid], [3, first.pid], 'the memory of the snapshot: count was 2');
+    assert.equal(lines.filter((l) => l.msg === 'snapshot restored').length, 1, 'one restore');
+    // The snapshot's memory had count 2 (the running copy had reached 3): every request counted on from there.
+    assert.deepEqual(herd.map((r) => r.count).sort((a, b) => Number(a) - Number(b)), Array.from({ length: 30 }, (_, i) => i + 3), 'all served, by the restored memory');
+    assert.ok(herd.every((r) => r.pid === first.pid), 'the restored process (same pid)');
     assert.deepEqual(await get('app', 'alice', '/files'), { note: 'v1', starts: `${first.pid}\n` }, 'DATA_DIR as it was: the added file is gone, no cold start');
     assert.deepEqual(readdirSync(folder('app', 'alice')), ['before'], 'the snapshot stays; no scratch left');
   });
