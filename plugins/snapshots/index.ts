@@ -20,6 +20,9 @@ function refusal(config: ServiceConfig): string | null {
   if (config.isolation !== 'process' && config.isolation !== 'namespace') {
     return `isolation '${config.isolation}' cannot be suspended: only the process tier and the namespace tier are (sandbox instances run on gVisor's own kernel, which CRIU cannot save; microvm instances are VMs; wasm instances live inside Tenement)`;
   }
+  if (config.isolation === 'namespace' && config.network !== undefined && config.network !== 'host') {
+    return `isolation 'namespace' with network '${config.network}' cannot be suspended: its network namespace is made outside the sandbox's user namespace, and CRIU refuses a tree whose namespaces that user namespace does not own`;
+  }
   if (config.listen === 'socket') return "listen: 'socket' cannot be suspended: the socket's path is removed before each start, and a restored listener would lose it";
   return null;
 }

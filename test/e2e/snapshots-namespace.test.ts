@@ -236,11 +236,16 @@ describe('suspend-depth hibernation of the namespace tier', { skip, timeout: 300
   });
 });
 
-test("hibernate mode 'suspend' is refused at config time for the sandbox and microvm tiers, with the reason", { timeout: 60_000 }, async () => {
+test("hibernate mode 'suspend' is refused at config time for the sandbox and microvm tiers and a private network, with the reason", { timeout: 60_000 }, async () => {
   for (const isolation of ['sandbox', 'microvm']) {
     await assert.rejects(
       bootKernel({ plugins: [...servePlugins, snapshots], config: { services: { app: { command: 'node x.mjs', isolation, hibernate: { mode: 'suspend' } } } } }),
       (error: Error & { code?: string }) => /^TNM_ERR_/.test(error.code ?? '') && new RegExp(`services\\.app\\.hibernate\\.mode 'suspend': isolation '${isolation}'.*only the process tier and the namespace tier`).test(error.message),
     );
   }
+  // A sandbox in a network namespace of its own: CRIU refuses it (docs/snapshots.md), so the config does.
+  await assert.rejects(
+    bootKernel({ plugins: [...servePlugins, snapshots], config: { services: { app: { command: 'node x.mjs', isolation: 'namespace', network: 'private', hibernate: { mode: 'suspend' } } } } }),
+    (error: Error & { code?: string }) => /^TNM_ERR_/.test(error.code ?? '') && /isolation 'namespace' with network 'private' cannot be suspended/.test(error.message),
+  );
 });
