@@ -48,6 +48,8 @@ export interface MoveResult {
   /** From holding new requests to the target serving: what a client waited at most. */
   pauseMs: number;
   bytes: number;
+  /** Where the pause went, in ms: waiting for requests in flight, stopping (the final dump), packing, the target's pull and unpack, the placement's CAS, the target's start or restore. */
+  phases: { idle: number; stop: number; pack: number; transfer: number; switch: number; start: number };
 }
 
 interface Incoming {
@@ -153,7 +155,7 @@ export class Mover {
         // Nothing of it here (never run on this node): the placement alone moves.
         const started = Date.now();
         await placer.moveTo(placement, target);
-        return { service, id, from: self, to: target, mode: 'placement' as const, reason: 'nothing of the instance on this node', pauseMs: Date.now() - started, bytes: 0 };
+        return { service, id, from: self, to: target, mode: 'placement' as const, reason: 'nothing of the instance on this node', pauseMs: Date.now() - started, bytes: 0, phases: { idle: 0, stop: 0, pack: 0, transfer: 0, switch: Date.now() - started, start: 0 } };
       }
       return this.moveNow(placement, target, why);
     })().finally(() => this.moving.delete(key));
@@ -187,7 +189,7 @@ export class Mover {
         if (typeof answer === 'object') checkpointer = answer;
         else reason = answer ?? 'no plugin saves running processes here (the snapshots plugin is not loaded)';
         if (checkpointer) {
-          await checkpointer.preDump().catch((error: unknown) => this.ctx.log.warn({ instance: `${service}:${id}`, reason: errorMessage(error) }, 'fleet move: no pre-dump, the final dump copies everything'));
+          await checkpointer.preDump().catch((error: unknown) => this.ctx.log.info({ instance: `${service}:${id}`, reason: errorMessage(error) }, 'fleet move: no pre-dump, the final dump copies everything'));
         }
       } else if (own && reason === null) reason = `the instance is ${local.state}: nothing runs to be saved`;
 
@@ -195,8 +197,16 @@ export class Mover {
       pauseStart = Date.now();
       this.gates.set(key, new Promise<void>((resolve) => (release = resolve)));
       let live = false;
+      const phases = { idle: 0, stop: 0, pack: 0, transfer: 0, switch: 0, start: 0 };
+      let mark = pauseStart;
+      const lap = (phase: keyof typeof phases): void => {
+        const now = Date.now();
+        phases[phase] = now - mark;
+        mark = now;
+      };
       if (own && ACTIVE.has(local.state)) {
         await waitIdle(local, DRAIN_MS);
+        lap('idle');
         const outcome = checkpointer?.arm();
         stopped = true;
         await this.ctx.lifecycle.hibernate(local, `fleet: moving to ${to} (${why})`);
@@ -205,20 +215,25 @@ export class Mover {
           if (result.ok) live = true;
           else reason = result.reason;
         }
+        lap('stop');
       }
       const file = path.join(work, 'archive');
       const sources = [{ top: 'data', dir: this.ctx.paths.instanceDir(service, id) }, ...(live ? [{ top: 'images', dir: images }] : [])];
       const packed = pack(sources, file, this.options.maxBytes);
+      lap('pack');
       token = randomBytes(24).toString('base64url');
       this.outgoing.set(token, { file, to });
       await callNode(peer, '/api/fleet/internal/receive', { service, id, token, bytes: packed.bytes, sha256: packed.sha256, images: live }, CALL_MS);
+      lap('transfer');
       const moved = await this.options.placer.moveTo(placement, to);
+      lap('switch');
       switched = true;
       this.remember(key, to);
       const committed = await callNode<{ restored: boolean }>(peer, '/api/fleet/internal/commit', { service, id, placement: moved, start: stopped }, CALL_MS);
+      lap('start');
       const mode = !own || !stopped ? (own ? 'cold' : 'placement') : live && committed.restored ? 'live' : 'cold';
       if (live && !committed.restored) reason = `the target could not restore the images (its log says why): started cold`;
-      const result: MoveResult = { service, id, from: this.options.self, to, mode, reason: mode === 'live' ? null : reason, pauseMs: Date.now() - pauseStart, bytes: packed.bytes };
+      const result: MoveResult = { service, id, from: this.options.self, to, mode, reason: mode === 'live' ? null : reason, pauseMs: Date.now() - pauseStart, bytes: packed.bytes, phases };
       this.results.push(result);
       if (this.results.length > 1000) this.results.shift();
       this.ctx.log.info({ ...result }, 'fleet: instance moved');

@@ -88,8 +88,17 @@ function lend(dir: string, spec: SpawnSpec): void {
 
 export function setupMigration(ctx: PluginContext, criuProblem: () => Promise<string | null>): void {
   const live = new Map<string, Live>();
+  // Pre-dumps need soft-dirty page tracking (CONFIG_MEM_SOFT_DIRTY): without it the final dump copies everything.
+  let tracking: Promise<boolean> | null = null;
+  const tracksMemory = (): Promise<boolean> =>
+    (tracking ??= run(criuPath(), ['check', '--feature', 'mem_dirty_track'], { timeout: 30_000 }).then(
+      () => true,
+      () => false,
+    ));
   const incoming = (service: string, id: string): string => path.join(ctx.paths.dataDir, '.migrations', segment(service), segment(id));
   const keyOf = (service: string, id: string): string => `${service}\0${id}`;
+  // A fleet node may be the target of a live move at any time: `criu check` once now, not during a move's pause.
+  if ((ctx.settings as { fleet?: unknown }).fleet !== undefined && process.getuid?.() === 0) void criuProblem();
 
   ctx.hooks.afterSpawn.tap(
     (handle: RunningHandle, spec: SpawnSpec): RunningHandle => {
@@ -148,6 +157,7 @@ export function setupMigration(ctx: PluginContext, criuProblem: () => Promise<st
     if (usesIoUring(entry.pid)) return 'the process uses io_uring (libuv in Node >= 22 does), which CRIU cannot checkpoint';
     return {
       preDump: async () => {
+        if (!(await tracksMemory())) throw new Error('this kernel has no soft-dirty page tracking (criu check --feature mem_dirty_track): no pre-dump');
         const pre = path.join(dir, 'pre');
         rmSync(pre, { recursive: true, force: true });
         mkdirSync(pre, { mode: 0o700 });
