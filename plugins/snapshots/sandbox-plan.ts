@@ -7,7 +7,7 @@
  * - the layout of the sandbox's root (bwrap's tmpfs: the folders and links its mounts sit on). CRIU does not save
  *   a root mount's content: a restore rebuilds it as a folder and gives it as `--root`.
  */
-import { openSync, closeSync, fstatSync, readFileSync, readdirSync, readlinkSync, statSync, type Dirent } from 'node:fs';
+import { constants, openSync, closeSync, existsSync, fstatSync, readFileSync, readdirSync, readlinkSync, statSync, type BigIntStats, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { descendants } from '../../core/process/group.ts';
 
@@ -71,22 +71,38 @@ const mntIdOf = (fdinfo: string): number | null => {
   return match ? Number(match[1]) : null;
 };
 
+const DEV_NULL = { major: 1, minor: 3 };
+
+/**
+ * Whether a host file may be handed back to a restored sandbox: a restore opens it again as root, so only what
+ * bwrap's own start gives every sandbox qualifies (a root-owned file nobody else may write: bwrap and its
+ * libraries; the host's /dev/null). Anything else a tenant came to hold from outside (a file passed over a
+ * socket) is refused at the dump: the instance is stopped instead.
+ */
+export function handBackable(info: BigIntStats): boolean {
+  if (info.isCharacterDevice()) return Number(info.rdev >> 8n) === DEV_NULL.major && Number(info.rdev & 0xffn) === DEV_NULL.minor;
+  return info.isFile() && info.uid === 0n && (info.mode & 0o022n) === 0n;
+}
+
 /** Every file of the tree opened or mapped from a mount that is not in its mount namespace. */
 function externalFiles(pids: readonly number[], inside: Set<number>): ExternalFile[] {
   const found = new Map<string, string>();
-  const add = (mntId: number | null, ino: bigint, file: string): void => {
+  const add = (mntId: number | null, info: BigIntStats, file: string): void => {
     if (mntId === null || inside.has(mntId) || !file.startsWith('/')) return;
+    if (!handBackable(info)) throw new Error(`the sandbox holds ${file} from outside it, which is not a root-owned system file`);
     if (found.size >= MAX_FILES) throw new Error(`the sandbox holds more than ${MAX_FILES} files from outside it`);
-    found.set(`file[${mntId.toString(16)}:${ino.toString(16)}]`, file);
+    found.set(`file[${mntId.toString(16)}:${info.ino.toString(16)}]`, file);
   };
   for (const pid of pids) {
     for (const fd of readdirSync(`/proc/${pid}/fd`)) {
       try {
         const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
         if (!link.startsWith('/')) continue;
-        add(mntIdOf(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')), statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }).ino, link);
-      } catch {
-        // Closed meanwhile.
+        add(mntIdOf(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')), statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }), link);
+      } catch (error) {
+        // Closed meanwhile (a refusal is rethrown).
+        if (!existsSync(`/proc/${pid}/fd/${fd}`)) continue;
+        throw error;
       }
     }
     for (const range of readdirSync(`/proc/${pid}/map_files`)) {
@@ -98,7 +114,7 @@ function externalFiles(pids: readonly number[], inside: Set<number>): ExternalFi
         continue;
       }
       try {
-        add(mntIdOf(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')), fstatSync(fd, { bigint: true }).ino, readlinkSync(file));
+        add(mntIdOf(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')), fstatSync(fd, { bigint: true }), readlinkSync(file));
       } finally {
         closeSync(fd);
       }
@@ -144,6 +160,24 @@ export function sandboxPlan(init: number): SandboxPlan {
 }
 
 const KEY = /^file\[[0-9a-f]{1,16}:[0-9a-f]{1,16}\]$/;
+
+/**
+ * Opens an external file of a plan again (as root, for `--inherit-fd`), only if it is still the file the dump
+ * saw (same inode) and still one a sandbox may be handed: a path swapped meanwhile is never followed into.
+ */
+export function openExternal(file: ExternalFile): number {
+  const fd = openSync(file.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const info = fstatSync(fd, { bigint: true });
+    const ino = /:([0-9a-f]+)\]$/.exec(file.key)?.[1];
+    if (ino === undefined || info.ino !== BigInt(`0x${ino}`)) throw new Error(`${file.path} is not the file the dump saw`);
+    if (!handBackable(info)) throw new Error(`${file.path} is not a root-owned system file`);
+    return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
 
 /** A plan read back from an image, checked: keys CRIU's, paths absolute, root entries relative without `..`. */
 export function parsePlan(text: string): SandboxPlan {

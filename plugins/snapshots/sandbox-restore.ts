@@ -8,7 +8,7 @@
  * namespace's own pids are kept), read from `--pidfile`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { descendants, waitGroupGone } from '../../core/process/group.ts';
 import { LineSplitter } from '../../core/log-buffer.ts';
@@ -17,7 +17,7 @@ import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { criuPath } from './criu.ts';
 import { logTail } from './dump.ts';
 import type { ImageMeta } from './images.ts';
-import { nsPids, parsePlan, type RootEntry } from './sandbox-plan.ts';
+import { nsPids, openExternal, parsePlan, type RootEntry } from './sandbox-plan.ts';
 import { SANDBOX_PLAN } from './sandbox-dump.ts';
 
 const RESUMED = 'resumed';
@@ -100,7 +100,7 @@ export async function restoreSandbox(spec: SpawnSpec, dir: string, root: string,
   let criu: ChildProcess;
   try {
     for (const [index, file] of plan.files.entries()) {
-      fds.push(openSync(file.path, 'r'));
+      fds.push(openExternal(file));
       args.push('--inherit-fd', `fd[${3 + index}]:${file.key}`);
     }
     criu = spawn(criuPath(), args, { detached: true, stdio: ['ignore', 'pipe', 'pipe', ...fds], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
