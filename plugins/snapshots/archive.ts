@@ -10,16 +10,18 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const TIMEOUT_MS = 300_000;
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+/** The apt package `zstd` (`ten doctor` lists it); tar runs it. */
+const ZSTD = 'zstd';
 
 /** Packs `names` (folders of `dir`) into `archive`. */
 export async function pack(dir: string, names: readonly string[], archive: string): Promise<void> {
-  await run('tar', ['--numeric-owner', '--use-compress-program=zstd -1 -q', '-C', dir, '-cf', archive, '--', ...names], { timeout: TIMEOUT_MS, env: ENV });
+  await run('tar', ['--numeric-owner', `--use-compress-program=${ZSTD} -1 -q`, '-C', dir, '-cf', archive, '--', ...names], { timeout: TIMEOUT_MS, env: ENV });
 }
 
 /** Extracts `archive` into `dir` (an existing, empty folder), owners and modes as packed. */
 export async function unpack(archive: string, dir: string): Promise<void> {
   try {
-    await run('tar', ['--numeric-owner', '--same-owner', '--preserve-permissions', '--use-compress-program=zstd -q', '-C', dir, '-xf', archive], { timeout: TIMEOUT_MS, env: ENV });
+    await run('tar', ['--numeric-owner', '--same-owner', '--preserve-permissions', `--use-compress-program=${ZSTD} -q`, '-C', dir, '-xf', archive], { timeout: TIMEOUT_MS, env: ENV });
   } catch (error) {
     const said = String((error as { stderr?: string }).stderr ?? '').trim().split('\n').slice(-2).join(' ');
     throw new Error(`the snapshot archive cannot be read: ${said || (error as Error).message}`);

@@ -433,7 +433,7 @@ test('doctor --json starts a tiny app in each tier the host can run, and says wh
   assert.ok([1, 2, null].includes(report.cgroup.version));
   assert.deepEqual(
     report.tools.map((tool) => tool.name),
-    ['bwrap', 'runsc', 'qemu-system-x86_64', 'firecracker', 'busybox', 'setpriv', 'ip', 'nft', 'mkfs.ext4', 'haproxy'],
+    ['bwrap', 'runsc', 'qemu-system-x86_64', 'firecracker', 'busybox', 'setpriv', 'ip', 'nft', 'mkfs.ext4', 'haproxy', 'zstd'],
   );
   assert.equal(report.tools.find((tool) => tool.name === 'bwrap')?.package, 'bubblewrap');
   // Only tools some code runs: each is named, quoted, in the file that runs it (criu, listed once, was in none).
