@@ -14,7 +14,7 @@ import { bootKernel, type BootedKernel } from '../../core/boot.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
 import snapshots from '../../plugins/snapshots/index.ts';
 import { criuStatus } from '../../plugins/snapshots/criu.ts';
-import { onPath, request, servePlugins } from '../helpers.ts';
+import { onPath, request, servePlugins, waitFor } from '../helpers.ts';
 
 const APP = `import http from 'node:http';
 import fs from 'node:fs';
@@ -189,6 +189,13 @@ describe('suspend-depth hibernation of the namespace tier', { skip, timeout: 300
     await suspend('alice');
     assert.equal((await count('alice')).count, 4);
     assert.equal(starts('alice'), 1);
+
+    // A restored app that dies is seen dying (CRIU, the init's parent, exits): the restart policy starts it cold.
+    const app = sandboxProcesses('alice').find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('app.mjs'));
+    assert.ok(app !== undefined, 'the restored app is found');
+    process.kill(app, 'SIGKILL');
+    await waitFor(() => starts('alice') === 2 && kernel.instances.get('app', 'alice')?.state === 'running', 'a cold restart after the restored app died', 60_000);
+    assert.equal((await count('alice')).count, 1);
 
     // Images and the restored root folder go with the instance.
     await suspend('alice');
