@@ -135,8 +135,9 @@ test('replicas follow a ramp of 1 -> 20 -> 1 concurrent clients; no request fail
   assert.equal(upEvent.metric, 'concurrency');
   assert.ok(upEvent.value >= 4, `the window's value is said (${upEvent.value})`);
   assert.match(upEvent.reason, /concurrency [\d.]+ over the (panic|stable) window .*target 4 per replica: \d+ -> \d+/);
-  // Let the new replicas serve some of the load.
-  await sleep(3_000);
+  // Until the new replicas serve some of the load (the wait is the assertion: it fails when they never do).
+  const servedBy = (): Set<string> => new Set(load.replies.filter((r) => r.status === 200).map((r) => String(r.headers['x-instance'])));
+  await waitFor(() => servedBy().size >= 3, 'requests spread over three replicas', 30_000).catch(() => undefined);
   const replicaServed = load.replies.filter((r) => r.status === 200 && /^web:r-/.test(String(r.headers['x-instance']))).length;
   assert.ok(replicaServed > 0, 'the replicas served requests');
   const ids = new Set(load.replies.map((r) => String(r.headers['x-instance'])));
