@@ -13,6 +13,8 @@ import { pino } from 'pino';
 import { bootKernel, type BootedKernel } from '../../core/boot.ts';
 import namespaceRuntime from '../../runtimes/namespace/index.ts';
 import snapshots from '../../plugins/snapshots/index.ts';
+import cgroups from '../../plugins/cgroups/index.ts';
+import { detectCgroups, missingFor } from '../../plugins/cgroups/detect.ts';
 import { criuStatus } from '../../plugins/snapshots/criu.ts';
 import { onPath, request, servePlugins, waitFor } from '../helpers.ts';
 
@@ -60,6 +62,8 @@ function dumpableNode(): string | null {
   return null;
 }
 const NODE = status.usable ? dumpableNode() : null;
+// With cgroup limits where the host can enforce them (as ten serve has): the restored tree must join them.
+const withCgroups = missingFor(detectCgroups(), ['memory', 'pids']) === null;
 const skip =
   process.getuid?.() !== 0
     ? 'needs root: CRIU saves and restores other uids'
@@ -82,7 +86,7 @@ describe('suspend-depth hibernation of the namespace tier', { skip, timeout: 300
     writeFileSync(path.join(appDir, 'app.mjs'), APP, { mode: 0o644 });
     const logger = pino({ level: 'info', base: undefined }, { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
     kernel = await bootKernel({
-      plugins: [...servePlugins, namespaceRuntime, snapshots],
+      plugins: [...servePlugins, namespaceRuntime, ...(withCgroups ? [cgroups] : []), snapshots],
       logger,
       config: {
         services: {
@@ -95,6 +99,7 @@ describe('suspend-depth hibernation of the namespace tier', { skip, timeout: 300
             idleTimeout: 0,
             wakeQueue: 500,
             hibernate: { mode: 'suspend' },
+            ...(withCgroups ? { limits: { memory: '256MB', pids: 200 } } : {}),
           },
         },
       },
@@ -145,6 +150,8 @@ describe('suspend-depth hibernation of the namespace tier', { skip, timeout: 300
     assert.equal((await count('alice')).count, 2);
     const before = await get<Check>('alice', '/check');
     const tenantUid = statSync(kernel.instanceDir('app', 'alice')).uid;
+    const appPid = (): number => sandboxProcesses('alice').find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('app.mjs'))!;
+    const cgroupsBefore = readFileSync(`/proc/${appPid()}/cgroup`, 'utf8');
     assert.notEqual(tenantUid, 0);
 
     await suspend('alice');
@@ -184,6 +191,7 @@ describe('suspend-depth hibernation of the namespace tier', { skip, timeout: 300
       assert.match(procStatus, /^NSpid:\t\d+\t\d+$/m, `pid ${pid} is in a pid namespace`);
       assert.equal(readFileSync(`/proc/${pid}/uid_map`, 'utf8').trim().split(/\s+/).join(' '), `0 ${tenantUid} 1`);
     }
+    if (withCgroups) assert.equal(readFileSync(`/proc/${appPid()}/cgroup`, 'utf8'), cgroupsBefore, "the restored app is in the instance's cgroups again");
 
     // A restored sandbox suspends and restores again.
     await suspend('alice');
@@ -191,7 +199,7 @@ describe('suspend-depth hibernation of the namespace tier', { skip, timeout: 300
     assert.equal(starts('alice'), 1);
 
     // A restored app that dies is seen dying (CRIU, the init's parent, exits): the restart policy starts it cold.
-    const app = sandboxProcesses('alice').find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('app.mjs'));
+    const app = appPid();
     assert.ok(app !== undefined, 'the restored app is found');
     process.kill(app, 'SIGKILL');
     await waitFor(() => starts('alice') === 2 && kernel.instances.get('app', 'alice')?.state === 'running', 'a cold restart after the restored app died', 60_000);
