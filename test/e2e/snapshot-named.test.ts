@@ -157,17 +157,20 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
     assert.deepEqual(readdirSync(folder('app', 'alice')), ['before'], 'the snapshot stays; no scratch left');
   });
 
-  test('list, delete, and retention deletes the oldest', async () => {
-    assert.deepEqual(await names('alice'), ['before']);
-    for (const name of ['second', 'third']) assert.equal((await call('POST', '/api/instances/app/alice/snapshots', ADMIN, { name })).status, 201);
-    assert.deepEqual(await names('alice'), ['second', 'third'], 'keep: 2');
-    const taken = await call('POST', '/api/instances/app/alice/snapshots', ADMIN, { name: 'third' });
+  test('list, delete, retention deletes the oldest, and snapshots go with their instance', async () => {
+    await kernel.spawnInstance('app', 'dave');
+    for (const name of ['first', 'second', 'third']) assert.equal((await call('POST', '/api/instances/app/dave/snapshots', ADMIN, { name })).status, 201);
+    assert.deepEqual(await names('dave'), ['second', 'third'], 'keep: 2, the oldest went');
+    const taken = await call('POST', '/api/instances/app/dave/snapshots', ADMIN, { name: 'third' });
     assert.deepEqual([taken.status, taken.code], [409, 'TNM_ERR_CONFLICT']);
-    assert.equal((await call('DELETE', '/api/instances/app/alice/snapshots/second', ADMIN)).status, 200);
-    assert.deepEqual(await names('alice'), ['third']);
-    assert.deepEqual((await call('DELETE', '/api/instances/app/alice/snapshots/second', ADMIN)).code, 'TNM_ERR_NOT_FOUND');
-    const all = await call('GET', '/api/snapshots', ADMIN);
-    assert.deepEqual((all.json.snapshots as Array<{ id: string; name: string }>).map((s) => `${s.id}/${s.name}`), ['alice/third']);
+    assert.equal((await call('DELETE', '/api/instances/app/dave/snapshots/second', ADMIN)).status, 200);
+    assert.deepEqual(await names('dave'), ['third']);
+    assert.deepEqual((await call('DELETE', '/api/instances/app/dave/snapshots/second', ADMIN)).code, 'TNM_ERR_NOT_FOUND');
+    const all = await call('GET', '/api/snapshots?service=app', ADMIN);
+    assert.ok((all.json.snapshots as Array<{ id: string; name: string }>).some((s) => s.id === 'dave' && s.name === 'third'));
+    assert.deepEqual(readdirSync(folder('app', 'dave')), ['third'], 'no scratch left');
+    await kernel.removeInstance(kernel.instances.get('app', 'dave')!);
+    assert.equal(existsSync(folder('app', 'dave')), false, 'removed with the instance');
   });
 
   test('a snapshot larger than maxBytes alone is refused, and nothing is left of it', async () => {
@@ -181,18 +184,20 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
 
   test("a tenant token reaches its own instances' snapshots only; hostile names are 400", async () => {
     await kernel.spawnInstance('app', 'bob');
+    await kernel.spawnInstance('app', 'eve');
+    assert.equal((await call('POST', '/api/instances/app/eve/snapshots', tenant('eve'), { name: 'before' })).status, 201);
     const bob = tenant('bob');
     for (const [method, url, body] of [
-      ['GET', '/api/instances/app/alice/snapshots', undefined],
-      ['POST', '/api/instances/app/alice/snapshots', { name: 'mine' }],
-      ['POST', '/api/instances/app/alice/snapshots/third/restore', undefined],
-      ['DELETE', '/api/instances/app/alice/snapshots/third', undefined],
+      ['GET', '/api/instances/app/eve/snapshots', undefined],
+      ['POST', '/api/instances/app/eve/snapshots', { name: 'mine' }],
+      ['POST', '/api/instances/app/eve/snapshots/before/restore', undefined],
+      ['DELETE', '/api/instances/app/eve/snapshots/before', undefined],
     ] as const) {
       const answer = await call(method, url, bob, body);
       assert.deepEqual([answer.status, answer.code], [404, 'TNM_ERR_UNKNOWN_INSTANCE'], `${method} ${url}`);
     }
-    assert.deepEqual((await call('GET', '/api/snapshots', bob)).json.snapshots, [], "bob sees none of alice's");
-    assert.deepEqual(await names('alice'), ['third'], 'untouched');
+    assert.deepEqual((await call('GET', '/api/snapshots', bob)).json.snapshots, [], "bob sees none of eve's");
+    assert.deepEqual(await names('eve'), ['before'], 'untouched');
 
     for (const name of ['__proto__', 'constructor', 'prototype', 'A', '-x', '.new-x', '..', 'a'.repeat(64), 'x'.repeat(300), 'a/b', '']) {
       const created = await call('POST', '/api/instances/app/bob/snapshots', bob, { name });
@@ -209,12 +214,13 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
   });
 
   test('a damaged image falls back to a cold start on the restored DATA_DIR, with the reason', async () => {
-    const before = await get('app', 'bob', '/n');
-    await get('app', 'bob', '/put?note=snap');
-    assert.equal((await call('POST', '/api/instances/app/bob/snapshots', ADMIN, { name: 'bad' })).status, 201);
-    await get('app', 'bob', '/put?note=later&extra=1');
+    await kernel.spawnInstance('app', 'carol');
+    const before = await get('app', 'carol', '/n');
+    await get('app', 'carol', '/put?note=snap');
+    assert.equal((await call('POST', '/api/instances/app/carol/snapshots', ADMIN, { name: 'bad' })).status, 201);
+    await get('app', 'carol', '/put?note=later&extra=1');
     // Damage the process image inside the archive, keep it a valid archive.
-    const archive = path.join(folder('app', 'bob'), 'bad', 'snapshot.tar.zst');
+    const archive = path.join(folder('app', 'carol'), 'bad', 'snapshot.tar.zst');
     const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-snapbad-'));
     try {
       await unpack(archive, work);
@@ -226,23 +232,17 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
-    const restored = await call('POST', '/api/instances/app/bob/snapshots/bad/restore', ADMIN);
+    const restored = await call('POST', '/api/instances/app/carol/snapshots/bad/restore', ADMIN);
     assert.equal(restored.status, 200, JSON.stringify(restored.json));
     assert.equal(restored.json.restored, false);
     assert.match(String(restored.json.reason), /criu restore failed/);
-    assert.ok(lines.some((l) => l.msg === 'snapshot restore failed: starting cold on its DATA_DIR' && l.instance === 'app:bob'));
-    const cold = await get('app', 'bob', '/n');
+    assert.ok(lines.some((l) => l.msg === 'snapshot restore failed: starting cold on its DATA_DIR' && l.instance === 'app:carol'));
+    const cold = await get('app', 'carol', '/n');
     assert.equal(cold.count, 1, 'a fresh process');
-    const files = await get('app', 'bob', '/files');
+    const files = await get('app', 'carol', '/files');
     assert.deepEqual(Object.keys(files), ['note', 'starts']);
     assert.equal(files.note, 'snap', 'DATA_DIR of the snapshot');
     assert.equal(files.starts, `${before.pid}\n${cold.pid}\n`, "the snapshot's start, then the cold start");
-  });
-
-  test('snapshots go with their instance', async () => {
-    assert.ok(existsSync(folder('app', 'alice')));
-    await kernel.removeInstance(kernel.instances.get('app', 'alice')!);
-    assert.equal(existsSync(folder('app', 'alice')), false);
   });
 });
 
