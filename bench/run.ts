@@ -12,6 +12,7 @@
  *   npm run bench -- lb            # load balancing: p99 under p2c and least-requests vs weighted, one instance slowed (needs wrk)
  *   npm run bench -- autoscale     # autoscaling: reaction time to a step 1 -> 50 clients, p99 against a pre-scaled pool (opt-in)
  *   npm run bench -- discovery     # service discovery: DNS lookup vs a bare dns-packet echo, a call by name vs by tenant host (opt-in)
+ *   npm run bench -- migrate       # moving an instance between fleet nodes under load, live (CRIU) vs stop-copy-start (needs root, nats-server, CRIU; not in the default set)
  *   npm run bench -- suspend       # wake from suspend (CRIU restore) vs cold wake, 100 ms and 1 s apps (needs root and npm run fetch:criu; not in the default set)
  *
  * Needs wrk and nginx for the proxy benchmark:  apt-get install -y nginx-light wrk
@@ -30,6 +31,7 @@ import { formatLb, runLbBench, type LbBenchResult } from './lb.ts';
 import { formatAutoscale, runAutoscaleBench, type AutoscaleBenchResult } from './autoscale.ts';
 import { formatDiscovery, runDiscoveryBench, type DiscoveryBenchResult } from './discovery.ts';
 import { formatSuspend, runSuspendBench, type SuspendBenchResult } from './suspend.ts';
+import { formatMigrate, runMigrateBench, type MigrateBenchResult } from './migrate.ts';
 import { formatLogsSearch, runLogsSearchBench, type LogsSearchResult } from './logs-search.ts';
 import { ROOT, fmt, fmtInt, median, requireTools, table, writeJson, type Goal } from './lib.ts';
 import { formatOtel, runOtelBench, type OtelBenchResult } from './otel.ts';
@@ -37,10 +39,10 @@ import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 import { formatSoak, runSoakBench, soakOptionsFromEnv, type SoakResult } from './soak.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'lb', 'isolation', 'soak', 'fleet', 'suspend', 'autoscale', 'discovery'] as const;
+const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'lb', 'isolation', 'soak', 'fleet', 'suspend', 'migrate', 'autoscale', 'discovery'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
-const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet', 'suspend', 'autoscale', 'discovery']);
+const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet', 'suspend', 'migrate', 'autoscale', 'discovery']);
 
 const args = process.argv.slice(2);
 const chosen = args.filter((a): a is Name => (NAMES as readonly string[]).includes(a));
@@ -72,6 +74,7 @@ let lb: LbBenchResult | null = null;
 let autoscaleResult: AutoscaleBenchResult | null = null;
 let discoveryResult: DiscoveryBenchResult | null = null;
 let suspend: SuspendBenchResult | null = null;
+let migrate: MigrateBenchResult | null = null;
 
 async function attempt<T>(name: string, run: () => Promise<T>): Promise<T | null> {
   try {
@@ -155,6 +158,10 @@ if (selected.has('discovery')) {
 if (selected.has('suspend')) {
   suspend = await attempt('suspend', () => runSuspendBench());
   if (suspend) out(`\n${formatSuspend(suspend)}\n`);
+}
+if (selected.has('migrate')) {
+  migrate = await attempt('migrate', () => runMigrateBench());
+  if (migrate) out(`\n${formatMigrate(migrate)}\n`);
 }
 if (selected.has('isolation')) {
   isolation = await attempt('isolation', () => runIsolationBench());
@@ -274,6 +281,7 @@ if (discoveryResult) {
   goals.push(...discoveryResult.goals);
 }
 if (suspend) goals.push(...suspend.goals);
+if (migrate) goals.push(...migrate.goals);
 
 if (soak) {
   const first = soak.samples[0];
@@ -315,6 +323,7 @@ writeJson(path.join(resultsDir, 'bench-results.json'), {
   fleet,
   lb,
   suspend,
+  migrate,
   autoscale: autoscaleResult,
   discovery: discoveryResult,
   goals,

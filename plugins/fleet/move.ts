@@ -183,7 +183,8 @@ export class Mover {
       // A restored process keeps its environment and working folder: DATA_DIR's path must be the same on both nodes.
       const there = own && local.state === 'running' ? (await callNode<{ dataDir: string }>(peer, '/api/fleet/internal/prepare', { service, id }, CALL_MS)).dataDir : null;
       const here = this.ctx.paths.instanceDir(service, id);
-      if (there !== null && there !== here) reason = `DATA_DIR is ${here} here and ${there} on ${to}: a restored process would keep the old path (give the nodes the same settings.dataDir for live moves)`;
+      if (there !== null && this.ctx.services.get(service)?.fleet?.live === false) reason = `services.${service}.fleet.live is false`;
+      else if (there !== null && there !== here) reason = `DATA_DIR is ${here} here and ${there} on ${to}: a restored process would keep the old path (give the nodes the same settings.dataDir for live moves)`;
       else if (own && local.state === 'running') {
         const answer = await this.ctx.migration.checkpoint({ instance: local, dir: images });
         if (typeof answer === 'object') checkpointer = answer;

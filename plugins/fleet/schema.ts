@@ -113,5 +113,11 @@ export const fleetSettingsFields = {
 
 export const fleetServiceFields = {
   /** Where the service's instances may run in a fleet: only on nodes carrying every one of these labels. */
-  fleet: z.strictObject({ labels: labels.default({}) }).optional(),
+  fleet: z
+    .strictObject({
+      labels: labels.default({}),
+      /** false: a move (`ten move`, drain) always stops, copies and starts the instance, never saves its process (docs/fleet-move.md). */
+      live: z.boolean().default(true),
+    })
+    .optional(),
 };

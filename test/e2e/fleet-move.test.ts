@@ -7,7 +7,7 @@
 // signature are refused; a move to a node with another data path falls back to stop-copy-start, saying why.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -19,6 +19,7 @@ import { natsServerAvailable, startNatsCluster, type NatsCluster } from '../nats
 import type { ServiceInput } from '../../core/config/schema.ts';
 import { fleetOf, type FleetNode } from '../../plugins/fleet/index.ts';
 import { FLEET_SECRET, closeNode, startNode, type TestNode } from '../fleet-harness.ts';
+import { startChildNode, type MoveNode } from '../fleet-child-node.ts';
 
 const APP = `import http from 'node:http';
 import fs from 'node:fs';
@@ -64,53 +65,6 @@ const skip = !natsServerAvailable()
     ? 'needs root: the second node runs in a mount namespace of its own (unshare -m), and CRIU needs root'
     : false;
 const LIVE = NODE !== null;
-const CHILD = path.join(import.meta.dirname, '..', 'fleet-node-process.ts');
-
-interface MoveNode {
-  id: string;
-  url: string;
-  /** Where the test reads the node's files (the second node's private folder, mounted over the shared path). */
-  files: string;
-  close(): Promise<void>;
-}
-
-/** The second node: a child in a mount namespace of its own, its `files` mounted over `dataDir` there. */
-async function startChildNode(id: string, servers: string[], services: Record<string, ServiceInput>, dataDir: string, files: string): Promise<MoveNode> {
-  const child: ChildProcess = spawn('unshare', ['-m', '--propagation', 'private', process.execPath, '--import', 'tsx', CHILD], {
-    env: { ...process.env, FLEET_NODE: JSON.stringify({ id, servers, services, dataDir, privateDir: files, secret: FLEET_SECRET }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`node ${id} did not start: ${stderr}`)), 60_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{"url"'));
-      if (line) {
-        clearTimeout(timer);
-        resolve((JSON.parse(line) as { url: string }).url);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`node ${id} exited with ${code}: ${stderr}`));
-    });
-  });
-  return {
-    id,
-    url,
-    files,
-    async close() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(killer);
-    },
-  };
-}
 
 describe('fleet: moving an instance with its data', { skip, timeout: 240_000 }, () => {
   let cluster: NatsCluster;
