@@ -194,7 +194,7 @@ async function adoptWarm(spec: SpawnSpec, settings: SandboxSettings, flags: read
   if (!warm) return null;
   // Independent of each other, and both must be done before the instance's container starts.
   const [joined, named] = await Promise.all([
-    !spec.cgroupProcs?.length || joinCgroups(spec.cgroupProcs, warmProcesses(warm)),
+    !spec.cgroupProcs?.length || joinCgroups(spec.cgroupProcs, () => warmProcesses(warm)),
     settings.pool!.name(warm, hostname),
   ]);
   if (joined && named) return warm;
@@ -206,12 +206,29 @@ async function adoptWarm(spec: SpawnSpec, settings: SandboxSettings, flags: read
  * Moves a warm sandbox's running processes into the instance's cgroups (what a cold start gets by starting
  * runsc in them): everything they start from now on, the app's stubs included, is counted and limited there.
  * Memory the idle sandbox already had stays charged where it was booted. False when a cgroup cannot be joined.
+ *
+ * The sandbox may be forking while it is moved (the ptrace platform makes stubs from a stub of its own): a
+ * process forked after the tree was read, by a parent not yet moved, would stay outside with everything it later
+ * holds (seen: the app's stub, hoarding gigabytes past a 256 MB limit). So the tree is read again until a reading
+ * finds nothing new: then every process alive was moved, and whatever they fork is born inside.
  */
-async function joinCgroups(procsFiles: readonly string[], pids: readonly number[]): Promise<boolean> {
+async function joinCgroups(procsFiles: readonly string[], tree: () => readonly number[]): Promise<boolean> {
+  const moved = new Set<number>();
   try {
-    for (const file of procsFiles) for (const pid of pids) await writeFile(file, String(pid));
-    return true;
+    for (let round = 0; round < JOIN_ROUNDS; round++) {
+      const fresh = tree().filter((pid) => !moved.has(pid));
+      if (fresh.length === 0) return true;
+      for (const pid of fresh) {
+        for (const file of procsFiles) await writeFile(file, String(pid));
+        moved.add(pid);
+      }
+    }
+    // Still forking after this many rounds: not a sandbox at rest, so not one to hand out.
+    return false;
   } catch {
     return false;
   }
 }
+
+/** Readings of a warm sandbox's tree before giving up on moving it (an idle one settles in two). */
+const JOIN_ROUNDS = 8;

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { ServiceInput } from '../../core/config/schema.ts';
+import { processTree } from '../../core/process/tree.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import cgroups from '../../plugins/cgroups/index.ts';
 import sandboxRuntime from '../../runtimes/sandbox/index.ts';
@@ -142,6 +143,10 @@ describe('sandbox tier: warm sandboxes', { timeout: 300_000, skip }, () => {
     const memoryCgroup = /^\d+:memory:(.*)$/m.exec(readFileSync(`/proc/${sentry}/cgroup`, 'utf8'))?.[1] ?? '';
     const leaderCgroup = /^\d+:memory:(.*)$/m.exec(readFileSync(`/proc/${instance.handle!.pid}/cgroup`, 'utf8'))?.[1] ?? '';
     assert.equal(memoryCgroup, leaderCgroup, "the warm sentry is in the instance's memory cgroup");
+    // The sentry and every stub it made (the app's among them, holding its memory): a stub forked while the warm
+    // sandbox was being moved once stayed outside, and the hoard below then grew past the limit unseen.
+    const memoryOf = (pid: number) => /^\d+:memory:(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1];
+    assert.deepEqual(processTree(sentry).map((pid) => [pid, memoryOf(pid)]).filter(([, cgroup]) => cgroup !== leaderCgroup), [], 'no sandbox process outside the memory cgroup');
 
     const forks = JSON.parse((await request(kernel, 'a.bomb.localhost', '/fork?n=100')).body) as { ok: number; failed: number };
     assert.ok(forks.failed > 0 && forks.ok < 64, `the pids limit refuses forks: ${JSON.stringify(forks)}`);
