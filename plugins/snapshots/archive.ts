@@ -29,6 +29,6 @@ export async function unpack(archive: string, dir: string): Promise<void> {
 }
 
 /** Copies folder `from` to `to` as root: owners, modes, times, links (reflinked where the filesystem can). */
-export async function copyTree(from: string, to: string): Promise<void> {
-  await run('cp', ['-a', '--reflink=auto', '--', from, to], { timeout: TIMEOUT_MS, env: ENV });
+export async function copyTree(from: string, to: string, timeoutMs = TIMEOUT_MS): Promise<void> {
+  await run('cp', ['-a', '--reflink=auto', '--', from, to], { timeout: timeoutMs, env: ENV });
 }

@@ -5,7 +5,7 @@
  * restore stops the running copy, and the next spawn of the instance (the wake path: one per herd, requests held)
  * puts DATA_DIR back and restores the image; when the image fails it starts cold on the restored DATA_DIR.
  */
-import { chmodSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { InstanceView } from '../../core/instance.ts';
@@ -165,6 +165,8 @@ export class NamedSnapshots {
       const pid = handle.pid;
       const credentials = credentialsOf(pid);
       const dataDir = this.ctx.paths.instanceDir(service, id);
+      // What a server that stopped mid-way left (operations on this instance are serialized: none runs now).
+      removeScratch(dir);
       const work = scratch(this.dataDir, dir, 'new');
       try {
         let thawedAt = 0;
@@ -173,7 +175,8 @@ export class NamedSnapshots {
           { service, id, pid, host: handle.address.host, port: handle.address.port, user: credentials && credentials.uid !== 0 ? credentials : null },
           path.join(work, 'image'),
           async () => {
-            await copyTree(dataDir, path.join(work, 'data'));
+            // Within the action script's minute, so a copy too slow fails here rather than racing CRIU's thaw.
+            await copyTree(dataDir, path.join(work, 'data'), 50_000);
             thawedAt = Date.now();
           },
         ).catch((error: Error) => {
@@ -241,6 +244,7 @@ export class NamedSnapshots {
         throw new TenementError(ErrorCodes.CONFLICT, `snapshot '${name}' is of ${meta.image.service}:${meta.image.id}, not ${instance.key}: refused`);
       }
       // Unpacked before anything stops: an unreadable archive leaves the running copy alone.
+      removeScratch(dir);
       const work = scratch(this.dataDir, dir, 'restore');
       try {
         await unpack(path.join(dir, name, ARCHIVE), work);
@@ -262,6 +266,8 @@ export class NamedSnapshots {
         const result = await outcome;
         return { ...result, snapshot: viewOf(meta), state: this.ctx.instances.get(service, id)?.state ?? 'removed' };
       } finally {
+        // A restart that failed before the spawn leaves the restore waiting: its files go now, so it must go too.
+        if (this.pending.get(instance.key)?.work === work) this.forget(instance.key);
         rmSync(work, { recursive: true, force: true });
       }
     });
@@ -277,10 +283,16 @@ export class NamedSnapshots {
     const pending = this.pending.get(key);
     if (!pending) return undefined;
     this.pending.delete(key);
+    const copy = path.join(pending.work, 'data');
+    if (!existsSync(copy)) {
+      // Never empty a DATA_DIR without the copy to put in its place.
+      pending.settle({ restored: false, reason: 'the unpacked snapshot is gone', restoreMs: 0 });
+      return undefined;
+    }
     try {
       emptyFolder(spec.dataDir);
       // `data/.`: its content and its own owner and mode (path.join would drop the `.` and copy the folder in).
-      await copyTree(`${path.join(pending.work, 'data')}/.`, spec.dataDir);
+      await copyTree(`${copy}/.`, spec.dataDir);
     } catch (error) {
       const reason = `DATA_DIR could not be put back: ${(error as Error).message}`;
       pending.settle({ restored: false, reason, restoreMs: 0 });
@@ -306,10 +318,5 @@ export class NamedSnapshots {
       return;
     }
     rmSync(dir, { recursive: true, force: true });
-  }
-
-  /** Scratch folders of a server that stopped mid-way. */
-  sweep(service: string, id: string): void {
-    removeScratch(this.folder(service, id));
   }
 }

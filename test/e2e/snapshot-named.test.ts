@@ -318,3 +318,19 @@ describe('ten snapshot against a real ten serve', { skip, timeout: 300_000 }, ()
     assert.match((await ten('snapshot', 'list')).stdout, /no snapshots/);
   });
 });
+
+test('snapshots config errors name the field', { timeout: 60_000 }, async () => {
+  for (const [snapshotsConfig, pattern] of <Array<[Record<string, unknown>, RegExp]>>[
+    [{ keep: 0 }, /services\.app\.snapshots\.keep: expected at least 1 snapshot/],
+    [{ keep: 2.5 }, /services\.app\.snapshots\.keep: expected a whole number/],
+    [{ maxBytes: 'lots' }, /services\.app\.snapshots\.maxBytes: expected a size/],
+    [{ maxBytes: '10KB' }, /services\.app\.snapshots\.maxBytes: expected at least 1MB/],
+    [{ keep: 2, extra: true }, /services\.app\.snapshots/],
+  ]) {
+    await assert.rejects(
+      bootKernel({ plugins: [...servePlugins, snapshots], config: { services: { app: { command: 'node x.mjs', snapshots: snapshotsConfig as { keep?: number } } } } }),
+      (error: Error & { code?: string }) => error.code === 'TNM_ERR_CONFIG_INVALID' && pattern.test(error.message),
+      JSON.stringify(snapshotsConfig),
+    );
+  }
+});
