@@ -9,7 +9,7 @@
  * instance back as it was on the source (started again there, its data untouched).
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCodes, TenementError, errorFields, errorMessage } from '../../core/errors.ts';
@@ -151,7 +151,17 @@ export class Mover {
       const target = to ?? (await placer.pick(service, id, self));
       this.checkTarget(target);
       const local = this.ctx.instances.get(service, id);
-      if ((!local || this.options.isStub(service, id)) && !existsSync(this.ctx.paths.instanceDir(service, id))) {
+      const dataDir = this.ctx.paths.instanceDir(service, id);
+      if (isLink(dataDir)) {
+        // The storage plugin's quota image (DATA_DIR links to its mount): not carried yet. A drain moves the
+        // placement only, as before (the node must empty); `ten move` refuses rather than leave the data behind.
+        if (to !== null) throw new TenementError(ErrorCodes.CONFLICT, `${service}:${id}: its DATA_DIR is a storage image (limits.storage), which a move does not carry yet`);
+        this.ctx.log.warn({ instance: `${service}:${id}` }, 'fleet drain: DATA_DIR is a storage image, not carried: the placement alone moves');
+        const started = Date.now();
+        await placer.moveTo(placement, target);
+        return { service, id, from: self, to: target, mode: 'placement' as const, reason: 'DATA_DIR is a storage image (limits.storage): not carried', pauseMs: Date.now() - started, bytes: 0, phases: { idle: 0, stop: 0, pack: 0, transfer: 0, switch: Date.now() - started, start: 0 } };
+      }
+      if ((!local || this.options.isStub(service, id)) && !existsSync(dataDir)) {
         // Nothing of it here (never run on this node): the placement alone moves.
         const started = Date.now();
         await placer.moveTo(placement, target);
@@ -419,6 +429,14 @@ export class Mover {
 async function waitIdle(instance: InstanceView, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (instance.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+function isLink(file: string): boolean {
+  try {
+    return lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 function checkId(id: string): void {
