@@ -25,6 +25,8 @@ import path from 'node:path';
 const dir = process.env.DATA_DIR;
 fs.appendFileSync(path.join(dir, 'starts'), process.pid + '\\n');
 let count = 0;
+let ticks = 0;
+let ticker = null;
 http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   if (url.pathname === '/health') return res.end('ok');
@@ -32,6 +34,12 @@ http.createServer((req, res) => {
     for (const [k, v] of url.searchParams) fs.writeFileSync(path.join(dir, k), v);
     return res.end('{}');
   }
+  // A writer that never stops: each tick appends one byte and counts it, in one turn of the event loop.
+  if (url.pathname === '/tick') {
+    ticker ??= setInterval(() => { fs.appendFileSync(path.join(dir, 'ticks'), 'x'); ticks += 1; }, 1);
+    return res.end('{}');
+  }
+  if (url.pathname === '/check') return res.end(JSON.stringify({ ticks, bytes: fs.statSync(path.join(dir, 'ticks')).size }));
   if (url.pathname === '/files') {
     const files = {};
     for (const name of fs.readdirSync(dir).sort()) files[name] = fs.readFileSync(path.join(dir, name), 'utf8');
@@ -155,6 +163,23 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
     assert.ok(herd.every((r) => r.pid === first.pid), 'the restored process (same pid)');
     assert.deepEqual(await get('app', 'alice', '/files'), { note: 'v1', starts: `${first.pid}\n` }, 'DATA_DIR as it was: the added file is gone, no cold start');
     assert.deepEqual(readdirSync(folder('app', 'alice')), ['before'], 'the snapshot stays; no scratch left');
+  });
+
+  test('memory and DATA_DIR are of one instant: a writer that never stops is restored with as many bytes as it counted', async () => {
+    await kernel.spawnInstance('app', 'frank');
+    await get('app', 'frank', '/tick');
+    await waitFor(async () => Number((await get('app', 'frank', '/check')).ticks) > 50, 'the writer to run', 30_000);
+    const before = Number((await get('app', 'frank', '/check')).ticks);
+    assert.equal((await call('POST', '/api/instances/app/frank/snapshots', ADMIN, { name: 'busy' })).status, 201);
+    const after = Number((await get('app', 'frank', '/check')).ticks);
+    // The running copy goes on far past the snapshot, so a restored count is told apart from a running one.
+    await waitFor(async () => Number((await get('app', 'frank', '/check')).ticks) > after + 1000, 'the writer to go on', 60_000);
+    const restored = await call('POST', '/api/instances/app/frank/snapshots/busy/restore', ADMIN);
+    assert.equal(restored.json.restored, true, String(restored.json.reason));
+    const check = await get('app', 'frank', '/check');
+    // The restored writer ticks on at once, from the snapshot's count: not far past `after`.
+    assert.ok(Number(check.ticks) >= before && Number(check.ticks) < after + 1000, `the snapshot's count: ${before} <= ${JSON.stringify(check)} < ${after} + 1000`);
+    assert.equal(check.bytes, check.ticks, 'the file holds exactly what the memory counted');
   });
 
   test('list, delete, retention deletes the oldest, and snapshots go with their instance', async () => {
