@@ -34,9 +34,11 @@ http.createServer((req, res) => {
     for (const [k, v] of url.searchParams) fs.writeFileSync(path.join(dir, k), v);
     return res.end('{}');
   }
-  // A writer that never stops: each tick appends one byte and counts it, in one turn of the event loop.
+  // A writer that never stops: each tick appends one byte and counts it, in one turn of the event loop, through a
+  // file it holds open (as a database would: CRIU reopens it on restore, at its size and offset).
   if (url.pathname === '/tick') {
-    ticker ??= setInterval(() => { fs.appendFileSync(path.join(dir, 'ticks'), 'x'); ticks += 1; }, 1);
+    const fd = fs.openSync(path.join(dir, 'ticks'), 'a');
+    ticker ??= setInterval(() => { fs.writeSync(fd, 'x'); ticks += 1; }, 1);
     return res.end('{}');
   }
   if (url.pathname === '/check') return res.end(JSON.stringify({ ticks, bytes: fs.statSync(path.join(dir, 'ticks')).size }));
