@@ -12,7 +12,7 @@ import type { InstanceView } from '../../core/instance.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { SpawnSpec } from '../../core/types.ts';
 import { copyTree, pack, unpack } from './archive.ts';
-import { dumpInstance } from './dump.ts';
+import { dumpInstance, usesIoUring } from './dump.ts';
 import { imageDir, readMetaText, removeImage } from './images.ts';
 import {
   ARCHIVE,
@@ -163,6 +163,8 @@ export class NamedSnapshots {
       const dir = this.folder(service, id);
       if (findSnapshot(dir, name)) throw new TenementError(ErrorCodes.CONFLICT, `${instance.key} already has a snapshot named '${name}' (delete it first)`);
       const pid = handle.pid;
+      // A property of the app, not a failure of the server: said as a conflict before CRIU is run.
+      if (usesIoUring(pid)) throw new TenementError(ErrorCodes.CONFLICT, `${instance.key} cannot be snapshotted: the process uses io_uring (libuv in Node >= 22 does), which CRIU cannot checkpoint`);
       const credentials = credentialsOf(pid);
       const dataDir = this.ctx.paths.instanceDir(service, id);
       // What a server that stopped mid-way left (operations on this instance are serialized: none runs now).
