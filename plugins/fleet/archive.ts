@@ -4,10 +4,12 @@
  * <file bytes>`. Written by the source into a root-only file (its size and sha256 are signed into the request that
  * announces it), read by the target only after both check out. Unpacking trusts nothing: every path is relative,
  * normal and under a known top folder, a file is only written into a folder this unpack made (never through a
- * link), and entries, path lengths and bytes are bounded.
+ * link), and entries, path lengths and bytes are bounded. Asynchronous throughout: a large DATA_DIR never blocks the
+ * event loop the node's proxy runs on.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, symlinkSync, writeSync, constants } from 'node:fs';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readdir, readlink, symlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 
@@ -38,49 +40,49 @@ function tooLarge(what: string): TenementError {
 }
 
 /** Packs each source folder (missing ones are skipped) into `file` (made 0600). Returns its size and sha256. */
-export function pack(sources: readonly PackSource[], file: string, maxBytes: number): { bytes: number; sha256: string } {
-  const out = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+export async function pack(sources: readonly PackSource[], file: string, maxBytes: number): Promise<{ bytes: number; sha256: string }> {
+  const out = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   const hash = createHash('sha256');
   let bytes = 0;
   let entries = 0;
   const buffer = Buffer.allocUnsafe(CHUNK);
-  const emit = (chunk: Buffer): void => {
+  const emit = async (chunk: Buffer): Promise<void> => {
     bytes += chunk.length;
     if (bytes > maxBytes) throw tooLarge(`the data and images are over ${maxBytes} bytes (settings.fleet.moveMaxBytes)`);
     hash.update(chunk);
-    writeSync(out, chunk);
+    await out.write(chunk);
   };
-  const header = (value: Header): void => {
+  const header = async (value: Header): Promise<void> => {
     if (++entries > MAX_ENTRIES) throw tooLarge(`more than ${MAX_ENTRIES} files`);
     const json = Buffer.from(JSON.stringify(value));
     const length = Buffer.alloc(4);
     length.writeUInt32BE(json.length);
-    emit(length);
-    emit(json);
+    await emit(length);
+    await emit(json);
   };
-  const walk = (dir: string, rel: string): void => {
-    const info = lstatSync(dir);
-    header({ p: rel, t: 'd', m: info.mode & 0o7777, s: 0 });
-    for (const name of readdirSync(dir).sort()) {
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    const info = await lstat(dir);
+    await header({ p: rel, t: 'd', m: info.mode & 0o7777, s: 0 });
+    for (const name of (await readdir(dir)).sort()) {
       const full = path.join(dir, name);
       const entry = `${rel}/${name}`;
-      const stat = lstatSync(full);
-      if (stat.isDirectory()) walk(full, entry);
-      else if (stat.isSymbolicLink()) header({ p: entry, t: 'l', m: 0o777, s: 0, l: readlinkSync(full) });
+      const stat = await lstat(full);
+      if (stat.isDirectory()) await walk(full, entry);
+      else if (stat.isSymbolicLink()) await header({ p: entry, t: 'l', m: 0o777, s: 0, l: await readlink(full) });
       else if (stat.isFile()) {
-        header({ p: entry, t: 'f', m: stat.mode & 0o777, s: stat.size });
+        await header({ p: entry, t: 'f', m: stat.mode & 0o777, s: stat.size });
         // O_NOFOLLOW: a file swapped for a link since the lstat is refused, not followed.
-        const input = openSync(full, constants.O_RDONLY | constants.O_NOFOLLOW);
+        const input = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW);
         try {
           let left = stat.size;
           while (left > 0) {
-            const read = readSync(input, buffer, 0, Math.min(CHUNK, left), null);
-            if (read === 0) throw new Error(`${full} shrank while it was packed`);
-            emit(buffer.subarray(0, read));
-            left -= read;
+            const { bytesRead } = await input.read(buffer, 0, Math.min(CHUNK, left), null);
+            if (bytesRead === 0) throw new Error(`${full} shrank while it was packed`);
+            await emit(buffer.subarray(0, bytesRead));
+            left -= bytesRead;
           }
         } finally {
-          closeSync(input);
+          await input.close();
         }
       }
       // Sockets, fifos and devices are not data: left behind.
@@ -88,17 +90,15 @@ export function pack(sources: readonly PackSource[], file: string, maxBytes: num
   };
   try {
     for (const source of sources) {
-      let exists = false;
-      try {
-        exists = lstatSync(source.dir).isDirectory();
-      } catch {
-        exists = false;
-      }
-      if (exists) walk(source.dir, source.top);
+      const exists = await lstat(source.dir).then(
+        (info) => info.isDirectory(),
+        () => false,
+      );
+      if (exists) await walk(source.dir, source.top);
     }
-    fsyncSync(out);
+    await out.sync();
   } finally {
-    closeSync(out);
+    await out.close();
   }
   return { bytes, sha256: hash.digest('hex') };
 }
@@ -116,35 +116,35 @@ function checkedPath(p: unknown, tops: ReadonlySet<string>): string[] | null {
  * Unpacks `file` under `dest` (which must not exist): the top folders of `tops` become `dest/<top>`. Files and
  * folders are root's (a spawn gives DATA_DIR to the tenant's uid), modes kept without set-id bits.
  */
-export function unpack(file: string, dest: string, tops: readonly string[]): { entries: number } {
+export async function unpack(file: string, dest: string, tops: readonly string[]): Promise<{ entries: number }> {
   const allowed = new Set(tops);
-  mkdirSync(dest, { mode: 0o700 });
+  await mkdir(dest, { mode: 0o700 });
   const made = new Set<string>(['']);
-  const input = openSync(file, constants.O_RDONLY);
+  const input: FileHandle = await open(file, constants.O_RDONLY);
   const buffer = Buffer.allocUnsafe(CHUNK);
   let entries = 0;
-  const readExactly = (length: number): Buffer => {
+  const readExactly = async (length: number): Promise<Buffer> => {
     const out = Buffer.allocUnsafe(length);
     let at = 0;
     while (at < length) {
-      const read = readSync(input, out, at, length - at, null);
-      if (read === 0) throw new Error('the archive ends inside an entry');
-      at += read;
+      const { bytesRead } = await input.read(out, at, length - at, null);
+      if (bytesRead === 0) throw new Error('the archive ends inside an entry');
+      at += bytesRead;
     }
     return out;
   };
   try {
     for (;;) {
       const lengthBytes = Buffer.allocUnsafe(4);
-      const first = readSync(input, lengthBytes, 0, 4, null);
+      const first = (await input.read(lengthBytes, 0, 4, null)).bytesRead;
       if (first === 0) break;
-      if (first < 4) lengthBytes.set(readExactly(4 - first), first);
+      if (first < 4) lengthBytes.set(await readExactly(4 - first), first);
       const length = lengthBytes.readUInt32BE(0);
       if (length === 0 || length > MAX_HEADER) throw new Error(`an entry header of ${length} bytes`);
       if (++entries > MAX_ENTRIES) throw new Error(`more than ${MAX_ENTRIES} entries`);
       let header: Header;
       try {
-        header = JSON.parse(readExactly(length).toString('utf8')) as Header;
+        header = JSON.parse((await readExactly(length)).toString('utf8')) as Header;
       } catch {
         throw new Error('an entry header is not JSON');
       }
@@ -159,30 +159,30 @@ export function unpack(file: string, dest: string, tops: readonly string[]): { e
       const mode = Number.isInteger(header.m) ? header.m & 0o777 : 0o600;
       if (header.t === 'd') {
         if (made.has(rel)) throw new Error(`${rel}: twice in the archive`);
-        mkdirSync(target, { mode: mode | 0o700 });
+        await mkdir(target, { mode: mode | 0o700 });
         made.add(rel);
       } else if (header.t === 'l') {
         if (typeof header.l !== 'string' || header.l.length > MAX_PATH || header.l.includes('\0')) throw new Error(`${rel}: a bad link`);
-        symlinkSync(header.l, target);
+        await symlink(header.l, target);
       } else if (header.t === 'f') {
         if (!Number.isSafeInteger(header.s) || header.s < 0) throw new Error(`${rel}: a bad size`);
         // O_EXCL: a name given twice (or a link planted under it) is refused, never written through.
-        const out = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+        const out = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
         try {
           let left = header.s;
           while (left > 0) {
-            const read = readSync(input, buffer, 0, Math.min(CHUNK, left), null);
-            if (read === 0) throw new Error(`${rel}: the archive ends inside it`);
-            writeSync(out, buffer, 0, read);
-            left -= read;
+            const { bytesRead } = await input.read(buffer, 0, Math.min(CHUNK, left), null);
+            if (bytesRead === 0) throw new Error(`${rel}: the archive ends inside it`);
+            await out.write(buffer, 0, bytesRead);
+            left -= bytesRead;
           }
         } finally {
-          closeSync(out);
+          await out.close();
         }
       } else throw new Error(`${rel}: an unknown entry type`);
     }
   } finally {
-    closeSync(input);
+    await input.close();
   }
   return { entries };
 }

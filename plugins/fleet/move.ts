@@ -84,7 +84,7 @@ export class Mover {
     private readonly ctx: PluginContext,
     private readonly options: MoverOptions,
   ) {
-    this.verifier = new CallVerifier(options.secret);
+    this.verifier = new CallVerifier(options.secret, options.self);
     this.root = path.join(ctx.paths.dataDir, '.fleet-moves');
     rmSync(this.root, { recursive: true, force: true });
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
@@ -124,7 +124,7 @@ export class Mover {
   private peer(node: string): Peer {
     const record = this.options.state.node(node);
     if (!record || !this.options.state.isLive(node)) throw new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `fleet node ${node} is not live`, { retryAfter: 1 });
-    return { advertise: record.advertise, domain: this.ctx.settings.domain, secret: this.options.secret, self: this.options.self };
+    return { node, advertise: record.advertise, domain: this.ctx.settings.domain, secret: this.options.secret, self: this.options.self };
   }
 
   /** Checks a move's target before anything stops: a known, live node that takes instances, not this one. */
@@ -230,7 +230,7 @@ export class Mover {
       }
       const file = path.join(work, 'archive');
       const sources = [{ top: 'data', dir: this.ctx.paths.instanceDir(service, id) }, ...(live ? [{ top: 'images', dir: images }] : [])];
-      const packed = pack(sources, file, this.options.maxBytes);
+      const packed = await pack(sources, file, this.options.maxBytes);
       lap('pack');
       token = randomBytes(24).toString('base64url');
       this.outgoing.set(token, { file, to });
@@ -287,7 +287,7 @@ export class Mover {
     try {
       const file = path.join(staging, 'archive');
       await fetchArchive(this.peer(from), `/api/fleet/internal/archive/${body.token}`, file, body.bytes, body.sha256, CALL_MS);
-      unpack(file, path.join(staging, 'x'), ['data', 'images']);
+      await unpack(file, path.join(staging, 'x'), ['data', 'images']);
       rmSync(file, { force: true });
       this.incoming.set(key, { from, staging, images: body.images, at: Date.now() });
     } catch (error) {

@@ -1,8 +1,9 @@
 /**
  * Signed node-to-node calls of a move (the fleet's internal API routes, plugins/fleet/move.ts): the header
- * `x-tenement-fleet-node` is the forwarding signature (forward-auth.ts) over the method, the path and the sha256
- * of the body, keyed by the fleet secret, so a client without the secret can neither make one nor change the
- * body of one it saw. A signature is accepted once (replays within the skew window are refused).
+ * `x-tenement-fleet-node` is the forwarding signature (forward-auth.ts) over the method, the node called, the path
+ * and the sha256 of the body, keyed by the fleet secret, so a client without the secret can neither make one nor
+ * change the body or the node of one it saw. A signature is accepted once (replays within the skew window are
+ * refused).
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -12,27 +13,30 @@ import { signForward, verifyForward } from './forward-auth.ts';
 import { addressOf } from './node.ts';
 
 export const NODE_HEADER = 'x-tenement-fleet-node';
-/** The host name signed into node-to-node calls (never a tenant's). */
-const SIGNED_HOST = 'fleet.internal';
+/** The host name signed into a node-to-node call: the node called (never a tenant's host). */
+const signedHost = (to: string): string => `${to}\0fleet`;
 const SEEN_MAX = 10_000;
 const SEEN_MS = 120_000;
 
 const digest = (body: string): string => createHash('sha256').update(body).digest('hex');
 
-export function signCall(secret: string, self: string, method: string, url: string, body: string): string {
-  return signForward(secret, self, { method, hostname: SIGNED_HOST, target: `${url}\n${digest(body)}` });
+export function signCall(secret: string, self: string, to: string, method: string, url: string, body: string): string {
+  return signForward(secret, self, { method, hostname: signedHost(to), target: `${url}\n${digest(body)}` });
 }
 
 /** Checks signatures of calls received, each accepted once. */
 export class CallVerifier {
   private readonly seen = new Map<string, number>();
 
-  constructor(private readonly secret: string) {}
+  constructor(
+    private readonly secret: string,
+    private readonly self: string,
+  ) {}
 
   /** The calling node's id; throws TNM_ERR_FLEET_FORGED for a missing, wrong, stale or replayed signature. */
   verify(header: unknown, method: string, url: string, body: string): string {
     const now = Date.now();
-    const node = typeof header === 'string' ? verifyForward(this.secret, header, { method, hostname: SIGNED_HOST, target: `${url}\n${digest(body)}` }, now) : null;
+    const node = typeof header === 'string' ? verifyForward(this.secret, header, { method, hostname: signedHost(this.self), target: `${url}\n${digest(body)}` }, now) : null;
     if (node === null) throw new TenementError(ErrorCodes.FLEET_FORGED, `a fleet-internal call needs the ${NODE_HEADER} header signed with the fleet secret`);
     for (const [key, at] of this.seen) {
       if (now - at <= SEEN_MS && this.seen.size < SEEN_MAX) break;
@@ -45,6 +49,8 @@ export class CallVerifier {
 }
 
 export interface Peer {
+  /** The node called. */
+  node: string;
   advertise: string;
   domain: string;
   secret: string;
@@ -64,7 +70,7 @@ export function callNode<T>(peer: Peer, url: string, value: unknown, timeoutMs: 
         path: url,
         agent: false,
         timeout: timeoutMs,
-        headers: { host: peer.domain, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [NODE_HEADER]: signCall(peer.secret, peer.self, 'POST', url, body) },
+        headers: { host: peer.domain, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [NODE_HEADER]: signCall(peer.secret, peer.self, peer.node, 'POST', url, body) },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -95,7 +101,7 @@ export function fetchArchive(peer: Peer, url: string, file: string, bytes: numbe
   return new Promise<void>((resolve, reject) => {
     const { host, port } = addressOf(peer.advertise);
     const req = http.request(
-      { host, port, method: 'GET', path: url, agent: false, timeout: timeoutMs, headers: { host: peer.domain, [NODE_HEADER]: signCall(peer.secret, peer.self, 'GET', url, '') } },
+      { host, port, method: 'GET', path: url, agent: false, timeout: timeoutMs, headers: { host: peer.domain, [NODE_HEADER]: signCall(peer.secret, peer.self, peer.node, 'GET', url, '') } },
       (res) => {
         if (res.statusCode !== 200) {
           res.resume();

@@ -202,25 +202,28 @@ describe('fleet: moving an instance with its data', { skip, timeout: 240_000 }, 
     const unsigned = await post('/api/fleet/internal/receive', receive);
     assert.equal(unsigned.status, 403, unsigned.body);
     assert.match(unsigned.body, /TNM_ERR_FLEET_FORGED/);
-    const forged = await post('/api/fleet/internal/receive', receive, { [NODE_HEADER]: signCall('not-the-fleet-secret-0123456789', 'm2', 'POST', '/api/fleet/internal/receive', JSON.stringify(receive)) });
+    const forged = await post('/api/fleet/internal/receive', receive, { [NODE_HEADER]: signCall('not-the-fleet-secret-0123456789', 'm2', 'm1', 'POST', '/api/fleet/internal/receive', JSON.stringify(receive)) });
     assert.equal(forged.status, 403, forged.body);
     // Signed for another body: the signature covers it.
     const other = { ...receive, id: 'bob' };
-    const swapped = await post('/api/fleet/internal/receive', receive, { [NODE_HEADER]: signCall(FLEET_SECRET, 'm2', 'POST', '/api/fleet/internal/receive', JSON.stringify(other)) });
+    const swapped = await post('/api/fleet/internal/receive', receive, { [NODE_HEADER]: signCall(FLEET_SECRET, 'm2', 'm1', 'POST', '/api/fleet/internal/receive', JSON.stringify(other)) });
     assert.equal(swapped.status, 403, swapped.body);
+    // Signed for another node: a call captured on its way to m2 cannot be replayed at m1.
+    const elsewhere = await post('/api/fleet/internal/receive', other, { [NODE_HEADER]: signCall(FLEET_SECRET, 'm2', 'm2', 'POST', '/api/fleet/internal/receive', JSON.stringify(other)) });
+    assert.equal(elsewhere.status, 403, elsewhere.body);
     const archive = await request(first.url, 'localhost', `/api/fleet/internal/archive/${'A'.repeat(32)}`);
     assert.equal(archive.status, 403, archive.body);
     const commit = { service: 'app', id: 'alice', placement: { node: 'm1' }, start: true };
     assert.equal((await post('/api/fleet/internal/commit', commit)).status, 403);
     // Genuine but unannounced: refused, and never replayable.
     const abort = { service: 'app', id: 'nobody' };
-    const signature = signCall(FLEET_SECRET, 'm2', 'POST', '/api/fleet/internal/abort', JSON.stringify(abort));
+    const signature = signCall(FLEET_SECRET, 'm2', 'm1', 'POST', '/api/fleet/internal/abort', JSON.stringify(abort));
     assert.equal((await post('/api/fleet/internal/abort', abort, { [NODE_HEADER]: signature })).status, 200);
     assert.equal((await post('/api/fleet/internal/abort', abort, { [NODE_HEADER]: signature })).status, 403, 'a replayed signature is refused');
     const sneaky = { ...receive, id: '..' };
-    const traversal = await post('/api/fleet/internal/receive', sneaky, { [NODE_HEADER]: signCall(FLEET_SECRET, 'm2', 'POST', '/api/fleet/internal/receive', JSON.stringify(sneaky)) });
+    const traversal = await post('/api/fleet/internal/receive', sneaky, { [NODE_HEADER]: signCall(FLEET_SECRET, 'm2', 'm1', 'POST', '/api/fleet/internal/receive', JSON.stringify(sneaky)) });
     assert.equal(traversal.status, 400, traversal.body);
-    const signedCommit = signCall(FLEET_SECRET, 'm2', 'POST', '/api/fleet/internal/commit', JSON.stringify(commit));
+    const signedCommit = signCall(FLEET_SECRET, 'm2', 'm1', 'POST', '/api/fleet/internal/commit', JSON.stringify(commit));
     assert.equal((await post('/api/fleet/internal/commit', commit, { [NODE_HEADER]: signedCommit })).status, 409, 'a commit nobody announced');
 
     const unknown = await api(first, 'POST', '/api/fleet/instances/app/alice/move', admin(first), { to: 'nowhere' });
