@@ -187,7 +187,9 @@ export class NamedSnapshots {
         const dumpMs = Date.now() - started;
         const dataBytes = treeBytes(path.join(work, 'data'));
         const packStarted = Date.now();
-        await pack(work, ['image', 'data'], path.join(work, ARCHIVE));
+        await pack(work, ['image', 'data'], path.join(work, ARCHIVE)).catch((error: Error) => {
+          throw new TenementError(ErrorCodes.SNAPSHOT_FAILED, `snapshot of ${instance.key} could not be packed (it runs on): ${error.message}`);
+        });
         chmodSync(path.join(work, ARCHIVE), 0o600);
         const packMs = Date.now() - packStarted;
         rmSync(path.join(work, 'image'), { recursive: true, force: true });
@@ -249,9 +251,14 @@ export class NamedSnapshots {
       removeScratch(dir);
       const work = scratch(this.dataDir, dir, 'restore');
       try {
-        await unpack(path.join(dir, name, ARCHIVE), work);
-        const image = readMetaText(readFileSync(path.join(work, 'image', 'meta.json'), 'utf8'));
-        treeBytes(path.join(work, 'data'));
+        let image: SnapshotMeta['image'];
+        try {
+          await unpack(path.join(dir, name, ARCHIVE), work);
+          image = readMetaText(readFileSync(path.join(work, 'image', 'meta.json'), 'utf8'));
+          if (!existsSync(path.join(work, 'data'))) throw new Error('it holds no DATA_DIR');
+        } catch (error) {
+          throw new TenementError(ErrorCodes.SNAPSHOT_FAILED, `snapshot '${name}' of ${instance.key} cannot be restored (the instance was left as it was): ${(error as Error).message}`);
+        }
         this.forget(instance.key);
         const outcome = new Promise<RestoreOutcome>((settle) => this.pending.set(instance.key, { name, work, image, settle }));
         // Whatever the instance was saved as at its last suspension is older than what was asked for.

@@ -259,6 +259,16 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
+    // An archive that cannot be read is refused before anything stops.
+    const running = kernel.instances.get('app', 'carol')!.handle!.pid;
+    assert.equal((await call('POST', '/api/instances/app/carol/snapshots', ADMIN, { name: 'unreadable' })).status, 201);
+    writeFileSync(path.join(folder('app', 'carol'), 'unreadable', 'snapshot.tar.zst'), Buffer.alloc(4096, 0x5a));
+    const refused = await call('POST', '/api/instances/app/carol/snapshots/unreadable/restore', ADMIN);
+    assert.deepEqual([refused.status, refused.code], [500, 'TNM_ERR_SNAPSHOT_FAILED']);
+    assert.match(String(refused.message), /cannot be restored \(the instance was left as it was\): the snapshot archive cannot be read/);
+    assert.equal(kernel.instances.get('app', 'carol')!.handle?.pid, running, 'the running copy was left alone');
+    assert.deepEqual(Object.keys(await get('app', 'carol', '/files')), ['extra', 'note', 'starts']);
+
     const restored = await call('POST', '/api/instances/app/carol/snapshots/bad/restore', ADMIN);
     assert.equal(restored.status, 200, JSON.stringify(restored.json));
     assert.equal(restored.json.restored, false);
