@@ -33,6 +33,8 @@ const CALL_MS = 120_000;
 /** A node forwards requests for an instance it moved away for this long (senders that had not seen the move). */
 const MOVED_MS = 60_000;
 const MAX_MOVED = 10_000;
+/** A received archive whose commit never came (its source died mid-move) is deleted after this long. */
+const INCOMING_MS = 10 * 60_000;
 const ACTIVE: ReadonlySet<string> = new Set(['running', 'starting', 'waking']);
 const NAME = z.string().min(1).max(256);
 
@@ -283,6 +285,7 @@ export class Mover {
     if (body.bytes > this.options.maxBytes) throw new TenementError(ErrorCodes.BODY_TOO_LARGE, `a move of ${body.bytes} bytes is over this node's ${this.options.maxBytes} (settings.fleet.moveMaxBytes)`);
     const key = instanceKey(service, id);
     this.drop(key);
+    for (const [other, entry] of this.incoming) if (Date.now() - entry.at > INCOMING_MS) this.drop(other);
     const staging = mkdtempSync(path.join(this.root, 'in-'));
     try {
       const file = path.join(staging, 'archive');
