@@ -102,6 +102,8 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
         services: {
           app: { command, health: '/health', startupTimeout: '30s', idleTimeout: 0, snapshots: { keep: 2, maxBytes: '256MB' } },
           tiny: { command, health: '/health', startupTimeout: '30s', idleTimeout: 0, snapshots: { maxBytes: '1MB' } },
+          // Never started: a service whose instances cannot be snapshotted.
+          sock: { command, listen: 'socket', idleTimeout: 0 },
         },
       },
     });
@@ -238,6 +240,10 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
     assert.equal((await call('POST', '/api/instances/app/bob/snapshots', bob, { name: 'x', extra: 1 })).status, 400);
     assert.equal(existsSync(folder('app', 'bob')), false, 'nothing written for a refused name');
     assert.equal(namedRefusal({ ...kernel.instances.get('app', 'bob')!.config, isolation: 'namespace' })?.includes('only the process tier'), true);
+    kernel.createInstance('sock', 'bob');
+    const unsupported = await call('POST', '/api/instances/sock/bob/snapshots', bob, { name: 'x' });
+    assert.deepEqual([unsupported.status, unsupported.code], [409, 'TNM_ERR_CONFLICT']);
+    assert.match(String(unsupported.message), /sock:bob cannot be snapshotted: listen: 'socket'/);
   });
 
   test('a damaged image falls back to a cold start on the restored DATA_DIR, with the reason', async () => {
