@@ -51,12 +51,18 @@ export class EventHub {
   private readonly sent = new Map<string, string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  private readonly unsubscribeTokens: () => void;
 
   constructor(
-    private readonly ctx: Pick<PluginContext, 'instances' | 'faults'>,
+    private readonly ctx: Pick<PluginContext, 'instances' | 'faults' | 'tokens'>,
     private readonly maxStreams: number,
   ) {
     ctx.instances.watch((event) => this.onEvent(event));
+    // A token revoked here closes its streams now, not at the next periodic check (which still catches the rest:
+    // an expired token, a revocation replicated from another server).
+    this.unsubscribeTokens = ctx.tokens.subscribe((record) => {
+      if (record.revokedAt !== null) void this.recheck();
+    });
     const diff = setInterval(() => this.diff(), DIFF_EVERY_MS);
     const recheck = setInterval(() => void this.recheck(), KEEP_ALIVE_MS);
     diff.unref();
@@ -116,6 +122,9 @@ export class EventHub {
       clearInterval(keepAlive);
       this.subscribers.delete(sub);
     });
+    // The server keeps half-open connections, so a client that leaves shows only as the end of what it sends:
+    // without this its stream (and its place under maxStreams) would last until a keep-alive write failed.
+    res.socket.once('end', close);
     return close;
   }
 
@@ -136,6 +145,7 @@ export class EventHub {
 
   close(): void {
     this.closed = true;
+    this.unsubscribeTokens();
     for (const timer of this.timers) clearInterval(timer);
     for (const sub of this.subscribers) sub.close();
     this.subscribers.clear();

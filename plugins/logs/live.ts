@@ -80,6 +80,10 @@ export class LiveStreams {
       clearInterval(keepAlive);
       this.subscribers.delete(sub);
     });
+    // The server keeps half-open connections (a client that shuts down its side after a request still gets its
+    // answer), so a client that leaves shows only as the end of what it sends: without this its stream, and its
+    // place among the subscribers, would last until a keep-alive write failed. An event stream has no end to wait for.
+    res.socket.once('end', () => res.end());
   }
 
   /** Ends every stream cleanly (kernel shutdown). */
