@@ -13,6 +13,8 @@ import { frozenStep } from './frozen.ts';
 import { seal, writeMeta, type ImageMeta } from './images.ts';
 
 const run = promisify(execFile);
+/** CRIU and its action scripts run as the tenant's uid: they get a PATH, not Tenement's environment. */
+const CRIU_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
 const DUMP_CAPS = '+checkpoint_restore,+sys_ptrace,+dac_override,+sys_admin,+net_admin';
 
 export interface DumpTarget {
@@ -69,9 +71,9 @@ export async function dumpInstance(target: DumpTarget, dir: string, whileFrozen?
     if (target.user && target.user.uid !== 0) {
       const { uid, gid } = target.user;
       const setpriv = findSetpriv('process');
-      dumped = run(setpriv, [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', `--inh-caps=${DUMP_CAPS}`, `--ambient-caps=${DUMP_CAPS}`, criuPath(), ...args, '--unprivileged'], { timeout: 60_000 });
+      dumped = run(setpriv, [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', `--inh-caps=${DUMP_CAPS}`, `--ambient-caps=${DUMP_CAPS}`, criuPath(), ...args, '--unprivileged'], { timeout: 60_000, env: CRIU_ENV });
     } else {
-      dumped = run(criuPath(), args, { timeout: 60_000 });
+      dumped = run(criuPath(), args, { timeout: 60_000, env: CRIU_ENV });
     }
     let ran = true;
     if (frozen) {
