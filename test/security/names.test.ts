@@ -358,6 +358,8 @@ test('CLI arguments made of prototype names: one coded line or a correct answer,
       ['logs', `web:${name}`],
       ['token', 'revoke', name],
       ['route', name, '--from', 'alice', '--to', name],
+      ['snapshot', 'restore', 'web:alice', name],
+      ['snapshot', 'list', `web:${name}`],
     );
   }
   // Four CLI processes at a time (each spends most of its time starting node): none of these commands changes
