@@ -108,7 +108,14 @@ describe('named snapshots through the API', { skip, timeout: 300_000 }, () => {
       },
     });
   });
-  after(() => kernel.close().finally(() => rmSync(dir, { recursive: true, force: true })));
+  // Stop first, then remove (one hook); a kernel that never booted leaves only the folder to remove.
+  after(async () => {
+    try {
+      await (kernel as BootedKernel | undefined)?.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   const call = async (method: string, url: string, who: Record<string, string>, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; code?: string; message?: string }> => {
     const reply = await apiCall(kernel, method, url, who, body);
