@@ -12,6 +12,7 @@
  *   npm run bench -- lb            # load balancing: p99 under p2c and least-requests vs weighted, one instance slowed (needs wrk)
  *   npm run bench -- autoscale     # autoscaling: reaction time to a step 1 -> 50 clients, p99 against a pre-scaled pool (opt-in)
  *   npm run bench -- discovery     # service discovery: DNS lookup vs a bare dns-packet echo, a call by name vs by tenant host (opt-in)
+ *   npm run bench -- snapshot      # named snapshots: create/restore times, frozen time, zstd -1 vs gzip/brotli on the archive (needs root and CRIU; not in the default set)
  *   npm run bench -- migrate       # moving an instance between fleet nodes under load, live (CRIU) vs stop-copy-start (needs root, nats-server, CRIU; not in the default set)
  *   npm run bench -- suspend       # wake from suspend (CRIU restore) vs cold wake, 100 ms and 1 s apps (needs root and npm run fetch:criu; not in the default set)
  *
@@ -32,6 +33,7 @@ import { formatAutoscale, runAutoscaleBench, type AutoscaleBenchResult } from '.
 import { formatDiscovery, runDiscoveryBench, type DiscoveryBenchResult } from './discovery.ts';
 import { formatSuspend, runSuspendBench, type SuspendBenchResult } from './suspend.ts';
 import { formatMigrate, runMigrateBench, type MigrateBenchResult } from './migrate.ts';
+import { runSnapshotArchiveBench } from './snapshot-archive.ts';
 import { formatLogsSearch, runLogsSearchBench, type LogsSearchResult } from './logs-search.ts';
 import { ROOT, fmt, fmtInt, median, requireTools, table, writeJson, type Goal } from './lib.ts';
 import { formatOtel, runOtelBench, type OtelBenchResult } from './otel.ts';
@@ -39,10 +41,10 @@ import { formatProxy, runProxyBench, type ProxyBenchResult } from './proxy.ts';
 import { formatSoak, runSoakBench, soakOptionsFromEnv, type SoakResult } from './soak.ts';
 import { formatWasm, runWasmBench, type WasmBenchResult } from './wasm.ts';
 
-const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'lb', 'isolation', 'soak', 'fleet', 'suspend', 'migrate', 'autoscale', 'discovery'] as const;
+const NAMES = ['proxy', 'edge', 'otel', 'wake', 'footprint', 'logs', 'wasm', 'cli', 'lb', 'isolation', 'soak', 'fleet', 'suspend', 'snapshot', 'migrate', 'autoscale', 'discovery'] as const;
 type Name = (typeof NAMES)[number];
 /** Run only when named: it boots VMs and sandboxes, minutes on an emulated microvm. */
-const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet', 'suspend', 'migrate', 'autoscale', 'discovery']);
+const OPT_IN: ReadonlySet<Name> = new Set(['isolation', 'soak', 'edge', 'fleet', 'suspend', 'snapshot', 'migrate', 'autoscale', 'discovery']);
 
 const args = process.argv.slice(2);
 const chosen = args.filter((a): a is Name => (NAMES as readonly string[]).includes(a));
@@ -158,6 +160,10 @@ if (selected.has('discovery')) {
 if (selected.has('suspend')) {
   suspend = await attempt('suspend', () => runSuspendBench());
   if (suspend) out(`\n${formatSuspend(suspend)}\n`);
+}
+if (selected.has('snapshot')) {
+  const report = await attempt('snapshot', () => runSnapshotArchiveBench());
+  if (report) out(`\n${report}\n`);
 }
 if (selected.has('migrate')) {
   migrate = await attempt('migrate', () => runMigrateBench());

@@ -1,10 +1,10 @@
 /**
- * `node --import tsx bench/snapshot-archive.ts`: named snapshots (plugins/snapshots, docs/snapshots.md) of a Node
- * app holding a 200,000-object table: how long `ten snapshot create` takes and how long the process is frozen,
- * the archive's size against the raw images + DATA_DIR, and the restore. Then the compressors compared on that
- * snapshot's raw tar, in the same run: zstd -1 (what the plugin uses), zstd -3, gzip -1 (the CLI), and node:zlib's
- * gzip level 1 and brotli quality 1. Needs CRIU (npm run fetch:criu), root, zstd; the app runs on a Node without
- * io_uring (Node 20).
+ * `npm run bench -- snapshot` (or `node --import tsx bench/snapshot-archive.ts`): named snapshots (plugins/snapshots,
+ * docs/snapshots.md) of a Node app holding a 200,000-object table: how long `ten snapshot create` takes and how long
+ * the process is frozen, the archive's size against the raw images + DATA_DIR, and the restore. Then the compressors
+ * compared on that snapshot's raw tar, in the same run: zstd -1 (what the plugin uses), zstd -3, gzip -1 (the CLI),
+ * and node:zlib's gzip level 1 and brotli quality 1. Needs CRIU (npm run fetch:criu), root, zstd; the app runs on a
+ * Node without io_uring (Node 20).
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
