@@ -9,7 +9,7 @@
  * instance back as it was on the source (started again there, its data untouched).
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCodes, TenementError, errorFields, errorMessage } from '../../core/errors.ts';
@@ -17,9 +17,9 @@ import type { Checkpointer } from '../../core/hooks.ts';
 import type { InstanceView } from '../../core/instance.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { RouteTarget } from '../../core/types.ts';
-import { pack, unpack } from './archive.ts';
+import { packStream, type PackSource, type Packed } from './archive.ts';
 import { instanceKey } from './keys.ts';
-import { CallVerifier, NODE_HEADER, callNode, fetchArchive, type Peer } from './peer.ts';
+import { CallVerifier, NODE_HEADER, callNode, pullArchive, type Peer } from './peer.ts';
 import type { Placer } from './placement.ts';
 import type { Placement } from './records.ts';
 import type { FleetState } from './state.ts';
@@ -50,8 +50,8 @@ export interface MoveResult {
   /** From holding new requests to the target serving: what a client waited at most. */
   pauseMs: number;
   bytes: number;
-  /** Where the pause went, in ms: waiting for requests in flight, stopping (the final dump), packing, the target's pull and unpack, the placement's CAS, the target's start or restore. */
-  phases: { idle: number; stop: number; pack: number; transfer: number; switch: number; start: number };
+  /** Where the pause went, in ms: waiting for requests in flight, stopping (the final dump), carrying the data (packed, sent and unpacked as one stream), the placement's CAS, the target's start or restore. */
+  phases: { idle: number; stop: number; transfer: number; switch: number; start: number };
 }
 
 interface Incoming {
@@ -75,7 +75,7 @@ export class Mover {
   private readonly gates = new Map<string, Promise<void>>();
   private readonly moving = new Map<string, Promise<MoveResult>>();
   private readonly moved = new Map<string, { to: string; until: number }>();
-  private readonly outgoing = new Map<string, { file: string; to: string }>();
+  private readonly outgoing = new Map<string, { sources: PackSource[]; to: string; sent: Promise<Packed> | null }>();
   private readonly incoming = new Map<string, Incoming>();
   private readonly verifier: CallVerifier;
   private readonly root: string;
@@ -161,13 +161,13 @@ export class Mover {
         this.ctx.log.warn({ instance: `${service}:${id}` }, 'fleet drain: DATA_DIR is a storage image, not carried: the placement alone moves');
         const started = Date.now();
         await placer.moveTo(placement, target);
-        return { service, id, from: self, to: target, mode: 'placement' as const, reason: 'DATA_DIR is a storage image (limits.storage): not carried', pauseMs: Date.now() - started, bytes: 0, phases: { idle: 0, stop: 0, pack: 0, transfer: 0, switch: Date.now() - started, start: 0 } };
+        return { service, id, from: self, to: target, mode: 'placement' as const, reason: 'DATA_DIR is a storage image (limits.storage): not carried', pauseMs: Date.now() - started, bytes: 0, phases: { idle: 0, stop: 0, transfer: 0, switch: Date.now() - started, start: 0 } };
       }
       if ((!local || this.options.isStub(service, id)) && !existsSync(dataDir)) {
         // Nothing of it here (never run on this node): the placement alone moves.
         const started = Date.now();
         await placer.moveTo(placement, target);
-        return { service, id, from: self, to: target, mode: 'placement' as const, reason: 'nothing of the instance on this node', pauseMs: Date.now() - started, bytes: 0, phases: { idle: 0, stop: 0, pack: 0, transfer: 0, switch: Date.now() - started, start: 0 } };
+        return { service, id, from: self, to: target, mode: 'placement' as const, reason: 'nothing of the instance on this node', pauseMs: Date.now() - started, bytes: 0, phases: { idle: 0, stop: 0, transfer: 0, switch: Date.now() - started, start: 0 } };
       }
       return this.moveNow(placement, target, why);
     })().finally(() => this.moving.delete(key));
@@ -210,7 +210,7 @@ export class Mover {
       pauseStart = Date.now();
       this.gates.set(key, new Promise<void>((resolve) => (release = resolve)));
       let live = false;
-      const phases = { idle: 0, stop: 0, pack: 0, transfer: 0, switch: 0, start: 0 };
+      const phases = { idle: 0, stop: 0, transfer: 0, switch: 0, start: 0 };
       let mark = pauseStart;
       const lap = (phase: keyof typeof phases): void => {
         const now = Date.now();
@@ -230,13 +230,16 @@ export class Mover {
         }
         lap('stop');
       }
-      const file = path.join(work, 'archive');
       const sources = [{ top: 'data', dir: this.ctx.paths.instanceDir(service, id) }, ...(live ? [{ top: 'images', dir: images }] : [])];
-      const packed = await pack(sources, file, this.options.maxBytes);
-      lap('pack');
       token = randomBytes(24).toString('base64url');
-      this.outgoing.set(token, { file, to });
-      await callNode(peer, '/api/fleet/internal/receive', { service, id, token, bytes: packed.bytes, sha256: packed.sha256, images: live }, CALL_MS);
+      const outgoing = { sources, to, sent: null as Promise<Packed> | null };
+      this.outgoing.set(token, outgoing);
+      const received = await callNode<Packed>(peer, '/api/fleet/internal/receive', { service, id, token, images: live }, CALL_MS);
+      // What the target unpacked is what was packed here, byte for byte.
+      const packed = outgoing.sent ? await outgoing.sent : null;
+      if (!packed || packed.bytes !== received.bytes || packed.sha256 !== received.sha256) {
+        throw new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${to} received ${received.bytes} bytes (sha256 ${received.sha256}), ${packed ? `${packed.bytes} were sent (${packed.sha256})` : 'none were sent'}`);
+      }
       lap('transfer');
       const moved = await this.options.placer.moveTo(placement, to);
       lap('switch');
@@ -278,21 +281,18 @@ export class Mover {
   }
 
   /** The target's side: pulls the announced archive, checks it, unpacks it beside the instance's data. */
-  async receive(from: string, body: { service: string; id: string; token: string; bytes: number; sha256: string; images: boolean }): Promise<void> {
+  async receive(from: string, body: { service: string; id: string; token: string; images: boolean }): Promise<Packed> {
     const { service, id } = body;
     if (!this.ctx.services.get(service)) throw new TenementError(ErrorCodes.NOT_FOUND, `unknown service '${service}'`);
     checkId(id);
-    if (body.bytes > this.options.maxBytes) throw new TenementError(ErrorCodes.BODY_TOO_LARGE, `a move of ${body.bytes} bytes is over this node's ${this.options.maxBytes} (settings.fleet.moveMaxBytes)`);
     const key = instanceKey(service, id);
     this.drop(key);
     for (const [other, entry] of this.incoming) if (Date.now() - entry.at > INCOMING_MS) this.drop(other);
     const staging = mkdtempSync(path.join(this.root, 'in-'));
     try {
-      const file = path.join(staging, 'archive');
-      await fetchArchive(this.peer(from), `/api/fleet/internal/archive/${body.token}`, file, body.bytes, body.sha256, CALL_MS);
-      await unpack(file, path.join(staging, 'x'), ['data', 'images']);
-      rmSync(file, { force: true });
+      const received = await pullArchive(this.peer(from), `/api/fleet/internal/archive/${body.token}`, path.join(staging, 'x'), ['data', 'images'], this.options.maxBytes, CALL_MS);
       this.incoming.set(key, { from, staging, images: body.images, at: Date.now() });
+      return received;
     } catch (error) {
       rmSync(staging, { recursive: true, force: true });
       throw error;
@@ -398,11 +398,8 @@ export class Mover {
     internal(
       '/api/fleet/internal/receive',
       "Fleet-internal: pull a moving instance's archive (signed by its node)",
-      z.strictObject({ ...names, token: z.string().regex(/^[A-Za-z0-9_-]{32}$/), bytes: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/), images: z.boolean() }),
-      async (from, body) => {
-        await this.receive(from, body);
-        return { received: true };
-      },
+      z.strictObject({ ...names, token: z.string().regex(/^[A-Za-z0-9_-]{32}$/), images: z.boolean() }),
+      (from, body) => this.receive(from, body),
     );
     internal('/api/fleet/internal/commit', 'Fleet-internal: start a moved instance here (signed by its former node)', z.strictObject({ ...names, placement: z.unknown(), start: z.boolean() }), (from, body) => this.commit(from, body));
     internal('/api/fleet/internal/abort', 'Fleet-internal: forget a move that was given up (signed by its node)', z.strictObject(names), async (from, body) => {
@@ -420,9 +417,12 @@ export class Mover {
       handler: ({ request, params, reply }) => {
         const from = verify(request as never);
         const entry = this.outgoing.get(params.token);
-        if (!entry || entry.to !== from) throw new TenementError(ErrorCodes.NOT_FOUND, 'no such archive for this node');
+        // Once: the archive is packed as it is sent, and only what one pull received is compared.
+        if (!entry || entry.to !== from || entry.sent) throw new TenementError(ErrorCodes.NOT_FOUND, 'no such archive for this node');
+        const { stream, done } = packStream(entry.sources, this.options.maxBytes);
+        entry.sent = done;
         reply.header('content-type', 'application/octet-stream');
-        return reply.send(createReadStream(entry.file));
+        return reply.send(stream);
       },
     });
   }

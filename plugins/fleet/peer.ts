@@ -6,9 +6,9 @@
  * refused).
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import http from 'node:http';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import { unpackFrom, type Packed } from './archive.ts';
 import { signForward, verifyForward } from './forward-auth.ts';
 import { addressOf } from './node.ts';
 
@@ -96,9 +96,12 @@ export function callNode<T>(peer: Peer, url: string, value: unknown, timeoutMs: 
   });
 }
 
-/** GETs another node's archive into `file`: at most `bytes` bytes, and their sha256 must be `sha256`. */
-export function fetchArchive(peer: Peer, url: string, file: string, bytes: number, sha256: string, timeoutMs: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+/**
+ * GETs another node's archive and unpacks it under `dest` as it arrives (unpackFrom's checks): at most `maxBytes`.
+ * Resolves with the size and sha256 received, for the sender to compare with what it sent.
+ */
+export function pullArchive(peer: Peer, url: string, dest: string, tops: readonly string[], maxBytes: number, timeoutMs: number): Promise<Packed> {
+  return new Promise<Packed>((resolve, reject) => {
     const { host, port } = addressOf(peer.advertise);
     const req = http.request(
       { host, port, method: 'GET', path: url, agent: false, timeout: timeoutMs, headers: { host: peer.domain, [NODE_HEADER]: signCall(peer.secret, peer.self, peer.node, 'GET', url, '') } },
@@ -108,26 +111,30 @@ export function fetchArchive(peer: Peer, url: string, file: string, bytes: numbe
           return reject(new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${url} on ${peer.advertise}: ${res.statusCode}`));
         }
         const hash = createHash('sha256');
-        const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
-        let received = 0;
-        res.on('data', (chunk: Buffer) => {
-          received += chunk.length;
-          if (received > bytes) {
-            req.destroy(new TenementError(ErrorCodes.BODY_TOO_LARGE, `${url}: more than the ${bytes} bytes announced`));
-            return;
+        let bytes = 0;
+        async function* counted(): AsyncGenerator<Buffer> {
+          for await (const chunk of res as AsyncIterable<Buffer>) {
+            bytes += chunk.length;
+            if (bytes > maxBytes) throw new TenementError(ErrorCodes.BODY_TOO_LARGE, `${url}: more than ${maxBytes} bytes (settings.fleet.moveMaxBytes)`);
+            hash.update(chunk);
+            yield chunk;
           }
-          hash.update(chunk);
-          out.write(chunk);
-        });
-        res.on('error', (error) => out.destroy(error));
-        res.on('end', () => {
-          out.end(() => {
-            if (received !== bytes) return reject(new Error(`${url}: ${received} bytes, ${bytes} announced`));
-            const got = hash.digest('hex');
-            if (got !== sha256) return reject(new Error(`${url}: sha256 ${got}, ${sha256} announced`));
-            resolve();
-          });
-        });
+        }
+        unpackFrom(counted(), dest, tops).then(
+          async () => {
+            // Whatever follows the last entry still counts: the sender hashed it too.
+            for await (const chunk of res as AsyncIterable<Buffer>) {
+              bytes += chunk.length;
+              hash.update(chunk);
+            }
+            if (!res.complete) throw new Error(`${url}: the archive was cut short`);
+            resolve({ bytes, sha256: hash.digest('hex') });
+          },
+          (error: unknown) => {
+            req.destroy();
+            reject(error);
+          },
+        ).catch((error: unknown) => reject(error));
       },
     );
     req.on('timeout', () => req.destroy(new Error(`${url} on ${peer.advertise}: not received within ${timeoutMs}ms`)));

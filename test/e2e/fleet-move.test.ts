@@ -198,7 +198,7 @@ describe('fleet: moving an instance with its data', { skip, timeout: 240_000 }, 
   test('node-to-node move calls need the fleet signature; a move to an unknown node is a coded 404', async () => {
     const first = nodes[0]!;
     const post = (url: string, body: unknown, headers: Record<string, string> = {}) => api(first, 'POST', url, headers, body);
-    const receive = { service: 'app', id: 'alice', token: 'A'.repeat(32), bytes: 10, sha256: '0'.repeat(64), images: false };
+    const receive = { service: 'app', id: 'alice', token: 'A'.repeat(32), images: false };
     const unsigned = await post('/api/fleet/internal/receive', receive);
     assert.equal(unsigned.status, 403, unsigned.body);
     assert.match(unsigned.body, /TNM_ERR_FLEET_FORGED/);
