@@ -43,7 +43,7 @@ export interface MoveResult {
   id: string;
   from: string;
   to: string;
-  /** live: the process was saved and restored (CRIU); cold: stopped, copied, started; placement: nothing ran here. */
+  /** live: the process was saved and restored (CRIU); cold: its data copied (and it stopped and started if it ran); placement: nothing of it here, only the placement moved. */
   mode: 'live' | 'cold' | 'placement';
   /** Why not live, when not. */
   reason: string | null;
@@ -247,7 +247,8 @@ export class Mover {
       this.remember(key, to);
       const committed = await callNode<{ restored: boolean }>(peer, '/api/fleet/internal/commit', { service, id, placement: moved, start: stopped }, CALL_MS);
       lap('start');
-      const mode = !own || !stopped ? (own ? 'cold' : 'placement') : live && committed.restored ? 'live' : 'cold';
+      // The data moved in any case: `placement` is only for a move that found nothing of the instance here.
+      const mode = live && committed.restored ? 'live' : 'cold';
       if (live && !committed.restored) reason = `the target could not restore the images (its log says why): started cold`;
       const result: MoveResult = { service, id, from: this.options.self, to, mode, reason: mode === 'live' ? null : reason, pauseMs: Date.now() - pauseStart, bytes: packed.bytes, phases };
       this.results.push(result);
