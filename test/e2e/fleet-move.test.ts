@@ -15,6 +15,7 @@ import { signCall, NODE_HEADER } from '../../plugins/fleet/peer.ts';
 import snapshots from '../../plugins/snapshots/index.ts';
 import { criuStatus } from '../../plugins/snapshots/criu.ts';
 import { request, waitFor, type Reply } from '../helpers.ts';
+import { ten } from '../ten-cli.ts';
 import { natsServerAvailable, startNatsCluster, type NatsCluster } from '../nats-cluster.ts';
 import type { ServiceInput } from '../../core/config/schema.ts';
 import { fleetOf, type FleetNode } from '../../plugins/fleet/index.ts';
@@ -193,6 +194,29 @@ describe('fleet: moving an instance with its data', { skip, timeout: 240_000 }, 
     assert.ok(log.has('before'), 'the file written before the drain is on the new node');
     assert.deepEqual(written.filter((n) => !log.has(n)), [], 'every acknowledged write is there');
     await waitFor(() => fleet.state.node(owner.id)?.state === 'active', 'the node active again', 10_000);
+  });
+
+  test('ten move (CLI): the instance moves back, as JSON or a sentence; an unknown node or a bad target is an error', async () => {
+    const first = nodes[0]!;
+    const owner = ownerOf('alice');
+    const to = nodes.find((n) => n !== owner)!;
+    const token = readFileSync(path.join(first.files, 'admin.token'), 'utf8').trim();
+    const flags = ['--server', first.url, '--token', token];
+    const moved = await ten(['move', 'app:alice', '--to', to.id, '--json', ...flags], os.tmpdir());
+    assert.equal(moved.code, 0, moved.stderr);
+    const answer = JSON.parse(moved.stdout) as { from: string; to: string; mode: string };
+    assert.deepEqual([answer.from, answer.to], [owner.id, to.id]);
+    assert.equal(answer.mode, LIVE ? 'live' : 'cold');
+    assert.equal(fleet.state.placement('app', 'alice')?.node, to.id);
+    const again = await ten(['move', 'app:alice', '--to', owner.id, ...flags], os.tmpdir());
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`app:alice moved ${to.id} -> ${owner.id}: .*paused \\d+ ms`));
+    const unknown = await ten(['move', 'app:alice', '--to', 'nowhere', ...flags], os.tmpdir());
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /TNM_ERR_NOT_FOUND|unknown fleet node/);
+    const malformed = await ten(['move', 'alice', '--to', owner.id, ...flags], os.tmpdir());
+    assert.notEqual(malformed.code, 0);
+    assert.match(malformed.stderr, /expected service:id/);
   });
 
   test('node-to-node move calls need the fleet signature; a move to an unknown node is a coded 404', async () => {
