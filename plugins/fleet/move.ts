@@ -59,6 +59,8 @@ interface Incoming {
   staging: string;
   images: boolean;
   at: number;
+  /** Lets the requests and wakes held here go on. */
+  release: () => void;
 }
 
 export interface MoverOptions {
@@ -289,12 +291,23 @@ export class Mover {
     const key = instanceKey(service, id);
     this.drop(key);
     for (const [other, entry] of this.incoming) if (Date.now() - entry.at > INCOMING_MS) this.drop(other);
+    if (this.gates.has(key)) throw new TenementError(ErrorCodes.CONFLICT, `${service}:${id} is being moved by this node`);
+    // Held here too until the commit: this node may see the new placement (its watch) before the data is in place,
+    // and a request must not start the instance on an empty DATA_DIR meanwhile.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.gates.set(key, gate);
+    const open = (): void => {
+      if (this.gates.get(key) === gate) this.gates.delete(key);
+      release();
+    };
     const staging = mkdtempSync(path.join(this.root, 'in-'));
     try {
       const received = await pullArchive(this.peer(from), `/api/fleet/internal/archive/${body.token}`, path.join(staging, 'x'), ['data', 'images'], this.options.maxBytes, CALL_MS);
-      this.incoming.set(key, { from, staging, images: body.images, at: Date.now() });
+      this.incoming.set(key, { from, staging, images: body.images, at: Date.now(), release: open });
       return received;
     } catch (error) {
+      open();
       rmSync(staging, { recursive: true, force: true });
       throw error;
     }
@@ -310,9 +323,9 @@ export class Mover {
     try {
       const extracted = path.join(entry.staging, 'x');
       const dataDir = this.ctx.paths.instanceDir(service, id);
-      // A stand-in this node kept for the instance goes first: from now on the instance runs here.
+      // What this node ran for the instance (a stand-in forwarding to the old node) goes first.
       const local = this.ctx.instances.get(service, id);
-      if (local && this.options.isStub(service, id) && ACTIVE.has(local.state)) await this.ctx.lifecycle.hibernate(local, `fleet: moved here from ${from}`);
+      if (local && ACTIVE.has(local.state)) await this.ctx.lifecycle.hibernate(local, `fleet: moved here from ${from}`);
       rmSync(dataDir, { recursive: true, force: true });
       mkdirSync(path.dirname(dataDir), { recursive: true });
       if (existsSync(path.join(extracted, 'data'))) renameSync(path.join(extracted, 'data'), dataDir);
@@ -326,11 +339,14 @@ export class Mover {
       }
       const placement = parsePlacementBody(body.placement, service, id, this.options.self);
       this.options.state.applyPlacement(placement);
+      // Data and images in place, placed here: requests and wakes may go on (the start below and a wake share one spawn).
+      entry.release();
       const instance = this.ctx.instances.get(service, id) ?? this.ctx.lifecycle.create(service, id);
       // It ran there: it runs here (restored, or started cold). Otherwise its next request wakes it.
       if (body.start) await this.ctx.lifecycle.start(instance, `fleet: moved here from ${from}`);
       return { restored: handed && pid !== null && instance.handle?.pid === pid };
     } finally {
+      entry.release();
       rmSync(entry.staging, { recursive: true, force: true });
     }
   }
@@ -344,6 +360,7 @@ export class Mover {
     const entry = this.incoming.get(key);
     if (!entry) return;
     this.incoming.delete(key);
+    entry.release();
     rmSync(entry.staging, { recursive: true, force: true });
   }
 
