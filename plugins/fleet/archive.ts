@@ -246,11 +246,20 @@ export async function unpackFrom(source: AsyncIterable<Buffer>, dest: string, to
       const out = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
       try {
         let left = header.s;
+        // The socket's chunks are small (64 KiB): written a MiB at a time, not one write each.
+        let batch: Buffer[] = [];
+        let batched = 0;
         while (left > 0) {
           const chunk = await input.next(Math.min(CHUNK, left));
           if (chunk === null) throw new Error(`${rel}: the archive ends inside it`);
-          await out.write(chunk);
+          batch.push(chunk);
+          batched += chunk.length;
           left -= chunk.length;
+          if (batched >= CHUNK || left === 0) {
+            await out.writev(batch);
+            batch = [];
+            batched = 0;
+          }
         }
       } finally {
         await out.close();
