@@ -78,7 +78,7 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
   }],
   ['move', {
     term: 'move <target>',
-    description: 'Move an instance to another fleet node with its DATA_DIR (live with CRIU where it can)',
+    description: 'Move an instance to another fleet node with its DATA_DIR (live with CRIU where it can) (admin)',
     load: async () => (await import('./commands/move.ts')).registerMove,
   }],
   ['logs', {
