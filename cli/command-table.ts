@@ -77,7 +77,7 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map<string, Comma
     load: async () => (await import('./commands/snapshot.ts')).registerSnapshot,
   }],
   ['move', {
-    term: 'move <target>',
+    term: 'move [options] <target>',
     description: 'Move an instance to another fleet node with its DATA_DIR (live with CRIU where it can) (admin)',
     load: async () => (await import('./commands/move.ts')).registerMove,
   }],
