@@ -83,6 +83,20 @@ export function relayAuth(ctx: Pick<PluginContext, 'hooks'>, secret: string): vo
   });
 }
 
+/** The body as text, refused past `maxBytes` even when the sender announced no length (a chunked answer). */
+async function readBounded(reply: Response, maxBytes: number): Promise<string> {
+  if (!reply.body) return '';
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of reply.body as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    // Leaving the loop by a throw cancels the stream.
+    if (total > maxBytes) throw new Error(`answer of more than ${maxBytes} bytes`);
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export interface NodeAnswer {
   status: number;
   body: unknown;
@@ -97,6 +111,7 @@ export async function callNode(
   method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   target: string,
   body?: unknown,
+  maxBytes = MAX_ANSWER_BYTES,
 ): Promise<NodeAnswer> {
   const headers: Record<string, string> = { accept: 'application/json', [API_HEADER]: signApiCall(secret, self, identity, method, target) };
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -108,11 +123,11 @@ export async function callNode(
     signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
   });
   const length = Number(reply.headers.get('content-length') ?? 0);
-  if (length > MAX_ANSWER_BYTES) {
+  if (length > maxBytes) {
     await reply.body?.cancel();
-    throw new Error(`answer of ${length} bytes`);
+    throw new Error(`answer of ${length} bytes (at most ${maxBytes} are read)`);
   }
-  const text = await reply.text();
+  const text = await readBounded(reply, maxBytes);
   let parsed: unknown = null;
   try {
     parsed = text === '' ? null : (JSON.parse(text) as unknown);

@@ -2,7 +2,8 @@
 // 3-server NATS cluster and 2 Tenement kernels in redirect mode with the API and the dashboard. The redirect (status,
 // Location, a client following it, hostile Host/X-Forwarded-Host, a moved placement forwarded, one spawn per herd),
 // a WebSocket through a non-owner node (forwarded and signed), the fleet-wide instance list and actions relayed to
-// the owner with the caller's identity, and the dashboard in a real browser acting on another node's instance.
+// the owner with the caller's identity (logs, their live stream, history and weight too), and the dashboard in a real
+// browser acting on another node's instance and showing its owner's logs.
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -19,6 +20,7 @@ import fleet, { fleetOf } from '../../plugins/fleet/index.ts';
 import { FORWARDED_HEADER, verifyForward } from '../../plugins/fleet/forward-auth.ts';
 import { API_HEADER, signApiCall } from '../../plugins/fleet/relay.ts';
 import instancesApi from '../../plugins/instances-api/index.ts';
+import logs from '../../plugins/logs/index.ts';
 import { assertNoConsoleProblems, browserSkipReason, DIST_INDEX, launchChromium, rowState, screenshot, signIn, watchConsole } from '../dashboard-browser.ts';
 import { FLEET_SECRET, closeNode, fleetApp, tempFile, waitLive, type TestNode } from '../fleet-harness.ts';
 import { apiCall, echoService, freePort, request, servePlugins, waitFor } from '../helpers.ts';
@@ -37,7 +39,7 @@ async function startRedirectNode(id: string, servers: string[], services: Record
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `tnm-fleet-${id}-`));
   const port = await freePort();
   const kernel = await createTestKernel({
-    plugins: [...servePlugins, authBearer, instancesApi, dashboard, fleet],
+    plugins: [...servePlugins, authBearer, instancesApi, logs, dashboard, fleet],
     config: {
       settings: {
         dataDir,
@@ -266,6 +268,65 @@ describe('fleet redirect mode, relayed management and the dashboard across nodes
     assert.ok(audit.entries.some((e) => e.target === 'app:carol' && e.actor.includes(`via ${away.id}`)), JSON.stringify(audit.entries.slice(0, 5)));
   });
 
+  test('logs, their live stream, history and weight of an instance placed elsewhere come from its owner; a tenant reads only its own', async (t) => {
+    const home = owner('app', 'dave');
+    const away = other(home);
+    const auth = { authorization: `Bearer ${admin(away)}` };
+    assert.equal((await reach(away, 'dave.app.localhost', '/say/owner-line-1')).status, 200);
+    const base = '/api/fleet/instances/app/dave';
+    // Stored lines: the owner's (the stand-in on `away` prints nothing).
+    await waitFor(async () => (await apiCall(away.kernel, 'GET', `${base}/logs?search=owner-line-1`, auth)).body.includes('owner-line-1'), 'the owner\'s line relayed', 15_000);
+    const history = await apiCall(away.kernel, 'GET', `${base}/history`, auth);
+    assert.equal(history.status, 200, history.body);
+    assert.ok(Array.isArray((JSON.parse(history.body) as { points: unknown[] }).points));
+
+    // The live stream: a line printed on the owner after the stream opened arrives through `away`.
+    const abort = new AbortController();
+    t.after(() => abort.abort());
+    const stream = await fetch(`${away.kernel.url}${base}/logs/stream`, { headers: auth, signal: abort.signal });
+    assert.equal(stream.status, 200);
+    assert.match(stream.headers.get('content-type') ?? '', /text\/event-stream/);
+    const reader = stream.body!.getReader();
+    let seen = '';
+    const live = (async () => {
+      while (!seen.includes('owner-line-live')) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += new TextDecoder().decode(value);
+      }
+    })();
+    await waitFor(async () => {
+      await reach(away, 'dave.app.localhost', '/say/owner-line-live');
+      return seen.includes('owner-line-live');
+    }, 'the live line relayed', 15_000);
+    abort.abort();
+    await live.catch(() => undefined);
+
+    // Weight: set on the owner.
+    const weighed = await apiCall(away.kernel, 'PUT', `${base}/weight`, auth, { weight: 7 });
+    assert.equal(weighed.status, 200, weighed.body);
+    assert.equal(home.kernel.instances.get('app', 'dave')!.weight, 7, 'the owner\'s instance');
+    for (const bad of [{ weight: 101 }, { weight: -1 }, { weight: 'x' }, { weight: 1, extra: 1 }]) {
+      assert.equal((await apiCall(away.kernel, 'PUT', `${base}/weight`, auth, bad)).status, 400, JSON.stringify(bad));
+    }
+    assert.equal(home.kernel.instances.get('app', 'dave')!.weight, 7);
+
+    // A tenant: its own instance's lines; another tenant's instance answers as a missing one, on every route.
+    const made = await apiCall(away.kernel, 'POST', '/api/tokens', auth, { name: 'erin', tenant: 'erin' });
+    const { token } = JSON.parse(made.body) as { token: string };
+    const erin = { authorization: `Bearer ${token}` };
+    for (const [method, target] of [['GET', `${base}/logs`], ['GET', `${base}/logs/stream`], ['GET', `${base}/history`], ['PUT', `${base}/weight`], ['GET', '/api/fleet/instances/app/__proto__/logs'], ['GET', '/api/fleet/instances/app/nobody/history']] as const) {
+      const reply = await apiCall(away.kernel, method, target, erin, method === 'PUT' ? { weight: 1 } : undefined);
+      assert.ok(reply.status === 404 || reply.status === 400, `${method} ${target}: ${reply.status} ${reply.body}`);
+      assert.doesNotMatch(reply.body, /owner-line/);
+    }
+    assert.equal(home.kernel.instances.get('app', 'dave')!.weight, 7, 'a tenant did not change another\'s weight');
+    const own = await apiCall(away.kernel, 'GET', '/api/fleet/instances/app/erin/logs', erin);
+    assert.equal(own.status, 200, own.body);
+    // A hostile query key is refused here, before anything is relayed.
+    assert.equal((await apiCall(away.kernel, 'GET', `${base}/logs?service=other`, auth)).status, 400);
+  });
+
   test('the dashboard shows both nodes\' instances and the nodes, and acts on a remote instance and node', { skip: browserSkip ?? (existsSync(DIST_INDEX) ? false : 'the dashboard is not built (npm run build:dashboard)') }, async (t) => {
     const [r1] = nodes as [TestNode, TestNode];
     const remote = ['dave', 'erin', 'bob', 'alice'].find((id) => owner('app', id) !== r1);
@@ -304,6 +365,23 @@ describe('fleet redirect mode, relayed management and the dashboard across nodes
     await page.getByRole('dialog').getByRole('button', { name: 'Uncordon' }).click();
     await waitFor(() => r1.fleet.state.node(remoteNode.id)?.state === 'active', 'active again', 15_000);
     await screenshot(page, 'fleet-nodes');
+
+    // The remote instance's page: its owner's log lines (live tail, then a search) and a weight set on its owner.
+    assert.equal((await reach(r1, `${remote}.app.localhost`, '/say/shown-from-the-owner')).status, 200);
+    await page.goto(`${url}/#/instances/app/${remote}`);
+    await page.getByRole('heading', { name: `app:${remote}` }).waitFor({ timeout: 30_000 });
+    assert.equal((await page.getByTestId('node').textContent())?.trim(), remoteNode.id);
+    const logBox = page.getByTestId('logs');
+    await waitFor(async () => ((await logBox.textContent()) ?? '').includes('shown-from-the-owner'), "the owner's line in the tail", 30_000);
+    await page.getByTestId('log-search').fill('shown');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await waitFor(async () => /1 stored lines matching/.test((await page.getByTestId('log-mode').textContent()) ?? ''), 'the relayed search answer', 30_000);
+    await page.getByRole('button', { name: `Set the weight of app:${remote}` }).click();
+    await page.getByTestId('dialog').getByLabel('Weight').fill('33');
+    await page.getByTestId('dialog').getByRole('button', { name: 'Save' }).click();
+    await waitFor(() => remoteNode.kernel.instances.get('app', remote)!.weight === 33, 'the weight set on the owner', 30_000);
+    await waitFor(async () => (await page.getByTestId('weight').textContent())?.trim() === '33', 'the page shows the weight', 30_000);
+    await screenshot(page, 'fleet-instance-page');
 
     // A tenant session on r1 sees its own instance, which lives on r2 or r1, and nothing else; no node admin.
     const made = await apiCall(r1.kernel, 'POST', '/api/tokens', { authorization: `Bearer ${admin(r1)}` }, { name: remote, tenant: remote });

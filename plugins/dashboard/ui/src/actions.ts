@@ -55,10 +55,11 @@ export async function weight(row: InstanceView): Promise<void> {
     value: row.weight,
   });
   if (value === null) return;
-  await run(`weight ${value}`, row.key, async () => instances.apply(await api<InstanceView>('PUT', `${path(row)}/weight`, { weight: value })));
+  const target = onOwner(row) ? `/api/fleet/instances/${seg(row.service)}/${seg(row.id)}/weight` : `${path(row)}/weight`;
+  await run(`weight ${value}`, row.key, async () => instances.apply(await api<InstanceView>('PUT', target, { weight: value })));
 }
 
 export const canWake = (state: string): boolean => state === 'hibernated' || state === 'stopped' || state === 'failed' || state === 'created' || state === 'placed';
-/** The weight is set on the instance's own node; not relayed across a fleet. */
-export const canWeigh = (row: InstanceView): boolean => !onOwner(row);
+/** Fleet mode: set on the instance's owner, through the node this page talks to; a placed-only row has no weight yet. */
+export const canWeigh = (row: InstanceView): boolean => row.state !== 'placed';
 export const canHibernate = (state: string): boolean => state === 'running';

@@ -71,6 +71,8 @@ class LiveInstances {
   error = $state<string | null>(null);
   /** Listing the whole fleet (the session says the server is in one): rows carry their node. */
   fleet = $state(false);
+  /** Fleet mode: the node this page talks to (an instance placed elsewhere is read through it from its owner). */
+  self = $state<string | null>(null);
   private readonly byKey = new Map<string, Row>();
   private source: EventSource | null = null;
   private fleetTimer: ReturnType<typeof setTimeout> | null = null;
@@ -90,8 +92,9 @@ class LiveInstances {
    */
   private async pollFleet(run: number): Promise<void> {
     try {
-      const answer = await api<{ instances: FleetInstanceRow[] }>('GET', '/api/fleet/instances');
+      const answer = await api<{ self?: string; instances: FleetInstanceRow[] }>('GET', '/api/fleet/instances');
       if (run !== this.fleetRun) return;
+      this.self = typeof answer.self === 'string' ? answer.self : null;
       const now = Date.now();
       const previous = new Map(this.byKey);
       this.byKey.clear();
