@@ -104,6 +104,8 @@ const ERRORS = {
   FLEET_FORGED: { status: 403 },
   /** Fleet mode: a forwarded request reached a node that does not own the instance (it is never forwarded twice). */
   FLEET_LOOP: { status: 508, retryable: true },
+  /** Fleet mode: a move's data (a `limits.storage` instance's) does not fit the target node's quota image. */
+  FLEET_NO_ROOM: { status: 507 },
 } as const satisfies Record<string, ErrorSpec>;
 
 type ErrorName = keyof typeof ERRORS;

@@ -9,7 +9,7 @@
  * instance back as it was on the source (started again there, its data untouched).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCodes, TenementError, errorFields, errorMessage } from '../../core/errors.ts';
@@ -23,6 +23,7 @@ import { CallVerifier, NODE_HEADER, callNode, pullArchive, type Peer } from './p
 import type { Placer } from './placement.ts';
 import type { Placement } from './records.ts';
 import type { FleetState } from './state.ts';
+import { copyIntoImage, dataBytes, isLink, storageMount, storageRoom } from './storage-data.ts';
 
 /** How long a request waits for a move of its instance before a retryable 503. */
 const HOLD_MS = 30_000;
@@ -156,15 +157,6 @@ export class Mover {
       this.checkTarget(target);
       const local = this.ctx.instances.get(service, id);
       const dataDir = this.ctx.paths.instanceDir(service, id);
-      if (isLink(dataDir)) {
-        // The storage plugin's quota image (DATA_DIR links to its mount): not carried yet. A drain moves the
-        // placement only, as before (the node must empty); `ten move` refuses rather than leave the data behind.
-        if (to !== null) throw new TenementError(ErrorCodes.CONFLICT, `${service}:${id}: its DATA_DIR is a storage image (limits.storage), which a move does not carry yet`);
-        this.ctx.log.warn({ instance: `${service}:${id}` }, 'fleet drain: DATA_DIR is a storage image, not carried: the placement alone moves');
-        const started = Date.now();
-        await placer.moveTo(placement, target);
-        return { service, id, from: self, to: target, mode: 'placement' as const, reason: 'DATA_DIR is a storage image (limits.storage): not carried', pauseMs: Date.now() - started, bytes: 0, phases: { idle: 0, stop: 0, transfer: 0, switch: Date.now() - started, start: 0 } };
-      }
       if ((!local || this.options.isStub(service, id)) && !existsSync(dataDir)) {
         // Nothing of it here (never run on this node): the placement alone moves.
         const started = Date.now();
@@ -194,10 +186,23 @@ export class Mover {
     let switched = false;
     let stopped = false;
     try {
-      // A restored process keeps its environment and working folder: DATA_DIR's path must be the same on both nodes.
-      const there = own && local.state === 'running' ? (await callNode<{ dataDir: string }>(peer, '/api/fleet/internal/prepare', { service, id }, CALL_MS)).dataDir : null;
       const here = this.ctx.paths.instanceDir(service, id);
-      if (there !== null && this.ctx.services.get(service)?.fleet?.live === false) reason = `services.${service}.fleet.live is false`;
+      // limits.storage: DATA_DIR links to this node's quota image; what is inside it moves, if it fits the target's.
+      const image = isLink(here) ? storageMount(here) : null;
+      if (isLink(here) && image === null) throw new TenementError(ErrorCodes.CONFLICT, `${service}:${id}: its DATA_DIR links to a storage image that is not mounted here (start it once, or run ten gc)`);
+      // A restored process keeps its environment and working folder: DATA_DIR's path must be the same on both nodes.
+      const prepared = (own && local.state === 'running') || image !== null ? await callNode<{ dataDir: string; room?: number | null }>(peer, '/api/fleet/internal/prepare', { service, id }, CALL_MS) : null;
+      const there = own && local.state === 'running' ? prepared!.dataDir : null;
+      if (image !== null) {
+        // Before anything stops: data that would not fit the target's quota is refused, the instance untouched.
+        const bytes = await dataBytes(image);
+        const room = prepared?.room ?? null;
+        if (room !== null && bytes > room) {
+          throw new TenementError(ErrorCodes.FLEET_NO_ROOM, `${service}:${id}: its data takes ${bytes} bytes, ${to}'s storage image for it has room for ${room} (limits.storage there)`);
+        }
+      }
+      if (image !== null && there !== null) reason = 'DATA_DIR is a storage image (limits.storage): stopped, copied into the target\'s image and started';
+      else if (there !== null && this.ctx.services.get(service)?.fleet?.live === false) reason = `services.${service}.fleet.live is false`;
       else if (there !== null && there !== here) reason = `DATA_DIR is ${here} here and ${there} on ${to}: a restored process would keep the old path (give the nodes the same settings.dataDir for live moves)`;
       else if (own && local.state === 'running') {
         const answer = await this.ctx.migration.checkpoint({ instance: local, dir: images });
@@ -232,7 +237,7 @@ export class Mover {
         }
         lap('stop');
       }
-      const sources = [{ top: 'data', dir: this.ctx.paths.instanceDir(service, id) }, ...(live ? [{ top: 'images', dir: images }] : [])];
+      const sources = [{ top: 'data', dir: image ?? here }, ...(live ? [{ top: 'images', dir: images }] : [])];
       token = randomBytes(24).toString('base64url');
       const outgoing = { sources, to, sent: null as Promise<Packed> | null };
       this.outgoing.set(token, outgoing);
@@ -326,10 +331,24 @@ export class Mover {
       // What this node ran for the instance (a stand-in forwarding to the old node) goes first.
       const local = this.ctx.instances.get(service, id);
       if (local && ACTIVE.has(local.state)) await this.ctx.lifecycle.hibernate(local, `fleet: moved here from ${from}`);
-      rmSync(dataDir, { recursive: true, force: true });
-      mkdirSync(path.dirname(dataDir), { recursive: true });
-      if (existsSync(path.join(extracted, 'data'))) renameSync(path.join(extracted, 'data'), dataDir);
-      else mkdirSync(dataDir, { mode: 0o700 });
+      const data = path.join(extracted, 'data');
+      if (!existsSync(data)) mkdirSync(data, { mode: 0o700 });
+      // limits.storage, image mounted here: the data goes inside it (within its quota). If it does not fit after
+      // all, it is kept as a plain DATA_DIR, which the storage plugin moves into the image at the start (or
+      // refuses to start, saying why): the data is never dropped.
+      const image = storageMount(dataDir);
+      const intoImage = image !== null && (await copyIntoImage(data, image).then(
+        () => true,
+        (error: unknown) => {
+          this.ctx.log.warn({ instance: `${service}:${id}`, ...errorFields(error) }, 'fleet move: the data did not go into the storage image here; kept as a plain DATA_DIR');
+          return false;
+        },
+      ));
+      if (!intoImage) {
+        rmSync(dataDir, { recursive: true, force: true });
+        mkdirSync(path.dirname(dataDir), { recursive: true });
+        renameSync(data, dataDir);
+      }
       let pid: number | null = null;
       let handed = false;
       const images = path.join(extracted, 'images');
@@ -411,7 +430,8 @@ export class Mover {
     internal('/api/fleet/internal/prepare', "Fleet-internal: where a moving instance's DATA_DIR would be on this node (signed)", z.strictObject(names), async (_from, body) => {
       if (!ctx.services.get(body.service)) throw new TenementError(ErrorCodes.NOT_FOUND, `unknown service '${body.service}'`);
       checkId(body.id);
-      return { dataDir: ctx.paths.instanceDir(body.service, body.id) };
+      const dataDir = ctx.paths.instanceDir(body.service, body.id);
+      return { dataDir, room: await storageRoom(dataDir, ctx.services.get(body.service)?.limits?.storage) };
     });
     internal(
       '/api/fleet/internal/receive',
@@ -450,14 +470,6 @@ export class Mover {
 async function waitIdle(instance: InstanceView, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (instance.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
-}
-
-function isLink(file: string): boolean {
-  try {
-    return lstatSync(file).isSymbolicLink();
-  } catch {
-    return false;
-  }
 }
 
 function checkId(id: string): void {

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import { ErrorCodes, TenementError, isErrorCode } from '../../core/errors.ts';
 import { unpackFrom, type Packed } from './archive.ts';
 import { signForward, verifyForward } from './forward-auth.ts';
 import { addressOf } from './node.ts';
@@ -86,7 +86,9 @@ export function callNode<T>(peer: Peer, url: string, value: unknown, timeoutMs: 
           }
           if (res.statusCode === 200) return resolve(parsed as T);
           const error = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
-          reject(new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${url} on ${peer.advertise}: ${res.statusCode} ${error?.code ?? ''} ${error?.message ?? text.slice(0, 300)}`.trim()));
+          // The other node's coded refusal stays that refusal (a move's TNM_ERR_FLEET_NO_ROOM, a 404, a 409).
+          const code = isErrorCode(error?.code) ? error.code : ErrorCodes.FLEET_UNAVAILABLE;
+          reject(new TenementError(code, `${url} on ${peer.advertise}: ${res.statusCode} ${error?.code ?? ''} ${error?.message ?? text.slice(0, 300)}`.trim()));
         });
       },
     );
