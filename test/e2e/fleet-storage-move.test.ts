@@ -2,7 +2,7 @@
 // server, 2 Tenement nodes with the storage plugin (real loop-mounted ext4 quota images), the smaller image on n2.
 // `ten move`'s route carries what is inside the source's image into the target's (DATA_DIR stays a link to the
 // target's mount, the data inside it, stale content there gone); data that would not fit the target's quota is a
-// coded refusal before anything stops (the instance still serves on its node, its data untouched).
+// coded refusal before anything stops (the instance still serves on its node, its data untouched); drain likewise.
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
@@ -91,5 +91,13 @@ describe('fleet: moving a limits.storage instance with its data', { skip: whyNot
     assert.equal(back.status, 200, back.body);
     await waitFor(async () => (await get(s1, '/read')).body === 'kept', 'the data read on s1 again', 30_000);
     assert.deepEqual(readdirSync(realpathSync(dataDir)).filter((f) => f !== 'lost+found').sort(), ['marker'], 'the image holds the moved data only');
+
+    // Drain carries it the same way: s1's data (now with 'big' again) into s2's image.
+    assert.equal((await get(s1, '/fill/1')).status, 200);
+    const drained = await apiCall(s1.kernel, 'POST', '/api/fleet/nodes/s1/drain', { authorization: `Bearer ${admin(s1)}` });
+    assert.equal(drained.status, 200, drained.body);
+    await waitFor(() => owner() === s2, 'drained to s2', 30_000);
+    await waitFor(async () => (await get(s2, '/read')).body === 'kept', 'the data read on s2 after the drain', 30_000);
+    assert.deepEqual(readdirSync(realpathSync(there)).filter((f) => f !== 'lost+found').sort(), ['big', 'marker']);
   });
 });
