@@ -72,7 +72,7 @@ export function registerFleetInstanceRoutes(ctx: PluginContext, state: FleetStat
           const record = state.node(node);
           if (!record || !state.isLive(node) || record.advertise === '') return;
           try {
-            const answer = await callNode(record.advertise, secret, self, identity!, 'GET', target);
+            const answer = await callNode(node, record.advertise, secret, self, identity!, 'GET', target);
             const list = (answer.body as { instances?: unknown } | null)?.instances;
             if (answer.status !== 200 || !Array.isArray(list)) throw new Error(`answered ${answer.status}`);
             for (const view of list) if (isView(view)) views.set(`${node}\0${view.service}\0${view.id}`, view);
@@ -123,7 +123,7 @@ export function registerFleetInstanceRoutes(ctx: PluginContext, state: FleetStat
   ): Promise<unknown> => {
     let answer;
     try {
-      answer = await callNode(owner.advertise, secret, self, identity!, method, target, body, maxBytes);
+      answer = await callNode(owner.node, owner.advertise, secret, self, identity!, method, target, body, maxBytes);
     } catch (error) {
       throw new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `node ${owner.node} did not answer: ${String(error)}`, { retryAfter: 1 });
     }
@@ -159,7 +159,7 @@ export function registerFleetInstanceRoutes(ctx: PluginContext, state: FleetStat
     handler: async ({ identity, params, query, reply }) => {
       const owner = ownerOf(identity, params.service, params.id);
       const target = `/api/logs/stream?${queryString({ service: params.service, id: params.id }, query)}`;
-      const refused = await streams.relay(owner.advertise, identity!, target, reply.raw, () => reply.hijack());
+      const refused = await streams.relay(owner.node, owner.advertise, identity!, target, reply.raw, () => reply.hijack());
       if (refused === null) return undefined;
       reply.code(refused.status);
       return refused.body;

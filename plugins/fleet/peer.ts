@@ -1,32 +1,24 @@
 /**
  * Signed node-to-node calls of a move (the fleet's internal API routes, plugins/fleet/move.ts): the header
- * `x-tenement-fleet-node` is the forwarding signature (forward-auth.ts) over the method, the node called, the path
- * and the sha256 of the body, keyed by the fleet secret, so a client without the secret can neither make one nor
- * change the body or the node of one it saw. A signature is accepted once (replays within the skew window are
- * refused).
+ * `x-tenement-fleet-node` is a node call signed as signed-call.ts does (no caller: the node's own call) over the
+ * method, the node called, the path and the sha256 of the body, keyed by the fleet secret, so a client without the
+ * secret can neither make one nor change the body or the node of one it saw. A signature is accepted once.
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { ErrorCodes, TenementError, isErrorCode } from '../../core/errors.ts';
 import { unpackFrom, type Packed } from './archive.ts';
-import { signForward, verifyForward } from './forward-auth.ts';
+import { ReplayGuard, signNodeCall, verifyNodeCall } from './signed-call.ts';
 import { addressOf } from './node.ts';
 
 export const NODE_HEADER = 'x-tenement-fleet-node';
-/** The host name signed into a node-to-node call: the node called (never a tenant's host). */
-const signedHost = (to: string): string => `${to}\0fleet`;
-const SEEN_MAX = 10_000;
-const SEEN_MS = 120_000;
-
-const digest = (body: string): string => createHash('sha256').update(body).digest('hex');
-
 export function signCall(secret: string, self: string, to: string, method: string, url: string, body: string): string {
-  return signForward(secret, self, { method, hostname: signedHost(to), target: `${url}\n${digest(body)}` });
+  return signNodeCall(secret, self, '', { method, to, target: url, body });
 }
 
 /** Checks signatures of calls received, each accepted once. */
 export class CallVerifier {
-  private readonly seen = new Map<string, number>();
+  private readonly seen = new ReplayGuard();
 
   constructor(
     private readonly secret: string,
@@ -35,16 +27,11 @@ export class CallVerifier {
 
   /** The calling node's id; throws TNM_ERR_FLEET_FORGED for a missing, wrong, stale or replayed signature. */
   verify(header: unknown, method: string, url: string, body: string): string {
-    const now = Date.now();
-    const node = typeof header === 'string' ? verifyForward(this.secret, header, { method, hostname: signedHost(this.self), target: `${url}\n${digest(body)}` }, now) : null;
-    if (node === null) throw new TenementError(ErrorCodes.FLEET_FORGED, `a fleet-internal call needs the ${NODE_HEADER} header signed with the fleet secret`);
-    for (const [key, at] of this.seen) {
-      if (now - at <= SEEN_MS && this.seen.size < SEEN_MAX) break;
-      this.seen.delete(key);
-    }
-    if (this.seen.has(header as string)) throw new TenementError(ErrorCodes.FLEET_FORGED, 'a fleet-internal call was replayed');
-    this.seen.set(header as string, now);
-    return node;
+    const checked = typeof header === 'string' ? verifyNodeCall(this.secret, header, { method, to: this.self, target: url, body }) : null;
+    // A relayed caller's call (a `who`) is no node's own call.
+    if (checked === null || checked.who !== '') throw new TenementError(ErrorCodes.FLEET_FORGED, `a fleet-internal call needs the ${NODE_HEADER} header signed with the fleet secret`);
+    if (!this.seen.accept(header as string)) throw new TenementError(ErrorCodes.FLEET_FORGED, 'a fleet-internal call was replayed');
+    return checked.from;
   }
 }
 

@@ -39,7 +39,7 @@ export class StreamRelay {
    * (the promise resolves once it began: the copy goes on in the background); any other answer resolves with its
    * status and JSON body, nothing written.
    */
-  async relay(advertise: string, identity: Identity, target: string, raw: ServerResponse, hijack: () => void): Promise<{ status: number; body: unknown } | null> {
+  async relay(to: string, advertise: string, identity: Identity, target: string, raw: ServerResponse, hijack: () => void): Promise<{ status: number; body: unknown } | null> {
     if (this.closed) throw new TenementError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down', { retryAfter: 1 });
     if (this.open.size >= this.limits.maxStreams) throw new TenementError(ErrorCodes.RATE_LIMITED, 'too many relayed streams open on this node; retry later', { retryAfter: 5 });
     const abort = new AbortController();
@@ -56,7 +56,7 @@ export class StreamRelay {
       let answer: Response;
       try {
         answer = await fetch(new URL(target, advertise), {
-          headers: { accept: 'text/event-stream', [API_HEADER]: signApiCall(this.secret, this.self, identity, 'GET', target) },
+          headers: { accept: 'text/event-stream', [API_HEADER]: signApiCall(this.secret, this.self, to, identity, 'GET', target) },
           redirect: 'manual',
           signal: abort.signal,
         });

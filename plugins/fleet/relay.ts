@@ -1,30 +1,22 @@
 /**
  * Node-to-node management calls: a node acts on another node's instances through that node's own API, on behalf
  * of the caller it authenticated (the dashboard's session, a token). The call carries no credential of the
- * caller: `X-Tenement-Fleet-Api: <node>.<unix ms>.<nonce>.<identity>.<HMAC-SHA256>` over all of them, the method
- * and the target, keyed by the fleet secret. The receiving node's `auth` tap turns a genuine header into that
+ * caller: `X-Tenement-Fleet-Api`, a node call signed as signed-call.ts does (the caller's identity as its `who`,
+ * bound to the node called, the method and the target; the body is not covered: the `auth` tap that checks it runs
+ * before a body is read). The receiving node's `auth` tap turns a genuine header into that
  * identity (so the owner scopes tenants and audits the call as it would its own); a header that does not check
  * out is refused, and each header is taken once (a replay of a captured call within its minute is refused).
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DNS_LABEL } from '../../core/config/schema.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { Identity } from '../../core/types.ts';
-import { decodeToken, encodeToken } from './keys.ts';
+import { ReplayGuard, signNodeCall, verifyNodeCall } from './signed-call.ts';
 
 export const API_HEADER = 'x-tenement-fleet-api';
-const MAX_SKEW_MS = 60_000;
-const MAX_HEADER = 1024;
-/** Headers remembered against replay (each for MAX_SKEW_MS either side); past it the oldest are forgotten. */
-const MAX_SEEN = 10_000;
 const CALL_TIMEOUT_MS = 15_000;
 /** A node's answer larger than this is not read (a list of 10,000 instance views is about 5 MB). */
 const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
-
-function mac(secret: string, parts: readonly string[]): Buffer {
-  return createHmac('sha256', secret).update(`api\n${parts.join('\n')}`).digest();
-}
 
 function identityOf(value: unknown): Identity | null {
   if (typeof value !== 'object' || value === null) return null;
@@ -35,48 +27,36 @@ function identityOf(value: unknown): Identity | null {
   return null;
 }
 
-export function signApiCall(secret: string, node: string, identity: Identity, method: string, target: string, now = Date.now()): string {
+/** The header for a call to node `to` on behalf of `identity`. */
+export function signApiCall(secret: string, node: string, to: string, identity: Identity, method: string, target: string, now = Date.now()): string {
   const who = Buffer.from(JSON.stringify(identity.kind === 'admin' ? { kind: 'admin', name: identity.name } : { kind: 'tenant', tenant: identity.tenant, name: identity.name })).toString('base64url');
-  const at = String(now);
-  const nonce = randomBytes(9).toString('base64url');
-  return `${encodeToken(node)}.${at}.${nonce}.${who}.${mac(secret, [node, at, nonce, who, method.toUpperCase(), target]).toString('base64url')}`;
+  return signNodeCall(secret, node, who, { method, to, target, body: '' }, now);
 }
 
-/** The caller's identity and the sending node when the header is genuine, else null. */
-export function verifyApiCall(secret: string, header: string, method: string, target: string, now = Date.now()): { node: string; identity: Identity } | null {
-  if (header.length > MAX_HEADER) return null;
-  const parts = header.split('.');
-  if (parts.length !== 5) return null;
-  const [encoded, at, nonce, who, signature] = parts as [string, string, string, string, string];
-  const node = decodeToken(encoded);
-  if (node === null || !/^\d{1,15}$/.test(at) || Math.abs(now - Number(at)) > MAX_SKEW_MS || !/^[A-Za-z0-9_-]{1,32}$/.test(nonce)) return null;
-  const given = Buffer.from(signature, 'base64url');
-  const expected = mac(secret, [node, at, nonce, who, method.toUpperCase(), target]);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+/** The caller's identity and the sending node when the header is genuine for a call to `self`, else null. */
+export function verifyApiCall(secret: string, self: string, header: string, method: string, target: string, now = Date.now()): { node: string; identity: Identity } | null {
+  const checked = verifyNodeCall(secret, header, { method, to: self, target, body: '' }, now);
+  if (checked === null || checked.who === '') return null;
   let identity: Identity | null = null;
   try {
-    identity = identityOf(JSON.parse(Buffer.from(who, 'base64url').toString('utf8')) as unknown);
+    identity = identityOf(JSON.parse(Buffer.from(checked.who, 'base64url').toString('utf8')) as unknown);
   } catch {
     identity = null;
   }
-  return identity === null ? null : { node, identity };
+  return identity === null ? null : { node: checked.from, identity };
 }
 
 /** The `auth` tap: a genuine relayed call is its caller (named as relayed); a forged or replayed one is a 403. */
-export function relayAuth(ctx: Pick<PluginContext, 'hooks'>, secret: string): void {
-  const seen = new Map<string, number>();
+export function relayAuth(ctx: Pick<PluginContext, 'hooks'>, secret: string, self: string): void {
+  const seen = new ReplayGuard();
   ctx.hooks.auth.tap(({ headers, method, url }) => {
     const given = headers[API_HEADER];
     if (given === undefined) return undefined;
     const now = Date.now();
     const header = typeof given === 'string' ? given : '';
-    const checked = header !== '' && headers.authorization === undefined ? verifyApiCall(secret, header, method, url, now) : null;
+    const checked = header !== '' && headers.authorization === undefined ? verifyApiCall(secret, self, header, method, url, now) : null;
     if (checked === null) throw new TenementError(ErrorCodes.FLEET_FORGED, `the ${API_HEADER} header is not signed with the fleet secret for this call`);
-    if ((seen.get(header) ?? 0) > now) throw new TenementError(ErrorCodes.FLEET_FORGED, `this ${API_HEADER} header was already used`);
-    if (seen.size >= MAX_SEEN) {
-      for (const [key, until] of seen) if (until <= now || seen.size >= MAX_SEEN) seen.delete(key);
-    }
-    seen.set(header, now + 2 * MAX_SKEW_MS);
+    if (!seen.accept(header, now)) throw new TenementError(ErrorCodes.FLEET_FORGED, `this ${API_HEADER} header was already used`);
     const { identity, node } = checked;
     const name = `${identity.name} (via ${node})`;
     return identity.kind === 'admin' ? { kind: 'admin', name } : { kind: 'tenant', tenant: identity.tenant, name };
@@ -102,8 +82,9 @@ export interface NodeAnswer {
   body: unknown;
 }
 
-/** One API call to the node at `advertise` on behalf of `identity`; rejects when the node cannot be reached. */
+/** One API call to node `to` at `advertise` on behalf of `identity`; rejects when the node cannot be reached. */
 export async function callNode(
+  to: string,
   advertise: string,
   secret: string,
   self: string,
@@ -113,7 +94,7 @@ export async function callNode(
   body?: unknown,
   maxBytes = MAX_ANSWER_BYTES,
 ): Promise<NodeAnswer> {
-  const headers: Record<string, string> = { accept: 'application/json', [API_HEADER]: signApiCall(secret, self, identity, method, target) };
+  const headers: Record<string, string> = { accept: 'application/json', [API_HEADER]: signApiCall(secret, self, to, identity, method, target) };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const reply = await fetch(new URL(target, advertise), {
     method,

@@ -287,7 +287,7 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
 
   registerFleetRoutes(ctx, state, connection.control, self);
   mover.registerRoutes((service, id) => state.placement(service, id)?.node);
-  relayAuth(ctx, secret);
+  relayAuth(ctx, secret, self);
   registerFleetInstanceRoutes(ctx, state, secret, self);
   closers.push((await (await import('./tokens.ts')).startTokenReplication(ctx, connection.nc, connection.replicas, secret)).stop);
   const node: FleetNode = { self, state, placer, connection, stubs, tick };

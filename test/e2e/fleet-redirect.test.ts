@@ -254,11 +254,13 @@ describe('fleet redirect mode, relayed management and the dashboard across nodes
     }
     // The relay header itself: forged (wrong secret, another target) and replayed calls are refused.
     const target = '/api/instances/app/carol/hibernate';
-    const forged = signApiCall('not-the-fleet-secret-0123456789', away.id, { kind: 'admin', name: 'x' }, 'POST', target);
+    const forged = signApiCall('not-the-fleet-secret-0123456789', away.id, home.id, { kind: 'admin', name: 'x' }, 'POST', target);
     assert.equal((await apiCall(home.kernel, 'POST', target, { [API_HEADER]: forged })).status, 403);
-    const elsewhere = signApiCall(FLEET_SECRET, away.id, { kind: 'admin', name: 'x' }, 'POST', '/api/instances/app/dave/hibernate');
+    const elsewhere = signApiCall(FLEET_SECRET, away.id, home.id, { kind: 'admin', name: 'x' }, 'POST', '/api/instances/app/dave/hibernate');
     assert.equal((await apiCall(home.kernel, 'POST', target, { [API_HEADER]: elsewhere })).status, 403);
-    const genuine = signApiCall(FLEET_SECRET, away.id, { kind: 'tenant', tenant: 'carol', name: 'carol' }, 'GET', '/api/instances');
+    const toAnother = signApiCall(FLEET_SECRET, away.id, away.id, { kind: 'admin', name: 'x' }, 'POST', target);
+    assert.equal((await apiCall(home.kernel, 'POST', target, { [API_HEADER]: toAnother })).status, 403, 'signed for another node');
+    const genuine = signApiCall(FLEET_SECRET, away.id, home.id, { kind: 'tenant', tenant: 'carol', name: 'carol' }, 'GET', '/api/instances');
     const once = await apiCall(home.kernel, 'GET', '/api/instances', { [API_HEADER]: genuine });
     assert.equal(once.status, 200, once.body);
     assert.deepEqual((JSON.parse(once.body) as { instances: Array<{ key: string }> }).instances.map((v) => v.key), ['app:carol'], 'the relayed tenant scope holds');

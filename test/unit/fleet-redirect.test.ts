@@ -55,19 +55,20 @@ test('routing and publicUrl are checked and named', async () => {
   );
 });
 
-test('a relayed call is bound to its identity, method and target, and refused with another secret', () => {
+test('a relayed call is bound to its identity, the node called, method and target, and refused with another secret', () => {
   const secret = 'test-fleet-secret-0123456789abcdef';
-  const header = signApiCall(secret, 'n1', { kind: 'tenant', tenant: 'alice', name: 'alice-ui' }, 'POST', '/api/instances/app/alice/restart');
-  assert.deepEqual(verifyApiCall(secret, header, 'POST', '/api/instances/app/alice/restart'), { node: 'n1', identity: { kind: 'tenant', tenant: 'alice', name: 'alice-ui' } });
-  assert.equal(verifyApiCall(secret, header, 'POST', '/api/instances/app/bob/restart'), null);
-  assert.equal(verifyApiCall(secret, header, 'DELETE', '/api/instances/app/alice/restart'), null);
-  assert.equal(verifyApiCall('another-secret-0123456789abcdef', header, 'POST', '/api/instances/app/alice/restart'), null);
+  const header = signApiCall(secret, 'n1', 'n2', { kind: 'tenant', tenant: 'alice', name: 'alice-ui' }, 'POST', '/api/instances/app/alice/restart');
+  assert.deepEqual(verifyApiCall(secret, 'n2', header, 'POST', '/api/instances/app/alice/restart'), { node: 'n1', identity: { kind: 'tenant', tenant: 'alice', name: 'alice-ui' } });
+  assert.equal(verifyApiCall(secret, 'n2', header, 'POST', '/api/instances/app/bob/restart'), null);
+  assert.equal(verifyApiCall(secret, 'n2', header, 'DELETE', '/api/instances/app/alice/restart'), null);
+  assert.equal(verifyApiCall(secret, 'n3', header, 'POST', '/api/instances/app/alice/restart'), null, 'a call to another node');
+  assert.equal(verifyApiCall('another-secret-0123456789abcdef', 'n2', header, 'POST', '/api/instances/app/alice/restart'), null);
   // The identity cannot be swapped: it is under the signature.
   const parts = header.split('.');
   parts[3] = Buffer.from(JSON.stringify({ kind: 'admin', name: 'x' })).toString('base64url');
-  assert.equal(verifyApiCall(secret, parts.join('.'), 'POST', '/api/instances/app/alice/restart'), null);
-  const old = signApiCall(secret, 'n1', { kind: 'admin', name: 'a' }, 'GET', '/api/instances', Date.now() - 120_000);
-  assert.equal(verifyApiCall(secret, old, 'GET', '/api/instances'), null, 'an old call');
-  const oddTenant = signApiCall(secret, 'n1', { kind: 'tenant', tenant: '__proto__', name: 'x' }, 'GET', '/api/instances');
-  assert.equal(verifyApiCall(secret, oddTenant, 'GET', '/api/instances'), null, 'a tenant that is no DNS label');
+  assert.equal(verifyApiCall(secret, 'n2', parts.join('.'), 'POST', '/api/instances/app/alice/restart'), null);
+  const old = signApiCall(secret, 'n1', 'n2', { kind: 'admin', name: 'a' }, 'GET', '/api/instances', Date.now() - 120_000);
+  assert.equal(verifyApiCall(secret, 'n2', old, 'GET', '/api/instances'), null, 'an old call');
+  const oddTenant = signApiCall(secret, 'n1', 'n2', { kind: 'tenant', tenant: '__proto__', name: 'x' }, 'GET', '/api/instances');
+  assert.equal(verifyApiCall(secret, 'n2', oddTenant, 'GET', '/api/instances'), null, 'a tenant that is no DNS label');
 });

@@ -20,7 +20,7 @@ test('a relayed stream: signed, copied, bounded in bytes and count; refusals pas
   const ownerClosed: string[] = [];
   const callers: string[] = [];
   const owner = await listen((req, res) => {
-    const checked = verifyApiCall(SECRET, String(req.headers[API_HEADER] ?? ''), 'GET', req.url ?? '');
+    const checked = verifyApiCall(SECRET, 'owner', String(req.headers[API_HEADER] ?? ''), 'GET', req.url ?? '');
     callers.push(checked ? `${checked.node}:${checked.identity.name}` : 'unsigned');
     if (req.url?.startsWith('/refuse')) {
       res.writeHead(404, { 'content-type': 'application/json' });
@@ -42,7 +42,7 @@ test('a relayed stream: signed, copied, bounded in bytes and count; refusals pas
   });
   const relay = new StreamRelay(SECRET, 'front', { maxStreams: 1, maxBytes: 64 * 1024, maxMs: 60_000, connectMs: 10_000 });
   const front = await listen((req, res) => {
-    relay.relay(owner.url, { kind: 'tenant', tenant: 'alice', name: 'alice' }, req.url ?? '/', res, () => undefined).then(
+    relay.relay('owner', owner.url, { kind: 'tenant', tenant: 'alice', name: 'alice' }, req.url ?? '/', res, () => undefined).then(
       (refused) => {
         if (refused) res.writeHead(refused.status, { 'content-type': 'application/json' }).end(JSON.stringify(refused.body));
       },
