@@ -8,11 +8,11 @@ import type { KernelHooks } from './hooks.ts';
 import type { RouteTarget } from './types.ts';
 import { connectUpstream, unixPath } from './upstream-address.ts';
 import { responseFramingProblem } from './dataplane/http1.ts';
-import { RequestContext, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, upstreamFailure } from './dataplane/policy.ts';
+import { RequestContext, awaitRunChange, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, runGone, upstreamFailure } from './dataplane/policy.ts';
 import { serveInProcess } from './proxy-in-process.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
-type Outcome = 'done' | 'next-candidate';
+type Outcome = 'done' | 'next-candidate' | 'wait-instance';
 
 /** What the entry knew of a request before routing it: the host name it asked for and when its head was read. */
 export interface Received {
@@ -92,20 +92,23 @@ export class Proxy {
       reportRequest(this.hooks, ctx);
     });
     probeOnEnd(req, res);
-    for (let from = 0; ; from = ctx.attempt + 1) {
+    for (let from = 0; ; ) {
       const picked = await pickCandidate(ctx, this.hooks, res, from);
       if (picked === null || res.destroyed) return;
       if (!(picked instanceof Instance)) return sendError(res, picked);
       // An instance in this process (the wasm tier) takes the request directly: no connection to make.
       const inProcess = picked.handle!.inProcess;
       if (inProcess) return serveInProcess(picked, inProcess, req, res, (headers) => editUpstreamHeaders(this.hooks, ctx, picked, headers));
-      if ((await this.attempt(ctx, picked, req, res)) === 'done') return;
+      const outcome = await this.attempt(ctx, picked, req, res);
+      if (outcome === 'done') return;
+      from = outcome === 'wait-instance' ? ctx.attempt : ctx.attempt + 1;
     }
   }
 
   private attempt(ctx: RequestContext, instance: Instance, req: IncomingMessage, res: ServerResponse): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
-      const address = instance.handle!.address;
+      const run = instance.handle;
+      const address = run!.address;
       const socketPath = unixPath(address);
       let finished = false;
       const finish = (): void => {
@@ -169,15 +172,27 @@ export class Proxy {
             method: ctx.method,
             reused: upstream.reusedSocket,
             retried: ctx.retried,
+            instanceGone: runGone(instance, run),
+            rewoken: ctx.rewoken,
           });
           if (decision === 'resend-fresh') {
             ctx.retried = true;
             return send();
           }
           finish();
-          if (decision === 'next-candidate') return resolve('next-candidate');
+          if (decision === 'next-candidate') return resolve(decision);
+          const failure = upstreamFailure(instance, timedOut, error.code, errorMessage(error));
+          if (decision === 'wait-instance') {
+            // This attempt's claim has ended (a drain waiting on it goes on): the next run, or the failure.
+            ctx.rewoken = true;
+            return void awaitRunChange(instance, run, res).then((changed) => {
+              if (changed) return resolve('wait-instance');
+              if (!res.destroyed) sendError(res, failure);
+              resolve('done');
+            });
+          }
           if (res.headersSent) res.destroy();
-          else sendError(res, upstreamFailure(instance, timedOut, error.code, errorMessage(error)));
+          else sendError(res, failure);
           resolve('done');
         });
         res.once('close', () => {
@@ -214,7 +229,8 @@ export class Proxy {
     const chosen = await pickCandidate(ctx, this.hooks, socket, from);
     if (chosen === null || socket.destroyed) return;
     if (!(chosen instanceof Instance)) return sendSocketError(socket, chosen);
-    const upstream = connectUpstream(chosen.handle!.address);
+    const run = chosen.handle;
+    const upstream = connectUpstream(run!.address);
     let connected = false;
     let finished = false;
     chosen.requestStarted();
@@ -257,12 +273,22 @@ export class Proxy {
           method: ctx.method,
           reused: false,
           retried: false,
+          instanceGone: runGone(chosen, run),
+          rewoken: ctx.rewoken,
         });
         if (decision === 'next-candidate') {
           release();
           return void this.tunnel(ctx, req, socket, head, ctx.attempt + 1).catch(() => socket.destroy());
         }
-        sendSocketError(socket, upstreamFailure(chosen, false, error.code, errorMessage(error)));
+        const failure = upstreamFailure(chosen, false, error.code, errorMessage(error));
+        if (decision === 'wait-instance') {
+          release();
+          ctx.rewoken = true;
+          return void awaitRunChange(chosen, run, socket)
+            .then((changed) => (changed ? this.tunnel(ctx, req, socket, head, ctx.attempt) : sendSocketError(socket, failure)))
+            .catch(() => socket.destroy());
+        }
+        sendSocketError(socket, failure);
       }
       finish();
     });

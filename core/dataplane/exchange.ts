@@ -10,7 +10,7 @@ import { DirectExchange } from './direct-exchange.ts';
 import { forwardedRequestHead, forwardedResponseHead, writeResponseStart } from './forwarded-head.ts';
 import { RequestBodyFraming } from './request-body.ts';
 import { ResponseBodyFraming } from './response-body.ts';
-import { RequestContext, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, upstreamFailure } from './policy.ts';
+import { RequestContext, awaitRunChange, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, runGone, upstreamFailure } from './policy.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
@@ -36,6 +36,8 @@ export class Exchange extends RequestContext implements UpstreamOwner {
 
   private timer: NodeJS.Timeout | null = null;
   private timedOut = false;
+  /** The run of the instance this attempt was sent to (policy.ts runGone). */
+  private run: Instance['handle'] = null;
   /** The current candidate counts this request in flight. */
   private started = false;
   private finished = false;
@@ -102,6 +104,7 @@ export class Exchange extends RequestContext implements UpstreamOwner {
       return direct.start();
     }
     this.started = true;
+    this.run = instance.handle;
     instance.requestStarted();
     const hooks = this.client.context.hooks;
     // With an upstreamHeaders tap (tracing) each instance gets a head of its own; otherwise it is made once.
@@ -299,6 +302,8 @@ export class Exchange extends RequestContext implements UpstreamOwner {
       method: this.method,
       reused: upstream !== null && upstream.reused,
       retried: this.retried,
+      instanceGone: runGone(this.instance!, this.run),
+      rewoken: this.rewoken,
     });
     if (decision === 'resend-fresh') {
       this.retried = true;
@@ -321,7 +326,22 @@ export class Exchange extends RequestContext implements UpstreamOwner {
       this.finished = false;
     }
     const detail = error ? errorMessage(error) : 'connection closed before a response';
-    this.fail(upstreamFailure(this.instance!, this.timedOut, error?.code, detail));
+    const failure = upstreamFailure(this.instance!, this.timedOut, error?.code, detail);
+    if (decision === 'wait-instance') return this.awaitNextRun(failure);
+    this.fail(failure);
+  }
+
+  /** 'wait-instance' (policy.ts): this attempt's claims end (a drain waiting on them goes on), then the next run. */
+  private awaitNextRun(failure: HttpError): void {
+    const instance = this.instance!;
+    this.endAttempt();
+    this.retried = false;
+    this.rewoken = true;
+    void awaitRunChange(instance, this.run, this.client.socket).then((changed) => {
+      if (this.client.closed || this.finished) return this.report();
+      if (changed) this.begin(this.attempt);
+      else this.fail(failure);
+    });
   }
 
   private onTimeout(): void {

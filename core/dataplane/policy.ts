@@ -5,9 +5,10 @@
  *
  *  1. pick      `pickCandidate`     — from a candidate index on, the first instance running or woken for it;
  *  2. send      (the path's own)    — connect, write, stream the answer;
- *  3. failure   `decideAfterFailure` — a failure before the answer: send again on a fresh connection, go to
- *                                     the next candidate (phase 1 from attempt + 1), or fail; `upstreamFailure`
- *                                     is the answer a failure gets;
+ *  3. failure   `decideAfterFailure` — a failure before the answer: send again on a fresh connection, wait
+ *                                     for the same instance's next run (phase 1 from attempt), go to the next
+ *                                     candidate (phase 1 from attempt + 1), or fail; `upstreamFailure` is the
+ *                                     answer a failure gets;
  *  4. report    `reportRequest`     — the `request` hook, once per request, however it ended.
  */
 import { ErrorCodes } from '../errors.ts';
@@ -38,6 +39,8 @@ export class RequestContext implements ProxyExchange {
   wakeMs = 0;
   /** The current candidate was already sent the request again on a fresh connection. */
   retried = false;
+  /** The request already waited once for its instance to come back from a restart, hibernation or crash. */
+  rewoken = false;
   /** The status the client got; 0 when none was sent. */
   status = 0;
   reported = false;
@@ -142,23 +145,63 @@ export interface FailureFacts {
   reused: boolean;
   /** This candidate was already sent the request again once. */
   retried: boolean;
+  /**
+   * The instance is no longer the run the request was sent to: it is stopping, stopped or hibernated, or a new
+   * run replaced it (a restart, a crash and its restart). Its old address now reaches nothing, or another run.
+   */
+  instanceGone: boolean;
+  /** The request already waited once for its instance to come back. */
+  rewoken: boolean;
 }
 
-export type FailureDecision = 'resend-fresh' | 'next-candidate' | 'fail';
+export type FailureDecision = 'resend-fresh' | 'wait-instance' | 'next-candidate' | 'fail';
 
 /** Phase 3: what to do after a failure. Pure: the decision table is test/unit/proxy-policy.test.ts. */
 export function decideAfterFailure(facts: FailureFacts): FailureDecision {
   if (facts.answered || facts.timedOut) return 'fail';
   // The request can go out again whole: no body, or one still unread off the client.
   const replayable = facts.bodyless || !facts.bodySent;
-  // A kept-alive connection the instance closed just as we reused it: sent again once on a new connection.
-  if (facts.reused && replayable && !facts.retried) return 'resend-fresh';
-  if (facts.attempt >= facts.candidates - 1 || !replayable) return 'fail';
-  // Nothing reached an instance that never accepted the connection (refused, or reset while dying): another
-  // candidate can take the request, whatever its method.
-  if (!facts.connected) return 'next-candidate';
-  // A safe request the instance never answered (it died holding it) may go to another one too.
-  return isSafeMethod(facts.method) ? 'next-candidate' : 'fail';
+  // A kept-alive connection the instance closed just as we reused it: sent again once on a new connection, to
+  // the same run (a run that is ending or replaced is no place to send it again).
+  if (facts.reused && replayable && !facts.retried && !facts.instanceGone) return 'resend-fresh';
+  // What the instance cannot have acted on: never accepted (refused, or reset while dying), sent on a kept-alive
+  // connection it closed unanswered, or safe to repeat (it died holding it).
+  const unacted = replayable && (!facts.connected || (facts.reused && !facts.retried) || isSafeMethod(facts.method));
+  if (!unacted) return 'fail';
+  if (facts.attempt < facts.candidates - 1) return 'next-candidate';
+  // No candidate left: the failure may be its run ending (an API restart, a hibernation or a crash racing the
+  // request), which the kernel may not have seen yet. Once, the request waits for the run to change and goes to
+  // the instance's next run, as a request arriving then would; a run that goes on unchanged fails it.
+  return facts.rewoken ? 'fail' : 'wait-instance';
+}
+
+/** Whether `instance` is no longer the run (`handle`) a request was sent to, serving: the `instanceGone` fact. */
+export function runGone(instance: Instance, handle: Instance['handle']): boolean {
+  return instance.state !== 'running' || instance.handle === null || instance.handle !== handle;
+}
+
+/** How long a failed request on its last candidate waits for the instance's run to change ('wait-instance'). */
+export const RUN_CHANGE_WAIT_MS = 1_000;
+const RUN_CHANGE_POLL_MS = 10;
+
+/**
+ * 'wait-instance': true once `instance` is no longer on `run` (its exit seen, a stop or restart begun), false when
+ * it still is after `ms` or `client` left. Polled: only a request that failed on its last candidate waits here,
+ * and a run's exit is seen within milliseconds of its connections closing.
+ */
+export function awaitRunChange(instance: Instance, run: Instance['handle'], client: WaitingClient, ms = RUN_CHANGE_WAIT_MS): Promise<boolean> {
+  if (runGone(instance, run)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const deadline = performance.now() + ms;
+    const timer = setInterval(() => {
+      if (runGone(instance, run)) done(true);
+      else if (client.destroyed || performance.now() >= deadline) done(false);
+    }, RUN_CHANGE_POLL_MS);
+    const done = (changed: boolean): void => {
+      clearInterval(timer);
+      resolve(changed);
+    };
+  });
 }
 
 /** The answer to a failure decided 'fail' before any response: 504 too slow, 502 refused or broken. */

@@ -131,3 +131,31 @@ for (const fastPath of [true, false]) {
     assert.deepEqual(woken(), [waking]);
   });
 }
+
+for (const fastPath of [true, false]) {
+  const name = fastPath ? 'fast path' : 'node:http path';
+  test(`${name}: a GET held by a run that crashes waits for the next run; a POST it held fails`, { timeout: 60_000 }, async (t) => {
+    if (!fastPath) process.env.TENEMENT_FAST_PROXY = '0';
+    let tracked: Awaited<ReturnType<typeof trackedKernel>>;
+    try {
+      tracked = await trackedKernel(t, { echo: echoService({ idleTimeout: false, restart: 'always', backoff: { base: '100ms' } }) });
+    } finally {
+      delete process.env.TENEMENT_FAST_PROXY;
+    }
+    const { kernel, events } = tracked;
+    const instance = await kernel.spawnInstance('echo', 'a');
+    const held = [request(kernel, 'a.echo.localhost', '/slow?ms=2000'), request(kernel, 'a.echo.localhost', '/slow?ms=2000', { method: 'POST' })];
+    await waitFor(() => instance.inFlight === 2, 'both requests held by the instance', 15_000);
+    // Answered, then the process exits with both requests unanswered: a crash, and the restart policy's restart.
+    assert.equal((await request(kernel, 'a.echo.localhost', '/exit?code=1')).status, 200);
+    const [get, post] = await Promise.all(held);
+    // The GET is safe to send again: it waited for the instance's next run (one candidate, so nowhere else to go).
+    assert.equal(get!.status, 200, get!.body);
+    assert.equal(get!.body, 'slow');
+    // The POST may have been acted on before the crash: never sent twice.
+    assert.equal(post!.status, 502, post!.body);
+    assert.equal(JSON.parse(post!.body).error.code, 'TNM_ERR_UPSTREAM_ERROR');
+    assert.equal(events.filter((e) => e.type === 'spawned').length, 2, 'one restart served the GET');
+    await waitFor(() => instance.inFlight === 0, 'nothing left in flight', 10_000);
+  });
+}

@@ -14,6 +14,8 @@ const base: FailureFacts = {
   method: 'GET',
   reused: false,
   retried: false,
+  instanceGone: false,
+  rewoken: false,
 };
 
 const rows: [string, Partial<FailureFacts>, FailureDecision][] = [
@@ -34,8 +36,9 @@ const rows: [string, Partial<FailureFacts>, FailureDecision][] = [
   ['refused GET', { connected: false }, 'next-candidate'],
   ['refused POST with an unsent body (fast path)', { connected: false, bodyless: false, method: 'POST' }, 'next-candidate'],
   ['refused POST with a piped body (node:http path)', { connected: false, bodyless: false, bodySent: true, method: 'POST' }, 'fail'],
-  ['refused on the last candidate', { connected: false, attempt: 1 }, 'fail'],
-  ['refused, one candidate', { connected: false, candidates: 1 }, 'fail'],
+  ['refused on the last candidate', { connected: false, attempt: 1 }, 'wait-instance'],
+  ['refused on the last candidate, already waited once', { connected: false, attempt: 1, rewoken: true }, 'fail'],
+  ['refused, one candidate', { connected: false, candidates: 1 }, 'wait-instance'],
   // Accepted, then the instance died unanswered: only a safe request goes elsewhere.
   ['died holding a GET', {}, 'next-candidate'],
   ['died holding a HEAD', { method: 'HEAD' }, 'next-candidate'],
@@ -44,9 +47,25 @@ const rows: [string, Partial<FailureFacts>, FailureDecision][] = [
   ['died holding a DELETE', { method: 'DELETE' }, 'fail'],
   ['died holding a PUT with a body', { method: 'PUT', bodyless: false, bodySent: true }, 'fail'],
   ['died holding a GET with a body', { bodyless: false, bodySent: true }, 'fail'],
-  ['died holding a GET, last candidate', { attempt: 1 }, 'fail'],
+  ['died holding a GET, last candidate', { attempt: 1 }, 'wait-instance'],
+  ['died holding a GET, last candidate, already waited once', { attempt: 1, rewoken: true }, 'fail'],
+  ['died holding a bodyless POST, last candidate', { attempt: 1, method: 'POST' }, 'fail'],
   ['died holding a GET, second of three', { attempt: 1, candidates: 3 }, 'next-candidate'],
   ['method names are case-sensitive (RFC 9110 §9.1)', { method: 'get' }, 'fail'],
+  // The run the request went to is ending or replaced (an API restart or hibernation racing it, a crash): never
+  // sent to its address again. What it cannot have acted on goes to the next candidate, or waits once for the
+  // instance's next run; what it may have acted on fails.
+  ['run gone, refused, one candidate', { instanceGone: true, connected: false, candidates: 1 }, 'wait-instance'],
+  ['run gone, refused POST with an unsent body, one candidate', { instanceGone: true, connected: false, bodyless: false, method: 'POST', candidates: 1 }, 'wait-instance'],
+  ['run gone, kept-alive connection closed unanswered, bodyless POST, one candidate', { instanceGone: true, reused: true, method: 'POST', candidates: 1 }, 'wait-instance'],
+  ['run gone, kept-alive connection closed unanswered, GET, two candidates', { instanceGone: true, reused: true }, 'next-candidate'],
+  ['run gone, died holding a GET, last candidate', { instanceGone: true, attempt: 1 }, 'wait-instance'],
+  ['run gone, died holding a GET, already waited once', { instanceGone: true, attempt: 1, rewoken: true }, 'fail'],
+  ['run gone, died holding a bodyless POST', { instanceGone: true, method: 'POST', candidates: 1 }, 'fail'],
+  ['run gone, resent POST died unanswered on its fresh connection', { instanceGone: true, retried: true, method: 'POST', candidates: 1 }, 'fail'],
+  ['run gone, refused POST with a piped body (node:http path)', { instanceGone: true, connected: false, bodyless: false, bodySent: true, method: 'POST', candidates: 1 }, 'fail'],
+  ['run gone, answered', { instanceGone: true, answered: true, candidates: 1 }, 'fail'],
+  ['run gone, timed out', { instanceGone: true, timedOut: true, candidates: 1 }, 'fail'],
 ];
 
 for (const [name, change, expected] of rows) {
