@@ -11,7 +11,7 @@ import { ROOT } from '../helpers.ts';
 const EXAMPLES = path.join(ROOT, 'examples');
 const folders = readdirSync(EXAMPLES, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
 
-test('each example has a README.md with its run steps, and its links resolve', () => {
+test('each example has a README.md with its run steps, and its links resolve', { timeout: 30_000 }, () => {
   assert.ok(folders.length >= 8, folders.join(', '));
   for (const name of folders) {
     const readme = path.join(EXAMPLES, name, 'README.md');
@@ -26,13 +26,14 @@ test('each example has a README.md with its run steps, and its links resolve', (
   }
 });
 
-test("each example's data dir (admin.token included) is ignored by git", () => {
+test("each example's data dir (admin.token included) is ignored by git", { timeout: 60_000 }, () => {
   for (const name of folders) {
     const config = readFileSync(path.join(EXAMPLES, name, 'tenement.config.ts'), 'utf8');
     const dataDir = /dataDir: '([^']+)'/.exec(config)?.[1] ?? './tenement-data';
     const token = path.relative(ROOT, path.resolve(EXAMPLES, name, dataDir, 'admin.token'));
-    const checked = spawnSync('git', ['check-ignore', '-q', token], { cwd: ROOT });
-    assert.equal(checked.status, 0, `${token} (examples/${name}'s data dir) is not ignored by git`);
+    // Bounded: a git that waits (on a lock, a prompt) fails this test in seconds, not the file at the suite's timeout.
+    const checked = spawnSync('git', ['check-ignore', '-q', token], { cwd: ROOT, timeout: 15_000, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_OPTIONAL_LOCKS: '0' } });
+    assert.equal(checked.status, 0, `${token} (examples/${name}'s data dir) is not ignored by git: ${checked.error ?? checked.stderr}`);
     if (path.resolve(EXAMPLES, name, dataDir).startsWith(path.join(EXAMPLES, name) + path.sep)) {
       assert.ok(existsSync(path.join(EXAMPLES, name, '.gitignore')), `examples/${name} keeps its data inside: it needs its own .gitignore (copied out of the repository, it still ignores it)`);
     }
