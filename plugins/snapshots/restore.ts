@@ -62,7 +62,8 @@ export async function restoreInstance(spec: SpawnSpec, dir: string, meta: ImageM
   });
 
   const deadline = Date.now() + timeoutMs;
-  for (let pause = 5; !existsSync(path.join(dir, RESUMED)); pause = Math.min(25, pause * 2)) {
+  // A file check costs microseconds: polled often, every millisecond of lag is added to the pause or the wake.
+  for (let pause = 2; !existsSync(path.join(dir, RESUMED)); pause = Math.min(10, pause * 2)) {
     if (spawnError || exit || Date.now() >= deadline) {
       killRestore(criu, meta.pid);
       const why = spawnError ? String(spawnError) : exit ? logTail(path.join(dir, 'restore.log')) || `criu exited with ${JSON.stringify(exit)}` : `not restored within ${timeoutMs}ms`;
