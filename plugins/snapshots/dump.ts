@@ -60,10 +60,12 @@ export async function dumpInstance(target: DumpTarget, dir: string, whileFrozen?
     throw new Error('criu dump failed: the process uses io_uring (libuv in Node >= 22 does), which CRIU cannot checkpoint');
   }
   const frozen = whileFrozen ? frozenStep(dir, whileFrozen) : null;
-  // A process left running keeps its connections, and by the time its image is restored their other ends are long
-  // gone: they are saved closed (`--tcp-close`), which also spares the running process CRIU's network lock.
-  const tcp = frozen ? '--tcp-close' : '--tcp-established';
-  const args = ['dump', '-t', String(target.pid), '-D', dir, '-o', 'dump.log', tcp, ...external];
+  // Connections are saved closed (`--tcp-close`), as a stop would close them. By the time an image is restored
+  // their other ends are long gone (idle pooled connections of the proxy, which opens new ones), and saving them
+  // established makes CRIU lock each one with an iptables DROP rule that only a restore of that image removes: an
+  // image deleted instead (a cold start, the instance removed) left its rules for good (130 on a test host), each
+  // one read by every packet, and one dropping a later connection that happens to reuse its ports.
+  const args = ['dump', '-t', String(target.pid), '-D', dir, '-o', 'dump.log', '--tcp-close', ...external];
   if (frozen) args.push('--leave-running', '--action-script', frozen.script);
   const started = Date.now();
   try {

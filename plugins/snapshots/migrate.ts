@@ -224,7 +224,7 @@ export function setupMigration(ctx: PluginContext, criuProblem: () => Promise<st
         if (meta.uid !== expectedUid) throw new Error(`the image ran as uid ${meta.uid}, the instance runs as ${expectedUid} on this node`);
         // The data came as root's files: the tenant's before its process is back (a cold start's runtime does the same).
         if (spec.user) await prepareDataDir(ctx.paths.dataDir, spec.dataDir, spec.user);
-        const handle = await restoreInstance(spec, final, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000), 'close');
+        const handle = await restoreInstance(spec, final, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000));
         ctx.log.info({ instance: key, restoreMs: Date.now() - started, pid: handle.pid }, 'restored from migration');
         return handle;
       } catch (error) {

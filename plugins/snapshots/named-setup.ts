@@ -41,7 +41,7 @@ export function setupNamedSnapshots(ctx: PluginContext, criuProblem: () => Promi
         if (meta.service !== spec.service || meta.id !== spec.id) throw new Error(`the image is of ${meta.service}:${meta.id}, not ${key}`);
         if (meta.uid !== expectedUid) throw new Error(`the image ran as uid ${meta.uid}, the instance runs as ${expectedUid}`);
         // At most half the startupTimeout: a restore that fails must leave the cold start time to answer.
-        const handle = await restoreInstance(spec, `${pending.work}/image`, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000), 'close');
+        const handle = await restoreInstance(spec, `${pending.work}/image`, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000));
         const restoreMs = Date.now() - started;
         ctx.log.info({ instance: key, snapshot: pending.name, restoreMs, pid: handle.pid }, 'snapshot restored');
         pending.settle({ restored: true, reason: null, restoreMs });

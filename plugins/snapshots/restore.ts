@@ -36,10 +36,10 @@ function killRestore(criu: ChildProcess, pid: number): void {
 }
 
 /** Restores `dir` for `spec`; resolves with its handle once it runs again, or throws with CRIU's reason. */
-export async function restoreInstance(spec: SpawnSpec, dir: string, meta: ImageMeta, expectedUid: number, timeoutMs: number, tcp: 'established' | 'close' = 'established'): Promise<RunningHandle> {
+export async function restoreInstance(spec: SpawnSpec, dir: string, meta: ImageMeta, expectedUid: number, timeoutMs: number): Promise<RunningHandle> {
   writeFileSync(path.join(dir, SCRIPT), `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-resume ] && : > '${path.join(dir, RESUMED)}'\nexit 0\n`, { mode: 0o700 });
   chmodSync(path.join(dir, SCRIPT), 0o700);
-  const args = ['restore', '-D', dir, '-o', 'restore.log', `--tcp-${tcp}`, '--action-script', path.join(dir, SCRIPT), '--inherit-fd', `fd[1]:${meta.stdout}`, '--inherit-fd', `fd[2]:${meta.stderr}`];
+  const args = ['restore', '-D', dir, '-o', 'restore.log', '--tcp-close', '--action-script', path.join(dir, SCRIPT), '--inherit-fd', `fd[1]:${meta.stdout}`, '--inherit-fd', `fd[2]:${meta.stderr}`];
   const criu = spawn(criuPath(), args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   let exit: ExitInfo | null = null;
   const exitWaiters: Array<(exit: ExitInfo) => void> = [];

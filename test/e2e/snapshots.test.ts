@@ -93,6 +93,13 @@ async function suspend(kernel: BootedKernel, id: string, lines: Line[]): Promise
   assert.equal(lines.filter((l) => l.msg === 'suspended' && l.instance === `app:${id}`).length, before + 1, 'dumped');
 }
 
+/** CRIU's network-lock rules (mark 0xc114): a dump that saves connections established adds one per connection. */
+function criuLockRules(): number | null {
+  const listed = spawnSync('iptables', ['-S', 'INPUT'], { encoding: 'utf8', timeout: 10_000 });
+  return listed.status === 0 ? listed.stdout.split('\n').filter((line) => line.includes('0xc114')).length : null;
+}
+const lockRulesBefore = skip ? null : criuLockRules();
+
 test('a suspended instance is restored on the next request: its memory survives, its boot is not run again', { skip, timeout: 240_000 }, async (t) => {
   const { kernel, lines } = await boot(t);
   await kernel.spawnInstance('app', 'alice');
@@ -190,4 +197,10 @@ test("hibernate mode 'suspend' is refused at config time for a tier it cannot sa
     bootKernel({ plugins: [...servePlugins, snapshots], config: { services: { app: { command: 'node x.mjs', isolation: 'wasm', module: 'x.wasm', hibernate: { mode: 'suspend' } } } } }),
     (error: Error & { code?: string }) => /^TNM_ERR_/.test(error.code ?? '') && /services\.app\.hibernate\.mode 'suspend': isolation 'wasm'.*only the process tier/.test(error.message),
   );
+});
+
+test('no CRIU network-lock rule is left behind by the suspensions, restores and discarded images above', { skip: skip || (lockRulesBefore === null ? 'iptables -S does not answer here' : false) }, () => {
+  // Connections are saved closed: an image deleted instead of restored (a cold start) used to leave an iptables
+  // DROP rule per connection it held, for good.
+  assert.equal(criuLockRules(), lockRulesBefore);
 });
