@@ -3,16 +3,16 @@ import { clientResponseHeaders } from '../headers.ts';
 import { httpError, toHttpError, type HttpError } from '../http-errors.ts';
 import { Instance } from '../instance.ts';
 import type { RouteTarget } from '../types.ts';
-import { MAX_HEAD_BYTES, parseResponseHead, serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
+import { serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-pool.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { DirectExchange } from './direct-exchange.ts';
 import { forwardedRequestHead, forwardedResponseHead, writeResponseStart } from './forwarded-head.ts';
 import { RequestBodyFraming } from './request-body.ts';
 import { ResponseBodyFraming } from './response-body.ts';
+import { ResponseHeadReader } from './response-head-reader.ts';
 import { RequestContext, awaitRunChange, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, runGone, upstreamFailure } from './policy.ts';
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 
 /**
@@ -26,7 +26,7 @@ export class Exchange extends RequestContext implements UpstreamOwner {
   private headBytes: Buffer | null = null;
   private readonly body: RequestBodyFraming;
 
-  private responseBuffer: Buffer | null = null;
+  private readonly headReader = new ResponseHeadReader();
   private response: ResponseHead | null = null;
   private responseBody: ResponseBodyFraming | null = null;
   private gotResponseBytes = false;
@@ -55,12 +55,12 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     this.body = new RequestBodyFraming(head);
   }
 
-  /** The client has sent the whole request body (the next bytes are the next request's). */
   /** The whole response has been seen (false before its head). */
   private get responseComplete(): boolean {
     return this.responseBody?.done ?? false;
   }
 
+  /** The client has sent the whole request body (the next bytes are the next request's). */
   private get requestDone(): boolean {
     return this.body.done;
   }
@@ -189,24 +189,13 @@ export class Exchange extends RequestContext implements UpstreamOwner {
 
   onUpstreamData(chunk: Buffer): void {
     if (this.finished) return;
-    this.handleResponseBytes(chunk);
-  }
-
-  private handleResponseBytes(chunk: Buffer): void {
     this.gotResponseBytes = true;
     let body = chunk;
     while (!this.response) {
-      const buffer = this.responseBuffer ? Buffer.concat([this.responseBuffer, body]) : body;
-      const end = buffer.indexOf(CRLFCRLF);
-      if (end === -1) {
-        if (buffer.length > MAX_HEAD_BYTES) return this.badUpstream('response head too large');
-        this.responseBuffer = buffer;
-        return;
-      }
-      this.responseBuffer = null;
-      const head = parseResponseHead(buffer, end);
+      const head = this.headReader.read(body);
+      if (head === null) return;
       if (typeof head === 'string') return this.badUpstream(head);
-      body = buffer.subarray(end + 4);
+      body = this.headReader.rest;
       if (head.status < 200) {
         if (head.status === 101) return this.badUpstream('unexpected protocol switch');
         // Interim responses (100, 103) go through; the final response follows.
