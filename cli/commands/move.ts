@@ -6,17 +6,8 @@ import type { Command } from 'commander';
 import { CliError, type ClientFlags } from '../client.ts';
 import { out, printJson } from '../output.ts';
 import { clientOptions, connect, examples } from './common.ts';
-
-interface MoveAnswer {
-  service: string;
-  id: string;
-  from: string;
-  to: string;
-  mode: 'live' | 'cold' | 'placement';
-  reason: string | null;
-  pauseMs: number;
-  bytes: number;
-}
+// Type-only: the shape the fleet plugin answers with; no plugin code loads.
+import type { MoveResult } from '../../plugins/fleet/move-result.ts';
 
 async function runMove(target: string, flags: ClientFlags & { to: string; json?: boolean }): Promise<void> {
   const colon = target.indexOf(':');
@@ -24,7 +15,7 @@ async function runMove(target: string, flags: ClientFlags & { to: string; json?:
   const service = target.slice(0, colon);
   const id = target.slice(colon + 1);
   const client = await connect(flags);
-  const answer = await client.post<MoveAnswer>(`/api/fleet/instances/${encodeURIComponent(service)}/${encodeURIComponent(id)}/move`, { to: flags.to }, 180_000);
+  const answer = await client.post<MoveResult>(`/api/fleet/instances/${encodeURIComponent(service)}/${encodeURIComponent(id)}/move`, { to: flags.to }, 180_000);
   if (flags.json) return printJson(answer);
   const how = answer.mode === 'live' ? 'live (restored with its memory)' : answer.mode === 'cold' ? 'stopped, copied and started' : 'placement only';
   out(`${answer.service}:${answer.id} moved ${answer.from} -> ${answer.to}: ${how}, paused ${answer.pauseMs} ms, ${answer.bytes} bytes${answer.reason ? ` (${answer.reason})` : ''}`);
