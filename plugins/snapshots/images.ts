@@ -111,3 +111,14 @@ export function removeImage(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
   for (const suffix of ['restoring', 'dumping']) rmSync(`${dir}.${suffix}`, { recursive: true, force: true });
 }
+
+/**
+ * The uid `spec`'s instance runs as (its own when Tenement is root, Tenement's otherwise), once `meta` is checked
+ * to be that instance's image, saved as that uid; throws why not (`where` ends the uid message, e.g. a node).
+ */
+export function imageOwnerUid(meta: ImageMeta, spec: { service: string; id: string; user?: { uid: number } | null }, where = ''): number {
+  const expectedUid = spec.user?.uid ?? process.getuid?.() ?? 0;
+  if (meta.service !== spec.service || meta.id !== spec.id) throw new Error(`the image is of ${meta.service}:${meta.id}, not ${spec.service}:${spec.id}`);
+  if (meta.uid !== expectedUid) throw new Error(`the image ran as uid ${meta.uid}, the instance runs as ${expectedUid}${where}`);
+  return expectedUid;
+}

@@ -1,17 +1,17 @@
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
-import { renameSync } from 'node:fs';
 import type { ServiceConfig } from '../../core/config/schema.ts';
 import type { RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { criuStatus } from './criu.ts';
 import { dumpInstance } from './dump.ts';
-import { hasImage, imageDir, prepareParent, readMeta, removeImage, take } from './images.ts';
+import { imageDir, removeImage } from './images.ts';
 import { restoreInstance } from './restore.ts';
 import { setupNamedSnapshots } from './named-setup.ts';
 import { setupMigration } from './migrate.ts';
 import { setupNamespaceSuspend } from './namespace.ts';
 import { snapshotsServiceFields } from './schema.ts';
+import { suspendingHandle, wakeFromImage } from './suspend-life.ts';
 
 const suspends = (config: ServiceConfig): boolean => config.hibernate?.mode === 'suspend';
 
@@ -34,9 +34,6 @@ function checkServices(ctx: PluginContext): void {
     if (why) throw new TenementError(ErrorCodes.CONFIG_INVALID, `services.${name}.hibernate.mode 'suspend': ${why}; use mode 'stop'`);
   }
 }
-
-/** The uid an instance runs as: its own when Tenement is root, Tenement's otherwise. */
-const uidFor = (spec: SpawnSpec): number => spec.user?.uid ?? process.getuid?.() ?? 0;
 
 /**
  * Suspend-depth hibernation (docs/snapshots.md): a service with `hibernate: { mode: 'suspend' }` is saved with
@@ -67,66 +64,13 @@ export default definePlugin({
     ctx.hooks.afterSpawn.tap((handle: RunningHandle, spec: SpawnSpec): RunningHandle => {
       if (spec.tier !== 'process' || !suspends(spec.config) || refusal(spec.config) || spec.netns || handle.pid === null) return handle;
       const pid = handle.pid;
-      const key = `${spec.service}:${spec.id}`;
-      return {
-        ...handle,
-        async stop(options) {
-          if (!options.hibernating) return handle.stop(options);
-          const problem = await criuProblem();
-          if (problem) {
-            ctx.log.warn({ instance: key, reason: problem }, 'cannot suspend: stopping instead');
-            return handle.stop(options);
-          }
-          const dir = imageDir(dataDir, spec.service, spec.id);
-          try {
-            prepareParent(dataDir, dir);
-            removeImage(dir);
-            const meta = await dumpInstance({ service: spec.service, id: spec.id, pid, host: handle.address.host, port: handle.address.port, user: spec.user ?? null }, `${dir}.dumping`);
-            renameSync(`${dir}.dumping`, dir);
-            ctx.log.info({ instance: key, dumpMs: meta.dumpMs, bytes: meta.bytes }, 'suspended');
-          } catch (error) {
-            ctx.log.warn({ instance: key, reason: (error as Error).message }, 'suspend failed: stopping instead');
-          }
-          // Dumped, the process is gone: this reaps it (a restore needs its pid free). Not dumped: a plain stop.
-          return handle.stop(options);
-        },
-      };
+      return suspendingHandle(ctx, spec, handle, criuProblem, { root: () => pid, goneReason: 'criu dump failed: the process is gone', dump: dumpInstance });
     });
 
     ctx.hooks.spawn.for('process').tap(
       async (spec: SpawnSpec): Promise<RunningHandle | undefined> => {
         if (!suspends(spec.config) || refusal(spec.config)) return undefined;
-        let dir: string;
-        try {
-          dir = imageDir(dataDir, spec.service, spec.id);
-        } catch {
-          return undefined;
-        }
-        if (!hasImage(dir)) return undefined;
-        const key = `${spec.service}:${spec.id}`;
-        // Taken before anything else: an image is restored at most once, and a failed one is never tried again.
-        const taken = take(dir, 'restoring');
-        if (!taken) return undefined;
-        const started = Date.now();
-        try {
-          const problem = await criuProblem();
-          if (problem) throw new Error(problem);
-          if (spec.netns) throw new Error('the instance now runs in a network namespace');
-          const meta = readMeta(taken);
-          if (!meta) throw new Error('the image has no meta.json');
-          const expectedUid = uidFor(spec);
-          if (meta.service !== spec.service || meta.id !== spec.id) throw new Error(`the image is of ${meta.service}:${meta.id}, not ${key}`);
-          if (meta.uid !== expectedUid) throw new Error(`the image ran as uid ${meta.uid}, the instance runs as ${expectedUid}`);
-          // At most half the wake's startupTimeout: a restore that fails must leave the cold start time to answer.
-          const handle = await restoreInstance(spec, taken, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000));
-          ctx.log.info({ instance: key, restoreMs: Date.now() - started, pid: handle.pid }, 'restored from suspend');
-          return handle;
-        } catch (error) {
-          ctx.log.warn({ instance: key, reason: (error as Error).message }, 'restore failed: starting cold');
-          return undefined;
-        } finally {
-          removeImage(dir);
-        }
+        return wakeFromImage(ctx, spec, criuProblem, (wakeSpec, image, _dir, meta, uid, timeoutMs) => restoreInstance(wakeSpec, image, meta, uid, timeoutMs));
       },
       { stage: -50 },
     );

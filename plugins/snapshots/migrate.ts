@@ -21,7 +21,7 @@ import { findSetpriv } from '../../core/process/tenant-launch.ts';
 import type { RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { criuPath } from './criu.ts';
 import { logTail, usesIoUring } from './dump.ts';
-import { readMeta, writeMeta, type ImageMeta } from './images.ts';
+import { imageOwnerUid, readMeta, writeMeta, type ImageMeta } from './images.ts';
 import { restoreInstance } from './restore.ts';
 
 const run = promisify(execFile);
@@ -219,9 +219,7 @@ export function setupMigration(ctx: PluginContext, criuProblem: () => Promise<st
         const final = path.join(taken, 'final');
         const meta = readMeta(final);
         if (!meta) throw new Error('the image has no meta.json');
-        const expectedUid = spec.user?.uid ?? process.getuid?.() ?? 0;
-        if (meta.service !== spec.service || meta.id !== spec.id) throw new Error(`the image is of ${meta.service}:${meta.id}, not ${key}`);
-        if (meta.uid !== expectedUid) throw new Error(`the image ran as uid ${meta.uid}, the instance runs as ${expectedUid} on this node`);
+        const expectedUid = imageOwnerUid(meta, spec, ' on this node');
         // The data came as root's files: the tenant's before its process is back (a cold start's runtime does the same).
         if (spec.user) await prepareDataDir(ctx.paths.dataDir, spec.dataDir, spec.user);
         const handle = await restoreInstance(spec, final, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000));

@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { ServiceConfig } from '../../core/config/schema.ts';
 import type { RunningHandle, SpawnSpec } from '../../core/types.ts';
-import { imageDir, removeImage } from './images.ts';
+import { imageDir, imageOwnerUid, removeImage } from './images.ts';
 import { NamedSnapshots } from './manager.ts';
 import { snapshotRoutes } from './named-routes.ts';
 import { restoreInstance } from './restore.ts';
@@ -37,9 +37,7 @@ export function setupNamedSnapshots(ctx: PluginContext, criuProblem: () => Promi
         if (problem) throw new Error(problem);
         if (spec.netns) throw new Error('the instance now runs in a network namespace');
         const meta = pending.image;
-        const expectedUid = spec.user?.uid ?? process.getuid?.() ?? 0;
-        if (meta.service !== spec.service || meta.id !== spec.id) throw new Error(`the image is of ${meta.service}:${meta.id}, not ${key}`);
-        if (meta.uid !== expectedUid) throw new Error(`the image ran as uid ${meta.uid}, the instance runs as ${expectedUid}`);
+        const expectedUid = imageOwnerUid(meta, spec);
         // At most half the startupTimeout: a restore that fails must leave the cold start time to answer.
         const handle = await restoreInstance(spec, `${pending.work}/image`, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000));
         const restoreMs = Date.now() - started;

@@ -7,21 +7,16 @@
  * parent of the restored init (not detached): its exit is the instance's. The init gets a new host pid (the pid
  * namespace's own pids are kept), read from `--pidfile`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { descendants, waitGroupGone } from '../../core/process/group.ts';
-import { LineSplitter } from '../../core/log-buffer.ts';
 import { treeOwnsListener, treeStats } from '../../core/process/tree.ts';
 import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
-import { criuPath } from './criu.ts';
-import { logTail } from './dump.ts';
+import { joinCgroups, spawnRestore, uidOf, waitResumed, writeResumeScript, type CriuRestore } from './criu-restore.ts';
 import type { ImageMeta } from './images.ts';
 import { nsPids, openExternal, parsePlan, type RootEntry } from './sandbox-plan.ts';
 import { SANDBOX_PLAN } from './sandbox-dump.ts';
 
-const RESUMED = 'resumed';
-const SCRIPT = 'on-resume.sh';
 const PIDFILE = 'init.pid';
 
 const kill = (pid: number, signal: NodeJS.Signals): void => {
@@ -48,17 +43,6 @@ export function buildRoot(root: string, entries: readonly RootEntry[]): void {
     if (entry.kind === 'dir') mkdirSync(at, { mode: 0o755 });
     else if (entry.kind === 'file') writeFileSync(at, '', { mode: 0o644, flag: 'wx' });
     else symlinkSync(entry.target!, at);
-  }
-}
-
-/** The host uid of every id of `pid` when they are all one (real, effective, saved, fs), else null. */
-function uidOf(pid: number): number | null {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:'));
-    const ids = line?.slice(4).trim().split(/\s+/).map(Number) ?? [];
-    return ids.length === 4 && ids.every((id) => id === ids[0]) ? ids[0]! : null;
-  } catch {
-    return null;
   }
 }
 
@@ -91,62 +75,38 @@ export async function restoreSandbox(spec: SpawnSpec, dir: string, root: string,
   // folders above stay root's and 0700: no tenant process can reach them.
   for (const name of readdirSync(dir)) chmodSync(path.join(dir, name), 0o644);
   chmodSync(dir, 0o755);
-  writeFileSync(path.join(dir, SCRIPT), `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-resume ] && : > '${path.join(dir, RESUMED)}'\nexit 0\n`, { mode: 0o700 });
-  chmodSync(path.join(dir, SCRIPT), 0o700);
+  const script = writeResumeScript(dir);
   const args = ['restore', '-D', dir, '-o', 'restore.log', '--tcp-close', '--external', 'mnt[]', '--root', root, '--pidfile', path.join(dir, PIDFILE)];
-  args.push('--action-script', path.join(dir, SCRIPT), '--inherit-fd', `fd[1]:${meta.stdout}`, '--inherit-fd', `fd[2]:${meta.stderr}`);
+  args.push('--action-script', script, '--inherit-fd', `fd[1]:${meta.stdout}`, '--inherit-fd', `fd[2]:${meta.stderr}`);
+  let init: number | null = null;
   // The host files the tree held, opened again (a file changed meanwhile fails CRIU's size and build-id check).
   const fds: number[] = [];
-  let criu: ChildProcess;
+  let run: CriuRestore;
   try {
     for (const [index, file] of plan.files.entries()) {
       fds.push(openExternal(file));
       args.push('--inherit-fd', `fd[${3 + index}]:${file.key}`);
     }
-    criu = spawn(criuPath(), args, { detached: true, stdio: ['ignore', 'pipe', 'pipe', ...fds], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    run = spawnRestore(spec, args, fds, () => {
+      if (init !== null) kill(init, 'SIGKILL');
+    });
   } finally {
     for (const fd of fds) closeSync(fd);
   }
-  let exit: ExitInfo | null = null;
-  const exitWaiters: Array<(exit: ExitInfo) => void> = [];
-  let spawnError: Error | null = null;
-  criu.once('error', (error) => {
-    spawnError = error;
-  });
-  const stdout = new LineSplitter((line) => spec.onLog('stdout', line));
-  const stderr = new LineSplitter((line) => spec.onLog('stderr', line));
-  criu.stdout?.on('data', (chunk: Buffer) => stdout.write(chunk));
-  criu.stderr?.on('data', (chunk: Buffer) => stderr.write(chunk));
-  let init: number | null = null;
-  let resumed = false;
+  const criu = run.process;
   const killAll = (): void => {
     // The init's death ends its pid namespace, every process in it with it.
     if (init !== null) kill(init, 'SIGKILL');
     if (criu.pid !== undefined) kill(-criu.pid, 'SIGKILL');
   };
-  criu.once('exit', (code, signal) => {
-    exit = { code, signal };
-    stdout.end();
-    stderr.end();
-    if (init !== null) kill(init, 'SIGKILL');
-    if (resumed) spec.onExit(exit);
-    for (const waiter of exitWaiters.splice(0)) waiter(exit);
-  });
-
-  const deadline = Date.now() + timeoutMs;
-  for (let pause = 5; !existsSync(path.join(dir, RESUMED)); pause = Math.min(25, pause * 2)) {
-    if (spawnError || exit || Date.now() >= deadline) {
-      try {
-        init = Number(readFileSync(path.join(dir, PIDFILE), 'utf8').trim()) || null;
-      } catch {
-        // CRIU never got as far as the pid file.
-      }
-      killAll();
-      const why = spawnError ? String(spawnError) : exit ? logTail(path.join(dir, 'restore.log')) || `criu exited with ${JSON.stringify(exit)}` : `not restored within ${timeoutMs}ms`;
-      throw new Error(`criu restore failed: ${why}`);
+  await waitResumed(run, dir, timeoutMs, { first: 5, max: 25 }, () => {
+    try {
+      init = Number(readFileSync(path.join(dir, PIDFILE), 'utf8').trim()) || null;
+    } catch {
+      // CRIU never got as far as the pid file.
     }
-    await new Promise((done) => setTimeout(done, pause));
-  }
+    killAll();
+  });
   init = Number(readFileSync(path.join(dir, PIDFILE), 'utf8').trim());
   // Whatever the image says, the tree must be the instance's own: its uid alone, in a pid namespace of its own.
   const wrong = Number.isInteger(init) && init > 1 && descendants(criu.pid!).includes(init) ? wrongTree(init, expectedUid) : 'the restored init is not CRIU\'s child';
@@ -154,23 +114,15 @@ export async function restoreSandbox(spec: SpawnSpec, dir: string, root: string,
     killAll();
     throw new Error(`${wrong}: killed`);
   }
-  resumed = true;
-  if (exit) {
-    spec.onExit(exit);
+  run.resumed = true;
+  if (run.exit) {
+    spec.onExit(run.exit);
     throw new Error('the restored sandbox ended at once');
   }
   const sandboxInit = init;
-  for (const procs of spec.cgroupProcs ?? []) {
-    for (const pid of [sandboxInit, ...descendants(sandboxInit)]) {
-      try {
-        writeFileSync(procs, String(pid));
-      } catch {
-        // A process that ended meanwhile.
-      }
-    }
-  }
+  joinCgroups(spec, sandboxInit);
   const leader = criu.pid!;
-  const exited = (): Promise<ExitInfo> => (exit ? Promise.resolve(exit) : new Promise((done) => exitWaiters.push(done)));
+  const exited = (): Promise<ExitInfo> => run.exited();
   return {
     pid: leader,
     pgid: leader,
