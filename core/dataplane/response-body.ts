@@ -1,4 +1,4 @@
-import { ChunkedScanner } from './chunked.ts';
+import { BodyFraming } from './body-framing.ts';
 import { bodilessResponse, type ResponseHead } from './http1.ts';
 
 /**
@@ -6,41 +6,10 @@ import { bodilessResponse, type ResponseHead } from './http1.ts';
  * after Content-Length bytes, at the end of its chunked framing, or when the upstream closes. The response-side
  * twin of RequestBodyFraming: what follows the end answers nothing that was asked.
  */
-export class ResponseBodyFraming {
-  private left = 0;
-  private readonly scanner: ChunkedScanner | null = null;
-  /** Neither length nor chunks: the body runs until the upstream closes (that connection is never reused). */
-  readonly untilClose: boolean = false;
-  /** Whether the whole body has been seen (from the start, for a bodiless response or an empty one). */
-  done = false;
-
+export class ResponseBodyFraming extends BodyFraming {
   constructor(method: string, head: ResponseHead) {
-    if (bodilessResponse(method, head.status)) this.done = true;
-    else if (head.chunked) this.scanner = new ChunkedScanner();
-    else if (head.contentLength >= 0) {
-      this.left = head.contentLength;
-      this.done = head.contentLength === 0;
-    } else this.untilClose = true;
-  }
-
-  /** Broken chunked framing from the upstream. */
-  get error(): string | null {
-    return this.scanner?.error ?? null;
-  }
-
-  /** How many of `bytes` belong to this body (check `error` first, then `done`). */
-  measure(bytes: Buffer): number {
-    if (this.scanner) {
-      const end = this.scanner.scan(bytes);
-      if (this.scanner.error) return bytes.length;
-      if (end !== -1) this.done = true;
-      return end === -1 ? bytes.length : end;
-    }
-    if (this.untilClose) return bytes.length;
-    const cut = Math.min(this.left, bytes.length);
-    this.left -= cut;
-    if (this.left === 0) this.done = true;
-    return cut;
+    const bodiless = bodilessResponse(method, head.status);
+    super(!bodiless && head.chunked, bodiless ? 0 : head.contentLength >= 0 ? head.contentLength : 'until-close');
   }
 
   /** The upstream closed: that ends a body framed by the close, and no other. */
