@@ -6,12 +6,13 @@
 import { MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './http1.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const NOTHING = Buffer.alloc(0);
 
 export class ResponseHeadReader {
   /** Bytes of a head still incomplete. */
   private pending: Buffer | null = null;
   /** After a head was read: the bytes that followed it in the same chunk. */
-  rest: Buffer = Buffer.alloc(0);
+  rest: Buffer = NOTHING;
 
   /** The head once complete, null while more bytes are needed, or why the head is refused. */
   read(chunk: Buffer): ResponseHead | string | null {
