@@ -3,19 +3,16 @@
  * else stopped, copied and started; requests during the pause are held and served (docs/fleet-operations.md).
  */
 import type { Command } from 'commander';
-import { CliError, type ClientFlags } from '../client.ts';
+import type { ClientFlags } from '../client.ts';
 import { out, printJson } from '../output.ts';
-import { clientOptions, connect, examples } from './common.ts';
+import { clientOptions, connect, examples, parseInstance } from './common.ts';
 // Type-only: the shape the fleet plugin answers with; no plugin code loads.
 import type { MoveResult } from '../../plugins/fleet/move-result.ts';
 
 async function runMove(target: string, flags: ClientFlags & { to: string; json?: boolean }): Promise<void> {
-  const colon = target.indexOf(':');
-  if (colon <= 0 || colon === target.length - 1) throw new CliError(`expected service:id, got '${target}'`, 'TNM_ERR_BAD_REQUEST', 400);
-  const service = target.slice(0, colon);
-  const id = target.slice(colon + 1);
+  const { service, id } = parseInstance(target);
   const client = await connect(flags);
-  const answer = await client.post<MoveResult>(`/api/fleet/instances/${encodeURIComponent(service)}/${encodeURIComponent(id)}/move`, { to: flags.to }, 180_000);
+  const answer = await client.post<MoveResult>(`/api/fleet/instances/${service}/${id}/move`, { to: flags.to }, 180_000);
   if (flags.json) return printJson(answer);
   const how = answer.mode === 'live' ? 'live (restored with its memory)' : answer.mode === 'cold' ? 'stopped, copied and started' : 'placement only';
   out(`${answer.service}:${answer.id} moved ${answer.from} -> ${answer.to}: ${how}, paused ${answer.pauseMs} ms, ${answer.bytes} bytes${answer.reason ? ` (${answer.reason})` : ''}`);

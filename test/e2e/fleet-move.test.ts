@@ -216,7 +216,10 @@ describe('fleet: moving an instance with its data', { skip, timeout: 240_000 }, 
     assert.match(unknown.stderr, /TNM_ERR_NOT_FOUND|unknown fleet node/);
     const malformed = await ten(['move', 'alice', '--to', owner.id, ...flags], os.tmpdir());
     assert.notEqual(malformed.code, 0);
-    assert.match(malformed.stderr, /expected service:id/);
+    assert.match(malformed.stderr, /TNM_ERR_BAD_NAME: 'alice' is not service:id/);
+    const hostile = await ten(['move', 'app:../alice', '--to', owner.id, ...flags], os.tmpdir());
+    assert.notEqual(hostile.code, 0);
+    assert.match(hostile.stderr, /TNM_ERR_BAD_NAME/);
   });
 
   test('node-to-node move calls need the fleet signature; a move to an unknown node is a coded 404', async () => {
