@@ -8,10 +8,11 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { wrapperScript } from './criu-wrapper.ts';
 
 export const CRIU_VERSION = '4.2.1';
 const MIRROR = process.env.TENEMENT_DEBIAN_MIRROR || 'http://deb.debian.org/debian';
@@ -43,6 +44,13 @@ const PACKAGES: ReadonlyArray<{ file: string; sha256: string }> = [
   { file: 'pool/main/u/util-linux/libuuid1_2.42.4-1_amd64.deb', sha256: 'bdef15911ca5748219f5257bf4f1e81444fb40966499c02b1176bfbbcd9a2d08' },
   { file: 'pool/main/i/iptables/libxtables12_1.8.13-1_amd64.deb', sha256: '08ca0b50ecc24b84faf75716b4a7a279a5e5fb01d7a5c602fe3f473b6d9ffcb9' },
 ];
+
+/** The wrapper for the packages extracted under `extracted`, keeping its cache under `dir` (criu-wrapper.ts). */
+export function wrapperFor(dir: string, extracted = dir): string {
+  const libs = [path.join(extracted, 'root/usr/lib/x86_64-linux-gnu'), path.join(extracted, 'root/lib/x86_64-linux-gnu')].join(':');
+  const loader = path.join(extracted, 'root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2');
+  return wrapperScript(dir, CRIU_VERSION, loader, libs, path.join(extracted, 'root/usr/sbin/criu'));
+}
 
 /** Where CRIU lives: `$TENEMENT_CRIU_DIR`, else `~/.cache/tenement/criu-4.2.1`. */
 export function criuDir(): string {
@@ -106,11 +114,19 @@ async function download(url: string, expected: string): Promise<Buffer> {
  */
 export async function fetchCriu(log: (line: string) => void = () => undefined): Promise<string> {
   const wrapper = criuPath();
+  const dir = criuDir();
   if (existsSync(wrapper)) {
-    log(`criu ${CRIU_VERSION} already at ${wrapper}`);
+    // A wrapper written by an older Tenement is brought up to date (the extracted packages are the same pins).
+    const current = wrapperFor(dir);
+    if (readFileSync(wrapper, 'utf8') !== current) {
+      writeFileSync(`${wrapper}.new`, current, { mode: 0o755 });
+      renameSync(`${wrapper}.new`, wrapper);
+      log(`criu ${CRIU_VERSION} at ${wrapper}: wrapper updated`);
+    } else {
+      log(`criu ${CRIU_VERSION} already at ${wrapper}`);
+    }
     return wrapper;
   }
-  const dir = criuDir();
   mkdirSync(path.dirname(dir), { recursive: true });
   const scratch = mkdtempSync(`${dir}.fetch-`);
   try {
@@ -124,13 +140,10 @@ export async function fetchCriu(log: (line: string) => void = () => undefined): 
       await run('dpkg-deb', ['-x', deb, root], { timeout: 120_000 });
       rmSync(deb);
     }
-    const libs = [path.join(dir, 'root/usr/lib/x86_64-linux-gnu'), path.join(dir, 'root/lib/x86_64-linux-gnu')].join(':');
-    const loader = path.join(dir, 'root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2');
     if (!existsSync(path.join(root, 'usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2'))) {
       throw new Error(`libc6 extracted no loader (found ${readdirSync(root).join(', ')})`);
     }
-    const script = `#!/bin/sh\n# criu ${CRIU_VERSION} from Debian sid, with its own loader and libraries (plugins/snapshots/criu.ts).\nexec '${loader}' --library-path '${libs}' '${path.join(dir, 'root/usr/sbin/criu')}' "$@"\n`;
-    writeFileSync(path.join(scratch, 'criu'), script);
+    writeFileSync(path.join(scratch, 'criu'), wrapperFor(dir));
     chmodSync(path.join(scratch, 'criu'), 0o755);
     rmSync(dir, { recursive: true, force: true });
     renameSync(scratch, dir);
