@@ -26,6 +26,9 @@ export async function waitReady(
   hasExited: () => boolean,
 ): Promise<boolean> {
   const check = healthSettings(instance.config, kernel.config.settings);
+  // An instance living in this process (the wasm tier) listened before its spawn resolved, and the proxy hands it
+  // requests directly: a tcp check would only connect to our own listener, a loopback round trip on every wake.
+  if (check.kind === 'tcp' && instance.handle?.inProcess) return !hasExited() && epoch === instance.epoch;
   const fastUntil = Date.now() + READY_POLL_FAST_FOR_MS;
   while (Date.now() < deadline && epoch === instance.epoch && !hasExited()) {
     const timeout = Math.max(1, Math.min(check.timeoutMs, deadline - Date.now()));

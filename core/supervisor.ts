@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { backoffDelay } from './backoff.ts';
 import { ErrorCodes, TenementError, errorFields, errorMessage } from './errors.ts';
@@ -61,7 +62,8 @@ export class Supervisor {
     try {
       port = await this.kernel.ports.allocate();
       const dataDir = this.kernel.instanceDir(instance.service, instance.id);
-      await mkdir(dataDir, { recursive: true });
+      // Made at the first start: later wakes pay a stat here, not a round trip through libuv's thread pool.
+      if (!statSync(dataDir, { throwIfNoEntry: false })?.isDirectory()) await mkdir(dataDir, { recursive: true });
       // A socket left by the previous run would make the app's bind fail with EADDRINUSE (rm never follows links).
       if (config.listen === 'socket') await rm(instanceSocketPath(dataDir), { force: true });
       const spec = await this.kernel.hooks.beforeSpawn.promise(
@@ -98,7 +100,8 @@ export class Supervisor {
       }
       instance.handle = handle;
       instance.startedAt = startedAt;
-      this.kernel.store.saveProcess(instance.service, instance.id, handle.pid, handle.pgid);
+      // An in-process instance (the wasm tier) has no process to find after a crash: its row is written once it answers.
+      if (!handle.inProcess) this.kernel.store.saveProcess(instance.service, instance.id, handle.pid, handle.pgid);
       const fallback = this.kernel.tierOf(instance.service).fallbackReason;
       const tier = fallback ? `tier ${instance.tier}, a fallback (${fallback})` : `tier ${instance.tier}`;
       const { host, port: boundPort, socketPath } = handle.address;
@@ -138,7 +141,8 @@ export class Supervisor {
       // A wake that needed a restart on the way is still a wake: the event says the instance is back.
       this.kernel.instances.transition(instance, 'running', instance.waking ? 'woken' : 'ready', `ready in ${instance.readyAt - startedAt}ms`);
       instance.waking = false;
-      this.kernel.store.saveInstance(instance.service, instance.id, 'running', instance.weight);
+      if (handle.inProcess) this.persistRunningLater(instance, epoch);
+      else this.kernel.store.saveInstance(instance.service, instance.id, 'running', instance.weight);
     } catch (error) {
       if (epoch !== instance.epoch) {
         // stop() owns the handle from here; only a port nobody holds yet is ours to give back.
@@ -154,6 +158,26 @@ export class Supervisor {
       this.kernel.store.saveProcess(instance.service, instance.id, null, null);
       this.afterFailure(instance, instance.lastError, exited);
     }
+  }
+
+  /**
+   * An in-process instance's run is written to the store after the requests waiting for its wake were handed to
+   * it (setImmediate runs once their microtasks have dispatched them): two SQLite writes (~0.15 ms) were in the
+   * path of a cold request that takes about as long in all. A stop, hibernation or restart since then (a new
+   * epoch) wrote its own state: nothing is written over it. Lost only if the server dies within that turn, when
+   * the instance comes back as it was saved before (hibernated: woken by its next request).
+   */
+  private persistRunningLater(instance: Instance, epoch: number): void {
+    setImmediate(() => {
+      if (epoch !== instance.epoch || instance.state !== 'running' || !instance.handle) return;
+      try {
+        this.kernel.store.saveProcess(instance.service, instance.id, instance.handle.pid, instance.handle.pgid);
+        this.kernel.store.saveInstance(instance.service, instance.id, 'running', instance.weight);
+      } catch (error) {
+        // The store closed in that turn (the server stopping): the shutdown keeps desired states as they were.
+        this.kernel.log.debug({ instance: instance.key, err: errorMessage(error) }, 'running state not saved');
+      }
+    });
   }
 
   /**

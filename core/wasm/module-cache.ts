@@ -4,7 +4,8 @@
  * (new size or mtime) is loaded again on the next spawn; requests never compile.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { binaryKind, v8Engine, type CompileOptions, type EngineName } from './engine.ts';
 import { wasmtimeModules } from './wasmtime/host.ts';
 import { prepareWasmtimeComponent } from './wasmtime/component/compile.ts';
@@ -31,7 +32,8 @@ export class ModuleCache {
    * @param options `fuel`: a module compiled with fuel metering (wasmtime; V8 has none).
    */
   async load(file: string, capPages: number, engine: EngineName = 'v8', options: CompileOptions = {}): Promise<LoadedCode> {
-    const info = await stat(file);
+    // Sync: a stat costs microseconds, a trip through libuv's thread pool is on every spawn's (and wake's) path.
+    const info = statSync(file);
     const memoKey = `${file}\0${capPages}\0${engine}\0${options.fuel === true}`;
     const memo = this.byFile.get(memoKey);
     if (memo && memo.size === info.size && memo.mtimeMs === info.mtimeMs) return memo.code;
