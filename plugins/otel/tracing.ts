@@ -63,7 +63,7 @@ export interface Tracing {
 
 export function startTracing(options: TracingOptions, version: string, onError: (error: unknown) => void): Tracing {
   const counters: SpanCounters = { exported: 0, failed: 0, dropped: 0 };
-  // Spans waiting for export are bounded (2,048 unless OTEL_BSP_MAX_QUEUE_SIZE says otherwise): past it new
+  // Spans waiting for export are bounded (8,192 unless OTEL_BSP_MAX_QUEUE_SIZE says otherwise): past it new
   // spans are dropped and counted, so an unreachable or slow collector never grows memory.
   const processor = new BatchExport(
     otlpExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000, encoding: options.protocol === 'http/json' ? jsonEncoding : protobufEncoding }),

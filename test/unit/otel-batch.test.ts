@@ -46,7 +46,7 @@ class Recorder implements BatchExporter {
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 test('OTEL_BSP_* variables: positive integers taken, anything else ignored; a batch is never larger than the queue', () => {
-  assert.deepEqual(batchOptions({}), { maxQueue: 2048, batchSize: 512, delayMs: 1000, exportTimeoutMs: 30000 });
+  assert.deepEqual(batchOptions({}), { maxQueue: 8192, batchSize: 2048, delayMs: 1000, exportTimeoutMs: 30000 });
   assert.deepEqual(batchOptions({ OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '500', OTEL_BSP_SCHEDULE_DELAY: '50', OTEL_BSP_EXPORT_TIMEOUT: '7' }), {
     maxQueue: 100,
     batchSize: 100,
@@ -54,7 +54,7 @@ test('OTEL_BSP_* variables: positive integers taken, anything else ignored; a ba
     exportTimeoutMs: 7,
   });
   for (const bad of ['0', '-5', '1.5', 'ten', '', ' ', '1e3', '99999999999999999999']) {
-    assert.equal(batchOptions({ OTEL_BSP_MAX_QUEUE_SIZE: bad }).maxQueue, 2048, JSON.stringify(bad));
+    assert.equal(batchOptions({ OTEL_BSP_MAX_QUEUE_SIZE: bad }).maxQueue, 8192, JSON.stringify(bad));
   }
 });
 

@@ -176,3 +176,16 @@ test('schema URLs of the resource and the scope are written where the schema put
   assert.ok(bytes.includes(Buffer.concat([Buffer.from([0x1a, 21]), Buffer.from('https://example.com/r')])));
   assert.ok(bytes.includes(Buffer.concat([Buffer.from([0x1a, 21]), Buffer.from('https://example.com/s')])));
 });
+
+test('cached attribute values: a value repeated, changed, alternating, past the cache bound, or equal as text but not as type, is written as the SDK writes it', () => {
+  // The writer remembers each name's last value and up to 64 earlier ones: every path through that cache,
+  // span after span, against the SDK's serializer of the same spans.
+  const values: Array<string | number> = ['GET', 'GET', 'POST', 'GET', 'POST', '200', 200, 200, '200', 0, -0, 7, 'x'.repeat(300), 'x'.repeat(300)];
+  for (let i = 0; i < 80; i++) values.push(`/path/${i}`, `/path/${i % 3}`);
+  const spans = values.map((value, i) =>
+    record('GET', SpanKind.SERVER, (i + 1).toString(16).padStart(16, '0'), undefined, i, i + 1, { 'cache.test': value, 'cache.other': i % 2 === 0 ? 'even' : 'odd', [`cache.key${i}`]: value }),
+  );
+  const decoded = decodeOtlpProto(ours(spans));
+  assert.deepEqual(decoded, decodeOtlpProto(sdkProto(spans)));
+  decoded.forEach((span, i) => assert.equal(span.attributes['cache.test'], typeof values[i] === 'number' ? Number(values[i]) + 0 : values[i], `span ${i}`));
+});
