@@ -9,11 +9,11 @@
  *
  *   node --import tsx bench/migrate.ts        or   npm run bench -- migrate
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ServiceInput } from '../core/config/schema.ts';
-import { criuStatus } from '../plugins/snapshots/criu.ts';
+import { criuDir, criuStatus } from '../plugins/snapshots/criu.ts';
 import snapshots from '../plugins/snapshots/index.ts';
 import { fleetOf } from '../plugins/fleet/index.ts';
 import { startChildNode, type MoveNode } from '../test/fleet-child-node.ts';
@@ -49,6 +49,10 @@ export interface MigrateBenchResult {
   coldSlowestMs: number;
   requests: number;
   failed: number;
+  /** The 1-minute load average before and after the moves: on a shared host every phase stretches with it. */
+  load: [number, number];
+  /** How each CRIU run found its kernel probe cache (criu-wrapper.ts): `root` /run/criu.kdat, `unprivileged` the dumps'. */
+  kdat: { root: boolean; unprivileged: boolean };
   goals: Goal[];
 }
 
@@ -98,6 +102,7 @@ export async function runMigrateBench(rounds = Number(process.env.MIGRATE_ROUNDS
         if (timed.length < 1_000_000) timed.push({ service, start: started, ms });
       }
     });
+    const loadBefore = os.loadavg()[0]!;
     const moves: Record<'live' | 'cold', Move[]> = { live: [], cold: [] };
     for (let round = 0; round < rounds; round++) {
       for (const service of ['live', 'cold'] as const) {
@@ -133,6 +138,8 @@ export async function runMigrateBench(rounds = Number(process.env.MIGRATE_ROUNDS
       coldSlowestMs: slowest.cold,
       requests,
       failed,
+      load: [loadBefore, os.loadavg()[0]!],
+      kdat: kdatCaches(),
       goals: [],
     };
     const allLive = moves.live.every((m) => m.mode === 'live');
@@ -150,6 +157,12 @@ export async function runMigrateBench(rounds = Number(process.env.MIGRATE_ROUNDS
   }
 }
 
+/** Whether CRIU will load its kernel probe caches (criu-wrapper.ts); without them each dump and restore probes. */
+function kdatCaches(): { root: boolean; unprivileged: boolean } {
+  const size = (file: string): number => statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+  return { root: size('/run/criu.kdat') > 0, unprivileged: size(path.join(criuDir(), 'kdat', 'criu.kdat')) > 0 };
+}
+
 export function formatMigrate(r: MigrateBenchResult): string {
   const phases = (list: Move[]): string => {
     const keys = Object.keys(list[0]?.phases ?? {});
@@ -162,6 +175,7 @@ export function formatMigrate(r: MigrateBenchResult): string {
     `  cold (stop-copy-start) pause: p50 ${fmt(r.coldPauseP50Ms)} ms, max ${fmt(r.coldPauseMaxMs)} ms; slowest request during a cold move ${fmt(r.coldSlowestMs)} ms`,
     `    median phases (ms): ${phases(r.cold)}`,
     `  live / cold pause p50: ${fmt(r.livePauseP50Ms / r.coldPauseP50Ms)}x; requests ${r.requests}, failed ${r.failed} (goal: pause under 500 ms, 0 failed)`,
+    `  load average ${fmt(r.load[0])} before, ${fmt(r.load[1])} after; CRIU's kernel probe cache: root ${r.kdat.root ? 'yes' : 'no'}, unprivileged dumps ${r.kdat.unprivileged ? 'yes' : 'no'}`,
     ...r.live.filter((m) => m.mode !== 'live').map((m) => `  a live move fell back: ${m.reason}`),
   ].join('\n');
 }
