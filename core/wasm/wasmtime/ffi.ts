@@ -68,6 +68,8 @@ function bind(file: string) {
     wasi_config_set_env: f('bool wasi_config_set_env(void *config, size_t envc, const char **names, const char **values)'),
     wasi_config_set_stdin_bytes: f('void wasi_config_set_stdin_bytes(void *config, void *binary)'),
     wasi_config_set_stdout_custom: f('void wasi_config_set_stdout_custom(void *config, void *callback, void *data, void *finalizer)'),
+    wasi_config_set_stdout_file: f('bool wasi_config_set_stdout_file(void *config, const char *path)'),
+    wasi_config_set_stderr_file: f('bool wasi_config_set_stderr_file(void *config, const char *path)'),
     wasi_config_set_stderr_custom: f('void wasi_config_set_stderr_custom(void *config, void *callback, void *data, void *finalizer)'),
     wasi_config_preopen_dir: f('bool wasi_config_preopen_dir(void *config, const char *host_path, const char *guest_path, bool fs_mutable)'),
     // linking, instances and calls

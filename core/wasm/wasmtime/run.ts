@@ -6,11 +6,11 @@
  * limits) that is deleted, with everything in it, before the call returns. The guest traps at its deadline by
  * epoch interruption: the worker lives on.
  *
- * stdout and stderr go through `wasi_config_set_*_custom` with libc's `write` as the callback and a memfd as
- * its data: wasmtime calls that callback from one of its own threads, where a JS callback would have to wait
- * for this (busy) thread and deadlock. A memfd sealed against growing caps what a guest can write.
+ * stdout and stderr go into memfds sealed against growing, which caps what a guest can write (captures.ts): one
+ * of each per request that wasmtime writes into through a file of its own, on this thread; else the worker's
+ * own pair through `wasi_config_set_*_custom` with libc's `write` as the callback (wasmtime calls that callback
+ * from one of its own threads, where a JS callback would have to wait for this busy thread and deadlock).
  */
-import { readSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { LineSplitter } from '../wasi-run.ts';
 import { ADAPTER_MODULE } from '../files-adapter.ts';
@@ -20,6 +20,7 @@ import {
   BYTE_VEC_SIZE, EXTERN_FUNC, EXTERN_MEMORY, EXTERN_OF, EXTERN_SIZE, INSTANCE_SIZE, TRAP_CODE_INTERRUPT, TRAP_CODE_OUT_OF_FUEL,
   koffi, loadWasmtime, type Ptr, type Wasmtime,
 } from './ffi.ts';
+import { Capture, FileCapture, loadLibc, type Libc } from './captures.ts';
 import { EPOCH_TICK_MS, errorText, guestStarted, guestStopped, memfdPrefix, takeByteVec, type WasmtimeShared } from './host.ts';
 
 export interface WasmtimeRunInput {
@@ -53,8 +54,6 @@ const MAX_STDERR_BYTES = 1024 * 1024;
 const MAX_MODULES = 64;
 /** Adapters deserialized per worker (one per distinct guest memory limits). */
 const MAX_ADAPTERS = 16;
-/** A memfd that held more than this is emptied after the request (its pages freed). */
-const SHRINK_OVER = 1024 * 1024;
 
 interface Loaded {
   module: Ptr;
@@ -73,54 +72,15 @@ interface WorkerState {
   stdout: Capture;
   stderr: Capture;
   write: Ptr;
+  libc: Libc;
   running: Int32Array;
 }
 
 
 export { memfdPrefix };
 
-interface Libc {
-  memfd_create: (name: string, flags: number) => number;
-  fcntl: (fd: number, cmd: number, ...rest: unknown[]) => number;
-  lseek: (fd: number, offset: number, whence: number) => bigint | number;
-  ftruncate: (fd: number, length: number) => number;
-  fallocate: (fd: number, mode: number, offset: number, length: number) => number;
-}
-
-/** A memfd that a guest stream writes into, at most `cap` bytes (it cannot grow past cap + one page). */
-class Capture {
-  constructor(
-    readonly fd: number,
-    readonly size: number,
-    private readonly libc: Libc,
-  ) {}
-
-  static create(libc: Libc, name: string, cap: number): Capture {
-    const fd = libc.memfd_create(name, 0x1 | 0x2); // MFD_CLOEXEC | MFD_ALLOW_SEALING
-    if (fd < 0) throw new Error(`memfd_create failed for the guest's ${name}`);
-    const size = cap + 4096;
-    if (libc.ftruncate(fd, size) !== 0 || libc.fcntl(fd, 1033, 'int', 0x4 | 0x1) !== 0) throw new Error(`cannot size or seal the guest's ${name}`);
-    return new Capture(fd, size, libc);
-  }
-
-  rewind(): void {
-    this.libc.lseek(this.fd, 0, 0);
-  }
-
-  /** What the guest wrote since the rewind. */
-  take(): Buffer {
-    const length = Number(this.libc.lseek(this.fd, 0, 1));
-    const bytes = Buffer.allocUnsafe(length);
-    let read = 0;
-    while (read < length) read += readSync(this.fd, bytes, read, length - read, read);
-    // The pages stay allocated in the memfd otherwise: a big answer would pin its memory in this worker.
-    if (length > SHRINK_OVER) this.libc.fallocate(this.fd, 0x1 | 0x2, 0, this.size); // KEEP_SIZE | PUNCH_HOLE
-    return bytes;
-  }
-}
-
 /** What every engine's state of this worker shares: the library, the captures, the ticker's cells. */
-type WorkerIo = Pick<WorkerState, 'w' | 'stdout' | 'stderr' | 'write' | 'running'>;
+type WorkerIo = Pick<WorkerState, 'w' | 'stdout' | 'stderr' | 'write' | 'running' | 'libc'>;
 let io: WorkerIo | null = null;
 /** One state per engine (the plain one and the fuel-metering one): linkers and modules are per engine. */
 const states = new Map<string, WorkerState>();
@@ -128,15 +88,10 @@ const states = new Map<string, WorkerState>();
 function workerIo(shared: WasmtimeShared): WorkerIo {
   if (io) return io;
   const w = loadWasmtime(shared.library);
+  const libc = loadLibc();
   const c = koffi.load('libc.so.6');
-  const libc: Libc = {
-    memfd_create: c.func('int memfd_create(const char *name, unsigned int flags)'),
-    fcntl: c.func('int fcntl(int fd, int cmd, ...)'),
-    lseek: c.func('int64_t lseek(int fd, int64_t offset, int whence)'),
-    ftruncate: c.func('int ftruncate(int fd, int64_t length)'),
-    fallocate: c.func('int fallocate(int fd, int mode, int64_t offset, int64_t length)'),
-  };
   io = {
+    libc,
     w,
     stdout: Capture.create(libc, `${memfdPrefix(threadId)}stdout`, MAX_OUTPUT_BYTES),
     stderr: Capture.create(libc, `${memfdPrefix(threadId)}stderr`, MAX_STDERR_BYTES),
@@ -246,6 +201,8 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     }
   }
   const stderr = new LineSplitter('stderr', logs);
+  let out: Stream | null = null;
+  let err: Stream | null = null;
   guestStarted(s.running, input.slot);
   try {
     const wasi = w.wasi_config_new() as Ptr;
@@ -255,10 +212,8 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     const stdin = Buffer.alloc(BYTE_VEC_SIZE);
     w.wasm_byte_vec_new(stdin, input.stdin.length, input.stdin.length > 0 ? input.stdin : null);
     w.wasi_config_set_stdin_bytes(wasi, stdin); // takes the vector
-    s.stdout.rewind();
-    s.stderr.rewind();
-    w.wasi_config_set_stdout_custom(wasi, s.write, BigInt(s.stdout.fd), 0n);
-    w.wasi_config_set_stderr_custom(wasi, s.write, BigInt(s.stderr.fd), 0n);
+    out = captureStream(s, wasi, 'stdout');
+    err = captureStream(s, wasi, 'stderr');
     if (input.dataDir !== null && !w.wasi_config_preopen_dir(wasi, input.dataDir, input.preopenAs, true)) {
       w.wasi_config_delete(wasi);
       return { ok: false, kind: 'error', message: `wasmtime could not preopen the data directory as ${input.preopenAs}`, logs };
@@ -277,8 +232,8 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     }
     const error = w.wasmtime_func_call(context, start.subarray(EXTERN_OF), 0n, 0, 0n, 0, trap) as Ptr;
     const trapped = trap.readBigUInt64LE(0);
-    const stdout = s.stdout.take();
-    stderr.push(s.stderr.take());
+    const stdout = out.take();
+    stderr.push(err.take());
     stderr.end();
     if (stdout.length > MAX_OUTPUT_BYTES) {
       if (error) w.wasmtime_error_delete(error);
@@ -298,7 +253,31 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     guestStopped(s.running, input.slot);
     if (input.fuel !== null) meter.used = fuelUsed(w, context, input.fuel);
     w.wasmtime_store_delete(store);
+    out?.close();
+    err?.close();
   }
+}
+
+interface Stream {
+  take(): Buffer;
+  close(): void;
+}
+
+/**
+ * Points the config's stdout or stderr at a fresh memfd wasmtime writes into itself (captures.ts), or, when that
+ * cannot be set up, at the worker's own memfd through the custom stream.
+ */
+function captureStream(s: WorkerState, wasi: Ptr, which: 'stdout' | 'stderr'): Stream {
+  const { w } = s;
+  const file = FileCapture.create(s.libc, `${memfdPrefix(threadId)}${which}-r`, which === 'stdout' ? MAX_OUTPUT_BYTES : MAX_STDERR_BYTES);
+  const setFile = which === 'stdout' ? w.wasi_config_set_stdout_file : w.wasi_config_set_stderr_file;
+  if (file && file.attach((path) => setFile(wasi, path) as boolean)) return file;
+  file?.close();
+  // Set over the file stream, if one was set: that closes wasmtime's descriptor of it.
+  const own = s[which];
+  own.rewind();
+  (which === 'stdout' ? w.wasi_config_set_stdout_custom : w.wasi_config_set_stderr_custom)(wasi, s.write, BigInt(own.fd), 0n);
+  return { take: () => own.take(), close: () => undefined };
 }
 
 /**
