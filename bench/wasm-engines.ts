@@ -9,7 +9,7 @@
  * Needs clang with wasi-libc, the wasmtime library (npm run fetch:wasmtime), and wrk for the req/s rows.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultPlugins } from '../cli/default-plugins.ts';
 import { createTestKernel } from '../core/test-kernel.ts';
@@ -21,7 +21,8 @@ import { INSTANCE_SIZE, type Ptr } from '../core/wasm/wasmtime/ffi.ts';
 import { artifactPath, claimTickerSlot, ensureArtifact, ensureArtifacts, wasmtimeEngine } from '../core/wasm/wasmtime/host.ts';
 import { runWasmtimeCommand } from '../core/wasm/wasmtime/run.ts';
 import { wasmtimeStatus } from '../core/wasm/wasmtime/library.ts';
-import { ROOT, coldStarts, findBinary, fmt, httpGet, isMain, makeTempDir, median, removeTempDir, runWrk, spread, table, timeEach, waitForOk, type Spread } from './lib.ts';
+import { ROOT, findBinary, fmt, httpGet, isMain, makeTempDir, median, removeTempDir, runWrk, sleep, spread, table, timeEach, waitForOk, type Spread } from './lib.ts';
+import type { Kernel } from '../core/kernel.ts';
 
 const CAP_PAGES = 512;
 const ENGINES = ['v8', 'wasmtime'] as const;
@@ -34,7 +35,17 @@ export interface EngineFigures {
   instantiateUs: Spread;
   inThreadRunMs: Spread;
   coldStartMs: Spread;
+  /** The same GET on a new connection after the same idle pause, not hibernated (interleaved with the cold ones). */
+  idleWarmMs: Spread;
+  /** Per cycle, cold minus idle-warm: what the wake adds to a first request (p50 of the cycles). */
+  wakeAddedMs: number;
+  /** In the server: the instance's `waking` to its `woken` event (allocate, spawn, ready, running). */
+  wakeMs: Spread;
   warmProxyMs: Spread;
+  /** wrk -c1 (one request at a time on a kept-alive connection) p50 through the proxy, median of the rounds. */
+  warmC1Ms: number;
+  /** warmC1Ms minus a native Node server's through the same proxy, per interleaved round (median). */
+  warmAddedMs: number;
   proxyRps: number | null;
   /** RSS per instance alive at once (1,000 instantiated, kept), KB; NaN without gc() (node --expose-gc). */
   rssPerInstanceKb: number;
@@ -46,7 +57,60 @@ export interface EngineFigures {
 
 export interface EngineComparison {
   figures: Record<Engine, EngineFigures>;
+  /** The native Node server's wrk -c1 p50 through the same proxy (median of the rounds), ms. */
+  nativeC1Ms: number | null;
   moduleBytes: number;
+}
+
+/** A native Node server answering what examples/wasm-c answers, behind the same proxy: the warm baseline. */
+const NATIVE_APP = `import http from 'node:http';
+http.createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain' });
+  res.end('Hello, ' + process.env.TENEMENT_INSTANCE + '!\\n');
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+/** The pause after a hibernation (and before an idle-warm request): the wake must not overlap the stop. */
+const IDLE_MS = 100;
+
+/**
+ * Cold starts interleaved with idle-warm requests: per cycle, hibernate, pause, GET (cold); pause, GET (warm, the
+ * same pause and a new connection). Their difference is what the wake adds; the idle pause itself (cold caches,
+ * sleeping threads) costs the warm request as much. The server-side wake is timed from the instance's events.
+ */
+async function coldCycles(kernel: Kernel, service: string, port: number, host: string, cycles: number) {
+  const instance = kernel.instances.get(service, 'bench')!;
+  let wakingAt = 0;
+  const wakes: number[] = [];
+  const unwatch = kernel.watchEvents((event) => {
+    if (event.instance !== instance.key) return;
+    if (event.type === 'waking') wakingAt = performance.now();
+    else if (event.type === 'woken') wakes.push(performance.now() - wakingAt);
+  });
+  const cold: number[] = [];
+  const warm: number[] = [];
+  const added: number[] = [];
+  try {
+    for (let cycle = 0; cycle <= cycles; cycle++) {
+      await kernel.hibernate(instance, 'benchmark');
+      await sleep(IDLE_MS);
+      let started = performance.now();
+      const reply = await httpGet(port, host, '/');
+      const coldMs = performance.now() - started;
+      if (reply.status !== 200) throw new Error(`cold request answered ${reply.status}: ${reply.body.slice(0, 200)}`);
+      await sleep(IDLE_MS);
+      started = performance.now();
+      await httpGet(port, host, '/');
+      const warmMs = performance.now() - started;
+      if (cycle === 0) continue;
+      cold.push(coldMs);
+      warm.push(warmMs);
+      added.push(coldMs - warmMs);
+    }
+  } finally {
+    unwatch();
+  }
+  return { cold, warm, added, wakes: wakes.slice(1) };
 }
 
 function build(source: string, out: string): void {
@@ -175,30 +239,44 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     await pool.close();
   }
 
-  // Through the kernel's proxy (what `ten serve` runs): one service per engine, same module.
+  // Through the kernel's proxy (what `ten serve` runs): one service per engine, same module, and a native server.
+  writeFileSync(path.join(dir, 'native.mjs'), NATIVE_APP);
   const kernel = await createTestKernel({
     plugins: defaultPlugins,
     config: {
       settings: { port: 0, listen: '127.0.0.1', dataDir: path.join(dir, 'data') },
-      services: Object.fromEntries(
-        ENGINES.map((name) => [`c-${name}`, { isolation: 'wasm' as const, module: handler, limits: { memory: `${CAP_PAGES * 64}KiB` }, idleTimeout: false as const, wasm: { engine: name } }]),
-      ),
-      instances: Object.fromEntries(ENGINES.map((name) => [`c-${name}`, ['bench']])),
+      services: {
+        ...Object.fromEntries(
+          ENGINES.map((name) => [`c-${name}`, { isolation: 'wasm' as const, module: handler, limits: { memory: `${CAP_PAGES * 64}KiB` }, idleTimeout: false as const, wasm: { engine: name } }]),
+        ),
+        native: { command: 'node native.mjs', cwd: dir, idleTimeout: false as const, startupTimeout: '30s' },
+      },
+      instances: { ...Object.fromEntries(ENGINES.map((name) => [`c-${name}`, ['bench']])), native: ['bench'] },
       pluginOptions: { metrics: { processMetrics: false } },
     },
   });
   const port = Number(new URL(kernel.url).port);
   const wrk = findBinary('wrk');
-  const http = {} as Record<Engine, { cold: number[]; warm: number[]; rps: number[] }>;
+  const http = {} as Record<Engine, { cycles: Awaited<ReturnType<typeof coldCycles>>; warm: number[]; rps: number[]; c1: number[]; added: number[] }>;
+  const nativeC1: number[] = [];
   try {
+    await waitForOk(port, 'bench.native.localhost', 30_000, 'the native server');
     for (const name of ENGINES) {
       const host = `bench.c-${name}.localhost`;
       await waitForOk(port, host, 30_000, host);
-      http[name] = { cold: await coldStarts(kernel, kernel.instances.get(`c-${name}`, 'bench')!, port, host, '/', cycles), warm: [], rps: [] };
+      http[name] = { cycles: await coldCycles(kernel, `c-${name}`, port, host, cycles), warm: [], rps: [], c1: [], added: [] };
       http[name].warm = await timeEach(samples, () => httpGet(port, host, '/'));
     }
     // Interleaved rounds, medians: load from others on a shared machine shifts within seconds.
+    const c1 = (host: string) => runWrk({ binary: wrk!, port, host, threads: 1, connections: 1, seconds: 2 });
     for (let round = 0; round < 3 && wrk; round++) {
+      const native = (await c1('bench.native.localhost')).p50Ms;
+      nativeC1.push(native);
+      for (const name of ENGINES) {
+        const p50 = (await c1(`bench.c-${name}.localhost`)).p50Ms;
+        http[name].c1.push(p50);
+        http[name].added.push(p50 - native);
+      }
       for (const name of ENGINES) http[name].rps.push((await runWrk({ binary: wrk, port, host: `bench.c-${name}.localhost`, threads: 1, connections: 16, seconds: 2 })).requestsPerSec);
     }
   } finally {
@@ -211,8 +289,13 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     reloadMs: median(v8Reloads),
     instantiateUs: spread(v8Inst),
     inThreadRunMs: spread(v8Run),
-    coldStartMs: spread(http.v8.cold),
+    coldStartMs: spread(http.v8.cycles.cold),
+    idleWarmMs: spread(http.v8.cycles.warm),
+    wakeAddedMs: median(http.v8.cycles.added),
+    wakeMs: spread(http.v8.cycles.wakes),
     warmProxyMs: spread(http.v8.warm),
+    warmC1Ms: wrk ? median(http.v8.c1) : NaN,
+    warmAddedMs: wrk ? median(http.v8.added) : NaN,
     proxyRps: wrk ? median(http.v8.rps) : null,
     rssPerInstanceKb: v8Rss,
     runawayOvershootMs: median(runaway.v8),
@@ -223,14 +306,19 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     reloadMs: median(reloads),
     instantiateUs: spread(wtInst),
     inThreadRunMs: spread(wtRun),
-    coldStartMs: spread(http.wasmtime.cold),
+    coldStartMs: spread(http.wasmtime.cycles.cold),
+    idleWarmMs: spread(http.wasmtime.cycles.warm),
+    wakeAddedMs: median(http.wasmtime.cycles.added),
+    wakeMs: spread(http.wasmtime.cycles.wakes),
     warmProxyMs: spread(http.wasmtime.warm),
+    warmC1Ms: wrk ? median(http.wasmtime.c1) : NaN,
+    warmAddedMs: wrk ? median(http.wasmtime.added) : NaN,
     proxyRps: wrk ? median(http.wasmtime.rps) : null,
     rssPerInstanceKb: wtRss,
     runawayOvershootMs: median(runaway.wasmtime),
     afterRunawayMs: median(after.wasmtime),
   };
-  return { figures, moduleBytes: bytes.length };
+  return { figures, moduleBytes: bytes.length, nativeC1Ms: wrk ? median(nativeC1) : null };
 }
 
 export function formatEngines(result: EngineComparison): string {
@@ -251,16 +339,37 @@ export function formatEngines(result: EngineComparison): string {
         row('instantiate p50 (µs)', v8.instantiateUs.p50, wasmtime.instantiateUs.p50, 1),
         row('run in-thread p50 (ms: instantiate + _start + CGI)', v8.inThreadRunMs.p50, wasmtime.inThreadRunMs.p50),
         row('run in-thread p99 (ms)', v8.inThreadRunMs.p99, wasmtime.inThreadRunMs.p99),
-        row('cold start hibernated -> 200 p50 (ms)', v8.coldStartMs.p50, wasmtime.coldStartMs.p50),
+        row('cold start hibernated -> 200 p50 (ms, new connection)', v8.coldStartMs.p50, wasmtime.coldStartMs.p50),
+        row(`the same GET after the same ${IDLE_MS} ms pause, not hibernated p50 (ms)`, v8.idleWarmMs.p50, wasmtime.idleWarmMs.p50),
+        row('cold start: added by the wake, per cycle p50 (ms)', v8.wakeAddedMs, wasmtime.wakeAddedMs),
+        row('wake in the server (waking -> woken) p50 (ms)', v8.wakeMs.p50, wasmtime.wakeMs.p50),
         row('warm GET via proxy p50 (ms)', v8.warmProxyMs.p50, wasmtime.warmProxyMs.p50),
         row('warm GET via proxy p99 (ms)', v8.warmProxyMs.p99, wasmtime.warmProxyMs.p99),
+        row(`warm via proxy, wrk -c1 p50 (ms; native Node server ${result.nativeC1Ms === null ? 'n/a' : fmt(result.nativeC1Ms, 3)})`, v8.warmC1Ms, wasmtime.warmC1Ms),
+        row('warm added over the native server, c1 p50 (ms)', v8.warmAddedMs, wasmtime.warmAddedMs),
         row('req/s via proxy (wrk -c16, median of 3)', v8.proxyRps, wasmtime.proxyRps, 0),
         row('RSS per live instance (KB)', v8.rssPerInstanceKb, wasmtime.rssPerInstanceKb, 1),
         row('runaway (200 ms deadline) answered after deadline + (ms)', v8.runawayOvershootMs, wasmtime.runawayOvershootMs, 1),
         row('next 2 calls right after a runaway (ms)', v8.afterRunawayMs, wasmtime.afterRunawayMs, 1),
       ],
     ),
+    '',
+    goalLines(result).join('\n'),
   ].join('\n');
+}
+
+/** Issue 12's goals that this bench measures, each with the figure it names. */
+function goalLines(result: EngineComparison): string[] {
+  const { v8, wasmtime } = result.figures;
+  const line = (name: string, measured: number, goal: string, met: boolean) => `  ${name}: ${fmt(measured, 3)} ms (goal ${goal}) ${met ? 'met' : 'NOT met'}`;
+  const added = Math.min(v8.warmAddedMs, wasmtime.warmAddedMs);
+  return [
+    'goals (issue 12):',
+    line('C cold start on wasmtime, hibernated -> 200 p50, end to end on a new connection', wasmtime.coldStartMs.p50, '< 1 ms', wasmtime.coldStartMs.p50 < 1),
+    line('  of which the wake adds (cold minus the same GET after the same pause)', wasmtime.wakeAddedMs, '< 1 ms', wasmtime.wakeAddedMs < 1),
+    line('warm added p50 over a native server through the same proxy, c1, faster engine', added, '< 0.2 ms', added < 0.2),
+    line('runaway stopped after its deadline on wasmtime, without replacing the worker', wasmtime.runawayOvershootMs, '<= 10 ms', wasmtime.runawayOvershootMs <= 10),
+  ];
 }
 
 if (isMain(import.meta.url)) {
