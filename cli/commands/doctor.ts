@@ -156,7 +156,7 @@ function render(report: DoctorReport): void {
   const nats = report.natsServer;
   out(`${label('nats')}${nats.found ? `${color.green(`nats-server ${nats.version ?? '?'}`)} ${color.dim(`for ten nats start${nats.note ? `; ${nats.note}` : ''}`)}` : `${color.yellow('missing')} ${color.dim(nats.note ?? '')}`}`);
   const criu = report.criu;
-  out(`${label('criu')}${criu.usable ? `${color.green(`${criu.version} usable`)} ${color.dim(`criu check: ${criu.check} For hibernate mode 'suspend'.`)}` : `${color.yellow('not usable')} ${color.dim(criu.reason)}`}`);
+  out(`${label('criu')}${criu.usable ? `${color.green(`${criu.version} usable`)} ${color.dim(`criu check: ${criu.check} ${criu.probeCache}. For hibernate mode 'suspend'.`)}` : `${color.yellow('not usable')} ${color.dim(criu.reason)}`}`);
   report.tools.forEach((tool, i) => {
     const status = tool.found ? color.green(tool.path!) : `${color.yellow('missing')} ${color.dim(`(${tool.install})`)}`;
     out(`${i === 0 ? label('tools') : pad}${tool.name.padEnd(20)}${status} ${color.dim(`- ${tool.purpose}`)}`);

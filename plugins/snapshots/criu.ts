@@ -66,7 +66,7 @@ export const criuPath = (): string => path.join(criuDir(), 'criu');
 const run = promisify(execFile);
 
 export type CriuStatus =
-  | { usable: true; version: string; path: string; check: string }
+  | { usable: true; version: string; path: string; check: string; probeCache: string }
   | { usable: false; version: string; path: string; reason: string };
 
 /** Whether CRIU runs here: fetched, and `criu check` says so (needs root). */
@@ -84,12 +84,28 @@ export async function criuStatus(): Promise<CriuStatus> {
     const { stdout, stderr } = await run(wrapper, ['check'], { timeout: 30_000 });
     const said = `${stdout}${stderr}`;
     const verdict = said.split('\n').find((line) => /looks good/i.test(line))?.trim();
-    if (verdict) return { usable: true, ...base, check: verdict };
+    if (verdict) return { usable: true, ...base, check: verdict, probeCache: probeCacheState() };
     return { usable: false, ...base, reason: `criu check: ${lastLines(said)}` };
   } catch (error) {
     const said = `${(error as { stdout?: string }).stdout ?? ''}${(error as { stderr?: string }).stderr ?? ''}`;
     return { usable: false, ...base, reason: `criu check failed: ${lastLines(said) || (error as Error).message}` };
   }
+}
+
+/** Whether the wrapper made CRIU's kernel probe caches for this boot (criu-wrapper.ts), in a sentence. */
+export function probeCacheState(): string {
+  const read = (file: string): string => {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  const boot = read('/proc/sys/kernel/random/boot_id');
+  const kdat = path.join(criuDir(), 'kdat');
+  if (boot && read(path.join(kdat, 'boot')) === boot && existsSync(path.join(kdat, 'criu.kdat'))) return 'kernel probe cache made for this boot';
+  if (boot && read(path.join(kdat, 'failed')) === boot) return `kernel probe cache could not be made this boot (every CRIU run probes the kernel; remove ${path.join(kdat, 'failed')} to retry)`;
+  return 'kernel probe cache not made yet (the next CRIU run as root makes it)';
 }
 
 function lastLines(text: string): string {
