@@ -10,7 +10,7 @@
  * among the numbers just above the lowest free one; where it is not found (another thread took those numbers),
  * the caller falls back to the custom stream for that request.
  */
-import { closeSync, fstatSync, readSync } from 'node:fs';
+import { fstatSync, readSync } from 'node:fs';
 import { koffi } from './ffi.ts';
 
 export interface Libc {
@@ -19,6 +19,8 @@ export interface Libc {
   lseek: (fd: number, offset: number, whence: number) => bigint | number;
   ftruncate: (fd: number, length: number) => number;
   fallocate: (fd: number, mode: number, offset: number, length: number) => number;
+  /** libc's own: Node warns when a worker closes, with fs.closeSync, a descriptor it did not open. */
+  close: (fd: number) => number;
 }
 
 const MFD_CLOEXEC = 0x1;
@@ -43,6 +45,7 @@ export function loadLibc(): Libc {
     lseek: c.func('int64_t lseek(int fd, int64_t offset, int whence)'),
     ftruncate: c.func('int ftruncate(int fd, int64_t length)'),
     fallocate: c.func('int fallocate(int fd, int mode, int64_t offset, int64_t length)'),
+    close: c.func('int close(int fd)'),
   };
 }
 
@@ -77,7 +80,7 @@ export class FileCapture {
     try {
       return new FileCapture(fd, fstatSync(fd).ino, cap, libc);
     } catch {
-      closeSync(fd);
+      libc.close(fd);
       return null;
     }
   }
@@ -89,7 +92,7 @@ export class FileCapture {
   attach(set: (path: string) => boolean): boolean {
     const lowest = this.libc.fcntl(this.fd, F_DUPFD_CLOEXEC, 'int', 0);
     if (lowest < 0) return false;
-    closeSync(lowest);
+    this.libc.close(lowest);
     if (!set(`/proc/self/fd/${this.fd}`)) return false;
     for (let fd = lowest; fd < lowest + SEARCH; fd++) {
       if (fd === this.fd) continue;
@@ -116,7 +119,7 @@ export class FileCapture {
 
   /** Our descriptor; the memory goes once wasmtime's is closed too (with its store, or the config). */
   close(): void {
-    closeSync(this.fd);
+    this.libc.close(this.fd);
   }
 }
 
