@@ -303,34 +303,94 @@ const SCHEMA: Record<string, Record<number, string>> = {
   keyValueList: { 1: 'keyValue' },
 };
 
+/**
+ * SCHEMA as numbers, for the walk: per message (by its index in MESSAGES), per field number, what a
+ * length-delimited field holds: NOT_NAMED (skipped), STRING, ID16, ID8, BYTES, or MESSAGE + the index.
+ */
+const NOT_NAMED = 0;
+const STRING = 1;
+const ID16 = 2;
+const ID8 = 3;
+const BYTES = 4;
+const MESSAGE = 8;
+const MESSAGES = Object.keys(SCHEMA);
+const SPAN = MESSAGES.indexOf('span');
+const FIELDS: Uint8Array[] = MESSAGES.map((name) => {
+  const fields = new Uint8Array(16);
+  for (const [number, kind] of Object.entries(SCHEMA[name]!)) {
+    fields[Number(number)] = kind === 'string' ? STRING : kind === 'id16' ? ID16 : kind === 'id8' ? ID8 : kind === 'bytes' ? BYTES : MESSAGE + MESSAGES.indexOf(kind);
+  }
+  return fields;
+});
+
 /** Whether b[p, end) is UTF-8: ASCII checked here (most strings; a native call per string cost more), the rest natively. */
 function utf8(b: Buffer, p: number, end: number): boolean {
   for (let i = p; i < end; i++) if (b[i]! >= 0x80) return isUtf8(b.subarray(p, end));
   return true;
 }
 
-/** Walks the message in b[p, end) (no object per field: the bounds are numbers), counting spans. */
-function walk(b: Buffer, p: number, end: number, message: string, counted: { spans: number }): void {
-  if (message === 'span') counted.spans += 1;
-  const fields = SCHEMA[message]!;
-  const r = new Reader(b, p, end);
-  while (r.more) {
-    const tag = r.varint();
+/** Where the last varint() ended (one number returned, no object made per varint). */
+let after = 0;
+
+/** The varint at b[p], which must end before `end` and within 10 bytes. */
+function varint(b: Buffer, p: number, end: number): number {
+  let n = 0;
+  let scale = 1;
+  for (let i = 0; i < 10; i++) {
+    if (p >= end) throw new RangeError('truncated varint');
+    const byte = b[p++]!;
+    n += (byte & 0x7f) * scale;
+    if (byte < 0x80) {
+      after = p;
+      return n;
+    }
+    scale *= 128;
+  }
+  throw new RangeError('varint longer than 10 bytes');
+}
+
+/**
+ * Walks the message in b[p, end), counting spans: every field read and checked, no object made (the bounds
+ * are numbers, a one-byte tag or length is read in place).
+ */
+function walk(b: Buffer, p: number, end: number, message: number, counted: { spans: number }): void {
+  if (message === SPAN) counted.spans += 1;
+  const fields = FIELDS[message]!;
+  while (p < end) {
+    let tag = b[p]!;
+    if (tag < 0x80) p += 1;
+    else {
+      tag = varint(b, p, end);
+      p = after;
+    }
     const wire = tag & 7;
-    if (wire !== 2) {
-      r.skip(wire);
+    if (wire === 0) {
+      varint(b, p, end);
+      p = after;
       continue;
     }
-    const length = r.varint();
-    const start = r.p;
+    if (wire === 1 || wire === 5) {
+      p += wire === 1 ? 8 : 4;
+      if (p > end) throw new RangeError(wire === 1 ? 'truncated fixed64' : 'truncated fixed32');
+      continue;
+    }
+    if (wire !== 2) throw new RangeError(`wire type ${wire}`);
+    let length = p < end ? b[p]! : 0x80;
+    if (length < 0x80) p += 1;
+    else {
+      length = varint(b, p, end);
+      p = after;
+    }
+    const start = p;
     if (start + length > end) throw new RangeError(`a field of ${length} bytes runs past its message`);
-    r.p = start + length;
-    const kind = fields[Math.floor(tag / 8)];
-    if (kind === 'string') {
-      if (!utf8(b, start, start + length)) throw new RangeError('a string that is not UTF-8');
-    } else if (kind === 'id16' || kind === 'id8') {
-      if (length !== (kind === 'id16' ? 16 : 8) && length !== 0) throw new RangeError(`an id of ${length} bytes`);
-    } else if (kind !== undefined && kind !== 'bytes') walk(b, start, start + length, kind, counted);
+    p = start + length;
+    const number = tag >>> 3;
+    const kind = tag < 128 ? fields[number]! : NOT_NAMED;
+    if (kind === STRING) {
+      if (!utf8(b, start, p)) throw new RangeError('a string that is not UTF-8');
+    } else if (kind === ID16 || kind === ID8) {
+      if (length !== (kind === ID16 ? 16 : 8) && length !== 0) throw new RangeError(`an id of ${length} bytes`);
+    } else if (kind >= MESSAGE) walk(b, start, p, kind - MESSAGE, counted);
   }
 }
 
@@ -342,6 +402,6 @@ function walk(b: Buffer, p: number, end: number, message: string, counted: { spa
  */
 export function countOtlpProto(body: Buffer): number {
   const counted = { spans: 0 };
-  walk(body, 0, body.length, 'request', counted);
+  walk(body, 0, body.length, MESSAGES.indexOf('request'), counted);
   return counted.spans;
 }

@@ -30,8 +30,8 @@ import {
 import type { HealthCheckReport, InstanceEvent, InstanceView, ProxiedRequest, ProxyExchange, RunningHandle, SpawnSpec, UpstreamRequest, WakeRequest } from '../../core/types.ts';
 import { at, newSpanId, newTraceId, SpanRecord, type RecordSink } from './records.ts';
 
-export const ATTR_SERVICE = 'tenement.service';
-export const ATTR_INSTANCE = 'tenement.instance';
+export const ATTR_SERVICE = 'tenement.service' as const;
+export const ATTR_INSTANCE = 'tenement.instance' as const;
 const ATTR_TIER = 'tenement.tier';
 
 export interface Propagation {
@@ -60,6 +60,17 @@ interface StartTrace {
   span: Span;
   readinessChecks: number;
 }
+
+/** The attribute names spans.ts writes out in its object literals are the semantic conventions' (checked by tsc). */
+export const WRITTEN_OUT: [
+  typeof ATTR_HTTP_REQUEST_METHOD,
+  typeof ATTR_URL_PATH,
+  typeof ATTR_URL_SCHEME,
+  typeof ATTR_SERVER_ADDRESS,
+  typeof ATTR_CLIENT_ADDRESS,
+  typeof ATTR_SERVICE,
+  typeof ATTR_INSTANCE,
+] = ['http.request.method', 'url.path', 'url.scheme', 'server.address', 'client.address', 'tenement.service', 'tenement.instance'];
 
 const TRACE_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate']);
 
@@ -138,14 +149,16 @@ export class Spans {
     // The semantic conventions' required and most useful recommended attributes: every one is validated when
     // set and serialized at export, for every request. What a client chose is cut to MAX_VALUE here (cheaper
     // than a span limit, which the SDK checks on every attribute of every span).
+    // Names written out, not computed (`[ATTR_URL_PATH]:`): a literal with computed names is built property by
+    // property at run time, one with written names from a template (WRITTEN_OUT checks they are the same).
     const attributes: Attributes = {
-      [ATTR_HTTP_REQUEST_METHOD]: exchange.method,
-      [ATTR_URL_PATH]: bounded(query === -1 ? target : target.slice(0, query)),
-      [ATTR_URL_SCHEME]: 'http',
-      [ATTR_SERVER_ADDRESS]: exchange.hostname,
-      [ATTR_CLIENT_ADDRESS]: exchange.remoteAddress,
-      [ATTR_SERVICE]: instance.service,
-      [ATTR_INSTANCE]: instance.id,
+      'http.request.method': exchange.method,
+      'url.path': bounded(query === -1 ? target : target.slice(0, query)),
+      'url.scheme': 'http',
+      'server.address': exchange.hostname,
+      'client.address': exchange.remoteAddress,
+      'tenement.service': instance.service,
+      'tenement.instance': instance.id,
     };
     if (query !== -1) attributes[ATTR_URL_QUERY] = bounded(target.slice(query + 1));
     const agent = exchange.header('user-agent');
@@ -222,7 +235,7 @@ export class Spans {
       this.record(entry.upstream, performance.now());
     }
     const handle = instance.handle;
-    const attributes: Attributes = { [ATTR_SERVICE]: instance.service, [ATTR_INSTANCE]: instance.id, [ATTR_HTTP_REQUEST_METHOD]: exchange.method };
+    const attributes: Attributes = { 'tenement.service': instance.service, 'tenement.instance': instance.id, 'http.request.method': exchange.method };
     const parentContext = entry.spanContext;
     // Every sampler Tenement offers decides a child as its parent was decided (same trace id, or parent-based).
     const context: SpanContext = { traceId: parentContext.traceId, spanId: newSpanId(), traceFlags: parentContext.traceFlags, traceState: parentContext.traceState };
