@@ -4,6 +4,7 @@
  * data in place, hands the images to the restore and starts the instance.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, TenementError, errorFields } from '../../core/errors.ts';
 import type { PluginContext } from '../../core/plugin-context.ts';
@@ -124,7 +125,8 @@ export class MoveReceiver {
       return { restored: handed && pid !== null && instance.handle?.pid === pid };
     } finally {
       entry.release();
-      rmSync(entry.staging, { recursive: true, force: true });
+      // Off the commit's answer, which the pause waits for (the folder is this move's own, made by mkdtemp).
+      rm(entry.staging, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 

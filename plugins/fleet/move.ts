@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, TenementError, errorFields, errorMessage } from '../../core/errors.ts';
 import type { Checkpointer } from '../../core/hooks.ts';
@@ -224,7 +225,8 @@ export class Mover {
       if (token) this.outgoing.delete(token);
       this.holds.gates.delete(key);
       release();
-      rmSync(work, { recursive: true, force: true });
+      // Not in this tick: the requests just released run first (the folder is this move's own, made by mkdtemp).
+      rm(work, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 

@@ -4,6 +4,7 @@
  * it against the instance it is asked for.
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface ImageMeta {
@@ -109,7 +110,28 @@ export function take(dir: string, suffix: string): string | null {
 
 export function removeImage(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
-  for (const suffix of ['restoring', 'dumping']) rmSync(`${dir}.${suffix}`, { recursive: true, force: true });
+  for (const suffix of ['restoring', 'dumping', `restoring.${DISCARDED}`]) rmSync(`${dir}.${suffix}`, { recursive: true, force: true });
+}
+
+const DISCARDED = 'discarded';
+
+/**
+ * Deletes an image folder nobody needs any more (restored, or failed) without making the wake or the move wait:
+ * renamed at once, its files unlinked on libuv's thread pool. Unlinking an image whose pages already reached the
+ * disk frees their blocks: 50-150 ms for 24 MB on this host (4 ms while they are still only in the page cache),
+ * which a wake from a long suspend, or a move's commit, waited for before the instance could answer. Only garbage
+ * is ever renamed to `<dir>.discarded`, so a rename onto one still being deleted is harmless; while one is not yet
+ * empty the folder is deleted here, as before. A crash meanwhile leaves it to removeImage (`<image>.restoring`'s).
+ */
+export function discardLater(dir: string): void {
+  const trash = `${dir}.${DISCARDED}`;
+  try {
+    renameSync(dir, trash);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  rm(trash, { recursive: true, force: true }).catch(() => undefined);
 }
 
 /**

@@ -21,7 +21,7 @@ import { findSetpriv } from '../../core/process/tenant-launch.ts';
 import type { RunningHandle, SpawnSpec } from '../../core/types.ts';
 import { criuPath } from './criu.ts';
 import { logTail, usesIoUring } from './dump.ts';
-import { imageOwnerUid, readMeta, writeMeta, type ImageMeta } from './images.ts';
+import { discardLater, imageOwnerUid, readMeta, removeImage, writeMeta, type ImageMeta } from './images.ts';
 import { restoreInstance } from './restore.ts';
 
 const run = promisify(execFile);
@@ -229,7 +229,7 @@ export function setupMigration(ctx: PluginContext, criuProblem: () => Promise<st
         ctx.log.warn({ instance: key, reason: (error as Error).message }, 'migration restore failed: starting cold');
         return undefined;
       } finally {
-        rmSync(taken, { recursive: true, force: true });
+        discardLater(taken);
       }
     },
     { stage: -49 },
@@ -240,7 +240,7 @@ export function setupMigration(ctx: PluginContext, criuProblem: () => Promise<st
     if (event.type !== 'removed') return;
     live.delete(keyOf(event.service, event.id));
     try {
-      rmSync(incoming(event.service, event.id), { recursive: true, force: true });
+      removeImage(incoming(event.service, event.id));
     } catch {
       // A name no image could have been received under.
     }

@@ -8,7 +8,7 @@ import { renameSync } from 'node:fs';
 import type { PluginContext } from '../../core/plugin-context.ts';
 import type { RunningHandle, SpawnSpec } from '../../core/types.ts';
 import type { DumpTarget } from './dump.ts';
-import { hasImage, imageDir, imageOwnerUid, prepareParent, readMeta, removeImage, take, type ImageMeta } from './images.ts';
+import { discardLater, hasImage, imageDir, imageOwnerUid, prepareParent, readMeta, removeImage, take, type ImageMeta } from './images.ts';
 
 /** Why CRIU cannot be used, or null. */
 export type CriuProblem = () => Promise<string | null>;
@@ -86,6 +86,7 @@ export async function wakeFromImage(ctx: PluginContext, spec: SpawnSpec, criuPro
     ctx.log.warn({ instance: key, reason: (error as Error).message }, 'restore failed: starting cold');
     return undefined;
   } finally {
-    removeImage(dir);
+    // `dir` itself was taken: the image is `taken` now, and nothing can restore it again.
+    discardLater(taken);
   }
 }

@@ -170,11 +170,14 @@ describe('fleet: moving an instance with its data', { skip, timeout: 240_000 }, 
     }
     const log = logOn(target, 'alice');
     assert.deepEqual(written.filter((n) => !log.has(n)), [], "every acknowledged write is in the target's DATA_DIR");
-    const leftovers = nodes.flatMap((n) => {
-      const dirs = [path.join(n.files, '.fleet-moves'), path.join(n.files, '.migrations')].filter((dir) => existsSync(dir));
-      return dirs.length === 0 ? [] : execFileSync('find', [...dirs, '-type', 'f'], { encoding: 'utf8' }).split('\n').filter(Boolean);
-    });
-    assert.deepEqual(leftovers, [], 'images and archives are deleted after the restore');
+    const leftovers = (): string[] =>
+      nodes.flatMap((n) => {
+        const dirs = [path.join(n.files, '.fleet-moves'), path.join(n.files, '.migrations')].filter((dir) => existsSync(dir));
+        return dirs.length === 0 ? [] : execFileSync('find', [...dirs, '-type', 'f'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+      });
+    // Deleted off the pause (after the requests go on): soon after the move, not before it answers.
+    await waitFor(() => leftovers().length === 0, 'images and archives deleted after the restore', 30_000).catch(() => undefined);
+    assert.deepEqual(leftovers(), [], 'images and archives are deleted after the restore');
   });
 
   test('drain under traffic moves DATA_DIR: a file written before is there after, no write or request lost', async () => {

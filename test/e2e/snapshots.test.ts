@@ -126,6 +126,8 @@ test('a suspended instance is restored on the next request: its memory survives,
   const restored = lines.find((l) => l.msg === 'restored from suspend' && l.instance === 'app:alice');
   assert.ok(restored, 'the wake was a restore');
   assert.equal(existsSync(image), false, 'an image is restored once, then deleted');
+  // Its files are unlinked after the wake answered (images.ts discardLater): gone soon, whatever the folder's name.
+  await waitFor(() => readdirSync(path.dirname(image)).length === 0, 'the restored image deleted', 30_000);
 
   // The restored process's output still reaches the instance's log.
   const instance = kernel.instances.get('app', 'alice')!;
