@@ -5,7 +5,7 @@
  * check of a restored process and the limits plugin's cgroups.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { descendants } from '../../core/process/group.ts';
 import { LineSplitter } from '../../core/log-buffer.ts';
@@ -69,18 +69,40 @@ export function spawnRestore(spec: SpawnSpec, args: readonly string[], fds: read
 }
 
 /**
- * Waits for the post-resume mark in `dir`, polled every `pauses.first` doubling up to `pauses.max` ms. CRIU
- * failing to start, ending or missing `timeoutMs` runs `onFail` (which kills what it started) and throws why.
+ * Waits for the post-resume mark in `dir`, polled every `pauses.first` doubling up to `pauses.max` ms, and woken
+ * at once when something is created in `dir` (inotify): the mark is seen when it is made, not at the next poll
+ * (up to `pauses.max` later, more on a loaded host whose timers fire late), which a wake and a move's pause paid.
+ * The polls stay for CRIU's exit, the deadline and a host out of inotify watches. CRIU failing to start, ending or
+ * missing `timeoutMs` runs `onFail` (which kills what it started) and throws why.
  */
 export async function waitResumed(run: CriuRestore, dir: string, timeoutMs: number, pauses: { first: number; max: number }, onFail: () => void): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (let pause = pauses.first; !existsSync(path.join(dir, RESUMED)); pause = Math.min(pauses.max, pause * 2)) {
-    if (run.spawnError || run.exit || Date.now() >= deadline) {
-      onFail();
-      const why = run.spawnError ? String(run.spawnError) : run.exit ? logTail(path.join(dir, 'restore.log')) || `criu exited with ${JSON.stringify(run.exit)}` : `not restored within ${timeoutMs}ms`;
-      throw new Error(`criu restore failed: ${why}`);
+  let wake: (() => void) | null = null;
+  let watcher: FSWatcher | null = null;
+  try {
+    watcher = watch(dir, { persistent: false }, () => wake?.());
+    watcher.on('error', () => undefined);
+  } catch {
+    watcher = null;
+  }
+  try {
+    for (let pause = pauses.first; !existsSync(path.join(dir, RESUMED)); pause = Math.min(pauses.max, pause * 2)) {
+      if (run.spawnError || run.exit || Date.now() >= deadline) {
+        onFail();
+        const why = run.spawnError ? String(run.spawnError) : run.exit ? logTail(path.join(dir, 'restore.log')) || `criu exited with ${JSON.stringify(run.exit)}` : `not restored within ${timeoutMs}ms`;
+        throw new Error(`criu restore failed: ${why}`);
+      }
+      await new Promise<void>((done) => {
+        const timer = setTimeout(done, pause);
+        wake = () => {
+          clearTimeout(timer);
+          done();
+        };
+      });
+      wake = null;
     }
-    await new Promise((done) => setTimeout(done, pause));
+  } finally {
+    watcher?.close();
   }
 }
 
