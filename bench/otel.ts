@@ -89,6 +89,12 @@ export interface OtelRatios {
   onVsOffCpu: number;
   /** Main-thread CPU per request, on / off. */
   onVsOffMainCpu: number;
+  /**
+   * Main-thread CPU tracing adds per request, µs (on minus off): loaded (c32), and with one connection (c1: one
+   * request per event-loop turn whatever the throughput, so less swayed by how much each turn batches).
+   */
+  addedMainUs: number;
+  addedMainUsSingle: number;
   /** p50 on minus p50 off, ms: loaded, and with one connection. */
   addedP50Ms: number;
   addedP50MsSingle: number;
@@ -154,6 +160,8 @@ function ratiosOf(round: OtelRound): OtelRatios {
     hangingVsOffRps: hanging.requestsPerSec / off.requestsPerSec,
     onVsOffCpu: on.proxyCpuUsPerReq / off.proxyCpuUsPerReq,
     onVsOffMainCpu: on.proxyMainCpuUsPerReq / off.proxyMainCpuUsPerReq,
+    addedMainUs: on.proxyMainCpuUsPerReq - off.proxyMainCpuUsPerReq,
+    addedMainUsSingle: round.single.on.proxyMainCpuUsPerReq - round.single.off.proxyMainCpuUsPerReq,
     addedP50Ms: on.p50Ms - off.p50Ms,
     addedP50MsSingle: round.single.on.p50Ms - round.single.off.p50Ms,
     hangingAddedP50Ms: hanging.p50Ms - off.p50Ms,
@@ -418,6 +426,8 @@ export function formatOtel(result: OtelBenchResult): string {
     fmt(r.onVsOffRps),
     fmt(r.onVsOffCpu),
     fmt(r.onVsOffMainCpu),
+    fmt(r.addedMainUs, 1),
+    fmt(r.addedMainUsSingle, 1),
     fmt(r.addedP50Ms),
     fmt(r.addedP50MsSingle, 3),
     fmt(r.hangingVsOffRps),
@@ -427,9 +437,9 @@ export function formatOtel(result: OtelBenchResult): string {
     `== otel: tracing off / on (100% sampled, OTLP/HTTP to a loopback receiver) / on to a hanging collector; wrk -t1 -c${result.connections} -d${result.seconds}s (and -c1 -d1s) ==`,
     table(['round', 'tracing', `req/s c${result.connections}`, 'p50 ms', 'p99 ms', 'proxy CPU us/req', 'main thread', 'req/s c1', 'p50 ms c1'], rows),
     '',
-    'ratios within each round (on/off; +p50 = p50 on minus p50 off, ms):',
+    'ratios within each round (on/off; +main us = main-thread CPU per request on minus off, µs, at c32 and c1; +p50 = p50 on minus p50 off, ms):',
     table(
-      ['round', 'on/off rps', 'on/off cpu', 'on/off main cpu', '+p50', '+p50 c1', 'hanging/off rps', 'hanging +p50'],
+      ['round', 'on/off rps', 'on/off cpu', 'on/off main cpu', '+main us', '+main us c1', '+p50', '+p50 c1', 'hanging/off rps', 'hanging +p50'],
       [...result.perRound.map((r, i) => ratioRow(String(i + 1), r)), ratioRow('median', result.ratios)],
     ),
     '',

@@ -125,6 +125,13 @@ function attributes(out: Bytes, tag: number, list: Attributes | undefined): void
   }
 }
 
+/** Shared attributes (records.ts) as a span's KeyValues, written once and copied into every span that has them. */
+function sharedProto(list: Readonly<Attributes>): Buffer {
+  const out = new Bytes(256);
+  attributes(out, 0x4a, list);
+  return Buffer.from(out.view());
+}
+
 function keyValueBody(out: Bytes, key: string, value: AttributeValue): void {
   string(out, 0x0a, key);
   out.byte(0x12);
@@ -197,7 +204,9 @@ export function writeSpanProto(out: Bytes, s: ReadableSpan): void {
     perfTime(out, s.start);
     out.byte(0x41);
     perfTime(out, s.end < 0 ? s.start : s.end);
-    attributes(out, 0x4a, s.attributes);
+    const shared = s.shared;
+    if (shared !== null) out.bytes((shared.proto ??= sharedProto(shared.attributes)));
+    attributes(out, 0x4a, s.own);
   } else {
     hrTime(out, s.startTime);
     out.byte(0x41);

@@ -72,8 +72,20 @@ export interface RecordSink {
   onEnd(span: ReadableSpan): void;
 }
 
+/**
+ * Attributes many request spans share (an instance's names, the method, the host or the instance's address),
+ * made once (shared-attributes.ts) and written once per encoding: otlp-proto.ts copies `proto` into each span.
+ */
+export class SharedAttributes {
+  /** The span's protobuf KeyValues of `attributes` (each with its field tag and length), once written. */
+  proto: Buffer | null = null;
+  constructor(readonly attributes: Readonly<Attributes>) {}
+}
+
 export class SpanRecord implements ReadableSpan {
-  readonly attributes: Attributes;
+  /** This span's own attributes; with `shared`'s, its attributes. */
+  own: Attributes;
+  shared: SharedAttributes | null;
   status: SpanStatus = UNSET;
   readonly links = NO_LINKS;
   readonly events = NO_EVENTS;
@@ -94,9 +106,11 @@ export class SpanRecord implements ReadableSpan {
     readonly parentSpanContext: SpanContext | undefined,
     readonly start: number,
     attributes: Attributes,
+    shared: SharedAttributes | null = null,
   ) {
     this.context = context;
-    this.attributes = attributes;
+    this.own = attributes;
+    this.shared = shared;
     this.resource = sink.resource;
     this.instrumentationScope = sink.scope;
   }
@@ -123,8 +137,19 @@ export class SpanRecord implements ReadableSpan {
     return this.end >= 0;
   }
 
+  /** All its attributes (the shared ones first), as one object: made for whoever asks, the OTLP JSON writer. */
+  get attributes(): Attributes {
+    return this.shared === null ? this.own : { ...this.shared.attributes, ...this.own };
+  }
+
   set(key: string, value: AttributeValue): void {
-    this.attributes[key] = value;
+    const shared = this.shared;
+    // A shared attribute changed (another instance served the request): this span's are its own from now on.
+    if (shared !== null && Object.hasOwn(shared.attributes, key)) {
+      this.own = { ...shared.attributes, ...this.own };
+      this.shared = null;
+    }
+    this.own[key] = value;
   }
 
   fail(message: string): void {

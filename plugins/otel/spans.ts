@@ -21,7 +21,6 @@ import {
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
   ATTR_URL_PATH,
   ATTR_URL_QUERY,
   ATTR_URL_SCHEME,
@@ -29,6 +28,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { HealthCheckReport, InstanceEvent, InstanceView, ProxiedRequest, ProxyExchange, RunningHandle, SpawnSpec, UpstreamRequest, WakeRequest } from '../../core/types.ts';
 import { at, newSpanId, newTraceId, SpanRecord, type RecordSink } from './records.ts';
+import { SharedAttributeCache } from './shared-attributes.ts';
 
 export const ATTR_SERVICE = 'tenement.service' as const;
 export const ATTR_INSTANCE = 'tenement.instance' as const;
@@ -61,7 +61,7 @@ interface StartTrace {
   readinessChecks: number;
 }
 
-/** The attribute names spans.ts writes out in its object literals are the semantic conventions' (checked by tsc). */
+/** The attribute names spans.ts and shared-attributes.ts write out in object literals are the semantic conventions' (checked by tsc). */
 export const WRITTEN_OUT: [
   typeof ATTR_HTTP_REQUEST_METHOD,
   typeof ATTR_URL_PATH,
@@ -120,6 +120,7 @@ export class Spans {
   private readonly waking = new Map<string, Context>();
   private readonly starts = new Map<string, StartTrace>();
   private readonly restarts = new Map<string, Span>();
+  private readonly shared = new SharedAttributeCache();
 
   constructor(
     private readonly tracer: Tracer,
@@ -149,16 +150,13 @@ export class Spans {
     // The semantic conventions' required and most useful recommended attributes: every one is validated when
     // set and serialized at export, for every request. What a client chose is cut to MAX_VALUE here (cheaper
     // than a span limit, which the SDK checks on every attribute of every span).
+    // Method, scheme, host and instance are the same for many requests: made once (shared-attributes.ts).
     // Names written out, not computed (`[ATTR_URL_PATH]:`): a literal with computed names is built property by
     // property at run time, one with written names from a template (WRITTEN_OUT checks they are the same).
+    const shared = this.shared.server(instance, exchange.method, exchange.hostname);
     const attributes: Attributes = {
-      'http.request.method': exchange.method,
       'url.path': bounded(query === -1 ? target : target.slice(0, query)),
-      'url.scheme': 'http',
-      'server.address': exchange.hostname,
       'client.address': exchange.remoteAddress,
-      'tenement.service': instance.service,
-      'tenement.instance': instance.id,
     };
     if (query !== -1) attributes[ATTR_URL_QUERY] = bounded(target.slice(query + 1));
     const agent = exchange.header('user-agent');
@@ -168,6 +166,7 @@ export class Spans {
     const caller = trace.getSpanContext(parent);
     const valid = caller !== undefined && trace.isSpanContextValid(caller);
     const traceId = valid ? caller.traceId : newTraceId();
+    // The samplers Tenement offers (options.ts) read no attributes: they are given the span's own, not all.
     const sampling = this.sampler.shouldSample(parent, traceId, exchange.method, SpanKind.SERVER, attributes, []);
     const sampled = sampling.decision === SamplingDecision.RECORD_AND_SAMPLED;
     if (sampling.attributes) Object.assign(attributes, sampling.attributes);
@@ -178,7 +177,7 @@ export class Spans {
       traceState: sampling.traceState ?? (valid ? caller.traceState : undefined),
     };
     // Recorded but not sampled is never exported: no record either.
-    const span = sampled ? new SpanRecord(this.sink, exchange.method, SpanKind.SERVER, spanContext, valid ? caller : undefined, exchange.receivedAt, attributes) : null;
+    const span = sampled ? new SpanRecord(this.sink, exchange.method, SpanKind.SERVER, spanContext, valid ? caller : undefined, exchange.receivedAt, attributes, shared) : null;
     entry = {
       span,
       spanContext,
@@ -234,27 +233,15 @@ export class Spans {
       entry.upstream.fail('no answer: sent to the next candidate');
       this.record(entry.upstream, performance.now());
     }
-    const handle = instance.handle;
-    const attributes: Attributes = { 'tenement.service': instance.service, 'tenement.instance': instance.id, 'http.request.method': exchange.method };
     const parentContext = entry.spanContext;
     // Every sampler Tenement offers decides a child as its parent was decided (same trace id, or parent-based).
     const context: SpanContext = { traceId: parentContext.traceId, spanId: newSpanId(), traceFlags: parentContext.traceFlags, traceState: parentContext.traceState };
     const sampled = entry.span !== null;
-    let name: string = exchange.method;
-    let kind = SpanKind.CLIENT;
-    if (handle?.inProcess) {
-      attributes[ATTR_TIER] = instance.tier;
-      name = 'tenement.wasm.invoke';
-      kind = SpanKind.INTERNAL;
-    } else {
-      const address = handle?.address;
-      if (address?.socketPath) attributes[ATTR_SERVER_ADDRESS] = address.socketPath;
-      else if (address) {
-        attributes[ATTR_SERVER_ADDRESS] = address.host;
-        attributes[ATTR_SERVER_PORT] = address.port;
-      }
-    }
-    entry.upstream = sampled ? new SpanRecord(this.sink, name, kind, context, parentContext, performance.now(), attributes) : null;
+    // The instance's names, the method and its address (or tier): shared by its requests (shared-attributes.ts).
+    const inProcess = Boolean(instance.handle?.inProcess);
+    entry.upstream = sampled
+      ? new SpanRecord(this.sink, inProcess ? 'tenement.wasm.invoke' : exchange.method, inProcess ? SpanKind.INTERNAL : SpanKind.CLIENT, context, parentContext, performance.now(), {}, this.shared.client(instance, exchange.method))
+      : null;
     dropTraceHeaders(headers);
     injectTraceContext(context, headers);
   }
@@ -362,6 +349,7 @@ export class Spans {
       case 'stopping':
       case 'hibernated':
       case 'removed':
+        if (event.type === 'removed') this.shared.forget(key);
         this.endStart(key, event.reason ?? `${event.type} before it was ready`);
         this.endRestart(key, event.type === 'failed' ? (event.reason ?? 'failed') : null);
         this.waking.delete(key);
