@@ -8,6 +8,7 @@ import { Exchange } from './exchange.ts';
 import { MAX_HEAD_BYTES, hasBareLf, parseRequestHead, type RequestHead } from './http1.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 import type { Router } from './route-cache.ts';
+import { isShared, own, readIntoShared, readIntoStream } from './read-buffer.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** A kept-alive client connection with no request in progress is closed after this long. */
@@ -105,7 +106,8 @@ export class ClientConnection {
     readonly context: DataPlaneContext,
   ) {
     socket.setNoDelay(true);
-    socket.on('data', this.onData);
+    // Chunks in the shared read buffer (read-buffer.ts): whatever is kept past onData is copied.
+    if (!readIntoShared(socket, this.onData)) socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -122,8 +124,12 @@ export class ClientConnection {
     if (this.exchange) return this.exchange.onClientData(chunk);
     // Refused (400 sent, closing): what follows is not read.
     if (this.closed) return;
-    this.stash(chunk);
+    // Parsed in place; what is left when onData returns (a later request, a body waiting for its upstream, a
+    // head waiting for its route) is copied out of the shared read buffer.
+    if (this.buffer === null) this.buffer = chunk;
+    else this.stash(chunk);
     if (!this.routing) this.next();
+    if (this.buffer !== null && isShared(this.buffer)) this.buffer = Buffer.from(this.buffer);
   };
 
   private readonly onEnd = (): void => {
@@ -153,7 +159,7 @@ export class ClientConnection {
    * its answers is paused.
    */
   stash(chunk: Buffer): void {
-    this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
+    this.buffer = this.buffer === null ? own(chunk) : Buffer.concat([this.buffer, chunk]);
     if (this.buffer.length > MAX_STASHED_BYTES) this.socket.pause();
   }
 
@@ -219,7 +225,7 @@ export class ClientConnection {
     const buffer = this.buffer!;
     // Anything after the head is body or the next request; the exchange takes what is its own.
     this.buffer = buffer.length > end + 4 ? buffer.subarray(end + 4) : null;
-    const exchange = new Exchange(this, head, target, hostname, receivedAt, this.context.handBack ? buffer.subarray(0, end + 4) : null);
+    const exchange = new Exchange(this, head, target, hostname, receivedAt, this.context.handBack ? own(buffer.subarray(0, end + 4)) : null);
     this.exchange = exchange;
     if (this.clientEnded) exchange.onClientEnd();
     exchange.begin(0);
@@ -308,12 +314,13 @@ export class ClientConnection {
     socket.removeListener('timeout', this.onTimeout);
     socket.setTimeout(0);
     socket.pause();
+    readIntoStream(socket);
   }
 
   private handoff(): void {
     const socket = this.socket;
     this.detach();
-    if (this.buffer) socket.unshift(this.buffer);
+    if (this.buffer) socket.unshift(own(this.buffer));
     this.buffer = null;
     this.context.handoff(socket);
     socket.resume();

@@ -8,6 +8,7 @@ import type { InProcessHandler } from '../types.ts';
 import { serializeHead, type RequestHead } from './http1.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { RequestBodyFraming } from './request-body.ts';
+import { own } from './read-buffer.ts';
 import { editUpstreamHeaders, reportRequest, type RequestContext } from './policy.ts';
 
 /**
@@ -80,7 +81,7 @@ export class DirectExchange {
 
   private take(data: Buffer): void {
     this.size += data.length;
-    if (this.size <= this.handler.maxBody) this.chunks.push(data);
+    if (this.size <= this.handler.maxBody) this.chunks.push(own(data));
   }
 
   private async call(): Promise<void> {

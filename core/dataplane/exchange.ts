@@ -11,6 +11,7 @@ import { forwardedRequestHead, forwardedResponseHead, writeResponseStart } from 
 import { RequestBodyFraming } from './request-body.ts';
 import { ResponseBodyFraming } from './response-body.ts';
 import { ResponseHeadReader } from './response-head-reader.ts';
+import { own } from './read-buffer.ts';
 import { RequestContext, awaitRunChange, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, runGone, upstreamFailure } from './policy.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
@@ -176,7 +177,8 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     if (this.body.error) return this.fail(httpError(ErrorCodes.BAD_REQUEST_FRAMING, `malformed chunked body: ${this.body.error}`));
     if (cut < bytes.length) this.client.stash(bytes.subarray(cut));
     const socket = this.upstream!.socket;
-    const flushed = socket.write(cut === bytes.length ? bytes : bytes.subarray(0, cut));
+    // A write may keep its bytes (an asynchronous write): none may stay in the shared read buffer.
+    const flushed = socket.write(own(cut === bytes.length ? bytes : bytes.subarray(0, cut)));
     if (this.requestDone) {
       if (this.responseComplete) this.finish();
     } else if (!flushed) {
@@ -237,7 +239,7 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     // Bytes past the end of the response answer nothing we asked: this connection is not reused.
     if (cut < bytes.length) this.upstreamReusable = false;
     const forwarded = cut === bytes.length ? bytes : bytes.subarray(0, cut);
-    const flushed = head === null ? socket.write(forwarded) : writeResponseStart(socket, head, this.closeClient, forwarded);
+    const flushed = head === null ? socket.write(own(forwarded)) : writeResponseStart(socket, head, this.closeClient, forwarded);
     if (this.responseComplete) return this.onResponseComplete();
     if (!flushed) {
       const upstream = this.upstream!.socket;

@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
 import { serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
+import { own } from './read-buffer.ts';
 
 /**
  * The head sent upstream: framing was decided on the client's head, and the forwarded one says exactly that
@@ -44,7 +45,7 @@ export function writeResponseStart(socket: Socket, head: ResponseHead, close: bo
   if (body.length <= JOIN_BODY_BYTES) return socket.write(forwardedResponseHead(head, close, body));
   socket.cork();
   socket.write(forwardedResponseHead(head, close));
-  const flushed = socket.write(body);
+  const flushed = socket.write(own(body));
   socket.uncork();
   return flushed;
 }

@@ -4,6 +4,7 @@
  * head) is left in `rest`, so the exchange forwards it without another copy.
  */
 import { MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './http1.ts';
+import { own } from './read-buffer.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const NOTHING = Buffer.alloc(0);
@@ -20,7 +21,7 @@ export class ResponseHeadReader {
     const end = buffer.indexOf(CRLFCRLF);
     if (end === -1) {
       if (buffer.length > MAX_HEAD_BYTES) return 'response head too large';
-      this.pending = buffer;
+      this.pending = own(buffer);
       return null;
     }
     this.pending = null;

@@ -1,9 +1,11 @@
-import type net from 'node:net';
+import net from 'node:net';
 import type { UpstreamAddress } from '../types.ts';
-import { connectUpstream, upstreamKey } from '../upstream-address.ts';
+import { connectOptions, upstreamKey } from '../upstream-address.ts';
+import { sharedOnread } from './read-buffer.ts';
 
 /** Receives what an upstream connection says while an exchange owns it. */
 export interface UpstreamOwner {
+  /** `chunk` lies in the shared read buffer: valid until this returns (read-buffer.ts). */
   onUpstreamData(chunk: Buffer): void;
   onUpstreamEnd(): void;
   onUpstreamError(error: NodeJS.ErrnoException): void;
@@ -11,8 +13,12 @@ export interface UpstreamOwner {
   onUpstreamConnect(): void;
 }
 
-/** One kept-alive connection to an instance; its listeners are installed once and dispatch to the owner. */
+/**
+ * One kept-alive connection to an instance; its listeners are installed once and dispatch to the owner. Its
+ * reads land in the shared read buffer (net.connect's onread), not in a Readable.
+ */
 export class UpstreamConnection {
+  readonly socket: net.Socket;
   owner: UpstreamOwner | null = null;
   connected = false;
   /** True once it has carried an exchange: a failure before any answer may then be a stale keep-alive. */
@@ -21,19 +27,20 @@ export class UpstreamConnection {
   idleSince = 0;
 
   constructor(
-    readonly socket: net.Socket,
+    address: UpstreamAddress,
     readonly key: string,
     private readonly pool: UpstreamPool,
   ) {
+    const onread = sharedOnread((chunk) => {
+      if (this.owner) this.owner.onUpstreamData(chunk);
+      // Bytes from an idle connection answer nothing we asked: the connection can no longer be trusted.
+      else socket.destroy();
+    });
+    const socket = (this.socket = net.connect({ ...connectOptions(address), onread }));
     socket.setNoDelay(true);
     socket.on('connect', () => {
       this.connected = true;
       this.owner?.onUpstreamConnect();
-    });
-    socket.on('data', (chunk: Buffer) => {
-      if (this.owner) this.owner.onUpstreamData(chunk);
-      // Bytes from an idle connection answer nothing we asked: the connection can no longer be trusted.
-      else socket.destroy();
     });
     socket.on('end', () => this.owner?.onUpstreamEnd());
     socket.on('error', (error: NodeJS.ErrnoException) => this.owner?.onUpstreamError(error));
@@ -91,7 +98,7 @@ export class UpstreamPool {
 
   /** A new connection, bypassing idle ones (after a stale keep-alive failed). */
   connect(address: UpstreamAddress, owner: UpstreamOwner): UpstreamConnection {
-    const connection = new UpstreamConnection(connectUpstream(address), keyOf(address), this);
+    const connection = new UpstreamConnection(address, keyOf(address), this);
     connection.owner = owner;
     return connection;
   }
