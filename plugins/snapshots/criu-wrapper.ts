@@ -45,11 +45,8 @@ if [ -z "$boot" ] || [ "$boot" != "$made" ] || [ ! -s "$k/criu.kdat" ] || { [ -e
     (
       umask 077
       set -e
-      rm -f "$k/boot"
       mkdir -p "$k"
       ext=; [ "$(stat -f -c %T /run)" = tmpfs ] || ext=1
-      # A cache of an earlier boot must not outlive a failed attempt at making this boot's.
-      if [ -n "$ext" ]; then rm -f /run/criu.kdat; fi
       t=$(mktemp -d "$k/.new.XXXXXX")
       trap 'rm -rf "$t"' EXIT
       unshare -m --propagation private sh -c '
@@ -63,6 +60,7 @@ if [ -z "$boot" ] || [ "$boot" != "$made" ] || [ ! -s "$k/criu.kdat" ] || { [ -e
         XDG_RUNTIME_DIR=/run/u setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=${UNPRIVILEGED_CAPS} --ambient-caps=${UNPRIVILEGED_CAPS} "$@" check --unprivileged >/dev/null 2>&1 || true
         cp /run/u/criu.kdat "$t/criu.kdat"
       ' sh "$t" ${exec}
+      # Each cache replaced by a rename: a CRIU starting meanwhile loads the old one or the new one, never none.
       if [ -n "$ext" ]; then
         cp "$t/root.kdat" "/run/criu.kdat.tenement-$$"
         mv -f "/run/criu.kdat.tenement-$$" /run/criu.kdat
@@ -77,7 +75,11 @@ if [ -z "$boot" ] || [ "$boot" != "$made" ] || [ ! -s "$k/criu.kdat" ] || { [ -e
       mv -f "$t/boot" "$k/boot"
     ) </dev/null >/dev/null 2>&1
     # Checked apart: inside an AND-OR list the subshell's set -e would be ignored.
-    if [ $? != 0 ]; then { mkdir -p "$k" && echo "$boot" >"$k/failed"; } 2>/dev/null; fi
+    if [ $? != 0 ]; then
+      { mkdir -p "$k" && echo "$boot" >"$k/failed"; } 2>/dev/null
+      # A root cache of an earlier boot (perhaps another kernel) must not outlive a failed attempt at this boot's.
+      if [ "$boot" != "$made" ] && [ "$(stat -f -c %T /run 2>/dev/null)" != tmpfs ]; then rm -f /run/criu.kdat; fi
+    fi
     made=; [ -r "$k/boot" ] && read -r made <"$k/boot"
   fi
 fi

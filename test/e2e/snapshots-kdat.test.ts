@@ -4,7 +4,7 @@
 // not delete it. A wrapper of its own in a temp folder (its cache there), the fetched CRIU's binaries.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -55,4 +55,29 @@ test('the wrapper gives CRIU its kernel probe cache, per boot, root and unprivil
   assert.equal(readFileSync(path.join(kdat, 'boot'), 'utf8').trim(), bootId());
   assert.match(check(54321), /Loaded kdat cache from/);
   assert.ok(!existsSync(path.join(kdat, 'failed')), 'making the cache never failed');
+});
+
+test('a wrapper that cannot make the cache says so once per boot, and CRIU runs as before', { skip: status.usable ? false : `CRIU not usable: ${status.reason}` }, (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'criu-kdat-failed-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  const wrapper = path.join(dir, 'criu');
+  writeFileSync(wrapper, wrapperFor(dir, criuDir()), { mode: 0o755 });
+  // An unshare that fails (as in a container without mount rights), counting its calls.
+  const bin = path.join(dir, 'bin');
+  mkdirSync(bin);
+  writeFileSync(path.join(bin, 'unshare'), `#!/bin/sh
+echo x >> '${dir}/unshare-calls'
+exit 1
+`, { mode: 0o755 });
+  const env = { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` };
+  const log = path.join(dir, 'check.log');
+  for (let run = 0; run < 2; run++) {
+    rmSync(log, { force: true });
+    execFileSync(wrapper, ['check', '-v4', '-o', log], { env, stdio: 'ignore', timeout: 60_000 });
+    assert.match(readFileSync(log, 'utf8'), /Looks good|Version: /, 'CRIU ran');
+  }
+  assert.equal(readFileSync(path.join(dir, 'kdat', 'failed'), 'utf8').trim(), bootId());
+  assert.equal(readFileSync(path.join(dir, 'unshare-calls'), 'utf8'), 'x\n', 'tried once this boot, not on every run');
+  assert.ok(!existsSync(path.join(dir, 'kdat', 'boot')), 'no cache claimed for this boot');
 });
