@@ -172,6 +172,7 @@ export function formatMigrate(r: MigrateBenchResult): string {
     `migrate (2 fleet nodes, 3-server NATS; ${r.moves} moves alternating live/cold under 4 clients; same run)`,
     `  live (CRIU) pause: p50 ${fmt(r.livePauseP50Ms)} ms, max ${fmt(r.livePauseMaxMs)} ms; slowest request during a live move ${fmt(r.liveSlowestMs)} ms`,
     `    median phases (ms): ${phases(r.live)}`,
+    `    each (pause: stop/transfer/start ms): ${r.live.map((m) => `${m.pauseMs}: ${m.phases.stop ?? 0}/${m.phases.transfer ?? 0}/${m.phases.start ?? 0}`).join(', ')}`,
     `  cold (stop-copy-start) pause: p50 ${fmt(r.coldPauseP50Ms)} ms, max ${fmt(r.coldPauseMaxMs)} ms; slowest request during a cold move ${fmt(r.coldSlowestMs)} ms`,
     `    median phases (ms): ${phases(r.cold)}`,
     `  live / cold pause p50: ${fmt(r.livePauseP50Ms / r.coldPauseP50Ms)}x; requests ${r.requests}, failed ${r.failed} (goal: pause under 500 ms, 0 failed)`,
