@@ -125,4 +125,19 @@ if (leftovers.length > 0) {
   console.error(`build: compiled files still import .ts sources (move the import out of the object literal's method):\n  ${leftovers.join('\n  ')}`);
   process.exit(1);
 }
+// The emitted code shrunk for the memory it holds at run time: comments and whitespace out, zod bundled
+// (scripts/build-shrink.mjs, issue 17's idle footprint).
+if (process.env.TENEMENT_BUILD_SHRINK !== '0') {
+  const { shrink } = await import('./build-shrink.mjs');
+  const js = { '.ts': '.js', '.mts': '.mjs', '.cts': '.cjs' };
+  const emittedJs = program
+    .getRootFileNames()
+    .map((file) => path.resolve(file))
+    .filter(compiled)
+    .map((file) => path.join(dist, path.relative(root, file)).replace(/\.(m|c)?ts$/, (ext) => js[ext]))
+    .filter((file) => existsSync(file));
+  const shrunk = await shrink({ root, dist, emitted: emittedJs });
+  const kb = (bytes) => `${Math.round(bytes / 1024)} KB`;
+  console.error(`build: ${emittedJs.length} compiled files shrunk from ${kb(shrunk.before)} to ${kb(shrunk.after)}; zod bundled into dist/vendor/zod.js (${kb(shrunk.zod)})`);
+}
 console.error(`build: dist/ has ${declarations} declaration files and ${assets} assets copied from ${SOURCE_DIRS.join(', ')}`);

@@ -1,0 +1,95 @@
+/**
+ * The compiled package's code made smaller in memory (issue 17: `ten serve` idle RSS). V8 keeps every loaded
+ * module's whole source text for as long as the process runs (functions are compiled lazily from it, and
+ * Function.prototype.toString returns it), so the doc comments and indentation of dist/ and zod's 95 modules were
+ * some 2 MB of an idle server's heap (bench/footprint.ts, bench/README.md "## Footprint").
+ *
+ * - Every file tsc emitted: comments and whitespace out, syntax shortened (esbuild's transform, file by file:
+ *   names are kept, so stack traces still name functions and classes, and `import.meta.url` still points where
+ *   the code finds its files). Non-ASCII characters are escaped, so V8 keeps each source as one byte per character.
+ * - zod as one minified module, dist/vendor/zod.js, with English messages only: `import { z } from 'zod'` loads
+ *   zod's 95 files (850 KB, several held as two-byte strings) and all of its 60 locales, of which the server uses
+ *   none. The compiled files import it instead of 'zod'. The SDK (sdk/) keeps the real 'zod', which users write
+ *   their plugins' schemas with (zod's schemas work across copies: its instanceof checks read traits).
+ *
+ * TENEMENT_BUILD_SHRINK=0 leaves dist/ as tsc wrote it (to read it).
+ */
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+/** Node versions the package supports (package.json engines): nothing they run is lowered. */
+const TARGET = 'node20';
+
+/**
+ * @param {{ root: string; dist: string; emitted: string[] }} options emitted: the .js/.mjs/.cjs files tsc wrote.
+ * @returns {Promise<{ before: number; after: number; zod: number }>} bytes of the emitted code before and after, and of zod's bundle.
+ */
+export async function shrink({ root, dist, emitted }) {
+  const esbuild = createRequire(path.join(root, 'package.json'))('esbuild');
+  let before = 0;
+  let after = 0;
+  const zodFile = path.join(dist, 'vendor', 'zod.js');
+  const zod = await bundleZod(esbuild, root, zodFile);
+  const sdk = path.join(dist, 'sdk') + path.sep;
+  for (const file of emitted) {
+    const source = readFileSync(file, 'utf8');
+    before += source.length;
+    let code = esbuild.transformSync(source, {
+      loader: 'js',
+      target: TARGET,
+      charset: 'ascii',
+      legalComments: 'none',
+      minifyWhitespace: true,
+      minifySyntax: true,
+      sourcefile: path.relative(dist, file),
+    }).code;
+    if (!file.startsWith(sdk)) {
+      let specifier = path.relative(path.dirname(file), zodFile).split(path.sep).join('/');
+      if (!specifier.startsWith('.')) specifier = `./${specifier}`;
+      code = code.replace(/(\bfrom\s*|\bimport\s*\(\s*)(['"])zod\2/g, (_, head) => `${head}"${specifier}"`);
+    }
+    after += code.length;
+    writeFileSync(file, code);
+  }
+  return { before, after, zod };
+}
+
+/** zod's `z`, tree-shaken and minified into one file, its locales but English left out. Returns its size. */
+async function bundleZod(esbuild, root, outfile) {
+  const require = createRequire(path.join(root, 'package.json'));
+  const zodDir = path.dirname(require.resolve('zod/package.json'));
+  const english = path.join(zodDir, 'v4', 'locales', 'en.js');
+  const result = await esbuild.build({
+    stdin: { contents: "export { z } from 'zod';", resolveDir: root, loader: 'js' },
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: TARGET,
+    charset: 'ascii',
+    legalComments: 'none',
+    minify: true,
+    write: false,
+    logLevel: 'silent',
+    plugins: [
+      {
+        // `z.locales` re-exports every locale; messages are English (zod's default, set from en.js directly).
+        name: 'english-only',
+        setup(build) {
+          build.onResolve({ filter: /[/\\]locales[/\\]index\.js$/ }, () => ({ path: 'locales', namespace: 'english-only' }));
+          build.onLoad({ filter: /.*/, namespace: 'english-only' }, () => ({
+            contents: `export { default as en } from ${JSON.stringify(english)};`,
+            loader: 'js',
+            resolveDir: zodDir,
+          }));
+        },
+      },
+    ],
+  });
+  const { version } = JSON.parse(readFileSync(path.join(zodDir, 'package.json'), 'utf8'));
+  const text = `// zod ${version} (MIT License: zod.LICENSE), bundled by scripts/build-shrink.mjs\n${result.outputFiles[0].text}`;
+  mkdirSync(path.dirname(outfile), { recursive: true });
+  writeFileSync(outfile, text);
+  copyFileSync(path.join(zodDir, 'LICENSE'), path.join(path.dirname(outfile), 'zod.LICENSE'));
+  return text.length;
+}
