@@ -207,7 +207,7 @@ export class Exchange extends RequestContext implements UpstreamOwner {
       }
       this.startResponse(head);
       if (this.responseComplete) {
-        this.client.socket.write(forwardedResponseHead(head, this.closeClient));
+        this.client.socket.write(forwardedResponseHead(head, this.closeClient, undefined, this.headReader.source));
         if (body.length > 0) this.upstreamReusable = false;
         return this.onResponseComplete();
       }
@@ -239,7 +239,7 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     // Bytes past the end of the response answer nothing we asked: this connection is not reused.
     if (cut < bytes.length) this.upstreamReusable = false;
     const forwarded = cut === bytes.length ? bytes : bytes.subarray(0, cut);
-    const flushed = head === null ? socket.write(own(forwarded)) : writeResponseStart(socket, head, this.closeClient, forwarded);
+    const flushed = head === null ? socket.write(own(forwarded)) : writeResponseStart(socket, head, this.closeClient, forwarded, this.headReader.source);
     if (this.responseComplete) return this.onResponseComplete();
     if (!flushed) {
       const upstream = this.upstream!.socket;

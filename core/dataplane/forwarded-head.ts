@@ -19,13 +19,37 @@ export function forwardedRequestHead(head: RequestHead, remoteAddress: string, e
 
 /**
  * The response head sent to the client, framed as the upstream framed it (its body is forwarded untouched);
- * `body`, the first body bytes, are appended in the same buffer.
+ * `body`, the first body bytes, are appended in the same buffer. With `source`, the buffer the head was parsed
+ * from, its lines that are not hop-by-hop are copied as they came (head.kept) instead of rebuilt from strings.
  */
-export function forwardedResponseHead(head: ResponseHead, close: boolean, body?: Buffer): Buffer {
+export function forwardedResponseHead(head: ResponseHead, close: boolean, body?: Buffer, source?: Buffer): Buffer {
+  if (source !== undefined && head.kept !== null) return keptHead(head.kept, source, close, body);
   const headers = clientResponseHeaders(head.raw);
   if (head.chunked) headers.push('Transfer-Encoding', transferEncoding(head.raw));
   if (close) headers.push('Connection', 'close');
   return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, headers, body);
+}
+
+const CLOSE = Buffer.from('Connection: close\r\n', 'latin1');
+
+function keptHead(kept: readonly number[], source: Buffer, close: boolean, body: Buffer | undefined): Buffer {
+  let size = 8 + (close ? CLOSE.length : 0) + 2 + (body?.length ?? 0);
+  for (let i = 0; i < kept.length; i += 2) size += kept[i + 1]! - kept[i]!;
+  const out = Buffer.allocUnsafe(size);
+  // 'HTTP/1.1', whichever version the instance spoke; then its status line as it came.
+  out[0] = 72;
+  out[1] = out[2] = 84;
+  out[3] = 80;
+  out[4] = 47;
+  out[5] = out[7] = 49;
+  out[6] = 46;
+  let at = 8;
+  for (let i = 0; i < kept.length; i += 2) at += source.copy(out, at, kept[i]!, kept[i + 1]!);
+  if (close) at += CLOSE.copy(out, at);
+  out[at++] = 13;
+  out[at++] = 10;
+  if (body !== undefined) body.copy(out, at);
+  return out;
 }
 
 function transferEncoding(raw: readonly string[]): string {
@@ -41,10 +65,10 @@ function transferEncoding(raw: readonly string[]): string {
 const JOIN_BODY_BYTES = 16 * 1024;
 
 /** Sends the response head and the first body bytes that came with it; false when the socket asks to wait for 'drain'. */
-export function writeResponseStart(socket: Socket, head: ResponseHead, close: boolean, body: Buffer): boolean {
-  if (body.length <= JOIN_BODY_BYTES) return socket.write(forwardedResponseHead(head, close, body));
+export function writeResponseStart(socket: Socket, head: ResponseHead, close: boolean, body: Buffer, source?: Buffer): boolean {
+  if (body.length <= JOIN_BODY_BYTES) return socket.write(forwardedResponseHead(head, close, body, source));
   socket.cork();
-  socket.write(forwardedResponseHead(head, close));
+  socket.write(forwardedResponseHead(head, close, undefined, source));
   const flushed = socket.write(own(body));
   socket.uncork();
   return flushed;

@@ -44,6 +44,12 @@ export interface ResponseHead {
   status: number;
   reason: string;
   raw: string[];
+  /**
+   * What of the head goes to the client as it came: byte ranges [from, to) of the buffer it was parsed from, the
+   * status line after its version, then each run of header lines that are not hop-by-hop (CRLFs included). Null
+   * when Connection names other headers to drop: the head is rebuilt from `raw` then.
+   */
+  kept: number[] | null;
   contentLength: number;
   chunked: boolean;
   /** The upstream will close (or may not be reused) after this response. */
@@ -228,8 +234,11 @@ export function responseFramingProblem(rawHeaders: readonly string[]): string | 
 export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | string {
   if (!headBytesOk(buffer, end)) return 'control character, bare CR or bare LF in the response head';
   const text = buffer.toString('latin1', 0, end);
-  const lines = text.split('\r\n');
-  const statusLine = lines[0]!;
+  // Lines found with indexOf rather than split (no array of every line): the head's bytes were checked above,
+  // so every CR is part of a CRLF and the text's indexes are the buffer's (latin1).
+  let next = text.indexOf('\r\n');
+  const statusEnd = next === -1 ? text.length : next;
+  const statusLine = text.slice(0, statusEnd);
   const version = statusLine.slice(0, 8);
   if ((version !== 'HTTP/1.1' && version !== 'HTTP/1.0') || statusLine.charCodeAt(8) !== 32) return 'malformed status line';
   const d0 = statusLine.charCodeAt(9) - 48;
@@ -245,27 +254,33 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
   let chunked = false;
   let transferEncoding = false;
   let close = version === 'HTTP/1.0';
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return 'malformed header line';
-    const name = line.slice(0, colon);
+  let kept: number[] | null = [8, statusEnd + 2];
+  while (next !== -1) {
+    const start = next + 2;
+    next = text.indexOf('\r\n', start);
+    const lineEnd = next === -1 ? text.length : next;
+    const colon = text.indexOf(':', start);
+    if (colon === -1 || colon >= lineEnd || colon === start) return 'malformed header line';
+    const name = text.slice(start, colon);
     if (!TOKEN.test(name)) return 'malformed header name';
-    const value = trimOws(line.slice(colon + 1));
-    const lower = name.length === 10 || name.length === 14 || name.length === 17 ? name.toLowerCase() : '';
+    const value = trimOws(text.slice(colon + 1, lineEnd));
+    const tab = text.indexOf('\t', colon);
+    const hasTab = tab !== -1 && tab < lineEnd;
+    const lower = LOWERED_LENGTHS[name.length] === 1 ? name.toLowerCase() : '';
     if (lower === 'connection') {
       const tokens = connectionTokens(value);
       for (const token of tokens) if (FRAMING_NAMES.has(token)) return `Connection lists ${token}`;
       if (tokens.includes('close')) close = true;
       else if (tokens.includes('keep-alive')) close = false;
+      if (kept !== null && tokens.some((token) => token !== '' && !UNLISTABLE.has(token))) kept = null;
     } else if (lower === 'content-length') {
       if (contentLength !== -1) return 'more than one Content-Length header';
-      if (line.includes('\t', colon)) return 'malformed Content-Length';
+      if (hasTab) return 'malformed Content-Length';
       if (!DIGITS.test(value)) return 'malformed Content-Length';
       contentLength = Number(value);
     } else if (lower === 'transfer-encoding') {
       if (transferEncoding) return 'more than one Transfer-Encoding header';
-      if (line.includes('\t', colon)) return 'Transfer-Encoding with HTAB';
+      if (hasTab) return 'Transfer-Encoding with HTAB';
       transferEncoding = true;
       const codings = connectionTokens(value);
       // chunked last, once: anything else leaves the body's end to the connection's close, or to guesswork.
@@ -275,10 +290,22 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
       chunked = true;
     }
     raw.push(name, value);
+    // Transfer-Encoding is hop-by-hop, but a kept one always ends in chunked, which the client gets as it came.
+    if (kept !== null && !(lower !== 'transfer-encoding' && lower !== '' && RESPONSE_HOP_BY_HOP.has(lower))) {
+      if (kept[kept.length - 1] === start) kept[kept.length - 1] = lineEnd + 2;
+      else kept.push(start, lineEnd + 2);
+    }
   }
   if (chunked && contentLength !== -1) return 'both Content-Length and Transfer-Encoding';
-  return { status, reason, raw, contentLength, chunked, close };
+  return { status, reason, raw, kept, contentLength, chunked, close };
 }
+
+/** Hop-by-hop headers (core/headers.ts HOP_BY_HOP); only names of their lengths (and Content-Length's) are lowercased. */
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const LOWERED_LENGTHS = new Uint8Array(32);
+for (const name of [...RESPONSE_HOP_BY_HOP, 'content-length']) LOWERED_LENGTHS[name.length] = 1;
+/** Connection tokens that name no header to drop (core/headers.ts NEVER_LISTED). */
+const UNLISTABLE = new Set(['close', 'keep-alive', 'host', 'content-length', 'transfer-encoding']);
 
 /** Serialises a head; latin1 keeps every byte exactly as it arrived. */
 export function serializeHead(firstLine: string, raw: readonly string[], tail?: Buffer): Buffer {

@@ -14,6 +14,8 @@ export class ResponseHeadReader {
   private pending: Buffer | null = null;
   /** After a head was read: the bytes that followed it in the same chunk. */
   rest: Buffer = NOTHING;
+  /** After a head was read: the buffer it was parsed from (its `kept` ranges index it), valid as `rest` is. */
+  source: Buffer = NOTHING;
 
   /** The head once complete, null while more bytes are needed, or why the head is refused. */
   read(chunk: Buffer): ResponseHead | string | null {
@@ -26,7 +28,10 @@ export class ResponseHeadReader {
     }
     this.pending = null;
     const head = parseResponseHead(buffer, end);
-    if (typeof head !== 'string') this.rest = buffer.subarray(end + 4);
+    if (typeof head !== 'string') {
+      this.rest = buffer.subarray(end + 4);
+      this.source = buffer;
+    }
     return head;
   }
 }

@@ -124,7 +124,7 @@ function compareRequest(data: Buffer, tally: Tally): void {
 type ResponseVerdict =
   | { kind: 'reject'; why: string }
   | { kind: 'incomplete' }
-  | { kind: 'accept'; head: ResponseHead; body: Buffer; forwarded: Buffer; consumed: number | 'close' };
+  | { kind: 'accept'; head: ResponseHead; source: Buffer; body: Buffer; forwarded: Buffer; consumed: number | 'close' };
 
 /** What the fast path's Exchange does with an upstream's bytes (interim responses skipped, as forwarded). */
 function fastResponse(data: Buffer, method: string): ResponseVerdict {
@@ -141,22 +141,34 @@ function fastResponse(data: Buffer, method: string): ResponseVerdict {
       buffer = rest;
       continue;
     }
-    if (bodilessResponse(method, head.status)) return { kind: 'accept', head, body: Buffer.alloc(0), forwarded: Buffer.alloc(0), consumed: offset };
+    const source = buffer;
+    if (bodilessResponse(method, head.status)) return { kind: 'accept', head, source, body: Buffer.alloc(0), forwarded: Buffer.alloc(0), consumed: offset };
     if (head.chunked) {
       const decoded: Buffer[] = [];
       const scanner = new ChunkedScanner((d) => decoded.push(Buffer.from(d)));
       const stop = scanner.scan(rest);
       if (scanner.error) return { kind: 'reject', why: scanner.error };
       if (stop === -1) return { kind: 'incomplete' };
-      return { kind: 'accept', head, body: Buffer.concat(decoded), forwarded: rest.subarray(0, stop), consumed: offset + stop };
+      return { kind: 'accept', head, source, body: Buffer.concat(decoded), forwarded: rest.subarray(0, stop), consumed: offset + stop };
     }
     if (head.contentLength >= 0) {
       if (rest.length < head.contentLength) return { kind: 'incomplete' };
       const body = rest.subarray(0, head.contentLength);
-      return { kind: 'accept', head, body, forwarded: body, consumed: offset + head.contentLength };
+      return { kind: 'accept', head, source, body, forwarded: body, consumed: offset + head.contentLength };
     }
-    return { kind: 'accept', head, body: rest, forwarded: rest, consumed: 'close' };
+    return { kind: 'accept', head, source, body: rest, forwarded: rest, consumed: 'close' };
   }
+}
+
+/** The same header lines, whatever their order (a kept Transfer-Encoding stays where it was) and optional whitespace. */
+function sameHeaders(a: readonly string[], b: readonly string[] | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false;
+  const lines = (h: readonly string[]): string[] => {
+    const out: string[] = [];
+    for (let i = 0; i < h.length; i += 2) out.push(`${h[i]}:${h[i + 1]!.replace(/^[ \t]+|[ \t]+$/g, '')}`);
+    return out.sort();
+  };
+  return lines(a).join('\n') === lines(b).join('\n');
 }
 
 function compareResponse(data: Buffer, method: string, tally: Tally): void {
@@ -187,12 +199,21 @@ function compareResponse(data: Buffer, method: string, tally: Tally): void {
     if (!sameNext(next, ll.messages[ll.messages.indexOf(first) + 1])) problems.push('the next response starts elsewhere');
   }
   // What the client reads: the forwarded head and bytes, then (on a kept-alive connection) the next response.
-  const client = llhttpParse('response', Buffer.concat([forwardedResponseHead(fast.head, close), fast.forwarded, close ? Buffer.alloc(0) : FORWARD_RESPONSE_CANARY]), true, method === 'HEAD');
-  const seen = client.messages[0];
-  if (client.error || !seen?.complete) problems.push(`forwarded response unparseable: ${client.error}`);
-  else {
-    if (!seen.body.equals(fast.body)) problems.push(`client reads body ${JSON.stringify(seen.body.toString('latin1'))}`);
-    if (!close && client.messages[1]?.status !== 298) problems.push(`client reads ${client.messages.length} responses`);
+  // Both ways of forwarding the head: rebuilt from its parsed headers, and its kept lines copied as they came.
+  const heads = [forwardedResponseHead(fast.head, close), forwardedResponseHead(fast.head, close, undefined, fast.source)];
+  for (const [way, forwardedHead] of heads.entries()) {
+    const client = llhttpParse('response', Buffer.concat([forwardedHead, fast.forwarded, close ? Buffer.alloc(0) : FORWARD_RESPONSE_CANARY]), true, method === 'HEAD');
+    const seen = client.messages[0];
+    const named = way === 0 ? 'rebuilt' : 'kept';
+    if (client.error || !seen?.complete) problems.push(`${named} forwarded response unparseable: ${client.error}`);
+    else {
+      if (seen.status !== fast.head.status) problems.push(`${named}: client reads status ${seen.status}`);
+      if (!seen.body.equals(fast.body)) problems.push(`${named}: client reads body ${JSON.stringify(seen.body.toString('latin1'))}`);
+      if (!close && client.messages[1]?.status !== 298) problems.push(`${named}: client reads ${client.messages.length} responses`);
+      if (way === 1 && !sameHeaders(seen.headers, llhttpParse('response', Buffer.concat([heads[0]!, fast.forwarded]), true, method === 'HEAD').messages[0]?.headers)) {
+        problems.push('kept and rebuilt heads carry different headers');
+      }
+    }
   }
   if (problems.length > 0) tally.disagreements.push(`${problems.join('; ')}: ${show}`);
 }

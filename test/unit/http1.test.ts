@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChunkedScanner } from '../../core/dataplane/chunked.ts';
 import { bodilessResponse, parseRequestHead, parseResponseHead, serializeHead } from '../../core/dataplane/http1.ts';
+import { forwardedResponseHead } from '../../core/dataplane/forwarded-head.ts';
 
 const head = (text: string) => {
   const buffer = Buffer.from(text, 'latin1');
@@ -69,7 +70,7 @@ test('request heads the fast path refuses (answered 400 TNM_ERR_BAD_REQUEST_FRAM
 
 test('response heads: status, reason, framing and persistence', () => {
   assert.deepEqual(response('HTTP/1.1 201 Created\r\nContent-Length: 5\r\nSet-Cookie: a\r\n\r\n'), {
-    status: 201, reason: 'Created', raw: ['Content-Length', '5', 'Set-Cookie', 'a'], contentLength: 5, chunked: false, close: false,
+    status: 201, reason: 'Created', raw: ['Content-Length', '5', 'Set-Cookie', 'a'], kept: [8, 56], contentLength: 5, chunked: false, close: false,
   });
   assert.equal(accepted(response('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n')).chunked, true);
   assert.equal(accepted(response('HTTP/1.0 200 OK\r\n\r\n')).close, true);
@@ -122,4 +123,17 @@ test('chunked scanner rejects broken framing', () => {
     assert.equal(scanner.scan(Buffer.from(text)), -1);
     assert.ok(scanner.error, text);
   }
+});
+
+test('a response head forwarded as it came keeps its lines but the hop-by-hop ones, and says HTTP/1.1', () => {
+  const text = 'HTTP/1.0 200 OK\r\nA: 1\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nB:  2 \r\nTE: x\r\nTransfer-Encoding: chunked\r\nUpgrade: h2c\r\n\r\n';
+  const source = Buffer.from(text, 'latin1');
+  const parsed = accepted(parseResponseHead(source, text.indexOf('\r\n\r\n')));
+  const forwarded = forwardedResponseHead(parsed, true, Buffer.from('5\r\nhello'), source).toString('latin1');
+  assert.equal(forwarded, 'HTTP/1.1 200 OK\r\nA: 1\r\nB:  2 \r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello');
+  // Connection naming another header to drop: rebuilt from the parsed headers instead.
+  const listing = 'HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nX-Hop: 1\r\nC: 3\r\nContent-Length: 0\r\n\r\n';
+  const listed = accepted(parseResponseHead(Buffer.from(listing, 'latin1'), listing.indexOf('\r\n\r\n')));
+  assert.equal(listed.kept, null);
+  assert.equal(forwardedResponseHead(listed, false, undefined, Buffer.from(listing, 'latin1')).toString('latin1'), 'HTTP/1.1 200 OK\r\nC: 3\r\nContent-Length: 0\r\n\r\n');
 });
