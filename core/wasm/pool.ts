@@ -12,7 +12,7 @@ import os from 'node:os';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { Deadline } from './deadline.ts';
-import { FairShare } from './fair-share.ts';
+import { FairShare, type Lane } from './fair-share.ts';
 import { closeDescriptorsUnder } from './fd-sweep.ts';
 import { enableWasmFeatures, engineNamed, type Engine } from './engine.ts';
 import { WASMTIME_BACKSTOP_MS } from './wasmtime/host.ts';
@@ -79,7 +79,7 @@ export class WasmPool {
   private readonly live = new Map<number, Map<string, number>>();
   private closed = false;
   /** wasmtime calls dispatched and not yet settled: close() lets them end before it ends the workers. */
-  private readonly inFlight = new Set<Promise<WasmCallOutcome>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
   /** Engines whose calls went through this pool (told when a worker is terminated). */
   private readonly enginesUsed = new Set<Engine>();
 
@@ -135,7 +135,7 @@ export class WasmPool {
       ...(wasmtime ? { wasmtime: wasmtime.task } : {}),
     };
     // On wasmtime the guest traps at its deadline (epoch) and the pool's own deadline is the backstop.
-    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS).finally(wasmtime.release);
+    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS, wasmtime.release);
     return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs);
   }
 
@@ -151,7 +151,7 @@ export class WasmPool {
       request: options.request,
       ...(wasmtime ? { wasmtime: wasmtime.task } : {}),
     };
-    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS).finally(wasmtime.release) as Promise<Outcome<WasmHttpResponse>>;
+    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS, wasmtime.release) as Promise<Outcome<WasmHttpResponse>>;
     return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs) as Promise<Outcome<WasmHttpResponse>>;
   }
 
@@ -171,7 +171,7 @@ export class WasmPool {
     }, options.deadlineMs);
     if ('error' in call) return Promise.resolve(failure('error', call.error)) as Promise<Outcome<WasiValue>>;
     this.enginesUsed.add(engine);
-    return this.dispatch(call.task, call.withCode, options.deadlineMs, call.backstopMs).finally(call.done) as Promise<Outcome<WasiValue>>;
+    return this.dispatch(call.task, call.withCode, options.deadlineMs, call.backstopMs, call.done) as Promise<Outcome<WasiValue>>;
   }
 
   /**
@@ -229,22 +229,37 @@ export class WasmPool {
   }
 
   /** `backstopMs`: the worker enforces the deadline itself (wasmtime); it is terminated only this much later. */
-  private dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number, backstopMs = 0): Promise<WasmCallOutcome> {
-    if (this.closed) return Promise.resolve(failure('error', 'the wasm pool is closed'));
-    const call = this.run(task, withCode, deadlineMs, backstopMs);
+  /** `done`: called once no worker runs the call any more (for wasmtime, after the answer when it came at the deadline). */
+  private dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number, backstopMs = 0, done: () => void = () => undefined): Promise<WasmCallOutcome> {
+    if (this.closed) {
+      done();
+      return Promise.resolve(failure('error', 'the wasm pool is closed'));
+    }
+    // Settles when no worker runs the call any more, which for wasmtime may be after its answer (at the deadline).
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    let over = false;
+    const end = (): void => {
+      if (over) return;
+      over = true;
+      done();
+      finish();
+    };
+    const call = this.run(task, withCode, deadlineMs, backstopMs, end);
+    call.catch(end);
     // Only wasmtime calls (a backstop) are waited for at close: terminating a worker in a V8 call is safe.
     if (backstopMs > 0) {
-      this.inFlight.add(call);
-      const done = () => this.inFlight.delete(call);
-      call.then(done, done);
+      this.inFlight.add(finished);
+      void finished.then(() => this.inFlight.delete(finished));
     }
     return call;
   }
 
-  private async run(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number, backstopMs: number): Promise<WasmCallOutcome> {
+  private async run(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number, backstopMs: number, done: () => void): Promise<WasmCallOutcome> {
     const submittedAt = now();
     let lane = this.share.enter(task.instanceKey);
     if (lane === null && this.share.waiting >= this.maxQueue) {
+      done();
       return failure('overloaded', `the wasm pool queue is full (${this.share.waiting} waiting)`);
     }
     const deadline = new Deadline(deadlineMs + backstopMs);
@@ -255,11 +270,27 @@ export class WasmPool {
       if (waitDeadline !== deadline) waitDeadline.clear();
       if (lane === null) {
         deadline.clear();
+        done();
         return failure('timeout', `deadline of ${deadlineMs}ms passed while waiting for a thread (${this.maxThreadsPerKey} of ${this.threads} may run for one instance at once)`);
       }
     }
+    let handedOver = false;
     try {
-      let result = await this.piscina.run(task, { signal: deadline });
+      const running = this.piscina.run(task, { signal: deadline });
+      if (backstopMs > 0) {
+        // The guest traps at its deadline by epoch, but only once its thread gets a core again (tens of ms on a
+        // loaded host): the request is answered at the deadline from here, and the lane is held until the
+        // worker is free (the worker lives on, as before; only the guest's own log lines of this call are lost,
+        // as on V8 where the worker is terminated).
+        const early = await settledBy(running, deadlineMs - (now() - task.submittedAt));
+        if (early === DEADLINE) {
+          handedOver = true;
+          this.share.strike(task.instanceKey);
+          this.releaseWhenDone(running, task, lane, deadline, done);
+          return failure('timeout', `deadline of ${deadlineMs}ms passed: the guest is interrupted (wasmtime epoch), its worker lives on`);
+        }
+      }
+      let result = await running;
       // The worker that took it lacks the code: send it again with the code (another worker may take it).
       if (result.miss) result = await this.piscina.run({ ...withCode(), submittedAt: now() }, { signal: deadline });
       if (result.miss) return failure('error', 'worker did not take the code it was sent');
@@ -286,9 +317,33 @@ export class WasmPool {
       if (code === 'ERR_WORKER_OUT_OF_MEMORY') return failure('out-of-memory', `a worker ran out of JS heap: ${message}`);
       return failure('error', message);
     } finally {
+      if (!handedOver) {
+        deadline.clear();
+        this.share.leave(lane);
+        done();
+      }
+    }
+  }
+
+  /** A call answered at its deadline while its guest still ran: its lane and bookkeeping once the worker is done. */
+  private releaseWhenDone(running: Promise<WorkerResult>, task: WorkerTask, lane: Lane, deadline: Deadline, callDone: () => void): void {
+    void running.then(
+      (result) => {
+        if (!result.miss) this.track(result.threadId, task.instanceKey, result.live, result.evicted);
+      },
+      () => {
+        // Terminated at the backstop (a guest blocked in a host call): its descriptors, as in run().
+        if (deadline.aborted && task.dataDir !== null) {
+          const dataDir = task.dataDir;
+          this.share.hold(lane, () => closeDescriptorsUnder(dataDir));
+        }
+      },
+    ).finally(() => {
       deadline.clear();
       this.share.leave(lane);
-    }
+      // close() waits for this: terminating a worker inside a wasmtime call is not safe (see close()).
+      callDone();
+    });
   }
 
   private track(threadId: number, key: string, live: number, evicted: string[]): void {
@@ -298,6 +353,15 @@ export class WasmPool {
     if (live > 0) byKey.set(key, live);
     else byKey.delete(key);
   }
+}
+
+const DEADLINE = Symbol('deadline');
+
+/** `promise`'s value, or DEADLINE when `ms` pass first. */
+function settledBy<T>(promise: Promise<T>, ms: number): Promise<T | typeof DEADLINE> {
+  let timer: NodeJS.Timeout | undefined;
+  const passed = new Promise<typeof DEADLINE>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), DEADLINE)));
+  return Promise.race([promise, passed]).finally(() => clearTimeout(timer));
 }
 
 /** With N threads one key may hold N-1 (at least 1) while others wait: a runaway tenant leaves one to them. */
