@@ -42,7 +42,7 @@ export interface EngineFigures {
   /** In the server: the instance's `waking` to its `woken` event (allocate, spawn, ready, running). */
   wakeMs: Spread;
   warmProxyMs: Spread;
-  /** wrk -c1 (one request at a time on a kept-alive connection) p50 through the proxy, median of the rounds. */
+  /** wrk -c1 (one request at a time on a kept-alive connection) p50 through the proxy, median of 5 rounds. */
   warmC1Ms: number;
   /** warmC1Ms minus a native Node server's through the same proxy, per interleaved round (median). */
   warmAddedMs: number;
@@ -268,15 +268,18 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
       http[name].warm = await timeEach(samples, () => httpGet(port, host, '/'));
     }
     // Interleaved rounds, medians: load from others on a shared machine shifts within seconds.
-    const c1 = (host: string) => runWrk({ binary: wrk!, port, host, threads: 1, connections: 1, seconds: 2 });
-    for (let round = 0; round < 3 && wrk; round++) {
-      const native = (await c1('bench.native.localhost')).p50Ms;
-      nativeC1.push(native);
+    // c1: one request at a time on a kept-alive connection; the native server's round just before each engine's.
+    const c1 = (host: string) => runWrk({ binary: wrk!, port, host, threads: 1, connections: 1, seconds: 1 });
+    for (let round = 0; round < 5 && wrk; round++) {
       for (const name of ENGINES) {
+        const native = (await c1('bench.native.localhost')).p50Ms;
+        nativeC1.push(native);
         const p50 = (await c1(`bench.c-${name}.localhost`)).p50Ms;
         http[name].c1.push(p50);
         http[name].added.push(p50 - native);
       }
+    }
+    for (let round = 0; round < 3 && wrk; round++) {
       for (const name of ENGINES) http[name].rps.push((await runWrk({ binary: wrk, port, host: `bench.c-${name}.localhost`, threads: 1, connections: 16, seconds: 2 })).requestsPerSec);
     }
   } finally {
