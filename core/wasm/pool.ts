@@ -357,10 +357,21 @@ export class WasmPool {
 
 const DEADLINE = Symbol('deadline');
 
-/** `promise`'s value, or DEADLINE when `ms` pass first. */
+/**
+ * `promise`'s value, or DEADLINE when `ms` pass first. Never before: a timer counts from the event loop's cached
+ * clock and can fire up to a millisecond (or a busy turn) early, so it is checked and set again if need be.
+ */
 function settledBy<T>(promise: Promise<T>, ms: number): Promise<T | typeof DEADLINE> {
   let timer: NodeJS.Timeout | undefined;
-  const passed = new Promise<typeof DEADLINE>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), DEADLINE)));
+  const at = performance.now() + ms;
+  const passed = new Promise<typeof DEADLINE>((resolve) => {
+    const check = (): void => {
+      const left = at - performance.now();
+      if (left <= 0) resolve(DEADLINE);
+      else timer = setTimeout(check, Math.ceil(left));
+    };
+    check();
+  });
   return Promise.race([promise, passed]).finally(() => clearTimeout(timer));
 }
 
