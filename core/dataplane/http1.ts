@@ -113,8 +113,9 @@ export function hasBareLf(buffer: Buffer): boolean {
 export function parseRequestHead(buffer: Buffer, end: number): RequestHead | string | null {
   if (!headBytesOk(buffer, end)) return 'control character, bare CR or bare LF in the request head';
   const text = buffer.toString('latin1', 0, end);
-  const lines = text.split('\r\n');
-  const requestLine = lines[0]!;
+  // Lines found with indexOf, as in parseResponseHead.
+  let next = text.indexOf('\r\n');
+  const requestLine = next === -1 ? text : text.slice(0, next);
   const firstSpace = requestLine.indexOf(' ');
   const lastSpace = requestLine.lastIndexOf(' ');
   if (firstSpace <= 0 || lastSpace === firstSpace) return 'malformed request line';
@@ -134,14 +135,18 @@ export function parseRequestHead(buffer: Buffer, end: number): RequestHead | str
   let chunked = false;
   let transferEncoding = false;
   let close = false;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return 'malformed header line';
-    const name = line.slice(0, colon);
+  while (next !== -1) {
+    const start = next + 2;
+    next = text.indexOf('\r\n', start);
+    const lineEnd = next === -1 ? text.length : next;
+    const colon = text.indexOf(':', start);
+    if (colon === -1 || colon >= lineEnd || colon === start) return 'malformed header line';
+    const name = text.slice(start, colon);
     // Also refuses obs-fold: a continuation line starts with whitespace, which no name may hold.
     if (!TOKEN.test(name)) return 'malformed header name';
-    const value = trimOws(line.slice(colon + 1));
+    const value = trimOws(text.slice(colon + 1, lineEnd));
+    const tab = text.indexOf('\t', colon);
+    const hasTab = tab !== -1 && tab < lineEnd;
     switch (name.length) {
       case 4:
         if (name.toLowerCase() === 'host') {
@@ -167,7 +172,7 @@ export function parseRequestHead(buffer: Buffer, end: number): RequestHead | str
         if (name.toLowerCase() === 'content-length') {
           if (contentLength !== -1) return 'more than one Content-Length header';
           // llhttp refuses HTAB around a length or a coding; so does this parser, rather than guess.
-          if (line.includes('\t', colon)) return 'malformed Content-Length';
+          if (hasTab) return 'malformed Content-Length';
           if (!DIGITS.test(value)) return 'malformed Content-Length';
           contentLength = Number(value);
         }
@@ -175,7 +180,7 @@ export function parseRequestHead(buffer: Buffer, end: number): RequestHead | str
       case 17:
         if (name.toLowerCase() === 'transfer-encoding') {
           if (transferEncoding) return 'more than one Transfer-Encoding header';
-          if (line.includes('\t', colon)) return 'Transfer-Encoding other than chunked';
+          if (hasTab) return 'Transfer-Encoding other than chunked';
           transferEncoding = true;
           if (value.toLowerCase() !== 'chunked') return 'Transfer-Encoding other than chunked';
           chunked = true;
