@@ -2,8 +2,8 @@
  * `npm run bench -- migrate`: the pause of moving an instance between two fleet nodes under load (plugins/fleet/
  * move.ts), live (CRIU: dumped, carried with DATA_DIR, restored with its memory) against the cold move (stopped,
  * DATA_DIR carried, started again) of the same app in the same run, moves alternating, back and forth. A 3-server
- * NATS cluster; the first node in this process, the second in a mount namespace of its own with the same data
- * path (test/fleet-child-node.ts), as two hosts with the same settings.dataDir. Load: 4 clients through both nodes,
+ * NATS cluster; each node a child process in a mount namespace of its own with the same data path
+ * (test/fleet-child-node.ts), as two hosts with the same settings.dataDir. Load: 4 clients (in this process) through both nodes,
  * each request timed; every failed request counted. The app starts in about 300 ms and keeps a 16 MiB table.
  * Needs root, nats-server and CRIU (npm run fetch:criu).
  *
@@ -14,11 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ServiceInput } from '../core/config/schema.ts';
 import { criuDir, criuStatus } from '../plugins/snapshots/criu.ts';
-import snapshots from '../plugins/snapshots/index.ts';
-import { fleetOf } from '../plugins/fleet/index.ts';
 import { startChildNode, type MoveNode } from '../test/fleet-child-node.ts';
-import { closeNode, startNode } from '../test/fleet-harness.ts';
-import { request, waitFor } from '../test/helpers.ts';
+import { request } from '../test/helpers.ts';
 import { startNatsCluster } from '../test/nats-cluster.ts';
 import { fmt, isMain, median, type Goal } from './lib.ts';
 
@@ -63,26 +60,47 @@ export async function runMigrateBench(rounds = Number(process.env.MIGRATE_ROUNDS
   const appDir = mkdtempSync(path.join(os.tmpdir(), 'bench-migrate-'));
   chmodSync(appDir, 0o755);
   writeFileSync(path.join(appDir, 'app.mjs'), APP, { mode: 0o644 });
-  const m2Files = mkdtempSync(path.join(os.tmpdir(), 'bench-migrate-m2-'));
+  // Both nodes in child processes of their own, each with its own folder mounted over one shared data path: the
+  // bench process only makes the load, so neither node shares its event loop with the load generator (until
+  // 6 December node b1 ran in this process, beside the 4 clients).
+  const dataPath = mkdtempSync(path.join(os.tmpdir(), 'bench-migrate-data-'));
+  const files = [mkdtempSync(path.join(os.tmpdir(), 'bench-migrate-b1-')), mkdtempSync(path.join(os.tmpdir(), 'bench-migrate-b2-'))];
   const app = (live: boolean): ServiceInput => ({ command: `${process.execPath} ${path.join(appDir, 'app.mjs')}`, health: '/health', startupTimeout: '30s', idleTimeout: 0, autoCreate: { max: 10, perAddress: { count: 10_000, window: '1m' } }, fleet: { labels: {}, live } });
   const services = { live: app(true), cold: app(false) };
   const cluster = await startNatsCluster({ size: 3 });
   const closers: Array<() => Promise<unknown>> = [() => cluster.stop()];
   try {
-    const m1 = await startNode('b1', cluster.urls, services, {}, {}, [snapshots]);
-    closers.unshift(() => closeNode(m1));
-    const m2 = await startChildNode('b2', [cluster.urls[1]!, cluster.urls[0]!, cluster.urls[2]!], services, m1.dataDir, m2Files);
+    const m1 = await startChildNode('b1', cluster.urls, services, dataPath, files[0]!);
+    closers.unshift(() => m1.close());
+    const m2 = await startChildNode('b2', [cluster.urls[1]!, cluster.urls[0]!, cluster.urls[2]!], services, dataPath, files[1]!);
     closers.unshift(() => m2.close());
-    const fleet = fleetOf('b1')!;
-    await waitFor(() => fleet.state.nodes().filter((n) => n.live).length === 2, 'both nodes live', 30_000);
-    const nodes: MoveNode[] = [{ id: 'b1', url: m1.kernel.url, files: m1.dataDir, close: () => closeNode(m1) }, m2];
-    const token = readFileSync(path.join(m1.dataDir, 'admin.token'), 'utf8').trim();
+    const nodes: MoveNode[] = [m1, m2];
+    const token = readFileSync(path.join(m1.files, 'admin.token'), 'utf8').trim();
+    const api = async <T>(url: string, init: { method?: string; body?: string } = {}): Promise<T> => {
+      const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+      if (init.body !== undefined) headers['content-type'] = 'application/json';
+      const reply = await request(m1.url, 'localhost', url, { ...init, headers, timeoutMs: 180_000 });
+      if (reply.status !== 200) throw new Error(`${init.method ?? 'GET'} ${url}: ${reply.status} ${reply.body}`);
+      return JSON.parse(reply.body) as T;
+    };
+    const liveNodes = async () => (await api<{ nodes: Array<{ live: boolean }> }>('/api/fleet/nodes')).nodes.filter((n) => n.live).length;
+    const deadline = Date.now() + 30_000;
+    while ((await liveNodes()) < 2) {
+      if (Date.now() > deadline) throw new Error('both nodes did not become live in 30 s');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     for (const service of ['live', 'cold']) {
       for (const node of nodes) {
         const reply = await request(node.url, `a.${service}.localhost`, '/', { timeoutMs: 60_000 });
         if (reply.status !== 200) throw new Error(`${service}:a through ${node.id}: ${reply.status} ${reply.body}`);
       }
     }
+    const ownerOf = async (service: string): Promise<string> => {
+      const { placements } = await api<{ placements: Array<{ service: string; id: string; node: string }> }>('/api/fleet/placements');
+      const placement = placements.find((p) => p.service === service && p.id === 'a');
+      if (!placement) throw new Error(`no placement for ${service}:a`);
+      return placement.node;
+    };
 
     let stopping = false;
     let requests = 0;
@@ -106,18 +124,12 @@ export async function runMigrateBench(rounds = Number(process.env.MIGRATE_ROUNDS
     const moves: Record<'live' | 'cold', Move[]> = { live: [], cold: [] };
     for (let round = 0; round < rounds; round++) {
       for (const service of ['live', 'cold'] as const) {
-        const owner = fleet.state.placement(service, 'a')!.node;
+        const owner = await ownerOf(service);
         const to = owner === 'b1' ? 'b2' : 'b1';
         const start = performance.now();
-        const reply = await request(m1.kernel.url, 'localhost', `/api/fleet/instances/${service}/a/move`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ to }),
-          timeoutMs: 180_000,
-        });
-        windows.push({ service, start, end: performance.now() });
-        if (reply.status !== 200) throw new Error(`move of ${service}:a to ${to}: ${reply.status} ${reply.body}`);
-        moves[service].push(JSON.parse(reply.body) as Move);
+        const moved = api<Move>(`/api/fleet/instances/${service}/a/move`, { method: 'POST', body: JSON.stringify({ to }) });
+        const move = await moved.finally(() => windows.push({ service, start, end: performance.now() }));
+        moves[service].push(move);
         await new Promise((resolve) => setTimeout(resolve, 300));
       }
     }
@@ -153,7 +165,7 @@ export async function runMigrateBench(rounds = Number(process.env.MIGRATE_ROUNDS
   } finally {
     for (const close of closers) await close().catch(() => undefined);
     rmSync(appDir, { recursive: true, force: true });
-    rmSync(m2Files, { recursive: true, force: true });
+    for (const dir of [...files, dataPath]) rmSync(dir, { recursive: true, force: true });
   }
 }
 
