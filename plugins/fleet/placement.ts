@@ -233,6 +233,14 @@ export class Placer {
     };
   }
 
+  /**
+   * What NATS stores for the instance now, applied to this node's view (the higher revision wins there): for a
+   * request forwarded by a node that placed it here a moment ago, before this node's watch brought the placement.
+   */
+  refresh(service: string, id: string): Promise<Placement | null> {
+    return this.read(service, id);
+  }
+
   private async read(service: string, id: string): Promise<Placement | null> {
     const entry = await this.kv.get(placementKey(service, id));
     if (!entry || entry.operation !== 'PUT') return null;

@@ -120,7 +120,13 @@ export async function setupFleet(ctx: PluginContext, settings: FleetSettings, po
       if (forwarded !== undefined) {
         const from = typeof forwarded === 'string' ? verifyForward(secret, forwarded, { method: request.method, hostname: request.hostname, target: request.url }) : null;
         if (from === null) return reject(ErrorCodes.FLEET_FORGED, `the ${FORWARDED_HEADER} header is not signed with the fleet secret`);
-        const placement = state.placement(names.service, names.id);
+        let placement = state.placement(names.service, names.id);
+        if (placement?.node !== self) {
+          // The sender may have placed it here a moment ago, and this node's watch not have brought that yet (a
+          // new tenant's first request through another node): what NATS stores decides, not the view alone.
+          await placer.refresh(names.service, names.id).catch(() => null);
+          placement = state.placement(names.service, names.id);
+        }
         if (placement?.node !== self) {
           // Just moved away (a drain, a failover): the copy still running here serves what was sent before the
           // sender saw the move, rather than losing it; it stops once idle. Never sent on again.
