@@ -69,6 +69,55 @@ function connectionTokens(value: string): string[] {
   return value.toLowerCase().split(',').map(trimOws);
 }
 
+/**
+ * A head's header lines, one at a time, found with indexOf (no array of every line; the head's bytes were
+ * checked, so every CR is part of a CRLF and the text's indexes are the buffer's). Requests and responses read
+ * their lines through it, so both split and check a line alike, and each line is scanned once: the head's cost
+ * stays linear in its size whatever its line count.
+ */
+class HeaderLines {
+  /** The current line: where it starts and where its CRLF is, in the text. */
+  start = 0;
+  end = 0;
+  name = '';
+  /** The value as it came, OWS included. */
+  rawValue = '';
+
+  /** `next`: the index of the CRLF that ends the head's first line (-1: there is no header line). */
+  constructor(
+    private readonly text: string,
+    private next: number,
+  ) {}
+
+  get more(): boolean {
+    return this.next !== -1;
+  }
+
+  /** Reads the next line: null, or why it is refused. */
+  read(): string | null {
+    const text = this.text;
+    const start = this.next + 2;
+    const next = text.indexOf('\r\n', start);
+    const end = next === -1 ? text.length : next;
+    const colon = text.indexOf(':', start);
+    if (colon === -1 || colon >= end || colon === start) return 'malformed header line';
+    const name = text.slice(start, colon);
+    // Also refuses obs-fold: a continuation line starts with whitespace, which no name may hold.
+    if (!TOKEN.test(name)) return 'malformed header name';
+    this.next = next;
+    this.start = start;
+    this.end = end;
+    this.name = name;
+    this.rawValue = text.slice(colon + 1, end);
+    return null;
+  }
+
+  /** An HTAB in the value: llhttp refuses one around a length or a coding, and so do the parsers (read for those only). */
+  get hasTab(): boolean {
+    return this.rawValue.includes('\t');
+  }
+}
+
 /** Connection may not list these: they frame the message, and a recipient that dropped them would read it differently. */
 const FRAMING_NAMES = new Set(['content-length', 'transfer-encoding']);
 
@@ -113,8 +162,7 @@ export function hasBareLf(buffer: Buffer): boolean {
 export function parseRequestHead(buffer: Buffer, end: number): RequestHead | string | null {
   if (!headBytesOk(buffer, end)) return 'control character, bare CR or bare LF in the request head';
   const text = buffer.toString('latin1', 0, end);
-  // Lines found with indexOf, as in parseResponseHead.
-  let next = text.indexOf('\r\n');
+  const next = text.indexOf('\r\n');
   const requestLine = next === -1 ? text : text.slice(0, next);
   const firstSpace = requestLine.indexOf(' ');
   const lastSpace = requestLine.lastIndexOf(' ');
@@ -135,18 +183,12 @@ export function parseRequestHead(buffer: Buffer, end: number): RequestHead | str
   let chunked = false;
   let transferEncoding = false;
   let close = false;
-  while (next !== -1) {
-    const start = next + 2;
-    next = text.indexOf('\r\n', start);
-    const lineEnd = next === -1 ? text.length : next;
-    const colon = text.indexOf(':', start);
-    if (colon === -1 || colon >= lineEnd || colon === start) return 'malformed header line';
-    const name = text.slice(start, colon);
-    // Also refuses obs-fold: a continuation line starts with whitespace, which no name may hold.
-    if (!TOKEN.test(name)) return 'malformed header name';
-    const value = trimOws(text.slice(colon + 1, lineEnd));
-    const tab = text.indexOf('\t', colon);
-    const hasTab = tab !== -1 && tab < lineEnd;
+  const lines = new HeaderLines(text, next);
+  while (lines.more) {
+    const refused = lines.read();
+    if (refused !== null) return refused;
+    const name = lines.name;
+    const value = trimOws(lines.rawValue);
     switch (name.length) {
       case 4:
         if (name.toLowerCase() === 'host') {
@@ -171,8 +213,7 @@ export function parseRequestHead(buffer: Buffer, end: number): RequestHead | str
       case 14:
         if (name.toLowerCase() === 'content-length') {
           if (contentLength !== -1) return 'more than one Content-Length header';
-          // llhttp refuses HTAB around a length or a coding; so does this parser, rather than guess.
-          if (hasTab) return 'malformed Content-Length';
+          if (lines.hasTab) return 'malformed Content-Length';
           if (!DIGITS.test(value)) return 'malformed Content-Length';
           contentLength = Number(value);
         }
@@ -180,7 +221,7 @@ export function parseRequestHead(buffer: Buffer, end: number): RequestHead | str
       case 17:
         if (name.toLowerCase() === 'transfer-encoding') {
           if (transferEncoding) return 'more than one Transfer-Encoding header';
-          if (hasTab) return 'Transfer-Encoding other than chunked';
+          if (lines.hasTab) return 'Transfer-Encoding other than chunked';
           transferEncoding = true;
           if (value.toLowerCase() !== 'chunked') return 'Transfer-Encoding other than chunked';
           chunked = true;
@@ -239,9 +280,7 @@ export function responseFramingProblem(rawHeaders: readonly string[]): string | 
 export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | string {
   if (!headBytesOk(buffer, end)) return 'control character, bare CR or bare LF in the response head';
   const text = buffer.toString('latin1', 0, end);
-  // Lines found with indexOf rather than split (no array of every line): the head's bytes were checked above,
-  // so every CR is part of a CRLF and the text's indexes are the buffer's (latin1).
-  let next = text.indexOf('\r\n');
+  const next = text.indexOf('\r\n');
   const statusEnd = next === -1 ? text.length : next;
   const statusLine = text.slice(0, statusEnd);
   const version = statusLine.slice(0, 8);
@@ -260,17 +299,12 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
   let transferEncoding = false;
   let close = version === 'HTTP/1.0';
   let kept: number[] | null = [8, statusEnd + 2];
-  while (next !== -1) {
-    const start = next + 2;
-    next = text.indexOf('\r\n', start);
-    const lineEnd = next === -1 ? text.length : next;
-    const colon = text.indexOf(':', start);
-    if (colon === -1 || colon >= lineEnd || colon === start) return 'malformed header line';
-    const name = text.slice(start, colon);
-    if (!TOKEN.test(name)) return 'malformed header name';
-    const value = trimOws(text.slice(colon + 1, lineEnd));
-    const tab = text.indexOf('\t', colon);
-    const hasTab = tab !== -1 && tab < lineEnd;
+  const lines = new HeaderLines(text, next);
+  while (lines.more) {
+    const refused = lines.read();
+    if (refused !== null) return refused;
+    const name = lines.name;
+    const value = trimOws(lines.rawValue);
     const lower = LOWERED_LENGTHS[name.length] === 1 ? name.toLowerCase() : '';
     if (lower === 'connection') {
       const tokens = connectionTokens(value);
@@ -280,12 +314,12 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
       if (kept !== null && tokens.some((token) => token !== '' && !UNLISTABLE.has(token))) kept = null;
     } else if (lower === 'content-length') {
       if (contentLength !== -1) return 'more than one Content-Length header';
-      if (hasTab) return 'malformed Content-Length';
+      if (lines.hasTab) return 'malformed Content-Length';
       if (!DIGITS.test(value)) return 'malformed Content-Length';
       contentLength = Number(value);
     } else if (lower === 'transfer-encoding') {
       if (transferEncoding) return 'more than one Transfer-Encoding header';
-      if (hasTab) return 'Transfer-Encoding with HTAB';
+      if (lines.hasTab) return 'Transfer-Encoding with HTAB';
       transferEncoding = true;
       const codings = connectionTokens(value);
       // chunked last, once: anything else leaves the body's end to the connection's close, or to guesswork.
@@ -297,8 +331,8 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
     raw.push(name, value);
     // Transfer-Encoding is hop-by-hop, but a kept one always ends in chunked, which the client gets as it came.
     if (kept !== null && !(lower !== 'transfer-encoding' && lower !== '' && RESPONSE_HOP_BY_HOP.has(lower))) {
-      if (kept[kept.length - 1] === start) kept[kept.length - 1] = lineEnd + 2;
-      else kept.push(start, lineEnd + 2);
+      if (kept[kept.length - 1] === lines.start) kept[kept.length - 1] = lines.end + 2;
+      else kept.push(lines.start, lines.end + 2);
     }
   }
   if (chunked && contentLength !== -1) return 'both Content-Length and Transfer-Encoding';
