@@ -16,6 +16,7 @@ import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { Bytes } from './bytes.ts';
 import type { SpanEncoding } from './encoding.ts';
+import { pooledId } from './ids.ts';
 import { MAX_ARRAY } from './otlp-json.ts';
 import { SpanRecord } from './records.ts';
 import { varint, varintSize, int64, fixed32, perfTime, hrTime, string, id, open, close } from './protobuf-wire.ts';
@@ -191,22 +192,32 @@ export function writeSpanProto(out: Bytes, s: ReadableSpan): void {
   const parent = s.parentSpanContext;
   out.byte(0x12);
   const at = open(out, 2);
-  id(out, 0x0a, context.traceId, 16);
-  id(out, 0x12, context.spanId, 8);
+  const record = s instanceof SpanRecord ? s : null;
+  if (record !== null) {
+    // Ids drawn from the pool are copied from it (ids.ts), others decoded from their hex.
+    pooledId(out, 0x0a, record.traceBlock, record.traceAt, context.traceId, 16);
+    pooledId(out, 0x12, record.spanBlock, record.spanAt, context.spanId, 8);
+  } else {
+    id(out, 0x0a, context.traceId, 16);
+    id(out, 0x12, context.spanId, 8);
+  }
   if (context.traceState !== undefined) traceState(out, 0x1a, context);
-  if (parent?.spanId) id(out, 0x22, parent.spanId, 8);
+  if (parent?.spanId) {
+    if (record !== null) pooledId(out, 0x22, record.parentBlock, record.parentAt, parent.spanId, 8);
+    else id(out, 0x22, parent.spanId, 8);
+  }
   string(out, 0x2a, s.name);
   // The API's kinds count from INTERNAL = 0; OTLP's from UNSPECIFIED = 0.
   out.byte(0x30);
   out.byte(s.kind + 1);
   out.byte(0x39);
-  if (s instanceof SpanRecord) {
-    perfTime(out, s.start);
+  if (record !== null) {
+    perfTime(out, record.start);
     out.byte(0x41);
-    perfTime(out, s.end < 0 ? s.start : s.end);
-    const shared = s.shared;
+    perfTime(out, record.end < 0 ? record.start : record.end);
+    const shared = record.shared;
     if (shared !== null) out.bytes((shared.proto ??= sharedProto(shared.attributes)));
-    attributes(out, 0x4a, s.own);
+    attributes(out, 0x4a, record.own);
   } else {
     hrTime(out, s.startTime);
     out.byte(0x41);

@@ -43,9 +43,17 @@ export function int64(out: Bytes, n: number): void {
   out.length = p;
 }
 
+/** Four little-endian bytes at `p` (stored directly: Buffer's writeUInt32LE checks its arguments, 3-5x the cost). */
+function word(b: Buffer, p: number, n: number): void {
+  b[p] = n;
+  b[p + 1] = n >>> 8;
+  b[p + 2] = n >>> 16;
+  b[p + 3] = n >>> 24;
+}
+
 export function fixed32(out: Bytes, n: number): void {
   out.ensure(4);
-  out.buffer.writeUInt32LE(n >>> 0, out.length);
+  word(out.buffer, out.length, n >>> 0);
   out.length += 4;
 }
 
@@ -58,8 +66,8 @@ export function fixed64Nanos(out: Bytes, seconds: number, nanos: number): void {
   const m = (a - aHi * 65536) * 65536 + (seconds - xh * 65536) * 1e9 + nanos;
   const mHi = Math.floor(m / TWO_32);
   out.ensure(8);
-  out.buffer.writeUInt32LE(m - mHi * TWO_32, out.length);
-  out.buffer.writeUInt32LE((aHi + mHi) >>> 0, out.length + 4);
+  word(out.buffer, out.length, m - mHi * TWO_32);
+  word(out.buffer, out.length + 4, (aHi + mHi) >>> 0);
   out.length += 8;
 }
 

@@ -10,7 +10,6 @@ import { SpanKind, SpanStatusCode, type Attributes, type AttributeValue, type Hr
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
-import { randomFillSync } from 'node:crypto';
 
 /** performance.timeOrigin split once into whole seconds and nanoseconds, so readings convert without losing precision. */
 export const ORIGIN_SECONDS = Math.floor(performance.timeOrigin / 1000);
@@ -34,32 +33,6 @@ export function unixNanos(perf: number): string {
   const carry = Math.floor(nanos / 1e9);
   return `${ORIGIN_SECONDS + carry}${String(1e9 + (nanos - carry * 1e9)).slice(1)}`;
 }
-
-/**
- * Random bytes for ids, refilled in blocks (one crypto call per 128 requests: 16 + 8 + 8 bytes each), and the
- * same block in hex, converted once per refill: an id is a slice of that string (one native hex conversion
- * per id cost more than the rest of making it).
- */
-const POOL = Buffer.allocUnsafe(4096);
-let poolHex = '';
-let poolOffset = POOL.length;
-
-function randomHex(bytes: number): string {
-  for (;;) {
-    if (poolOffset + bytes > POOL.length) {
-      randomFillSync(POOL);
-      poolHex = POOL.toString('hex');
-      poolOffset = 0;
-    }
-    const start = poolOffset;
-    poolOffset += bytes;
-    // All-zero ids are invalid (W3C trace-context); vanishingly rare, but drawn again rather than sent.
-    for (let i = start; i < poolOffset; i++) if (POOL[i] !== 0) return poolHex.slice(start * 2, poolOffset * 2);
-  }
-}
-
-export const newTraceId = (): string => randomHex(16);
-export const newSpanId = (): string => randomHex(8);
 
 const UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
 const NO_LINKS: Link[] = [];
@@ -96,6 +69,16 @@ export class SpanRecord implements ReadableSpan {
   readonly instrumentationScope: InstrumentationScope;
   /** performance.now() readings; -1 while open. */
   end = -1;
+  /**
+   * Where the bytes of its trace, span and parent span ids lie in the id pool (ids.ts: block, offset), for the
+   * protobuf writer to copy; -1: not drawn from the pool (a caller's), decoded from the hex.
+   */
+  traceBlock = -1;
+  traceAt = -1;
+  spanBlock = -1;
+  spanAt = -1;
+  parentBlock = -1;
+  parentAt = -1;
   private readonly context: SpanContext;
 
   constructor(

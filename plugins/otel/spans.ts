@@ -27,7 +27,8 @@ import {
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
 import type { HealthCheckReport, InstanceEvent, InstanceView, ProxiedRequest, ProxyExchange, RunningHandle, SpawnSpec, UpstreamRequest, WakeRequest } from '../../core/types.ts';
-import { at, newSpanId, newTraceId, SpanRecord, type RecordSink } from './records.ts';
+import { drawn, newSpanId, newTraceId } from './ids.ts';
+import { at, SpanRecord, type RecordSink } from './records.ts';
 import { SharedAttributeCache } from './shared-attributes.ts';
 
 export const ATTR_SERVICE = 'tenement.service' as const;
@@ -166,18 +167,30 @@ export class Spans {
     const caller = trace.getSpanContext(parent);
     const valid = caller !== undefined && trace.isSpanContextValid(caller);
     const traceId = valid ? caller.traceId : newTraceId();
+    const traceBlock = valid ? -1 : drawn.block;
+    const traceAt = drawn.at;
     // The samplers Tenement offers (options.ts) read no attributes: they are given the span's own, not all.
     const sampling = this.sampler.shouldSample(parent, traceId, exchange.method, SpanKind.SERVER, attributes, []);
     const sampled = sampling.decision === SamplingDecision.RECORD_AND_SAMPLED;
     if (sampling.attributes) Object.assign(attributes, sampling.attributes);
+    const spanId = newSpanId();
+    const spanBlock = drawn.block;
+    const spanAt = drawn.at;
     const spanContext: SpanContext = {
       traceId,
-      spanId: newSpanId(),
+      spanId,
       traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
       traceState: sampling.traceState ?? (valid ? caller.traceState : undefined),
     };
     // Recorded but not sampled is never exported: no record either.
     const span = sampled ? new SpanRecord(this.sink, exchange.method, SpanKind.SERVER, spanContext, valid ? caller : undefined, exchange.receivedAt, attributes, shared) : null;
+    if (span !== null) {
+      // Where the ids' bytes lie (ids.ts), for the protobuf writer to copy instead of decoding the hex.
+      span.traceBlock = traceBlock;
+      span.traceAt = traceAt;
+      span.spanBlock = spanBlock;
+      span.spanAt = spanAt;
+    }
     entry = {
       span,
       spanContext,
@@ -236,12 +249,19 @@ export class Spans {
     const parentContext = entry.spanContext;
     // Every sampler Tenement offers decides a child as its parent was decided (same trace id, or parent-based).
     const context: SpanContext = { traceId: parentContext.traceId, spanId: newSpanId(), traceFlags: parentContext.traceFlags, traceState: parentContext.traceState };
-    const sampled = entry.span !== null;
     // The instance's names, the method and its address (or tier): shared by its requests (shared-attributes.ts).
     const inProcess = Boolean(instance.handle?.inProcess);
-    entry.upstream = sampled
-      ? new SpanRecord(this.sink, inProcess ? 'tenement.wasm.invoke' : exchange.method, inProcess ? SpanKind.INTERNAL : SpanKind.CLIENT, context, parentContext, performance.now(), {}, this.shared.client(instance, exchange.method))
-      : null;
+    const server = entry.span;
+    if (server !== null) {
+      const client = new SpanRecord(this.sink, inProcess ? 'tenement.wasm.invoke' : exchange.method, inProcess ? SpanKind.INTERNAL : SpanKind.CLIENT, context, parentContext, performance.now(), {}, this.shared.client(instance, exchange.method));
+      client.traceBlock = server.traceBlock;
+      client.traceAt = server.traceAt;
+      client.spanBlock = drawn.block;
+      client.spanAt = drawn.at;
+      client.parentBlock = server.spanBlock;
+      client.parentAt = server.spanAt;
+      entry.upstream = client;
+    } else entry.upstream = null;
     dropTraceHeaders(headers);
     injectTraceContext(context, headers);
   }
