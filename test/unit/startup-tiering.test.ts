@@ -29,7 +29,7 @@ parentPort.postMessage(v8.getHeapSpaceStatistics().find((s) => s.space_name === 
 `;
 
 /** The young generation's size a worker reaches in a fresh node, made after these startup-tiering.ts calls. */
-async function workerYoungGeneration(calls: readonly ('holdOptimizers' | 'releaseSizeHold' | 'releaseOptimizers')[]): Promise<number> {
+async function workerYoungGeneration(calls: readonly ('holdOptimizers' | 'releaseSizeHold' | 'releaseOptimizers' | 'compactHeap')[]): Promise<number> {
   const script = `
     import { Worker } from 'node:worker_threads';
     const tiering = await import(${JSON.stringify(TIERING)});
@@ -73,4 +73,40 @@ test('flags the user passed are left alone: nothing is held or released', async 
   `;
   const { stdout } = await run(process.execPath, ['--max-semi-space-size=1', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, timeout: 120_000 });
   assert.ok(Number(stdout.trim()) <= SMALL, `the user's --max-semi-space-size=1 was overridden: ${stdout}`);
+});
+
+test('compactHeap frees the committed heap start-up left, without leaving gc to any code', async () => {
+  // Start-up's garbage: module sources and parsed objects that died, held in pages of their own until compacted.
+  const script = `
+    import vm from 'node:vm';
+    import { Worker } from 'node:worker_threads';
+    const tiering = await import(${JSON.stringify(TIERING)});
+    let keep = [];
+    for (let i = 0; i < 400000; i++) { keep.push({ i, s: 'x'.repeat(i % 64) }); if (keep.length > 100000) keep = keep.slice(90000); }
+    keep = null;
+    const result = tiering.compactHeap();
+    const worker = new Worker('import { parentPort } from "node:worker_threads"; parentPort.postMessage(typeof gc)', { eval: true });
+    const inWorker = await new Promise((resolve) => worker.once('message', resolve));
+    await worker.terminate();
+    process.stdout.write(JSON.stringify({ result, here: typeof globalThis.gc, inContext: vm.runInNewContext('typeof gc'), inWorker }));
+  `;
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, timeout: 120_000 });
+  const seen = JSON.parse(stdout) as { result: { before: number; after: number } | null; here: string; inContext: string; inWorker: string };
+  assert.ok(seen.result, 'compactHeap did nothing');
+  assert.ok(seen.result.after < seen.result.before, `committed heap ${mb(seen.result.before)} -> ${mb(seen.result.after)}`);
+  assert.deepEqual([seen.here, seen.inContext, seen.inWorker], ['undefined', 'undefined', 'undefined'], 'gc is visible to code after compactHeap');
+});
+
+test('a worker made after compactHeap grows its young generation (its --optimize-for-size is released)', async () => {
+  const size = await workerYoungGeneration(['holdOptimizers', 'releaseOptimizers', 'compactHeap']);
+  assert.ok(size > SMALL, `young generation ${mb(size)} for a worker made after compactHeap()`);
+});
+
+test('compactHeap leaves a user-exposed gc alone', async () => {
+  const script = `
+    const tiering = await import(${JSON.stringify(TIERING)});
+    process.stdout.write(JSON.stringify({ result: tiering.compactHeap(), here: typeof globalThis.gc }));
+  `;
+  const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, timeout: 120_000 });
+  assert.deepEqual(JSON.parse(stdout), { result: null, here: 'function' });
 });
