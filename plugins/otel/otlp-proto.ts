@@ -18,7 +18,7 @@ import { Bytes } from './bytes.ts';
 import type { SpanEncoding } from './encoding.ts';
 import { pooledId } from './ids.ts';
 import { MAX_ARRAY } from './otlp-json.ts';
-import { SpanRecord } from './records.ts';
+import { SpanRecord, STATUS_CODE } from './records.ts';
 import { varint, varintSize, int64, fixed32, perfTime, hrTime, string, id, open, close } from './protobuf-wire.ts';
 
 function isAttributeValue(value: unknown): boolean {
@@ -93,38 +93,40 @@ function attributes(out: Bytes, tag: number, list: Attributes | undefined): void
   if (list === undefined) return;
   for (const key in list) {
     const value = list[key];
-    if (!isAttributeValue(value)) continue;
-    out.byte(tag);
-    if (typeof value === 'string' ? value.length > MAX_CACHED_VALUE : !Number.isSafeInteger(value)) {
-      const at = open(out, 1);
-      keyValueBody(out, key, value!);
-      close(out, at, 1);
-      continue;
-    }
-    let cache = KEYS.get(key);
-    if (cache === undefined) {
-      cache = { values: new Map(), last: undefined, lastBytes: NONE };
-      if (KEYS.size < MAX_KEYS) KEYS.set(key, cache);
-    }
-    const cached = value as string | number;
-    if (cache.last === cached) {
-      out.bytes(cache.lastBytes);
-      continue;
-    }
-    let written = cache.values.get(cached);
-    if (written === undefined) {
-      scratch.length = 0;
-      const at = open(scratch, 1);
-      keyValueBody(scratch, key, cached);
-      close(scratch, at, 1);
-      written = Buffer.from(scratch.view());
-      if (cache.values.size < MAX_VALUES) cache.values.set(cached, written);
-    }
-    cache.last = cached;
-    cache.lastBytes = written;
-    out.bytes(written);
+    if (isAttributeValue(value)) attribute(out, tag, key, value!);
   }
 }
+
+/** One attribute as a KeyValue under field `tag`: short strings and integers from the cache. */
+function attribute(out: Bytes, tag: number, key: string, value: AttributeValue): void {
+  out.byte(tag);
+  if (typeof value === 'string' ? value.length > MAX_CACHED_VALUE : !Number.isSafeInteger(value)) {
+    const at = open(out, 1);
+    keyValueBody(out, key, value);
+    close(out, at, 1);
+    return;
+  }
+  let cache = KEYS.get(key);
+  if (cache === undefined) {
+    cache = { values: new Map(), last: undefined, lastBytes: NONE };
+    if (KEYS.size < MAX_KEYS) KEYS.set(key, cache);
+  }
+  const cached = value as string | number;
+  if (cache.last === cached) return out.bytes(cache.lastBytes);
+  let written = cache.values.get(cached);
+  if (written === undefined) {
+    scratch.length = 0;
+    const at = open(scratch, 1);
+    keyValueBody(scratch, key, cached);
+    close(scratch, at, 1);
+    written = Buffer.from(scratch.view());
+    if (cache.values.size < MAX_VALUES) cache.values.set(cached, written);
+  }
+  cache.last = cached;
+  cache.lastBytes = written;
+  out.bytes(written);
+}
+
 
 /** Shared attributes (records.ts) as a span's KeyValues, written once and copied into every span that has them. */
 function sharedProto(list: Readonly<Attributes>): Buffer {
@@ -218,6 +220,7 @@ export function writeSpanProto(out: Bytes, s: ReadableSpan): void {
     const shared = record.shared;
     if (shared !== null) out.bytes((shared.proto ??= sharedProto(shared.attributes)));
     attributes(out, 0x4a, record.own);
+    if (record.statusCode > 0) attribute(out, 0x4a, STATUS_CODE, record.statusCode);
   } else {
     hrTime(out, s.startTime);
     out.byte(0x41);

@@ -34,6 +34,8 @@ export function unixNanos(perf: number): string {
   return `${ORIGIN_SECONDS + carry}${String(1e9 + (nanos - carry * 1e9)).slice(1)}`;
 }
 
+/** ATTR_HTTP_RESPONSE_STATUS_CODE (written out: records.ts does not load the semantic conventions). */
+export const STATUS_CODE = 'http.response.status_code';
 const UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
 const NO_LINKS: Link[] = [];
 const NO_EVENTS: TimedEvent[] = [];
@@ -60,13 +62,11 @@ export class SpanRecord implements ReadableSpan {
   own: Attributes;
   shared: SharedAttributes | null;
   status: SpanStatus = UNSET;
-  readonly links = NO_LINKS;
-  readonly events = NO_EVENTS;
-  readonly droppedAttributesCount = 0;
-  readonly droppedEventsCount = 0;
-  readonly droppedLinksCount = 0;
-  readonly resource: Resource;
-  readonly instrumentationScope: InstrumentationScope;
+  /**
+   * The response's status code (http.response.status_code), 0 while none: a field of its own, not a member of
+   * `own`, so a request span's attribute object is not grown per request (the writers add it after `own`).
+   */
+  statusCode = 0;
   /** performance.now() readings; -1 while open. */
   end = -1;
   /**
@@ -80,6 +80,7 @@ export class SpanRecord implements ReadableSpan {
   parentBlock = -1;
   parentAt = -1;
   private readonly context: SpanContext;
+  private readonly sink: RecordSink;
 
   constructor(
     sink: RecordSink,
@@ -94,8 +95,36 @@ export class SpanRecord implements ReadableSpan {
     this.context = context;
     this.own = attributes;
     this.shared = shared;
-    this.resource = sink.resource;
-    this.instrumentationScope = sink.scope;
+    this.sink = sink;
+  }
+
+  // What every record has alike is read through the prototype, not stored in each (a record lives per request).
+  get resource(): Resource {
+    return this.sink.resource;
+  }
+
+  get instrumentationScope(): InstrumentationScope {
+    return this.sink.scope;
+  }
+
+  get links(): Link[] {
+    return NO_LINKS;
+  }
+
+  get events(): TimedEvent[] {
+    return NO_EVENTS;
+  }
+
+  get droppedAttributesCount(): number {
+    return 0;
+  }
+
+  get droppedEventsCount(): number {
+    return 0;
+  }
+
+  get droppedLinksCount(): number {
+    return 0;
   }
 
   spanContext(): SpanContext {
@@ -122,6 +151,8 @@ export class SpanRecord implements ReadableSpan {
 
   /** All its attributes (the shared ones first), as one object: made for whoever asks, the OTLP JSON writer. */
   get attributes(): Attributes {
+    const code = this.statusCode;
+    if (code > 0) return this.shared === null ? { ...this.own, [STATUS_CODE]: code } : { ...this.shared.attributes, ...this.own, [STATUS_CODE]: code };
     return this.shared === null ? this.own : { ...this.shared.attributes, ...this.own };
   }
 

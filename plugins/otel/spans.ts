@@ -28,7 +28,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { HealthCheckReport, InstanceEvent, InstanceView, ProxiedRequest, ProxyExchange, RunningHandle, SpawnSpec, UpstreamRequest, WakeRequest } from '../../core/types.ts';
 import { drawn, newSpanId, newTraceId } from './ids.ts';
-import { at, SpanRecord, type RecordSink } from './records.ts';
+import { at, SpanRecord, STATUS_CODE, type RecordSink } from './records.ts';
 import { SharedAttributeCache } from './shared-attributes.ts';
 
 export const ATTR_SERVICE = 'tenement.service' as const;
@@ -72,6 +72,9 @@ export const WRITTEN_OUT: [
   typeof ATTR_SERVICE,
   typeof ATTR_INSTANCE,
 ] = ['http.request.method', 'url.path', 'url.scheme', 'server.address', 'client.address', 'tenement.service', 'tenement.instance'];
+
+/** Request records keep their status code apart (records.ts); its name there is the semantic conventions' (checked by tsc). */
+export const STATUS_CODE_NAME: typeof ATTR_HTTP_RESPONSE_STATUS_CODE = STATUS_CODE;
 
 const TRACE_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate']);
 
@@ -164,7 +167,7 @@ export class Spans {
     if (agent !== undefined) attributes[ATTR_USER_AGENT_ORIGINAL] = bounded(agent);
     const parent = this.propagation.extract(exchange);
     // As the SDK's tracer does: a valid caller's context gives the trace id and state, then the sampler decides.
-    const caller = trace.getSpanContext(parent);
+    const caller = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent);
     const valid = caller !== undefined && trace.isSpanContextValid(caller);
     const traceId = valid ? caller.traceId : newTraceId();
     const traceBlock = valid ? -1 : drawn.block;
@@ -276,7 +279,7 @@ export class Spans {
     if (entry.wake) this.endWake(entry, exchange, status === 0 ? 'the client went away' : `answered ${status} before the instance was up`);
     const span = entry.span;
     if (span === null) return;
-    if (status > 0) span.set(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    if (status > 0) span.statusCode = status;
     // Another candidate than the first one named served it.
     if (done.instance.key !== entry.instanceKey) {
       span.set(ATTR_SERVICE, done.instance.service);
@@ -289,7 +292,7 @@ export class Spans {
     const ended = performance.now();
     const upstream = entry.upstream;
     if (upstream) {
-      if (status > 0) upstream.set(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      if (status > 0) upstream.statusCode = status;
       if (status === 0 || status >= 400) upstream.set(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status));
       if (status === 0 || status >= 500) upstream.fail(status === 0 ? 'no response' : `status ${status}`);
       this.record(upstream, ended);

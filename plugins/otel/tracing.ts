@@ -85,7 +85,8 @@ export function startTracing(options: TracingOptions, version: string, onError: 
   const tracer = provider.getTracer('tenement', version);
   const spans = new Spans(
     tracer,
-    { extract: (source: HeaderSource): Context => propagator.extract(ROOT_CONTEXT, source, GETTER) },
+    // Most requests carry no traceparent: then the propagator (which would find none) is not called.
+    { extract: (source: HeaderSource): Context => (source.header('traceparent') === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, source, GETTER)) },
     chosen,
     { resource, scope: { name: 'tenement', version }, onEnd: (span) => processor.onEnd(span) },
   );
