@@ -2,7 +2,7 @@ import path from 'node:path';
 import { loadConfig, type SettingsOverrides } from '../core/config/loader.ts';
 import { Kernel } from '../core/kernel.ts';
 import { createLogger } from '../core/logger.ts';
-import { defaultPlugins } from './default-plugins.ts';
+import { CONFIG_PLUGINS, checkReloadNeeds, loadDefaultPlugins } from './serve-plugins.ts';
 import { compactHeap, releaseOptimizers, releaseSizeHold } from './startup-tiering.ts';
 
 export interface ServeOptions {
@@ -28,17 +28,25 @@ export async function serve(options: ServeOptions): Promise<void> {
   // in plugins' setup), which must not start under --optimize-for-size (cli/startup-tiering.ts).
   releaseSizeHold();
   // Validated against the fields and tiers of the plugins this server loads (the defaults and the config's own).
-  const config = await loadConfig({ file: options.config, overrides, plugins: defaultPlugins });
+  const config = await loadConfig({ file: options.config, overrides, plugins: CONFIG_PLUGINS });
   const log = createLogger();
+  // The default plugins this config asks for (cli/serve-plugins.ts): a server without fleet, tracing or a wasm
+  // service never loads their code.
+  const defaults = await loadDefaultPlugins(config);
   // A SIGHUP while starting (systemctl reload too early) would end the process by default: until the reload
   // handler is in place it is logged and ignored.
   const early = (): void => void log.warn('SIGHUP during start-up: ignored, the config just loaded is the current one');
   process.on('SIGHUP', early);
   // The config file again, with the same overrides and plugins: for SIGHUP and POST /api/reload.
-  const reloadFrom = () => loadConfig({ file: config.source.path ?? options.config, overrides, plugins: defaultPlugins });
+  // A reloaded config whose services need a default plugin not loaded at start is refused (checkReloadNeeds).
+  const reloadFrom = async () => {
+    const next = await loadConfig({ file: config.source.path ?? options.config, overrides, plugins: CONFIG_PLUGINS });
+    checkReloadNeeds(defaults.names, kernel.config, next);
+    return next;
+  };
   const { reloadConfig, reloadOnSighup, reloadRoutePlugin } = await import('./reload.ts');
   const reloadRoute = reloadRoutePlugin(() => reloadConfig(kernel, reloadFrom, log), () => kernel.config.source.path);
-  const kernel: Kernel = new Kernel({ config, plugins: [...defaultPlugins, reloadRoute], logger: log });
+  const kernel: Kernel = new Kernel({ config, plugins: [...defaults.entries, reloadRoute], logger: log });
 
   let stopping: Promise<void> | null = null;
   const shutdown = (signal: string): void => {
