@@ -3,7 +3,7 @@
  * the API's move route, and drain. The owner (source) holds new requests for the instance, waits for those in
  * flight, then stops it, saving its process with CRIU when a plugin can (`ctx.migration.checkpoint`, pre-dumped
  * while it still ran), else stopping it; packs DATA_DIR (and the images) into a root-only archive and announces
- * it to the target with a signed call; the target pulls it (signed), checks its size and sha256 and unpacks it;
+ * it to the target with a signed call; the target pulls it (signed), checks its size and CRC-32 and unpacks it;
  * the placement moves by compare-and-swap; the target puts the data in place, hands the images to the restore
  * and starts the instance; then the held requests go on, to the target. Any failure before the switch puts the
  * instance back as it was on the source (started again there, its data untouched).
@@ -194,8 +194,8 @@ export class Mover {
       const received = await callNode<Packed>(peer, '/api/fleet/internal/receive', { service, id, token, images: live }, CALL_MS);
       // What the target unpacked is what was packed here, byte for byte.
       const packed = outgoing.sent ? await outgoing.sent : null;
-      if (!packed || packed.bytes !== received.bytes || packed.sha256 !== received.sha256) {
-        throw new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${to} received ${received.bytes} bytes (sha256 ${received.sha256}), ${packed ? `${packed.bytes} were sent (${packed.sha256})` : 'none were sent'}`);
+      if (!packed || packed.bytes !== received.bytes || packed.crc32 !== received.crc32) {
+        throw new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${to} received ${received.bytes} bytes (crc32 ${received.crc32}), ${packed ? `${packed.bytes} were sent (${packed.crc32})` : 'none were sent'}`);
       }
       lap('transfer');
       const moved = await this.options.placer.moveTo(placement, to);

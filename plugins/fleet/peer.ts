@@ -4,10 +4,8 @@
  * method, the node called, the path and the sha256 of the body, keyed by the fleet secret, so a client without the
  * secret can neither make one nor change the body or the node of one it saw. A signature is accepted once.
  */
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { ErrorCodes, TenementError, isErrorCode } from '../../core/errors.ts';
-import { unpackFrom, type Packed } from './archive.ts';
 import { ReplayGuard, signNodeCall, verifyNodeCall } from './signed-call.ts';
 import { addressOf } from './node.ts';
 
@@ -82,52 +80,5 @@ export function callNode<T>(peer: Peer, url: string, value: unknown, timeoutMs: 
     req.on('timeout', () => req.destroy(new Error(`${url} on ${peer.advertise}: no answer within ${timeoutMs}ms`)));
     req.on('error', (error) => reject(new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${url} on ${peer.advertise}: ${error.message}`)));
     req.end(body);
-  });
-}
-
-/**
- * GETs another node's archive and unpacks it under `dest` as it arrives (unpackFrom's checks): at most `maxBytes`.
- * Resolves with the size and sha256 received, for the sender to compare with what it sent.
- */
-export function pullArchive(peer: Peer, url: string, dest: string, tops: readonly string[], maxBytes: number, timeoutMs: number): Promise<Packed> {
-  return new Promise<Packed>((resolve, reject) => {
-    const { host, port } = addressOf(peer.advertise);
-    const req = http.request(
-      { host, port, method: 'GET', path: url, agent: false, timeout: timeoutMs, headers: { host: peer.domain, [NODE_HEADER]: signCall(peer.secret, peer.self, peer.node, 'GET', url, '') } },
-      (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          return reject(new TenementError(ErrorCodes.FLEET_UNAVAILABLE, `${url} on ${peer.advertise}: ${res.statusCode}`));
-        }
-        const hash = createHash('sha256');
-        let bytes = 0;
-        async function* counted(): AsyncGenerator<Buffer> {
-          for await (const chunk of res as AsyncIterable<Buffer>) {
-            bytes += chunk.length;
-            if (bytes > maxBytes) throw new TenementError(ErrorCodes.BODY_TOO_LARGE, `${url}: more than ${maxBytes} bytes (settings.fleet.moveMaxBytes)`);
-            hash.update(chunk);
-            yield chunk;
-          }
-        }
-        unpackFrom(counted(), dest, tops).then(
-          async () => {
-            // Whatever follows the last entry still counts: the sender hashed it too.
-            for await (const chunk of res as AsyncIterable<Buffer>) {
-              bytes += chunk.length;
-              hash.update(chunk);
-            }
-            if (!res.complete) throw new Error(`${url}: the archive was cut short`);
-            resolve({ bytes, sha256: hash.digest('hex') });
-          },
-          (error: unknown) => {
-            req.destroy();
-            reject(error);
-          },
-        ).catch((error: unknown) => reject(error));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${url} on ${peer.advertise}: not received within ${timeoutMs}ms`)));
-    req.on('error', reject);
-    req.end();
   });
 }

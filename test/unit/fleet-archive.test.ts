@@ -7,7 +7,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { pack, unpack } from '../../plugins/fleet/archive.ts';
+import { Digest, pack, unpack, unpackFrom } from '../../plugins/fleet/archive.ts';
 
 function scratch(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tnm-archive-'));
@@ -99,4 +99,39 @@ test('hostile archives never write outside the destination', async (t) => {
   assert.equal(existsSync(path.join(dir, 'owned')), false, 'nothing written through the link');
   assert.equal(existsSync(path.join(dir, 'victim')), false, 'nothing written at the link target');
   assert.equal(Object.getPrototypeOf({}), Object.prototype);
+});
+
+test('an archive split anywhere unpacks the same: records and file bytes straddling the chunks it arrives in', async (t) => {
+  const dir = scratch(t);
+  const pattern = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31) & 255));
+  // Small files split a byte at a time (every head and length straddles chunks), a file over the MiB the target
+  // writes at once split as a socket splits it.
+  const cases: Array<{ files: Record<string, Buffer>; sizes: number[] }> = [
+    { files: { 'sub/medium.bin': pattern(5000), empty: Buffer.alloc(0), small: Buffer.from('small') }, sizes: [1, 3, 4, 5, 7] },
+    { files: { 'sub/big.bin': pattern((1 << 20) + 4099), small: Buffer.from('small') }, sizes: [64 << 10, (1 << 20) + 7] },
+  ];
+  for (const [n, { files, sizes }] of cases.entries()) {
+    const data = path.join(dir, `data-${n}`);
+    mkdirSync(path.join(data, 'sub'), { recursive: true });
+    for (const [name, content] of Object.entries(files)) writeFileSync(path.join(data, name), content);
+    const file = path.join(dir, `archive-${n}`);
+    const packed = await pack([{ top: 'data', dir: data }], file, 10 << 20);
+    const bytes = readFileSync(file);
+    // The size and checksum both nodes compare: the same whatever the chunks.
+    const whole = new Digest();
+    whole.update(bytes);
+    assert.deepEqual(whole.result(), packed);
+    for (const size of sizes) {
+      const out = path.join(dir, `out-${n}-${size}`);
+      const chunks = function* (): Generator<Buffer> {
+        for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+      };
+      await unpackFrom(chunks(), out, ['data']);
+      for (const [name, content] of Object.entries(files)) assert.deepEqual(readFileSync(path.join(out, 'data', name)), content, `${name} split every ${size} bytes`);
+    }
+    // Cut inside a length, inside a header, inside a file: refused.
+    for (const cut of [2, 10, bytes.length - 3]) {
+      await assert.rejects(unpackFrom([bytes.subarray(0, cut)], path.join(dir, `cut-${n}-${cut}`), ['data']), /ends inside/, `cut at ${cut}`);
+    }
+  }
 });
