@@ -6,6 +6,8 @@ import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { MAX_WASMTIME_BODY_BYTES } from '../../core/wasm/wasmtime/component/values.ts';
 import { poolOptionsSchema, type PoolOptionsInput } from '../../core/wasm/pool-options.ts';
 import type { WasmPool } from '../../core/wasm/pool.ts';
+// ctx.wasmPool() makes the pool with the constructor this import provides (core/wasm/shared.ts).
+import '../../core/wasm/provide-pool.ts';
 import type { SpawnSpec } from '../../core/types.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { startFunctionServer, type FunctionSettings } from './function-server.ts';
