@@ -26,6 +26,9 @@ import sandboxRuntime from '../runtimes/sandbox/index.ts';
 import wasmRuntime from '../runtimes/wasm/index.ts';
 
 /**
+ * Every default plugin, for tools that want them all (`ten doctor`, `ten plugin list`, tests, benches). `ten serve`
+ * imports only those its config asks for, from the same list in the same order: cli/serve-plugins.ts.
+ *
  * What `ten serve` loads before the config's own plugins: a runtime per tier (process, namespace, sandbox, microvm,
  * wasm), resource limits (cgroups), storage quotas (a no-op without `limits.storage`), private networking (a no-op
  * for `network: 'host'`), service discovery (`{service}.tenement.internal` for tenants: docs/discovery.md), routing, health checks and hibernation, then the management surface (bearer tokens, the
