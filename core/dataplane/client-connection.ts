@@ -225,7 +225,7 @@ export class ClientConnection {
     const buffer = this.buffer!;
     // Anything after the head is body or the next request; the exchange takes what is its own.
     this.buffer = buffer.length > end + 4 ? buffer.subarray(end + 4) : null;
-    const exchange = new Exchange(this, head, target, hostname, receivedAt, this.context.handBack ? own(buffer.subarray(0, end + 4)) : null);
+    const exchange = new Exchange(this, head, target, hostname, receivedAt, buffer, this.context.handBack ? own(buffer.subarray(0, end + 4)) : null);
     this.exchange = exchange;
     if (this.clientEnded) exchange.onClientEnd();
     exchange.begin(0);

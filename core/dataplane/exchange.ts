@@ -26,7 +26,6 @@ export class Exchange extends RequestContext implements UpstreamOwner {
   private upstream: UpstreamConnection | null = null;
   private headBytes: Buffer | null = null;
   private readonly body: RequestBodyFraming;
-
   private readonly headReader = new ResponseHeadReader();
   private response: ResponseHead | null = null;
   private responseBody: ResponseBodyFraming | null = null;
@@ -34,7 +33,6 @@ export class Exchange extends RequestContext implements UpstreamOwner {
   private upstreamReusable = true;
   /** Decided when the response head is sent: Connection: close went out with it. */
   private closeClient = false;
-
   private timer: NodeJS.Timeout | null = null;
   private timedOut = false;
   /** The run of the instance this attempt was sent to (policy.ts runGone). */
@@ -42,18 +40,21 @@ export class Exchange extends RequestContext implements UpstreamOwner {
   /** The current candidate counts this request in flight. */
   private started = false;
   private finished = false;
-
   constructor(
     private readonly client: ClientConnection,
     private readonly head: RequestHead,
     target: InstanceTarget,
     hostname: string,
     receivedAt: number,
+    /** The buffer the head was parsed from (valid during this call only: it may be the shared read buffer). */
+    headSource: Buffer,
     /** In a proxy worker: the request's head as received, to hand the request back if its route went stale. */
     private readonly rawHead: Buffer | null = null,
   ) {
     super(head.method, !head.chunked && head.contentLength <= 0, target.candidates, head.target, hostname, head.raw, client.socket.remoteAddress ?? '', receivedAt);
     this.body = new RequestBodyFraming(head);
+    // Kept lines copied while their bytes are there; an upstreamHeaders tap edits a head per instance (useInstance).
+    if (client.context.hooks.upstreamHeaders.taps.length === 0) this.headBytes = forwardedRequestHead(head, this.remoteAddress, undefined, headSource);
   }
 
   /** The whole response has been seen (false before its head). */
@@ -108,7 +109,6 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     this.run = instance.handle;
     instance.requestStarted();
     const hooks = this.client.context.hooks;
-    // With an upstreamHeaders tap (tracing) each instance gets a head of its own; otherwise it is made once.
     if (hooks.upstreamHeaders.taps.length !== 0) {
       this.headBytes = forwardedRequestHead(this.head, this.remoteAddress, (headers) => editUpstreamHeaders(hooks, this, instance, headers));
     } else this.headBytes ??= forwardedRequestHead(this.head, this.remoteAddress);

@@ -8,9 +8,12 @@ import { own } from './read-buffer.ts';
 /**
  * The head sent upstream: framing was decided on the client's head, and the forwarded one says exactly that
  * (Content-Length kept whatever Connection lists; a chunked body, forwarded as it came, with its
- * Transfer-Encoding), then hop-by-hop headers dropped and X-Forwarded-* added.
+ * Transfer-Encoding), then hop-by-hop headers dropped and X-Forwarded-* added. With `source`, the buffer the head
+ * was parsed from, and no `edit`, its lines that are not hop-by-hop are copied as they came (head.kept) and the
+ * same X-Forwarded-* lines follow them, instead of a head rebuilt from strings.
  */
-export function forwardedRequestHead(head: RequestHead, remoteAddress: string, edit?: (headers: string[]) => void): Buffer {
+export function forwardedRequestHead(head: RequestHead, remoteAddress: string, edit?: (headers: string[]) => void, source?: Buffer): Buffer {
+  if (source !== undefined && head.kept !== null && edit === undefined) return keptRequestHead(head, head.kept, source, remoteAddress);
   const headers = upstreamRequestHeaders(head.raw, { remoteAddress, proto: 'http', host: head.host });
   if (head.chunked) headers.push('Transfer-Encoding', 'chunked');
   edit?.(headers);
@@ -31,6 +34,21 @@ export function forwardedResponseHead(head: ResponseHead, close: boolean, body?:
 }
 
 const CLOSE = Buffer.from('Connection: close\r\n', 'latin1');
+
+/** As upstreamRequestHeaders then serializeHead would end the head for one without X-Forwarded-* lines of its own. */
+function keptRequestHead(head: RequestHead, kept: readonly number[], source: Buffer, remoteAddress: string): Buffer {
+  let tail = `X-Forwarded-For: ${remoteAddress}\r\nX-Forwarded-Proto: http\r\n`;
+  if (head.host !== undefined) tail += `X-Forwarded-Host: ${head.host}\r\n`;
+  if (head.chunked) tail += 'Transfer-Encoding: chunked\r\n';
+  tail += '\r\n';
+  let size = tail.length;
+  for (let i = 0; i < kept.length; i += 2) size += kept[i + 1]! - kept[i]!;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < kept.length; i += 2) at += source.copy(out, at, kept[i]!, kept[i + 1]!);
+  out.write(tail, at, 'latin1');
+  return out;
+}
 
 function keptHead(kept: readonly number[], source: Buffer, close: boolean, body: Buffer | undefined): Buffer {
   let size = 8 + (close ? CLOSE.length : 0) + 2 + (body?.length ?? 0);

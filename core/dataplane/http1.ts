@@ -38,6 +38,13 @@ export interface RequestHead {
   chunked: boolean;
   /** The client asked to close the connection after this exchange. */
   close: boolean;
+  /**
+   * What of the head goes upstream as it came: byte ranges [from, to) of the buffer it was parsed from, the
+   * request line, then each run of header lines that are not hop-by-hop (CRLFs included); forwarded-head.ts adds
+   * X-Forwarded-* and the framing after them. Null when the head has X-Forwarded-* lines of its own (merged) or
+   * Connection names other headers to drop: the head is rebuilt from `raw` then.
+   */
+  kept: number[] | null;
 }
 
 export interface ResponseHead {
@@ -183,60 +190,74 @@ export function parseRequestHead(buffer: Buffer, end: number): RequestHead | str
   let chunked = false;
   let transferEncoding = false;
   let close = false;
+  // The request line is HTTP/1.1 (checked above): it goes upstream as it came.
+  let kept: number[] | null = [0, (next === -1 ? text.length : next) + 2];
   const lines = new HeaderLines(text, next);
   while (lines.more) {
     const refused = lines.read();
     if (refused !== null) return refused;
     const name = lines.name;
     const value = trimOws(lines.rawValue);
-    switch (name.length) {
-      case 4:
-        if (name.toLowerCase() === 'host') {
-          if (host !== undefined) return 'more than one Host header';
-          if (!HOST.test(value)) return 'malformed Host header';
-          host = value;
-        }
+    // Only names as long as one this parser or the forwarded head looks at are lowercased.
+    const lower = REQUEST_LOWERED_LENGTHS[name.length] === 1 ? name.toLowerCase() : '';
+    switch (lower) {
+      case '':
         break;
-      case 6:
-        if (name.toLowerCase() === 'expect') handoff = true;
+      case 'host':
+        if (host !== undefined) return 'more than one Host header';
+        if (!HOST.test(value)) return 'malformed Host header';
+        host = value;
         break;
-      case 7:
-        if (name.toLowerCase() === 'upgrade') handoff = true;
+      case 'expect':
+      case 'upgrade':
+        handoff = true;
         break;
-      case 10:
-        if (name.toLowerCase() === 'connection') {
-          const tokens = connectionTokens(value);
-          if (tokens.includes('upgrade')) handoff = true;
-          if (tokens.includes('close')) close = true;
-        }
+      case 'connection': {
+        const tokens = connectionTokens(value);
+        if (tokens.includes('upgrade')) handoff = true;
+        if (tokens.includes('close')) close = true;
+        if (kept !== null && tokens.some((token) => token !== '' && !UNLISTABLE.has(token))) kept = null;
         break;
-      case 14:
-        if (name.toLowerCase() === 'content-length') {
-          if (contentLength !== -1) return 'more than one Content-Length header';
-          if (lines.hasTab) return 'malformed Content-Length';
-          if (!DIGITS.test(value)) return 'malformed Content-Length';
-          contentLength = Number(value);
-        }
+      }
+      case 'content-length':
+        if (contentLength !== -1) return 'more than one Content-Length header';
+        if (lines.hasTab) return 'malformed Content-Length';
+        if (!DIGITS.test(value)) return 'malformed Content-Length';
+        contentLength = Number(value);
         break;
-      case 17:
-        if (name.toLowerCase() === 'transfer-encoding') {
-          if (transferEncoding) return 'more than one Transfer-Encoding header';
-          if (lines.hasTab) return 'Transfer-Encoding other than chunked';
-          transferEncoding = true;
-          if (value.toLowerCase() !== 'chunked') return 'Transfer-Encoding other than chunked';
-          chunked = true;
-        }
+      case 'transfer-encoding':
+        if (transferEncoding) return 'more than one Transfer-Encoding header';
+        if (lines.hasTab) return 'Transfer-Encoding other than chunked';
+        transferEncoding = true;
+        if (value.toLowerCase() !== 'chunked') return 'Transfer-Encoding other than chunked';
+        chunked = true;
+        break;
+      case 'x-forwarded-for':
+      case 'x-forwarded-proto':
+      case 'x-forwarded-host':
+        kept = null;
         break;
     }
     raw.push(name, value);
+    // Hop-by-hop lines stay here (Transfer-Encoding is said again by the forwarded head when chunked).
+    if (kept !== null && (lower === '' || !REQUEST_HOP_BY_HOP.has(lower))) {
+      if (kept[kept.length - 1] === lines.start) kept[kept.length - 1] = lines.end + 2;
+      else kept.push(lines.start, lines.end + 2);
+    }
   }
   if (chunked && contentLength !== -1) return 'both Content-Length and Transfer-Encoding';
   if (first !== 47 && first !== 42 && host !== undefined && absoluteAuthority(target) !== host.toLowerCase()) {
     return 'absolute-form target names another host than Host';
   }
   if (handoff) return null;
-  return { method, target, raw, host, contentLength, chunked, close };
+  return { method, target, raw, host, contentLength, chunked, close, kept };
 }
+
+/** Hop-by-hop request headers (core/headers.ts HOP_BY_HOP). */
+const REQUEST_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** Lengths of the names a request head's parse or its kept lines depend on. */
+const REQUEST_LOWERED_LENGTHS = new Uint8Array(32);
+for (const name of [...REQUEST_HOP_BY_HOP, 'host', 'expect', 'content-length', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) REQUEST_LOWERED_LENGTHS[name.length] = 1;
 
 /**
  * What llhttp lets through on the node:http path but the fast path refuses, checked on Node's parsed request

@@ -35,7 +35,7 @@ type Verdict =
   | { kind: 'reject'; why: string }
   | { kind: 'incomplete' }
   | { kind: 'handoff' }
-  | { kind: 'accept'; head: RequestHead; body: Buffer; forwarded: Buffer; consumed: number };
+  | { kind: 'accept'; head: RequestHead; source: Buffer; body: Buffer; forwarded: Buffer; consumed: number };
 
 /** What the fast path does with these bytes, step by step as ClientConnection and RequestBodyFraming do it. */
 function fastRequest(data: Buffer): Verdict {
@@ -53,7 +53,7 @@ function fastRequest(data: Buffer): Verdict {
   const cut = framing.measure(rest);
   if (framing.error) return { kind: 'reject', why: framing.error };
   if (!framing.done) return { kind: 'incomplete' };
-  return { kind: 'accept', head, body: Buffer.concat(decoded), forwarded: rest.subarray(0, cut), consumed: skip + end + 4 + cut };
+  return { kind: 'accept', head, source: buffer, body: Buffer.concat(decoded), forwarded: rest.subarray(0, cut), consumed: skip + end + 4 + cut };
 }
 
 /** The node:http path, for what the fast path hands over: llhttp, then the checks llhttp leaves out. */
@@ -110,13 +110,21 @@ function compareRequest(data: Buffer, tally: Tally): void {
     problems.push('the next request starts elsewhere');
   }
   // What the app reads: the forwarded head with the forwarded bytes, then the next request on the connection.
-  const upstream = llhttpParse('request', Buffer.concat([forwardedRequestHead(fast.head, '127.0.0.1'), fast.forwarded, FORWARD_REQUEST_CANARY]));
-  const app = upstream.messages[0];
-  if (upstream.error || !app?.complete) problems.push(`forwarded request unparseable: ${upstream.error}`);
-  else {
-    if (app.method !== fast.head.method || app.url !== fast.head.target) problems.push('forwarded request line differs');
-    if (!app.body.equals(fast.body)) problems.push(`app reads body ${JSON.stringify(app.body.toString('latin1'))}`);
-    if (upstream.messages.length !== 2 || upstream.messages[1]?.url !== '/__after') problems.push(`app reads ${upstream.messages.length} requests`);
+  // Both ways of forwarding the head: rebuilt from its parsed headers, and its kept lines copied as they came.
+  const heads = [forwardedRequestHead(fast.head, '127.0.0.1'), forwardedRequestHead(fast.head, '127.0.0.1', undefined, fast.source)];
+  let rebuiltHeaders: string[] | undefined;
+  for (const [way, forwardedHead] of heads.entries()) {
+    const upstream = llhttpParse('request', Buffer.concat([forwardedHead, fast.forwarded, FORWARD_REQUEST_CANARY]));
+    const app = upstream.messages[0];
+    const named = way === 0 ? 'rebuilt' : 'kept';
+    if (upstream.error || !app?.complete) problems.push(`${named} forwarded request unparseable: ${upstream.error}`);
+    else {
+      if (app.method !== fast.head.method || app.url !== fast.head.target) problems.push(`${named}: forwarded request line differs`);
+      if (!app.body.equals(fast.body)) problems.push(`${named}: app reads body ${JSON.stringify(app.body.toString('latin1'))}`);
+      if (upstream.messages.length !== 2 || upstream.messages[1]?.url !== '/__after') problems.push(`${named}: app reads ${upstream.messages.length} requests`);
+      if (way === 0) rebuiltHeaders = app.headers;
+      else if (!sameHeaders(app.headers, rebuiltHeaders)) problems.push('kept and rebuilt heads carry different headers');
+    }
   }
   if (problems.length > 0) tally.disagreements.push(`${problems.join('; ')}: ${show}`);
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChunkedScanner } from '../../core/dataplane/chunked.ts';
 import { bodilessResponse, parseRequestHead, parseResponseHead, serializeHead } from '../../core/dataplane/http1.ts';
-import { forwardedResponseHead } from '../../core/dataplane/forwarded-head.ts';
+import { forwardedRequestHead, forwardedResponseHead } from '../../core/dataplane/forwarded-head.ts';
 
 const head = (text: string) => {
   const buffer = Buffer.from(text, 'latin1');
@@ -25,6 +25,7 @@ test('request heads: method, target, raw headers and framing', () => {
     contentLength: 12,
     chunked: false,
     close: true,
+    kept: [0, 91],
   });
   const chunked = request('PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n');
   assert.equal(accepted(chunked).chunked, true);
@@ -136,4 +137,30 @@ test('a response head forwarded as it came keeps its lines but the hop-by-hop on
   const listed = accepted(parseResponseHead(Buffer.from(listing, 'latin1'), listing.indexOf('\r\n\r\n')));
   assert.equal(listed.kept, null);
   assert.equal(forwardedResponseHead(listed, false, undefined, Buffer.from(listing, 'latin1')).toString('latin1'), 'HTTP/1.1 200 OK\r\nC: 3\r\nContent-Length: 0\r\n\r\n');
+});
+
+test('a request head forwarded as it came keeps its lines but the hop-by-hop ones, then X-Forwarded-* as a rebuilt one says them', () => {
+  const text = 'POST /a?b HTTP/1.1\r\nHost:  h.localhost \r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nA:  1 \r\nTE: trailers\r\nTransfer-Encoding: chunked\r\nB: 2\r\n\r\n';
+  const source = Buffer.from(text, 'latin1');
+  const parsed = accepted(request(text));
+  const kept = forwardedRequestHead(parsed, '10.0.0.9', undefined, source).toString('latin1');
+  assert.equal(
+    kept,
+    'POST /a?b HTTP/1.1\r\nHost:  h.localhost \r\nA:  1 \r\nB: 2\r\nX-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h.localhost\r\nTransfer-Encoding: chunked\r\n\r\n',
+  );
+  // The rebuilt head says the same lines (whitespace around values aside).
+  assert.equal(kept.replace(/: +/g, ': ').replace(/ \r\n/g, '\r\n'), forwardedRequestHead(parsed, '10.0.0.9').toString('latin1'));
+  // Only the request line: the head's last CRLF is the blank line's.
+  const bare = 'GET / HTTP/1.1\r\n\r\n';
+  assert.equal(forwardedRequestHead(accepted(request(bare)), '::1', undefined, Buffer.from(bare)).toString('latin1'), 'GET / HTTP/1.1\r\nX-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\n\r\n');
+  // X-Forwarded-* of its own (merged) or Connection naming another header: rebuilt instead, even with a source.
+  for (const other of ['X-Forwarded-For: 1.2.3.4', 'x-forwarded-proto: https', 'X-Forwarded-Host: o', 'Connection: X-Hop']) {
+    const textOf = `GET / HTTP/1.1\r\nHost: h\r\n${other}\r\nX-Hop: 1\r\n\r\n`;
+    const head = accepted(request(textOf));
+    assert.equal(head.kept, null, other);
+    assert.equal(forwardedRequestHead(head, '10.0.0.9', undefined, Buffer.from(textOf)).toString('latin1'), forwardedRequestHead(head, '10.0.0.9').toString('latin1'));
+  }
+  // An upstreamHeaders edit always gets the rebuilt head.
+  const edited = forwardedRequestHead(parsed, '10.0.0.9', (headers) => headers.push('Traceparent', 't'), source).toString('latin1');
+  assert.match(edited, /\r\nTraceparent: t\r\n\r\n$/);
 });
