@@ -10,6 +10,7 @@ import { onRoutingChange } from '../route-cache.ts';
 import { proxyWorkerEntry } from './entry.ts';
 import { reusePortSupported, type ListenFailed, type ListenMessage } from './listen.ts';
 import type { FromWorker, MirroredRoute, ToWorker } from './protocol.ts';
+import { forEachRecord } from './records.ts';
 
 export interface WorkerKernel {
   hooks: KernelHooks;
@@ -223,7 +224,7 @@ export class ProxyWorkers {
         return;
       case 'requests':
         if (Number.isInteger(message.served)) this.requests += message.served;
-        return this.report(message.records);
+        return this.report(message.strings, message.numbers);
     }
   }
 
@@ -247,19 +248,19 @@ export class ProxyWorkers {
     for (let i = 0; i > delta && instance.inFlight > 0; i--) instance.requestFinished();
   }
 
-  private report(records: Array<[string, string, number, number, number, string, string, string]>): void {
+  private report(strings: unknown, numbers: unknown): void {
     const hook = this.kernel.hooks.request;
     if (hook.taps.length === 0) return;
-    for (const [key, method, status, durationMs, wakeMs, target, hostname, remoteAddress] of records) {
+    forEachRecord(strings, numbers, ({ key, method, status, durationMs, wakeMs, target, hostname, remoteAddress }) => {
       const instance = this.kernel.instanceByKey(key);
-      if (!instance) continue;
+      if (!instance) return;
       const ctx = new RequestContext(method, true, [instance], target, hostname, [], remoteAddress, performance.now() - durationMs);
       ctx.instance = instance;
       ctx.status = status;
       ctx.wakeMs = wakeMs;
       ctx.reported = true;
       hook.call({ instance, method, status, durationMs, wakeMs, exchange: ctx });
-    }
+    });
   }
 
   private sendTo(worker: Worker, message: ToWorker): void {

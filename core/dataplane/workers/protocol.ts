@@ -26,8 +26,6 @@ export interface MirroredRoute {
   candidates: MirroredInstance[];
 }
 
-/** One finished request, for the kernel's `request` hook: [key, method, status, durationMs, wakeMs, target, hostname, remoteAddress]. */
-export type RequestRecord = [string, string, number, number, number, string, string, string];
 
 export type ToWorker =
   /** Whether workers may route at all (the router is the only route tap and nothing edits upstream heads), and whether to report requests. */
@@ -49,5 +47,5 @@ export type FromWorker =
   | { t: 'connection'; bytes: Uint8Array }
   /** Per instance: change of this worker's in-flight count since the last report, and whether it saw traffic. */
   | { t: 'activity'; entries: Array<[string, number, boolean]> }
-  /** Requests finished since the last report: how many, and (when the kernel has `request` taps) each one. */
-  | { t: 'requests'; served: number; records: RequestRecord[]; dropped: number };
+  /** Requests finished since the last report: how many, and (when the kernel has `request` taps) each one, packed (records.ts). */
+  | { t: 'requests'; served: number; strings: string[]; numbers: Float64Array; dropped: number };

@@ -16,7 +16,8 @@ import { balance, type LbMode } from '../balance.ts';
 import { createDataPlane } from '../index.ts';
 import type { RouteResult } from '../route-cache.ts';
 import { UpstreamPool } from '../upstream-pool.ts';
-import type { FromWorker, MirroredInstance, MirroredRoute, RequestRecord, ToWorker } from './protocol.ts';
+import type { FromWorker, MirroredInstance, MirroredRoute, ToWorker } from './protocol.ts';
+import { RecordBatch } from './records.ts';
 import { listenOwn, type ListenFailed, type ListenMessage } from './listen.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
@@ -37,7 +38,7 @@ const send = (message: FromWorker, handle?: net.Socket): void => {
 const log = createLogger();
 const hooks = createHooks(new HookTimings());
 const touched = new Set<MirrorInstance>();
-const records: RequestRecord[] = [];
+const records = new RecordBatch(MAX_RECORDS);
 let dropped = 0;
 let served = 0;
 let reportRequests = false;
@@ -59,7 +60,7 @@ function report(): void {
     send({ t: 'activity', entries });
   }
   if (served > 0) {
-    send({ t: 'requests', served, records: records.splice(0), dropped });
+    send({ t: 'requests', served, ...records.take(), dropped });
     served = 0;
     dropped = 0;
   }
@@ -168,9 +169,8 @@ hooks.request.tap('proxy-worker', (r) => {
   served++;
   scheduleReport();
   if (!reportRequests) return;
-  if (records.length >= MAX_RECORDS) return void dropped++;
   const exchange = r.exchange;
-  records.push([r.instance.key, r.method, r.status, r.durationMs, r.wakeMs, exchange.target, exchange.hostname, exchange.remoteAddress]);
+  if (!records.add(r.instance.key, r.method, r.status, r.durationMs, r.wakeMs, exchange.target, exchange.hostname, exchange.remoteAddress)) dropped++;
 });
 
 const pool = new UpstreamPool();
