@@ -15,13 +15,34 @@ import { logTail } from './dump.ts';
 
 const RESUMED = 'resumed';
 const SCRIPT = 'on-resume.sh';
+/** Marks a gated restore's script waits for at post-restore: go on, or fail the restore. */
+const GATE_GO = 'gate-go';
+const GATE_FAIL = 'gate-fail';
 
-/** Writes the action script that marks CRIU's post-resume in `dir`; returns its path (for `--action-script`). */
-export function writeResumeScript(dir: string): string {
+/**
+ * Writes the action script that marks CRIU's post-resume in `dir`; returns its path (for `--action-script`).
+ * `gated`: at post-restore (memory and files restored, no task running yet) it waits until `openGate` marks the
+ * folder, so work the restored process needs (its DATA_DIR handed to its uid) runs alongside CRIU's instead of
+ * before it; a failed gate fails the restore and CRIU kills what it restored (a failed post-restore script aborts
+ * the restore; a failed pre-resume one would only be logged, and the tasks resumed). The wait is polled in 2 ms sleeps:
+ * the gate is usually open long before CRIU gets there, and a tenant cannot write into `dir` (root's, 0700).
+ */
+export function writeResumeScript(dir: string, gated = false): string {
   const script = path.join(dir, SCRIPT);
-  writeFileSync(script, `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-resume ] && : > '${path.join(dir, RESUMED)}'\nexit 0\n`, { mode: 0o700 });
+  const mark = (name: string): string => `'${path.join(dir, name)}'`;
+  const gate = gated ? `[ "$CRTOOLS_SCRIPT_ACTION" = post-restore ] && while [ ! -e ${mark(GATE_GO)} ]; do [ -e ${mark(GATE_FAIL)} ] && exit 1; sleep 0.002; done\n` : '';
+  writeFileSync(script, `#!/bin/sh\n${gate}[ "$CRTOOLS_SCRIPT_ACTION" = post-resume ] && : > ${mark(RESUMED)}\nexit 0\n`, { mode: 0o700 });
   chmodSync(script, 0o700);
   return script;
+}
+
+/** Lets a gated restore go on (`ok`) or fail. */
+export function openGate(dir: string, ok: boolean): void {
+  try {
+    writeFileSync(path.join(dir, ok ? GATE_GO : GATE_FAIL), '', { mode: 0o600 });
+  } catch {
+    // The restore is over (its folder discarded): nobody waits at the gate.
+  }
 }
 
 /** A running `criu restore`. */

@@ -220,9 +220,11 @@ export function setupMigration(ctx: PluginContext, criuProblem: () => Promise<st
         const meta = readMeta(final);
         if (!meta) throw new Error('the image has no meta.json');
         const expectedUid = imageOwnerUid(meta, spec, ' on this node');
-        // The data came as root's files: the tenant's before its process is back (a cold start's runtime does the same).
-        if (spec.user) await prepareDataDir(ctx.paths.dataDir, spec.dataDir, spec.user);
-        const handle = await restoreInstance(spec, final, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000));
+        // The data came as root's files: the tenant's before its process runs again (a cold start's runtime does the
+        // same), handed over while CRIU restores (its `chown -R` and stats took 10-130 ms of the pause before it).
+        const ready = spec.user ? prepareDataDir(ctx.paths.dataDir, spec.dataDir, spec.user) : undefined;
+        ready?.catch(() => undefined);
+        const handle = await restoreInstance(spec, final, meta, expectedUid, Math.min(spec.config.startupTimeout / 2, 15_000), ready);
         ctx.log.info({ instance: key, restoreMs: Date.now() - started, pid: handle.pid }, 'restored from migration');
         return handle;
       } catch (error) {

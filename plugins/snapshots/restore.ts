@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { processStats, signalGroup, waitGroupGone } from '../../core/process/group.ts';
 import { groupOwnsListener } from '../../core/process/listener-owner.ts';
 import type { ExitInfo, RunningHandle, SpawnSpec } from '../../core/types.ts';
-import { joinCgroups, spawnRestore, uidOf, waitResumed, writeResumeScript } from './criu-restore.ts';
+import { joinCgroups, openGate, spawnRestore, uidOf, waitResumed, writeResumeScript } from './criu-restore.ts';
 import type { ImageMeta } from './images.ts';
 
 function killRestore(criu: ChildProcess, pid: number): void {
@@ -17,14 +17,32 @@ function killRestore(criu: ChildProcess, pid: number): void {
   signalGroup(pid, 'SIGKILL');
 }
 
-/** Restores `dir` for `spec`; resolves with its handle once it runs again, or throws with CRIU's reason. */
-export async function restoreInstance(spec: SpawnSpec, dir: string, meta: ImageMeta, expectedUid: number, timeoutMs: number): Promise<RunningHandle> {
-  const script = writeResumeScript(dir);
+/**
+ * Restores `dir` for `spec`; resolves with its handle once it runs again, or throws with CRIU's reason. `ready`:
+ * what must be done before the restored process runs (it runs while CRIU restores; the tasks are resumed only
+ * once it settled, and not at all when it failed, which is then the reason thrown).
+ */
+export async function restoreInstance(spec: SpawnSpec, dir: string, meta: ImageMeta, expectedUid: number, timeoutMs: number, ready?: Promise<void>): Promise<RunningHandle> {
+  const script = writeResumeScript(dir, ready !== undefined);
+  let readyError: unknown = null;
+  ready?.then(
+    () => openGate(dir, true),
+    (error: unknown) => {
+      readyError = error;
+      openGate(dir, false);
+    },
+  );
   const args = ['restore', '-D', dir, '-o', 'restore.log', '--tcp-close', '--action-script', script, '--inherit-fd', `fd[1]:${meta.stdout}`, '--inherit-fd', `fd[2]:${meta.stderr}`];
   const run = spawnRestore(spec, args, [], () => signalGroup(meta.pid, 'SIGKILL'));
   const criu = run.process;
   // A file check costs microseconds: polled often, every millisecond of lag is added to the pause or the wake.
-  await waitResumed(run, dir, timeoutMs, { first: 2, max: 10 }, () => killRestore(criu, meta.pid));
+  try {
+    await waitResumed(run, dir, timeoutMs, { first: 2, max: 10 }, () => killRestore(criu, meta.pid));
+  } catch (error) {
+    // CRIU stopped at the gate: what failed before it is the reason.
+    await ready?.catch(() => undefined);
+    throw readyError ?? error;
+  }
   // An image is only ever restored into its own tenant's uid: whatever the image says, check the process.
   const uid = uidOf(meta.pid);
   if (uid !== expectedUid) {
