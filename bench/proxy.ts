@@ -57,6 +57,8 @@ const MIN_PROXY = path.join(BENCH_DIR, 'fixtures', 'min-proxy.mjs');
 export interface Sample extends WrkResult {
   /** CPU (user + system, all processes of the proxy) per request, µs; null for `direct`. */
   proxyCpuUsPerReq: number | null;
+  /** The same per process (the kernel's first, then its workers; nginx: master, then workers): how the load fell. */
+  proxyCpuSplit: number[];
   backendCpuUsPerReq: number;
 }
 
@@ -261,13 +263,15 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
       nodemin: [nodemin.pid],
     };
     const wrk = async (target: Target, conns: number, secs: number): Promise<Sample> => {
-      const proxyBefore = cpuMicrosOf(proxyPids[target]);
+      const proxyBefore = proxyPids[target].map(cpuMicros);
       const backendBefore = cpuMicrosOf(backendPids[target]);
       const result = await runWrk({ binary: tools.wrk, port: ports[target], host: HOST, threads: 1, connections: conns, seconds: secs });
       const requests = Math.max(1, result.requests);
+      const split = proxyPids[target].map((pid, i) => (cpuMicros(pid) - proxyBefore[i]!) / requests);
       return {
         ...result,
-        proxyCpuUsPerReq: target === 'direct' ? null : (cpuMicrosOf(proxyPids[target]) - proxyBefore) / requests,
+        proxyCpuUsPerReq: target === 'direct' ? null : split.reduce((sum, us) => sum + us, 0),
+        proxyCpuSplit: split,
         backendCpuUsPerReq: (cpuMicrosOf(backendPids[target]) - backendBefore) / requests,
       };
     };
@@ -294,6 +298,7 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
         log(
           `  round ${r + 1} ${target.padEnd(9)} ${fmtInt(result.requestsPerSec).padStart(7)} req/s  p50 ${fmt(result.p50Ms)} ms  p99 ${fmt(result.p99Ms)} ms` +
             `  proxy CPU ${result.proxyCpuUsPerReq === null ? '  -' : fmt(result.proxyCpuUsPerReq, 0).padStart(3)} us/req` +
+            (result.proxyCpuSplit.length > 1 ? ` (${result.proxyCpuSplit.map((us) => fmt(us, 0)).join('+')})` : '') +
             `   | c1: ${fmtInt(single[target].requestsPerSec)} req/s p50 ${fmt(single[target].p50Ms, 3)} ms`,
         );
         for (const res of [result, single[target]]) {
