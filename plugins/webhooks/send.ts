@@ -5,7 +5,6 @@
  * kept for reuse.
  */
 import http from 'node:http';
-import https from 'node:https';
 
 export interface SendResult {
   ok: boolean;
@@ -26,9 +25,10 @@ function excerpt(body: Buffer): string {
   return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
 
-export function send(target: string, body: string, headers: Record<string, string>, options: SendOptions): Promise<SendResult> {
+export async function send(target: string, body: string, headers: Record<string, string>, options: SendOptions): Promise<SendResult> {
   const url = new URL(target);
-  const transport = url.protocol === 'https:' ? https : http;
+  // https (and tls under it) loaded by the first https delivery: a server without https webhooks never holds them.
+  const transport = url.protocol === 'https:' ? (await import('node:https')).default : http;
   const maxBody = options.maxBodyBytes ?? 4096;
   const payload = Buffer.from(body, 'utf8');
   return new Promise<SendResult>((resolve) => {

@@ -4,7 +4,8 @@
  * whole built server on it).
  */
 import { deepStrictEqual, match, ok, strictEqual } from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -63,4 +64,41 @@ test('compiled files shrink and import the bundled zod; the SDK keeps zod; the b
   deepStrictEqual(refused.error?.issues.map((issue) => issue.code).sort(), ['invalid_type', 'too_small', 'unrecognized_keys']);
   // English messages (the only locale kept).
   match(refused.error?.message ?? '', /Invalid input: expected int, received number|expected int/);
+});
+
+test("compiled files take prom-client's classes from its lib/ files, not its index (no https, tls or cluster aggregator); an unknown name stops the build", async (t) => {
+  const top = mkdtempSync(path.join(os.tmpdir(), 'tenement-shrink-prom-'));
+  t.after(() => rmSync(top, { recursive: true, force: true }));
+  // An installed package's layout: prom-client found from dist/vendor upwards.
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(top, 'node_modules'));
+  const dist = path.join(top, 'dist');
+  mkdirSync(path.join(dist, 'plugins', 'x'), { recursive: true });
+  const file = path.join(dist, 'plugins', 'x', 'metrics.js');
+  writeFileSync(file, "import { Counter, Registry as R } from 'prom-client';\nexport const made = () => { const r = new R(); new Counter({ name: 'x_total', help: 'x', registers: [r] }).inc(2); return r.metrics(); };\nexport { Counter, R };\n");
+  const { shrink } = (await import(pathToFileURL(path.join(ROOT, 'scripts', 'build-shrink.mjs')).href)) as Shrink;
+  await shrink({ root: ROOT, dist, emitted: [file] });
+  const compiled = readFileSync(file, 'utf8');
+  match(compiled, /from"\.\.\/\.\.\/vendor\/prom-client\.js"/);
+  ok(!/["']prom-client["']/.test(compiled), compiled);
+
+  // Run in a child: which built-in modules the vendored entry loads, and that its classes are prom-client's own.
+  const script = `
+    const before = new Set(process.moduleLoadList);
+    const m = await import(${JSON.stringify(pathToFileURL(file).href)});
+    const loaded = process.moduleLoadList.filter((x) => !before.has(x)).map((x) => x.replace('NativeModule ', ''));
+    const real = (await import('node:module')).createRequire(${JSON.stringify(path.join(ROOT, 'package.json'))})('prom-client');
+    process.stdout.write(JSON.stringify({ text: await m.made(), same: m.Counter === real.Counter && m.R === real.Registry, tls: loaded.includes('tls') || loaded.includes('https') }));
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  const seen = JSON.parse(out) as { text: string; same: boolean; tls: boolean };
+  match(seen.text, /x_total 2/);
+  strictEqual(seen.same, true);
+  strictEqual(seen.tls, false, 'https/tls loaded through the vendored prom-client');
+
+  const bad = path.join(dist, 'plugins', 'x', 'push.js');
+  writeFileSync(bad, "import { Pushgateway } from 'prom-client';\nexport { Pushgateway };\n");
+  await shrink({ root: ROOT, dist, emitted: [bad] }).then(
+    () => ok(false, 'the build went on with an import the vendored prom-client lacks'),
+    (error: unknown) => match(String(error), /Pushgateway.*PROM_CLIENT_PARTS/),
+  );
 });
