@@ -46,6 +46,8 @@ export class RequestContext implements ProxyExchange {
   reported = false;
   /** Set by the upgrade path: a connection, never reported on the `request` hook. */
   upgrade = false;
+  /** ProxyExchange.tracing: the tracing plugin's state for this request (a field: no WeakMap entry per request). */
+  tracing: unknown = undefined;
   readonly startedAt = performance.now();
 
   constructor(

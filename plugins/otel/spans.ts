@@ -10,7 +10,7 @@
  *   tenement.restart (root: a crash or failed health to the next ready; its spawn is a child)
  *   tenement.health (root: each health check outside a start)
  *
- * Per-request state is kept against the request's ProxyExchange (a WeakMap); per-instance state in maps keyed
+ * Per-request state is kept on the request's ProxyExchange (its `tracing` field); per-instance state in maps keyed
  * by the instance, emptied when the start, wake or restart ends, or the instance goes.
  */
 import { ROOT_CONTEXT, SamplingDecision, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span, type HrTime, type SpanContext, type Tracer } from '@opentelemetry/api';
@@ -40,21 +40,32 @@ export interface Propagation {
   extract(exchange: ProxyExchange): Context;
 }
 
-interface RequestTrace {
-  /** The SERVER span, recorded without the SDK (records.ts); null when the sampler leaves it out. */
-  span: SpanRecord | null;
-  spanContext: SpanContext;
-  /** The caller's context; the one with this span in it is made only for a wake (SDK spans under it). */
-  parent: Context;
-  context: Context | null;
-  wake: Span | null;
+/** A request's tracing state, kept on its exchange (ProxyExchange.tracing) from its first hook to its end. */
+class RequestTrace {
+  /** The caller's context with this span in it: made only for a wake (SDK spans under it). */
+  context: Context | null = null;
+  wake: Span | null = null;
   /** exchange.wakeMs when the current wake began, and when (performance.now()). */
-  wakeMsBefore: number;
-  wakeStartedAt: number;
-  wakeInstance: string | null;
-  upstream: SpanRecord | null;
-  /** The instance named on the request span. */
-  instanceKey: string;
+  wakeMsBefore = 0;
+  wakeStartedAt = 0;
+  wakeInstance: string | null = null;
+  upstream: SpanRecord | null = null;
+
+  constructor(
+    /** The SERVER span, recorded without the SDK (records.ts); null when the sampler leaves it out. */
+    readonly span: SpanRecord | null,
+    readonly spanContext: SpanContext,
+    /** The caller's context. */
+    readonly parent: Context,
+    /** The instance named on the request span. */
+    readonly instanceKey: string,
+  ) {}
+}
+
+/** The exchange's tracing state, if this plugin set it (anything else there is not ours). */
+function traceOf(exchange: ProxyExchange): RequestTrace | null {
+  const state = exchange.tracing;
+  return state instanceof RequestTrace ? state : null;
 }
 
 interface StartTrace {
@@ -119,7 +130,6 @@ function dropTraceHeaders(headers: string[]): void {
 }
 
 export class Spans {
-  private readonly requests = new WeakMap<ProxyExchange, RequestTrace>();
   /** Instance key -> the context of the first request waiting for it to wake (its spawn span's parent). */
   private readonly waking = new Map<string, Context>();
   private readonly starts = new Map<string, StartTrace>();
@@ -147,8 +157,8 @@ export class Spans {
 
   /** The request's span, made when the first hook about it (wake or upstreamHeaders) names its instance. */
   private requestTrace(exchange: ProxyExchange, instance: InstanceView): RequestTrace {
-    let entry = this.requests.get(exchange);
-    if (entry) return entry;
+    let entry = traceOf(exchange);
+    if (entry !== null) return entry;
     const target = exchange.target;
     const query = target.indexOf('?');
     // The semantic conventions' required and most useful recommended attributes: every one is validated when
@@ -194,19 +204,8 @@ export class Spans {
       span.spanBlock = spanBlock;
       span.spanAt = spanAt;
     }
-    entry = {
-      span,
-      spanContext,
-      parent,
-      context: null,
-      wake: null,
-      wakeMsBefore: 0,
-      wakeStartedAt: 0,
-      wakeInstance: null,
-      upstream: null,
-      instanceKey: instance.key,
-    };
-    this.requests.set(exchange, entry);
+    entry = new RequestTrace(span, spanContext, parent, instance.key);
+    exchange.tracing = entry;
     return entry;
   }
 
@@ -272,9 +271,9 @@ export class Spans {
   /** `request` hook: the request ended (answered, failed or abandoned). */
   request(done: ProxiedRequest): void {
     const exchange = done.exchange;
-    const entry = this.requests.get(exchange);
-    if (!entry) return;
-    this.requests.delete(exchange);
+    const entry = traceOf(exchange);
+    if (entry === null) return;
+    exchange.tracing = undefined;
     const status = done.status;
     if (entry.wake) this.endWake(entry, exchange, status === 0 ? 'the client went away' : `answered ${status} before the instance was up`);
     const span = entry.span;
