@@ -11,10 +11,10 @@
  * just as strict (llhttp, plus `nodeRequestProblem` below).
  */
 import { METHODS } from 'node:http';
+import { HeaderLines, LazyResponseHead, TCHAR, trimOws } from './header-lines.ts';
 
-/** tchar (RFC 9110 §5.6.2), as a byte table for the chunk scanner and a regex for names. */
-export const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+export { TCHAR, trimOws };
+
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Request targets are visible ASCII only (no space, no control, no obs-text), as llhttp requires. */
 const TARGET = /^[\x21-\x7e]+$/;
@@ -63,69 +63,11 @@ export interface ResponseHead {
   close: boolean;
 }
 
-/** Removes optional whitespace (SP and HTAB only: String#trim would also eat obs-text such as 0xA0). */
-export function trimOws(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && (value.charCodeAt(start) === 32 || value.charCodeAt(start) === 9)) start++;
-  while (end > start && (value.charCodeAt(end - 1) === 32 || value.charCodeAt(end - 1) === 9)) end--;
-  return start === 0 && end === value.length ? value : value.slice(start, end);
-}
 
 function connectionTokens(value: string): string[] {
   const lower = value.toLowerCase();
   // One token, the common case: no split, no callback per token.
   return lower.indexOf(',') === -1 ? [trimOws(lower)] : lower.split(',').map(trimOws);
-}
-
-/**
- * A head's header lines, one at a time, found with indexOf (no array of every line; the head's bytes were
- * checked, so every CR is part of a CRLF and the text's indexes are the buffer's). Requests and responses read
- * their lines through it, so both split and check a line alike, and each line is scanned once: the head's cost
- * stays linear in its size whatever its line count.
- */
-class HeaderLines {
-  /** The current line: where it starts and where its CRLF is, in the text. */
-  start = 0;
-  end = 0;
-  name = '';
-  /** The value as it came, OWS included. */
-  rawValue = '';
-
-  /** `next`: the index of the CRLF that ends the head's first line (-1: there is no header line). */
-  constructor(
-    private readonly text: string,
-    private next: number,
-  ) {}
-
-  get more(): boolean {
-    return this.next !== -1;
-  }
-
-  /** Reads the next line: null, or why it is refused. */
-  read(): string | null {
-    const text = this.text;
-    const start = this.next + 2;
-    const next = text.indexOf('\r\n', start);
-    const end = next === -1 ? text.length : next;
-    const colon = text.indexOf(':', start);
-    if (colon === -1 || colon >= end || colon === start) return 'malformed header line';
-    // Also refuses obs-fold: a continuation line starts with whitespace, which no name may hold. (A table lookup
-    // per byte: cheaper than the TOKEN regex for names this short.)
-    for (let i = start; i < colon; i++) if (TCHAR[text.charCodeAt(i)] !== 1) return 'malformed header name';
-    const name = text.slice(start, colon);
-    this.next = next;
-    this.start = start;
-    this.end = end;
-    this.name = name;
-    this.rawValue = text.slice(colon + 1, end);
-    return null;
-  }
-
-  /** An HTAB in the value: llhttp refuses one around a length or a coding, and so do the parsers (read for those only). */
-  get hasTab(): boolean {
-    return this.rawValue.includes('\t');
-  }
 }
 
 /** Connection may not list these: they frame the message, and a recipient that dropped them would read it differently. */
@@ -317,7 +259,6 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
   }
   const status = d0 * 100 + d1 * 10 + d2;
   const reason = statusLine.slice(13);
-  const raw: string[] = [];
   let contentLength = -1;
   let chunked = false;
   let transferEncoding = false;
@@ -327,11 +268,10 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
   while (lines.more) {
     const refused = lines.read();
     if (refused !== null) return refused;
-    const name = lines.name;
-    const value = trimOws(lines.rawValue);
-    const lower = LOWERED_LENGTHS[name.length] === 1 ? name.toLowerCase() : '';
+    // Only the lines it looks at become strings: the rest are copied as bytes (kept) or read when rebuilt (raw).
+    const lower = LOWERED_LENGTHS[lines.nameLength] === 1 ? lines.name.toLowerCase() : '';
     if (lower === 'connection') {
-      const tokens = connectionTokens(value);
+      const tokens = connectionTokens(trimOws(lines.rawValue));
       for (const token of tokens) if (FRAMING_NAMES.has(token)) return `Connection lists ${token}`;
       if (tokens.includes('close')) close = true;
       else if (tokens.includes('keep-alive')) close = false;
@@ -339,20 +279,20 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
     } else if (lower === 'content-length') {
       if (contentLength !== -1) return 'more than one Content-Length header';
       if (lines.hasTab) return 'malformed Content-Length';
+      const value = trimOws(lines.rawValue);
       if (!DIGITS.test(value)) return 'malformed Content-Length';
       contentLength = Number(value);
     } else if (lower === 'transfer-encoding') {
       if (transferEncoding) return 'more than one Transfer-Encoding header';
       if (lines.hasTab) return 'Transfer-Encoding with HTAB';
       transferEncoding = true;
-      const codings = connectionTokens(value);
+      const codings = connectionTokens(trimOws(lines.rawValue));
       // chunked last, once: anything else leaves the body's end to the connection's close, or to guesswork.
       if (codings.at(-1) !== 'chunked' || codings.indexOf('chunked') !== codings.length - 1 || !codings.every((c) => TOKEN.test(c))) {
         return 'Transfer-Encoding does not end in chunked';
       }
       chunked = true;
     }
-    raw.push(name, value);
     // Transfer-Encoding is hop-by-hop, but a kept one always ends in chunked, which the client gets as it came.
     if (kept !== null && !(lower !== 'transfer-encoding' && lower !== '' && RESPONSE_HOP_BY_HOP.has(lower))) {
       if (kept[kept.length - 1] === lines.start) kept[kept.length - 1] = lines.end + 2;
@@ -360,7 +300,7 @@ export function parseResponseHead(buffer: Buffer, end: number): ResponseHead | s
     }
   }
   if (chunked && contentLength !== -1) return 'both Content-Length and Transfer-Encoding';
-  return { status, reason, raw, kept, contentLength, chunked, close };
+  return new LazyResponseHead(status, reason, text, next, kept, contentLength, chunked, close);
 }
 
 /** Hop-by-hop headers (core/headers.ts HOP_BY_HOP); only names of their lengths (and Content-Length's) are lowercased. */
