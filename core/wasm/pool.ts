@@ -3,14 +3,16 @@
  * has a wall-clock deadline: past it piscina terminates the worker running it (a wasm loop cannot be
  * interrupted any other way) and starts a replacement, and the other workers' calls are unaffected. A full
  * queue fails calls at once ('overloaded'). Guest failures come back as outcomes, never as exceptions.
- * Calls reach piscina only when a thread is free for them: each caller key holds at most its share of the
- * threads and waits in its own lane, and free threads go to the lanes in turn (fair-share.ts).
+ * Calls reach a worker only when a thread is free for them: each caller key holds at most its share of the
+ * threads and waits in its own lane, and free threads go to the lanes in turn (fair-share.ts). A call travels to
+ * its worker through that worker's shared buffer (channels.ts), not as a piscina task of its own.
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import os from 'node:os';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { Channels } from './channels.ts';
 import { Deadline } from './deadline.ts';
 import { FairShare, type Lane } from './fair-share.ts';
 import { closeDescriptorsUnder } from './fd-sweep.ts';
@@ -69,6 +71,8 @@ export class WasmPool {
   /** Threads one caller key (a tenant, a plugin) may hold while others wait, and always after a timeout. */
   readonly maxThreadsPerKey: number;
   private readonly piscina: Piscina<WorkerTask, WorkerResult>;
+  /** The hop to the workers: piscina runs one resident task per worker, calls go through their buffers. */
+  private readonly channels: Channels;
   private readonly share: FairShare;
   private readonly maxQueue: number;
   /** /dev/null for WASI guests' stdio, one for every worker: a worker terminated at a deadline closes nothing. */
@@ -119,6 +123,7 @@ export class WasmPool {
     });
     // A worker that dies outside a task (it should not) must not take the host down with an unhandled 'error'.
     this.piscina.on('error', () => undefined);
+    this.channels = new Channels(this.piscina, this.threads, this.maxQueue);
   }
 
   /** Calls an export of a component instance kept for `instanceKey` (or a fresh one). */
@@ -193,9 +198,9 @@ export class WasmPool {
     return total;
   }
 
-  /** Calls waiting for a worker. */
+  /** Calls waiting for a thread (a call holding one whose worker is being replaced counts as running, as it did under piscina). */
   get queueSize(): number {
-    return this.share.waiting + this.piscina.queueSize;
+    return this.share.waiting;
   }
 
   /** Calls running in workers now. */
@@ -220,6 +225,7 @@ export class WasmPool {
       await Promise.race([Promise.allSettled([...this.inFlight]), limit]);
       clearTimeout(timer);
     }
+    this.channels.close();
     await this.piscina.destroy();
     closeSync(this.devNull);
   }
@@ -276,7 +282,7 @@ export class WasmPool {
     }
     let handedOver = false;
     try {
-      const running = this.piscina.run(task, { signal: deadline });
+      const running = this.channels.run(task, deadline);
       if (backstopMs > 0) {
         // The guest traps at its deadline by epoch, but only once its thread gets a core again (tens of ms on a
         // loaded host): the request is answered at the deadline from here, and the lane is held until the
@@ -292,7 +298,7 @@ export class WasmPool {
       }
       let result = await running;
       // The worker that took it lacks the code: send it again with the code (another worker may take it).
-      if (result.miss) result = await this.piscina.run({ ...withCode(), submittedAt: now() }, { signal: deadline });
+      if (result.miss) result = await this.channels.run({ ...withCode(), submittedAt: now() }, deadline);
       if (result.miss) return failure('error', 'worker did not take the code it was sent');
       this.track(result.threadId, task.instanceKey, result.live, result.evicted);
       const timing = { queueMs: result.queueMs, runMs: result.runMs, instantiated: result.instantiated, ...(result.fuelUsed !== undefined && { fuelUsed: result.fuelUsed }) };
@@ -312,7 +318,7 @@ export class WasmPool {
       }
       if (deadline.aborted) return failure('timeout', `deadline of ${deadlineMs}ms passed (after ${Math.round(elapsed)}ms; a worker running it is replaced)`);
       const message = error instanceof Error ? error.message : String(error);
-      if (/queue is at limit/i.test(message)) return failure('overloaded', `the wasm pool queue is full (${this.piscina.queueSize} waiting)`);
+      if (/queue is at limit/i.test(message)) return failure('overloaded', `the wasm pool queue is full (${this.channels.waiting} waiting)`);
       const code = (error as { code?: string }).code;
       if (code === 'ERR_WORKER_OUT_OF_MEMORY') return failure('out-of-memory', `a worker ran out of JS heap: ${message}`);
       return failure('error', message);

@@ -9,6 +9,8 @@ import { runWasiCommand } from './wasi-run.ts';
 import { runWasmtimeCommand } from './wasmtime/run.ts';
 import { dropWasmtimeComponent } from './wasmtime/component/run.ts';
 import { runComponentTask } from './wasmtime/component/task.ts';
+import { serveLoop } from './serve-loop.ts';
+import type { ServeTask } from './channel-wire.ts';
 import { now, type PoolBroadcast, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
 // Static imports only: this graph is bundled into one .mjs when a pool starts (worker-bundle.ts), and under the
 // tsx fallback a dynamic import() of a .ts file, or a top-level await, fails inside a worker thread.
@@ -64,7 +66,12 @@ function remember<V>(map: Map<string, V>, key: string, value: V, max: number): s
   return evicted;
 }
 
-export default async function run(task: WorkerTask): Promise<WorkerResult> {
+/** piscina's task: the resident serve loop (channels.ts), which hands each call to `run`. */
+export default function task(work: WorkerTask | ServeTask): Promise<WorkerResult | { served: number }> {
+  return work.op === 'serve' ? serveLoop(work, run) : run(work);
+}
+
+async function run(task: WorkerTask): Promise<WorkerResult> {
   const startedAt = now();
   if (task.op === 'wasi' && task.wasmtime) {
     const base = { threadId, queueMs: Math.max(0, startedAt - task.submittedAt), evicted: [] as string[], live: 0, instantiated: true };

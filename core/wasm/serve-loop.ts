@@ -1,0 +1,60 @@
+/**
+ * A pool worker's resident task (channels.ts): waits on its buffer for calls, runs each with the worker's usual
+ * `run`, and answers in the buffer or on its port. Waiting is Atomics.waitAsync, so the worker's event loop stays
+ * free between calls (the pool's drop broadcasts arrive at once, as before). Ends when the pool asks (close) or
+ * when piscina terminates the worker (a call's deadline).
+ */
+import { receiveMessageOnPort } from 'node:worker_threads';
+import { HEAD, READY, REQUEST, RESPONSE, decodeWasiTask, encodeResult, waitAsync, type ServeTask } from './channel-wire.ts';
+import type { WasmtimeShared } from './wasmtime/host.ts';
+import type { WorkerResult, WorkerTask } from './protocol.ts';
+
+export async function serveLoop(serve: ServeTask, run: (task: WorkerTask) => Promise<WorkerResult>): Promise<{ served: number }> {
+  const cells = new Int32Array(serve.buffer, 0, HEAD / 4);
+  const bytes = new Uint8Array(serve.buffer, HEAD);
+  const shareds = new Map<string, WasmtimeShared>();
+  // A pending waitAsync alone does not keep a thread's event loop alive.
+  const alive = setInterval(() => undefined, 2 ** 30);
+  let served = 0;
+  Atomics.store(cells, READY, 1);
+  Atomics.notify(cells, READY);
+  try {
+    for (;;) {
+      let flag = Atomics.load(cells, REQUEST);
+      while (flag === 0) {
+        const wait = waitAsync(cells, REQUEST, 0);
+        if (wait.async) await wait.value;
+        flag = Atomics.load(cells, REQUEST);
+      }
+      if (flag === 2) return { served };
+      let task: WorkerTask | null;
+      if (flag === 1) {
+        task = decodeWasiTask(bytes, cells[2]!, cells[3]!, shareds);
+      } else {
+        task = (receiveMessageOnPort(serve.port)?.message as WorkerTask | undefined) ?? null;
+        if (task?.op === 'wasi' && task.wasmtime) shareds.set(task.wasmtime.shared.engine, task.wasmtime.shared);
+      }
+      Atomics.store(cells, REQUEST, 0);
+      let result: WorkerResult | { thrown: string };
+      try {
+        result = task ? await run(task) : { thrown: 'the call did not reach the worker whole' };
+      } catch (error) {
+        result = { thrown: error instanceof Error ? error.message : String(error) };
+      }
+      served++;
+      const wire = task?.op === 'wasi' && !('thrown' in result) ? encodeResult(result, bytes) : null;
+      if (wire) {
+        cells[4] = wire.json;
+        cells[5] = wire.body;
+        Atomics.store(cells, RESPONSE, 1);
+      } else {
+        serve.port.postMessage(result);
+        Atomics.store(cells, RESPONSE, 2);
+      }
+      Atomics.notify(cells, RESPONSE);
+    }
+  } finally {
+    clearInterval(alive);
+    serve.port.close();
+  }
+}
