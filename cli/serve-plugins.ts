@@ -22,6 +22,7 @@ import hibernate from '../plugins/hibernate/index.ts';
 import instancesApi from '../plugins/instances-api/index.ts';
 import logs from '../plugins/logs/index.ts';
 import metrics from '../plugins/metrics/index.ts';
+import { leftovers, netNames } from '../plugins/network/names.ts';
 import { resolveTracing } from '../plugins/otel/options.ts';
 import router from '../plugins/router/index.ts';
 import snapshots from '../plugins/snapshots/index.ts';
@@ -57,6 +58,17 @@ const anyService = (field: string, test: (service: ResolvedConfig['services'][st
   return null;
 };
 
+const privateNetwork = anyService('network', (c) => c.network !== 'host');
+
+/**
+ * Namespaces and veths a crashed run on this data directory left behind: the network plugin removes them at start,
+ * so it loads for them even when no service of this config is private (two directory reads).
+ */
+const previousRunsNamespaces: Needs = (config) => {
+  const left = leftovers(netNames(config.settings.dataDir));
+  return left.netns.length + left.veths.length > 0 ? 'namespaces left by a previous run' : null;
+};
+
 const setting = (field: 'fleet' | 'edge'): Needs => (config) => (config.settings[field] !== undefined ? `settings.${field}` : null);
 
 /** The default plugins, in cli/default-plugins.ts's order. `load` is a function per module: tsc rewrites each literal import() for dist/. */
@@ -68,7 +80,7 @@ export const DEFAULT_PLUGINS: readonly DefaultPlugin[] = [
   { name: 'runtime-wasm', needs: tier('wasm'), load: async () => (await import('../runtimes/wasm/index.ts')).default },
   { name: 'cgroups', entry: cgroups },
   { name: 'storage', entry: storage },
-  { name: 'network', needs: anyService('network', (c) => c.network !== 'host'), load: async () => (await import('../plugins/network/index.ts')).default },
+  { name: 'network', needs: (config) => privateNetwork(config) ?? previousRunsNamespaces(config), load: async () => (await import('../plugins/network/index.ts')).default },
   { name: 'discovery', entry: discovery },
   { name: 'router', entry: router },
   { name: 'health', entry: health },

@@ -6,8 +6,8 @@ import { findNetTools, missingTools, type NetTools } from './commands.ts';
 import { HostNat, removeNatTable } from './nat.ts';
 import { natTableName } from './nat-rules.ts';
 import { Namespaces } from './namespaces.ts';
-import { netNames, type NetNames } from './names.ts';
-import { deleteNet, leftovers, type InstanceNet } from './netns.ts';
+import { leftovers, netNames, type NetNames } from './names.ts';
+import { deleteNet, type InstanceNet } from './netns.ts';
 import { offHostEntries } from './off-host.ts';
 import { networkServiceFields, networkSettingsFields } from './schema.ts';
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -15,6 +16,9 @@ export interface NetNames {
   vethPrefix: string;
 }
 
+/** Where `ip netns` keeps named namespaces. */
+export const NETNS_DIR = '/run/netns';
+
 export function netNames(dataDir: string): NetNames {
   const scope = `tn${createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 6)}`;
   return { scope, netnsPrefix: `${scope}-`, vethPrefix: `${scope}v` };
@@ -23,4 +27,16 @@ export function netNames(dataDir: string): NetNames {
 /** At most 6 base-36 digits, so a veth name is at most 15 characters. */
 export function sequenceName(seq: number): string {
   return (seq % 36 ** 6).toString(36);
+}
+
+/** Namespaces and host-side veths of this scope that exist now (after a crash, nobody owns them). */
+export function leftovers(prefixes: { netnsPrefix: string; vethPrefix: string }): { netns: string[]; veths: string[] } {
+  const list = (dir: string, prefix: string): string[] => {
+    try {
+      return readdirSync(dir).filter((name) => name.startsWith(prefix));
+    } catch {
+      return [];
+    }
+  };
+  return { netns: list(NETNS_DIR, prefixes.netnsPrefix), veths: list('/sys/class/net', prefixes.vethPrefix) };
 }

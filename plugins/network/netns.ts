@@ -1,9 +1,7 @@
-import { readdirSync } from 'node:fs';
 import type { VethAddresses } from './addresses.ts';
 import { run, type NetTools } from './commands.ts';
 import { egressRuleset } from './egress.ts';
-
-const NETNS_DIR = '/run/netns';
+import { NETNS_DIR } from './names.ts';
 
 /** One instance's network namespace (and, for `private`, its veth pair and addresses). */
 export interface InstanceNet {
@@ -82,16 +80,4 @@ export async function createPrivate(
 export async function deleteNet(tools: { ip: string }, net: { netns: string | null; veth: string | null }): Promise<void> {
   const lines = [...(net.veth ? [`link del ${net.veth}`] : []), ...(net.netns ? [`netns del ${net.netns}`] : []), ''];
   await run(tools.ip, ['-force', '-batch', '-'], lines.join('\n')).catch(() => undefined);
-}
-
-/** Namespaces and host-side veths of this scope that exist now (after a crash, nobody owns them). */
-export function leftovers(prefixes: { netnsPrefix: string; vethPrefix: string }): { netns: string[]; veths: string[] } {
-  const list = (dir: string, prefix: string): string[] => {
-    try {
-      return readdirSync(dir).filter((name) => name.startsWith(prefix));
-    } catch {
-      return [];
-    }
-  };
-  return { netns: list(NETNS_DIR, prefixes.netnsPrefix), veths: list('/sys/class/net', prefixes.vethPrefix) };
 }

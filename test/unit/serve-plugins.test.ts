@@ -1,12 +1,17 @@
 // cli/serve-plugins.ts: which default plugins `ten serve` imports for a config, and the reload that would need one
 // it did not import. Configs are resolved by the real schema (core/config/loader.ts), as `ten serve` resolves them.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { defaultPlugins } from '../../cli/default-plugins.ts';
 import { CONFIG_PLUGINS, DEFAULT_PLUGINS, checkReloadNeeds, loadDefaultPlugins, neededBy } from '../../cli/serve-plugins.ts';
 import { resolveConfig, type ResolvedConfig } from '../../core/config/loader.ts';
 import type { ConfigInput } from '../../core/config/schema.ts';
 import { ErrorCodes, TenementError } from '../../core/errors.ts';
+import { netNames } from '../../plugins/network/names.ts';
 
 const nameOf = (entry: unknown): string => ((Array.isArray(entry) ? entry[0] : entry) as { name: string }).name;
 
@@ -82,4 +87,26 @@ test('a reload whose services need a plugin not loaded at start is refused, nami
   // settings.fleet in the new file: kept until a restart (Kernel.reload's needsRestart), not a reason to refuse.
   checkReloadNeeds(loaded, current, resolve({ services: { web }, settings: { fleet: { servers: ['nats://127.0.0.1:4222'] } } }));
   checkReloadNeeds(loaded, current, resolve({ services: { web, other: web } }));
+});
+
+test('namespaces a crashed run on this data directory left load the network plugin, which removes them', (t) => {
+  const ip = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((candidate) => existsSync(candidate));
+  if (process.getuid?.() !== 0 || !ip) {
+    t.skip('needs root and iproute2 (ip) to make a network namespace');
+    return;
+  }
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tenement-leftover-'));
+  const leftover = `${netNames(dataDir).netnsPrefix}zz`;
+  const config = resolve({ services: { web }, settings: { dataDir } });
+  const network = DEFAULT_PLUGINS.find((plugin) => plugin.name === 'network')!;
+  assert.equal(neededBy(network, config), null, 'no namespace of this data directory yet');
+  execFileSync(ip, ['netns', 'add', leftover]);
+  try {
+    assert.equal(neededBy(network, config), 'namespaces left by a previous run');
+    // Another data directory's namespaces are not this server's to remove.
+    assert.equal(neededBy(network, resolve({ services: { web }, settings: { dataDir: `${dataDir}-other` } })), null);
+  } finally {
+    execFileSync(ip, ['netns', 'del', leftover]);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
