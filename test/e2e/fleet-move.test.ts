@@ -7,7 +7,7 @@
 // signature are refused; a move to a node with another data path falls back to stop-copy-start, saying why.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,6 +21,7 @@ import type { ServiceInput } from '../../core/config/schema.ts';
 import { fleetOf, type FleetNode } from '../../plugins/fleet/index.ts';
 import { FLEET_SECRET, closeNode, startNode, type TestNode } from '../fleet-harness.ts';
 import { startChildNode, type MoveNode } from '../fleet-child-node.ts';
+import { dumpableNode } from '../dumpable-node.ts';
 
 const APP = `import http from 'node:http';
 import fs from 'node:fs';
@@ -48,15 +49,6 @@ interface State {
   starts: number;
 }
 
-/** A Node CRIU can checkpoint (no io_uring rings: Node 20), as in snapshots.test.ts. */
-function dumpableNode(): string | null {
-  const candidates = [process.execPath, ...execFileSync('which', ['-a', 'node'], { encoding: 'utf8' }).split('\n').filter(Boolean)];
-  for (const node of new Set(candidates)) {
-    const probe = spawnSync(node, ['-e', "process.stdout.write(String(require('fs').readFileSync('/proc/self/maps', 'utf8').includes('anon_inode:[io_uring]')))"], { encoding: 'utf8' });
-    if (probe.status === 0 && probe.stdout === 'false') return node;
-  }
-  return null;
-}
 
 const criu = await criuStatus();
 const NODE = criu.usable ? dumpableNode() : null;

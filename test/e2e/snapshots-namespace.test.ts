@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { bootKernel, type BootedKernel } from '../../core/boot.ts';
@@ -17,6 +16,7 @@ import cgroups from '../../plugins/cgroups/index.ts';
 import { detectCgroups, missingFor } from '../../plugins/cgroups/detect.ts';
 import { criuStatus } from '../../plugins/snapshots/criu.ts';
 import { onPath, request, servePlugins, waitFor } from '../helpers.ts';
+import { dumpableNode } from '../dumpable-node.ts';
 
 const APP = `import http from 'node:http';
 import fs from 'node:fs';
@@ -52,15 +52,6 @@ type Check = { nspid: number[]; uid: number; note: string; dataDir: string; appD
 
 const status = await criuStatus();
 
-/** A Node for the tenant app that CRIU can checkpoint (no io_uring: Node 20; CI's Node 24 run uses the machine's). */
-function dumpableNode(): string | null {
-  const candidates = [process.execPath, ...execFileSync('which', ['-a', 'node'], { encoding: 'utf8' }).split('\n').filter(Boolean)];
-  for (const node of new Set(candidates)) {
-    const probe = spawnSync(node, ['-e', "process.stdout.write(String(require('fs').readFileSync('/proc/self/maps', 'utf8').includes('anon_inode:[io_uring]')))"], { encoding: 'utf8' });
-    if (probe.status === 0 && probe.stdout === 'false') return node;
-  }
-  return null;
-}
 const NODE = status.usable ? dumpableNode() : null;
 // With cgroup limits where the host can enforce them (as ten serve has): the restored tree must join them.
 const withCgroups = missingFor(detectCgroups(), ['memory', 'pids']) === null;

@@ -6,13 +6,14 @@ import assert from 'node:assert/strict';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { bootKernel, type BootedKernel } from '../../core/boot.ts';
 import snapshots from '../../plugins/snapshots/index.ts';
 import { criuStatus } from '../../plugins/snapshots/criu.ts';
 import { request, servePlugins, waitFor } from '../helpers.ts';
+import { dumpableNode } from '../dumpable-node.ts';
 
 const APP = `import http from 'node:http';
 import fs from 'node:fs';
@@ -33,19 +34,6 @@ type Line = { msg: string; instance?: string; reason?: string; restoreMs?: numbe
 
 const status = await criuStatus();
 
-/**
- * A Node for the tenant app that CRIU can checkpoint: libuv in Node >= 22 maps io_uring rings, which CRIU 4.2
- * cannot dump (suspend then stops the instance, logged: docs/snapshots.md). CI runs the suite on Node 24 too,
- * where this picks the machine's Node 20.
- */
-function dumpableNode(): string | null {
-  const candidates = [process.execPath, ...execFileSync('which', ['-a', 'node'], { encoding: 'utf8' }).split('\n').filter(Boolean)];
-  for (const node of new Set(candidates)) {
-    const probe = spawnSync(node, ['-e', "process.stdout.write(String(require('fs').readFileSync('/proc/self/maps', 'utf8').includes('anon_inode:[io_uring]')))"], { encoding: 'utf8' });
-    if (probe.status === 0 && probe.stdout === 'false') return node;
-  }
-  return null;
-}
 const NODE = status.usable ? dumpableNode() : null;
 const skip = !status.usable
   ? `CRIU is not usable here (${status.reason}); .ci/run fetches it with npm run fetch:criu`
