@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
 
 /** One built file, held in memory with its headers' values worked out once. */
 export interface StaticFile {
@@ -75,7 +74,8 @@ export function loadStaticFiles(dir: string): Map<string, StaticFile> | undefine
 
 function describe(url: string, body: Buffer): StaticFile {
   const ext = path.extname(url).toLowerCase();
-  const zipped = COMPRESSIBLE.has(ext) && body.length > 256 ? gzipSync(body, { level: 9 }) : null;
+  // zlib is taken when a file is first read (static-routes.ts): an idle server never loads it.
+  const zipped = COMPRESSIBLE.has(ext) && body.length > 256 ? process.getBuiltinModule('node:zlib').gzipSync(body, { level: 9 }) : null;
   return {
     body,
     gzip: zipped && zipped.length < body.length ? zipped : null,
