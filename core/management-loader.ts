@@ -26,22 +26,33 @@ export interface LazyManagement {
 export function lazyManagement(kernel: Kernel, server: http.Server, configure: (app: FastifyInstance) => void): LazyManagement {
   let handler: Handler | null = null;
   let making: Promise<FastifyInstance> | null = null;
-  const app = (): Promise<FastifyInstance> =>
-    (making ??= (async () => {
-      const { createManagementApp } = await import('./management-app.ts');
-      const made = createManagementApp(kernel, server);
+  const make = async (): Promise<FastifyInstance> => {
+    const { createManagementApp } = await import('./management-app.ts');
+    const made = createManagementApp(kernel, server);
+    try {
       configure(made.app);
       await made.app.ready();
-      handler = made.handler;
-      return made.app;
-    })());
+    } catch (error) {
+      await made.app.close().catch(() => undefined);
+      throw error;
+    }
+    handler = made.handler;
+    return made.app;
+  };
+  // A failure is not kept: the next management request makes the app again. A cause that passes (a plugin's
+  // registration timing out on a loaded host) must not leave the API answering 500 until a restart.
+  const app = (): Promise<FastifyInstance> =>
+    (making ??= make().catch((error: unknown) => {
+      making = null;
+      throw error;
+    }));
   return {
     handle(req, res) {
       if (handler) return handler(req, res);
       app().then(
         () => handler!(req, res),
-        // Only a broken install or a route Fastify refuses gets here: each management request answers 500, the
-        // proxy goes on.
+        // A broken install, a route Fastify refuses, or a passing cause: this request answers 500, the proxy goes
+        // on, and the next management request tries again.
         (error: unknown) => {
           kernel.log.error(errorFields(error), 'the management app could not be made');
           sendError(res, toHttpError(error));

@@ -9,6 +9,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ErrorCodes } from '../../core/errors.ts';
+import { lazyManagement } from '../../core/management-loader.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { ROOT, freePort, request, servePlugins, waitFor } from '../helpers.ts';
@@ -101,4 +102,25 @@ test('a management route declared twice is refused in the setup of the plugin th
   // Its own /health is the management app's.
   const health = definePlugin({ name: 'health-route', version: '1.0.0', kernel: '^1', setup: (ctx) => ctx.api.route({ ...route, url: '/health' }) });
   await assert.rejects(createTestKernel({ plugins: [...servePlugins, health] }), /already has a route GET \/health/);
+});
+
+test('a management app that could not be made is made again on the next request, not kept failed', { timeout: 60_000 }, async (t) => {
+  const kernel = await createTestKernel({ plugins: servePlugins });
+  const server = http.createServer();
+  let attempts = 0;
+  const management = lazyManagement(kernel, server, () => {
+    attempts++;
+    if (attempts === 1) throw new Error('the first attempt fails (as a plugin timing out on a loaded host would)');
+  });
+  server.on('request', (req, res) => management.handle(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    await management.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await kernel.close();
+  });
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  assert.equal((await request(url, '127.0.0.1', '/health')).status, 500, 'the failed attempt answers 500');
+  assert.equal((await request(url, '127.0.0.1', '/health')).status, 200, 'the next request makes the app again');
+  assert.equal(attempts, 2);
 });

@@ -202,14 +202,21 @@ describe('the package, as README "Host your own app" says, outside the repo', { 
     serve.stderr!.on('data', (chunk: Buffer) => {
       serveLog = (serveLog + chunk.toString('utf8')).slice(-100_000);
     });
+    // What /health last answered (or why it did not), for the message if it never answers 200.
+    let lastHealth = 'no answer yet';
     await waitFor(
       async () => {
         if (serve!.exitCode !== null) throw new Error(`ten serve exited ${serve!.exitCode}: ${serveLog}`);
-        return request(url, '127.0.0.1', '/health', { timeoutMs: 2000 }).then((reply) => reply.status === 200, () => false);
+        return request(url, '127.0.0.1', '/health', { timeoutMs: 2000 }).then(
+          (reply) => ((lastHealth = `${reply.status} ${reply.body.slice(0, 300)}`), reply.status === 200),
+          (error: unknown) => ((lastHealth = String(error)), false),
+        );
       },
       'ten serve to answer /health',
       120_000,
-    );
+    ).catch((error: unknown) => {
+      throw new Error(`${String(error)}; /health last: ${lastHealth}; ten serve's stderr:\n${serveLog.slice(-5000)}`);
+    });
 
     for (const tenant of ['alice', 'bob']) {
       const reply = await request(url, `${tenant}.notes.localhost`, '/', { timeoutMs: 60_000 });
