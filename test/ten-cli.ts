@@ -80,6 +80,16 @@ process.once('exit', () => {
   }
 });
 
+/** SIGTERM, then SIGKILL after 30 s if it has not exited; resolves once it has (at once if it already had). */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  await exited;
+  clearTimeout(timer);
+}
+
 /** `ten serve --config file` until it answers /health at `url`. */
 export async function startServe(configFile: string, url: string, dataDir: string, env: Record<string, string> = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [TEN, 'serve', '--config', configFile], {
@@ -94,13 +104,7 @@ export async function startServe(configFile: string, url: string, dataDir: strin
     log = (log + chunk.toString('utf8')).slice(-200_000);
   });
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(child);
     try {
       await waitFor(() => instancePids(dataDir).length === 0, 'the instances of ten serve to be gone', 15_000);
     } finally {

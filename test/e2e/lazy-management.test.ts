@@ -13,7 +13,7 @@ import { lazyManagement } from '../../core/management-loader.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { ROOT, freePort, request, servePlugins, waitFor } from '../helpers.ts';
-import { cleanEnv, instancePids, tempDir } from '../ten-cli.ts';
+import { cleanEnv, instancePids, stopChild, tempDir } from '../ten-cli.ts';
 import { TRACE_MODULES_ARGS, loadedModuleLines } from '../module-trace.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
@@ -50,13 +50,7 @@ test('ten serve loads Fastify on the first management request, not at start-up; 
     stderr += chunk.toString('utf8');
   });
   t.after(async () => {
-    if (serve.exitCode === null && serve.signalCode === null) {
-      const exited = new Promise<void>((resolve) => serve.once('exit', () => resolve()));
-      serve.kill('SIGTERM');
-      const timer = setTimeout(() => serve.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(serve);
     for (const pid of instancePids(dataDir)) process.kill(pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });

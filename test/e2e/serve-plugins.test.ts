@@ -7,7 +7,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT, freePort, request, waitFor } from '../helpers.ts';
-import { cleanEnv, instancePids, tempDir } from '../ten-cli.ts';
+import { cleanEnv, instancePids, stopChild, tempDir } from '../ten-cli.ts';
 import { TRACE_MODULES_ARGS, loadedModuleLines } from '../module-trace.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
@@ -30,13 +30,7 @@ test('ten serve loads only the default plugins its config asks for; a reload nee
   serve.stdout!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   serve.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   t.after(async () => {
-    if (serve.exitCode === null && serve.signalCode === null) {
-      const exited = new Promise<void>((resolve) => serve.once('exit', () => resolve()));
-      serve.kill('SIGTERM');
-      const timer = setTimeout(() => serve.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(serve);
     for (const pid of instancePids(dataDir)) process.kill(pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
@@ -79,13 +73,7 @@ test('ten serve loads a plugin its config asks for (a service with scale: autosc
   });
   serve.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   t.after(async () => {
-    if (serve.exitCode === null && serve.signalCode === null) {
-      const exited = new Promise<void>((resolve) => serve.once('exit', () => resolve()));
-      serve.kill('SIGTERM');
-      const timer = setTimeout(() => serve.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(serve);
     for (const pid of instancePids(dataDir)) process.kill(pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
