@@ -145,3 +145,21 @@ export function capMemory(input: Uint8Array, capPages: number): Uint8Array {
   }
   return bytes;
 }
+
+const SECTION_START = 8;
+
+/**
+ * Whether the module has a start function, which instantiating runs. Such a guest is never instantiated ahead of
+ * its request (wasmtime/prepared.ts): its code would run outside any request, its deadline and its WASI context.
+ */
+export function hasStartFunction(bytes: Uint8Array): boolean {
+  let pos = 8;
+  while (pos < bytes.length) {
+    const reader = new Reader(bytes, pos);
+    const id = reader.byte();
+    const size = reader.u32();
+    if (id === SECTION_START) return true;
+    pos = reader.pos + size;
+  }
+  return false;
+}

@@ -30,7 +30,7 @@ import type { WasmCallOptions, WasmCallOutcome, WasmFailureKind, WasmPoolOptions
  */
 export type CompiledModule =
   | { engine?: 'v8'; hash: string; module: WebAssembly.Module; capPages: number }
-  | { engine: 'wasmtime'; hash: string; artifact: string; adapter: string | null; capPages: number; fuel: boolean };
+  | { engine: 'wasmtime'; hash: string; artifact: string; adapter: string | null; capPages: number; fuel: boolean; ahead?: boolean };
 
 
 export interface WasiCallOptions {

@@ -29,7 +29,7 @@ export interface WasiTask extends TaskBase {
   dataDir: string | null;
   preopenAs: string;
   /** Set: run on wasmtime from this serialized module (no `module` travels); absent: on V8. */
-  wasmtime?: { shared: WasmtimeShared; artifact: string; adapter: string | null; deadlineAt: number; deadlineMs: number; slot: number; fuel: number | null };
+  wasmtime?: { shared: WasmtimeShared; artifact: string; adapter: string | null; deadlineAt: number; deadlineMs: number; slot: number; fuel: number | null; ahead?: boolean };
   /** The call's fuel budget (`wasm.fuel`), for code compiled with fuel metering. */
   fuel?: number;
 }

@@ -9,7 +9,8 @@ import { HEAD, READY, REQUEST, RESPONSE, decodeWasiTask, encodeResult, waitAsync
 import type { WasmtimeShared } from './wasmtime/host.ts';
 import type { WorkerResult, WorkerTask } from './protocol.ts';
 
-export async function serveLoop(serve: ServeTask, run: (task: WorkerTask) => Promise<WorkerResult>): Promise<{ served: number }> {
+/** `afterAnswer`: work taken off the call's path, run once its answer is posted (the next call's instance made ahead). */
+export async function serveLoop(serve: ServeTask, run: (task: WorkerTask) => Promise<WorkerResult>, afterAnswer: () => void = () => undefined): Promise<{ served: number }> {
   const cells = new Int32Array(serve.buffer, 0, HEAD / 4);
   const bytes = new Uint8Array(serve.buffer, HEAD);
   const shareds = new Map<string, WasmtimeShared>();
@@ -52,6 +53,11 @@ export async function serveLoop(serve: ServeTask, run: (task: WorkerTask) => Pro
         Atomics.store(cells, RESPONSE, 2);
       }
       Atomics.notify(cells, RESPONSE);
+      try {
+        afterAnswer();
+      } catch {
+        // Only ever work done ahead: the next call does it itself.
+      }
     }
   } finally {
     clearInterval(alive);

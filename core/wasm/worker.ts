@@ -7,6 +7,7 @@ import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_
 import { classifyGuestError } from './engine.ts';
 import { runWasiCommand } from './wasi-run.ts';
 import { runWasmtimeCommand } from './wasmtime/run.ts';
+import { afterAnswer, dropPreparedFor } from './wasmtime/prepared.ts';
 import { dropWasmtimeComponent } from './wasmtime/component/run.ts';
 import { runComponentTask } from './wasmtime/component/task.ts';
 import { serveLoop } from './serve-loop.ts';
@@ -44,6 +45,8 @@ channel.unref();
 channel.onmessage = (event: unknown) => {
   const message = (event as { data: PoolBroadcast }).data;
   // A wasmtime component instance of the key (wasmtime/component/run.ts) is freed the same way.
+  // What was made ahead after this key's last call is dropped too (it holds no tenant state, only memory).
+  dropPreparedFor(message.drop);
   if (dropWasmtimeComponent(message.drop, message.generation)) {
     parentPort?.postMessage({ type: 'dropped', threadId, key: message.drop } satisfies WorkerNotice);
   }
@@ -68,7 +71,7 @@ function remember<V>(map: Map<string, V>, key: string, value: V, max: number): s
 
 /** piscina's task: the resident serve loop (channels.ts), which hands each call to `run`. */
 export default function task(work: WorkerTask | ServeTask): Promise<WorkerResult | { served: number }> {
-  return work.op === 'serve' ? serveLoop(work, run) : run(work);
+  return work.op === 'serve' ? serveLoop(work, run, afterAnswer) : run(work);
 }
 
 async function run(task: WorkerTask): Promise<WorkerResult> {

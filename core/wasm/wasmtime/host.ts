@@ -11,7 +11,7 @@ import { ErrorCodes, TenementError } from '../../errors.ts';
 import { BYTE_VEC_SIZE, loadWasmtime, koffi, type Ptr, type Wasmtime } from './ffi.ts';
 import { WASMTIME_VERSION, wasmtimeStatus } from './library.ts';
 import { ADAPTER_VERSION, boundGuestFiles, filesAdapter, type MemoryLimits } from '../files-adapter.ts';
-import { capMemory } from '../cap-memory.ts';
+import { capMemory, hasStartFunction } from '../cap-memory.ts';
 import { closeMemfdsNamed } from '../fd-sweep.ts';
 import type { Engine } from '../engine.ts';
 
@@ -232,7 +232,8 @@ export const wasmtimeModules: Engine = {
   compileModule(bytes, hash, capPages, cacheDir, options = {}) {
     const fuel = options.fuel === true;
     const { artifact, adapter } = ensureArtifacts(capMemory(bytes, capPages), cacheDir, hash, fuel);
-    return { engine: 'wasmtime', hash, artifact, adapter, capPages, fuel };
+    // Without a start function, instantiating runs no guest code: a worker may make the next instance ahead.
+    return { engine: 'wasmtime', hash, artifact, adapter, capPages, fuel, ahead: !hasStartFunction(bytes) };
   },
   wasiCall(compiled, base, deadlineMs) {
     if (compiled.engine !== 'wasmtime') return { error: 'the module was compiled by V8, not wasmtime' };
@@ -243,7 +244,7 @@ export const wasmtimeModules: Engine = {
     const cells = new Int32Array(engine.shared.ticker);
     // Metered code runs only with a budget: without one a call gets the most a store can hold.
     const fuel = compiled.fuel ? (base.fuel ?? Number.MAX_SAFE_INTEGER) : null;
-    const wasmtime = { shared: engine.shared, artifact: compiled.artifact, adapter: compiled.adapter, deadlineAt: base.submittedAt + deadlineMs, deadlineMs, slot, fuel };
+    const wasmtime = { shared: engine.shared, artifact: compiled.artifact, adapter: compiled.adapter, deadlineAt: base.submittedAt + deadlineMs, deadlineMs, slot, fuel, ahead: compiled.ahead === true };
     const task = { ...base, wasmtime };
     return { task, withCode: () => task, backstopMs: WASMTIME_BACKSTOP_MS, done: () => releaseTickerSlot(cells, slot) };
   },
