@@ -11,6 +11,7 @@ import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, open
 import os from 'node:os';
 import path from 'node:path';
 import { ErrorCodes } from '../core/errors.ts';
+import { isoTime } from '../core/log-time.ts';
 import { CliError } from './client.ts';
 
 export interface ServerContext {
@@ -183,7 +184,8 @@ export function recordContext(entry: Omit<ServerContext, 'updatedAt'>, env: Node
   // The same server's earlier record, and servers whose data dir is gone (a deleted project, a test's temp dir).
   for (const [name, known] of file.contexts) if (known.dataDir === entry.dataDir || !existsSync(known.dataDir)) file.contexts.delete(name);
   const name = contextName(entry.config, entry.dataDir, file.contexts);
-  file.contexts.set(name, { ...entry, updatedAt: new Date().toISOString() });
+  // isoTime, not Date#toISOString: that pages in ICU's time zone data (~1 MB resident in ten serve, core/log-time.ts).
+  file.contexts.set(name, { ...entry, updatedAt: isoTime() });
   file.current = name;
   writeContexts(file, env);
   return name;
