@@ -10,19 +10,24 @@ export const HOST = 'bench.hello.localhost';
 const HELLO_APP = path.join(BENCH_DIR, 'fixtures', 'hello.mjs');
 export const MIN_PROXY = path.join(BENCH_DIR, 'fixtures', 'min-proxy.mjs');
 
+/** Where the ten serve with `workers` proxy processes keeps its data. */
+export function dataDirOf(dir: string, workers: number, accept: 'spread' | 'spill' = 'spread'): string {
+  return path.join(dir, workers === 1 ? 'data' : `data-${workers}${accept === 'spill' ? '-spill' : ''}`);
+}
+
 /** A config for `ten serve`: one service whose single instance is the hello backend on a port we chose. */
-export function writeServeConfig(dir: string, backendPort: number, workers = 1, name = 'tenement.config.json'): string {
+export function writeServeConfig(dir: string, backendPort: number, workers = 1, name = 'tenement.config.json', accept: 'spread' | 'spill' = 'spread'): string {
   const file = path.join(dir, name);
   const config = {
     settings: {
       domain: 'localhost',
       port: 0,
       listen: '127.0.0.1',
-      dataDir: path.join(dir, workers === 1 ? 'data' : `data-${workers}`),
+      dataDir: dataDirOf(dir, workers, accept),
       // A one-port range, so the benchmark knows where the instance listens and can reach it directly.
       portRange: { from: backendPort, to: backendPort },
       healthInterval: '60s',
-      proxy: { workers },
+      proxy: { workers, accept },
     },
     services: {
       hello: { command: process.execPath, args: [HELLO_APP], health: '/health', idleTimeout: false },

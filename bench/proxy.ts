@@ -38,7 +38,7 @@ import {
   waitForOk,
 } from './lib.ts';
 import { TARGETS, type ProxyBenchResult, type ProxyRound, type Sample, type Target, formatProxy, medianRatios, proxyGoals, ratios } from './proxy-report.ts';
-import { HOST, MIN_PROXY, proxyProcesses, startTenement, writeServeConfig } from './proxy-setup.ts';
+import { HOST, MIN_PROXY, dataDirOf, proxyProcesses, startTenement, writeServeConfig } from './proxy-setup.ts';
 
 export { TARGETS, formatProxy };
 export type { ProxyBenchResult, ProxyRatios, ProxyRound, Sample, Target } from './proxy-report.ts';
@@ -69,8 +69,12 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
   // The N-worker ten serve runs its own copy of the backend (one port range each).
   const backendPortN = await freePort();
   const configN = writeServeConfig(dir, backendPortN, workers, 'tenement-n.config.json');
+  // And the same under proxy.accept 'spill' (workers accept only while the accepting processes are saturated and a core is idle).
+  const backendPortS = await freePort();
+  const configS = writeServeConfig(dir, backendPortS, workers, 'tenement-s.config.json', 'spill');
   let serve: TenServe | null = null;
   let serveN: TenServe | null = null;
+  let serveS: TenServe | null = null;
   let nginx: Nginx | null = null;
   let nginxN: Nginx | null = null;
   let nodemin: ManagedChild | null = null;
@@ -79,8 +83,10 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
     serve = await startTenement(config, dataDir);
     await waitForOk(backendPort, HOST, 5_000, 'the hello backend on its own port');
     nginx = await startNginx(tools.nginx, backendPort, dir, HOST);
-    serveN = await startTenement(configN, path.join(dir, `data-${workers}`));
+    serveN = await startTenement(configN, dataDirOf(dir, workers));
     await waitForOk(backendPortN, HOST, 5_000, 'the second hello backend on its own port');
+    serveS = await startTenement(configS, dataDirOf(dir, workers, 'spill'));
+    await waitForOk(backendPortS, HOST, 5_000, 'the third hello backend on its own port');
     nginxN = await startNginxWorkers(tools.nginx, backendPort, path.join(dir, 'nginx-n'), workers, HOST);
     const nodeminPort = await freePort();
     nodemin = startChild(process.execPath, [MIN_PROXY], {
@@ -91,6 +97,7 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
       direct: backendPort,
       tenement: serve.port,
       tenementN: serveN.port,
+      tenementNs: serveS.port,
       nginx: nginx.port,
       nginxN: nginxN.port,
       nodemin: nodeminPort,
@@ -98,11 +105,13 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
     // The processes whose CPU time each path costs: the backend is ten serve's child, nginx has workers.
     const one = proxyProcesses(serve.child.pid);
     const many = proxyProcesses(serveN.child.pid);
+    const spilling = proxyProcesses(serveS.child.pid);
     if (many.proxy.length !== workers) warnings.push(`ten serve with proxy.workers ${workers} runs ${many.proxy.length} proxy processes`);
     const backendPids: Record<Target, number[]> = {
       direct: one.backend,
       tenement: one.backend,
       tenementN: many.backend,
+      tenementNs: spilling.backend,
       nginx: one.backend,
       nginxN: one.backend,
       nodemin: one.backend,
@@ -111,6 +120,7 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
       direct: [],
       tenement: one.proxy,
       tenementN: many.proxy,
+      tenementNs: spilling.proxy,
       nginx: [nginx.child.pid, ...childPids(nginx.child.pid)],
       nginxN: [nginxN.child.pid, ...childPids(nginxN.child.pid)],
       nodemin: [nodemin.pid],
@@ -135,7 +145,7 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
     );
     // Warm-up: JIT (each of ten serve's proxy processes compiles its own hot path: measured, a proxy worker's CPU
     // per request takes a few seconds of load to settle), connection pools, nginx upstream keep-alive.
-    for (const target of TARGETS) await wrk(target, connections, target === 'tenementN' ? 3 : 1);
+    for (const target of TARGETS) await wrk(target, connections, target === 'tenementN' || target === 'tenementNs' ? 3 : 1);
 
     const rounds: ProxyRound[] = [];
     for (let r = 0; r < roundsWanted; r++) {
@@ -208,6 +218,7 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
     await nodemin?.stop();
     await serve?.stop();
     await serveN?.stop();
+    await serveS?.stop();
     removeTempDir(dir);
   }
 }

@@ -42,7 +42,9 @@ export interface TenementServer {
   /** What the `route` hook answers for a request, through the route cache (core/dataplane/route-cache.ts). */
   route(info: RequestInfo): RouteTarget | undefined | Promise<RouteTarget | undefined>;
   /** The proxy workers (settings.proxy.workers): their pids, requests they served, connections they handed back. */
-  proxyWorkers(): { pids: number[]; requests: number; handedBack: number; connections: number };
+  proxyWorkers(): { pids: number[]; requests: number; handedBack: number; connections: number; accepting: number };
+  /** Under settings.proxy.accept 'spill': one more worker accepts, or the last to accept parks; the load no longer decides (spill.ts). */
+  steerProxyWorkers(action: 'spill' | 'park'): boolean;
   /** Resolves once every proxy worker has applied the routing changes made so far (at once with none). */
   proxyWorkersSynced(): Promise<void>;
 }
@@ -91,6 +93,8 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
             if (bytes.length > 0) socket.unshift(bytes);
             dataPlane.server.emit('connection', socket);
           },
+          kernel.config.settings.proxy.accept,
+          dataPlane,
         )
       : null;
 
@@ -151,7 +155,14 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
     },
     route: (info) => router(info.hostname, () => info),
     proxyWorkersSynced: () => workers?.synced() ?? Promise.resolve(),
-    proxyWorkers: () => ({ pids: workers?.pids ?? [], requests: workers?.requests ?? 0, handedBack: workers?.handedBack ?? 0, connections: workers?.connections ?? 0 }),
+    proxyWorkers: () => ({
+      pids: workers?.pids ?? [],
+      requests: workers?.requests ?? 0,
+      handedBack: workers?.handedBack ?? 0,
+      connections: workers?.connections ?? 0,
+      accepting: workers?.accepting ?? 0,
+    }),
+    steerProxyWorkers: (action) => workers?.steer(action) ?? false,
     terminate() {
       workers?.terminate();
       dataPlane?.closeAllConnections();

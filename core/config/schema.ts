@@ -222,8 +222,12 @@ const coreSettingsFields = {
     .default({ tcp: true, socket: true }),
   /** The built-in proxy's processes: 1 (the kernel's own, the default), a number, or 'auto' (one per core): docs/architecture.md#proxy-workers. */
   proxy: z
-    .strictObject({ workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1) })
-    .default({ workers: 1 }),
+    .strictObject({
+      workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
+      /** 'spread': every proxy process accepts; 'spill': workers accept only while the accepting ones are saturated and a core is idle (core/dataplane/workers/spill.ts). */
+      accept: z.enum(['spread', 'spill']).default('spread'),
+    })
+    .default({ workers: 1, accept: 'spread' }),
 
 };
 

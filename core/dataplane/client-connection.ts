@@ -167,6 +167,18 @@ export class ClientConnection {
     if (this.socket.isPaused()) this.socket.resume();
   }
 
+  /** Idle, nothing read ahead, the client still sending, nothing left to write: safe to move to another process. */
+  get movable(): boolean {
+    const socket = this.socket;
+    return this.idle && this.buffer === null && !this.clientEnded && this.probeTimer === null && !socket.destroyed && socket.writableLength === 0 && !socket.isPaused();
+  }
+
+  /** No longer ours (moved to another process): nothing more is read here; the caller closes the socket once sent. */
+  release(): void {
+    this.closed = true;
+    (this.socket as unknown as { _handle?: { readStop?(): number } | null })._handle?.readStop?.();
+  }
+
   /** Bytes received and not yet given to an exchange. */
   get hasStash(): boolean {
     return this.buffer !== null;

@@ -33,6 +33,17 @@ export function createDataPlane(context: DataPlaneContext): DataPlane {
     closeAllConnections() {
       for (const connection of connections) connection.socket.destroy();
     },
+    takeIdle(max) {
+      const taken: net.Socket[] = [];
+      for (const connection of connections) {
+        if (taken.length >= max) break;
+        // Only the listener's own connections (not a plugin's, routed its own way), between requests, nothing read ahead.
+        if (connection.context !== context || !connection.movable) continue;
+        connection.release();
+        taken.push(connection.socket);
+      }
+      return taken;
+    },
   };
 }
 
@@ -45,4 +56,9 @@ export interface DataPlane {
   /** Closes kept-alive connections with no request in progress (so a server close does not wait for them). */
   closeIdleConnections(): void;
   closeAllConnections(): void;
+  /**
+   * Up to `max` kept-alive connections with nothing in progress and nothing read ahead, no longer read here: for
+   * another proxy process to serve (proxy.accept 'spill' moves some to a worker it spills to).
+   */
+  takeIdle(max: number): net.Socket[];
 }

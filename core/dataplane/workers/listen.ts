@@ -21,10 +21,11 @@ export interface OwnSocket {
   host: string;
 }
 
-/** The `listen` message: with `own`, bind a socket of one's own there; without, use the handle sent with it. */
+/** The `listen` message: with `own`, bind a socket of one's own there; with `park`, accept nothing yet (spill.ts); else use the handle sent with it. */
 export interface ListenMessage {
   t: 'listen';
   own?: OwnSocket;
+  park?: boolean;
 }
 
 /** A worker's own bind failed: it asks for the shared handle. */

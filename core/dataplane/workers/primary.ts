@@ -5,12 +5,14 @@ import type { KernelHooks } from '../../hooks.ts';
 import type { Instance } from '../../instance.ts';
 import type { Logger } from '../../logger.ts';
 import type { RouteTarget } from '../../types.ts';
+import type { DataPlane } from '../index.ts';
 import { RequestContext } from '../policy.ts';
 import { onRoutingChange } from '../route-cache.ts';
 import { proxyWorkerEntry } from './entry.ts';
 import { reusePortSupported, type ListenFailed, type ListenMessage } from './listen.ts';
 import type { FromWorker, MirroredRoute, ToWorker } from './protocol.ts';
 import { forEachRecord } from './records.ts';
+import { SPILL_SAMPLE_MS, SpillPolicy, eluMeter, idleCoresMeter } from './spill.ts';
 
 export interface WorkerKernel {
   hooks: KernelHooks;
@@ -24,7 +26,14 @@ interface Worker {
   inFlight: Map<string, number>;
   /** Client connections it held when it last answered a sync. */
   connections: number;
+  /** Accepting from the listening socket (under 'spill', parked workers are not). */
+  accepting: boolean;
+  /** Its event-loop utilization as it last reported it (under 'spill'). */
+  elu: number;
 }
+
+/** settings.proxy.accept: every process accepts from the start, or workers only when the accepting ones are saturated (spill.ts). */
+export type AcceptMode = 'spread' | 'spill';
 
 /** Replacements allowed in RESPAWN_WINDOW_MS; past that a crashing worker stays down (the kernel's process serves). */
 const MAX_RESPAWNS = 10;
@@ -73,7 +82,8 @@ export class ProxyWorkers {
   private readonly unsubscribe: () => void;
   private readonly entry = proxyWorkerEntry();
   /** Each process binds a socket of its own with SO_REUSEPORT (Node >= 22.12), not the kernel's shared one (listen.ts). */
-  readonly reusePort = reusePortSupported();
+  readonly reusePort: boolean;
+  private spillTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly kernel: WorkerKernel,
@@ -81,7 +91,12 @@ export class ProxyWorkers {
     private readonly count: number,
     /** Serves a connection a worker handed back, `bytes` first. */
     private readonly adopt: (socket: net.Socket, bytes: Buffer) => void,
+    private readonly accept: AcceptMode = 'spread',
+    /** The kernel's own data plane: under 'spill', some of its idle connections move to a worker it spills to. */
+    private readonly local: Pick<DataPlane, 'takeIdle' | 'connectionCount'> | null = null,
   ) {
+    // Parking needs one shared accept queue: a closed SO_REUSEPORT socket would drop the connections queued on it.
+    this.reusePort = accept === 'spread' && reusePortSupported();
     this.unsubscribe = onRoutingChange(() => {
       // One message for a burst of changes (a deploy moves many instances in one turn).
       if (this.invalidatePending || this.workers.size === 0) return;
@@ -114,6 +129,76 @@ export class ProxyWorkers {
     const started: Array<Promise<void>> = [];
     for (let i = 1; i < this.count; i++) started.push(this.spawn());
     await Promise.all(started);
+    if (this.accept === 'spill' && this.count > 1) this.watchLoad();
+  }
+
+  /** Workers accepting now (under 'spread', all of them). */
+  get accepting(): number {
+    let count = 0;
+    for (const worker of this.workers) if (worker.accepting) count++;
+    return count;
+  }
+
+  /** Under 'spill': samples the accepting processes' loads and the host's idle CPU, and spills or parks a worker. */
+  private watchLoad(): void {
+    const policy = new SpillPolicy();
+    const ownElu = eluMeter();
+    const idleCores = idleCoresMeter();
+    this.spillTimer = setInterval(() => {
+      const elus = [ownElu()];
+      let parked: Worker | undefined;
+      let last: Worker | undefined;
+      for (const worker of this.workers) {
+        if (worker.accepting) {
+          elus.push(worker.elu);
+          last = worker;
+        } else parked ??= worker;
+      }
+      const decision = policy.sample(elus, idleCores(), parked ? 1 : 0, last ? 1 : 0);
+      if (decision === 'spill' && parked) this.listenIn(parked);
+      else if (decision === 'park' && last) this.park(last);
+    }, SPILL_SAMPLE_MS);
+    this.spillTimer.unref();
+  }
+
+  /**
+   * Under 'spill', by hand from now on (the load no longer decides): one more worker accepts, or the last one to
+   * accept is parked. Whether a worker changed. For tests, and an operator pinning the split.
+   */
+  steer(action: 'spill' | 'park'): boolean {
+    if (this.accept !== 'spill') return false;
+    if (this.spillTimer) clearInterval(this.spillTimer);
+    this.spillTimer = null;
+    let parked: Worker | undefined;
+    let last: Worker | undefined;
+    for (const worker of this.workers) {
+      if (worker.accepting) last = worker;
+      else parked ??= worker;
+    }
+    if (action === 'spill' && parked) this.listenIn(parked);
+    else if (action === 'park' && last) this.park(last);
+    else return false;
+    return true;
+  }
+
+  private park(worker: Worker): void {
+    worker.accepting = false;
+    this.sendTo(worker, { t: 'park' });
+  }
+
+  /** The worker accepts from the kernel's listening socket (its copy of the handle; the accept queue stays one). */
+  private listenIn(worker: Worker): void {
+    worker.accepting = true;
+    worker.elu = 1;
+    if (!worker.child.connected) return;
+    worker.child.send({ t: 'listen' } satisfies ListenMessage, this.listener);
+    // Connections opened in one burst all landed here: the new process gets its share of the idle ones, or it
+    // would only see connections opened from now on.
+    if (!this.local) return;
+    const share = Math.floor(this.local.connectionCount / (this.accepting + 1));
+    for (const socket of this.local.takeIdle(share)) {
+      worker.child.send({ t: 'connection' } satisfies ToWorker, socket, { keepOpen: false }, () => socket.destroy());
+    }
   }
 
   private spawn(): Promise<void> {
@@ -123,7 +208,8 @@ export class ProxyWorkers {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, TENEMENT_PROXY_WORKER: '1' },
     });
-    const worker: Worker = { child, inFlight: new Map(), connections: 0 };
+    const spill = this.accept === 'spill';
+    const worker: Worker = { child, inFlight: new Map(), connections: 0, accepting: !spill, elu: 0 };
     this.workers.add(worker);
     const ready = new Promise<void>((resolve) => {
       const done = (): void => resolve();
@@ -141,9 +227,10 @@ export class ProxyWorkers {
     child.on('error', (error) => this.kernel.log.warn({ err: errorMessage(error) }, 'proxy worker: IPC failed'));
     const routable = workersCanRoute(this.kernel.hooks);
     if (!routable) this.kernel.log.warn('proxy workers: a route tap other than the router, or a tap on upstream heads (tracing), is loaded: workers hand every request to the kernel process');
-    this.sendTo(worker, { t: 'config', routable, reportRequests: this.kernel.hooks.request.taps.length > 0 });
+    this.sendTo(worker, { t: 'config', routable, reportRequests: this.kernel.hooks.request.taps.length > 0, spill });
     const bound = this.listener.address();
-    if (this.reusePort && bound !== null && typeof bound === 'object') {
+    if (spill) child.send({ t: 'listen', park: true } satisfies ListenMessage);
+    else if (this.reusePort && bound !== null && typeof bound === 'object') {
       child.send({ t: 'listen', own: { port: bound.port, host: bound.address } } satisfies ListenMessage);
     } else child.send({ t: 'listen' } satisfies ListenMessage, this.listener);
     return ready;
@@ -203,6 +290,9 @@ export class ProxyWorkers {
       case 'synced':
         worker.connections = Number(message.connections) || 0;
         return this.settleSync(worker, message.id);
+      case 'load':
+        worker.elu = Number(message.elu) || 0;
+        return;
       case 'route':
         return this.answerRoute(worker, message.id, message.hostname, message.remoteAddress);
       case 'connection':
@@ -274,6 +364,7 @@ export class ProxyWorkers {
   /** Workers stop accepting and finish their connections; those still there after a grace period are killed. */
   async close(): Promise<void> {
     this.closing = true;
+    if (this.spillTimer) clearInterval(this.spillTimer);
     this.unsubscribe();
     const exits = [...this.workers].map(
       (worker) =>
@@ -289,6 +380,7 @@ export class ProxyWorkers {
 
   terminate(): void {
     this.closing = true;
+    if (this.spillTimer) clearInterval(this.spillTimer);
     this.unsubscribe();
     for (const worker of this.workers) worker.child.kill('SIGKILL');
   }

@@ -29,7 +29,11 @@ export interface MirroredRoute {
 
 export type ToWorker =
   /** Whether workers may route at all (the router is the only route tap and nothing edits upstream heads), and whether to report requests. */
-  | { t: 'config'; routable: boolean; reportRequests: boolean }
+  | { t: 'config'; routable: boolean; reportRequests: boolean; spill?: boolean }
+  /** Under proxy.accept 'spill': a kept-alive connection of the kernel's, idle, sent with it, for this worker to serve. */
+  | { t: 'connection' }
+  /** Under proxy.accept 'spill': stop accepting (close this process's copy of the listening socket), keep serving. */
+  | { t: 'park' }
   /** Routes changed: every mirrored route is dropped (asked again on next use). */
   | { t: 'invalidate' }
   /** As invalidate, answered with `synced` once done: every message sent before it has been applied. */
@@ -40,6 +44,8 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: 'ready' }
+  /** Under proxy.accept 'spill', while accepting: its event-loop utilization over the last SPILL_SAMPLE_MS. */
+  | { t: 'load'; elu: number }
   /** `connections`: the client connections the worker holds (for tests: handed-back ones are not held). */
   | { t: 'synced'; id: number; connections: number }
   | { t: 'route'; id: number; hostname: string; remoteAddress: string }

@@ -19,6 +19,7 @@ import { UpstreamPool } from '../upstream-pool.ts';
 import type { FromWorker, MirroredInstance, MirroredRoute, ToWorker } from './protocol.ts';
 import { RecordBatch } from './records.ts';
 import { listenOwn, type ListenFailed, type ListenMessage } from './listen.ts';
+import { SPILL_SAMPLE_MS, eluMeter } from './spill.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 /** How long activity and finished requests wait to be reported together. */
@@ -188,6 +189,20 @@ const dataPlane = createDataPlane({
 });
 dataPlane.server.on('error', (error) => log.warn({ err: String(error) }, 'proxy worker: accepting a connection failed'));
 
+/** Under proxy.accept 'spill': whether this worker accepts now, and its load told to the kernel while it does. */
+let accepting = false;
+let loadTimer: NodeJS.Timeout | null = null;
+
+function reportLoad(): void {
+  if (loadTimer) return;
+  const elu = eluMeter();
+  loadTimer = setInterval(() => {
+    const utilization = elu();
+    if (accepting) send({ t: 'load', elu: utilization });
+  }, SPILL_SAMPLE_MS);
+  loadTimer.unref();
+}
+
 function close(): void {
   dataPlane.server.close();
   dataPlane.closeIdleConnections();
@@ -207,15 +222,26 @@ process.on('message', (message: ToWorker | ListenMessage, handle?: unknown) => {
   switch (message.t) {
     case 'listen':
       // A socket of its own on the kernel's address (SO_REUSEPORT), or the kernel's shared handle (listen.ts).
+      if (message.park) return send({ t: 'ready' });
       if (message.own) {
         const failed = (reason: string): void => void (process.connected && process.send!({ t: 'listen-failed', reason } satisfies ListenFailed));
         return listenOwn(dataPlane.server, message.own, () => send({ t: 'ready' }), failed);
       }
+      accepting = true;
       dataPlane.server.listen(handle as net.Server, () => send({ t: 'ready' }));
+      return;
+    case 'connection':
+      if (handle instanceof net.Socket) dataPlane.server.emit('connection', handle);
+      return;
+    case 'park':
+      // This process's copy of the socket closes; the kernel's keeps the one accept queue. Connections here stay.
+      accepting = false;
+      if (dataPlane.server.listening) dataPlane.server.close();
       return;
     case 'config':
       routable = message.routable;
       reportRequests = message.reportRequests;
+      if (message.spill) reportLoad();
       return;
     case 'invalidate':
       routes.clear();
