@@ -14,7 +14,8 @@
  * - prom-client through dist/vendor/prom-client.js, which takes the classes the code imports from its lib/ files:
  *   its index.js also loads the Pushgateway (https, tls, zlib), the cluster aggregator and Summary, which the
  *   server never uses (-2 MB RSS in a bare node with http, crypto, zlib and pino loaded: 54.4 -> 52.4 MB). A name
- *   the code imports that the file does not give stops the build.
+ *   the code imports that the file does not give stops the build. Its collectDefaultMetrics comes from edited
+ *   copies that take @opentelemetry/api (44 modules, for exemplars the server does not turn on) on first use.
  *
  * TENEMENT_BUILD_SHRINK=0 leaves dist/ as tsc wrote it (to read it).
  */
@@ -37,7 +38,7 @@ export async function shrink({ root, dist, emitted }) {
   const zod = await bundleZod(esbuild, root, zodFile);
   const sdk = path.join(dist, 'sdk') + path.sep;
   const promFile = path.join(dist, 'vendor', 'prom-client.js');
-  writePromClient(promFile);
+  writePromClient(root, promFile);
   for (const file of emitted) {
     const source = readFileSync(file, 'utf8');
     before += source.length;
@@ -104,14 +105,56 @@ async function bundleZod(esbuild, root, outfile) {
 /** What the compiled code may import from prom-client, by the lib/ file that defines it. */
 const PROM_CLIENT_PARTS = { Registry: 'registry', Counter: 'counter', Gauge: 'gauge', Histogram: 'histogram', collectDefaultMetrics: 'defaultMetrics' };
 
-function writePromClient(outfile) {
+function writePromClient(root, outfile) {
   mkdirSync(path.dirname(outfile), { recursive: true });
-  const lines = Object.entries(PROM_CLIENT_PARTS).map(([name, lib]) => `export const ${name} = require('prom-client/lib/${lib}');`);
+  const parts = Object.entries(PROM_CLIENT_PARTS).filter(([name]) => name !== 'collectDefaultMetrics');
+  const lines = parts.map(([name, lib]) => `export const ${name} = require('prom-client/lib/${lib}');`);
+  writeDefaultMetrics(root, path.dirname(outfile));
   writeFileSync(
     outfile,
     `// prom-client's parts the server uses, from its lib/ files (scripts/build-shrink.mjs): not its index, which also loads the Pushgateway (https, tls, zlib) and the cluster aggregator.\n` +
-      `import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n${lines.join('\n')}\n`,
+      `import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n${lines.join('\n')}\n` +
+      `export const collectDefaultMetrics = require('./prom-client-defaults.cjs');\n`,
   );
+}
+
+/**
+ * prom-client's collectDefaultMetrics with its process CPU counter taking @opentelemetry/api on first use: the
+ * counter requires it at the top for exemplars, which the server does not turn on, and its 44 modules were
+ * ~0.3 MB of an idle server's heap. Copies of lib/defaultMetrics.js and lib/metrics/processCpuTotal.js (Apache-2.0,
+ * prom-client.LICENSE) whose other requires point at prom-client's own lib/ files; a prom-client whose files no
+ * longer read as expected stops the build.
+ */
+function writeDefaultMetrics(root, vendor) {
+  const promRequire = createRequire(path.join(root, 'package.json'));
+  const lib = path.dirname(promRequire.resolve('prom-client/lib/defaultMetrics'));
+  const edit = (file, replacements) => {
+    let text = readFileSync(path.join(lib, file), 'utf8');
+    for (const [from, to] of replacements) {
+      if (!text.includes(from)) throw new Error(`prom-client's lib/${file} has no ${JSON.stringify(from)}: update writeDefaultMetrics in scripts/build-shrink.mjs`);
+      text = text.split(from).join(to);
+    }
+    if (/require\('\.{1,2}\//.test(text.replace("require('./prom-client-cpu.cjs')", ''))) throw new Error(`prom-client's lib/${file} has a relative require left: update writeDefaultMetrics in scripts/build-shrink.mjs`);
+    return `// prom-client ${promRequire('prom-client/package.json').version} lib/${file}, edited by scripts/build-shrink.mjs (Apache-2.0: prom-client.LICENSE).\n${text}`;
+  };
+  writeFileSync(
+    path.join(vendor, 'prom-client-cpu.cjs'),
+    edit('metrics/processCpuTotal.js', [
+      [
+        "const OtelApi = require('@opentelemetry/api');",
+        "let otelApi;\nconst otel = () => (otelApi ??= require('node:module').createRequire(require.resolve('prom-client/lib/counter'))('@opentelemetry/api'));\nconst OtelApi = { get trace() { return otel().trace; }, get context() { return otel().context; } };",
+      ],
+      ["require('../counter')", "require('prom-client/lib/counter')"],
+    ]),
+  );
+  writeFileSync(
+    path.join(vendor, 'prom-client-defaults.cjs'),
+    edit('defaultMetrics.js', [
+      ["require('./", "require('prom-client/lib/"],
+      ["require('prom-client/lib/metrics/processCpuTotal')", "require('./prom-client-cpu.cjs')"],
+    ]),
+  );
+  copyFileSync(path.join(lib, '..', 'LICENSE'), path.join(vendor, 'prom-client.LICENSE'));
 }
 
 /** A compiled file's prom-client imports pointed at dist/vendor/prom-client.js; any other form of import stops the build. */

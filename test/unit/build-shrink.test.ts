@@ -74,7 +74,10 @@ test("compiled files take prom-client's classes from its lib/ files, not its ind
   const dist = path.join(top, 'dist');
   mkdirSync(path.join(dist, 'plugins', 'x'), { recursive: true });
   const file = path.join(dist, 'plugins', 'x', 'metrics.js');
-  writeFileSync(file, "import { Counter, Registry as R } from 'prom-client';\nexport const made = () => { const r = new R(); new Counter({ name: 'x_total', help: 'x', registers: [r] }).inc(2); return r.metrics(); };\nexport { Counter, R };\n");
+  writeFileSync(
+    file,
+    "import { Counter, Registry as R, collectDefaultMetrics } from 'prom-client';\nexport const made = () => { const r = new R(); new Counter({ name: 'x_total', help: 'x', registers: [r] }).inc(2); collectDefaultMetrics({ register: r }); return r.metrics(); };\nexport { Counter, R };\n",
+  );
   const { shrink } = (await import(pathToFileURL(path.join(ROOT, 'scripts', 'build-shrink.mjs')).href)) as Shrink;
   await shrink({ root: ROOT, dist, emitted: [file] });
   const compiled = readFileSync(file, 'utf8');
@@ -86,12 +89,19 @@ test("compiled files take prom-client's classes from its lib/ files, not its ind
     const before = new Set(process.moduleLoadList);
     const m = await import(${JSON.stringify(pathToFileURL(file).href)});
     const loaded = process.moduleLoadList.filter((x) => !before.has(x)).map((x) => x.replace('NativeModule ', ''));
+    const text = await m.made();
+    // Before prom-client's index is loaded below, which loads it.
+    const otel = Object.keys((await import('node:module')).createRequire(import.meta.url).cache).some((file) => file.includes('@opentelemetry'));
     const real = (await import('node:module')).createRequire(${JSON.stringify(path.join(ROOT, 'package.json'))})('prom-client');
-    process.stdout.write(JSON.stringify({ text: await m.made(), same: m.Counter === real.Counter && m.R === real.Registry, tls: loaded.includes('tls') || loaded.includes('https') }));
+    process.stdout.write(JSON.stringify({ text, otel, same: m.Counter === real.Counter && m.R === real.Registry, tls: loaded.includes('tls') || loaded.includes('https') }));
   `;
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
-  const seen = JSON.parse(out) as { text: string; same: boolean; tls: boolean };
+  const seen = JSON.parse(out) as { text: string; same: boolean; tls: boolean; otel: boolean };
   match(seen.text, /x_total 2/);
+  // The default metrics, their CPU counter included, without @opentelemetry/api (taken only for exemplars).
+  match(seen.text, /process_cpu_user_seconds_total \d/);
+  match(seen.text, /nodejs_heap_size_used_bytes \d/);
+  strictEqual(seen.otel, false, '@opentelemetry/api loaded by the default metrics');
   strictEqual(seen.same, true);
   strictEqual(seen.tls, false, 'https/tls loaded through the vendored prom-client');
 
