@@ -28,6 +28,13 @@ import type net from 'node:net';
 /** Where a tap runs among the others of its hook: lower first. `enforce: 'pre'` plugins default to -100, 'post' to 100. */
 export interface TapOptions {
   stage?: number;
+  /**
+   * `upstreamHeaders` only: the tap only adds header lines, under these names (lowercase), and replaces any the
+   * client sent under them. A request with none of them then goes upstream as received plus the tap's lines (the
+   * tap gets `headers` empty, to push into); one with any of them is rebuilt and the tap sees every line, as a tap
+   * without `adds` always does.
+   */
+  adds?: readonly string[];
 }
 
 type Awaitable<T> = T | Promise<T>;
@@ -222,7 +229,7 @@ function isAsyncHook(hook: object): boolean {
 function pluginHook(hook: Tappable, name: string, defaultStage: number): PluginHook<unknown[], unknown> {
   return {
     tap(fn, options = {}) {
-      const tapOptions = { name, stage: options.stage ?? defaultStage };
+      const tapOptions = { name, stage: options.stage ?? defaultStage, ...(options.adds ? { adds: options.adds.map((n) => n.toLowerCase()) } : {}) };
       if (isAsyncHook(hook) && hook.tapPromise) hook.tapPromise(tapOptions, async (...args: unknown[]) => fn(...args));
       else hook.tap(tapOptions, fn as (...args: unknown[]) => unknown);
     },

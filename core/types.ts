@@ -330,7 +330,8 @@ export interface UpstreamRequest {
   readonly instance: InstanceView;
   /**
    * Flat name/value pairs about to be sent (hop-by-hop headers already removed, X-Forwarded-* added): taps may
-   * add, change or remove pairs in place (a tracer swaps the client's `traceparent` for its own).
+   * add, change or remove pairs in place (a tracer swaps the client's `traceparent` for its own). A tap declared
+   * add-only (TapOptions.adds) may get it empty instead, the head going as received plus what it pushes.
    */
   readonly headers: string[];
 }

@@ -7,12 +7,12 @@ import { serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
 import type { UpstreamConnection, UpstreamOwner } from './upstream-pool.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { DirectExchange } from './direct-exchange.ts';
-import { forwardedRequestHead, forwardedResponseHead, writeResponseStart } from './forwarded-head.ts';
+import { ReceivedHead, forwardedResponseHead, receivedRequestHead, tappedRequestHead, writeResponseStart } from './forwarded-head.ts';
 import { RequestBodyFraming } from './request-body.ts';
 import { ResponseBodyFraming } from './response-body.ts';
 import { ResponseHeadReader } from './response-head-reader.ts';
 import { own } from './read-buffer.ts';
-import { RequestContext, awaitRunChange, decideAfterFailure, editUpstreamHeaders, pickCandidate, reportRequest, runGone, upstreamFailure } from './policy.ts';
+import { RequestContext, awaitRunChange, decideAfterFailure, pickCandidate, reportRequest, runGone, upstreamFailure } from './policy.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 
@@ -25,6 +25,7 @@ type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 export class Exchange extends RequestContext implements UpstreamOwner {
   private upstream: UpstreamConnection | null = null;
   private headBytes: Buffer | null = null;
+  private received: Buffer | ReceivedHead | null = null;
   private readonly body: RequestBodyFraming;
   private readonly headReader = new ResponseHeadReader();
   private response: ResponseHead | null = null;
@@ -53,8 +54,8 @@ export class Exchange extends RequestContext implements UpstreamOwner {
   ) {
     super(head.method, !head.chunked && head.contentLength <= 0, target.candidates, head.target, hostname, head.raw, client.socket.remoteAddress ?? '', receivedAt);
     this.body = new RequestBodyFraming(head);
-    // Kept lines copied while their bytes are there; an upstreamHeaders tap edits a head per instance (useInstance).
-    if (client.context.hooks.upstreamHeaders.taps.length === 0) this.headBytes = forwardedRequestHead(head, this.remoteAddress, undefined, headSource);
+    // Kept lines copied while their bytes are there; upstreamHeaders taps add lines to them or edit a head per instance (useInstance).
+    this.received = receivedRequestHead(client.context.hooks, head, this.remoteAddress, headSource);
   }
 
   /** The whole response has been seen (false before its head). */
@@ -109,9 +110,8 @@ export class Exchange extends RequestContext implements UpstreamOwner {
     this.run = instance.handle;
     instance.requestStarted();
     const hooks = this.client.context.hooks;
-    if (hooks.upstreamHeaders.taps.length !== 0) {
-      this.headBytes = forwardedRequestHead(this.head, this.remoteAddress, (headers) => editUpstreamHeaders(hooks, this, instance, headers));
-    } else this.headBytes ??= forwardedRequestHead(this.head, this.remoteAddress);
+    const received = this.received;
+    this.headBytes = received === null || received instanceof ReceivedHead ? tappedRequestHead(hooks, this, instance, this.head, this.remoteAddress, received) : received;
     this.timer = setTimeout(() => this.onTimeout(), instance.config.requestTimeout);
     this.connect(false);
   }

@@ -2,7 +2,10 @@
 // each framed exactly as the message it rewrites was framed. Also what the differential corpus re-parses.
 import type { Socket } from 'node:net';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
+import type { KernelHooks } from '../hooks.ts';
+import type { Instance } from '../instance.ts';
 import { serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
+import { editUpstreamHeaders, headGoesAsReceived, type RequestContext } from './policy.ts';
 import { own } from './read-buffer.ts';
 
 /**
@@ -35,19 +38,94 @@ export function forwardedResponseHead(head: ResponseHead, close: boolean, body?:
 
 const CLOSE = Buffer.from('Connection: close\r\n', 'latin1');
 
-/** As upstreamRequestHeaders then serializeHead would end the head for one without X-Forwarded-* lines of its own. */
-function keptRequestHead(head: RequestHead, kept: readonly number[], source: Buffer, remoteAddress: string): Buffer {
+/** As upstreamRequestHeaders then serializeHead would end the head (but its blank line) for one without X-Forwarded-* lines of its own. */
+function forwardedLines(head: RequestHead, remoteAddress: string): string {
   let tail = `X-Forwarded-For: ${remoteAddress}\r\nX-Forwarded-Proto: http\r\n`;
   if (head.host !== undefined) tail += `X-Forwarded-Host: ${head.host}\r\n`;
   if (head.chunked) tail += 'Transfer-Encoding: chunked\r\n';
-  tail += '\r\n';
-  let size = tail.length;
+  return tail;
+}
+
+function keptLength(kept: readonly number[]): number {
+  let size = 0;
   for (let i = 0; i < kept.length; i += 2) size += kept[i + 1]! - kept[i]!;
-  const out = Buffer.allocUnsafe(size);
+  return size;
+}
+
+function keptRequestHead(head: RequestHead, kept: readonly number[], source: Buffer, remoteAddress: string): Buffer {
+  const tail = `${forwardedLines(head, remoteAddress)}\r\n`;
+  const out = Buffer.allocUnsafe(keptLength(kept) + tail.length);
   let at = 0;
   for (let i = 0; i < kept.length; i += 2) at += source.copy(out, at, kept[i]!, kept[i + 1]!);
   out.write(tail, at, 'latin1');
   return out;
+}
+
+type Latin1Writer = Buffer & { latin1Write?: (text: string, offset: number, length: number) => number };
+
+/** Buffer's own latin1 writer, where Node has it, without write()'s argument checks and dispatch (about 3x faster for a head's few lines). */
+const latin1Write: (out: Buffer, text: string, offset: number) => void =
+  typeof (Buffer.prototype as Latin1Writer).latin1Write === 'function'
+    ? (out, text, offset) => (out as Latin1Writer).latin1Write!(text, offset, out.length - offset)
+    : (out, text, offset) => out.write(text, offset, 'latin1');
+
+/** Bytes left after a received head for the lines taps add (a traceparent line takes 70). */
+const ADDED_ROOM = 128;
+
+/**
+ * A request head as received (its kept lines), copied while its bytes are there, for `upstreamHeaders` taps that
+ * only add lines (policy.ts headGoesAsReceived): per attempt, the X-Forwarded-* lines and the taps' are written
+ * after it in one go, into room left for them (once; a later attempt gets a buffer of its own).
+ */
+export class ReceivedHead {
+  private used = false;
+  constructor(
+    private readonly bytes: Buffer,
+    private readonly keptLength: number,
+    private readonly tail: string,
+  ) {}
+
+  /** The head with the lines `add` pushes (name, value, ...) after the X-Forwarded-* ones. */
+  with(add: (lines: string[]) => void): Buffer {
+    const lines: string[] = [];
+    add(lines);
+    let text = this.tail;
+    for (let i = 0; i + 1 < lines.length; i += 2) text += `${lines[i]}: ${lines[i + 1]}\r\n`;
+    text += '\r\n';
+    const size = this.keptLength + text.length;
+    let out = this.bytes;
+    if (this.used || size > out.length) {
+      out = Buffer.allocUnsafe(size);
+      this.bytes.copy(out, 0, 0, this.keptLength);
+    }
+    this.used = true;
+    latin1Write(out, text, this.keptLength);
+    return size === out.length ? out : out.subarray(0, size);
+  }
+}
+
+/**
+ * The request head before any instance is picked, made while `source` (the buffer it was parsed from, valid
+ * during this call only) is there: without `upstreamHeaders` taps, the head to send (kept lines); with taps that
+ * only add lines, a ReceivedHead; null when a tap may edit it, or its lines cannot be kept (rebuilt per attempt).
+ */
+export function receivedRequestHead(hooks: KernelHooks, head: RequestHead, remoteAddress: string, source: Buffer): Buffer | ReceivedHead | null {
+  if (hooks.upstreamHeaders.taps.length === 0) return forwardedRequestHead(head, remoteAddress, undefined, source);
+  const kept = head.kept;
+  if (kept === null || !headGoesAsReceived(hooks, head.raw)) return null;
+  const size = keptLength(kept);
+  const tail = forwardedLines(head, remoteAddress);
+  const bytes = Buffer.allocUnsafe(size + tail.length + ADDED_ROOM);
+  let at = 0;
+  for (let i = 0; i < kept.length; i += 2) at += source.copy(bytes, at, kept[i]!, kept[i + 1]!);
+  return new ReceivedHead(bytes, size, tail);
+}
+
+/** The head for one attempt at `instance` when receivedRequestHead gave no head to send as it is. */
+export function tappedRequestHead(hooks: KernelHooks, ctx: RequestContext, instance: Instance, head: RequestHead, remoteAddress: string, received: ReceivedHead | null): Buffer {
+  const edit = (headers: string[]): void => editUpstreamHeaders(hooks, ctx, instance, headers);
+  if (received !== null) return received.with(edit);
+  return forwardedRequestHead(head, remoteAddress, hooks.upstreamHeaders.taps.length === 0 ? undefined : edit);
 }
 
 function keptHead(kept: readonly number[], source: Buffer, close: boolean, body: Buffer | undefined): Buffer {

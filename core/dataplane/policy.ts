@@ -85,6 +85,24 @@ export function editUpstreamHeaders(hooks: KernelHooks, ctx: RequestContext, ins
 }
 
 /**
+ * Whether a request's head may go upstream as received (its kept lines, forwarded-head.ts): no `upstreamHeaders`
+ * tap, or every one only adds lines (TapOptions.adds) and the request has none under the names they add; their
+ * lines are then pushed into an empty `headers` and appended (ReceivedHead). When the client sent one of those
+ * names the head is rebuilt and the taps replace it (never a second line of the same name).
+ */
+export function headGoesAsReceived(hooks: KernelHooks, raw: readonly string[]): boolean {
+  for (const tap of hooks.upstreamHeaders.taps as ReadonlyArray<{ adds?: readonly string[] }>) {
+    const adds = tap.adds;
+    if (adds === undefined) return false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      for (const added of adds) if (name.length === added.length && name.toLowerCase() === added) return false;
+    }
+  }
+  return true;
+}
+
+/**
  * Phase 1: the instance to send the request to, from candidate `from` on. A running candidate is returned at
  * once (no promise: the common case on the hot path); otherwise the candidates are woken in order through the
  * `wake` hook and the promise settles with the first awake, the last one's wake error, or null when the client

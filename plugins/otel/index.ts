@@ -10,6 +10,9 @@ export { resolveTracing, instanceEnv } from './options.ts';
 /** The SDK side, loaded only when tracing is on. A function of its own: tsc leaves an import() in setup unrewritten for dist/. */
 const loadTracing = () => import('./tracing.ts');
 
+/** The W3C trace-context headers the instance gets from Tenement (spans.ts drops a client's and adds its own). */
+const TRACE_CONTEXT_HEADERS: readonly string[] = ['traceparent', 'tracestate'];
+
 /**
  * OpenTelemetry tracing (docs/observability.md#tracing): spans for proxied requests (route, wake, upstream),
  * spawns, restarts, health checks and wasm invocations, exported over OTLP/HTTP; W3C `traceparent` propagated
@@ -36,7 +39,8 @@ export default definePlugin({
       spans.wake(request);
       return undefined;
     }, { stage: -1_000 });
-    ctx.hooks.upstreamHeaders.tap((request) => spans.upstream(request));
+    // It only adds traceparent and tracestate, replacing the client's: a head without them goes upstream as it came.
+    ctx.hooks.upstreamHeaders.tap((request) => spans.upstream(request), { adds: TRACE_CONTEXT_HEADERS });
     ctx.hooks.request.tap((done) => spans.request(done));
     ctx.hooks.beforeSpawn.tap((spec) => {
       spans.spawnStarting(spec);
