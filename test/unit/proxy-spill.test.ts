@@ -20,6 +20,9 @@ test('saturated on a host with no idle core never spills (the second process wou
   const policy = new SpillPolicy();
   const busyHost = Array.from({ length: 50 }, (): [number[], number] => [[1, 0.99], 0.2]);
   assert.ok(run(policy, busyHost, 1, 1).every((decision) => decision === null));
+  // Half a core idle is not a core to spare (measured: a second process then cut throughput by a third).
+  const halfIdle = Array.from({ length: 50 }, (): [number[], number] => [[1], 0.6]);
+  assert.ok(run(policy, halfIdle, 1, 0).every((decision) => decision === null));
 });
 
 test('a sample that is not saturated, or without an idle core, starts the run over', () => {

@@ -21,7 +21,11 @@ export const SPILL_SAMPLE_MS = 250;
 export interface SpillThresholds {
   /** Mean event-loop utilization of the accepting processes at or above which they count as saturated. */
   saturated: number;
-  /** Idle CPU (in cores) the host must show for another process to get a core of its own. */
+  /**
+   * Idle CPU (in cores) the host must show for another process to get a core of its own. Most of a core: on a
+   * 2-core host running the load, the backend and one saturated proxy (0.1-0.3 core idle), a second process cut
+   * throughput by a third (bench/README.md, Proxy).
+   */
   idleCores: number;
   /** Consecutive saturated samples (with idle cores) before one more worker accepts. */
   spillAfter: number;
@@ -31,7 +35,7 @@ export interface SpillThresholds {
   parkAfter: number;
 }
 
-export const DEFAULT_SPILL: SpillThresholds = { saturated: 0.85, idleCores: 0.5, spillAfter: 2, quiet: 0.3, parkAfter: 8 };
+export const DEFAULT_SPILL: SpillThresholds = { saturated: 0.85, idleCores: 0.75, spillAfter: 2, quiet: 0.3, parkAfter: 8 };
 
 export type SpillDecision = 'spill' | 'park' | null;
 
