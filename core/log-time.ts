@@ -32,6 +32,3 @@ export function isoTime(ms: number = Date.now()): string {
   const millis = rest - seconds * 1000;
   return `${String(year).padStart(4, '0')}-${pad2(month)}-${pad2(day)}T${pad2(hours)}:${pad2(minutes)}:${pad2(seconds)}.${String(millis).padStart(3, '0')}Z`;
 }
-
-/** pino's `timestamp` option: the `,"time":"..."` fragment pino.stdTimeFunctions.isoTime writes, without a Date. */
-export const isoTimestamp = (): string => `,"time":"${isoTime()}"`;

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import type { Logger } from 'pino';
+import type { Logger } from '../../core/logger.ts';
 
 export class HaproxyProcess {
   private child: ChildProcess | null = null;
