@@ -123,9 +123,10 @@ export function receivedRequestHead(hooks: KernelHooks, head: RequestHead, remot
 
 /** The head for one attempt at `instance` when receivedRequestHead gave no head to send as it is. */
 export function tappedRequestHead(hooks: KernelHooks, ctx: RequestContext, instance: Instance, head: RequestHead, remoteAddress: string, received: ReceivedHead | null): Buffer {
-  const edit = (headers: string[]): void => editUpstreamHeaders(hooks, ctx, instance, headers);
-  if (received !== null) return received.with(edit);
-  return forwardedRequestHead(head, remoteAddress, hooks.upstreamHeaders.taps.length === 0 ? undefined : edit);
+  // Closures passed, not named: tsx (esbuild's keepNames) gives a named one its name with defineProperty each time it is made.
+  if (received !== null) return received.with((lines) => editUpstreamHeaders(hooks, ctx, instance, lines));
+  if (hooks.upstreamHeaders.taps.length === 0) return forwardedRequestHead(head, remoteAddress);
+  return forwardedRequestHead(head, remoteAddress, (headers) => editUpstreamHeaders(hooks, ctx, instance, headers));
 }
 
 function keptHead(kept: readonly number[], source: Buffer, close: boolean, body: Buffer | undefined): Buffer {
