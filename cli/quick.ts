@@ -1,7 +1,8 @@
 /**
  * `ten`'s quick paths, which run without commander (its load is most of a quick command's start-up, bench/cli.ts):
- * the top-level overview (`ten --help`, `-h`), `ten --version` (`-V`), and `ten ps` with only its plain flags. Each
- * prints byte for byte what the commander path prints (test/e2e/cli-quick.test.ts compares them); anything else
+ * the top-level overview (`ten --help`, `-h`), `ten --version` (`-V`), `ten ps` with only its plain flags, and `ten
+ * serve` with only its plain options (read as commander reads them). Each prints byte for byte what the commander
+ * path prints (test/e2e/cli-quick.test.ts compares them); anything else
  * (another spelling, an unknown flag, a command's --help) is left to commander in cli/main.ts.
  */
 import { COMMANDS } from './command-table.ts';
@@ -97,6 +98,13 @@ export async function runQuick(args: readonly string[]): Promise<boolean> {
     await (await import('./commands/ps-run.ts')).runPs(flags);
     return true;
   }
+  // `ten serve` too: commander's modules stayed in a server's heap for good (~0.25 MB, bench/README.md "## Footprint").
+  if (args[0] === 'serve') {
+    const options = parseServeFlags(args.slice(1));
+    if (!options) return false;
+    await (await import('./commands/serve.ts')).runServe(options);
+    return true;
+  }
   return false;
 }
 
@@ -119,15 +127,39 @@ export interface QuickPsFlags {
  * (help, an unknown flag, an argument, `--`, combined short flags, a missing value): commander then reads it.
  */
 export function parsePsFlags(args: readonly string[]): QuickPsFlags | null {
-  const flags: QuickPsFlags = {};
+  return readFlags<QuickPsFlags>(args, PS_VALUES, '--json');
+}
+
+/** `ten serve`'s options (cli/commands/serve.ts), by every spelling commander accepts for them. */
+const SERVE_VALUES = new Map<string, keyof QuickServeFlags>([
+  ['-c', 'config'], ['--config', 'config'], ['-p', 'port'], ['--port', 'port'], ['-d', 'domain'], ['--domain', 'domain'],
+  ['--listen', 'listen'], ['--data-dir', 'dataDir'], ['--fleet', 'fleet'],
+]);
+
+export interface QuickServeFlags {
+  config?: string;
+  port?: string;
+  domain?: string;
+  listen?: string;
+  dataDir?: string;
+  fleet?: string;
+}
+
+/** `ten serve`'s options as commander would read them, or null for what this reader leaves to commander. */
+export function parseServeFlags(args: readonly string[]): QuickServeFlags | null {
+  return readFlags<QuickServeFlags>(args, SERVE_VALUES, null);
+}
+
+function readFlags<T extends object>(args: readonly string[], values: ReadonlyMap<string, keyof T>, json: string | null): T | null {
+  const flags = {} as Record<keyof T, string | boolean>;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--json') {
-      flags.json = true;
+    if (arg === json) {
+      (flags as Record<string, boolean>).json = true;
       continue;
     }
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const key = PS_VALUES.get(eq === -1 ? arg : arg.slice(0, eq));
+    const key = values.get(eq === -1 ? arg : arg.slice(0, eq));
     if (key === undefined) return null;
     let value: string;
     if (eq !== -1) value = arg.slice(eq + 1);
@@ -140,5 +172,5 @@ export function parsePsFlags(args: readonly string[]): QuickPsFlags | null {
     }
     flags[key] = value;
   }
-  return flags;
+  return flags as T;
 }

@@ -24,16 +24,19 @@ Examples:
   $ ten serve --config examples/notes/tenement.config.ts --port 8080
   $ curl http://alice.notes.localhost:8080/    # reaches the notes:alice instance`,
     )
-    .action(async (options: ServeOptions) => {
-      // Start-up (loading modules, validating the config, restoring instances) allocates a lot that dies at once.
-      // V8 doubles the young generation under such a burst (up to 2 x 16 MB) and keeps it resident after, ~10 MB of
-      // an idle server's RSS: it stays at its initial size during start-up, and may grow again after, when traffic
-      // asks for it (bench/footprint.ts).
-      setFlagsFromString('--semi-space-growth-factor=1');
-      try {
-        await (await import('../serve.ts')).serve(options);
-      } finally {
-        setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_SEMI_SPACE_GROWTH}`);
-      }
-    });
+    .action(runServe);
+}
+
+/** The command's action; cli/quick.ts runs it without commander for the plain spellings of these options. */
+export async function runServe(options: ServeOptions): Promise<void> {
+  // Start-up (loading modules, validating the config, restoring instances) allocates a lot that dies at once.
+  // V8 doubles the young generation under such a burst (up to 2 x 16 MB) and keeps it resident after, ~10 MB of
+  // an idle server's RSS: it stays at its initial size during start-up, and may grow again after, when traffic
+  // asks for it (bench/footprint.ts).
+  setFlagsFromString('--semi-space-growth-factor=1');
+  try {
+    await (await import('../serve.ts')).serve(options);
+  } finally {
+    setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_SEMI_SPACE_GROWTH}`);
+  }
 }

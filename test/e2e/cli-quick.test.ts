@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
-import { parsePsFlags } from '../../cli/quick.ts';
+import { parsePsFlags, parseServeFlags } from '../../cli/quick.ts';
 import { registerPs } from '../../cli/commands/ps.ts';
+import { registerServe } from '../../cli/commands/serve.ts';
 import { freePort, request, ROOT, waitFor } from '../helpers.ts';
 
 const TEN = path.join(ROOT, 'bin', 'ten.mjs');
@@ -117,6 +118,36 @@ test("the quick reader reads ten ps's flags as commander does, and leaves the re
   // Commander's: help, unknown flags, arguments, `--`, joined short flags, missing or flag-like values.
   for (const args of [['--help'], ['-h'], ['--bogus'], ['extra'], ['--'], ['-snotes'], ['--service'], ['-s', '--json'], ['--json=1'], ['-j']]) {
     assert.equal(parsePsFlags(args), null, args.join(' '));
+  }
+});
+
+/** What commander gives `ten serve`'s action for these arguments (the action replaced: no server starts). */
+async function commanderServeFlags(args: string[]): Promise<Record<string, unknown>> {
+  const program = new Command('ten').exitOverride();
+  registerServe(program);
+  let seen: Record<string, unknown> | null = null;
+  program.commands[0]!.action((flags: Record<string, unknown>) => {
+    seen = { ...flags };
+  });
+  await program.parseAsync(['serve', ...args], { from: 'user' });
+  assert.ok(seen, 'the serve action did not run');
+  return seen;
+}
+
+test("the quick reader reads ten serve's options as commander does, and leaves the rest to it", async () => {
+  const same = [
+    [],
+    ['--config', 'tenement.config.ts'],
+    ['-c', 'a.json', '-p', '8080', '-d', 'example.com'],
+    ['--port=0', '--domain=localhost', '--listen', '127.0.0.1', '--data-dir', '/tmp/x y', '--fleet', 'nats://a:4222,nats://b:4222'],
+    ['--config=a=b.json', '--port='],
+    ['-p', '1', '-p', '2'],
+    ['--domain', '__proto__'],
+  ];
+  for (const args of same) assert.deepEqual(parseServeFlags(args), await commanderServeFlags(args), args.join(' '));
+  // Commander's: help, unknown flags, arguments, `--`, joined short flags, missing or flag-like values.
+  for (const args of [['--help'], ['-h'], ['--bogus'], ['extra'], ['--'], ['-p8080'], ['--port'], ['-c', '--port'], ['--json']]) {
+    assert.equal(parseServeFlags(args), null, args.join(' '));
   }
 });
 
