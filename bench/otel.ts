@@ -235,14 +235,15 @@ export async function tracedLoop(tracing: ReturnType<typeof startTracing> | null
   const header = (name: string): string | undefined => heads[name];
   const before = mainThreadCpuMicros(process.pid);
   for (let i = 0; i < count; i++) {
+    const receivedAt = performance.now();
     const exchange = {
       method: 'GET',
       target: '/',
       hostname: HOST,
       remoteAddress: '127.0.0.1',
       upgrade: false,
-      receivedAt: performance.now(),
-      startedAt: 0,
+      receivedAt,
+      startedAt: receivedAt,
       wakeMs: 0,
       header,
     } as unknown as ProxyExchange;

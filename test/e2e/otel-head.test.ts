@@ -76,4 +76,15 @@ test('tracing adds its traceparent to the head as received, and replaces a clien
   const edited = await upstreamHead(url, ['X-Odd:   spaced  value ', '__proto__: x']);
   assert.ok(edited.includes('X-Odd: spaced  value') && edited.includes('__proto__: x') && edited.includes('X-Edited: yes'), `rebuilt and edited: ${edited.join(' | ')}`);
   assert.equal(traceLines(edited).length, 1);
+
+  // Each CLIENT span (timed from the kernel's readings: routed, reported) lies within its SERVER span.
+  await kernel.close();
+  const servers = new Map(receiver.spans.filter((s) => s.kind === 2).map((s) => [s.spanId, s]));
+  const clients = receiver.spans.filter((s) => s.kind === 3);
+  assert.equal(clients.length, 5, 'a CLIENT span per request');
+  for (const client of clients) {
+    const server = servers.get(client.parentSpanId);
+    assert.ok(server, 'its SERVER span was exported');
+    assert.ok(server.startNs <= client.startNs && client.startNs < client.endNs && client.endNs <= server.endNs, `CLIENT within SERVER: ${server.startNs} <= ${client.startNs} < ${client.endNs} <= ${server.endNs}`);
+  }
 });
