@@ -6,7 +6,7 @@
  * wasmtime (`wasmtimeModules`, wasmtime/host.ts) implement it.
  */
 import v8 from 'node:v8';
-import { WASM_PAGE_BYTES, capMemory } from './cap-memory.ts';
+import { WASM_PAGE_BYTES, capMemory, hasStartFunction } from './cap-memory.ts';
 import type { CompiledModule } from './pool.ts';
 import type { WasiTask } from './protocol.ts';
 import type { WasmFailureKind } from './types.ts';
@@ -119,10 +119,11 @@ export { capMemory };
 export const v8Engine: Engine = {
   name: 'v8',
   availability: () => ({ usable: true }),
-  compileModule: (bytes, hash, capPages) => ({ engine: 'v8', hash, module: compileModule(bytes, capPages), capPages }),
+  compileModule: (bytes, hash, capPages) => ({ engine: 'v8', hash, module: compileModule(bytes, capPages), capPages, ahead: !hasStartFunction(bytes) }),
   wasiCall(compiled, task) {
     if (!('module' in compiled)) return { error: `the module was compiled by ${compiled.engine}, not V8` };
-    return { task, withCode: () => ({ ...task, module: compiled.module }), backstopMs: 0, done: () => undefined };
+    const ahead = { ...task, ahead: compiled.ahead === true };
+    return { task: ahead, withCode: () => ({ ...ahead, module: compiled.module }), backstopMs: 0, done: () => undefined };
   },
   workerGone: () => undefined,
 };

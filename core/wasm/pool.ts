@@ -29,7 +29,7 @@ import type { WasmCallOptions, WasmCallOutcome, WasmFailureKind, WasmPoolOptions
  * V8 a `WebAssembly.Module` shared with workers, for wasmtime an artifact file workers deserialize.
  */
 export type CompiledModule =
-  | { engine?: 'v8'; hash: string; module: WebAssembly.Module; capPages: number }
+  | { engine?: 'v8'; hash: string; module: WebAssembly.Module; capPages: number; ahead?: boolean }
   | { engine: 'wasmtime'; hash: string; artifact: string; adapter: string | null; capPages: number; fuel: boolean; ahead?: boolean };
 
 

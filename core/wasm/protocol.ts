@@ -28,6 +28,8 @@ export interface WasiTask extends TaskBase {
   stdin: Uint8Array;
   dataDir: string | null;
   preopenAs: string;
+  /** V8: the module has no start function, so its next instance may be made ahead (wasi-prepared.ts). */
+  ahead?: boolean;
   /** Set: run on wasmtime from this serialized module (no `module` travels); absent: on V8. */
   wasmtime?: { shared: WasmtimeShared; artifact: string; adapter: string | null; deadlineAt: number; deadlineMs: number; slot: number; fuel: number | null; ahead?: boolean };
   /** The call's fuel budget (`wasm.fuel`), for code compiled with fuel metering. */

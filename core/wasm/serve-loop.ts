@@ -9,6 +9,9 @@ import { HEAD, READY, REQUEST, RESPONSE, decodeWasiTask, encodeResult, waitAsync
 import type { WasmtimeShared } from './wasmtime/host.ts';
 import type { WorkerResult, WorkerTask } from './protocol.ts';
 
+/** How long a worker waits after posting an answer before it does the work ahead. */
+const STEP_ASIDE_MS = 0.05;
+
 /** `afterAnswer`: work taken off the call's path, run once its answer is posted (the next call's instance made ahead). */
 export async function serveLoop(serve: ServeTask, run: (task: WorkerTask) => Promise<WorkerResult>, afterAnswer: () => void = () => undefined): Promise<{ served: number }> {
   const cells = new Int32Array(serve.buffer, 0, HEAD / 4);
@@ -53,10 +56,14 @@ export async function serveLoop(serve: ServeTask, run: (task: WorkerTask) => Pro
         Atomics.store(cells, RESPONSE, 2);
       }
       Atomics.notify(cells, RESPONSE);
-      try {
-        afterAnswer();
-      } catch {
-        // Only ever work done ahead: the next call does it itself.
+      // The thread that takes the answer needs a core now: this one steps aside briefly (a loaded host has none
+      // to spare), and does the work ahead only if no call came meanwhile (one that did runs without it).
+      if (Atomics.wait(cells, REQUEST, 0, STEP_ASIDE_MS) === 'timed-out') {
+        try {
+          afterAnswer();
+        } catch {
+          // Only ever work done ahead: the next call does it itself.
+        }
       }
     }
   } finally {

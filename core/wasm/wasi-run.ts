@@ -90,6 +90,21 @@ export class LineSplitter {
  * that is terminated at a deadline could not close one of its own).
  */
 export function runWasiCommand(module: WebAssembly.Module, input: WasiRunInput, devNull: number): WasiRunResult {
+  return prepareWasiCommand(module, devNull).run(input);
+}
+
+/** A fresh instance with its imports, made before its request is known (wasi-prepared.ts); runs one request. */
+export interface PreparedWasi {
+  run(input: WasiRunInput): WasiRunResult;
+}
+
+/**
+ * Instantiates the module with its imports, which read the request (`input`) only when the guest calls them:
+ * the instance can be made ahead of its request, as long as instantiating runs no guest code (no start
+ * function). The request's own WASI (argv, env, its DATA_DIR) is made when it runs.
+ */
+export function prepareWasiCommand(module: WebAssembly.Module, devNull: number): PreparedWasi {
+  let input: WasiRunInput = NO_INPUT;
   const logs: WasmLogLine[] = [];
   const stderr = new LineSplitter('stderr', logs);
   const stdoutChunks: Uint8Array[] = [];
@@ -188,31 +203,40 @@ export function runWasiCommand(module: WebAssembly.Module, input: WasiRunInput, 
   try {
     instance = instantiateModule(module, { wasi_snapshot_preview1: preview1 });
   } catch (error) {
-    return { ok: false, ...classifyGuestError(error), logs };
+    const failure = classifyGuestError(error);
+    return { run: () => ({ ok: false, ...failure, logs }) };
   }
   const exported = instance.exports.memory;
   if (!(exported instanceof WebAssembly.Memory) || typeof instance.exports._start !== 'function') {
-    return { ok: false, kind: 'error', message: 'not a WASI command: it must export memory and _start (build with a main())', logs };
+    return { run: () => ({ ok: false, kind: 'error', message: 'not a WASI command: it must export memory and _start (build with a main())', logs }) };
   }
   memory = exported;
-  try {
-    wasi = new WASI({ version: 'preview1', args: input.args, env: input.env, preopens: input.dataDir === null ? {} : { [input.preopenAs]: input.dataDir }, ...stdio });
-    native = wasi.wasiImport as Preview1;
-    if (input.dataDir !== null) highestFd = 3;
-    const exitCode = wasi.start(instance);
-    stderr.end();
-    if (outputTooLarge) {
-      return { ok: false, kind: 'output-too-large', message: `the guest wrote more than ${MAX_OUTPUT_BYTES} bytes to stdout`, logs };
-    }
-    return { ok: true, exitCode, stdout: concat(stdoutChunks, stdoutBytes), logs };
-  } catch (error) {
-    stderr.end();
-    const capBytes = input.capPages * WASM_PAGE_BYTES;
-    return { ok: false, ...classifyGuestError(error, { usedBytes: memory.buffer.byteLength, capBytes }), logs };
-  } finally {
-    if (wasi) closeAll(highestFd, call);
-  }
+  return {
+    run: (given) => {
+      input = given;
+      try {
+        wasi = new WASI({ version: 'preview1', args: input.args, env: input.env, preopens: input.dataDir === null ? {} : { [input.preopenAs]: input.dataDir }, ...stdio });
+        native = wasi.wasiImport as Preview1;
+        if (input.dataDir !== null) highestFd = 3;
+        const exitCode = wasi.start(instance);
+        stderr.end();
+        if (outputTooLarge) {
+          return { ok: false, kind: 'output-too-large', message: `the guest wrote more than ${MAX_OUTPUT_BYTES} bytes to stdout`, logs };
+        }
+        return { ok: true, exitCode, stdout: concat(stdoutChunks, stdoutBytes), logs };
+      } catch (error) {
+        stderr.end();
+        const capBytes = input.capPages * WASM_PAGE_BYTES;
+        return { ok: false, ...classifyGuestError(error, { usedBytes: memory.buffer.byteLength, capBytes }), logs };
+      } finally {
+        if (wasi) closeAll(highestFd, call);
+      }
+    },
+  };
 }
+
+/** What a prepared instance's imports see before its request runs (nothing reads it: no guest code runs). */
+const NO_INPUT: WasiRunInput = { args: [], env: {}, stdin: new Uint8Array(0), dataDir: null, preopenAs: '/data', capPages: 0 };
 
 /** Closes fds 3..highest (the preopen and whatever the guest left open); the already closed answer EBADF. */
 function closeAll(highest: number, call: (name: string, ...args: number[]) => number): void {

@@ -5,7 +5,8 @@
  */
 import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { classifyGuestError } from './engine.ts';
-import { runWasiCommand } from './wasi-run.ts';
+import { prepareWasiCommand } from './wasi-run.ts';
+import { afterAnswerV8, dropV8PreparedFor, dropV8PreparedOf, planV8Prepared, takeV8Prepared } from './wasi-prepared.ts';
 import { runWasmtimeCommand } from './wasmtime/run.ts';
 import { afterAnswer, dropPreparedFor } from './wasmtime/prepared.ts';
 import { dropWasmtimeComponent } from './wasmtime/component/run.ts';
@@ -47,6 +48,7 @@ channel.onmessage = (event: unknown) => {
   // A wasmtime component instance of the key (wasmtime/component/run.ts) is freed the same way.
   // What was made ahead after this key's last call is dropped too (it holds no tenant state, only memory).
   dropPreparedFor(message.drop);
+  dropV8PreparedFor(message.drop);
   if (dropWasmtimeComponent(message.drop, message.generation)) {
     parentPort?.postMessage({ type: 'dropped', threadId, key: message.drop } satisfies WorkerNotice);
   }
@@ -69,9 +71,15 @@ function remember<V>(map: Map<string, V>, key: string, value: V, max: number): s
   return evicted;
 }
 
+/** Once a call's answer is posted: the next instance of the module just served is made ahead, on either engine. */
+function afterAnswers(): void {
+  afterAnswer();
+  afterAnswerV8();
+}
+
 /** piscina's task: the resident serve loop (channels.ts), which hands each call to `run`. */
 export default function task(work: WorkerTask | ServeTask): Promise<WorkerResult | { served: number }> {
-  return work.op === 'serve' ? serveLoop(work, run, afterAnswer) : run(work);
+  return work.op === 'serve' ? serveLoop(work, run, afterAnswers) : run(work);
 }
 
 async function run(task: WorkerTask): Promise<WorkerResult> {
@@ -91,12 +99,14 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
     if (!shipped) return { miss: true };
     entry = shipped;
   }
-  remember(code, task.hash, entry, MAX_CODE_ENTRIES);
+  dropV8PreparedOf(remember(code, task.hash, entry, MAX_CODE_ENTRIES));
   const queueMs = Math.max(0, startedAt - task.submittedAt);
   const base = { threadId, queueMs, evicted: [] as string[] };
 
   if (task.op === 'wasi') {
-    const result = runWasiCommand(entry as WebAssembly.Module, task, options.devNull);
+    const module = entry as WebAssembly.Module;
+    const result = ((task.ahead ? takeV8Prepared(task.hash) : null) ?? prepareWasiCommand(module, options.devNull)).run(task);
+    if (task.ahead) planV8Prepared(task.hash, module, task.instanceKey, options.devNull);
     const runMs = now() - startedAt;
     if (!result.ok) return { ...base, ok: false, kind: result.kind, message: result.message, logs: result.logs, live: 0, runMs, instantiated: true };
     return { ...base, ok: true, value: { exitCode: result.exitCode, stdout: result.stdout }, logs: result.logs, live: 0, runMs, instantiated: true };

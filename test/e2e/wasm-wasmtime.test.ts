@@ -127,9 +127,9 @@ describe('wasmtime engine', { skip }, () => {
     }
     await waitFor(() => replacements.destroyed >= 1, 'a sleeper\'s worker to be replaced at the backstop', 3 * WASMTIME_BACKSTOP_MS + 10_000);
     for (let i = 0; i < 4; i++) assert.ok((await pool.runWasi(compiled, { instanceKey: 'after-sleep', deadlineMs: 10_000, ...cgi('/ok') })).ok);
-    // Per live worker (2 threads): its two fallback captures, and the instance it made ahead for the next call
-    // (prepared.ts: one module here; its stdout and stderr memfds, each open twice, ours and wasmtime's). None
-    // left by the three replaced ones (each held up to 10).
+    // Per live worker (2 threads): its two fallback captures, and until it has run its work after the answer the
+    // last call's store (no DATA_DIR here) with that call's stdout and stderr memfds, each open twice (ours and
+    // wasmtime's; prepared.ts). None left by the three replaced ones.
     await waitFor(() => memfds() <= 2 * (2 + 4), 'the replaced workers\' memfds to be closed', 10_000);
     // The replaced workers never said their guests stopped: the pool did, so the epoch ticker sleeps again
     // (it would otherwise wake every millisecond for good).

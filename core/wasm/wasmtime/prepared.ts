@@ -1,10 +1,11 @@
 /**
  * A request's store on wasmtime (run.ts), and the next one made ahead. Every request still gets a fresh store and
  * instance that no other request or tenant ever ran in (the CGI convention); what changes is when it is made: a
- * worker that has just answered a call of a module makes the store, the capture memfds and the instance for that
- * module's next call (`afterAnswer`, run by the serve loop once the answer is posted), so the next request only
- * fills in its own WASI context (argv, env, stdin, DATA_DIR) and runs `_start`. The spent store is deleted there
- * too, after the answer instead of before it.
+ * worker that has just answered a call of a module makes the store and the instance for that module's next call
+ * (`afterAnswer`, run by the serve loop once the answer is posted), so the next request only fills in its own
+ * WASI context (argv, env, stdin, DATA_DIR, its stdout/stderr captures) and runs `_start`. A store made ahead
+ * holds no descriptor. A spent store is deleted before the answer when it holds host descriptors (the preopened
+ * DATA_DIR, the guest's files), so none outlives its request; else (its captures only) once the answer is posted.
  *
  * Only for modules without a start function (instantiating one runs no guest code, so nothing runs outside a
  * request, its deadline or its WASI context) and without fuel metering. At most one per module and worker,
@@ -33,15 +34,18 @@ export interface Stream {
   close(): void;
 }
 
-/** A store for one request: its WASI config (captures attached, not yet set on the store) and, once made, the instance. */
+/**
+ * A store for one request: its WASI config (not yet set on the store), the instance once made, and the request's
+ * stdout/stderr captures once attached (at the request: a store made ahead holds no descriptor).
+ */
 export interface Ready {
   s: WorkerState;
   store: Ptr;
   context: Ptr;
   /** The config until it is set on the store (which takes it); null after. */
   wasi: Ptr | null;
-  out: Stream;
-  err: Stream;
+  out: Stream | null;
+  err: Stream | null;
   instance: Buffer;
   instantiated: boolean;
 }
@@ -63,7 +67,7 @@ let next: { s: WorkerState; loaded: Loaded; capPages: number; owner: string } | 
 
 const keyOf = (s: WorkerState, moduleKey: string, capPages: number): string => `${s.key}\0${moduleKey}\0${capPages}`;
 
-/** A new store with its memory limits and a WASI config whose stdout and stderr are attached; no instance yet. */
+/** A new store with its memory limits and a WASI config; no instance, no captures yet. */
 export function newStore(s: WorkerState, capPages: number): Ready {
   const { w } = s;
   const store = w.wasmtime_store_new(s.engine, 0n, 0n) as Ptr;
@@ -74,9 +78,14 @@ export function newStore(s: WorkerState, capPages: number): Ready {
   // must not trap there. The request sets its own deadline before the guest runs.
   w.wasmtime_context_set_epoch_deadline(context, UNTIL_THE_REQUEST);
   const wasi = w.wasi_config_new() as Ptr;
-  const out = captureStream(s, wasi, 'stdout');
-  const err = captureStream(s, wasi, 'stderr');
-  return { s, store, context, wasi, out, err, instance: Buffer.alloc(INSTANCE_SIZE), instantiated: false };
+  return { s, store, context, wasi, out: null, err: null, instance: Buffer.alloc(INSTANCE_SIZE), instantiated: false };
+}
+
+/** Points the config's stdout and stderr at the request's captures (before the config is set on the store). */
+export function attachCaptures(ready: Ready): { out: Stream; err: Stream } {
+  const out = (ready.out = captureStream(ready.s, ready.wasi!, 'stdout'));
+  const err = (ready.err = captureStream(ready.s, ready.wasi!, 'stderr'));
+  return { out, err };
 }
 
 /** Frees a store and everything in it (a config never set on it included) and closes our ends of its captures. */
@@ -84,8 +93,8 @@ export function deleteStore(ready: Ready): void {
   const { s } = ready;
   if (ready.wasi !== null) s.w.wasi_config_delete(ready.wasi);
   s.w.wasmtime_store_delete(ready.store);
-  ready.out.close();
-  ready.err.close();
+  ready.out?.close();
+  ready.err?.close();
 }
 
 /**
@@ -131,10 +140,13 @@ export function takePrepared(s: WorkerState, loaded: Loaded, capPages: number): 
   return entry.ready;
 }
 
-/** After the call: its store goes once the answer is posted, and the module's next instance is made then. */
-export function retire(ready: Ready, again: { loaded: Loaded; capPages: number; owner: string } | null): void {
-  spent.push(ready);
-  next = again ? { s: ready.s, ...again } : null;
+/**
+ * After the call: its store (unless the caller deleted it already: null) goes once the answer is posted, and the
+ * module's next instance is made then.
+ */
+export function retire(s: WorkerState, ready: Ready | null, again: { loaded: Loaded; capPages: number; owner: string } | null): void {
+  if (ready) spent.push(ready);
+  next = again ? { s, ...again } : null;
 }
 
 /** Deletes the spent stores now (a caller that runs calls back to back without `afterAnswer`). */

@@ -3,9 +3,9 @@
  * (wasi-run.ts) at the guest's edge: argv and env as given (no host environment), the request body as stdin,
  * stdout captured whole (past MAX_OUTPUT_BYTES the request fails as 'output-too-large'), stderr as log lines,
  * the tenant's DATA_DIR as the one preopen. Each request gets its own store (fresh instance, WASI context and
- * limits) that no other request ran in; it is deleted, with everything in it, once the answer is posted, when
- * the module's next store and instance are made ahead (prepared.ts). The guest traps at its deadline by epoch
- * interruption: the worker lives on.
+ * limits) that no other request ran in, made ahead after the module's previous call (prepared.ts). It is deleted,
+ * with everything in it, before the answer when it holds host descriptors (DATA_DIR), else once the answer is
+ * posted. The guest traps at its deadline by epoch interruption: the worker lives on.
  *
  * stdout and stderr go into memfds sealed against growing, which caps what a guest can write (captures.ts): one
  * of each per request that wasmtime writes into through a file of its own, on this thread; else the worker's
@@ -17,7 +17,7 @@ import { WASM_PAGE_BYTES } from '../cap-memory.ts';
 import { MAX_OUTPUT_BYTES, type WasmFailureKind, type WasmLogLine } from '../types.ts';
 import { BYTE_VEC_SIZE, EXTERN_FUNC, EXTERN_MEMORY, EXTERN_OF, EXTERN_SIZE, TRAP_CODE_INTERRUPT, TRAP_CODE_OUT_OF_FUEL, type Ptr, type Wasmtime } from './ffi.ts';
 import { EPOCH_TICK_MS, errorText, guestStarted, guestStopped, memfdPrefix, takeByteVec, type WasmtimeShared } from './host.ts';
-import { deleteSpent, instantiate, newStore, retire, takePrepared } from './prepared.ts';
+import { attachCaptures, deleteSpent, deleteStore, instantiate, newStore, retire, takePrepared } from './prepared.ts';
 import { loadModule, workerState, type Loaded, type WorkerState } from './worker-state.ts';
 
 export interface WasmtimeRunInput {
@@ -88,6 +88,7 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
       if (set) return { ok: false, kind: 'error', message: `wasmtime_context_set_fuel: ${errorText(w, set)}`, logs };
     }
     const wasi = ready.wasi!;
+    const { out, err } = attachCaptures(ready);
     const names = Object.keys(input.env);
     w.wasi_config_set_argv(wasi, input.args.length, input.args);
     w.wasi_config_set_env(wasi, names.length, names, names.map((name) => input.env[name]!));
@@ -114,8 +115,8 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     }
     const error = w.wasmtime_func_call(context, start.subarray(EXTERN_OF), 0n, 0, 0n, 0, trap) as Ptr;
     const trapped = trap.readBigUInt64LE(0);
-    const stdout = ready.out.take();
-    stderr.push(ready.err.take());
+    const stdout = out.take();
+    stderr.push(err.take());
     stderr.end();
     if (stdout.length > MAX_OUTPUT_BYTES) {
       if (error) w.wasmtime_error_delete(error);
@@ -134,8 +135,10 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
   } finally {
     guestStopped(s.running, input.slot);
     if (input.fuel !== null) meter.used = fuelUsed(w, context, input.fuel);
-    // Deleted once the answer is posted; the module's next instance is made then (prepared.ts).
-    retire(ready, ahead ? { loaded, capPages: input.capPages, owner: input.instanceKey ?? '' } : null);
+    // A store holding host descriptors (the preopened DATA_DIR, the guest's files) is deleted before the answer:
+    // none outlives its request. Others go once the answer is posted, when the module's next instance is made.
+    if (input.dataDir !== null) deleteStore(ready);
+    retire(s, input.dataDir === null ? ready : null, ahead ? { loaded, capPages: input.capPages, owner: input.instanceKey ?? '' } : null);
   }
 }
 
