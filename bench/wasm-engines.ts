@@ -16,119 +16,31 @@ import { createTestKernel } from '../core/test-kernel.ts';
 import { capMemory, compileModule } from '../core/wasm/engine.ts';
 import { ModuleCache } from '../core/wasm/module-cache.ts';
 import { WasmPool, type CompiledModule } from '../core/wasm/pool.ts';
-import { runWasiCommand } from '../core/wasm/wasi-run.ts';
+import { prepareWasiCommand, runWasiCommand } from '../core/wasm/wasi-run.ts';
+import { afterAnswer, dropPreparedFor } from '../core/wasm/wasmtime/prepared.ts';
 import { INSTANCE_SIZE, type Ptr } from '../core/wasm/wasmtime/ffi.ts';
 import { artifactPath, claimTickerSlot, ensureArtifact, ensureArtifacts, wasmtimeEngine } from '../core/wasm/wasmtime/host.ts';
 import { runWasmtimeCommand } from '../core/wasm/wasmtime/run.ts';
 import { wasmtimeStatus } from '../core/wasm/wasmtime/library.ts';
-import { ROOT, findBinary, fmt, httpGet, isMain, makeTempDir, median, removeTempDir, runWrk, sleep, spread, table, timeEach, waitForOk, type Spread } from './lib.ts';
-import type { Kernel } from '../core/kernel.ts';
+import { ROOT, findBinary, httpGet, isMain, makeTempDir, median, removeTempDir, runWrk, spread, timeEach, waitForOk } from './lib.ts';
+import { NATIVE_APP, coldPairs, type ColdPairs } from './wasm-cold.ts';
+import { formatEngines, type Engine, type EngineComparison, type EngineFigures } from './wasm-engines-report.ts';
 
 const CAP_PAGES = 512;
 const ENGINES = ['v8', 'wasmtime'] as const;
-type Engine = (typeof ENGINES)[number];
 
-export interface EngineFigures {
-  compileMs: number;
-  /** Loading compiled code a restarted server already has: V8 compiles again (Node cannot persist it); wasmtime deserializes its artifact. */
-  reloadMs: number;
-  instantiateUs: Spread;
-  inThreadRunMs: Spread;
-  coldStartMs: Spread;
-  /** The same GET on a new connection after the same idle pause, not hibernated (interleaved with the cold ones). */
-  idleWarmMs: Spread;
-  /** Per cycle, cold minus idle-warm: what the wake adds to a first request (p50 of the cycles). */
-  wakeAddedMs: number;
-  /** The same GET to the native Node server after the same pause, in the same cycles: what any request pays after idle. */
-  nativeIdleMs: Spread;
-  /** Per cycle, cold minus the native idle GET: what a hibernated function costs over a running native server (p50). */
-  coldOverNativeMs: number;
-  /** Per cycle, idle-warm minus the native idle GET: what the wasm path itself pays after a pause (p50). */
-  idleOverNativeMs: number;
-  /** In the server: the instance's `waking` to its `woken` event (allocate, spawn, ready, running). */
-  wakeMs: Spread;
-  warmProxyMs: Spread;
-  /** wrk -c1 (one request at a time on a kept-alive connection) p50 through the proxy, median of 5 rounds. */
-  warmC1Ms: number;
-  /** warmC1Ms minus a native Node server's through the same proxy, per interleaved round (median). */
-  warmAddedMs: number;
-  proxyRps: number | null;
-  /** RSS per instance alive at once (1,000 instantiated, kept), KB; NaN without gc() (node --expose-gc). */
-  rssPerInstanceKb: number;
-  /** A runaway with a 200 ms deadline: answered this long after its deadline, ms (median of 5). */
-  runawayOvershootMs: number;
-  /** The next call on the pool right after (V8: its worker is being replaced), ms. */
-  afterRunawayMs: number;
-}
+export { formatEngines, type EngineComparison, type EngineFigures };
 
-export interface EngineComparison {
-  figures: Record<Engine, EngineFigures>;
-  /** The native Node server's wrk -c1 p50 through the same proxy (median of the rounds), ms. */
-  nativeC1Ms: number | null;
-  moduleBytes: number;
-}
-
-/** A native Node server answering what examples/wasm-c answers, behind the same proxy: the warm baseline. */
-const NATIVE_APP = `import http from 'node:http';
-http.createServer((req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain' });
-  res.end('Hello, ' + process.env.TENEMENT_INSTANCE + '!\\n');
-}).listen(Number(process.env.PORT), '127.0.0.1');
-`;
-
-/** The pause after a hibernation (and before an idle-warm request): the wake must not overlap the stop. */
-const IDLE_MS = 100;
-
-/**
- * Cold starts interleaved with idle-warm requests: per cycle, hibernate, pause, GET (cold); pause, GET (warm, the
- * same pause and a new connection); pause, the same GET to the native server. Cold minus warm is what the wake
- * adds; the idle pause itself (cold caches, sleeping threads, a new connection, this process's own client) costs
- * the warm request as much, and the native server's request says how much of that any request pays here. The
- * server-side wake is timed from the instance's events.
- */
-async function coldCycles(kernel: Kernel, service: string, port: number, host: string, nativeHost: string, cycles: number) {
-  const instance = kernel.instances.get(service, 'bench')!;
-  let wakingAt = 0;
-  const wakes: number[] = [];
-  const unwatch = kernel.watchEvents((event) => {
-    if (event.instance !== instance.key) return;
-    if (event.type === 'waking') wakingAt = performance.now();
-    else if (event.type === 'woken') wakes.push(performance.now() - wakingAt);
-  });
-  const cold: number[] = [];
-  const warm: number[] = [];
-  const added: number[] = [];
-  const native: number[] = [];
-  const coldOverNative: number[] = [];
-  const idleOverNative: number[] = [];
-  try {
-    for (let cycle = 0; cycle <= cycles; cycle++) {
-      await kernel.hibernate(instance, 'benchmark');
-      await sleep(IDLE_MS);
-      let started = performance.now();
-      const reply = await httpGet(port, host, '/');
-      const coldMs = performance.now() - started;
-      if (reply.status !== 200) throw new Error(`cold request answered ${reply.status}: ${reply.body.slice(0, 200)}`);
-      await sleep(IDLE_MS);
-      started = performance.now();
-      await httpGet(port, host, '/');
-      const warmMs = performance.now() - started;
-      await sleep(IDLE_MS);
-      started = performance.now();
-      await httpGet(port, nativeHost, '/');
-      const nativeMs = performance.now() - started;
-      if (cycle === 0) continue;
-      cold.push(coldMs);
-      warm.push(warmMs);
-      added.push(coldMs - warmMs);
-      native.push(nativeMs);
-      coldOverNative.push(coldMs - nativeMs);
-      idleOverNative.push(warmMs - nativeMs);
-    }
-  } finally {
-    unwatch();
+/** Times `run` only, `count` times, with `prepare` (untimed) before each: what a request pays when its instance was made ahead. */
+async function timeAhead<T>(count: number, prepare: () => T, run: (ready: T) => unknown): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const ready = prepare();
+    const started = performance.now();
+    run(ready);
+    samples.push(performance.now() - started);
   }
-  return { cold, warm, added, native, coldOverNative, idleOverNative, wakes: wakes.slice(1) };
+  return samples;
 }
 
 function build(source: string, out: string): void {
@@ -157,7 +69,8 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     return null;
   }
   const samples = Number(process.env.BENCH_WASM_SAMPLES ?? 300);
-  const cycles = Number(process.env.BENCH_WASM_CYCLES ?? 15);
+  // Cold pairs (wasm-cold.ts): at least 20, so the median and p90 of a per-pair difference mean something.
+  const cycles = Math.max(20, Number(process.env.BENCH_WASM_CYCLES ?? 24));
   const dir = makeTempDir('wasm-engines');
   const handler = path.join(dir, 'handler.wasm');
   const guest = path.join(dir, 'guest.wasm');
@@ -224,11 +137,17 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
   // A whole request in this thread: instantiate, _start, CGI output captured.
   const devNull = openSync('/dev/null', 'r+');
   const v8Run = await timeEach(samples, () => runWasiCommand(v8Module, input, devNull));
+  // The same with the instance made before the timed part, as a pool worker does after each answer.
+  const v8Ahead = await timeAhead(samples, () => prepareWasiCommand(v8Module, devNull), (ready) => ready.run(input));
   closeSync(devNull);
   // As served: the guest rewritten to count its open files through the adapter (files-adapter.ts).
   const served = ensureArtifacts(capped, path.join(dir, 'cache'), 'bench-served');
   const benchSlot = claimTickerSlot()!;
-  const wtRun = await timeEach(samples, () => runWasmtimeCommand(engine.shared!, { ...input, hash: 'bench-served', ...served, deadlineAt: performance.timeOrigin + performance.now() + 5_000, deadlineMs: 5_000, slot: benchSlot, fuel: null }));
+  const wtInput = () => ({ ...input, hash: 'bench-served', ...served, deadlineAt: performance.timeOrigin + performance.now() + 5_000, deadlineMs: 5_000, slot: benchSlot, fuel: null });
+  const wtRun = await timeEach(samples, () => runWasmtimeCommand(engine.shared!, wtInput()));
+  const wtAhead = await timeAhead(samples, afterAnswer, () => runWasmtimeCommand(engine.shared!, { ...wtInput(), ahead: true, instanceKey: 'bench' }));
+  afterAnswer();
+  dropPreparedFor('bench');
 
   // Runaways, through a pool: V8 terminates the worker at the deadline and starts another; wasmtime interrupts the guest.
   const pool = new WasmPool({ threads: 2 });
@@ -275,14 +194,14 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
   });
   const port = Number(new URL(kernel.url).port);
   const wrk = findBinary('wrk');
-  const http = {} as Record<Engine, { cycles: Awaited<ReturnType<typeof coldCycles>>; warm: number[]; rps: number[]; c1: number[]; added: number[] }>;
+  const http = {} as Record<Engine, { cycles: ColdPairs; warm: number[]; rps: number[]; c1: number[]; added: number[] }>;
   const nativeC1: number[] = [];
   try {
     await waitForOk(port, 'bench.native.localhost', 30_000, 'the native server');
     for (const name of ENGINES) {
       const host = `bench.c-${name}.localhost`;
       await waitForOk(port, host, 30_000, host);
-      http[name] = { cycles: await coldCycles(kernel, `c-${name}`, port, host, 'bench.native.localhost', cycles), warm: [], rps: [], c1: [], added: [] };
+      http[name] = { cycles: await coldPairs(kernel, `c-${name}`, port, host, 'bench.native.localhost', cycles), warm: [], rps: [], c1: [], added: [] };
       http[name].warm = await timeEach(samples, () => httpGet(port, host, '/'));
     }
     // Interleaved rounds, medians: load from others on a shared machine shifts within seconds.
@@ -310,13 +229,8 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     reloadMs: median(v8Reloads),
     instantiateUs: spread(v8Inst),
     inThreadRunMs: spread(v8Run),
-    coldStartMs: spread(http.v8.cycles.cold),
-    idleWarmMs: spread(http.v8.cycles.warm),
-    wakeAddedMs: median(http.v8.cycles.added),
-    nativeIdleMs: spread(http.v8.cycles.native),
-    coldOverNativeMs: median(http.v8.cycles.coldOverNative),
-    idleOverNativeMs: median(http.v8.cycles.idleOverNative),
-    wakeMs: spread(http.v8.cycles.wakes),
+    inThreadAheadMs: spread(v8Ahead),
+    cold: http.v8.cycles,
     warmProxyMs: spread(http.v8.warm),
     warmC1Ms: wrk ? median(http.v8.c1) : NaN,
     warmAddedMs: wrk ? median(http.v8.added) : NaN,
@@ -330,13 +244,8 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     reloadMs: median(reloads),
     instantiateUs: spread(wtInst),
     inThreadRunMs: spread(wtRun),
-    coldStartMs: spread(http.wasmtime.cycles.cold),
-    idleWarmMs: spread(http.wasmtime.cycles.warm),
-    wakeAddedMs: median(http.wasmtime.cycles.added),
-    nativeIdleMs: spread(http.wasmtime.cycles.native),
-    coldOverNativeMs: median(http.wasmtime.cycles.coldOverNative),
-    idleOverNativeMs: median(http.wasmtime.cycles.idleOverNative),
-    wakeMs: spread(http.wasmtime.cycles.wakes),
+    inThreadAheadMs: spread(wtAhead),
+    cold: http.wasmtime.cycles,
     warmProxyMs: spread(http.wasmtime.warm),
     warmC1Ms: wrk ? median(http.wasmtime.c1) : NaN,
     warmAddedMs: wrk ? median(http.wasmtime.added) : NaN,
@@ -346,62 +255,6 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     afterRunawayMs: median(after.wasmtime),
   };
   return { figures, moduleBytes: bytes.length, nativeC1Ms: wrk ? median(nativeC1) : null };
-}
-
-export function formatEngines(result: EngineComparison): string {
-  const { v8, wasmtime } = result.figures;
-  const row = (name: string, a: number | null, b: number | null, digits = 3): string[] => [
-    name,
-    a === null ? 'n/a' : fmt(a, digits),
-    b === null ? 'n/a' : fmt(b, digits),
-    a === null || b === null ? 'n/a' : `${fmt(b / a, 2)}x`,
-  ];
-  return [
-    `== wasm engines: examples/wasm-c (${result.moduleBytes} bytes) on V8 and on wasmtime, same module ==`,
-    table(
-      ['figure', 'V8', 'wasmtime', 'wasmtime/V8'],
-      [
-        row('compile (ms)', v8.compileMs, wasmtime.compileMs, 1),
-        row('code on restart: V8 compiles, wasmtime deserializes (ms)', v8.reloadMs, wasmtime.reloadMs, 3),
-        row('instantiate p50 (µs)', v8.instantiateUs.p50, wasmtime.instantiateUs.p50, 1),
-        row('run in-thread p50 (ms: instantiate + _start + CGI)', v8.inThreadRunMs.p50, wasmtime.inThreadRunMs.p50),
-        row('run in-thread p99 (ms)', v8.inThreadRunMs.p99, wasmtime.inThreadRunMs.p99),
-        row('cold start hibernated -> 200 p50 (ms, new connection)', v8.coldStartMs.p50, wasmtime.coldStartMs.p50),
-        row(`the same GET after the same ${IDLE_MS} ms pause, not hibernated p50 (ms)`, v8.idleWarmMs.p50, wasmtime.idleWarmMs.p50),
-        row('cold start: added by the wake, per cycle p50 (ms)', v8.wakeAddedMs, wasmtime.wakeAddedMs),
-        row(`the same GET to the native server after the same ${IDLE_MS} ms pause p50 (ms, same cycles)`, v8.nativeIdleMs.p50, wasmtime.nativeIdleMs.p50),
-        row('cold start minus that native GET, per cycle p50 (ms)', v8.coldOverNativeMs, wasmtime.coldOverNativeMs),
-        row('idle-warm GET minus that native GET, per cycle p50 (ms: the wasm path after a pause)', v8.idleOverNativeMs, wasmtime.idleOverNativeMs),
-        row('wake in the server (waking -> woken) p50 (ms)', v8.wakeMs.p50, wasmtime.wakeMs.p50),
-        row('warm GET via proxy p50 (ms)', v8.warmProxyMs.p50, wasmtime.warmProxyMs.p50),
-        row('warm GET via proxy p99 (ms)', v8.warmProxyMs.p99, wasmtime.warmProxyMs.p99),
-        row(`warm via proxy, wrk -c1 p50 (ms; native Node server ${result.nativeC1Ms === null ? 'n/a' : fmt(result.nativeC1Ms, 3)})`, v8.warmC1Ms, wasmtime.warmC1Ms),
-        row('warm added over the native server, c1 p50 (ms)', v8.warmAddedMs, wasmtime.warmAddedMs),
-        row('req/s via proxy (wrk -c16, median of 3)', v8.proxyRps, wasmtime.proxyRps, 0),
-        row('RSS per live instance (KB)', v8.rssPerInstanceKb, wasmtime.rssPerInstanceKb, 1),
-        row('runaway (200 ms deadline) answered after deadline + (ms)', v8.runawayOvershootMs, wasmtime.runawayOvershootMs, 1),
-        row('next 2 calls right after a runaway (ms)', v8.afterRunawayMs, wasmtime.afterRunawayMs, 1),
-      ],
-    ),
-    '',
-    goalLines(result).join('\n'),
-  ].join('\n');
-}
-
-/** Issue 12's goals that this bench measures, each with the figure it names. */
-function goalLines(result: EngineComparison): string[] {
-  const { v8, wasmtime } = result.figures;
-  const line = (name: string, measured: number, goal: string, met: boolean) => `  ${name}: ${fmt(measured, 3)} ms (goal ${goal}) ${met ? 'met' : 'NOT met'}`;
-  const added = Math.min(v8.warmAddedMs, wasmtime.warmAddedMs);
-  return [
-    'goals (issue 12):',
-    line('C cold start on wasmtime, hibernated -> 200 p50, end to end on a new connection', wasmtime.coldStartMs.p50, '< 1 ms', wasmtime.coldStartMs.p50 < 1),
-    line('  over a native server after the same pause (cold minus the native GET, same cycles)', wasmtime.coldOverNativeMs, '< 1 ms', wasmtime.coldOverNativeMs < 1),
-    line('  of which the wake adds (cold minus the same GET after the same pause)', wasmtime.wakeAddedMs, '< 1 ms', wasmtime.wakeAddedMs < 1),
-    line('  the wake in the server (waking -> woken) p50', wasmtime.wakeMs.p50, '< 1 ms', wasmtime.wakeMs.p50 < 1),
-    line('warm added p50 over a native server through the same proxy, c1, faster engine', added, '< 0.2 ms', added < 0.2),
-    line('runaway stopped after its deadline on wasmtime, without replacing the worker', wasmtime.runawayOvershootMs, '<= 10 ms', wasmtime.runawayOvershootMs <= 10),
-  ];
 }
 
 if (isMain(import.meta.url)) {

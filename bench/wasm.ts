@@ -231,7 +231,8 @@ export async function runWasmBench(options: { log?: (line: string) => void } = {
         ...(wt
           ? [
               { name: 'C code on restart, wasmtime (deserialized artifact)', measured: `${fmt(wt.reloadMs, 3)} ms`, goal: '< 1 ms', met: wt.reloadMs < 1 },
-              { name: 'C cold start hibernated -> 200, wasmtime', measured: `${fmt(wt.coldStartMs.p50, 2)} ms`, goal: '< 1 ms', met: wt.coldStartMs.p50 < 1 },
+              { name: `C cold start on wasmtime: what hibernation adds over a native GET after the same pause (p50 of ${wt.cold.pairs} pairs)`, measured: `${fmt(wt.cold.added.p50, 2)} ms`, goal: '< 1 ms', met: wt.cold.added.p50 < 1 },
+              { name: 'C cold start hibernated -> 200 end to end, wasmtime (includes the host\'s idle wake-up)', measured: `${fmt(wt.cold.cold.p50, 2)} ms`, goal: '< 1 ms', met: wt.cold.cold.p50 < 1 },
               { name: 'runaway stopped after its deadline, wasmtime (worker kept)', measured: `+${fmt(wt.runawayOvershootMs, 1)} ms`, goal: '< 10 ms', met: wt.runawayOvershootMs < 10 },
             ]
           : []),
