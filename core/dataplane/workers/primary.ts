@@ -189,7 +189,8 @@ export class ProxyWorkers {
   /** The worker accepts from the kernel's listening socket (its copy of the handle; the accept queue stays one). */
   private listenIn(worker: Worker): void {
     worker.accepting = true;
-    worker.elu = 1;
+    // Idle until it reports: one more worker only once this one is saturated too.
+    worker.elu = 0;
     if (!worker.child.connected) return;
     worker.child.send({ t: 'listen' } satisfies ListenMessage, this.listener);
     // Connections opened in one burst all landed here: the new process gets its share of the idle ones, or it
