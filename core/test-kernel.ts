@@ -1,5 +1,6 @@
 import { bootKernel, type BootedKernel } from './boot.ts';
 import type { ConfigInput } from './config/schema.ts';
+import type { Logger } from './logger.ts';
 import type { PluginEntry } from './plugin.ts';
 
 /** Tests only: production code boots a kernel of its own with core/boot.ts. */
@@ -15,6 +16,8 @@ export function createTestKernel(options: {
   /** Resolve relative paths (cwd of services) against this directory. */
   dir?: string;
   start?: boolean;
+  /** The kernel's log (default: silent unless TENEMENT_LOG_LEVEL); a test reading what plugins log passes its own. */
+  logger?: Logger;
 }): Promise<TestKernel> {
   return bootKernel({ ...options, tempPrefix: 'tenement-test-' });
 }

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../core/config/schema.ts';
+import { makeLogger, type Logger } from '../../core/logger.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import network from '../../plugins/network/index.ts';
 import { natTableName } from '../../plugins/network/nat-rules.ts';
@@ -35,8 +36,8 @@ const OUTSIDE_NETNS = `tnatout-${TAG}`;
 const OUTSIDE_VETH = `natout${TAG}`;
 
 /** A kernel closed after the test unless the test closed it itself (`closeNow`). */
-async function kernelWith(t: TestContext, config: ConfigInput, start = true): Promise<TestKernel & { closeNow(): Promise<void> }> {
-  const kernel = await createTestKernel({ plugins, start, config });
+async function kernelWith(t: TestContext, config: ConfigInput, start = true, logger?: Logger): Promise<TestKernel & { closeNow(): Promise<void> }> {
+  const kernel = await createTestKernel({ plugins, start, config, logger });
   let closed = false;
   t.after(() => (closed ? undefined : kernel.close()));
   return Object.assign(kernel, {
@@ -157,6 +158,7 @@ describe('network plugin: outbound NAT', { timeout: 30_000, skip }, () => {
       if (tableExists(table)) spawnSync('nft', ['delete', 'table', 'ip', table]);
     });
     execFileSync('nft', ['add', 'table', 'ip', table]);
+    const warnings: string[] = [];
     const kernel = await kernelWith(
       t,
       {
@@ -165,11 +167,14 @@ describe('network plugin: outbound NAT', { timeout: 30_000, skip }, () => {
         pluginOptions: { network: { spare: false } },
       },
       false,
+      // What the plugins warn about, read from the log lines themselves (plugins log through children of it).
+      makeLogger('warn', (line) => {
+        const entry = JSON.parse(line) as { level: number; msg?: string };
+        if (entry.level === 40 && entry.msg !== undefined) warnings.push(entry.msg);
+      }),
     );
     // Added after kernelWith's close: after-hooks run in the order added, and the kernel writes into it.
     t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-    const warnings: string[] = [];
-    (kernel.log as unknown as { warn: (object: object, message: string) => void }).warn = (_object, message) => warnings.push(message);
     await kernel.start();
     assert.equal(tableExists(table), false, 'the leftover table is removed at start');
     const reported = warnings.filter((message) => message.includes('settings.network.nat is off'));
