@@ -59,6 +59,17 @@ export function tenEntry(): TenEntry {
     label: `compiled package (dist/cli/main.js)${stale ? `: STALE, ${path.relative(ROOT, source.file)} is newer; run npm run build` : ''}`,
   };
 }
+/**
+ * What a bench's `ten serve` runs when it names no script: the sources through tsx, or with BENCH_TEN_COMPILED=1
+ * the compiled package (what `npm install` gives users; tsx's keepNames costs every named closure made per call a
+ * defineProperty, which the compiled code never pays), refused when dist/ is missing or older than a source.
+ */
+function defaultServeScript(): string {
+  if (process.env.BENCH_TEN_COMPILED !== '1') return TEN_BIN;
+  const entry = tenEntry();
+  if (!entry.compiled || entry.label.includes('STALE')) throw new Error(`BENCH_TEN_COMPILED=1 needs a fresh dist/ (${entry.label}): run npm run build`);
+  return entry.script;
+}
 export const LOOPBACK = '127.0.0.1';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -299,7 +310,7 @@ export async function startTenServe(options: {
   /** The script to run (default bin/ten.mjs, the sources): e.g. tenEntry().script for the compiled package. */
   script?: string;
 }): Promise<TenServe> {
-  const child = startChild(process.execPath, [...(options.nodeArgs ?? []), options.script ?? TEN_BIN, 'serve', '--config', options.config, '--port', '0'], {
+  const child = startChild(process.execPath, [...(options.nodeArgs ?? []), options.script ?? defaultServeScript(), 'serve', '--config', options.config, '--port', '0'], {
     cwd: ROOT,
     // Its context (cli/context-file.ts) goes next to its data, not into the user's own ~/.config/tenement.
     env: { ...process.env, TENEMENT_LOG_LEVEL: process.env.TENEMENT_LOG_LEVEL ?? 'warn', XDG_CONFIG_HOME: path.join(path.dirname(options.dataDir), 'xdg-config') },
