@@ -10,7 +10,7 @@
  * Env: BENCH_ROUNDS (5), BENCH_SECONDS (2), BENCH_CONNECTIONS (32), BENCH_WORKERS (N: the cores, at least 2),
  * BENCH_HAPROXY_THREADS (settings.edge.threads; default HAProxy's own, one per core).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { checkHaproxy } from '../plugins/edge-haproxy/check.ts';
@@ -20,6 +20,7 @@ import {
   type Nginx,
   type TenServe,
   type WrkResult,
+  childCommandLines,
   childPids,
   cpuMicrosOf,
   fmt,
@@ -64,13 +65,7 @@ export interface EdgeBenchResult {
 /** HAProxy's master and worker: ten serve's children whose command line is haproxy's, and theirs. */
 function haproxyPids(servePid: number): number[] {
   const pids: number[] = [];
-  for (const pid of childPids(servePid)) {
-    let cmdline = '';
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
-    } catch {
-      continue;
-    }
+  for (const { pid, cmdline } of childCommandLines(servePid)) {
     if (cmdline.includes('haproxy')) pids.push(pid, ...childPids(pid));
   }
   return pids;

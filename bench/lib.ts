@@ -640,6 +640,19 @@ export function childPids(parent: number): number[] {
   return found;
 }
 
+/** `parent`'s children with their command lines (NUL-separated, as /proc has them); one gone meanwhile is left out. */
+export function childCommandLines(parent: number): Array<{ pid: number; cmdline: string }> {
+  const children: Array<{ pid: number; cmdline: string }> = [];
+  for (const pid of childPids(parent)) {
+    try {
+      children.push({ pid, cmdline: readFileSync(`/proc/${pid}/cmdline`, 'latin1') });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
+}
+
 /** A goal line: the measured figure, the goal, and whether it is met. */
 export interface Goal {
   name: string;

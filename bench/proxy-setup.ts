@@ -2,9 +2,9 @@
  * What the proxy benchmark (bench/proxy.ts) runs: ten serve's config for the hello backend, starting it, and
  * telling its proxy processes from the instances it runs.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BENCH_DIR, type TenServe, childPids, startTenServe, waitForOk } from './lib.ts';
+import { BENCH_DIR, type TenServe, childCommandLines, startTenServe, waitForOk } from './lib.ts';
 
 export const HOST = 'bench.hello.localhost';
 const HELLO_APP = path.join(BENCH_DIR, 'fixtures', 'hello.mjs');
@@ -53,13 +53,7 @@ export async function startTenement(config: string, dataDir: string, nodeArgs: r
 export function proxyProcesses(servePid: number): { proxy: number[]; backend: number[] } {
   const proxy = [servePid];
   const backend: number[] = [];
-  for (const pid of childPids(servePid)) {
-    let cmdline = '';
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
-    } catch {
-      continue;
-    }
+  for (const { pid, cmdline } of childCommandLines(servePid)) {
     (cmdline.includes('tenement-proxy') || cmdline.includes('worker-main') ? proxy : backend).push(pid);
   }
   return { proxy, backend };
