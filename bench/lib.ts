@@ -2,7 +2,7 @@
  * Shared pieces of the benchmarks: temp dirs, child processes that are always cleaned up, `ten serve` and nginx
  * launchers, a wrk runner and parser, and small statistics helpers. Everything listens on 127.0.0.1 only.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -59,15 +59,36 @@ export function tenEntry(): TenEntry {
     label: `compiled package (dist/cli/main.js)${stale ? `: STALE, ${path.relative(ROOT, source.file)} is newer; run npm run build` : ''}`,
   };
 }
+/** Whether this bench run has built dist/ already (at most once per run). */
+let builtThisRun = false;
+/** Whether this bench run has said which package its `ten serve` runs. */
+let toldWhatRuns = false;
+
 /**
- * What a bench's `ten serve` runs when it names no script: the sources through tsx, or with BENCH_TEN_COMPILED=1
- * the compiled package (what `npm install` gives users; tsx's keepNames costs every named closure made per call a
- * defineProperty, which the compiled code never pays), refused when dist/ is missing or older than a source.
+ * What a bench's `ten serve` runs when it names no script: the compiled package (what `npm install` gives users,
+ * issue 17; tsx's keepNames costs every named closure made per call a defineProperty, which the compiled code
+ * never pays), built first (`npm run build`, once per bench run) when dist/ is missing or older than a source.
+ * BENCH_TEN_SOURCES=1 runs the sources through tsx instead.
  */
 function defaultServeScript(): string {
-  if (process.env.BENCH_TEN_COMPILED !== '1') return TEN_BIN;
-  const entry = tenEntry();
-  if (!entry.compiled || entry.label.includes('STALE')) throw new Error(`BENCH_TEN_COMPILED=1 needs a fresh dist/ (${entry.label}): run npm run build`);
+  if (process.env.BENCH_TEN_SOURCES === '1') {
+    if (!toldWhatRuns) process.stderr.write('bench: ten serve runs the sources through tsx (BENCH_TEN_SOURCES=1)\n');
+    toldWhatRuns = true;
+    return TEN_BIN;
+  }
+  let entry = tenEntry();
+  const fresh = (e: TenEntry): boolean => e.compiled && !e.label.includes('STALE');
+  if (!fresh(entry) && !builtThisRun) {
+    builtThisRun = true;
+    process.stderr.write(`bench: building dist/ (npm run build): ${entry.label}\n`);
+    const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
+    if (build.status !== 0) throw new Error(`bench: npm run build failed (${build.signal ?? `exit ${build.status}`})`);
+    entry = tenEntry();
+  }
+  // A source edited during the build (or a failed one) leaves dist/ stale: measuring it would mislabel the figures.
+  if (!fresh(entry)) throw new Error(`bench: ten serve needs a fresh dist/ (${entry.label}); BENCH_TEN_SOURCES=1 runs the sources`);
+  if (!toldWhatRuns) process.stderr.write(`bench: ten serve runs the ${entry.label}\n`);
+  toldWhatRuns = true;
   return entry.script;
 }
 export const LOOPBACK = '127.0.0.1';
@@ -307,7 +328,7 @@ export async function startTenServe(options: {
   dataDir: string;
   nodeArgs?: readonly string[];
   timeoutMs?: number;
-  /** The script to run (default bin/ten.mjs, the sources): e.g. tenEntry().script for the compiled package. */
+  /** The script to run (default: the compiled package, built when stale; BENCH_TEN_SOURCES=1 the sources). */
   script?: string;
 }): Promise<TenServe> {
   const child = startChild(process.execPath, [...(options.nodeArgs ?? []), options.script ?? defaultServeScript(), 'serve', '--config', options.config, '--port', '0'], {
