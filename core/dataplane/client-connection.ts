@@ -9,6 +9,7 @@ import { MAX_HEAD_BYTES, hasBareLf, parseRequestHead, type RequestHead } from '.
 import type { UpstreamPool } from './upstream-pool.ts';
 import type { Router } from './route-cache.ts';
 import { isShared, own, readIntoShared, readIntoStream } from './read-buffer.ts';
+import type { BoundaryMoves } from './boundary-moves.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** A kept-alive client connection with no request in progress is closed after this long. */
@@ -46,6 +47,8 @@ export interface DataPlaneContext {
    * followed) to be read first, to the kernel's process. True when it took it.
    */
   handBack?(socket: net.Socket, bytes: Buffer): boolean;
+  /** Connections another proxy process wants, taken at a request boundary (the listener's own connections only). */
+  moves?: BoundaryMoves;
 }
 
 function headersObject(raw: readonly string[]): IncomingHttpHeaders {
@@ -277,6 +280,9 @@ export class ClientConnection {
       this.socket.end();
       return;
     }
+    // A request boundary: another process may want this connection (boundary-moves.ts).
+    const moves = this.context.moves;
+    if (moves !== undefined && moves.wanted > 0 && this.buffer === null && moves.take(this)) return;
     this.resumeReading();
     if (this.buffer) this.next();
     // A half-closed client's pipelined requests are all answered; then the connection closes.

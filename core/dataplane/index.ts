@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { BoundaryMoves } from './boundary-moves.ts';
 import { ClientConnection, type DataPlaneContext } from './client-connection.ts';
 import { ownRouter, setConnectionRoute, type ConnectionRoute } from './own-routes.ts';
 
@@ -9,7 +10,9 @@ export type { DataPlaneContext };
  * traffic) and is handed to node:http for anything else. Half-open connections are allowed so a client
  * that finishes sending still gets its answer.
  */
-export function createDataPlane(context: DataPlaneContext): DataPlane {
+export function createDataPlane(sharedContext: DataPlaneContext): DataPlane {
+  const moves = new BoundaryMoves();
+  const context: DataPlaneContext = { ...sharedContext, moves };
   const connections = new Set<ClientConnection>();
   const serve = (socket: net.Socket, connectionContext: DataPlaneContext): void => {
     const connection = new ClientConnection(socket, connectionContext);
@@ -22,7 +25,7 @@ export function createDataPlane(context: DataPlaneContext): DataPlane {
     accept(socket, route) {
       // The node:http path (a handoff) finds the route by the socket; the fast path gets it in its context.
       setConnectionRoute(socket, route);
-      serve(socket, { ...context, route: ownRouter(route) });
+      serve(socket, { ...context, route: ownRouter(route), moves: undefined });
     },
     get connectionCount() {
       return connections.size;
@@ -44,6 +47,12 @@ export function createDataPlane(context: DataPlaneContext): DataPlane {
       }
       return taken;
     },
+    moveAtBoundary(count, to, withinMs) {
+      moves.want(count, to, withinMs);
+    },
+    cancelMoves() {
+      moves.cancel();
+    },
   };
 }
 
@@ -61,4 +70,10 @@ export interface DataPlane {
    * another proxy process to serve (proxy.accept 'spill' moves some to a worker it spills to).
    */
   takeIdle(max: number): net.Socket[];
+  /**
+   * Up to `count` of the listener's kept-alive connections to `to`, each as it finishes a response within
+   * `withinMs` (boundary-moves.ts): the busy ones takeIdle never finds. Replaces an earlier want.
+   */
+  moveAtBoundary(count: number, to: (socket: net.Socket) => void, withinMs: number): void;
+  cancelMoves(): void;
 }

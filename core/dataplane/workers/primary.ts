@@ -39,6 +39,12 @@ export type AcceptMode = 'spread' | 'spill';
 const MAX_RESPAWNS = 10;
 const RESPAWN_WINDOW_MS = 60_000;
 const CLOSE_GRACE_MS = 5_000;
+/**
+ * How long a spill's share of busy connections may take to move at their request boundaries (boundary-moves.ts):
+ * a busy connection finishes a response within milliseconds; one that does not in this long is not what the
+ * share was for, and the loads may have changed by then (two load samples).
+ */
+const MOVE_WITHIN_MS = 2 * SPILL_SAMPLE_MS;
 
 /** Whether workers can route on their own: the router alone decides (on the host), and no tap edits upstream heads. */
 function workersCanRoute(hooks: KernelHooks): boolean {
@@ -93,7 +99,7 @@ export class ProxyWorkers {
     private readonly adopt: (socket: net.Socket, bytes: Buffer) => void,
     private readonly accept: AcceptMode = 'spread',
     /** The kernel's own data plane: under 'spill', some of its idle connections move to a worker it spills to. */
-    private readonly local: Pick<DataPlane, 'takeIdle' | 'connectionCount'> | null = null,
+    private readonly local: Pick<DataPlane, 'takeIdle' | 'connectionCount' | 'moveAtBoundary' | 'cancelMoves'> | null = null,
   ) {
     // Parking needs one shared accept queue: a closed SO_REUSEPORT socket would drop the connections queued on it.
     this.reusePort = accept === 'spread' && reusePortSupported();
@@ -183,6 +189,7 @@ export class ProxyWorkers {
 
   private park(worker: Worker): void {
     worker.accepting = false;
+    this.local?.cancelMoves();
     this.sendTo(worker, { t: 'park' });
   }
 
@@ -193,13 +200,19 @@ export class ProxyWorkers {
     worker.elu = 0;
     if (!worker.child.connected) return;
     worker.child.send({ t: 'listen' } satisfies ListenMessage, this.listener);
-    // Connections opened in one burst all landed here: the new process gets its share of the idle ones, or it
-    // would only see connections opened from now on.
+    // Connections opened in one burst all landed here: the new process gets its share of them, or it would only
+    // see connections opened from now on. The idle ones move now, the busy ones as they finish a response.
     if (!this.local) return;
     const share = Math.floor(this.local.connectionCount / (this.accepting + 1));
-    for (const socket of this.local.takeIdle(share)) {
-      worker.child.send({ t: 'connection' } satisfies ToWorker, socket, { keepOpen: false }, () => socket.destroy());
-    }
+    const child = worker.child;
+    const moveTo = (socket: net.Socket): void => {
+      // Once sent, the socket here has no handle left; a send that failed (the worker died) closes it.
+      if (child.connected) child.send({ t: 'connection' } satisfies ToWorker, socket, { keepOpen: false }, () => socket.destroy());
+      else socket.destroy();
+    };
+    const idle = this.local.takeIdle(share);
+    for (const socket of idle) moveTo(socket);
+    this.local.moveAtBoundary(share - idle.length, moveTo, MOVE_WITHIN_MS);
   }
 
   private spawn(): Promise<void> {
@@ -239,6 +252,8 @@ export class ProxyWorkers {
 
   private onExit(worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
     this.workers.delete(worker);
+    // Busy connections still wanted by it stay here (a later spill asks again).
+    if (worker.accepting) this.local?.cancelMoves();
     this.settleSync(worker);
     // Its requests are over, whichever way they ended.
     for (const [key, count] of worker.inFlight) this.applyInFlight(key, -count);
@@ -365,6 +380,7 @@ export class ProxyWorkers {
   /** Workers stop accepting and finish their connections; those still there after a grace period are killed. */
   async close(): Promise<void> {
     this.closing = true;
+    this.local?.cancelMoves();
     if (this.spillTimer) clearInterval(this.spillTimer);
     this.unsubscribe();
     const exits = [...this.workers].map(
@@ -381,6 +397,7 @@ export class ProxyWorkers {
 
   terminate(): void {
     this.closing = true;
+    this.local?.cancelMoves();
     if (this.spillTimer) clearInterval(this.spillTimer);
     this.unsubscribe();
     for (const worker of this.workers) worker.child.kill('SIGKILL');
