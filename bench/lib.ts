@@ -59,37 +59,36 @@ export function tenEntry(): TenEntry {
     label: `compiled package (dist/cli/main.js)${stale ? `: STALE, ${path.relative(ROOT, source.file)} is newer; run npm run build` : ''}`,
   };
 }
-/** Whether this bench run has built dist/ already (at most once per run). */
-let builtThisRun = false;
-/** Whether this bench run has said which package its `ten serve` runs. */
-let toldWhatRuns = false;
+/** The script this bench run's `ten serve`s run, decided (and dist/ built if need be) on first use. */
+let serveScript: string | null = null;
 
 /**
  * What a bench's `ten serve` runs when it names no script: the compiled package (what `npm install` gives users,
  * issue 17; tsx's keepNames costs every named closure made per call a defineProperty, which the compiled code
- * never pays), built first (`npm run build`, once per bench run) when dist/ is missing or older than a source.
- * BENCH_TEN_SOURCES=1 runs the sources through tsx instead.
+ * never pays), built first (`npm run build`) when dist/ is missing or older than a source. Decided once per bench
+ * run: every section measures the same build, though the sources change meanwhile (edits elsewhere in the tree
+ * would otherwise fail, or rebuild, the sections after the first). BENCH_TEN_SOURCES=1 runs the sources through tsx.
  */
 function defaultServeScript(): string {
+  if (serveScript !== null) return serveScript;
   if (process.env.BENCH_TEN_SOURCES === '1') {
-    if (!toldWhatRuns) process.stderr.write('bench: ten serve runs the sources through tsx (BENCH_TEN_SOURCES=1)\n');
-    toldWhatRuns = true;
-    return TEN_BIN;
+    process.stderr.write('bench: ten serve runs the sources through tsx (BENCH_TEN_SOURCES=1)\n');
+    return (serveScript = TEN_BIN);
   }
   let entry = tenEntry();
   const fresh = (e: TenEntry): boolean => e.compiled && !e.label.includes('STALE');
-  if (!fresh(entry) && !builtThisRun) {
-    builtThisRun = true;
+  if (!fresh(entry)) {
     process.stderr.write(`bench: building dist/ (npm run build): ${entry.label}\n`);
-    const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
+    // Twice at most: a build another process runs at the same time in this tree (its rm of dist/ against ours) fails one.
+    let build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
+    if (build.status !== 0) build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
     if (build.status !== 0) throw new Error(`bench: npm run build failed (${build.signal ?? `exit ${build.status}`})`);
     entry = tenEntry();
   }
   // A source edited during the build (or a failed one) leaves dist/ stale: measuring it would mislabel the figures.
   if (!fresh(entry)) throw new Error(`bench: ten serve needs a fresh dist/ (${entry.label}); BENCH_TEN_SOURCES=1 runs the sources`);
-  if (!toldWhatRuns) process.stderr.write(`bench: ten serve runs the ${entry.label}\n`);
-  toldWhatRuns = true;
-  return entry.script;
+  process.stderr.write(`bench: ten serve runs the ${entry.label}\n`);
+  return (serveScript = entry.script);
 }
 export const LOOPBACK = '127.0.0.1';
 
