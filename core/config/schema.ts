@@ -224,10 +224,10 @@ const coreSettingsFields = {
   proxy: z
     .strictObject({
       workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
-      /** 'spread': every proxy process accepts; 'spill': workers accept only while the accepting ones are saturated and a core is idle (core/dataplane/workers/spill.ts). */
-      accept: z.enum(['spread', 'spill']).default('spread'),
+      /** 'spill' (default): workers accept only while the accepting ones are saturated and a core is idle (core/dataplane/workers/spill.ts); 'spread': every proxy process accepts. */
+      accept: z.enum(['spread', 'spill']).default('spill'),
     })
-    .default({ workers: 1, accept: 'spread' }),
+    .default({ workers: 1, accept: 'spill' }),
 
 };
 

@@ -188,7 +188,7 @@ test('in-flight counts return to 0 after clients abort: fast path, node:http pat
 
 test('proxy workers balance with their own counts: p2c still spares the slowed instance; aborts leave no count', { timeout: TIMEOUT }, async (t) => {
   const kernel = await lbKernel(t, {
-    settings: { proxy: { workers: 2 } },
+    settings: { proxy: { workers: 2, accept: 'spread' } },
     services: { w: lbService('weighted'), p: lbService('p2c'), hang: lbService('p2c', { env: { LB_SLOW: '*', LB_SLOW_MS: '60000' } }) },
   });
   const workers = (): ReturnType<TestKernel['server']['proxyWorkers']> => kernel.server.proxyWorkers();
@@ -215,7 +215,7 @@ test('proxy workers balance with their own counts: p2c still spares the slowed i
 
 test('a reload switches a service to p2c: the kernel and its proxy worker use the new rule from then on', { timeout: TIMEOUT }, async (t) => {
   const services = { s: lbService('weighted') };
-  const kernel = await lbKernel(t, { settings: { proxy: { workers: 2 } }, services });
+  const kernel = await lbKernel(t, { settings: { proxy: { workers: 2, accept: 'spread' } }, services });
   for (const id of ['a', 'b', 'slow']) await running(kernel, 's', id);
   const before = tally(await many(kernel, 's.localhost', 60, 6));
   assert.ok((before.get('s:slow') ?? 0) >= 8, `weighted first (expected 20 of 60): ${showTally(before)}`);

@@ -38,7 +38,7 @@ function listeningSockets(port: number): number {
 }
 
 test(`proxy workers on Node ${process.versions.node}: ${reusePortSupported() ? 'a socket of their own each (SO_REUSEPORT)' : "the kernel's shared socket"}, and they serve`, { timeout: 120_000 }, async () => {
-  const kernel = await createTestKernel({ plugins: servePlugins, config: { settings: { proxy: { workers: 3 } }, services: { echo: echoService() } } });
+  const kernel = await createTestKernel({ plugins: servePlugins, config: { settings: { proxy: { workers: 3, accept: 'spread' } }, services: { echo: echoService() } } });
   const port = Number(new URL(kernel.url).port);
   try {
     const workers = kernel.server.proxyWorkers();

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
 import { test } from 'node:test';
+import { resolveConfig } from '../../core/config/loader.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
 import { echoService, request, servePlugins, waitFor } from '../helpers.ts';
 
@@ -110,7 +111,11 @@ test('proxy.accept spill: a parked worker holds no listening socket; spilled, it
   assert.equal(kernel.server.proxyWorkers().connections, held);
 });
 
-test('proxy.accept takes spread or spill only', async () => {
+test('proxy.accept takes spread or spill only, spill when not given', async () => {
+  const source = { path: null, dir: process.cwd() };
+  assert.equal(resolveConfig({ services: {} }, source).settings.proxy.accept, 'spill');
+  assert.equal(resolveConfig({ settings: { proxy: { workers: 2 } }, services: {} }, source).settings.proxy.accept, 'spill');
+  assert.equal(resolveConfig({ settings: { proxy: { workers: 2, accept: 'spread' } }, services: {} }, source).settings.proxy.accept, 'spread');
   await assert.rejects(
     createTestKernel({ plugins: servePlugins, config: { settings: { proxy: { workers: 2, accept: 'round-robin' as 'spill' } }, services: { echo: echoService() } } }),
     /accept/,

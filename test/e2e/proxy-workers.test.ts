@@ -26,7 +26,7 @@ function requestCounter(): { plugin: PluginEntry; seen: Array<{ key: string; sta
 }
 
 async function workersKernel(config: Parameters<typeof createTestKernel>[0]['config'], plugins: PluginEntry[] = servePlugins): Promise<TestKernel> {
-  const kernel = await createTestKernel({ plugins, config: { ...config, settings: { ...config?.settings, proxy: { workers: 2 } } } });
+  const kernel = await createTestKernel({ plugins, config: { ...config, settings: { ...config?.settings, proxy: { workers: 2, accept: 'spread' } } } });
   assert.equal(kernel.server.proxyWorkers().pids.length, 1, 'one worker besides the kernel process');
   return kernel;
 }
