@@ -27,7 +27,7 @@ function wasiLikeTask(ticker: SharedArrayBuffer): Record<string, unknown> {
   return {
     op: 'wasi', hash: 'f'.repeat(64), instanceKey: 'fn/c:bench', generation: 0, submittedAt: performance.now(), capPages: 512,
     args: ['c'], env, stdin: new Uint8Array(0), dataDir: '/tmp/data', preopenAs: '/data',
-    wasmtime: { shared: { library: '/lib/libwasmtime.so', engine: '1', fuelEngine: '2', ticker }, artifact: '/a.cwasm', adapter: null, deadlineAt: 0, deadlineMs: 30_000, slot: 1, fuel: null },
+    wasmtime: { shared: { library: '/lib/libwasmtime.so', engine: '1', componentEngine: '3', fuelEngine: '2', ticker }, artifact: '/a.cwasm', adapter: null, deadlineAt: 0, deadlineMs: 30_000, slot: 1, fuel: null },
   };
 }
 

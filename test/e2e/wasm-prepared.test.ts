@@ -27,6 +27,27 @@ const COUNTER_WAT = `(module
     (i32.store (i32.const 0) (i32.const 16))
     (i32.store (i32.const 4) (i32.const 30))
     (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`;
+/**
+ * Prints, as digits, three bytes it then sets to 1: one in its first page (no data there), one in a page it grew
+ * within the pooling allocator's resident bytes (host.ts POOL_KEEP_RESIDENT, 1 MiB), one past them. A request in a
+ * memory slot another request wrote would print a 1.
+ */
+const SLOT_WAT = `(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "Content-Type: text/plain\\0d\\0a\\0d\\0a")
+  (func (export "_start")
+    (drop (memory.grow (i32.const 31)))
+    (i32.store8 (i32.const 44) (i32.add (i32.const 48) (i32.load8_u (i32.const 1000))))
+    (i32.store8 (i32.const 45) (i32.add (i32.const 48) (i32.load8_u (i32.const 655360))))
+    (i32.store8 (i32.const 46) (i32.add (i32.const 48) (i32.load8_u (i32.const 1572864))))
+    (i32.store8 (i32.const 47) (i32.const 10))
+    (i32.store8 (i32.const 1000) (i32.const 1))
+    (i32.store8 (i32.const 655360) (i32.const 1))
+    (i32.store8 (i32.const 1572864) (i32.const 1))
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 32))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`;
 /** Spins in its start function, which instantiating runs. */
 const START_WAT = `(module
   (memory (export "memory") 1)
@@ -46,7 +67,8 @@ function wat(name: string, source: string): string | false {
 }
 const COUNTER = wat('counter', COUNTER_WAT);
 const START = wat('start', START_WAT);
-const watSkip = COUNTER && START ? false : 'needs wat2wasm (apt-get install wabt)';
+const SLOT = wat('slot', SLOT_WAT);
+const watSkip = COUNTER && START && SLOT ? false : 'needs wat2wasm (apt-get install wabt)';
 
 const call = (env: Record<string, string>, dataDir: string | null, instanceKey: string, deadlineMs = 10_000): WasiCallOptions => ({
   instanceKey, deadlineMs, args: ['guest'], env: { REQUEST_METHOD: 'GET', ...env }, stdin: new Uint8Array(), dataDir, preopenAs: '/data',
@@ -76,7 +98,20 @@ for (const engine of ['v8', 'wasmtime'] as const) {
       }
     });
 
-    test('a request on an instance made after another tenant\'s call sees only its own env and DATA_DIR', async () => {
+    test('a memory slot reused by another tenant shows nothing the last request wrote, within the resident bytes or past them', async () => {
+      const slot = await load(SLOT as string);
+      const dir = path.join(work, `${engine}-slot`);
+      mkdirSync(dir, { recursive: true });
+      for (let i = 0; i < 20; i++) {
+        const tenant = i % 2 === 0 ? 'a' : 'b';
+        // With and without DATA_DIR: a store holding it is deleted before the answer, the others after it.
+        const outcome = await pool.runWasi(slot, call({}, i % 4 < 2 ? dir : null, `fn/slot:${tenant}`));
+        assert.ok(outcome.ok, JSON.stringify(outcome));
+        assert.equal(Buffer.from(outcome.value.stdout).toString(), 'Content-Type: text/plain\r\n\r\n000\n', `request ${i}`);
+      }
+    });
+
+test('a request on an instance made after another tenant\'s call sees only its own env and DATA_DIR', async () => {
       const probe = await load(GUEST);
       const dirs = { a: path.join(work, `${engine}-a`), b: path.join(work, `${engine}-b`) };
       for (const dir of Object.values(dirs)) mkdirSync(dir, { recursive: true });

@@ -36,6 +36,18 @@ function bind(file: string) {
     wasmtime_config_epoch_interruption_set: f('void wasmtime_config_epoch_interruption_set(void *config, bool enable)'),
     wasmtime_config_consume_fuel_set: f('void wasmtime_config_consume_fuel_set(void *config, bool enable)'),
     wasm_engine_new_with_config: f('void *wasm_engine_new_with_config(void *config)'),
+    // the pooling allocator (host.ts): instances' memories and tables in slots reused across stores
+    wasmtime_pooling_allocation_config_new: f('void *wasmtime_pooling_allocation_config_new()'),
+    wasmtime_pooling_allocation_config_delete: f('void wasmtime_pooling_allocation_config_delete(void *pooling)'),
+    wasmtime_pooling_allocation_config_total_memories_set: f('void wasmtime_pooling_allocation_config_total_memories_set(void *pooling, uint32_t count)'),
+    wasmtime_pooling_allocation_config_total_tables_set: f('void wasmtime_pooling_allocation_config_total_tables_set(void *pooling, uint32_t count)'),
+    wasmtime_pooling_allocation_config_total_core_instances_set: f('void wasmtime_pooling_allocation_config_total_core_instances_set(void *pooling, uint32_t count)'),
+    wasmtime_pooling_allocation_config_total_component_instances_set: f('void wasmtime_pooling_allocation_config_total_component_instances_set(void *pooling, uint32_t count)'),
+    wasmtime_pooling_allocation_config_max_memory_size_set: f('void wasmtime_pooling_allocation_config_max_memory_size_set(void *pooling, size_t bytes)'),
+    wasmtime_pooling_allocation_config_linear_memory_keep_resident_set: f('void wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(void *pooling, size_t bytes)'),
+    wasmtime_pooling_allocation_config_table_keep_resident_set: f('void wasmtime_pooling_allocation_config_table_keep_resident_set(void *pooling, size_t bytes)'),
+    wasmtime_pooling_allocation_config_max_unused_warm_slots_set: f('void wasmtime_pooling_allocation_config_max_unused_warm_slots_set(void *pooling, uint32_t count)'),
+    wasmtime_pooling_allocation_strategy_set: f('void wasmtime_pooling_allocation_strategy_set(void *config, const void *pooling)'),
     wasm_engine_delete: f('void wasm_engine_delete(void *engine)'),
     wasmtime_engine_increment_epoch: f('void wasmtime_engine_increment_epoch(void *engine)'),
     // vectors, errors and traps

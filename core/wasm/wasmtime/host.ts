@@ -28,7 +28,12 @@ export interface WasmtimeShared {
   library: string;
   engine: string;
   /**
-   * A second engine with fuel metering (`wasm.fuel`): fuel checks change the compiled code, so metered modules
+   * The engine of components (component/): the default on-demand allocator, so the idle instances they keep per
+   * tenant take no slot of `engine`'s pool (which holds WASI modules' instances only, a bounded number per worker).
+   */
+  componentEngine: string;
+  /**
+   * A third engine with fuel metering (`wasm.fuel`): fuel checks change the compiled code, so metered modules
    * are compiled for it and run on it; the others keep the faster code of `engine`.
    */
   fuelEngine: string;
@@ -85,16 +90,53 @@ export function wasmtimeEngine(): { shared: WasmtimeShared; lib: Wasmtime } | { 
   } catch (error) {
     return { shared: null, reason: `cannot load ${status.library}: ${(error as Error).message}` };
   }
-  const made = [false, true].map((fuel) => {
+  const made = (['pooled', 'components', 'fuel'] as const).map((kind) => {
     const config = lib!.wasm_config_new() as Ptr;
     lib!.wasmtime_config_epoch_interruption_set(config, true);
-    if (fuel) lib!.wasmtime_config_consume_fuel_set(config, true);
+    if (kind === 'fuel') lib!.wasmtime_config_consume_fuel_set(config, true);
+    if (kind === 'pooled') usePoolingAllocator(lib!, config);
     return lib!.wasm_engine_new_with_config(config) as Ptr; // takes the config
   });
-  if (!made[0] || !made[1]) return { shared: null, reason: 'wasm_engine_new_with_config returned null' };
-  shared = { library: status.library, engine: made[0].toString(), fuelEngine: made[1].toString(), ticker: new SharedArrayBuffer(4 * (SLOT_BASE + TICKER_SLOTS)) };
+  const [engine, componentEngine, fuelEngine] = made as [Ptr, Ptr, Ptr];
+  if (!engine || !componentEngine || !fuelEngine) return { shared: null, reason: 'wasm_engine_new_with_config returned null' };
+  shared = {
+    library: status.library,
+    engine: engine.toString(),
+    componentEngine: componentEngine.toString(),
+    fuelEngine: fuelEngine.toString(),
+    ticker: new SharedArrayBuffer(4 * (SLOT_BASE + TICKER_SLOTS)),
+  };
   startTicker(shared);
   return { shared, lib };
+}
+
+/**
+ * Instances of WASI modules live in slots of one pool that wasmtime reserves once, and a store's deletion gives its
+ * slot back instead of unmapping its memory. Without it every request's store mmapped a fresh 4 GiB reservation
+ * (new page tables, a page fault for each page the guest touched) and its deletion unmapped it (page tables freed,
+ * a TLB shootdown to every core the process ran on): in-thread on examples/wasm-c with DATA_DIR preopened,
+ * 473-586 µs wall and 473-504 µs CPU per request and made-ahead instance, against 187-265 / 186-208 µs pooled
+ * (docs/wasm.md). The first POOL_KEEP_RESIDENT bytes of a memory are zeroed in place when its slot is reused
+ * (wasmtime's `linear_memory_keep_resident`), beyond them the pages are given back: a slot reused by another
+ * tenant never shows what the last one wrote (test/e2e/wasm-prepared.test.ts). Pooled without keeping anything
+ * resident was slower than no pool (the zeroing is an madvise with its TLB shootdown on the request's path).
+ */
+/** Instances (each with one memory and one table) alive at once in the pool, all workers together. */
+export const POOL_INSTANCES = 1_000;
+/** Bytes of each memory (and of each table) zeroed in place on reuse rather than given back to the kernel. */
+export const POOL_KEEP_RESIDENT = 1024 * 1024;
+
+function usePoolingAllocator(w: Wasmtime, config: Ptr): void {
+  const pooling = w.wasmtime_pooling_allocation_config_new() as Ptr;
+  // Per worker: the running call's instance, its spent store and up to MAX_PREPARED made ahead; each guest that
+  // can open files has its adapter's instance too. 1,000 covers ~50 workers; past it instantiation fails (a 500).
+  w.wasmtime_pooling_allocation_config_total_core_instances_set(pooling, POOL_INSTANCES);
+  w.wasmtime_pooling_allocation_config_total_memories_set(pooling, POOL_INSTANCES);
+  w.wasmtime_pooling_allocation_config_total_tables_set(pooling, POOL_INSTANCES);
+  w.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pooling, POOL_KEEP_RESIDENT);
+  w.wasmtime_pooling_allocation_config_table_keep_resident_set(pooling, POOL_KEEP_RESIDENT);
+  w.wasmtime_pooling_allocation_strategy_set(config, pooling);
+  w.wasmtime_pooling_allocation_config_delete(pooling);
 }
 
 /**
@@ -107,7 +149,7 @@ function startTicker(state: WasmtimeShared): void {
     const koffi = require(workerData.koffi);
     const lib = koffi.load(workerData.library);
     const increment = lib.func('void wasmtime_engine_increment_epoch(void *engine)');
-    const engines = [BigInt(workerData.engine), BigInt(workerData.fuelEngine)];
+    const engines = [BigInt(workerData.engine), BigInt(workerData.componentEngine), BigInt(workerData.fuelEngine)];
     const cells = new Int32Array(workerData.ticker);
     let last = performance.now();
     for (;;) {

@@ -27,7 +27,7 @@ export async function prepareWasmtimeComponent(bytes: Uint8Array, sha256: string
   if (!engine.shared) throw new TenementError(ErrorCodes.WASMTIME_UNAVAILABLE, engine.reason);
   const w = engine.lib;
   const api = loadComponentApi(engine.shared.library);
-  const enginePtr = BigInt(engine.shared.engine);
+  const enginePtr = BigInt(engine.shared.componentEngine);
   const file = componentArtifactPath(cacheDir, sha256);
   const out = Buffer.alloc(8);
   let component: Ptr;

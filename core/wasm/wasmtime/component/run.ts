@@ -89,7 +89,7 @@ function workerState(shared: WasmtimeShared): State {
   if (state) return state;
   const w = loadWasmtime(shared.library);
   const api = loadComponentApi(shared.library);
-  const engine = BigInt(shared.engine);
+  const engine = BigInt(shared.componentEngine);
   const linker = api.wasmtime_component_linker_new(engine) as Ptr;
   try {
     link(api, linker, () => current?.imports);
