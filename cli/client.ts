@@ -2,13 +2,10 @@
  * The management API client behind every `ten` command that talks to a server: where the server is, which
  * token to send, JSON requests with `{ error: { code, message } }` turned into one-line errors, and SSE streams.
  */
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import path from 'node:path';
-import { apiSocketPath } from '../core/api/socket-path.ts';
-import type { ServerSettings } from '../core/config/server-settings.ts';
-import { errorMessage } from '../core/errors.ts';
-import { contextFilePath, readContexts, type ServerContext } from './context-file.ts';
+import { contextFilePath } from './context-file.ts';
+import { AnswerError, AnswerTimeout, exchange } from './plain-http.ts';
+import { contextOfConfigHere, currentContext, findToken, localConfig, localSocket, serverFromConfig, type TokenSource } from './server-endpoint.ts';
 
 /** A failure to report as `ten: <code>: <message>`; `code` is the server's TNM_ERR_* when it sent one. */
 export class CliError extends Error {
@@ -42,121 +39,6 @@ interface RequestOptions {
 const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 /** Long enough for a spawn that waits for a slow start; a hung server still ends the command eventually. */
 const DEFAULT_TIMEOUT_MS = 120_000;
-
-/** What the client uses of the local config: where its server listens. */
-type LocalConfig = { settings: ServerSettings };
-
-/**
- * The local config, when one is found. One found by walking up that does not validate still gives where its
- * server is (read without validation: `ten reload` while fixing it reaches the server); one that cannot be
- * imported at all is ignored (it may not be ours).
- */
-async function localConfig(explicit: string | undefined): Promise<LocalConfig | null> {
-  // Loaded on use: the loader brings the config schema (zod), needed only once a config file is found.
-  const { findConfigFile } = await import('../core/config/find.ts');
-  let file: string;
-  try {
-    file = findConfigFile(explicit);
-  } catch (error) {
-    if (explicit || process.env.TENEMENT_CONFIG) throw error;
-    return null;
-  }
-  if (!explicit && !process.env.TENEMENT_CONFIG) {
-    // A config found by walking up gives its endpoint whether or not it validates, and for a valid one the quick
-    // reading (no zod, no schema) is the loader's; only a reading that may differ goes through the loader.
-    const { readServerSettingsExact } = await import('../core/config/server-settings.ts');
-    const read = await readServerSettingsExact(file);
-    if (read === null) return null;
-    if (read.exact) return { settings: read.settings };
-  }
-  const { loadConfig, readServerSettings } = await import('../core/config/loader.ts');
-  try {
-    return await loadConfig({ file });
-  } catch (error) {
-    if (explicit || process.env.TENEMENT_CONFIG) throw error;
-    const settings = await readServerSettings(file);
-    return settings ? { settings } : null;
-  }
-}
-
-/** The address `ten serve` listens on as a URL a local client can dial (wildcards become loopback). */
-function serverFromConfig(config: LocalConfig): string {
-  const listen = config.settings.listen;
-  const host = listen === '0.0.0.0' || listen === '::' || listen === '' ? '127.0.0.1' : listen.includes(':') ? `[${listen}]` : listen;
-  return `http://${host}:${config.settings.port}`;
-}
-
-interface TokenSource {
-  token: string | null;
-  /** Where the token came from, or where we looked, for the 401 hint. */
-  from: string;
-}
-
-/** The local server's data dir: TENEMENT_DATA_DIR (it overrides settings.dataDir for `ten serve`), else the config's. */
-function localDataDir(config: LocalConfig | null): string | undefined {
-  return process.env.TENEMENT_DATA_DIR ? path.resolve(process.env.TENEMENT_DATA_DIR) : config?.settings.dataDir;
-}
-
-function isSocket(file: string): boolean {
-  try {
-    return lstatSync(file).isSocket();
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The management API socket of the local server, when it is there: in the known data dir (as the config places
- * it), else in the default data dir under the cwd. Only root (the server's user) can connect to it.
- */
-function localSocket(config: LocalConfig | null): string | null {
-  const dataDir = localDataDir(config) ?? path.resolve('tenement-data');
-  const file = apiSocketPath(dataDir, config?.settings.api ?? { tcp: true, socket: true });
-  return file && isSocket(file) ? file : null;
-}
-
-/** The current context (`ten context use`), as `{ name, context }`; null when there is none. */
-function currentContext(): { name: string; context: ServerContext } | null {
-  const file = readContexts();
-  const context = file.current === null ? undefined : file.contexts.get(file.current);
-  return context && file.current !== null ? { name: file.current, context } : null;
-}
-
-/**
- * The context `ten serve` recorded for the config found from the cwd up, when its socket is there: where that
- * server listens, read without importing the config (a `.ts` config costs tsx and esbuild, several times node's
- * own start-up). Whatever the file says now, the running server listens where it recorded. Null when there is
- * no such config, no such context, no live socket, or the context file is refused (the full reading decides).
- */
-async function contextOfConfigHere(): Promise<ServerContext | null> {
-  const { findConfigFile } = await import('../core/config/find.ts');
-  let file: string;
-  try {
-    file = findConfigFile();
-    for (const context of readContexts().contexts.values()) {
-      if (context.config === file && context.socket !== null && isSocket(context.socket)) return context;
-    }
-  } catch {
-    // No config here, or a context file we may not read: the reading below says what is wrong, if anything.
-  }
-  return null;
-}
-
-function findToken(flags: ClientFlags, config: LocalConfig | null, socket: string | null, tokenFile: string | null = null): TokenSource {
-  if (flags.token) return { token: flags.token, from: '--token' };
-  if (process.env.TENEMENT_TOKEN) return { token: process.env.TENEMENT_TOKEN, from: 'TENEMENT_TOKEN' };
-  // TENEMENT_DATA_DIR overrides settings.dataDir for `ten serve`, so the server wrote its token there.
-  const dataDir = localDataDir(config) ?? (socket ? path.resolve('tenement-data') : undefined);
-  if (!dataDir && !tokenFile) return { token: null, from: 'no local tenement config or TENEMENT_DATA_DIR to find admin.token in' };
-  const file = tokenFile ?? path.join(dataDir!, 'admin.token');
-  if (!existsSync(file)) return { token: null, from: `${file} does not exist` };
-  try {
-    const token = readFileSync(file, 'utf8').trim();
-    return token ? { token, from: file } : { token: null, from: `${file} is empty` };
-  } catch (error) {
-    return { token: null, from: `cannot read ${file}: ${errorMessage(error)}` };
-  }
-}
 
 export class Client {
   /** The local server's management API socket, preferred over TCP while it answers; null: TCP only. */
@@ -234,17 +116,15 @@ export class Client {
 
   /** One JSON request; any status from 400 up becomes a CliError carrying the server's code and message. */
   async request<T>(method: string, urlPath: string, options: RequestOptions = {}): Promise<T> {
-    const response = await this.send(method, urlPath, options);
-    const text = await readBody(response);
+    const { status, text } = await this.viaSocketFirst((socketPath) => this.answerOnce(method, urlPath, options, socketPath));
     let parsed: unknown = null;
     if (text.length > 0) {
       try {
         parsed = JSON.parse(text);
       } catch {
-        if ((response.statusCode ?? 0) < 400) throw new CliError(`${method} ${urlPath}: the server answered with something that is not JSON`);
+        if (status < 400) throw new CliError(`${method} ${urlPath}: the server answered with something that is not JSON`);
       }
     }
-    const status = response.statusCode ?? 0;
     if (status >= 400) throw this.failure(status, parsed, text, `${method} ${urlPath}`);
     return parsed as T;
   }
@@ -300,34 +180,75 @@ export class Client {
     return this.socket ? `unix:${this.socket}` : this.server;
   }
 
-  private async send(method: string, urlPath: string, options: RequestOptions, signal?: AbortSignal): Promise<IncomingMessage> {
+  /**
+   * `attempt` on the local server's socket while there is one, else over TCP. A socket nobody listens on (stale)
+   * or that is not ours to use (not root) falls back to the TCP listener, which may still answer.
+   */
+  private async viaSocketFirst<R>(attempt: (socketPath: string | null) => Promise<R>): Promise<R> {
     if (this.socket) {
       try {
-        return await this.sendOnce(method, urlPath, options, signal, this.socket);
+        return await attempt(this.socket);
       } catch (error) {
-        // Nobody there (a stale socket), or not ours to use (not root): the TCP listener may still answer.
         const code = (error as { socketCode?: string }).socketCode;
         if (!this.tcpFallback || (code !== 'ECONNREFUSED' && code !== 'ENOENT' && code !== 'EACCES')) throw error;
         this.tried.push(`unix:${this.socket} (${why(code)})`);
         this.socket = null;
       }
     }
-    return this.sendOnce(method, urlPath, options, signal, null);
+    return attempt(null);
+  }
+
+  private send(method: string, urlPath: string, options: RequestOptions, signal?: AbortSignal): Promise<IncomingMessage> {
+    return this.viaSocketFirst((socketPath) => this.sendOnce(method, urlPath, options, signal, socketPath));
+  }
+
+  private url(urlPath: string, query: Query | undefined): URL {
+    const url = new URL(this.server + urlPath);
+    for (const [key, value] of Object.entries(query ?? {})) {
+      if (value !== undefined && value !== '') url.searchParams.set(key, String(value));
+    }
+    return url;
+  }
+
+  private headers(payload: string | undefined): Record<string, string> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.auth.token) headers.authorization = `Bearer ${this.auth.token}`;
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    return headers;
+  }
+
+  /**
+   * One JSON request's status and body. Over plain HTTP and the socket it is written and read with node:net
+   * (cli/plain-http.ts: loading node:http was most of `ten ps`'s own start-up); HTTPS goes through node:https.
+   */
+  private async answerOnce(method: string, urlPath: string, options: RequestOptions, socketPath: string | null): Promise<{ status: number; text: string }> {
+    const url = this.url(urlPath, options.query);
+    if (url.protocol === 'https:' && !socketPath) {
+      const response = await this.sendOnce(method, urlPath, options, undefined, null);
+      return { status: response.statusCode ?? 0, text: await readBody(response) };
+    }
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    // On the socket the management app answers whatever the Host: no routing there.
+    const endpoint = socketPath ? { socketPath } : { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) };
+    const request = { method, target: url.pathname + url.search, host: socketPath ? 'localhost' : url.host, headers: this.headers(payload), body: payload };
+    try {
+      return await exchange(endpoint, request, { timeoutMs });
+    } catch (error) {
+      if (error instanceof AnswerTimeout) throw new CliError(`${method} ${urlPath}: no answer from ${this.target} within ${Math.round(timeoutMs / 1000)}s`);
+      if (error instanceof AnswerError) throw new CliError(`${method} ${urlPath}: ${this.target} did not answer in HTTP we can read: ${error.message}`);
+      const failure = this.unreachable(error as Error);
+      if (socketPath) Object.assign(failure, { socketCode: (error as NodeJS.ErrnoException).code });
+      throw failure;
+    }
   }
 
   private async sendOnce(method: string, urlPath: string, options: RequestOptions, signal: AbortSignal | undefined, socketPath: string | null): Promise<IncomingMessage> {
-    const url = new URL(this.server + urlPath);
-    for (const [key, value] of Object.entries(options.query ?? {})) {
-      if (value !== undefined && value !== '') url.searchParams.set(key, String(value));
-    }
+    const url = this.url(urlPath, options.query);
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.auth.token) headers.authorization = `Bearer ${this.auth.token}`;
-    if (payload !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(payload));
-    }
-    // Loaded on use: every command imports this file (for CliError), `ten --help` makes no request.
+    const headers = this.headers(payload);
+    if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload));
+    // Loaded on use (HTTPS and event streams only): every command imports this file (for CliError).
     const transport = url.protocol === 'https:' && !socketPath ? await import('node:https') : await import('node:http');
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
