@@ -18,7 +18,7 @@ import { Bytes } from './bytes.ts';
 import type { SpanEncoding } from './encoding.ts';
 import { pooledId } from './ids.ts';
 import { MAX_ARRAY } from './otlp-json.ts';
-import { SpanRecord, STATUS_CODE } from './records.ts';
+import { NO_ATTRIBUTES, SpanRecord, STATUS_CODE } from './records.ts';
 import { varint, varintSize, int64, fixed32, perfTime, hrTime, string, id, open, close } from './protobuf-wire.ts';
 
 function isAttributeValue(value: unknown): boolean {
@@ -219,7 +219,7 @@ export function writeSpanProto(out: Bytes, s: ReadableSpan): void {
     perfTime(out, record.end < 0 ? record.start : record.end);
     const shared = record.shared;
     if (shared !== null) out.bytes((shared.proto ??= sharedProto(shared.attributes)));
-    attributes(out, 0x4a, record.own);
+    if (record.own !== NO_ATTRIBUTES) attributes(out, 0x4a, record.own);
     if (record.statusCode > 0) attribute(out, 0x4a, STATUS_CODE, record.statusCode);
   } else {
     hrTime(out, s.startTime);

@@ -71,11 +71,39 @@ export function fixed64Nanos(out: Bytes, seconds: number, nanos: number): void {
   out.length += 8;
 }
 
-/** A performance.now() reading (records.ts) as fixed64 Unix nanoseconds, the same instant as at(perf). */
+/** performance.timeOrigin as Unix nanoseconds, split once into the fixed64's low and high 32-bit words. */
+const ORIGIN_WORDS = (() => {
+  const out = new Bytes(8);
+  fixed64Nanos(out, ORIGIN_SECONDS, ORIGIN_NANOS);
+  const b = out.buffer;
+  return { lo: (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0, hi: (b[4]! | (b[5]! << 8) | (b[6]! << 16) | (b[7]! << 24)) >>> 0 };
+})();
+const ORIGIN_LO = ORIGIN_WORDS.lo;
+const ORIGIN_HI = ORIGIN_WORDS.hi;
+
+/**
+ * A performance.now() reading (records.ts) as fixed64 Unix nanoseconds, the same instant as at(perf): the
+ * origin's words plus the reading's whole nanoseconds (exact below 2^53, 104 days after the origin), one
+ * division instead of fixed64Nanos's five (four times per request).
+ */
 export function perfTime(out: Bytes, perf: number): void {
-  const nanos = ORIGIN_NANOS + Math.round(perf * 1e6);
-  const carry = Math.floor(nanos / 1e9);
-  fixed64Nanos(out, ORIGIN_SECONDS + carry, nanos - carry * 1e9);
+  const delta = Math.round(perf * 1e6);
+  if (!(delta >= 0 && delta <= Number.MAX_SAFE_INTEGER)) {
+    const nanos = ORIGIN_NANOS + delta;
+    const carry = Math.floor(nanos / 1e9);
+    return fixed64Nanos(out, ORIGIN_SECONDS + carry, nanos - carry * 1e9);
+  }
+  const high = Math.floor(delta / TWO_32);
+  let lo = ORIGIN_LO + (delta - high * TWO_32);
+  let hi = ORIGIN_HI + high;
+  if (lo >= TWO_32) {
+    lo -= TWO_32;
+    hi += 1;
+  }
+  out.ensure(8);
+  word(out.buffer, out.length, lo);
+  word(out.buffer, out.length + 4, hi >>> 0);
+  out.length += 8;
 }
 
 export function hrTime(out: Bytes, time: HrTime): void {

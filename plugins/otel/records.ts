@@ -39,6 +39,8 @@ export const STATUS_CODE = 'http.response.status_code';
 const UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
 const NO_LINKS: Link[] = [];
 const NO_EVENTS: TimedEvent[] = [];
+/** The own attributes of a span that has none of its own yet (a CLIENT span's are all shared): set() replaces it. */
+export const NO_ATTRIBUTES: Attributes = Object.freeze({});
 
 /** Where records go when they end: the batch processor, as a ReadableSpan. */
 export interface RecordSink {
@@ -162,7 +164,7 @@ export class SpanRecord implements ReadableSpan {
     if (shared !== null && Object.hasOwn(shared.attributes, key)) {
       this.own = { ...shared.attributes, ...this.own };
       this.shared = null;
-    }
+    } else if (this.own === NO_ATTRIBUTES) this.own = {};
     this.own[key] = value;
   }
 

@@ -28,7 +28,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { HealthCheckReport, InstanceEvent, InstanceView, ProxiedRequest, ProxyExchange, RunningHandle, SpawnSpec, UpstreamRequest, WakeRequest } from '../../core/types.ts';
 import { drawn, newSpanId, newTraceId } from './ids.ts';
-import { at, SpanRecord, STATUS_CODE, type RecordSink } from './records.ts';
+import { at, NO_ATTRIBUTES, SpanRecord, STATUS_CODE, type RecordSink } from './records.ts';
 import { SharedAttributeCache } from './shared-attributes.ts';
 
 export const ATTR_SERVICE = 'tenement.service' as const;
@@ -141,6 +141,11 @@ export class Spans {
     private readonly propagation: Propagation,
     private readonly sampler: Sampler,
     private readonly sink: RecordSink,
+    /**
+     * The sampler samples every trace Tenement starts (always_on, parentbased_always_on): a request without a
+     * caller's context is not put to it (its answer, an object per request, is known).
+     */
+    private readonly rootsSampled = false,
   ) {}
 
   private record(record: SpanRecord | null, end: number): void {
@@ -181,10 +186,15 @@ export class Spans {
     const traceId = valid ? caller.traceId : newTraceId();
     const traceBlock = valid ? -1 : drawn.block;
     const traceAt = drawn.at;
-    // The samplers Tenement offers (options.ts) read no attributes: they are given the span's own, not all.
-    const sampling = this.sampler.shouldSample(parent, traceId, exchange.method, SpanKind.SERVER, attributes, []);
-    const sampled = sampling.decision === SamplingDecision.RECORD_AND_SAMPLED;
-    if (sampling.attributes) Object.assign(attributes, sampling.attributes);
+    let sampled = true;
+    let traceState = valid ? caller.traceState : undefined;
+    if (!this.rootsSampled || parent !== ROOT_CONTEXT) {
+      // The samplers Tenement offers (options.ts) read no attributes: they are given the span's own, not all.
+      const sampling = this.sampler.shouldSample(parent, traceId, exchange.method, SpanKind.SERVER, attributes, []);
+      sampled = sampling.decision === SamplingDecision.RECORD_AND_SAMPLED;
+      if (sampling.attributes) Object.assign(attributes, sampling.attributes);
+      if (sampling.traceState !== undefined) traceState = sampling.traceState;
+    }
     const spanId = newSpanId();
     const spanBlock = drawn.block;
     const spanAt = drawn.at;
@@ -192,7 +202,7 @@ export class Spans {
       traceId,
       spanId,
       traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
-      traceState: sampling.traceState ?? (valid ? caller.traceState : undefined),
+      traceState,
     };
     // Recorded but not sampled is never exported: no record either.
     const span = sampled ? new SpanRecord(this.sink, exchange.method, SpanKind.SERVER, spanContext, valid ? caller : undefined, exchange.receivedAt, attributes, shared) : null;
@@ -256,7 +266,7 @@ export class Spans {
     const inProcess = Boolean(instance.handle?.inProcess);
     const server = entry.span;
     if (server !== null) {
-      const client = new SpanRecord(this.sink, inProcess ? 'tenement.wasm.invoke' : exchange.method, inProcess ? SpanKind.INTERNAL : SpanKind.CLIENT, context, parentContext, routedStraight ? exchange.startedAt : performance.now(), {}, this.shared.client(instance, exchange.method));
+      const client = new SpanRecord(this.sink, inProcess ? 'tenement.wasm.invoke' : exchange.method, inProcess ? SpanKind.INTERNAL : SpanKind.CLIENT, context, parentContext, routedStraight ? exchange.startedAt : performance.now(), NO_ATTRIBUTES, this.shared.client(instance, exchange.method));
       client.traceBlock = server.traceBlock;
       client.traceAt = server.traceAt;
       client.spanBlock = drawn.block;

@@ -89,6 +89,7 @@ export function startTracing(options: TracingOptions, version: string, onError: 
     { extract: (source: HeaderSource): Context => (source.header('traceparent') === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, source, GETTER)) },
     chosen,
     { resource, scope: { name: 'tenement', version }, onEnd: (span) => processor.onEnd(span) },
+    options.sampler === 'always_on' || options.sampler === 'parentbased_always_on',
   );
   return {
     spans,

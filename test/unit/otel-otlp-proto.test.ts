@@ -189,3 +189,33 @@ test('cached attribute values: a value repeated, changed, alternating, past the 
   assert.deepEqual(decoded, decodeOtlpProto(sdkProto(spans)));
   decoded.forEach((span, i) => assert.equal(span.attributes['cache.test'], typeof values[i] === 'number' ? Number(values[i]) + 0 : values[i], `span ${i}`));
 });
+
+test('a request time (perfTime: origin words plus the reading) is the same fixed64 as its at() HrTime, to the nanosecond', async () => {
+  const { hrTime, perfTime } = await import('../../plugins/otel/protobuf-wire.ts');
+  const { ORIGIN_NANOS } = await import('../../plugins/otel/records.ts');
+  const readings = [0, 1e-6, 4e-7, 5e-7, 6e-7, 0.001, 12.3456789, 999.9999995, 1000, 86_400_000.123456, 9e9, performance.now()];
+  // Readings whose nanoseconds carry into the next second, and into the origin's high word.
+  for (let k = 0; k < 4; k++) readings.push((1e9 * (k + 1) - ORIGIN_NANOS) / 1e6, (1e9 * (k + 1) - ORIGIN_NANOS - 1) / 1e6);
+  for (let k = 1; k < 64; k++) readings.push(k * 4294.967296, k * 4294.967296 - 1e-6);
+  // Random ones, over milliseconds to months.
+  let seed = 7;
+  for (let i = 0; i < 5_000; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    readings.push((seed / 2147483648) * 10 ** (i % 11));
+  }
+  for (const perf of readings) {
+    const ours = new Bytes(8);
+    const expected = new Bytes(8);
+    perfTime(ours, perf);
+    hrTime(expected, at(perf));
+    assert.deepEqual(ours.view(), expected.view(), `reading ${perf}`);
+  }
+  // Negative (never a performance.now() reading) and past 2^53 ns: still the same as at().
+  for (const perf of [-5, -0.5, 2 ** 53 / 1e6 + 1]) {
+    const ours = new Bytes(8);
+    const expected = new Bytes(8);
+    perfTime(ours, perf);
+    hrTime(expected, at(perf));
+    assert.deepEqual(ours.view(), expected.view(), `reading ${perf}`);
+  }
+});
