@@ -9,7 +9,8 @@
  *
  * (an old tree: `git archive <commit> | tar -x -C /tmp/old && ln -s $PWD/node_modules /tmp/old/node_modules &&
  * (cd /tmp/old && npm run build)`). PROXY_AB_PROFILE=1 writes a --cpu-prof of each tree's server to .bench-tmp/.
- * Env: BENCH_ROUNDS (8), BENCH_SECONDS (2), BENCH_CONNECTIONS (32).
+ * PROXY_AB_NODE_ARGS: node options per tree, `|` between trees (`|--max-semi-space-size=32`: the same tree twice,
+ * the second with a larger young generation). Env: BENCH_ROUNDS (8), BENCH_SECONDS (2), BENCH_CONNECTIONS (32).
  */
 import { existsSync, mkdirSync, readdirSync, copyFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,14 +29,14 @@ interface TreeRun {
   p50c1: number[];
 }
 
-async function start(tree: string, dir: string, index: number, profileDir: string | null): Promise<TenServe> {
+async function start(tree: string, dir: string, index: number, profileDir: string | null, extraArgs: readonly string[]): Promise<TenServe> {
   const script = path.join(tree, 'dist', 'cli', 'main.js');
   if (!existsSync(script)) throw new Error(`${tree}: no dist/cli/main.js (npm run build in it)`);
   const backendPort = await freePort();
   const sub = path.join(dir, `tree-${index}`);
   mkdirSync(sub, { recursive: true });
   const config = writeServeConfig(sub, backendPort);
-  const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '250'] : [];
+  const nodeArgs = [...extraArgs, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '250'] : [])];
   const serve = await startTenServe({ config, dataDir: path.join(sub, 'data'), script, nodeArgs });
   await waitForOk(serve.port, HOST, 20_000, `${HOST} through ${tree}`);
   return serve;
@@ -49,10 +50,12 @@ export async function runProxyAb(trees: readonly string[], log: (line: string) =
   const tools = requireTools();
   const dir = makeTempDir('proxy-ab');
   const runs: TreeRun[] = [];
+  const argsPerTree = (process.env.PROXY_AB_NODE_ARGS ?? '').split('|').map((args) => args.split(' ').filter(Boolean));
   try {
     for (const [i, tree] of trees.entries()) {
       const profileDir = profile ? path.join(dir, `prof-${i}`) : null;
-      runs.push({ tree, serve: await start(tree, dir, i, profileDir), rps: [], cpu: [], p50: [], p50c1: [] });
+      const args = argsPerTree[i] ?? [];
+      runs.push({ tree: args.length > 0 ? `${tree} ${args.join(' ')}` : tree, serve: await start(tree, dir, i, profileDir, args), rps: [], cpu: [], p50: [], p50c1: [] });
     }
     const wrk = async (run: TreeRun, conns: number, secs: number): Promise<{ rps: number; cpu: number; p50: number }> => {
       const before = cpuMicros(run.serve.child.pid);
