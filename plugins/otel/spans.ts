@@ -126,7 +126,9 @@ function dropTraceHeaders(headers: string[]): void {
     headers[write + 1] = headers[read + 1]!;
     write += 2;
   }
-  headers.length = write;
+  // Only when something was dropped: setting an array's length is a call into the runtime even when it is the same
+  // (the add-only path hands over an empty list: about 0.08 µs a request for nothing).
+  if (write !== headers.length) headers.length = write;
 }
 
 export class Spans {
