@@ -143,6 +143,16 @@ test('proxy.accept spill: connections busy without pause move to the spilled wor
   assert.equal(await workerConnections(kernel), 4, 'no more than the share moved');
   assert.ok(kernel.server.proxyWorkers().requests > servedBefore, 'the worker serves the moved connections');
 
+  // Parked (it keeps its 4) and spilled to again: it already holds its share, so nothing more moves. Measured
+  // against the kernel's connections alone, half of the kernel's 4 would go too, and a pool would drift onto the
+  // worker spill after spill.
+  assert.equal(kernel.server.steerProxyWorkers('park'), true);
+  await sleep(300);
+  assert.equal(await workerConnections(kernel), 4, 'parking keeps the connections');
+  assert.equal(kernel.server.steerProxyWorkers('spill'), true);
+  await sleep(700);
+  assert.equal(await workerConnections(kernel), 4, 'a worker holding its share is given no more');
+
   stop = true;
   await Promise.all([...clients.map((client) => client.done), pipelining.done]);
   for (const client of clients) {

@@ -24,7 +24,7 @@ interface Worker {
   child: ChildProcess;
   /** Per instance key, the requests this worker said are in flight (given back if it dies). */
   inFlight: Map<string, number>;
-  /** Client connections it held when it last answered a sync. */
+  /** Client connections it held when it last answered a sync or reported its load. */
   connections: number;
   /** Accepting from the listening socket (under 'spill', parked workers are not). */
   accepting: boolean;
@@ -203,7 +203,13 @@ export class ProxyWorkers {
     // Connections opened in one burst all landed here: the new process gets its share of them, or it would only
     // see connections opened from now on. The idle ones move now, the busy ones as they finish a response.
     if (!this.local) return;
-    const share = Math.floor(this.local.connectionCount / (this.accepting + 1));
+    // Measured against every connection, the parked workers' too: a worker spilled to again may still hold those
+    // it was given last time (parking keeps them), and a front proxy's pool would drift onto it spill after spill.
+    const local = this.local.connectionCount;
+    let total = local;
+    for (const other of this.workers) total += other.connections;
+    const fair = Math.floor(total / (this.accepting + 1));
+    const share = Math.max(0, Math.min(fair - worker.connections, local - fair));
     const child = worker.child;
     const moveTo = (socket: net.Socket): void => {
       // Once sent, the socket here has no handle left; a send that failed (the worker died) closes it.
@@ -307,7 +313,9 @@ export class ProxyWorkers {
         worker.connections = Number(message.connections) || 0;
         return this.settleSync(worker, message.id);
       case 'load':
-        worker.elu = Number(message.elu) || 0;
+        // A parked worker's utilization is not the accepting processes' (listenIn starts it at 0 anyway).
+        if (worker.accepting) worker.elu = Number(message.elu) || 0;
+        worker.connections = Number(message.connections) || 0;
         return;
       case 'route':
         return this.answerRoute(worker, message.id, message.hostname, message.remoteAddress);

@@ -44,8 +44,11 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: 'ready' }
-  /** Under proxy.accept 'spill', while accepting: its event-loop utilization over the last SPILL_SAMPLE_MS. */
-  | { t: 'load'; elu: number }
+  /**
+   * Under proxy.accept 'spill', every SPILL_SAMPLE_MS: its event-loop utilization over the interval (counted only
+   * while it accepts) and the client connections it holds (parked or not: what a spill's share is measured against).
+   */
+  | { t: 'load'; elu: number; connections: number }
   /** `connections`: the client connections the worker holds (for tests: handed-back ones are not held). */
   | { t: 'synced'; id: number; connections: number }
   | { t: 'route'; id: number; hostname: string; remoteAddress: string }

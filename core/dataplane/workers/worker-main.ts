@@ -198,7 +198,7 @@ function reportLoad(): void {
   const elu = eluMeter();
   loadTimer = setInterval(() => {
     const utilization = elu();
-    if (accepting) send({ t: 'load', elu: utilization });
+    send({ t: 'load', elu: accepting ? utilization : 0, connections: dataPlane.connectionCount });
   }, SPILL_SAMPLE_MS);
   loadTimer.unref();
 }
