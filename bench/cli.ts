@@ -74,9 +74,11 @@ function timeOnce(command: Command, cwd: string, env: NodeJS.ProcessEnv): Promis
 
 /**
  * The CPU time (user + system) a command's process used, in ms, read with getrusage(RUSAGE_CHILDREN) by a small
- * python3 parent (Node has no way to read a child's rusage). Resolves null when python3 is missing.
+ * python3 parent (Node has no way to read a child's rusage). Resolves null when python3 is missing. The reading
+ * before the run is subtracted: a python3 that is a shim (pyenv's is a shell script) reaped children of its own
+ * before it became python, ~280 ms here, which made every CPU ratio look closer to 1 than it was.
  */
-const CPU_READER = 'import resource,subprocess,sys\nr=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)\nu=resource.getrusage(resource.RUSAGE_CHILDREN)\nprint((u.ru_utime+u.ru_stime)*1000)\nsys.exit(r.returncode)';
+const CPU_READER = 'import resource,subprocess,sys\ndef cpu():\n  u=resource.getrusage(resource.RUSAGE_CHILDREN)\n  return u.ru_utime+u.ru_stime\nb=cpu()\nr=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)\nprint((cpu()-b)*1000)\nsys.exit(r.returncode)';
 function cpuOnce(command: Command, cwd: string, env: NodeJS.ProcessEnv): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', ['-c', CPU_READER, process.execPath, ...command.args], { cwd: command.cwd ?? cwd, env, stdio: ['ignore', 'pipe', 'ignore'] });
