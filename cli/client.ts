@@ -7,8 +7,21 @@ import { contextFilePath } from './context-file.ts';
 import { AnswerError, AnswerTimeout, exchange } from './plain-http.ts';
 import { contextOfConfigHere, currentContext, findToken, localConfig, localSocket, serverFromConfig, type TokenSource } from './server-endpoint.ts';
 
+/**
+ * What marks a CliError, whichever copy of this module made it: the compiled package's quick bundle (dist/cli/
+ * main.js, scripts/build-quick.mjs) holds one copy, and the command modules it loads for commander import another.
+ */
+const CLI_ERROR = Symbol.for('tenement.CliError');
+
 /** A failure to report as `ten: <code>: <message>`; `code` is the server's TNM_ERR_* when it sent one. */
 export class CliError extends Error {
+  readonly [CLI_ERROR] = true;
+
+  /** `instanceof CliError` is true for a CliError of either copy (the brand above), as it would be with one. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [CLI_ERROR]?: unknown })[CLI_ERROR] === true;
+  }
+
   constructor(
     message: string,
     readonly code: string | null = null,

@@ -126,7 +126,8 @@ if (leftovers.length > 0) {
   process.exit(1);
 }
 // The emitted code shrunk for the memory it holds at run time: comments and whitespace out, zod bundled
-// (scripts/build-shrink.mjs, issue 17's idle footprint).
+// (scripts/build-shrink.mjs, issue 17's idle footprint); then the quick commands bundled into dist/cli/main.js.
+// TENEMENT_BUILD_SHRINK=0 leaves dist/ as tsc wrote it, to read it.
 if (process.env.TENEMENT_BUILD_SHRINK !== '0') {
   const { shrink } = await import('./build-shrink.mjs');
   const js = { '.ts': '.js', '.mts': '.mjs', '.cts': '.cjs' };
@@ -139,5 +140,9 @@ if (process.env.TENEMENT_BUILD_SHRINK !== '0') {
   const shrunk = await shrink({ root, dist, emitted: emittedJs });
   const kb = (bytes) => `${Math.round(bytes / 1024)} KB`;
   console.error(`build: ${emittedJs.length} compiled files shrunk from ${kb(shrunk.before)} to ${kb(shrunk.after)}; zod bundled into dist/vendor/zod.js (${kb(shrunk.zod)})`);
+  // The quick commands' modules in one file, dist/cli/main.js (scripts/build-quick.mjs, issue 17's start-up).
+  const { bundleQuick } = await import('./build-quick.mjs');
+  const quick = await bundleQuick({ root, dist });
+  console.error(`build: dist/cli/main.js bundles the ${quick.modules} modules of the quick commands (${kb(quick.bytes)})`);
 }
 console.error(`build: dist/ has ${declarations} declaration files and ${assets} assets copied from ${SOURCE_DIRS.join(', ')}`);
