@@ -16,7 +16,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { childReceiver, tracedLoop } from './otel.ts';
+import { childReceiver, tracedLoop, tracedLoopCpu } from './otel.ts';
 import { BENCH_DIR, freePort, isMain, makeTempDir, median, removeTempDir, requireTools, runWrk, startTenServe, waitForOk, type TenServe } from './lib.ts';
 
 const HOST = 'bench.hello.localhost';
@@ -36,14 +36,19 @@ async function isolated(trees: string[], rounds: number, log: (line: string) => 
     }
     for (const tracing of tracings) await tracedLoop(tracing, 20_000, true);
     const added = trees.map(() => [] as number[]);
+    const addedAll = trees.map(() => [] as number[]);
     for (let r = 0; r < rounds; r++) {
-      const base = await tracedLoop(null, 20_000, false);
+      const base = await tracedLoopCpu(null, 20_000, false);
       // The order alternates: the tree measured first in a round is measured last in the next.
       const order = r % 2 === 0 ? trees.map((_, i) => i) : trees.map((_, i) => trees.length - 1 - i);
-      for (const i of order) added[i]!.push((await tracedLoop(tracings[i]!, 20_000, true)) - base);
+      for (const i of order) {
+        const traced = await tracedLoopCpu(tracings[i]!, 20_000, true);
+        added[i]!.push(traced.main - base.main);
+        addedAll[i]!.push(traced.all - base.all);
+      }
     }
-    log('isolated, main-thread CPU tracing adds per request, us (median, range):');
-    trees.forEach((tree, i) => log(`  ${tree}: ${range(added[i]!)}`));
+    log('isolated, CPU tracing adds per request, us (median, range), main thread | all threads (the export thread, GC helpers):');
+    trees.forEach((tree, i) => log(`  ${tree}: ${range(added[i]!)} | ${range(addedAll[i]!)}`));
   } finally {
     for (const tracing of tracings) await Promise.race([tracing!.shutdown(), new Promise((resolve) => setTimeout(resolve, 2_000))]);
     receiver.close();

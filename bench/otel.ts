@@ -19,10 +19,11 @@
  * Then, because wrk ratios on a shared 2-core host swing with whatever else runs, tracing's own cost measured
  * in isolation: the otel plugin's hook calls for one proxied request (upstreamHeaders, then request), in a
  * loop in this process, against a receiver in another process; main-thread CPU per request with the spans
- * exported, with a collector that never answers (made, then dropped by the full queue), and without tracing.
+ * exported (and the CPU of all this process's threads: the export runs on a thread of its own), with a
+ * collector that never answers (made, then dropped by the full queue), and without tracing.
  */
 import { fork } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { InstanceView, ProxyExchange } from '../core/types.ts';
 import { batchOptions } from '../plugins/otel/batch.ts';
@@ -62,6 +63,23 @@ function mainThreadCpuMicros(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * On-CPU time of all of a process's threads, µs (schedstat): the main thread, the otel plugin's export thread,
+ * V8's GC helpers. The export runs on a thread of its own (plugins/otel/export-worker.ts): main-thread CPU
+ * alone would leave its cost out.
+ */
+function threadsCpuMicros(pid: number): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ', 1)[0]) / 1000;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return total;
 }
 
 export const OTEL_TARGETS = ['off', 'on', 'hanging'] as const;
@@ -105,9 +123,10 @@ export interface OtelRatios {
 export interface OtelIsolated {
   requestsPerRound: number;
   rounds: number;
-  /** Spans made and exported as OTLP protobuf to a receiver in another process. */
+  /** Spans made and exported as OTLP protobuf to a receiver in another process: main thread, and all threads. */
   exportedUs: number;
   exportedRange: [number, number];
+  exportedAllThreadsUs: number;
   /** Spans made, then dropped: the collector never answers and the queue is full. */
   hangingUs: number;
   hangingRange: [number, number];
@@ -223,6 +242,11 @@ const PACE_SPANS = 2 * batchOptions().batchSize;
 const spansMade = new Map<ReturnType<typeof startTracing>, number>();
 
 export async function tracedLoop(tracing: ReturnType<typeof startTracing> | null, count: number, pace: boolean): Promise<number> {
+  return (await tracedLoopCpu(tracing, count, pace)).main;
+}
+
+/** tracedLoop's CPU per request, of the main thread and of all this process's threads. */
+export async function tracedLoopCpu(tracing: ReturnType<typeof startTracing> | null, count: number, pace: boolean): Promise<{ main: number; all: number }> {
   const instance = {
     service: 'hello',
     id: 'bench',
@@ -234,6 +258,7 @@ export async function tracedLoop(tracing: ReturnType<typeof startTracing> | null
   const heads: Record<string, string> = { host: HOST, 'user-agent': 'wrk' };
   const header = (name: string): string | undefined => heads[name];
   const before = mainThreadCpuMicros(process.pid);
+  const allBefore = threadsCpuMicros(process.pid);
   for (let i = 0; i < count; i++) {
     const receivedAt = performance.now();
     const exchange = {
@@ -262,7 +287,7 @@ export async function tracedLoop(tracing: ReturnType<typeof startTracing> | null
       }
     }
   }
-  return (mainThreadCpuMicros(process.pid) - before) / count;
+  return { main: (mainThreadCpuMicros(process.pid) - before) / count, all: (threadsCpuMicros(process.pid) - allBefore) / count };
 }
 
 export async function runOtelIsolated(options: { rounds?: number; requests?: number } = {}): Promise<OtelIsolated> {
@@ -275,16 +300,19 @@ export async function runOtelIsolated(options: { rounds?: number; requests?: num
   const toHanging = startTracing(resolveTracing({ endpoint: hanging.url, sampler: 'always_on' }, {})!, '0.0.0', onError);
   try {
     const exported: number[] = [];
+    const exportedAll: number[] = [];
     const dropped: number[] = [];
     let tracedRequests = 0;
     await tracedLoop(exporting, 2_000, true);
     await tracedLoop(toHanging, 2_000, false);
     const before = await receiver.count();
     for (let r = 0; r < rounds; r++) {
-      const base = await tracedLoop(null, requests, false);
-      exported.push((await tracedLoop(exporting, requests, true)) - base);
+      const base = await tracedLoopCpu(null, requests, false);
+      const traced = await tracedLoopCpu(exporting, requests, true);
+      exported.push(traced.main - base.main);
+      exportedAll.push(traced.all - base.all);
       tracedRequests += requests;
-      dropped.push((await tracedLoop(toHanging, requests, false)) - base);
+      dropped.push((await tracedLoop(toHanging, requests, false)) - base.main);
     }
     await exporting.shutdown();
     const received = (await receiver.count()) - before;
@@ -293,6 +321,7 @@ export async function runOtelIsolated(options: { rounds?: number; requests?: num
       rounds,
       exportedUs: median(exported),
       exportedRange: [Math.min(...exported), Math.max(...exported)],
+      exportedAllThreadsUs: median(exportedAll),
       hangingUs: median(dropped),
       hangingRange: [Math.min(...dropped), Math.max(...dropped)],
       spansPerRequest: received / tracedRequests,
@@ -449,7 +478,7 @@ export function formatOtel(result: OtelBenchResult): string {
     `ten serve RSS after the rounds: off ${fmt(result.rssMb.off, 1)} MB, on ${fmt(result.rssMb.on, 1)} MB, hanging collector ${fmt(result.rssMb.hanging, 1)} MB`,
     '',
     `isolated (the otel plugin's calls for one request in a loop, ${result.isolated.rounds} rounds of ${fmtInt(result.isolated.requestsPerRound)}, receiver in another process), main-thread CPU added per request:`,
-    `  spans exported as OTLP protobuf: ${fmt(result.isolated.exportedUs, 1)} us (${fmt(result.isolated.exportedRange[0], 1)} to ${fmt(result.isolated.exportedRange[1], 1)}; ${fmt(result.isolated.spansPerRequest)} spans decoded per request)`,
+    `  spans exported as OTLP protobuf: ${fmt(result.isolated.exportedUs, 1)} us (${fmt(result.isolated.exportedRange[0], 1)} to ${fmt(result.isolated.exportedRange[1], 1)}; ${fmt(result.isolated.spansPerRequest)} spans decoded per request); all threads (the export thread, GC helpers) ${fmt(result.isolated.exportedAllThreadsUs, 1)} us`,
     `  collector never answers (spans made, then dropped): ${fmt(result.isolated.hangingUs, 1)} us (${fmt(result.isolated.hangingRange[0], 1)} to ${fmt(result.isolated.hangingRange[1], 1)})`,
     ...result.warnings.map((w) => `WARNING: ${w}`),
   ].join('\n');
