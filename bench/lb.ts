@@ -8,7 +8,8 @@
  *   node --import tsx bench/lb.ts          # or: npm run bench -- lb
  *
  * Env: BENCH_ROUNDS (4), BENCH_SECONDS (3), BENCH_CONNECTIONS (16), BENCH_LB_SLOW_MS (200), BENCH_WORKERS (1:
- * settings.proxy.workers; each worker balances with its own in-flight counts). Needs wrk (apt-get install -y wrk).
+ * settings.proxy.workers, every one accepting from the start (`accept: 'spread'`); each worker balances with its own
+ * in-flight counts). Needs wrk (apt-get install -y wrk).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -97,7 +98,7 @@ function writeConfig(dir: string, slowMs: number, workers: number): string {
     env: { LB_SLOW: 'slow', LB_SLOW_MS: String(slowMs) },
   });
   const config = {
-    settings: { domain: 'localhost', port: 0, listen: '127.0.0.1', dataDir: path.join(dir, 'data'), healthInterval: '60s', proxy: { workers } },
+    settings: { domain: 'localhost', port: 0, listen: '127.0.0.1', dataDir: path.join(dir, 'data'), healthInterval: '60s', proxy: { workers, accept: 'spread' } },
     services: Object.fromEntries(LB_RULES.map((lb) => [SERVICE[lb], service(lb)])),
     instances: Object.fromEntries(LB_RULES.map((lb) => [SERVICE[lb], [...IDS]])),
   };
