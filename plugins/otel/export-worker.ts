@@ -153,7 +153,9 @@ export function workerExporter(options: OtlpExporterOptions): WorkerExporter {
       const thread = worker;
       if (thread !== null) {
         closing ??= new Promise<void>((resolve) => {
-          thread.ref();
+          // Not refed: what could be sent was flushed before this (BatchExport.shutdown), and a thread still
+          // waiting on a collector that never answers must not keep the process from exiting.
+          thread.unref();
           const finish = (): void => {
             void thread.terminate().finally(resolve);
           };
