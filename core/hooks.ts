@@ -8,6 +8,7 @@ import {
 } from 'tapable';
 import type { Registry } from 'prom-client';
 import { isTenementError, pluginError } from './errors.ts';
+import { dropUnwritablePairs } from './dataplane/tapped-headers.ts';
 import type {
   AuthRequest,
   HealthCheckReport,
@@ -186,7 +187,7 @@ type AnyFn = (...args: unknown[]) => unknown;
  * hooks a failing tap is recorded and reported (timings.fault) and the call goes on as if it had returned.
  */
 function instrumentTap(tap: Tap & { fn: AnyFn; type: string }, hook: string, timings: HookTimings): Tap {
-  const fn = tap.fn;
+  const fn = hook === 'upstreamHeaders' ? checkedHeaderTap(tap.fn) : tap.fn;
   const plugin = tap.name;
   const slot = timings.slot(hook, plugin);
   const contain = OBSERVER_HOOKS.has(hook);
@@ -255,6 +256,19 @@ function instrumentTap(tap: Tap & { fn: AnyFn; type: string }, hook: string, tim
     };
   }
   return tap;
+}
+
+/**
+ * An `upstreamHeaders` tap whose pairs are checked before the kernel writes them into a head (tapped-headers.ts):
+ * a pair that cannot be one header line is dropped and the tap fails as a contained fault naming its plugin.
+ */
+function checkedHeaderTap(fn: AnyFn): AnyFn {
+  return (...args: unknown[]) => {
+    const result = fn(...args);
+    const problem = dropUnwritablePairs((args[0] as UpstreamRequest).headers);
+    if (problem !== null) throw new Error(`a header the tap set was not sent: ${problem}`);
+    return result;
+  };
 }
 
 interface Interceptable {

@@ -24,6 +24,7 @@ import { sharedWasmPool } from './wasm/shared.ts';
 import type { EdgeTraffic, HealthResult, InstanceEvent, InstanceEventType, InstanceState, RequestInfo, RouteTarget } from './types.ts';
 import type { ConnectionRoute } from './dataplane/own-routes.ts';
 import type net from 'node:net';
+import { addsProblem } from './dataplane/tapped-headers.ts';
 
 /** Where a tap runs among the others of its hook: lower first. `enforce: 'pre'` plugins default to -100, 'post' to 100. */
 export interface TapOptions {
@@ -229,6 +230,8 @@ function isAsyncHook(hook: object): boolean {
 function pluginHook(hook: Tappable, name: string, defaultStage: number): PluginHook<unknown[], unknown> {
   return {
     tap(fn, options = {}) {
+      const addsFault = options.adds ? addsProblem(options.adds) : null;
+      if (addsFault !== null) throw new TenementError(ErrorCodes.PLUGIN_SETUP, `plugin ${name}: a tap's ${addsFault}`, { plugin: name });
       const tapOptions = { name, stage: options.stage ?? defaultStage, ...(options.adds ? { adds: options.adds.map((n) => n.toLowerCase()) } : {}) };
       if (isAsyncHook(hook) && hook.tapPromise) hook.tapPromise(tapOptions, async (...args: unknown[]) => fn(...args));
       else hook.tap(tapOptions, fn as (...args: unknown[]) => unknown);
