@@ -57,22 +57,40 @@ export async function startFunctionServer(
   // `listen: 'socket'` puts the listener on a Unix socket in DATA_DIR, as for process instances (a stale file
   // from an earlier run is removed first).
   if (spec.socketPath) rmSync(spec.socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+  // Not awaited: the kernel's proxy calls the instance in-process, so a wake need not wait for its loopback face
+  // (a lookup of the host and the 'listening' event: two turns of the loop). The port was handed out after a
+  // probe; if something took it since, the instance ends as a crash would, and the supervisor starts it again
+  // on another port. A health check over HTTP polls until the listener answers, as for a process.
+  let listenFailed = false;
+  const listened = new Promise<void>((resolve) => {
+    const failed = (error: Error) => {
+      listenFailed = true;
+      resolve();
+      spec.onLog('stderr', `[wasm] cannot listen on ${spec.socketPath ?? `port ${spec.port}`}: ${error.message}`);
+      void dispatcher.stop(0).then(() => {
+        pool.dropInstances(dispatcher.instanceKey);
+        spec.onExit({ code: 1, signal: null });
+      });
+    };
+    server.once('error', failed);
     const listening = () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     };
     if (spec.socketPath) server.listen(spec.socketPath, listening);
     else server.listen(spec.port, spec.host, listening);
   });
-  const port = spec.socketPath ? spec.port : (server.address() as AddressInfo).port;
+  // The instance's port is the one handed out (listen binds exactly it); a caller asking for any port (0) waits.
+  if (!spec.socketPath && spec.port === 0) await listened;
+  const port = spec.socketPath || spec.port !== 0 ? spec.port : (server.address() as AddressInfo).port;
 
   return {
     pid: null,
     pgid: null,
     address: spec.socketPath ? { host: spec.host, port, socketPath: spec.socketPath } : { host: spec.host, port },
     async stop({ graceMs }): Promise<ExitInfo> {
+      // A listen still under way would bind after a close: it settles first.
+      await listened;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await dispatcher.stop(graceMs);
@@ -88,7 +106,8 @@ export async function startFunctionServer(
       return { pid: null, memoryBytes: null, cpuSeconds: null };
     },
     async ownsAddress() {
-      return server.listening;
+      // Listening, or about to: the address is this instance's unless its bind failed.
+      return !listenFailed;
     },
     inProcess: { maxBody: settings.maxBody, serve: (request) => dispatcher.serve(request), metrics: () => dispatcher.guestMetrics.render() },
   };
