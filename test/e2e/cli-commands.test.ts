@@ -19,13 +19,20 @@ interface Result {
   stderr: string;
 }
 
+/**
+ * Where `ten serve` records its context (contexts.json) in these tests: a folder of their own, so a run of this file
+ * alone (without npm test's XDG_CONFIG_HOME) never points the user's current context at a deleted temp server.
+ */
+const CONFIG_HOME = mkdtempSync(path.join(os.tmpdir(), 'tenement-cli-config-'));
+after(() => rmSync(CONFIG_HOME, { recursive: true, force: true }));
+
 /** The environment of a user without any TENEMENT_* variables set (the test runner's own must not leak in). */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith('TENEMENT_') && key !== 'NO_COLOR') env[key] = value;
   }
-  return { ...env, ...extra };
+  return { ...env, XDG_CONFIG_HOME: CONFIG_HOME, ...extra };
 }
 
 function ten(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Result> {
