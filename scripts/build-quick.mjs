@@ -11,6 +11,12 @@
  *   the bundle and in the command modules, is recognised across copies by a brand (Symbol.for).
  * - a module inlined from another folder must not use import.meta (it would see the bundle's URL): the build fails.
  * A module listed here that the bundle no longer reaches fails the build too, so the list stays what runs.
+ *
+ * The same commands are bundled a second time as CommonJS, dist/cli/quick.cjs (cli/quick-entry.ts, run by
+ * bin/ten.cjs, the package's bin): Node 20 starting an ES module costs ~11 ms of CPU more than a CommonJS file.
+ * That bundle holds core/errors.ts too (a CommonJS file cannot load an ES module synchronously); the entry
+ * recognises a TenementError of the ES module copy by asking that copy (cli/quick-entry.ts). Whatever it cannot
+ * carry into CommonJS (import.meta left over, a warning) fails the build.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,9 +42,57 @@ export const QUICK_MODULES = [
   'core/log-time.js',
 ];
 
+/** The modules dist/cli/quick.cjs inlines: the quick ones (not main.js) and its entry, core/errors.js included. */
+export const QUICK_CJS_MODULES = [...QUICK_MODULES.filter((file) => file !== 'cli/main.js'), 'cli/quick-entry.js', 'core/errors.js'];
+
+/**
+ * What a bundle inlines is `modules`; every other relative import stays a separate file, its specifier rewritten
+ * from dist/cli/, where both bundles sit.
+ */
+function onlyThese(inline, cliDir) {
+  return {
+    name: 'quick-modules-only',
+    setup(build) {
+      build.onResolve({ filter: /^\.\.?\// }, (args) => {
+        const file = path.resolve(args.resolveDir, args.path);
+        if (inline.has(file)) return { path: file };
+        let specifier = path.relative(cliDir, file).split(path.sep).join('/');
+        if (!specifier.startsWith('.')) specifier = `./${specifier}`;
+        return { path: specifier, external: true };
+      });
+    },
+  };
+}
+
+/** The build fails when a listed module is no longer reached, or one moved out of its folder reads import.meta. */
+function checkInlined(result, { root, dist, cliDir, inline, list }) {
+  const inlined = Object.keys(result.metafile.inputs).map((input) => path.resolve(root, input));
+  const missing = [...inline].filter((file) => !inlined.includes(file));
+  if (missing.length > 0) throw new Error(`build-quick: the bundle no longer reaches ${missing.map((file) => path.relative(dist, file)).join(', ')} (update ${list})`);
+  const moved = inlined.filter((file) => path.dirname(file) !== cliDir && /\bimport\.meta\b/.test(readFileSync(file, 'utf8')));
+  if (moved.length > 0) throw new Error(`build-quick: ${moved.map((file) => path.relative(dist, file)).join(', ')} use import.meta, which would see the bundle's URL`);
+  return inlined.length;
+}
+
+const COMMON = {
+  bundle: true,
+  write: false,
+  platform: 'node',
+  target: 'node20',
+  // commander and the rest of node_modules resolve from dist/cli/ as they did from main.js.
+  packages: 'external',
+  charset: 'ascii',
+  legalComments: 'none',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  metafile: true,
+  logLevel: 'silent',
+};
+
 /**
  * @param {{ root: string; dist: string }} options
- * @returns {Promise<{ modules: number; bytes: number }>} how many modules the bundle inlines and its size.
+ * @returns {Promise<{ modules: number; bytes: number; cjsModules: number; cjsBytes: number }>} how many modules
+ *   each bundle (dist/cli/main.js, dist/cli/quick.cjs) inlines and its size.
  */
 export async function bundleQuick({ root, dist }) {
   const esbuild = createRequire(path.join(root, 'package.json'))('esbuild');
@@ -46,44 +100,43 @@ export async function bundleQuick({ root, dist }) {
   const entry = path.join(cliDir, 'main.js');
   const inline = new Set(QUICK_MODULES.map((file) => path.join(dist, file)));
   const result = await esbuild.build({
+    ...COMMON,
     absWorkingDir: root,
     entryPoints: [entry],
     outfile: entry,
-    bundle: true,
-    write: false,
     allowOverwrite: true,
     format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    // commander and the rest of node_modules resolve from dist/cli/ as they did from main.js.
-    packages: 'external',
-    charset: 'ascii',
-    legalComments: 'none',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    metafile: true,
-    logLevel: 'silent',
-    plugins: [
-      {
-        name: 'quick-modules-only',
-        setup(build) {
-          build.onResolve({ filter: /^\.\.?\// }, (args) => {
-            const file = path.resolve(args.resolveDir, args.path);
-            if (inline.has(file)) return { path: file };
-            let specifier = path.relative(cliDir, file).split(path.sep).join('/');
-            if (!specifier.startsWith('.')) specifier = `./${specifier}`;
-            return { path: specifier, external: true };
-          });
-        },
-      },
-    ],
+    plugins: [onlyThese(inline, cliDir)],
   });
-  const inlined = Object.keys(result.metafile.inputs).map((input) => path.resolve(root, input));
-  const missing = [...inline].filter((file) => !inlined.includes(file));
-  if (missing.length > 0) throw new Error(`build-quick: the bundle no longer reaches ${missing.map((file) => path.relative(dist, file)).join(', ')} (update QUICK_MODULES)`);
-  const moved = inlined.filter((file) => path.dirname(file) !== cliDir && /\bimport\.meta\b/.test(readFileSync(file, 'utf8')));
-  if (moved.length > 0) throw new Error(`build-quick: ${moved.map((file) => path.relative(dist, file)).join(', ')} use import.meta, which would see the bundle's URL`);
+  const modules = checkInlined(result, { root, dist, cliDir, inline, list: 'QUICK_MODULES' });
   const [output] = result.outputFiles;
+
+  // The same commands as CommonJS, for bin/ten.cjs (cli/quick-entry.ts). Its import() of what it leaves out (the
+  // config loader) stays an import() of the ES module file; import.meta.url (cli/version.ts, which reads
+  // package.json upwards of its file) is the bundle's own URL, in dist/cli/ like the file it was.
+  const cjsEntry = path.join(cliDir, 'quick-entry.js');
+  const cjsOut = path.join(cliDir, 'quick.cjs');
+  const cjsInline = new Set(QUICK_CJS_MODULES.map((file) => path.join(dist, file)));
+  const cjs = await esbuild.build({
+    ...COMMON,
+    absWorkingDir: root,
+    entryPoints: [cjsEntry],
+    outfile: cjsOut,
+    format: 'cjs',
+    define: { 'import.meta.url': '__tenementBundleUrl' },
+    // "use strict" first: esbuild's own directive comes after the banner, where it would no longer count.
+    banner: { js: '"use strict";const __tenementBundleUrl=require("node:url").pathToFileURL(__filename).href;' },
+    plugins: [onlyThese(cjsInline, cliDir)],
+  });
+  const cjsModules = checkInlined(cjs, { root, dist, cliDir, inline: cjsInline, list: 'QUICK_CJS_MODULES' });
+  const [cjsOutput] = cjs.outputFiles;
+  const text = cjsOutput.text;
+  // Whatever esbuild could not carry into CommonJS (import.meta, a top-level await) must not ship half-working.
+  if (/\bimport\.meta\b/.test(text)) throw new Error('build-quick: dist/cli/quick.cjs still reads import.meta');
+  if (cjs.warnings.length > 0) throw new Error(`build-quick: esbuild warned on dist/cli/quick.cjs: ${cjs.warnings.map((w) => w.text).join('; ')}`);
+  if (!/\bimport\(/.test(text)) throw new Error('build-quick: dist/cli/quick.cjs no longer imports the ES modules it leaves out (were they inlined?)');
+
   writeFileSync(entry, output.contents);
-  return { modules: inlined.length, bytes: output.contents.length };
+  writeFileSync(cjsOut, cjsOutput.contents);
+  return { modules, bytes: output.contents.length, cjsModules, cjsBytes: cjsOutput.contents.length };
 }

@@ -126,7 +126,8 @@ if (leftovers.length > 0) {
   process.exit(1);
 }
 // The emitted code shrunk for the memory it holds at run time: comments and whitespace out, zod bundled
-// (scripts/build-shrink.mjs, issue 17's idle footprint); then the quick commands bundled into dist/cli/main.js.
+// (scripts/build-shrink.mjs, issue 17's idle footprint); then the quick commands bundled into dist/cli/main.js
+// and, as CommonJS, dist/cli/quick.cjs.
 // TENEMENT_BUILD_SHRINK=0 leaves dist/ as tsc wrote it, to read it.
 if (process.env.TENEMENT_BUILD_SHRINK !== '0') {
   const { shrink } = await import('./build-shrink.mjs');
@@ -143,6 +144,6 @@ if (process.env.TENEMENT_BUILD_SHRINK !== '0') {
   // The quick commands' modules in one file, dist/cli/main.js (scripts/build-quick.mjs, issue 17's start-up).
   const { bundleQuick } = await import('./build-quick.mjs');
   const quick = await bundleQuick({ root, dist });
-  console.error(`build: dist/cli/main.js bundles the ${quick.modules} modules of the quick commands (${kb(quick.bytes)})`);
+  console.error(`build: dist/cli/main.js bundles the ${quick.modules} modules of the quick commands (${kb(quick.bytes)}), dist/cli/quick.cjs ${quick.cjsModules} as CommonJS for bin/ten.cjs (${kb(quick.cjsBytes)})`);
 }
 console.error(`build: dist/ has ${declarations} declaration files and ${assets} assets copied from ${SOURCE_DIRS.join(', ')}`);
