@@ -125,6 +125,13 @@ export function wasmtimeEngine(): { shared: WasmtimeShared; lib: Wasmtime } | { 
 export const POOL_INSTANCES = 1_000;
 /** Bytes of each memory (and of each table) zeroed in place on reuse rather than given back to the kernel. */
 export const POOL_KEEP_RESIDENT = 1024 * 1024;
+/**
+ * Unused slots kept warm for the module that last ran in them (wasmtime's default is 100): each holds the pages
+ * its guest touched within POOL_KEEP_RESIDENT. 200 distinct modules touching 1 MiB each, run once in one thread:
+ * RSS +72 MiB with 100, +35 MiB with 16 (+26-28 MiB without the pool, their code); per request the same within
+ * noise (202-233 against 184-216 µs wall, 3 alternated runs at load 5-6).
+ */
+export const POOL_WARM_SLOTS = 16;
 
 function usePoolingAllocator(w: Wasmtime, config: Ptr): void {
   const pooling = w.wasmtime_pooling_allocation_config_new() as Ptr;
@@ -135,6 +142,7 @@ function usePoolingAllocator(w: Wasmtime, config: Ptr): void {
   w.wasmtime_pooling_allocation_config_total_tables_set(pooling, POOL_INSTANCES);
   w.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pooling, POOL_KEEP_RESIDENT);
   w.wasmtime_pooling_allocation_config_table_keep_resident_set(pooling, POOL_KEEP_RESIDENT);
+  w.wasmtime_pooling_allocation_config_max_unused_warm_slots_set(pooling, POOL_WARM_SLOTS);
   w.wasmtime_pooling_allocation_strategy_set(config, pooling);
   w.wasmtime_pooling_allocation_config_delete(pooling);
 }
