@@ -95,6 +95,14 @@ function cpuOnce(command: Command, cwd: string, env: NodeJS.ProcessEnv): Promise
   });
 }
 
+/** The `ten` bin a checkout's package.json names (what `npm install` links), relative to the checkout. */
+function packageBin(checkout: string): string {
+  const manifest = JSON.parse(readFileSync(path.join(checkout, 'package.json'), 'utf8')) as { bin?: string | Record<string, string> };
+  const bin = typeof manifest.bin === 'string' ? manifest.bin : manifest.bin?.ten;
+  if (!bin) throw new Error(`${checkout}/package.json names no ten bin`);
+  return path.normalize(bin);
+}
+
 /** `ten serve` with no services on a free loopback port, for `ten ps`, or why it could not start. */
 async function startServer(dir: string, script: string): Promise<{ serve: TenServe; config: string; token: string } | { error: string }> {
   const dataDir = path.join(dir, 'data');
@@ -140,18 +148,23 @@ export async function runCliBench(): Promise<CliBenchResult> {
       process.stdout.write(`cli: skipping \`ten ps\` against a server: ${server.error}\n`);
     }
 
-    // BENCH_CLI_BEFORE=<another checkout, built>: its compiled `ten` beside ours in the same rounds (before/after).
-    // What an installed `ten` runs: bin/ten.mjs, then the compiled main.js (one more ES module: ~5-8 ms CPU here).
-    if (entry.compiled) {
-      const viaBin = commands.filter((c) => c.name === 'ten --help' || c.name === 'ten ps (context)');
-      for (const c of viaBin) commands.push({ ...c, name: `${c.name} via bin/ten.mjs`, args: [path.join(ROOT, 'bin', 'ten.mjs'), ...c.args.slice(1)], env: { TENEMENT_DIST: '1' } });
-    }
+    // What an installed `ten` runs: the package's bin (package.json "bin": bin/ten.cjs, CommonJS since session 9,
+    // which runs the quick commands from dist/cli/quick.cjs; bin/ten.mjs before it, one more ES module), on the
+    // compiled dist/ (TENEMENT_DIST=1). The goals judge these too.
+    // BENCH_CLI_BEFORE=<another checkout, built>: its compiled `ten` beside ours in the same rounds (before/after),
+    // its main.js and its own bin alike.
+    const viaBin = (checkout: string, prefix: string): Command[] =>
+      commands
+        .filter((c) => c.args[0] === TEN_BIN && (c.name === 'ten --help' || c.name === 'ten ps (context)'))
+        .map((c) => ({ ...c, name: `${prefix}${c.name} via ${packageBin(checkout)}`, args: [path.join(checkout, packageBin(checkout)), ...c.args.slice(1)], env: { TENEMENT_DIST: '1' } }));
+    if (entry.compiled) commands.push(...viaBin(ROOT, ''));
     const before = process.env.BENCH_CLI_BEFORE;
     if (before) {
       const script = path.join(path.resolve(before), 'dist', 'cli', 'main.js');
-      for (const c of commands.filter((c) => c.args[0] === TEN_BIN && (c.name === 'ten --help' || c.name.startsWith('ten ps (')))) {
-        commands.push({ ...c, name: `before: ${c.name}`, args: [script, ...c.args.slice(1)] });
-      }
+      const old = commands.filter((c) => c.args[0] === TEN_BIN && (c.name === 'ten --help' || c.name.startsWith('ten ps (')));
+      const oldViaBin = viaBin(path.resolve(before), 'before: ');
+      for (const c of old) commands.push({ ...c, name: `before: ${c.name}`, args: [script, ...c.args.slice(1)] });
+      commands.push(...oldViaBin);
     }
     const samples = new Map<string, number[]>(commands.map((c) => [c.name, []]));
     const cpuSamples = new Map<string, number[]>(commands.map((c) => [c.name, []]));
