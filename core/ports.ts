@@ -36,13 +36,18 @@ export class PortAllocator {
     this.next = from + Math.floor(Math.random() * (to - from + 1));
   }
 
-  async allocate(): Promise<number> {
+  /**
+   * The next port not handed out; `probe: false` skips the bind that checks no other program holds it, for an
+   * instance that survives a taken port (TierTraits.probesPort).
+   */
+  async allocate(options: { probe?: boolean } = {}): Promise<number> {
     const span = this.to - this.from + 1;
     for (let tried = 0; tried < span; tried++) {
       const port = this.next;
       this.next = port >= this.to ? this.from : port + 1;
       if (this.taken.has(port)) continue;
       this.taken.add(port);
+      if (options.probe === false) return port;
       let free: boolean;
       try {
         free = await isFree(port, this.host);

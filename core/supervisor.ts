@@ -60,7 +60,7 @@ export class Supervisor {
     let exited: ExitInfo | null = null;
     let exitNotify: (() => void) | null = null;
     try {
-      port = await this.kernel.ports.allocate();
+      port = await this.kernel.ports.allocate({ probe: this.kernel.tierTraits(instance.tier).probesPort });
       const dataDir = this.kernel.instanceDir(instance.service, instance.id);
       // Made at the first start: later wakes pay a stat here, not a round trip through libuv's thread pool.
       if (!statSync(dataDir, { throwIfNoEntry: false })?.isDirectory()) await mkdir(dataDir, { recursive: true });

@@ -21,6 +21,13 @@ export interface TierTraits {
    * root. False for a tier with no processes of its own (its instances reserve no uid).
    */
   tenantUid: boolean;
+  /**
+   * The kernel probes an instance's port with a real bind before the spawn, so a port some other program holds is
+   * skipped. False for a runtime whose instances are served without that port (in-process: the wasm tier's
+   * loopback server binds it in the background and, if it is taken, ends as a crash and is started on another
+   * port): its wakes skip the probe's bind and close.
+   */
+  probesPort: boolean;
 }
 
 export const DEFAULT_TIER_TRAITS: Readonly<TierTraits> = Object.freeze({
@@ -28,6 +35,7 @@ export const DEFAULT_TIER_TRAITS: Readonly<TierTraits> = Object.freeze({
   enforcesStorageLimit: false,
   followsDataDirLink: true,
   tenantUid: true,
+  probesPort: true,
 });
 
 export function sameTraits(a: TierTraits, b: TierTraits): boolean {

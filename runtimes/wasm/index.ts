@@ -38,7 +38,7 @@ export default definePlugin<WasmRuntimeOptions | undefined>({
   setup(ctx) {
     // Instances live in this process and the shared pool: no cgroup of their own; limits.memory is the guest's cap.
     // No process of its own either: its instances run as nobody's uid and reserve none.
-    ctx.tiers.declare('wasm', { cgroups: 'none', tenantUid: false });
+    ctx.tiers.declare('wasm', { cgroups: 'none', tenantUid: false, probesPort: false });
     // The pool reads these options itself (whoever makes it first); they are checked here, at start-up.
     const poolOptions = parsePluginOptions(ctx.name, poolOptionsSchema, ctx.config);
     const defaultEngine: EngineName = poolOptions.engine ?? 'v8';

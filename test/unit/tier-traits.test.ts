@@ -14,8 +14,8 @@ const declaring = (name: string, traits: { cgroups: 'limits' | 'none' }) =>
 test('tier traits: what the runtimes declare, and the safe defaults for a tier nobody declared', async (t) => {
   const kernel = await createTestKernel({ plugins: [processRuntime, [sandboxRuntime, { runsc: '/nonexistent/runsc' }]], config: { services: {} } });
   t.after(() => kernel.close());
-  assert.deepEqual(kernel.tierTraits('process'), { cgroups: 'limits', enforcesStorageLimit: false, followsDataDirLink: true, tenantUid: true });
-  assert.deepEqual(kernel.tierTraits('sandbox'), { cgroups: 'limits', enforcesStorageLimit: false, followsDataDirLink: false, tenantUid: true });
+  assert.deepEqual(kernel.tierTraits('process'), { cgroups: 'limits', enforcesStorageLimit: false, followsDataDirLink: true, tenantUid: true, probesPort: true });
+  assert.deepEqual(kernel.tierTraits('sandbox'), { cgroups: 'limits', enforcesStorageLimit: false, followsDataDirLink: false, tenantUid: true, probesPort: true });
   // No runtime of this tier is loaded: nothing is assumed of it.
   assert.deepEqual(kernel.tierTraits('microvm'), DEFAULT_TIER_TRAITS);
   assert.equal(DEFAULT_TIER_TRAITS.cgroups, 'none');
