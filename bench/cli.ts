@@ -155,7 +155,7 @@ export async function runCliBench(): Promise<CliBenchResult> {
     // its main.js and its own bin alike.
     const viaBin = (checkout: string, prefix: string): Command[] =>
       commands
-        .filter((c) => c.args[0] === TEN_BIN && (c.name === 'ten --help' || c.name === 'ten ps (context)'))
+        .filter((c) => c.args[0] === TEN_BIN && (c.name === 'ten --help' || c.name.startsWith('ten ps (')))
         .map((c) => ({ ...c, name: `${prefix}${c.name} via ${packageBin(checkout)}`, args: [path.join(checkout, packageBin(checkout)), ...c.args.slice(1)], env: { TENEMENT_DIST: '1' } }));
     if (entry.compiled) commands.push(...viaBin(ROOT, ''));
     const before = process.env.BENCH_CLI_BEFORE;
