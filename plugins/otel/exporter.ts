@@ -17,15 +17,7 @@ const MAX_SPARE = 4 * 1024 * 1024;
 
 const spanCount = { name: 'span' as const, countItems: (batch: EncodedBatch): number => batch.spans };
 
-export interface OtlpExporterOptions {
-  url: string;
-  headers: Record<string, string>;
-  timeoutMillis: number;
-  encoding: SpanEncoding;
-}
-
-/** Sends from the calling thread; export-worker.ts sends from a thread of its own and falls back to this. */
-export function otlpExporter(options: OtlpExporterOptions): BatchExporter {
+export function otlpExporter(options: { url: string; headers: Record<string, string>; timeoutMillis: number; encoding: SpanEncoding }): BatchExporter {
   const encoding = options.encoding;
   /** The buffer of the last body a collector accepted, written into again by the next export. */
   let spare: Bytes | undefined;

@@ -11,7 +11,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { BatchExport, batchOptions, type SpanCounters } from './batch.ts';
-import { workerExporter } from './export-worker.ts';
+import { otlpExporter } from './exporter.ts';
 import { jsonEncoding } from './otlp-json.ts';
 import { protobufEncoding } from './otlp-proto.ts';
 import type { TracingOptions } from './options.ts';
@@ -66,7 +66,7 @@ export function startTracing(options: TracingOptions, version: string, onError: 
   // Spans waiting for export are bounded (8,192 unless OTEL_BSP_MAX_QUEUE_SIZE says otherwise): past it new
   // spans are dropped and counted, so an unreachable or slow collector never grows memory.
   const processor = new BatchExport(
-    workerExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000, encoding: options.protocol === 'http/json' ? jsonEncoding : protobufEncoding }),
+    otlpExporter({ url: options.tracesUrl, headers: options.headers, timeoutMillis: 10_000, encoding: options.protocol === 'http/json' ? jsonEncoding : protobufEncoding }),
     batchOptions(),
     counters,
   );
