@@ -47,7 +47,7 @@ async function isolated(trees: string[], rounds: number, log: (line: string) => 
         addedAll[i]!.push(traced.all - base.all);
       }
     }
-    log('isolated, CPU tracing adds per request, us (median, range), main thread | all threads (the export thread, GC helpers):');
+    log('isolated, CPU tracing adds per request, us (median, range), main thread | all threads (GC helpers):');
     trees.forEach((tree, i) => log(`  ${tree}: ${range(added[i]!)} | ${range(addedAll[i]!)}`));
   } finally {
     for (const tracing of tracings) await Promise.race([tracing!.shutdown(), new Promise((resolve) => setTimeout(resolve, 2_000))]);

@@ -66,9 +66,8 @@ function mainThreadCpuMicros(pid: number): number {
 }
 
 /**
- * On-CPU time of all of a process's threads, µs (schedstat): the main thread, the otel plugin's export thread,
- * V8's GC helpers. The export runs on a thread of its own (plugins/otel/export-worker.ts): main-thread CPU
- * alone would leave its cost out.
+ * On-CPU time of all of a process's threads, µs (schedstat): the main thread and V8's GC helpers (and any thread
+ * a change to the otel plugin adds: main-thread CPU alone would leave its cost out).
  */
 function threadsCpuMicros(pid: number): number {
   let total = 0;
@@ -478,7 +477,7 @@ export function formatOtel(result: OtelBenchResult): string {
     `ten serve RSS after the rounds: off ${fmt(result.rssMb.off, 1)} MB, on ${fmt(result.rssMb.on, 1)} MB, hanging collector ${fmt(result.rssMb.hanging, 1)} MB`,
     '',
     `isolated (the otel plugin's calls for one request in a loop, ${result.isolated.rounds} rounds of ${fmtInt(result.isolated.requestsPerRound)}, receiver in another process), main-thread CPU added per request:`,
-    `  spans exported as OTLP protobuf: ${fmt(result.isolated.exportedUs, 1)} us (${fmt(result.isolated.exportedRange[0], 1)} to ${fmt(result.isolated.exportedRange[1], 1)}; ${fmt(result.isolated.spansPerRequest)} spans decoded per request); all threads (the export thread, GC helpers) ${fmt(result.isolated.exportedAllThreadsUs, 1)} us`,
+    `  spans exported as OTLP protobuf: ${fmt(result.isolated.exportedUs, 1)} us (${fmt(result.isolated.exportedRange[0], 1)} to ${fmt(result.isolated.exportedRange[1], 1)}; ${fmt(result.isolated.spansPerRequest)} spans decoded per request); all threads (GC helpers) ${fmt(result.isolated.exportedAllThreadsUs, 1)} us`,
     `  collector never answers (spans made, then dropped): ${fmt(result.isolated.hangingUs, 1)} us (${fmt(result.isolated.hangingRange[0], 1)} to ${fmt(result.isolated.hangingRange[1], 1)})`,
     ...result.warnings.map((w) => `WARNING: ${w}`),
   ].join('\n');
