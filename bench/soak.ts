@@ -37,6 +37,8 @@ export interface SoakOptions {
   /** Load before the descriptor baseline is taken (pools, JIT and caches settle). */
   warmupMs: number;
   print?: (line: string) => void;
+  /** What `ten serve` runs (default: the benches' choice, bench/lib.ts: the compiled package, built when stale). */
+  script?: string;
 }
 
 export function soakOptionsFromEnv(defaults: Partial<SoakOptions> = {}): SoakOptions {
@@ -201,7 +203,7 @@ export async function runSoakBench(options: SoakOptions): Promise<SoakResult> {
       },
     }),
   );
-  const serve = await startTenServe({ config: configFile, dataDir, timeoutMs: 60_000 });
+  const serve = await startTenServe({ config: configFile, dataDir, timeoutMs: 60_000, ...(options.script ? { script: options.script } : {}) });
   const pid = serve.child.pid;
   let listenerWarnings = 0;
   serve.child.process.stderr?.on('data', (chunk: Buffer) => {

@@ -45,7 +45,7 @@ test('a wasm instance whose only port another program holds still serves, and ta
     plugins: [...servePlugins, wasmRuntime],
     config: {
       settings: { portRange: { from: port, to: port } },
-      services: { hello: wasmFunction(HANDLER, { backoff: { base: '50ms', max: '200ms' }, maxRestarts: 1_000 }), app: { command: process.execPath, args: [ECHO_APP], autoCreate: { perAddress: { count: 10 } } } },
+      services: { hello: wasmFunction(HANDLER, { backoff: { base: '50ms', max: '200ms' }, maxRestarts: 1_000 }), app: { command: process.execPath, args: [ECHO_APP], autoCreate: { perAddress: { count: 10 } }, restart: 'never' } },
     },
   });
   t.after(() => kernel.close());

@@ -6,6 +6,7 @@
 // SOAK_TEST_MINUTES makes it longer.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { TEN_BIN } from '../../bench/lib.ts';
 import { formatSoak, runSoakBench } from '../../bench/soak.ts';
 
 const minutes = Number(process.env.SOAK_TEST_MINUTES ?? 2);
@@ -21,6 +22,9 @@ test(`churn soak, ${minutes} minutes: every request served, descriptors flat, th
     sampleEveryMs: 30_000,
     warmupMs: 20_000,
     print: (line) => lines.push(line),
+    // The sources, as every other test runs them: the benches' default (the compiled package) would build dist/
+    // here, a minute or more of CI, racing the package test's own build of the same folder.
+    script: TEN_BIN,
   });
   const report = `${lines.join('\n')}\n${formatSoak(result)}`;
   assert.ok(!result.serverExited, `ten serve exited\n${report}`);
