@@ -4,6 +4,7 @@ import { KERNEL_VERSION } from '../../core/version.ts';
 import { definePlugin } from '../../sdk/index.ts';
 import { instanceEnv, resolveTracing } from './options.ts';
 import { otelSettingsFields } from './schema.ts';
+import { TRACE_CONTEXT_HEADERS } from './trace-headers.ts';
 
 export { resolveTracing, instanceEnv } from './options.ts';
 
@@ -11,7 +12,6 @@ export { resolveTracing, instanceEnv } from './options.ts';
 const loadTracing = () => import('./tracing.ts');
 
 /** The W3C trace-context headers the instance gets from Tenement (spans.ts drops a client's and adds its own). */
-const TRACE_CONTEXT_HEADERS: readonly string[] = ['traceparent', 'tracestate'];
 
 /**
  * OpenTelemetry tracing (docs/observability.md#tracing): spans for proxied requests (route, wake, upstream),

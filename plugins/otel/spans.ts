@@ -30,6 +30,7 @@ import type { HealthCheckReport, InstanceEvent, InstanceView, ProxiedRequest, Pr
 import { drawn, newSpanId, newTraceId } from './ids.ts';
 import { at, NO_ATTRIBUTES, SpanRecord, STATUS_CODE, type RecordSink } from './records.ts';
 import { SharedAttributeCache } from './shared-attributes.ts';
+import { dropTraceHeaders, injectTraceContext } from './trace-headers.ts';
 
 export const ATTR_SERVICE = 'tenement.service' as const;
 export const ATTR_INSTANCE = 'tenement.instance' as const;
@@ -87,8 +88,6 @@ export const WRITTEN_OUT: [
 /** Request records keep their status code apart (records.ts); its name there is the semantic conventions' (checked by tsc). */
 export const STATUS_CODE_NAME: typeof ATTR_HTTP_RESPONSE_STATUS_CODE = STATUS_CODE;
 
-const TRACE_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate']);
-
 const now = (): HrTime => at(performance.now());
 
 function instanceAttributes(instance: Pick<InstanceView, 'service' | 'id'>): Attributes {
@@ -102,33 +101,6 @@ const bounded = (value: string): string => (value.length > MAX_VALUE ? value.sli
 
 function fail(span: Span, message: string): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: bounded(message) });
-}
-
-const FLAGS = ['00', '01'];
-
-/**
- * Appends `traceparent` (and `tracestate`) for `span` (W3C trace-context level 1), as the SDK's propagator
- * would, without the two contexts its inject makes per call.
- */
-function injectTraceContext(context: SpanContext, headers: string[]): void {
-  headers.push('traceparent', `00-${context.traceId}-${context.spanId}-${FLAGS[context.traceFlags & 1]}`);
-  const state = context.traceState?.serialize();
-  if (state) headers.push('tracestate', state);
-}
-
-/** Removes the client's trace headers (the instance gets Tenement's, which continue the same trace). */
-function dropTraceHeaders(headers: string[]): void {
-  let write = 0;
-  for (let read = 0; read < headers.length; read += 2) {
-    const name = headers[read]!;
-    if ((name.length === 11 || name.length === 10) && TRACE_HEADERS.has(name.toLowerCase())) continue;
-    headers[write] = name;
-    headers[write + 1] = headers[read + 1]!;
-    write += 2;
-  }
-  // Only when something was dropped: setting an array's length is a call into the runtime even when it is the same
-  // (the add-only path hands over an empty list: about 0.08 µs a request for nothing).
-  if (write !== headers.length) headers.length = write;
 }
 
 export class Spans {

@@ -4,13 +4,13 @@ import { errorMessage } from '../../errors.ts';
 import type { KernelHooks } from '../../hooks.ts';
 import type { Instance } from '../../instance.ts';
 import type { Logger } from '../../logger.ts';
-import type { RouteTarget } from '../../types.ts';
 import type { DataPlane } from '../index.ts';
 import { RequestContext } from '../policy.ts';
 import { onRoutingChange } from '../route-cache.ts';
 import { proxyWorkerEntry } from './entry.ts';
 import { reusePortSupported, type ListenFailed, type ListenMessage } from './listen.ts';
 import type { FromWorker, MirroredRoute, ToWorker } from './protocol.ts';
+import { mirrored, workersCanRoute } from './mirror.ts';
 import { forEachRecord } from './records.ts';
 import { SPILL_SAMPLE_MS, SpillPolicy, eluMeter, idleCoresMeter } from './spill.ts';
 
@@ -45,33 +45,6 @@ const CLOSE_GRACE_MS = 5_000;
  * share was for, and the loads may have changed by then (two load samples).
  */
 const MOVE_WITHIN_MS = 2 * SPILL_SAMPLE_MS;
-
-/** Whether workers can route on their own: the router alone decides (on the host), and no tap edits upstream heads. */
-function workersCanRoute(hooks: KernelHooks): boolean {
-  const taps = hooks.route.taps;
-  return taps.length === 1 && taps[0]!.name === 'router' && hooks.upstreamHeaders.taps.length === 0;
-}
-
-function mirrored(target: RouteTarget | undefined): MirroredRoute | null {
-  if (target?.kind !== 'instances') return null;
-  const candidates: MirroredRoute['candidates'] = [];
-  for (const view of target.candidates) {
-    const handle = view.state === 'running' ? view.handle : null;
-    // An in-process (wasm) instance lives in the kernel's process: only it can call it.
-    if (handle?.inProcess) return null;
-    candidates.push({
-      key: view.key,
-      service: view.service,
-      id: view.id,
-      weight: view.weight,
-      address: handle ? handle.address : null,
-      requestTimeout: view.config.requestTimeout,
-    });
-  }
-  // The router's rule for the service (every candidate of a weighted host has the service's config).
-  const lb = target.candidates[0]?.config.lb ?? 'weighted';
-  return { mode: target.mode, service: target.service, lb, candidates };
-}
 
 /**
  * The kernel's side of the proxy workers (settings.proxy.workers > 1): forks them, gives them the listening
