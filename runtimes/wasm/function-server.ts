@@ -58,9 +58,9 @@ export async function startFunctionServer(
   // from an earlier run is removed first).
   if (spec.socketPath) rmSync(spec.socketPath, { force: true });
   // Not awaited: the kernel's proxy calls the instance in-process, so a wake need not wait for its loopback face
-  // (a lookup of the host and the 'listening' event: two turns of the loop). The port was handed out after a
-  // probe; if something took it since, the instance ends as a crash would, and the supervisor starts it again
-  // on another port. A health check over HTTP polls until the listener answers, as for a process.
+  // (a lookup of the host and the 'listening' event: two turns of the loop). The port was handed out without a
+  // probe (TierTraits.probesPort); if another program holds it, the instance ends as a crash would, and the
+  // supervisor starts it again on another port. A health check over HTTP polls until the listener answers, as for a process.
   let listenFailed = false;
   const listened = new Promise<void>((resolve) => {
     const failed = (error: Error) => {

@@ -111,17 +111,6 @@ export function wasmtimeEngine(): { shared: WasmtimeShared; lib: Wasmtime } | { 
 }
 
 /**
- * Instances of WASI modules live in slots of one pool that wasmtime reserves once, and a store's deletion gives its
- * slot back instead of unmapping its memory. Without it every request's store mmapped a fresh 4 GiB reservation
- * (new page tables, a page fault for each page the guest touched) and its deletion unmapped it (page tables freed,
- * a TLB shootdown to every core the process ran on): in-thread on examples/wasm-c with DATA_DIR preopened,
- * 473-586 µs wall and 473-504 µs CPU per request and made-ahead instance, against 187-265 / 186-208 µs pooled
- * (docs/wasm.md). The first POOL_KEEP_RESIDENT bytes of a memory are zeroed in place when its slot is reused
- * (wasmtime's `linear_memory_keep_resident`), beyond them the pages are given back: a slot reused by another
- * tenant never shows what the last one wrote (test/e2e/wasm-prepared.test.ts). Pooled without keeping anything
- * resident was slower than no pool (the zeroing is an madvise with its TLB shootdown on the request's path).
- */
-/**
  * Instances (each with one memory and one table) alive at once in the pool, all workers together: 20 per worker
  * (the running call's instance and its spent store, up to MAX_PREPARED made ahead, each with its adapter's) for
  * the 256 workers `wasm.threads` allows, so no configuration runs out of slots. The cost is address space only:
@@ -139,6 +128,17 @@ export const POOL_KEEP_RESIDENT = 1024 * 1024;
  */
 export const POOL_WARM_SLOTS = 16;
 
+/**
+ * Instances of WASI modules live in slots of one pool that wasmtime reserves once, and a store's deletion gives its
+ * slot back instead of unmapping its memory. Without it every request's store mmapped a fresh 4 GiB reservation
+ * (new page tables, a page fault for each page the guest touched) and its deletion unmapped it (page tables freed,
+ * a TLB shootdown to every core the process ran on): in-thread on examples/wasm-c with DATA_DIR preopened,
+ * 473-586 µs wall and 473-504 µs CPU per request and made-ahead instance, against 187-265 / 186-208 µs pooled
+ * (docs/wasm.md). The first POOL_KEEP_RESIDENT bytes of a memory are zeroed in place when its slot is reused
+ * (wasmtime's `linear_memory_keep_resident`), beyond them the pages are given back: a slot reused by another
+ * tenant never shows what the last one wrote (test/e2e/wasm-prepared.test.ts). Pooled without keeping anything
+ * resident was slower than no pool (the zeroing is an madvise with its TLB shootdown on the request's path).
+ */
 function usePoolingAllocator(w: Wasmtime, config: Ptr): void {
   const pooling = w.wasmtime_pooling_allocation_config_new() as Ptr;
   // Per worker: the running call's instance, its spent store and up to MAX_PREPARED made ahead; each guest that
