@@ -33,6 +33,7 @@ export const QUICK_MODULES = [
   'cli/commands/labels.js',
   'cli/client.js',
   'cli/plain-http.js',
+  'core/http-answer.js',
   'cli/server-endpoint.js',
   'cli/context-file.js',
   'cli/output.js',

@@ -1,15 +1,17 @@
 /**
- * The OTLP/HTTP span exporter: the SDK's own transport (`@opentelemetry/otlp-exporter-base`: the keep-alive
- * agent, the timeout, retries with backoff within it, OTEL_EXPORTER_OTLP_* handling such as compression and
- * certificates, the bounded response read) configured exactly as the SDK's OTLP trace exporters configure it,
- * with the body put together from a batch's spans, already written in the export encoding (batch.ts): the
- * protobuf of otlp-proto.ts (`application/x-protobuf`, the default) or the JSON of otlp-json.ts.
+ * The OTLP/HTTP span exporter, configured exactly as the SDK's OTLP trace exporters configure theirs
+ * (`@opentelemetry/otlp-exporter-base`: OTEL_EXPORTER_OTLP_* handling such as headers, compression, certificates
+ * and timeout), with the body put together from a batch's spans, already written in the export encoding
+ * (batch.ts): the protobuf of otlp-proto.ts (`application/x-protobuf`, the default) or the JSON of otlp-json.ts.
+ * A plain `http://` collector without compression gets plain-transport.ts (one kept-alive connection, the SDK's
+ * retry policy); HTTPS or gzip the SDK's own node:http transport.
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+import { OTLPExporterBase, createOtlpNetworkExportDelegate } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate, createOtlpHttpExporterMetrics } from '@opentelemetry/otlp-exporter-base/node-http';
 import type { BatchExporter, EncodedBatch } from './batch.ts';
 import { Bytes } from './bytes.ts';
+import { PlainHttpTransport, plainEndpoint, retrying } from './plain-transport.ts';
 import type { SpanEncoding, TraceResponse } from './encoding.ts';
 
 /** A body buffer bigger than this (a batch of unusually large spans) is not kept for the next export. */
@@ -34,15 +36,19 @@ export function otlpExporter(options: { url: string; headers: Record<string, str
     },
     deserializeResponse: (data: Uint8Array): TraceResponse => encoding.decodeResponse(data),
   };
-  const delegate = createOtlpHttpExportDelegate(
-    convertLegacyHttpOptions({ url: options.url, headers: options.headers, timeoutMillis: options.timeoutMillis }, 'TRACES', 'v1/traces', {
-      'Content-Type': encoding.contentType,
-    }),
-    serializer,
-    'otlp_http_span_exporter',
-    spanCount,
-    undefined,
-  );
+  const config = convertLegacyHttpOptions({ url: options.url, headers: options.headers, timeoutMillis: options.timeoutMillis }, 'TRACES', 'v1/traces', {
+    'Content-Type': encoding.contentType,
+  });
+  const plain = plainEndpoint(config.url, config.compression);
+  const delegate =
+    plain === null
+      ? createOtlpHttpExportDelegate(config, serializer, 'otlp_http_span_exporter', spanCount, undefined)
+      : createOtlpNetworkExportDelegate(
+          config,
+          serializer,
+          createOtlpHttpExporterMetrics('otlp_http_span_exporter', spanCount, config.url, undefined),
+          retrying(new PlainHttpTransport(plain, config.headers, config.userAgent)),
+        );
   const base = new OTLPExporterBase<EncodedBatch>(delegate);
   return {
     encoding,
