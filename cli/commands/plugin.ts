@@ -18,6 +18,7 @@ interface AddFlags {
   hooks?: string;
   grant?: string;
   failClosed?: boolean;
+  failOpen?: boolean;
   timeout?: string;
   memory?: string;
 }
@@ -45,6 +46,7 @@ async function addWasm(target: string, configFile: string, flags: AddFlags): Pro
   const { defaultPluginName, wasmPluginSchema } = await import('../../plugins/wasm-plugins/options.ts');
   const source = path.resolve(target);
   if (!existsSync(source)) throw new CliError(`${target} does not exist`);
+  if (flags.failOpen && flags.failClosed) throw new CliError('--fail-open and --fail-closed contradict each other: pass one', 'TNM_ERR_CONFIG_INVALID');
   let component = source;
   let hooks = list(flags.hooks);
   if (!source.endsWith('.wasm')) {
@@ -63,7 +65,8 @@ async function addWasm(target: string, configFile: string, flags: AddFlags): Pro
     path: path.relative(path.dirname(configFile), component) || component,
     hooks,
     ...(Object.keys(capabilities).length > 0 ? { capabilities } : {}),
-    ...(flags.failClosed ? { failClosed: true } : {}),
+    // Written out either way it was asked for, so the config says it whatever the default.
+    ...(flags.failOpen ? { failClosed: false } : flags.failClosed ? { failClosed: true } : {}),
     ...(flags.timeout ? { timeout: flags.timeout } : {}),
     ...(flags.memory ? { memory: flags.memory } : {}),
   };
@@ -196,7 +199,8 @@ export function registerPlugin(program: Command): void {
     .option('--name <name>', 'sandboxed plugin name (default: the file name)')
     .option('--hooks <list>', 'hooks a sandboxed plugin implements: auth,route,on-event (default for a source: the ones it exports)')
     .option('--grant <list>', 'capabilities to grant a sandboxed plugin (log); it gets none by default')
-    .option('--fail-closed', 'auth: answer 503 when the plugin fails instead of letting the request through')
+    .option('--fail-open', 'auth: let the request through when the plugin cannot decide (trap, timeout, garbage) instead of answering 503')
+    .option('--fail-closed', 'auth: answer 503 when the plugin cannot decide (the default, written into the config)')
     .option('--timeout <duration>', 'deadline of one call (default 100ms)')
     .option('--memory <size>', 'memory cap (default 32MB)')
     .action(async (target: string, flags: AddFlags) => {
@@ -208,7 +212,8 @@ export function registerPlugin(program: Command): void {
     });
   examples(add, [
     ['ten plugin add ./geo-auth.ts', 'build and record a sandboxed auth plugin (hooks from its exports)'],
-    ['ten plugin add ./geo-auth.wasm --hooks auth --fail-closed --timeout 50ms'],
+    ['ten plugin add ./geo-auth.wasm --hooks auth --timeout 50ms'],
+    ['ten plugin add ./hints.wasm --hooks auth --fail-open', 'a plugin whose failure should not block requests'],
     ['ten plugin add tenement-plugin-audit', 'npm install it and load it in-process'],
   ]);
 

@@ -67,8 +67,12 @@ export const wasmPluginSchema = z.strictObject({
     .min(1, `expected at least one hook: ${PLUGIN_HOOKS.join(', ')}`)
     .refine((hooks) => new Set(hooks).size === hooks.length, 'expected each hook once'),
   capabilities: capabilities.default({}),
-  /** auth: answer 503 when the plugin fails (trap, timeout, invalid answer) instead of letting the request through. */
-  failClosed: z.boolean().default(false),
+  /**
+   * auth: answer 503 when the plugin cannot decide (trap, timeout, invalid answer, queue full). The default, as
+   * Envoy's ext_authz: otherwise a client who can make the plugin slow or fail (a huge or crafted header it chokes
+   * on) walks past it. `false` lets such requests through, for a plugin that is a convenience, not a gate.
+   */
+  failClosed: z.boolean().default(true),
   /** Deadline of one call; past it the call is cut off and counts as no answer. */
   timeout: duration.default(100),
   /** Linear memory cap of the plugin's instance. */
