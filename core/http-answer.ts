@@ -49,6 +49,8 @@ export class AnswerParser {
   retryAfter: string | undefined = undefined;
   /** Whether the server keeps the connection open after this answer (HTTP/1.1 without `Connection: close`, framed by length). */
   keepAlive = false;
+  /** Bytes that came after the answer (nothing was asked for them: a connection that has them is out of step). */
+  trailing = 0;
   private phase: Phase = 'head';
   /** Bytes of the head, a chunk-size line or the trailers not parsed yet (bounded by their limits). */
   private pending: Buffer = Buffer.alloc(0);
@@ -75,6 +77,7 @@ export class AnswerParser {
   push(chunk: Buffer): boolean {
     let data = chunk;
     while (data.length > 0 && this.phase !== 'done') data = this.step(data);
+    this.trailing += data.length;
     return this.phase === 'done';
   }
 

@@ -153,7 +153,7 @@ export class PlainHttpTransport implements IExporterTransport {
         switch (event.kind) {
           case 'data':
             try {
-              if (parser.push(event.chunk)) finish(answered(parser), parser.keepAlive);
+              if (parser.push(event.chunk)) finish(answered(parser), parser.keepAlive && parser.trailing === 0);
             } catch (error) {
               finish({ status: 'failure', error: error as Error }, false);
             }
@@ -191,7 +191,11 @@ export class PlainHttpTransport implements IExporterTransport {
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.idleTimer = null;
     this.idle = null;
-    if (idle !== null && !idle.closed) return idle;
+    if (idle !== null && !idle.closed) {
+      // Parked connections do not hold the process open; one carrying an export does (a flush at shutdown).
+      idle.socket.ref();
+      return idle;
+    }
     const connection = new Connection(this.endpoint, (gone) => {
       this.open.delete(gone);
       if (this.idle === gone) this.idle = null;

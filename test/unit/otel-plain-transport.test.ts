@@ -230,6 +230,19 @@ test('an answer nobody asked for, sent on the idle connection, ends that connect
   }
 });
 
+test('bytes after the answer in the same read: the answer counts, the out-of-step connection is not used again', async () => {
+  const server = await rawCollector((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n'));
+  const transport = transportFor(server.url);
+  try {
+    assert.equal((await transport.send(body(8), 2_000)).status, 'success');
+    assert.equal((await transport.send(body(8), 2_000)).status, 'success', 'the stray 500 is not taken for the next answer');
+    assert.equal(server.connections(), 2);
+  } finally {
+    transport.shutdown();
+    await server.close();
+  }
+});
+
 test('a collector that is not there: retryable (ECONNREFUSED), nothing thrown', async () => {
   const probe = net.createServer();
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
