@@ -7,9 +7,9 @@
  */
 
 /** RFC 9110 §5.6.2 token: a field name. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** RFC 9110 §5.5 field-value characters: visible ASCII, obs-text, space and tab; no CR, LF, NUL or other controls. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * Names a tap may not declare it adds (`TapOptions.adds`): they decide how the instance frames the request or

@@ -13,6 +13,7 @@
  */
 import net from 'node:net';
 import { OTLPExporterError, type ExportResponse, type IExporterTransport } from '@opentelemetry/otlp-exporter-base';
+import { FIELD_VALUE, TOKEN } from '../../core/dataplane/tapped-headers.ts';
 import { AnswerParser } from '../../core/http-answer.ts';
 
 /** As the SDK's transport: a larger answer is a failure, not read on. */
@@ -21,8 +22,6 @@ const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 const IDLE_CLOSE_MS = 4_000;
 const RETRYABLE_STATUS: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 const RETRYABLE_NETWORK: ReadonlySet<string> = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ENETUNREACH', 'EHOSTUNREACH']);
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** The SDK's own User-Agent form (its version is not ours to claim). */
 const USER_AGENT = 'OTel-OTLP-Exporter-JavaScript (tenement)';
 
