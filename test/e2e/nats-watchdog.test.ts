@@ -107,7 +107,7 @@ test('the watchdog starts a killed server again (same ports and store) and the c
   assert.equal(cluster.servers.some((s) => s.running), false);
 });
 
-test('the watchdog restarts a server whose real /healthz reports "not current"', { skip, timeout: 180_000 }, async (t) => {
+test('the watchdog restarts a server whose real /healthz reports "not current"', { skip, timeout: 300_000 }, async (t) => {
   const events: WatchdogEvent[] = [];
   // Zero thresholds: one not-current poll is enough, so the transient state a stopped-then-continued replica
   // reports while it catches up (real, measured: tens of ms) triggers the restart path.
@@ -138,7 +138,24 @@ test('the watchdog restarts a server whose real /healthz reports "not current"',
   assert.ok(events.some((e) => e.kind === 'health' && e.server === 'n3' && e.verdict === 'not-current'));
   assert.ok(events.some((e) => e.kind === 'started' && e.server === 'n3'));
   assert.equal(victim.running, true);
-  await waitFor(async () => (await fetch(`${victim.spec.monitorUrl}/healthz`).catch(() => null))?.status === 200, 'n3 current after the restart', 60_000);
+  // Back to current. nats-server 2.9.10 can leave a replica stuck behind again after its restart (the bug the
+  // watchdog is there for; once in CI, under the suite's load): in service the watchdog restarts it again, and
+  // with the watchdog stopped here the test does the same, twice at most, then fails with n3's last word and log.
+  let last = '';
+  const current = async (): Promise<boolean> => {
+    const answer = await fetch(`${victim.spec.monitorUrl}/healthz`).catch(() => null);
+    last = answer ? `${answer.status} ${await answer.text()}` : 'no answer';
+    return answer?.status === 200;
+  };
+  for (let restarts = 0; ; restarts++) {
+    try {
+      await waitFor(current, 'n3 current after the restart', 45_000);
+      break;
+    } catch {
+      if (restarts === 2) assert.fail(`n3 not current after the watchdog's restart and ${restarts} more: ${last}\n${victim.logTail(2000)}`);
+      await victim.restart();
+    }
+  }
 });
 
 function runTen(args: string[], cwd: string): { child: ChildProcess; output: () => string } {
