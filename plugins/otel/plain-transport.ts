@@ -18,7 +18,7 @@ import { AnswerParser } from '../../core/http-answer.ts';
 
 /** As the SDK's transport: a larger answer is a failure, not read on. */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
-/** An idle connection is closed before the collector would (Node's own server closes after 5 s, Go's after 90 s... or 5). */
+/** An idle connection is closed before the collector would: under the 5 s keep-alive timeout of Node's own server, the shortest common one. */
 const IDLE_CLOSE_MS = 4_000;
 const RETRYABLE_STATUS: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 const RETRYABLE_NETWORK: ReadonlySet<string> = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ENETUNREACH', 'EHOSTUNREACH']);
@@ -47,15 +47,16 @@ export function plainEndpoint(url: string, compression: string): PlainEndpoint |
  * header line (a stray newline in OTEL_EXPORTER_OTLP_HEADERS): the export fails, nothing is sent.
  */
 export function exportHead(endpoint: PlainEndpoint, headers: Record<string, string>, userAgent?: string): string {
-  const given = new Map<string, string>();
-  for (const [name, value] of Object.entries(headers)) given.set(name.toLowerCase(), `${name}: ${value}`);
-  given.set('user-agent', `User-Agent: ${userAgent ? `${userAgent} ` : ''}${USER_AGENT}`);
+  // Keyed by the lowercase name, so the last of a name given twice (any case) wins.
+  const given = new Map<string, [name: string, value: string]>();
+  for (const [name, value] of Object.entries(headers)) given.set(name.toLowerCase(), [name, value]);
+  given.set('user-agent', ['User-Agent', `${userAgent ? `${userAgent} ` : ''}${USER_AGENT}`]);
   // The framing and the connection are this module's to say.
   for (const name of ['host', 'content-length', 'transfer-encoding', 'connection']) given.delete(name);
   let head = endpoint.start;
-  for (const [name, line] of given) {
-    if (!TOKEN.test(name) || !FIELD_VALUE.test(line.slice(name.length + 2))) throw new Error(`OTLP export header ${JSON.stringify(name.slice(0, 80))}: not a header name, or its value has a line break or control character`);
-    head += `${line}\r\n`;
+  for (const [name, value] of given.values()) {
+    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) throw new Error(`OTLP export header ${JSON.stringify(name.slice(0, 80))}: not a header name, or its value has a line break or control character`);
+    head += `${name}: ${value}\r\n`;
   }
   return head;
 }
