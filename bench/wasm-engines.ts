@@ -189,7 +189,8 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
         native: { command: 'node native.mjs', cwd: dir, idleTimeout: false as const, startupTimeout: '30s' },
       },
       instances: { ...Object.fromEntries(ENGINES.map((name) => [`c-${name}`, ['bench']])), native: ['bench'] },
-      pluginOptions: { metrics: { processMetrics: false } },
+      // BENCH_WASM_INLINE=0: every wasmtime call in a worker, as before calls ran on the main thread (A/B).
+      pluginOptions: { metrics: { processMetrics: false }, 'runtime-wasm': { inline: process.env.BENCH_WASM_INLINE !== '0' } },
     },
   });
   const port = Number(new URL(kernel.url).port);

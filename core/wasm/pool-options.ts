@@ -18,6 +18,11 @@ export const poolOptionsSchema = z
     workerHeapMb: z.number().int().min(16).optional(),
     /** The engine of wasm services that name none (`wasm.engine`): 'v8' (default) or 'wasmtime' (docs/wasm.md). */
     engine: z.enum(['v8', 'wasmtime']).optional(),
+    /**
+     * Short calls of WASI modules on wasmtime run on the main thread, without the hop to a worker (docs/wasm.md,
+     * "Short calls on the main thread"); default true. false: every call goes to a worker.
+     */
+    inline: z.boolean().optional(),
   })
   .default({});
 
@@ -32,5 +37,6 @@ export function toPoolOptions(options: z.output<typeof poolOptionsSchema>): Wasm
     ...(options.maxQueue !== undefined && { maxQueue: options.maxQueue }),
     ...(options.maxThreadsPerInstance !== undefined && { maxThreadsPerKey: options.maxThreadsPerInstance }),
     ...(options.workerHeapMb !== undefined && { maxOldGenerationSizeMb: options.workerHeapMb }),
+    ...(options.inline !== undefined && { inline: options.inline }),
   };
 }

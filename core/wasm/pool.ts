@@ -19,6 +19,8 @@ import { closeDescriptorsUnder } from './fd-sweep.ts';
 import { enableWasmFeatures, engineNamed, type Engine } from './engine.ts';
 import { WASMTIME_BACKSTOP_MS } from './wasmtime/host.ts';
 import { wasmtimeComponentTask } from './wasmtime/component/task.ts';
+import { dropInlinePrepared, tryInline } from './wasmtime/inline.ts';
+import { InlineGovernor } from './inline-governor.ts';
 import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
 import { now, type PoolBroadcast, type WasiValue, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
 import type { ComponentArtifact, WasmHttpRequest, WasmHttpResponse } from './component/types.ts';
@@ -86,6 +88,8 @@ export class WasmPool {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Engines whose calls went through this pool (told when a worker is terminated). */
   private readonly enginesUsed = new Set<Engine>();
+  /** Which wasmtime calls may run on the main thread (wasmtime/inline.ts); null: none (`inline: false`). */
+  private readonly inline: InlineGovernor | null;
 
   constructor(options: WasmPoolOptions = {}) {
     enableWasmFeatures();
@@ -93,6 +97,7 @@ export class WasmPool {
     this.maxThreadsPerKey = Math.min(this.threads, options.maxThreadsPerKey ?? defaultShare(this.threads));
     this.share = new FairShare(this.threads, this.maxThreadsPerKey);
     this.maxQueue = options.maxQueue ?? 1024;
+    this.inline = options.inline === false ? null : new InlineGovernor();
     const channelName = `tenement-wasm-${randomUUID()}`;
     this.channel = new BroadcastChannel(channelName);
     this.channel.unref();
@@ -156,27 +161,23 @@ export class WasmPool {
       request: options.request,
       ...(wasmtime ? { wasmtime: wasmtime.task } : {}),
     };
-    if (wasmtime) return this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS, wasmtime.release) as Promise<Outcome<WasmHttpResponse>>;
-    return this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs) as Promise<Outcome<WasmHttpResponse>>;
+    const sent = wasmtime ? this.dispatch(task, () => task, options.deadlineMs, WASMTIME_BACKSTOP_MS, wasmtime.release) : this.dispatch(task, () => ({ ...task, artifact }), options.deadlineMs);
+    return sent as Promise<Outcome<WasmHttpResponse>>;
   }
 
   /** Runs a WASI preview 1 command once on a fresh instance (a command's `_start` runs once), on the engine that compiled it. */
   runWasi(compiled: CompiledModule, options: WasiCallOptions): Promise<Outcome<WasiValue>> {
+    const submittedAt = now();
+    const inline = this.inline && !this.closed ? tryInline(this.inline, compiled, options, submittedAt) : null;
+    if (inline && 'outcome' in inline) return Promise.resolve(inline.outcome) as Promise<Outcome<WasiValue>>;
     const engine = engineNamed(compiled.engine);
-    const call = engine.wasiCall(compiled, {
-      op: 'wasi' as const,
-      ...this.taskBase(compiled.hash, options.instanceKey),
-      capPages: compiled.capPages,
-      args: options.args,
-      env: options.env,
-      stdin: options.stdin,
-      dataDir: options.dataDir,
-      preopenAs: options.preopenAs,
-      ...(options.fuel !== undefined && { fuel: options.fuel }),
-    }, options.deadlineMs);
+    const { args, env, stdin, dataDir, preopenAs, fuel } = options;
+    const base = { op: 'wasi' as const, ...this.taskBase(compiled.hash, options.instanceKey, submittedAt), capPages: compiled.capPages };
+    const call = engine.wasiCall(compiled, { ...base, args, env, stdin, dataDir, preopenAs, ...(fuel !== undefined && { fuel }) }, options.deadlineMs);
     if ('error' in call) return Promise.resolve(failure('error', call.error)) as Promise<Outcome<WasiValue>>;
     this.enginesUsed.add(engine);
-    return this.dispatch(call.task, call.withCode, options.deadlineMs, call.backstopMs, call.done) as Promise<Outcome<WasiValue>>;
+    const ran = this.dispatch(call.task, call.withCode, options.deadlineMs, call.backstopMs, call.done) as Promise<Outcome<WasiValue>>;
+    return inline ? ran.then((outcome) => ({ ...outcome, timing: outcome.timing && { ...outcome.timing, inline: 'moved' } })) : ran;
   }
 
   /**
@@ -186,6 +187,7 @@ export class WasmPool {
   dropInstances(instanceKey: string): void {
     const generation = (this.generations.get(instanceKey) ?? 0) + 1;
     this.generations.set(instanceKey, generation);
+    if (this.inline) dropInlinePrepared(instanceKey);
     if (!this.closed) this.channel.postMessage({ drop: instanceKey, generation } satisfies PoolBroadcast);
   }
 
@@ -230,12 +232,14 @@ export class WasmPool {
     closeSync(this.devNull);
   }
 
-  private taskBase(hash: string, instanceKey: string) {
-    return { hash, instanceKey, generation: this.generations.get(instanceKey) ?? 0, submittedAt: now() };
+  private taskBase(hash: string, instanceKey: string, submittedAt = now()) {
+    return { hash, instanceKey, generation: this.generations.get(instanceKey) ?? 0, submittedAt };
   }
 
-  /** `backstopMs`: the worker enforces the deadline itself (wasmtime); it is terminated only this much later. */
-  /** `done`: called once no worker runs the call any more (for wasmtime, after the answer when it came at the deadline). */
+  /**
+   * `backstopMs`: the worker enforces the deadline itself (wasmtime); it is terminated only this much later.
+   * `done`: called once no worker runs the call any more (for wasmtime, after the answer when it came at the deadline).
+   */
   private dispatch(task: WorkerTask, withCode: () => WorkerTask, deadlineMs: number, backstopMs = 0, done: () => void = () => undefined): Promise<WasmCallOutcome> {
     if (this.closed) {
       done();

@@ -18,6 +18,8 @@ export interface WasmCallTiming {
   instantiated: boolean;
   /** Fuel the guest used, for a call with a fuel budget (`wasm.fuel`, wasmtime). */
   fuelUsed?: number;
+  /** Ran on the main thread (wasmtime/inline.ts); `moved`: tried there first, then ran in the pool. */
+  inline?: 'ran' | 'moved';
 }
 
 /** One call a component made through the `tenement:http/metrics` import, already checked in the worker. */
@@ -61,4 +63,9 @@ export interface WasmPoolOptions {
   maxThreadsPerKey?: number;
   /** Idle instances one worker keeps at most; the least recently used go first (each wasm memory reserves ~10 GB of address space). */
   maxInstancesPerWorker?: number;
+  /**
+   * Short calls of WASI modules on wasmtime run on the main thread first (wasmtime/inline.ts), moved to a worker
+   * when they reach for a file, a sleep or a socket or run past a few ms; default true.
+   */
+  inline?: boolean;
 }

@@ -18,6 +18,7 @@ export class WasmMetrics {
   private instantiations: Counter<'service'> | null = null;
   private loopback: Counter<'service' | 'instance'> | null = null;
   private fuel: Counter<'service' | 'instance'> | null = null;
+  private inline: Counter<'service' | 'placement'> | null = null;
 
   constructor(
     private readonly pool: () => WasmPool | null,
@@ -33,7 +34,7 @@ export class WasmMetrics {
     });
     this.duration = new Histogram({
       name: 'tenement_wasm_duration_seconds',
-      help: 'Time a wasm function ran in its pool worker per request, instantiation included (queue wait excluded).',
+      help: 'Time a wasm function ran in its pool worker (or on the main thread) per request, instantiation included (queue wait excluded).',
       labelNames: ['service'],
       buckets: DURATION_BUCKETS,
       registers: [registry],
@@ -61,6 +62,12 @@ export class WasmMetrics {
       name: 'tenement_wasm_fuel_consumed_total',
       help: 'Fuel used by metered wasm functions (`wasm.fuel`, wasmtime): about one unit per wasm instruction run.',
       labelNames: ['service', 'instance'],
+      registers: [registry],
+    });
+    this.inline = new Counter({
+      name: 'tenement_wasm_main_thread_calls_total',
+      help: 'wasmtime calls tried on the main thread (docs/wasm.md): ran there, or moved to a pool worker (the guest reached for a file, a sleep or a socket, or ran past its budget).',
+      labelNames: ['service', 'placement'],
       registers: [registry],
     });
     const pool = this.pool;
@@ -99,6 +106,7 @@ export class WasmMetrics {
     this.queueWait?.observe({ service }, timing.queueMs / 1000);
     if (timing.instantiated) this.instantiations?.inc({ service });
     if (timing.fuelUsed !== undefined) this.fuel?.inc({ service, instance }, timing.fuelUsed);
+    if (timing.inline !== undefined) this.inline?.inc({ service, placement: timing.inline });
   }
 }
 

@@ -87,7 +87,10 @@ describe('wasmtime engine', { skip }, () => {
     const dir = path.join(cacheDir, `wasmtime-${WASMTIME_VERSION}`);
     const files = readdirSync(dir);
     // The guest (rewritten to count its open files) and the adapter it links to, named by its memory's limits.
-    assert.deepEqual(files.sort(), [`${compiled.hash}.f1.cwasm`, `files-adapter-v1-3-${CAP_PAGES}.cwasm`].sort());
+    // (The minimum is the guest's own: its data grows with the fixture's routes.)
+    assert.equal(files.length, 2, files.join(', '));
+    assert.ok(files.includes(`${compiled.hash}.f1.cwasm`), files.join(', '));
+    assert.ok(files.some((file) => new RegExp(`^files-adapter-v1-\\d+-${CAP_PAGES}\\.cwasm$`).test(file)), files.join(', '));
     const outcome = await pool.runWasi(compiled, { instanceKey: 'a', deadlineMs: 10_000, ...cgi('/ok') });
     assert.ok(outcome.ok, JSON.stringify(outcome));
     assert.equal(outcome.value.exitCode, 0);

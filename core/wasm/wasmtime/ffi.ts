@@ -8,6 +8,7 @@
  *   wasmtime_extern_t   { uint8_t kind; (pad 7) union of 24 bytes }        32 bytes, `of` at 8
  *   wasmtime_func_t     { uint64_t store_id; void *private }               16 bytes (extern kind 0)
  *   wasmtime_memory_t   { { uint64_t store_id; uint32_t p1 } ; uint32_t p2 } 24 bytes (extern kind 3)
+ *   wasm_valtype_vec_t  { size_t size; wasm_valtype_t **data }               16 bytes
  */
 import { koffi } from './koffi-lazy.ts';
 
@@ -23,14 +24,23 @@ export const TRAP_CODE_INTERRUPT = 10;
 export const TRAP_CODE_OUT_OF_FUEL = 11;
 export const TRAP_CODE_STACK_OVERFLOW = 0;
 export const TRAP_CODE_UNREACHABLE = 9;
+export const VALKIND_I32 = 0;
+export const VALKIND_I64 = 1;
 
 function bind(file: string) {
   const lib = koffi.load(file);
   const f = (signature: string) => lib.func(signature);
   // Writes to a guest's stdout/stderr: (data, bytes, length) -> bytes taken, or a negative OS error code.
   const WriteCallback = koffi.proto('intptr_t tnm_wasi_write(void *data, const uint8_t *buf, size_t len)');
+  // A host function (wasmtime_func_callback_t): returns a trap, or null with its results written.
+  const HostCallback = koffi.proto('void *tnm_host_func(void *env, void *caller, void *args, size_t nargs, void *results, size_t nresults)');
+  // Called when a store's epoch deadline is reached (wasmtime_store_epoch_deadline_callback): null with a new
+  // delta written (continue), or an error (the guest stops with it).
+  const EpochDeadlineCallback = koffi.proto('void *tnm_epoch_deadline(void *context, void *data, void *delta, void *kind)');
   return {
     WriteCallback,
+    HostCallback,
+    EpochDeadlineCallback,
     // config and engine
     wasm_config_new: f('void *wasm_config_new()'),
     wasmtime_config_epoch_interruption_set: f('void wasmtime_config_epoch_interruption_set(void *config, bool enable)'),
@@ -99,6 +109,15 @@ function bind(file: string) {
     wasmtime_linker_define_instance: f('void *wasmtime_linker_define_instance(void *linker, void *context, const char *name, size_t len, void *instance)'),
     wasmtime_linker_instantiate: f('void *wasmtime_linker_instantiate(void *linker, void *context, void *module, void *instance, void *trap)'),
     // --- end of the adapter block ---
+    // --- host functions: the main thread's stand-ins for WASI imports that could block it (inline.ts) ---
+    wasm_valtype_new: f('void *wasm_valtype_new(uint8_t kind)'),
+    wasm_valtype_vec_new: f('void wasm_valtype_vec_new(void *out, size_t size, const void *data)'),
+    wasm_functype_new: f('void *wasm_functype_new(void *params, void *results)'),
+    wasm_functype_delete: f('void wasm_functype_delete(void *type)'),
+    wasmtime_linker_define_func: f('void *wasmtime_linker_define_func(void *linker, const char *module, size_t module_len, const char *name, size_t name_len, const void *type, tnm_host_func *callback, void *env, void *finalizer)'),
+    wasmtime_trap_new: f('void *wasmtime_trap_new(const char *message, size_t len)'),
+    wasmtime_error_new: f('void *wasmtime_error_new(const char *message)'),
+    wasmtime_store_epoch_deadline_callback: f('void wasmtime_store_epoch_deadline_callback(void *store, tnm_epoch_deadline *callback, void *data, void *finalizer)'),
   };
 }
 

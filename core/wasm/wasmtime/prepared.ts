@@ -4,8 +4,9 @@
  * worker that has just answered a call of a module makes the store and the instance for that module's next call
  * (`afterAnswer`, run by the serve loop once the answer is posted), so the next request only fills in its own
  * WASI context (argv, env, stdin, DATA_DIR, its stdout/stderr captures) and runs `_start`. A store made ahead
- * holds no descriptor. A spent store is deleted before the answer when it holds host descriptors (the preopened
- * DATA_DIR, the guest's files), so none outlives its request; else (its captures only) once the answer is posted.
+ * in a worker holds no descriptor (on the main thread, its captures: inline.ts). A spent store is deleted before
+ * the answer when it holds host descriptors (the preopened DATA_DIR, the guest's files), so none outlives its
+ * request; else (its captures only) once the answer is posted.
  *
  * Only for modules without a start function (instantiating one runs no guest code, so nothing runs outside a
  * request, its deadline or its WASI context) and without fuel metering. At most one per module and worker,
@@ -24,6 +25,11 @@ import type { Loaded, WorkerState } from './worker-state.ts';
 
 /** stderr kept per request; past it the guest's writes fail (the V8 path keeps lines, each cut at 16 KiB). */
 export const MAX_STDERR_BYTES = 1024 * 1024;
+/**
+ * stdout a guest on the main thread may write (inline.ts): each write is a copy on that thread no epoch can cut
+ * short, so a guest with more to say is moved to the pool (where MAX_OUTPUT_BYTES holds) once it has said this much.
+ */
+export const INLINE_OUTPUT_BYTES = 1024 * 1024;
 /** Epoch ticks (ms) a store made ahead may wait for its request: far more than a worker lives. */
 const UNTIL_THE_REQUEST = 1n << 40n;
 /** Prepared instances per worker, least recently used dropped first. */
@@ -88,6 +94,18 @@ export function attachCaptures(ready: Ready): { out: Stream; err: Stream } {
   return { out, err };
 }
 
+/**
+ * Attaches a store's own memfd captures ahead of its request, or none: the fallback (the thread's shared capture,
+ * rewound by each request that uses it) can only be attached at the request.
+ */
+function attachFileCapturesAhead(ready: Ready): void {
+  const out = fileCapture(ready.s, ready.wasi!, 'stdout');
+  const err = out && fileCapture(ready.s, ready.wasi!, 'stderr');
+  // Else the request attaches its own (a file already set on the config is replaced then).
+  if (out && err) [ready.out, ready.err] = [out, err];
+  else out?.close();
+}
+
 /** Frees a store and everything in it (a config never set on it included) and closes our ends of its captures. */
 export function deleteStore(ready: Ready): void {
   const { s } = ready;
@@ -103,15 +121,23 @@ export function deleteStore(ready: Ready): void {
  */
 function captureStream(s: WorkerState, wasi: Ptr, which: 'stdout' | 'stderr'): Stream {
   const { w } = s;
-  const file = FileCapture.create(s.libc, `${memfdPrefix(threadId)}${which}-r`, which === 'stdout' ? MAX_OUTPUT_BYTES : MAX_STDERR_BYTES);
-  const setFile = which === 'stdout' ? w.wasi_config_set_stdout_file : w.wasi_config_set_stderr_file;
-  if (file && file.attach((path) => setFile(wasi, path) as boolean)) return file;
-  file?.close();
+  const file = fileCapture(s, wasi, which);
+  if (file) return file;
   // Set over the file stream, if one was set: that closes wasmtime's descriptor of it.
   const own = s[which];
   own.rewind();
   (which === 'stdout' ? w.wasi_config_set_stdout_custom : w.wasi_config_set_stderr_custom)(wasi, s.write, BigInt(own.fd), 0n);
   return { take: () => own.take(), close: () => undefined };
+}
+
+/** A fresh memfd the config's stdout or stderr is pointed at (wasmtime writes into it itself), or null. */
+function fileCapture(s: WorkerState, wasi: Ptr, which: 'stdout' | 'stderr'): FileCapture | null {
+  const cap = which === 'stderr' ? MAX_STDERR_BYTES : s.inline ? INLINE_OUTPUT_BYTES : MAX_OUTPUT_BYTES;
+  const file = FileCapture.create(s.libc, `${memfdPrefix(threadId)}${which}-r`, cap);
+  const setFile = which === 'stdout' ? s.w.wasi_config_set_stdout_file : s.w.wasi_config_set_stderr_file;
+  if (file && file.attach((path) => setFile(wasi, path) as boolean)) return file;
+  file?.close();
+  return null;
 }
 
 /**
@@ -179,6 +205,9 @@ export function afterAnswer(): void {
     deleteStore(ready);
     return;
   }
+  // On the main thread (inline.ts) the captures are made ahead too: two memfds per store made ahead, MAX_PREPARED
+  // at most, held by the process that never loses a thread; a worker's stores made ahead hold none.
+  if (job.s.inline) attachFileCapturesAhead(ready);
   prepared.set(key, { ready, stateKey: job.s.key, moduleKey: job.loaded.key, owner: job.owner });
   while (prepared.size > MAX_PREPARED) dropEntry(prepared.keys().next().value as string);
 }

@@ -17,8 +17,10 @@ import { WASM_PAGE_BYTES } from '../cap-memory.ts';
 import { MAX_OUTPUT_BYTES, type WasmFailureKind, type WasmLogLine } from '../types.ts';
 import { BYTE_VEC_SIZE, EXTERN_FUNC, EXTERN_MEMORY, EXTERN_OF, EXTERN_SIZE, TRAP_CODE_INTERRUPT, TRAP_CODE_OUT_OF_FUEL, type Ptr, type Wasmtime } from './ffi.ts';
 import { EPOCH_TICK_MS, errorText, guestStarted, guestStopped, memfdPrefix, takeByteVec, type WasmtimeShared } from './host.ts';
-import { attachCaptures, deleteSpent, deleteStore, instantiate, newStore, retire, takePrepared } from './prepared.ts';
-import { loadModule, workerState, type Loaded, type WorkerState } from './worker-state.ts';
+import { INLINE_OUTPUT_BYTES, attachCaptures, deleteSpent, deleteStore, instantiate, newStore, retire, takePrepared } from './prepared.ts';
+import { takeStandInCall } from './stand-ins.ts';
+import { armBudget, takeBudgetStop } from './inline-budget.ts';
+import { inlineState, loadModule, workerState, type Loaded, type WorkerState } from './worker-state.ts';
 
 export interface WasmtimeRunInput {
   /** The serialized module (artifact cache), deserialized once per worker. */
@@ -43,13 +45,25 @@ export interface WasmtimeRunInput {
   ahead?: boolean;
   /** The caller's instance key: dropping it drops what was prepared after its call. */
   instanceKey?: string;
+  /**
+   * Run on the main thread (inline.ts): with the stand-ins (stand-ins.ts) instead of WASI's blocking imports, and
+   * stopped after `budgetMs` of wall time (inline-budget.ts). A guest that called a stand-in or ran past the budget
+   * (before its own deadline) comes back `moved`, its output discarded: the caller runs it in the pool.
+   */
+  inline?: { budgetMs: number };
 }
 
 export type WasmtimeRunResult =
   | { ok: true; exitCode: number; stdout: Uint8Array; logs: WasmLogLine[]; fuelUsed?: number }
-  | { ok: false; kind: WasmFailureKind; message: string; logs: WasmLogLine[]; fuelUsed?: number };
+  | { ok: false; kind: WasmFailureKind; message: string; logs: WasmLogLine[]; fuelUsed?: number; moved?: Moved };
 
 export { memfdPrefix };
+
+/** Why an inline call must run again in the pool: it called a stand-in, ran past its budget, or wrote too much. */
+export interface Moved {
+  why: 'stand-in' | 'budget' | 'output';
+  message: string;
+}
 
 /** Runs the command; never throws for anything the guest does. With a fuel budget, says how much it used. */
 export function runWasmtimeCommand(shared: WasmtimeShared, input: WasmtimeRunInput): WasmtimeRunResult {
@@ -65,12 +79,17 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
   let s: WorkerState;
   let loaded: Loaded;
   try {
-    s = workerState(shared, input.fuel !== null);
+    s = input.inline ? inlineState(shared) : workerState(shared, input.fuel !== null);
     loaded = loadModule(s, input.hash, input.artifact, input.adapter);
   } catch (error) {
     return { ok: false, kind: 'error', message: (error as Error).message, logs };
   }
   const { w } = s;
+  if (input.inline) {
+    // Whatever the last inline guest left unread (it stopped before it was read) is not this one's.
+    takeStandInCall();
+    takeBudgetStop();
+  }
   const remaining = input.deadlineAt - (performance.timeOrigin + performance.now());
   if (remaining <= 0) return { ok: false, kind: 'timeout', message: `deadline of ${input.deadlineMs}ms passed before the guest started`, logs };
 
@@ -82,13 +101,15 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
   const stderr = new LineSplitter('stderr', logs);
   guestStarted(s.running, input.slot);
   try {
-    w.wasmtime_context_set_epoch_deadline(context, BigInt(Math.ceil(remaining / EPOCH_TICK_MS) + 1));
+    if (input.inline) armBudget(w, ready.store, context, input.inline.budgetMs, input.deadlineAt);
+    else w.wasmtime_context_set_epoch_deadline(context, BigInt(Math.ceil(remaining / EPOCH_TICK_MS) + 1));
     if (input.fuel !== null) {
       const set = w.wasmtime_context_set_fuel(context, BigInt(input.fuel)) as Ptr;
       if (set) return { ok: false, kind: 'error', message: `wasmtime_context_set_fuel: ${errorText(w, set)}`, logs };
     }
     const wasi = ready.wasi!;
-    const { out, err } = attachCaptures(ready);
+    // Attached ahead for a store made on the main thread (prepared.ts), else now.
+    const { out, err } = ready.out && ready.err ? { out: ready.out, err: ready.err } : attachCaptures(ready);
     const names = Object.keys(input.env);
     w.wasi_config_set_argv(wasi, input.args.length, input.args);
     w.wasi_config_set_env(wasi, names.length, names, names.map((name) => input.env[name]!));
@@ -106,6 +127,8 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     if (!ready.instantiated) {
       const made = instantiate(s, loaded, ready, trap);
       const madeTrap = trap.readBigUInt64LE(0);
+      const moved = movedBecause(input);
+      if (moved !== null) return { ok: false, ...dropped(w, made, madeTrap), ...moved, logs: [] };
       if (made || madeTrap) return { ok: false, ...failure(w, made, madeTrap, input, 0, capBytes), logs };
     }
     const { instance } = ready;
@@ -115,7 +138,13 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     }
     const error = w.wasmtime_func_call(context, start.subarray(EXTERN_OF), 0n, 0, 0n, 0, trap) as Ptr;
     const trapped = trap.readBigUInt64LE(0);
+    const moved = movedBecause(input);
+    if (moved !== null) return { ok: false, ...dropped(w, error, trapped), ...moved, logs: moved.moved ? [] : logs };
     const stdout = out.take();
+    if (input.inline && stdout.length > INLINE_OUTPUT_BYTES) {
+      dropped(w, error, trapped);
+      return { ok: false, kind: 'error', message: 'moved to the pool', moved: { why: 'output', message: `its output outgrew the main thread's ${INLINE_OUTPUT_BYTES} bytes` }, logs: [] };
+    }
     stderr.push(err.take());
     stderr.end();
     if (stdout.length > MAX_OUTPUT_BYTES) {
@@ -136,10 +165,34 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     guestStopped(s.running, input.slot);
     if (input.fuel !== null) meter.used = fuelUsed(w, context, input.fuel);
     // A store holding host descriptors (the preopened DATA_DIR, the guest's files) is deleted before the answer:
-    // none outlives its request. Others go once the answer is posted, when the module's next instance is made.
-    if (input.dataDir !== null) deleteStore(ready);
-    retire(s, input.dataDir === null ? ready : null, ahead ? { loaded, capPages: input.capPages, owner: input.instanceKey ?? '' } : null);
+    // none outlives its request. Others go once the answer is posted, when the module's next instance is made; so
+    // does an inline store (its preopen is an empty directory of ours, and its guest could open nothing).
+    const holdsTenantFiles = input.dataDir !== null && !input.inline;
+    if (holdsTenantFiles) deleteStore(ready);
+    retire(s, holdsTenantFiles ? null : ready, ahead ? { loaded, capPages: input.capPages, owner: input.instanceKey ?? '' } : null);
   }
+}
+
+/**
+ * How a guest run on the main thread ended early, or null: it called a stand-in (stand-ins.ts: it stopped before
+ * that call took effect) or spent its budget, and must run again in the pool (its output discarded); or it reached
+ * its own deadline (a timeout, as in a worker).
+ */
+function movedBecause(input: WasmtimeRunInput): { moved?: Moved; kind?: 'timeout'; message?: string } | null {
+  if (!input.inline) return null;
+  const standIn = takeStandInCall();
+  const stop = takeBudgetStop();
+  if (standIn !== null) return { moved: { why: 'stand-in', message: `it called ${standIn}, which the main thread does not run` } };
+  if (stop === 'budget') return { moved: { why: 'budget', message: `it ran past the main thread's budget of ${input.inline.budgetMs} ms` } };
+  if (stop === 'deadline') return { kind: 'timeout', message: `deadline of ${input.deadlineMs}ms passed: the guest was interrupted (wasmtime epoch)` };
+  return null;
+}
+
+/** Frees what a moved call left (its error and trap), as a failure the caller never shows. */
+function dropped(w: Wasmtime, error: Ptr, trap: Ptr): { kind: WasmFailureKind; message: string } {
+  if (error) w.wasmtime_error_delete(error);
+  if (trap) w.wasm_trap_delete(trap);
+  return { kind: 'error', message: 'moved to the pool' };
 }
 
 /** Fuel the store's guest used of its `budget` (what is left, taken from it). */

@@ -9,6 +9,7 @@ import { koffi, loadWasmtime, type Ptr, type Wasmtime } from './ffi.ts';
 import { Capture, loadLibc, type Libc } from './captures.ts';
 import { errorText, memfdPrefix, type WasmtimeShared } from './host.ts';
 import { MAX_STDERR_BYTES, dropPreparedOf } from './prepared.ts';
+import { defineStandIns } from './stand-ins.ts';
 
 /** Modules deserialized per worker, least recently used dropped first (each maps its artifact). */
 const MAX_MODULES = 64;
@@ -27,7 +28,7 @@ export interface Loaded {
 
 export interface WorkerState {
   w: Wasmtime;
-  /** The engine's pointer as a decimal string (WasmtimeShared): one state per engine. */
+  /** The engine's pointer as a decimal string (WasmtimeShared): one state per engine (and one more, `inline`). */
   key: string;
   engine: Ptr;
   linker: Ptr;
@@ -38,6 +39,8 @@ export interface WorkerState {
   write: Ptr;
   libc: Libc;
   running: Int32Array;
+  /** The main thread's state for inline calls (inlineState). */
+  inline: boolean;
 }
 
 /** What every engine's state of this worker shares: the library, the captures, the ticker's cells. */
@@ -65,18 +68,32 @@ function workerIo(shared: WasmtimeShared): WorkerIo {
 }
 
 export function workerState(shared: WasmtimeShared, fuel: boolean): WorkerState {
-  const key = fuel ? shared.fuelEngine : shared.engine;
+  return stateFor(shared, fuel ? shared.fuelEngine : shared.engine, false);
+}
+
+/**
+ * The main thread's state for guests run there (inline.ts): the plain engine, its linker's WASI imports that
+ * could block the thread replaced by stand-ins that stop the guest (stand-ins.ts). Its own modules and linker,
+ * so a caller of run.ts on the main thread without `inline` (a bench) still gets the real imports.
+ */
+export function inlineState(shared: WasmtimeShared): WorkerState {
+  return stateFor(shared, shared.engine, true);
+}
+
+function stateFor(shared: WasmtimeShared, engineKey: string, inline: boolean): WorkerState {
+  const key = inline ? `${engineKey}\0inline` : engineKey;
   const known = states.get(key);
   if (known) return known;
   const base = workerIo(shared);
   const { w } = base;
-  const engine = BigInt(key);
+  const engine = BigInt(engineKey);
   const linker = w.wasmtime_linker_new(engine) as Ptr;
   const defined = w.wasmtime_linker_define_wasi(linker) as Ptr;
   if (defined) throw new Error(`wasmtime_linker_define_wasi: ${errorText(w, defined)}`);
   // Each request defines its own adapter instance under the same name (files-adapter.ts).
   w.wasmtime_linker_allow_shadowing(linker, true);
-  const made: WorkerState = { ...base, key, engine, linker, modules: new Map(), adapters: new Map() };
+  if (inline) defineStandIns(w, linker);
+  const made: WorkerState = { ...base, key, engine, linker, modules: new Map(), adapters: new Map(), inline };
   states.set(key, made);
   return made;
 }
