@@ -58,7 +58,7 @@ function emptyDirectory(): string {
   return (empty = made);
 }
 
-/** Runs the call on this thread; null when it cannot be tried here (no engine, no ticker slot). */
+/** Runs the call on this thread; null when it cannot be tried here (no engine, no ticker slot, a failure of ours). */
 export function runInline(call: InlineCall): InlineResult | null {
   const engine = wasmtimeEngine();
   if (!engine.shared) return null;
@@ -79,6 +79,9 @@ export function runInline(call: InlineCall): InlineResult | null {
     // that would reach into it is a stand-in, so the tenant's directory is never opened on this thread.
     const dataDir = call.dataDir === null ? null : emptyDirectory();
     result = runWasmtimeCommand(engine.shared, { ...call, dataDir, deadlineAt: call.submittedAt + call.deadlineMs, slot, fuel: null, inline: { budgetMs: INLINE_BUDGET_MS } });
+  } catch {
+    // Ours, not the guest's (no temporary directory, say): nothing the guest did shows, so the pool runs it.
+    return null;
   } finally {
     releaseTickerSlot(cells, slot);
   }
@@ -113,10 +116,9 @@ export function tryInline(governor: InlineGovernor, compiled: CompiledModule, op
   const { instanceKey, args, env, stdin, dataDir, preopenAs, deadlineMs } = options;
   const result = runInline({ hash, artifact, adapter, capPages, ahead: compiled.ahead === true, instanceKey, args, env, stdin, dataDir, preopenAs, deadlineMs, submittedAt });
   // A guest that reached for a file (or a sleep, a socket), or wrote more than the main thread takes, will again:
-  // its instance goes to the pool for a while.
-  // One that ran past the budget only adds the time to its average: on a busy host any call may be kept off its
-  // core for a few ms (or the ticker, kept off its own, catches up several ticks at once), and a runaway's
-  // average crosses the line within a few calls anyway.
+  // its instance goes to the pool for a while. One that ran past the budget only adds the time to its average:
+  // on a busy host any call may be kept off its core for a few ms, and a runaway's average crosses the line
+  // within a few calls anyway.
   if (result) governor.ran(instanceKey, hash, result.ms, 'moved' in result && result.moved.why !== 'budget', now());
   return result;
 }
