@@ -14,7 +14,8 @@
  *  - its module is not benched: calls that take long on average count against the module too, whichever tenants
  *    made them, so a hostile module cannot get fresh tries through fresh tenants (auto-created per subdomain).
  *    A module is never benched for reaching for files: that is what its tenants' own averages are for.
- * Counts are per window and keys are bounded (MAX_KEYS): a flood of distinct instances cannot grow the maps.
+ * Times are the main thread's CPU time a call took (not wall time, which a loaded host stretches for every call
+ * alike). Counts are per window and keys are bounded (MAX_KEYS): a flood of distinct instances cannot grow the maps.
  */
 
 /** The window over which main-thread time is shared out. */

@@ -2,7 +2,8 @@
  * Short calls of WASI modules on wasmtime run on the main thread, where the request already is: no hop to a
  * worker and back, which on these hosts costs more than a short guest itself (two thread wake-ups, each on cold
  * caches after the thread slept). What makes it safe to run tenant code there:
- *  - the guest is stopped at the first epoch tick past INLINE_BUDGET_MS (inline-budget.ts), however it loops;
+ *  - the guest is stopped at the first epoch tick past INLINE_BUDGET_MS of the thread's CPU (inline-budget.ts),
+ *    however it loops;
  *  - every WASI import that could block the thread, or change what the tenant keeps, is a stand-in that stops
  *    the guest before it takes effect (stand-ins.ts);
  *  - a guest stopped either way has done nothing visible outside its store, so the pool runs the same request
@@ -21,10 +22,11 @@ import { afterAnswer, dropPreparedFor } from './prepared.ts';
 import { claimTickerSlot, releaseTickerSlot, wasmtimeEngine } from './host.ts';
 import { runWasmtimeCommand, type Moved } from './run.ts';
 import { inlineState, loadModule } from './worker-state.ts';
+import { threadCpuMs } from './thread-cpu.ts';
 import type { InlineGovernor } from '../inline-governor.ts';
 import type { CompiledModule, WasiCallOptions } from '../pool.ts';
 
-/** Wall time an inline guest may run before it is stopped and moved to the pool (checked at each 1 ms tick). */
+/** CPU time an inline guest may take before it is stopped and moved to the pool (checked at each 1 ms tick). */
 export const INLINE_BUDGET_MS = 2;
 
 export interface InlineCall {
@@ -44,7 +46,10 @@ export interface InlineCall {
   submittedAt: number;
 }
 
-/** What an inline attempt came to: the call's outcome, or why it must run in the pool; `ms` of the main thread either way. */
+/**
+ * What an inline attempt came to: the call's outcome, or why it must run in the pool; either way `ms`, the main
+ * thread's CPU time it took (wall time where that clock cannot be read).
+ */
 export type InlineResult = { outcome: WasmCallOutcome; ms: number } | { moved: Moved; ms: number };
 
 let afterAnswerQueued = false;
@@ -73,6 +78,7 @@ export function runInline(call: InlineCall): InlineResult | null {
     return null; // the pool's run reports why
   }
   const started = now();
+  const cpuStarted = threadCpuMs();
   let result;
   try {
     // The guest sees a preopen under its DATA_DIR name, as in the pool, but an empty one of ours: every call
@@ -85,7 +91,9 @@ export function runInline(call: InlineCall): InlineResult | null {
   } finally {
     releaseTickerSlot(cells, slot);
   }
-  const ms = now() - started;
+  const wall = now() - started;
+  const cpu = threadCpuMs() - cpuStarted;
+  const ms = Number.isNaN(cpu) ? wall : cpu;
   // The spent store goes, and the next instance is made, once this turn's answers are written.
   if (!afterAnswerQueued) {
     afterAnswerQueued = true;
@@ -95,7 +103,7 @@ export function runInline(call: InlineCall): InlineResult | null {
     });
   }
   if (!result.ok && result.moved !== undefined) return { moved: result.moved, ms };
-  const timing = { queueMs: 0, runMs: ms, instantiated: true, inline: 'ran' as const };
+  const timing = { queueMs: 0, runMs: wall, instantiated: true, inline: 'ran' as const };
   if (!result.ok) return { outcome: { ok: false, kind: result.kind, message: result.message, logs: result.logs, timing }, ms };
   return { outcome: { ok: true, value: { exitCode: result.exitCode, stdout: result.stdout }, logs: result.logs, timing }, ms };
 }
