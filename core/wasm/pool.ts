@@ -19,7 +19,8 @@ import { closeDescriptorsUnder } from './fd-sweep.ts';
 import { enableWasmFeatures, engineNamed, type Engine } from './engine.ts';
 import { WASMTIME_BACKSTOP_MS } from './wasmtime/host.ts';
 import { wasmtimeComponentTask } from './wasmtime/component/task.ts';
-import { dropInlinePrepared, tryInline } from './wasmtime/inline.ts';
+import { tryInline } from './wasmtime/inline.ts';
+import { dropPreparedFor } from './wasmtime/prepared.ts';
 import { InlineGovernor } from './inline-governor.ts';
 import { workerEntry, type WorkerEntry } from './worker-bundle.ts';
 import { now, type PoolBroadcast, type WasiValue, type WorkerData, type WorkerNotice, type WorkerResult, type WorkerTask } from './protocol.ts';
@@ -187,7 +188,8 @@ export class WasmPool {
   dropInstances(instanceKey: string): void {
     const generation = (this.generations.get(instanceKey) ?? 0) + 1;
     this.generations.set(instanceKey, generation);
-    if (this.inline) dropInlinePrepared(instanceKey);
+    // What the main thread made ahead after this key's last inline call (wasmtime/inline.ts).
+    if (this.inline) dropPreparedFor(instanceKey);
     if (!this.closed) this.channel.postMessage({ drop: instanceKey, generation } satisfies PoolBroadcast);
   }
 

@@ -70,9 +70,9 @@ describe('wasmtime calls on the main thread', { skip }, () => {
    * Calls until one runs on the main thread (at most 4 tries): on a busy host any call may take longer than the
    * main thread's 2 ms budget (a first call on cold caches, a stall) and be moved to the pool, which is correct.
    */
-  const onMainThread = async (module: () => CompiledModule, call: () => WasiCallOptions): Promise<WasmCallOutcome> => {
-    let outcome = await pool.runWasi(module(), call());
-    for (let i = 0; i < 3 && outcome.timing?.inline === 'moved'; i++) outcome = await pool.runWasi(module(), call());
+  const onMainThread = async (module: CompiledModule, call: WasiCallOptions): Promise<WasmCallOutcome> => {
+    let outcome = await pool.runWasi(module, call);
+    for (let i = 0; i < 3 && outcome.timing?.inline === 'moved'; i++) outcome = await pool.runWasi(module, call);
     assert.equal(outcome.timing?.inline, 'ran', 'ran on the main thread');
     return outcome;
   };
@@ -89,7 +89,7 @@ describe('wasmtime calls on the main thread', { skip }, () => {
   });
 
   test('a short call runs on the main thread and answers as the pool does', async () => {
-    const inline = await onMainThread(() => handler, () => options('same', '/'));
+    const inline = await onMainThread(handler, options('same', '/'));
     const only = new WasmPool({ threads: 1, inline: false });
     try {
       const pooled = await only.runWasi(handler, options('same', '/'));
@@ -100,10 +100,10 @@ describe('wasmtime calls on the main thread', { skip }, () => {
     }
     assert.match(text(inline), /^Content-Type: text\/plain\r\n\r\nHello from C, same! \(GET \/\?\)\n$/);
     // The exit code, the guest's stderr lines and a trap come back as from a worker.
-    const exited = await onMainThread(() => guest, () => options('exit', '/exit', { dataDir: null }));
+    const exited = await onMainThread(guest, options('exit', '/exit', { dataDir: null }));
     assert.ok(exited.ok);
     assert.equal((exited.value as { exitCode: number }).exitCode, 3);
-    const trapped = await onMainThread(() => guest, () => options('trap', '/trap', { dataDir: null }));
+    const trapped = await onMainThread(guest, options('trap', '/trap', { dataDir: null }));
     assert.ok(!trapped.ok && trapped.kind === 'trap', JSON.stringify(trapped));
     const logged = await pool.runWasi(handler, options('logs', '/'));
     assert.deepEqual(logged.logs, [{ stream: 'stderr', line: 'GET /' }]);
@@ -127,7 +127,7 @@ describe('wasmtime calls on the main thread', { skip }, () => {
     const after = await pool.runWasi(handler, options('visitor', '/'));
     assert.equal(after.timing?.inline, undefined);
     // Another tenant of the same module is not benched with it.
-    await onMainThread(() => handler, () => options('neighbour', '/'));
+    await onMainThread(handler, options('neighbour', '/'));
   });
 
   test('a runaway holds the main thread for a few ms, not its deadline, and is then benched', async () => {
@@ -146,7 +146,7 @@ describe('wasmtime calls on the main thread', { skip }, () => {
     assert.ok(benched, 'a guest that keeps running past the budget is sent to the pool');
     // Its module with it: a fresh tenant of it gets no fresh tries. Another module is not affected.
     assert.equal((await pool.runWasi(rogue, options('fresh-tenant', '/ok', { dataDir: null }))).timing?.inline, undefined);
-    await onMainThread(() => guest, () => options('fresh-tenant', '/ok', { dataDir: null }));
+    await onMainThread(guest, options('fresh-tenant', '/ok', { dataDir: null }));
   });
 
   test('a guest that sleeps (a host call no epoch interrupts) never blocks the main thread', async () => {
@@ -163,7 +163,7 @@ describe('wasmtime calls on the main thread', { skip }, () => {
   });
 
   test('traps from the main thread come back as traps: out of bounds, stack overflow; the host lives on', async () => {
-    const oob = await onMainThread(() => guest, () => options('oob', '/oob', { dataDir: null }));
+    const oob = await onMainThread(guest, options('oob', '/oob', { dataDir: null }));
     assert.ok(!oob.ok && oob.kind === 'trap' && /out of bounds/.test(oob.message), JSON.stringify(oob).slice(0, 300));
     // Deep enough to take the first call past the budget (new stack pages): wherever it ends, it is a trap.
     const deep = await pool.runWasi(rogue, options('deep', '/deep', { dataDir: null }));
@@ -182,9 +182,9 @@ describe('wasmtime calls on the main thread', { skip }, () => {
   test("tenants on the main thread see only their own request, never another's", async () => {
     // The store made ahead after alice's call serves bob's: it carries nothing of hers.
     const hello = (key: string) => (options(key, '/', { env: { PATH_INFO: '/', REQUEST_METHOD: 'GET', TENEMENT_INSTANCE: key, QUERY_STRING: `${key}-secret` } }));
-    await onMainThread(() => handler, () => hello('alice'));
+    await onMainThread(handler, hello('alice'));
     await new Promise((resolve) => setImmediate(resolve));
-    const bob = await onMainThread(() => handler, () => hello('bob'));
+    const bob = await onMainThread(handler, hello('bob'));
     assert.equal(text(bob), 'Content-Type: text/plain\r\n\r\nHello from C, bob! (GET /?bob-secret)\n');
     // The probe dumps its environment and tries the host's files: opening one moves it to the pool, where its
     // only file system is its DATA_DIR and its environment only what the host gave it.

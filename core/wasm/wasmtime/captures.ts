@@ -21,6 +21,8 @@ export interface Libc {
   fallocate: (fd: number, mode: number, offset: number, length: number) => number;
   /** libc's own: Node warns when a worker closes, with fs.closeSync, a descriptor it did not open. */
   close: (fd: number) => number;
+  /** Into a struct timespec (thread-cpu.ts). */
+  clock_gettime: (clock: number, out: Buffer) => number;
 }
 
 const MFD_CLOEXEC = 0x1;
@@ -46,6 +48,7 @@ export function loadLibc(): Libc {
     ftruncate: c.func('int ftruncate(int fd, int64_t length)'),
     fallocate: c.func('int fallocate(int fd, int mode, int64_t offset, int64_t length)'),
     close: c.func('int close(int fd)'),
+    clock_gettime: c.func('int clock_gettime(int clock, void *spec)'),
   };
 }
 

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { WasmCallOutcome } from '../types.ts';
 import { now } from '../protocol.ts';
-import { afterAnswer, dropPreparedFor } from './prepared.ts';
+import { afterAnswer } from './prepared.ts';
 import { claimTickerSlot, releaseTickerSlot, wasmtimeEngine } from './host.ts';
 import { runWasmtimeCommand, type Moved } from './run.ts';
 import { inlineState, loadModule } from './worker-state.ts';
@@ -69,10 +69,11 @@ export function runInline(call: InlineCall): InlineResult | null {
   if (!engine.shared) return null;
   const slot = claimTickerSlot();
   if (slot === null) return null;
-  const cells = new Int32Array(engine.shared.ticker);
+  const state = inlineState(engine.shared);
+  const cells = state.running;
   // Loaded first, so that the time reported to the governor is the call's own, not a module's first load.
   try {
-    loadModule(inlineState(engine.shared), call.hash, call.artifact, call.adapter);
+    loadModule(state, call.hash, call.artifact, call.adapter);
   } catch {
     releaseTickerSlot(cells, slot);
     return null; // the pool's run reports why
@@ -106,11 +107,6 @@ export function runInline(call: InlineCall): InlineResult | null {
   const timing = { queueMs: 0, runMs: wall, instantiated: true, inline: 'ran' as const };
   if (!result.ok) return { outcome: { ok: false, kind: result.kind, message: result.message, logs: result.logs, timing }, ms };
   return { outcome: { ok: true, value: { exitCode: result.exitCode, stdout: result.stdout }, logs: result.logs, timing }, ms };
-}
-
-/** Drops the instance made ahead on this thread after a call of `instanceKey` (its tenant hibernated or stopped). */
-export function dropInlinePrepared(instanceKey: string): void {
-  dropPreparedFor(instanceKey);
 }
 
 /**

@@ -47,7 +47,7 @@ export interface WasmtimeRunInput {
   instanceKey?: string;
   /**
    * Run on the main thread (inline.ts): with the stand-ins (stand-ins.ts) instead of WASI's blocking imports, and
-   * stopped after `budgetMs` of wall time (inline-budget.ts). A guest that called a stand-in or ran past the budget
+   * stopped after `budgetMs` of the thread's CPU time (inline-budget.ts). A guest that called a stand-in or ran past the budget
    * (before its own deadline) comes back `moved`, its output discarded: the caller runs it in the pool.
    */
   inline?: { budgetMs: number };
@@ -127,8 +127,8 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     if (!ready.instantiated) {
       const made = instantiate(s, loaded, ready, trap);
       const madeTrap = trap.readBigUInt64LE(0);
-      const moved = movedBecause(input);
-      if (moved !== null) return { ok: false, ...dropped(w, made, madeTrap), ...moved, logs: [] };
+      const stopped = stoppedEarly(input);
+      if (stopped !== null) return { ok: false, ...dropped(w, made, madeTrap), ...stopped, logs: [] };
       if (made || madeTrap) return { ok: false, ...failure(w, made, madeTrap, input, 0, capBytes), logs };
     }
     const { instance } = ready;
@@ -138,12 +138,11 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
     }
     const error = w.wasmtime_func_call(context, start.subarray(EXTERN_OF), 0n, 0, 0n, 0, trap) as Ptr;
     const trapped = trap.readBigUInt64LE(0);
-    const moved = movedBecause(input);
-    if (moved !== null) return { ok: false, ...dropped(w, error, trapped), ...moved, logs: moved.moved ? [] : logs };
+    const stopped = stoppedEarly(input);
+    if (stopped !== null) return { ok: false, ...dropped(w, error, trapped), ...stopped, logs: stopped.moved ? [] : logs };
     const stdout = out.take();
     if (input.inline && stdout.length > INLINE_OUTPUT_BYTES) {
-      dropped(w, error, trapped);
-      return { ok: false, kind: 'error', message: 'moved to the pool', moved: { why: 'output', message: `its output outgrew the main thread's ${INLINE_OUTPUT_BYTES} bytes` }, logs: [] };
+      return { ok: false, ...dropped(w, error, trapped), moved: { why: 'output', message: `its output outgrew the main thread's ${INLINE_OUTPUT_BYTES} bytes` }, logs: [] };
     }
     stderr.push(err.take());
     stderr.end();
@@ -178,7 +177,7 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
  * that call took effect) or spent its budget, and must run again in the pool (its output discarded); or it reached
  * its own deadline (a timeout, as in a worker).
  */
-function movedBecause(input: WasmtimeRunInput): { moved?: Moved; kind?: 'timeout'; message?: string } | null {
+function stoppedEarly(input: WasmtimeRunInput): { moved?: Moved; kind?: 'timeout'; message?: string } | null {
   if (!input.inline) return null;
   const standIn = takeStandInCall();
   const stop = takeBudgetStop();
