@@ -4,9 +4,11 @@
  * after the same P), both on a new connection through the same proxy, the order within a pair alternating. Per
  * pair, the wasm GET minus the native one is what hibernation adds; the wake inside the server is timed from
  * the instance's `waking` to its `woken` event. Each cycle also sends the same wasm GET after the same pause
- * without hibernating (idle-warm), as before, so the wake's own share stays visible.
+ * without hibernating (idle-warm), as before, so the wake's own share stays visible. The GETs are timed by a
+ * client in a process of its own (get-client.ts), as wrk times the warm figures.
  */
 import { httpGet, median, percentile, sleep } from './lib.ts';
+import { GetClient } from './get-client.ts';
 import type { Kernel } from '../core/kernel.ts';
 
 /** The pause before each GET; after a hibernation it also keeps the wake from overlapping the stop. */
@@ -47,13 +49,30 @@ export interface ColdPairs {
   samples: { cold: number[]; native: number[]; idleWarm: number[]; wakes: number[] };
 }
 
-async function timedGet(port: number, host: string): Promise<number> {
-  const started = performance.now();
-  const reply = await httpGet(port, host, '/');
-  const ms = performance.now() - started;
-  if (reply.status !== 200) throw new Error(`${host} answered ${reply.status}: ${reply.body.slice(0, 200)}`);
-  return ms;
+/**
+ * Where the GETs are timed: a client process of its own (get-client.ts: what a real client sees), or with
+ * BENCH_COLD_CLIENT=in-process this process, as before session 12 (the server's deferred work then counts).
+ */
+type TimedGet = (port: number, host: string) => Promise<number>;
+
+function timedGetter(client: GetClient | null): TimedGet {
+  return async (port, host) => {
+    let status: number;
+    let ms: number;
+    let body: string;
+    if (client) {
+      ({ status, ms, body } = await client.get(port, host, '/'));
+    } else {
+      const started = performance.now();
+      ({ status, body } = await httpGet(port, host, '/'));
+      ms = performance.now() - started;
+    }
+    if (status !== 200) throw new Error(`${host} answered ${status}: ${body.slice(0, 200)}`);
+    return ms;
+  };
 }
+
+export const coldClientInProcess = (): boolean => process.env.BENCH_COLD_CLIENT === 'in-process';
 
 export async function coldPairs(kernel: Kernel, service: string, port: number, host: string, nativeHost: string, pairs: number): Promise<ColdPairs> {
   const instance = kernel.instances.get(service, 'bench')!;
@@ -67,6 +86,8 @@ export async function coldPairs(kernel: Kernel, service: string, port: number, h
   const cold: number[] = [];
   const native: number[] = [];
   const idleWarm: number[] = [];
+  const client = coldClientInProcess() ? null : new GetClient();
+  const timedGet = timedGetter(client);
   try {
     // Pair 0 warms every path up and is not counted.
     for (let pair = 0; pair <= pairs; pair++) {
@@ -97,6 +118,7 @@ export async function coldPairs(kernel: Kernel, service: string, port: number, h
     }
   } finally {
     unwatch();
+    client?.close();
   }
   const counted = wakes.slice(1);
   const minus = (a: number[], b: number[]) => a.map((value, i) => value - b[i]!);

@@ -1,6 +1,6 @@
 /** What bench/wasm-engines.ts measures per engine, and its table and goals block (issue 12). */
 import { fmt, table, type Spread } from './lib.ts';
-import { IDLE_MS, type ColdPairs } from './wasm-cold.ts';
+import { IDLE_MS, coldClientInProcess, type ColdPairs } from './wasm-cold.ts';
 
 export interface EngineFigures {
   compileMs: number;
@@ -59,7 +59,7 @@ export function formatEngines(result: EngineComparison): string {
         row('run in-thread p50 (ms: instantiate + _start + CGI)', v8.inThreadRunMs.p50, wasmtime.inThreadRunMs.p50),
         row('run in-thread p99 (ms)', v8.inThreadRunMs.p99, wasmtime.inThreadRunMs.p99),
         row('run in-thread, instance made ahead p50 (ms: what a pool worker now pays per request)', v8.inThreadAheadMs.p50, wasmtime.inThreadAheadMs.p50),
-        ...both(`cold start hibernated -> 200 after ${IDLE_MS} ms, new connection (ms, ${pairs} pairs)`, (f) => f.cold.cold),
+        ...both(`cold start hibernated -> 200 after ${IDLE_MS} ms, new connection, client ${coldClientInProcess() ? 'in the server\'s process' : 'in its own process'} (ms, ${pairs} pairs)`, (f) => f.cold.cold),
         ...both(`the native server's GET after the same pause, same pairs (ms)`, (f) => f.cold.native),
         ...both('what hibernation adds: cold minus that native GET, per pair (ms)', (f) => f.cold.added),
         ...both('wake in the server (waking -> woken) (ms)', (f) => f.cold.wake),
