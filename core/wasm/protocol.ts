@@ -84,7 +84,11 @@ export interface WasiValue {
 }
 
 /** Sent on the pool's BroadcastChannel to every worker. */
-export type PoolBroadcast = { drop: string; generation: number };
+/**
+ * `keepPrepared`: a hibernation. What was made ahead after the key's last call stays (it is the module's, not the
+ * tenant's: no tenant state, a bounded number per thread), so the wake's first request finds it ready.
+ */
+export type PoolBroadcast = { drop: string; generation: number; keepPrepared?: boolean };
 
 /** Posted by a worker to the pool (`pool.on('message')`). */
 export type WorkerNotice = { type: 'dropped'; threadId: number; key: string };

@@ -46,9 +46,12 @@ channel.unref();
 channel.onmessage = (event: unknown) => {
   const message = (event as { data: PoolBroadcast }).data;
   // A wasmtime component instance of the key (wasmtime/component/run.ts) is freed the same way.
-  // What was made ahead after this key's last call is dropped too (it holds no tenant state, only memory).
-  dropPreparedFor(message.drop);
-  dropV8PreparedFor(message.drop);
+  // What was made ahead after this key's last call is dropped too, unless the tenant only hibernates (it holds no
+  // tenant state, only memory: protocol.ts).
+  if (!message.keepPrepared) {
+    dropPreparedFor(message.drop);
+    dropV8PreparedFor(message.drop);
+  }
   if (dropWasmtimeComponent(message.drop, message.generation)) {
     parentPort?.postMessage({ type: 'dropped', threadId, key: message.drop } satisfies WorkerNotice);
   }

@@ -88,7 +88,7 @@ export async function startFunctionServer(
     pid: null,
     pgid: null,
     address: spec.socketPath ? { host: spec.host, port, socketPath: spec.socketPath } : { host: spec.host, port },
-    async stop({ graceMs }): Promise<ExitInfo> {
+    async stop({ graceMs, hibernating = false }): Promise<ExitInfo> {
       // A listen still under way would bind after a close: it settles first.
       await listened;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -96,8 +96,9 @@ export async function startFunctionServer(
       await dispatcher.stop(graceMs);
       server.closeAllConnections();
       await closed;
-      // Hibernation and stops free the tenant's instances in every worker; the next request starts afresh.
-      pool.dropInstances(dispatcher.instanceKey);
+      // Hibernation and stops free the tenant's instances in every worker; the next request starts afresh (in the
+      // module's store made ahead, which a hibernation keeps).
+      pool.dropInstances(dispatcher.instanceKey, { keepPrepared: hibernating });
       const exit: ExitInfo = { code: 0, signal: null };
       spec.onExit(exit);
       return exit;

@@ -11,6 +11,7 @@ import { createTestKernel } from '../../core/test-kernel.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { WasmPool, type CompiledModule, type WasiCallOptions } from '../../core/wasm/pool.ts';
 import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
+import { preparedCount } from '../../core/wasm/wasmtime/prepared.ts';
 import type { WasmCallOutcome } from '../../core/wasm/types.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
 import metrics from '../../plugins/metrics/index.ts';
@@ -220,6 +221,30 @@ describe('wasmtime calls on the main thread, through the tier', { skip }, () => 
       // The tenant's log has each request's line once: the main thread's attempt wrote nothing anyone sees.
       const lines = kernel.instances.get('c', 'bob')!.logs.query().map((entry) => entry.line);
       assert.deepEqual(lines.filter((line) => line.includes('GET /visits')), ['GET /visits', 'GET /visits']);
+    } finally {
+      await kernel.close();
+    }
+  });
+
+  test("a hibernation keeps the module's store made ahead for the wake's request; a stop drops it", async () => {
+    const kernel = await createTestKernel({ plugins: [...servePlugins, wasmRuntime, metrics], config: { services: { c: wasmFunction(HANDLER, { wasm: { engine: 'wasmtime' } }) } } });
+    try {
+      const before = preparedCount();
+      // A call on the main thread leaves the module's next store there (one on a busy host may be moved: try again).
+      for (let i = 0; i < 4 && preparedCount() === before; i++) assert.equal((await request(kernel, 'alice.c.localhost', '/')).status, 200);
+      assert.equal(preparedCount(), before + 1, 'a store made ahead on the main thread');
+      const alice = kernel.instances.get('c', 'alice')!;
+      await kernel.hibernate(alice, 'test');
+      assert.equal(alice.state, 'hibernated');
+      assert.equal(preparedCount(), before + 1, 'the hibernation kept it: it is the module\'s, no tenant state');
+      // The wake's request runs in it and sees its own request only; another tenant's after it, likewise.
+      assert.equal((await request(kernel, 'alice.c.localhost', '/?woken')).body, 'Hello from C, alice! (GET /?woken)\n');
+      assert.equal((await request(kernel, 'bob.c.localhost', '/')).body, 'Hello from C, bob! (GET /?)\n');
+      assert.equal(preparedCount(), before + 1);
+      // A stop (a removal, a deploy) frees what was made ahead after its tenant's last call.
+      const last = kernel.instances.get('c', 'bob')!;
+      await kernel.removeInstance(last);
+      assert.equal(preparedCount(), before, 'the stop dropped it');
     } finally {
       await kernel.close();
     }
