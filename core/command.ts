@@ -23,3 +23,22 @@ export function splitCommand(command: string): [string, string[]] {
   if (!program) throw new TenementError(ErrorCodes.CONFIG_INVALID, 'command is empty');
   return [program, args];
 }
+
+/** Commands split before; cleared when full (a config has a handful, placeholders make one per instance). */
+const splits = new Map<string, readonly [string, readonly string[]]>();
+const MAX_SPLITS = 4096;
+
+/**
+ * `splitCommand` remembered: every start and wake splits its command (placeholders filled in) again, and the
+ * parse would be on the wake's path. The words are a fresh copy each time (a beforeSpawn tap may rewrite them);
+ * a command that fails to split is not kept.
+ */
+export function splitCommandMemo(command: string): [string, string[]] {
+  let split = splits.get(command);
+  if (!split) {
+    split = splitCommand(command);
+    if (splits.size >= MAX_SPLITS) splits.clear();
+    splits.set(command, split);
+  }
+  return [split[0], [...split[1]]];
+}

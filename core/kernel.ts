@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { splitCommand } from './command.ts';
+import { splitCommandMemo } from './command.ts';
 import { healthSettings } from './config/health.ts';
 import type { ResolvedConfig } from './config/loader.ts';
 import { DNS_LABEL } from './config/schema.ts';
@@ -111,7 +111,7 @@ export class Kernel {
   }
 
   splitCommand(command: string): [string, string[]] {
-    return splitCommand(command);
+    return splitCommandMemo(command);
   }
 
   /** Boots: state store, orphan clean-up, plugins, the HTTP server, then the instances that should run. */

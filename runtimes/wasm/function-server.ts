@@ -77,8 +77,12 @@ export async function startFunctionServer(
       server.off('error', failed);
       resolve();
     };
-    if (spec.socketPath) server.listen(spec.socketPath, listening);
-    else server.listen(spec.port, spec.host, listening);
+    const listen = () => (spec.socketPath ? server.listen(spec.socketPath, listening) : server.listen(spec.port, spec.host, listening));
+    // A port handed out is bound after this turn of the loop (the wake's waiting request is answered in it: the
+    // listen's socket, bind and lookup are off its path). A socket is bound at once: the supervisor pins its file
+    // once the instance is ready. A caller asking for any port waits for it below.
+    if (spec.socketPath || spec.port === 0) listen();
+    else setImmediate(listen);
   });
   // The instance's port is the one handed out (listen binds exactly it); a caller asking for any port (0) waits.
   if (!spec.socketPath && spec.port === 0) await listened;

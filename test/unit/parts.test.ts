@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { backoffDelay } from '../../core/backoff.ts';
-import { splitCommand } from '../../core/command.ts';
+import { splitCommand, splitCommandMemo } from '../../core/command.ts';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../../core/headers.ts';
 import { Instance } from '../../core/instance.ts';
 import { LineSplitter, LogBuffer } from '../../core/log-buffer.ts';
@@ -33,6 +33,14 @@ test('commands are split like a shell would, without running one', () => {
   assert.deepEqual(splitCommand('node app.js $PORT'), ['node', ['app.js', '$PORT']]);
   assert.throws(() => splitCommand('a && b'), /shell feature '&&'/);
   assert.throws(() => splitCommand('cat > out'), /shell feature '>'/);
+});
+
+test('a remembered split hands out its own words each time, and a refused command stays refused', () => {
+  const first = splitCommandMemo('node app.js --port 1');
+  first[1].push('--changed-by-a-tap');
+  assert.deepEqual(splitCommandMemo('node app.js --port 1'), ['node', ['app.js', '--port', '1']]);
+  for (let i = 0; i < 2; i++) assert.throws(() => splitCommandMemo('a | b'), /shell feature '\|'/);
+  assert.deepEqual(splitCommandMemo('__proto__ constructor'), ['__proto__', ['constructor']]);
 });
 
 test('request headers: hop-by-hop stripped, X-Forwarded-* added, everything else untouched', () => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, TenementError } from '../../errors.ts';
 import { BYTE_VEC_SIZE, loadWasmtime, koffi, type Ptr, type Wasmtime } from './ffi.ts';
-import { WASMTIME_VERSION, wasmtimeStatus } from './library.ts';
+import { WASMTIME_VERSION, wasmtimeLibraryPath, wasmtimeStatus } from './library.ts';
 import { ADAPTER_VERSION, boundGuestFiles, filesAdapter, type MemoryLimits } from '../files-adapter.ts';
 import { capMemory, hasStartFunction } from '../cap-memory.ts';
 import { closeMemfdsNamed } from '../fd-sweep.ts';
@@ -288,10 +288,18 @@ export function ensureArtifact(bytes: Uint8Array, file: string, fuel = false): {
  * backstop for a guest stuck where epochs do not reach (a blocking host call). The engine and its ticker are
  * made by the first call (a host serving only V8 never loads the library).
  */
+/** The library path `availability` found usable last (none yet). */
+let foundLibrary: string | null = null;
+
 export const wasmtimeModules: Engine = {
   name: 'wasmtime',
   availability() {
+    // Asked at every spawn and wake: a library found at this path once is not looked for again (a library removed
+    // under a running server fails at its next load, with wasmtime's error, either way).
+    const library = wasmtimeLibraryPath();
+    if (library === foundLibrary) return { usable: true };
     const status = wasmtimeStatus();
+    if (status.usable) foundLibrary = library;
     return status.usable ? { usable: true } : { usable: false, reason: `${ErrorCodes.WASMTIME_UNAVAILABLE}: ${status.reason}` };
   },
   compileModule(bytes, hash, capPages, cacheDir, options = {}) {
