@@ -13,20 +13,34 @@ import { threadCpuMs } from './thread-cpu.ts';
 const CONTINUE = 0;
 /** What stopped the guest run last: its budget, its own deadline, or nothing (null). */
 let stopped: 'budget' | 'deadline' | null = null;
-let until = 0;
-/** The budget is counted in this thread's CPU time; false only where that clock cannot be read (then wall time). */
-let byCpu = true;
+let budget = 0;
+/** The thread's CPU time when the guest started, or NaN where that clock cannot be read (then wall time counts). */
+let cpuAtStart = 0;
+let wallAtStart = 0;
 let deadlineAt = 0;
 let callback: unknown = null;
 
 const wallClock = (): number => performance.timeOrigin + performance.now();
 
-/** Arms the budget on `store` for a guest starting now: `budgetMs` of this thread's CPU, its own `deadline` (wall ms). */
-export function armBudget(w: Wasmtime, store: Ptr, context: Ptr, budgetMs: number, deadline: number): void {
+/**
+ * Whether the guest is still within its budget. The thread's CPU time is at most the wall time since the start, so
+ * the clock (a system call, not a vDSO read: a few µs here) is only read once the wall time alone says nothing.
+ */
+function withinBudget(now: number): boolean {
+  const wall = now - wallAtStart;
+  if (wall < budget) return true;
+  // A clock that cannot be read (NaN) is a budget spent.
+  return Number.isNaN(cpuAtStart) ? false : threadCpuMs() - cpuAtStart < budget;
+}
+
+/**
+ * Arms the budget on `store` for a guest starting now: `budgetMs` of this thread's CPU time from `cpuStartedMs`
+ * (threadCpuMs(), read by the caller just before; NaN: count wall time), its own `deadline` (wall ms).
+ */
+export function armBudget(w: Wasmtime, store: Ptr, context: Ptr, budgetMs: number, deadline: number, cpuStartedMs: number): void {
   callback ??= koffi.register((_context: Ptr, _data: Ptr, delta: Ptr, kind: Ptr) => {
     const now = wallClock();
-    // A clock that cannot be read (NaN) is a budget spent.
-    if ((byCpu ? threadCpuMs() : now) < until && now < deadlineAt) {
+    if (now < deadlineAt && withinBudget(now)) {
       koffi.encode(delta, 'uint64_t', 1n);
       koffi.encode(kind, 'uint8_t', CONTINUE);
       return 0n;
@@ -36,9 +50,9 @@ export function armBudget(w: Wasmtime, store: Ptr, context: Ptr, budgetMs: numbe
   }, koffi.pointer(w.EpochDeadlineCallback));
   stopped = null;
   deadlineAt = deadline;
-  const cpu = threadCpuMs();
-  byCpu = !Number.isNaN(cpu);
-  until = (byCpu ? cpu : wallClock()) + budgetMs;
+  budget = budgetMs;
+  cpuAtStart = cpuStartedMs;
+  wallAtStart = wallClock();
   w.wasmtime_store_epoch_deadline_callback(store, callback, 0n, 0n);
   w.wasmtime_context_set_epoch_deadline(context, 1n);
 }

@@ -47,10 +47,10 @@ export interface WasmtimeRunInput {
   instanceKey?: string;
   /**
    * Run on the main thread (inline.ts): with the stand-ins (stand-ins.ts) instead of WASI's blocking imports, and
-   * stopped after `budgetMs` of the thread's CPU time (inline-budget.ts). A guest that called a stand-in or ran past the budget
+   * stopped after `budgetMs` of the thread's CPU time from `cpuStartedMs` (inline-budget.ts). A guest that called a stand-in or ran past the budget
    * (before its own deadline) comes back `moved`, its output discarded: the caller runs it in the pool.
    */
-  inline?: { budgetMs: number };
+  inline?: { budgetMs: number; cpuStartedMs: number };
 }
 
 export type WasmtimeRunResult =
@@ -101,7 +101,7 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
   const stderr = new LineSplitter('stderr', logs);
   guestStarted(s.running, input.slot);
   try {
-    if (input.inline) armBudget(w, ready.store, context, input.inline.budgetMs, input.deadlineAt);
+    if (input.inline) armBudget(w, ready.store, context, input.inline.budgetMs, input.deadlineAt, input.inline.cpuStartedMs);
     else w.wasmtime_context_set_epoch_deadline(context, BigInt(Math.ceil(remaining / EPOCH_TICK_MS) + 1));
     if (input.fuel !== null) {
       const set = w.wasmtime_context_set_fuel(context, BigInt(input.fuel)) as Ptr;
