@@ -22,19 +22,13 @@
  * exported (and the CPU of all this process's threads: the export runs on a thread of its own), with a
  * collector that never answers (made, then dropped by the full queue), and without tracing.
  */
-import { fork } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { InstanceView, ProxyExchange } from '../core/types.ts';
-import { batchOptions } from '../plugins/otel/batch.ts';
-import { resolveTracing } from '../plugins/otel/options.ts';
-import { startTracing } from '../plugins/otel/tracing.ts';
 import {
   BENCH_DIR,
   type Goal,
   MB,
   type TenServe,
-  type WrkResult,
   cpuMicros,
   cpuMicrosOf,
   fmt,
@@ -49,108 +43,19 @@ import {
   runWrk,
   sleep,
   startTenServe,
-  table,
   waitForOk,
 } from './lib.ts';
+import { runOtelIsolated } from './otel-isolated.ts';
+import { childReceiver } from './otel-receiver.ts';
+import { HOST, OTEL_TARGETS, formatOtel, ratiosOf, type OtelBenchResult, type OtelRatios, type OtelRound, type OtelSample, type OtelTarget } from './otel-report.ts';
+import { mainThreadCpuMicros } from './schedstat.ts';
 
-/**
- * On-CPU time of a process's main thread, µs, from its schedstat (nanoseconds: /proc's stat counts in 10 ms
- * ticks, 0.5 µs a request over 20,000 requests, as large as the differences measured here).
- */
-function mainThreadCpuMicros(pid: number): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'latin1').split(' ', 1)[0]) / 1000;
-  } catch {
-    return 0;
-  }
-}
+export { runOtelIsolated, tracedLoop, tracedLoopCpu } from './otel-isolated.ts';
+export { childReceiver } from './otel-receiver.ts';
+export { OTEL_TARGETS, formatOtel } from './otel-report.ts';
+export type { OtelBenchResult, OtelIsolated, OtelRatios, OtelRound, OtelSample, OtelTarget } from './otel-report.ts';
 
-/**
- * On-CPU time of all of a process's threads, µs (schedstat): the main thread and V8's GC helpers (and any thread
- * a change to the otel plugin adds: main-thread CPU alone would leave its cost out).
- */
-function threadsCpuMicros(pid: number): number {
-  let total = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ', 1)[0]) / 1000;
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return total;
-}
-
-export const OTEL_TARGETS = ['off', 'on', 'hanging'] as const;
-export type OtelTarget = (typeof OTEL_TARGETS)[number];
-const HOST = 'bench.hello.localhost';
 const HELLO_APP = path.join(BENCH_DIR, 'fixtures', 'hello.mjs');
-
-export interface OtelSample extends WrkResult {
-  /** User + system CPU of the ten serve process per request, µs. */
-  proxyCpuUsPerReq: number;
-  /** The same, of its main thread alone (the event loop that proxies, and where spans are encoded and sent). */
-  proxyMainCpuUsPerReq: number;
-}
-
-export interface OtelRound {
-  loaded: Record<OtelTarget, OtelSample>;
-  single: Record<OtelTarget, OtelSample>;
-}
-
-export interface OtelRatios {
-  /** Throughput with tracing on / off (the goal: >= 0.85). */
-  onVsOffRps: number;
-  hangingVsOffRps: number;
-  /** Proxy CPU per request, on / off. */
-  onVsOffCpu: number;
-  /** Main-thread CPU per request, on / off. */
-  onVsOffMainCpu: number;
-  /**
-   * Main-thread CPU tracing adds per request, µs (on minus off): loaded (c32), and with one connection (c1: one
-   * request per event-loop turn whatever the throughput, so less swayed by how much each turn batches).
-   */
-  addedMainUs: number;
-  addedMainUsSingle: number;
-  /** p50 on minus p50 off, ms: loaded, and with one connection. */
-  addedP50Ms: number;
-  addedP50MsSingle: number;
-  hangingAddedP50Ms: number;
-}
-
-/** Main-thread CPU per request of the otel plugin's hook calls alone (µs; medians of rounds, with their range). */
-export interface OtelIsolated {
-  requestsPerRound: number;
-  rounds: number;
-  /** Spans made and exported as OTLP protobuf to a receiver in another process: main thread, and all threads. */
-  exportedUs: number;
-  exportedRange: [number, number];
-  exportedAllThreadsUs: number;
-  /** Spans made, then dropped: the collector never answers and the queue is full. */
-  hangingUs: number;
-  hangingRange: [number, number];
-  /** Spans the receiver decoded per traced request of the exported rounds (2 expected). */
-  spansPerRequest: number;
-}
-
-export interface OtelBenchResult {
-  connections: number;
-  seconds: number;
-  rounds: OtelRound[];
-  perRound: OtelRatios[];
-  ratios: OtelRatios;
-  /** Requests served by the traced server, spans the receiver decoded, and their ratio (2 per request: SERVER + CLIENT). */
-  tracedRequests: number;
-  spansReceived: number;
-  exportPosts: number;
-  /** CPU of the receiver's process per traced request, µs (decoding two spans: on this host it shares the cores). */
-  receiverCpuUsPerReq: number;
-  /** RSS of each server after the rounds, MB. */
-  rssMb: Record<OtelTarget, number>;
-  isolated: OtelIsolated;
-  goals: Goal[];
-  warnings: string[];
-}
 
 function writeConfig(dir: string, name: OtelTarget, backendPort: number, otel: object | null): string {
   const file = path.join(dir, `${name}.config.json`);
@@ -169,167 +74,6 @@ function writeConfig(dir: string, name: OtelTarget, backendPort: number, otel: o
   };
   writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
   return file;
-}
-
-function ratiosOf(round: OtelRound): OtelRatios {
-  const { off, on, hanging } = round.loaded;
-  return {
-    onVsOffRps: on.requestsPerSec / off.requestsPerSec,
-    hangingVsOffRps: hanging.requestsPerSec / off.requestsPerSec,
-    onVsOffCpu: on.proxyCpuUsPerReq / off.proxyCpuUsPerReq,
-    onVsOffMainCpu: on.proxyMainCpuUsPerReq / off.proxyMainCpuUsPerReq,
-    addedMainUs: on.proxyMainCpuUsPerReq - off.proxyMainCpuUsPerReq,
-    addedMainUsSingle: round.single.on.proxyMainCpuUsPerReq - round.single.off.proxyMainCpuUsPerReq,
-    addedP50Ms: on.p50Ms - off.p50Ms,
-    addedP50MsSingle: round.single.on.p50Ms - round.single.off.p50Ms,
-    hangingAddedP50Ms: hanging.p50Ms - off.p50Ms,
-  };
-}
-
-/** The receiver in a process of its own (so its decoding is not counted as this process's CPU). */
-const RECEIVER_CHILD = `
-const { startOtlpReceiver } = await import(${JSON.stringify(new URL('../test/otlp-receiver.ts', import.meta.url).href)});
-const receiver = await startOtlpReceiver({ answer: process.env.ANSWER, keep: false, decode: process.env.DECODE });
-process.send(receiver.url);
-process.on('message', () => process.send({ count: receiver.count, posts: receiver.posts, rejected: receiver.rejected }));
-`;
-
-interface ChildReceiver {
-  url: string;
-  pid: number;
-  /** Spans decoded so far. */
-  count(): Promise<number>;
-  stats(): Promise<{ count: number; posts: number; rejected: number }>;
-  close(): void;
-}
-
-/** How the receiver decodes: 'walk' (every field read and checked, no objects built) unless BENCH_OTEL_DECODE=spans. */
-const DECODE = process.env.BENCH_OTEL_DECODE === 'spans' ? 'spans' : 'walk';
-
-export async function childReceiver(answer: 'ok' | 'never'): Promise<ChildReceiver> {
-  const child = fork('--input-type=module', ['-e', RECEIVER_CHILD], { execArgv: ['--import', 'tsx'], env: { ...process.env, ANSWER: answer, DECODE }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the receiver process did not start within 20 s')), 20_000);
-    child.once('message', (message) => {
-      clearTimeout(timer);
-      resolve(String(message));
-    });
-    child.once('exit', (code) => reject(new Error(`the receiver process exited (${code})`)));
-  });
-  const stats = (): Promise<{ count: number; posts: number; rejected: number }> =>
-    new Promise((resolve) => {
-      child.once('message', (message) => resolve(message as { count: number; posts: number; rejected: number }));
-      child.send('stats');
-    });
-  return {
-    url,
-    pid: child.pid!,
-    stats,
-    count: async () => (await stats()).count,
-    close: () => child.kill('SIGKILL'),
-  };
-}
-
-/**
- * The otel plugin's calls for one proxied request, as the proxy makes them (upstreamHeaders with the head about
- * to be sent, then request), `count` times; every 256 requests the loop lets the event loop run and, when
- * `pace`, waits (at most 0.5 s) until the export queue is back under two batches, as a server does between
- * requests, so the export keeps up instead of dropping. Main-thread CPU per request, µs.
- */
-/** Spans each tracing made so far (what its counters will have settled once the queue is empty). */
-const PACE_SPANS = 2 * batchOptions().batchSize;
-const spansMade = new Map<ReturnType<typeof startTracing>, number>();
-
-export async function tracedLoop(tracing: ReturnType<typeof startTracing> | null, count: number, pace: boolean): Promise<number> {
-  return (await tracedLoopCpu(tracing, count, pace)).main;
-}
-
-/** tracedLoop's CPU per request, of the main thread and of all this process's threads. */
-export async function tracedLoopCpu(tracing: ReturnType<typeof startTracing> | null, count: number, pace: boolean): Promise<{ main: number; all: number }> {
-  const instance = {
-    service: 'hello',
-    id: 'bench',
-    key: 'hello:bench',
-    state: 'running',
-    tier: 'process',
-    handle: { address: { host: '127.0.0.1', port: 40000 }, inProcess: false },
-  } as unknown as InstanceView;
-  const heads: Record<string, string> = { host: HOST, 'user-agent': 'wrk' };
-  const header = (name: string): string | undefined => heads[name];
-  const before = mainThreadCpuMicros(process.pid);
-  const allBefore = threadsCpuMicros(process.pid);
-  for (let i = 0; i < count; i++) {
-    const receivedAt = performance.now();
-    const exchange = {
-      method: 'GET',
-      target: '/',
-      hostname: HOST,
-      remoteAddress: '127.0.0.1',
-      upgrade: false,
-      receivedAt,
-      startedAt: receivedAt,
-      wakeMs: 0,
-      header,
-    } as unknown as ProxyExchange;
-    const headers = ['host', HOST, 'user-agent', 'wrk', 'x-forwarded-for', '127.0.0.1'];
-    if (tracing !== null) {
-      tracing.spans.upstream({ exchange, instance, headers });
-      tracing.spans.request({ exchange, instance, method: 'GET', status: 200, durationMs: 0.1, wakeMs: 0 });
-      spansMade.set(tracing, (spansMade.get(tracing) ?? 0) + 2);
-    }
-    if ((i & 255) === 255) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (pace && tracing !== null) {
-        const c = tracing.counters;
-        const until = Date.now() + 500;
-        while (spansMade.get(tracing)! - c.exported - c.failed - c.dropped > PACE_SPANS && Date.now() < until) await sleep(1);
-      }
-    }
-  }
-  return { main: (mainThreadCpuMicros(process.pid) - before) / count, all: (threadsCpuMicros(process.pid) - allBefore) / count };
-}
-
-export async function runOtelIsolated(options: { rounds?: number; requests?: number } = {}): Promise<OtelIsolated> {
-  const rounds = options.rounds ?? 7;
-  const requests = options.requests ?? 20_000;
-  const receiver = await childReceiver('ok');
-  const hanging = await childReceiver('never');
-  const onError = (): void => {};
-  const exporting = startTracing(resolveTracing({ endpoint: receiver.url, sampler: 'always_on' }, {})!, '0.0.0', onError);
-  const toHanging = startTracing(resolveTracing({ endpoint: hanging.url, sampler: 'always_on' }, {})!, '0.0.0', onError);
-  try {
-    const exported: number[] = [];
-    const exportedAll: number[] = [];
-    const dropped: number[] = [];
-    let tracedRequests = 0;
-    await tracedLoop(exporting, 2_000, true);
-    await tracedLoop(toHanging, 2_000, false);
-    const before = await receiver.count();
-    for (let r = 0; r < rounds; r++) {
-      const base = await tracedLoopCpu(null, requests, false);
-      const traced = await tracedLoopCpu(exporting, requests, true);
-      exported.push(traced.main - base.main);
-      exportedAll.push(traced.all - base.all);
-      tracedRequests += requests;
-      dropped.push((await tracedLoop(toHanging, requests, false)) - base.main);
-    }
-    await exporting.shutdown();
-    const received = (await receiver.count()) - before;
-    return {
-      requestsPerRound: requests,
-      rounds,
-      exportedUs: median(exported),
-      exportedRange: [Math.min(...exported), Math.max(...exported)],
-      exportedAllThreadsUs: median(exportedAll),
-      hangingUs: median(dropped),
-      hangingRange: [Math.min(...dropped), Math.max(...dropped)],
-      spansPerRequest: received / tracedRequests,
-    };
-  } finally {
-    await Promise.race([Promise.all([exporting.shutdown(), toHanging.shutdown()]), sleep(6_000)]);
-    receiver.close();
-    hanging.close();
-  }
 }
 
 export async function runOtelBench(options: { rounds?: number; seconds?: number; connections?: number; log?: (line: string) => void } = {}): Promise<OtelBenchResult> {
@@ -440,47 +184,6 @@ export async function runOtelBench(options: { rounds?: number; seconds?: number;
     hangingCollector.close();
     removeTempDir(dir);
   }
-}
-
-export function formatOtel(result: OtelBenchResult): string {
-  const rows: string[][] = [];
-  result.rounds.forEach((round, i) => {
-    for (const target of OTEL_TARGETS) {
-      const s = round.loaded[target];
-      rows.push([String(i + 1), target, fmtInt(s.requestsPerSec), fmt(s.p50Ms), fmt(s.p99Ms), fmt(s.proxyCpuUsPerReq, 1), fmt(s.proxyMainCpuUsPerReq, 1), fmtInt(round.single[target].requestsPerSec), fmt(round.single[target].p50Ms, 3)]);
-    }
-  });
-  const ratioRow = (label: string, r: OtelRatios): string[] => [
-    label,
-    fmt(r.onVsOffRps),
-    fmt(r.onVsOffCpu),
-    fmt(r.onVsOffMainCpu),
-    fmt(r.addedMainUs, 1),
-    fmt(r.addedMainUsSingle, 1),
-    fmt(r.addedP50Ms),
-    fmt(r.addedP50MsSingle, 3),
-    fmt(r.hangingVsOffRps),
-    fmt(r.hangingAddedP50Ms),
-  ];
-  return [
-    `== otel: tracing off / on (100% sampled, OTLP/HTTP to a loopback receiver) / on to a hanging collector; wrk -t1 -c${result.connections} -d${result.seconds}s (and -c1 -d1s) ==`,
-    table(['round', 'tracing', `req/s c${result.connections}`, 'p50 ms', 'p99 ms', 'proxy CPU us/req', 'main thread', 'req/s c1', 'p50 ms c1'], rows),
-    '',
-    'ratios within each round (on/off; +main us = main-thread CPU per request on minus off, µs, at c32 and c1; +p50 = p50 on minus p50 off, ms):',
-    table(
-      ['round', 'on/off rps', 'on/off cpu', 'on/off main cpu', '+main us', '+main us c1', '+p50', '+p50 c1', 'hanging/off rps', 'hanging +p50'],
-      [...result.perRound.map((r, i) => ratioRow(String(i + 1), r)), ratioRow('median', result.ratios)],
-    ),
-    '',
-    `spans decoded by the receiver: ${fmtInt(result.spansReceived)} for ${fmtInt(result.tracedRequests)} traced requests ` +
-      `(${fmt(result.spansReceived / Math.max(1, result.tracedRequests))} per request; 2 expected, fewer when the bounded queue dropped some), ${fmtInt(result.exportPosts)} export POSTs; receiver CPU ${fmt(result.receiverCpuUsPerReq, 1)} us per traced request`,
-    `ten serve RSS after the rounds: off ${fmt(result.rssMb.off, 1)} MB, on ${fmt(result.rssMb.on, 1)} MB, hanging collector ${fmt(result.rssMb.hanging, 1)} MB`,
-    '',
-    `isolated (the otel plugin's calls for one request in a loop, ${result.isolated.rounds} rounds of ${fmtInt(result.isolated.requestsPerRound)}, receiver in another process), main-thread CPU added per request:`,
-    `  spans exported as OTLP protobuf: ${fmt(result.isolated.exportedUs, 1)} us (${fmt(result.isolated.exportedRange[0], 1)} to ${fmt(result.isolated.exportedRange[1], 1)}; ${fmt(result.isolated.spansPerRequest)} spans decoded per request); all threads (GC helpers) ${fmt(result.isolated.exportedAllThreadsUs, 1)} us`,
-    `  collector never answers (spans made, then dropped): ${fmt(result.isolated.hangingUs, 1)} us (${fmt(result.isolated.hangingRange[0], 1)} to ${fmt(result.isolated.hangingRange[1], 1)})`,
-    ...result.warnings.map((w) => `WARNING: ${w}`),
-  ].join('\n');
 }
 
 if (isMain(import.meta.url)) {

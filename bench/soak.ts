@@ -15,137 +15,20 @@
  * Tenement answer to a request whose tenant was being deleted while it ran: documented and retryable, the
  * tenant is gone), and errors (anything else: a 5xx, a hang-up, a timeout, another tenant's answer).
  */
-import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { BENCH_DIR, MB, fmt, fmtInt, isMain, makeTempDir, removeTempDir, sleep, startTenServe, type Goal } from './lib.ts';
+import { BENCH_DIR, MB, fmt, fmtInt, isMain, makeTempDir, removeTempDir, sleep, startTenServe } from './lib.ts';
+import { SLOW_MS, soakOptionsFromEnv, type SoakOptions } from './soak-options.ts';
+import { fdCount, listenSocketCount, rssOf, threadCount } from './soak-proc.ts';
+import { formatSoak, type SoakResult, type SoakSample } from './soak-report.ts';
+
+export { soakOptionsFromEnv, type SoakOptions } from './soak-options.ts';
+export { fdCount, listenSocketCount, threadCount } from './soak-proc.ts';
+export { formatSoak, type SoakResult, type SoakSample } from './soak-report.ts';
 
 const APP = path.join(BENCH_DIR, 'fixtures', 'soak-app.mjs');
 const SERVICE = 'soak';
-/** A request slower than this is counted and attributed to the API action that overlapped it (SOAK_SLOW_MS). */
-const SLOW_MS = Number(process.env.SOAK_SLOW_MS ?? 2500);
-
-export interface SoakOptions {
-  minutes: number;
-  tenants: number;
-  concurrency: number;
-  /** Requests per second, all workers together. */
-  rps: number;
-  /** One API action (hibernate, restart, or delete one tenant and create another) per interval. */
-  churnEveryMs: number;
-  sampleEveryMs: number;
-  /** Load before the descriptor baseline is taken (pools, JIT and caches settle). */
-  warmupMs: number;
-  print?: (line: string) => void;
-  /** What `ten serve` runs (default: the benches' choice, bench/lib.ts: the compiled package, built when stale). */
-  script?: string;
-}
-
-export function soakOptionsFromEnv(defaults: Partial<SoakOptions> = {}): SoakOptions {
-  const num = (name: string, fallback: number): number => {
-    const value = Number(process.env[name]);
-    return process.env[name] !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
-  };
-  return {
-    minutes: num('SOAK_MINUTES', defaults.minutes ?? 30),
-    tenants: Math.round(num('SOAK_TENANTS', defaults.tenants ?? 30)),
-    concurrency: Math.round(num('SOAK_CONCURRENCY', defaults.concurrency ?? 8)),
-    rps: num('SOAK_RPS', defaults.rps ?? 200),
-    churnEveryMs: num('SOAK_CHURN_MS', defaults.churnEveryMs ?? 500),
-    sampleEveryMs: num('SOAK_SAMPLE_SECONDS', (defaults.sampleEveryMs ?? 60_000) / 1000) * 1000,
-    warmupMs: num('SOAK_WARMUP_SECONDS', (defaults.warmupMs ?? 30_000) / 1000) * 1000,
-  };
-}
-
-export interface SoakSample {
-  /** Seconds since the load started. */
-  at: number;
-  rssMb: number;
-  fds: number;
-  listenSockets: number;
-  threads: number;
-  /** In this interval. */
-  requests: number;
-  errors: number;
-  raced: number;
-  actions: number;
-  running: number;
-  hibernated: number;
-  /** MaxListenersExceededWarning lines the server printed so far (an event listener leak shows here). */
-  listenerWarnings: number;
-}
-
-export interface SoakResult {
-  options: Omit<SoakOptions, 'print'>;
-  samples: SoakSample[];
-  requests: number;
-  served: number;
-  raced: number;
-  errors: number;
-  errorKinds: Record<string, number>;
-  /** The first errors whole (the answer's message, the API action on that tenant around it): what a fix needs. */
-  errorSamples: string[];
-  /** The answers of raced requests, by status and code. */
-  raceKinds: Record<string, number>;
-  /** API actions by kind and outcome (`restart 200`, `hibernate 409`...). */
-  actions: Record<string, number>;
-  /** Slowest request (ms) and how many took over SOAK_SLOW_MS (2.5 s). */
-  maxLatencyMs: number;
-  slowOver2500ms: number;
-  /** Slow requests by the API action on their tenant that overlapped them. */
-  slowCauses: Record<string, number>;
-  /** Descriptors with every tenant hibernated and no client connected: after warm-up, and at the end. */
-  quietFds: { afterWarmup: number; end: number };
-  /** RSS of each sample from minute 5 on, against the minute-5 sample (null before minute 6). */
-  rssFromMinute5: { min: number; max: number } | null;
-  internalErrors: number;
-  serverExited: boolean;
-  goals: Goal[];
-}
-
-// ---- /proc readers for a child process ----
-
-export function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-export function threadCount(pid: number): number {
-  return Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-}
-
-function rssOf(pid: number): number {
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-}
-
-/** Listening sockets (TCP, and Unix stream listeners) among the process's descriptors. */
-export function listenSocketCount(pid: number): number {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    let link = '';
-    try {
-      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      continue;
-    }
-    const match = /^socket:\[(\d+)\]$/.exec(link);
-    if (match) inodes.add(match[1]!);
-  }
-  let count = 0;
-  for (const table of ['tcp', 'tcp6', 'unix']) {
-    let text = '';
-    try {
-      text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      // unix: Num RefCount Protocol Flags Type St Inode; flag 00010000 is __SO_ACCEPTCON (listening).
-      if (table === 'unix' ? cols[3] === '00010000' && inodes.has(cols[6] ?? '') : cols[3] === '0A' && inodes.has(cols[9] ?? '')) count += 1;
-    }
-  }
-  return count;
-}
 
 // ---- HTTP ----
 
@@ -474,21 +357,6 @@ export async function runSoakBench(options: SoakOptions): Promise<SoakResult> {
     await serve.stop();
     removeTempDir(dir);
   }
-}
-
-export function formatSoak(result: SoakResult): string {
-  const lines = [
-    `== churn soak (${result.options.minutes} min, ${result.options.tenants} tenants) ==`,
-    `requests ${fmtInt(result.requests)}: served ${fmtInt(result.served)}, raced a deletion ${fmtInt(result.raced)}${result.raced > 0 ? ` (${Object.entries(result.raceKinds).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}, errors ${fmtInt(result.errors)}`,
-    `slowest ${fmt(result.maxLatencyMs, 0)} ms; over ${SLOW_MS} ms: ${result.slowOver2500ms}${result.slowOver2500ms > 0 ? ` (overlapping ${Object.entries(result.slowCauses).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`,
-    `descriptors, quiet: ${result.quietFds.afterWarmup} after warm-up, ${result.quietFds.end} at the end`,
-    `RSS from minute 5 on, against minute 5: ${result.rssFromMinute5 ? `${fmt(result.rssFromMinute5.min, 3)} to ${fmt(result.rssFromMinute5.max, 3)}` : 'n/a (shorter than 6 minutes)'}`,
-    `tenement_internal_errors_total: ${result.internalErrors}${result.serverExited ? '; THE SERVER EXITED' : ''}`,
-    `API actions: ${Object.entries(result.actions).sort().map(([k, v]) => `${k}: ${v}`).join(', ')}`,
-  ];
-  if (result.errors > 0) lines.push(`errors by kind: ${Object.entries(result.errorKinds).map(([k, v]) => `${k}: ${v}`).join('; ')}`);
-  for (const sample of result.errorSamples) lines.push(`  error: ${sample}`);
-  return lines.join('\n');
 }
 
 if (isMain(import.meta.url)) {
