@@ -88,6 +88,18 @@ export class FileCapture {
     }
   }
 
+  /** A capture attached on another thread (config-preparer.ts): our descriptor and wasmtime's, as found there. */
+  static adopt(libc: Libc, fd: number, theirs: number): FileCapture {
+    const capture = new FileCapture(fd, 0, 0, libc);
+    capture.theirs = theirs;
+    return capture;
+  }
+
+  /** wasmtime's descriptor of the memfd, once attached (-1 before). */
+  get wasmtimeFd(): number {
+    return this.theirs;
+  }
+
   /**
    * Points a WASI config's stream at the memfd (`set` opens it, in wasmtime), then sizes and seals it. False when
    * wasmtime's descriptor cannot be told apart: the caller then sets the custom stream over it, which closes it.

@@ -18,8 +18,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { WasmCallOutcome } from '../types.ts';
 import { now } from '../protocol.ts';
-import { afterAnswer } from './prepared.ts';
-import { claimTickerSlot, releaseTickerSlot, wasmtimeEngine } from './host.ts';
+import { threadId } from 'node:worker_threads';
+import { INLINE_OUTPUT_BYTES, MAX_STDERR_BYTES, afterAnswer, freeStoreHere } from './prepared.ts';
+import { claimTickerSlot, memfdPrefix, releaseTickerSlot, wasmtimeEngine } from './host.ts';
+import { startConfigPreparer } from './config-preparer.ts';
 import { runWasmtimeCommand, type Moved } from './run.ts';
 import { inlineState, loadModule } from './worker-state.ts';
 import { threadCpuMs } from './thread-cpu.ts';
@@ -76,6 +78,8 @@ export function runInline(call: InlineCall): InlineResult | null {
   const slot = claimTickerSlot();
   if (slot === null) return null;
   const state = inlineState(engine.shared);
+  // The configs of this thread's stores are made on a thread of their own once it runs (config-preparer.ts).
+  startConfigPreparer(engine.shared.library, memfdPrefix(threadId), INLINE_OUTPUT_BYTES, MAX_STDERR_BYTES, (...parts) => freeStoreHere(state, ...parts));
   const cells = state.running;
   // Loaded first, so that the time reported to the governor is the call's own, not a module's first load.
   try {

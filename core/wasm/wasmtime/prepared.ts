@@ -20,6 +20,7 @@ import { WASM_PAGE_BYTES } from '../cap-memory.ts';
 import { MAX_OUTPUT_BYTES } from '../types.ts';
 import { INSTANCE_SIZE, type Ptr } from './ffi.ts';
 import { FileCapture } from './captures.ts';
+import { freeElsewhere, sendToPreparer, takeConfig } from './config-preparer.ts';
 import { memfdPrefix } from './host.ts';
 import type { Loaded, WorkerState } from './worker-state.ts';
 
@@ -73,8 +74,8 @@ let next: { s: WorkerState; loaded: Loaded; capPages: number; owner: string } | 
 
 const keyOf = (s: WorkerState, moduleKey: string, capPages: number): string => `${s.key}\0${moduleKey}\0${capPages}`;
 
-/** A new store with its memory limits and a WASI config; no instance, no captures yet. */
-export function newStore(s: WorkerState, capPages: number): Ready {
+/** A new store with its memory limits and a WASI config (`wasi`, or a new one); no instance yet. */
+export function newStore(s: WorkerState, capPages: number, wasi: Ptr = s.w.wasi_config_new() as Ptr): Ready {
   const { w } = s;
   const store = w.wasmtime_store_new(s.engine, 0n, 0n) as Ptr;
   const context = w.wasmtime_store_context(store) as Ptr;
@@ -83,7 +84,6 @@ export function newStore(s: WorkerState, capPages: number): Ready {
   // wasmtime checks the epoch when it instantiates, even a module that runs no code then: a store made ahead
   // must not trap there. The request sets its own deadline before the guest runs.
   w.wasmtime_context_set_epoch_deadline(context, UNTIL_THE_REQUEST);
-  const wasi = w.wasi_config_new() as Ptr;
   return { s, store, context, wasi, out: null, err: null, instance: Buffer.alloc(INSTANCE_SIZE), instantiated: false };
 }
 
@@ -113,6 +113,21 @@ export function deleteStore(ready: Ready): void {
   s.w.wasmtime_store_delete(ready.store);
   ready.out?.close();
   ready.err?.close();
+}
+
+/** deleteStore from its parts (what the config preparer was to free when its thread ended). */
+export function freeStoreHere(s: WorkerState, store: Ptr, wasi: Ptr | null, outFd: number, errFd: number): void {
+  if (wasi !== null) s.w.wasi_config_delete(wasi);
+  s.w.wasmtime_store_delete(store);
+  for (const fd of [outFd, errFd]) if (fd >= 0) s.libc.close(fd);
+}
+
+const fdOf = (stream: Stream | null): number => (stream instanceof FileCapture ? stream.fd : -1);
+
+/** A spent store: on the main thread freed by the config preparer's thread when it runs, else here. */
+function deleteSpentStore(ready: Ready): void {
+  if (ready.s.inline && freeElsewhere(ready.store, ready.wasi, fdOf(ready.out), fdOf(ready.err))) return;
+  deleteStore(ready);
 }
 
 /**
@@ -177,12 +192,18 @@ export function retire(s: WorkerState, ready: Ready | null, again: { loaded: Loa
 
 /** Deletes the spent stores now (a caller that runs calls back to back without `afterAnswer`). */
 export function deleteSpent(): void {
-  for (let ready = spent.pop(); ready; ready = spent.pop()) deleteStore(ready);
+  for (let ready = spent.pop(); ready; ready = spent.pop()) deleteSpentStore(ready);
 }
 
 /** Once the answer is posted: delete the spent store, prepare the next instance of the module just served. */
 export function afterAnswer(): void {
   deleteSpent();
+  prepareNext();
+  // On the main thread: the spent stores to free and the slots to fill again, to the preparer in one message.
+  sendToPreparer();
+}
+
+function prepareNext(): void {
   const job = next;
   next = null;
   if (!job) return;
@@ -194,7 +215,10 @@ export function afterAnswer(): void {
     prepared.set(key, { ...known, owner: job.owner });
     return;
   }
-  const ready = newStore(job.s, job.capPages);
+  // On the main thread, a config with its captures made by the config preparer's thread when one is ready.
+  const config = job.s.inline ? takeConfig(job.s.libc) : null;
+  const ready = newStore(job.s, job.capPages, config?.wasi);
+  if (config) [ready.out, ready.err] = [config.out, config.err];
   const trap = Buffer.alloc(8);
   const error = instantiate(job.s, job.loaded, ready, trap);
   const trapped = trap.readBigUInt64LE(0);
@@ -207,7 +231,7 @@ export function afterAnswer(): void {
   }
   // On the main thread (inline.ts) the captures are made ahead too: two memfds per store made ahead, MAX_PREPARED
   // at most, held by the process that never loses a thread; a worker's stores made ahead hold none.
-  if (job.s.inline) attachFileCapturesAhead(ready);
+  if (job.s.inline && !config) attachFileCapturesAhead(ready);
   prepared.set(key, { ready, stateKey: job.s.key, moduleKey: job.loaded.key, owner: job.owner });
   while (prepared.size > MAX_PREPARED) dropEntry(prepared.keys().next().value as string);
 }
