@@ -183,17 +183,15 @@ export class WasmPool {
 
   /**
    * Forgets every instance kept for `instanceKey` (a hibernated or stopped tenant): no later call reuses one,
-   * and workers free them as soon as they are idle. What was made ahead after the key's last call (the module's
-   * next store, no tenant state) goes too, unless the tenant only hibernates (`keepPrepared`): then its wake finds
-   * it ready.
+   * and workers free them as soon as they are idle. What was made ahead after its last call goes too, unless the
+   * tenant only hibernates (`keepPrepared`, protocol.ts).
    */
   dropInstances(instanceKey: string, { keepPrepared = false } = {}): void {
     const generation = (this.generations.get(instanceKey) ?? 0) + 1;
     this.generations.set(instanceKey, generation);
     // What the main thread made ahead after this key's last inline call (wasmtime/inline.ts).
     if (this.inline && !keepPrepared) dropPreparedFor(instanceKey);
-    const message: PoolBroadcast = keepPrepared ? { drop: instanceKey, generation, keepPrepared } : { drop: instanceKey, generation };
-    if (!this.closed) this.channel.postMessage(message);
+    if (!this.closed) this.channel.postMessage({ drop: instanceKey, generation, keepPrepared } satisfies PoolBroadcast);
   }
 
   /** Instances kept in workers now, for one key or (without one) all. */
