@@ -10,9 +10,11 @@
  *
  * Only for modules without a start function (instantiating one runs no guest code, so nothing runs outside a
  * request, its deadline or its WASI context) and without fuel metering. At most one per module and worker,
- * MAX_PREPARED per worker; dropped with its module (evicted), when the tenant that last used it is dropped
- * (hibernation, stop, a new deploy: the pool's broadcast), and never kept for a memory cap other than the one
- * it was made with (the cap is part of its key).
+ * MAX_PREPARED per worker; dropped with its module (evicted), when the tenant that last used it is stopped (a
+ * removal, a new deploy: the pool's broadcast; a hibernation keeps it, it holds no tenant state), and never kept
+ * for a memory cap other than the one it was made with (the cap is part of its key). On the main thread its WASI
+ * config and captures come from the config preparer's thread when one is ready, and spent stores are freed there
+ * (config-preparer.ts).
  */
 import { threadId } from 'node:worker_threads';
 import { ADAPTER_MODULE } from '../files-adapter.ts';
