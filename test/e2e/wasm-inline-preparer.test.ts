@@ -11,6 +11,7 @@ import { WasmPool, type CompiledModule, type WasiCallOptions } from '../../core/
 import { configCounts, configPreparerThread } from '../../core/wasm/wasmtime/config-preparer.ts';
 import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 import type { WasmCallOutcome } from '../../core/wasm/types.ts';
+import { waitFor } from '../helpers.ts';
 import { buildCGuests } from '../wasm-guests.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-preparer-'));
@@ -32,14 +33,6 @@ const memfds = (): number =>
     }
   }).length;
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-async function waitFor(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe("the main thread's WASI configs, made on a thread of their own", { skip }, () => {
   let pool: WasmPool;
