@@ -15,22 +15,38 @@ const SLOWEST_FIRST = [
   'test/security/soak.test.ts',
   'test/e2e/package.test.ts',
   'test/e2e/wasm-wasmtime.test.ts',
-  'test/e2e/webhooks.test.ts',
-  'test/e2e/wasm-component.test.ts',
-  'test/security/names.test.ts',
-  'test/e2e/otel.test.ts',
+  'test/e2e/webhooks-serve-delivery.test.ts',
+  'test/e2e/webhooks-serve-alerts.test.ts',
+  'test/e2e/webhooks-rules.test.ts',
+  'test/e2e/webhooks-storage-rule.test.ts',
+  'test/e2e/webhooks-outbox.test.ts',
+  'test/e2e/wasm-component-in-thread.test.ts',
+  'test/e2e/wasm-component-tier.test.ts',
+  'test/e2e/wasm-component-pool.test.ts',
+  'test/e2e/wasm-component-build.test.ts',
+  'test/security/names-cli.test.ts',
+  'test/security/names-api.test.ts',
+  'test/security/names-services.test.ts',
+  'test/security/names-hosts.test.ts',
+  'test/security/names-config.test.ts',
+  'test/e2e/otel-instance-spans.test.ts',
+  'test/e2e/otel-export.test.ts',
+  'test/e2e/otel-requests.test.ts',
   'test/e2e/microvm.test.ts',
   'test/security/smuggling-fuzz.test.ts',
-  'test/e2e/dashboard-browser.test.ts',
+  'test/e2e/dashboard-browser-views.test.ts',
+  'test/e2e/dashboard-browser-1000-instances.test.ts',
   'test/e2e/nats-watchdog.test.ts',
   'test/security/wasm-fair-share.test.ts',
   'test/security/wasm-resources.test.ts',
   'test/e2e/autoscale.test.ts',
-  'test/e2e/edge-haproxy.test.ts',
+  'test/e2e/edge-haproxy-wake.test.ts',
+  'test/e2e/edge-haproxy-setup.test.ts',
+  'test/e2e/edge-haproxy-routing.test.ts',
 ];
 
 /** End-to-end files in the node-sensitive set, by name (test/unit and test/security are in it whole). */
-const NODE_SENSITIVE_E2E = [/^cli-bundle\./, /^dataplane\./, /^proxy/, /^routing\./, /^wasm-(tier|wasmtime|inline|inline-preparer|dispatch|component)\./, /^websocket\./];
+const NODE_SENSITIVE_E2E = [/^cli-bundle\./, /^dataplane\./, /^proxy/, /^routing\./, /^wasm-(tier|wasmtime|inline|inline-preparer|dispatch|component-(build|in-thread|pool|tier))\./, /^websocket\./];
 
 function nodeSensitive(file) {
   const [, dir, name] = file.split('/');

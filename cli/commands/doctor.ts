@@ -16,7 +16,7 @@ import type { CriuStatus } from '../../plugins/snapshots/criu.ts';
 
 /**
  * Programs Tenement itself runs (a tier, a feature), the Debian package that provides each, and a file that runs
- * it (`usedBy`: test/e2e/cli-commands.test.ts checks the name is there, so the list never names a tool no code
+ * it (`usedBy`: test/e2e/cli-commands-local.test.ts checks the name is there, so the list never names a tool no code
  * uses). Tools only the tests and benchmarks use (promtool, nginx, wrk) are `.ci/run`'s business, not a host's.
  */
 export const TOOLS: ReadonlyArray<{ name: string; package: string | null; purpose: string; usedBy: string }> = [

@@ -181,7 +181,7 @@ describe('wasmtime engine', { skip }, () => {
     assert.ok((await pool.runWasi(compiled, { instanceKey: 'a', deadlineMs: 10_000, ...cgi('/ok') })).ok);
   });
 
-  test('components load on wasmtime: compiled once to an artifact, named by their exports (the rest is in wasm-component.test.ts)', { skip: existsSync(COMPONENT) ? false : 'needs examples/wasm-hello/hello.wasm' }, async () => {
+  test('components load on wasmtime: compiled once to an artifact, named by their exports (the rest is in wasm-component-*.test.ts)', { skip: existsSync(COMPONENT) ? false : 'needs examples/wasm-hello/hello.wasm' }, async () => {
     const code = await new ModuleCache(cacheDir).load(COMPONENT, CAP_PAGES, 'wasmtime');
     assert.equal(code.kind, 'component');
     const artifact = (code as { artifact: { exports: string[]; wasmtime?: { file: string } } }).artifact;

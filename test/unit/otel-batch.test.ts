@@ -1,5 +1,5 @@
 // plugins/otel/batch.ts: the bounded export queue. The exporter here is a recorder the test answers by hand
-// (the queue is what is under test: the HTTP export itself runs against a real receiver in test/e2e/otel.test.ts).
+// (the queue is what is under test: the HTTP export itself runs against a real receiver in test/e2e/otel-*.test.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SpanKind, TraceFlags } from '@opentelemetry/api';
