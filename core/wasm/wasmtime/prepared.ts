@@ -89,6 +89,17 @@ export function newStore(s: WorkerState, capPages: number, wasi: Ptr = s.w.wasi_
   return { s, store, context, wasi, out: null, err: null, instance: Buffer.alloc(INSTANCE_SIZE), instantiated: false };
 }
 
+/**
+ * A new store (newStore); on the main thread with a config and its captures from the config preparer's thread
+ * when one is ready (config-preparer.ts), else the caller attaches its own.
+ */
+export function newStoreWithConfig(s: WorkerState, capPages: number): Ready {
+  const config = s.inline ? takeConfig(s.libc) : null;
+  const ready = newStore(s, capPages, config?.wasi);
+  if (config) [ready.out, ready.err] = [config.out, config.err];
+  return ready;
+}
+
 /** Points the config's stdout and stderr at the request's captures (before the config is set on the store). */
 export function attachCaptures(ready: Ready): { out: Stream; err: Stream } {
   const out = (ready.out = captureStream(ready.s, ready.wasi!, 'stdout'));
@@ -217,10 +228,7 @@ function prepareNext(): void {
     prepared.set(key, { ...known, owner: job.owner });
     return;
   }
-  // On the main thread, a config with its captures made by the config preparer's thread when one is ready.
-  const config = job.s.inline ? takeConfig(job.s.libc) : null;
-  const ready = newStore(job.s, job.capPages, config?.wasi);
-  if (config) [ready.out, ready.err] = [config.out, config.err];
+  const ready = newStoreWithConfig(job.s, job.capPages);
   const trap = Buffer.alloc(8);
   const error = instantiate(job.s, job.loaded, ready, trap);
   const trapped = trap.readBigUInt64LE(0);
@@ -233,7 +241,7 @@ function prepareNext(): void {
   }
   // On the main thread (inline.ts) the captures are made ahead too: two memfds per store made ahead, MAX_PREPARED
   // at most, held by the process that never loses a thread; a worker's stores made ahead hold none.
-  if (job.s.inline && !config) attachFileCapturesAhead(ready);
+  if (job.s.inline && !ready.out) attachFileCapturesAhead(ready);
   prepared.set(key, { ready, stateKey: job.s.key, moduleKey: job.loaded.key, owner: job.owner });
   while (prepared.size > MAX_PREPARED) dropEntry(prepared.keys().next().value as string);
 }

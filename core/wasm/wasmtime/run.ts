@@ -17,7 +17,7 @@ import { WASM_PAGE_BYTES } from '../cap-memory.ts';
 import { MAX_OUTPUT_BYTES, type WasmFailureKind, type WasmLogLine } from '../types.ts';
 import { BYTE_VEC_SIZE, EXTERN_FUNC, EXTERN_MEMORY, EXTERN_OF, EXTERN_SIZE, TRAP_CODE_INTERRUPT, TRAP_CODE_OUT_OF_FUEL, type Ptr, type Wasmtime } from './ffi.ts';
 import { EPOCH_TICK_MS, errorText, guestStarted, guestStopped, memfdPrefix, takeByteVec, type WasmtimeShared } from './host.ts';
-import { INLINE_OUTPUT_BYTES, attachCaptures, deleteSpent, deleteStore, instantiate, newStore, retire, takePrepared } from './prepared.ts';
+import { INLINE_OUTPUT_BYTES, attachCaptures, deleteSpent, deleteStore, instantiate, newStoreWithConfig, retire, takePrepared } from './prepared.ts';
 import { takeStandInCall } from './stand-ins.ts';
 import { armBudget, takeBudgetStop } from './inline-budget.ts';
 import { inlineState, loadModule, workerState, type Loaded, type WorkerState } from './worker-state.ts';
@@ -95,7 +95,8 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
 
   const ahead = input.ahead === true && input.fuel === null;
   // Made after the previous call's answer (prepared.ts), or now.
-  const ready = (ahead ? takePrepared(s, loaded, input.capPages) : null) ?? newStore(s, input.capPages);
+  // Several requests in one turn of the loop find one made ahead; the others still get a config made elsewhere.
+  const ready = (ahead ? takePrepared(s, loaded, input.capPages) : null) ?? newStoreWithConfig(s, input.capPages);
   const { context } = ready;
   const capBytes = input.capPages * WASM_PAGE_BYTES;
   const stderr = new LineSplitter('stderr', logs);
