@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { FileCapture, loadLibc } from './captures.ts';
-import { ERR_FD, ERR_THEIRS, EMPTY, FIELDS, FREE_FIELDS, OUT_FD, OUT_THEIRS, READY, SLOTS, WASI, slotsOf, type PreparerData, type PreparerMessage } from './config-slots.ts';
+import { ERR_FD, ERR_THEIRS, EMPTY, FIELDS, OUT_FD, OUT_THEIRS, READY, SLOTS, WASI, eachFreed, slotsOf, type PreparerData, type PreparerMessage } from './config-slots.ts';
 import { loadWasmtime, type Ptr } from './ffi.ts';
 
 const data = workerData as PreparerData;
@@ -47,14 +47,12 @@ function fill(): void {
 }
 
 function free(values: readonly bigint[]): void {
-  for (let at = 0; at + FREE_FIELDS <= values.length; at += FREE_FIELDS) {
-    const [store, wasi, outFd, errFd] = values.slice(at, at + FREE_FIELDS) as [bigint, bigint, bigint, bigint];
-    if (wasi !== 0n) w.wasi_config_delete(wasi);
-    if (store !== 0n) w.wasmtime_store_delete(store);
-    if (outFd >= 0n) libc.close(Number(outFd));
-    if (errFd >= 0n) libc.close(Number(errFd));
+  eachFreed(values, (store, wasi, outFd, errFd) => {
+    if (wasi !== null) w.wasi_config_delete(wasi);
+    w.wasmtime_store_delete(store);
+    for (const fd of [outFd, errFd]) if (fd >= 0) libc.close(fd);
     Atomics.sub(queued, 0, 1);
-  }
+  });
 }
 
 parentPort?.on('message', (message: PreparerMessage) => {

@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { bundledWorker } from '../../bundled-worker.ts';
 import { FileCapture, type Libc } from './captures.ts';
-import { ERR_FD, ERR_THEIRS, EMPTY, FIELDS, FREE_FIELDS, OUT_FD, OUT_THEIRS, READY, SLOTS, WASI, slotsBuffer, slotsOf, type PreparerData, type PreparerMessage, type Slots } from './config-slots.ts';
+import { ERR_FD, ERR_THEIRS, EMPTY, FIELDS, FREE_FIELDS, OUT_FD, OUT_THEIRS, READY, SLOTS, WASI, eachFreed, slotsBuffer, slotsOf, type PreparerData, type PreparerMessage, type Slots } from './config-slots.ts';
 import type { Ptr } from './ffi.ts';
 
 const WORKER = fileURLToPath(new URL(import.meta.url.endsWith('.js') ? './config-preparer-worker.js' : './config-preparer-worker.ts', import.meta.url));
@@ -62,10 +62,7 @@ export function startConfigPreparer(library: string, namePrefix: string, stdoutC
       worker = null;
       const left = pending;
       pending = [];
-      for (let at = 0; at + FREE_FIELDS <= left.length; at += FREE_FIELDS) {
-        const [store, wasi, outFd, errFd] = left.slice(at, at + FREE_FIELDS) as [bigint, bigint, bigint, bigint];
-        freeHere(store, wasi === 0n ? null : wasi, Number(outFd), Number(errFd));
-      }
+      eachFreed(left, freeHere);
     };
     started.once('error', stop);
     started.once('exit', stop);

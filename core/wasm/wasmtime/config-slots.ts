@@ -59,3 +59,11 @@ export interface PreparerMessage {
   free: bigint[];
 }
 export const FREE_FIELDS = 4;
+
+/** Each spent store in a `free` list: its store, its config (null: none), our two descriptors (-1: none). */
+export function eachFreed(values: readonly bigint[], free: (store: bigint, wasi: bigint | null, outFd: number, errFd: number) => void): void {
+  for (let at = 0; at + FREE_FIELDS <= values.length; at += FREE_FIELDS) {
+    const [store, wasi, outFd, errFd] = values.slice(at, at + FREE_FIELDS) as [bigint, bigint, bigint, bigint];
+    free(store, wasi === 0n ? null : wasi, Number(outFd), Number(errFd));
+  }
+}

@@ -121,20 +121,17 @@ function attachFileCapturesAhead(ready: Ready): void {
 
 /** Frees a store and everything in it (a config never set on it included) and closes our ends of its captures. */
 export function deleteStore(ready: Ready): void {
-  const { s } = ready;
-  if (ready.wasi !== null) s.w.wasi_config_delete(ready.wasi);
-  s.w.wasmtime_store_delete(ready.store);
-  ready.out?.close();
-  ready.err?.close();
+  freeStoreHere(ready.s, ready.store, ready.wasi, fdOf(ready.out), fdOf(ready.err));
 }
 
-/** deleteStore from its parts (what the config preparer was to free when its thread ended). */
+/** deleteStore from its parts (also what the config preparer was to free when its thread ended). */
 export function freeStoreHere(s: WorkerState, store: Ptr, wasi: Ptr | null, outFd: number, errFd: number): void {
   if (wasi !== null) s.w.wasi_config_delete(wasi);
   s.w.wasmtime_store_delete(store);
   for (const fd of [outFd, errFd]) if (fd >= 0) s.libc.close(fd);
 }
 
+/** Our descriptor of a capture; -1 for none (the worker's shared one, through the custom stream, stays open). */
 const fdOf = (stream: Stream | null): number => (stream instanceof FileCapture ? stream.fd : -1);
 
 /** A spent store: on the main thread freed by the config preparer's thread when it runs, else here. */

@@ -47,8 +47,9 @@ export interface WasmtimeRunInput {
   instanceKey?: string;
   /**
    * Run on the main thread (inline.ts): with the stand-ins (stand-ins.ts) instead of WASI's blocking imports, and
-   * stopped after `budgetMs` of the thread's CPU time from `cpuStartedMs` (inline-budget.ts). A guest that called a stand-in or ran past the budget
-   * (before its own deadline) comes back `moved`, its output discarded: the caller runs it in the pool.
+   * stopped after `budgetMs` of the thread's CPU time from `cpuStartedMs` (inline-budget.ts). A guest that called
+   * a stand-in or ran past the budget (before its own deadline) comes back `moved`, its output discarded: the
+   * caller runs it in the pool.
    */
   inline?: { budgetMs: number; cpuStartedMs: number };
 }
@@ -94,8 +95,8 @@ function runCommand(shared: WasmtimeShared, input: WasmtimeRunInput, meter: { us
   if (remaining <= 0) return { ok: false, kind: 'timeout', message: `deadline of ${input.deadlineMs}ms passed before the guest started`, logs };
 
   const ahead = input.ahead === true && input.fuel === null;
-  // Made after the previous call's answer (prepared.ts), or now.
-  // Several requests in one turn of the loop find one made ahead; the others still get a config made elsewhere.
+  // Made after the previous call's answer (prepared.ts), or now (on the main thread with a config made ahead
+  // elsewhere: several requests in one turn of the loop find one store made ahead).
   const ready = (ahead ? takePrepared(s, loaded, input.capPages) : null) ?? newStoreWithConfig(s, input.capPages);
   const { context } = ready;
   const capBytes = input.capPages * WASM_PAGE_BYTES;
