@@ -46,7 +46,7 @@ const SLOWEST_FIRST = [
 ];
 
 /** End-to-end files in the node-sensitive set, by name (test/unit and test/security are in it whole). */
-const NODE_SENSITIVE_E2E = [/^cli-bundle\./, /^dataplane\./, /^proxy/, /^routing\./, /^wasm-(tier|wasmtime|inline|inline-preparer|dispatch|component-(build|in-thread|pool|tier))\./, /^websocket\./];
+const NODE_SENSITIVE_E2E = [/^cli-bundle\./, /^dataplane\./, /^proxy/, /^routing\./, /^wasm-(tier|wasmtime|inline|inline-preparer|dispatch|component-(build|in-thread|pool|tier|lean))\./, /^websocket\./];
 
 function nodeSensitive(file) {
   const [, dir, name] = file.split('/');

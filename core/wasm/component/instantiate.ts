@@ -6,6 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { enableWasmFeatures } from '../engine.ts';
 import { guestMetricsImports } from './guest-metrics.ts';
+import { leanHandle, leanImportMaker, type LeanHandleCore } from './lean-calls.ts';
+import { LEAN_HANDLE_EXPORT, LEAN_IMPORTS_KEY } from './lean-glue.ts';
 import { tenantDataImports } from './tenant-data.ts';
 import type { ComponentArtifact, ComponentInstance, GuestHost, GuestStream } from './types.ts';
 
@@ -23,6 +25,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 const glue = new Map<string, Promise<InstantiateFn>>();
+/** `TENEMENT_WASM_LEAN_GLUE=0`: every call through jco's own lowering (for A/B measurements). */
+const LEAN = process.env.TENEMENT_WASM_LEAN_GLUE !== '0';
 
 function loadGlue(jsPath: string): Promise<InstantiateFn> {
   let loading = glue.get(jsPath);
@@ -62,7 +66,9 @@ function builtinImports(host: GuestHost): Record<string, ImportFunctions> {
   };
 }
 
-export async function instantiateComponent(artifact: ComponentArtifact, host: GuestHost): Promise<ComponentInstance> {
+/** `lean`: calls past jco's task machinery where the glue allows (lean-glue.ts); false: jco's own path (tests compare the two). */
+export async function instantiateComponent(artifact: ComponentArtifact, host: GuestHost, options: { lean?: boolean } = {}): Promise<ComponentInstance> {
+  const leanWanted = options.lean ?? LEAN;
   enableWasmFeatures();
   const instantiate = await loadGlue(artifact.jsPath);
   const provided = new Map<string, ImportFunctions>();
@@ -77,20 +83,23 @@ export async function instantiateComponent(artifact: ComponentArtifact, host: Gu
     }
     imports[name] = fns;
   }
+  if (leanWanted) (imports as Record<string, unknown>)[LEAN_IMPORTS_KEY] = { make: leanImportMaker(provided) };
   const root = await instantiate((path) => {
     const module = artifact.modules[path];
     if (!module) throw new Error(`core module ${path} missing from artifact ${artifact.hash.slice(0, 12)}`);
     return module;
   }, imports);
 
+  const lean = leanWanted && root[LEAN_HANDLE_EXPORT] ? leanHandle(root[LEAN_HANDLE_EXPORT] as LeanHandleCore) : null;
   let poisoned = false;
   return {
     get poisoned() {
       return poisoned;
     },
+    lean: lean !== null,
     call(exportName, args) {
       if (poisoned) throw new Error('component instance is poisoned by an earlier trap: instantiate a fresh one');
-      const fn = root[exportName];
+      const fn = exportName === 'handle' && lean ? lean : root[exportName];
       if (typeof fn !== 'function') throw new Error(`the component has no export ${JSON.stringify(exportName)}`);
       try {
         return (fn as (...a: unknown[]) => unknown)(...args);

@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { ErrorCodes, TenementError } from '../../errors.ts';
 import { binaryKind, compileModule, enableWasmFeatures } from '../engine.ts';
 import { HANDLER_WORLD } from './http.ts';
+import { withLeanPaths } from './lean-glue.ts';
 import type { ComponentArtifact, PrepareComponentOptions } from './types.ts';
 
 /** What the transpile step leaves on disk next to the glue, so a later run needs no transpiler at all. */
@@ -25,7 +26,7 @@ interface Manifest {
 }
 
 const MANIFEST = 'manifest.json';
-const MANIFEST_VERSION = 4;
+const MANIFEST_VERSION = 5;
 const GLUE = 'component.js';
 /** In-memory artifacts by hash and cap: the compiled modules are the expensive part. */
 const prepared = new Map<string, Promise<ComponentArtifact>>();
@@ -67,7 +68,7 @@ function withDebugArgumentsSkipped(text: string): string {
 /** Rewrites of jco's generated glue that keep its behaviour and remove per-call costs (measured). */
 function tuneGlue(glue: Uint8Array): Uint8Array {
   const text = new TextDecoder().decode(glue);
-  return new TextEncoder().encode(withDebugArgumentsSkipped(withDebugFlagReadOnce(withoutJspiProbes(text))));
+  return new TextEncoder().encode(withLeanPaths(withDebugArgumentsSkipped(withDebugFlagReadOnce(withoutJspiProbes(text)))).text);
 }
 
 async function transpile(bytes: Uint8Array, dir: string): Promise<Manifest> {

@@ -50,6 +50,8 @@ export interface ComponentInstance {
   call(exportName: string, args: unknown[]): unknown;
   /** True once a call has thrown: the instance must not be reused. */
   readonly poisoned: boolean;
+  /** V8: `handle` takes the lean path past jco's task machinery (lean-glue.ts). */
+  readonly lean?: boolean;
 }
 
 export interface WasmHttpRequest {
