@@ -1,12 +1,13 @@
 /**
  * What the pool's channels (channels.ts) and a worker's serve loop (serve-loop.ts) share: the buffer's layout and
- * how a WASI call and its answer are written into it. A WASI task is its JSON (the wasmtime engine's shared state
- * named by its engine address: the state itself went once on the port) and the request body as bytes; a WASI
- * result is its JSON and stdout as bytes. Anything that does not fit goes on the port instead.
+ * how a call and its answer are written into it. A WASI run is its JSON (the wasmtime engine's shared state named
+ * by its engine address: the state itself went once on the port) and stdin as bytes, its result JSON and stdout;
+ * a handler call (a component's `handle`) is its JSON and the request body, its result JSON and the response body.
+ * Anything else (compiled code on a cache miss, a plugin's call), or what does not fit, goes on the port instead.
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { WasmtimeShared } from './wasmtime/host.ts';
-import type { WasiTask, WorkerResult, WorkerTask } from './protocol.ts';
+import type { ComponentHttpTask, WasiTask, WorkerResult, WorkerTask } from './protocol.ts';
 
 /**
  * Int32 cells before the data: [0] request (0 none, 1 in the buffer, 2 close, 3 on the port), [1] response (0 none,
@@ -76,18 +77,29 @@ function put(bytes: Uint8Array, json: string, body: Uint8Array): { json: number;
   return { json: written, body: body.length };
 }
 
-/** A WASI task without compiled code, into the buffer; null for any other task or one that does not fit. */
-export function encodeWasiTask(task: WorkerTask, bytes: Uint8Array): { json: number; body: number } | null {
-  if (task.op !== 'wasi' || task.module !== undefined) return null;
-  const wasmtime = task.wasmtime ? { ...task.wasmtime, shared: task.wasmtime.shared.engine } : undefined;
-  return put(bytes, JSON.stringify({ ...task, stdin: undefined, wasmtime }), task.stdin);
+/** Whether the task travels in the buffer at all: a WASI run or a handler call, without code on a cache miss. */
+function inBuffer(task: WorkerTask): task is WasiTask | ComponentHttpTask {
+  return task.op === 'wasi' ? task.module === undefined : task.op === 'http' && task.artifact === undefined;
 }
 
-/** The task encodeWasiTask wrote; its engine state from `shareds` (null: not had yet, the caller fails the call). */
-export function decodeWasiTask(bytes: Uint8Array, json: number, body: number, shareds: Map<string, WasmtimeShared>): WasiTask | null {
-  const task = JSON.parse(decoder.decode(bytes.subarray(0, json))) as WasiTask & { wasmtime?: { shared: unknown } };
+/**
+ * A WASI run (stdin as the bytes) or a handler call (the request's body as the bytes) without compiled code, into
+ * the buffer; null for any other task or one that does not fit. The wasmtime engine's state goes by its name.
+ */
+export function encodeTask(task: WorkerTask, bytes: Uint8Array): { json: number; body: number } | null {
+  if (!inBuffer(task)) return null;
+  const wasmtime = task.wasmtime ? { ...task.wasmtime, shared: task.wasmtime.shared.engine } : undefined;
+  if (task.op === 'wasi') return put(bytes, JSON.stringify({ ...task, stdin: undefined, wasmtime }), task.stdin);
+  return put(bytes, JSON.stringify({ ...task, request: { ...task.request, body: undefined }, wasmtime }), task.request.body);
+}
+
+/** The task encodeTask wrote; its engine state from `shareds` (null: not had yet, the caller fails the call). */
+export function decodeTask(bytes: Uint8Array, json: number, body: number, shareds: Map<string, WasmtimeShared>): WasiTask | ComponentHttpTask | null {
+  const task = JSON.parse(decoder.decode(bytes.subarray(0, json))) as (WasiTask | ComponentHttpTask) & { wasmtime?: { shared: unknown } };
   // Copied: the buffer carries the next request while the guest may still hold this one (it does not; cheap).
-  task.stdin = bytes.slice(json, json + body);
+  const data = bytes.slice(json, json + body);
+  if (task.op === 'wasi') task.stdin = data;
+  else task.request.body = data;
   if (task.wasmtime) {
     const shared = shareds.get(task.wasmtime.shared as unknown as string);
     if (!shared) return null;
@@ -96,18 +108,29 @@ export function decodeWasiTask(bytes: Uint8Array, json: number, body: number, sh
   return task;
 }
 
-/** A WASI task's result (stdout as bytes), into the buffer; null for another result or one that does not fit. */
-export function encodeResult(result: WorkerResult, bytes: Uint8Array): { json: number; body: number } | null {
+/** The engine state a task carries, for the worker to keep by name (it travels once, on the port). */
+export function sharedOf(task: WorkerTask): WasmtimeShared | undefined {
+  return task.op === 'wasi' || task.op === 'http' ? task.wasmtime?.shared : undefined;
+}
+
+/**
+ * A WASI run's result (stdout as the bytes) or a handler call's (the response body as the bytes), into the buffer;
+ * null for another result, one that does not fit, or one JSON would change (a gauge set to NaN or an infinity).
+ */
+export function encodeResult(op: WorkerTask['op'], result: WorkerResult, bytes: Uint8Array): { json: number; body: number } | null {
+  if (op === 'call' || ('metrics' in result && result.metrics?.some((update) => !Number.isFinite(update.value)))) return null;
   const value = (result as { value?: unknown }).value;
   if (value === undefined) return put(bytes, JSON.stringify(result), new Uint8Array(0));
-  const stdout = (value as { stdout?: unknown }).stdout;
-  if (!(stdout instanceof Uint8Array)) return null;
-  return put(bytes, JSON.stringify({ ...result, value: { ...(value as object), stdout: null } }), stdout);
+  const field = op === 'wasi' ? 'stdout' : 'body';
+  const data = (value as Record<string, unknown>)[field];
+  if (!(data instanceof Uint8Array)) return null;
+  return put(bytes, JSON.stringify({ ...result, value: { ...(value as object), [field]: null } }), data);
 }
 
 export function decodeResult(bytes: Uint8Array, json: number, body: number): WorkerResult {
-  const result = JSON.parse(decoder.decode(bytes.subarray(0, json))) as WorkerResult & { value?: { stdout: Uint8Array | null } };
+  const result = JSON.parse(decoder.decode(bytes.subarray(0, json))) as WorkerResult & { value?: { stdout?: Uint8Array | null; body?: Uint8Array | null } };
   // Copied out: the buffer carries the next call's answer.
-  if (result.value && result.value.stdout === null) result.value.stdout = bytes.slice(json, json + body);
+  if (result.value?.stdout === null) result.value.stdout = bytes.slice(json, json + body);
+  else if (result.value?.body === null) result.value.body = bytes.slice(json, json + body);
   return result;
 }

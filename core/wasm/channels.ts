@@ -5,12 +5,13 @@
  * goes to an idle worker through a SharedArrayBuffer of that worker: the task as JSON and the body as bytes, woken
  * by Atomics.notify, answered the same way (main thread: Atomics.waitAsync). piscina's task message and
  * bookkeeping cost ~30-45 µs of main-thread CPU and ~100 µs of wall time per call, the buffer ~10 µs and ~30 µs
- * (bench/wasm-hop.ts). What does not fit, or is not JSON (compiled code on a miss, component calls), goes on the
- * worker's MessagePort with the same wake-up, read with receiveMessageOnPort on both sides.
+ * (bench/wasm-hop.ts). Handler calls of components travel the same way (JSON and the bodies as bytes). What does
+ * not fit, or is not JSON (compiled code on a miss, a plugin's call), goes on the worker's MessagePort with the same
+ * wake-up, read with receiveMessageOnPort on both sides.
  */
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
-import { CHANNEL_BYTES, HEAD, READY, REQUEST, RESPONSE, Signal, decodeResult, encodeWasiTask, waitAsync, type ServeTask } from './channel-wire.ts';
+import { CHANNEL_BYTES, HEAD, READY, REQUEST, RESPONSE, Signal, decodeResult, encodeTask, sharedOf, waitAsync, type ServeTask } from './channel-wire.ts';
 import type { WorkerResult, WorkerTask } from './protocol.ts';
 
 /** What a call's deadline looks like to the channels: piscina's abort-signal shape (deadline.ts). */
@@ -19,6 +20,9 @@ export interface CallSignal {
   once(event: 'abort', listener: () => void): void;
   off(event: 'abort', listener: () => void): void;
 }
+
+/** Calls and answers by the way they went, over the process's pools (tests check which way a call takes). */
+export const hopCounts = { requestsInBuffer: 0, requestsOnPort: 0, answersInBuffer: 0, answersOnPort: 0 };
 
 class AbortedError extends Error {
   constructor() {
@@ -66,14 +70,16 @@ class Channel {
   call(task: WorkerTask): Promise<WorkerResult> {
     return new Promise<WorkerResult>((resolve, reject) => {
       this.current = { resolve, reject };
-      const wire = 'wasmtime' in task && task.wasmtime && task.op === 'wasi' && !this.sharedSent ? null : encodeWasiTask(task, this.bytes);
+      const wire = sharedOf(task) && !this.sharedSent ? null : encodeTask(task, this.bytes);
       Atomics.store(this.cells, RESPONSE, 0);
       if (wire) {
+        hopCounts.requestsInBuffer++;
         this.cells[2] = wire.json;
         this.cells[3] = wire.body;
         Atomics.store(this.cells, REQUEST, 1);
       } else {
-        if (task.op === 'wasi' && task.wasmtime) this.sharedSent = true;
+        hopCounts.requestsOnPort++;
+        if (sharedOf(task)) this.sharedSent = true;
         this.port.postMessage(task);
         Atomics.store(this.cells, REQUEST, 3);
       }
@@ -94,8 +100,11 @@ class Channel {
     const flag = Atomics.load(this.cells, RESPONSE);
     if (flag === 0) return this.await();
     this.current = null;
-    if (flag === 1) current.resolve(decodeResult(this.bytes, this.cells[4]!, this.cells[5]!));
-    else {
+    if (flag === 1) {
+      hopCounts.answersInBuffer++;
+      current.resolve(decodeResult(this.bytes, this.cells[4]!, this.cells[5]!));
+    } else {
+      hopCounts.answersOnPort++;
       const message = receiveMessageOnPort(this.port)?.message as WorkerResult | { thrown: string } | undefined;
       if (!message) current.reject(new Error('the worker answered on its port but no message was there'));
       else if ('thrown' in message) current.reject(new Error(message.thrown));

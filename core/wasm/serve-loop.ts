@@ -5,7 +5,7 @@
  * when piscina terminates the worker (a call's deadline).
  */
 import { receiveMessageOnPort } from 'node:worker_threads';
-import { HEAD, READY, REQUEST, RESPONSE, decodeWasiTask, encodeResult, waitAsync, type ServeTask } from './channel-wire.ts';
+import { HEAD, READY, REQUEST, RESPONSE, decodeTask, encodeResult, sharedOf, waitAsync, type ServeTask } from './channel-wire.ts';
 import type { WasmtimeShared } from './wasmtime/host.ts';
 import type { WorkerResult, WorkerTask } from './protocol.ts';
 
@@ -30,10 +30,11 @@ export async function serveLoop(serve: ServeTask, run: (task: WorkerTask) => Pro
       if (flag === 2) return { served };
       let task: WorkerTask | null;
       if (flag === 1) {
-        task = decodeWasiTask(bytes, cells[2]!, cells[3]!, shareds);
+        task = decodeTask(bytes, cells[2]!, cells[3]!, shareds);
       } else {
         task = (receiveMessageOnPort(serve.port)?.message as WorkerTask | undefined) ?? null;
-        if (task?.op === 'wasi' && task.wasmtime) shareds.set(task.wasmtime.shared.engine, task.wasmtime.shared);
+        const shared = task ? sharedOf(task) : undefined;
+        if (shared) shareds.set(shared.engine, shared);
       }
       Atomics.store(cells, REQUEST, 0);
       let result: WorkerResult | { thrown: string };
@@ -43,7 +44,7 @@ export async function serveLoop(serve: ServeTask, run: (task: WorkerTask) => Pro
         result = { thrown: error instanceof Error ? error.message : String(error) };
       }
       served++;
-      const wire = task?.op === 'wasi' && !('thrown' in result) ? encodeResult(result, bytes) : null;
+      const wire = task && !('thrown' in result) ? encodeResult(task.op, result, bytes) : null;
       if (wire) {
         cells[4] = wire.json;
         cells[5] = wire.body;

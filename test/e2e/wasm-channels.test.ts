@@ -1,5 +1,5 @@
-// The pool's hop to its workers (core/wasm/channels.ts): a WASI call and its answer through a worker's shared
-// buffer when they fit, through its port when they do not, on both engines. Every answer must be its own request's,
+// The pool's hop to its workers (core/wasm/channels.ts): a WASI call or a component's handler call and its answer
+// through a worker's shared buffer when they fit, through its port when they do not, on both engines. Every answer must be its own request's,
 // byte for byte, with many calls in flight from many tenants at once.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -8,9 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { CHANNEL_BYTES } from '../../core/wasm/channel-wire.ts';
+import { hopCounts } from '../../core/wasm/channels.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { WasmPool, type CompiledModule } from '../../core/wasm/pool.ts';
 import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
+import { buildComponent, type ComponentArtifact } from '../../core/wasm/component/index.ts';
+import { FIXTURES } from '../helpers.ts';
 import { buildCGuests } from '../wasm-guests.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-channels-'));
@@ -59,3 +62,54 @@ for (const engine of ['v8', 'wasmtime'] as const) {
 }
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+// A component's handler calls take the same buffer (JSON and the request and response bodies as bytes).
+const jco = (() => {
+  try {
+    import.meta.resolve('@bytecodealliance/jco');
+    return false;
+  } catch {
+    return 'needs @bytecodealliance/jco (npm install: it is a devDependency)';
+  }
+})();
+for (const engine of ['v8', 'wasmtime'] as const) {
+  const skip = jco || (engine === 'wasmtime' && !wasmtime.usable ? `needs the wasmtime library (npm run fetch:wasmtime): ${wasmtime.usable ? '' : wasmtime.reason}` : false);
+  test(`handler calls of a component through the pool's channels answer each request with its own bytes (${engine})`, { skip, timeout: 300_000 }, async (t) => {
+    const probe = path.join(dir, 'probe.wasm');
+    await buildComponent({ source: path.join(FIXTURES, 'wasm-component', 'probe.ts'), out: probe });
+    const loaded = await new ModuleCache(path.join(dir, `component-cache-${engine}`)).load(probe, 1024, engine);
+    const artifact = (loaded as { artifact: ComponentArtifact }).artifact;
+    const pool = new WasmPool({ threads: 2 });
+    t.after(() => pool.close());
+    const echo = (key: string, body: Uint8Array, query = '', headers: [string, string][] = []) =>
+      pool.serveComponent(artifact, { instanceKey: key, deadlineMs: 30_000, fresh: false, dataDir: null, request: { method: 'POST', path: '/echo', query, headers, body } });
+    await echo('probe:a', new Uint8Array(0)); // the instance made, and wasmtime's engine state sent once on the port
+    for (const size of [0, 1, 4096, CHANNEL_BYTES - 8192, CHANNEL_BYTES + 1, 3 * CHANNEL_BYTES]) {
+      const body = randomBytes(size);
+      const before = { ...hopCounts };
+      const outcome = await echo('probe:a', body);
+      const fits = size < CHANNEL_BYTES - 4096;
+      assert.deepEqual(
+        [hopCounts.requestsInBuffer - before.requestsInBuffer, hopCounts.answersInBuffer - before.answersInBuffer],
+        fits ? [1, 1] : [0, 0],
+        `a ${size}-byte call and its answer ${fits ? 'in the buffer' : 'on the port'}`,
+      );
+      assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
+      assert.equal(outcome.value.status, 201);
+      assert.ok(Buffer.from(outcome.value.body).equals(body), `a ${size}-byte body came back changed`);
+    }
+    // What JSON must carry as it is: a __proto__ header, non-ASCII text, quotes and backslashes.
+    const odd: [string, string][] = [['__proto__', 'x'], ['x-ü', 'ünï ✓ "q" \\ \u2028']];
+    const seen = await echo('probe:b', new Uint8Array(0), 'q=ünï "✓"', odd);
+    assert.ok(seen.ok, seen.ok ? '' : seen.message);
+    assert.deepEqual(JSON.parse(seen.value.headers[0]![1]), { method: 'POST', path: '/echo', query: 'q=ünï "✓"', headers: odd });
+    assert.deepEqual(seen.value.headers.slice(1), [['x-multi', 'a'], ['x-multi', 'b']]);
+    // Many at once from many tenants, small and large: each answer is its own request's.
+    const bodies = Array.from({ length: 40 }, (_, i) => randomBytes(i % 4 === 0 ? CHANNEL_BYTES + 100 * i : 50 * i));
+    const outcomes = await Promise.all(bodies.map((body, i) => echo(`probe:t${i % 8}`, body)));
+    for (const [i, outcome] of outcomes.entries()) {
+      assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
+      assert.ok(Buffer.from(outcome.value.body).equals(bodies[i]!), `call ${i} got another call's answer or a changed one`);
+    }
+  });
+}
