@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
 import type { KernelHooks } from '../hooks.ts';
 import type { Instance } from '../instance.ts';
-import { serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
+import { JOIN_BODY_BYTES, serializeHead, type RequestHead, type ResponseHead } from './http1.ts';
 import { editUpstreamHeaders, headGoesAsReceived, type RequestContext } from './policy.ts';
 import { own } from './read-buffer.ts';
 
@@ -154,12 +154,6 @@ function transferEncoding(raw: readonly string[]): string {
   return 'chunked';
 }
 
-/**
- * Body bytes up to this size leave in the same buffer as the response head (one copy, one plain write); past it,
- * head and body go as a corked writev. Node's writev path (cork, buffered chunks, a write request holding an
- * array) costs more than copying a few KB.
- */
-const JOIN_BODY_BYTES = 16 * 1024;
 
 /** Sends the response head and the first body bytes that came with it; false when the socket asks to wait for 'drain'. */
 export function writeResponseStart(socket: Socket, head: ResponseHead, close: boolean, body: Buffer, source?: Buffer): boolean {

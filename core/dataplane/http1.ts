@@ -310,8 +310,15 @@ for (const name of [...RESPONSE_HOP_BY_HOP, 'content-length']) LOWERED_LENGTHS[n
 /** Connection tokens that name no header to drop (core/headers.ts NEVER_LISTED). */
 const UNLISTABLE = new Set(['close', 'keep-alive', 'host', 'content-length', 'transfer-encoding']);
 
+/**
+ * Body bytes up to this size leave in the same buffer as the response head (one copy, one plain write); past it,
+ * head and body go as a corked writev. Node's writev path (cork, buffered chunks, a write request holding an
+ * array) costs more than copying a few KB.
+ */
+export const JOIN_BODY_BYTES = 16 * 1024;
+
 /** Serialises a head; latin1 keeps every byte exactly as it arrived. */
-export function serializeHead(firstLine: string, raw: readonly string[], tail?: Buffer): Buffer {
+export function serializeHead(firstLine: string, raw: readonly string[], tail?: Uint8Array): Buffer {
   let text = `${firstLine}\r\n`;
   for (let i = 0; i < raw.length; i += 2) text += `${raw[i]}: ${raw[i + 1]}\r\n`;
   text += '\r\n';
@@ -320,7 +327,7 @@ export function serializeHead(firstLine: string, raw: readonly string[], tail?: 
   // byte per character, so the head's length is the string's).
   const out = Buffer.allocUnsafe(text.length + tail.length);
   out.write(text, 0, 'latin1');
-  tail.copy(out, text.length);
+  out.set(tail, text.length);
   return out;
 }
 
