@@ -2,20 +2,8 @@
 import type { Command } from 'commander';
 import type { ClientFlags } from '../client.ts';
 import { color, dateTime, out, printJson, stateColor, table } from '../output.ts';
-import type { ApiSample } from '../../plugins/tenant-metrics/routes.ts';
+import type { InstanceMetricsAnswer } from '../../plugins/tenant-metrics/routes.ts';
 import { clientOptions, connect, examples, parseInstance } from './common.ts';
-
-interface MetricsAnswer {
-  instance: string;
-  state: string;
-  configured: boolean;
-  up: boolean | null;
-  scrapedAt: string | null;
-  lastError: string | null;
-  series: number;
-  dropped: Record<string, number> | null;
-  samples: ApiSample[];
-}
 
 /** `{a="1",b="2"}` as in the text format, or '' without labels. */
 function labelText(labels: Record<string, string>): string {
@@ -31,7 +19,7 @@ export function registerMetrics(program: Command): void {
     .action(async (target: string, flags: ClientFlags) => {
       const ref = parseInstance(target);
       const client = await connect(flags);
-      const answer = await client.get<MetricsAnswer>(`${ref.path}/metrics`);
+      const answer = await client.get<InstanceMetricsAnswer>(`${ref.path}/metrics`);
       if (flags.json) return printJson(answer);
       if (!answer.configured) return out(color.dim(`${answer.instance}: its service declares no metrics (metrics: { path: '/metrics' })`));
       const scraped = answer.scrapedAt ? `scraped ${dateTime(answer.scrapedAt)}` : 'not scraped yet';

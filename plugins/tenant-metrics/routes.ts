@@ -24,6 +24,21 @@ export interface ApiSample {
   scrapedAt: string;
 }
 
+/** What `GET /api/instances/:service/:id/metrics` answers (the CLI's `ten metrics` reads it). */
+export interface InstanceMetricsAnswer {
+  service: string;
+  instance: string;
+  state: string;
+  configured: boolean;
+  up: boolean | null;
+  scrapedAt: string | null;
+  lastError: string | null;
+  series: number;
+  dropped: Record<string, number> | null;
+  failures: Record<string, number> | null;
+  samples: ApiSample[];
+}
+
 function jsonValue(value: number): JsonValue {
   if (Number.isNaN(value)) return 'NaN';
   if (value === Infinity) return '+Inf';
@@ -43,7 +58,7 @@ export function metricsRoute(ctx: PluginContext, scraper: Scraper): void {
     tags: ['metrics'],
     access: 'token',
     params,
-    handler: ({ identity, params: { service, id } }) => {
+    handler: ({ identity, params: { service, id } }): InstanceMetricsAnswer => {
       requireAccess(identity, service, id);
       const instance = ctx.instances.get(service, id);
       if (!instance) throw new TenementError(ErrorCodes.UNKNOWN_INSTANCE, `unknown instance '${service}:${id}'`);
