@@ -11,7 +11,7 @@ import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
 import type { InstanceEvent } from '../core/types.ts';
 import edgeHaproxy from '../plugins/edge-haproxy/index.ts';
 import { RuntimeApi } from '../plugins/edge-haproxy/runtime-api.ts';
-import { alive, freePort, onPath, servePlugins, waitFor } from './helpers.ts';
+import { freePort, onPath, reapSpawns, servePlugins, waitFor } from './helpers.ts';
 
 export type EdgeKind = 'builtin' | 'haproxy';
 
@@ -64,23 +64,10 @@ export async function edgeKernel(t: TestContext, edge: EdgeKind, services: Recor
   };
   const config = { settings, services } as ConfigInput;
   const kernel = await createTestKernel({ plugins, config });
-  const pids: number[] = [];
-  const spawns = new Map<string, number>();
-  const events: InstanceEvent[] = [];
   let carried = 0;
   kernel.hooks.request.tap('test-edge-count', () => void carried++);
   const viaBuiltin = (): number => carried;
-  kernel.hooks.stateChange.tap('test-edge-pids', (event) => {
-    events.push(event);
-    if (event.type !== 'spawned') return;
-    spawns.set(event.instance, (spawns.get(event.instance) ?? 0) + 1);
-    const pid = /pid (\d+)/.exec(event.reason ?? '')?.[1];
-    if (pid) pids.push(Number(pid));
-  });
-  t.after(async () => {
-    await kernel.close();
-    await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
-  });
+  const { spawns, events } = reapSpawns(t, kernel);
   if (edge === 'builtin') {
     return { edge, kernel, url: kernel.url, api: null, viaBuiltin, spawns, events, settled: () => Promise.resolve() };
   }

@@ -153,6 +153,14 @@ export async function trackedKernel(
 ): Promise<{ kernel: TestKernel; spawns: Map<string, number>; events: InstanceEvent[] }> {
   const config: ConfigInput = options.settings === undefined ? { services } : { settings: options.settings, services };
   const kernel = await createTestKernel({ plugins: servePlugins, config });
+  return { kernel, ...reapSpawns(t, kernel, options.beforeClose) };
+}
+
+/**
+ * Records the kernel's lifecycle events and its spawns per instance; after the test (`beforeClose` first) closes
+ * the kernel and waits for every process it spawned to be gone.
+ */
+export function reapSpawns(t: TestContext, kernel: TestKernel, beforeClose?: () => void | Promise<void>): { spawns: Map<string, number>; events: InstanceEvent[] } {
   const pids: number[] = [];
   const spawns = new Map<string, number>();
   const events: InstanceEvent[] = [];
@@ -164,11 +172,11 @@ export async function trackedKernel(
     if (pid) pids.push(Number(pid));
   });
   t.after(async () => {
-    await options.beforeClose?.();
+    await beforeClose?.();
     await kernel.close();
     await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
   });
-  return { kernel, spawns, events };
+  return { spawns, events };
 }
 
 /**

@@ -90,6 +90,16 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Stops a `ten serve` child (stopChild), then waits for its instances in `dataDir` to be gone, killing what is left. */
+export async function stopServeChild(child: ChildProcess, dataDir: string): Promise<void> {
+  await stopChild(child);
+  try {
+    await waitFor(() => instancePids(dataDir).length === 0, 'the instances of ten serve to be gone', 15_000);
+  } finally {
+    for (const pid of instancePids(dataDir)) process.kill(pid, 'SIGKILL');
+  }
+}
+
 /** `ten serve --config file` until it answers /health at `url`. */
 export async function startServe(configFile: string, url: string, dataDir: string, env: Record<string, string> = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [TEN, 'serve', '--config', configFile], {
@@ -103,14 +113,7 @@ export async function startServe(configFile: string, url: string, dataDir: strin
   child.stderr!.on('data', (chunk: Buffer) => {
     log = (log + chunk.toString('utf8')).slice(-200_000);
   });
-  const stop = async (): Promise<void> => {
-    await stopChild(child);
-    try {
-      await waitFor(() => instancePids(dataDir).length === 0, 'the instances of ten serve to be gone', 15_000);
-    } finally {
-      for (const pid of instancePids(dataDir)) process.kill(pid, 'SIGKILL');
-    }
-  };
+  const stop = (): Promise<void> => stopServeChild(child, dataDir);
   try {
     await waitFor(
       async () => {

@@ -3,6 +3,9 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import type { ServiceInput } from '../core/config/schema.ts';
+import type { EngineName } from '../core/wasm/engine.ts';
+import type { ModuleCache } from '../core/wasm/module-cache.ts';
+import type { CompiledModule } from '../core/wasm/pool.ts';
 import { FIXTURES, ROOT } from './helpers.ts';
 
 export interface CGuests {
@@ -32,4 +35,11 @@ export function buildCGuests(dir: string): CGuests {
  */
 export function wasmFunction(module: string, overrides: Partial<ServiceInput> = {}): ServiceInput {
   return { isolation: 'wasm', module, autoCreate: { perAddress: { count: 1_000 } }, ...overrides };
+}
+
+/** A WASI module loaded through `cache` for `engine`, compiled with `capPages`; a component is an error here. */
+export async function loadModule(cache: ModuleCache, file: string, capPages: number, engine: EngineName): Promise<CompiledModule> {
+  const code = await cache.load(file, capPages, engine);
+  if (code.kind !== 'module') throw new Error(`${file} is a component, not a WASI module`);
+  return code.compiled;
 }

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ECHO_APP, freePort, request, sleep, waitFor } from '../helpers.ts';
-import { TEN, instancePids, tempDir, type Result } from '../ten-cli.ts';
+import { TEN, stopServeChild, tempDir, type Result } from '../ten-cli.ts';
 import { assertOneLineFailure, cleanEnv, ten } from './cli-commands-fixture.ts';
 
 const noAnsi = (text: string): void => assert.ok(!text.includes('\u001b['), 'no colors when stdout is not a terminal');
@@ -56,17 +56,9 @@ describe('ten client commands against a real ten serve', { timeout: 600_000 }, (
   });
 
   after(async () => {
-    if (server && server.exitCode === null && server.signalCode === null) {
-      const exited = new Promise<void>((resolve) => server!.once('exit', () => resolve()));
-      server.kill('SIGTERM');
-      const timer = setTimeout(() => server!.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-    }
     try {
-      await waitFor(() => instancePids(dataDir).length === 0, 'the instances of ten serve to be gone', 15_000);
+      if (server) await stopServeChild(server, dataDir);
     } finally {
-      for (const pid of instancePids(dataDir)) process.kill(pid, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -47,6 +47,18 @@ export async function startEdge(t: TestContext, services: ConfigInput['services'
   return { kernel, edge: `http://127.0.0.1:${port}`, api, viaActivator };
 }
 
+/** Starts the instance, waits for direct routing, hibernates it, and waits for HAProxy to send its traffic to the activator. */
+export async function hibernatedBehindActivator(e: Edge, service: string, id: string): Promise<void> {
+  const instance = await e.kernel.spawnInstance(service, id);
+  await untilDirect(e, service, id);
+  await e.kernel.hibernate(instance, 'test');
+  await waitFor(
+    async () => (await e.api.serverStats((b) => b === `i.${service}.${id}`)).some((s) => s.server === id && s.maint),
+    `haproxy to send ${id}'s traffic to the activator`,
+    10_000,
+  );
+}
+
 /** Waits until HAProxy's servers for the instance point at its own port and its requests go there (direct routing). */
 export async function untilDirect(e: Edge, service: string, id: string, options: { probe: boolean } = { probe: true }): Promise<void> {
   await waitFor(

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { echoService, recordEvents, request, sleep, waitFor } from '../helpers.ts';
-import { haproxyMissing, startEdge, untilDirect } from './edge-haproxy-fixture.ts';
+import { haproxyMissing, hibernatedBehindActivator, startEdge, untilDirect } from './edge-haproxy-fixture.ts';
 
 const skip = haproxyMissing();
 
@@ -12,14 +12,7 @@ describe('HAProxy edge', { skip, timeout: 180_000 }, () => {
   test('a hibernated instance is woken through the activator: a herd gives one spawn, then traffic goes direct', async (t) => {
     const e = await startEdge(t, { echo: echoService({ idleTimeout: 0 }) });
     const events = recordEvents(e.kernel);
-    const alice = await e.kernel.spawnInstance('echo', 'alice');
-    await untilDirect(e, 'echo', 'alice');
-    await e.kernel.hibernate(alice, 'test');
-      await waitFor(
-      async () => (await e.api.serverStats((b) => b === 'i.echo.alice')).some((s) => s.server === 'alice' && s.maint),
-      "haproxy to send alice's traffic to the activator",
-      10_000,
-    );
+    await hibernatedBehindActivator(e, 'echo', 'alice');
     const spawnsBefore = events.filter((ev) => ev.instance === 'echo:alice' && ev.type === 'spawned').length;
     const herd = await Promise.all(Array.from({ length: 16 }, () => request(e.edge, 'alice.echo.localhost', '/pid')));
     for (const reply of herd) assert.equal(reply.status, 200, reply.body);
@@ -54,14 +47,7 @@ describe('HAProxy edge', { skip, timeout: 180_000 }, () => {
 
 test('through haproxy, a wake queue that is full answers the built-in 503 with Retry-After', { skip, timeout: 120_000 }, async (t) => {
   const e = await startEdge(t, { echo: echoService({ idleTimeout: 0, wakeQueue: 2 }) });
-  const alice = await e.kernel.spawnInstance('echo', 'alice');
-  await untilDirect(e, 'echo', 'alice');
-  await e.kernel.hibernate(alice, 'test');
-  await waitFor(
-    async () => (await e.api.serverStats((b) => b === 'i.echo.alice')).some((s) => s.server === 'alice' && s.maint),
-    "haproxy to send alice's traffic to the activator",
-    10_000,
-  );
+  await hibernatedBehindActivator(e, 'echo', 'alice');
   const replies = await Promise.all(Array.from({ length: 12 }, () => request(e.edge, 'alice.echo.localhost', '/pid')));
   const full = replies.filter((r) => r.status === 503);
   assert.ok(replies.some((r) => r.status === 200), 'the queued requests are answered');

@@ -1,7 +1,6 @@
 // The metrics plugin end to end: real instances, real proxied traffic, a real wake, a real kill -9 and a real
 // failing health check, then the exposition as Prometheus would scrape it (checked by promtool when installed).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -10,59 +9,14 @@ import type { ServiceInput } from '../../core/config/schema.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import metrics, { type MetricsOptions } from '../../plugins/metrics/index.ts';
 import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
-import { alive, echoService, request, servePlugins, waitFor } from '../helpers.ts';
-
-const promtoolMissing = spawnSync('promtool', ['--version']).error !== undefined;
-const NEEDS_PROMTOOL = promtoolMissing ? 'needs promtool (apt-get install prometheus)' : false;
-
-/** `promtool check metrics` on the text: its exit code and what it said. */
-function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** The samples of a text exposition (comments skipped). */
-function parse(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(match, `unparseable sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, name, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[name!] = value!;
-    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-/** The value of the one sample with exactly these labels, or undefined. */
-function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
-  const wanted = Object.entries(labels);
-  const found = samples.filter(
-    (s) => s.name === name && Object.keys(s.labels).length === wanted.length && wanted.every(([k, v]) => s.labels[k] === v),
-  );
-  assert.ok(found.length <= 1, `${name} ${JSON.stringify(labels)} appears ${found.length} times`);
-  return found[0]?.value;
-}
+import { NEEDS_PROMTOOL, parseExposition, promtoolCheck, value, type Sample } from '../exposition.ts';
+import { echoService, reapSpawns, request, servePlugins, waitFor } from '../helpers.ts';
 
 async function scrape(kernel: TestKernel, url = '/metrics', headers: Record<string, string> = {}): Promise<{ text: string; samples: Sample[] }> {
   const reply = await request(kernel, 'localhost', url, { headers });
   assert.equal(reply.status, 200, reply.body);
   assert.equal(reply.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
-  return { text: reply.body, samples: parse(reply.body) };
+  return { text: reply.body, samples: parseExposition(reply.body) };
 }
 
 /** A kernel with the serve plugins, static auth and metrics; every process it spawned must be gone afterwards. */
@@ -76,15 +30,7 @@ async function metricsKernel(
     plugins: [...servePlugins, staticAuth, options ? [metrics, options] : metrics],
     config: { services, instances },
   });
-  const pids: number[] = [];
-  kernel.hooks.stateChange.tap('test-pids', (event) => {
-    const pid = event.type === 'spawned' ? /pid (\d+)/.exec(event.reason ?? '')?.[1] : undefined;
-    if (pid) pids.push(Number(pid));
-  });
-  t.after(async () => {
-    await kernel.close();
-    await waitFor(() => pids.every((pid) => !alive(pid)), `spawned processes ${pids.join(', ')} to be gone`, 15_000);
-  });
+  reapSpawns(t, kernel);
   return kernel;
 }
 

@@ -16,7 +16,7 @@ import { criuStatus } from '../../plugins/snapshots/criu.ts';
 import { namedRefusal } from '../../plugins/snapshots/named-setup.ts';
 import { ADMIN, staticAuth, tenant } from '../fixtures/static-auth.ts';
 import { apiCall, freePort, request, ROOT, servePlugins, waitFor } from '../helpers.ts';
-import { instancePids } from '../ten-cli.ts';
+import { stopServeChild } from '../ten-cli.ts';
 
 // A counter in memory, files in DATA_DIR: /n counts, /put?k=v writes file k, /files lists DATA_DIR.
 const APP = `import http from 'node:http';
@@ -330,17 +330,9 @@ describe('ten snapshot against a real ten serve', { skip, timeout: 300_000 }, ()
   });
 
   after(async () => {
-    if (server && server.exitCode === null && server.signalCode === null) {
-      const exited = new Promise<void>((resolve) => server!.once('exit', () => resolve()));
-      server.kill('SIGTERM');
-      const timer = setTimeout(() => server!.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-    }
     try {
-      await waitFor(() => instancePids(dataDir).length === 0, 'the instances of ten serve to be gone', 15_000);
+      if (server) await stopServeChild(server, dataDir);
     } finally {
-      for (const pid of instancePids(dataDir)) process.kill(pid, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -10,11 +10,11 @@ import { test } from 'node:test';
 import { CHANNEL_BYTES } from '../../core/wasm/channel-wire.ts';
 import { hopCounts } from '../../core/wasm/channels.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
-import { WasmPool, type CompiledModule } from '../../core/wasm/pool.ts';
+import { WasmPool } from '../../core/wasm/pool.ts';
 import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 import { buildComponent, type ComponentArtifact } from '../../core/wasm/component/index.ts';
 import { FIXTURES } from '../helpers.ts';
-import { buildCGuests } from '../wasm-guests.ts';
+import { buildCGuests, loadModule } from '../wasm-guests.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-channels-'));
 const guests = buildCGuests(dir);
@@ -25,8 +25,7 @@ for (const engine of ['v8', 'wasmtime'] as const) {
   test(`WASI calls through the pool's channels answer each request with its own bytes (${engine})`, { skip }, async (t) => {
     const pool = new WasmPool({ threads: 2 });
     t.after(() => pool.close());
-    const loaded = await new ModuleCache(path.join(dir, `cache-${engine}`)).load(guests.handler, 256, engine);
-    const compiled = (loaded as { compiled: CompiledModule }).compiled;
+    const compiled = await loadModule(new ModuleCache(path.join(dir, `cache-${engine}`)), guests.handler, 256, engine);
     const call = (key: string, body: Uint8Array, env: Record<string, string> = {}) =>
       pool.runWasi(compiled, {
         instanceKey: key, deadlineMs: 30_000, args: ['handler'], stdin: body, dataDir: null, preopenAs: '/data',

@@ -13,7 +13,7 @@ import { SLOTS } from '../../core/wasm/wasmtime/config-slots.ts';
 import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 import type { WasmCallOutcome } from '../../core/wasm/types.ts';
 import { waitFor } from '../helpers.ts';
-import { buildCGuests } from '../wasm-guests.ts';
+import { buildCGuests, loadModule } from '../wasm-guests.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-preparer-'));
 const { handler: HANDLER, guest: GUEST, skip: clangSkip } = buildCGuests(work);
@@ -44,8 +44,8 @@ describe("the main thread's WASI configs, made on a thread of their own", { skip
     mkdirSync(data);
     pool = new WasmPool({ threads: 1 });
     const cache = new ModuleCache(path.join(work, 'cache'));
-    handler = ((await cache.load(HANDLER, 256, 'wasmtime')) as { compiled: CompiledModule }).compiled;
-    guest = ((await cache.load(GUEST, 256, 'wasmtime')) as { compiled: CompiledModule }).compiled;
+    handler = await loadModule(cache, HANDLER, 256, 'wasmtime');
+    guest = await loadModule(cache, GUEST, 256, 'wasmtime');
   });
   after(async () => {
     await pool?.close();

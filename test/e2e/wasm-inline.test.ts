@@ -16,7 +16,7 @@ import type { WasmCallOutcome } from '../../core/wasm/types.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
 import metrics from '../../plugins/metrics/index.ts';
 import { request, servePlugins } from '../helpers.ts';
-import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
+import { buildCGuests, loadModule, wasmFunction } from '../wasm-guests.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-inline-'));
 const { handler: HANDLER, guest: GUEST, skip: clangSkip } = buildCGuests(work);
@@ -58,10 +58,10 @@ describe('wasmtime calls on the main thread', { skip }, () => {
     mkdirSync(data);
     pool = new WasmPool({ threads: 2 });
     const cache = new ModuleCache(path.join(work, 'cache'));
-    guest = ((await cache.load(GUEST, 256, 'wasmtime')) as { compiled: CompiledModule }).compiled;
-    rogue = ((await cache.load(GUEST, 255, 'wasmtime')) as { compiled: CompiledModule }).compiled;
+    guest = await loadModule(cache, GUEST, 256, 'wasmtime');
+    rogue = await loadModule(cache, GUEST, 255, 'wasmtime');
     assert.notEqual(rogue.hash, guest.hash);
-    handler = ((await cache.load(HANDLER, 256, 'wasmtime')) as { compiled: CompiledModule }).compiled;
+    handler = await loadModule(cache, HANDLER, 256, 'wasmtime');
   });
   after(async () => {
     await pool?.close();

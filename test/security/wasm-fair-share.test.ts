@@ -16,7 +16,7 @@ import { sharedWasmPool } from '../../core/wasm/shared.ts';
 import { createTestKernel, type TestKernel } from '../../core/test-kernel.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
 import { request, servePlugins, sleep, waitFor } from '../helpers.ts';
-import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
+import { buildCGuests, loadModule, wasmFunction } from '../wasm-guests.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-fair-'));
 const { handler: HANDLER, guest: GUEST, skip } = buildCGuests(work);
@@ -113,7 +113,7 @@ for (const engine of ENGINES) describe(`the pool shares its threads by caller ke
   let module: CompiledModule;
   before(async () => {
     if (engine === 'v8') module = { hash: 'guest', module: compileModule(new Uint8Array(readFileSync(GUEST)), 256), capPages: 256 };
-    else module = ((await new ModuleCache(path.join(work, 'cache')).load(GUEST, 256, 'wasmtime')) as { compiled: CompiledModule }).compiled;
+    else module = await loadModule(new ModuleCache(path.join(work, 'cache')), GUEST, 256, 'wasmtime');
   });
   const call = (pool: WasmPool, key: string, route: string, deadlineMs = DEADLINE_MS) =>
     pool.runWasi(module, { instanceKey: key, deadlineMs, args: ['guest'], env: { PATH_INFO: route }, stdin: new Uint8Array(), dataDir: null, preopenAs: '/data' });
