@@ -70,7 +70,8 @@ class Channel {
   call(task: WorkerTask): Promise<WorkerResult> {
     return new Promise<WorkerResult>((resolve, reject) => {
       this.current = { resolve, reject };
-      const wire = sharedOf(task) && !this.sharedSent ? null : encodeTask(task, this.bytes);
+      const shared = sharedOf(task);
+      const wire = shared && !this.sharedSent ? null : encodeTask(task, this.bytes);
       Atomics.store(this.cells, RESPONSE, 0);
       if (wire) {
         hopCounts.requestsInBuffer++;
@@ -79,7 +80,7 @@ class Channel {
         Atomics.store(this.cells, REQUEST, 1);
       } else {
         hopCounts.requestsOnPort++;
-        if (sharedOf(task)) this.sharedSent = true;
+        if (shared) this.sharedSent = true;
         this.port.postMessage(task);
         Atomics.store(this.cells, REQUEST, 3);
       }

@@ -145,19 +145,12 @@ export function leanHandle(core: LeanHandleCore): (request: WasmHttpRequest) => 
     const [pathPtr, pathLen] = writeString(path, memory, realloc);
     const [queryPtr, queryLen] = writeString(query, memory, realloc);
     const list = realloc(0, 0, 4, headers.length * 16);
-    for (let i = 0; i < headers.length; i++) {
-      const [name, value] = headers[i]!;
-      const [namePtr, nameLen] = writeString(name, memory, realloc);
-      const [valuePtr, valueLen] = writeString(value, memory, realloc);
-      // After the allocations: a realloc may have grown the memory (a new buffer).
-      const view = new DataView(memory.buffer);
-      const base = list + i * 16;
-      view.setUint32(base, namePtr, true);
-      view.setUint32(base + 4, nameLen, true);
-      view.setUint32(base + 8, valuePtr, true);
-      view.setUint32(base + 12, valueLen, true);
-    }
+    const entries: number[] = [];
+    for (const [name, value] of headers) entries.push(...writeString(name, memory, realloc), ...writeString(value, memory, realloc));
     const bodyPtr = writeBytes(body, memory, realloc);
+    // After every allocation: a realloc may have grown the memory (a new buffer).
+    const entryView = new DataView(memory.buffer);
+    for (let i = 0; i < entries.length; i++) entryView.setUint32(list + i * 4, entries[i]!, true);
     let ret: number;
     try {
       ret = core.call(methodPtr, methodLen, pathPtr, pathLen, queryPtr, queryLen, list, headers.length, bodyPtr, body.length);
