@@ -74,6 +74,13 @@ export function startConfigPreparer(library: string, namePrefix: string, stdoutC
   }
 }
 
+/** Configs ready in their slots, each holding its two captures' four descriptors (tests count what is held by design). */
+export function readyConfigs(): number {
+  let ready = 0;
+  if (slots) for (let slot = 0; slot < SLOTS; slot++) if (Atomics.load(slots.states, slot) === READY) ready++;
+  return ready;
+}
+
 /** The thread, while it runs (tests end it to see the main thread carry on alone). */
 export const configPreparerThread = (): Worker | null => worker;
 
