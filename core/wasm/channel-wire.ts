@@ -10,16 +10,36 @@ import type { WasmtimeShared } from './wasmtime/host.ts';
 import type { ComponentHttpTask, WasiTask, WorkerResult, WorkerTask } from './protocol.ts';
 
 /**
- * Int32 cells before the data: [0] request (0 none, 1 in the buffer, 2 close, 3 on the port), [1] response (0 none,
- * 1 in the buffer, 2 on the port), [2] request JSON bytes, [3] body bytes, [4] result JSON bytes, [5] stdout bytes,
- * [6] 1 once the worker's serve loop runs.
+ * Two slots per worker, so the next call can wait in the buffer while one runs (the worker then goes from one to
+ * the next without sleeping; channels.ts). A slot's Int32 cells, at `slotCell(slot, ...)`: [0] request (0 none,
+ * 1 in the buffer, 2 close, 3 on the port; set to 0 by whoever takes it with a compare-exchange, the worker to run it
+ * or the pool to withdraw it), [1] response (0 none, 1 in the buffer, 2 on the port), [2] request JSON bytes,
+ * [3] body bytes, [4] result JSON bytes, [5] stdout bytes. Then [READY]: 1 once the worker's serve loop runs.
  */
-export const HEAD = 64;
+export const SLOTS = 2;
+const SLOT_CELLS = 8;
 export const REQUEST = 0;
 export const RESPONSE = 1;
-export const READY = 6;
-/** Data bytes per worker: a call whose task and body (or result and stdout) are larger goes on the port. */
+export const REQUEST_JSON = 2;
+export const REQUEST_BODY = 3;
+export const RESULT_JSON = 4;
+export const RESULT_BODY = 5;
+export const READY = SLOTS * SLOT_CELLS;
+export const HEAD = (READY + 8) * 4;
+/** Data bytes per slot: a call whose task and body (or result and stdout) are larger goes on the port. */
 export const CHANNEL_BYTES = 256 * 1024;
+
+/** The index of one of a slot's cells. */
+export const slotCell = (slot: number, cell: number): number => slot * SLOT_CELLS + cell;
+
+/** A worker's buffer: the cells, and each slot's data. */
+export function slotsOf(buffer: SharedArrayBuffer): { cells: Int32Array; bytes: Uint8Array[] } {
+  const bytes = Array.from({ length: SLOTS }, (_, slot) => new Uint8Array(buffer, HEAD + slot * CHANNEL_BYTES, CHANNEL_BYTES));
+  return { cells: new Int32Array(buffer, 0, HEAD / 4), bytes };
+}
+
+/** A worker's buffer, every slot empty. */
+export const channelBuffer = (): SharedArrayBuffer => new SharedArrayBuffer(HEAD + SLOTS * CHANNEL_BYTES);
 
 /** The resident task each worker runs (worker.ts hands it to serve-loop.ts). */
 export interface ServeTask {
@@ -81,6 +101,13 @@ function put(bytes: Uint8Array, json: string, body: Uint8Array): { json: number;
 function inBuffer(task: WorkerTask): task is WasiTask | ComponentHttpTask {
   return task.op === 'wasi' ? task.module === undefined : task.op === 'http' && task.artifact === undefined;
 }
+
+/**
+ * Whether the task may wait in a worker's second slot behind another call: it travels in the buffer (the pool can
+ * withdraw it there), and it runs on V8, whose worker is terminated at a deadline. A wasmtime call is answered at its
+ * deadline while its guest still traps (pool.ts), which a call that never started would have to be taken back from.
+ */
+export const mayWaitInSlot = (task: WorkerTask): boolean => inBuffer(task) && task.wasmtime === undefined;
 
 /**
  * A WASI run (stdin as the bytes) or a handler call (the request's body as the bytes) without compiled code, into

@@ -45,3 +45,24 @@ export class Deadline {
     listener?.();
   }
 }
+
+/** What `settledBy` gives when the time passed first. */
+export const DEADLINE = Symbol('deadline');
+
+/**
+ * `promise`'s value, or DEADLINE when `ms` pass first. Never before: a timer counts from the event loop's cached
+ * clock and can fire up to a millisecond (or a busy turn) early, so it is checked and set again if need be.
+ */
+export function settledBy<T>(promise: Promise<T>, ms: number): Promise<T | typeof DEADLINE> {
+  let timer: NodeJS.Timeout | undefined;
+  const at = performance.now() + ms;
+  const passed = new Promise<typeof DEADLINE>((resolve) => {
+    const check = (): void => {
+      const left = at - performance.now();
+      if (left <= 0) resolve(DEADLINE);
+      else timer = setTimeout(check, Math.ceil(left));
+    };
+    check();
+  });
+  return Promise.race([promise, passed]).finally(() => clearTimeout(timer));
+}

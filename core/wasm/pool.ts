@@ -3,17 +3,19 @@
  * has a wall-clock deadline: past it piscina terminates the worker running it (a wasm loop cannot be
  * interrupted any other way) and starts a replacement, and the other workers' calls are unaffected. A full
  * queue fails calls at once ('overloaded'). Guest failures come back as outcomes, never as exceptions.
- * Calls reach a worker only when a thread is free for them: each caller key holds at most its share of the
- * threads and waits in its own lane, and free threads go to the lanes in turn (fair-share.ts). A call travels to
- * its worker through that worker's shared buffer (channels.ts), not as a piscina task of its own.
+ * Calls reach a worker only when a place is free for them: each caller key holds at most its share of the
+ * places and waits in its own lane, and free places go to the lanes in turn (fair-share.ts); a place is a worker's
+ * thread or the second slot of its buffer, where the next call waits while one runs. A call travels to its worker
+ * through that worker's shared buffer (channels.ts), not as a piscina task of its own.
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import os from 'node:os';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { Channels } from './channels.ts';
-import { Deadline } from './deadline.ts';
+import { SLOTS } from './channel-wire.ts';
+import { Channels, NotStartedError, type CallTicket } from './channels.ts';
+import { DEADLINE, Deadline, settledBy } from './deadline.ts';
 import { FairShare, type Lane } from './fair-share.ts';
 import { closeDescriptorsUnder } from './fd-sweep.ts';
 import { enableWasmFeatures, engineNamed, type Engine } from './engine.ts';
@@ -96,7 +98,8 @@ export class WasmPool {
     enableWasmFeatures();
     this.threads = Math.max(1, options.threads ?? os.availableParallelism());
     this.maxThreadsPerKey = Math.min(this.threads, options.maxThreadsPerKey ?? defaultShare(this.threads));
-    this.share = new FairShare(this.threads, this.maxThreadsPerKey);
+    // A place for each worker's second slot too (channels.ts): the next call waits there while one runs.
+    this.share = new FairShare(this.threads * SLOTS, this.maxThreadsPerKey);
     this.maxQueue = options.maxQueue ?? 1024;
     this.inline = options.inline === false ? null : new InlineGovernor();
     const channelName = `tenement-wasm-${randomUUID()}`;
@@ -208,7 +211,7 @@ export class WasmPool {
     return this.share.waiting;
   }
 
-  /** Calls running in workers now. */
+  /** Calls given a place in a worker now: running, or waiting in a worker's second slot (channels.ts). */
   get running(): number {
     return this.share.running;
   }
@@ -276,6 +279,7 @@ export class WasmPool {
       return failure('overloaded', `the wasm pool queue is full (${this.share.waiting} waiting)`);
     }
     const deadline = new Deadline(deadlineMs + backstopMs);
+    const waited = (): WasmCallOutcome => failure('timeout', `deadline of ${deadlineMs}ms passed while waiting for a thread (${this.maxThreadsPerKey} of ${this.threads} may run for one instance at once)`);
     if (lane === null) {
       // Waiting for a thread ends at the deadline itself, backstop or not.
       const waitDeadline = backstopMs > 0 ? new Deadline(deadlineMs) : deadline;
@@ -284,12 +288,13 @@ export class WasmPool {
       if (lane === null) {
         deadline.clear();
         done();
-        return failure('timeout', `deadline of ${deadlineMs}ms passed while waiting for a thread (${this.maxThreadsPerKey} of ${this.threads} may run for one instance at once)`);
+        return waited();
       }
     }
     let handedOver = false;
+    const ticket: CallTicket = {};
     try {
-      const running = this.channels.run(task, deadline);
+      const running = this.channels.run(task, deadline, ticket);
       if (backstopMs > 0) {
         // The guest traps at its deadline by epoch, but only once its thread gets a core again (tens of ms on a
         // loaded host): the request is answered at the deadline from here, and the lane is held until the
@@ -297,6 +302,7 @@ export class WasmPool {
         // as on V8 where the worker is terminated).
         const early = await settledBy(running, deadlineMs - (now() - task.submittedAt));
         if (early === DEADLINE) {
+          if (this.channels.takeBack(ticket)) return waited();
           handedOver = true;
           this.share.strike(task.instanceKey);
           this.releaseWhenDone(running, task, lane, deadline, done);
@@ -315,6 +321,8 @@ export class WasmPool {
       if (!result.ok) return { ok: false, kind: result.kind, message: result.message, logs: result.logs, ...metrics, timing };
       return { ok: true, value: result.value, logs: result.logs, ...metrics, timing };
     } catch (error) {
+      // Its deadline passed before a worker started it: no worker is touched, no strike (as in a lane).
+      if (error instanceof NotStartedError) return waited();
       const elapsed = now() - submittedAt;
       if (deadline.aborted) this.share.strike(task.instanceKey);
       if (deadline.aborted && task.dataDir !== null) {
@@ -366,26 +374,6 @@ export class WasmPool {
     if (live > 0) byKey.set(key, live);
     else byKey.delete(key);
   }
-}
-
-const DEADLINE = Symbol('deadline');
-
-/**
- * `promise`'s value, or DEADLINE when `ms` pass first. Never before: a timer counts from the event loop's cached
- * clock and can fire up to a millisecond (or a busy turn) early, so it is checked and set again if need be.
- */
-function settledBy<T>(promise: Promise<T>, ms: number): Promise<T | typeof DEADLINE> {
-  let timer: NodeJS.Timeout | undefined;
-  const at = performance.now() + ms;
-  const passed = new Promise<typeof DEADLINE>((resolve) => {
-    const check = (): void => {
-      const left = at - performance.now();
-      if (left <= 0) resolve(DEADLINE);
-      else timer = setTimeout(check, Math.ceil(left));
-    };
-    check();
-  });
-  return Promise.race([promise, passed]).finally(() => clearTimeout(timer));
 }
 
 /** With N threads one key may hold N-1 (at least 1) while others wait: a runaway tenant leaves one to them. */

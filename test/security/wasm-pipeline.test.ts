@@ -1,0 +1,135 @@
+// The next call waits in a worker's second slot while one runs (core/wasm/channels.ts), so the worker goes from one
+// call to the next without sleeping. What must hold on that path as on the others: every answer is its own call's;
+// a call behind a runaway moves to a worker that frees instead of waiting out the runaway's deadline; a call whose
+// deadline passes in the slot is taken back without its worker being touched; and the call a terminated worker never
+// started runs on another. wasmtime calls never wait in a slot (their guest is answered at the deadline while it
+// still traps, pool.ts).
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { hopCounts } from '../../core/wasm/channels.ts';
+import { compileModule } from '../../core/wasm/engine.ts';
+import { ModuleCache } from '../../core/wasm/module-cache.ts';
+import { WasmPool, type CompiledModule } from '../../core/wasm/pool.ts';
+import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
+import { buildCGuests, loadModule } from '../wasm-guests.ts';
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-pipeline-'));
+const guests = buildCGuests(work);
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** The runaway's deadline: what a call stuck behind it would wait; the tests' bounds are far below it. */
+const RUNAWAY_MS = 4_000;
+
+const counts = (): typeof hopCounts => ({ ...hopCounts });
+
+describe('calls waiting in a worker\'s second slot (V8)', { skip: guests.skip }, () => {
+  let guest: CompiledModule;
+  let handler: CompiledModule;
+  before(() => {
+    guest = { hash: 'guest', module: compileModule(new Uint8Array(readFileSync(guests.guest)), 256), capPages: 256 };
+    handler = { hash: 'handler', module: compileModule(new Uint8Array(readFileSync(guests.handler)), 256), capPages: 256 };
+  });
+  const call = (pool: WasmPool, key: string, route: string, deadlineMs: number) =>
+    pool.runWasi(guest, { instanceKey: key, deadlineMs, args: ['guest'], env: { PATH_INFO: route }, stdin: new Uint8Array(), dataDir: null, preopenAs: '/data' });
+  const echo = (pool: WasmPool, key: string, body: Uint8Array) =>
+    pool.runWasi(handler, {
+      instanceKey: key, deadlineMs: 30_000, args: ['handler'], stdin: body, dataDir: null, preopenAs: '/data',
+      env: { REQUEST_METHOD: 'POST', PATH_INFO: '/echo', CONTENT_LENGTH: String(body.length) },
+    });
+  /** Both workers have the code and a kept instance for `key`s (a miss goes on the port and never waits in a slot). */
+  const warm = async (pool: WasmPool, keys: string[]): Promise<void> => {
+    for (let round = 0; round < 3; round++) await Promise.all(keys.flatMap((key) => [call(pool, key, '/ok', 30_000), call(pool, key, '/ok', 30_000)]));
+  };
+
+  test('many calls in flight: the next ones wait in the second slots, and every answer is its own call\'s', async (t) => {
+    const pool = new WasmPool({ threads: 2 });
+    t.after(() => pool.close());
+    for (let i = 0; i < 4; i++) await Promise.all([echo(pool, 'fn/echo:a', new Uint8Array(1)), echo(pool, 'fn/echo:b', new Uint8Array(1))]);
+    const before = counts();
+    const bodies = Array.from({ length: 200 }, (_, i) => randomBytes(1 + ((i * 997) % 20_000)));
+    const outcomes = await Promise.all(bodies.map((body, i) => echo(pool, `fn/echo:${i % 3 === 0 ? '__proto__' : `t${i % 5}`}`, body)));
+    for (const [i, outcome] of outcomes.entries()) {
+      assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
+      const stdout = Buffer.from(outcome.value.stdout);
+      assert.ok(stdout.subarray(stdout.indexOf('\r\n\r\n') + 4).equals(bodies[i]!), `call ${i} got another call's answer or a changed one`);
+    }
+    // The first four are placed in one turn of the event loop: two on the idle workers, two behind them.
+    assert.ok(hopCounts.queuedBehind - before.queuedBehind >= 2, `calls waited behind others ${hopCounts.queuedBehind - before.queuedBehind} times`);
+    assert.equal(pool.running, 0);
+  });
+
+  test('a call waiting behind a runaway moves to the worker that frees, long before the runaway\'s deadline', async (t) => {
+    const pool = new WasmPool({ threads: 2 });
+    t.after(() => pool.close());
+    await warm(pool, ['fn/quick:alice', 'fn/runaway:mallory', 'fn/late:bob']);
+    const before = counts();
+    // In one turn: alice's call takes the warmer worker, the runaway the other, and bob's waits behind the call
+    // placed last, the runaway's.
+    const quick = call(pool, 'fn/quick:alice', '/ok', 30_000);
+    const runaway = call(pool, 'fn/runaway:mallory', '/loop', RUNAWAY_MS);
+    const started = performance.now();
+    const late = await call(pool, 'fn/late:bob', '/ok', 30_000);
+    const waited = performance.now() - started;
+    assert.ok(late.ok, late.ok ? '' : late.message);
+    assert.ok((await quick).ok);
+    assert.equal(hopCounts.queuedBehind - before.queuedBehind, 1, 'bob\'s call waited in a second slot');
+    assert.equal(hopCounts.moved - before.moved, 1, 'and moved from behind the runaway');
+    assert.ok(waited < RUNAWAY_MS / 4, `bob's call took ${Math.round(waited)} ms behind a runaway of ${RUNAWAY_MS} ms`);
+    const cut = await runaway;
+    assert.equal(cut.ok ? 'ok' : cut.kind, 'timeout');
+  });
+
+  test('a call whose deadline passes in the slot is taken back unrun, and the worker running ahead of it is not touched', async (t) => {
+    const pool = new WasmPool({ threads: 1 });
+    t.after(() => pool.close());
+    await warm(pool, ['fn/runaway:mallory']);
+    const before = counts();
+    const runaway = call(pool, 'fn/runaway:mallory', '/loop', RUNAWAY_MS);
+    const started = performance.now();
+    const waiting = await call(pool, 'fn/runaway:mallory', '/ok', 300);
+    const waited = performance.now() - started;
+    assert.equal(waiting.ok ? 'ok' : waiting.kind, 'timeout');
+    assert.match(waiting.ok ? '' : waiting.message, /while waiting for a thread/);
+    assert.equal(hopCounts.queuedBehind - before.queuedBehind, 1);
+    assert.equal(hopCounts.withdrawn - before.withdrawn, 1, 'taken back from the slot');
+    assert.ok(waited < RUNAWAY_MS / 2, `answered after ${Math.round(waited)} ms`);
+    // The runaway still runs on its worker, which only its own deadline ends.
+    assert.equal(pool.running, 1);
+    const cut = await runaway;
+    assert.equal(cut.ok ? 'ok' : cut.kind, 'timeout');
+    assert.ok(performance.now() - started >= RUNAWAY_MS - 50, 'the runaway ran to its own deadline');
+    assert.equal(hopCounts.requeued - before.requeued, 0);
+  });
+
+  test('the call a worker terminated at a deadline never started runs on its replacement', async (t) => {
+    const pool = new WasmPool({ threads: 1 });
+    t.after(() => pool.close());
+    await warm(pool, ['fn/runaway:mallory', 'fn/next:alice']);
+    const before = counts();
+    const runaway = call(pool, 'fn/runaway:mallory', '/loop', 300);
+    const next = call(pool, 'fn/next:alice', '/ok', 30_000);
+    const cut = await runaway;
+    assert.equal(cut.ok ? 'ok' : cut.kind, 'timeout');
+    const served = await next;
+    assert.ok(served.ok, served.ok ? '' : served.message);
+    assert.equal(hopCounts.queuedBehind - before.queuedBehind, 1);
+    assert.equal(hopCounts.requeued - before.requeued, 1, 'handed to the replacement worker');
+  });
+});
+
+const wasmtime = wasmtimeStatus();
+test('wasmtime calls never wait in a second slot', { skip: guests.skip || (wasmtime.usable ? false : `needs the wasmtime library (npm run fetch:wasmtime): ${wasmtime.reason}`) }, async (t) => {
+  const pool = new WasmPool({ threads: 2, inline: false });
+  t.after(() => pool.close());
+  const compiled = await loadModule(new ModuleCache(path.join(work, 'cache')), guests.guest, 256, 'wasmtime');
+  const call = () => pool.runWasi(compiled, { instanceKey: 'fn/w:a', deadlineMs: 30_000, args: ['guest'], env: { PATH_INFO: '/ok' }, stdin: new Uint8Array(), dataDir: null, preopenAs: '/data' });
+  await Promise.all([call(), call()]);
+  const before = counts();
+  const outcomes = await Promise.all(Array.from({ length: 32 }, call));
+  for (const outcome of outcomes) assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
+  assert.equal(hopCounts.queuedBehind - before.queuedBehind, 0);
+});
