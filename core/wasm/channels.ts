@@ -42,6 +42,13 @@ export class Channels implements ChannelOwner {
     return this.waiters.length;
   }
 
+  /** Workers whose serve loop runs (a replacement is not counted until it serves). */
+  get ready(): number {
+    let count = 0;
+    for (const channel of this.all) if (channel.ready && !channel.dead) count++;
+    return count;
+  }
+
   /**
    * piscina.run's contract for the pool: the worker's result, or a rejection: NotStartedError when `signal` fired
    * before any worker started the call, AbortError when it fired while one ran it (that worker is terminated).
@@ -116,8 +123,10 @@ export class Channels implements ChannelOwner {
       idle.send(call);
       return;
     }
-    if (mayWaitInSlot(call.task)) {
-      const behind = this.freshestWithRoom(null);
+    // Only when nothing waits here: a call that may not wait in a slot (a plugin's, one on the port) is never
+    // passed by those that may, which would keep every worker busy and it waiting out its deadline.
+    if (this.waiters.length === 0 && mayWaitInSlot(call.task)) {
+      const behind = this.freshestWithRoom();
       if (behind && behind.send(call)) {
         this.armStaleCheck();
         return;
@@ -149,22 +158,21 @@ export class Channels implements ChannelOwner {
     return true;
   }
 
-  /** A call that may wait in a slot, from the waiters, behind `channel`'s one call. */
+  /** The first waiting call, behind `channel`'s one call, if it may wait in a slot (the others keep their turn). */
   private fillSecondSlot(channel: Channel): void {
-    if (channel.calls.length !== 1) return;
-    const at = this.waiters.findIndex((call) => mayWaitInSlot(call.task));
-    if (at === -1) return;
-    const [call] = this.waiters.splice(at, 1);
-    if (channel.send(call!)) this.armStaleCheck();
-    else this.waiters.splice(at, 0, call!);
+    const call = this.waiters[0];
+    if (channel.calls.length !== 1 || call === undefined || !mayWaitInSlot(call.task)) return;
+    this.waiters.shift();
+    if (channel.send(call)) this.armStaleCheck();
+    else this.waiters.unshift(call);
   }
 
   /** The busy channel whose running call started last, with its second slot free and that call not stale. */
-  private freshestWithRoom(except: Channel | null): Channel | null {
+  private freshestWithRoom(): Channel | null {
     const now = performance.now();
     let best: Channel | null = null;
     for (const channel of this.all) {
-      if (channel === except || channel.dead || !channel.ready || channel.calls.length !== 1) continue;
+      if (channel.dead || !channel.ready || channel.calls.length !== 1) continue;
       if (now - channel.frontSince >= STALE_MS) continue;
       if (best === null || channel.frontSince > best.frontSince) best = channel;
     }
@@ -203,7 +211,7 @@ export class Channels implements ChannelOwner {
   private rebalance(): void {
     for (;;) {
       const idle = this.idle[this.idle.length - 1];
-      const into = idle ?? this.freshestWithRoom(null);
+      const into = idle ?? this.freshestWithRoom();
       if (!into) return;
       const call = this.takeStale(into);
       if (!call) return;

@@ -211,6 +211,11 @@ export class WasmPool {
     return this.share.waiting;
   }
 
+  /** Workers serving calls now (one being started or replaced is not). */
+  get readyWorkers(): number {
+    return this.channels.ready;
+  }
+
   /** Calls given a place in a worker now: running, or waiting in a worker's second slot (channels.ts). */
   get running(): number {
     return this.share.running;

@@ -10,11 +10,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { CHANNEL_BYTES } from '../../core/wasm/channel-wire.ts';
 import { hopCounts } from '../../core/wasm/channels.ts';
 import { compileModule } from '../../core/wasm/engine.ts';
 import { ModuleCache } from '../../core/wasm/module-cache.ts';
 import { WasmPool, type CompiledModule } from '../../core/wasm/pool.ts';
 import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
+import { waitFor } from '../helpers.ts';
 import { buildCGuests, loadModule } from '../wasm-guests.ts';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'tenement-wasm-pipeline-'));
@@ -40,14 +42,16 @@ describe('calls waiting in a worker\'s second slot (V8)', { skip: guests.skip },
       instanceKey: key, deadlineMs: 30_000, args: ['handler'], stdin: body, dataDir: null, preopenAs: '/data',
       env: { REQUEST_METHOD: 'POST', PATH_INFO: '/echo', CONTENT_LENGTH: String(body.length) },
     });
-  /** Both workers have the code and a kept instance for `key`s (a miss goes on the port and never waits in a slot). */
+  /** Every worker serves and has the code (a miss goes on the port and never waits in a slot). */
   const warm = async (pool: WasmPool, keys: string[]): Promise<void> => {
+    await waitFor(() => pool.readyWorkers === pool.threads, 'every worker to serve');
     for (let round = 0; round < 3; round++) await Promise.all(keys.flatMap((key) => [call(pool, key, '/ok', 30_000), call(pool, key, '/ok', 30_000)]));
   };
 
   test('many calls in flight: the next ones wait in the second slots, and every answer is its own call\'s', async (t) => {
     const pool = new WasmPool({ threads: 2 });
     t.after(() => pool.close());
+    await waitFor(() => pool.readyWorkers === 2, 'both workers to serve');
     for (let i = 0; i < 4; i++) await Promise.all([echo(pool, 'fn/echo:a', new Uint8Array(1)), echo(pool, 'fn/echo:b', new Uint8Array(1))]);
     const before = counts();
     const bodies = Array.from({ length: 200 }, (_, i) => randomBytes(1 + ((i * 997) % 20_000)));
@@ -81,6 +85,55 @@ describe('calls waiting in a worker\'s second slot (V8)', { skip: guests.skip },
     assert.ok(waited < RUNAWAY_MS / 4, `bob's call took ${Math.round(waited)} ms behind a runaway of ${RUNAWAY_MS} ms`);
     const cut = await runaway;
     assert.equal(cut.ok ? 'ok' : cut.kind, 'timeout');
+  });
+
+  test('a call too big for a slot (it goes on the port, to an idle worker only) is served promptly while calls wait behind others under load', async (t) => {
+    const pool = new WasmPool({ threads: 2 });
+    t.after(() => pool.close());
+    await waitFor(() => pool.readyWorkers === 2, 'both workers to serve');
+    for (let i = 0; i < 4; i++) await Promise.all([echo(pool, 'fn/echo:a', new Uint8Array(1)), echo(pool, 'fn/echo:b', new Uint8Array(1))]);
+    let stopped = false;
+    const load = Array.from({ length: 8 }, async (_, i) => {
+      while (!stopped) assert.ok((await echo(pool, `fn/load:t${i}`, new Uint8Array(64))).ok);
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const before = counts();
+      // Over the buffer's size: it goes on the port, so only to an idle worker.
+      const big = randomBytes(CHANNEL_BYTES + 1);
+      const started = performance.now();
+      const outcome = await pool.runWasi(handler, {
+        instanceKey: 'fn/big:carol', deadlineMs: 5_000, args: ['handler'], stdin: big, dataDir: null, preopenAs: '/data',
+        env: { REQUEST_METHOD: 'POST', PATH_INFO: '/echo', CONTENT_LENGTH: String(big.length) },
+      });
+      const waited = performance.now() - started;
+      assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
+      assert.ok(hopCounts.requestsOnPort > before.requestsOnPort, 'the big call went on the port');
+      assert.ok(hopCounts.queuedBehind > before.queuedBehind, 'the load kept calls waiting behind others meanwhile');
+      assert.ok(waited < 2_500, `the port call took ${Math.round(waited)} ms under load`);
+    } finally {
+      stopped = true;
+      await Promise.all(load);
+    }
+  });
+
+  test('while a call waits for an idle worker, later calls wait behind it, not in a slot ahead of it', async (t) => {
+    const pool = new WasmPool({ threads: 2 });
+    t.after(() => pool.close());
+    await warm(pool, ['fn/runaway:mallory', 'fn/runaway:trudy']);
+    const big = randomBytes(CHANNEL_BYTES + 1);
+    const before = counts();
+    // In one turn: two runaways take both workers; the big call (on the port) waits for an idle one; the small call
+    // could wait in a free slot, but would then run before the big one.
+    const runaways = [call(pool, 'fn/runaway:mallory', '/loop', 300), call(pool, 'fn/runaway:trudy', '/loop', 300)];
+    const bigCall = pool.runWasi(handler, {
+      instanceKey: 'fn/big:carol', deadlineMs: 30_000, args: ['handler'], stdin: big, dataDir: null, preopenAs: '/data',
+      env: { REQUEST_METHOD: 'POST', PATH_INFO: '/echo', CONTENT_LENGTH: String(big.length) },
+    });
+    const small = call(pool, 'fn/small:dave', '/ok', 30_000);
+    assert.equal(hopCounts.queuedBehind - before.queuedBehind, 0, 'the small call did not take a slot ahead of the big one');
+    for (const outcome of await Promise.all(runaways)) assert.equal(outcome.ok ? 'ok' : outcome.kind, 'timeout');
+    for (const outcome of await Promise.all([bigCall, small])) assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
   });
 
   test('a call whose deadline passes in the slot is taken back unrun, and the worker running ahead of it is not touched', async (t) => {
