@@ -13,7 +13,7 @@ import type { WorkerResult, WorkerTask } from './protocol.ts';
 
 export { NotStartedError, hopCounts, type CallSignal } from './channel.ts';
 
-/** How long a call may run before the call waiting behind it moves to a free worker. */
+/** How long a call may run before the call waiting behind it moves to a free worker (the pool's `staleMs`). */
 export const STALE_MS = 2;
 
 /** Filled by `run` with the call, for `takeBack`. */
@@ -34,6 +34,7 @@ export class Channels implements ChannelOwner {
     private readonly piscina: Piscina,
     threads: number,
     private readonly maxWaiting: number,
+    private readonly staleMs = STALE_MS,
   ) {
     for (let i = 0; i < threads; i++) this.open();
   }
@@ -173,7 +174,7 @@ export class Channels implements ChannelOwner {
     let best: Channel | null = null;
     for (const channel of this.all) {
       if (channel.dead || !channel.ready || channel.calls.length !== 1) continue;
-      if (now - channel.frontSince >= STALE_MS) continue;
+      if (now - channel.frontSince >= this.staleMs) continue;
       if (best === null || channel.frontSince > best.frontSince) best = channel;
     }
     return best;
@@ -183,7 +184,7 @@ export class Channels implements ChannelOwner {
   private takeStale(into: Channel): Call | null {
     const now = performance.now();
     for (const channel of this.all) {
-      if (channel === into || channel.calls.length < 2 || now - channel.frontSince < STALE_MS) continue;
+      if (channel === into || channel.calls.length < 2 || now - channel.frontSince < this.staleMs) continue;
       const waiting = channel.calls[channel.calls.length - 1]!;
       if (channel.withdraw(waiting)) {
         hopCounts.moved++;
@@ -193,7 +194,7 @@ export class Channels implements ChannelOwner {
     return null;
   }
 
-  /** While calls wait behind others, a timer looks every STALE_MS for one stuck behind a long call. */
+  /** While calls wait behind others, a timer looks every `staleMs` for one stuck behind a long call. */
   private armStaleCheck(): void {
     if (this.staleCheck !== null || this.closed) return;
     this.staleCheck = setTimeout(() => {
@@ -203,7 +204,7 @@ export class Channels implements ChannelOwner {
       if (!behind) return;
       this.rebalance();
       this.armStaleCheck();
-    }, STALE_MS);
+    }, this.staleMs);
     this.staleCheck.unref();
   }
 

@@ -132,7 +132,7 @@ export class WasmPool {
     });
     // A worker that dies outside a task (it should not) must not take the host down with an unhandled 'error'.
     this.piscina.on('error', () => undefined);
-    this.channels = new Channels(this.piscina, this.threads, this.maxQueue);
+    this.channels = new Channels(this.piscina, this.threads, this.maxQueue, options.staleMs);
   }
 
   /** Calls an export of a component instance kept for `instanceKey` (or a fresh one). */

@@ -68,4 +68,9 @@ export interface WasmPoolOptions {
    * when they reach for a file, a sleep or a socket or run past a few ms; default true.
    */
   inline?: boolean;
+  /**
+   * How long a call may run before the call waiting behind it in its worker's second slot moves to a free worker
+   * (channels.ts); default 2 ms. Tests raise it to place calls behind each other whatever the host's load.
+   */
+  staleMs?: number;
 }

@@ -28,6 +28,12 @@ const RUNAWAY_MS = 4_000;
 
 const counts = (): typeof hopCounts => ({ ...hopCounts });
 
+/**
+ * The pools' `staleMs` where a test places calls behind each other in one turn of the event loop: with the default
+ * (2 ms) a loaded host that takes the thread away between two placements would make the first call look stale.
+ */
+const STALE_MS = 300;
+
 describe('calls waiting in a worker\'s second slot (V8)', { skip: guests.skip }, () => {
   let guest: CompiledModule;
   let handler: CompiledModule;
@@ -49,7 +55,7 @@ describe('calls waiting in a worker\'s second slot (V8)', { skip: guests.skip },
   };
 
   test('many calls in flight: the next ones wait in the second slots, and every answer is its own call\'s', async (t) => {
-    const pool = new WasmPool({ threads: 2 });
+    const pool = new WasmPool({ threads: 2, staleMs: STALE_MS });
     t.after(() => pool.close());
     await waitFor(() => pool.readyWorkers === 2, 'both workers to serve');
     for (let i = 0; i < 4; i++) await Promise.all([echo(pool, 'fn/echo:a', new Uint8Array(1)), echo(pool, 'fn/echo:b', new Uint8Array(1))]);
@@ -67,7 +73,7 @@ describe('calls waiting in a worker\'s second slot (V8)', { skip: guests.skip },
   });
 
   test('a call waiting behind a runaway moves to the worker that frees, long before the runaway\'s deadline', async (t) => {
-    const pool = new WasmPool({ threads: 2 });
+    const pool = new WasmPool({ threads: 2, staleMs: STALE_MS });
     t.after(() => pool.close());
     await warm(pool, ['fn/quick:alice', 'fn/runaway:mallory', 'fn/late:bob']);
     const before = counts();
@@ -80,9 +86,10 @@ describe('calls waiting in a worker\'s second slot (V8)', { skip: guests.skip },
     const waited = performance.now() - started;
     assert.ok(late.ok, late.ok ? '' : late.message);
     assert.ok((await quick).ok);
-    assert.equal(hopCounts.queuedBehind - before.queuedBehind, 1, 'bob\'s call waited in a second slot');
-    assert.equal(hopCounts.moved - before.moved, 1, 'and moved from behind the runaway');
-    assert.ok(waited < RUNAWAY_MS / 4, `bob's call took ${Math.round(waited)} ms behind a runaway of ${RUNAWAY_MS} ms`);
+    // It may move once more (behind a fresh call elsewhere, if one started meanwhile), never stay behind the runaway.
+    assert.ok(hopCounts.queuedBehind - before.queuedBehind >= 1, 'bob\'s call waited in a second slot');
+    assert.ok(hopCounts.moved - before.moved >= 1, 'and moved from behind the runaway');
+    assert.ok(waited < RUNAWAY_MS / 2, `bob's call took ${Math.round(waited)} ms behind a runaway of ${RUNAWAY_MS} ms`);
     const cut = await runaway;
     assert.equal(cut.ok ? 'ok' : cut.kind, 'timeout');
   });
@@ -137,7 +144,7 @@ describe('calls waiting in a worker\'s second slot (V8)', { skip: guests.skip },
   });
 
   test('a call whose deadline passes in the slot is taken back unrun, and the worker running ahead of it is not touched', async (t) => {
-    const pool = new WasmPool({ threads: 1 });
+    const pool = new WasmPool({ threads: 1, staleMs: STALE_MS });
     t.after(() => pool.close());
     await warm(pool, ['fn/runaway:mallory']);
     const before = counts();
@@ -159,7 +166,7 @@ describe('calls waiting in a worker\'s second slot (V8)', { skip: guests.skip },
   });
 
   test('the call a worker terminated at a deadline never started runs on its replacement', async (t) => {
-    const pool = new WasmPool({ threads: 1 });
+    const pool = new WasmPool({ threads: 1, staleMs: STALE_MS });
     t.after(() => pool.close());
     await warm(pool, ['fn/runaway:mallory', 'fn/next:alice']);
     const before = counts();
