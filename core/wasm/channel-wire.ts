@@ -103,11 +103,12 @@ function inBuffer(task: WorkerTask): task is WasiTask | ComponentHttpTask {
 }
 
 /**
- * Whether the task may wait in a worker's second slot behind another call: it travels in the buffer (the pool can
- * withdraw it there), and it runs on V8, whose worker is terminated at a deadline. A wasmtime call is answered at its
- * deadline while its guest still traps (pool.ts), which a call that never started would have to be taken back from.
+ * Whether the task may wait in a worker's second slot behind another call: it travels in the buffer, where the pool
+ * can withdraw it (a port message cannot be unsent). On wasmtime the pool answers a call at its deadline while its
+ * guest still traps; one still waiting in a slot then is withdrawn first (pool.ts), and its deadline is absolute, so
+ * a call that waited gets only what is left of it.
  */
-export const mayWaitInSlot = (task: WorkerTask): boolean => inBuffer(task) && task.wasmtime === undefined;
+export const mayWaitInSlot = (task: WorkerTask): boolean => inBuffer(task);
 
 /**
  * A WASI run (stdin as the bytes) or a handler call (the request's body as the bytes) without compiled code, into

@@ -1,8 +1,8 @@
 /**
  * Where the pool's calls go (the hop itself, and why two slots per worker: channel.ts). A call takes an idle worker
- * if there is one (the warmest), else waits in the second slot of the busy worker whose call started last, if it may
- * (`mayWaitInSlot`: in the buffer, on V8), else waits here (bounded). A call waiting behind one that has run for
- * STALE_MS moves to a free worker (checked on every answer, and by a timer while calls wait behind others), so a
+ * if there is one (the warmest), else waits in the second slot of the busy worker whose call started last, if it
+ * may (`mayWaitInSlot`: in the buffer, either engine), else waits here (bounded). A call waiting behind one that has
+ * run for STALE_MS moves to a free worker (checked on every answer, and by a timer while calls wait behind others), so a
  * runaway never holds up a call queued behind it; at its deadline a call not started yet is taken back without
  * touching the worker; and the calls a dead worker never started go to the others.
  */
