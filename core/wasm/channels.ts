@@ -43,6 +43,13 @@ export class Channels implements ChannelOwner {
     return this.waiters.length;
   }
 
+  /** Workers being started: their serve loop does not run yet (their code may still be loading). */
+  get starting(): number {
+    let count = 0;
+    for (const channel of this.all) if (!channel.ready && !channel.dead) count++;
+    return count;
+  }
+
   /** Workers whose serve loop runs (a replacement is not counted until it serves). */
   get ready(): number {
     let count = 0;

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { SLOTS } from './channel-wire.ts';
@@ -70,6 +71,8 @@ let entry: WorkerEntry | null = null;
  * guest traps at its epoch deadline); this only bounds a shutdown behind a call given a very long deadline.
  */
 const CLOSE_DRAIN_MS = 30_000;
+/** The most close() waits for workers still loading their code (a worker normally serves within a second). */
+const STARTING_DRAIN_MS = 10_000;
 
 export class WasmPool {
   readonly threads: number;
@@ -239,6 +242,10 @@ export class WasmPool {
       clearTimeout(timer);
     }
     this.channels.close();
+    // A worker still loading its code is let finish (it then sees the close and ends its loop): on Node 24, a worker
+    // terminated inside require(esm) aborts the whole process (an assertion in ModuleWrap::CreateRequiredModuleFacade,
+    // seen in CI when a test closed a server whose workers had not started yet).
+    for (const until = Date.now() + STARTING_DRAIN_MS; this.channels.starting > 0 && Date.now() < until; ) await sleep(10);
     await this.piscina.destroy();
     closeSync(this.devNull);
   }
