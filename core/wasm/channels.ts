@@ -6,6 +6,7 @@
  * runaway never holds up a call queued behind it; at its deadline a call not started yet is taken back without
  * touching the worker; and the calls a dead worker never started go to the others.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Piscina } from 'piscina';
 import { mayWaitInSlot } from './channel-wire.ts';
 import { Call, Channel, NotStartedError, hopCounts, type CallSignal, type ChannelOwner } from './channel.ts';
@@ -43,11 +44,15 @@ export class Channels implements ChannelOwner {
     return this.waiters.length;
   }
 
-  /** Workers being started: their serve loop does not run yet (their code may still be loading). */
-  get starting(): number {
-    let count = 0;
-    for (const channel of this.all) if (!channel.ready && !channel.dead) count++;
-    return count;
+  /**
+   * Resolves once no worker is still starting (its code may be loading), or after `limitMs`. A worker terminated
+   * inside require(esm) aborts the whole process on Node 24 (an assertion in ModuleWrap::CreateRequiredModuleFacade,
+   * seen in CI when a test closed a server whose workers had not started yet): after close(), a starting worker
+   * loads, sees the close, ends its loop, and only then may the pool end it.
+   */
+  async started(limitMs: number): Promise<void> {
+    const starting = (): boolean => [...this.all].some((channel) => !channel.ready && !channel.dead);
+    for (const until = Date.now() + limitMs; starting() && Date.now() < until; ) await sleep(10);
   }
 
   /** Workers whose serve loop runs (a replacement is not counted until it serves). */
@@ -187,7 +192,7 @@ export class Channels implements ChannelOwner {
     return best;
   }
 
-  /** A call waiting behind one that has run for STALE_MS or more, taken back for `into` (null: none). */
+  /** A call waiting behind one that has run for `staleMs` or more, taken back for `into` (null: none). */
   private takeStale(into: Channel): Call | null {
     const now = performance.now();
     for (const channel of this.all) {
@@ -206,9 +211,7 @@ export class Channels implements ChannelOwner {
     if (this.staleCheck !== null || this.closed) return;
     this.staleCheck = setTimeout(() => {
       this.staleCheck = null;
-      let behind = false;
-      for (const channel of this.all) if (channel.calls.length > 1) behind = true;
-      if (!behind) return;
+      if (![...this.all].some((channel) => channel.calls.length > 1)) return;
       this.rebalance();
       this.armStaleCheck();
     }, this.staleMs);
@@ -225,7 +228,8 @@ export class Channels implements ChannelOwner {
       if (!call) return;
       if (idle) this.idle.pop();
       if (!into.send(call)) {
-        // It fitted where it was; it fits in any slot of the same size. Kept safe all the same.
+        // It may not wait behind `into`'s call (a wasmtime call on a replacement worker that has not had the
+        // engine's state yet, which goes on the port): it waits here, first.
         this.waiters.unshift(call);
         return;
       }
@@ -233,11 +237,7 @@ export class Channels implements ChannelOwner {
   }
 
   private drainToIdle(): void {
-    while (this.waiters.length > 0 && this.idle.length > 0) {
-      const channel = this.idle.pop()!;
-      channel.send(this.waiters.shift()!);
-      this.fillSecondSlot(channel);
-    }
+    while (this.waiters.length > 0 && this.idle.length > 0) this.freed(this.idle.pop()!, false);
   }
 
   private open(): void {

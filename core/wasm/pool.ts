@@ -11,7 +11,6 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import os from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { SLOTS } from './channel-wire.ts';
@@ -242,10 +241,8 @@ export class WasmPool {
       clearTimeout(timer);
     }
     this.channels.close();
-    // A worker still loading its code is let finish (it then sees the close and ends its loop): on Node 24, a worker
-    // terminated inside require(esm) aborts the whole process (an assertion in ModuleWrap::CreateRequiredModuleFacade,
-    // seen in CI when a test closed a server whose workers had not started yet).
-    for (const until = Date.now() + STARTING_DRAIN_MS; this.channels.starting > 0 && Date.now() < until; ) await sleep(10);
+    // Never while a worker still loads its code: on Node 24 that aborts the process (channels.ts, `started`).
+    await this.channels.started(STARTING_DRAIN_MS);
     await this.piscina.destroy();
     closeSync(this.devNull);
   }
@@ -291,7 +288,6 @@ export class WasmPool {
       return failure('overloaded', `the wasm pool queue is full (${this.share.waiting} waiting)`);
     }
     const deadline = new Deadline(deadlineMs + backstopMs);
-    const waited = (): WasmCallOutcome => failure('timeout', `deadline of ${deadlineMs}ms passed while waiting for a thread (${this.maxThreadsPerKey} of ${this.threads} may run for one instance at once)`);
     if (lane === null) {
       // Waiting for a thread ends at the deadline itself, backstop or not.
       const waitDeadline = backstopMs > 0 ? new Deadline(deadlineMs) : deadline;
@@ -300,11 +296,11 @@ export class WasmPool {
       if (lane === null) {
         deadline.clear();
         done();
-        return waited();
+        return this.waitedOut(deadlineMs);
       }
     }
     let handedOver = false;
-    const ticket: CallTicket = {};
+    const ticket: CallTicket | undefined = backstopMs > 0 ? {} : undefined; // for takeBack at the early answer
     try {
       const running = this.channels.run(task, deadline, ticket);
       if (backstopMs > 0) {
@@ -314,7 +310,7 @@ export class WasmPool {
         // as on V8 where the worker is terminated).
         const early = await settledBy(running, deadlineMs - (now() - task.submittedAt));
         if (early === DEADLINE) {
-          if (this.channels.takeBack(ticket)) return waited();
+          if (this.channels.takeBack(ticket!)) return this.waitedOut(deadlineMs);
           handedOver = true;
           this.share.strike(task.instanceKey);
           this.releaseWhenDone(running, task, lane, deadline, done);
@@ -334,7 +330,7 @@ export class WasmPool {
       return { ok: true, value: result.value, logs: result.logs, ...metrics, timing };
     } catch (error) {
       // Its deadline passed before a worker started it: no worker is touched, no strike (as in a lane).
-      if (error instanceof NotStartedError) return waited();
+      if (error instanceof NotStartedError) return this.waitedOut(deadlineMs);
       const elapsed = now() - submittedAt;
       if (deadline.aborted) this.share.strike(task.instanceKey);
       if (deadline.aborted && task.dataDir !== null) {
@@ -356,6 +352,11 @@ export class WasmPool {
         done();
       }
     }
+  }
+
+  /** The answer to a call whose deadline passed before any worker started it. */
+  private waitedOut(deadlineMs: number): WasmCallOutcome {
+    return failure('timeout', `deadline of ${deadlineMs}ms passed while waiting for a thread (${this.maxThreadsPerKey} of ${this.threads} may run for one instance at once)`);
   }
 
   /** A call answered at its deadline while its guest still ran: its lane and bookkeeping once the worker is done. */
