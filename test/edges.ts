@@ -3,6 +3,7 @@
 // haproxy on a loopback port, the built-in proxy behind it as the activator). A test takes `EDGES`, boots a
 // kernel per edge with `edgeKernel`, sends to `url`, and calls `settled()` after changing instances or weights
 // so that HAProxy routes as the kernel does before the test asserts anything.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import type { ConfigInput, ServiceInput } from '../core/config/schema.ts';
@@ -72,11 +73,20 @@ export async function edgeKernel(t: TestContext, edge: EdgeKind, services: Recor
     return { edge, kernel, url: kernel.url, api: null, viaBuiltin, spawns, events, settled: () => Promise.resolve() };
   }
   const api = new RuntimeApi(path.join(kernel.config.settings.dataDir, 'haproxy', 'admin.sock'));
+  const pidFile = path.join(kernel.config.settings.dataDir, 'haproxy', 'haproxy.pid');
   await waitFor(async () => api.pid().then(() => true, () => false), 'haproxy to answer on its runtime API', 20_000);
   let mismatch = '';
   const settled = (timeoutMs = 20_000): Promise<void> =>
     waitFor(
       async () => {
+        // Just after a reload the old worker still accepts for a moment on the listeners it shares with the new one
+        // (the admin socket too): a stats read may come from either, and a request may land on the other. Routing
+        // is settled only once one worker is left (CI: one request of seven reached the activator via the old one).
+        const workers = haproxyWorkers(pidFile);
+        if (workers !== 1) {
+          mismatch = `${workers} haproxy workers`;
+          return false;
+        }
         const stats = await api.serverStats((b) => b.startsWith('s.') || b.startsWith('i.')).catch(() => null);
         if (!stats) return false;
         mismatch = `instances ${JSON.stringify(kernel.instances.list().map((v) => [v.key, v.state, v.weight, v.handle?.address.port]))}, haproxy ${JSON.stringify(stats.map((s) => [s.backend, s.server, s.addr, s.maint, s.weight]))}`;
@@ -100,4 +110,27 @@ export async function edgeKernel(t: TestContext, edge: EdgeKind, services: Recor
       throw new Error(`${error.message}: ${mismatch}`);
     });
   return { edge, kernel, url: `http://127.0.0.1:${publicPort}`, api, viaBuiltin, spawns, events, settled };
+}
+
+/** How many worker processes the HAProxy master named in its pid file has now (-1: no master). */
+function haproxyWorkers(pidFile: string): number {
+  let master: number;
+  try {
+    master = Number(fs.readFileSync(pidFile, 'utf8').trim().split('\n')[0]);
+  } catch {
+    return -1;
+  }
+  let count = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The parent pid is the 2nd field after the command's closing parenthesis (a command may hold spaces).
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'latin1');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === master) count++;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return count;
 }

@@ -39,6 +39,7 @@ function drifted(stat: ServerStat, had: Programmed): boolean {
   // Compared in maintenance, a worker started with the file's weight 100 drifted for ever (seen in CI).
   return stat.backend.startsWith('s.') && stat.weight !== had.weight;
 }
+const ZERO_RESPONSES: readonly number[] = [0, 0, 0, 0, 0, 0];
 /** The least time between a reload and another asked for because the worker still lacks a server. */
 const RELOAD_RETRY_MS = 2_000;
 
@@ -63,6 +64,13 @@ export class HaproxyEdge {
   private closed = false;
   /** HAProxy's worker pid the last full sync was made for: a new one (restart, reload) is programmed afresh. */
   private workerPid = 0;
+  /**
+   * Whether the worker read now counted from zero (one this process started or reloaded, or any worker after the
+   * first): its first read is then counted whole. Only the worker found running in attach mode has counts from
+   * before, its first read being the baseline. Without this, requests a new worker carried before the first read
+   * (the file already had the instance in service) were never counted.
+   */
+  private countsFromZero = false;
 
   constructor(
     private readonly ctx: PluginContext,
@@ -93,10 +101,20 @@ export class HaproxyEdge {
   writeFiles(): boolean {
     if (!this.render || !this.files) return false;
     const services = this.desired();
-    // A service's lb is in its backend's config too: a reload that changes it rewrites the file.
-    const membership = [...services].map(([s, list]) => `${s}/${this.ctx.services.get(s)?.lb ?? ''}=${list.map((e) => e.id).join(',')}`).join(';');
-    if (membership === this.membership) return false;
-    this.membership = membership;
+    if (this.membershipOf(services) === this.membership) return false;
+    this.write(services);
+    return true;
+  }
+
+  /** The backends and their servers: what a reload must change. A service's lb is in its backend's config too. */
+  private membershipOf(services: Map<string, ServerEntry[]>): string {
+    return [...services].map(([s, list]) => `${s}/${this.ctx.services.get(s)?.lb ?? ''}=${list.map((e) => e.id).join(',')}`).join(';');
+  }
+
+  /** Renders and writes the files (each whole, then renamed: a reload never reads half a file). */
+  private write(services: Map<string, ServerEntry[]>): void {
+    if (!this.render || !this.files) return;
+    this.membership = this.membershipOf(services);
     const { config, map } = this.render(services);
     const errorDir = this.files.errorDir;
     fs.mkdirSync(errorDir, { recursive: true, mode: 0o700 });
@@ -106,7 +124,6 @@ export class HaproxyEdge {
       fs.writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
       fs.renameSync(`${file}.tmp`, file);
     }
-    return true;
   }
 
   /** Asks for a sync now (events): at most one runs at a time, and one more follows if asked meanwhile. */
@@ -131,6 +148,7 @@ export class HaproxyEdge {
     if (this.writeFiles()) this.scheduleReload();
     const pid = await this.api.pid();
     if (pid !== this.workerPid) {
+      this.countsFromZero = this.haproxy !== null || this.workerPid !== 0;
       // A new worker read its servers from the config file: program every one again, whatever was sent before.
       this.programmed.clear();
       this.totals.clear();
@@ -196,7 +214,7 @@ export class HaproxyEdge {
       sums.set(instanceKey, entry);
       const serverKey = `${stat.backend}/${stat.server}`;
       seen.add(serverKey);
-      const before = this.responses.get(serverKey);
+      const before = this.responses.get(serverKey) ?? (this.countsFromZero ? ZERO_RESPONSES : undefined);
       this.responses.set(serverKey, stat.responses);
       if (!before) continue;
       let delta = 0;
@@ -215,7 +233,7 @@ export class HaproxyEdge {
     for (const [instanceKey, { total, current, byClass, requests, timeMs, timed }] of sums) {
       const view = this.ctx.instances.getByKey(instanceKey);
       if (!view) continue;
-      const before = this.totals.get(instanceKey);
+      const before = this.totals.get(instanceKey) ?? (this.countsFromZero ? 0 : undefined);
       this.totals.set(instanceKey, total);
       if (requests > 0) this.ctx.lifecycle.touch(view, { edge: 'haproxy', requests, byClass, meanMs: timed > 0 ? timeMs / timed : null });
       else if (current > 0 || (before !== undefined && total > before)) this.ctx.lifecycle.touch(view);
@@ -227,6 +245,13 @@ export class HaproxyEdge {
     this.reloadTimer = setTimeout(() => {
       this.reloadTimer = null;
       this.ctx.log.info('instances or services changed: reloading haproxy');
+      // The new worker starts from the file's states: written again now, an instance that began running since the
+      // membership changed starts in service instead of sending its traffic to the activator until the next sync.
+      try {
+        this.write(this.desired());
+      } catch (error) {
+        this.ctx.log.warn({ err: String(error) }, 'haproxy config could not be written before the reload');
+      }
       this.reloadedAt = Date.now();
       this.haproxy?.reload();
     }, 200);
