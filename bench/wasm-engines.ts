@@ -13,7 +13,9 @@ import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultPlugins } from '../cli/default-plugins.ts';
 import { createTestKernel } from '../core/test-kernel.ts';
-import { capMemory, compileModule } from '../core/wasm/engine.ts';
+import { capMemory, compileCommand } from '../core/wasm/engine.ts';
+import { MEMORY_IMPORT_MODULE, MEMORY_IMPORT_NAME, memoryShape } from '../core/wasm/memory-import.ts';
+import { lendMemory, returnMemory } from '../core/wasm/memory-pool.ts';
 import { ModuleCache } from '../core/wasm/module-cache.ts';
 import { WasmPool, type CompiledModule } from '../core/wasm/pool.ts';
 import { prepareWasiCommand, runWasiCommand } from '../core/wasm/wasi-run.ts';
@@ -87,7 +89,7 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
 
   // Code: compile, and what a restart pays to have it again.
   let started = performance.now();
-  const v8Module = compileModule(bytes, CAP_PAGES);
+  const v8Module = compileCommand(bytes, CAP_PAGES);
   const v8CompileMs = performance.now() - started;
   const artifact = artifactPath(path.join(dir, 'cache'), 'bench');
   started = performance.now();
@@ -99,16 +101,19 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     return out.readBigUInt64LE(0);
   };
   const reloads = await timeEach(20, () => w.wasmtime_module_delete(deserialize()));
-  const v8Reloads = await timeEach(5, () => compileModule(bytes, CAP_PAGES));
+  const v8Reloads = await timeEach(5, () => compileCommand(bytes, CAP_PAGES));
 
-  // Instantiation alone: V8 links node:wasi's imports and makes an Instance; wasmtime makes a store with a WASI
-  // context and instantiates the pre-linked module.
+  // Instantiation alone: V8 links node:wasi's imports and makes an Instance in a memory lent from the pool (as
+  // served: compileCommand's module imports it; memory-pool.ts), given back after; wasmtime makes a store with a
+  // WASI context and instantiates the pre-linked module.
   const { WASI } = await import('node:wasi');
+  const shape = memoryShape(v8Module)!;
   const v8Instance = () => {
     const base = new WASI({ version: 'preview1', returnOnExit: true }).getImportObject() as { wasi_snapshot_preview1: Record<string, (...args: number[]) => number> };
     const wrapped: Record<string, (...args: number[]) => number> = {};
     for (const [name, fn] of Object.entries(base.wasi_snapshot_preview1)) wrapped[name] = (...args: number[]) => fn(...args);
-    return new WebAssembly.Instance(v8Module, { wasi_snapshot_preview1: wrapped });
+    const memory = lendMemory(shape);
+    return { memory, instance: new WebAssembly.Instance(v8Module, { wasi_snapshot_preview1: wrapped, [MEMORY_IMPORT_MODULE]: { [MEMORY_IMPORT_NAME]: memory } }) };
   };
   const module = deserialize();
   const linker = w.wasmtime_linker_new(enginePtr) as Ptr;
@@ -126,7 +131,7 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     if (w.wasmtime_instance_pre_instantiate(pre, context, instance, trap)) throw new Error('instantiate failed');
     return store;
   };
-  const v8Inst = (await timeEach(samples, v8Instance)).map((ms) => ms * 1000);
+  const v8Inst = (await timeEach(samples, () => returnMemory(shape, v8Instance().memory))).map((ms) => ms * 1000);
   const wtInst = (await timeEach(samples, () => w.wasmtime_store_delete(wtInstance()))).map((ms) => ms * 1000);
   const v8Rss = rssPerInstance(1000, v8Instance, () => undefined);
   const wtRss = rssPerInstance(1000, wtInstance, (made) => made.forEach((store) => w.wasmtime_store_delete(store as Ptr)));

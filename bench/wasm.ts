@@ -15,7 +15,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultPlugins } from '../cli/default-plugins.ts';
 import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
-import { compileModule } from '../core/wasm/engine.ts';
+import { compileCommand } from '../core/wasm/engine.ts';
 import { sharedWasmPool } from '../core/wasm/shared.ts';
 import { runWasiCommand } from '../core/wasm/wasi-run.ts';
 import type { WasmPool } from '../core/wasm/pool.ts';
@@ -106,7 +106,7 @@ async function cFigures(kernel: TestKernel, pool: WasmPool, wasmFile: string, lo
   const cycles = Number(process.env.BENCH_WASM_CYCLES ?? 15);
   const bytes = new Uint8Array(readFileSync(wasmFile));
   const compileStarted = performance.now();
-  const module = compileModule(bytes, CAP_PAGES);
+  const module = compileCommand(bytes, CAP_PAGES);
   const compileMs = performance.now() - compileStarted;
   const input = { args: ['hello-c'], env: { REQUEST_METHOD: 'GET', PATH_INFO: '/', DATA_DIR: '/data' }, stdin: new Uint8Array(), dataDir: null, preopenAs: '/data', capPages: CAP_PAGES };
 

@@ -48,6 +48,30 @@ export class Reader {
   }
 }
 
+/** A section of a module: where it starts (its id byte), where its body starts, and where it ends. */
+export interface Section {
+  id: number;
+  start: number;
+  bodyStart: number;
+  end: number;
+}
+
+/** The module's sections in order (after the 8-byte preamble). */
+export function sectionsOf(bytes: Uint8Array): Section[] {
+  const out: Section[] = [];
+  let pos = 8;
+  while (pos < bytes.length) {
+    const reader = new Reader(bytes, pos);
+    const id = reader.byte();
+    const size = reader.u32();
+    const end = reader.pos + size;
+    if (end > bytes.length) throw new Error('truncated wasm binary');
+    out.push({ id, start: pos, bodyStart: reader.pos, end });
+    pos = end;
+  }
+  return out;
+}
+
 const SECTION_IMPORT = 2;
 const SECTION_MEMORY = 5;
 const IMPORT_KIND_MEMORY = 2;

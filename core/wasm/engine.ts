@@ -7,6 +7,7 @@
  */
 import v8 from 'node:v8';
 import { WASM_PAGE_BYTES, capMemory, hasStartFunction } from './cap-memory.ts';
+import { importOwnMemory } from './memory-import.ts';
 import type { CompiledModule } from './pool.ts';
 import type { WasiTask } from './protocol.ts';
 import type { WasmFailureKind } from './types.ts';
@@ -112,6 +113,16 @@ export function compileModule(bytes: Uint8Array, capPages: number): WebAssembly.
   return new WebAssembly.Module(capMemory(bytes, capPages));
 }
 
+/**
+ * Compiles a WASI command for V8: capped as compileModule does, and with its memory imported, so each request
+ * runs in a memory lent from the thread's pool instead of a new one (memory-import.ts, memory-pool.ts).
+ */
+export function compileCommand(bytes: Uint8Array, capPages: number): WebAssembly.Module {
+  enableWasmFeatures();
+  raiseMemoryBackstop(capPages);
+  return new WebAssembly.Module(importOwnMemory(capMemory(bytes, capPages)));
+}
+
 /** Writes the cap into a module's memories without compiling it (for on-disk artifacts). */
 export { capMemory };
 
@@ -119,7 +130,7 @@ export { capMemory };
 export const v8Engine: Engine = {
   name: 'v8',
   availability: () => ({ usable: true }),
-  compileModule: (bytes, hash, capPages) => ({ engine: 'v8', hash, module: compileModule(bytes, capPages), capPages, ahead: !hasStartFunction(bytes) }),
+  compileModule: (bytes, hash, capPages) => ({ engine: 'v8', hash, module: compileCommand(bytes, capPages), capPages, ahead: !hasStartFunction(bytes) }),
   wasiCall(compiled, task) {
     if (!('module' in compiled)) return { error: `the module was compiled by ${compiled.engine}, not V8` };
     const ahead = { ...task, ahead: compiled.ahead === true };

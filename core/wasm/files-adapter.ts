@@ -15,7 +15,7 @@
  * 3 the preopened DATA_DIR) uncounts it; `fd_renumber` refuses 0-3 (EBADF) and uncounts the descriptor it
  * replaces. Every descriptor above 3 was counted when made, so what is counted never falls below what is open.
  */
-import { Reader, leb, skipImportDescriptor } from './cap-memory.ts';
+import { Reader, leb, sectionsOf, skipImportDescriptor } from './cap-memory.ts';
 
 /** Files one request may hold open at once (the same bound as node:wasi's wrapper on V8, wasi-run.ts). */
 export const MAX_GUEST_FILES = 128;
@@ -54,28 +54,6 @@ const name = (text: string): number[] => {
 };
 const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
 const vector = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
-
-interface Section {
-  id: number;
-  start: number;
-  bodyStart: number;
-  end: number;
-}
-
-function sectionsOf(bytes: Uint8Array): Section[] {
-  const out: Section[] = [];
-  let pos = 8;
-  while (pos < bytes.length) {
-    const reader = new Reader(bytes, pos);
-    const id = reader.byte();
-    const size = reader.u32();
-    const end = reader.pos + size;
-    if (end > bytes.length) throw new Error('truncated wasm binary');
-    out.push({ id, start: pos, bodyStart: reader.pos, end });
-    pos = end;
-  }
-  return out;
-}
 
 /**
  * Rewrites a core module (its memory cap already written in, capMemory) so its descriptor-making WASI imports go

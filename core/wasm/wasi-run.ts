@@ -10,6 +10,8 @@ import { TextDecoder } from 'node:util';
 import { classifyGuestError, instantiateModule } from './engine.ts';
 import { WASM_PAGE_BYTES } from './cap-memory.ts';
 import { MAX_GUEST_FILES } from './files-adapter.ts';
+import { MEMORY_IMPORT_MODULE, MEMORY_IMPORT_NAME, memoryShape } from './memory-import.ts';
+import { lendMemory, returnMemory } from './memory-pool.ts';
 import { MAX_OUTPUT_BYTES, type WasmFailureKind, type WasmLogLine } from './types.ts';
 
 // node:wasi warns once per thread, when it loads, that it is experimental: on every pool worker's stderr. It is
@@ -55,7 +57,22 @@ export type WasiRunResult =
 type Preview1 = Record<string, (...args: never[]) => number>;
 
 /** node:wasi's preview 1 function names, read once per worker from a WASI with no preopens (it opens nothing). */
-let importNames: string[] | null = null;
+let wasiNames: ReadonlySet<string> | null = null;
+/** Per module, the preview 1 functions it imports that node:wasi has: only those get a closure per request. */
+const importedNames = new WeakMap<WebAssembly.Module, string[]>();
+
+function importNamesOf(module: WebAssembly.Module, stdio: object): string[] {
+  let names = importedNames.get(module);
+  if (names) return names;
+  wasiNames ??= new Set(Object.keys(new WASI({ version: 'preview1', ...stdio }).wasiImport));
+  const known = wasiNames;
+  // A name node:wasi lacks gets no closure, so linking fails on it as it would with node:wasi's own imports.
+  names = WebAssembly.Module.imports(module)
+    .filter((entry) => entry.module === 'wasi_snapshot_preview1' && entry.kind === 'function' && known.has(entry.name))
+    .map((entry) => entry.name);
+  importedNames.set(module, names);
+  return names;
+}
 
 export class LineSplitter {
   private partial = '';
@@ -122,12 +139,11 @@ export function prepareWasiCommand(module: WebAssembly.Module, devNull: number):
   /** Highest guest fd that may be open: the preopen is fd 3, and uvwasi gives each new file the lowest free one. */
   let highestFd = 2;
   let openFiles = 0;
-  importNames ??= Object.keys(new WASI({ version: 'preview1', ...stdio }).wasiImport);
   // Every import is a JS closure: linking node:wasi's native functions directly costs V8 ~2-6 ms per instance
   // (measured: 51 KB module, 2-6 ms direct vs 0.3 ms wrapped, new WASI included). Rest args keep each call's
   // exact argument count, which uvwasi checks.
   const preview1: Record<string, (...args: number[]) => number> = {};
-  for (const name of importNames) preview1[name] = (...args: number[]) => (native[name] as (...a: number[]) => number)(...args);
+  for (const name of importNamesOf(module, stdio)) preview1[name] = (...args: number[]) => (native[name] as (...a: number[]) => number)(...args);
   const call = (name: string, ...args: number[]): number => (native[name] as (...a: number[]) => number)(...args);
   const view = () => new DataView(memory!.buffer);
 
@@ -199,15 +215,26 @@ export function prepareWasiCommand(module: WebAssembly.Module, devNull: number):
   };
   preview1.fd_pwrite = (fd: number, ...rest: number[]): number => (fd <= 2 ? ERRNO_NOTSUP : call('fd_pwrite', fd, ...rest));
 
+  // A module compiled by compileCommand imports its memory: lent from the thread's pool, given back (zeroed)
+  // once its one request has run or the instance could not be made.
+  const shape = memoryShape(module);
+  let lent = shape ? lendMemory(shape) : null;
+  // Once only: a memory in the pool twice could be lent to two instances at once.
+  const giveBack = (): void => {
+    if (lent) returnMemory(shape!, lent);
+    lent = null;
+  };
   let instance: WebAssembly.Instance;
   try {
-    instance = instantiateModule(module, { wasi_snapshot_preview1: preview1 });
+    instance = instantiateModule(module, lent ? { wasi_snapshot_preview1: preview1, [MEMORY_IMPORT_MODULE]: { [MEMORY_IMPORT_NAME]: lent } } : { wasi_snapshot_preview1: preview1 });
   } catch (error) {
+    giveBack();
     const failure = classifyGuestError(error);
     return { run: () => ({ ok: false, ...failure, logs }) };
   }
   const exported = instance.exports.memory;
   if (!(exported instanceof WebAssembly.Memory) || typeof instance.exports._start !== 'function') {
+    giveBack();
     return { run: () => ({ ok: false, kind: 'error', message: 'not a WASI command: it must export memory and _start (build with a main())', logs }) };
   }
   memory = exported;
@@ -230,6 +257,8 @@ export function prepareWasiCommand(module: WebAssembly.Module, devNull: number):
         return { ok: false, ...classifyGuestError(error, { usedBytes: memory.buffer.byteLength, capBytes }), logs };
       } finally {
         if (wasi) closeAll(highestFd, call);
+        // Nothing of the request is left in the memory once it is back: stdout was copied out as it was written.
+        giveBack();
       }
     },
   };
