@@ -14,8 +14,7 @@ import path from 'node:path';
 import { defaultPlugins } from '../cli/default-plugins.ts';
 import { createTestKernel } from '../core/test-kernel.ts';
 import { capMemory, compileCommand } from '../core/wasm/engine.ts';
-import { MEMORY_IMPORT_MODULE, MEMORY_IMPORT_NAME, memoryShape } from '../core/wasm/memory-import.ts';
-import { lendMemory, returnMemory } from '../core/wasm/memory-pool.ts';
+import { v8Linker } from './v8-instance.ts';
 import { ModuleCache } from '../core/wasm/module-cache.ts';
 import { WasmPool, type CompiledModule } from '../core/wasm/pool.ts';
 import { prepareWasiCommand, runWasiCommand } from '../core/wasm/wasi-run.ts';
@@ -104,17 +103,9 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
   const v8Reloads = await timeEach(5, () => compileCommand(bytes, CAP_PAGES));
 
   // Instantiation alone: V8 links node:wasi's imports and makes an Instance in a memory lent from the pool (as
-  // served: compileCommand's module imports it; memory-pool.ts), given back after; wasmtime makes a store with a
-  // WASI context and instantiates the pre-linked module.
-  const { WASI } = await import('node:wasi');
-  const shape = memoryShape(v8Module)!;
-  const v8Instance = () => {
-    const base = new WASI({ version: 'preview1', returnOnExit: true }).getImportObject() as { wasi_snapshot_preview1: Record<string, (...args: number[]) => number> };
-    const wrapped: Record<string, (...args: number[]) => number> = {};
-    for (const [name, fn] of Object.entries(base.wasi_snapshot_preview1)) wrapped[name] = (...args: number[]) => fn(...args);
-    const memory = lendMemory(shape);
-    return { memory, instance: new WebAssembly.Instance(v8Module, { wasi_snapshot_preview1: wrapped, [MEMORY_IMPORT_MODULE]: { [MEMORY_IMPORT_NAME]: memory } }) };
-  };
+  // served, bench/v8-instance.ts), given back after; wasmtime makes a store with a WASI context and instantiates
+  // the pre-linked module.
+  const v8Linked = await v8Linker(v8Module);
   const module = deserialize();
   const linker = w.wasmtime_linker_new(enginePtr) as Ptr;
   w.wasmtime_linker_define_wasi(linker);
@@ -131,9 +122,9 @@ export async function runEngineComparison(options: { log?: (line: string) => voi
     if (w.wasmtime_instance_pre_instantiate(pre, context, instance, trap)) throw new Error('instantiate failed');
     return store;
   };
-  const v8Inst = (await timeEach(samples, () => returnMemory(shape, v8Instance().memory))).map((ms) => ms * 1000);
+  const v8Inst = (await timeEach(samples, () => v8Linked.release(v8Linked.make()))).map((ms) => ms * 1000);
   const wtInst = (await timeEach(samples, () => w.wasmtime_store_delete(wtInstance()))).map((ms) => ms * 1000);
-  const v8Rss = rssPerInstance(1000, v8Instance, () => undefined);
+  const v8Rss = rssPerInstance(1000, v8Linked.make, () => undefined);
   const wtRss = rssPerInstance(1000, wtInstance, (made) => made.forEach((store) => w.wasmtime_store_delete(store as Ptr)));
   w.wasmtime_instance_pre_delete(pre);
   w.wasmtime_linker_delete(linker);

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { defaultPlugins } from '../cli/default-plugins.ts';
 import { createTestKernel, type TestKernel } from '../core/test-kernel.ts';
 import { compileCommand } from '../core/wasm/engine.ts';
+import { v8Linker } from './v8-instance.ts';
 import { sharedWasmPool } from '../core/wasm/shared.ts';
 import { runWasiCommand } from '../core/wasm/wasi-run.ts';
 import type { WasmPool } from '../core/wasm/pool.ts';
@@ -110,15 +111,9 @@ async function cFigures(kernel: TestKernel, pool: WasmPool, wasmFile: string, lo
   const compileMs = performance.now() - compileStarted;
   const input = { args: ['hello-c'], env: { REQUEST_METHOD: 'GET', PATH_INFO: '/', DATA_DIR: '/data' }, stdin: new Uint8Array(), dataDir: null, preopenAs: '/data', capPages: CAP_PAGES };
 
-  // Linked the way core/wasm/wasi-run.ts links it: a fresh WASI per request, every import a JS closure.
-  const { WASI } = await import('node:wasi');
-  const link = () => {
-    const base = new WASI({ version: 'preview1', returnOnExit: true }).getImportObject() as { wasi_snapshot_preview1: Record<string, (...args: number[]) => number> };
-    const wrapped: Record<string, (...args: number[]) => number> = {};
-    for (const [name, fn] of Object.entries(base.wasi_snapshot_preview1)) wrapped[name] = (...args: number[]) => fn(...args);
-    return new WebAssembly.Instance(module, { wasi_snapshot_preview1: wrapped });
-  };
-  const instantiateUs = (await timeEach(samples, link)).map((ms) => ms * 1000);
+  // Linked the way core/wasm/wasi-run.ts links it: a fresh WASI per request, every import a JS closure, a lent memory.
+  const linker = await v8Linker(module);
+  const instantiateUs = (await timeEach(samples, () => linker.release(linker.make()))).map((ms) => ms * 1000);
   const devNull = openSync('/dev/null', 'r+');
   const inThread = await timeEach(samples, () => runWasiCommand(module, input, devNull));
   closeSync(devNull);
