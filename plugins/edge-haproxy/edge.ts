@@ -198,7 +198,10 @@ export class HaproxyEdge {
    * the instance as not idle, and the responses they counted since the last read go to the `edgeTraffic` hook.
    */
   private async readActivity(): Promise<void> {
-    const stats = await this.api.serverStats((b) => b.startsWith('s.') || b.startsWith('i.'));
+    const { pid, stats } = await this.api.workerStats((b) => b.startsWith('s.') || b.startsWith('i.'));
+    // Another worker than the one this sync programmed (a reload in between, or the old worker still answering
+    // for a moment after one): its counters are not the ones the baselines came from. The next sync sorts it out.
+    if (pid !== this.workerPid) return;
     const sums = new Map<string, { total: number; current: number; byClass: number[]; requests: number; timeMs: number; timed: number }>();
     const seen = new Set<string>();
     for (const stat of stats) {

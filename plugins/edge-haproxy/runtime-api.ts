@@ -50,33 +50,49 @@ export class RuntimeApi {
 
   /** Per server of the backends named by `wanted`: sessions, responses by class and mean time (`show stat`, CSV). */
   async serverStats(wanted: (backend: string) => boolean): Promise<ServerStat[]> {
-    const csv = await this.run(['show stat']);
-    const lines = csv.split('\n');
-    const header = (lines[0] ?? '').replace(/^# /, '').split(',');
-    const col = (name: string): number => header.indexOf(name);
-    const [px, sv, scur, stot, addr, weight, ttime, status] = [col('pxname'), col('svname'), col('scur'), col('stot'), col('addr'), col('weight'), col('ttime'), col('status')];
-    // hrsp_other first: the index of each is its status class (0 other, 1 to 5 for 1xx to 5xx).
-    const classes = ['hrsp_other', 'hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx'].map(col);
-    const stats: ServerStat[] = [];
-    for (const line of lines.slice(1)) {
-      const fields = line.split(',');
-      const backend = fields[px];
-      const server = fields[sv];
-      if (!backend || !server || server === 'FRONTEND' || server === 'BACKEND' || !wanted(backend)) continue;
-      stats.push({
-        backend,
-        server,
-        current: Number(fields[scur]) || 0,
-        total: Number(fields[stot]) || 0,
-        addr: addr >= 0 ? (fields[addr] ?? '') : '',
-        weight: Number(fields[weight]) || 0,
-        maint: status >= 0 && (fields[status] ?? '').startsWith('MAINT'),
-        responses: classes.map((c) => (c >= 0 ? Number(fields[c]) || 0 : 0)),
-        meanMs: ttime >= 0 && fields[ttime] !== '' && fields[ttime] !== undefined ? Number(fields[ttime]) || 0 : null,
-      });
-    }
-    return stats;
+    return (await this.workerStats(wanted)).stats;
   }
+
+  /**
+   * The same, with the pid of the worker that answered, from one connection (`show info;show stat`). Just after a
+   * reload the old worker still accepts on the admin socket for a moment, so two calls may reach two workers:
+   * only one connection tells whose counters these are.
+   */
+  async workerStats(wanted: (backend: string) => boolean): Promise<{ pid: number; stats: ServerStat[] }> {
+    const answer = await this.run(['show info', 'show stat']);
+    const match = /^Pid: (\d+)$/m.exec(answer);
+    const csvAt = answer.indexOf('# pxname');
+    if (!match || csvAt < 0) throw new Error(`no Pid or stats in HAProxy's answer: ${answer.slice(0, 200)}`);
+    return { pid: Number(match[1]), stats: parseStats(answer.slice(csvAt), wanted) };
+  }
+}
+
+function parseStats(csv: string, wanted: (backend: string) => boolean): ServerStat[] {
+  const lines = csv.split('\n');
+  const header = (lines[0] ?? '').replace(/^# /, '').split(',');
+  const col = (name: string): number => header.indexOf(name);
+  const [px, sv, scur, stot, addr, weight, ttime, status] = [col('pxname'), col('svname'), col('scur'), col('stot'), col('addr'), col('weight'), col('ttime'), col('status')];
+  // hrsp_other first: the index of each is its status class (0 other, 1 to 5 for 1xx to 5xx).
+  const classes = ['hrsp_other', 'hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx'].map(col);
+  const stats: ServerStat[] = [];
+  for (const line of lines.slice(1)) {
+    const fields = line.split(',');
+    const backend = fields[px];
+    const server = fields[sv];
+    if (!backend || !server || server === 'FRONTEND' || server === 'BACKEND' || !wanted(backend)) continue;
+    stats.push({
+      backend,
+      server,
+      current: Number(fields[scur]) || 0,
+      total: Number(fields[stot]) || 0,
+      addr: addr >= 0 ? (fields[addr] ?? '') : '',
+      weight: Number(fields[weight]) || 0,
+      maint: status >= 0 && (fields[status] ?? '').startsWith('MAINT'),
+      responses: classes.map((c) => (c >= 0 ? Number(fields[c]) || 0 : 0)),
+      meanMs: ttime >= 0 && fields[ttime] !== '' && fields[ttime] !== undefined ? Number(fields[ttime]) || 0 : null,
+    });
+  }
+  return stats;
 }
 
 export interface ServerStat {
