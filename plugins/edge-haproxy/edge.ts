@@ -40,6 +40,7 @@ function drifted(stat: ServerStat, had: Programmed): boolean {
   return stat.backend.startsWith('s.') && stat.weight !== had.weight;
 }
 const ZERO_RESPONSES: readonly number[] = [0, 0, 0, 0, 0, 0];
+const RETIRED_KEPT = 4;
 /** The least time between a reload and another asked for because the worker still lacks a server. */
 const RELOAD_RETRY_MS = 2_000;
 
@@ -71,6 +72,8 @@ export class HaproxyEdge {
    * (the file already had the instance in service) were never counted.
    */
   private countsFromZero = false;
+  /** The workers this sync moved on from, newest first (bounded: pids are reused, and old workers exit). */
+  private retired: number[] = [];
 
   constructor(
     private readonly ctx: PluginContext,
@@ -147,8 +150,12 @@ export class HaproxyEdge {
   private async sync(): Promise<void> {
     if (this.writeFiles()) this.scheduleReload();
     const pid = await this.api.pid();
+    // A worker left behind by a reload, still answering for a moment: never programmed or counted again (counted
+    // from zero, its totals would be counted twice). The next tick reaches the current one.
+    if (this.retired.includes(pid)) return;
     if (pid !== this.workerPid) {
       this.countsFromZero = this.haproxy !== null || this.workerPid !== 0;
+      if (this.workerPid !== 0) this.retired = [this.workerPid, ...this.retired].slice(0, RETIRED_KEPT);
       // A new worker read its servers from the config file: program every one again, whatever was sent before.
       this.programmed.clear();
       this.totals.clear();
