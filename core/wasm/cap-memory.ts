@@ -20,6 +20,30 @@ export function leb(value: number): number[] {
   return out;
 }
 
+const encoder = new TextEncoder();
+
+/** A name as the binary holds it: its UTF-8 length, then its bytes. */
+export function name(text: string): number[] {
+  const bytes = encoder.encode(text);
+  return [...leb(bytes.length), ...bytes];
+}
+
+/** A section: its id, its body's length, its body. */
+export function section(id: number, body: readonly number[] | Uint8Array): number[] {
+  return [id, ...leb(body.length), ...body];
+}
+
+/** The parts of a rewritten module, joined into one binary. */
+export function joinParts(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
 /** A reader over the binary that fails with a clear message instead of reading past the end. */
 export class Reader {
   pos: number;

@@ -15,7 +15,7 @@
  * 3 the preopened DATA_DIR) uncounts it; `fd_renumber` refuses 0-3 (EBADF) and uncounts the descriptor it
  * replaces. Every descriptor above 3 was counted when made, so what is counted never falls below what is open.
  */
-import { Reader, leb, sectionsOf, skipImportDescriptor } from './cap-memory.ts';
+import { Reader, joinParts, leb, name, section, sectionsOf, skipImportDescriptor } from './cap-memory.ts';
 
 /** Files one request may hold open at once (the same bound as node:wasi's wrapper on V8, wasi-run.ts). */
 export const MAX_GUEST_FILES = 128;
@@ -46,13 +46,7 @@ export interface BoundedGuest {
   memory: MemoryLimits;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
-const name = (text: string): number[] => {
-  const bytes = encoder.encode(text);
-  return [...leb(bytes.length), ...bytes];
-};
-const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
 const vector = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
 
 /**
@@ -110,13 +104,7 @@ export function boundGuestFiles(bytes: Uint8Array): BoundedGuest | null {
     pos = memories.end;
   }
   parts.push(bytes.subarray(pos));
-  const guest = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    guest.set(part, offset);
-    offset += part.length;
-  }
-  return { guest, memory };
+  return { guest: joinParts(parts), memory };
 }
 
 const I32 = 0x7f;

@@ -9,7 +9,7 @@
  * limits (as capMemory left them, so the cap holds) and its export; only where it comes from changes. The limits
  * are also written into a custom section, for the worker, which gets the compiled module but not its bytes.
  */
-import { Reader, leb, sectionsOf, type Section } from './cap-memory.ts';
+import { Reader, joinParts, leb, name, section, sectionsOf, type Section } from './cap-memory.ts';
 
 /** Where the rewritten module imports its memory from. */
 export const MEMORY_IMPORT_MODULE = 'tenement';
@@ -24,26 +24,12 @@ const SECTION_MEMORY = 5;
 const IMPORT_KIND_MEMORY = 2;
 const LIMITS_HAS_MAX = 1;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function name(text: string): number[] {
-  const bytes = encoder.encode(text);
-  return [...leb(bytes.length), ...bytes];
-}
 
 function customName(bytes: Uint8Array, section: Section): string {
   const reader = new Reader(bytes, section.bodyStart);
   const length = reader.u32();
   return decoder.decode(bytes.subarray(reader.pos, reader.pos + length));
-}
-
-function section(id: number, body: readonly number[] | Uint8Array): Uint8Array {
-  const head = [id, ...leb(body.length)];
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head, 0);
-  out.set(body, head.length);
-  return out;
 }
 
 /**
@@ -64,20 +50,14 @@ export function importOwnMemory(bytes: Uint8Array): Uint8Array {
 
   const entry = [...name(MEMORY_IMPORT_MODULE), ...name(MEMORY_IMPORT_NAME), IMPORT_KIND_MEMORY, LIMITS_HAS_MAX, ...leb(initial), ...leb(maximum)];
   const imports = all.find((s) => s.id === SECTION_IMPORT);
-  let importSection: Uint8Array;
+  // Appended to the import section it has (count + 1), or in one of its own.
+  let importBody: number[] = [...leb(1), ...entry];
   if (imports) {
     const body = new Reader(bytes, imports.bodyStart);
     const count = body.u32();
-    const rest = bytes.subarray(body.pos, imports.end);
-    const countBytes = leb(count + 1);
-    const joined = new Uint8Array(countBytes.length + rest.length + entry.length);
-    joined.set(countBytes, 0);
-    joined.set(rest, countBytes.length);
-    joined.set(entry, countBytes.length + rest.length);
-    importSection = section(SECTION_IMPORT, joined);
-  } else {
-    importSection = section(SECTION_IMPORT, [...leb(1), ...entry]);
+    importBody = [...leb(count + 1), ...bytes.subarray(body.pos, imports.end), ...entry];
   }
+  const importSection = Uint8Array.from(section(SECTION_IMPORT, importBody));
 
   const parts: Uint8Array[] = [bytes.subarray(0, 8)];
   let placed = false;
@@ -94,15 +74,8 @@ export function importOwnMemory(bytes: Uint8Array): Uint8Array {
     parts.push(bytes.subarray(s.start, s.end));
   }
   if (!placed) parts.push(importSection);
-  parts.push(section(SECTION_CUSTOM, [...name(MEMORY_SHAPE_SECTION), ...leb(initial), ...leb(maximum)]));
-
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  parts.push(Uint8Array.from(section(SECTION_CUSTOM, [...name(MEMORY_SHAPE_SECTION), ...leb(initial), ...leb(maximum)])));
+  return joinParts(parts);
 }
 
 export interface MemoryShape {

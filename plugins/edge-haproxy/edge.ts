@@ -65,13 +65,6 @@ export class HaproxyEdge {
   private closed = false;
   /** HAProxy's worker pid the last full sync was made for: a new one (restart, reload) is programmed afresh. */
   private workerPid = 0;
-  /**
-   * Whether the worker read now counted from zero (one this process started or reloaded, or any worker after the
-   * first): its first read is then counted whole. Only the worker found running in attach mode has counts from
-   * before, its first read being the baseline. Without this, requests a new worker carried before the first read
-   * (the file already had the instance in service) were never counted.
-   */
-  private countsFromZero = false;
   /** The workers this sync moved on from, newest first (bounded: pids are reused, and old workers exit). */
   private retired: number[] = [];
 
@@ -154,7 +147,6 @@ export class HaproxyEdge {
     // from zero, its totals would be counted twice). The next tick reaches the current one.
     if (this.retired.includes(pid)) return;
     if (pid !== this.workerPid) {
-      this.countsFromZero = this.haproxy !== null || this.workerPid !== 0;
       if (this.workerPid !== 0) this.retired = [this.workerPid, ...this.retired].slice(0, RETIRED_KEPT);
       // A new worker read its servers from the config file: program every one again, whatever was sent before.
       this.programmed.clear();
@@ -197,6 +189,16 @@ export class HaproxyEdge {
         throw error;
       }
     }
+  }
+
+  /**
+   * Whether the worker read now counted from zero (one this process started or reloaded, or any worker after the
+   * first): its first read is then counted whole. Only the worker found running in attach mode has counts from
+   * before, its first read being the baseline. Without this, requests a new worker carried before the first read
+   * (the file already had the instance in service) were never counted.
+   */
+  private get countsFromZero(): boolean {
+    return this.haproxy !== null || this.retired.length > 0;
   }
 
   /**

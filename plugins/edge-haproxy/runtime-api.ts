@@ -42,10 +42,7 @@ export class RuntimeApi {
 
   /** HAProxy's worker pid (`show info`): the same pid before and after a change means no reload happened. */
   async pid(): Promise<number> {
-    const info = await this.run(['show info']);
-    const match = /^Pid: (\d+)$/m.exec(info);
-    if (!match) throw new Error(`no Pid in HAProxy's show info: ${info.slice(0, 200)}`);
-    return Number(match[1]);
+    return pidIn(await this.run(['show info']));
   }
 
   /** Per server of the backends named by `wanted`: sessions, responses by class and mean time (`show stat`, CSV). */
@@ -60,11 +57,17 @@ export class RuntimeApi {
    */
   async workerStats(wanted: (backend: string) => boolean): Promise<{ pid: number; stats: ServerStat[] }> {
     const answer = await this.run(['show info', 'show stat']);
-    const match = /^Pid: (\d+)$/m.exec(answer);
     const csvAt = answer.indexOf('# pxname');
-    if (!match || csvAt < 0) throw new Error(`no Pid or stats in HAProxy's answer: ${answer.slice(0, 200)}`);
-    return { pid: Number(match[1]), stats: parseStats(answer.slice(csvAt), wanted) };
+    if (csvAt < 0) throw new Error(`no stats in HAProxy's answer: ${answer.slice(0, 200)}`);
+    return { pid: pidIn(answer), stats: parseStats(answer.slice(csvAt), wanted) };
   }
+}
+
+/** The worker's pid in an answer holding `show info`'s. */
+function pidIn(answer: string): number {
+  const match = /^Pid: (\d+)$/m.exec(answer);
+  if (!match) throw new Error(`no Pid in HAProxy's show info: ${answer.slice(0, 200)}`);
+  return Number(match[1]);
 }
 
 function parseStats(csv: string, wanted: (backend: string) => boolean): ServerStat[] {

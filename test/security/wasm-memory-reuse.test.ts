@@ -17,6 +17,7 @@ import { memoryPoolStats } from '../../core/wasm/memory-pool.ts';
 import { runWasiCommand, type WasiRunInput } from '../../core/wasm/wasi-run.ts';
 import { wasmtimeStatus } from '../../core/wasm/wasmtime/library.ts';
 import { createTestKernel } from '../../core/test-kernel.ts';
+import { parseCgiResponse } from '../../runtimes/wasm/cgi.ts';
 import wasmRuntime from '../../runtimes/wasm/index.ts';
 import { request, servePlugins } from '../helpers.ts';
 import { buildCGuests, wasmFunction } from '../wasm-guests.ts';
@@ -42,8 +43,7 @@ const input = (route: string, tenant: string): WasiRunInput => ({
 /** The body of a CGI answer (after the header block). */
 function body(result: ReturnType<typeof runWasiCommand>): string {
   assert.ok(result.ok, result.ok ? '' : result.message);
-  const text = Buffer.from(result.stdout).toString('utf8');
-  return text.slice(text.indexOf('\r\n\r\n') + 4).trim();
+  return Buffer.from(parseCgiResponse(result.stdout).body).toString('utf8').trim();
 }
 
 describe('a WASI command on V8 runs in a lent memory that holds nothing of earlier requests', { skip }, () => {
@@ -79,8 +79,7 @@ describe('a WASI command on V8 runs in a lent memory that holds nothing of earli
       } finally {
         closeSync(fd);
       }
-      const text = readFileSync(out, 'utf8');
-      found.push(text.slice(text.indexOf('\r\n\r\n') + 4).trim().split(' ')[0]!);
+      found.push(Buffer.from(parseCgiResponse(readFileSync(out)).body).toString('utf8').trim().split(' ')[0]!);
     }
     assert.deepEqual(found, ['0', '16384'], 'bob found every byte of the static array alice left');
   });
