@@ -10,7 +10,8 @@
  * (an old tree: `git archive <commit> | tar -x -C /tmp/old && ln -s $PWD/node_modules /tmp/old/node_modules &&
  * (cd /tmp/old && npm run build)`). PROXY_AB_PROFILE=1 writes a --cpu-prof of each tree's server to .bench-tmp/.
  * PROXY_AB_NODE_ARGS: node options per tree, `|` between trees (`|--max-semi-space-size=32`: the same tree twice,
- * the second with a larger young generation). Env: BENCH_ROUNDS (8), BENCH_SECONDS (2), BENCH_CONNECTIONS (32).
+ * the second with a larger young generation). PROXY_AB_PIN: settings.proxy.pin per tree, `,` between trees
+ * (`busy,off`: the same tree pinned and not). Env: BENCH_ROUNDS (8), BENCH_SECONDS (2), BENCH_CONNECTIONS (32).
  */
 import { existsSync, mkdirSync, readdirSync, copyFileSync } from 'node:fs';
 import os from 'node:os';
@@ -29,13 +30,13 @@ interface TreeRun {
   p50c1: number[];
 }
 
-async function start(tree: string, dir: string, index: number, profileDir: string | null, extraArgs: readonly string[]): Promise<TenServe> {
+async function start(tree: string, dir: string, index: number, profileDir: string | null, extraArgs: readonly string[], pin: 'busy' | 'off'): Promise<TenServe> {
   const script = path.join(tree, 'dist', 'cli', 'main.js');
   if (!existsSync(script)) throw new Error(`${tree}: no dist/cli/main.js (npm run build in it)`);
   const backendPort = await freePort();
   const sub = path.join(dir, `tree-${index}`);
   mkdirSync(sub, { recursive: true });
-  const config = writeServeConfig(sub, backendPort);
+  const config = writeServeConfig(sub, backendPort, 1, 'tenement.config.json', 'spread', pin);
   const nodeArgs = [...extraArgs, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '250'] : [])];
   const serve = await startTenServe({ config, dataDir: path.join(sub, 'data'), script, nodeArgs });
   await waitForOk(serve.port, HOST, 20_000, `${HOST} through ${tree}`);
@@ -51,11 +52,14 @@ export async function runProxyAb(trees: readonly string[], log: (line: string) =
   const dir = makeTempDir('proxy-ab');
   const runs: TreeRun[] = [];
   const argsPerTree = (process.env.PROXY_AB_NODE_ARGS ?? '').split('|').map((args) => args.split(' ').filter(Boolean));
+  const pinPerTree = (process.env.PROXY_AB_PIN ?? '').split(',').map((pin) => (pin.trim() === 'off' ? 'off' : 'busy'));
   try {
     for (const [i, tree] of trees.entries()) {
       const profileDir = profile ? path.join(dir, `prof-${i}`) : null;
       const args = argsPerTree[i] ?? [];
-      runs.push({ tree: args.length > 0 ? `${tree} ${args.join(' ')}` : tree, serve: await start(tree, dir, i, profileDir, args), rps: [], cpu: [], p50: [], p50c1: [] });
+      const pin = pinPerTree[i] ?? 'busy';
+      const label = `${tree}${args.length > 0 ? ` ${args.join(' ')}` : ''}${pin === 'off' ? ' (proxy.pin off)' : ''}`;
+      runs.push({ tree: label, serve: await start(tree, dir, i, profileDir, args, pin), rps: [], cpu: [], p50: [], p50c1: [] });
     }
     const wrk = async (run: TreeRun, conns: number, secs: number): Promise<{ rps: number; cpu: number; p50: number }> => {
       const before = cpuMicros(run.serve.child.pid);

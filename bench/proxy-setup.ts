@@ -16,7 +16,15 @@ export function dataDirOf(dir: string, workers: number, accept: 'spread' | 'spil
 }
 
 /** A config for `ten serve`: one service whose single instance is the hello backend on a port we chose. */
-export function writeServeConfig(dir: string, backendPort: number, workers = 1, name = 'tenement.config.json', accept: 'spread' | 'spill' = 'spread'): string {
+export function writeServeConfig(
+  dir: string,
+  backendPort: number,
+  workers = 1,
+  name = 'tenement.config.json',
+  accept: 'spread' | 'spill' = 'spread',
+  // BENCH_PROXY_PIN=off: every ten serve of the benches unpinned (settings.proxy.pin), for an A/B of the pinning.
+  pin: 'busy' | 'off' = process.env.BENCH_PROXY_PIN === 'off' ? 'off' : 'busy',
+): string {
   const file = path.join(dir, name);
   const config = {
     settings: {
@@ -27,7 +35,7 @@ export function writeServeConfig(dir: string, backendPort: number, workers = 1, 
       // A one-port range, so the benchmark knows where the instance listens and can reach it directly.
       portRange: { from: backendPort, to: backendPort },
       healthInterval: '60s',
-      proxy: { workers, accept },
+      proxy: { workers, accept, pin },
     },
     services: {
       hello: { command: process.execPath, args: [HELLO_APP], health: '/health', idleTimeout: false },

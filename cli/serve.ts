@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { loadConfig, type SettingsOverrides } from '../core/config/loader.ts';
+import { startCpuPinning } from '../core/dataplane/cpu-pin.ts';
 import { Kernel } from '../core/kernel.ts';
 import { createLogger } from '../core/logger.ts';
 import { CONFIG_PLUGINS, checkReloadNeeds, loadDefaultPlugins } from './serve-plugins.ts';
@@ -73,6 +74,9 @@ export async function serve(options: ServeOptions): Promise<void> {
     await kernel.stop().catch(() => undefined);
     throw error;
   }
+  // A busy proxy's event loop stays on its CPU (settings.proxy.pin; core/dataplane/cpu-pin.ts). Here, not in
+  // the kernel: a test's in-process kernel must not pin its test runner's thread.
+  if (config.settings.proxy.pin === 'busy') startCpuPinning({ log });
   // SIGHUP: services added, removed and changed are applied (cli/reload.ts).
   reloadOnSighup(kernel, reloadFrom, log);
   process.off('SIGHUP', early);

@@ -95,6 +95,7 @@ export async function createServer(kernel: Kernel): Promise<TenementServer> {
           },
           kernel.config.settings.proxy.accept,
           dataPlane,
+          kernel.config.settings.proxy.pin,
         )
       : null;
 

@@ -226,8 +226,10 @@ const coreSettingsFields = {
       workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
       /** 'spill' (default): workers accept only while the accepting ones are saturated and a core is idle (core/dataplane/workers/spill.ts); 'spread': every proxy process accepts. */
       accept: z.enum(['spread', 'spill']).default('spill'),
+      /** 'busy' (default): a proxy process's busy event loop stays on the CPU it runs on until the load ends (core/dataplane/cpu-pin.ts); 'off': never pinned. */
+      pin: z.enum(['busy', 'off']).default('busy'),
     })
-    .default({ workers: 1, accept: 'spill' }),
+    .default({ workers: 1, accept: 'spill', pin: 'busy' }),
 
 };
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { LineSplitter } from '../log-buffer.ts';
 import { ErrorCodes, TenementError } from '../errors.ts';
 import type { ExitInfo, InstanceStats, RunningHandle, SpawnSpec } from '../types.ts';
+import { unpinnedWhile } from './affinity.ts';
 import { wrapCommand } from './cgroup-wrap.ts';
 import { groupOwnsListener, processesOwnUnixListener } from './listener-owner.ts';
 import { descendants, processStats, signalGroup, waitGroupGone } from './group.ts';
@@ -50,12 +51,15 @@ export function spawnGroup(spec: SpawnSpec, launch: GroupLaunch, control: GroupC
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(start.command, start.args, {
-        cwd: spec.cwd,
-        env: launch.env,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      // With the server's whole CPU mask, not a busy proxy's pin (core/process/affinity.ts).
+      child = unpinnedWhile(() =>
+        spawn(start.command, start.args, {
+          cwd: spec.cwd,
+          env: launch.env,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
     } catch (error) {
       // Node throws (rather than emits) system errors it does not expect at run time, ENOMEM among them.
       reject(failed(error as NodeJS.ErrnoException));

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import type { Logger } from '../../core/logger.ts';
+import { unpinnedWhile } from '../../core/process/affinity.ts';
 
 export class HaproxyProcess {
   private child: ChildProcess | null = null;
@@ -56,7 +57,7 @@ export class HaproxyProcess {
   start(): void {
     if (this.closed) return;
     const startedAt = Date.now();
-    const child = spawn(this.binary, ['-W', '-db', '-f', this.configFile, '-p', this.pidFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = unpinnedWhile(() => spawn(this.binary, ['-W', '-db', '-f', this.configFile, '-p', this.pidFile], { stdio: ['ignore', 'ignore', 'pipe'] }));
     this.child = child;
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (text: string) => {

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import path from 'node:path';
+import { unpinnedWhile } from '../../core/process/affinity.ts';
 import { descendants } from '../../core/process/group.ts';
 import { LineSplitter } from '../../core/log-buffer.ts';
 import type { ExitInfo, SpawnSpec } from '../../core/types.ts';
@@ -61,7 +62,7 @@ export interface CriuRestore {
  * `onCriuExit` runs (to kill what it restored) before the instance's exit is reported.
  */
 export function spawnRestore(spec: SpawnSpec, args: readonly string[], fds: readonly number[], onCriuExit: () => void): CriuRestore {
-  const criu = spawn(criuPath(), args, { detached: true, stdio: ['ignore', 'pipe', 'pipe', ...fds], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  const criu = unpinnedWhile(() => spawn(criuPath(), args, { detached: true, stdio: ['ignore', 'pipe', 'pipe', ...fds], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } }));
   const exitWaiters: Array<(exit: ExitInfo) => void> = [];
   const run: CriuRestore = {
     process: criu,

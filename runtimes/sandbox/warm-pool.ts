@@ -4,6 +4,7 @@ import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import path from 'node:path';
+import { unpinnedWhile } from '../../core/process/affinity.ts';
 import { processTree } from '../../core/process/tree.ts';
 import { SYSTEM_PATH, findProgram } from '../../core/process/tenant-launch.ts';
 import { ociSpec } from './oci-spec.ts';
@@ -189,7 +190,7 @@ export class WarmPool {
     // the sentry dies (a detached sandbox's `runsc delete` takes over a second).
     let child: ChildProcess;
     try {
-      child = spawn(binary, [...globalFlags(paths.state), ...flags, 'run', '--bundle', bundle, id], { env: { PATH: SYSTEM_PATH }, stdio, detached: true });
+      child = unpinnedWhile(() => spawn(binary, [...globalFlags(paths.state), ...flags, 'run', '--bundle', bundle, id], { env: { PATH: SYSTEM_PATH }, stdio, detached: true }));
     } catch (error) {
       // A system error Node throws (ENOMEM) must not leave our FIFO ends open.
       input.destroy();

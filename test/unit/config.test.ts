@@ -147,3 +147,15 @@ test('a config module without a default export is a clear error', async (t) => {
   writeFileSync(file, 'export const config = {};\n');
   await assert.rejects(loadConfig({ file }), /no default export/);
 });
+
+test('settings.proxy.pin: busy by default, off on request, anything else named in the error', () => {
+  const services = { notes: { command: 'node app.js' } };
+  assert.equal(resolveConfig({ services }, source).settings.proxy.pin, 'busy');
+  assert.equal(resolveConfig({ settings: { proxy: { pin: 'off' } }, services }, source).settings.proxy.pin, 'off');
+  assert.equal(resolveConfig({ settings: { proxy: { workers: 2 } }, services }, source).settings.proxy.pin, 'busy', 'the default also when proxy is given without pin');
+  for (const pin of ['always', true, 0, '__proto__']) {
+    const error = configError({ settings: { proxy: { pin } }, services });
+    assert.match(error.message, /settings\.proxy\.pin/);
+    assert.match(error.message, /busy.*off|'busy' \| 'off'/);
+  }
+});

@@ -4,6 +4,8 @@ import { errorMessage } from '../../errors.ts';
 import type { KernelHooks } from '../../hooks.ts';
 import type { Instance } from '../../instance.ts';
 import type { Logger } from '../../logger.ts';
+import { unpinnedWhile } from '../../process/affinity.ts';
+import type { PinMode } from '../cpu-pin.ts';
 import type { DataPlane } from '../index.ts';
 import { RequestContext } from '../policy.ts';
 import { onRoutingChange } from '../route-cache.ts';
@@ -73,6 +75,8 @@ export class ProxyWorkers {
     private readonly accept: AcceptMode = 'spread',
     /** The kernel's own data plane: under 'spill', some of its idle connections move to a worker it spills to. */
     private readonly local: Pick<DataPlane, 'takeIdle' | 'connectionCount' | 'moveAtBoundary' | 'cancelMoves'> | null = null,
+    /** settings.proxy.pin: each worker pins its own busy event loop (cpu-pin.ts). */
+    private readonly pin: PinMode = 'off',
   ) {
     // Parking needs one shared accept queue: a closed SO_REUSEPORT socket would drop the connections queued on it.
     this.reusePort = accept === 'spread' && reusePortSupported();
@@ -195,12 +199,15 @@ export class ProxyWorkers {
   }
 
   private spawn(): Promise<void> {
-    const child = fork(this.entry.file, [], {
-      execArgv: this.entry.execArgv,
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, TENEMENT_PROXY_WORKER: '1' },
-    });
+    // Forked with the kernel's whole CPU mask, not its pin: a worker finds a CPU of its own.
+    const child = unpinnedWhile(() =>
+      fork(this.entry.file, [], {
+        execArgv: this.entry.execArgv,
+        serialization: 'advanced',
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        env: { ...process.env, TENEMENT_PROXY_WORKER: '1', TENEMENT_PROXY_PIN: this.pin },
+      }),
+    );
     const spill = this.accept === 'spill';
     const worker: Worker = { child, inFlight: new Map(), connections: 0, accepting: !spill, elu: 0 };
     this.workers.add(worker);

@@ -20,6 +20,7 @@ import type { FromWorker, MirroredInstance, MirroredRoute, ToWorker } from './pr
 import { RecordBatch } from './records.ts';
 import { listenOwn, type ListenFailed, type ListenMessage } from './listen.ts';
 import { SPILL_SAMPLE_MS, eluMeter } from './spill.ts';
+import { startCpuPinning } from '../cpu-pin.ts';
 
 type InstanceTarget = Extract<RouteTarget, { kind: 'instances' }>;
 /** How long activity and finished requests wait to be reported together. */
@@ -38,6 +39,7 @@ const send = (message: FromWorker, handle?: net.Socket): void => {
 
 const log = createLogger();
 const hooks = createHooks(new HookTimings());
+if (process.env.TENEMENT_PROXY_PIN === 'busy') startCpuPinning({ log });
 const touched = new Set<MirrorInstance>();
 const records = new RecordBatch(MAX_RECORDS);
 let dropped = 0;

@@ -1,6 +1,7 @@
 /** One nats-server child process run from a config file: start, graceful stop, restart, exit notices. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { unpinnedWhile } from '../../../core/process/affinity.ts';
 
 export interface NatsServerSpec {
   name: string;
@@ -50,7 +51,7 @@ export class NatsServerProcess {
     const fd = openSync(this.spec.logFile, 'a', 0o600);
     let child: ChildProcess;
     try {
-      child = spawn(this.spec.binary, ['-c', this.spec.configFile], { stdio: ['ignore', fd, fd] });
+      child = unpinnedWhile(() => spawn(this.spec.binary, ['-c', this.spec.configFile], { stdio: ['ignore', fd, fd] }));
     } finally {
       closeSync(fd);
     }
