@@ -42,7 +42,7 @@ export interface PinThresholds {
   holdOff: number;
 }
 
-/** Over 100 ms samples: pinned after one busy sample, let go after 5 s quiet, or after 1 s crowded (then 5 s not pinned again). */
+/** Over 100 ms samples: pinned after one busy sample, let go after 5 s quiet, or after 1 s crowded (then not pinned again for 5 s, doubling). */
 export const DEFAULT_PIN: PinThresholds = { busy: 0.5, pinAfter: 1, quiet: 0.2, unpinAfter: 50, crowded: 0.25, crowdedAfter: 10, holdOff: 50 };
 export const PIN_SAMPLE_MS = 100;
 
