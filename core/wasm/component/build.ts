@@ -11,6 +11,7 @@ import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, TenementError } from '../../errors.ts';
+import { unpinnedWhile } from '../../process/affinity.ts';
 import type { BuildComponentOptions, BuildComponentResult } from './types.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -114,13 +115,16 @@ function serialised<T>(work: () => Promise<T>): Promise<T> {
 /** Runs jco; resolves with its exit code and output (warnings included). */
 function runJco(bin: string, args: string[], cwd: string): Promise<{ ok: boolean; why: string; output: string }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd,
-      // The preload gives jco's own wasm tools (run on preview2-shim, which starts with no preopens) the host
-      // file system; it is loaded in this build process only, never where guests run.
-      env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${PRELOAD}`.trim() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // With the server's whole CPU mask, not a busy proxy's pin (core/process/affinity.ts).
+    const child = unpinnedWhile(() =>
+      spawn(process.execPath, [bin, ...args], {
+        cwd,
+        // The preload gives jco's own wasm tools (run on preview2-shim, which starts with no preopens) the host
+        // file system; it is loaded in this build process only, never where guests run.
+        env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${PRELOAD}`.trim() },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
     // A build that runs away (it can grow to gigabytes on some init errors) is cut off.
     const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
     // Before the streams: a spawn that fails (EMFILE) leaves them null and emits `error` on the next tick.
